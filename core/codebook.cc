@@ -1,0 +1,72 @@
+#include "core/codebook.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+
+namespace coset {
+namespace {
+
+// sqrt of the first 16 primes: linearly independent over the rationals, so <ε c, v> != 0 for every
+// nonzero lattice difference v, and no two candidates stay tied.
+constexpr double kTieDirection[kMaxLatticeDim] = {
+    1.4142135623730951, 1.7320508075688772, 2.2360679774997898, 2.6457513110645907,
+    3.3166247903554000, 3.6055512754639891, 4.1231056256176606, 4.3588989435406740,
+    4.7958315233127191, 5.3851648071345037, 5.5677643628300215, 6.0827625302982193,
+    6.4031242374328485, 6.5574385243020004, 6.8556546004010439, 7.2801098892805181};
+constexpr double kTieEpsilon = 1e-9;
+
+}  // namespace
+
+void NearestWithTieRule(const Lattice& lattice, const double* y, int32_t* z) {
+  double perturbed[kMaxLatticeDim];
+  for (int i = 0; i < lattice.dim(); ++i) perturbed[i] = y[i] + kTieEpsilon * kTieDirection[i];
+  lattice.Nearest(perturbed, z);
+}
+
+absl::StatusOr<std::shared_ptr<const Codebook>> Codebook::Create(const Lattice& lattice, int q) {
+  if (q < lattice.min_q()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "q (=", q, ") must be at least ", lattice.min_q(), " for ", lattice.name(),
+        lattice.min_q() > 2 ? " (q = 2 overloads 50-94% of chunks and never clears)" : ""));
+  }
+  if (q > 255) return absl::InvalidArgumentError(absl::StrCat("q (=", q, ") must be at most 255"));
+  const int s = lattice.symbol_dim();
+  const double symbols = std::pow(static_cast<double>(q), s);
+  if (symbols > static_cast<double>(kMaxCodebookSymbols)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "q^", s, " (= ", symbols, ") codebook symbols for ", lattice.name(), " q=", q,
+        " exceeds the limit of ", kMaxCodebookSymbols, "; use a smaller q or lattice"));
+  }
+  return std::shared_ptr<const Codebook>(new Codebook(lattice, q));
+}
+
+Codebook::Codebook(const Lattice& lattice, int q)
+    : lattice_(lattice), q_(q), symbol_dim_(lattice.symbol_dim()) {
+  num_symbols_ = 1;
+  for (int i = 0; i < symbol_dim_; ++i) num_symbols_ *= q;
+  while ((1 << log2_q_) < q) ++log2_q_;
+  rep_coords_.resize(num_symbols_ * symbol_dim_);
+  rep_point_.resize(num_symbols_ * symbol_dim_);
+  // Z^n codes per coordinate with Z1's table; the other lattices code whole chunks.
+  const Lattice symbol_lattice =
+      lattice.kind() == LatticeKind::kZ ? *Lattice::Create(LatticeKind::kZ, 1) : lattice;
+  int32_t b[kMaxLatticeDim], zq[kMaxLatticeDim];
+  double gb[kMaxLatticeDim], rep_ambient[kMaxLatticeDim];
+  for (int64_t symbol = 0; symbol < num_symbols_; ++symbol) {
+    int64_t rest = symbol;
+    for (int i = 0; i < symbol_dim_; ++i) {
+      b[i] = static_cast<int32_t>(rest % q);
+      rest /= q;
+    }
+    symbol_lattice.Point(b, gb);
+    for (int i = 0; i < symbol_dim_; ++i) gb[i] /= q;
+    NearestWithTieRule(symbol_lattice, gb, zq);
+    int32_t* rc = &rep_coords_[symbol * symbol_dim_];
+    for (int i = 0; i < symbol_dim_; ++i) rc[i] = b[i] - q * zq[i];
+    symbol_lattice.Point(rc, rep_ambient);
+    for (int i = 0; i < symbol_dim_; ++i) rep_point_[symbol * symbol_dim_ + i] = static_cast<float>(rep_ambient[i]);
+  }
+}
+
+}  // namespace coset

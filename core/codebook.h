@@ -1,0 +1,63 @@
+// Coset codebook of one (lattice, q): the table behind Algorithms 1 and 2.
+//
+// A codebook symbol b (digits b_i in [0, q-1], index = sum_i b_i q^i) names the coset G b + qL.
+// Its representative rep(b) = G b - q Q_L(G b / q) lies in the closed cell qV (Algorithm 2's term).
+//
+// Why a table: Algorithm 1 evaluates Q_L(g / q) on lattice points g, which land on Voronoi
+// boundaries often; Algorithm 2 inverts Algorithm 1 only if those evaluations are
+// translation-equivariant. Writing g = rep(b(g)) + q λ, we define Q_L(g / q) := λ = (g - rep(b)) / q
+// for every g in the same coset. This is equivariant by construction, is exact integer arithmetic
+// in basis coordinates, and is shared by encoder, decoder and LUT builder. The table itself is built
+// once with the perturbed nearest point Q_L(y + ε c), c_i = sqrt(prime_i), ε = 1e-9, on the exact
+// small rationals G b / q in double precision (ties there are broken by ε, rounding error is ~1e-16).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/lattice.h"
+
+namespace coset {
+
+// Largest codebook the codec builds (symbols per table). E8 q = 5 is 390,625.
+inline constexpr int64_t kMaxCodebookSymbols = int64_t{1} << 20;
+
+class Codebook {
+ public:
+  // Fails for q below the lattice's minimum, q > 255, or q^symbol_dim > kMaxCodebookSymbols.
+  static absl::StatusOr<std::shared_ptr<const Codebook>> Create(const Lattice& lattice, int q);
+
+  const Lattice& lattice() const { return lattice_; }
+  int q() const { return q_; }
+  int symbol_dim() const { return symbol_dim_; }
+  int64_t num_symbols() const { return num_symbols_; }
+  bool q_is_power_of_two() const { return (q_ & (q_ - 1)) == 0; }
+  int log2_q() const { return log2_q_; }
+
+  // rep(b) in basis coordinates: symbol_dim int32 per symbol.
+  const int32_t* rep_coords(uint32_t symbol) const {
+    return rep_coords_.data() + static_cast<size_t>(symbol) * symbol_dim_;
+  }
+  // rep(b) in ambient coordinates: symbol_dim floats per symbol (exact for Z, D_n, E8).
+  const float* rep_point(uint32_t symbol) const {
+    return rep_point_.data() + static_cast<size_t>(symbol) * symbol_dim_;
+  }
+  const std::vector<float>& rep_points() const { return rep_point_; }
+
+ private:
+  Codebook(const Lattice& lattice, int q);
+  Lattice lattice_;
+  int q_;
+  int log2_q_ = 0;
+  int symbol_dim_;
+  int64_t num_symbols_;
+  std::vector<int32_t> rep_coords_;
+  std::vector<float> rep_point_;
+};
+
+// The perturbed nearest point used to build codebooks and LUTs: nearest point of y + ε c.
+void NearestWithTieRule(const Lattice& lattice, const double* y, int32_t* z);
+
+}  // namespace coset

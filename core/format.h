@@ -1,0 +1,27 @@
+// The compressed-tensor format (`.coset` blobs), version 1. The spec is core/FORMAT.md; this is
+// its only implementation. Little-endian throughout, CRC-32C over everything before the trailer.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/tensor_codec.h"
+
+namespace coset {
+
+inline constexpr char kFormatMagic[4] = {'C', 'S', 'E', 'T'};
+inline constexpr uint16_t kFormatVersion = 1;
+// Refuse blobs claiming more than this much decoded data (protects decoders from crafted shapes).
+inline constexpr int64_t kMaxDecodedElements = int64_t{1} << 36;
+
+std::vector<uint8_t> Serialize(const CompressedTensor& tensor);
+
+// Parses and fully validates a blob: magic, version, checksum, every field and section size.
+// Truncated, corrupted or wrong-version input returns an error naming what is wrong.
+absl::StatusOr<CompressedTensor> Parse(const uint8_t* data, size_t size);
+
+// Bits on disk per original entry of a serialized tensor.
+double StoredBitsPerEntry(const CompressedTensor& tensor, size_t blob_size);
+
+}  // namespace coset

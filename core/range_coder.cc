@@ -1,0 +1,133 @@
+#include "core/range_coder.h"
+
+#include <algorithm>
+
+namespace coset {
+namespace {
+
+constexpr int kProbBits = 11;
+constexpr uint32_t kProbInit = 1u << (kProbBits - 1);
+constexpr int kMoveBits = 5;
+constexpr uint32_t kTopValue = 1u << 24;
+constexpr int kContexts = 16;  // bit positions >= 15 share the last context
+
+class RangeEncoder {
+ public:
+  void EncodeBit(uint16_t& prob, int bit) {
+    const uint32_t bound = (range_ >> kProbBits) * prob;
+    if (bit == 0) {
+      range_ = bound;
+      prob = static_cast<uint16_t>(prob + (((1u << kProbBits) - prob) >> kMoveBits));
+    } else {
+      low_ += bound;
+      range_ -= bound;
+      prob = static_cast<uint16_t>(prob - (prob >> kMoveBits));
+    }
+    while (range_ < kTopValue) {
+      range_ <<= 8;
+      ShiftLow();
+    }
+  }
+  std::vector<uint8_t> Finish() {
+    for (int i = 0; i < 5; ++i) ShiftLow();
+    return std::move(out_);
+  }
+
+ private:
+  // Emits the top byte of low, holding back 0xFF bytes until a carry is resolved.
+  void ShiftLow() {
+    if (static_cast<uint32_t>(low_) < 0xFF000000u || (low_ >> 32) != 0) {
+      const uint8_t carry = static_cast<uint8_t>(low_ >> 32);
+      uint8_t temp = cache_;
+      do {
+        out_.push_back(static_cast<uint8_t>(temp + carry));
+        temp = 0xFF;
+      } while (--cache_size_ != 0);
+      cache_ = static_cast<uint8_t>(low_ >> 24);
+    }
+    ++cache_size_;
+    low_ = (low_ & 0x00FFFFFFu) << 8;
+  }
+
+  uint64_t low_ = 0;
+  uint32_t range_ = 0xFFFFFFFFu;
+  uint8_t cache_ = 0;
+  uint64_t cache_size_ = 1;
+  std::vector<uint8_t> out_;
+};
+
+class RangeDecoder {
+ public:
+  RangeDecoder(const uint8_t* data, int64_t size) : data_(data), size_(size) {
+    for (int i = 0; i < 5; ++i) code_ = (code_ << 8) | NextByte();
+  }
+  int DecodeBit(uint16_t& prob) {
+    const uint32_t bound = (range_ >> kProbBits) * prob;
+    int bit;
+    if (code_ < bound) {
+      range_ = bound;
+      prob = static_cast<uint16_t>(prob + (((1u << kProbBits) - prob) >> kMoveBits));
+      bit = 0;
+    } else {
+      code_ -= bound;
+      range_ -= bound;
+      prob = static_cast<uint16_t>(prob - (prob >> kMoveBits));
+      bit = 1;
+    }
+    while (range_ < kTopValue) {
+      range_ <<= 8;
+      code_ = (code_ << 8) | NextByte();
+    }
+    return bit;
+  }
+  bool overrun() const { return overrun_; }
+
+ private:
+  uint32_t NextByte() {
+    if (pos_ < size_) return data_[pos_++];
+    overrun_ = true;
+    return 0;
+  }
+  const uint8_t* data_;
+  int64_t size_;
+  int64_t pos_ = 0;
+  uint32_t code_ = 0;
+  uint32_t range_ = 0xFFFFFFFFu;
+  bool overrun_ = false;
+};
+
+}  // namespace
+
+std::vector<uint8_t> EncodeOverloadCounts(const uint8_t* t, int64_t count, int t_max) {
+  uint16_t probs[kContexts];
+  std::fill(probs, probs + kContexts, kProbInit);
+  RangeEncoder encoder;
+  for (int64_t i = 0; i < count; ++i) {
+    // Unary: T ones then a zero; the zero is implied when T reaches t_max.
+    for (int bit = 0; bit < t_max; ++bit) {
+      const int one = t[i] > bit ? 1 : 0;
+      encoder.EncodeBit(probs[std::min(bit, kContexts - 1)], one);
+      if (!one) break;
+    }
+  }
+  return encoder.Finish();
+}
+
+absl::Status DecodeOverloadCounts(const uint8_t* data, int64_t size, int64_t count, int t_max,
+                                  uint8_t* t) {
+  uint16_t probs[kContexts];
+  std::fill(probs, probs + kContexts, kProbInit);
+  RangeDecoder decoder(data, size);
+  for (int64_t i = 0; i < count; ++i) {
+    int value = 0;
+    while (value < t_max && decoder.DecodeBit(probs[std::min(value, kContexts - 1)])) ++value;
+    t[i] = static_cast<uint8_t>(value);
+    // An encoder's 5-byte flush means a valid stream never needs more than 4 bytes past its end.
+    if (decoder.overrun()) {
+      return absl::DataLossError("overload-counter stream ends early (truncated or corrupt)");
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace coset

@@ -1,0 +1,76 @@
+// Row kernels of the HNLQ codec: Algorithm 1 (encode) and Algorithm 2 (decode) of Kaplan &
+// Ordentlich 2025 (arXiv 2505.13164), applied chunk by chunk along one row, with per-block
+// scaling, the optional rotation and the geometric overload ramp.
+//
+// The same source (row_codec_impl.h) is compiled once portable and once with AVX2 (FAISS-style
+// one file per ISA); -ffp-contract=off keeps the two bit-identical, which the tests check.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/codebook.h"
+#include "core/params.h"
+#include "core/symbol_packing.h"
+
+namespace coset {
+
+enum class SimdLevel { kPortable = 0, kAvx2 = 1 };
+
+// The best level this CPU supports (AVX2 when present), unless overridden by SetSimdLevel.
+SimdLevel ActiveSimdLevel();
+// For tests and benchmarks: force a level (AVX2 only if the CPU has it). Returns the old one.
+SimdLevel SetSimdLevel(SimdLevel level);
+
+// Everything the row kernels read, resolved once per tensor.
+struct RowCodecContext {
+  const Codebook* codebook = nullptr;
+  Layout layout;
+  SymbolPacking packing;
+  int levels = 0;
+  int block = 0;
+  int t_max = 0;
+  ScaleMode scale = ScaleMode::kNone;
+  CapPolicy on_cap = CapPolicy::kFail;
+  float beta = 0.0f;
+  std::vector<float> ramp;            // ramp[T] = 2^(alpha T), T in [0, t_max]
+  std::vector<float> rotation_signs;  // empty when rotation is off
+};
+
+// Per-thread scratch, allocated once per range of rows (never per chunk).
+struct RowScratch {
+  std::vector<float> work;
+  std::vector<uint32_t> symbols;
+  explicit RowScratch(const Layout& layout)
+      : work(layout.padded_cols), symbols(layout.symbols_per_row) {}
+};
+
+struct RowEncodeCounts {
+  int64_t first_try_overloads = 0;  // chunks with T > 0
+  int64_t capped = 0;               // chunks still overloaded at t_max
+  int64_t first_capped_chunk = -1;  // index within the row of the first capped chunk
+};
+
+// Encodes one row: x (cols floats) -> scales (blocks_per_row bf16, only when scale != none),
+// t (chunks_per_row), packed (row_bytes).
+using EncodeRowFn = RowEncodeCounts (*)(const RowCodecContext& ctx, const float* x, uint16_t* scales,
+                                        uint8_t* t, uint8_t* packed, RowScratch& scratch);
+// Decodes one row into out (cols floats). Returns false when the packed symbols are invalid.
+using DecodeRowFn = bool (*)(const RowCodecContext& ctx, const uint16_t* scales, const uint8_t* t,
+                             const uint8_t* packed, float* out, RowScratch& scratch);
+
+struct RowKernels {
+  EncodeRowFn encode;
+  DecodeRowFn decode;
+};
+
+RowKernels GetRowKernels(SimdLevel level, LatticeKind kind, int dim, bool q_pow2);
+
+namespace portable {
+RowKernels Kernels(LatticeKind kind, int dim, bool q_pow2);
+}
+namespace avx2 {
+RowKernels Kernels(LatticeKind kind, int dim, bool q_pow2);
+}
+
+}  // namespace coset

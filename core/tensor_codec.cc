@@ -1,0 +1,187 @@
+#include "core/tensor_codec.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "core/beta_table.h"
+#include "core/block_transform.h"
+#include "core/status_macros.h"
+
+namespace coset {
+
+TensorCodec::TensorCodec(CodecParams params, Lattice lattice, std::shared_ptr<const Codebook> codebook)
+    : params_(std::move(params)), lattice_(lattice), codebook_(std::move(codebook)) {}
+
+absl::StatusOr<TensorCodec> TensorCodec::Create(const CodecParams& params) {
+  COSET_RETURN_IF_ERROR(ValidateParams(params));
+  COSET_ASSIGN_OR_RETURN(Lattice lattice, Lattice::Parse(params.lattice));
+  COSET_ASSIGN_OR_RETURN(std::shared_ptr<const Codebook> codebook, Codebook::Create(lattice, params.q));
+  CodecParams resolved = params;
+  resolved.lattice = lattice.name();
+  if (resolved.block == 0) resolved.block = std::max(1, kDefaultBlock / lattice.dim()) * lattice.dim();
+  if (resolved.beta == 0.0f) resolved.beta = DefaultBeta(lattice, params.q, params.levels, params.scale);
+  return TensorCodec(std::move(resolved), lattice, std::move(codebook));
+}
+
+absl::StatusOr<RowCodecContext> TensorCodec::MakeContext(const std::vector<int64_t>& shape) const {
+  RowCodecContext ctx;
+  COSET_ASSIGN_OR_RETURN(ctx.layout, Layout::Make(params_, lattice_, shape));
+  ctx.codebook = codebook_.get();
+  ctx.packing = SymbolPacking(static_cast<uint64_t>(codebook_->num_symbols()), ctx.layout.symbols_per_row);
+  ctx.levels = params_.levels;
+  ctx.block = params_.block;
+  ctx.t_max = params_.t_max;
+  ctx.scale = params_.scale;
+  ctx.on_cap = params_.on_cap;
+  ctx.beta = params_.beta;
+  ctx.ramp.resize(params_.t_max + 1);
+  for (int t = 0; t <= params_.t_max; ++t) {
+    ctx.ramp[t] = static_cast<float>(std::exp2(static_cast<double>(params_.alpha) * t));
+  }
+  if (params_.rotate) ctx.rotation_signs = RotationSigns(params_.seed, params_.block);
+  return ctx;
+}
+
+absl::StatusOr<CompressedTensor> TensorCodec::Encode(const float* x, const std::vector<int64_t>& shape,
+                                                     DType original_dtype, Executor* executor,
+                                                     EncodeStats* stats) const {
+  COSET_ASSIGN_OR_RETURN(RowCodecContext ctx, MakeContext(shape));
+  const Layout& l = ctx.layout;
+  if (l.numel > 0 && x == nullptr) return absl::InvalidArgumentError("input pointer is null");
+  // Refuse NaN/Inf once at the boundary: they have no lattice point and would poison a block scale.
+  for (int64_t i = 0; i < l.numel; ++i) {
+    if (!std::isfinite(x[i])) {
+      return absl::InvalidArgumentError(absl::StrCat("input[", i, "] is ", x[i],
+                                                     "; NaN and Inf cannot be encoded"));
+    }
+  }
+  CompressedTensor out;
+  out.params = params_;
+  out.dtype = original_dtype;
+  out.shape = shape;
+  out.layout = l;
+  out.row_bytes = ctx.packing.row_bytes();
+  if (params_.scale != ScaleMode::kNone) out.scales.resize(l.rows * l.blocks_per_row);
+  out.t.resize(l.rows * l.chunks_per_row);
+  out.symbols.resize(l.rows * out.row_bytes);
+
+  const RowKernels kernels = GetRowKernels(ActiveSimdLevel(), lattice_.kind(), lattice_.dim(), codebook_->q_is_power_of_two());
+  std::mutex mu;
+  EncodeStats total;
+  int64_t first_capped_row = -1, first_capped_chunk = -1;
+  if (executor == nullptr) executor = InlineExecutor();
+  executor->ParallelFor(l.rows, [&](int64_t begin, int64_t end) {
+    RowScratch scratch(l);
+    EncodeStats local;
+    int64_t capped_row = -1, capped_chunk = -1;
+    for (int64_t r = begin; r < end; ++r) {
+      const RowEncodeCounts counts = kernels.encode(
+          ctx, x + r * l.cols, out.scales.empty() ? nullptr : &out.scales[r * l.blocks_per_row],
+          &out.t[r * l.chunks_per_row], &out.symbols[r * out.row_bytes], scratch);
+      local.first_try_overloads += counts.first_try_overloads;
+      local.capped += counts.capped;
+      if (counts.first_capped_chunk >= 0 && capped_row < 0) {
+        capped_row = r;
+        capped_chunk = counts.first_capped_chunk;
+      }
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    total.first_try_overloads += local.first_try_overloads;
+    total.capped += local.capped;
+    if (capped_row >= 0 && (first_capped_row < 0 || capped_row < first_capped_row)) {
+      first_capped_row = capped_row;
+      first_capped_chunk = capped_chunk;
+    }
+  });
+  total.chunks = l.rows * l.chunks_per_row;
+  if (stats != nullptr) *stats = total;
+  if (total.capped > 0 && params_.on_cap == CapPolicy::kFail) {
+    return absl::OutOfRangeError(absl::StrCat(
+        total.capped, " chunk(s) still overload after t_max (=", params_.t_max,
+        ") ramp steps; first at row ", first_capped_row, ", entries [", first_capped_chunk * l.dim, ", ",
+        (first_capped_chunk + 1) * l.dim, "). Use block scaling (--scale rms), a larger beta or t_max, "
+        "or the 'zero' cap policy"));
+  }
+  return out;
+}
+
+absl::Status TensorCodec::CheckConsistent(const CompressedTensor& tensor) {
+  COSET_RETURN_IF_ERROR(ValidateParams(tensor.params));
+  if (tensor.params.beta <= 0.0f) return absl::InvalidArgumentError("compressed tensor has beta <= 0");
+  COSET_ASSIGN_OR_RETURN(Lattice lattice, Lattice::Parse(tensor.params.lattice));
+  COSET_ASSIGN_OR_RETURN(Layout l, Layout::Make(tensor.params, lattice, tensor.shape));
+  int64_t symbols = 1;
+  for (int i = 0; i < lattice.symbol_dim(); ++i) symbols *= tensor.params.q;
+  const SymbolPacking packing(static_cast<uint64_t>(symbols), l.symbols_per_row);
+  const size_t want_scales = tensor.params.scale == ScaleMode::kNone ? 0 : l.rows * l.blocks_per_row;
+  if (tensor.scales.size() != want_scales || tensor.t.size() != static_cast<size_t>(l.rows * l.chunks_per_row) ||
+      tensor.row_bytes != packing.row_bytes() ||
+      tensor.symbols.size() != static_cast<size_t>(l.rows * packing.row_bytes())) {
+    return absl::InvalidArgumentError("compressed tensor sections do not match its shape and parameters");
+  }
+  for (uint8_t t : tensor.t) {
+    if (t > tensor.params.t_max) {
+      return absl::DataLossError(absl::StrCat("overload counter ", int{t}, " exceeds t_max ", tensor.params.t_max));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TensorCodec::Decode(const CompressedTensor& tensor, float* out, Executor* executor) const {
+  COSET_RETURN_IF_ERROR(CheckConsistent(tensor));
+  const CodecParams& p = tensor.params;
+  if (p.lattice != params_.lattice || p.q != params_.q || p.levels != params_.levels) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor was coded with ", p.lattice, " q=", p.q, " M=", p.levels,
+                                                   ", this codec is ", params_.lattice, " q=", params_.q,
+                                                   " M=", params_.levels));
+  }
+  // Per-tensor parameters (beta, alpha, block, scale, rotation) come from the tensor itself.
+  TensorCodec view(p, lattice_, codebook_);
+  COSET_ASSIGN_OR_RETURN(RowCodecContext ctx, view.MakeContext(tensor.shape));
+  const Layout& l = ctx.layout;
+  if (l.numel > 0 && out == nullptr) return absl::InvalidArgumentError("output pointer is null");
+  const RowKernels kernels = GetRowKernels(ActiveSimdLevel(), lattice_.kind(), lattice_.dim(), codebook_->q_is_power_of_two());
+  std::atomic<int64_t> bad_row{-1};
+  if (executor == nullptr) executor = InlineExecutor();
+  executor->ParallelFor(l.rows, [&](int64_t begin, int64_t end) {
+    RowScratch scratch(l);
+    for (int64_t r = begin; r < end; ++r) {
+      const uint16_t* scales = tensor.scales.empty() ? nullptr : &tensor.scales[r * l.blocks_per_row];
+      if (!kernels.decode(ctx, scales, &tensor.t[r * l.chunks_per_row], &tensor.symbols[r * tensor.row_bytes],
+                          out + r * l.cols, scratch)) {
+        int64_t expected = -1;
+        bad_row.compare_exchange_strong(expected, r);
+      }
+    }
+  });
+  if (bad_row.load() >= 0) {
+    return absl::DataLossError(absl::StrCat("packed symbols of row ", bad_row.load(), " are invalid (corrupt data)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DecodeTensor(const CompressedTensor& tensor, float* out, Executor* executor) {
+  COSET_ASSIGN_OR_RETURN(TensorCodec codec, TensorCodec::Create(tensor.params));
+  return codec.Decode(tensor, out, executor);
+}
+
+OverloadSummary SummarizeOverloads(const CompressedTensor& tensor) {
+  OverloadSummary s;
+  s.histogram.assign(tensor.params.t_max + 1, 0);
+  for (uint8_t t : tensor.t) {
+    if (t < s.histogram.size()) ++s.histogram[t];
+  }
+  const double n = static_cast<double>(tensor.t.size());
+  if (n > 0) {
+    for (int64_t c : s.histogram) {
+      if (c > 0) s.entropy_bits -= (c / n) * std::log2(c / n);
+    }
+    s.first_try_overload_rate = (n - s.histogram[0]) / n;
+  }
+  return s;
+}
+
+}  // namespace coset

@@ -1,0 +1,81 @@
+// HNLQ on tensors of any shape: only the last dimension is quantized; leading dimensions are rows,
+// coded independently (and in parallel through an injected Executor).
+//
+// Per row: zero-pad to a multiple of d; per block of `block` entries: optional rotation, a scale
+// (RMS or absmax, stored as bf16), then every d-dim chunk is encoded at step
+// scale * beta * 2^(alpha T) with the smallest T in [0, t_max] that does not overload.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/codebook.h"
+#include "core/executor.h"
+#include "core/params.h"
+#include "core/row_codec.h"
+
+namespace coset {
+
+// A tensor in coded form, in memory. Serialize with format.h.
+struct CompressedTensor {
+  CodecParams params;                 // resolved: beta is never 0 here
+  DType dtype = DType::kFloat32;      // dtype of the original tensor (decode returns it)
+  std::vector<int64_t> shape;
+  Layout layout;
+  int64_t row_bytes = 0;
+  std::vector<uint16_t> scales;       // bf16, rows * blocks_per_row; empty when scale == none
+  std::vector<uint8_t> t;             // rows * chunks_per_row overload counters
+  std::vector<uint8_t> symbols;       // rows * row_bytes packed symbols (symbol_packing.h)
+};
+
+struct EncodeStats {
+  int64_t chunks = 0;
+  int64_t first_try_overloads = 0;  // chunks that needed T > 0
+  int64_t capped = 0;               // chunks still overloaded at t_max (zeroed under kZero)
+  double first_try_overload_rate() const { return chunks ? double(first_try_overloads) / chunks : 0.0; }
+};
+
+// Histogram and entropy of T over a compressed tensor (for info and rate accounting).
+struct OverloadSummary {
+  std::vector<int64_t> histogram;  // t_max + 1 counts
+  double entropy_bits = 0.0;       // H(T) per chunk
+  double first_try_overload_rate = 0.0;
+};
+OverloadSummary SummarizeOverloads(const CompressedTensor& tensor);
+
+class TensorCodec {
+ public:
+  // Validates params, resolves a default beta (beta_table.h) and builds the codebook.
+  static absl::StatusOr<TensorCodec> Create(const CodecParams& params);
+
+  const CodecParams& params() const { return params_; }
+  const Codebook& codebook() const { return *codebook_; }
+
+  // x: numel floats, row-major, shape as given. Fails on NaN/Inf (naming the first index), on a
+  // bad shape, or (CapPolicy::kFail) when a chunk is still overloaded after t_max retries.
+  absl::StatusOr<CompressedTensor> Encode(const float* x, const std::vector<int64_t>& shape,
+                                          DType original_dtype = DType::kFloat32,
+                                          Executor* executor = nullptr,
+                                          EncodeStats* stats = nullptr) const;
+
+  // out: numel floats. The tensor must carry this codec's parameters.
+  absl::Status Decode(const CompressedTensor& tensor, float* out, Executor* executor = nullptr) const;
+
+  // Checks that a tensor's sizes agree with its params and shape (cheap; decode calls it).
+  static absl::Status CheckConsistent(const CompressedTensor& tensor);
+
+ private:
+  TensorCodec(CodecParams params, Lattice lattice, std::shared_ptr<const Codebook> codebook);
+  absl::StatusOr<RowCodecContext> MakeContext(const std::vector<int64_t>& shape) const;
+
+  CodecParams params_;
+  Lattice lattice_;
+  std::shared_ptr<const Codebook> codebook_;
+};
+
+// Decodes with a codec built from the tensor's own parameters.
+absl::Status DecodeTensor(const CompressedTensor& tensor, float* out, Executor* executor = nullptr);
+
+}  // namespace coset

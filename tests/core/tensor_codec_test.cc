@@ -1,0 +1,353 @@
+#include "core/tensor_codec.h"
+#include <cmath>
+#include <random>
+
+#include "core/block_transform.h"
+#include "core/codebook.h"
+#include "core/hnlq_ref.h"
+#include "core/thread_pool.h"
+#include "gtest/gtest.h"
+
+namespace coset {
+namespace {
+
+struct Config {
+  const char* lattice;
+  int q;
+  int levels;
+};
+const Config kConfigs[] = {{"Z1", 2, 3}, {"Z4", 4, 2}, {"Z3", 5, 2}, {"A2", 3, 2}, {"A2", 4, 2},
+                           {"D4", 3, 2}, {"D4", 4, 2}, {"D4", 8, 2}, {"D4", 4, 3}, {"D5", 3, 1},
+                           {"E8", 3, 2}, {"E8", 4, 2}};
+
+std::vector<float> Gaussian(int64_t n, uint32_t seed, float sigma = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.0f, sigma);
+  std::vector<float> x(n);
+  for (float& v : x) v = g(rng);
+  return x;
+}
+
+CodecParams Params(const Config& c, ScaleMode scale) {
+  CodecParams p;
+  p.lattice = c.lattice;
+  p.q = c.q;
+  p.levels = c.levels;
+  p.scale = scale;
+  return p;
+}
+
+// Digits of chunk `chunk` of row `row`, level-major (M * d), recovered from the packed symbols.
+std::vector<int32_t> ChunkDigits(const CompressedTensor& t, const Codebook& cb, int64_t row, int64_t chunk) {
+  const Layout& l = t.layout;
+  SymbolPacking packing(static_cast<uint64_t>(cb.num_symbols()), l.symbols_per_row);
+  std::vector<uint32_t> symbols(l.symbols_per_row);
+  EXPECT_TRUE(packing.UnpackRow(&t.symbols[row * t.row_bytes], symbols.data()));
+  std::vector<int32_t> digits;
+  const int s = cb.symbol_dim();
+  for (int64_t k = 0; k < l.symbols_per_chunk; ++k) {
+    uint32_t sym = symbols[chunk * l.symbols_per_chunk + k];
+    for (int i = 0; i < s; ++i) {
+      digits.push_back(static_cast<int32_t>(sym % cb.q()));
+      sym /= cb.q();
+    }
+  }
+  return digits;
+}
+
+TEST(TensorCodecTest, RejectsBadParameters) {
+  CodecParams p;
+  p.lattice = "D4";
+  p.q = 2;
+  EXPECT_EQ(TensorCodec::Create(p).status().code(), absl::StatusCode::kInvalidArgument);
+  p.q = 4;
+  p.levels = 0;
+  EXPECT_EQ(TensorCodec::Create(p).status().code(), absl::StatusCode::kInvalidArgument);
+  p.levels = 9;
+  EXPECT_EQ(TensorCodec::Create(p).status().code(), absl::StatusCode::kInvalidArgument);
+  p.levels = 2;
+  p.block = 6;
+  EXPECT_NE(TensorCodec::Create(p).status().message().find("block (=6)"), std::string::npos);
+  p.block = 256;
+  p.beta = -1.0f;
+  EXPECT_FALSE(TensorCodec::Create(p).ok());
+  p.beta = 0.0f;
+  p.alpha = std::nanf("");
+  EXPECT_FALSE(TensorCodec::Create(p).ok());
+  p.alpha = 1.0f / 3;
+  p.q = 256;
+  EXPECT_FALSE(TensorCodec::Create(p).ok());
+  p.lattice = "E9";
+  EXPECT_FALSE(TensorCodec::Create(p).ok());
+}
+
+TEST(TensorCodecTest, RefusesNanAndInfNamingTheIndex) {
+  const TensorCodec codec = *TensorCodec::Create(CodecParams{});
+  std::vector<float> x(32, 1.0f);
+  x[17] = std::nanf("");
+  auto r = codec.Encode(x.data(), {2, 16});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("input[17]"), std::string::npos);
+  x[17] = -INFINITY;
+  EXPECT_FALSE(codec.Encode(x.data(), {2, 16}).ok());
+}
+
+// The core invariant: without overload, decode(encode(x)) == step * Q_L(x / step) exactly.
+TEST(TensorCodecTest, DecodeIsExactlyTheScaledNearestPointWithoutOverload) {
+  for (const Config& c : kConfigs) {
+    if (std::string(c.lattice) == "A2") continue;  // A2 points are irrational: checked with tolerance below
+    for (ScaleMode scale : {ScaleMode::kNone, ScaleMode::kRms}) {
+      CodecParams p = Params(c, scale);
+      p.block = 120;  // a multiple of every tested d
+      const TensorCodec codec = *TensorCodec::Create(p);
+      const Lattice lattice = *Lattice::Parse(c.lattice);
+      const int d = lattice.dim();
+      const int64_t rows = 3, cols = 128;
+      const std::vector<float> x = Gaussian(rows * cols, 7);
+      const CompressedTensor t = *codec.Encode(x.data(), {rows, cols});
+      std::vector<float> y(x.size());
+      ASSERT_TRUE(codec.Decode(t, y.data()).ok());
+      const int64_t chunks = cols / d;
+      int64_t checked = 0;
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t ch = 0; ch < chunks; ++ch) {
+          const uint8_t tc = t.t[r * t.layout.chunks_per_row + ch];
+          const int64_t block = ch * d / p.block;
+          const float scale_v = scale == ScaleMode::kNone ? 1.0f : Bf16ToFloat(t.scales[r * t.layout.blocks_per_row + block]);
+          const float step = scale_v * t.params.beta * static_cast<float>(std::exp2(double(p.alpha) * tc));
+          float yin[kMaxLatticeDim];
+          for (int i = 0; i < d; ++i) yin[i] = x[r * cols + ch * d + i] / step;
+          int32_t z[kMaxLatticeDim];
+          double pt[kMaxLatticeDim];
+          lattice.Nearest(yin, z);
+          lattice.Point(z, pt);
+          for (int i = 0; i < d; ++i) {
+            ASSERT_EQ(y[r * cols + ch * d + i], static_cast<float>(pt[i]) * step)
+                << c.lattice << " q=" << c.q << " M=" << c.levels << " row " << r << " chunk " << ch;
+          }
+          ++checked;
+        }
+      }
+      EXPECT_EQ(checked, rows * chunks);
+    }
+  }
+}
+
+// The fast kernels (integer coordinates + coset table) against the paper-literal reference: same
+// digits, same overload decisions, same decoded points, and x_hat = Q_L(x) - q^M g_M always.
+TEST(TensorCodecTest, MatchesPaperLiteralReferenceAndTelescopingIdentity) {
+  for (const Config& c : kConfigs) {
+    CodecParams p = Params(c, ScaleMode::kNone);
+    p.beta = 1.0f;
+    p.t_max = 0;
+    p.on_cap = CapPolicy::kZero;  // keep overloaded chunks so they can be compared too
+    const TensorCodec codec = *TensorCodec::Create(p);
+    const Lattice lattice = *Lattice::Parse(c.lattice);
+    const int d = lattice.dim();
+    const double qm = std::pow(c.q, c.levels);
+    // Inputs spread over the whole code region and beyond, so both outcomes occur.
+    const std::vector<float> x = Gaussian(d * 400, 11, static_cast<float>(0.45 * qm));
+    EncodeStats stats;
+    const CompressedTensor t = *codec.Encode(x.data(), {400, d}, DType::kFloat32, nullptr, &stats);
+    int overloads = 0;
+    for (int64_t r = 0; r < 400; ++r) {
+      std::vector<double> xd(x.begin() + r * d, x.begin() + (r + 1) * d);
+      const ChunkCodeRef ref = EncodeChunkRef(lattice, c.q, c.levels, xd.data());
+      const std::vector<double> x_hat = DecodeChunkRef(lattice, c.q, c.levels, ref.digits.data());
+      for (int i = 0; i < d; ++i) {
+        ASSERT_NEAR(x_hat[i], ref.first[i] - qm * ref.last[i], 1e-9) << "telescoping identity, " << c.lattice;
+      }
+      overloads += ref.overload;
+      if (ref.overload) continue;  // fast path zeroes overloaded chunks (CapPolicy::kZero)
+      EXPECT_EQ(ChunkDigits(t, codec.codebook(), r, 0), ref.digits) << c.lattice << " q=" << c.q << " row " << r;
+    }
+    EXPECT_EQ(overloads, stats.capped) << c.lattice << " q=" << c.q;
+    EXPECT_GT(overloads, 0) << c.lattice;
+    EXPECT_LT(overloads, 400) << c.lattice;
+  }
+}
+
+TEST(TensorCodecTest, TieCasesDecodeExactly) {
+  // Points on Voronoi boundaries of L at every level (multiples of 1/q of lattice points).
+  const Lattice d4 = *Lattice::Parse("D4");
+  CodecParams p;
+  p.lattice = "D4";
+  p.q = 3;
+  p.levels = 2;
+  p.scale = ScaleMode::kNone;
+  p.beta = 1.0f;
+  const TensorCodec codec = *TensorCodec::Create(p);
+  std::vector<float> x = {1.0f / 3, 1.0f / 3, 0.0f, -2.0f / 3,  // the note's tie at level 0
+                          1.0f, 1.0f, 0.0f, -2.0f,              // lattice point whose g/q is that tie
+                          3.0f, 0.0f, 0.0f, -3.0f,  1.5f, 1.5f, 0.0f, 0.0f};
+  const CompressedTensor t = *codec.Encode(x.data(), {4, 4});
+  std::vector<float> y(x.size());
+  ASSERT_TRUE(codec.Decode(t, y.data()).ok());
+  for (int r = 0; r < 4; ++r) {
+    if (t.t[r] != 0) continue;
+    float in[4];
+    for (int i = 0; i < 4; ++i) in[i] = x[r * 4 + i];
+    int32_t z[4];
+    double pt[4];
+    d4.Nearest(in, z);
+    d4.Point(z, pt);
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(y[r * 4 + i], static_cast<float>(pt[i])) << "row " << r;
+  }
+  EXPECT_EQ(t.t[1], 0);  // (1,1,0,-2) is a lattice point well inside 9V
+}
+
+TEST(TensorCodecTest, GoldenVectorD4Q4M2) {
+  CodecParams p;
+  p.scale = ScaleMode::kNone;
+  p.beta = 0.25f;
+  const TensorCodec codec = *TensorCodec::Create(p);
+  const std::vector<float> x = {0.3125f, -1.1875f, 0.8125f, 0.0625f, 2.5f, 2.5f, -2.5f, 2.5f};
+  const CompressedTensor t = *codec.Encode(x.data(), {2, 4});
+  // Worked by hand: x/beta = (1.25, -4.75, 3.25, 0.25) rounds (half up) to (1, -5, 3, 0), whose sum
+  // is odd; all gaps are 0.25, so the first coordinate is re-rounded: Q = (2, -5, 3, 0) = G (0, 2, -3, 0).
+  // Level 0: b_0 = (0, 2, 1, 0); G b_0 / 4 = (.5, -.25, -.25, 0) is nearest 0, so g_1 = (0, 0, -1, 0).
+  // Level 1: b_1 = (0, 0, 3, 0); G b_1 / 4 = (0, .75, -.75, 0) is nearest g3, rep = (0, 0, -1, 0), g_2 = 0.
+  EXPECT_EQ(t.t[0], 0);
+  EXPECT_EQ(ChunkDigits(t, codec.codebook(), 0, 0), (std::vector<int32_t>{0, 2, 1, 0, 0, 0, 3, 0}));
+  std::vector<float> y(8);
+  ASSERT_TRUE(codec.Decode(t, y.data()).ok());
+  const std::vector<float> want0 = {0.5f, -1.25f, 0.75f, 0.0f};
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(y[i], want0[i]) << i;
+  // (10, 10, -10, 10) is closer to 16 (1, 1, 0, 0) than to 0: outside 16 V, so it needs ramp steps.
+  EXPECT_GT(t.t[1], 0);
+}
+
+TEST(TensorCodecTest, AnyShapeRoundTripsWithBoundedError) {
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> dim(1, 37);
+  const TensorCodec codec = *TensorCodec::Create(CodecParams{});
+  for (int trial = 0; trial < 30; ++trial) {
+    std::vector<int64_t> shape;
+    const int rank = trial % 4;
+    int64_t n = 1;
+    for (int i = 0; i < rank; ++i) {
+      shape.push_back(dim(rng));
+      n *= shape.back();
+    }
+    const std::vector<float> x = Gaussian(n, trial);
+    const CompressedTensor t = *codec.Encode(x.data(), shape);
+    EXPECT_EQ(t.shape, shape);
+    std::vector<float> y(n);
+    ASSERT_TRUE(codec.Decode(t, y.data()).ok());
+    double err = 0, energy = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      err += (x[i] - y[i]) * (x[i] - y[i]);
+      energy += x[i] * x[i];
+    }
+    EXPECT_LT(err, 0.05 * energy + 1e-12) << "trial " << trial;  // 13 dB floor; typical is ~22 dB
+  }
+}
+
+TEST(TensorCodecTest, ZeroAndTinyBlocksDecodeToZero) {
+  const TensorCodec codec = *TensorCodec::Create(CodecParams{});
+  std::vector<float> x(512, 0.0f);
+  for (int i = 256; i < 512; ++i) x[i] = 1e-38f;
+  const CompressedTensor t = *codec.Encode(x.data(), {512});
+  std::vector<float> y(512, 1.0f);
+  ASSERT_TRUE(codec.Decode(t, y.data()).ok());
+  for (float v : y) EXPECT_EQ(v, 0.0f);
+}
+
+TEST(TensorCodecTest, CapPolicyFailsOrZeroesAndCounts) {
+  CodecParams p;
+  p.scale = ScaleMode::kNone;
+  p.beta = 0.02f;
+  p.t_max = 3;
+  std::vector<float> x(16, 0.1f);
+  x[5] = 1e6f;
+  const TensorCodec failing = *TensorCodec::Create(p);
+  const auto r = failing.Encode(x.data(), {16});
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_NE(r.status().message().find("entries [4, 8)"), std::string::npos) << r.status();
+  p.on_cap = CapPolicy::kZero;
+  const TensorCodec zeroing = *TensorCodec::Create(p);
+  EncodeStats stats;
+  const CompressedTensor t = *zeroing.Encode(x.data(), {16}, DType::kFloat32, nullptr, &stats);
+  EXPECT_EQ(stats.capped, 1);
+  std::vector<float> y(16);
+  ASSERT_TRUE(zeroing.Decode(t, y.data()).ok());
+  for (int i = 4; i < 8; ++i) EXPECT_EQ(y[i], 0.0f);
+  EXPECT_NEAR(y[0], 0.1f, 0.02f);
+}
+
+TEST(TensorCodecTest, RotationIsUndoneOnDecode) {
+  CodecParams p;
+  p.rotate = true;
+  p.block = 96;  // not a power of two: rotated as 64 + 32
+  const TensorCodec codec = *TensorCodec::Create(p);
+  std::vector<float> x = Gaussian(4 * 200, 9);
+  for (size_t i = 0; i < x.size(); i += 50) x[i] *= 30.0f;  // heavy outliers
+  const CompressedTensor t = *codec.Encode(x.data(), {4, 200});
+  std::vector<float> y(x.size());
+  ASSERT_TRUE(codec.Decode(t, y.data()).ok());
+  double err = 0, energy = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    err += (x[i] - y[i]) * (x[i] - y[i]);
+    energy += x[i] * x[i];
+  }
+  EXPECT_LT(10 * std::log10(energy / err), 35.0);
+  EXPECT_GT(10 * std::log10(energy / err), 18.0);
+}
+
+TEST(TensorCodecTest, PortableAndAvx2KernelsAreBitIdentical) {
+  for (const Config& c : kConfigs) {
+    for (bool rotate : {false, true}) {
+      CodecParams p = Params(c, ScaleMode::kRms);
+      p.rotate = rotate;
+      p.block = 120;  // a multiple of every tested d
+      const TensorCodec codec = *TensorCodec::Create(p);
+      const std::vector<float> x = Gaussian(5 * 77, 13);
+      const SimdLevel old = SetSimdLevel(SimdLevel::kPortable);
+      const CompressedTensor a = *codec.Encode(x.data(), {5, 77});
+      std::vector<float> ya(x.size()), yb(x.size());
+      ASSERT_TRUE(codec.Decode(a, ya.data()).ok());
+      SetSimdLevel(SimdLevel::kAvx2);
+      const CompressedTensor b = *codec.Encode(x.data(), {5, 77});
+      ASSERT_TRUE(codec.Decode(b, yb.data()).ok());
+      SetSimdLevel(old);
+      EXPECT_EQ(a.symbols, b.symbols) << c.lattice;
+      EXPECT_EQ(a.t, b.t);
+      EXPECT_EQ(a.scales, b.scales);
+      EXPECT_EQ(ya, yb);
+    }
+  }
+}
+
+TEST(TensorCodecTest, ThreadedAndInlineResultsAreIdentical) {
+  ThreadPool pool(3);
+  const TensorCodec codec = *TensorCodec::Create(CodecParams{});
+  const std::vector<float> x = Gaussian(64 * 300, 17);
+  const CompressedTensor a = *codec.Encode(x.data(), {64, 300});
+  const CompressedTensor b = *codec.Encode(x.data(), {64, 300}, DType::kFloat32, &pool);
+  EXPECT_EQ(a.symbols, b.symbols);
+  EXPECT_EQ(a.t, b.t);
+  std::vector<float> ya(x.size()), yb(x.size());
+  ASSERT_TRUE(codec.Decode(a, ya.data()).ok());
+  ASSERT_TRUE(codec.Decode(a, yb.data(), &pool).ok());
+  EXPECT_EQ(ya, yb);
+}
+
+TEST(TensorCodecTest, DecodeRefusesInconsistentTensors) {
+  const TensorCodec codec = *TensorCodec::Create(CodecParams{});
+  const std::vector<float> x = Gaussian(64, 1);
+  CompressedTensor t = *codec.Encode(x.data(), {64});
+  std::vector<float> y(64);
+  CompressedTensor shorter = t;
+  shorter.symbols.pop_back();
+  EXPECT_FALSE(codec.Decode(shorter, y.data()).ok());
+  CompressedTensor bad_t = t;
+  bad_t.t[0] = 200;
+  EXPECT_EQ(codec.Decode(bad_t, y.data()).code(), absl::StatusCode::kDataLoss);
+  CompressedTensor other = t;
+  other.params.q = 3;
+  EXPECT_FALSE(codec.Decode(other, y.data()).ok());
+}
+
+}  // namespace
+}  // namespace coset

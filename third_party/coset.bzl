@@ -1,0 +1,89 @@
+"""Build macros: our warning flags and the link flags of the Debian libraries we use."""
+
+load("@rules_cc//cc:defs.bzl", "cc_binary", "cc_library", "cc_test")
+
+# -ffp-contract=off: the AVX2 and portable builds of a kernel must give bit-identical results, so
+# the compiler may not fuse a*b+c in one build and not in the other.
+COSET_COPTS = [
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-Wnon-virtual-dtor",
+    "-ffp-contract=off",
+    "-O3",
+]
+
+# Flags for the translation units compiled a second time for AVX2 (runtime dispatch picks them).
+AVX2_COPTS = ["-mavx2", "-mfma", "-mbmi2"]
+
+ABSL_LINKOPTS = [
+    "-Wl,--as-needed",
+    "-labsl_statusor",
+    "-labsl_status",
+    "-labsl_strerror",
+    "-labsl_cord",
+    "-labsl_cordz_info",
+    "-labsl_cord_internal",
+    "-labsl_cordz_functions",
+    "-labsl_cordz_handle",
+    "-labsl_str_format_internal",
+    "-labsl_synchronization",
+    "-labsl_graphcycles_internal",
+    "-labsl_stacktrace",
+    "-labsl_symbolize",
+    "-labsl_debugging_internal",
+    "-labsl_demangle_internal",
+    "-labsl_malloc_internal",
+    "-labsl_time",
+    "-labsl_civil_time",
+    "-labsl_time_zone",
+    "-labsl_strings",
+    "-labsl_strings_internal",
+    "-labsl_int128",
+    "-labsl_throw_delegate",
+    "-labsl_raw_logging_internal",
+    "-labsl_log_severity",
+    "-labsl_base",
+    "-labsl_spinlock_wait",
+    "-lpthread",
+]
+
+GTEST_LINKOPTS = ["-lgmock", "-lgtest", "-lgtest_main", "-lpthread"]
+
+BENCHMARK_LINKOPTS = ["-lbenchmark", "-lpthread"]
+
+OPENBLAS_LINKOPTS = ["-lopenblas"]
+
+def coset_cc_library(name, copts = [], linkopts = [], **kwargs):
+    cc_library(
+        name = name,
+        copts = COSET_COPTS + copts,
+        linkopts = ABSL_LINKOPTS + linkopts,
+        **kwargs
+    )
+
+def coset_cc_binary(name, copts = [], linkopts = [], **kwargs):
+    cc_binary(
+        name = name,
+        copts = COSET_COPTS + copts,
+        linkopts = ABSL_LINKOPTS + linkopts,
+        **kwargs
+    )
+
+def coset_cc_test(name, copts = [], linkopts = [], **kwargs):
+    cc_test(
+        name = name,
+        copts = COSET_COPTS + copts,
+        linkopts = ABSL_LINKOPTS + GTEST_LINKOPTS + linkopts,
+        **kwargs
+    )
+
+def coset_cc_benchmark(name, copts = [], linkopts = [], tags = [], **kwargs):
+    cc_binary(
+        name = name,
+        testonly = True,
+        copts = COSET_COPTS + copts,
+        linkopts = ABSL_LINKOPTS + BENCHMARK_LINKOPTS + linkopts,
+        tags = tags + ["benchmark"],
+        **kwargs
+    )
