@@ -1,0 +1,28 @@
+// Reading and writing NumPy .npy files (format versions 1.0-3.0, little-endian float32/float64,
+// C order). This is the CLI's file I/O; core never touches files.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/params.h"
+
+namespace coset {
+
+struct NpyArray {
+  DType dtype = DType::kFloat32;
+  std::vector<int64_t> shape;
+  std::vector<float> data;  // float64 files are converted (the codec works in float32)
+};
+
+absl::StatusOr<NpyArray> ParseNpy(const std::string& bytes);
+absl::StatusOr<NpyArray> ReadNpy(const std::string& path);
+// Writes `data` (float32) as `dtype`.
+absl::Status WriteNpy(const std::string& path, const std::vector<int64_t>& shape, const float* data, DType dtype);
+
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+absl::Status WriteFile(const std::string& path, const void* data, size_t size);
+
+}  // namespace coset
