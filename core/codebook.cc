@@ -1,5 +1,6 @@
 #include "core/codebook.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -66,6 +67,18 @@ Codebook::Codebook(const Lattice& lattice, int q)
     for (int i = 0; i < symbol_dim_; ++i) rc[i] = b[i] - q * zq[i];
     symbol_lattice.Point(rc, rep_ambient);
     for (int i = 0; i < symbol_dim_; ++i) rep_point_[symbol * symbol_dim_ + i] = static_cast<float>(rep_ambient[i]);
+  }
+  const bool fits_int8 = std::all_of(rep_coords_.begin(), rep_coords_.end(), [](int32_t v) { return v >= -128 && v <= 127; });
+  if (fits_int8) {
+    const int words = (symbol_dim_ + 3) / 4;
+    rep_coords_int8x4_.assign(num_symbols_ * words, 0);
+    for (int64_t symbol = 0; symbol < num_symbols_; ++symbol) {
+      for (int i = 0; i < symbol_dim_; ++i) {
+        const uint32_t byte = static_cast<uint8_t>(static_cast<int8_t>(rep_coords_[symbol * symbol_dim_ + i]));
+        uint32_t& word = reinterpret_cast<uint32_t&>(rep_coords_int8x4_[symbol * words + i / 4]);
+        word |= byte << (8 * (i % 4));
+      }
+    }
   }
 }
 

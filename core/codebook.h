@@ -45,6 +45,9 @@ class Codebook {
     return rep_point_.data() + static_cast<size_t>(symbol) * symbol_dim_;
   }
   const std::vector<float>& rep_points() const { return rep_point_; }
+  // rep(b) coordinates as int8, four per int32 word (ceil(s/4) words per symbol), for SIMD gathers;
+  // empty when a coordinate does not fit in int8.
+  const std::vector<int32_t>& rep_coords_int8x4() const { return rep_coords_int8x4_; }
 
  private:
   Codebook(const Lattice& lattice, int q);
@@ -55,6 +58,7 @@ class Codebook {
   int64_t num_symbols_;
   std::vector<int32_t> rep_coords_;
   std::vector<float> rep_point_;
+  std::vector<int32_t> rep_coords_int8x4_;
 };
 
 // The perturbed nearest point used to build codebooks and LUTs: nearest point of y + ε c.

@@ -28,9 +28,9 @@ SimdLevel SetSimdLevel(SimdLevel level) {
   return static_cast<SimdLevel>(LevelOverride().exchange(static_cast<int>(level)));
 }
 
-RowKernels GetRowKernels(SimdLevel level, LatticeKind kind, int dim, bool q_pow2) {
-  if (level == SimdLevel::kAvx2 && CpuHasAvx2()) return avx2::Kernels(kind, dim, q_pow2);
-  return portable::Kernels(kind, dim, q_pow2);
+RowKernels GetRowKernels(SimdLevel level, LatticeKind kind, int dim, bool q_pow2, int symbol_bits) {
+  if (level == SimdLevel::kAvx2 && CpuHasAvx2()) return avx2::Kernels(kind, dim, q_pow2, symbol_bits);
+  return portable::Kernels(kind, dim, q_pow2, symbol_bits);
 }
 
 }  // namespace coset

@@ -41,11 +41,22 @@ struct RowCodecContext {
 struct RowScratch {
   std::vector<float> work;
   std::vector<uint32_t> symbols;
-  explicit RowScratch(const Layout& layout)
-      : work(layout.padded_cols), symbols(layout.symbols_per_row) {}
+  // Overload-ramp retries of one block (batch encoders): compacted chunks and their results.
+  std::vector<float> retry_x;
+  std::vector<uint32_t> retry_symbols;
+  std::vector<uint8_t> retry_over;
+  std::vector<int32_t> retry_list;
+  RowScratch(const Layout& layout, int block)
+      : work(layout.padded_cols),
+        symbols(layout.symbols_per_row),
+        retry_x(block + 8 * layout.dim),
+        retry_symbols((block / layout.dim + 8) * layout.symbols_per_chunk),
+        retry_over(block / layout.dim + 8),
+        retry_list(block / layout.dim + 8) {}
 };
 
 struct RowEncodeCounts {
+  int64_t nonfinite_index = -1;     // first NaN/Inf entry of the row (then nothing is encoded)
   int64_t first_try_overloads = 0;  // chunks with T > 0
   int64_t capped = 0;               // chunks still overloaded at t_max
   int64_t first_capped_chunk = -1;  // index within the row of the first capped chunk
@@ -64,13 +75,14 @@ struct RowKernels {
   DecodeRowFn decode;
 };
 
-RowKernels GetRowKernels(SimdLevel level, LatticeKind kind, int dim, bool q_pow2);
+// symbol_bits: SymbolPacking::bits_per_symbol_if_pow2() (8 and 16 take the byte-aligned paths).
+RowKernels GetRowKernels(SimdLevel level, LatticeKind kind, int dim, bool q_pow2, int symbol_bits);
 
 namespace portable {
-RowKernels Kernels(LatticeKind kind, int dim, bool q_pow2);
+RowKernels Kernels(LatticeKind kind, int dim, bool q_pow2, int symbol_bits);
 }
 namespace avx2 {
-RowKernels Kernels(LatticeKind kind, int dim, bool q_pow2);
+RowKernels Kernels(LatticeKind kind, int dim, bool q_pow2, int symbol_bits);
 }
 
 }  // namespace coset

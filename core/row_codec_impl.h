@@ -3,12 +3,20 @@
 //
 // Notation: d = lattice dimension, s = symbol dimension (d, or 1 for Z^n), q = nesting ratio,
 // M = levels, z = integer coordinates of a lattice point in the generator basis.
+//
+// Symbols go straight into the packed row when they are whole bytes (8 or 16 bits: D4 q=4 and
+// q=16, E8 q=4, A2 q=16, ...); otherwise through a uint32 scratch row and SymbolPacking.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "core/block_transform.h"
 #include "core/row_codec.h"
+
+#if defined(__AVX2__)
+#include "core/simd/hnlq_avx2.h"
+#endif
 
 #ifndef COSET_ISA
 #error "define COSET_ISA before including row_codec_impl.h"
@@ -26,8 +34,8 @@ inline int32_t FloorMod(int32_t v, int32_t q) {
 // Algorithm 1 on one chunk y (already divided by its step). Writes M * d / s symbols, level-major.
 // Returns true when the chunk overloads (the remainder after M levels is not the zero point).
 // kDim > 0 fixes d at compile time (A2, D4, E8, Z1/Z4/Z8) so the loops unroll; 0 = runtime d.
-template <class Kernel, bool kPow2, int kDim>
-inline bool EncodeChunk(const Codebook& cb, int runtime_d, int levels, const float* y, uint32_t* symbols) {
+template <class Kernel, bool kPow2, int kDim, typename SymbolT>
+inline bool EncodeChunk(const Codebook& cb, int runtime_d, int levels, const float* y, SymbolT* symbols) {
   const int d = kDim > 0 ? kDim : runtime_d;
   int32_t z[kDim > 0 ? kDim : kMaxLatticeDim] = {};
   Kernel::Nearest(y, d, z);  // g_0 = Q_L(y)
@@ -44,7 +52,7 @@ inline bool EncodeChunk(const Codebook& cb, int runtime_d, int levels, const flo
         symbol += static_cast<uint32_t>(digit) * weight;
         weight *= static_cast<uint32_t>(q);
       }
-      *symbols++ = symbol;
+      *symbols++ = static_cast<SymbolT>(symbol);
       // g_{m+1} = Q_L(g_m / q) = (g_m - rep(b_m)) / q, an exact division (see codebook.h).
       const int32_t* rep = cb.rep_coords(symbol);
       for (int i = 0; i < s; ++i) {
@@ -60,14 +68,16 @@ inline bool EncodeChunk(const Codebook& cb, int runtime_d, int levels, const flo
 
 // Algorithm 2 on one chunk: out = step * sum_m q^m rep(b_m), evaluated by Horner from the top
 // level. The partial sums are lattice points with small half-integer coordinates: exact in float.
-inline void DecodeChunk(const Codebook& cb, int d, int levels, const uint32_t* symbols, float step,
+template <int kDim, typename SymbolT>
+inline void DecodeChunk(const Codebook& cb, int runtime_d, int levels, const SymbolT* symbols, float step,
                         float* out) {
+  const int d = kDim > 0 ? kDim : runtime_d;
   const int s = cb.symbol_dim();
   const float q = static_cast<float>(cb.q());
   const int per_level = d / s;
-  float acc[kMaxLatticeDim] = {};
+  float acc[kDim > 0 ? kDim : kMaxLatticeDim] = {};
   for (int m = levels - 1; m >= 0; --m) {
-    const uint32_t* level_symbols = symbols + m * per_level;
+    const SymbolT* level_symbols = symbols + m * per_level;
     for (int j = 0; j < per_level; ++j) {
       const float* rep = cb.rep_point(level_symbols[j]);
       for (int i = 0; i < s; ++i) acc[j * s + i] = acc[j * s + i] * q + rep[i];
@@ -81,8 +91,15 @@ inline float BlockScale(ScaleMode mode, const float* x, int64_t n) {
     case ScaleMode::kNone:
       return 1.0f;
     case ScaleMode::kRms: {
-      double sum = 0.0;
-      for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
+      // Four independent partial sums in double: vectorizes without reassociation, so every ISA
+      // build adds in the same order.
+      double part[4] = {0, 0, 0, 0};
+      int64_t i = 0;
+      for (; i + 4 <= n; i += 4) {
+        for (int k = 0; k < 4; ++k) part[k] += static_cast<double>(x[i + k]) * static_cast<double>(x[i + k]);
+      }
+      for (; i < n; ++i) part[0] += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+      const double sum = (part[0] + part[1]) + (part[2] + part[3]);
       return static_cast<float>(std::sqrt(sum / static_cast<double>(n)));
     }
     case ScaleMode::kAbsMax: {
@@ -94,17 +111,94 @@ inline float BlockScale(ScaleMode mode, const float* x, int64_t n) {
   return 1.0f;
 }
 
+// Index of the first NaN/Inf among x[0, n), or -1. Integer test of the exponent bits (vectorizes).
+inline int64_t FirstNonFinite(const float* x, int64_t n) {
+  uint32_t any = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &x[i], 4);
+    any |= static_cast<uint32_t>((bits & 0x7F800000u) == 0x7F800000u);
+  }
+  if (any == 0) return -1;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(x[i])) return i;
+  }
+  return -1;
+}
+
+// Whether the AVX2 batch encoder covers this kernel (D4 and E8 with q a power of two).
 template <class Kernel, bool kPow2, int kDim>
-RowEncodeCounts EncodeRowImpl(const RowCodecContext& ctx, const float* x, uint16_t* scales,
-                              uint8_t* t, uint8_t* packed, RowScratch& scratch) {
+constexpr bool kHasBatchEncoder =
+    kPow2 && ((std::is_same<Kernel, DnKernel>::value && kDim == 4) || std::is_same<Kernel, E8Kernel>::value);
+
+#if defined(__AVX2__)
+// The overload ramp for one block with the batch encoder: every chunk at T = 0, then only the
+// overloaded ones, compacted into batches of 8, at T = 1, 2, ... Each chunk ends with the smallest
+// T that does not overload, as in the scalar loop; chunks still overloaded at t_max are zeroed.
+template <int kDim, typename SymbolT>
+void EncodeBlockBatched(const RowCodecContext& ctx, const float* x, int64_t n, float base, int64_t first_chunk,
+                        SymbolT* symbols, uint8_t* t, RowScratch& scratch, RowEncodeCounts& counts) {
+  using Batch = std::conditional_t<kDim == 8, simd_avx2::E8Batch, simd_avx2::D4Batch>;
+  const Codebook& cb = *ctx.codebook;
+  const int levels = ctx.levels;
+  uint8_t* over = scratch.retry_over.data();
+  int32_t* list = scratch.retry_list.data();
+  simd_avx2::EncodeAtStep<Batch>(cb, levels, x, n, base * ctx.ramp[0], symbols, over);
+  std::memset(t, 0, n);
+  int64_t pending = 0;
+  for (int64_t batch = 0; batch < n / 8; ++batch) {
+    for (unsigned mask = over[batch]; mask != 0; mask &= mask - 1) {
+      list[pending++] = static_cast<int32_t>(batch * 8 + __builtin_ctz(mask));
+    }
+  }
+  counts.first_try_overloads += pending;
+  float* retry_x = scratch.retry_x.data();
+  uint32_t* retry_symbols = scratch.retry_symbols.data();
+  for (int tc = 1; tc <= ctx.t_max && pending > 0; ++tc) {
+    const int64_t n8 = (pending + 7) / 8 * 8;
+    for (int64_t k = 0; k < pending; ++k) std::memcpy(retry_x + k * kDim, x + list[k] * kDim, sizeof(float) * kDim);
+    std::fill(retry_x + pending * kDim, retry_x + n8 * kDim, 0.0f);
+    simd_avx2::EncodeAtStep<Batch>(cb, levels, retry_x, n8, base * ctx.ramp[tc], retry_symbols, over);
+    int64_t still = 0;
+    for (int64_t k = 0; k < pending; ++k) {
+      const int32_t c = list[k];
+      if ((over[k / 8] >> (k % 8)) & 1) {
+        list[still++] = c;
+        continue;
+      }
+      for (int m = 0; m < levels; ++m) symbols[c * levels + m] = static_cast<SymbolT>(retry_symbols[k * levels + m]);
+      t[c] = static_cast<uint8_t>(tc);
+    }
+    pending = still;
+  }
+  for (int64_t k = 0; k < pending; ++k) {  // still overloaded at t_max
+    const int32_t c = list[k];
+    std::fill(symbols + c * levels, symbols + (c + 1) * levels, SymbolT{0});
+    t[c] = static_cast<uint8_t>(ctx.t_max);
+    ++counts.capped;
+    if (counts.first_capped_chunk < 0) counts.first_capped_chunk = first_chunk + c;
+  }
+}
+#endif
+
+template <class Kernel, bool kPow2, int kDim, typename SymbolT>
+RowEncodeCounts EncodeRowImpl(const RowCodecContext& ctx, const float* x, uint16_t* scales, uint8_t* t,
+                              uint8_t* packed, RowScratch& scratch) {
   const Layout& l = ctx.layout;
   const Codebook& cb = *ctx.codebook;
-  const int d = l.dim;
+  const int d = kDim > 0 ? kDim : l.dim;
+  constexpr bool kDirect = !std::is_same<SymbolT, uint32_t>::value;
   float* work = scratch.work.data();
-  uint32_t* symbols = scratch.symbols.data();
+  SymbolT* symbols = kDirect ? reinterpret_cast<SymbolT*>(packed) : reinterpret_cast<SymbolT*>(scratch.symbols.data());
   std::memcpy(work, x, sizeof(float) * l.cols);
   std::fill(work + l.cols, work + l.padded_cols, 0.0f);
   RowEncodeCounts counts;
+  // NaN and Inf have no lattice point; refuse the row (the caller reports the index).
+  const int64_t bad = FirstNonFinite(work, l.cols);
+  if (bad >= 0) {
+    counts.nonfinite_index = bad;
+    return counts;
+  }
   float y[kMaxLatticeDim];
   for (int64_t b = 0; b < l.blocks_per_row; ++b) {
     const int64_t begin = b * ctx.block;
@@ -117,16 +211,26 @@ RowEncodeCounts EncodeRowImpl(const RowCodecContext& ctx, const float* x, uint16
       scale = Bf16ToFloat(scales[b]);
     }
     const float base = scale * ctx.beta;
+    const int64_t c_begin = begin / d, c_end = end / d;
     // Blocks whose step underflows (all zeros, or RMS below ~1e-30) are coded as zero.
-    const bool zero_block = !(base >= 1e-30f);
-    for (int64_t c = begin / d; c < end / d; ++c) {
-      const float* xc = work + c * d;
-      uint32_t* sc = symbols + c * l.symbols_per_chunk;
-      if (zero_block) {
-        std::fill(sc, sc + l.symbols_per_chunk, 0u);
-        t[c] = 0;
-        continue;
+    if (!(base >= 1e-30f)) {
+      std::fill(symbols + c_begin * l.symbols_per_chunk, symbols + c_end * l.symbols_per_chunk, SymbolT{0});
+      std::fill(t + c_begin, t + c_end, uint8_t{0});
+      continue;
+    }
+    int64_t c = c_begin;
+#if defined(__AVX2__)
+    if constexpr (kHasBatchEncoder<Kernel, kPow2, kDim>) {
+      if ((c_end - c_begin) % 8 == 0 && !cb.rep_coords_int8x4().empty()) {
+        EncodeBlockBatched<kDim>(ctx, work + c_begin * d, c_end - c_begin, base, c_begin,
+                                 symbols + c_begin * l.symbols_per_chunk, t + c_begin, scratch, counts);
+        c = c_end;
       }
+    }
+#endif
+    for (; c < c_end; ++c) {
+      const float* xc = work + c * d;
+      SymbolT* sc = symbols + c * l.symbols_per_chunk;
       int tc = 0;
       while (true) {
         const float step = base * ctx.ramp[tc];
@@ -135,7 +239,7 @@ RowEncodeCounts EncodeRowImpl(const RowCodecContext& ctx, const float* x, uint16
         if (tc == ctx.t_max) {
           ++counts.capped;
           if (counts.first_capped_chunk < 0) counts.first_capped_chunk = c;
-          std::fill(sc, sc + l.symbols_per_chunk, 0u);  // CapPolicy::kZero; kFail is reported by the caller
+          std::fill(sc, sc + l.symbols_per_chunk, SymbolT{0});  // kZero; kFail is reported by the caller
           break;
         }
         ++tc;
@@ -144,18 +248,31 @@ RowEncodeCounts EncodeRowImpl(const RowCodecContext& ctx, const float* x, uint16
       t[c] = static_cast<uint8_t>(tc);
     }
   }
-  ctx.packing.PackRow(symbols, packed);
+  if constexpr (kDirect) {
+    // Byte-aligned symbols fill the row exactly; nothing to pack.
+  } else {
+    ctx.packing.PackRow(scratch.symbols.data(), packed);
+  }
   return counts;
 }
 
-bool DecodeRowImpl(const RowCodecContext& ctx, const uint16_t* scales, const uint8_t* t,
-                   const uint8_t* packed, float* out, RowScratch& scratch) {
+template <int kDim, typename SymbolT>
+bool DecodeRowImpl(const RowCodecContext& ctx, const uint16_t* scales, const uint8_t* t, const uint8_t* packed,
+                   float* out, RowScratch& scratch) {
   const Layout& l = ctx.layout;
   const Codebook& cb = *ctx.codebook;
-  const int d = l.dim;
-  uint32_t* symbols = scratch.symbols.data();
-  if (!ctx.packing.UnpackRow(packed, symbols)) return false;
-  float* work = scratch.work.data();
+  const int d = kDim > 0 ? kDim : l.dim;
+  constexpr bool kDirect = !std::is_same<SymbolT, uint32_t>::value;
+  const SymbolT* symbols;
+  if constexpr (kDirect) {
+    symbols = reinterpret_cast<const SymbolT*>(packed);  // every value is a valid symbol
+  } else {
+    if (!ctx.packing.UnpackRow(packed, scratch.symbols.data())) return false;
+    symbols = scratch.symbols.data();
+  }
+  // Without rotation or padding, decode straight into the caller's row.
+  const bool in_place = ctx.rotation_signs.empty() && l.cols == l.padded_cols;
+  float* work = in_place ? out : scratch.work.data();
   for (int64_t b = 0; b < l.blocks_per_row; ++b) {
     const int64_t begin = b * ctx.block;
     const int64_t end = std::min(l.padded_cols, begin + ctx.block);
@@ -164,38 +281,47 @@ bool DecodeRowImpl(const RowCodecContext& ctx, const uint16_t* scales, const uin
     const bool zero_block = !(base >= 1e-30f);
     for (int64_t c = begin / d; c < end / d; ++c) {
       const float step = zero_block ? 0.0f : base * ctx.ramp[t[c]];
-      DecodeChunk(cb, d, ctx.levels, symbols + c * l.symbols_per_chunk, step, work + c * d);
+      DecodeChunk<kDim>(cb, d, ctx.levels, symbols + c * l.symbols_per_chunk, step, work + c * d);
     }
     if (!ctx.rotation_signs.empty()) RotateInverse(ctx.rotation_signs.data(), end - begin, work + begin);
   }
-  std::memcpy(out, work, sizeof(float) * l.cols);
+  if (!in_place) std::memcpy(out, work, sizeof(float) * l.cols);
   return true;
 }
 
+template <class Kernel, int kDim, typename SymbolT>
+RowKernels KernelsWithSymbols(bool q_pow2) {
+  return RowKernels{q_pow2 ? &EncodeRowImpl<Kernel, true, kDim, SymbolT> : &EncodeRowImpl<Kernel, false, kDim, SymbolT>,
+                    &DecodeRowImpl<kDim, SymbolT>};
+}
+
 template <class Kernel, int kDim>
-RowKernels KernelsFor(bool q_pow2) {
-  return RowKernels{q_pow2 ? &EncodeRowImpl<Kernel, true, kDim> : &EncodeRowImpl<Kernel, false, kDim>,
-                    &DecodeRowImpl};
+RowKernels KernelsFor(bool q_pow2, int symbol_bits) {
+  // Direct symbol I/O needs one symbol per chunk and level (s == d), i.e. not Z^n with d > 1.
+  const bool whole_chunk = !std::is_same<Kernel, ZKernel>::value || kDim == 1;
+  if (whole_chunk && symbol_bits == 8) return KernelsWithSymbols<Kernel, kDim, uint8_t>(q_pow2);
+  if (whole_chunk && symbol_bits == 16) return KernelsWithSymbols<Kernel, kDim, uint16_t>(q_pow2);
+  return KernelsWithSymbols<Kernel, kDim, uint32_t>(q_pow2);
 }
 
 }  // namespace
 
-RowKernels Kernels(LatticeKind kind, int dim, bool q_pow2) {
+RowKernels Kernels(LatticeKind kind, int dim, bool q_pow2, int symbol_bits) {
   switch (kind) {
     case LatticeKind::kZ:
-      if (dim == 1) return KernelsFor<ZKernel, 1>(q_pow2);
-      if (dim == 4) return KernelsFor<ZKernel, 4>(q_pow2);
-      if (dim == 8) return KernelsFor<ZKernel, 8>(q_pow2);
-      return KernelsFor<ZKernel, 0>(q_pow2);
+      if (dim == 1) return KernelsFor<ZKernel, 1>(q_pow2, symbol_bits);
+      if (dim == 4) return KernelsFor<ZKernel, 4>(q_pow2, symbol_bits);
+      if (dim == 8) return KernelsFor<ZKernel, 8>(q_pow2, symbol_bits);
+      return KernelsFor<ZKernel, 0>(q_pow2, symbol_bits);
     case LatticeKind::kA2:
-      return KernelsFor<A2Kernel, 2>(q_pow2);
+      return KernelsFor<A2Kernel, 2>(q_pow2, symbol_bits);
     case LatticeKind::kD:
-      if (dim == 4) return KernelsFor<DnKernel, 4>(q_pow2);
-      return KernelsFor<DnKernel, 0>(q_pow2);
+      if (dim == 4) return KernelsFor<DnKernel, 4>(q_pow2, symbol_bits);
+      return KernelsFor<DnKernel, 0>(q_pow2, symbol_bits);
     case LatticeKind::kE8:
-      return KernelsFor<E8Kernel, 8>(q_pow2);
+      return KernelsFor<E8Kernel, 8>(q_pow2, symbol_bits);
   }
-  return KernelsFor<ZKernel, 0>(q_pow2);
+  return KernelsFor<ZKernel, 0>(q_pow2, symbol_bits);
 }
 
 }  // namespace COSET_ISA

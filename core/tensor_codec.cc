@@ -48,39 +48,42 @@ absl::StatusOr<RowCodecContext> TensorCodec::MakeContext(const std::vector<int64
 absl::StatusOr<CompressedTensor> TensorCodec::Encode(const float* x, const std::vector<int64_t>& shape,
                                                      DType original_dtype, Executor* executor,
                                                      EncodeStats* stats) const {
+  CompressedTensor out;
+  COSET_RETURN_IF_ERROR(EncodeInto(x, shape, original_dtype, executor, stats, &out));
+  return out;
+}
+
+absl::Status TensorCodec::EncodeInto(const float* x, const std::vector<int64_t>& shape, DType original_dtype,
+                                     Executor* executor, EncodeStats* stats, CompressedTensor* out_ptr) const {
+  CompressedTensor& out = *out_ptr;
   COSET_ASSIGN_OR_RETURN(RowCodecContext ctx, MakeContext(shape));
   const Layout& l = ctx.layout;
   if (l.numel > 0 && x == nullptr) return absl::InvalidArgumentError("input pointer is null");
-  // Refuse NaN/Inf once at the boundary: they have no lattice point and would poison a block scale.
-  for (int64_t i = 0; i < l.numel; ++i) {
-    if (!std::isfinite(x[i])) {
-      return absl::InvalidArgumentError(absl::StrCat("input[", i, "] is ", x[i],
-                                                     "; NaN and Inf cannot be encoded"));
-    }
-  }
-  CompressedTensor out;
   out.params = params_;
   out.dtype = original_dtype;
   out.shape = shape;
   out.layout = l;
   out.row_bytes = ctx.packing.row_bytes();
-  if (params_.scale != ScaleMode::kNone) out.scales.resize(l.rows * l.blocks_per_row);
+  out.scales.resize(params_.scale != ScaleMode::kNone ? l.rows * l.blocks_per_row : 0);
   out.t.resize(l.rows * l.chunks_per_row);
   out.symbols.resize(l.rows * out.row_bytes);
 
-  const RowKernels kernels = GetRowKernels(ActiveSimdLevel(), lattice_.kind(), lattice_.dim(), codebook_->q_is_power_of_two());
+  const RowKernels kernels = GetRowKernels(ActiveSimdLevel(), lattice_.kind(), lattice_.dim(), codebook_->q_is_power_of_two(),
+                                           ctx.packing.bits_per_symbol_if_pow2());
   std::mutex mu;
   EncodeStats total;
-  int64_t first_capped_row = -1, first_capped_chunk = -1;
+  int64_t first_capped_row = -1, first_capped_chunk = -1, first_nonfinite = -1;
   if (executor == nullptr) executor = InlineExecutor();
   executor->ParallelFor(l.rows, [&](int64_t begin, int64_t end) {
-    RowScratch scratch(l);
+    RowScratch scratch(l, ctx.block);
     EncodeStats local;
+    int64_t nonfinite = -1;
     int64_t capped_row = -1, capped_chunk = -1;
     for (int64_t r = begin; r < end; ++r) {
       const RowEncodeCounts counts = kernels.encode(
           ctx, x + r * l.cols, out.scales.empty() ? nullptr : &out.scales[r * l.blocks_per_row],
           &out.t[r * l.chunks_per_row], &out.symbols[r * out.row_bytes], scratch);
+      if (counts.nonfinite_index >= 0 && nonfinite < 0) nonfinite = r * l.cols + counts.nonfinite_index;
       local.first_try_overloads += counts.first_try_overloads;
       local.capped += counts.capped;
       if (counts.first_capped_chunk >= 0 && capped_row < 0) {
@@ -89,6 +92,7 @@ absl::StatusOr<CompressedTensor> TensorCodec::Encode(const float* x, const std::
       }
     }
     std::lock_guard<std::mutex> lock(mu);
+    if (nonfinite >= 0 && (first_nonfinite < 0 || nonfinite < first_nonfinite)) first_nonfinite = nonfinite;
     total.first_try_overloads += local.first_try_overloads;
     total.capped += local.capped;
     if (capped_row >= 0 && (first_capped_row < 0 || capped_row < first_capped_row)) {
@@ -96,6 +100,10 @@ absl::StatusOr<CompressedTensor> TensorCodec::Encode(const float* x, const std::
       first_capped_chunk = capped_chunk;
     }
   });
+  if (first_nonfinite >= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("input[", first_nonfinite, "] is ", x[first_nonfinite],
+                                                   "; NaN and Inf cannot be encoded"));
+  }
   total.chunks = l.rows * l.chunks_per_row;
   if (stats != nullptr) *stats = total;
   if (total.capped > 0 && params_.on_cap == CapPolicy::kFail) {
@@ -105,7 +113,7 @@ absl::StatusOr<CompressedTensor> TensorCodec::Encode(const float* x, const std::
         (first_capped_chunk + 1) * l.dim, "). Use block scaling (--scale rms), a larger beta or t_max, "
         "or the 'zero' cap policy"));
   }
-  return out;
+  return absl::OkStatus();
 }
 
 absl::Status TensorCodec::CheckConsistent(const CompressedTensor& tensor) {
@@ -143,11 +151,12 @@ absl::Status TensorCodec::Decode(const CompressedTensor& tensor, float* out, Exe
   COSET_ASSIGN_OR_RETURN(RowCodecContext ctx, view.MakeContext(tensor.shape));
   const Layout& l = ctx.layout;
   if (l.numel > 0 && out == nullptr) return absl::InvalidArgumentError("output pointer is null");
-  const RowKernels kernels = GetRowKernels(ActiveSimdLevel(), lattice_.kind(), lattice_.dim(), codebook_->q_is_power_of_two());
+  const RowKernels kernels = GetRowKernels(ActiveSimdLevel(), lattice_.kind(), lattice_.dim(), codebook_->q_is_power_of_two(),
+                                           ctx.packing.bits_per_symbol_if_pow2());
   std::atomic<int64_t> bad_row{-1};
   if (executor == nullptr) executor = InlineExecutor();
   executor->ParallelFor(l.rows, [&](int64_t begin, int64_t end) {
-    RowScratch scratch(l);
+    RowScratch scratch(l, ctx.block);
     for (int64_t r = begin; r < end; ++r) {
       const uint16_t* scales = tensor.scales.empty() ? nullptr : &tensor.scales[r * l.blocks_per_row];
       if (!kernels.decode(ctx, scales, &tensor.t[r * l.chunks_per_row], &tensor.symbols[r * tensor.row_bytes],

@@ -60,6 +60,10 @@ class TensorCodec {
                                           Executor* executor = nullptr,
                                           EncodeStats* stats = nullptr) const;
 
+  // Encode into `out`, reusing its buffers (no allocation or page faults when the shape repeats).
+  absl::Status EncodeInto(const float* x, const std::vector<int64_t>& shape, DType original_dtype,
+                          Executor* executor, EncodeStats* stats, CompressedTensor* out) const;
+
   // out: numel floats. The tensor must carry this codec's parameters.
   absl::Status Decode(const CompressedTensor& tensor, float* out, Executor* executor = nullptr) const;
 

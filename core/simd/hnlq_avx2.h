@@ -1,0 +1,183 @@
+// AVX2 batch encoder for D4 and E8 with q a power of two: Algorithm 1 on 8 chunks at once,
+// structure-of-arrays (lane l holds one chunk, register i holds coordinate i of all 8 chunks).
+// Bit-identical to the scalar kernels in lattice.h / row_codec_impl.h: the same IEEE operations
+// (divide, add 1/2, floor) in the same order, the same tie rules, the same integer recursion.
+// Included only by row_codec_impl.h when compiled with -mavx2.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "core/codebook.h"
+
+namespace coset {
+namespace simd_avx2 {
+
+// 8 chunks of 4 floats (32 contiguous floats) -> 4 registers of coordinates, lane l = chunk l.
+// Pairing chunk c with chunk c + 4 in one register makes the in-lane 4x4 transposes come out in
+// natural chunk order.
+inline void LoadD4(const float* x, __m256 y[4]) {
+  const __m256 v0 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(x)), _mm_loadu_ps(x + 16), 1);
+  const __m256 v1 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(x + 4)), _mm_loadu_ps(x + 20), 1);
+  const __m256 v2 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(x + 8)), _mm_loadu_ps(x + 24), 1);
+  const __m256 v3 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(x + 12)), _mm_loadu_ps(x + 28), 1);
+  const __m256 a = _mm256_unpacklo_ps(v0, v1), b = _mm256_unpackhi_ps(v0, v1);
+  const __m256 c = _mm256_unpacklo_ps(v2, v3), d = _mm256_unpackhi_ps(v2, v3);
+  y[0] = _mm256_shuffle_ps(a, c, 0x44);
+  y[1] = _mm256_shuffle_ps(a, c, 0xEE);
+  y[2] = _mm256_shuffle_ps(b, d, 0x44);
+  y[3] = _mm256_shuffle_ps(b, d, 0xEE);
+}
+
+// 8 chunks of 8 floats -> 8 registers of coordinates (the classic 8x8 transpose).
+inline void LoadE8(const float* x, __m256 y[8]) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(x + 8 * i);
+  t[0] = _mm256_unpacklo_ps(r[0], r[1]);
+  t[1] = _mm256_unpackhi_ps(r[0], r[1]);
+  t[2] = _mm256_unpacklo_ps(r[2], r[3]);
+  t[3] = _mm256_unpackhi_ps(r[2], r[3]);
+  t[4] = _mm256_unpacklo_ps(r[4], r[5]);
+  t[5] = _mm256_unpackhi_ps(r[4], r[5]);
+  t[6] = _mm256_unpacklo_ps(r[6], r[7]);
+  t[7] = _mm256_unpackhi_ps(r[6], r[7]);
+  r[0] = _mm256_shuffle_ps(t[0], t[2], 0x44);
+  r[1] = _mm256_shuffle_ps(t[0], t[2], 0xEE);
+  r[2] = _mm256_shuffle_ps(t[1], t[3], 0x44);
+  r[3] = _mm256_shuffle_ps(t[1], t[3], 0xEE);
+  r[4] = _mm256_shuffle_ps(t[4], t[6], 0x44);
+  r[5] = _mm256_shuffle_ps(t[4], t[6], 0xEE);
+  r[6] = _mm256_shuffle_ps(t[5], t[7], 0x44);
+  r[7] = _mm256_shuffle_ps(t[5], t[7], 0xEE);
+  for (int i = 0; i < 4; ++i) {
+    y[i] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20);
+    y[i + 4] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31);
+  }
+}
+
+// Nearest D_n point (ambient, as floats) of n coordinate registers; mirrors NearestDnPoint.
+template <int n>
+inline void NearestDn(const __m256 y[n], __m256 p[n]) {
+  const __m256 half = _mm256_set1_ps(0.5f);
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  __m256i sum = _mm256_setzero_si256();
+  __m256 best = _mm256_set1_ps(-1.0f);
+  __m256i worst = _mm256_setzero_si256();
+  for (int i = 0; i < n; ++i) {
+    p[i] = _mm256_floor_ps(_mm256_add_ps(y[i], half));
+    sum = _mm256_add_epi32(sum, _mm256_cvttps_epi32(p[i]));
+    const __m256 gap = _mm256_and_ps(_mm256_sub_ps(y[i], p[i]), abs_mask);
+    const __m256 better = _mm256_cmp_ps(gap, best, _CMP_GT_OQ);
+    best = _mm256_blendv_ps(best, gap, better);
+    worst = _mm256_blendv_epi8(worst, _mm256_set1_epi32(i), _mm256_castps_si256(better));
+  }
+  const __m256i odd = _mm256_cmpeq_epi32(_mm256_and_si256(sum, _mm256_set1_epi32(1)), _mm256_set1_epi32(1));
+  const __m256 one = _mm256_set1_ps(1.0f), minus_one = _mm256_set1_ps(-1.0f);
+  for (int i = 0; i < n; ++i) {
+    const __m256i fix = _mm256_and_si256(odd, _mm256_cmpeq_epi32(worst, _mm256_set1_epi32(i)));
+    const __m256 dir = _mm256_blendv_ps(minus_one, one, _mm256_cmp_ps(y[i], p[i], _CMP_GE_OQ));
+    p[i] = _mm256_add_ps(p[i], _mm256_and_ps(dir, _mm256_castsi256_ps(fix)));
+  }
+}
+
+struct D4Batch {
+  static constexpr int kDim = 4;
+  static void Load(const float* x, __m256 y[4]) { LoadD4(x, y); }
+  // Integer coordinates of the nearest D4 point (mirrors DnKernel).
+  static void Nearest(const __m256 y[4], __m256i z[4]) {
+    __m256 p[4];
+    NearestDn<4>(y, p);
+    __m256i f[4];
+    for (int i = 0; i < 4; ++i) f[i] = _mm256_cvttps_epi32(p[i]);
+    z[3] = _mm256_sub_epi32(_mm256_setzero_si256(), f[3]);
+    z[2] = _mm256_sub_epi32(z[3], f[2]);
+    const __m256i s = _mm256_sub_epi32(z[2], f[1]);
+    z[1] = _mm256_srai_epi32(_mm256_add_epi32(s, f[0]), 1);
+    z[0] = _mm256_srai_epi32(_mm256_sub_epi32(s, f[0]), 1);
+  }
+};
+
+struct E8Batch {
+  static constexpr int kDim = 8;
+  static void Load(const float* x, __m256 y[8]) { LoadE8(x, y); }
+  // Mirrors E8Kernel: the closer of D8 and D8 + 1/2 (D8 on ties), then coordinates from 2p.
+  static void Nearest(const __m256 y[8], __m256i z[8]) {
+    const __m256 half = _mm256_set1_ps(0.5f);
+    __m256 a[8], b[8], shifted[8];
+    NearestDn<8>(y, a);
+    for (int i = 0; i < 8; ++i) shifted[i] = _mm256_sub_ps(y[i], half);
+    NearestDn<8>(shifted, b);
+    __m256 da = _mm256_setzero_ps(), db = _mm256_setzero_ps();
+    for (int i = 0; i < 8; ++i) {
+      b[i] = _mm256_add_ps(b[i], half);
+      const __m256 ea = _mm256_sub_ps(y[i], a[i]), eb = _mm256_sub_ps(y[i], b[i]);
+      da = _mm256_add_ps(da, _mm256_mul_ps(ea, ea));
+      db = _mm256_add_ps(db, _mm256_mul_ps(eb, eb));
+    }
+    const __m256 take_a = _mm256_cmp_ps(da, db, _CMP_LE_OQ);
+    const __m256 two = _mm256_set1_ps(2.0f);
+    __m256i twice[8];
+    for (int i = 0; i < 8; ++i) twice[i] = _mm256_cvttps_epi32(_mm256_mul_ps(two, _mm256_blendv_ps(b[i], a[i], take_a)));
+    z[7] = twice[7];
+    __m256i next = _mm256_setzero_si256();
+    for (int k = 6; k >= 1; --k) {
+      next = _mm256_add_epi32(next, HalveExact(_mm256_sub_epi32(twice[k], twice[7])));
+      z[k] = next;
+    }
+    z[0] = HalveExact(_mm256_add_epi32(HalveExact(_mm256_sub_epi32(twice[0], twice[7])), z[1]));
+  }
+  // v / 2 for even v (C++ division truncates; for even values it equals the arithmetic shift).
+  static __m256i HalveExact(__m256i v) { return _mm256_srai_epi32(v, 1); }
+};
+
+// Algorithm 1 on n8 (a multiple of 8) chunks of x (n8 * d floats) at one step: writes
+// symbols[c * levels + m] and overload_masks[c / 8] (bit c % 8 set when chunk c overloads). The caller
+// drives the overload ramp, retrying only the overloaded chunks (row_codec_impl.h).
+template <class Batch, typename SymbolT>
+inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t n8, float step_value,
+                         SymbolT* symbols, uint8_t* overload_masks) {
+  constexpr int d = Batch::kDim;
+  constexpr int kWords = (d + 3) / 4;
+  const int log2_q = cb.log2_q();
+  const __m128i shift = _mm_cvtsi32_si128(log2_q);
+  const __m256i digit_mask = _mm256_set1_epi32(cb.q() - 1);
+  const __m256i zero = _mm256_setzero_si256();
+  const int* rep = cb.rep_coords_int8x4().data();
+  const __m256 step = _mm256_set1_ps(step_value);
+  for (int64_t batch = 0; batch < n8 / 8; ++batch) {
+    __m256 y[d];
+    Batch::Load(x + batch * 8 * d, y);
+    for (int i = 0; i < d; ++i) y[i] = _mm256_div_ps(y[i], step);
+    __m256i z[d];
+    Batch::Nearest(y, z);
+    alignas(32) int32_t lanes[kMaxLevels][8];
+    for (int m = 0; m < levels; ++m) {
+      __m256i sym = _mm256_and_si256(z[0], digit_mask);
+      for (int i = 1; i < d; ++i) {
+        sym = _mm256_or_si256(sym, _mm256_sll_epi32(_mm256_and_si256(z[i], digit_mask), _mm_cvtsi32_si128(i * log2_q)));
+      }
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes[m]), sym);
+      // One gather per 4 coordinates: rep(b) packed as int8x4, sign-extended by shifts.
+      const __m256i row = kWords == 1 ? sym : _mm256_slli_epi32(sym, kWords == 2 ? 1 : 2);
+      for (int w = 0; w < kWords; ++w) {
+        const __m256i packed = _mm256_i32gather_epi32(rep, _mm256_add_epi32(row, _mm256_set1_epi32(w)), 4);
+        for (int k = 0; k < 4 && 4 * w + k < d; ++k) {
+          const __m256i r = _mm256_srai_epi32(_mm256_sll_epi32(packed, _mm_cvtsi32_si128(24 - 8 * k)), 24);
+          z[4 * w + k] = _mm256_sra_epi32(_mm256_sub_epi32(z[4 * w + k], r), shift);
+        }
+      }
+    }
+    __m256i any = z[0];
+    for (int i = 1; i < d; ++i) any = _mm256_or_si256(any, z[i]);
+    overload_masks[batch] =
+        static_cast<uint8_t>(~_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(any, zero))) & 0xFF);
+    SymbolT* out = symbols + batch * 8 * levels;
+    for (int l = 0; l < 8; ++l) {
+      for (int m = 0; m < levels; ++m) out[l * levels + m] = static_cast<SymbolT>(lanes[m][l]);
+    }
+  }
+}
+
+}  // namespace simd_avx2
+}  // namespace coset
