@@ -42,17 +42,24 @@ struct RowScratch {
   std::vector<float> work;
   std::vector<uint32_t> symbols;
   // Overload-ramp retries of one block (batch encoders): compacted chunks and their results.
+  // Overload-ramp retries of one row (batch encoders): compacted chunks, their steps and results.
+  std::vector<float> block_base;
   std::vector<float> retry_x;
+  std::vector<float> retry_steps;
+  std::vector<float> pending_base;
   std::vector<uint32_t> retry_symbols;
-  std::vector<uint8_t> retry_over;
+  std::vector<uint8_t> over_masks;
   std::vector<int32_t> retry_list;
-  RowScratch(const Layout& layout, int block)
+  explicit RowScratch(const Layout& layout)
       : work(layout.padded_cols),
         symbols(layout.symbols_per_row),
-        retry_x(block + 8 * layout.dim),
-        retry_symbols((block / layout.dim + 8) * layout.symbols_per_chunk),
-        retry_over(block / layout.dim + 8),
-        retry_list(block / layout.dim + 8) {}
+        block_base(layout.blocks_per_row),
+        retry_x(layout.padded_cols + 8 * layout.dim),
+        retry_steps(layout.chunks_per_row + 8),
+        pending_base(layout.chunks_per_row + 8),
+        retry_symbols((layout.chunks_per_row + 8) * layout.symbols_per_chunk),
+        over_masks(layout.chunks_per_row / 8 + 2),
+        retry_list(layout.chunks_per_row + 8) {}
 };
 
 struct RowEncodeCounts {

@@ -91,16 +91,20 @@ inline float BlockScale(ScaleMode mode, const float* x, int64_t n) {
     case ScaleMode::kNone:
       return 1.0f;
     case ScaleMode::kRms: {
-      // Four independent partial sums in double: vectorizes without reassociation, so every ISA
-      // build adds in the same order.
-      double part[4] = {0, 0, 0, 0};
+      // Sixteen independent partial sums in double: vectorizes without reassociation (so every ISA
+      // build adds in the same order) and hides the add latency.
+      double part[16] = {};
       int64_t i = 0;
-      for (; i + 4 <= n; i += 4) {
-        for (int k = 0; k < 4; ++k) part[k] += static_cast<double>(x[i + k]) * static_cast<double>(x[i + k]);
+      for (; i + 16 <= n; i += 16) {
+        for (int k = 0; k < 16; ++k) part[k] += static_cast<double>(x[i + k]) * static_cast<double>(x[i + k]);
       }
       for (; i < n; ++i) part[0] += static_cast<double>(x[i]) * static_cast<double>(x[i]);
-      const double sum = (part[0] + part[1]) + (part[2] + part[3]);
-      return static_cast<float>(std::sqrt(sum / static_cast<double>(n)));
+      for (int width = 8; width >= 1; width /= 2) {
+        for (int k = 0; k < width; ++k) part[k] += part[k + width];
+      }
+      // NaN or Inf anywhere in the block makes the sum non-finite; squares of finite floats cannot
+      // overflow a double. The caller uses this to skip a separate NaN scan.
+      return static_cast<float>(std::sqrt(part[0] / static_cast<double>(n)));
     }
     case ScaleMode::kAbsMax: {
       float m = 0.0f;
@@ -132,42 +136,66 @@ constexpr bool kHasBatchEncoder =
     kPow2 && ((std::is_same<Kernel, DnKernel>::value && kDim == 4) || std::is_same<Kernel, E8Kernel>::value);
 
 #if defined(__AVX2__)
-// The overload ramp for one block with the batch encoder: every chunk at T = 0, then only the
-// overloaded ones, compacted into batches of 8, at T = 1, 2, ... Each chunk ends with the smallest
-// T that does not overload, as in the scalar loop; chunks still overloaded at t_max are zeroed.
+// The overload ramp of one row with the batch encoder. Every chunk is first encoded at T = 0 with
+// its block's step (block_base[b] * ramp[0]); then the overloaded chunks of the whole row are
+// compacted into full batches of 8 and retried at T = 1, 2, ... with per-chunk steps. Each chunk
+// ends with the smallest T that does not overload, as in the scalar loop; chunks still
+// overloaded at t_max are zeroed. Requires every block to hold a multiple of 8 chunks.
 template <int kDim, typename SymbolT>
-void EncodeBlockBatched(const RowCodecContext& ctx, const float* x, int64_t n, float base, int64_t first_chunk,
-                        SymbolT* symbols, uint8_t* t, RowScratch& scratch, RowEncodeCounts& counts) {
+void EncodeRowBatched(const RowCodecContext& ctx, const float* work, SymbolT* symbols, uint8_t* t,
+                      RowScratch& scratch, RowEncodeCounts& counts) {
   using Batch = std::conditional_t<kDim == 8, simd_avx2::E8Batch, simd_avx2::D4Batch>;
+  const Layout& l = ctx.layout;
   const Codebook& cb = *ctx.codebook;
   const int levels = ctx.levels;
-  uint8_t* over = scratch.retry_over.data();
+  const int64_t chunks_per_block = ctx.block / kDim;
+  const float* block_base = scratch.block_base.data();
+  uint8_t* masks = scratch.over_masks.data();
+  for (int64_t b = 0; b < l.blocks_per_row; ++b) {
+    const int64_t c_begin = b * chunks_per_block;
+    const int64_t n = std::min(l.chunks_per_row, c_begin + chunks_per_block) - c_begin;
+    if (block_base[b] > 0.0f) {
+      simd_avx2::EncodeAtStep<Batch>(cb, levels, work + c_begin * kDim, n, 1.0f / (block_base[b] * ctx.ramp[0]), nullptr,
+                                     symbols + c_begin * levels, masks + c_begin / 8);
+    } else {
+      std::fill(symbols + c_begin * levels, symbols + (c_begin + n) * levels, SymbolT{0});
+      std::memset(masks + c_begin / 8, 0, n / 8);
+    }
+  }
+  std::memset(t, 0, l.chunks_per_row);
   int32_t* list = scratch.retry_list.data();
-  simd_avx2::EncodeAtStep<Batch>(cb, levels, x, n, base * ctx.ramp[0], symbols, over);
-  std::memset(t, 0, n);
   int64_t pending = 0;
-  for (int64_t batch = 0; batch < n / 8; ++batch) {
-    for (unsigned mask = over[batch]; mask != 0; mask &= mask - 1) {
+  for (int64_t batch = 0; batch < l.chunks_per_row / 8; ++batch) {
+    for (unsigned mask = masks[batch]; mask != 0; mask &= mask - 1) {
       list[pending++] = static_cast<int32_t>(batch * 8 + __builtin_ctz(mask));
     }
   }
   counts.first_try_overloads += pending;
   float* retry_x = scratch.retry_x.data();
+  float* steps = scratch.retry_steps.data();
+  float* pending_base = scratch.pending_base.data();
   uint32_t* retry_symbols = scratch.retry_symbols.data();
+  for (int64_t k = 0; k < pending; ++k) pending_base[k] = block_base[list[k] / chunks_per_block];
   for (int tc = 1; tc <= ctx.t_max && pending > 0; ++tc) {
     const int64_t n8 = (pending + 7) / 8 * 8;
-    for (int64_t k = 0; k < pending; ++k) std::memcpy(retry_x + k * kDim, x + list[k] * kDim, sizeof(float) * kDim);
+    for (int64_t k = 0; k < pending; ++k) {
+      std::memcpy(retry_x + k * kDim, work + list[k] * kDim, sizeof(float) * kDim);
+      steps[k] = 1.0f / (pending_base[k] * ctx.ramp[tc]);
+    }
     std::fill(retry_x + pending * kDim, retry_x + n8 * kDim, 0.0f);
-    simd_avx2::EncodeAtStep<Batch>(cb, levels, retry_x, n8, base * ctx.ramp[tc], retry_symbols, over);
+    std::fill(steps + pending, steps + n8, 1.0f);
+    simd_avx2::EncodeAtStep<Batch>(cb, levels, retry_x, n8, 1.0f, steps, retry_symbols, masks);
+    // Branch-free: every retried chunk takes this round's result; the ones still overloaded stay
+    // in the list and are overwritten by a later round (or zeroed at the cap).
     int64_t still = 0;
     for (int64_t k = 0; k < pending; ++k) {
       const int32_t c = list[k];
-      if ((over[k / 8] >> (k % 8)) & 1) {
-        list[still++] = c;
-        continue;
-      }
       for (int m = 0; m < levels; ++m) symbols[c * levels + m] = static_cast<SymbolT>(retry_symbols[k * levels + m]);
       t[c] = static_cast<uint8_t>(tc);
+      const int over = (masks[k / 8] >> (k % 8)) & 1;
+      list[still] = c;
+      pending_base[still] = pending_base[k];
+      still += over;
     }
     pending = still;
   }
@@ -176,7 +204,7 @@ void EncodeBlockBatched(const RowCodecContext& ctx, const float* x, int64_t n, f
     std::fill(symbols + c * levels, symbols + (c + 1) * levels, SymbolT{0});
     t[c] = static_cast<uint8_t>(ctx.t_max);
     ++counts.capped;
-    if (counts.first_capped_chunk < 0) counts.first_capped_chunk = first_chunk + c;
+    if (counts.first_capped_chunk < 0) counts.first_capped_chunk = c;
   }
 }
 #endif
@@ -188,71 +216,83 @@ RowEncodeCounts EncodeRowImpl(const RowCodecContext& ctx, const float* x, uint16
   const Codebook& cb = *ctx.codebook;
   const int d = kDim > 0 ? kDim : l.dim;
   constexpr bool kDirect = !std::is_same<SymbolT, uint32_t>::value;
-  float* work = scratch.work.data();
   SymbolT* symbols = kDirect ? reinterpret_cast<SymbolT*>(packed) : reinterpret_cast<SymbolT*>(scratch.symbols.data());
-  std::memcpy(work, x, sizeof(float) * l.cols);
-  std::fill(work + l.cols, work + l.padded_cols, 0.0f);
   RowEncodeCounts counts;
-  // NaN and Inf have no lattice point; refuse the row (the caller reports the index).
-  const int64_t bad = FirstNonFinite(work, l.cols);
-  if (bad >= 0) {
-    counts.nonfinite_index = bad;
-    return counts;
+  // NaN and Inf have no lattice point; refuse the row (the caller reports the index). With RMS
+  // scaling the block sums detect them (below), so the separate scan is needed only otherwise.
+  if (ctx.scale != ScaleMode::kRms) {
+    counts.nonfinite_index = FirstNonFinite(x, l.cols);
+    if (counts.nonfinite_index >= 0) return counts;
   }
-  float y[kMaxLatticeDim];
+  // Rows that need neither padding nor rotation are read in place.
+  const float* work = x;
+  if (!ctx.rotation_signs.empty() || l.cols != l.padded_cols) {
+    float* copy = scratch.work.data();
+    std::memcpy(copy, x, sizeof(float) * l.cols);
+    std::fill(copy + l.cols, copy + l.padded_cols, 0.0f);
+    work = copy;
+  }
+  // Phase 1: rotate and scale each block; block_base[b] = scale * beta, or 0 for blocks whose
+  // step underflows (all zeros, or RMS below ~1e-30), which are coded as zero.
+  float* block_base = scratch.block_base.data();
   for (int64_t b = 0; b < l.blocks_per_row; ++b) {
     const int64_t begin = b * ctx.block;
     const int64_t end = std::min(l.padded_cols, begin + ctx.block);
-    if (!ctx.rotation_signs.empty()) RotateForward(ctx.rotation_signs.data(), end - begin, work + begin);
+    if (!ctx.rotation_signs.empty()) RotateForward(ctx.rotation_signs.data(), end - begin, scratch.work.data() + begin);
     float scale = 1.0f;
     if (ctx.scale != ScaleMode::kNone) {
+      const float raw = BlockScale(ctx.scale, work + begin, end - begin);
+      if (!std::isfinite(raw)) {  // only RMS gets here: a NaN/Inf in the row
+        counts.nonfinite_index = FirstNonFinite(x, l.cols);
+        return counts;
+      }
       // Quantize against the scale as stored, so the decoder multiplies by exactly the same value.
-      scales[b] = FloatToBf16(BlockScale(ctx.scale, work + begin, end - begin));
+      scales[b] = FloatToBf16(raw);
       scale = Bf16ToFloat(scales[b]);
     }
     const float base = scale * ctx.beta;
-    const int64_t c_begin = begin / d, c_end = end / d;
-    // Blocks whose step underflows (all zeros, or RMS below ~1e-30) are coded as zero.
-    if (!(base >= 1e-30f)) {
-      std::fill(symbols + c_begin * l.symbols_per_chunk, symbols + c_end * l.symbols_per_chunk, SymbolT{0});
-      std::fill(t + c_begin, t + c_end, uint8_t{0});
+    block_base[b] = base >= 1e-30f ? base : 0.0f;
+  }
+  // Phase 2: Algorithm 1 with the overload ramp on every chunk.
+#if defined(__AVX2__)
+  if constexpr (kHasBatchEncoder<Kernel, kPow2, kDim>) {
+    const bool whole_batches = (ctx.block / d) % 8 == 0 && l.chunks_per_row % 8 == 0 &&
+                               ((l.padded_cols % ctx.block) / d) % 8 == 0;
+    if (whole_batches && !cb.rep_coords_int8x4().empty()) {
+      EncodeRowBatched<kDim>(ctx, work, symbols, t, scratch, counts);
+      if constexpr (!kDirect) ctx.packing.PackRow(scratch.symbols.data(), packed);
+      return counts;
+    }
+  }
+#endif
+  float y[kMaxLatticeDim];
+  for (int64_t c = 0; c < l.chunks_per_row; ++c) {
+    const float base = block_base[c * d / ctx.block];
+    const float* xc = work + c * d;
+    SymbolT* sc = symbols + c * l.symbols_per_chunk;
+    if (base == 0.0f) {
+      std::fill(sc, sc + l.symbols_per_chunk, SymbolT{0});
+      t[c] = 0;
       continue;
     }
-    int64_t c = c_begin;
-#if defined(__AVX2__)
-    if constexpr (kHasBatchEncoder<Kernel, kPow2, kDim>) {
-      if ((c_end - c_begin) % 8 == 0 && !cb.rep_coords_int8x4().empty()) {
-        EncodeBlockBatched<kDim>(ctx, work + c_begin * d, c_end - c_begin, base, c_begin,
-                                 symbols + c_begin * l.symbols_per_chunk, t + c_begin, scratch, counts);
-        c = c_end;
+    int tc = 0;
+    while (true) {
+      // y = x * (1 / step): one division per step, not per entry. The batch encoder does the same.
+      const float inv_step = 1.0f / (base * ctx.ramp[tc]);
+      for (int i = 0; i < d; ++i) y[i] = xc[i] * inv_step;
+      if (!EncodeChunk<Kernel, kPow2, kDim>(cb, d, ctx.levels, y, sc)) break;
+      if (tc == ctx.t_max) {
+        ++counts.capped;
+        if (counts.first_capped_chunk < 0) counts.first_capped_chunk = c;
+        std::fill(sc, sc + l.symbols_per_chunk, SymbolT{0});  // kZero; kFail is reported by the caller
+        break;
       }
+      ++tc;
     }
-#endif
-    for (; c < c_end; ++c) {
-      const float* xc = work + c * d;
-      SymbolT* sc = symbols + c * l.symbols_per_chunk;
-      int tc = 0;
-      while (true) {
-        const float step = base * ctx.ramp[tc];
-        for (int i = 0; i < d; ++i) y[i] = xc[i] / step;
-        if (!EncodeChunk<Kernel, kPow2, kDim>(cb, d, ctx.levels, y, sc)) break;
-        if (tc == ctx.t_max) {
-          ++counts.capped;
-          if (counts.first_capped_chunk < 0) counts.first_capped_chunk = c;
-          std::fill(sc, sc + l.symbols_per_chunk, SymbolT{0});  // kZero; kFail is reported by the caller
-          break;
-        }
-        ++tc;
-      }
-      if (tc > 0) ++counts.first_try_overloads;
-      t[c] = static_cast<uint8_t>(tc);
-    }
+    if (tc > 0) ++counts.first_try_overloads;
+    t[c] = static_cast<uint8_t>(tc);
   }
-  if constexpr (kDirect) {
-    // Byte-aligned symbols fill the row exactly; nothing to pack.
-  } else {
-    ctx.packing.PackRow(scratch.symbols.data(), packed);
-  }
+  if constexpr (!kDirect) ctx.packing.PackRow(scratch.symbols.data(), packed);
   return counts;
 }
 

@@ -75,7 +75,7 @@ absl::Status TensorCodec::EncodeInto(const float* x, const std::vector<int64_t>&
   int64_t first_capped_row = -1, first_capped_chunk = -1, first_nonfinite = -1;
   if (executor == nullptr) executor = InlineExecutor();
   executor->ParallelFor(l.rows, [&](int64_t begin, int64_t end) {
-    RowScratch scratch(l, ctx.block);
+    RowScratch scratch(l);
     EncodeStats local;
     int64_t nonfinite = -1;
     int64_t capped_row = -1, capped_chunk = -1;
@@ -156,7 +156,7 @@ absl::Status TensorCodec::Decode(const CompressedTensor& tensor, float* out, Exe
   std::atomic<int64_t> bad_row{-1};
   if (executor == nullptr) executor = InlineExecutor();
   executor->ParallelFor(l.rows, [&](int64_t begin, int64_t end) {
-    RowScratch scratch(l, ctx.block);
+    RowScratch scratch(l);
     for (int64_t r = begin; r < end; ++r) {
       const uint16_t* scales = tensor.scales.empty() ? nullptr : &tensor.scales[r * l.blocks_per_row];
       if (!kernels.decode(ctx, scales, &tensor.t[r * l.chunks_per_row], &tensor.symbols[r * tensor.row_bytes],

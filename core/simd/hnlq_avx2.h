@@ -7,6 +7,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "core/codebook.h"
@@ -131,50 +132,76 @@ struct E8Batch {
   static __m256i HalveExact(__m256i v) { return _mm256_srai_epi32(v, 1); }
 };
 
-// Algorithm 1 on n8 (a multiple of 8) chunks of x (n8 * d floats) at one step: writes
-// symbols[c * levels + m] and overload_masks[c / 8] (bit c % 8 set when chunk c overloads). The caller
-// drives the overload ramp, retrying only the overloaded chunks (row_codec_impl.h).
+// Algorithm 1 on n8 (a multiple of 8) chunks of x (n8 * d floats): chunk c is multiplied by
+// inv_steps[c] (= 1 / its step), or by `inv_step` when inv_steps is null. Writes symbols[c * levels + m] and
+// overload_masks[c / 8] (bit c % 8 set when chunk c overloads). The caller drives the overload
+// ramp, retrying only the overloaded chunks (row_codec_impl.h).
 template <class Batch, typename SymbolT>
-inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t n8, float step_value,
-                         SymbolT* symbols, uint8_t* overload_masks) {
+inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t n8, float inv_step,
+                         const float* inv_steps, SymbolT* symbols, uint8_t* overload_masks) {
   constexpr int d = Batch::kDim;
   constexpr int kWords = (d + 3) / 4;
+  // Two independent batches per iteration: their table gathers overlap instead of stalling.
+  constexpr int kU = 2;
   const int log2_q = cb.log2_q();
   const __m128i shift = _mm_cvtsi32_si128(log2_q);
   const __m256i digit_mask = _mm256_set1_epi32(cb.q() - 1);
   const __m256i zero = _mm256_setzero_si256();
   const int* rep = cb.rep_coords_int8x4().data();
-  const __m256 step = _mm256_set1_ps(step_value);
-  for (int64_t batch = 0; batch < n8 / 8; ++batch) {
-    __m256 y[d];
-    Batch::Load(x + batch * 8 * d, y);
-    for (int i = 0; i < d; ++i) y[i] = _mm256_div_ps(y[i], step);
-    __m256i z[d];
-    Batch::Nearest(y, z);
-    alignas(32) int32_t lanes[kMaxLevels][8];
+  const __m256 uniform_inv = _mm256_set1_ps(inv_step);
+  const int64_t batches = n8 / 8;
+  for (int64_t first = 0; first < batches; first += kU) {
+    const int u_count = static_cast<int>(std::min<int64_t>(kU, batches - first));
+    __m256 y[kU][d];
+    __m256i z[kU][d];
+    alignas(32) int32_t lanes[kU][kMaxLevels][8];
+    for (int u = 0; u < u_count; ++u) {
+      const int64_t batch = first + u;
+      Batch::Load(x + batch * 8 * d, y[u]);
+      const __m256 inv = inv_steps != nullptr ? _mm256_loadu_ps(inv_steps + batch * 8) : uniform_inv;
+      for (int i = 0; i < d; ++i) y[u][i] = _mm256_mul_ps(y[u][i], inv);
+      Batch::Nearest(y[u], z[u]);
+    }
     for (int m = 0; m < levels; ++m) {
-      __m256i sym = _mm256_and_si256(z[0], digit_mask);
-      for (int i = 1; i < d; ++i) {
-        sym = _mm256_or_si256(sym, _mm256_sll_epi32(_mm256_and_si256(z[i], digit_mask), _mm_cvtsi32_si128(i * log2_q)));
+      __m256i packed[kU][kWords];
+      for (int u = 0; u < u_count; ++u) {
+        __m256i sym = _mm256_and_si256(z[u][0], digit_mask);
+        for (int i = 1; i < d; ++i) {
+          sym = _mm256_or_si256(sym, _mm256_sll_epi32(_mm256_and_si256(z[u][i], digit_mask), _mm_cvtsi32_si128(i * log2_q)));
+        }
+        _mm256_store_si256(reinterpret_cast<__m256i*>(lanes[u][m]), sym);
+        // One gather per 4 coordinates: rep(b) packed as int8x4.
+        const __m256i row = kWords == 1 ? sym : _mm256_slli_epi32(sym, kWords == 2 ? 1 : 2);
+        for (int w = 0; w < kWords; ++w) {
+          packed[u][w] = _mm256_i32gather_epi32(rep, _mm256_add_epi32(row, _mm256_set1_epi32(w)), 4);
+        }
       }
-      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes[m]), sym);
-      // One gather per 4 coordinates: rep(b) packed as int8x4, sign-extended by shifts.
-      const __m256i row = kWords == 1 ? sym : _mm256_slli_epi32(sym, kWords == 2 ? 1 : 2);
-      for (int w = 0; w < kWords; ++w) {
-        const __m256i packed = _mm256_i32gather_epi32(rep, _mm256_add_epi32(row, _mm256_set1_epi32(w)), 4);
-        for (int k = 0; k < 4 && 4 * w + k < d; ++k) {
-          const __m256i r = _mm256_srai_epi32(_mm256_sll_epi32(packed, _mm_cvtsi32_si128(24 - 8 * k)), 24);
-          z[4 * w + k] = _mm256_sra_epi32(_mm256_sub_epi32(z[4 * w + k], r), shift);
+      for (int u = 0; u < u_count; ++u) {
+        for (int i = 0; i < d; ++i) {
+          const __m256i r = _mm256_srai_epi32(_mm256_sll_epi32(packed[u][i / 4], _mm_cvtsi32_si128(24 - 8 * (i % 4))), 24);
+          z[u][i] = _mm256_sra_epi32(_mm256_sub_epi32(z[u][i], r), shift);
         }
       }
     }
-    __m256i any = z[0];
-    for (int i = 1; i < d; ++i) any = _mm256_or_si256(any, z[i]);
-    overload_masks[batch] =
-        static_cast<uint8_t>(~_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(any, zero))) & 0xFF);
-    SymbolT* out = symbols + batch * 8 * levels;
-    for (int l = 0; l < 8; ++l) {
-      for (int m = 0; m < levels; ++m) out[l * levels + m] = static_cast<SymbolT>(lanes[m][l]);
+    for (int u = 0; u < u_count; ++u) {
+      const int64_t batch = first + u;
+      __m256i any = z[u][0];
+      for (int i = 1; i < d; ++i) any = _mm256_or_si256(any, z[u][i]);
+      overload_masks[batch] =
+          static_cast<uint8_t>(~_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(any, zero))) & 0xFF);
+      SymbolT* out = symbols + batch * 8 * levels;
+      if (sizeof(SymbolT) == 1 && levels == 2) {
+        // 8 chunks x (b_0, b_1) bytes = 16 bytes, interleaved with one pack and one permute.
+        const __m256i s0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes[u][0]));
+        const __m256i s1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes[u][1]));
+        const __m256i pairs = _mm256_or_si256(s0, _mm256_slli_epi32(s1, 8));
+        const __m256i packed16 = _mm256_permute4x64_epi64(_mm256_packus_epi32(pairs, pairs), 0x08);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(packed16));
+      } else {
+        for (int l = 0; l < 8; ++l) {
+          for (int m = 0; m < levels; ++m) out[l * levels + m] = static_cast<SymbolT>(lanes[u][m][l]);
+        }
+      }
     }
   }
 }

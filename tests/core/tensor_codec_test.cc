@@ -93,7 +93,7 @@ TEST(TensorCodecTest, RefusesNanAndInfNamingTheIndex) {
   EXPECT_FALSE(codec.Encode(x.data(), {2, 16}).ok());
 }
 
-// The core invariant: without overload, decode(encode(x)) == step * Q_L(x / step) exactly.
+// The core invariant: without overload, decode(encode(x)) == step * Q_L(x * (1/step)) exactly.
 TEST(TensorCodecTest, DecodeIsExactlyTheScaledNearestPointWithoutOverload) {
   for (const Config& c : kConfigs) {
     if (std::string(c.lattice) == "A2") continue;  // A2 points are irrational: checked with tolerance below
@@ -117,7 +117,8 @@ TEST(TensorCodecTest, DecodeIsExactlyTheScaledNearestPointWithoutOverload) {
           const float scale_v = scale == ScaleMode::kNone ? 1.0f : Bf16ToFloat(t.scales[r * t.layout.blocks_per_row + block]);
           const float step = scale_v * t.params.beta * static_cast<float>(std::exp2(double(p.alpha) * tc));
           float yin[kMaxLatticeDim];
-          for (int i = 0; i < d; ++i) yin[i] = x[r * cols + ch * d + i] / step;
+          const float inv_step = 1.0f / step;
+          for (int i = 0; i < d; ++i) yin[i] = x[r * cols + ch * d + i] * inv_step;
           int32_t z[kMaxLatticeDim];
           double pt[kMaxLatticeDim];
           lattice.Nearest(yin, z);
