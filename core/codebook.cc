@@ -68,6 +68,13 @@ Codebook::Codebook(const Lattice& lattice, int q)
     symbol_lattice.Point(rc, rep_ambient);
     for (int i = 0; i < symbol_dim_; ++i) rep_point_[symbol * symbol_dim_ + i] = static_cast<float>(rep_ambient[i]);
   }
+  if (lattice.kind() != LatticeKind::kA2) {
+    const bool fits = std::all_of(rep_point_.begin(), rep_point_.end(), [](float v) { return std::fabs(2 * v) <= 127; });
+    if (fits) {
+      rep_point_x2_int8_.resize(rep_point_.size());
+      for (size_t i = 0; i < rep_point_.size(); ++i) rep_point_x2_int8_[i] = static_cast<int8_t>(2 * rep_point_[i]);
+    }
+  }
   const bool fits_int8 = std::all_of(rep_coords_.begin(), rep_coords_.end(), [](int32_t v) { return v >= -128 && v <= 127; });
   if (fits_int8) {
     const int words = (symbol_dim_ + 3) / 4;

@@ -45,6 +45,9 @@ class Codebook {
     return rep_point_.data() + static_cast<size_t>(symbol) * symbol_dim_;
   }
   const std::vector<float>& rep_points() const { return rep_point_; }
+  // 2 * rep(b) in ambient coordinates as int8 (s per symbol), for lattices whose points are
+  // half-integers (Z^n, D_n, E8) when they fit; empty otherwise. 8x smaller than rep_point.
+  const std::vector<int8_t>& rep_point_x2_int8() const { return rep_point_x2_int8_; }
   // rep(b) coordinates as int8, four per int32 word (ceil(s/4) words per symbol), for SIMD gathers;
   // empty when a coordinate does not fit in int8.
   const std::vector<int32_t>& rep_coords_int8x4() const { return rep_coords_int8x4_; }
@@ -59,6 +62,7 @@ class Codebook {
   std::vector<int32_t> rep_coords_;
   std::vector<float> rep_point_;
   std::vector<int32_t> rep_coords_int8x4_;
+  std::vector<int8_t> rep_point_x2_int8_;
 };
 
 // The perturbed nearest point used to build codebooks and LUTs: nearest point of y + ε c.

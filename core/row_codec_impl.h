@@ -319,7 +319,21 @@ bool DecodeRowImpl(const RowCodecContext& ctx, const uint16_t* scales, const uin
     const float scale = ctx.scale == ScaleMode::kNone ? 1.0f : Bf16ToFloat(scales[b]);
     const float base = scale * ctx.beta;
     const bool zero_block = !(base >= 1e-30f);
-    for (int64_t c = begin / d; c < end / d; ++c) {
+    const int64_t c_begin = begin / d, c_end = end / d;
+#if defined(__AVX2__)
+    if constexpr ((kDim == 8 || kDim == 4) && kDirect) {
+      const bool whole_chunks = cb.symbol_dim() == kDim && (c_end - c_begin) % 2 == 0;
+      if (whole_chunks && !cb.rep_point_x2_int8().empty() && cb.q_is_power_of_two() && !zero_block) {
+        float* steps = scratch.retry_steps.data();
+        for (int64_t c = c_begin; c < c_end; ++c) steps[c - c_begin] = base * ctx.ramp[t[c]];
+        simd_avx2::DecodeChunksInt8<kDim>(cb, ctx.levels, symbols + c_begin * l.symbols_per_chunk, c_end - c_begin,
+                                          steps, work + c_begin * d);
+        if (!ctx.rotation_signs.empty()) RotateInverse(ctx.rotation_signs.data(), end - begin, work + begin);
+        continue;
+      }
+    }
+#endif
+    for (int64_t c = c_begin; c < c_end; ++c) {
       const float step = zero_block ? 0.0f : base * ctx.ramp[t[c]];
       DecodeChunk<kDim>(cb, d, ctx.levels, symbols + c * l.symbols_per_chunk, step, work + c * d);
     }

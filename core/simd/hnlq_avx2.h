@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 #include "core/codebook.h"
 
@@ -203,6 +204,40 @@ inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t
         }
       }
     }
+  }
+}
+
+// Algorithm 2 from the int8 table of doubled representatives (d = 8: one chunk per register;
+// d = 4: two). An exact integer Horner sum, then one float multiply by step / 2: bit-identical to
+// the float decoder (the same real product, rounded once). symbols: n * levels; steps: n;
+// out: n * d floats. For d = 4, n must be even.
+template <int d, typename SymbolT>
+inline void DecodeChunksInt8(const Codebook& cb, int levels, const SymbolT* symbols, int64_t n, const float* steps,
+                             float* out) {
+  static_assert(d == 4 || d == 8, "int8 decoder handles D4 and E8");
+  const int8_t* table = cb.rep_point_x2_int8().data();
+  const __m128i shift = _mm_cvtsi32_si128(cb.log2_q());
+  constexpr int kPerRegister = 8 / d;
+  auto load = [&](int64_t c, int m) -> __m256i {
+    if constexpr (d == 8) {
+      return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(table + 8 * symbols[c * levels + m])));
+    } else {
+      int32_t lo, hi;
+      std::memcpy(&lo, table + 4 * symbols[c * levels + m], 4);
+      std::memcpy(&hi, table + 4 * symbols[(c + 1) * levels + m], 4);
+      return _mm256_cvtepi8_epi32(_mm_cvtsi32_si128(lo) | _mm_slli_si128(_mm_cvtsi32_si128(hi), 4));
+    }
+  };
+  for (int64_t c = 0; c < n; c += kPerRegister) {
+    __m256i acc = load(c, levels - 1);
+    for (int m = levels - 2; m >= 0; --m) acc = _mm256_add_epi32(_mm256_sll_epi32(acc, shift), load(c, m));
+    __m256 half_step;
+    if constexpr (d == 8) {
+      half_step = _mm256_set1_ps(0.5f * steps[c]);
+    } else {
+      half_step = _mm256_setr_m128(_mm_set1_ps(0.5f * steps[c]), _mm_set1_ps(0.5f * steps[c + 1]));
+    }
+    _mm256_storeu_ps(out + d * c, _mm256_mul_ps(_mm256_cvtepi32_ps(acc), half_step));
   }
 }
 
