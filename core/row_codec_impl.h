@@ -136,6 +136,21 @@ constexpr bool kHasBatchEncoder =
     kPow2 && ((std::is_same<Kernel, DnKernel>::value && kDim == 4) || std::is_same<Kernel, E8Kernel>::value);
 
 #if defined(__AVX2__)
+// kMaskLanes[mask] lists the set bits of an 8-bit mask in increasing order (unused slots 0).
+struct MaskLaneTable {
+  uint8_t lanes[256][8];
+  constexpr MaskLaneTable() : lanes() {
+    for (int mask = 0; mask < 256; ++mask) {
+      int n = 0;
+      for (int bit = 0; bit < 8; ++bit) {
+        if (mask & (1 << bit)) lanes[mask][n++] = static_cast<uint8_t>(bit);
+      }
+    }
+  }
+};
+constexpr MaskLaneTable kMaskLaneTable;
+constexpr const uint8_t (&kMaskLanes)[256][8] = kMaskLaneTable.lanes;
+
 // The overload ramp of one row with the batch encoder. Every chunk is first encoded at T = 0 with
 // its block's step (block_base[b] * ramp[0]); then the overloaded chunks of the whole row are
 // compacted into full batches of 8 and retried at T = 1, 2, ... with per-chunk steps. Each chunk
@@ -163,12 +178,16 @@ void EncodeRowBatched(const RowCodecContext& ctx, const float* work, SymbolT* sy
     }
   }
   std::memset(t, 0, l.chunks_per_row);
+  // Branch-free compaction of the overloaded chunks: the lanes of each mask come from a table,
+  // all 8 slots are written and the count advances by the popcount (overloads are random, so a
+  // loop over set bits would mispredict on most batches).
   int32_t* list = scratch.retry_list.data();
   int64_t pending = 0;
   for (int64_t batch = 0; batch < l.chunks_per_row / 8; ++batch) {
-    for (unsigned mask = masks[batch]; mask != 0; mask &= mask - 1) {
-      list[pending++] = static_cast<int32_t>(batch * 8 + __builtin_ctz(mask));
-    }
+    const __m256i lanes = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(kMaskLanes[masks[batch]])));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(list + pending),
+                        _mm256_add_epi32(lanes, _mm256_set1_epi32(static_cast<int32_t>(batch * 8))));
+    pending += __builtin_popcount(masks[batch]);
   }
   counts.first_try_overloads += pending;
   float* retry_x = scratch.retry_x.data();

@@ -1,0 +1,97 @@
+// Throughput of HNLQ encode/decode (D4 q=4 M=2 and E8 q=4 M=2, default RMS scaling) on float32
+// N(0,1) data, beside memcpy of the same bytes in the same run. bytes_per_second counts float32
+// input bytes; compare each codec row with BM_Memcpy at the same thread count.
+//
+//   bazel run -c opt //bench:codec_benchmark -- --benchmark_repetitions=3
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "benchmark/benchmark.h"
+#include "core/evaluation.h"
+#include "core/row_codec.h"
+#include "core/tensor_codec.h"
+#include "core/thread_pool.h"
+
+namespace coset {
+namespace {
+
+constexpr int64_t kRows = 4096, kCols = 4096;  // 64 MiB of float32: far beyond the caches
+
+const std::vector<float>& Input() {
+  static const std::vector<float> x = GaussianSamples(kRows * kCols, 1);
+  return x;
+}
+
+const char* LatticeName(int64_t id) { return id == 0 ? "D4" : "E8"; }
+
+void BM_Memcpy(benchmark::State& state) {
+  ThreadPool pool(static_cast<int>(state.range(0)));
+  const std::vector<float>& x = Input();
+  std::vector<float> y(x.size());
+  for (auto _ : state) {
+    pool.ParallelFor(kRows, [&](int64_t b, int64_t e) {
+      std::memcpy(y.data() + b * kCols, x.data() + b * kCols, (e - b) * kCols * sizeof(float));
+    });
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(state.iterations() * kRows * kCols * 4);
+}
+
+void BM_Encode(benchmark::State& state) {
+  CodecParams p;
+  p.lattice = LatticeName(state.range(0));
+  const TensorCodec codec = *TensorCodec::Create(p);
+  ThreadPool pool(static_cast<int>(state.range(1)));
+  CompressedTensor t;
+  EncodeStats stats;
+  for (auto _ : state) {
+    if (!codec.EncodeInto(Input().data(), {kRows, kCols}, DType::kFloat32, &pool, &stats, &t).ok()) {
+      state.SkipWithError("encode failed");
+    }
+  }
+  state.SetBytesProcessed(state.iterations() * kRows * kCols * 4);
+  state.counters["overload"] = stats.first_try_overload_rate();
+  state.SetLabel(std::string(p.lattice) + " q=4 M=2");
+}
+
+void BM_Decode(benchmark::State& state) {
+  CodecParams p;
+  p.lattice = LatticeName(state.range(0));
+  const TensorCodec codec = *TensorCodec::Create(p);
+  ThreadPool pool(static_cast<int>(state.range(1)));
+  const CompressedTensor t = *codec.Encode(Input().data(), {kRows, kCols}, DType::kFloat32, &pool);
+  std::vector<float> y(kRows * kCols);
+  for (auto _ : state) {
+    if (!codec.Decode(t, y.data(), &pool).ok()) state.SkipWithError("decode failed");
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(state.iterations() * kRows * kCols * 4);
+  state.SetLabel(std::string(p.lattice) + " q=4 M=2");
+}
+
+BENCHMARK(BM_Memcpy)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Encode)->ArgNames({"lattice", "threads"})->ArgsProduct({{0, 1}, {1, 2}})->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Decode)->ArgNames({"lattice", "threads"})->ArgsProduct({{0, 1}, {1, 2}})->UseRealTime()->Unit(benchmark::kMillisecond);
+
+std::string CpuModel() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  }
+  return "unknown";
+}
+
+}  // namespace
+}  // namespace coset
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  benchmark::AddCustomContext("cpu_model", coset::CpuModel());
+  benchmark::AddCustomContext("simd", coset::ActiveSimdLevel() == coset::SimdLevel::kAvx2 ? "avx2" : "portable");
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
