@@ -1,0 +1,134 @@
+"""End-to-end tests of the cosetctl binary: real .npy files in, real .coset blobs out."""
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+
+import numpy as np
+
+COSETCTL = os.path.join(os.environ.get("TEST_SRCDIR", ""), "coset", "client", "cosetctl")
+if not os.path.exists(COSETCTL):
+    COSETCTL = os.path.join(os.path.dirname(__file__), "..", "..", "bazel-bin", "client", "cosetctl")
+
+
+def run(*args, check=True):
+    proc = subprocess.run([COSETCTL, *args], capture_output=True, text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"cosetctl {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+    return proc
+
+
+def run_json(*args):
+    return json.loads(run(*args, "--json").stdout)
+
+
+def snr_db(x, y):
+    return 10 * np.log10(np.sum(x.astype(np.float64) ** 2) / np.sum((x.astype(np.float64) - y) ** 2))
+
+
+class CosetctlTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def test_round_trip_keeps_shape_and_dtype(self):
+        rng = np.random.default_rng(0)
+        for shape, dtype in [((5, 3, 37), np.float32), ((1000,), np.float64), ((7, 1), np.float32), ((64, 256), np.float32)]:
+            x = rng.standard_normal(shape).astype(dtype)
+            np.save(self.path("x.npy"), x)
+            enc = run_json("encode", self.path("x.npy"), self.path("x.coset"))
+            self.assertEqual(enc["shape"], list(shape))
+            dec = run_json("decode", self.path("x.coset"), self.path("y.npy"))
+            self.assertEqual(dec["shape"], list(shape))
+            y = np.load(self.path("y.npy"))
+            self.assertEqual(y.shape, shape)
+            self.assertEqual(y.dtype, dtype)
+            self.assertGreater(snr_db(x, y), 18.0, shape)
+
+    def test_info_reports_parameters_and_bits(self):
+        x = np.random.default_rng(1).standard_normal((512, 1024)).astype(np.float32)
+        np.save(self.path("x.npy"), x)
+        run("encode", self.path("x.npy"), self.path("x.coset"), "--lattice", "E8", "--q", "4", "--M", "2")
+        info = run_json("info", self.path("x.coset"))
+        self.assertEqual(info["lattice"], "E8")
+        self.assertEqual((info["q"], info["M"]), (4, 2))
+        self.assertEqual(info["shape"], [512, 1024])
+        self.assertEqual(sum(info["t_histogram"]), info["chunks"])
+        self.assertEqual(info["bytes"], os.path.getsize(self.path("x.coset")))
+        self.assertLess(info["stored_bits_per_entry"], info["rate_bits_per_entry"] + 16 / 256 + 0.1)
+
+    def test_default_d4_stays_under_4_4_bits_per_entry(self):
+        x = np.random.default_rng(2).standard_normal((256, 4096)).astype(np.float32)
+        np.save(self.path("x.npy"), x)
+        enc = run_json("encode", self.path("x.npy"), self.path("x.coset"))
+        self.assertLessEqual(enc["stored_bits_per_entry"], 4.40)
+
+    def test_scale_none_rotation_and_flags(self):
+        x = np.random.default_rng(3).standard_normal((64, 100)).astype(np.float32)
+        np.save(self.path("x.npy"), x)
+        for flags in (["--scale", "none"], ["--rotate", "--block", "64"], ["--scale", "absmax", "--q", "8"],
+                      ["--lattice", "Z4", "--q", "5", "--M", "1"], ["--lattice", "A2", "--q", "3"]):
+            run("encode", self.path("x.npy"), self.path("x.coset"), *flags)
+            run("decode", self.path("x.coset"), self.path("y.npy"))
+            self.assertGreater(snr_db(x, np.load(self.path("y.npy"))), 5.0, flags)
+
+    def test_eval_reports_the_documented_keys(self):
+        out = run_json("eval", "--lattice", "D4", "--q", "4", "--M", "2", "--scale", "none", "--samples", "65536",
+                       "--data-seed", "7")
+        for key in ("rate_bits_per_entry", "stored_bits_per_entry", "mse", "snr_db", "overload_rate", "beta"):
+            self.assertIn(key, out)
+        self.assertAlmostEqual(out["mse"], 0.0055, delta=0.0055 * 0.05)
+        self.assertLess(out["rate_bits_per_entry"], 4.30)
+
+    def test_bench_reports_ratios(self):
+        out = run_json("bench", "--mib", "4", "--reps", "1", "--threads", "1")
+        for key in ("memcpy_gbps", "encode_gbps", "decode_gbps", "encode_vs_memcpy", "decode_vs_memcpy"):
+            self.assertGreater(out[key], 0.0)
+
+    def test_errors_are_clear_and_nonzero(self):
+        x = np.ones((4, 8), np.float32)
+        x[1, 3] = np.nan
+        np.save(self.path("nan.npy"), x)
+        proc = run("encode", self.path("nan.npy"), self.path("o.coset"), check=False)
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("input[11]", proc.stderr)
+        self.assertFalse(os.path.exists(self.path("o.coset")))
+
+        np.save(self.path("ok.npy"), np.ones((4, 8), np.float32))
+        proc = run("encode", self.path("ok.npy"), self.path("o.coset"), "--q", "2", check=False)
+        self.assertIn("q (=2)", proc.stderr)
+        proc = run("encode", self.path("ok.npy"), self.path("o.coset"), "--bogus", "1", check=False)
+        self.assertIn("unknown flag --bogus", proc.stderr)
+        proc = run("decode", self.path("missing.coset"), self.path("y.npy"), check=False)
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("cannot open", proc.stderr)
+
+        run("encode", self.path("ok.npy"), self.path("o.coset"))
+        blob = open(self.path("o.coset"), "rb").read()
+        open(self.path("cut.coset"), "wb").write(blob[: len(blob) // 2])
+        proc = run("decode", self.path("cut.coset"), self.path("y.npy"), "--json", check=False)
+        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(json.loads(proc.stdout)["code"], "DATA_LOSS")
+        flipped = bytearray(blob)
+        flipped[len(blob) // 2] ^= 0x10
+        open(self.path("flip.coset"), "wb").write(bytes(flipped))
+        self.assertIn("checksum", run("info", self.path("flip.coset"), check=False).stderr)
+
+        np.save(self.path("int.npy"), np.arange(8, dtype=np.int32))
+        self.assertIn("not supported", run("encode", self.path("int.npy"), self.path("o.coset"), check=False).stderr)
+
+    def test_help_for_every_command(self):
+        for cmd in ("encode", "decode", "info", "eval", "bench"):
+            self.assertIn("usage", run(cmd, "--help").stdout)
+        self.assertEqual(run(check=False).returncode, 2)
+
+
+if __name__ == "__main__":
+    # pytest writes one JUnit entry per test case where Bazel asks for it (scripts/test.sh counts them).
+    import sys
+    import pytest
+    xml = os.environ.get("XML_OUTPUT_FILE")
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"] + ([f"--junitxml={xml}"] if xml else [])))
