@@ -177,6 +177,31 @@ absl::Status DecodeTensor(const CompressedTensor& tensor, float* out, Executor* 
   return codec.Decode(tensor, out, executor);
 }
 
+bool UnpackRowSymbols(const CompressedTensor& tensor, int64_t row, uint32_t* symbols) {
+  const Lattice lattice = *Lattice::Parse(tensor.params.lattice);
+  int64_t alphabet = 1;
+  for (int i = 0; i < lattice.symbol_dim(); ++i) alphabet *= tensor.params.q;
+  const SymbolPacking packing(static_cast<uint64_t>(alphabet), tensor.layout.symbols_per_row);
+  return packing.UnpackRow(&tensor.symbols[row * tensor.row_bytes], symbols);
+}
+
+float RampFactor(const CodecParams& params, int t) {
+  // The same float as RowCodecContext::ramp, so results match the decoder's steps bit for bit.
+  return static_cast<float>(std::exp2(static_cast<double>(params.alpha) * t));
+}
+
+float BlockBase(const CompressedTensor& tensor, int64_t row, int64_t block) {
+  const float scale =
+      tensor.params.scale == ScaleMode::kNone ? 1.0f : Bf16ToFloat(tensor.scales[row * tensor.layout.blocks_per_row + block]);
+  const float base = scale * tensor.params.beta;
+  return base >= 1e-30f ? base : 0.0f;
+}
+
+float ChunkStep(const CompressedTensor& tensor, int64_t row, int64_t chunk) {
+  const int64_t block = chunk * tensor.layout.dim / tensor.params.block;
+  return BlockBase(tensor, row, block) * RampFactor(tensor.params, tensor.t[row * tensor.layout.chunks_per_row + chunk]);
+}
+
 OverloadSummary SummarizeOverloads(const CompressedTensor& tensor) {
   OverloadSummary s;
   s.histogram.assign(tensor.params.t_max + 1, 0);

@@ -79,6 +79,14 @@ class TensorCodec {
   std::shared_ptr<const Codebook> codebook_;
 };
 
+// Helpers for computing on codes (inner products, code arithmetic): the symbols of one row
+// (symbols_per_row values; false when the packed bytes are invalid) and the step of one chunk.
+bool UnpackRowSymbols(const CompressedTensor& tensor, int64_t row, uint32_t* symbols);
+float ChunkStep(const CompressedTensor& tensor, int64_t row, int64_t chunk);
+// Block scale x beta of one block (0 for blocks that decode to zero), and the ramp factor of T.
+float BlockBase(const CompressedTensor& tensor, int64_t row, int64_t block);
+float RampFactor(const CodecParams& params, int t);
+
 // Decodes with a codec built from the tensor's own parameters.
 absl::Status DecodeTensor(const CompressedTensor& tensor, float* out, Executor* executor = nullptr);
 

@@ -1,0 +1,182 @@
+#include "core/code_arith.h"
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+
+namespace coset {
+namespace {
+
+absl::Status CheckShareScales(const CompressedTensor& a, const CompressedTensor& b) {
+  const CodecParams &p = a.params, &r = b.params;
+  if (a.shape != b.shape) return absl::InvalidArgumentError("codes have different shapes");
+  if (p.lattice != r.lattice || p.q != r.q || p.levels != r.levels || p.beta != r.beta || p.alpha != r.alpha ||
+      p.block != r.block || p.scale != r.scale || p.rotate != r.rotate || (p.rotate && p.seed != r.seed)) {
+    return absl::FailedPreconditionError("codes have different codec parameters; they must share scales");
+  }
+  if (a.scales != b.scales || a.t != b.t) {
+    return absl::FailedPreconditionError(
+        "codes have different block scales or overload counters; encode them with shared scales first");
+  }
+  return absl::OkStatus();
+}
+
+int32_t FloorMod(int64_t v, int64_t m) {
+  const int64_t r = v % m;
+  return static_cast<int32_t>(r < 0 ? r + m : r);
+}
+
+// Coordinates of the decoded lattice point of every chunk (x_hat / step = G z).
+absl::StatusOr<std::vector<int64_t>> PointCoords(const CompressedTensor& t, const Codebook& cb) {
+  const Layout& l = t.layout;
+  const int s = cb.symbol_dim(), per_level = l.dim / s;
+  std::vector<int64_t> z(l.rows * l.chunks_per_row * l.dim, 0);
+  std::vector<uint32_t> sym(l.symbols_per_row);
+  for (int64_t r = 0; r < l.rows; ++r) {
+    if (!UnpackRowSymbols(t, r, sym.data())) return absl::DataLossError(absl::StrCat("row ", r, " is corrupt"));
+    for (int64_t c = 0; c < l.chunks_per_row; ++c) {
+      int64_t* zc = &z[(r * l.chunks_per_row + c) * l.dim];
+      for (int m = t.params.levels - 1; m >= 0; --m) {
+        for (int j = 0; j < per_level; ++j) {
+          const int32_t* rep = cb.rep_coords(sym[c * l.symbols_per_chunk + m * per_level + j]);
+          for (int i = 0; i < s; ++i) zc[j * s + i] = zc[j * s + i] * cb.q() + rep[i];
+        }
+      }
+    }
+  }
+  return z;
+}
+
+// Algorithm 1 on a lattice point given by coordinates z (no rounding needed): writes the chunk's
+// symbols and returns whether the point overloads (is not in the decodable set C).
+bool EncodePointCoords(const Codebook& cb, int levels, int d, int64_t* z, uint32_t* symbols) {
+  const int s = cb.symbol_dim(), q = cb.q();
+  for (int m = 0; m < levels; ++m) {
+    for (int j = 0; j < d; j += s) {
+      uint32_t symbol = 0, weight = 1;
+      for (int i = 0; i < s; ++i) {
+        symbol += static_cast<uint32_t>(FloorMod(z[j + i], q)) * weight;
+        weight *= q;
+      }
+      *symbols++ = symbol;
+      const int32_t* rep = cb.rep_coords(symbol);
+      for (int i = 0; i < s; ++i) z[j + i] = (z[j + i] - rep[i]) / q;
+    }
+  }
+  int64_t any = 0;
+  for (int i = 0; i < d; ++i) any |= z[i];
+  return any != 0;
+}
+
+absl::StatusOr<std::shared_ptr<const Codebook>> CodebookOf(const CompressedTensor& t) {
+  COSET_ASSIGN_OR_RETURN(Lattice lattice, Lattice::Parse(t.params.lattice));
+  return Codebook::Create(lattice, t.params.q);
+}
+
+// Rewrites t's symbols from per-chunk coordinates; marks chunks whose point overloads.
+void WriteSymbols(const Codebook& cb, std::vector<int64_t> z, CompressedTensor* t, std::vector<uint8_t>* over) {
+  const Layout& l = t->layout;
+  int64_t alphabet = cb.num_symbols();
+  const SymbolPacking packing(static_cast<uint64_t>(alphabet), l.symbols_per_row);
+  std::vector<uint32_t> sym(l.symbols_per_row);
+  for (int64_t r = 0; r < l.rows; ++r) {
+    for (int64_t c = 0; c < l.chunks_per_row; ++c) {
+      const bool o = EncodePointCoords(cb, t->params.levels, l.dim, &z[(r * l.chunks_per_row + c) * l.dim],
+                                       &sym[c * l.symbols_per_chunk]);
+      if (over != nullptr) (*over)[r * l.chunks_per_row + c] = o;
+    }
+    packing.PackRow(sym.data(), &t->symbols[r * t->row_bytes]);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<CompressedTensor> AddModQ(const CompressedTensor& a, const CompressedTensor& b) {
+  COSET_RETURN_IF_ERROR(TensorCodec::CheckConsistent(a));
+  COSET_RETURN_IF_ERROR(TensorCodec::CheckConsistent(b));
+  COSET_RETURN_IF_ERROR(CheckShareScales(a, b));
+  COSET_ASSIGN_OR_RETURN(std::shared_ptr<const Codebook> cb, CodebookOf(a));
+  const Layout& l = a.layout;
+  const int s = cb->symbol_dim(), q = cb->q();
+  const SymbolPacking packing(static_cast<uint64_t>(cb->num_symbols()), l.symbols_per_row);
+  CompressedTensor out = a;
+  std::vector<uint32_t> sa(l.symbols_per_row), sb(l.symbols_per_row);
+  for (int64_t r = 0; r < l.rows; ++r) {
+    if (!UnpackRowSymbols(a, r, sa.data()) || !UnpackRowSymbols(b, r, sb.data())) {
+      return absl::DataLossError(absl::StrCat("row ", r, " is corrupt"));
+    }
+    for (int64_t k = 0; k < l.symbols_per_row; ++k) {
+      uint32_t x = sa[k], y = sb[k], sum = 0, weight = 1;
+      for (int i = 0; i < s; ++i) {
+        sum += ((x % q + y % q) % q) * weight;
+        x /= q;
+        y /= q;
+        weight *= q;
+      }
+      sa[k] = sum;
+    }
+    packing.PackRow(sa.data(), &out.symbols[r * out.row_bytes]);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<int32_t>> ToCosetVectors(const CompressedTensor& t) {
+  COSET_RETURN_IF_ERROR(TensorCodec::CheckConsistent(t));
+  COSET_ASSIGN_OR_RETURN(std::shared_ptr<const Codebook> cb, CodebookOf(t));
+  COSET_ASSIGN_OR_RETURN(std::vector<int64_t> z, PointCoords(t, *cb));
+  int64_t modulus = 1;
+  for (int m = 0; m < t.params.levels; ++m) modulus *= t.params.q;
+  std::vector<int32_t> c(z.size());
+  for (size_t i = 0; i < z.size(); ++i) c[i] = FloorMod(z[i], modulus);
+  return c;
+}
+
+absl::Status FromCosetVectors(const int32_t* c, CompressedTensor* t) {
+  if (c == nullptr || t == nullptr) return absl::InvalidArgumentError("null argument");
+  COSET_RETURN_IF_ERROR(TensorCodec::CheckConsistent(*t));
+  COSET_ASSIGN_OR_RETURN(std::shared_ptr<const Codebook> cb, CodebookOf(*t));
+  const Layout& l = t->layout;
+  std::vector<int64_t> z(c, c + l.rows * l.chunks_per_row * l.dim);
+  // Any point of the coset works as the start: Algorithm 1 ends at the representative in C.
+  WriteSymbols(*cb, std::move(z), t, nullptr);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CompressedTensor> AddCodes(const std::vector<const CompressedTensor*>& codes, SumValidation* validation) {
+  if (codes.empty()) return absl::InvalidArgumentError("AddCodes needs at least one code");
+  for (const CompressedTensor* t : codes) {
+    if (t == nullptr) return absl::InvalidArgumentError("AddCodes got a null code");
+    COSET_RETURN_IF_ERROR(TensorCodec::CheckConsistent(*t));
+    COSET_RETURN_IF_ERROR(CheckShareScales(*codes[0], *t));
+  }
+  COSET_ASSIGN_OR_RETURN(std::shared_ptr<const Codebook> cb, CodebookOf(*codes[0]));
+  int64_t modulus = 1;
+  for (int m = 0; m < codes[0]->params.levels; ++m) modulus *= codes[0]->params.q;
+  // The exact sum of the decoded points, in coordinates. Wrapping it mod q^M gives the integer
+  // coset-vector sum; Algorithm 1 from there lands on the representative in C, which equals the
+  // exact sum precisely when the exact sum is not overloaded.
+  std::vector<int64_t> sum;
+  for (const CompressedTensor* t : codes) {
+    COSET_ASSIGN_OR_RETURN(std::vector<int64_t> z, PointCoords(*t, *cb));
+    if (sum.empty()) {
+      sum = std::move(z);
+    } else {
+      for (size_t i = 0; i < sum.size(); ++i) sum[i] += z[i];
+    }
+  }
+  CompressedTensor out = *codes[0];
+  std::vector<int64_t> wrapped(sum.size());
+  for (size_t i = 0; i < sum.size(); ++i) wrapped[i] = FloorMod(sum[i], modulus);
+  WriteSymbols(*cb, std::move(wrapped), &out, nullptr);
+  if (validation != nullptr) {
+    const Layout& l = out.layout;
+    validation->chunks = l.rows * l.chunks_per_row;
+    validation->inexact.assign(validation->chunks, 0);
+    CompressedTensor scratch = out;
+    WriteSymbols(*cb, std::move(sum), &scratch, &validation->inexact);
+    validation->inexact_chunks = 0;
+    for (uint8_t v : validation->inexact) validation->inexact_chunks += v;
+  }
+  return out;
+}
+
+}  // namespace coset

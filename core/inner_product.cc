@@ -1,0 +1,295 @@
+#include "core/inner_product.h"
+
+#include <cmath>
+#include <cstring>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "core/block_transform.h"
+#include "core/row_codec.h"
+#include "core/status_macros.h"
+
+namespace coset {
+namespace {
+
+absl::Status CheckSameCode(const CompressedTensor& a, const CompressedTensor& b) {
+  if (a.shape != b.shape) return absl::InvalidArgumentError("tensors have different shapes");
+  if (a.params.lattice != b.params.lattice || a.params.q != b.params.q || a.params.levels != b.params.levels) {
+    return absl::InvalidArgumentError(absl::StrCat("tensors use different codes (", a.params.lattice, " q=", a.params.q,
+                                                   " M=", a.params.levels, " vs ", b.params.lattice, " q=", b.params.q,
+                                                   " M=", b.params.levels, ")"));
+  }
+  if (a.params.rotate != b.params.rotate ||
+      (a.params.rotate && (a.params.seed != b.params.seed || a.params.block != b.params.block))) {
+    return absl::FailedPreconditionError("tensors are rotated differently (rotation, seed and block must match)");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int64_t ChunkPairLutSum(const Codebook& cb, const TwoSidedLut& lut, int levels, const uint32_t* a, const uint32_t* b) {
+  // For Z^n each coordinate is its own symbol: pair symbol j of a with symbol j of b.
+  const int per_level = cb.lattice().dim() / cb.symbol_dim();
+  int64_t sum = 0;
+  int64_t qa = 1;
+  for (int m = 0; m < levels; ++m) {
+    int64_t qb = 1;
+    for (int mp = 0; mp < levels; ++mp) {
+      int64_t level_sum = 0;
+      for (int j = 0; j < per_level; ++j) level_sum += lut.Int(a[m * per_level + j], b[mp * per_level + j]);
+      sum += qa * qb * level_sum;
+      qb *= cb.q();
+    }
+    qa *= cb.q();
+  }
+  return sum;
+}
+
+absl::StatusOr<std::vector<double>> DotRows(const CompressedTensor& a, const CompressedTensor& b, int64_t budget) {
+  COSET_RETURN_IF_ERROR(TensorCodec::CheckConsistent(a));
+  COSET_RETURN_IF_ERROR(TensorCodec::CheckConsistent(b));
+  COSET_RETURN_IF_ERROR(CheckSameCode(a, b));
+  COSET_ASSIGN_OR_RETURN(Lattice lattice, Lattice::Parse(a.params.lattice));
+  COSET_ASSIGN_OR_RETURN(std::shared_ptr<const Codebook> cb, Codebook::Create(lattice, a.params.q));
+  COSET_ASSIGN_OR_RETURN(TwoSidedLut lut, TwoSidedLut::Build(*cb, budget));
+  const Layout& l = a.layout;
+  const int levels = a.params.levels;
+  const int per_level = lattice.dim() / lattice.symbol_dim();
+  std::vector<double> out(l.rows, 0.0);
+  std::vector<uint32_t> sa(l.symbols_per_row), sb(l.symbols_per_row);
+  // Exact integer partial sums per (T_a, T_b) inside one block segment, scaled once at its end.
+  std::map<std::pair<int, int>, int64_t> int_terms;
+  std::map<std::pair<int, int>, double> float_terms;
+  for (int64_t r = 0; r < l.rows; ++r) {
+    if (!UnpackRowSymbols(a, r, sa.data()) || !UnpackRowSymbols(b, r, sb.data())) {
+      return absl::DataLossError(absl::StrCat("packed symbols of row ", r, " are invalid"));
+    }
+    double row_sum = 0.0;
+    int64_t seg_a = -1, seg_b = -1;
+    auto flush = [&] {
+      if (seg_a < 0) return;
+      const double base = static_cast<double>(BlockBase(a, r, seg_a)) * BlockBase(b, r, seg_b);
+      for (const auto& [key, v] : int_terms) {
+        row_sum += base * RampFactor(a.params, key.first) * RampFactor(b.params, key.second) * static_cast<double>(v);
+      }
+      for (const auto& [key, v] : float_terms) {
+        row_sum += base * RampFactor(a.params, key.first) * RampFactor(b.params, key.second) * v;
+      }
+      int_terms.clear();
+      float_terms.clear();
+    };
+    for (int64_t c = 0; c < l.chunks_per_row; ++c) {
+      const int64_t blk_a = c * l.dim / a.params.block, blk_b = c * l.dim / b.params.block;
+      if (blk_a != seg_a || blk_b != seg_b) {
+        flush();
+        seg_a = blk_a;
+        seg_b = blk_b;
+      }
+      const std::pair<int, int> key(a.t[r * l.chunks_per_row + c], b.t[r * l.chunks_per_row + c]);
+      const uint32_t* ca = &sa[c * l.symbols_per_chunk];
+      const uint32_t* cb_sym = &sb[c * l.symbols_per_chunk];
+      if (lut.integral()) {
+        int_terms[key] += ChunkPairLutSum(*cb, lut, levels, ca, cb_sym);
+      } else {
+        double sum = 0;
+        double qa = 1;
+        for (int m = 0; m < levels; ++m, qa *= cb->q()) {
+          double qb = 1;
+          for (int mp = 0; mp < levels; ++mp, qb *= cb->q()) {
+            for (int j = 0; j < per_level; ++j) sum += qa * qb * lut.Float(ca[m * per_level + j], cb_sym[mp * per_level + j]);
+          }
+        }
+        float_terms[key] += sum;
+      }
+    }
+    flush();
+    out[r] = row_sum;
+  }
+  return out;
+}
+
+absl::StatusOr<LutMatrix> LutMatrix::Create(const CompressedTensor& w, int64_t budget) {
+  COSET_RETURN_IF_ERROR(TensorCodec::CheckConsistent(w));
+  COSET_ASSIGN_OR_RETURN(Lattice lattice, Lattice::Parse(w.params.lattice));
+  LutMatrix m;
+  COSET_ASSIGN_OR_RETURN(m.codebook_, Codebook::Create(lattice, w.params.q));
+  m.params_ = w.params;
+  m.layout_ = w.layout;
+  m.rows_ = w.layout.rows;
+  m.cols_ = w.layout.cols;
+  for (int t = 0; t <= w.params.t_max; ++t) m.ramp_.push_back(RampFactor(w.params, t));
+  if (w.params.rotate) m.rotation_signs_ = RotationSigns(w.params.seed, w.params.block);
+  const Layout& l = w.layout;
+  const Codebook& cb = *m.codebook_;
+  std::vector<uint32_t> symbols(l.symbols_per_row);
+  // Fast path: doubled lattice points as int8 (exact for D4/E8 when they fit).
+  const bool fast_lattice = (lattice.kind() == LatticeKind::kD && lattice.dim() == 4) || lattice.kind() == LatticeKind::kE8;
+  if (fast_lattice && cb.q_is_power_of_two() && !cb.rep_point_x2_int8().empty()) {
+    const int d = l.dim;
+    m.groups_ = (l.rows + 7) / 8;
+    m.points_.assign(m.groups_ * l.chunks_per_row * d * 8, 0);
+    m.t_.assign(m.groups_ * l.chunks_per_row * 8, 0);
+    m.half_base_.assign(m.groups_ * l.blocks_per_row * 8, 0.0f);
+    bool fits = true;
+    for (int64_t r = 0; r < l.rows && fits; ++r) {
+      if (!UnpackRowSymbols(w, r, symbols.data())) return absl::DataLossError(absl::StrCat("row ", r, " is corrupt"));
+      const int64_t g = r / 8, lane = r % 8;
+      for (int64_t c = 0; c < l.chunks_per_row; ++c) {
+        for (int i = 0; i < d; ++i) {
+          int32_t acc = 0;
+          for (int lv = w.params.levels - 1; lv >= 0; --lv) {
+            acc = acc * w.params.q + cb.rep_point_x2_int8()[symbols[c * l.symbols_per_chunk + lv] * d + i];
+          }
+          if (acc < -128 || acc > 127) fits = false;
+          m.points_[((g * l.chunks_per_row + c) * d + i) * 8 + lane] = static_cast<int8_t>(acc);
+        }
+        m.t_[(g * l.chunks_per_row + c) * 8 + lane] = w.t[r * l.chunks_per_row + c];
+      }
+      for (int64_t b = 0; b < l.blocks_per_row; ++b) m.half_base_[(g * l.blocks_per_row + b) * 8 + lane] = 0.5f * BlockBase(w, r, b);
+    }
+    if (fits) {
+      m.fast_ = true;
+      return m;
+    }
+    m.points_.clear();
+    m.t_.clear();
+    m.half_base_.clear();
+  }
+  COSET_RETURN_IF_ERROR(OneSidedLutBytes(cb, budget).status());
+  m.symbols_.resize(l.rows * l.symbols_per_row);
+  m.steps_.resize(l.rows * l.chunks_per_row);
+  for (int64_t r = 0; r < l.rows; ++r) {
+    if (!UnpackRowSymbols(w, r, &m.symbols_[r * l.symbols_per_row])) {
+      return absl::DataLossError(absl::StrCat("row ", r, " is corrupt"));
+    }
+    for (int64_t c = 0; c < l.chunks_per_row; ++c) m.steps_[r * l.chunks_per_row + c] = ChunkStep(w, r, c);
+  }
+  return m;
+}
+
+int64_t LutMatrix::packed_bytes() const {
+  return fast_ ? static_cast<int64_t>(points_.size() + t_.size() + half_base_.size() * 4)
+               : static_cast<int64_t>(symbols_.size() * 4 + steps_.size() * 4);
+}
+
+void LutMatrix::RotateQueries(const float* x, int64_t batch, std::vector<float>& padded) const {
+  const Layout& l = layout_;
+  padded.assign(batch * l.padded_cols, 0.0f);
+  for (int64_t b = 0; b < batch; ++b) {
+    float* row = &padded[b * l.padded_cols];
+    std::memcpy(row, x + b * cols_, sizeof(float) * cols_);
+    if (rotation_signs_.empty()) continue;
+    // <x, R^T v> = <R x, v>: rotate the query forward, block by block, like the encoder.
+    for (int64_t begin = 0; begin < l.padded_cols; begin += params_.block) {
+      const int64_t end = std::min(l.padded_cols, begin + params_.block);
+      RotateForward(rotation_signs_.data(), end - begin, row + begin);
+    }
+  }
+}
+
+void LutGroupGemmPortable(const LutGroupArgs& a, const float* xq, int64_t batch, float* out) {
+  for (int64_t b = 0; b < batch; ++b) {
+    const float* x = xq + b * a.padded_cols;
+    for (int lane = 0; lane < 8; ++lane) {
+      float total = 0.0f;
+      for (int64_t blk = 0; blk < a.blocks; ++blk) {
+        float acc = 0.0f;
+        const int64_t c_end = std::min(a.chunks, (blk + 1) * a.chunks_per_block);
+        for (int64_t c = blk * a.chunks_per_block; c < c_end; ++c) {
+          const int8_t* p = a.points + c * a.dim * 8;
+          float dot = x[c * a.dim] * static_cast<float>(p[lane]);
+          for (int i = 1; i < a.dim; ++i) dot = std::fmaf(x[c * a.dim + i], static_cast<float>(p[i * 8 + lane]), dot);
+          acc = std::fmaf(a.ramp[a.t[c * 8 + lane]], dot, acc);
+        }
+        total = std::fmaf(a.half_base[blk * 8 + lane], acc, total);
+      }
+      out[b * 8 + lane] = total;
+    }
+  }
+}
+
+void LutMatrix::GemmFast(const float* xq, int64_t batch, float* out, Executor* executor) const {
+  const Layout& l = layout_;
+  const bool avx2 = ActiveSimdLevel() == SimdLevel::kAvx2;
+  executor->ParallelFor(groups_, [&](int64_t g_begin, int64_t g_end) {
+    std::vector<float> lanes(batch * 8);
+    for (int64_t g = g_begin; g < g_end; ++g) {
+      LutGroupArgs args;
+      args.dim = l.dim;
+      args.chunks = l.chunks_per_row;
+      args.chunks_per_block = params_.block / l.dim;
+      args.blocks = l.blocks_per_row;
+      args.padded_cols = l.padded_cols;
+      args.points = &points_[g * l.chunks_per_row * l.dim * 8];
+      args.t = &t_[g * l.chunks_per_row * 8];
+      args.half_base = &half_base_[g * l.blocks_per_row * 8];
+      args.ramp = ramp_.data();
+      if (avx2) {
+        LutGroupGemmAvx2(args, xq, batch, lanes.data());
+      } else {
+        LutGroupGemmPortable(args, xq, batch, lanes.data());
+      }
+      for (int64_t b = 0; b < batch; ++b) {
+        for (int lane = 0; lane < 8 && g * 8 + lane < rows_; ++lane) out[b * rows_ + g * 8 + lane] = lanes[b * 8 + lane];
+      }
+    }
+  });
+}
+
+void LutMatrix::GemmGeneric(const float* xq, int64_t batch, float* out, Executor* executor) const {
+  const Layout& l = layout_;
+  const Codebook& cb = *codebook_;
+  const int s = cb.symbol_dim();
+  const int per_level = l.dim / s;
+  const int levels = params_.levels;
+  // One one-sided LUT per (query, chunk, symbol group), then M lookups per row.
+  std::vector<float> luts(batch * l.chunks_per_row * per_level * cb.num_symbols());
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t c = 0; c < l.chunks_per_row; ++c) {
+      for (int j = 0; j < per_level; ++j) {
+        BuildOneSidedLut(cb, xq + b * l.padded_cols + c * l.dim + j * s,
+                         &luts[((b * l.chunks_per_row + c) * per_level + j) * cb.num_symbols()]);
+      }
+    }
+  }
+  executor->ParallelFor(rows_, [&](int64_t r_begin, int64_t r_end) {
+    for (int64_t r = r_begin; r < r_end; ++r) {
+      for (int64_t b = 0; b < batch; ++b) {
+        double total = 0.0;
+        for (int64_t c = 0; c < l.chunks_per_row; ++c) {
+          const uint32_t* sym = &symbols_[r * l.symbols_per_row + c * l.symbols_per_chunk];
+          double chunk = 0.0;
+          for (int m = levels - 1; m >= 0; --m) {
+            double level = 0.0;
+            for (int j = 0; j < per_level; ++j) {
+              level += luts[((b * l.chunks_per_row + c) * per_level + j) * cb.num_symbols() + sym[m * per_level + j]];
+            }
+            chunk = chunk * cb.q() + level;
+          }
+          total += static_cast<double>(steps_[r * l.chunks_per_row + c]) * chunk;
+        }
+        out[b * rows_ + r] = static_cast<float>(total);
+      }
+    }
+  });
+}
+
+absl::Status LutMatrix::Gemm(const float* x, int64_t batch, float* out, Executor* executor) const {
+  if (batch < 1 || batch > 4096) return absl::InvalidArgumentError(absl::StrCat("batch (=", batch, ") must be in [1, 4096]"));
+  if (x == nullptr || out == nullptr) return absl::InvalidArgumentError("null query or output");
+  for (int64_t i = 0; i < batch * cols_; ++i) {
+    if (!std::isfinite(x[i])) return absl::InvalidArgumentError(absl::StrCat("query[", i, "] is not finite"));
+  }
+  if (executor == nullptr) executor = InlineExecutor();
+  std::vector<float> xq;
+  RotateQueries(x, batch, xq);
+  if (fast_) {
+    GemmFast(xq.data(), batch, out, executor);
+  } else {
+    GemmGeneric(xq.data(), batch, out, executor);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace coset

@@ -1,0 +1,91 @@
+// Inner products computed on HNLQ codes, without decoding (Kaplan & Ordentlich 2025, §4).
+//
+// All scales are handled: per-block scale, beta, the overload ramp 2^(alpha T) and the rotation
+// (an orthonormal map, so codes rotated with the same seed and block keep their inner products and
+// a float query is rotated forward once). Results equal decode-then-dot up to float rounding.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/executor.h"
+#include "core/lut.h"
+#include "core/tensor_codec.h"
+
+namespace coset {
+
+// code . code: row-wise <decode(a)[r], decode(b)[r]> for two tensors of the same shape, lattice,
+// q and M (scales, beta, alpha and block may differ; rotation must match). Per chunk pair the
+// two-sided LUT gives an exact integer sum_{m,m'} q^(m+m') LUT[b_m, b'_m'] (M^2 lookups); integers
+// are accumulated exactly per (block, T_a, T_b) and scaled once per block.
+absl::StatusOr<std::vector<double>> DotRows(const CompressedTensor& a, const CompressedTensor& b,
+                                            int64_t lut_budget_bytes = kDefaultLutBudgetBytes);
+
+// The exact integer term of one chunk pair: sum_{m,m'} q^(m+m') LUT[a_m, b_m'] over the chunk's
+// symbols (levels * d / s each, level-major). Exposed for the parity tests.
+int64_t ChunkPairLutSum(const Codebook& codebook, const TwoSidedLut& lut, int levels, const uint32_t* a,
+                        const uint32_t* b);
+
+// A code matrix [N, K] prepared for products with float queries (the inference path for
+// compressed weights): out[b, n] = <x[b], decode(W)[n]>.
+//  - fast path (D4 and E8, q a power of two): the codes are repacked once into groups of 8 rows
+//    holding 2 x (lattice point) as int8 per coordinate and lane, plus T per chunk; the kernel keeps
+//    8 rows in a register, converts each coordinate once and reuses it for every query (AVX2, with
+//    a portable twin that is bit-identical).
+//  - generic path (every other configuration): one one-sided LUT per query chunk (q^s floats,
+//    within the LUT budget), M lookups per chunk and row.
+class LutMatrix {
+ public:
+  static absl::StatusOr<LutMatrix> Create(const CompressedTensor& w, int64_t lut_budget_bytes = kDefaultLutBudgetBytes);
+
+  int64_t rows() const { return rows_; }
+  int64_t cols() const { return cols_; }
+  bool fast_path() const { return fast_; }
+  int64_t packed_bytes() const;
+
+  // x: batch x cols floats (row-major); out: batch x rows floats. batch >= 1.
+  absl::Status Gemm(const float* x, int64_t batch, float* out, Executor* executor = nullptr) const;
+
+ private:
+  LutMatrix() = default;
+  void RotateQueries(const float* x, int64_t batch, std::vector<float>& padded) const;
+  void GemmFast(const float* xq, int64_t batch, float* out, Executor* executor) const;
+  void GemmGeneric(const float* xq, int64_t batch, float* out, Executor* executor) const;
+
+  std::shared_ptr<const Codebook> codebook_;
+  CodecParams params_;
+  Layout layout_;
+  int64_t rows_ = 0, cols_ = 0;
+  bool fast_ = false;
+  std::vector<float> ramp_;
+  std::vector<float> rotation_signs_;
+  // Fast path: groups of 8 rows. points_[g][c][i][lane] int8, t_[g][c][lane], half_base_[g][b][lane]
+  // = 0.5 * scale * beta (0 for zero blocks).
+  int64_t groups_ = 0;
+  std::vector<int8_t> points_;
+  std::vector<uint8_t> t_;
+  std::vector<float> half_base_;
+  // Generic path: unpacked symbols [row][symbols_per_row] and steps [row][chunk].
+  std::vector<uint32_t> symbols_;
+  std::vector<float> steps_;
+};
+
+// The fast-path kernel on one group of 8 rows, exposed so the tests can compare ISAs.
+// xq: batch x padded_cols; out: batch x 8 (lane-major per query).
+struct LutGroupArgs {
+  int dim = 0;
+  int64_t chunks = 0;
+  int64_t chunks_per_block = 0;
+  int64_t blocks = 0;
+  int64_t padded_cols = 0;
+  const int8_t* points = nullptr;
+  const uint8_t* t = nullptr;
+  const float* half_base = nullptr;
+  const float* ramp = nullptr;
+};
+void LutGroupGemmPortable(const LutGroupArgs& args, const float* xq, int64_t batch, float* out);
+void LutGroupGemmAvx2(const LutGroupArgs& args, const float* xq, int64_t batch, float* out);
+
+}  // namespace coset

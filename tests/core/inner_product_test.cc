@@ -1,0 +1,225 @@
+#include "core/inner_product.h"
+
+#include <cmath>
+#include <random>
+
+#include "core/hnlq_ref.h"
+#include "core/row_codec.h"
+#include "gtest/gtest.h"
+
+namespace coset {
+namespace {
+
+std::vector<float> Gaussian(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g;
+  std::vector<float> x(n);
+  for (float& v : x) v = g(rng);
+  return x;
+}
+
+CompressedTensor Encode(const CodecParams& p, const std::vector<float>& x, std::vector<int64_t> shape) {
+  return *TensorCodec::Create(p)->Encode(x.data(), shape);
+}
+
+std::vector<float> Decode(const CompressedTensor& t) {
+  std::vector<float> y(t.layout.numel);
+  EXPECT_TRUE(DecodeTensor(t, y.data()).ok());
+  return y;
+}
+
+TEST(LutTest, IntegerTypesAndRangesMatchTheReferenceNote) {
+  const auto d4q4 = *Codebook::Create(*Lattice::Parse("D4"), 4);
+  const TwoSidedLut lut = *TwoSidedLut::Build(*d4q4);
+  EXPECT_EQ(lut.value_type(), LutValueType::kInt8);
+  EXPECT_EQ(lut.num_symbols() * lut.num_symbols(), 65536);
+  int lo = 1 << 30, hi = -(1 << 30);
+  for (uint32_t a = 0; a < 256; ++a) {
+    for (uint32_t b = 0; b < 256; ++b) {
+      lo = std::min(lo, lut.Int(a, b));
+      hi = std::max(hi, lut.Int(a, b));
+    }
+  }
+  EXPECT_EQ(lo, -9);
+  EXPECT_EQ(hi, 16);
+  const auto d4q3 = *Codebook::Create(*Lattice::Parse("D4"), 3);
+  const TwoSidedLut lut3 = *TwoSidedLut::Build(*d4q3);
+  EXPECT_EQ(lut3.num_symbols(), 81);
+  const auto a2 = *Codebook::Create(*Lattice::Parse("A2"), 4);
+  EXPECT_EQ(TwoSidedLut::Build(*a2)->value_type(), LutValueType::kFloat32);
+}
+
+TEST(LutTest, OversizeTablesAreRefusedNamingTheSize) {
+  const auto e8 = *Codebook::Create(*Lattice::Parse("E8"), 4);
+  const auto r = TwoSidedLut::Build(*e8);
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(r.status().message().find("4294967296 entries"), std::string::npos) << r.status();
+  EXPECT_EQ(OneSidedLutBytes(*e8, 1000).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(*OneSidedLutBytes(*e8, 1 << 20), 65536 * 4);
+}
+
+// The integer two-sided sum of a chunk pair equals the inner product of Algorithm 2's decoded
+// points (paper-literal reference), bit for bit.
+TEST(LutTest, ChunkPairSumIsTheExactIntegerInnerProduct) {
+  struct Config {
+    const char* lattice;
+    int q, levels;
+  };
+  for (const Config& c : {Config{"D4", 4, 2}, Config{"D4", 3, 3}, Config{"Z4", 4, 2}, Config{"D4", 5, 1}}) {
+    CodecParams p;
+    p.lattice = c.lattice;
+    p.q = c.q;
+    p.levels = c.levels;
+    const TensorCodec codec = *TensorCodec::Create(p);
+    const Lattice lattice = *Lattice::Parse(c.lattice);
+    const TwoSidedLut lut = *TwoSidedLut::Build(codec.codebook());
+    const CompressedTensor a = Encode(p, Gaussian(8 * 64, 1), {8, 64});
+    const CompressedTensor b = Encode(p, Gaussian(8 * 64, 2), {8, 64});
+    std::vector<uint32_t> sa(a.layout.symbols_per_row), sb(a.layout.symbols_per_row);
+    for (int64_t r = 0; r < 8; ++r) {
+      ASSERT_TRUE(UnpackRowSymbols(a, r, sa.data()) && UnpackRowSymbols(b, r, sb.data()));
+      for (int64_t ch = 0; ch < a.layout.chunks_per_row; ++ch) {
+        auto digits = [&](const std::vector<uint32_t>& s) {
+          std::vector<int32_t> out;
+          for (int64_t k = 0; k < a.layout.symbols_per_chunk; ++k) {
+            uint32_t v = s[ch * a.layout.symbols_per_chunk + k];
+            for (int i = 0; i < lattice.symbol_dim(); ++i, v /= c.q) out.push_back(static_cast<int32_t>(v % c.q));
+          }
+          return out;
+        };
+        const std::vector<double> pa = DecodeChunkRef(lattice, c.q, c.levels, digits(sa).data());
+        const std::vector<double> pb = DecodeChunkRef(lattice, c.q, c.levels, digits(sb).data());
+        double want = 0;
+        for (int i = 0; i < lattice.dim(); ++i) want += pa[i] * pb[i];
+        const int64_t got = ChunkPairLutSum(codec.codebook(), lut, c.levels, &sa[ch * a.layout.symbols_per_chunk],
+                                            &sb[ch * a.layout.symbols_per_chunk]);
+        ASSERT_EQ(static_cast<double>(got), want) << c.lattice << " row " << r << " chunk " << ch;
+      }
+    }
+  }
+}
+
+double Dot(const float* a, const float* b, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += static_cast<double>(a[i]) * b[i];
+  return s;
+}
+
+double Norm(const float* a, int64_t n) { return std::sqrt(Dot(a, a, n)); }
+
+TEST(DotRowsTest, MatchesDecodeThenDotAcrossConfigurations) {
+  struct Config {
+    const char* lattice;
+    int q, levels;
+    bool rotate;
+    ScaleMode scale;
+  };
+  for (const Config& c : {Config{"D4", 4, 2, false, ScaleMode::kRms}, Config{"D4", 3, 2, true, ScaleMode::kRms},
+                          Config{"D4", 4, 3, false, ScaleMode::kNone}, Config{"Z4", 4, 2, false, ScaleMode::kAbsMax},
+                          Config{"A2", 4, 2, false, ScaleMode::kRms}, Config{"Z1", 3, 2, true, ScaleMode::kRms}}) {
+    CodecParams p;
+    p.lattice = c.lattice;
+    p.q = c.q;
+    p.levels = c.levels;
+    p.rotate = c.rotate;
+    p.scale = c.scale;
+    CodecParams pb = p;
+    pb.beta = p.scale == ScaleMode::kNone ? 0.05f : 0.0f;  // different betas are fine
+    std::vector<float> xa = Gaussian(6 * 203, 3), xb = Gaussian(6 * 203, 4);
+    for (float& v : xa) v *= 3.0f;
+    const CompressedTensor a = Encode(p, xa, {2, 3, 203}), b = Encode(pb, xb, {2, 3, 203});
+    const std::vector<double> dots = *DotRows(a, b);
+    const std::vector<float> da = Decode(a), db = Decode(b);
+    ASSERT_EQ(dots.size(), 6u);
+    for (int r = 0; r < 6; ++r) {
+      const double want = Dot(&da[r * 203], &db[r * 203], 203);
+      const double scale = Norm(&da[r * 203], 203) * Norm(&db[r * 203], 203);
+      EXPECT_NEAR(dots[r], want, 1e-5 * scale) << c.lattice << " q=" << c.q << " row " << r;
+    }
+  }
+}
+
+TEST(DotRowsTest, RefusesMismatchesAndOversizeLuts) {
+  CodecParams p;
+  const CompressedTensor a = Encode(p, Gaussian(64, 1), {64});
+  CodecParams rotated = p;
+  rotated.rotate = true;
+  EXPECT_EQ(DotRows(a, Encode(rotated, Gaussian(64, 2), {64})).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(DotRows(a, Encode(p, Gaussian(32, 2), {32})).status().code(), absl::StatusCode::kInvalidArgument);
+  CodecParams q3 = p;
+  q3.q = 3;
+  EXPECT_FALSE(DotRows(a, Encode(q3, Gaussian(64, 2), {64})).ok());
+  CodecParams e8 = p;
+  e8.lattice = "E8";
+  const CompressedTensor e = Encode(e8, Gaussian(64, 1), {64});
+  EXPECT_EQ(DotRows(e, e).status().code(), absl::StatusCode::kResourceExhausted);
+}
+
+struct GemmConfig {
+  const char* lattice;
+  int q, levels;
+  bool rotate;
+  bool expect_fast;
+};
+
+TEST(LutMatrixTest, GemmMatchesDecodeThenGemm) {
+  for (const GemmConfig& c : {GemmConfig{"D4", 4, 2, false, true}, GemmConfig{"E8", 4, 2, false, true},
+                              GemmConfig{"D4", 4, 2, true, true}, GemmConfig{"D4", 8, 2, false, true},
+                              GemmConfig{"D4", 3, 2, false, false}, GemmConfig{"A2", 4, 2, false, false},
+                              GemmConfig{"Z4", 4, 2, true, false}, GemmConfig{"E8", 3, 1, false, false}}) {
+    CodecParams p;
+    p.lattice = c.lattice;
+    p.q = c.q;
+    p.levels = c.levels;
+    p.rotate = c.rotate;
+    const int64_t n = 21, k = 300;  // 21 rows: not a multiple of 8; 300: not a multiple of the block
+    const CompressedTensor w = Encode(p, Gaussian(n * k, 5), {n, k});
+    const LutMatrix m = *LutMatrix::Create(w);
+    EXPECT_EQ(m.fast_path(), c.expect_fast) << c.lattice << " q=" << c.q;
+    const std::vector<float> wd = Decode(w);
+    for (int64_t batch : {1, 3, 40}) {
+      const std::vector<float> x = Gaussian(batch * k, 6);
+      std::vector<float> out(batch * n);
+      ASSERT_TRUE(m.Gemm(x.data(), batch, out.data()).ok());
+      for (int64_t b = 0; b < batch; ++b) {
+        for (int64_t r = 0; r < n; ++r) {
+          const double want = Dot(&x[b * k], &wd[r * k], k);
+          const double scale = Norm(&x[b * k], k) * Norm(&wd[r * k], k);
+          ASSERT_NEAR(out[b * n + r], want, 1e-5 * scale) << c.lattice << " q=" << c.q << " batch " << batch;
+        }
+      }
+    }
+  }
+}
+
+TEST(LutMatrixTest, PortableAndAvx2KernelsAreBitIdentical) {
+  for (const char* lattice : {"D4", "E8"}) {
+    CodecParams p;
+    p.lattice = lattice;
+    const CompressedTensor w = Encode(p, Gaussian(16 * 520, 7), {16, 520});
+    const LutMatrix m = *LutMatrix::Create(w);
+    ASSERT_TRUE(m.fast_path());
+    const std::vector<float> x = Gaussian(5 * 520, 8);
+    std::vector<float> a(5 * 16), b(5 * 16);
+    const SimdLevel old = SetSimdLevel(SimdLevel::kPortable);
+    ASSERT_TRUE(m.Gemm(x.data(), 5, a.data()).ok());
+    SetSimdLevel(SimdLevel::kAvx2);
+    ASSERT_TRUE(m.Gemm(x.data(), 5, b.data()).ok());
+    SetSimdLevel(old);
+    EXPECT_EQ(a, b) << lattice;
+  }
+}
+
+TEST(LutMatrixTest, RefusesBadQueries) {
+  const CompressedTensor w = Encode(CodecParams{}, Gaussian(8 * 16, 1), {8, 16});
+  const LutMatrix m = *LutMatrix::Create(w);
+  std::vector<float> x(16, 1.0f), out(8);
+  x[3] = NAN;
+  EXPECT_EQ(m.Gemm(x.data(), 1, out.data()).code(), absl::StatusCode::kInvalidArgument);
+  x[3] = 0;
+  EXPECT_FALSE(m.Gemm(x.data(), 0, out.data()).ok());
+  EXPECT_FALSE(m.Gemm(nullptr, 1, out.data()).ok());
+}
+
+}  // namespace
+}  // namespace coset
