@@ -1,5 +1,6 @@
 #include "core/inner_product.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -118,7 +119,9 @@ absl::StatusOr<LutMatrix> LutMatrix::Create(const CompressedTensor& w, int64_t b
   m.layout_ = w.layout;
   m.rows_ = w.layout.rows;
   m.cols_ = w.layout.cols;
-  for (int t = 0; t <= w.params.t_max; ++t) m.ramp_.push_back(RampFactor(w.params, t));
+  // Padded to 16 entries so the AVX2 kernel can load two 8-lane halves.
+  for (int t = 0; t <= std::max(15, w.params.t_max); ++t) m.ramp_.push_back(RampFactor(w.params, t));
+  for (uint8_t t : w.t) m.max_t_ = std::max<int>(m.max_t_, t);
   if (w.params.rotate) m.rotation_signs_ = RotationSigns(w.params.seed, w.params.block);
   const Layout& l = w.layout;
   const Codebook& cb = *m.codebook_;
@@ -189,20 +192,24 @@ void LutMatrix::RotateQueries(const float* x, int64_t batch, std::vector<float>&
 }
 
 void LutGroupGemmPortable(const LutGroupArgs& a, const float* xq, int64_t batch, float* out) {
+  // Mirrors LutGroupGemmAvx2 operation for operation (fused multiply-adds included), so the two
+  // are bit-identical: per block, chunk c accumulates into partial (c - first) % 4.
   for (int64_t b = 0; b < batch; ++b) {
     const float* x = xq + b * a.padded_cols;
     for (int lane = 0; lane < 8; ++lane) {
       float total = 0.0f;
       for (int64_t blk = 0; blk < a.blocks; ++blk) {
-        float acc = 0.0f;
-        const int64_t c_end = std::min(a.chunks, (blk + 1) * a.chunks_per_block);
-        for (int64_t c = blk * a.chunks_per_block; c < c_end; ++c) {
+        float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        const int64_t c_begin = blk * a.chunks_per_block;
+        const int64_t c_end = std::min(a.chunks, c_begin + a.chunks_per_block);
+        for (int64_t c = c_begin; c < c_end; ++c) {
           const int8_t* p = a.points + c * a.dim * 8;
           float dot = x[c * a.dim] * static_cast<float>(p[lane]);
           for (int i = 1; i < a.dim; ++i) dot = std::fmaf(x[c * a.dim + i], static_cast<float>(p[i * 8 + lane]), dot);
-          acc = std::fmaf(a.ramp[a.t[c * 8 + lane]], dot, acc);
+          float& partial = acc[(c - c_begin) & 3];
+          partial = std::fmaf(a.ramp[a.t[c * 8 + lane]], dot, partial);
         }
-        total = std::fmaf(a.half_base[blk * 8 + lane], acc, total);
+        total = std::fmaf(a.half_base[blk * 8 + lane], (acc[0] + acc[1]) + (acc[2] + acc[3]), total);
       }
       out[b * 8 + lane] = total;
     }
@@ -225,6 +232,7 @@ void LutMatrix::GemmFast(const float* xq, int64_t batch, float* out, Executor* e
       args.t = &t_[g * l.chunks_per_row * 8];
       args.half_base = &half_base_[g * l.blocks_per_row * 8];
       args.ramp = ramp_.data();
+      args.max_t = max_t_;
       if (avx2) {
         LutGroupGemmAvx2(args, xq, batch, lanes.data());
       } else {

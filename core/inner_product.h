@@ -67,6 +67,7 @@ class LutMatrix {
   std::vector<int8_t> points_;
   std::vector<uint8_t> t_;
   std::vector<float> half_base_;
+  int max_t_ = 0;
   // Generic path: unpacked symbols [row][symbols_per_row] and steps [row][chunk].
   std::vector<uint32_t> symbols_;
   std::vector<float> steps_;
@@ -83,7 +84,8 @@ struct LutGroupArgs {
   const int8_t* points = nullptr;
   const uint8_t* t = nullptr;
   const float* half_base = nullptr;
-  const float* ramp = nullptr;
+  const float* ramp = nullptr;  // at least 16 entries readable when max_t >= 8
+  int max_t = 0;                 // largest T in the matrix (selects the ramp lookup)
 };
 void LutGroupGemmPortable(const LutGroupArgs& args, const float* xq, int64_t batch, float* out);
 void LutGroupGemmAvx2(const LutGroupArgs& args, const float* xq, int64_t batch, float* out);

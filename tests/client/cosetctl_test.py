@@ -120,8 +120,47 @@ class CosetctlTest(unittest.TestCase):
         np.save(self.path("int.npy"), np.arange(8, dtype=np.int32))
         self.assertIn("not supported", run("encode", self.path("int.npy"), self.path("o.coset"), check=False).stderr)
 
+    def test_gemv_matches_decode_then_matmul(self):
+        rng = np.random.default_rng(4)
+        for lattice, q in (("D4", "4"), ("E8", "4"), ("A2", "3")):
+            w = rng.standard_normal((37, 300)).astype(np.float32)
+            np.save(self.path("w.npy"), w)
+            run("encode", self.path("w.npy"), self.path("w.coset"), "--lattice", lattice, "--q", q)
+            run("decode", self.path("w.coset"), self.path("wd.npy"))
+            wd = np.load(self.path("wd.npy")).astype(np.float64)
+            for x in (rng.standard_normal(300).astype(np.float32), rng.standard_normal((5, 300)).astype(np.float32)):
+                np.save(self.path("x.npy"), x)
+                out = run_json("gemv", self.path("w.coset"), self.path("x.npy"), self.path("y.npy"))
+                y = np.load(self.path("y.npy"))
+                want = x.astype(np.float64) @ wd.T
+                self.assertEqual(y.shape, want.shape)
+                self.assertLess(np.max(np.abs(y - want)) / np.max(np.abs(want)), 1e-5, (lattice, out["path"]))
+        np.save(self.path("bad.npy"), np.ones(299, np.float32))
+        self.assertIn("K = 300", run("gemv", self.path("w.coset"), self.path("bad.npy"), self.path("y.npy"), check=False).stderr)
+
+    def test_dot_matches_decode_then_rowwise_dot(self):
+        rng = np.random.default_rng(5)
+        a, b = rng.standard_normal((2, 6, 129)).astype(np.float32)
+        np.save(self.path("a.npy"), a)
+        np.save(self.path("b.npy"), b)
+        run("encode", self.path("a.npy"), self.path("a.coset"))
+        run("encode", self.path("b.npy"), self.path("b.coset"), "--beta", "0.15")
+        dots = np.array(run_json("dot", self.path("a.coset"), self.path("b.coset"))["dots"])
+        run("decode", self.path("a.coset"), self.path("ad.npy"))
+        run("decode", self.path("b.coset"), self.path("bd.npy"))
+        want = np.sum(np.load(self.path("ad.npy")).astype(np.float64) * np.load(self.path("bd.npy")), axis=1)
+        np.testing.assert_allclose(dots, want, rtol=1e-5)
+        run("encode", self.path("a.npy"), self.path("e8.coset"), "--lattice", "E8")
+        self.assertIn("over the budget", run("dot", self.path("e8.coset"), self.path("e8.coset"), check=False).stderr)
+
+    def test_bench_gemv_reports_the_documented_keys(self):
+        out = run_json("bench", "gemv", "--n", "256", "--k", "512", "--batch", "2", "--reps", "1")
+        for key in ("lut_ms", "fp32_ms", "decode_then_fp32_ms", "max_abs_err", "rel_err"):
+            self.assertIn(key, out)
+        self.assertLess(out["rel_err"], 1e-5)
+
     def test_help_for_every_command(self):
-        for cmd in ("encode", "decode", "info", "eval", "bench"):
+        for cmd in ("encode", "decode", "info", "eval", "bench", "gemv", "dot"):
             self.assertIn("usage", run(cmd, "--help").stdout)
         self.assertEqual(run(check=False).returncode, 2)
 
