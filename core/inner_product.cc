@@ -119,9 +119,8 @@ absl::StatusOr<LutMatrix> LutMatrix::Create(const CompressedTensor& w, int64_t b
   m.layout_ = w.layout;
   m.rows_ = w.layout.rows;
   m.cols_ = w.layout.cols;
-  // Padded to 16 entries so the AVX2 kernel can load two 8-lane halves.
-  for (int t = 0; t <= std::max(15, w.params.t_max); ++t) m.ramp_.push_back(RampFactor(w.params, t));
-  for (uint8_t t : w.t) m.max_t_ = std::max<int>(m.max_t_, t);
+  // Eight entries: the kernels look T up with one register permute; T > 7 (rare) are corrections.
+  for (int t = 0; t < 8; ++t) m.ramp_.push_back(RampFactor(w.params, t));
   if (w.params.rotate) m.rotation_signs_ = RotationSigns(w.params.seed, w.params.block);
   const Layout& l = w.layout;
   const Codebook& cb = *m.codebook_;
@@ -134,6 +133,7 @@ absl::StatusOr<LutMatrix> LutMatrix::Create(const CompressedTensor& w, int64_t b
     m.points_.assign(m.groups_ * l.chunks_per_row * d * 8, 0);
     m.t_.assign(m.groups_ * l.chunks_per_row * 8, 0);
     m.half_base_.assign(m.groups_ * l.blocks_per_row * 8, 0.0f);
+    m.high_t_offsets_.assign(m.groups_ + 1, 0);
     bool fits = true;
     for (int64_t r = 0; r < l.rows && fits; ++r) {
       if (!UnpackRowSymbols(w, r, symbols.data())) return absl::DataLossError(absl::StrCat("row ", r, " is corrupt"));
@@ -147,11 +147,18 @@ absl::StatusOr<LutMatrix> LutMatrix::Create(const CompressedTensor& w, int64_t b
           if (acc < -128 || acc > 127) fits = false;
           m.points_[((g * l.chunks_per_row + c) * d + i) * 8 + lane] = static_cast<int8_t>(acc);
         }
-        m.t_[(g * l.chunks_per_row + c) * 8 + lane] = w.t[r * l.chunks_per_row + c];
+        const uint8_t t = w.t[r * l.chunks_per_row + c];
+        m.t_[(g * l.chunks_per_row + c) * 8 + lane] = std::min<uint8_t>(t, 7);
+        if (t > 7) {
+          m.high_t_.push_back({static_cast<int32_t>(c), static_cast<int32_t>(lane), RampFactor(w.params, t) - m.ramp_[7]});
+          ++m.high_t_offsets_[g + 1];
+        }
       }
       for (int64_t b = 0; b < l.blocks_per_row; ++b) m.half_base_[(g * l.blocks_per_row + b) * 8 + lane] = 0.5f * BlockBase(w, r, b);
     }
     if (fits) {
+      // Rows are visited in order, so high_t_ is already grouped; turn counts into offsets.
+      for (int64_t g = 0; g < m.groups_; ++g) m.high_t_offsets_[g + 1] += m.high_t_offsets_[g];
       m.fast_ = true;
       return m;
     }
@@ -172,7 +179,8 @@ absl::StatusOr<LutMatrix> LutMatrix::Create(const CompressedTensor& w, int64_t b
 }
 
 int64_t LutMatrix::packed_bytes() const {
-  return fast_ ? static_cast<int64_t>(points_.size() + t_.size() + half_base_.size() * 4)
+  return fast_ ? static_cast<int64_t>(points_.size() + t_.size() + half_base_.size() * 4 +
+                                      high_t_.size() * sizeof(LutHighT))
                : static_cast<int64_t>(symbols_.size() * 4 + steps_.size() * 4);
 }
 
@@ -216,6 +224,20 @@ void LutGroupGemmPortable(const LutGroupArgs& a, const float* xq, int64_t batch,
   }
 }
 
+void ApplyHighT(const LutGroupArgs& a, const LutHighT* begin, const LutHighT* end, const float* xq, int64_t batch,
+                float* out) {
+  for (const LutHighT* h = begin; h != end; ++h) {
+    const int8_t* p = a.points + static_cast<int64_t>(h->chunk) * a.dim * 8;
+    const float half_base = a.half_base[(h->chunk / a.chunks_per_block) * 8 + h->lane];
+    for (int64_t b = 0; b < batch; ++b) {
+      const float* x = xq + b * a.padded_cols + static_cast<int64_t>(h->chunk) * a.dim;
+      float dot = x[0] * static_cast<float>(p[h->lane]);
+      for (int i = 1; i < a.dim; ++i) dot = std::fmaf(x[i], static_cast<float>(p[i * 8 + h->lane]), dot);
+      out[b * 8 + h->lane] += half_base * (h->extra * dot);
+    }
+  }
+}
+
 void LutMatrix::GemmFast(const float* xq, int64_t batch, float* out, Executor* executor) const {
   const Layout& l = layout_;
   const bool avx2 = ActiveSimdLevel() == SimdLevel::kAvx2;
@@ -232,12 +254,13 @@ void LutMatrix::GemmFast(const float* xq, int64_t batch, float* out, Executor* e
       args.t = &t_[g * l.chunks_per_row * 8];
       args.half_base = &half_base_[g * l.blocks_per_row * 8];
       args.ramp = ramp_.data();
-      args.max_t = max_t_;
       if (avx2) {
         LutGroupGemmAvx2(args, xq, batch, lanes.data());
       } else {
         LutGroupGemmPortable(args, xq, batch, lanes.data());
       }
+      ApplyHighT(args, high_t_.data() + high_t_offsets_[g], high_t_.data() + high_t_offsets_[g + 1], xq, batch,
+                 lanes.data());
       for (int64_t b = 0; b < batch; ++b) {
         for (int lane = 0; lane < 8 && g * 8 + lane < rows_; ++lane) out[b * rows_ + g * 8 + lane] = lanes[b * 8 + lane];
       }

@@ -14,28 +14,12 @@ namespace {
 // Queries per pass over the group's codes: their accumulators stay in L1.
 constexpr int64_t kQueryTile = 16;
 
-// ramp[T] for 8 lanes. T < 16 covers virtually every matrix (T counts ramp retries); the
-// register permutes avoid a gather per chunk. Larger T falls back to the gather.
-inline __m256 RampLanes(const LutGroupArgs& a, const __m256 lo, const __m256 hi, __m256i t) {
-  if (a.max_t < 8) return _mm256_permutevar8x32_ps(lo, t);
-  // Most groups have every T < 8: one permute; the rest take the two-table path (same values).
-  const bool any_high = _mm256_movemask_epi8(_mm256_cmpgt_epi32(t, _mm256_set1_epi32(7))) != 0;
-  if (!any_high) return _mm256_permutevar8x32_ps(lo, t);
-  if (a.max_t < 16) {
-    const __m256 from_hi = _mm256_permutevar8x32_ps(hi, t);
-    const __m256 from_lo = _mm256_permutevar8x32_ps(lo, t);
-    return _mm256_blendv_ps(from_lo, from_hi, _mm256_castsi256_ps(_mm256_slli_epi32(t, 28)));
-  }
-  return _mm256_i32gather_ps(a.ramp, t, 4);
-}
-
 // kBatch > 0 fixes the number of queries at compile time (1: everything stays in registers).
 template <int d, int kBatch>
 void GroupTile(const LutGroupArgs& a, const float* xq, int64_t runtime_batch, float* out) {
   const int64_t batch = kBatch > 0 ? kBatch : runtime_batch;
   constexpr int64_t kSlots = kBatch > 0 ? kBatch : kQueryTile;
-  const __m256 ramp_lo = _mm256_loadu_ps(a.ramp);
-  const __m256 ramp_hi = a.max_t >= 8 && a.max_t < 16 ? _mm256_loadu_ps(a.ramp + 8) : ramp_lo;
+  const __m256 ramp = _mm256_loadu_ps(a.ramp);  // T <= 7 here (see LutHighT)
   __m256 total[kSlots], acc[kSlots][4];
   for (int64_t b = 0; b < batch; ++b) total[b] = _mm256_setzero_ps();
   for (int64_t blk = 0; blk < a.blocks; ++blk) {
@@ -44,22 +28,31 @@ void GroupTile(const LutGroupArgs& a, const float* xq, int64_t runtime_batch, fl
     }
     const int64_t c_begin = blk * a.chunks_per_block;
     const int64_t c_end = std::min(a.chunks, c_begin + a.chunks_per_block);
-    for (int64_t c = c_begin; c < c_end; ++c) {
-      const int k = static_cast<int>((c - c_begin) & 3);
+    // One chunk into partial accumulator k (compile-time in the unrolled loop, so batch-1
+    // accumulators stay in registers).
+    auto chunk = [&](int64_t c, int k) __attribute__((always_inline)) {
       const int8_t* pc = a.points + c * d * 8;
       __m256 p[d];
       for (int i = 0; i < d; ++i) {
         p[i] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(pc + i * 8))));
       }
       const __m256i t = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a.t + c * 8)));
-      const __m256 r = RampLanes(a, ramp_lo, ramp_hi, t);
+      const __m256 r = _mm256_permutevar8x32_ps(ramp, t);
       for (int64_t b = 0; b < batch; ++b) {
         const float* x = xq + b * a.padded_cols + c * d;
         __m256 dot = _mm256_mul_ps(_mm256_broadcast_ss(x), p[0]);
         for (int i = 1; i < d; ++i) dot = _mm256_fmadd_ps(_mm256_broadcast_ss(x + i), p[i], dot);
         acc[b][k] = _mm256_fmadd_ps(r, dot, acc[b][k]);
       }
+    };
+    int64_t c = c_begin;
+    for (; c + 4 <= c_end; c += 4) {
+      chunk(c, 0);
+      chunk(c + 1, 1);
+      chunk(c + 2, 2);
+      chunk(c + 3, 3);
     }
+    for (int k = 0; c < c_end; ++c, ++k) chunk(c, k);
     const __m256 hb = _mm256_loadu_ps(a.half_base + blk * 8);
     for (int64_t b = 0; b < batch; ++b) {
       const __m256 sum = _mm256_add_ps(_mm256_add_ps(acc[b][0], acc[b][1]), _mm256_add_ps(acc[b][2], acc[b][3]));
