@@ -199,6 +199,13 @@ void LutMatrix::RotateQueries(const float* x, int64_t batch, std::vector<float>&
   }
 }
 
+// <x chunk, lattice point of `lane`> for the fast-path layout, in the kernels' operation order.
+inline float LaneChunkDot(const LutGroupArgs& a, const float* x, const int8_t* p, int lane) {
+  float dot = x[0] * static_cast<float>(p[lane]);
+  for (int i = 1; i < a.dim; ++i) dot = std::fmaf(x[i], static_cast<float>(p[i * 8 + lane]), dot);
+  return dot;
+}
+
 void LutGroupGemmPortable(const LutGroupArgs& a, const float* xq, int64_t batch, float* out) {
   // Mirrors LutGroupGemmAvx2 operation for operation (fused multiply-adds included), so the two
   // are bit-identical: per block, chunk c accumulates into partial (c - first) % 4.
@@ -211,9 +218,7 @@ void LutGroupGemmPortable(const LutGroupArgs& a, const float* xq, int64_t batch,
         const int64_t c_begin = blk * a.chunks_per_block;
         const int64_t c_end = std::min(a.chunks, c_begin + a.chunks_per_block);
         for (int64_t c = c_begin; c < c_end; ++c) {
-          const int8_t* p = a.points + c * a.dim * 8;
-          float dot = x[c * a.dim] * static_cast<float>(p[lane]);
-          for (int i = 1; i < a.dim; ++i) dot = std::fmaf(x[c * a.dim + i], static_cast<float>(p[i * 8 + lane]), dot);
+          const float dot = LaneChunkDot(a, x + c * a.dim, a.points + c * a.dim * 8, lane);
           float& partial = acc[(c - c_begin) & 3];
           partial = std::fmaf(a.ramp[a.t[c * 8 + lane]], dot, partial);
         }
@@ -231,9 +236,7 @@ void ApplyHighT(const LutGroupArgs& a, const LutHighT* begin, const LutHighT* en
     const float half_base = a.half_base[(h->chunk / a.chunks_per_block) * 8 + h->lane];
     for (int64_t b = 0; b < batch; ++b) {
       const float* x = xq + b * a.padded_cols + static_cast<int64_t>(h->chunk) * a.dim;
-      float dot = x[0] * static_cast<float>(p[h->lane]);
-      for (int i = 1; i < a.dim; ++i) dot = std::fmaf(x[i], static_cast<float>(p[i * 8 + h->lane]), dot);
-      out[b * 8 + h->lane] += half_base * (h->extra * dot);
+      out[b * 8 + h->lane] += half_base * (h->extra * LaneChunkDot(a, x, p, h->lane));
     }
   }
 }

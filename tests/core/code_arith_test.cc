@@ -3,6 +3,7 @@
 #include <random>
 
 #include "gtest/gtest.h"
+#include "tests/core/test_util.h"
 
 namespace coset {
 namespace {
@@ -24,18 +25,11 @@ CodecParams SharedScaleParams(const char* lattice, int q, int levels) {
 CompressedTensor EncodeRandom(const CodecParams& p, std::vector<int64_t> shape, uint32_t seed, float sigma) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g(0.0f, sigma);
-  std::vector<float> x(n);
-  for (float& v : x) v = g(rng);
+  const std::vector<float> x = testing_util::Gaussian(n, seed, sigma);
   return *TensorCodec::Create(p)->Encode(x.data(), shape);
 }
 
-std::vector<float> Decode(const CompressedTensor& t) {
-  std::vector<float> y(t.layout.numel);
-  EXPECT_TRUE(DecodeTensor(t, y.data()).ok());
-  return y;
-}
+const auto Decode = testing_util::DecodeAll;
 
 TEST(CodeArithTest, CosetVectorsRoundTrip) {
   for (const char* lattice : {"D4", "E8", "A2", "Z4"}) {

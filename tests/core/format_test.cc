@@ -6,17 +6,12 @@
 #include "core/range_coder.h"
 #include "core/symbol_packing.h"
 #include "gtest/gtest.h"
+#include "tests/core/test_util.h"
 
 namespace coset {
 namespace {
 
-std::vector<float> Gaussian(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g;
-  std::vector<float> x(n);
-  for (float& v : x) v = g(rng);
-  return x;
-}
+using testing_util::Gaussian;
 
 TEST(RangeCoderTest, RoundTripsAndDetectsTruncation) {
   std::mt19937 rng(1);

@@ -6,27 +6,18 @@
 #include "core/hnlq_ref.h"
 #include "core/row_codec.h"
 #include "gtest/gtest.h"
+#include "tests/core/test_util.h"
 
 namespace coset {
 namespace {
 
-std::vector<float> Gaussian(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g;
-  std::vector<float> x(n);
-  for (float& v : x) v = g(rng);
-  return x;
-}
+using testing_util::Gaussian;
 
 CompressedTensor Encode(const CodecParams& p, const std::vector<float>& x, std::vector<int64_t> shape) {
   return *TensorCodec::Create(p)->Encode(x.data(), shape);
 }
 
-std::vector<float> Decode(const CompressedTensor& t) {
-  std::vector<float> y(t.layout.numel);
-  EXPECT_TRUE(DecodeTensor(t, y.data()).ok());
-  return y;
-}
+const auto Decode = testing_util::DecodeAll;
 
 TEST(LutTest, IntegerTypesAndRangesMatchTheReferenceNote) {
   const auto d4q4 = *Codebook::Create(*Lattice::Parse("D4"), 4);

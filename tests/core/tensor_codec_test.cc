@@ -7,6 +7,7 @@
 #include "core/hnlq_ref.h"
 #include "core/thread_pool.h"
 #include "gtest/gtest.h"
+#include "tests/core/test_util.h"
 
 namespace coset {
 namespace {
@@ -20,13 +21,7 @@ const Config kConfigs[] = {{"Z1", 2, 3}, {"Z4", 4, 2}, {"Z3", 5, 2}, {"A2", 3, 2
                            {"D4", 3, 2}, {"D4", 4, 2}, {"D4", 8, 2}, {"D4", 4, 3}, {"D5", 3, 1},
                            {"E8", 3, 2}, {"E8", 4, 2}};
 
-std::vector<float> Gaussian(int64_t n, uint32_t seed, float sigma = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g(0.0f, sigma);
-  std::vector<float> x(n);
-  for (float& v : x) v = g(rng);
-  return x;
-}
+using testing_util::Gaussian;
 
 CodecParams Params(const Config& c, ScaleMode scale) {
   CodecParams p;
