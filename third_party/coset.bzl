@@ -54,6 +54,30 @@ BENCHMARK_LINKOPTS = ["-lbenchmark", "-lpthread"]
 
 OPENBLAS_LINKOPTS = ["-lopenblas"]
 
+# gRPC 1.51 + protobuf 3.21 from Debian (pkg-config grpc++ protobuf, without the absl list, which
+# ABSL_LINKOPTS carries), plus reflection for grpc_cli and friends.
+GRPC_LINKOPTS = [
+    "-Wl,--as-needed",
+    "-lgrpc++_reflection",
+    "-lgrpc++",
+    "-lgrpc",
+    "-laddress_sorting",
+    "-lre2",
+    "-lupb",
+    "-lcares",
+    "-lz",
+    "-lgpr",
+    "-lssl",
+    "-lcrypto",
+    "-lprotobuf",
+    "-latomic",
+    "-lrt",
+]
+
+PROMETHEUS_LINKOPTS = ["-lprometheus-cpp-pull", "-lprometheus-cpp-core"]
+
+SYSTEMD_LINKOPTS = ["-lsystemd"]
+
 def coset_cc_library(name, copts = [], linkopts = [], **kwargs):
     cc_library(
         name = name,

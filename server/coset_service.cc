@@ -1,0 +1,337 @@
+#include "server/coset_service.h"
+
+#include <chrono>
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "core/code_arith.h"
+#include "core/format.h"
+#include "core/inner_product.h"
+#include "core/status_macros.h"
+#include "server/convert.h"
+
+namespace coset {
+namespace {
+
+// Cached inline configurations beyond this many are built per request instead.
+constexpr size_t kMaxCachedConfigs = 256;
+// Requests with at least this many elements use the codec thread pool.
+constexpr int64_t kParallelThreshold = int64_t{1} << 20;
+
+std::string ConfigId(const v1::CodecConfig& resolved) {
+  // FNV-1a over the deterministic serialization of the resolved parameters.
+  std::string bytes;
+  resolved.SerializeToString(&bytes);
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
+  char hex[17];
+  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(h));
+  return absl::StrCat(resolved.lattice(), "-q", resolved.q(), "-M", resolved.levels(), "-", hex);
+}
+
+v1::TensorInfo InfoOf(const ResidentTensor& t) {
+  v1::TensorInfo info;
+  info.set_name(t.name);
+  for (int64_t d : t.tensor.shape) info.add_shape(d);
+  info.set_lattice(t.tensor.params.lattice);
+  info.set_q(t.tensor.params.q);
+  info.set_levels(t.tensor.params.levels);
+  info.set_bytes(t.bytes());
+  return info;
+}
+
+}  // namespace
+
+CosetServiceImpl::CosetServiceImpl(const ServiceLimits& limits, Metrics* metrics)
+    : limits_(limits), metrics_(metrics), store_(limits.memory_budget_bytes), pool_(limits.threads) {}
+
+template <typename Request, typename Response, typename Fn>
+grpc::Status CosetServiceImpl::Serve(const char* method, grpc::ServerContext* ctx, const Request* req, Response* resp,
+                                     Fn&& fn) {
+  const auto start = std::chrono::steady_clock::now();
+  const int64_t request_bytes = static_cast<int64_t>(req->ByteSizeLong());
+  // Admission: a request needs roughly its size twice more while it is served (decoded floats,
+  // encoded output); refuse it up front rather than risk running out of memory.
+  const int64_t reserve = 3 * request_bytes;
+  absl::Status status;
+  const int64_t running = ++inflight_;
+  const int64_t reserved = inflight_bytes_ += reserve;
+  metrics_->inflight().Set(static_cast<double>(running));
+  if (running > limits_.max_concurrent_requests) {
+    status = absl::ResourceExhaustedError(absl::StrCat("more than ", limits_.max_concurrent_requests,
+                                                       " concurrent requests; retry later"));
+  } else if (reserved + store_.bytes() + store_.lut_bytes() > limits_.memory_budget_bytes) {
+    status = absl::ResourceExhaustedError(absl::StrCat("request of ", request_bytes,
+                                                       " bytes would exceed the memory budget of ",
+                                                       limits_.memory_budget_bytes, " bytes"));
+  } else if (ctx->IsCancelled()) {
+    status = absl::CancelledError("request cancelled or past its deadline before it started");
+  } else {
+    status = fn();
+    if (status.ok() && ctx->IsCancelled()) status = absl::CancelledError("request cancelled or past its deadline");
+  }
+  inflight_bytes_ -= reserve;
+  metrics_->inflight().Set(static_cast<double>(--inflight_));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  metrics_->RecordRequest(method, absl::StatusCodeToString(status.code()), seconds, static_cast<double>(request_bytes),
+                          status.ok() ? static_cast<double>(resp->ByteSizeLong()) : 0.0);
+  if (!status.ok()) resp->Clear();
+  return ToGrpc(status);
+}
+
+Executor* CosetServiceImpl::ExecutorFor(int64_t elements) {
+  // Large requests share the codec pool (it runs one at a time); small ones stay on their gRPC
+  // thread, so many small clients are served concurrently.
+  return elements >= kParallelThreshold ? static_cast<Executor*>(&pool_) : InlineExecutor();
+}
+
+absl::StatusOr<CosetServiceImpl::Config> CosetServiceImpl::ConfigFor(const CodecParams& params, bool register_it) {
+  COSET_ASSIGN_OR_RETURN(TensorCodec codec, TensorCodec::Create(params));
+  const std::string id = ConfigId(ParamsToProto(codec.params()));
+  std::lock_guard<std::mutex> lock(configs_mu_);
+  auto it = configs_.find(id);
+  if (it != configs_.end()) return it->second;
+  Config config{id, std::make_shared<const TensorCodec>(std::move(codec))};
+  if (configs_.size() < kMaxCachedConfigs) {
+    configs_[id] = config;
+    metrics_->configs().Set(static_cast<double>(configs_.size()));
+  } else if (register_it) {
+    return absl::ResourceExhaustedError(absl::StrCat("at most ", kMaxCachedConfigs, " configurations can be registered"));
+  }
+  return config;
+}
+
+absl::StatusOr<CosetServiceImpl::Config> CosetServiceImpl::CodecFor(const v1::CodecSpec& spec) {
+  if (spec.spec_case() == v1::CodecSpec::kConfigId) {
+    std::lock_guard<std::mutex> lock(configs_mu_);
+    auto it = configs_.find(spec.config_id());
+    if (it == configs_.end()) {
+      return absl::NotFoundError(absl::StrCat("no configuration with id '", spec.config_id(), "' (RegisterConfig first)"));
+    }
+    return it->second;
+  }
+  COSET_ASSIGN_OR_RETURN(CodecParams params, ParamsFromProto(spec.config()));
+  return ConfigFor(params, false);
+}
+
+absl::StatusOr<std::shared_ptr<const CompressedTensor>> CosetServiceImpl::CodesFrom(const v1::Codes& codes) {
+  switch (codes.source_case()) {
+    case v1::Codes::kBlob: {
+      COSET_ASSIGN_OR_RETURN(CompressedTensor t,
+                             Parse(reinterpret_cast<const uint8_t*>(codes.blob().data()), codes.blob().size()));
+      return std::make_shared<const CompressedTensor>(std::move(t));
+    }
+    case v1::Codes::kTensorName: {
+      COSET_ASSIGN_OR_RETURN(std::shared_ptr<const ResidentTensor> r, store_.Get(codes.tensor_name()));
+      return std::shared_ptr<const CompressedTensor>(r, &r->tensor);
+    }
+    default:
+      return absl::InvalidArgumentError("codes: set blob or tensor_name");
+  }
+}
+
+absl::Status CosetServiceImpl::DoEncode(const Config& config, const v1::Tensor& input, CompressedTensor* out,
+                                        std::string* blob, v1::EncodeStats* stats) {
+  COSET_ASSIGN_OR_RETURN(FloatTensor x, TensorFromProto(input, limits_.max_message_bytes / 4));
+  EncodeStats s;
+  COSET_RETURN_IF_ERROR(config.codec->EncodeInto(x.values.data(), x.shape, DType::kFloat32,
+                                                 ExecutorFor(static_cast<int64_t>(x.values.size())), &s, out));
+  const std::vector<uint8_t> bytes = Serialize(*out);
+  if (blob != nullptr) blob->assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  stats->set_chunks(s.chunks);
+  stats->set_first_try_overloads(s.first_try_overloads);
+  stats->set_capped(s.capped);
+  stats->set_stored_bits_per_entry(StoredBitsPerEntry(*out, bytes.size()));
+  metrics_->RecordEncode(config.id, 4.0 * x.values.size(), static_cast<double>(bytes.size()),
+                         static_cast<double>(s.chunks), static_cast<double>(s.first_try_overloads),
+                         SummarizeOverloads(*out).histogram);
+  return absl::OkStatus();
+}
+
+grpc::Status CosetServiceImpl::Encode(grpc::ServerContext* ctx, const v1::EncodeRequest* req, v1::EncodeResponse* resp) {
+  return Serve("Encode", ctx, req, resp, [&]() -> absl::Status {
+    COSET_ASSIGN_OR_RETURN(Config config, CodecFor(req->codec()));
+    CompressedTensor t;
+    return DoEncode(config, req->input(), &t, resp->mutable_blob(), resp->mutable_stats());
+  });
+}
+
+grpc::Status CosetServiceImpl::Decode(grpc::ServerContext* ctx, const v1::DecodeRequest* req, v1::DecodeResponse* resp) {
+  return Serve("Decode", ctx, req, resp, [&]() -> absl::Status {
+    COSET_ASSIGN_OR_RETURN(std::shared_ptr<const CompressedTensor> t, CodesFrom(req->codes()));
+    if (t->layout.numel * 4 > limits_.max_message_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat("decoded tensor (", t->layout.numel * 4,
+                                                       " bytes) exceeds the message limit of ",
+                                                       limits_.max_message_bytes));
+    }
+    std::vector<float> y(t->layout.numel);
+    COSET_RETURN_IF_ERROR(DecodeTensor(*t, y.data(), ExecutorFor(t->layout.numel)));
+    TensorToProto(t->shape, y.data(), t->dtype, resp->mutable_output());
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status CosetServiceImpl::Quantize(grpc::ServerContext* ctx, const v1::QuantizeRequest* req,
+                                        v1::QuantizeResponse* resp) {
+  return Serve("Quantize", ctx, req, resp, [&]() -> absl::Status {
+    COSET_ASSIGN_OR_RETURN(Config config, CodecFor(req->codec()));
+    CompressedTensor t;
+    COSET_RETURN_IF_ERROR(DoEncode(config, req->input(), &t, nullptr, resp->mutable_stats()));
+    std::vector<float> y(t.layout.numel);
+    COSET_RETURN_IF_ERROR(config.codec->Decode(t, y.data(), ExecutorFor(t.layout.numel)));
+    TensorToProto(t.shape, y.data(), DType::kFloat32, resp->mutable_output());
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status CosetServiceImpl::InnerProduct(grpc::ServerContext* ctx, const v1::InnerProductRequest* req,
+                                            v1::InnerProductResponse* resp) {
+  return Serve("InnerProduct", ctx, req, resp, [&]() -> absl::Status {
+    COSET_ASSIGN_OR_RETURN(std::shared_ptr<const CompressedTensor> w, CodesFrom(req->weights()));
+    if (req->other_case() == v1::InnerProductRequest::kCodes) {
+      COSET_ASSIGN_OR_RETURN(std::shared_ptr<const CompressedTensor> other, CodesFrom(req->codes()));
+      COSET_ASSIGN_OR_RETURN(std::vector<double> dots, DotRows(*w, *other, limits_.lut_budget_bytes));
+      const std::vector<float> out(dots.begin(), dots.end());
+      TensorToProto({static_cast<int64_t>(out.size())}, out.data(), DType::kFloat32, resp->mutable_output());
+      resp->set_path("two-sided-lut");
+      return absl::OkStatus();
+    }
+    if (req->other_case() != v1::InnerProductRequest::kQueries) {
+      return absl::InvalidArgumentError("set queries (float [K] or [B, K]) or codes");
+    }
+    COSET_ASSIGN_OR_RETURN(FloatTensor x, TensorFromProto(req->queries(), limits_.max_message_bytes / 4));
+    if (x.shape.empty() || x.shape.size() > 2 || x.shape.back() != w->layout.cols) {
+      return absl::InvalidArgumentError(absl::StrCat("queries must be [K] or [B, K] with K = ", w->layout.cols));
+    }
+    const int64_t batch = x.shape.size() == 2 ? x.shape[0] : 1;
+    if (batch < 1 || batch > 4096) return absl::InvalidArgumentError(absl::StrCat("batch (=", batch, ") must be in [1, 4096]"));
+    std::shared_ptr<const LutMatrix> matrix;
+    if (req->weights().source_case() == v1::Codes::kTensorName) {
+      COSET_ASSIGN_OR_RETURN(matrix, store_.Matrix(req->weights().tensor_name(), limits_.lut_budget_bytes));
+      UpdateGauges();
+    } else {
+      COSET_ASSIGN_OR_RETURN(LutMatrix m, LutMatrix::Create(*w, limits_.lut_budget_bytes));
+      matrix = std::make_shared<const LutMatrix>(std::move(m));
+    }
+    std::vector<float> out(batch * matrix->rows());
+    COSET_RETURN_IF_ERROR(matrix->Gemm(x.values.data(), batch, out.data(), ExecutorFor(matrix->rows() * matrix->cols())));
+    std::vector<int64_t> shape = {matrix->rows()};
+    if (x.shape.size() == 2) shape.insert(shape.begin(), batch);
+    TensorToProto(shape, out.data(), DType::kFloat32, resp->mutable_output());
+    resp->set_path(matrix->fast_path() ? "int8-lanes" : "one-sided-lut");
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status CosetServiceImpl::AddCodes(grpc::ServerContext* ctx, const v1::AddCodesRequest* req,
+                                        v1::AddCodesResponse* resp) {
+  return Serve("AddCodes", ctx, req, resp, [&]() -> absl::Status {
+    if (req->codes_size() == 0) return absl::InvalidArgumentError("codes is empty");
+    std::vector<std::shared_ptr<const CompressedTensor>> held;
+    std::vector<const CompressedTensor*> codes;
+    for (const v1::Codes& c : req->codes()) {
+      COSET_ASSIGN_OR_RETURN(std::shared_ptr<const CompressedTensor> t, CodesFrom(c));
+      codes.push_back(t.get());
+      held.push_back(std::move(t));
+    }
+    SumValidation validation;
+    COSET_ASSIGN_OR_RETURN(CompressedTensor sum, coset::AddCodes(codes, req->validate() ? &validation : nullptr));
+    const std::vector<uint8_t> bytes = Serialize(sum);
+    resp->set_blob(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    resp->set_chunks(sum.layout.rows * sum.layout.chunks_per_row);
+    resp->set_inexact_chunks(validation.inexact_chunks);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status CosetServiceImpl::PutTensor(grpc::ServerContext* ctx, const v1::PutTensorRequest* req,
+                                         v1::PutTensorResponse* resp) {
+  return Serve("PutTensor", ctx, req, resp, [&]() -> absl::Status {
+    COSET_RETURN_IF_ERROR(TensorStore::ValidateName(req->name()));
+    auto resident = std::make_shared<ResidentTensor>();
+    resident->name = req->name();
+    if (req->source_case() == v1::PutTensorRequest::kBlob) {
+      COSET_ASSIGN_OR_RETURN(resident->tensor, Parse(reinterpret_cast<const uint8_t*>(req->blob().data()), req->blob().size()));
+      resident->blob = req->blob();
+    } else if (req->source_case() == v1::PutTensorRequest::kEncode) {
+      COSET_ASSIGN_OR_RETURN(Config config, CodecFor(req->encode().codec()));
+      v1::EncodeStats stats;
+      COSET_RETURN_IF_ERROR(DoEncode(config, req->encode().input(), &resident->tensor, &resident->blob, &stats));
+    } else {
+      return absl::InvalidArgumentError("set blob or encode");
+    }
+    COSET_RETURN_IF_ERROR(store_.Put(resident, req->overwrite()));
+    UpdateGauges();
+    *resp->mutable_info() = InfoOf(*resident);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status CosetServiceImpl::GetTensor(grpc::ServerContext* ctx, const v1::GetTensorRequest* req,
+                                         v1::GetTensorResponse* resp) {
+  return Serve("GetTensor", ctx, req, resp, [&]() -> absl::Status {
+    COSET_ASSIGN_OR_RETURN(std::shared_ptr<const ResidentTensor> t, store_.Get(req->name()));
+    resp->set_blob(t->blob);
+    *resp->mutable_info() = InfoOf(*t);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status CosetServiceImpl::DeleteTensor(grpc::ServerContext* ctx, const v1::DeleteTensorRequest* req,
+                                            v1::DeleteTensorResponse* resp) {
+  return Serve("DeleteTensor", ctx, req, resp, [&]() -> absl::Status {
+    COSET_RETURN_IF_ERROR(store_.Delete(req->name()));
+    UpdateGauges();
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status CosetServiceImpl::ListTensors(grpc::ServerContext* ctx, const v1::ListTensorsRequest* req,
+                                           v1::ListTensorsResponse* resp) {
+  return Serve("ListTensors", ctx, req, resp, [&]() -> absl::Status {
+    for (const auto& t : store_.List()) *resp->add_tensors() = InfoOf(*t);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status CosetServiceImpl::RegisterConfig(grpc::ServerContext* ctx, const v1::RegisterConfigRequest* req,
+                                              v1::RegisterConfigResponse* resp) {
+  return Serve("RegisterConfig", ctx, req, resp, [&]() -> absl::Status {
+    COSET_ASSIGN_OR_RETURN(CodecParams params, ParamsFromProto(req->config()));
+    COSET_ASSIGN_OR_RETURN(Config config, ConfigFor(params, true));
+    resp->set_config_id(config.id);
+    *resp->mutable_resolved() = ParamsToProto(config.codec->params());
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status CosetServiceImpl::ServerInfo(grpc::ServerContext* ctx, const v1::ServerInfoRequest* req,
+                                          v1::ServerInfoResponse* resp) {
+  return Serve("ServerInfo", ctx, req, resp, [&]() -> absl::Status {
+    resp->set_version(kCosetVersion);
+    resp->add_backends("cpu");
+    v1::Limits* l = resp->mutable_limits();
+    l->set_max_message_bytes(limits_.max_message_bytes);
+    l->set_max_concurrent_requests(limits_.max_concurrent_requests);
+    l->set_memory_budget_bytes(limits_.memory_budget_bytes);
+    l->set_lut_budget_bytes(limits_.lut_budget_bytes);
+    {
+      std::lock_guard<std::mutex> lock(configs_mu_);
+      for (const auto& [id, c] : configs_) {
+        v1::ConfigInfo* info = resp->add_configs();
+        info->set_config_id(id);
+        *info->mutable_config() = ParamsToProto(c.codec->params());
+      }
+    }
+    resp->set_resident_bytes(store_.bytes() + store_.lut_bytes());
+    return absl::OkStatus();
+  });
+}
+
+void CosetServiceImpl::UpdateGauges() {
+  metrics_->resident_bytes().Set(static_cast<double>(store_.bytes()));
+  metrics_->resident_tensors().Set(static_cast<double>(store_.count()));
+  metrics_->lut_cache_bytes().Set(static_cast<double>(store_.lut_bytes()));
+}
+
+}  // namespace coset

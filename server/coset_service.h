@@ -1,0 +1,78 @@
+// The coset.v1.Coset gRPC service: the codec, LUT inner products and code arithmetic of core/,
+// plus resident tensors and registered configurations. Never crashes on request data: every
+// input is validated and every failure is a gRPC status with the canonical code.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "core/thread_pool.h"
+#include "coset/v1/coset.grpc.pb.h"
+#include "server/metrics.h"
+#include "server/tensor_store.h"
+
+namespace coset {
+
+struct ServiceLimits {
+  int64_t max_message_bytes = int64_t{256} << 20;
+  int64_t max_concurrent_requests = 64;
+  int64_t memory_budget_bytes = int64_t{4} << 30;  // resident tensors + requests in flight
+  int64_t lut_budget_bytes = kDefaultLutBudgetBytes;
+  int threads = 0;                                  // codec threads for large requests (0 = cores)
+};
+
+inline constexpr char kCosetVersion[] = "0.1.0";
+
+class CosetServiceImpl final : public v1::Coset::Service {
+ public:
+  CosetServiceImpl(const ServiceLimits& limits, Metrics* metrics);
+
+  // coset::v1::Coset
+  grpc::Status Encode(grpc::ServerContext* ctx, const v1::EncodeRequest* req, v1::EncodeResponse* resp) override;
+  grpc::Status Decode(grpc::ServerContext* ctx, const v1::DecodeRequest* req, v1::DecodeResponse* resp) override;
+  grpc::Status Quantize(grpc::ServerContext* ctx, const v1::QuantizeRequest* req, v1::QuantizeResponse* resp) override;
+  grpc::Status InnerProduct(grpc::ServerContext* ctx, const v1::InnerProductRequest* req,
+                            v1::InnerProductResponse* resp) override;
+  grpc::Status AddCodes(grpc::ServerContext* ctx, const v1::AddCodesRequest* req, v1::AddCodesResponse* resp) override;
+  grpc::Status PutTensor(grpc::ServerContext* ctx, const v1::PutTensorRequest* req, v1::PutTensorResponse* resp) override;
+  grpc::Status GetTensor(grpc::ServerContext* ctx, const v1::GetTensorRequest* req, v1::GetTensorResponse* resp) override;
+  grpc::Status DeleteTensor(grpc::ServerContext* ctx, const v1::DeleteTensorRequest* req,
+                            v1::DeleteTensorResponse* resp) override;
+  grpc::Status ListTensors(grpc::ServerContext* ctx, const v1::ListTensorsRequest* req,
+                           v1::ListTensorsResponse* resp) override;
+  grpc::Status RegisterConfig(grpc::ServerContext* ctx, const v1::RegisterConfigRequest* req,
+                              v1::RegisterConfigResponse* resp) override;
+  grpc::Status ServerInfo(grpc::ServerContext* ctx, const v1::ServerInfoRequest* req,
+                          v1::ServerInfoResponse* resp) override;
+
+ private:
+  struct Config {
+    std::string id;
+    std::shared_ptr<const TensorCodec> codec;
+  };
+  // Runs one RPC: concurrency and memory admission, cancellation, metrics, status mapping.
+  template <typename Request, typename Response, typename Fn>
+  grpc::Status Serve(const char* method, grpc::ServerContext* ctx, const Request* req, Response* resp, Fn&& fn);
+
+  absl::StatusOr<Config> CodecFor(const v1::CodecSpec& spec);
+  absl::StatusOr<Config> ConfigFor(const CodecParams& params, bool register_it);
+  absl::StatusOr<std::shared_ptr<const CompressedTensor>> CodesFrom(const v1::Codes& codes);
+  absl::Status DoEncode(const Config& config, const v1::Tensor& input, CompressedTensor* out, std::string* blob,
+                        v1::EncodeStats* stats);
+  Executor* ExecutorFor(int64_t elements);
+  void UpdateGauges();
+
+  const ServiceLimits limits_;
+  Metrics* metrics_;
+  TensorStore store_;
+  ThreadPool pool_;
+  std::mutex configs_mu_;
+  std::map<std::string, Config> configs_;  // registered and cached configurations, by id
+  std::atomic<int64_t> inflight_{0};
+  std::atomic<int64_t> inflight_bytes_{0};
+};
+
+}  // namespace coset

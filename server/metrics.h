@@ -1,0 +1,51 @@
+// Every Prometheus metric cosetd exports, in one place (README "Metrics" lists the same names).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+
+namespace coset {
+
+class Metrics {
+ public:
+  Metrics();
+
+  std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
+
+  // One finished RPC: method name, canonical status code name, bytes in/out, latency.
+  void RecordRequest(const std::string& method, const std::string& code, double seconds, double bytes_in,
+                     double bytes_out);
+  // One encode: raw float32 bytes, compressed bytes, chunks, chunks needing T > 0, T histogram.
+  void RecordEncode(const std::string& config, double raw_bytes, double compressed_bytes, double chunks,
+                    double first_try_overloads, const std::vector<int64_t>& t_histogram);
+  prometheus::Gauge& inflight() { return *inflight_; }
+  prometheus::Gauge& resident_bytes() { return *resident_bytes_; }
+  prometheus::Gauge& resident_tensors() { return *resident_tensors_; }
+  prometheus::Gauge& lut_cache_bytes() { return *lut_cache_bytes_; }
+  prometheus::Gauge& configs() { return *configs_; }
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>* requests_;
+  prometheus::Family<prometheus::Counter>* bytes_in_;
+  prometheus::Family<prometheus::Counter>* bytes_out_;
+  prometheus::Family<prometheus::Histogram>* latency_;
+  prometheus::Family<prometheus::Counter>* raw_bytes_;
+  prometheus::Family<prometheus::Counter>* saved_bytes_;
+  prometheus::Family<prometheus::Counter>* chunks_;
+  prometheus::Family<prometheus::Counter>* overloads_;
+  prometheus::Family<prometheus::Counter>* t_values_;
+  prometheus::Gauge* inflight_;
+  prometheus::Gauge* resident_bytes_;
+  prometheus::Gauge* resident_tensors_;
+  prometheus::Gauge* lut_cache_bytes_;
+  prometheus::Gauge* configs_;
+};
+
+}  // namespace coset

@@ -1,0 +1,106 @@
+#include "server/tensor_store.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace coset {
+
+absl::Status TensorStore::ValidateName(const std::string& name) {
+  if (name.empty() || name.size() > 256) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor name must have 1..256 characters (got ", name.size(), ")"));
+  }
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+                    c == '-' || c == '/' || c == ':';
+    if (!ok) return absl::InvalidArgumentError(absl::StrCat("tensor name '", name, "' may only use [A-Za-z0-9._/:-]"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TensorStore::Put(std::shared_ptr<const ResidentTensor> tensor, bool overwrite) {
+  if (auto s = ValidateName(tensor->name); !s.ok()) return s;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(tensor->name);
+  int64_t freed = 0;
+  if (it != entries_.end()) {
+    if (!overwrite) return absl::AlreadyExistsError(absl::StrCat("tensor '", tensor->name, "' exists (set overwrite)"));
+    freed = it->second.tensor->bytes() + (it->second.matrix ? it->second.matrix->packed_bytes() : 0);
+  }
+  if (bytes_ + lut_bytes_ - freed + tensor->bytes() > budget_) {
+    return absl::ResourceExhaustedError(absl::StrCat("storing '", tensor->name, "' (", tensor->bytes(),
+                                                     " bytes) would exceed the memory budget of ", budget_,
+                                                     " bytes (in use: ", bytes_ + lut_bytes_, ")"));
+  }
+  if (it != entries_.end()) {
+    bytes_ -= it->second.tensor->bytes();
+    if (it->second.matrix) lut_bytes_ -= it->second.matrix->packed_bytes();
+    entries_.erase(it);
+  }
+  bytes_ += tensor->bytes();
+  const std::string name = tensor->name;
+  entries_[name] = Entry{std::move(tensor), nullptr};
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<const ResidentTensor>> TensorStore::Get(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(name);
+  if (it == entries_.end()) return absl::NotFoundError(absl::StrCat("no resident tensor named '", name, "'"));
+  return it->second.tensor;
+}
+
+absl::Status TensorStore::Delete(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(name);
+  if (it == entries_.end()) return absl::NotFoundError(absl::StrCat("no resident tensor named '", name, "'"));
+  bytes_ -= it->second.tensor->bytes();
+  if (it->second.matrix) lut_bytes_ -= it->second.matrix->packed_bytes();
+  entries_.erase(it);
+  return absl::OkStatus();
+}
+
+std::vector<std::shared_ptr<const ResidentTensor>> TensorStore::List() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::shared_ptr<const ResidentTensor>> out;
+  for (const auto& [name, e] : entries_) out.push_back(e.tensor);
+  return out;
+}
+
+absl::StatusOr<std::shared_ptr<const LutMatrix>> TensorStore::Matrix(const std::string& name, int64_t lut_budget) {
+  std::shared_ptr<const ResidentTensor> tensor;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(name);
+    if (it == entries_.end()) return absl::NotFoundError(absl::StrCat("no resident tensor named '", name, "'"));
+    if (it->second.matrix) return it->second.matrix;
+    tensor = it->second.tensor;
+  }
+  // Built outside the lock (it can take a while); the first finisher's copy is kept.
+  auto built = LutMatrix::Create(tensor->tensor, lut_budget);
+  if (!built.ok()) return built.status();
+  auto matrix = std::make_shared<const LutMatrix>(std::move(*built));
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(name);
+  if (it == entries_.end() || it->second.tensor != tensor) return matrix;  // replaced meanwhile: not cached
+  if (it->second.matrix) return it->second.matrix;
+  if (bytes_ + lut_bytes_ + matrix->packed_bytes() > budget_) return matrix;  // serve it, but do not keep it
+  lut_bytes_ += matrix->packed_bytes();
+  it->second.matrix = matrix;
+  return matrix;
+}
+
+int64_t TensorStore::bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return bytes_;
+}
+
+int64_t TensorStore::lut_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return lut_bytes_;
+}
+
+int64_t TensorStore::count() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int64_t>(entries_.size());
+}
+
+}  // namespace coset

@@ -1,0 +1,126 @@
+// Starts a real cosetd process (the built binary) on a Unix socket and a loopback TCP port 0, and
+// stops it with a signal. Used by the integration tests.
+#pragma once
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace coset {
+
+class Daemon {
+ public:
+  // dir: a private directory for the socket and the ready file.
+  explicit Daemon(std::string dir) : dir_(std::move(dir)) {}
+  ~Daemon() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+
+  static std::string Binary() {
+    const char* srcdir = std::getenv("TEST_SRCDIR");
+    return std::string(srcdir != nullptr ? srcdir : ".") + "/coset/server/cosetd";
+  }
+
+  // Starts cosetd and waits until it has written its ready file. Returns false on failure.
+  bool Start(const std::vector<std::string>& extra = {}) {
+    ready_ = dir_ + "/ready";
+    std::remove(ready_.c_str());
+    std::vector<std::string> args = {Binary(), "--grpc", "unix:" + socket_path() + ",127.0.0.1:0",
+                                     "--metrics", "127.0.0.1:0", "--ready-file", ready_, "--log-level", "warn",
+                                     "--threads", "2"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    pid_ = fork();
+    if (pid_ == 0) {
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    for (int i = 0; i < 400; ++i) {
+      std::ifstream in(ready_);
+      if (in) {
+        std::string kind, address;
+        while (in >> kind >> address) {
+          if (kind == "grpc" && address.rfind("unix:", 0) != 0) tcp_ = address;
+          if (kind == "metrics") metrics_port_ = std::stoi(address.substr(address.rfind(':') + 1));
+        }
+        return true;
+      }
+      int status;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    return false;
+  }
+
+  // Sends `sig` and waits for the exit status (-1 if it was killed by a signal).
+  int Stop(int sig = SIGTERM) {
+    if (pid_ <= 0) return -1;
+    kill(pid_, sig);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+  pid_t pid() const { return pid_; }
+  std::string socket_path() const { return dir_ + "/cosetd.sock"; }
+  std::string unix_address() const { return "unix:" + socket_path(); }
+  std::string tcp_address() const { return tcp_; }
+
+  // GET /metrics from the Prometheus exposer.
+  std::string ScrapeMetrics() const {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(metrics_port_));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    std::string body;
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+      const std::string req = "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
+      (void)!write(fd, req.data(), req.size());
+      char buf[65536];
+      ssize_t n;
+      while ((n = read(fd, buf, sizeof(buf))) > 0) body.append(buf, n);
+    }
+    close(fd);
+    return body;
+  }
+
+  // Value of the first sample line starting with `prefix` (metric name plus labels), or -1.
+  double Metric(const std::string& prefix) const {
+    std::istringstream in(ScrapeMetrics());
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind(prefix, 0) == 0) return std::stod(line.substr(line.rfind(' ') + 1));
+    }
+    return -1;
+  }
+
+ private:
+  std::string dir_;
+  std::string ready_;
+  std::string tcp_;
+  int metrics_port_ = 0;
+  pid_t pid_ = -1;
+};
+
+}  // namespace coset

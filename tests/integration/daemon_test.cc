@@ -1,0 +1,268 @@
+// Integration tests: a real cosetd process, real gRPC over a Unix socket and loopback TCP.
+#include <atomic>
+#include <random>
+#include <thread>
+
+#include "client/coset_client.h"
+#include "core/code_arith.h"
+#include "core/format.h"
+#include "core/inner_product.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "tests/integration/daemon_fixture.h"
+
+namespace coset {
+namespace {
+
+std::vector<float> Gaussian(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g;
+  std::vector<float> x(n);
+  for (float& v : x) v = g(rng);
+  return x;
+}
+
+std::string Blob(const CompressedTensor& t) {
+  const std::vector<uint8_t> b = Serialize(t);
+  return std::string(b.begin(), b.end());
+}
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // Under /tmp, not TEST_TMPDIR: a Unix socket path must fit in 107 bytes.
+    char tmpl[] = "/tmp/cosetd-test-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    daemon_ = std::make_unique<Daemon>(dir_);
+    ASSERT_TRUE(daemon_->Start()) << "cosetd did not start";
+    client_ = Connect(daemon_->unix_address());
+  }
+  std::unique_ptr<Client> Connect(const std::string& address) {
+    Client::Options o;
+    o.address = address;
+    o.timeout = std::chrono::milliseconds(20000);
+    return *Client::Connect(o);
+  }
+  std::string dir_;
+  std::unique_ptr<Daemon> daemon_;
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(DaemonTest, EveryRpcIsBitExactWithTheInProcessCore) {
+  const std::vector<float> x = Gaussian(37 * 300, 1);
+  for (const char* lattice : {"D4", "E8", "A2"}) {
+    CodecParams p;
+    p.lattice = lattice;
+    p.q = std::string(lattice) == "A2" ? 3 : 4;
+    const TensorCodec codec = *TensorCodec::Create(p);
+    const CompressedTensor local = *codec.Encode(x.data(), {37, 300});
+    // Encode (TCP and Unix socket) returns the very same blob.
+    v1::EncodeStats stats;
+    const std::string remote = *client_->Encode(x.data(), {37, 300}, p, &stats);
+    EXPECT_EQ(remote, Blob(local)) << lattice;
+    EXPECT_EQ(*Connect(daemon_->tcp_address())->Encode(x.data(), {37, 300}, p), remote);
+    EXPECT_EQ(stats.chunks(), local.layout.rows * local.layout.chunks_per_row);
+    // Decode and Quantize.
+    std::vector<float> want(x.size()), got, quantized;
+    ASSERT_TRUE(codec.Decode(local, want.data()).ok());
+    std::vector<int64_t> shape;
+    ASSERT_TRUE(client_->Decode(remote, false, &got, &shape).ok());
+    EXPECT_EQ(got, want);
+    EXPECT_EQ(shape, (std::vector<int64_t>{37, 300}));
+    ASSERT_TRUE(client_->Quantize(x.data(), {37, 300}, p, &quantized).ok());
+    EXPECT_EQ(quantized, want);
+    // InnerProduct with float queries: same floats as the in-process LUT GEMM.
+    const std::vector<float> q = Gaussian(3 * 300, 2);
+    std::vector<float> local_out(3 * 37), remote_out;
+    ASSERT_TRUE(LutMatrix::Create(local)->Gemm(q.data(), 3, local_out.data()).ok());
+    std::string path;
+    ASSERT_TRUE(client_->Gemm(remote, false, q.data(), 3, 300, &remote_out, &path).ok());
+    EXPECT_EQ(remote_out, local_out) << lattice << " " << path;
+  }
+  // Row-wise dot products of two code tensors, and AddCodes.
+  CodecParams p;
+  p.scale = ScaleMode::kNone;
+  p.beta = 0.25f;
+  p.t_max = 0;
+  p.on_cap = CapPolicy::kZero;
+  const TensorCodec codec = *TensorCodec::Create(p);
+  const CompressedTensor a = *codec.Encode(x.data(), {37, 300});
+  const std::vector<float> y = Gaussian(37 * 300, 3);
+  const CompressedTensor b = *codec.Encode(y.data(), {37, 300});
+  const std::vector<double> dots = *DotRows(a, b);
+  const std::vector<float> remote_dots = *client_->DotRows(Blob(a), Blob(b));
+  ASSERT_EQ(remote_dots.size(), dots.size());
+  for (size_t i = 0; i < dots.size(); ++i) EXPECT_EQ(remote_dots[i], static_cast<float>(dots[i]));
+  SumValidation v;
+  const CompressedTensor sum = *coset::AddCodes({&a, &b}, &v);
+  const v1::AddCodesResponse remote_sum = *client_->AddCodes({Blob(a), Blob(b)}, true);
+  EXPECT_EQ(remote_sum.blob(), Blob(sum));
+  EXPECT_EQ(remote_sum.inexact_chunks(), v.inexact_chunks);
+}
+
+TEST_F(DaemonTest, ResidentTensorsAndRegisteredConfigs) {
+  CodecParams p;
+  const std::string id = *client_->RegisterConfig(p);
+  EXPECT_EQ(*client_->RegisterConfig(p), id);  // same parameters, same id
+  const std::vector<float> w = Gaussian(64 * 256, 4);
+  const std::string blob = *client_->EncodeWithConfig(w.data(), {64, 256}, id);
+  EXPECT_EQ(blob, *client_->Encode(w.data(), {64, 256}, p));
+  const v1::TensorInfo info = *client_->PutTensor("layers/0/weight", blob, false);
+  EXPECT_EQ(info.bytes(), static_cast<int64_t>(blob.size()));
+  EXPECT_EQ(client_->PutTensor("layers/0/weight", blob, false).status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_TRUE(client_->PutTensor("layers/0/weight", blob, true).ok());
+  EXPECT_EQ(*client_->GetTensor("layers/0/weight"), blob);
+  ASSERT_EQ(client_->ListTensors()->size(), 1u);
+  // Inference against the resident tensor (repacked once, then cached) equals the blob path.
+  const std::vector<float> q = Gaussian(256, 5);
+  std::vector<float> by_name, by_blob;
+  ASSERT_TRUE(client_->Gemm("layers/0/weight", true, q.data(), 1, 256, &by_name).ok());
+  ASSERT_TRUE(client_->Gemm(blob, false, q.data(), 1, 256, &by_blob).ok());
+  EXPECT_EQ(by_name, by_blob);
+  EXPECT_GT(daemon_->Metric("coset_lut_cache_bytes"), 0);
+  const v1::ServerInfoResponse info2 = *client_->ServerInfo();
+  EXPECT_EQ(info2.backends(0), "cpu");
+  EXPECT_GE(info2.configs_size(), 1);
+  ASSERT_TRUE(client_->DeleteTensor("layers/0/weight").ok());
+  EXPECT_EQ(client_->GetTensor("layers/0/weight").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->DeleteTensor("layers/0/weight").code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(client_->ListTensors()->empty());
+}
+
+TEST_F(DaemonTest, BadInputsGetPreciseStatusesAndTheDaemonKeepsServing) {
+  std::vector<float> x = Gaussian(64, 6);
+  x[9] = NAN;
+  auto r = client_->Encode(x.data(), {64}, CodecParams{});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("input[9]"), std::string::npos);
+  x[9] = 0;
+  CodecParams bad;
+  bad.q = 2;
+  EXPECT_EQ(client_->Encode(x.data(), {64}, bad).status().code(), absl::StatusCode::kInvalidArgument);
+  bad = CodecParams{};
+  bad.levels = 99;
+  EXPECT_EQ(client_->Encode(x.data(), {64}, bad).status().code(), absl::StatusCode::kInvalidArgument);
+  {
+    // A raw request whose data does not match its shape (the client library cannot send one).
+    auto stub = v1::Coset::NewStub(grpc::CreateChannel(daemon_->unix_address(), grpc::InsecureChannelCredentials()));
+    v1::EncodeRequest req;
+    req.mutable_input()->add_shape(65);
+    req.mutable_input()->set_data(std::string(64 * 4, '\0'));
+    v1::EncodeResponse resp;
+    grpc::ClientContext ctx;
+    const grpc::Status s = stub->Encode(&ctx, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(s.error_message().find("needs 260"), std::string::npos) << s.error_message();
+    req.mutable_input()->set_shape(0, -3);
+    grpc::ClientContext ctx2;
+    EXPECT_EQ(stub->Encode(&ctx2, req, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  EXPECT_EQ(client_->EncodeWithConfig(x.data(), {64}, "nope").status().code(), absl::StatusCode::kNotFound);
+  std::string blob = *client_->Encode(x.data(), {64}, CodecParams{});
+  std::vector<float> out;
+  EXPECT_EQ(client_->Decode(blob.substr(0, blob.size() / 2), false, &out, nullptr).code(), absl::StatusCode::kDataLoss);
+  std::string flipped = blob;
+  flipped[20] ^= 1;
+  EXPECT_EQ(client_->Decode(flipped, false, &out, nullptr).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(client_->Decode("not a blob", false, &out, nullptr).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(client_->Decode("missing", true, &out, nullptr).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->PutTensor("bad name!", blob, false).status().code(), absl::StatusCode::kInvalidArgument);
+  const std::vector<float> q(63, 1.0f);
+  EXPECT_EQ(client_->Gemm(blob, false, q.data(), 1, 63, &out).code(), absl::StatusCode::kInvalidArgument);
+  CodecParams e8;
+  e8.lattice = "E8";
+  const std::string e8_blob = *client_->Encode(x.data(), {64}, e8);
+  EXPECT_EQ(client_->DotRows(e8_blob, e8_blob).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(client_->AddCodes({blob, e8_blob}, true).status().code(), absl::StatusCode::kFailedPrecondition);
+  // Still serving, and the errors were counted by code.
+  EXPECT_TRUE(client_->Health().ok());
+  EXPECT_GE(daemon_->Metric("coset_requests_total{code=\"INVALID_ARGUMENT\",method=\"Encode\"}"), 4);
+  EXPECT_GE(daemon_->Metric("coset_requests_total{code=\"DATA_LOSS\",method=\"Decode\"}"), 2);
+}
+
+TEST_F(DaemonTest, MetricsCountRequestsBytesAndOverloads) {
+  const std::vector<float> x = Gaussian(128 * 256, 7);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(client_->Encode(x.data(), {128, 256}, CodecParams{}).ok());
+  EXPECT_EQ(daemon_->Metric("coset_requests_total{code=\"OK\",method=\"Encode\"}"), 3);
+  EXPECT_GT(daemon_->Metric("coset_bytes_saved_total"), 3 * 128 * 256 * 4 * 0.8);
+  EXPECT_GT(daemon_->Metric("coset_overload_chunks_total"), 0);
+  EXPECT_EQ(daemon_->Metric("coset_chunks_total"), 3 * 128 * 64);
+  EXPECT_GE(daemon_->Metric("coset_request_duration_seconds_count{method=\"Encode\"}"), 3);
+  EXPECT_EQ(daemon_->Metric("coset_inflight_requests"), 0);
+}
+
+TEST_F(DaemonTest, ConcurrentClientsGetCorrectResults) {
+  // Bounded: 16 clients x 25 mixed requests on the Unix socket, every answer checked.
+  const std::vector<float> x = Gaussian(32 * 128, 8);
+  const TensorCodec codec = *TensorCodec::Create(CodecParams{});
+  const std::string want_blob = Blob(*codec.Encode(x.data(), {32, 128}));
+  std::vector<float> want_decoded(x.size());
+  ASSERT_TRUE(codec.Decode(*codec.Encode(x.data(), {32, 128}), want_decoded.data()).ok());
+  std::atomic<int> errors{0}, wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 16; ++t) {
+    threads.emplace_back([&, t] {
+      auto c = Connect(t % 2 ? daemon_->unix_address() : daemon_->tcp_address());
+      for (int i = 0; i < 25; ++i) {
+        if (i % 2 == 0) {
+          auto blob = c->Encode(x.data(), {32, 128}, CodecParams{});
+          if (!blob.ok()) ++errors;
+          else if (*blob != want_blob) ++wrong;
+        } else {
+          std::vector<float> out;
+          if (!c->Decode(want_blob, false, &out, nullptr).ok()) ++errors;
+          else if (out != want_decoded) ++wrong;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(daemon_->Metric("coset_inflight_requests"), 0);
+}
+
+TEST_F(DaemonTest, SigtermDrainsInFlightWorkAndRemovesTheSocket) {
+  const std::vector<float> x = Gaussian(int64_t{8} << 20, 9);  // a 32 MiB encode in flight
+  std::atomic<bool> ok{false};
+  std::thread slow([&] { ok = client_->Encode(x.data(), {2048, 4096}, CodecParams{}).ok(); });
+  // Wait until the request is being served, then ask the daemon to stop.
+  for (int i = 0; i < 400 && daemon_->Metric("coset_inflight_requests") < 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(daemon_->Stop(SIGTERM), 0);
+  slow.join();
+  EXPECT_TRUE(ok.load()) << "the in-flight request was not finished";
+  EXPECT_NE(access(daemon_->socket_path().c_str(), F_OK), 0) << "socket file left behind";
+}
+
+TEST_F(DaemonTest, ClientRecoversAfterTheDaemonRestarts) {
+  const std::vector<float> x = Gaussian(256, 10);
+  const std::string before = *client_->Encode(x.data(), {256}, CodecParams{});
+  EXPECT_EQ(daemon_->Stop(SIGKILL), -1);  // crash, socket file left behind
+  std::thread restart([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ASSERT_TRUE(daemon_->Start());
+  });
+  // Issued while no daemon is up: waits for the restarted one.
+  const auto after = client_->Encode(x.data(), {256}, CodecParams{});
+  restart.join();
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(*after, before);
+}
+
+TEST(DaemonLimitsTest, OversizeMessagesAreResourceExhausted) {
+  char tmpl[] = "/tmp/cosetd-limits-XXXXXX";
+  Daemon daemon(mkdtemp(tmpl));
+  ASSERT_TRUE(daemon.Start({"--max-message-bytes", "1048576"}));
+  Client::Options o;
+  o.address = daemon.unix_address();
+  auto client = *Client::Connect(o);
+  const std::vector<float> x = Gaussian(512 * 1024, 11);  // 2 MiB of floats
+  EXPECT_EQ(client->Encode(x.data(), {512, 1024}, CodecParams{}).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(client->Encode(x.data(), {64, 1024}, CodecParams{}).ok());  // 256 KiB is fine
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0);
+}
+
+}  // namespace
+}  // namespace coset
