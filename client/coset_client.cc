@@ -1,11 +1,14 @@
 #include "client/coset_client.h"
 
+#include <algorithm>
+#include <cstring>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
-#include "server/convert.h"
+#include "core/format.h"
+#include "proto/convert.h"
 
 namespace coset {
 namespace {
@@ -53,28 +56,75 @@ absl::Status Client::Call(Method method, const Request& request, Response* respo
   return FromGrpc(status);
 }
 
+ShmChannel* Client::ShmFor(int64_t bytes) {
+  if (options_.shm_threshold_bytes <= 0 || options_.address.rfind("unix:", 0) != 0) return nullptr;
+  if (shm_ == nullptr) {
+    auto channel = ShmChannel::Open(options_.address.substr(5) + ".shm");
+    if (!channel.ok()) return nullptr;
+    shm_ = std::move(*channel);
+  }
+  if (shm_->size() < bytes) {
+    // Grow geometrically so a stream of similar requests registers once.
+    if (!shm_->Allocate(std::max<int64_t>(bytes, 2 * shm_->size())).ok()) {
+      shm_.reset();
+      return nullptr;
+    }
+  }
+  return shm_.get();
+}
+
+absl::StatusOr<std::string> Client::EncodeRequestWithShm(v1::EncodeRequest& req, const float* x,
+                                                         const std::vector<int64_t>& shape, v1::EncodeStats* stats) {
+  int64_t numel = 1;
+  for (int64_t d : shape) numel *= d;
+  const int64_t in_bytes = numel * 4;
+  v1::EncodeResponse resp;
+  if (in_bytes >= options_.shm_threshold_bytes) {
+    std::lock_guard<std::mutex> lock(shm_mu_);
+    // Output capacity: a blob is never larger than half its float32 input plus its headers.
+    const int64_t out_capacity = in_bytes / 2 + 65536;
+    if (ShmChannel* shm = ShmFor(in_bytes + out_capacity)) {
+      std::memcpy(shm->data(), x, in_bytes);
+      for (int64_t d : shape) req.mutable_input()->add_shape(d);
+      v1::SharedMemoryRef* in = req.mutable_input()->mutable_shm();
+      in->set_region(shm->token());
+      in->set_length(in_bytes);
+      v1::SharedMemoryRef* out = req.mutable_output();
+      out->set_region(shm->token());
+      out->set_offset(in_bytes);
+      out->set_length(out_capacity);
+      const absl::Status s = Call(&v1::Coset::Stub::Encode, req, &resp, true);
+      if (s.ok()) {
+        used_shm_ = true;
+        if (stats != nullptr) *stats = resp.stats();
+        return std::string(reinterpret_cast<const char*>(shm->data()) + in_bytes, resp.output_length());
+      }
+      // A restarted daemon no longer knows the region: drop it and send the bytes inline.
+      if (s.code() != absl::StatusCode::kNotFound && s.code() != absl::StatusCode::kUnavailable) return s;
+      shm_.reset();
+      req.clear_input();
+      req.clear_output();
+    }
+  }
+  used_shm_ = false;
+  FillTensor(x, shape, req.mutable_input());
+  if (auto s = Call(&v1::Coset::Stub::Encode, req, &resp, true); !s.ok()) return s;
+  if (stats != nullptr) *stats = resp.stats();
+  return std::move(*resp.mutable_blob());
+}
+
 absl::StatusOr<std::string> Client::Encode(const float* x, const std::vector<int64_t>& shape, const CodecParams& params,
                                            v1::EncodeStats* stats) {
   v1::EncodeRequest req;
   *req.mutable_codec()->mutable_config() = ParamsToProto(params);
-  if (params.beta == 0.0f) req.mutable_codec()->mutable_config()->set_beta(0.0f);
-  if (params.block == 0) req.mutable_codec()->mutable_config()->set_block(0);
-  FillTensor(x, shape, req.mutable_input());
-  v1::EncodeResponse resp;
-  if (auto s = Call(&v1::Coset::Stub::Encode, req, &resp, true); !s.ok()) return s;
-  if (stats != nullptr) *stats = resp.stats();
-  return std::move(*resp.mutable_blob());
+  return EncodeRequestWithShm(req, x, shape, stats);
 }
 
 absl::StatusOr<std::string> Client::EncodeWithConfig(const float* x, const std::vector<int64_t>& shape,
                                                      const std::string& config_id, v1::EncodeStats* stats) {
   v1::EncodeRequest req;
   req.mutable_codec()->set_config_id(config_id);
-  FillTensor(x, shape, req.mutable_input());
-  v1::EncodeResponse resp;
-  if (auto s = Call(&v1::Coset::Stub::Encode, req, &resp, true); !s.ok()) return s;
-  if (stats != nullptr) *stats = resp.stats();
-  return std::move(*resp.mutable_blob());
+  return EncodeRequestWithShm(req, x, shape, stats);
 }
 
 absl::Status Client::Decode(const std::string& blob_or_name, bool by_name, std::vector<float>* out,
@@ -86,6 +136,31 @@ absl::Status Client::Decode(const std::string& blob_or_name, bool by_name, std::
     req.mutable_codes()->set_blob(blob_or_name);
   }
   v1::DecodeResponse resp;
+  if (!by_name) {
+    // Large outputs come back through shared memory (the blob header says how large).
+    auto parsed = Parse(reinterpret_cast<const uint8_t*>(blob_or_name.data()), blob_or_name.size());
+    const int64_t out_bytes = parsed.ok() ? parsed->layout.numel * 4 : 0;
+    if (out_bytes >= options_.shm_threshold_bytes && out_bytes > 0) {
+      std::lock_guard<std::mutex> lock(shm_mu_);
+      if (ShmChannel* shm = ShmFor(out_bytes)) {
+        v1::SharedMemoryRef* region = req.mutable_output();
+        region->set_region(shm->token());
+        region->set_length(out_bytes);
+        const absl::Status s = Call(&v1::Coset::Stub::Decode, req, &resp, true);
+        if (s.ok()) {
+          used_shm_ = true;
+          const float* values = reinterpret_cast<const float*>(shm->data());
+          out->assign(values, values + out_bytes / 4);
+          if (shape != nullptr) shape->assign(resp.output().shape().begin(), resp.output().shape().end());
+          return absl::OkStatus();
+        }
+        if (s.code() != absl::StatusCode::kNotFound && s.code() != absl::StatusCode::kUnavailable) return s;
+        shm_.reset();
+        req.clear_output();
+      }
+    }
+  }
+  used_shm_ = false;
   if (auto s = Call(&v1::Coset::Stub::Decode, req, &resp, true); !s.ok()) return s;
   auto t = TensorFromProto(resp.output(), int64_t{1} << 40);
   if (!t.ok()) return t.status();

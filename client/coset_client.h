@@ -9,10 +9,12 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "client/shm_client.h"
 #include "core/tensor_codec.h"
 #include "coset/v1/coset.grpc.pb.h"
 
@@ -25,6 +27,9 @@ class Client {
     int64_t max_message_bytes = int64_t{256} << 20;
     std::chrono::milliseconds timeout{30000};         // per call, retries included
     int max_attempts = 4;
+    // Over a Unix socket, Encode/Decode payloads of at least this many bytes travel through a
+    // shared-memory region instead of protobuf (0 = never).
+    int64_t shm_threshold_bytes = int64_t{1} << 20;
   };
 
   static absl::StatusOr<std::unique_ptr<Client>> Connect(const Options& options);
@@ -52,15 +57,26 @@ class Client {
   absl::StatusOr<v1::ServerInfoResponse> ServerInfo();
   // grpc.health.v1 check of the whole server: OK when SERVING.
   absl::Status Health();
+  // Whether the last large Encode/Decode used shared memory (for tests and benchmarks).
+  bool used_shared_memory() const { return used_shm_; }
 
  private:
   explicit Client(const Options& options);
   template <typename Request, typename Response, typename Method>
   absl::Status Call(Method method, const Request& request, Response* response, bool idempotent);
 
+  // The shared-memory region, grown to at least `bytes`; null when unavailable (then callers use
+  // protobuf payloads). Caller holds shm_mu_.
+  ShmChannel* ShmFor(int64_t bytes);
+  absl::StatusOr<std::string> EncodeRequestWithShm(v1::EncodeRequest& req, const float* x,
+                                                   const std::vector<int64_t>& shape, v1::EncodeStats* stats);
+
   Options options_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Coset::Stub> stub_;
+  std::mutex shm_mu_;
+  std::unique_ptr<ShmChannel> shm_;
+  bool used_shm_ = false;
 };
 
 }  // namespace coset

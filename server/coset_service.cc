@@ -2,13 +2,14 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "core/code_arith.h"
 #include "core/format.h"
 #include "core/inner_product.h"
 #include "core/status_macros.h"
-#include "server/convert.h"
+#include "proto/convert.h"
 
 namespace coset {
 namespace {
@@ -42,8 +43,47 @@ v1::TensorInfo InfoOf(const ResidentTensor& t) {
 
 }  // namespace
 
-CosetServiceImpl::CosetServiceImpl(const ServiceLimits& limits, Metrics* metrics)
-    : limits_(limits), metrics_(metrics), store_(limits.memory_budget_bytes), pool_(limits.threads) {}
+CosetServiceImpl::CosetServiceImpl(const ServiceLimits& limits, Metrics* metrics, ShmRegistry* shm)
+    : limits_(limits), metrics_(metrics), shm_(shm), store_(limits.memory_budget_bytes), pool_(limits.threads) {}
+
+absl::StatusOr<ShmSpan> CosetServiceImpl::Span(const v1::SharedMemoryRef& ref) {
+  if (shm_ == nullptr) return absl::FailedPreconditionError("this daemon has no shared-memory socket (no unix: address)");
+  return shm_->Resolve(ref.region(), ref.offset(), ref.length());
+}
+
+absl::StatusOr<CosetServiceImpl::Input> CosetServiceImpl::InputFrom(const v1::Tensor& t) {
+  Input in;
+  if (!t.has_shm()) {
+    COSET_ASSIGN_OR_RETURN(FloatTensor x, TensorFromProto(t, limits_.max_message_bytes / 4));
+    in.shape = std::move(x.shape);
+    in.owned = std::move(x.values);
+    in.data = in.owned.data();
+    in.numel = static_cast<int64_t>(in.owned.size());
+    return in;
+  }
+  if (!t.data().empty()) return absl::InvalidArgumentError("tensor sets both data and shm");
+  // Validate the shape with an empty payload of the right size, then read floats in place.
+  v1::Tensor shape_only;
+  *shape_only.mutable_shape() = t.shape();
+  int64_t numel = 1;
+  for (int64_t d : t.shape()) {
+    if (d < 0 || !CheckedMul(numel, d, &numel) || numel > (int64_t{1} << 36)) {
+      return absl::InvalidArgumentError("tensor.shape is negative or too large");
+    }
+  }
+  if (t.shm().offset() % 4 != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor.shm.offset (=", t.shm().offset(), ") must be a multiple of 4"));
+  }
+  if (t.shm().length() != static_cast<uint64_t>(numel) * 4) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor.shm.length (=", t.shm().length(), ") must be ", numel * 4,
+                                                   " for the shape (float32)"));
+  }
+  COSET_ASSIGN_OR_RETURN(in.span, Span(t.shm()));
+  in.shape.assign(t.shape().begin(), t.shape().end());
+  in.data = reinterpret_cast<const float*>(in.span.data);
+  in.numel = numel;
+  return in;
+}
 
 template <typename Request, typename Response, typename Fn>
 grpc::Status CosetServiceImpl::Serve(const char* method, grpc::ServerContext* ctx, const Request* req, Response* resp,
@@ -72,6 +112,7 @@ grpc::Status CosetServiceImpl::Serve(const char* method, grpc::ServerContext* ct
   }
   inflight_bytes_ -= reserve;
   metrics_->inflight().Set(static_cast<double>(--inflight_));
+  UpdateGauges();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   metrics_->RecordRequest(method, absl::StatusCodeToString(status.code()), seconds, static_cast<double>(request_bytes),
                           status.ok() ? static_cast<double>(resp->ByteSizeLong()) : 0.0);
@@ -121,6 +162,13 @@ absl::StatusOr<std::shared_ptr<const CompressedTensor>> CosetServiceImpl::CodesF
                              Parse(reinterpret_cast<const uint8_t*>(codes.blob().data()), codes.blob().size()));
       return std::make_shared<const CompressedTensor>(std::move(t));
     }
+    case v1::Codes::kShm: {
+      // Copied out first: the client could change shared memory while it is parsed.
+      COSET_ASSIGN_OR_RETURN(ShmSpan span, Span(codes.shm()));
+      const std::vector<uint8_t> copy(span.data, span.data + span.length);
+      COSET_ASSIGN_OR_RETURN(CompressedTensor t, Parse(copy.data(), copy.size()));
+      return std::make_shared<const CompressedTensor>(std::move(t));
+    }
     case v1::Codes::kTensorName: {
       COSET_ASSIGN_OR_RETURN(std::shared_ptr<const ResidentTensor> r, store_.Get(codes.tensor_name()));
       return std::shared_ptr<const CompressedTensor>(r, &r->tensor);
@@ -132,17 +180,16 @@ absl::StatusOr<std::shared_ptr<const CompressedTensor>> CosetServiceImpl::CodesF
 
 absl::Status CosetServiceImpl::DoEncode(const Config& config, const v1::Tensor& input, CompressedTensor* out,
                                         std::string* blob, v1::EncodeStats* stats) {
-  COSET_ASSIGN_OR_RETURN(FloatTensor x, TensorFromProto(input, limits_.max_message_bytes / 4));
+  COSET_ASSIGN_OR_RETURN(Input x, InputFrom(input));
   EncodeStats s;
-  COSET_RETURN_IF_ERROR(config.codec->EncodeInto(x.values.data(), x.shape, DType::kFloat32,
-                                                 ExecutorFor(static_cast<int64_t>(x.values.size())), &s, out));
+  COSET_RETURN_IF_ERROR(config.codec->EncodeInto(x.data, x.shape, DType::kFloat32, ExecutorFor(x.numel), &s, out));
   const std::vector<uint8_t> bytes = Serialize(*out);
   if (blob != nullptr) blob->assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   stats->set_chunks(s.chunks);
   stats->set_first_try_overloads(s.first_try_overloads);
   stats->set_capped(s.capped);
   stats->set_stored_bits_per_entry(StoredBitsPerEntry(*out, bytes.size()));
-  metrics_->RecordEncode(config.id, 4.0 * x.values.size(), static_cast<double>(bytes.size()),
+  metrics_->RecordEncode(config.id, 4.0 * x.numel, static_cast<double>(bytes.size()),
                          static_cast<double>(s.chunks), static_cast<double>(s.first_try_overloads),
                          SummarizeOverloads(*out).histogram);
   return absl::OkStatus();
@@ -152,17 +199,38 @@ grpc::Status CosetServiceImpl::Encode(grpc::ServerContext* ctx, const v1::Encode
   return Serve("Encode", ctx, req, resp, [&]() -> absl::Status {
     COSET_ASSIGN_OR_RETURN(Config config, CodecFor(req->codec()));
     CompressedTensor t;
-    return DoEncode(config, req->input(), &t, resp->mutable_blob(), resp->mutable_stats());
+    COSET_RETURN_IF_ERROR(DoEncode(config, req->input(), &t, resp->mutable_blob(), resp->mutable_stats()));
+    if (req->has_output()) {
+      COSET_ASSIGN_OR_RETURN(ShmSpan out, Span(req->output()));
+      if (static_cast<int64_t>(resp->blob().size()) > out.length) {
+        return absl::OutOfRangeError(absl::StrCat("output region holds ", out.length, " bytes; the blob needs ",
+                                                  resp->blob().size()));
+      }
+      std::memcpy(out.data, resp->blob().data(), resp->blob().size());
+      resp->set_output_length(resp->blob().size());
+      resp->clear_blob();
+    }
+    return absl::OkStatus();
   });
 }
 
 grpc::Status CosetServiceImpl::Decode(grpc::ServerContext* ctx, const v1::DecodeRequest* req, v1::DecodeResponse* resp) {
   return Serve("Decode", ctx, req, resp, [&]() -> absl::Status {
     COSET_ASSIGN_OR_RETURN(std::shared_ptr<const CompressedTensor> t, CodesFrom(req->codes()));
-    if (t->layout.numel * 4 > limits_.max_message_bytes) {
+    if (!req->has_output() && t->layout.numel * 4 > limits_.max_message_bytes) {
       return absl::ResourceExhaustedError(absl::StrCat("decoded tensor (", t->layout.numel * 4,
                                                        " bytes) exceeds the message limit of ",
                                                        limits_.max_message_bytes));
+    }
+    if (req->has_output()) {
+      COSET_ASSIGN_OR_RETURN(ShmSpan out, Span(req->output()));
+      if (req->output().offset() % 4 != 0 || out.length < t->layout.numel * 4) {
+        return absl::OutOfRangeError(absl::StrCat("output region must be 4-byte aligned and hold ",
+                                                  t->layout.numel * 4, " bytes (has ", out.length, ")"));
+      }
+      COSET_RETURN_IF_ERROR(DecodeTensor(*t, reinterpret_cast<float*>(out.data), ExecutorFor(t->layout.numel)));
+      for (int64_t d : t->shape) resp->mutable_output()->add_shape(d);
+      return absl::OkStatus();
     }
     std::vector<float> y(t->layout.numel);
     COSET_RETURN_IF_ERROR(DecodeTensor(*t, y.data(), ExecutorFor(t->layout.numel)));
@@ -199,7 +267,7 @@ grpc::Status CosetServiceImpl::InnerProduct(grpc::ServerContext* ctx, const v1::
     if (req->other_case() != v1::InnerProductRequest::kQueries) {
       return absl::InvalidArgumentError("set queries (float [K] or [B, K]) or codes");
     }
-    COSET_ASSIGN_OR_RETURN(FloatTensor x, TensorFromProto(req->queries(), limits_.max_message_bytes / 4));
+    COSET_ASSIGN_OR_RETURN(Input x, InputFrom(req->queries()));
     if (x.shape.empty() || x.shape.size() > 2 || x.shape.back() != w->layout.cols) {
       return absl::InvalidArgumentError(absl::StrCat("queries must be [K] or [B, K] with K = ", w->layout.cols));
     }
@@ -214,7 +282,7 @@ grpc::Status CosetServiceImpl::InnerProduct(grpc::ServerContext* ctx, const v1::
       matrix = std::make_shared<const LutMatrix>(std::move(m));
     }
     std::vector<float> out(batch * matrix->rows());
-    COSET_RETURN_IF_ERROR(matrix->Gemm(x.values.data(), batch, out.data(), ExecutorFor(matrix->rows() * matrix->cols())));
+    COSET_RETURN_IF_ERROR(matrix->Gemm(x.data, batch, out.data(), ExecutorFor(matrix->rows() * matrix->cols())));
     std::vector<int64_t> shape = {matrix->rows()};
     if (x.shape.size() == 2) shape.insert(shape.begin(), batch);
     TensorToProto(shape, out.data(), DType::kFloat32, resp->mutable_output());
@@ -329,6 +397,10 @@ grpc::Status CosetServiceImpl::ServerInfo(grpc::ServerContext* ctx, const v1::Se
 }
 
 void CosetServiceImpl::UpdateGauges() {
+  if (shm_ != nullptr) {
+    metrics_->shm_regions().Set(static_cast<double>(shm_->regions()));
+    metrics_->shm_bytes().Set(static_cast<double>(shm_->bytes()));
+  }
   metrics_->resident_bytes().Set(static_cast<double>(store_.bytes()));
   metrics_->resident_tensors().Set(static_cast<double>(store_.count()));
   metrics_->lut_cache_bytes().Set(static_cast<double>(store_.lut_bytes()));

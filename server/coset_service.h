@@ -12,6 +12,7 @@
 #include "core/thread_pool.h"
 #include "coset/v1/coset.grpc.pb.h"
 #include "server/metrics.h"
+#include "server/shm_registry.h"
 #include "server/tensor_store.h"
 
 namespace coset {
@@ -28,7 +29,8 @@ inline constexpr char kCosetVersion[] = "0.1.0";
 
 class CosetServiceImpl final : public v1::Coset::Service {
  public:
-  CosetServiceImpl(const ServiceLimits& limits, Metrics* metrics);
+  // shm may be null (no Unix socket, so no shared-memory data path).
+  CosetServiceImpl(const ServiceLimits& limits, Metrics* metrics, ShmRegistry* shm);
 
   // coset::v1::Coset
   grpc::Status Encode(grpc::ServerContext* ctx, const v1::EncodeRequest* req, v1::EncodeResponse* resp) override;
@@ -60,6 +62,16 @@ class CosetServiceImpl final : public v1::Coset::Service {
   absl::StatusOr<Config> CodecFor(const v1::CodecSpec& spec);
   absl::StatusOr<Config> ConfigFor(const CodecParams& params, bool register_it);
   absl::StatusOr<std::shared_ptr<const CompressedTensor>> CodesFrom(const v1::Codes& codes);
+  // A float32 input, inline or in shared memory (read in place; the span keeps it mapped).
+  struct Input {
+    std::vector<int64_t> shape;
+    const float* data = nullptr;
+    int64_t numel = 0;
+    std::vector<float> owned;
+    ShmSpan span;
+  };
+  absl::StatusOr<Input> InputFrom(const v1::Tensor& tensor);
+  absl::StatusOr<ShmSpan> Span(const v1::SharedMemoryRef& ref);
   absl::Status DoEncode(const Config& config, const v1::Tensor& input, CompressedTensor* out, std::string* blob,
                         v1::EncodeStats* stats);
   Executor* ExecutorFor(int64_t elements);
@@ -67,6 +79,7 @@ class CosetServiceImpl final : public v1::Coset::Service {
 
   const ServiceLimits limits_;
   Metrics* metrics_;
+  ShmRegistry* shm_;
   TensorStore store_;
   ThreadPool pool_;
   std::mutex configs_mu_;

@@ -104,7 +104,31 @@ int Main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   Metrics metrics;
-  CosetServiceImpl service(limits, &metrics);
+  // The shared-memory side socket sits next to the first Unix gRPC socket: "<path>.shm".
+  std::unique_ptr<ShmRegistry> shm;
+  std::vector<std::string> addresses =
+      absl::StrSplit(flags.Get("grpc", DefaultUnixSocket() + ",127.0.0.1:50551"), ',', absl::SkipEmpty());
+  for (const std::string& address : addresses) {
+    if (address.rfind("unix:", 0) != 0) continue;
+    const std::string path = address.substr(5) + ".shm";
+    const std::string dir = path.substr(0, path.find_last_of('/'));
+    for (size_t slash = dir.find('/', 1);; slash = dir.find('/', slash + 1)) {
+      mkdir(dir.substr(0, slash).c_str(), 0700);
+      if (slash == std::string::npos) break;
+    }
+    shm = std::make_unique<ShmRegistry>();
+    shm->SetObserver([&metrics](int64_t regions, int64_t bytes) {
+      metrics.shm_regions().Set(static_cast<double>(regions));
+      metrics.shm_bytes().Set(static_cast<double>(bytes));
+    });
+    if (absl::Status s = shm->Start(path); !s.ok()) {
+      Log(2, std::string(s.message()));
+      return 1;
+    }
+    Log(0, "serving shared-memory registrations on " + path);
+    break;
+  }
+  CosetServiceImpl service(limits, &metrics, shm.get());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -114,8 +138,6 @@ int Main(int argc, char** argv) {
   // Sync-server threads poll with this timeout; a short one lets shutdown finish promptly.
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::CQ_TIMEOUT_MSEC, 100);
 
-  std::vector<std::string> addresses =
-      absl::StrSplit(flags.Get("grpc", DefaultUnixSocket() + ",127.0.0.1:50551"), ',', absl::SkipEmpty());
   std::vector<std::string> unix_paths;
   std::vector<std::unique_ptr<int>> ports;
   for (const std::string& address : addresses) {
@@ -190,6 +212,7 @@ int Main(int argc, char** argv) {
   sd_notify(0, "STOPPING=1");
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(drain_seconds));
   server->Wait();
+  if (shm != nullptr) shm->Stop();  // releases every region and removes the side socket
   for (const std::string& path : unix_paths) unlink(path.c_str());
   Log(0, "stopped");
   return 0;

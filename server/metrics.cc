@@ -18,6 +18,8 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   resident_bytes_ = &prometheus::BuildGauge().Name("coset_resident_tensor_bytes").Help("Bytes of resident compressed tensors").Register(*registry_).Add({});
   resident_tensors_ = &prometheus::BuildGauge().Name("coset_resident_tensors").Help("Resident compressed tensors").Register(*registry_).Add({});
   lut_cache_bytes_ = &prometheus::BuildGauge().Name("coset_lut_cache_bytes").Help("Bytes of codebooks and repacked LUT matrices kept resident").Register(*registry_).Add({});
+  shm_regions_ = &prometheus::BuildGauge().Name("coset_shm_regions").Help("Shared-memory regions registered by clients").Register(*registry_).Add({});
+  shm_bytes_ = &prometheus::BuildGauge().Name("coset_shm_bytes").Help("Bytes of registered shared-memory regions").Register(*registry_).Add({});
   configs_ = &prometheus::BuildGauge().Name("coset_registered_configs").Help("Registered codec configurations").Register(*registry_).Add({});
 }
 

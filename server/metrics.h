@@ -29,6 +29,8 @@ class Metrics {
   prometheus::Gauge& resident_tensors() { return *resident_tensors_; }
   prometheus::Gauge& lut_cache_bytes() { return *lut_cache_bytes_; }
   prometheus::Gauge& configs() { return *configs_; }
+  prometheus::Gauge& shm_regions() { return *shm_regions_; }
+  prometheus::Gauge& shm_bytes() { return *shm_bytes_; }
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -46,6 +48,8 @@ class Metrics {
   prometheus::Gauge* resident_tensors_;
   prometheus::Gauge* lut_cache_bytes_;
   prometheus::Gauge* configs_;
+  prometheus::Gauge* shm_regions_;
+  prometheus::Gauge* shm_bytes_;
 };
 
 }  // namespace coset

@@ -3,7 +3,10 @@
 #include <random>
 #include <thread>
 
+#include <sys/un.h>
+
 #include "client/coset_client.h"
+#include "proto/shm_protocol.h"
 #include "core/code_arith.h"
 #include "core/format.h"
 #include "core/inner_product.h"
@@ -251,12 +254,114 @@ TEST_F(DaemonTest, ClientRecoversAfterTheDaemonRestarts) {
   EXPECT_EQ(*after, before);
 }
 
+TEST_F(DaemonTest, LargePayloadsUseSharedMemoryOverTheUnixSocket) {
+  const std::vector<float> x = Gaussian(1024 * 1024, 12);  // 4 MiB: above the 1 MiB threshold
+  const TensorCodec codec = *TensorCodec::Create(CodecParams{});
+  const CompressedTensor local = *codec.Encode(x.data(), {256, 4096});
+  const std::string blob = *client_->Encode(x.data(), {256, 4096}, CodecParams{});
+  EXPECT_TRUE(client_->used_shared_memory());
+  EXPECT_EQ(blob, Blob(local));
+  std::vector<float> decoded, want(x.size());
+  std::vector<int64_t> shape;
+  ASSERT_TRUE(client_->Decode(blob, false, &decoded, &shape).ok());
+  EXPECT_TRUE(client_->used_shared_memory());
+  ASSERT_TRUE(codec.Decode(local, want.data()).ok());
+  EXPECT_EQ(decoded, want);
+  EXPECT_EQ(shape, (std::vector<int64_t>{256, 4096}));
+  EXPECT_EQ(daemon_->Metric("coset_shm_regions"), 1);
+  // Over TCP the same request goes inline (no shared memory across hosts).
+  auto tcp = Connect(daemon_->tcp_address());
+  EXPECT_EQ(*tcp->Encode(x.data(), {256, 4096}, CodecParams{}), blob);
+  EXPECT_FALSE(tcp->used_shared_memory());
+}
+
+TEST_F(DaemonTest, ClientsCannotUseOrUnregisterEachOthersRegions) {
+  auto owner = *ShmChannel::Open(daemon_->socket_path() + ".shm");
+  ASSERT_TRUE(owner->Allocate(1 << 20).ok());
+  auto stub = v1::Coset::NewStub(grpc::CreateChannel(daemon_->unix_address(), grpc::InsecureChannelCredentials()));
+  auto encode_from = [&](const std::string& token, uint64_t offset, uint64_t length) {
+    v1::EncodeRequest req;
+    req.mutable_input()->add_shape(static_cast<int64_t>(length / 4));
+    req.mutable_input()->mutable_shm()->set_region(token);
+    req.mutable_input()->mutable_shm()->set_offset(offset);
+    req.mutable_input()->mutable_shm()->set_length(length);
+    v1::EncodeResponse resp;
+    grpc::ClientContext ctx;
+    return stub->Encode(&ctx, req, &resp).error_code();
+  };
+  EXPECT_EQ(encode_from(owner->token(), 0, 4096), grpc::StatusCode::OK);
+  // Another client that does not hold the capability token cannot name the region.
+  EXPECT_EQ(encode_from("0123456789abcdef0123456789abcdef", 0, 4096), grpc::StatusCode::NOT_FOUND);
+  // Ranges are bounds-checked against the region, overflow included.
+  EXPECT_EQ(encode_from(owner->token(), (1 << 20) - 4, 8), grpc::StatusCode::OUT_OF_RANGE);
+  EXPECT_EQ(encode_from(owner->token(), ~uint64_t{0} - 3, 8), grpc::StatusCode::OUT_OF_RANGE);
+  EXPECT_EQ(encode_from(owner->token(), 2, 8), grpc::StatusCode::INVALID_ARGUMENT);  // misaligned
+  // Unregistering works only on the connection that registered the region.
+  {  // UNREGISTER with the owner's token, sent on another connection
+    ShmRequest req{};
+    req.magic = kShmMagic;
+    req.op = kShmOpUnregister;
+    std::memcpy(req.token, owner->token().c_str(), 33);
+    const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, (daemon_->socket_path() + ".shm").c_str(), sizeof(addr.sun_path) - 1);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    ASSERT_EQ(send(fd, &req, sizeof(req), 0), static_cast<ssize_t>(sizeof(req)));
+    ShmReply reply{};
+    ASSERT_EQ(recv(fd, &reply, sizeof(reply), MSG_WAITALL), static_cast<ssize_t>(sizeof(reply)));
+    EXPECT_EQ(reply.status, static_cast<uint32_t>(absl::StatusCode::kNotFound));
+    close(fd);
+  }
+  EXPECT_EQ(encode_from(owner->token(), 0, 4096), grpc::StatusCode::OK);  // still the owner's
+  // When the owner goes away, its region is released.
+  const std::string token = owner->token();
+  owner.reset();
+  for (int i = 0; i < 200 && encode_from(token, 0, 4096) != grpc::StatusCode::NOT_FOUND; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(encode_from(token, 0, 4096), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(DaemonTest, AClientKilledMidRequestLosesItsRegionAndOthersAreServed) {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  const std::string child_path = std::string(srcdir != nullptr ? srcdir : ".") + "/coset/tests/integration/shm_child";
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  const pid_t child = fork();
+  if (child == 0) {
+    dup2(pipe_fds[1], 1);
+    execl(child_path.c_str(), child_path.c_str(), daemon_->unix_address().c_str(), "128", nullptr);
+    _exit(127);
+  }
+  close(pipe_fds[1]);
+  char buf[64] = {};
+  ASSERT_GT(read(pipe_fds[0], buf, sizeof(buf) - 1), 0);  // "started": its data is being prepared
+  for (int i = 0; i < 1000 && daemon_->Metric("coset_inflight_requests") < 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_EQ(daemon_->Metric("coset_shm_regions"), 1);
+  kill(child, SIGKILL);  // dies while the daemon works on its shared memory
+  waitpid(child, nullptr, 0);
+  close(pipe_fds[0]);
+  // Others are served meanwhile and afterwards; the dead client's region is released.
+  const std::vector<float> x = Gaussian(4096, 13);
+  EXPECT_TRUE(client_->Encode(x.data(), {4096}, CodecParams{}).ok());
+  for (int i = 0; i < 1000 && (daemon_->Metric("coset_shm_regions") != 0 || daemon_->Metric("coset_inflight_requests") != 0); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(daemon_->Metric("coset_shm_regions"), 0);
+  EXPECT_EQ(daemon_->Metric("coset_shm_bytes"), 0);
+  EXPECT_TRUE(client_->Health().ok());
+}
+
 TEST(DaemonLimitsTest, OversizeMessagesAreResourceExhausted) {
   char tmpl[] = "/tmp/cosetd-limits-XXXXXX";
   Daemon daemon(mkdtemp(tmpl));
   ASSERT_TRUE(daemon.Start({"--max-message-bytes", "1048576"}));
   Client::Options o;
   o.address = daemon.unix_address();
+  o.shm_threshold_bytes = 0;  // inline payloads: the limit applies to protobuf messages
   auto client = *Client::Connect(o);
   const std::vector<float> x = Gaussian(512 * 1024, 11);  // 2 MiB of floats
   EXPECT_EQ(client->Encode(x.data(), {512, 1024}, CodecParams{}).status().code(), absl::StatusCode::kResourceExhausted);

@@ -1,4 +1,4 @@
-#include "server/convert.h"
+#include "proto/convert.h"
 
 #include <cstring>
 

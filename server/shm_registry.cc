@@ -1,0 +1,242 @@
+#include "server/shm_registry.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+
+namespace coset {
+namespace {
+
+constexpr size_t kMaxConnections = 1024;
+
+void FillReply(ShmReply* reply, absl::StatusCode code, const std::string& message) {
+  std::memset(reply, 0, sizeof(*reply));
+  reply->status = static_cast<uint32_t>(code);
+  std::strncpy(reply->message, message.c_str(), sizeof(reply->message) - 1);
+}
+
+}  // namespace
+
+ShmRegion::~ShmRegion() {
+  if (base_ != nullptr) munmap(base_, static_cast<size_t>(size_));
+}
+
+ShmRegistry::~ShmRegistry() { Stop(); }
+
+absl::Status ShmRegistry::Start(const std::string& path) {
+  if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat("shared-memory socket path '", path, "' is too long"));
+  }
+  path_ = path;
+  unlink(path.c_str());
+  listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  if (listen_fd_ < 0 || bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      listen(listen_fd_, 64) != 0 || pipe2(wake_fd_, O_CLOEXEC) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", path, ": ", std::strerror(errno)));
+  }
+  chmod(path.c_str(), 0600);
+  thread_ = std::thread([this] { AcceptLoop(); });
+  return absl::OkStatus();
+}
+
+void ShmRegistry::Stop() {
+  if (listen_fd_ < 0 || stopping_.exchange(true)) return;
+  (void)!write(wake_fd_[1], "x", 1);
+  if (thread_.joinable()) thread_.join();
+  {
+    std::lock_guard<std::mutex> lock(conn_mu_);
+    for (int fd : conn_fds_) shutdown(fd, SHUT_RDWR);
+  }
+  while (active_.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  close(listen_fd_);
+  close(wake_fd_[0]);
+  close(wake_fd_[1]);
+  unlink(path_.c_str());
+  std::lock_guard<std::mutex> lock(mu_);
+  regions_.clear();
+  bytes_ = 0;
+}
+
+void ShmRegistry::AcceptLoop() {
+  while (!stopping_) {
+    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_[0], POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0) continue;
+    if (fds[1].revents) return;
+    const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) continue;
+    {
+      std::lock_guard<std::mutex> lock(conn_mu_);
+      if (conn_fds_.size() >= kMaxConnections) {
+        close(fd);
+        continue;
+      }
+      conn_fds_.insert(fd);
+    }
+    // One thread per client connection (a node has few clients); detached, counted for Stop.
+    ++active_;
+    std::thread([this, fd] {
+      Serve(fd);
+      --active_;
+    }).detach();
+  }
+}
+
+std::string ShmRegistry::NewToken() {
+  static thread_local std::random_device device;
+  static const char* kHex = "0123456789abcdef";
+  std::string token;
+  for (int i = 0; i < 4; ++i) {
+    uint32_t v = device();
+    for (int k = 0; k < 8; ++k, v >>= 4) token.push_back(kHex[v & 15]);
+  }
+  return token;
+}
+
+void ShmRegistry::Serve(int fd) {
+  std::vector<std::string> owned;
+  ShmReply reply;
+  // Only the daemon's own user (or root) may hand it memory.
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  const bool allowed = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+                       (cred.uid == geteuid() || cred.uid == 0);
+  while (allowed && !stopping_) {
+    ShmRequest req{};
+    iovec iov{&req, sizeof(req)};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    const ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+    int passed_fd = -1;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) std::memcpy(&passed_fd, CMSG_DATA(c), sizeof(int));
+    }
+    if (n <= 0) {
+      if (passed_fd >= 0) close(passed_fd);
+      break;  // client closed or died
+    }
+    if (n != sizeof(req) || req.magic != kShmMagic) {
+      if (passed_fd >= 0) close(passed_fd);
+      FillReply(&reply, absl::StatusCode::kInvalidArgument, "malformed shared-memory request");
+    } else if (req.op == kShmOpRegister) {
+      struct stat st{};
+      if (passed_fd < 0) {
+        FillReply(&reply, absl::StatusCode::kInvalidArgument, "REGISTER needs a file descriptor (SCM_RIGHTS)");
+      } else if (req.size == 0 || req.size > static_cast<uint64_t>(kMaxRegionBytes) || fstat(passed_fd, &st) != 0 ||
+                 static_cast<uint64_t>(st.st_size) < req.size) {
+        FillReply(&reply, absl::StatusCode::kInvalidArgument,
+                  absl::StrCat("region size ", req.size, " is 0, too large, or beyond the file"));
+      } else {
+        void* base = mmap(nullptr, req.size, PROT_READ | PROT_WRITE, MAP_SHARED, passed_fd, 0);
+        if (base == MAP_FAILED) {
+          FillReply(&reply, absl::StatusCode::kResourceExhausted, absl::StrCat("mmap failed: ", std::strerror(errno)));
+        } else {
+          const std::string token = NewToken();
+          {
+            std::lock_guard<std::mutex> lock(mu_);
+            regions_[token] = std::make_shared<ShmRegion>(base, static_cast<int64_t>(req.size));
+            bytes_ += static_cast<int64_t>(req.size);
+          }
+          owned.push_back(token);
+          Notify();
+          FillReply(&reply, absl::StatusCode::kOk, "");
+          std::memcpy(reply.token, token.c_str(), 33);
+        }
+      }
+      if (passed_fd >= 0) close(passed_fd);
+    } else if (req.op == kShmOpUnregister) {
+      if (passed_fd >= 0) close(passed_fd);
+      req.token[32] = '\0';
+      const std::string token(req.token);
+      auto it = std::find(owned.begin(), owned.end(), token);
+      if (it == owned.end()) {
+        FillReply(&reply, absl::StatusCode::kNotFound, "no region with that token on this connection");
+      } else {
+        owned.erase(it);
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          auto r = regions_.find(token);
+          if (r != regions_.end()) {
+            bytes_ -= r->second->size();
+            regions_.erase(r);
+          }
+        }
+        Notify();
+        FillReply(&reply, absl::StatusCode::kOk, "");
+      }
+    } else {
+      if (passed_fd >= 0) close(passed_fd);
+      FillReply(&reply, absl::StatusCode::kInvalidArgument, absl::StrCat("unknown op ", req.op));
+    }
+    if (send(fd, &reply, sizeof(reply), MSG_NOSIGNAL) != sizeof(reply)) break;
+  }
+  {
+    // Release everything this client registered; requests still using a region keep its mapping
+    // alive until they finish (shared_ptr).
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const std::string& token : owned) {
+      auto r = regions_.find(token);
+      if (r != regions_.end()) {
+        bytes_ -= r->second->size();
+        regions_.erase(r);
+      }
+    }
+  }
+  Notify();
+  {
+    std::lock_guard<std::mutex> lock(conn_mu_);
+    conn_fds_.erase(fd);
+  }
+  close(fd);
+}
+
+absl::StatusOr<ShmSpan> ShmRegistry::Resolve(const std::string& token, uint64_t offset, uint64_t length) const {
+  std::shared_ptr<ShmRegion> region;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = regions_.find(token);
+    if (it == regions_.end()) {
+      return absl::NotFoundError("unknown shared-memory region (not registered, or released by its client)");
+    }
+    region = it->second;
+  }
+  const uint64_t size = static_cast<uint64_t>(region->size());
+  if (offset > size || length > size - offset) {
+    return absl::OutOfRangeError(absl::StrCat("shared-memory range [", offset, ", ", offset + length,
+                                              ") is outside the region of ", size, " bytes"));
+  }
+  return ShmSpan{region, region->base() + offset, static_cast<int64_t>(length)};
+}
+
+void ShmRegistry::Notify() {
+  if (observer_) observer_(regions(), bytes());
+}
+
+int64_t ShmRegistry::regions() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int64_t>(regions_.size());
+}
+
+int64_t ShmRegistry::bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return bytes_;
+}
+
+}  // namespace coset

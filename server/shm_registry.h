@@ -1,0 +1,87 @@
+// Shared-memory regions registered by clients on the daemon's side socket.
+//
+// Protocol on the side socket (a Unix stream socket next to the gRPC one, "<path>.shm"): the
+// client sends one 16-byte message {u32 magic 'CSHM', u32 op, u64 size} with the region's memfd
+// attached (SCM_RIGHTS) for op REGISTER, and gets back {u32 status, char token[33]} (status 0 =
+// ok, token = 32 hex digits + NUL). op UNREGISTER carries the token instead of an fd. Regions
+// belong to the connection that registered them: they are released when it closes, which is what
+// happens when a client exits or dies. The daemon accepts only peers with its own uid, or root
+// (SO_PEERCRED). gRPC requests name a region by its token; the token is 128 random bits, so a
+// client cannot name another client's region, and every (offset, length) is bounds-checked.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "proto/shm_protocol.h"
+
+namespace coset {
+
+class ShmRegion {
+ public:
+  ShmRegion(void* base, int64_t size) : base_(static_cast<uint8_t*>(base)), size_(size) {}
+  ~ShmRegion();
+  uint8_t* base() const { return base_; }
+  int64_t size() const { return size_; }
+
+ private:
+  uint8_t* base_;
+  int64_t size_;
+};
+
+// A validated byte range of a region; keeps the mapping alive while a request uses it.
+struct ShmSpan {
+  std::shared_ptr<ShmRegion> region;
+  uint8_t* data = nullptr;
+  int64_t length = 0;
+};
+
+class ShmRegistry {
+ public:
+  ShmRegistry() = default;
+  ~ShmRegistry();
+
+  // Listens on `path` (removes a stale file first) and serves registrations on a thread.
+  absl::Status Start(const std::string& path);
+  void Stop();
+
+  // The range [offset, offset + length) of region `token`, or an error: NOT_FOUND for an unknown
+  // token, OUT_OF_RANGE for a range outside the region.
+  absl::StatusOr<ShmSpan> Resolve(const std::string& token, uint64_t offset, uint64_t length) const;
+
+  int64_t regions() const;
+  int64_t bytes() const;
+  // Called (from the registry's threads) after every registration change: (regions, bytes).
+  void SetObserver(std::function<void(int64_t, int64_t)> observer) { observer_ = std::move(observer); }
+
+ private:
+  struct Connection;
+  void AcceptLoop();
+  void Serve(int fd);
+  std::string NewToken();
+
+  std::string path_;
+  int listen_fd_ = -1;
+  int wake_fd_[2] = {-1, -1};
+  std::thread thread_;
+  std::mutex conn_mu_;
+  std::set<int> conn_fds_;  // open client connections, shut down on Stop
+  std::atomic<int> active_{0};
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<ShmRegion>> regions_;  // token -> region
+  int64_t bytes_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::function<void(int64_t, int64_t)> observer_;
+  void Notify();
+};
+
+}  // namespace coset
