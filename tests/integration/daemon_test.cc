@@ -1,5 +1,7 @@
 // Integration tests: a real cosetd process, real gRPC over a Unix socket and loopback TCP.
 #include <atomic>
+#include <cstdio>
+#include <fstream>
 #include <random>
 #include <thread>
 
@@ -353,6 +355,105 @@ TEST_F(DaemonTest, AClientKilledMidRequestLosesItsRegionAndOthersAreServed) {
   EXPECT_EQ(daemon_->Metric("coset_shm_regions"), 0);
   EXPECT_EQ(daemon_->Metric("coset_shm_bytes"), 0);
   EXPECT_TRUE(client_->Health().ok());
+}
+
+int64_t RssBytes(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  while (in >> key) {
+    if (key == "VmRSS:") {
+      int64_t kib;
+      in >> kib;
+      return kib * 1024;
+    }
+  }
+  return -1;
+}
+
+// Bounded load test on loopback: 16 clients x 200 mixed requests (Unix socket and TCP, inline
+// and shared memory), every result checked against the in-process core; afterwards the daemon's
+// memory is back to its warmed-up baseline.
+TEST_F(DaemonTest, LoadSixteenClientsTwoHundredMixedRequests) {
+  const std::vector<float> x = Gaussian(64 * 256, 14);
+  const std::vector<float> big = Gaussian(512 * 1024, 15);  // 2 MiB: shared memory on Unix sockets
+  const std::vector<float> q = Gaussian(256, 16);
+  const TensorCodec codec = *TensorCodec::Create(CodecParams{});
+  const CompressedTensor small_code = *codec.Encode(x.data(), {64, 256});
+  const std::string small_blob = Blob(small_code), big_blob = Blob(*codec.Encode(big.data(), {128, 4096}));
+  std::vector<float> small_decoded(x.size()), gemv(64);
+  ASSERT_TRUE(codec.Decode(small_code, small_decoded.data()).ok());
+  ASSERT_TRUE(LutMatrix::Create(small_code)->Gemm(q.data(), 1, gemv.data()).ok());
+  ASSERT_TRUE(client_->PutTensor("shared/w", small_blob, true).ok());
+  auto run_round = [&](int clients, int requests, std::atomic<int>& errors, std::atomic<int>& wrong) {
+    std::vector<std::thread> threads;
+    for (int t = 0; t < clients; ++t) {
+      threads.emplace_back([&, t] {
+        auto c = Connect(t % 4 == 3 ? daemon_->tcp_address() : daemon_->unix_address());
+        const std::string own = "client/" + std::to_string(t);
+        for (int i = 0; i < requests; ++i) {
+          absl::Status s;
+          bool right = true;
+          switch (i % 6) {
+            case 0: {
+              auto r = c->Encode(x.data(), {64, 256}, CodecParams{});
+              s = r.status();
+              right = r.ok() && *r == small_blob;
+              break;
+            }
+            case 1: {
+              std::vector<float> out;
+              s = c->Decode(small_blob, false, &out, nullptr);
+              right = out == small_decoded;
+              break;
+            }
+            case 2: {
+              std::vector<float> out;
+              s = c->Gemm("shared/w", true, q.data(), 1, 256, &out);
+              right = out == gemv;
+              break;
+            }
+            case 3: {
+              auto r = c->Encode(big.data(), {128, 4096}, CodecParams{});
+              s = r.status();
+              right = r.ok() && *r == big_blob;
+              break;
+            }
+            case 4: {
+              s = c->PutTensor(own, small_blob, true).status();
+              if (s.ok()) {
+                auto back = c->GetTensor(own);
+                s = back.status();
+                right = back.ok() && *back == small_blob;
+              }
+              break;
+            }
+            default: {
+              s = c->DeleteTensor(own);
+              if (s.code() == absl::StatusCode::kNotFound) s = absl::OkStatus();
+              break;
+            }
+          }
+          if (!s.ok()) ++errors;
+          else if (!right) ++wrong;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+  };
+  std::atomic<int> errors{0}, wrong{0};
+  run_round(16, 12, errors, wrong);  // warm-up: codebooks, thread stacks, arenas
+  for (int t = 0; t < 16; ++t) (void)client_->DeleteTensor("client/" + std::to_string(t));
+  const int64_t baseline = RssBytes(daemon_->pid());
+  run_round(16, 200, errors, wrong);
+  for (int t = 0; t < 16; ++t) (void)client_->DeleteTensor("client/" + std::to_string(t));
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(daemon_->Metric("coset_inflight_requests"), 0);
+  const int64_t after = RssBytes(daemon_->pid());
+  // "Back to baseline": within 32 MiB of the warmed-up footprint (allocator caches, gRPC buffers).
+  EXPECT_LT(after, baseline + (int64_t{32} << 20)) << "baseline " << baseline << ", after " << after;
+  std::printf("load: 16 clients x 200 requests, errors %d, wrong %d, daemon RSS %lld -> %lld bytes\n", errors.load(),
+              wrong.load(), static_cast<long long>(baseline), static_cast<long long>(after));
 }
 
 TEST(DaemonLimitsTest, OversizeMessagesAreResourceExhausted) {
