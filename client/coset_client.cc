@@ -138,8 +138,8 @@ absl::Status Client::Decode(const std::string& blob_or_name, bool by_name, std::
   v1::DecodeResponse resp;
   if (!by_name) {
     // Large outputs come back through shared memory (the blob header says how large).
-    auto parsed = Parse(reinterpret_cast<const uint8_t*>(blob_or_name.data()), blob_or_name.size());
-    const int64_t out_bytes = parsed.ok() ? parsed->layout.numel * 4 : 0;
+    auto header = PeekHeader(reinterpret_cast<const uint8_t*>(blob_or_name.data()), blob_or_name.size());
+    const int64_t out_bytes = header.ok() ? header->numel * 4 : 0;
     if (out_bytes >= options_.shm_threshold_bytes && out_bytes > 0) {
       std::lock_guard<std::mutex> lock(shm_mu_);
       if (ShmChannel* shm = ShmFor(out_bytes)) {

@@ -16,20 +16,25 @@ constexpr size_t kTrailerBytes = 4;
 constexpr uint8_t kFlagRotate = 1;
 constexpr uint8_t kFlagCapZero = 2;
 
+// Little-endian writer into a buffer sized in advance (PlanSerialization).
 class Writer {
  public:
-  void U8(uint8_t v) { out_.push_back(v); }
+  explicit Writer(uint8_t* out) : out_(out) {}
+  void U8(uint8_t v) { *out_++ = v; }
   void U16(uint16_t v) { Raw(&v, 2); }
   void U32(uint32_t v) { Raw(&v, 4); }
   void U64(uint64_t v) { Raw(&v, 8); }
   void F32(float v) { Raw(&v, 4); }
-  void Bytes(const uint8_t* p, size_t n) { out_.insert(out_.end(), p, p + n); }
-  std::vector<uint8_t>& out() { return out_; }
+  void Bytes(const uint8_t* p, size_t n) {
+    if (n > 0) std::memcpy(out_, p, n);
+    out_ += n;
+  }
+  uint8_t* position() const { return out_; }
 
  private:
   // x86-64 and aarch64 are little-endian; the static_assert below guards other hosts.
   void Raw(const void* p, size_t n) { Bytes(static_cast<const uint8_t*>(p), n); }
-  std::vector<uint8_t> out_;
+  uint8_t* out_;
 };
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "format.cc assumes a little-endian host");
 
@@ -61,12 +66,18 @@ class Reader {
 
 }  // namespace
 
-std::vector<uint8_t> Serialize(const CompressedTensor& tensor) {
+SerializationPlan PlanSerialization(const CompressedTensor& tensor) {
+  SerializationPlan plan;
+  plan.t_stream = EncodeOverloadCounts(tensor.t.data(), static_cast<int64_t>(tensor.t.size()), tensor.params.t_max);
+  plan.size = kFixedHeaderBytes + 8 * tensor.shape.size() + kSectionTableBytes + 2 * tensor.scales.size() +
+              plan.t_stream.size() + tensor.symbols.size() + kTrailerBytes;
+  return plan;
+}
+
+void SerializeTo(const CompressedTensor& tensor, const SerializationPlan& plan, uint8_t* out) {
   const CodecParams& p = tensor.params;
   const Lattice lattice = *Lattice::Parse(p.lattice);
-  const std::vector<uint8_t> t_stream =
-      EncodeOverloadCounts(tensor.t.data(), static_cast<int64_t>(tensor.t.size()), p.t_max);
-  Writer w;
+  Writer w(out);
   w.Bytes(reinterpret_cast<const uint8_t*>(kFormatMagic), 4);
   w.U16(kFormatVersion);
   w.U8(static_cast<uint8_t>(lattice.kind()));
@@ -86,14 +97,44 @@ std::vector<uint8_t> Serialize(const CompressedTensor& tensor) {
   w.U64(p.seed);
   for (int64_t dim : tensor.shape) w.U64(static_cast<uint64_t>(dim));
   w.U64(tensor.scales.size() * 2);
-  w.U64(t_stream.size());
+  w.U64(plan.t_stream.size());
   w.U64(tensor.symbols.size());
-  for (uint16_t s : tensor.scales) w.U16(s);
-  w.Bytes(t_stream.data(), t_stream.size());
+  w.Bytes(reinterpret_cast<const uint8_t*>(tensor.scales.data()), 2 * tensor.scales.size());  // little-endian host
+  w.Bytes(plan.t_stream.data(), plan.t_stream.size());
   w.Bytes(tensor.symbols.data(), tensor.symbols.size());
-  const uint32_t crc = Crc32c(w.out().data(), w.out().size());
+  const uint32_t crc = Crc32c(out, static_cast<size_t>(w.position() - out));
   w.U32(crc);
-  return std::move(w.out());
+}
+
+std::vector<uint8_t> Serialize(const CompressedTensor& tensor) {
+  const SerializationPlan plan = PlanSerialization(tensor);
+  std::vector<uint8_t> out(plan.size);
+  SerializeTo(tensor, plan, out.data());
+  return out;
+}
+
+absl::StatusOr<BlobHeader> PeekHeader(const uint8_t* data, size_t size) {
+  if (data == nullptr || size < kFixedHeaderBytes || std::memcmp(data, kFormatMagic, 4) != 0) {
+    return absl::InvalidArgumentError("not a coset blob (bad magic or too short)");
+  }
+  uint16_t version;
+  std::memcpy(&version, data + 4, 2);
+  if (version != kFormatVersion) return absl::FailedPreconditionError(absl::StrCat("unsupported coset format version ", version));
+  const uint8_t dtype = data[11], rank = data[13];
+  if (rank > kMaxRank || dtype > 1 || size < kFixedHeaderBytes + 8 * rank) return absl::DataLossError("blob header is corrupt");
+  BlobHeader h;
+  h.dtype = static_cast<DType>(dtype);
+  h.numel = 1;
+  for (int i = 0; i < rank; ++i) {
+    uint64_t d;
+    std::memcpy(&d, data + kFixedHeaderBytes + 8 * i, 8);
+    if (d > static_cast<uint64_t>(kMaxDecodedElements) || !CheckedMul(h.numel, static_cast<int64_t>(d), &h.numel) ||
+        h.numel > kMaxDecodedElements) {
+      return absl::DataLossError("blob shape is corrupt");
+    }
+    h.shape.push_back(static_cast<int64_t>(d));
+  }
+  return h;
 }
 
 absl::StatusOr<CompressedTensor> Parse(const uint8_t* data, size_t size) {

@@ -17,6 +17,25 @@ inline constexpr int64_t kMaxDecodedElements = int64_t{1} << 36;
 
 std::vector<uint8_t> Serialize(const CompressedTensor& tensor);
 
+// Two-step serialization into caller-owned memory (e.g. a shared-memory region), without an
+// intermediate buffer: the overload-counter stream first, then the blob.
+struct SerializationPlan {
+  std::vector<uint8_t> t_stream;
+  size_t size = 0;  // bytes of the blob
+};
+SerializationPlan PlanSerialization(const CompressedTensor& tensor);
+// out: plan.size bytes.
+void SerializeTo(const CompressedTensor& tensor, const SerializationPlan& plan, uint8_t* out);
+
+// Shape and dtype from a blob's header, without decoding its sections (checks magic, version
+// and sizes only; Parse validates everything).
+struct BlobHeader {
+  std::vector<int64_t> shape;
+  int64_t numel = 0;
+  DType dtype = DType::kFloat32;
+};
+absl::StatusOr<BlobHeader> PeekHeader(const uint8_t* data, size_t size);
+
 // Parses and fully validates a blob: magic, version, checksum, every field and section size.
 // Truncated, corrupted or wrong-version input returns an error naming what is wrong.
 absl::StatusOr<CompressedTensor> Parse(const uint8_t* data, size_t size);

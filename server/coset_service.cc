@@ -186,37 +186,39 @@ absl::StatusOr<std::shared_ptr<const CompressedTensor>> CosetServiceImpl::CodesF
 }
 
 absl::Status CosetServiceImpl::DoEncode(const Config& config, const v1::Tensor& input, CompressedTensor* out,
-                                        std::string* blob, v1::EncodeStats* stats) {
+                                        SerializationPlan* plan, v1::EncodeStats* stats) {
   COSET_ASSIGN_OR_RETURN(Input x, InputFrom(input));
   EncodeStats s;
   COSET_RETURN_IF_ERROR(config.codec->EncodeInto(x.data, x.shape, DType::kFloat32, ExecutorFor(x.numel), &s, out));
-  const std::vector<uint8_t> bytes = Serialize(*out);
-  if (blob != nullptr) blob->assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  *plan = PlanSerialization(*out);
   stats->set_chunks(s.chunks);
   stats->set_first_try_overloads(s.first_try_overloads);
   stats->set_capped(s.capped);
-  stats->set_stored_bits_per_entry(StoredBitsPerEntry(*out, bytes.size()));
-  metrics_->RecordEncode(config.id, 4.0 * x.numel, static_cast<double>(bytes.size()),
-                         static_cast<double>(s.chunks), static_cast<double>(s.first_try_overloads),
-                         SummarizeOverloads(*out).histogram);
+  stats->set_stored_bits_per_entry(StoredBitsPerEntry(*out, plan->size));
+  metrics_->RecordEncode(config.id, 4.0 * x.numel, static_cast<double>(plan->size), static_cast<double>(s.chunks),
+                         static_cast<double>(s.first_try_overloads), SummarizeOverloads(*out).histogram);
   return absl::OkStatus();
 }
 
 grpc::Status CosetServiceImpl::Encode(grpc::ServerContext* ctx, const v1::EncodeRequest* req, v1::EncodeResponse* resp) {
   return Serve("Encode", ctx, req, resp, [&]() -> absl::Status {
     COSET_ASSIGN_OR_RETURN(Config config, CodecFor(req->codec()));
-    CompressedTensor t;
-    COSET_RETURN_IF_ERROR(DoEncode(config, req->input(), &t, resp->mutable_blob(), resp->mutable_stats()));
+    // Per-thread output buffers: repeated requests of similar size reuse their memory.
+    thread_local CompressedTensor t;
+    SerializationPlan plan;
+    COSET_RETURN_IF_ERROR(DoEncode(config, req->input(), &t, &plan, resp->mutable_stats()));
     if (req->has_output()) {
       COSET_ASSIGN_OR_RETURN(ShmSpan out, Span(req->output()));
-      if (static_cast<int64_t>(resp->blob().size()) > out.length) {
-        return absl::OutOfRangeError(absl::StrCat("output region holds ", out.length, " bytes; the blob needs ",
-                                                  resp->blob().size()));
+      if (static_cast<int64_t>(plan.size) > out.length) {
+        return absl::OutOfRangeError(absl::StrCat("output region holds ", out.length, " bytes; the blob needs ", plan.size));
       }
-      std::memcpy(out.data, resp->blob().data(), resp->blob().size());
-      resp->set_output_length(resp->blob().size());
-      resp->clear_blob();
+      SerializeTo(t, plan, out.data);  // straight into the client's memory
+      resp->set_output_length(plan.size);
+      return absl::OkStatus();
     }
+    std::string* blob = resp->mutable_blob();
+    blob->resize(plan.size);
+    SerializeTo(t, plan, reinterpret_cast<uint8_t*>(blob->data()));
     return absl::OkStatus();
   });
 }
@@ -251,7 +253,8 @@ grpc::Status CosetServiceImpl::Quantize(grpc::ServerContext* ctx, const v1::Quan
   return Serve("Quantize", ctx, req, resp, [&]() -> absl::Status {
     COSET_ASSIGN_OR_RETURN(Config config, CodecFor(req->codec()));
     CompressedTensor t;
-    COSET_RETURN_IF_ERROR(DoEncode(config, req->input(), &t, nullptr, resp->mutable_stats()));
+    SerializationPlan plan;
+    COSET_RETURN_IF_ERROR(DoEncode(config, req->input(), &t, &plan, resp->mutable_stats()));
     std::vector<float> y(t.layout.numel);
     COSET_RETURN_IF_ERROR(config.codec->Decode(t, y.data(), ExecutorFor(t.layout.numel)));
     TensorToProto(t.shape, y.data(), DType::kFloat32, resp->mutable_output());
@@ -331,7 +334,10 @@ grpc::Status CosetServiceImpl::PutTensor(grpc::ServerContext* ctx, const v1::Put
     } else if (req->source_case() == v1::PutTensorRequest::kEncode) {
       COSET_ASSIGN_OR_RETURN(Config config, CodecFor(req->encode().codec()));
       v1::EncodeStats stats;
-      COSET_RETURN_IF_ERROR(DoEncode(config, req->encode().input(), &resident->tensor, &resident->blob, &stats));
+      SerializationPlan plan;
+      COSET_RETURN_IF_ERROR(DoEncode(config, req->encode().input(), &resident->tensor, &plan, &stats));
+      resident->blob.resize(plan.size);
+      SerializeTo(resident->tensor, plan, reinterpret_cast<uint8_t*>(resident->blob.data()));
     } else {
       return absl::InvalidArgumentError("set blob or encode");
     }

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 
+#include "core/format.h"
 #include "core/thread_pool.h"
 #include "coset/v1/coset.grpc.pb.h"
 #include "server/metrics.h"
@@ -72,7 +73,8 @@ class CosetServiceImpl final : public v1::Coset::Service {
   };
   absl::StatusOr<Input> InputFrom(const v1::Tensor& tensor);
   absl::StatusOr<ShmSpan> Span(const v1::SharedMemoryRef& ref);
-  absl::Status DoEncode(const Config& config, const v1::Tensor& input, CompressedTensor* out, std::string* blob,
+  // Encodes and plans the serialization (the caller writes the blob where it belongs).
+  absl::Status DoEncode(const Config& config, const v1::Tensor& input, CompressedTensor* out, SerializationPlan* plan,
                         v1::EncodeStats* stats);
   Executor* ExecutorFor(int64_t elements);
   void UpdateGauges();
