@@ -9,6 +9,16 @@
 
 namespace coset {
 
+namespace {
+std::string& DaemonAddressStorage() {
+  static std::string address;
+  return address;
+}
+}  // namespace
+
+const std::string& DaemonAddress() { return DaemonAddressStorage(); }
+void SetDaemonAddress(const std::string& address) { DaemonAddressStorage() = address; }
+
 const std::set<std::string> kCodecFlags = {"lattice", "q", "M", "beta", "alpha", "block", "scale", "seed", "t-max", "on-cap"};
 const std::set<std::string> kCodecSwitches = {"rotate"};
 

@@ -39,6 +39,10 @@ double BestSeconds(int reps, Fn&& fn) {
   return best;
 }
 
+// The daemon address from --daemon, or "" for in-process.
+const std::string& DaemonAddress();
+void SetDaemonAddress(const std::string& address);
+
 // Subcommands: (args, json) -> status.
 absl::Status CmdEncode(const CliArgs& args, bool json);
 absl::Status CmdDecode(const CliArgs& args, bool json);
@@ -47,5 +51,6 @@ absl::Status CmdEval(const CliArgs& args, bool json);
 absl::Status CmdBench(const CliArgs& args, bool json);
 absl::Status CmdGemv(const CliArgs& args, bool json);
 absl::Status CmdDot(const CliArgs& args, bool json);
+absl::Status CmdHealth(const CliArgs& args, bool json);
 
 }  // namespace coset

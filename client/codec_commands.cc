@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/cli_common.h"
+#include "client/coset_client.h"
 #include "client/npy.h"
 #include "core/evaluation.h"
 #include "core/format.h"
@@ -13,10 +14,37 @@
 
 namespace coset {
 
+absl::StatusOr<std::unique_ptr<Client>> DaemonClient() {
+  Client::Options o;
+  o.address = DaemonAddress();
+  return Client::Connect(o);
+}
+
 absl::Status CmdEncode(const CliArgs& args, bool json) {
   if (args.positionals().size() != 2) return absl::InvalidArgumentError("usage: cosetctl encode IN.npy OUT.coset [flags]");
   COSET_ASSIGN_OR_RETURN(CodecParams params, CodecParamsFromArgs(args));
   COSET_ASSIGN_OR_RETURN(NpyArray in, ReadNpy(args.positionals()[0]));
+  if (!DaemonAddress().empty()) {
+    COSET_ASSIGN_OR_RETURN(std::unique_ptr<Client> client, DaemonClient());
+    v1::EncodeStats stats;
+    COSET_ASSIGN_OR_RETURN(std::string blob, client->Encode(in.data.data(), in.shape, params, &stats));
+    COSET_ASSIGN_OR_RETURN(CompressedTensor t, Parse(reinterpret_cast<const uint8_t*>(blob.data()), blob.size()));
+    if (in.dtype == DType::kFloat64) {  // the daemon saw float32; record the file's dtype
+      t.dtype = DType::kFloat64;
+      const std::vector<uint8_t> b = Serialize(t);
+      blob.assign(b.begin(), b.end());
+    }
+    COSET_RETURN_IF_ERROR(WriteFile(args.positionals()[1], blob.data(), blob.size()));
+    JsonObject j;
+    j.Add("output", args.positionals()[1]).Add("shape", in.shape).Add("bytes", static_cast<int64_t>(blob.size()));
+    j.Add("stored_bits_per_entry", stats.stored_bits_per_entry()).Add("daemon", DaemonAddress());
+    j.Add("first_try_overload_rate", stats.chunks() ? double(stats.first_try_overloads()) / stats.chunks() : 0.0);
+    j.Add("capped_chunks", stats.capped());
+    AddParams(j, t.params);
+    Emit(json, j, absl::StrCat("wrote ", args.positionals()[1], " via ", DaemonAddress(), ": ", blob.size(), " bytes, ",
+                               stats.stored_bits_per_entry(), " bits/entry\n"));
+    return absl::OkStatus();
+  }
   COSET_ASSIGN_OR_RETURN(TensorCodec codec, TensorCodec::Create(params));
   ThreadPool pool(static_cast<int>(ThreadsFlag(args)));
   EncodeStats stats;
@@ -38,8 +66,14 @@ absl::Status CmdDecode(const CliArgs& args, bool json) {
   if (args.positionals().size() != 2) return absl::InvalidArgumentError("usage: cosetctl decode IN.coset OUT.npy");
   COSET_ASSIGN_OR_RETURN(CompressedTensor t, ReadCoset(args.positionals()[0]));
   std::vector<float> out(t.layout.numel);
-  ThreadPool pool(static_cast<int>(ThreadsFlag(args)));
-  COSET_RETURN_IF_ERROR(DecodeTensor(t, out.data(), &pool));
+  if (!DaemonAddress().empty()) {
+    COSET_ASSIGN_OR_RETURN(std::string blob, ReadFile(args.positionals()[0]));
+    COSET_ASSIGN_OR_RETURN(std::unique_ptr<Client> client, DaemonClient());
+    COSET_RETURN_IF_ERROR(client->Decode(blob, false, &out, nullptr));
+  } else {
+    ThreadPool pool(static_cast<int>(ThreadsFlag(args)));
+    COSET_RETURN_IF_ERROR(DecodeTensor(t, out.data(), &pool));
+  }
   COSET_RETURN_IF_ERROR(WriteNpy(args.positionals()[1], t.shape, out.data(), t.dtype));
   JsonObject j;
   j.Add("output", args.positionals()[1]).Add("shape", t.shape).Add("dtype", t.dtype == DType::kFloat64 ? "float64" : "float32");
@@ -48,7 +82,20 @@ absl::Status CmdDecode(const CliArgs& args, bool json) {
 }
 
 absl::Status CmdInfo(const CliArgs& args, bool json) {
-  if (args.positionals().size() != 1) return absl::InvalidArgumentError("usage: cosetctl info IN.coset");
+  if (args.positionals().empty() && !DaemonAddress().empty()) {
+    COSET_ASSIGN_OR_RETURN(std::unique_ptr<Client> client, DaemonClient());
+    COSET_ASSIGN_OR_RETURN(v1::ServerInfoResponse info, client->ServerInfo());
+    JsonObject j;
+    j.Add("daemon", DaemonAddress()).Add("version", info.version()).Add("backends", info.backends(0));
+    j.Add("max_message_bytes", info.limits().max_message_bytes());
+    j.Add("max_concurrent_requests", info.limits().max_concurrent_requests());
+    j.Add("memory_budget_bytes", info.limits().memory_budget_bytes()).Add("lut_budget_bytes", info.limits().lut_budget_bytes());
+    j.Add("configs", static_cast<int64_t>(info.configs_size())).Add("resident_bytes", info.resident_bytes());
+    Emit(json, j, absl::StrCat("cosetd ", info.version(), " at ", DaemonAddress(), ": backends ", info.backends(0),
+                               ", ", info.configs_size(), " configs, ", info.resident_bytes(), " resident bytes\n"));
+    return absl::OkStatus();
+  }
+  if (args.positionals().size() != 1) return absl::InvalidArgumentError("usage: cosetctl info IN.coset (or --daemon ADDR info)");
   COSET_ASSIGN_OR_RETURN(std::string bytes, ReadFile(args.positionals()[0]));
   COSET_ASSIGN_OR_RETURN(CompressedTensor t, ReadCoset(args.positionals()[0]));
   const OverloadSummary s = SummarizeOverloads(t);
@@ -99,6 +146,17 @@ absl::Status CmdEval(const CliArgs& args, bool json) {
 }
 
 absl::Status BenchGemv(const CliArgs& args, bool json);  // lut_commands.cc
+
+absl::Status CmdHealth(const CliArgs& args, bool json) {
+  if (DaemonAddress().empty()) return absl::InvalidArgumentError("usage: cosetctl --daemon ADDR health");
+  (void)args;
+  COSET_ASSIGN_OR_RETURN(std::unique_ptr<Client> client, DaemonClient());
+  const absl::Status health = client->Health();
+  JsonObject j;
+  j.Add("daemon", DaemonAddress()).Add("serving", health.ok());
+  Emit(json, j, absl::StrCat(DaemonAddress(), health.ok() ? ": SERVING\n" : ": NOT SERVING\n"));
+  return health;
+}
 
 absl::Status CmdBench(const CliArgs& args, bool json) {
   if (!args.positionals().empty()) {

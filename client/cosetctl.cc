@@ -24,6 +24,10 @@ commands:
   gemv   W.coset X.npy OUT.npy   OUT = X @ decode(W)^T, computed on the codes
   dot    A.coset B.coset    row-wise inner products of two compressed tensors, on the codes
 
+  health                    with --daemon: is cosetd serving?  info without a file: the daemon's limits
+
+global flag: --daemon ADDR (unix:/path or host:port) runs encode, decode, gemv, dot, info and health
+through cosetd instead of in-process (eval and bench always run in-process).
 run `cosetctl <command> --help` for the flags of each command.
 )";
 
@@ -42,6 +46,20 @@ std::set<std::string> Union(std::set<std::string> a, const std::set<std::string>
 }  // namespace
 
 int Main(int argc, char** argv) {
+  // --daemon ADDR may stand anywhere; take it out before dispatching.
+  std::vector<char*> kept;
+  for (int i = 0; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--daemon" && i + 1 < argc) {
+      SetDaemonAddress(argv[++i]);
+    } else if (a.rfind("--daemon=", 0) == 0) {
+      SetDaemonAddress(a.substr(9));
+    } else {
+      kept.push_back(argv[i]);
+    }
+  }
+  argc = static_cast<int>(kept.size());
+  argv = kept.data();
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" || std::string(argv[1]) == "help") {
     std::cout << kUsage;
     return argc < 2 ? 2 : 0;
@@ -50,7 +68,8 @@ int Main(int argc, char** argv) {
       {"encode", {&CmdEncode, Union(kCodecFlags, {"threads"}), kCodecSwitches,
                   "usage: cosetctl encode IN.npy OUT.coset [codec flags] [--threads N] [--json]\n"}},
       {"decode", {&CmdDecode, {"threads"}, {}, "usage: cosetctl decode IN.coset OUT.npy [--threads N] [--json]\n"}},
-      {"info", {&CmdInfo, {}, {}, "usage: cosetctl info IN.coset [--json]\n"}},
+      {"info", {&CmdInfo, {}, {}, "usage: cosetctl info IN.coset [--json]   |   cosetctl --daemon ADDR info\n"}},
+      {"health", {&CmdHealth, {}, {}, "usage: cosetctl --daemon ADDR health [--json]\n"}},
       {"eval", {&CmdEval, Union(kCodecFlags, {"samples", "data-seed", "threads"}), Union(kCodecSwitches, {"search-beta"}),
                 "usage: cosetctl eval [codec flags] [--samples N] [--data-seed S] [--search-beta] [--json]\n"
                 "  iid N(0,1) data; --search-beta runs the reference beta grid and reports the best point\n"}},

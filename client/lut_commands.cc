@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/cli_common.h"
+#include "client/coset_client.h"
 #include "client/npy.h"
 #include "core/evaluation.h"
 #include "core/inner_product.h"
@@ -23,15 +24,26 @@ absl::Status CmdGemv(const CliArgs& args, bool json) {
                                                    ShapeString(w.shape), "); got ", ShapeString(x.shape)));
   }
   const int64_t batch = x.shape.size() == 2 ? x.shape[0] : 1;
-  COSET_ASSIGN_OR_RETURN(LutMatrix m, LutMatrix::Create(w));
-  ThreadPool pool(static_cast<int>(ThreadsFlag(args)));
-  std::vector<float> out(batch * m.rows());
-  if (batch > 0) COSET_RETURN_IF_ERROR(m.Gemm(x.data.data(), batch, out.data(), &pool));
-  std::vector<int64_t> out_shape = {m.rows()};
+  const int64_t rows = w.layout.rows;
+  std::vector<float> out(batch * rows);
+  std::string path;
+  if (!DaemonAddress().empty()) {
+    Client::Options o;
+    o.address = DaemonAddress();
+    COSET_ASSIGN_OR_RETURN(std::unique_ptr<Client> client, Client::Connect(o));
+    COSET_ASSIGN_OR_RETURN(std::string blob, ReadFile(args.positionals()[0]));
+    if (batch > 0) COSET_RETURN_IF_ERROR(client->Gemm(blob, false, x.data.data(), batch, w.layout.cols, &out, &path));
+  } else {
+    COSET_ASSIGN_OR_RETURN(LutMatrix m, LutMatrix::Create(w));
+    ThreadPool pool(static_cast<int>(ThreadsFlag(args)));
+    if (batch > 0) COSET_RETURN_IF_ERROR(m.Gemm(x.data.data(), batch, out.data(), &pool));
+    path = m.fast_path() ? "int8-lanes" : "one-sided-lut";
+  }
+  std::vector<int64_t> out_shape = {rows};
   if (x.shape.size() == 2) out_shape.insert(out_shape.begin(), batch);
   COSET_RETURN_IF_ERROR(WriteNpy(args.positionals()[2], out_shape, out.data(), x.dtype));
   JsonObject j;
-  j.Add("output", args.positionals()[2]).Add("shape", out_shape).Add("path", m.fast_path() ? "int8-lanes" : "one-sided-lut");
+  j.Add("output", args.positionals()[2]).Add("shape", out_shape).Add("path", path);
   Emit(json, j, absl::StrCat("wrote ", args.positionals()[2], ": shape ", ShapeString(out_shape), "\n"));
   return absl::OkStatus();
 }
@@ -41,7 +53,18 @@ absl::Status CmdDot(const CliArgs& args, bool json) {
   COSET_ASSIGN_OR_RETURN(CompressedTensor a, ReadCoset(args.positionals()[0]));
   COSET_ASSIGN_OR_RETURN(CompressedTensor b, ReadCoset(args.positionals()[1]));
   COSET_ASSIGN_OR_RETURN(int64_t budget, args.GetInt("lut-budget", kDefaultLutBudgetBytes));
-  COSET_ASSIGN_OR_RETURN(std::vector<double> dots, DotRows(a, b, budget));
+  std::vector<double> dots;
+  if (!DaemonAddress().empty()) {
+    Client::Options o;
+    o.address = DaemonAddress();
+    COSET_ASSIGN_OR_RETURN(std::unique_ptr<Client> client, Client::Connect(o));
+    COSET_ASSIGN_OR_RETURN(std::string blob_a, ReadFile(args.positionals()[0]));
+    COSET_ASSIGN_OR_RETURN(std::string blob_b, ReadFile(args.positionals()[1]));
+    COSET_ASSIGN_OR_RETURN(std::vector<float> remote, client->DotRows(blob_a, blob_b));
+    dots.assign(remote.begin(), remote.end());
+  } else {
+    COSET_ASSIGN_OR_RETURN(dots, DotRows(a, b, budget));
+  }
   if (json) {
     std::cout << "{\"dots\":[";
     for (size_t i = 0; i < dots.size(); ++i) std::cout << (i ? "," : "") << absl::StrCat(dots[i]);

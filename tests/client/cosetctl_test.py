@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 import unittest
 
 import numpy as np
@@ -158,6 +159,39 @@ class CosetctlTest(unittest.TestCase):
         for key in ("lut_ms", "fp32_ms", "decode_then_fp32_ms", "max_abs_err", "rel_err"):
             self.assertIn(key, out)
         self.assertLess(out["rel_err"], 1e-5)
+
+    def test_daemon_mode_matches_in_process(self):
+        cosetd = os.path.join(os.path.dirname(COSETCTL), "..", "server", "cosetd")
+        sock_dir = tempfile.mkdtemp(dir="/tmp")
+        ready = os.path.join(sock_dir, "ready")
+        daemon = subprocess.Popen([cosetd, "--grpc", f"unix:{sock_dir}/d.sock", "--metrics", "off", "--ready-file", ready],
+                                  stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(400):
+                if os.path.exists(ready):
+                    break
+                time.sleep(0.025)
+            addr = f"unix:{sock_dir}/d.sock"
+            self.assertTrue(run_json("--daemon", addr, "health")["serving"])
+            self.assertEqual(run_json("--daemon", addr, "info")["backends"], "cpu")
+            x = np.random.default_rng(6).standard_normal((300, 1000)).astype(np.float64)
+            np.save(self.path("x.npy"), x)
+            run("encode", self.path("x.npy"), self.path("local.coset"))
+            run("--daemon", addr, "encode", self.path("x.npy"), self.path("remote.coset"))
+            self.assertEqual(open(self.path("local.coset"), "rb").read(), open(self.path("remote.coset"), "rb").read())
+            run("decode", self.path("local.coset"), self.path("y1.npy"))
+            run("--daemon", addr, "decode", self.path("remote.coset"), self.path("y2.npy"))
+            np.testing.assert_array_equal(np.load(self.path("y1.npy")), np.load(self.path("y2.npy")))
+            q = np.random.default_rng(7).standard_normal(1000).astype(np.float32)
+            np.save(self.path("q.npy"), q)
+            run("gemv", self.path("local.coset"), self.path("q.npy"), self.path("g1.npy"))
+            run("--daemon", addr, "gemv", self.path("remote.coset"), self.path("q.npy"), self.path("g2.npy"))
+            np.testing.assert_array_equal(np.load(self.path("g1.npy")), np.load(self.path("g2.npy")))
+        finally:
+            daemon.terminate()
+            self.assertEqual(daemon.wait(timeout=30), 0)
+        proc = run("--daemon", "unix:/nonexistent/d.sock", "health", check=False)
+        self.assertNotEqual(proc.returncode, 0)
 
     def test_help_for_every_command(self):
         for cmd in ("encode", "decode", "info", "eval", "bench", "gemv", "dot"):
