@@ -1,17 +1,13 @@
 #!/usr/bin/env bash
-# The main job. Installs what is missing (idempotent), builds cosetctl optimized and runs it.
-#   scripts/run.sh                      # demo: N(0,1) rate/distortion and encode/decode throughput
-#   scripts/run.sh encode x.npy x.coset # any cosetctl command
-# The cosetd daemon (issue #4) will take over this script once it exists.
+# The main job: installs what is missing (idempotent), builds cosetd optimized and runs it in the
+# foreground on the embedded CPU backend. Arguments go to cosetd (see `cosetd --help`):
+#   scripts/run.sh                                  # unix:$XDG_RUNTIME_DIR/coset/cosetd.sock (or
+#                                                   # /run/coset/...), 127.0.0.1:50551, metrics 127.0.0.1:9464
+#   scripts/run.sh --grpc unix:/tmp/coset.sock      # elsewhere
+# Stop it with Ctrl-C or SIGTERM (in-flight requests are drained). The CLI is
+# bazel-bin/client/cosetctl (add --daemon ADDR to go through the daemon).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-bazel build -c opt --color=no --curses=no //client:cosetctl >&2
-ctl=bazel-bin/client/cosetctl
-if (($# == 0)); then
-  "$ctl" eval --lattice D4 --q 4 --M 2 --scale none --samples 1048576
-  "$ctl" eval --lattice E8 --q 4 --M 2 --scale none --samples 1048576
-  "$ctl" bench --lattice D4 --mib 64
-else
-  exec "$ctl" "$@"
-fi
+bazel build -c opt --color=no --curses=no //server:cosetd //client:cosetctl >&2
+exec bazel-bin/server/cosetd "$@"
