@@ -33,6 +33,7 @@ absl::StatusOr<CliArgs> CliArgs::Parse(const std::vector<std::string>& argv, con
         value = argv[++i];
       }
       args.values_[name] = value;
+      args.all_values_[name].push_back(value);
     } else {
       return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name, " (see --help)"));
     }
@@ -43,6 +44,11 @@ absl::StatusOr<CliArgs> CliArgs::Parse(const std::vector<std::string>& argv, con
 std::string CliArgs::Get(const std::string& flag, const std::string& fallback) const {
   auto it = values_.find(flag);
   return it == values_.end() ? fallback : it->second;
+}
+
+std::vector<std::string> CliArgs::GetAll(const std::string& flag) const {
+  auto it = all_values_.find(flag);
+  return it == all_values_.end() ? std::vector<std::string>{} : it->second;
 }
 
 absl::StatusOr<int64_t> CliArgs::GetInt(const std::string& flag, int64_t fallback) const {

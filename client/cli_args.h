@@ -20,6 +20,8 @@ class CliArgs {
   const std::vector<std::string>& positionals() const { return positionals_; }
   bool Has(const std::string& flag) const { return values_.count(flag) > 0; }
   std::string Get(const std::string& flag, const std::string& fallback) const;
+  // Every value a repeatable flag was given, in order.
+  std::vector<std::string> GetAll(const std::string& flag) const;
   absl::StatusOr<int64_t> GetInt(const std::string& flag, int64_t fallback) const;
   absl::StatusOr<double> GetDouble(const std::string& flag, double fallback) const;
   bool Switch(const std::string& name, bool fallback) const;
@@ -27,6 +29,7 @@ class CliArgs {
  private:
   std::vector<std::string> positionals_;
   std::map<std::string, std::string> values_;
+  std::map<std::string, std::vector<std::string>> all_values_;
   std::map<std::string, bool> switches_;
 };
 

@@ -31,7 +31,7 @@ namespace coset {
 namespace {
 
 constexpr char kUsage[] = R"(usage: cosetd [flags]
-  --grpc ADDR[,ADDR...]    listen addresses: unix:/path or host:port (port 0 = any free port)
+  --grpc ADDR[,ADDR...]    listen addresses (repeatable): unix:/path or host:port (port 0 = any free port)
                            [unix:$XDG_RUNTIME_DIR/coset/cosetd.sock (or /run/coset/cosetd.sock), 127.0.0.1:50551]
   --metrics HOST:PORT|off  Prometheus /metrics endpoint            [127.0.0.1:9464]
   --threads N              codec threads for large requests (0 = all cores) [0]
@@ -42,7 +42,31 @@ constexpr char kUsage[] = R"(usage: cosetd [flags]
   --drain-seconds S        on SIGTERM/SIGINT, time given to in-flight requests [10]
   --ready-file PATH        write the bound addresses there once serving (for scripts and tests)
   --log-level L            info | warn | error                      [info]
+  --config FILE            flags from a file, one "name = value" per line (# comments);
+                           command-line flags override it
 )";
+
+// Reads "name = value" lines into --name=value arguments (placed before the command line's).
+absl::StatusOr<std::vector<std::string>> ConfigFileArgs(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read config file ", path));
+  std::vector<std::string> args;
+  std::string line;
+  int number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    line = line.substr(0, line.find('#'));
+    const size_t eq = line.find('=');
+    auto trim = [](std::string v) {
+      const size_t b = v.find_first_not_of(" \t"), e = v.find_last_not_of(" \t\r");
+      return b == std::string::npos ? std::string() : v.substr(b, e - b + 1);
+    };
+    if (trim(line).empty()) continue;
+    if (eq == std::string::npos) return absl::InvalidArgumentError(absl::StrCat(path, ":", number, ": expected name = value"));
+    args.push_back("--" + trim(line.substr(0, eq)) + "=" + trim(line.substr(eq + 1)));
+  }
+  return args;
+}
 
 int g_log_level = 0;  // 0 info, 1 warn, 2 error
 
@@ -66,6 +90,20 @@ int Main(int argc, char** argv) {
       std::cout << kUsage;
       return 0;
     }
+  }
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string path;
+    if (args[i] == "--config" && i + 1 < args.size()) path = args[i + 1];
+    if (args[i].rfind("--config=", 0) == 0) path = args[i].substr(9);
+    if (path.empty()) continue;
+    auto from_file = ConfigFileArgs(path);
+    if (!from_file.ok()) {
+      std::cerr << "cosetd: " << from_file.status().message() << "\n";
+      return 2;
+    }
+    args.erase(args.begin() + i, args.begin() + i + (args[i] == "--config" ? 2 : 1));
+    args.insert(args.begin(), from_file->begin(), from_file->end());
+    break;
   }
   auto parsed = CliArgs::Parse(args,
                                {"grpc", "metrics", "threads", "max-message-bytes", "max-concurrent", "memory-budget",
@@ -106,8 +144,13 @@ int Main(int argc, char** argv) {
   Metrics metrics;
   // The shared-memory side socket sits next to the first Unix gRPC socket: "<path>.shm".
   std::unique_ptr<ShmRegistry> shm;
-  std::vector<std::string> addresses =
-      absl::StrSplit(flags.Get("grpc", DefaultUnixSocket() + ",127.0.0.1:50551"), ',', absl::SkipEmpty());
+  // --grpc is repeatable and takes comma-separated lists; the config file's addresses and the
+  // command line's are all served.
+  std::vector<std::string> addresses;
+  for (const std::string& value : flags.GetAll("grpc")) {
+    for (absl::string_view a : absl::StrSplit(value, ',', absl::SkipEmpty())) addresses.emplace_back(a);
+  }
+  if (addresses.empty()) addresses = {DefaultUnixSocket(), "127.0.0.1:50551"};
   for (const std::string& address : addresses) {
     if (address.rfind("unix:", 0) != 0) continue;
     const std::string path = address.substr(5) + ".shm";

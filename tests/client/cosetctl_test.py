@@ -164,7 +164,10 @@ class CosetctlTest(unittest.TestCase):
         cosetd = os.path.join(os.path.dirname(COSETCTL), "..", "server", "cosetd")
         sock_dir = tempfile.mkdtemp(dir="/tmp")
         ready = os.path.join(sock_dir, "ready")
-        daemon = subprocess.Popen([cosetd, "--grpc", f"unix:{sock_dir}/d.sock", "--metrics", "off", "--ready-file", ready],
+        # Flags from a config file, plus one on the command line.
+        with open(os.path.join(sock_dir, "cosetd.conf"), "w") as conf:
+            conf.write(f"# test daemon\ngrpc = unix:{sock_dir}/d.sock\nmetrics = off\n")
+        daemon = subprocess.Popen([cosetd, "--config", os.path.join(sock_dir, "cosetd.conf"), "--ready-file", ready],
                                   stderr=subprocess.DEVNULL)
         try:
             for _ in range(400):
