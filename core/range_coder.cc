@@ -13,16 +13,16 @@ constexpr int kContexts = 16;  // bit positions >= 15 share the last context
 
 class RangeEncoder {
  public:
-  // Branch-free in the bit (overload bits are close to random, so a branch would mispredict
-  // often); the arithmetic is exactly LZMA's.
   void EncodeBit(uint16_t& prob, int bit) {
     const uint32_t bound = (range_ >> kProbBits) * prob;
-    const uint32_t mask = 0u - static_cast<uint32_t>(bit);  // all ones for a 1
-    low_ += bound & mask;
-    range_ = (bound & ~mask) | ((range_ - bound) & mask);
-    const uint32_t up = prob + (((1u << kProbBits) - prob) >> kMoveBits);
-    const uint32_t down = prob - (prob >> kMoveBits);
-    prob = static_cast<uint16_t>((up & ~mask) | (down & mask));
+    if (bit == 0) {
+      range_ = bound;
+      prob = static_cast<uint16_t>(prob + (((1u << kProbBits) - prob) >> kMoveBits));
+    } else {
+      low_ += bound;
+      range_ -= bound;
+      prob = static_cast<uint16_t>(prob - (prob >> kMoveBits));
+    }
     while (range_ < kTopValue) {
       range_ <<= 8;
       ShiftLow();
@@ -63,13 +63,17 @@ class RangeDecoder {
   }
   int DecodeBit(uint16_t& prob) {
     const uint32_t bound = (range_ >> kProbBits) * prob;
-    const int bit = code_ >= bound ? 1 : 0;
-    const uint32_t mask = 0u - static_cast<uint32_t>(bit);
-    code_ -= bound & mask;
-    range_ = (bound & ~mask) | ((range_ - bound) & mask);
-    const uint32_t up = prob + (((1u << kProbBits) - prob) >> kMoveBits);
-    const uint32_t down = prob - (prob >> kMoveBits);
-    prob = static_cast<uint16_t>((up & ~mask) | (down & mask));
+    int bit;
+    if (code_ < bound) {
+      range_ = bound;
+      prob = static_cast<uint16_t>(prob + (((1u << kProbBits) - prob) >> kMoveBits));
+      bit = 0;
+    } else {
+      code_ -= bound;
+      range_ -= bound;
+      prob = static_cast<uint16_t>(prob - (prob >> kMoveBits));
+      bit = 1;
+    }
     while (range_ < kTopValue) {
       range_ <<= 8;
       code_ = (code_ << 8) | NextByte();
