@@ -73,6 +73,14 @@ ShmChannel* Client::ShmFor(int64_t bytes) {
   return shm_.get();
 }
 
+float* Client::AllocateShared(int64_t floats) {
+  std::lock_guard<std::mutex> lock(shm_mu_);
+  // Room for the tensor and for the blob the daemon writes behind it.
+  const int64_t bytes = floats * 4;
+  ShmChannel* shm = ShmFor(bytes + bytes / 2 + 65536);
+  return shm == nullptr ? nullptr : reinterpret_cast<float*>(shm->data());
+}
+
 absl::StatusOr<std::string> Client::EncodeRequestWithShm(v1::EncodeRequest& req, const float* x,
                                                          const std::vector<int64_t>& shape, v1::EncodeStats* stats) {
   int64_t numel = 1;
@@ -83,21 +91,28 @@ absl::StatusOr<std::string> Client::EncodeRequestWithShm(v1::EncodeRequest& req,
     std::lock_guard<std::mutex> lock(shm_mu_);
     // Output capacity: a blob is never larger than half its float32 input plus its headers.
     const int64_t out_capacity = in_bytes / 2 + 65536;
-    if (ShmChannel* shm = ShmFor(in_bytes + out_capacity)) {
-      std::memcpy(shm->data(), x, in_bytes);
+    // Zero copy when the tensor already lives in the region (AllocateShared).
+    const uint8_t* xb = reinterpret_cast<const uint8_t*>(x);
+    const bool in_region = shm_ != nullptr && xb >= shm_->data() && xb + in_bytes <= shm_->data() + shm_->size() &&
+                           (xb - shm_->data()) % 4 == 0;
+    const int64_t in_offset = in_region ? xb - shm_->data() : 0;
+    ShmChannel* shm = in_region ? shm_.get() : ShmFor(in_bytes + out_capacity);
+    if (shm != nullptr && in_offset + in_bytes + out_capacity <= shm->size()) {
+      if (!in_region) std::memcpy(shm->data(), x, in_bytes);
       for (int64_t d : shape) req.mutable_input()->add_shape(d);
       v1::SharedMemoryRef* in = req.mutable_input()->mutable_shm();
       in->set_region(shm->token());
+      in->set_offset(in_offset);
       in->set_length(in_bytes);
       v1::SharedMemoryRef* out = req.mutable_output();
       out->set_region(shm->token());
-      out->set_offset(in_bytes);
+      out->set_offset((in_offset + in_bytes + 3) / 4 * 4);
       out->set_length(out_capacity);
       const absl::Status s = Call(&v1::Coset::Stub::Encode, req, &resp, true);
       if (s.ok()) {
         used_shm_ = true;
         if (stats != nullptr) *stats = resp.stats();
-        return std::string(reinterpret_cast<const char*>(shm->data()) + in_bytes, resp.output_length());
+        return std::string(reinterpret_cast<const char*>(shm->data()) + out->offset(), resp.output_length());
       }
       // A restarted daemon no longer knows the region: drop it and send the bytes inline.
       if (s.code() != absl::StatusCode::kNotFound && s.code() != absl::StatusCode::kUnavailable) return s;

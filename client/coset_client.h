@@ -57,6 +57,10 @@ class Client {
   absl::StatusOr<v1::ServerInfoResponse> ServerInfo();
   // grpc.health.v1 check of the whole server: OK when SERVING.
   absl::Status Health();
+  // A float buffer inside this client's shared-memory region (Unix sockets only), for zero-copy
+  // encodes: a tensor written there is read by the daemon in place. Valid until the next
+  // AllocateShared call or reconnect; null when shared memory is unavailable.
+  float* AllocateShared(int64_t floats);
   // Whether the last large Encode/Decode used shared memory (for tests and benchmarks).
   bool used_shared_memory() const { return used_shm_; }
 

@@ -45,6 +45,11 @@ class Codebook {
     return rep_point_.data() + static_cast<size_t>(symbol) * symbol_dim_;
   }
   const std::vector<float>& rep_points() const { return rep_point_; }
+  // Memory held by the tables (for cache accounting).
+  int64_t bytes() const {
+    return static_cast<int64_t>(rep_coords_.size() * 4 + rep_point_.size() * 4 + rep_coords_int8x4_.size() * 4 +
+                                rep_point_x2_int8_.size());
+  }
   // 2 * rep(b) in ambient coordinates as int8 (s per symbol), for lattices whose points are
   // half-integers (Z^n, D_n, E8) when they fit; empty otherwise. 8x smaller than rep_point.
   const std::vector<int8_t>& rep_point_x2_int8() const { return rep_point_x2_int8_; }

@@ -66,9 +66,10 @@ class Reader {
 
 }  // namespace
 
-SerializationPlan PlanSerialization(const CompressedTensor& tensor) {
+SerializationPlan PlanSerialization(const CompressedTensor& tensor, Executor* executor) {
   SerializationPlan plan;
-  plan.t_stream = EncodeOverloadCounts(tensor.t.data(), static_cast<int64_t>(tensor.t.size()), tensor.params.t_max);
+  plan.t_stream =
+      EncodeOverloadCounts(tensor.t.data(), static_cast<int64_t>(tensor.t.size()), tensor.params.t_max, executor);
   plan.size = kFixedHeaderBytes + 8 * tensor.shape.size() + kSectionTableBytes + 2 * tensor.scales.size() +
               plan.t_stream.size() + tensor.symbols.size() + kTrailerBytes;
   return plan;
@@ -137,7 +138,7 @@ absl::StatusOr<BlobHeader> PeekHeader(const uint8_t* data, size_t size) {
   return h;
 }
 
-absl::StatusOr<CompressedTensor> Parse(const uint8_t* data, size_t size) {
+absl::StatusOr<CompressedTensor> Parse(const uint8_t* data, size_t size, Executor* executor) {
   if (data == nullptr && size > 0) return absl::InvalidArgumentError("blob pointer is null");
   if (size < 6 || std::memcmp(data, kFormatMagic, 4) != 0) {
     return absl::InvalidArgumentError("not a coset blob (bad magic; expected \"CSET\")");
@@ -229,8 +230,8 @@ absl::StatusOr<CompressedTensor> Parse(const uint8_t* data, size_t size) {
   t.scales.resize(scales_bytes / 2);
   for (auto& s : t.scales) s = r.U16();
   t.t.resize(t.layout.rows * t.layout.chunks_per_row);
-  COSET_RETURN_IF_ERROR(DecodeOverloadCounts(r.Here(), static_cast<int64_t>(t_bytes),
-                                             static_cast<int64_t>(t.t.size()), t.params.t_max, t.t.data()));
+  COSET_RETURN_IF_ERROR(DecodeOverloadCounts(r.Here(), static_cast<int64_t>(t_bytes), static_cast<int64_t>(t.t.size()),
+                                             t.params.t_max, t.t.data(), executor));
   r.Skip(t_bytes);
   t.symbols.assign(r.Here(), r.Here() + symbols_bytes);
   return t;

@@ -23,7 +23,8 @@ struct SerializationPlan {
   std::vector<uint8_t> t_stream;
   size_t size = 0;  // bytes of the blob
 };
-SerializationPlan PlanSerialization(const CompressedTensor& tensor);
+// executor (optional) codes the overload-counter segments in parallel.
+SerializationPlan PlanSerialization(const CompressedTensor& tensor, Executor* executor = nullptr);
 // out: plan.size bytes.
 void SerializeTo(const CompressedTensor& tensor, const SerializationPlan& plan, uint8_t* out);
 
@@ -38,7 +39,7 @@ absl::StatusOr<BlobHeader> PeekHeader(const uint8_t* data, size_t size);
 
 // Parses and fully validates a blob: magic, version, checksum, every field and section size.
 // Truncated, corrupted or wrong-version input returns an error naming what is wrong.
-absl::StatusOr<CompressedTensor> Parse(const uint8_t* data, size_t size);
+absl::StatusOr<CompressedTensor> Parse(const uint8_t* data, size_t size, Executor* executor = nullptr);
 
 // Bits on disk per original entry of a serialized tensor.
 double StoredBitsPerEntry(const CompressedTensor& tensor, size_t blob_size);

@@ -96,9 +96,7 @@ class RangeDecoder {
   bool overrun_ = false;
 };
 
-}  // namespace
-
-std::vector<uint8_t> EncodeOverloadCounts(const uint8_t* t, int64_t count, int t_max) {
+std::vector<uint8_t> EncodeSegment(const uint8_t* t, int64_t count, int t_max) {
   uint16_t probs[kContexts];
   std::fill(probs, probs + kContexts, kProbInit);
   RangeEncoder encoder;
@@ -113,8 +111,7 @@ std::vector<uint8_t> EncodeOverloadCounts(const uint8_t* t, int64_t count, int t
   return encoder.Finish();
 }
 
-absl::Status DecodeOverloadCounts(const uint8_t* data, int64_t size, int64_t count, int t_max,
-                                  uint8_t* t) {
+absl::Status DecodeSegment(const uint8_t* data, int64_t size, int64_t count, int t_max, uint8_t* t) {
   uint16_t probs[kContexts];
   std::fill(probs, probs + kContexts, kProbInit);
   RangeDecoder decoder(data, size);
@@ -122,10 +119,63 @@ absl::Status DecodeOverloadCounts(const uint8_t* data, int64_t size, int64_t cou
     int value = 0;
     while (value < t_max && decoder.DecodeBit(probs[std::min(value, kContexts - 1)])) ++value;
     t[i] = static_cast<uint8_t>(value);
-    // An encoder's 5-byte flush means a valid stream never needs more than 4 bytes past its end.
-    if (decoder.overrun()) {
-      return absl::DataLossError("overload-counter stream ends early (truncated or corrupt)");
+  }
+  // An encoder's 5-byte flush means a valid segment never needs bytes beyond its own length.
+  if (decoder.overrun()) return absl::DataLossError("overload-counter stream ends early (truncated or corrupt)");
+  return absl::OkStatus();
+}
+
+int64_t Segments(int64_t count) { return (count + kOverloadSegment - 1) / kOverloadSegment; }
+
+}  // namespace
+
+std::vector<uint8_t> EncodeOverloadCounts(const uint8_t* t, int64_t count, int t_max, Executor* executor) {
+  const int64_t segments = Segments(count);
+  std::vector<std::vector<uint8_t>> coded(segments);
+  if (executor == nullptr) executor = InlineExecutor();
+  executor->ParallelFor(segments, [&](int64_t begin, int64_t end) {
+    for (int64_t s = begin; s < end; ++s) {
+      const int64_t first = s * kOverloadSegment;
+      coded[s] = EncodeSegment(t + first, std::min(kOverloadSegment, count - first), t_max);
     }
+  });
+  // Layout: u32 byte length of every segment, then the segments in order.
+  size_t total = 4 * segments;
+  for (const auto& c : coded) total += c.size();
+  std::vector<uint8_t> out;
+  out.reserve(total);
+  for (const auto& c : coded) {
+    const uint32_t n = static_cast<uint32_t>(c.size());
+    for (int b = 0; b < 4; ++b) out.push_back(static_cast<uint8_t>(n >> (8 * b)));
+  }
+  for (const auto& c : coded) out.insert(out.end(), c.begin(), c.end());
+  return out;
+}
+
+absl::Status DecodeOverloadCounts(const uint8_t* data, int64_t size, int64_t count, int t_max, uint8_t* t,
+                                  Executor* executor) {
+  const int64_t segments = Segments(count);
+  if (size < 4 * segments) return absl::DataLossError("overload-counter stream is truncated (segment table)");
+  std::vector<int64_t> offsets(segments + 1);
+  offsets[0] = 4 * segments;
+  for (int64_t s = 0; s < segments; ++s) {
+    uint32_t n = 0;
+    for (int b = 0; b < 4; ++b) n |= static_cast<uint32_t>(data[4 * s + b]) << (8 * b);
+    offsets[s + 1] = offsets[s] + n;
+    if (offsets[s + 1] > size) return absl::DataLossError("overload-counter segments exceed their section");
+  }
+  if (offsets[segments] != size) return absl::DataLossError("overload-counter section has trailing bytes");
+  std::vector<absl::Status> status(segments);
+  if (executor == nullptr) executor = InlineExecutor();
+  executor->ParallelFor(segments, [&](int64_t begin, int64_t end) {
+    for (int64_t s = begin; s < end; ++s) {
+      const int64_t first = s * kOverloadSegment;
+      status[s] = DecodeSegment(data + offsets[s], offsets[s + 1] - offsets[s], std::min(kOverloadSegment, count - first),
+                                t_max, t + first);
+    }
+  });
+  for (const absl::Status& st : status) {
+    if (!st.ok()) return st;
   }
   return absl::OkStatus();
 }

@@ -102,7 +102,7 @@ grpc::Status CosetServiceImpl::Serve(const char* method, grpc::ServerContext* ct
   if (running > limits_.max_concurrent_requests) {
     status = absl::ResourceExhaustedError(absl::StrCat("more than ", limits_.max_concurrent_requests,
                                                        " concurrent requests; retry later"));
-  } else if (reserved + store_.bytes() + store_.lut_bytes() > limits_.memory_budget_bytes) {
+  } else if (reserved + store_.bytes() + store_.lut_bytes() + CodebookBytes() > limits_.memory_budget_bytes) {
     status = absl::ResourceExhaustedError(absl::StrCat("request of ", request_bytes,
                                                        " bytes would exceed the memory budget of ",
                                                        limits_.memory_budget_bytes, " bytes"));
@@ -127,6 +127,11 @@ grpc::Status CosetServiceImpl::Serve(const char* method, grpc::ServerContext* ct
   return ToGrpc(status);
 }
 
+int64_t CosetServiceImpl::CodebookBytes() {
+  std::lock_guard<std::mutex> lock(configs_mu_);
+  return configs_bytes_;
+}
+
 Executor* CosetServiceImpl::ExecutorFor(int64_t elements) {
   // Large requests share the codec pool (it runs one at a time); small ones stay on their gRPC
   // thread, so many small clients are served concurrently.
@@ -140,11 +145,18 @@ absl::StatusOr<CosetServiceImpl::Config> CosetServiceImpl::ConfigFor(const Codec
   auto it = configs_.find(id);
   if (it != configs_.end()) return it->second;
   Config config{id, std::make_shared<const TensorCodec>(std::move(codec))};
-  if (configs_.size() < kMaxCachedConfigs) {
+  const int64_t bytes = config.codec->codebook().bytes();
+  // The cache is bounded by count and by the memory budget (its tables are accounted there too).
+  const bool fits = configs_.size() < kMaxCachedConfigs &&
+                    configs_bytes_ + bytes + store_.bytes() + store_.lut_bytes() <= limits_.memory_budget_bytes / 4;
+  if (fits) {
     configs_[id] = config;
+    configs_bytes_ += bytes;
     metrics_->configs().Set(static_cast<double>(configs_.size()));
+    metrics_->codebook_bytes().Set(static_cast<double>(configs_bytes_));
   } else if (register_it) {
-    return absl::ResourceExhaustedError(absl::StrCat("at most ", kMaxCachedConfigs, " configurations can be registered"));
+    return absl::ResourceExhaustedError(absl::StrCat("cannot register more configurations (", configs_.size(),
+                                                     " held, ", configs_bytes_, " bytes of codebooks)"));
   }
   return config;
 }
@@ -190,7 +202,7 @@ absl::Status CosetServiceImpl::DoEncode(const Config& config, const v1::Tensor& 
   COSET_ASSIGN_OR_RETURN(Input x, InputFrom(input));
   EncodeStats s;
   COSET_RETURN_IF_ERROR(config.codec->EncodeInto(x.data, x.shape, DType::kFloat32, ExecutorFor(x.numel), &s, out));
-  *plan = PlanSerialization(*out);
+  *plan = PlanSerialization(*out, ExecutorFor(x.numel));
   stats->set_chunks(s.chunks);
   stats->set_first_try_overloads(s.first_try_overloads);
   stats->set_capped(s.capped);
@@ -404,7 +416,7 @@ grpc::Status CosetServiceImpl::ServerInfo(grpc::ServerContext* ctx, const v1::Se
         *info->mutable_config() = ParamsToProto(c.codec->params());
       }
     }
-    resp->set_resident_bytes(store_.bytes() + store_.lut_bytes());
+    resp->set_resident_bytes(store_.bytes() + store_.lut_bytes() + CodebookBytes());
     return absl::OkStatus();
   });
 }

@@ -77,6 +77,7 @@ class CosetServiceImpl final : public v1::Coset::Service {
   absl::Status DoEncode(const Config& config, const v1::Tensor& input, CompressedTensor* out, SerializationPlan* plan,
                         v1::EncodeStats* stats);
   Executor* ExecutorFor(int64_t elements);
+  int64_t CodebookBytes();
   void UpdateGauges();
 
   const ServiceLimits limits_;
@@ -86,6 +87,7 @@ class CosetServiceImpl final : public v1::Coset::Service {
   ThreadPool pool_;
   std::mutex configs_mu_;
   std::map<std::string, Config> configs_;  // registered and cached configurations, by id
+  int64_t configs_bytes_ = 0;              // codebook tables held by configs_ (guarded by configs_mu_)
   std::atomic<int64_t> inflight_{0};
   std::atomic<int64_t> inflight_bytes_{0};
 };

@@ -30,6 +30,7 @@ class Metrics {
   prometheus::Gauge& lut_cache_bytes() { return *lut_cache_bytes_; }
   prometheus::Gauge& configs() { return *configs_; }
   prometheus::Gauge& shm_regions() { return *shm_regions_; }
+  prometheus::Gauge& codebook_bytes() { return *codebook_bytes_; }
   prometheus::Gauge& shm_bytes() { return *shm_bytes_; }
 
  private:
@@ -49,6 +50,7 @@ class Metrics {
   prometheus::Gauge* lut_cache_bytes_;
   prometheus::Gauge* configs_;
   prometheus::Gauge* shm_regions_;
+  prometheus::Gauge* codebook_bytes_;
   prometheus::Gauge* shm_bytes_;
 };
 

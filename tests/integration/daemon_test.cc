@@ -125,6 +125,7 @@ TEST_F(DaemonTest, ResidentTensorsAndRegisteredConfigs) {
   ASSERT_TRUE(client_->Gemm(blob, false, q.data(), 1, 256, &by_blob).ok());
   EXPECT_EQ(by_name, by_blob);
   EXPECT_GT(daemon_->Metric("coset_lut_cache_bytes"), 0);
+  EXPECT_GT(daemon_->Metric("coset_codebook_bytes"), 0);
   const v1::ServerInfoResponse info2 = *client_->ServerInfo();
   EXPECT_EQ(info2.backends(0), "cpu");
   EXPECT_GE(info2.configs_size(), 1);
@@ -271,6 +272,12 @@ TEST_F(DaemonTest, LargePayloadsUseSharedMemoryOverTheUnixSocket) {
   EXPECT_EQ(decoded, want);
   EXPECT_EQ(shape, (std::vector<int64_t>{256, 4096}));
   EXPECT_EQ(daemon_->Metric("coset_shm_regions"), 1);
+  // Zero copy: a tensor written into the shared region is encoded in place, same blob.
+  float* shared = client_->AllocateShared(static_cast<int64_t>(x.size()));
+  ASSERT_NE(shared, nullptr);
+  std::copy(x.begin(), x.end(), shared);
+  EXPECT_EQ(*client_->Encode(shared, {256, 4096}, CodecParams{}), blob);
+  EXPECT_TRUE(client_->used_shared_memory());
   // Over TCP the same request goes inline (no shared memory across hosts).
   auto tcp = Connect(daemon_->tcp_address());
   EXPECT_EQ(*tcp->Encode(x.data(), {256, 4096}, CodecParams{}), blob);
