@@ -43,7 +43,32 @@ v1::TensorInfo InfoOf(const ResidentTensor& t) {
   return info;
 }
 
+// Runs work through `inner` in slices of rows, skipping the remaining slices once the call is
+// cancelled or past its deadline: a long encode stops early instead of running to completion for
+// a client that has gone. The caller then reports CANCELLED (Serve checks the context).
+class CancellableExecutor final : public Executor {
+ public:
+  CancellableExecutor(Executor* inner, grpc::ServerContext* ctx) : inner_(inner), ctx_(ctx) {}
+  // coset::Executor
+  void ParallelFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn) override {
+    inner_->ParallelFor(n, [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; b += kSlice) {
+        if (ctx_->IsCancelled()) return;
+        fn(b, std::min(end, b + kSlice));
+      }
+    });
+  }
+  int concurrency() const override { return inner_->concurrency(); }
+
+ private:
+  static constexpr int64_t kSlice = 64;
+  Executor* inner_;
+  grpc::ServerContext* ctx_;
+};
+
 }  // namespace
+
+thread_local grpc::ServerContext* CosetServiceImpl::current_ctx_ = nullptr;
 
 CosetServiceImpl::CosetServiceImpl(const ServiceLimits& limits, Metrics* metrics, ShmRegistry* shm)
     : limits_(limits), metrics_(metrics), shm_(shm), store_(limits.memory_budget_bytes), pool_(limits.threads) {}
@@ -109,7 +134,9 @@ grpc::Status CosetServiceImpl::Serve(const char* method, grpc::ServerContext* ct
   } else if (ctx->IsCancelled()) {
     status = absl::CancelledError("request cancelled or past its deadline before it started");
   } else {
+    current_ctx_ = ctx;
     status = fn();
+    current_ctx_ = nullptr;
     if (status.ok() && ctx->IsCancelled()) status = absl::CancelledError("request cancelled or past its deadline");
   }
   inflight_bytes_ -= reserve;
@@ -134,8 +161,12 @@ int64_t CosetServiceImpl::CodebookBytes() {
 
 Executor* CosetServiceImpl::ExecutorFor(int64_t elements) {
   // Large requests share the codec pool (it runs one at a time); small ones stay on their gRPC
-  // thread, so many small clients are served concurrently.
-  return elements >= kParallelThreshold ? static_cast<Executor*>(&pool_) : InlineExecutor();
+  // thread, so many small clients are served concurrently. Serve wraps it for cancellation.
+  Executor* base = elements >= kParallelThreshold ? static_cast<Executor*>(&pool_) : InlineExecutor();
+  thread_local std::unique_ptr<CancellableExecutor> wrapped;
+  if (current_ctx_ == nullptr) return base;
+  wrapped = std::make_unique<CancellableExecutor>(base, current_ctx_);
+  return wrapped.get();
 }
 
 absl::StatusOr<CosetServiceImpl::Config> CosetServiceImpl::ConfigFor(const CodecParams& params, bool register_it) {

@@ -76,7 +76,9 @@ class CosetServiceImpl final : public v1::Coset::Service {
   // Encodes and plans the serialization (the caller writes the blob where it belongs).
   absl::Status DoEncode(const Config& config, const v1::Tensor& input, CompressedTensor* out, SerializationPlan* plan,
                         v1::EncodeStats* stats);
+  // The executor for a request of `elements` values, honouring the current call's cancellation.
   Executor* ExecutorFor(int64_t elements);
+  static thread_local grpc::ServerContext* current_ctx_;  // the call this thread is serving
   int64_t CodebookBytes();
   void UpdateGauges();
 

@@ -8,6 +8,7 @@
 #include <sys/un.h>
 
 #include "client/coset_client.h"
+#include "proto/convert.h"
 #include "proto/shm_protocol.h"
 #include "core/code_arith.h"
 #include "core/format.h"
@@ -240,6 +241,32 @@ TEST_F(DaemonTest, SigtermDrainsInFlightWorkAndRemovesTheSocket) {
   slow.join();
   EXPECT_TRUE(ok.load()) << "the in-flight request was not finished";
   EXPECT_NE(access(daemon_->socket_path().c_str(), F_OK), 0) << "socket file left behind";
+}
+
+TEST_F(DaemonTest, DeadlinesAreHonoredAndTheDaemonKeepsServing) {
+  // A 64 MiB encode through shared memory (no transfer time) with a 40 ms deadline: the daemon
+  // starts it, notices the deadline between slices of rows, stops and reports CANCELLED.
+  Client::Options o;
+  o.address = daemon_->unix_address();
+  o.timeout = std::chrono::milliseconds(40);
+  o.max_attempts = 1;
+  auto hurried = *Client::Connect(o);
+  const int64_t n = int64_t{16} << 20;
+  float* shared = hurried->AllocateShared(n);
+  ASSERT_NE(shared, nullptr);
+  const std::vector<float> x = Gaussian(n, 17);
+  std::copy(x.begin(), x.end(), shared);
+  const auto start = std::chrono::steady_clock::now();
+  const auto r = hurried->Encode(shared, {n / 4096, 4096}, CodecParams{});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded);
+  for (int i = 0; i < 500 && daemon_->Metric("coset_inflight_requests") != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(daemon_->Metric("coset_inflight_requests"), 0);
+  EXPECT_GE(daemon_->Metric("coset_requests_total{code=\"CANCELLED\",method=\"Encode\"}"), 1);
+  std::printf("deadline: client gave up at 40 ms; the daemon was idle again after %.0f ms\n", seconds * 1e3);
+  EXPECT_TRUE(client_->Health().ok());
 }
 
 TEST_F(DaemonTest, ClientRecoversAfterTheDaemonRestarts) {
