@@ -26,8 +26,9 @@ commands:
 
   health                    with --daemon: is cosetd serving?  info without a file: the daemon's limits
 
-global flag: --daemon ADDR (unix:/path or host:port) runs encode, decode, gemv, dot, info and health
-through cosetd instead of in-process (eval and bench always run in-process).
+global flag: --daemon ADDR (unix:/path or host:port) runs encode, decode, gemv, dot, eval, info and
+health through cosetd instead of in-process; bench adds the daemon's throughput beside the
+in-process numbers; eval --search-beta and bench gemv run in-process.
 run `cosetctl <command> --help` for the flags of each command.
 )";
 

@@ -48,12 +48,23 @@ int64_t ChunkPairLutSum(const Codebook& cb, const TwoSidedLut& lut, int levels, 
 }
 
 absl::StatusOr<std::vector<double>> DotRows(const CompressedTensor& a, const CompressedTensor& b, int64_t budget) {
-  COSET_RETURN_IF_ERROR(TensorCodec::CheckConsistent(a));
-  COSET_RETURN_IF_ERROR(TensorCodec::CheckConsistent(b));
-  COSET_RETURN_IF_ERROR(CheckSameCode(a, b));
   COSET_ASSIGN_OR_RETURN(Lattice lattice, Lattice::Parse(a.params.lattice));
   COSET_ASSIGN_OR_RETURN(std::shared_ptr<const Codebook> cb, Codebook::Create(lattice, a.params.q));
   COSET_ASSIGN_OR_RETURN(TwoSidedLut lut, TwoSidedLut::Build(*cb, budget));
+  return DotRows(a, b, *cb, lut);
+}
+
+absl::StatusOr<std::vector<double>> DotRows(const CompressedTensor& a, const CompressedTensor& b,
+                                            const Codebook& codebook, const TwoSidedLut& lut) {
+  COSET_RETURN_IF_ERROR(TensorCodec::CheckConsistent(a));
+  COSET_RETURN_IF_ERROR(TensorCodec::CheckConsistent(b));
+  COSET_RETURN_IF_ERROR(CheckSameCode(a, b));
+  if (codebook.lattice().name() != a.params.lattice || codebook.q() != a.params.q ||
+      lut.num_symbols() != codebook.num_symbols()) {
+    return absl::InvalidArgumentError("codebook or LUT does not match the tensors' code");
+  }
+  const Codebook* cb = &codebook;
+  const Lattice& lattice = codebook.lattice();
   const Layout& l = a.layout;
   const int levels = a.params.levels;
   const int per_level = lattice.dim() / lattice.symbol_dim();

@@ -22,6 +22,9 @@ namespace coset {
 // are accumulated exactly per (block, T_a, T_b) and scaled once per block.
 absl::StatusOr<std::vector<double>> DotRows(const CompressedTensor& a, const CompressedTensor& b,
                                             int64_t lut_budget_bytes = kDefaultLutBudgetBytes);
+// The same with a prebuilt codebook and two-sided LUT (kept resident by the daemon per configuration).
+absl::StatusOr<std::vector<double>> DotRows(const CompressedTensor& a, const CompressedTensor& b,
+                                            const Codebook& codebook, const TwoSidedLut& lut);
 
 // The exact integer term of one chunk pair: sum_{m,m'} q^(m+m') LUT[a_m, b_m'] over the chunk's
 // symbols (levels * d / s each, level-major). Exposed for the parity tests.

@@ -154,6 +154,27 @@ grpc::Status CosetServiceImpl::Serve(const char* method, grpc::ServerContext* ct
   return ToGrpc(status);
 }
 
+absl::StatusOr<CosetServiceImpl::LutEntry> CosetServiceImpl::TwoSidedFor(const CompressedTensor& t) {
+  const std::string key = absl::StrCat(t.params.lattice, "-q", t.params.q);
+  {
+    std::lock_guard<std::mutex> lock(configs_mu_);
+    auto it = two_sided_.find(key);
+    if (it != two_sided_.end()) return it->second;
+  }
+  COSET_ASSIGN_OR_RETURN(Lattice lattice, Lattice::Parse(t.params.lattice));
+  COSET_ASSIGN_OR_RETURN(std::shared_ptr<const Codebook> cb, Codebook::Create(lattice, t.params.q));
+  COSET_ASSIGN_OR_RETURN(TwoSidedLut lut, TwoSidedLut::Build(*cb, limits_.lut_budget_bytes));
+  LutEntry entry{cb, std::make_shared<const TwoSidedLut>(std::move(lut))};
+  std::lock_guard<std::mutex> lock(configs_mu_);
+  const int64_t bytes = cb->bytes() + entry.lut->bytes();
+  if (two_sided_.size() < kMaxCachedConfigs && configs_bytes_ + bytes <= limits_.memory_budget_bytes / 4) {
+    two_sided_[key] = entry;
+    configs_bytes_ += bytes;  // accounted with the codebooks
+    metrics_->codebook_bytes().Set(static_cast<double>(configs_bytes_));
+  }
+  return entry;
+}
+
 int64_t CosetServiceImpl::CodebookBytes() {
   std::lock_guard<std::mutex> lock(configs_mu_);
   return configs_bytes_;
@@ -311,7 +332,8 @@ grpc::Status CosetServiceImpl::InnerProduct(grpc::ServerContext* ctx, const v1::
     COSET_ASSIGN_OR_RETURN(std::shared_ptr<const CompressedTensor> w, CodesFrom(req->weights()));
     if (req->other_case() == v1::InnerProductRequest::kCodes) {
       COSET_ASSIGN_OR_RETURN(std::shared_ptr<const CompressedTensor> other, CodesFrom(req->codes()));
-      COSET_ASSIGN_OR_RETURN(std::vector<double> dots, DotRows(*w, *other, limits_.lut_budget_bytes));
+      COSET_ASSIGN_OR_RETURN(LutEntry lut, TwoSidedFor(*w));
+      COSET_ASSIGN_OR_RETURN(std::vector<double> dots, DotRows(*w, *other, *lut.codebook, *lut.lut));
       const std::vector<float> out(dots.begin(), dots.end());
       TensorToProto({static_cast<int64_t>(out.size())}, out.data(), DType::kFloat32, resp->mutable_output());
       resp->set_path("two-sided-lut");

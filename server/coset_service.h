@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/format.h"
+#include "core/lut.h"
 #include "core/thread_pool.h"
 #include "coset/v1/coset.grpc.pb.h"
 #include "server/metrics.h"
@@ -90,6 +91,13 @@ class CosetServiceImpl final : public v1::Coset::Service {
   std::mutex configs_mu_;
   std::map<std::string, Config> configs_;  // registered and cached configurations, by id
   int64_t configs_bytes_ = 0;              // codebook tables held by configs_ (guarded by configs_mu_)
+  // Two-sided LUTs by (lattice, q), built on first DotRows and kept (guarded by configs_mu_).
+  struct LutEntry {
+    std::shared_ptr<const Codebook> codebook;
+    std::shared_ptr<const TwoSidedLut> lut;
+  };
+  std::map<std::string, LutEntry> two_sided_;
+  absl::StatusOr<LutEntry> TwoSidedFor(const CompressedTensor& t);
   std::atomic<int64_t> inflight_{0};
   std::atomic<int64_t> inflight_bytes_{0};
 };

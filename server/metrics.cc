@@ -20,7 +20,7 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   lut_cache_bytes_ = &prometheus::BuildGauge().Name("coset_lut_cache_bytes").Help("Bytes of codebooks and repacked LUT matrices kept resident").Register(*registry_).Add({});
   shm_regions_ = &prometheus::BuildGauge().Name("coset_shm_regions").Help("Shared-memory regions registered by clients").Register(*registry_).Add({});
   shm_bytes_ = &prometheus::BuildGauge().Name("coset_shm_bytes").Help("Bytes of registered shared-memory regions").Register(*registry_).Add({});
-  codebook_bytes_ = &prometheus::BuildGauge().Name("coset_codebook_bytes").Help("Bytes of codebook tables of cached configurations").Register(*registry_).Add({});
+  codebook_bytes_ = &prometheus::BuildGauge().Name("coset_codebook_bytes").Help("Bytes of codebook tables and two-sided LUTs kept resident").Register(*registry_).Add({});
   configs_ = &prometheus::BuildGauge().Name("coset_registered_configs").Help("Registered codec configurations").Register(*registry_).Add({});
 }
 

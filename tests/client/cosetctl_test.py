@@ -190,6 +190,13 @@ class CosetctlTest(unittest.TestCase):
             run("gemv", self.path("local.coset"), self.path("q.npy"), self.path("g1.npy"))
             run("--daemon", addr, "gemv", self.path("remote.coset"), self.path("q.npy"), self.path("g2.npy"))
             np.testing.assert_array_equal(np.load(self.path("g1.npy")), np.load(self.path("g2.npy")))
+            local = run_json("eval", "--samples", "65536", "--data-seed", "3")
+            remote = run_json("--daemon", addr, "eval", "--samples", "65536", "--data-seed", "3")
+            self.assertEqual(local["mse"], remote["mse"])
+            self.assertEqual(local["stored_bits_per_entry"], remote["stored_bits_per_entry"])
+            bench = run_json("--daemon", addr, "bench", "--mib", "4", "--reps", "1")
+            self.assertGreater(bench["daemon_encode_gbps"], 0)
+            self.assertGreater(bench["daemon_decode_gbps"], 0)
         finally:
             daemon.terminate()
             self.assertEqual(daemon.wait(timeout=30), 0)
