@@ -78,6 +78,20 @@ PROMETHEUS_LINKOPTS = ["-lprometheus-cpp-pull", "-lprometheus-cpp-core"]
 
 SYSTEMD_LINKOPTS = ["-lsystemd"]
 
+# Debian's LibTorch 1.13 (libtorch-dev). Its headers warn under our flags, so torch code gets
+# -w for them via -isystem and is otherwise compiled with the usual warnings.
+TORCH_COPTS = [
+    "-isystem/usr/include/torch/csrc/api/include",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-Wno-unused-parameter",
+    "-O2",
+    "-D_GLIBCXX_USE_CXX11_ABI=1",
+]
+
+TORCH_LINKOPTS = ["-ltorch", "-ltorch_cpu", "-lc10"]
+
 def coset_cc_library(name, copts = [], linkopts = [], **kwargs):
     cc_library(
         name = name,

@@ -1,0 +1,91 @@
+"""torch.ops.coset against the core (through cosetctl, the same C++ codec): bit-exact blobs, the
+straight-through gradients, any shape, and clear errors."""
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+import torch
+
+import coset_torch
+
+COSETCTL = os.path.join(os.environ.get("TEST_SRCDIR", ""), "coset", "client", "cosetctl")
+
+
+def cosetctl_encode(x, *flags):
+    d = tempfile.mkdtemp()
+    np.save(os.path.join(d, "x.npy"), x.numpy())
+    subprocess.run([COSETCTL, "encode", os.path.join(d, "x.npy"), os.path.join(d, "x.coset"), *flags], check=True,
+                   capture_output=True)
+    return open(os.path.join(d, "x.coset"), "rb").read()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("config,flags", [
+    (coset_torch.Config(), []),
+    (coset_torch.Config(lattice="E8", q=4), ["--lattice", "E8", "--q", "4"]),
+    (coset_torch.Config(lattice="A2", q=3, M=3, scale="absmax", rotate=True, block=64),
+     ["--lattice", "A2", "--q", "3", "--M", "3", "--scale", "absmax", "--rotate", "--block", "64"]),
+])
+def test_blobs_are_bit_exact_with_the_core(config, flags, dtype):
+    torch.manual_seed(0)
+    x = torch.randn(7, 3, 45, dtype=dtype)
+    blob = coset_torch.encode(x, config)
+    assert blob.dtype == torch.uint8 and blob.dim() == 1
+    assert bytes(blob.numpy().tobytes()) == cosetctl_encode(x, *flags)
+    y = coset_torch.decode(blob)
+    assert y.shape == x.shape and y.dtype == torch.float32
+    snr = 10 * torch.log10(x.double().pow(2).sum() / (x.double() - y.double()).pow(2).sum())
+    assert snr > 15
+
+
+def test_quantize_is_decode_of_encode_in_the_input_dtype():
+    x = torch.randn(4, 100, dtype=torch.float64)
+    q = coset_torch.quantize(x)
+    assert q.dtype == torch.float64
+    assert torch.equal(q, coset_torch.decode(coset_torch.encode(x)).double())
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (5,), (0, 4), (2, 0), (3, 1, 1), (2, 3, 4, 5)])
+def test_any_shape(shape):
+    x = torch.randn(shape)
+    y = coset_torch.decode(coset_torch.encode(x))
+    assert y.shape == x.shape
+
+
+def test_straight_through_gradients():
+    x = torch.randn(8, 64, requires_grad=True)
+    (coset_torch.quantize(x) * 3).sum().backward()
+    assert torch.equal(x.grad, torch.full_like(x, 3.0))
+    # Clipped STE: the gradient is masked where the reconstruction moved further than clip * RMS.
+    x.grad = None
+    coset_torch.quantize(x, ste="clipped", clip=1e-12).sum().backward()
+    assert x.grad.sum() < x.numel()  # nearly every entry moved a little
+    x.grad = None
+    coset_torch.quantize(x, ste="clipped", clip=1e6).sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))
+    with pytest.raises(ValueError):
+        coset_torch.quantize(x, ste="bogus")
+
+
+def test_bad_inputs_raise_clear_errors():
+    with pytest.raises(RuntimeError, match=r"input\[2\] is nan"):
+        coset_torch.encode(torch.tensor([0.0, 1.0, float("nan")]))
+    with pytest.raises(RuntimeError, match=r"q \(=2\)"):
+        coset_torch.encode(torch.randn(8), coset_torch.Config(q=2))
+    with pytest.raises(RuntimeError, match="float32 or float64"):
+        coset_torch.encode(torch.arange(8))
+    with pytest.raises(RuntimeError, match="scale"):
+        coset_torch.encode(torch.randn(8), coset_torch.Config(scale="loud"))
+    blob = coset_torch.encode(torch.randn(64))
+    with pytest.raises(RuntimeError, match="checksum|truncated"):
+        coset_torch.decode(blob[:-3])
+    with pytest.raises(RuntimeError, match="uint8"):
+        coset_torch.decode(blob.float())
+
+
+if __name__ == "__main__":
+    xml = os.environ.get("XML_OUTPUT_FILE")
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"] + ([f"--junitxml={xml}"] if xml else [])))

@@ -1,0 +1,105 @@
+// torch.ops.coset: the HNLQ codec as LibTorch operators (CPU). Declared once here with
+// TORCH_LIBRARY; a CUDA file will register the same schemas for the CUDA dispatch key.
+//
+//   coset::encode(Tensor x, str lattice, int q, int M, float beta, float alpha, int block,
+//                 str scale, bool rotate, int seed) -> Tensor     (uint8 blob, core/FORMAT.md)
+//   coset::decode(Tensor blob) -> Tensor                           (float32, the original shape)
+//   coset::quantize(Tensor x, ...same parameters...) -> Tensor     (decode(encode(x)), x's shape)
+//
+// x: float32 or float64, any shape, CPU; only the last dimension is quantized. Errors raise
+// RuntimeError (TORCH_CHECK) with the codec's message. Autograd (straight-through estimators)
+// lives in the Python package, which wraps quantize in a torch.autograd.Function.
+#include <torch/library.h>
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "core/format.h"
+#include "core/tensor_codec.h"
+
+namespace coset {
+namespace {
+
+CodecParams ParamsFromArgs(const std::string& lattice, int64_t q, int64_t levels, double beta, double alpha,
+                           int64_t block, const std::string& scale, bool rotate, int64_t seed) {
+  CodecParams p;
+  p.lattice = lattice;
+  p.q = static_cast<int>(q);
+  p.levels = static_cast<int>(levels);
+  p.beta = static_cast<float>(beta);
+  p.alpha = static_cast<float>(alpha);
+  p.block = static_cast<int>(block);
+  auto mode = ParseScaleMode(scale);
+  TORCH_CHECK(mode.ok(), std::string(mode.status().message()));
+  p.scale = *mode;
+  p.rotate = rotate;
+  p.seed = static_cast<uint64_t>(seed);
+  return p;
+}
+
+TensorCodec CodecFor(const CodecParams& p) {
+  auto codec = TensorCodec::Create(p);
+  TORCH_CHECK(codec.ok(), "coset: ", std::string(codec.status().message()));
+  return std::move(*codec);
+}
+
+CompressedTensor EncodeTensor(const at::Tensor& x, const TensorCodec& codec) {
+  TORCH_CHECK(x.device().is_cpu(), "coset: x must be a CPU tensor (the CUDA kernels are not built yet)");
+  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
+              "coset: x must be float32 or float64, got ", x.scalar_type());
+  const at::Tensor xf = x.to(at::kFloat).contiguous();
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+  auto encoded = codec.Encode(xf.data_ptr<float>(), shape, x.scalar_type() == at::kDouble ? DType::kFloat64 : DType::kFloat32);
+  TORCH_CHECK(encoded.ok(), "coset: ", std::string(encoded.status().message()));
+  return std::move(*encoded);
+}
+
+at::Tensor DecodeToTensor(const CompressedTensor& t) {
+  at::Tensor out = at::empty(t.shape, at::TensorOptions().dtype(at::kFloat));
+  const auto status = DecodeTensor(t, out.data_ptr<float>());
+  TORCH_CHECK(status.ok(), "coset: ", std::string(status.message()));
+  return out;
+}
+
+at::Tensor Encode(const at::Tensor& x, const std::string& lattice, int64_t q, int64_t levels, double beta, double alpha,
+                  int64_t block, const std::string& scale, bool rotate, int64_t seed) {
+  const TensorCodec codec = CodecFor(ParamsFromArgs(lattice, q, levels, beta, alpha, block, scale, rotate, seed));
+  const std::vector<uint8_t> blob = Serialize(EncodeTensor(x, codec));
+  at::Tensor out = at::empty({static_cast<int64_t>(blob.size())}, at::TensorOptions().dtype(at::kByte));
+  std::memcpy(out.data_ptr<uint8_t>(), blob.data(), blob.size());
+  return out;
+}
+
+at::Tensor Decode(const at::Tensor& blob) {
+  TORCH_CHECK(blob.device().is_cpu() && blob.scalar_type() == at::kByte && blob.dim() == 1,
+              "coset: blob must be a 1-D uint8 CPU tensor");
+  const at::Tensor b = blob.contiguous();
+  auto parsed = Parse(b.data_ptr<uint8_t>(), static_cast<size_t>(b.numel()));
+  TORCH_CHECK(parsed.ok(), "coset: ", std::string(parsed.status().message()));
+  return DecodeToTensor(*parsed);
+}
+
+at::Tensor Quantize(const at::Tensor& x, const std::string& lattice, int64_t q, int64_t levels, double beta,
+                    double alpha, int64_t block, const std::string& scale, bool rotate, int64_t seed) {
+  const TensorCodec codec = CodecFor(ParamsFromArgs(lattice, q, levels, beta, alpha, block, scale, rotate, seed));
+  return DecodeToTensor(EncodeTensor(x, codec)).to(x.scalar_type());
+}
+
+}  // namespace
+
+TORCH_LIBRARY(coset, m) {
+  m.def("encode(Tensor x, str lattice, int q, int M, float beta, float alpha, int block, str scale, bool rotate, "
+        "int seed) -> Tensor");
+  m.def("decode(Tensor blob) -> Tensor");
+  m.def("quantize(Tensor x, str lattice, int q, int M, float beta, float alpha, int block, str scale, bool rotate, "
+        "int seed) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(coset, CPU, m) {
+  m.impl("encode", &Encode);
+  m.impl("decode", &Decode);
+  m.impl("quantize", &Quantize);
+}
+
+}  // namespace coset
