@@ -5,6 +5,8 @@
 //                 str scale, bool rotate, int seed) -> Tensor     (uint8 blob, core/FORMAT.md)
 //   coset::decode(Tensor blob) -> Tensor                           (float32, the original shape)
 //   coset::quantize(Tensor x, ...same parameters...) -> Tensor     (decode(encode(x)), x's shape)
+//   coset::lut_linear(Tensor x, Tensor weight_blob) -> Tensor      (x @ decode(W)^T on the codes)
+//   coset::add_codes(Tensor[] blobs) -> Tensor                     (compressed-domain sum, a blob)
 //
 // x: float32 or float64, any shape, CPU; only the last dimension is quantized. Errors raise
 // RuntimeError (TORCH_CHECK) with the codec's message. Autograd (straight-through estimators)
@@ -15,7 +17,9 @@
 #include <string>
 #include <vector>
 
+#include "core/code_arith.h"
 #include "core/format.h"
+#include "core/inner_product.h"
 #include "core/tensor_codec.h"
 
 namespace coset {
@@ -71,14 +75,9 @@ at::Tensor Encode(const at::Tensor& x, const std::string& lattice, int64_t q, in
   return out;
 }
 
-at::Tensor Decode(const at::Tensor& blob) {
-  TORCH_CHECK(blob.device().is_cpu() && blob.scalar_type() == at::kByte && blob.dim() == 1,
-              "coset: blob must be a 1-D uint8 CPU tensor");
-  const at::Tensor b = blob.contiguous();
-  auto parsed = Parse(b.data_ptr<uint8_t>(), static_cast<size_t>(b.numel()));
-  TORCH_CHECK(parsed.ok(), "coset: ", std::string(parsed.status().message()));
-  return DecodeToTensor(*parsed);
-}
+CompressedTensor ParseBlob(const at::Tensor& blob);
+
+at::Tensor Decode(const at::Tensor& blob) { return DecodeToTensor(ParseBlob(blob)); }
 
 at::Tensor Quantize(const at::Tensor& x, const std::string& lattice, int64_t q, int64_t levels, double beta,
                     double alpha, int64_t block, const std::string& scale, bool rotate, int64_t seed) {
@@ -86,9 +85,54 @@ at::Tensor Quantize(const at::Tensor& x, const std::string& lattice, int64_t q, 
   return DecodeToTensor(EncodeTensor(x, codec)).to(x.scalar_type());
 }
 
+CompressedTensor ParseBlob(const at::Tensor& blob) {
+  TORCH_CHECK(blob.device().is_cpu() && blob.scalar_type() == at::kByte && blob.dim() == 1,
+              "coset: blob must be a 1-D uint8 CPU tensor");
+  const at::Tensor b = blob.contiguous();
+  auto parsed = Parse(b.data_ptr<uint8_t>(), static_cast<size_t>(b.numel()));
+  TORCH_CHECK(parsed.ok(), "coset: ", std::string(parsed.status().message()));
+  return std::move(*parsed);
+}
+
+at::Tensor LutLinear(const at::Tensor& x, const at::Tensor& weight_blob) {
+  const CompressedTensor w = ParseBlob(weight_blob);
+  TORCH_CHECK(w.shape.size() == 2, "coset: lut_linear weights must be [out_features, in_features]");
+  TORCH_CHECK(x.device().is_cpu() && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble),
+              "coset: x must be a float32/float64 CPU tensor");
+  TORCH_CHECK(x.dim() >= 1 && x.size(-1) == w.shape[1], "coset: x's last dimension (", x.dim() ? x.size(-1) : 0,
+              ") must equal in_features (", w.shape[1], ")");
+  auto matrix = LutMatrix::Create(w);
+  TORCH_CHECK(matrix.ok(), "coset: ", std::string(matrix.status().message()));
+  const at::Tensor x2 = x.to(at::kFloat).reshape({-1, w.shape[1]}).contiguous();
+  std::vector<int64_t> out_shape(x.sizes().begin(), x.sizes().end());
+  out_shape.back() = w.shape[0];
+  at::Tensor out = at::empty({x2.size(0), w.shape[0]}, at::TensorOptions().dtype(at::kFloat));
+  if (x2.size(0) > 0) {
+    const auto status = matrix->Gemm(x2.data_ptr<float>(), x2.size(0), out.data_ptr<float>());
+    TORCH_CHECK(status.ok(), "coset: ", std::string(status.message()));
+  }
+  return out.reshape(out_shape).to(x.scalar_type());
+}
+
+at::Tensor AddCodesOp(const std::vector<at::Tensor>& blobs) {
+  TORCH_CHECK(!blobs.empty(), "coset: add_codes needs at least one blob");
+  std::vector<CompressedTensor> parsed;
+  for (const at::Tensor& b : blobs) parsed.push_back(ParseBlob(b));
+  std::vector<const CompressedTensor*> ptrs;
+  for (const auto& p : parsed) ptrs.push_back(&p);
+  auto sum = AddCodes(ptrs);
+  TORCH_CHECK(sum.ok(), "coset: ", std::string(sum.status().message()));
+  const std::vector<uint8_t> blob = Serialize(*sum);
+  at::Tensor out = at::empty({static_cast<int64_t>(blob.size())}, at::TensorOptions().dtype(at::kByte));
+  std::memcpy(out.data_ptr<uint8_t>(), blob.data(), blob.size());
+  return out;
+}
+
 }  // namespace
 
 TORCH_LIBRARY(coset, m) {
+  m.def("lut_linear(Tensor x, Tensor weight_blob) -> Tensor");
+  m.def("add_codes(Tensor[] blobs) -> Tensor");
   m.def("encode(Tensor x, str lattice, int q, int M, float beta, float alpha, int block, str scale, bool rotate, "
         "int seed) -> Tensor");
   m.def("decode(Tensor blob) -> Tensor");
@@ -100,6 +144,8 @@ TORCH_LIBRARY_IMPL(coset, CPU, m) {
   m.impl("encode", &Encode);
   m.impl("decode", &Decode);
   m.impl("quantize", &Quantize);
+  m.impl("lut_linear", &LutLinear);
+  m.impl("add_codes", &AddCodesOp);
 }
 
 }  // namespace coset

@@ -84,3 +84,11 @@ def quantize(x: torch.Tensor, config: Config = Config(), ste: str = "ste", clip:
     if ste not in ("ste", "clipped"):
         raise ValueError(f"ste must be 'ste' or 'clipped', got {ste!r}")
     return _Quantize.apply(x, config, ste, clip)
+
+
+def add_codes(blobs):
+    """Compressed-domain sum of blobs that share scales (core/code_arith.h); returns a blob."""
+    return torch.ops.coset.add_codes(list(blobs))
+
+
+from . import nn  # noqa: E402  (QLinear needs the ops above)
