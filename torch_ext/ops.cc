@@ -7,6 +7,8 @@
 //   coset::quantize(Tensor x, ...same parameters...) -> Tensor     (decode(encode(x)), x's shape)
 //   coset::lut_linear(Tensor x, Tensor weight_blob) -> Tensor      (x @ decode(W)^T on the codes)
 //   coset::add_codes(Tensor[] blobs) -> Tensor                     (compressed-domain sum, a blob)
+//   coset::coset_vectors(Tensor blob) -> Tensor                    (int32 [chunks, d], mod q^M view)
+//   coset::from_coset_vectors(Tensor c, Tensor like_blob) -> Tensor (the blob whose chunks are c)
 //
 // x: float32 or float64, any shape, CPU; only the last dimension is quantized. Errors raise
 // RuntimeError (TORCH_CHECK) with the codec's message. Autograd (straight-through estimators)
@@ -128,9 +130,38 @@ at::Tensor AddCodesOp(const std::vector<at::Tensor>& blobs) {
   return out;
 }
 
+at::Tensor BlobTensor(const CompressedTensor& t) {
+  const std::vector<uint8_t> blob = Serialize(t);
+  at::Tensor out = at::empty({static_cast<int64_t>(blob.size())}, at::TensorOptions().dtype(at::kByte));
+  std::memcpy(out.data_ptr<uint8_t>(), blob.data(), blob.size());
+  return out;
+}
+
+at::Tensor CosetVectors(const at::Tensor& blob) {
+  const CompressedTensor t = ParseBlob(blob);
+  auto c = ToCosetVectors(t);
+  TORCH_CHECK(c.ok(), "coset: ", std::string(c.status().message()));
+  at::Tensor out = at::empty({t.layout.rows * t.layout.chunks_per_row, t.layout.dim}, at::TensorOptions().dtype(at::kInt));
+  std::memcpy(out.data_ptr<int32_t>(), c->data(), c->size() * sizeof(int32_t));
+  return out;
+}
+
+at::Tensor FromCosetVectorsOp(const at::Tensor& c, const at::Tensor& like_blob) {
+  CompressedTensor t = ParseBlob(like_blob);
+  TORCH_CHECK(c.scalar_type() == at::kInt && c.device().is_cpu(), "coset: c must be an int32 CPU tensor");
+  TORCH_CHECK(c.numel() == t.layout.rows * t.layout.chunks_per_row * t.layout.dim,
+              "coset: c has ", c.numel(), " values; the blob has ", t.layout.rows * t.layout.chunks_per_row * t.layout.dim);
+  const at::Tensor cc = c.contiguous();
+  const auto status = FromCosetVectors(cc.data_ptr<int32_t>(), &t);
+  TORCH_CHECK(status.ok(), "coset: ", std::string(status.message()));
+  return BlobTensor(t);
+}
+
 }  // namespace
 
 TORCH_LIBRARY(coset, m) {
+  m.def("coset_vectors(Tensor blob) -> Tensor");
+  m.def("from_coset_vectors(Tensor c, Tensor like_blob) -> Tensor");
   m.def("lut_linear(Tensor x, Tensor weight_blob) -> Tensor");
   m.def("add_codes(Tensor[] blobs) -> Tensor");
   m.def("encode(Tensor x, str lattice, int q, int M, float beta, float alpha, int block, str scale, bool rotate, "
@@ -146,6 +177,8 @@ TORCH_LIBRARY_IMPL(coset, CPU, m) {
   m.impl("quantize", &Quantize);
   m.impl("lut_linear", &LutLinear);
   m.impl("add_codes", &AddCodesOp);
+  m.impl("coset_vectors", &CosetVectors);
+  m.impl("from_coset_vectors", &FromCosetVectorsOp);
 }
 
 }  // namespace coset

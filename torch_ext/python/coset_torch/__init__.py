@@ -91,4 +91,4 @@ def add_codes(blobs):
     return torch.ops.coset.add_codes(list(blobs))
 
 
-from . import nn  # noqa: E402  (QLinear needs the ops above)
+from . import ddp, nn  # noqa: E402  (they need the ops above)

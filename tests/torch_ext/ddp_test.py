@@ -1,0 +1,111 @@
+"""Multi-process DDP with gloo on 127.0.0.1: every hook mode keeps all ranks' parameters identical
+after every step, and allreduce_codes equals the exact sum of the ranks' quantized gradients."""
+import os
+import socket
+import sys
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import coset_torch
+from coset_torch import ddp
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def train_worker(rank, world, port, mode, result_queue):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.manual_seed(0)  # same initial model on every rank
+    model = torch.nn.Sequential(torch.nn.Linear(40, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.ReLU(),
+                                torch.nn.Linear(64, 10))
+    ddp_model = torch.nn.parallel.DistributedDataParallel(model, bucket_cap_mb=0.01)  # several buckets
+    state = ddp.register(ddp_model, mode=mode)
+    opt = torch.optim.SGD(ddp_model.parameters(), lr=0.1)
+    torch.manual_seed(100 + rank)  # different data per rank
+    identical = True
+    for step in range(4):
+        x, y = torch.randn(32, 40), torch.randint(0, 10, (32,))
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(ddp_model(x), y).backward()
+        opt.step()
+        flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+        gathered = [torch.zeros_like(flat) for _ in range(world)]
+        dist.all_gather(gathered, flat)
+        identical &= all(torch.equal(g, gathered[0]) for g in gathered)
+    result_queue.put((rank, identical, state.stats()))
+    dist.destroy_process_group()
+
+
+def codes_worker(rank, world, port, result_queue):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.manual_seed(7 + rank)
+    grad = torch.randn(5000) * (1 + rank)
+    state = ddp.State(mode="allreduce_codes", error_feedback=False)
+    average = ddp.allreduce_codes(state, grad.clone()).wait()
+    # The exact sum of every rank's quantized gradient, at the shared step the hook agreed on.
+    absmax = grad.abs().max().reshape(1).clone()
+    dist.all_reduce(absmax, op=dist.ReduceOp.MAX)
+    qm = state.config.q ** state.config.M
+    beta = float(absmax.item()) * state.headroom * 2.5 / qm
+    mine = coset_torch.decode(torch.ops.coset.encode(grad, "D4", 4, 2, beta, 1 / 3, 0, "none", False, 24301))
+    every = [torch.zeros_like(mine) for _ in range(world)]
+    dist.all_gather(every, mine)
+    exact = torch.stack(every).sum(0)
+    got = average * world
+    # Exact in the lattice: the decoded sum is step * (sum of integer points), rounded once; the
+    # reference adds W rounded decodes. A chunk that overloaded would be off by ~q^M steps.
+    tolerance = 1e-3 * beta
+    chunk_equal = ((got - exact).abs().view(-1, 4) <= tolerance).all(1)
+    result_queue.put((rank, float(chunk_equal.float().mean()), float((got - exact).abs().max() / beta)))
+    dist.destroy_process_group()
+
+
+def run(target, world, *args):
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    port = free_port()
+    procs = [ctx.Process(target=target, args=(rank, world, port, *args, queue)) for rank in range(world)]
+    for p in procs:
+        p.start()
+    results = []
+    try:
+        for _ in procs:
+            results.append(queue.get(timeout=90))
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():  # a peer died: do not leave the others blocked in a collective
+                p.kill()
+    assert all(p.exitcode == 0 for p in procs), [p.exitcode for p in procs]
+    return sorted(results)
+
+
+@pytest.mark.parametrize("world", [2, 4])
+@pytest.mark.parametrize("mode", ["reference", "allgather", "allreduce_codes"])
+def test_all_ranks_hold_identical_parameters(mode, world):
+    results = run(train_worker, world, mode)
+    assert all(identical for _, identical, _ in results)
+    stats = results[0][2]
+    assert stats["steps"] == 4
+    if mode != "reference":
+        ratio = stats["fp32_bytes_per_rank_per_step"] / stats["grad_bytes_per_rank_per_step"]
+        assert ratio > (3.0 if mode == "allgather" and world == 4 else 4.0), (mode, world, stats)
+
+
+@pytest.mark.parametrize("world", [2, 4])
+def test_allreduce_codes_is_the_exact_sum_of_quantized_gradients(world):
+    for rank, fraction_exact, max_error in run(codes_worker, world):
+        assert fraction_exact > 0.99, (rank, fraction_exact, max_error)
+
+
+if __name__ == "__main__":
+    xml = os.environ.get("XML_OUTPUT_FILE")
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"] + ([f"--junitxml={xml}"] if xml else [])))

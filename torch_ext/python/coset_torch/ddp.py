@@ -1,0 +1,181 @@
+"""coset_torch.ddp: a DistributedDataParallel communication hook that compresses gradient buckets.
+
+    state = coset_torch.ddp.register(ddp_model, mode="allgather")   # or "reference", "allreduce_codes"
+    ...train...
+    print(state.stats())
+
+Modes (see README "DDP hook"):
+  reference        quantize-dequantize, then the fp32 all-reduce (no bandwidth saving; a baseline)
+  allgather        all-gather the compressed buckets; every rank decodes all of them and averages
+  allreduce_codes  the compressed-domain all-reduce: ranks agree on one step size per bucket (a small
+                   max all-reduce), encode without per-chunk ramp (T = 0, shared scales), map the codes
+                   to their integer coset vectors mod q^M, pack each coordinate into a field of
+                   M log2 q + ceil(log2 W) bits of int32 words (so the integer sum never carries across
+                   fields), all-reduce(SUM), unpack mod q^M and decode once.
+Error feedback (each rank adds its previous quantization residual) is on by default; the first
+`warmup_steps` steps use the plain fp32 all-reduce. Collectives are issued from the hook body in
+a fixed order; callbacks only decode (on gloo, starting a collective in a callback can hang).
+"""
+import math
+import time
+
+import torch
+import torch.distributed as dist
+
+from . import Config, decode, encode
+
+
+class State:
+    def __init__(self, process_group=None, config=None, mode="allgather", error_feedback=True, warmup_steps=0,
+                 headroom=None):
+        if mode not in ("reference", "allgather", "allreduce_codes"):
+            raise ValueError(f"mode must be reference, allgather or allreduce_codes, got {mode!r}")
+        self.process_group = process_group
+        self.world = dist.get_world_size(process_group)
+        self.mode = mode
+        if config is None:
+            # allreduce_codes needs shared scales: one step per bucket, no per-chunk ramp.
+            config = Config(scale="none", beta=1.0) if mode == "allreduce_codes" else Config()
+        self.config = config
+        self.error_feedback = error_feedback
+        self.warmup_steps = warmup_steps
+        # allreduce_codes: the per-rank range is shrunk so that the sum of W ranks stays decodable.
+        self.headroom = headroom if headroom is not None else math.sqrt(self.world)
+        self.residuals = {}
+        self.iteration = 0
+        self._stats = {"steps": 0, "grad_bytes": 0, "fp32_bytes": 0, "compress_seconds": 0.0}
+
+    def stats(self):
+        """Per-rank averages per step: bytes this rank put on the wire for gradients (ring
+        collectives), the fp32 ring all-reduce's bytes they replaced, and compression time."""
+        s = dict(self._stats)
+        steps = max(1, s["steps"])
+        return {
+            "grad_bytes_per_rank_per_step": s["grad_bytes"] / steps,
+            "fp32_bytes_per_rank_per_step": s["fp32_bytes"] / steps,
+            "compress_seconds": s["compress_seconds"],
+            "steps": s["steps"],
+        }
+
+    def _residual_key(self, bucket):
+        # Keyed by the bucket's parameters, not its index: DDP rebuilds buckets after iteration 0.
+        return tuple(id(p) for p in bucket.parameters())
+
+
+def _ring_allreduce_bytes(numel, world):
+    return 2 * (world - 1) / world * numel * 4
+
+
+def hook(state: State, bucket):
+    buffer = bucket.buffer()
+    world, group = state.world, state.process_group
+    fp32_bytes = _ring_allreduce_bytes(buffer.numel(), world)
+    if bucket.is_last():
+        state.iteration += 1
+    if state.iteration <= state.warmup_steps:
+        state._stats["grad_bytes"] += fp32_bytes
+        state._stats["fp32_bytes"] += fp32_bytes
+        if bucket.is_last():
+            state._stats["steps"] += 1
+        return dist.all_reduce(buffer.div_(world), group=group, async_op=True).get_future().then(
+            lambda fut: fut.value()[0])
+
+    start = time.perf_counter()
+    key = state._residual_key(bucket)
+    grad = buffer
+    if state.error_feedback and key in state.residuals and state.residuals[key].numel() == buffer.numel():
+        grad = buffer + state.residuals[key]
+
+    if state.mode == "allreduce_codes":
+        result = _allreduce_codes(state, grad, key, start)
+    else:
+        blob = encode(grad, state.config)
+        local = decode(blob)
+        if state.error_feedback:
+            state.residuals[key] = grad - local
+        state._stats["compress_seconds"] += time.perf_counter() - start
+        if state.mode == "reference":
+            buffer.copy_(local).div_(world)
+            state._stats["grad_bytes"] += fp32_bytes
+            fut = dist.all_reduce(buffer, group=group, async_op=True).get_future()
+            result = fut.then(lambda f: f.value()[0])
+        else:
+            # Blobs differ in length: agree on the longest (a small blocking collective), pad, gather.
+            size = torch.tensor([blob.numel()], dtype=torch.int64)
+            sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(world)]
+            dist.all_gather(sizes, size, group=group)
+            longest = int(max(s.item() for s in sizes))
+            padded = torch.zeros(longest, dtype=torch.uint8)
+            padded[: blob.numel()] = blob
+            gathered = [torch.zeros(longest, dtype=torch.uint8) for _ in range(world)]
+            fut = dist.all_gather(gathered, padded, group=group, async_op=True).get_future()
+            state._stats["grad_bytes"] += (world - 1) * longest  # ring all-gather: W-1 blocks sent
+
+            def finish(f, sizes=sizes, buffer=buffer):
+                blocks = f.value()  # the gathered tensors, one per rank
+                total = torch.zeros_like(buffer)
+                for block, n in zip(blocks, sizes):
+                    total += decode(block[: int(n.item())])
+                return total.div_(world)
+
+            result = fut.then(finish)
+    state._stats["fp32_bytes"] += fp32_bytes
+    if bucket.is_last():
+        state._stats["steps"] += 1
+    return result
+
+
+def _field_bits(state):
+    return int(round(state.config.M * math.log2(state.config.q))) + max(1, math.ceil(math.log2(state.world)))
+
+
+def allreduce_codes(state, grad):
+    """The compressed-domain all-reduce of one flat gradient (the allreduce_codes mode, without
+    error feedback): returns a future holding the average of the ranks' quantized gradients."""
+    return _allreduce_codes(state, grad, None, time.perf_counter())
+
+
+def _allreduce_codes(state, grad, key, start):
+    world, group, config = state.world, state.process_group, state.config
+    # Shared step: the largest |g| over ranks (a one-element max all-reduce), with headroom so the sum
+    # of W ranks' codes is still decodable. beta is then relative to that global scale.
+    absmax = grad.abs().max().reshape(1).clone()
+    dist.all_reduce(absmax, op=dist.ReduceOp.MAX, group=group)
+    qm = config.q ** config.M
+    scale = float(absmax.item()) or 1.0
+    beta = scale * state.headroom * 2.5 / qm
+    shared = Config(lattice=config.lattice, q=config.q, M=config.M, beta=beta, alpha=config.alpha, block=config.block,
+                    scale="none", rotate=False, seed=config.seed)
+    blob = torch.ops.coset.encode(grad, shared.lattice, shared.q, shared.M, shared.beta, shared.alpha, shared.block,
+                                  shared.scale, shared.rotate, shared.seed)
+    if state.error_feedback and key is not None:
+        state.residuals[key] = grad - decode(blob)
+    c = torch.ops.coset.coset_vectors(blob).flatten().to(torch.int64)
+    # Pack floor(31 / bits) fields per int32 word; fields never overflow: each holds < qm * W < 2^bits.
+    bits = _field_bits(state)
+    per_word = 31 // bits
+    n = c.numel()
+    words = (n + per_word - 1) // per_word
+    padded = torch.zeros(words * per_word, dtype=torch.int64)
+    padded[:n] = c
+    fields = padded.view(words, per_word)
+    shifts = (torch.arange(per_word, dtype=torch.int64) * bits)
+    packed = (fields << shifts).sum(dim=1).to(torch.int32)
+    state._stats["compress_seconds"] += time.perf_counter() - start
+    state._stats["grad_bytes"] += _ring_allreduce_bytes(words, world)  # int32 words
+    fut = dist.all_reduce(packed, group=group, async_op=True).get_future()
+
+    def finish(f, blob=blob, n=n):
+        summed = f.value()[0].to(torch.int64)
+        unpacked = ((summed.unsqueeze(1) >> shifts) & ((1 << bits) - 1)).flatten()[:n] % qm
+        total = decode(torch.ops.coset.from_coset_vectors(unpacked.to(torch.int32), blob))
+        return total.div_(world)
+
+    return fut.then(finish)
+
+
+def register(ddp_model, mode="allgather", config=None, error_feedback=True, warmup_steps=0, process_group=None):
+    """Registers the hook on a DistributedDataParallel model and returns its State."""
+    state = State(process_group, config, mode, error_feedback, warmup_steps)
+    ddp_model.register_comm_hook(state, hook)
+    return state
