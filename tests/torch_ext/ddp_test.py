@@ -50,16 +50,15 @@ def codes_worker(rank, world, port, result_queue):
     grad = torch.randn(5000) * (1 + rank)
     state = ddp.State(mode="allreduce_codes", error_feedback=False)
     average = ddp.allreduce_codes(state, grad.clone()).wait()
-    # The exact sum of every rank's quantized gradient, at the shared step the hook agreed on.
-    absmax = grad.abs().max().reshape(1).clone()
-    dist.all_reduce(absmax, op=dist.ReduceOp.MAX)
-    qm = state.config.q ** state.config.M
-    beta = float(absmax.item()) * state.headroom * 2.5 / qm
-    mine = coset_torch.decode(torch.ops.coset.encode(grad, "D4", 4, 2, beta, 1 / 3, 0, "none", False, 24301))
+    # The exact sum of every rank's quantized gradient, at the shared block scales and step.
+    per_entry = ddp.shared_block_scales(grad, None).repeat_interleave(256)[:grad.numel()]
+    beta = ddp.shared_beta(state)
+    mine = coset_torch.decode(torch.ops.coset.encode(grad / per_entry, "D4", 4, 2, beta, 1 / 3, 0, "none", False,
+                                                     24301))
     every = [torch.zeros_like(mine) for _ in range(world)]
     dist.all_gather(every, mine)
     exact = torch.stack(every).sum(0)
-    got = average * world
+    got = average * world / per_entry
     # Exact in the lattice: the decoded sum is step * (sum of integer points), rounded once; the
     # reference adds W rounded decodes. A chunk that overloaded would be off by ~q^M steps.
     tolerance = 1e-3 * beta

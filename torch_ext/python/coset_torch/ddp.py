@@ -7,8 +7,9 @@
 Modes (see README "DDP hook"):
   reference        quantize-dequantize, then the fp32 all-reduce (no bandwidth saving; a baseline)
   allgather        all-gather the compressed buckets; every rank decodes all of them and averages
-  allreduce_codes  the compressed-domain all-reduce: ranks agree on one step size per bucket (a small
-                   max all-reduce), encode without per-chunk ramp (T = 0, shared scales), map the codes
+  allreduce_codes  the compressed-domain all-reduce: ranks agree on per-block scales (a small max
+                   all-reduce of block absmax values), encode without per-chunk ramp (T = 0, shared
+                   scales and step), map the codes
                    to their integer coset vectors mod q^M, pack each coordinate into a field of
                    M log2 q + ceil(log2 W) bits of int32 words (so the integer sum never carries across
                    fields), all-reduce(SUM), unpack mod q^M and decode once.
@@ -40,7 +41,8 @@ class State:
         self.error_feedback = error_feedback
         self.warmup_steps = warmup_steps
         # allreduce_codes: the per-rank range is shrunk so that the sum of W ranks stays decodable.
-        self.headroom = headroom if headroom is not None else math.sqrt(self.world)
+        # Data-parallel gradients are strongly correlated, so their sum grows like W (not sqrt(W)).
+        self.headroom = headroom if headroom is not None else float(self.world)
         self.residuals = {}
         self.iteration = 0
         self._stats = {"steps": 0, "grad_bytes": 0, "fp32_bytes": 0, "compress_seconds": 0.0}
@@ -135,41 +137,57 @@ def allreduce_codes(state, grad):
     return _allreduce_codes(state, grad, None, time.perf_counter())
 
 
+_BLOCK = 256
+
+
+def shared_block_scales(grad, group):
+    """Per-block absmax of `grad` (blocks of 256), max-reduced over the ranks: the shared scales."""
+    n = grad.numel()
+    padded = torch.zeros((n + _BLOCK - 1) // _BLOCK * _BLOCK, dtype=torch.float32)
+    padded[:n] = grad
+    scales = padded.view(-1, _BLOCK).abs().amax(dim=1)
+    dist.all_reduce(scales, op=dist.ReduceOp.MAX, group=group)
+    return scales.clamp_min(1e-30)
+
+
+def shared_beta(state):
+    """The step relative to the shared block scale. Headroom: the sum of W ranks' chunks (entries
+    up to 1 after scaling) must stay inside the code region, radius ~ q^M beta / sqrt(2) for D4."""
+    qm = state.config.q ** state.config.M
+    return state.headroom * 2.0 / qm
+
+
 def _allreduce_codes(state, grad, key, start):
     world, group, config = state.world, state.process_group, state.config
-    # Shared step: the largest |g| over ranks (a one-element max all-reduce), with headroom so the sum
-    # of W ranks' codes is still decodable. beta is then relative to that global scale.
-    absmax = grad.abs().max().reshape(1).clone()
-    dist.all_reduce(absmax, op=dist.ReduceOp.MAX, group=group)
-    qm = config.q ** config.M
-    scale = float(absmax.item()) or 1.0
-    beta = scale * state.headroom * 2.5 / qm
-    shared = Config(lattice=config.lattice, q=config.q, M=config.M, beta=beta, alpha=config.alpha, block=config.block,
-                    scale="none", rotate=False, seed=config.seed)
-    blob = torch.ops.coset.encode(grad, shared.lattice, shared.q, shared.M, shared.beta, shared.alpha, shared.block,
-                                  shared.scale, shared.rotate, shared.seed)
+    n = grad.numel()
+    scales = shared_block_scales(grad, group)
+    per_entry = scales.repeat_interleave(_BLOCK)[:n]
+    normalized = grad / per_entry
+    beta = shared_beta(state)
+    blob = torch.ops.coset.encode(normalized, config.lattice, config.q, config.M, beta, config.alpha, 0, "none", False,
+                                  config.seed)
     if state.error_feedback and key is not None:
-        state.residuals[key] = grad - decode(blob)
+        state.residuals[key] = grad - decode(blob) * per_entry
     c = torch.ops.coset.coset_vectors(blob).flatten().to(torch.int64)
     # Pack floor(31 / bits) fields per int32 word; fields never overflow: each holds < qm * W < 2^bits.
+    qm = config.q ** config.M
     bits = _field_bits(state)
     per_word = 31 // bits
-    n = c.numel()
-    words = (n + per_word - 1) // per_word
+    count = c.numel()
+    words = (count + per_word - 1) // per_word
     padded = torch.zeros(words * per_word, dtype=torch.int64)
-    padded[:n] = c
-    fields = padded.view(words, per_word)
-    shifts = (torch.arange(per_word, dtype=torch.int64) * bits)
-    packed = (fields << shifts).sum(dim=1).to(torch.int32)
+    padded[:count] = c
+    shifts = torch.arange(per_word, dtype=torch.int64) * bits
+    packed = (padded.view(words, per_word) << shifts).sum(dim=1).to(torch.int32)
     state._stats["compress_seconds"] += time.perf_counter() - start
-    state._stats["grad_bytes"] += _ring_allreduce_bytes(words, world)  # int32 words
+    state._stats["grad_bytes"] += _ring_allreduce_bytes(words, world) + _ring_allreduce_bytes(scales.numel(), world)
     fut = dist.all_reduce(packed, group=group, async_op=True).get_future()
 
-    def finish(f, blob=blob, n=n):
+    def finish(f, blob=blob, count=count, per_entry=per_entry):
         summed = f.value()[0].to(torch.int64)
-        unpacked = ((summed.unsqueeze(1) >> shifts) & ((1 << bits) - 1)).flatten()[:n] % qm
+        unpacked = ((summed.unsqueeze(1) >> shifts) & ((1 << bits) - 1)).flatten()[:count] % qm
         total = decode(torch.ops.coset.from_coset_vectors(unpacked.to(torch.int32), blob))
-        return total.div_(world)
+        return (total * per_entry).div_(world)
 
     return fut.then(finish)
 

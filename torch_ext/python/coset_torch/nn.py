@@ -49,6 +49,8 @@ class QLinear(nn.Module):
 
     def forward(self, x):
         if self.inference_only:
+            if self.quantize_activations:
+                x = quantize(x, self.config, self.ste)
             y = torch.ops.coset.lut_linear(x, self.weight_codes)
             return y + self.bias if self.bias is not None else y
         if self.quantize_activations:

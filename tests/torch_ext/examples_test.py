@@ -1,0 +1,44 @@
+"""Smoke runs of the Fashion-MNIST examples on a slice of the real data (the full runs are
+measurements, reported in the README; they are not part of the test suite)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+SRC = os.path.join(os.environ.get("TEST_SRCDIR", ""), "coset", "torch_ext", "examples")
+
+
+def run_example(name, *args):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([SRC] + sys.path)
+    out = subprocess.run([sys.executable, os.path.join(SRC, name), *args, "--json"], capture_output=True, text=True,
+                         timeout=600, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_qat_example_runs_and_learns():
+    result = run_example("qat_fashion_mnist.py", "--epochs", "1", "--limit", "3000")
+    variants = {r["variant"]: r for r in result["results"]}
+    assert set(variants) == {"fp32", "weights", "weights+activations"}
+    assert variants["fp32"]["test_accuracy"] > 0.6
+    assert variants["weights"]["test_accuracy"] > 0.6
+    assert abs(variants["weights"]["test_accuracy_on_codes"] - variants["weights"]["test_accuracy"]) < 0.02
+
+
+@pytest.mark.parametrize("hook", [["none"], ["coset", "--mode", "allreduce_codes"]])
+def test_ddp_example_runs_with_two_ranks(hook):
+    result = run_example("ddp_fashion_mnist.py", "--world-size", "2", "--hook", *hook, "--epochs", "1", "--limit", "4000")
+    for key in ("test_accuracy", "final_loss", "grad_bytes_per_rank_per_step", "fp32_bytes_per_rank_per_step",
+                "compress_seconds", "wall_seconds"):
+        assert key in result
+    assert result["test_accuracy"] > 0.5
+    if hook[0] == "coset":
+        assert result["grad_bytes_per_rank_per_step"] * 3 < result["fp32_bytes_per_rank_per_step"]
+
+
+if __name__ == "__main__":
+    xml = os.environ.get("XML_OUTPUT_FILE")
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"] + ([f"--junitxml={xml}"] if xml else [])))
