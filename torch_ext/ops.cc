@@ -9,6 +9,8 @@
 //   coset::add_codes(Tensor[] blobs) -> Tensor                     (compressed-domain sum, a blob)
 //   coset::coset_vectors(Tensor blob) -> Tensor                    (int32 [chunks, d], mod q^M view)
 //   coset::from_coset_vectors(Tensor c, Tensor like_blob) -> Tensor (the blob whose chunks are c)
+//   coset::daemon_encode(Tensor x, str address, ...codec parameters...) -> Tensor
+//                                                                   (encode through cosetd: same blob)
 //
 // x: float32 or float64, any shape, CPU; only the last dimension is quantized. Errors raise
 // RuntimeError (TORCH_CHECK) with the codec's message. Autograd (straight-through estimators)
@@ -16,9 +18,14 @@
 #include <torch/library.h>
 #include <torch/torch.h>
 
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "client/coset_client.h"
 #include "core/code_arith.h"
 #include "core/format.h"
 #include "core/inner_product.h"
@@ -157,9 +164,44 @@ at::Tensor FromCosetVectorsOp(const at::Tensor& c, const at::Tensor& like_blob) 
   return BlobTensor(t);
 }
 
+// One client per daemon address, kept for the process: short timeouts and no retries, because the
+// caller (the DDP hook) falls back to the embedded codec instead of waiting.
+Client& ClientFor(const std::string& address) {
+  static std::mutex mu;
+  static std::map<std::string, std::unique_ptr<Client>> clients;
+  std::lock_guard<std::mutex> lock(mu);
+  auto& client = clients[address];
+  if (client == nullptr) {
+    Client::Options o;
+    o.address = address;
+    o.timeout = std::chrono::milliseconds(2000);
+    o.max_attempts = 1;
+    auto created = Client::Connect(o);
+    TORCH_CHECK(created.ok(), "coset: ", std::string(created.status().message()));
+    client = std::move(*created);
+  }
+  return *client;
+}
+
+at::Tensor DaemonEncode(const at::Tensor& x, const std::string& address, const std::string& lattice, int64_t q,
+                        int64_t levels, double beta, double alpha, int64_t block, const std::string& scale, bool rotate,
+                        int64_t seed) {
+  const CodecParams params = ParamsFromArgs(lattice, q, levels, beta, alpha, block, scale, rotate, seed);
+  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == at::kFloat, "coset: daemon_encode takes a float32 CPU tensor");
+  const at::Tensor xc = x.contiguous();
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+  auto blob = ClientFor(address).Encode(xc.data_ptr<float>(), shape, params);
+  TORCH_CHECK(blob.ok(), "coset: daemon ", address, ": ", std::string(blob.status().message()));
+  at::Tensor out = at::empty({static_cast<int64_t>(blob->size())}, at::TensorOptions().dtype(at::kByte));
+  std::memcpy(out.data_ptr<uint8_t>(), blob->data(), blob->size());
+  return out;
+}
+
 }  // namespace
 
 TORCH_LIBRARY(coset, m) {
+  m.def("daemon_encode(Tensor x, str address, str lattice, int q, int M, float beta, float alpha, int block, "
+        "str scale, bool rotate, int seed) -> Tensor");
   m.def("coset_vectors(Tensor blob) -> Tensor");
   m.def("from_coset_vectors(Tensor c, Tensor like_blob) -> Tensor");
   m.def("lut_linear(Tensor x, Tensor weight_blob) -> Tensor");
@@ -179,6 +221,7 @@ TORCH_LIBRARY_IMPL(coset, CPU, m) {
   m.impl("add_codes", &AddCodesOp);
   m.impl("coset_vectors", &CosetVectors);
   m.impl("from_coset_vectors", &FromCosetVectorsOp);
+  m.impl("daemon_encode", &DaemonEncode);
 }
 
 }  // namespace coset

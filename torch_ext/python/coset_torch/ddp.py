@@ -17,6 +17,7 @@ Error feedback (each rank adds its previous quantization residual) is on by defa
 `warmup_steps` steps use the plain fp32 all-reduce. Collectives are issued from the hook body in
 a fixed order; callbacks only decode (on gloo, starting a collective in a callback can hang).
 """
+import logging
 import math
 import time
 
@@ -26,9 +27,20 @@ import torch.distributed as dist
 from . import Config, decode, encode
 
 
+_log = logging.getLogger("coset_torch.ddp")
+
+
 class State:
     def __init__(self, process_group=None, config=None, mode="allgather", error_feedback=True, warmup_steps=0,
-                 headroom=None):
+                 headroom=None, backend="embedded", daemon_address=None):
+        if backend not in ("embedded", "daemon"):
+            raise ValueError(f"backend must be embedded or daemon, got {backend!r}")
+        if backend == "daemon" and not daemon_address:
+            raise ValueError("backend='daemon' needs daemon_address (e.g. unix:/run/coset/cosetd.sock)")
+        self.backend, self.daemon_address = backend, daemon_address
+        self.daemon_retry_seconds = 10.0
+        self._daemon_retry_at = 0.0
+        self._warned = False
         if mode not in ("reference", "allgather", "allreduce_codes"):
             raise ValueError(f"mode must be reference, allgather or allreduce_codes, got {mode!r}")
         self.process_group = process_group
@@ -45,7 +57,8 @@ class State:
         self.headroom = headroom if headroom is not None else float(self.world)
         self.residuals = {}
         self.iteration = 0
-        self._stats = {"steps": 0, "grad_bytes": 0, "fp32_bytes": 0, "compress_seconds": 0.0}
+        self._stats = {"steps": 0, "grad_bytes": 0, "fp32_bytes": 0, "compress_seconds": 0.0, "daemon_encodes": 0,
+                       "fallbacks": 0}
 
     def stats(self):
         """Per-rank averages per step: bytes this rank put on the wire for gradients (ring
@@ -57,7 +70,28 @@ class State:
             "fp32_bytes_per_rank_per_step": s["fp32_bytes"] / steps,
             "compress_seconds": s["compress_seconds"],
             "steps": s["steps"],
+            "daemon_encodes": s["daemon_encodes"],
+            "fallbacks": s["fallbacks"],
         }
+
+    def encode(self, x, config):
+        """Encodes through cosetd (backend 'daemon') or in-process; both give the same blob. If the
+        daemon is unreachable or fails, falls back to in-process for this call, logs once, counts it."""
+        if self.backend == "daemon":
+            if time.monotonic() >= self._daemon_retry_at:
+                try:
+                    blob = torch.ops.coset.daemon_encode(x.contiguous(), self.daemon_address, *config.args())
+                    self._stats["daemon_encodes"] += 1
+                    return blob
+                except RuntimeError as e:
+                    # Do not wait on a dead daemon for every bucket: try it again in a while.
+                    self._daemon_retry_at = time.monotonic() + self.daemon_retry_seconds
+                    if not self._warned:
+                        _log.warning("cosetd at %s failed (%s); compressing in-process (stats()['fallbacks'])",
+                                     self.daemon_address, e)
+                        self._warned = True
+            self._stats["fallbacks"] += 1
+        return encode(x, config)
 
     def _residual_key(self, bucket):
         # Keyed by the bucket's parameters, not its index: DDP rebuilds buckets after iteration 0.
@@ -91,7 +125,7 @@ def hook(state: State, bucket):
     if state.mode == "allreduce_codes":
         result = _allreduce_codes(state, grad, key, start)
     else:
-        blob = encode(grad, state.config)
+        blob = state.encode(grad, state.config)
         local = decode(blob)
         if state.error_feedback:
             state.residuals[key] = grad - local
@@ -164,8 +198,8 @@ def _allreduce_codes(state, grad, key, start):
     per_entry = scales.repeat_interleave(_BLOCK)[:n]
     normalized = grad / per_entry
     beta = shared_beta(state)
-    blob = torch.ops.coset.encode(normalized, config.lattice, config.q, config.M, beta, config.alpha, 0, "none", False,
-                                  config.seed)
+    blob = state.encode(normalized, Config(lattice=config.lattice, q=config.q, M=config.M, beta=beta, alpha=config.alpha,
+                                           block=0, scale="none", rotate=False, seed=config.seed))
     if state.error_feedback and key is not None:
         state.residuals[key] = grad - decode(blob) * per_entry
     c = torch.ops.coset.coset_vectors(blob).flatten().to(torch.int64)
@@ -192,8 +226,11 @@ def _allreduce_codes(state, grad, key, start):
     return fut.then(finish)
 
 
-def register(ddp_model, mode="allgather", config=None, error_feedback=True, warmup_steps=0, process_group=None):
-    """Registers the hook on a DistributedDataParallel model and returns its State."""
-    state = State(process_group, config, mode, error_feedback, warmup_steps)
+def register(ddp_model, mode="allgather", config=None, error_feedback=True, warmup_steps=0, process_group=None,
+             backend="embedded", daemon_address=None):
+    """Registers the hook on a DistributedDataParallel model and returns its State. backend
+    'daemon' offloads bucket compression to cosetd at daemon_address (falling back in-process)."""
+    state = State(process_group, config, mode, error_feedback, warmup_steps, backend=backend,
+                  daemon_address=daemon_address)
     ddp_model.register_comm_hook(state, hook)
     return state

@@ -1,0 +1,106 @@
+"""The DDP hook's daemon backend: bucket compression through a real cosetd, and a daemon killed
+mid-training makes the ranks fall back to in-process compression without losing a step."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import coset_torch
+from coset_torch import ddp
+
+COSETD = os.path.join(os.environ.get("TEST_SRCDIR", ""), "coset", "server", "cosetd")
+STEPS = 10
+
+
+def start_daemon(directory):
+    ready = os.path.join(directory, "ready")
+    proc = subprocess.Popen([COSETD, "--grpc", f"unix:{directory}/d.sock", "--metrics", "off", "--ready-file", ready],
+                            stderr=subprocess.DEVNULL)
+    for _ in range(400):
+        if os.path.exists(ready):
+            return proc, f"unix:{directory}/d.sock"
+        time.sleep(0.025)
+    proc.kill()
+    raise RuntimeError("cosetd did not start")
+
+
+def worker(rank, world, port, address, mode, progress, results):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(40, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
+    ddp_model = torch.nn.parallel.DistributedDataParallel(model, bucket_cap_mb=0.005)
+    state = ddp.register(ddp_model, mode=mode, backend="daemon", daemon_address=address)
+    opt = torch.optim.SGD(ddp_model.parameters(), lr=0.1)
+    torch.manual_seed(10 + rank)
+    identical = True
+    for step in range(STEPS):
+        x, y = torch.randn(16, 40), torch.randint(0, 10, (16,))
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(ddp_model(x), y).backward()
+        opt.step()
+        flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+        gathered = [torch.zeros_like(flat) for _ in range(world)]
+        dist.all_gather(gathered, flat)
+        identical &= all(torch.equal(g, gathered[0]) for g in gathered)
+        if rank == 0:
+            progress.put(step)
+        time.sleep(0.2)  # leaves the test time to kill the daemon mid-training
+    results.put((rank, identical, state.stats()))
+    dist.destroy_process_group()
+
+
+def test_daemon_encode_is_bit_exact_with_the_embedded_codec():
+    proc, address = start_daemon(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        x = torch.randn(300, 77)
+        config = coset_torch.Config()
+        assert torch.equal(torch.ops.coset.daemon_encode(x, address, *config.args()), coset_torch.encode(x, config))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("mode", ["allgather", "allreduce_codes"])
+def test_a_daemon_killed_mid_training_falls_back_without_losing_a_step(mode):
+    proc, address = start_daemon(tempfile.mkdtemp(dir="/tmp"))
+    ctx = mp.get_context("spawn")
+    progress, results = ctx.Queue(), ctx.Queue()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = [ctx.Process(target=worker, args=(rank, 2, port, address, mode, progress, results)) for rank in range(2)]
+    for p in procs:
+        p.start()
+    try:
+        while progress.get(timeout=120) < 3:
+            pass
+        proc.send_signal(signal.SIGKILL)  # the daemon dies while the ranks keep training
+        proc.wait(timeout=30)
+        out = sorted(results.get(timeout=120) for _ in procs)
+    finally:
+        for p in procs:
+            p.join(timeout=60)
+            if p.is_alive():
+                p.kill()
+        if proc.poll() is None:
+            proc.kill()
+    assert all(p.exitcode == 0 for p in procs)
+    for rank, identical, stats in out:
+        assert identical, rank
+        assert stats["steps"] == STEPS, stats
+        assert stats["daemon_encodes"] > 0, stats  # the first steps went through the daemon
+        assert stats["fallbacks"] > 0, stats  # the later ones fell back
+
+
+if __name__ == "__main__":
+    xml = os.environ.get("XML_OUTPUT_FILE")
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"] + ([f"--junitxml={xml}"] if xml else [])))
