@@ -9,6 +9,7 @@
 //   coset::add_codes(Tensor[] blobs) -> Tensor                     (compressed-domain sum, a blob)
 //   coset::coset_vectors(Tensor blob) -> Tensor                    (int32 [chunks, d], mod q^M view)
 //   coset::from_coset_vectors(Tensor c, Tensor like_blob) -> Tensor (the blob whose chunks are c)
+//   coset::overload_stats(Tensor blob) -> Tensor                   (int64 [chunks, chunks with T > 0])
 //   coset::daemon_encode(Tensor x, str address, ...codec parameters...) -> Tensor
 //                                                                   (encode through cosetd: same blob)
 //
@@ -164,6 +165,13 @@ at::Tensor FromCosetVectorsOp(const at::Tensor& c, const at::Tensor& like_blob) 
   return BlobTensor(t);
 }
 
+at::Tensor OverloadStats(const at::Tensor& blob) {
+  const CompressedTensor t = ParseBlob(blob);
+  const OverloadSummary s = SummarizeOverloads(t);
+  const int64_t chunks = static_cast<int64_t>(t.t.size());
+  return at::tensor({chunks, chunks - (s.histogram.empty() ? 0 : s.histogram[0])}, at::TensorOptions().dtype(at::kLong));
+}
+
 // One client per daemon address, kept for the process: short timeouts and no retries, because the
 // caller (the DDP hook) falls back to the embedded codec instead of waiting.
 Client& ClientFor(const std::string& address) {
@@ -200,6 +208,7 @@ at::Tensor DaemonEncode(const at::Tensor& x, const std::string& address, const s
 }  // namespace
 
 TORCH_LIBRARY(coset, m) {
+  m.def("overload_stats(Tensor blob) -> Tensor");
   m.def("daemon_encode(Tensor x, str address, str lattice, int q, int M, float beta, float alpha, int block, "
         "str scale, bool rotate, int seed) -> Tensor");
   m.def("coset_vectors(Tensor blob) -> Tensor");
@@ -222,6 +231,7 @@ TORCH_LIBRARY_IMPL(coset, CPU, m) {
   m.impl("coset_vectors", &CosetVectors);
   m.impl("from_coset_vectors", &FromCosetVectorsOp);
   m.impl("daemon_encode", &DaemonEncode);
+  m.impl("overload_stats", &OverloadStats);
 }
 
 }  // namespace coset

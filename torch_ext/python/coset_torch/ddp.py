@@ -58,7 +58,7 @@ class State:
         self.residuals = {}
         self.iteration = 0
         self._stats = {"steps": 0, "grad_bytes": 0, "fp32_bytes": 0, "compress_seconds": 0.0, "daemon_encodes": 0,
-                       "fallbacks": 0}
+                       "fallbacks": 0, "chunks": 0, "overloaded_chunks": 0}
 
     def stats(self):
         """Per-rank averages per step: bytes this rank put on the wire for gradients (ring
@@ -72,11 +72,21 @@ class State:
             "steps": s["steps"],
             "daemon_encodes": s["daemon_encodes"],
             "fallbacks": s["fallbacks"],
+            # Chunks whose local encode needed the overload ramp (T > 0). In allreduce_codes such a
+            # chunk is not summed exactly (its step differs across ranks); error feedback absorbs it.
+            "overload_rate": s["overloaded_chunks"] / max(1, s["chunks"]),
         }
 
     def encode(self, x, config):
         """Encodes through cosetd (backend 'daemon') or in-process; both give the same blob. If the
         daemon is unreachable or fails, falls back to in-process for this call, logs once, counts it."""
+        blob = self._encode(x, config)
+        chunks, overloaded = torch.ops.coset.overload_stats(blob).tolist()
+        self._stats["chunks"] += chunks
+        self._stats["overloaded_chunks"] += overloaded
+        return blob
+
+    def _encode(self, x, config):
         if self.backend == "daemon":
             if time.monotonic() >= self._daemon_retry_at:
                 try:
