@@ -10,6 +10,7 @@
 //   coset::coset_vectors(Tensor blob) -> Tensor                    (int32 [chunks, d], mod q^M view)
 //   coset::from_coset_vectors(Tensor c, Tensor like_blob) -> Tensor (the blob whose chunks are c)
 //   coset::overload_stats(Tensor blob) -> Tensor                   (int64 [chunks, chunks with T > 0])
+//   coset::lattice_info(str lattice) -> Tensor                     (float64 [dimension, packing radius])
 //   coset::daemon_encode(Tensor x, str address, ...codec parameters...) -> Tensor
 //                                                                   (encode through cosetd: same blob)
 //
@@ -172,6 +173,13 @@ at::Tensor OverloadStats(const at::Tensor& blob) {
   return at::tensor({chunks, chunks - (s.histogram.empty() ? 0 : s.histogram[0])}, at::TensorOptions().dtype(at::kLong));
 }
 
+at::Tensor LatticeInfo(const std::string& name) {
+  auto lattice = Lattice::Parse(name);
+  TORCH_CHECK(lattice.ok(), "coset: ", std::string(lattice.status().message()));
+  return at::tensor({static_cast<double>(lattice->dim()), lattice->packing_radius()},
+                    at::TensorOptions().dtype(at::kDouble));
+}
+
 // One client per daemon address, kept for the process: short timeouts and no retries, because the
 // caller (the DDP hook) falls back to the embedded codec instead of waiting.
 Client& ClientFor(const std::string& address) {
@@ -209,6 +217,7 @@ at::Tensor DaemonEncode(const at::Tensor& x, const std::string& address, const s
 
 TORCH_LIBRARY(coset, m) {
   m.def("overload_stats(Tensor blob) -> Tensor");
+  m.def("lattice_info(str lattice) -> Tensor");
   m.def("daemon_encode(Tensor x, str address, str lattice, int q, int M, float beta, float alpha, int block, "
         "str scale, bool rotate, int seed) -> Tensor");
   m.def("coset_vectors(Tensor blob) -> Tensor");
@@ -222,6 +231,10 @@ TORCH_LIBRARY(coset, m) {
         "int seed) -> Tensor");
 }
 
+TORCH_LIBRARY_IMPL(coset, CompositeExplicitAutograd, m) {
+  m.impl("lattice_info", &LatticeInfo);  // no tensor inputs: not dispatched by device
+}
+
 TORCH_LIBRARY_IMPL(coset, CPU, m) {
   m.impl("encode", &Encode);
   m.impl("decode", &Decode);
@@ -232,6 +245,7 @@ TORCH_LIBRARY_IMPL(coset, CPU, m) {
   m.impl("from_coset_vectors", &FromCosetVectorsOp);
   m.impl("daemon_encode", &DaemonEncode);
   m.impl("overload_stats", &OverloadStats);
+
 }
 
 }  // namespace coset

@@ -2,7 +2,6 @@
 mid-training makes the ranks fall back to in-process compression without losing a step."""
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,9 +31,9 @@ def start_daemon(directory):
     raise RuntimeError("cosetd did not start")
 
 
-def worker(rank, world, port, address, mode, progress, results):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+def worker(rank, world, rendezvous, address, mode, progress, results):
+    # Rendezvous through a file: no TCP port to race for with other jobs on the machine.
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(40, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
     ddp_model = torch.nn.parallel.DistributedDataParallel(model, bucket_cap_mb=0.005)
@@ -74,10 +73,8 @@ def test_a_daemon_killed_mid_training_falls_back_without_losing_a_step(mode):
     proc, address = start_daemon(tempfile.mkdtemp(dir="/tmp"))
     ctx = mp.get_context("spawn")
     progress, results = ctx.Queue(), ctx.Queue()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    procs = [ctx.Process(target=worker, args=(rank, 2, port, address, mode, progress, results)) for rank in range(2)]
+    rendezvous = os.path.join(tempfile.mkdtemp(), "rendezvous")  # file:// rendezvous path
+    procs = [ctx.Process(target=worker, args=(rank, 2, rendezvous, address, mode, progress, results)) for rank in range(2)]
     for p in procs:
         p.start()
     try:

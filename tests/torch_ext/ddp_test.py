@@ -1,7 +1,7 @@
 """Multi-process DDP with gloo on 127.0.0.1: every hook mode keeps all ranks' parameters identical
 after every step, and allreduce_codes equals the exact sum of the ranks' quantized gradients."""
 import os
-import socket
+import tempfile
 import sys
 
 import pytest
@@ -13,15 +13,14 @@ import coset_torch
 from coset_torch import ddp
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def rendezvous_file():
+    """A path that does not exist yet, for torch.distributed's file:// rendezvous."""
+    return os.path.join(tempfile.mkdtemp(), "rendezvous")
 
 
-def train_worker(rank, world, port, mode, result_queue):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+def train_worker(rank, world, rendezvous, mode, result_queue):
+    # Rendezvous through a file: no TCP port to race for with other jobs on the machine.
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
     torch.manual_seed(0)  # same initial model on every rank
     model = torch.nn.Sequential(torch.nn.Linear(40, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.ReLU(),
                                 torch.nn.Linear(64, 10))
@@ -43,9 +42,9 @@ def train_worker(rank, world, port, mode, result_queue):
     dist.destroy_process_group()
 
 
-def codes_worker(rank, world, port, result_queue):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+def codes_worker(rank, world, rendezvous, result_queue):
+    # Rendezvous through a file: no TCP port to race for with other jobs on the machine.
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
     torch.manual_seed(7 + rank)
     grad = torch.randn(5000) * (1 + rank)
     state = ddp.State(mode="allreduce_codes", error_feedback=False)
@@ -70,8 +69,8 @@ def codes_worker(rank, world, port, result_queue):
 def run(target, world, *args):
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    port = free_port()
-    procs = [ctx.Process(target=target, args=(rank, world, port, *args, queue)) for rank in range(world)]
+    rendezvous = rendezvous_file()
+    procs = [ctx.Process(target=target, args=(rank, world, rendezvous, *args, queue)) for rank in range(world)]
     for p in procs:
         p.start()
     results = []
@@ -94,7 +93,9 @@ def test_all_ranks_hold_identical_parameters(mode, world):
     assert all(identical for _, identical, _ in results)
     stats = results[0][2]
     assert stats["steps"] == 4
-    assert 0.0 <= stats["overload_rate"] < (0.05 if mode == "allreduce_codes" else 0.6), stats
+    assert 0.0 <= stats["overload_rate"] < 0.6, stats
+    if mode == "allreduce_codes":
+        assert stats["overload_rate"] == 0.0, stats  # the shared step never overloads a rank's chunk
     if mode != "reference":
         ratio = stats["fp32_bytes_per_rank_per_step"] / stats["grad_bytes_per_rank_per_step"]
         assert ratio > (3.0 if mode == "allgather" and world == 4 else 4.0), (mode, world, stats)
@@ -103,7 +104,8 @@ def test_all_ranks_hold_identical_parameters(mode, world):
 @pytest.mark.parametrize("world", [2, 4])
 def test_allreduce_codes_is_the_exact_sum_of_quantized_gradients(world):
     for rank, fraction_exact, max_error in run(codes_worker, world):
-        assert fraction_exact > 0.99, (rank, fraction_exact, max_error)
+        # The shared step leaves room for the sum of W ranks: every chunk is exact.
+        assert fraction_exact == 1.0, (rank, fraction_exact, max_error)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ non-gradient collectives). fp32_bytes_per_rank_per_step is the ring all-reduce o
 import argparse
 import json
 import os
-import socket
+import tempfile
 import time
 
 import torch
@@ -32,10 +32,10 @@ def loopback_tx_bytes():
     return 0
 
 
-def worker(rank, args, port, queue):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+def worker(rank, args, rendezvous, queue):
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=args.world_size)
+    # Rendezvous through a file: no TCP port to race for with other jobs on the machine.
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=args.world_size)
     train_x, train_y = fashion_mnist.load("train", args.limit)
     test_x, test_y = fashion_mnist.load("t10k", args.limit)
     torch.manual_seed(args.seed)
@@ -99,12 +99,10 @@ def main():
     p.add_argument("--limit", type=int, default=None, help="use only the first N images (smoke runs)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    rendezvous = os.path.join(tempfile.mkdtemp(), "rendezvous")  # file:// rendezvous path
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=worker, args=(rank, args, port, queue)) for rank in range(args.world_size)]
+    procs = [ctx.Process(target=worker, args=(rank, args, rendezvous, queue)) for rank in range(args.world_size)]
     for proc in procs:
         proc.start()
     result = queue.get(timeout=3600)

@@ -195,10 +195,13 @@ def shared_block_scales(grad, group):
 
 
 def shared_beta(state):
-    """The step relative to the shared block scale. Headroom: the sum of W ranks' chunks (entries
-    up to 1 after scaling) must stay inside the code region, radius ~ q^M beta / sqrt(2) for D4."""
+    """The step relative to the shared block scale, chosen so that no sum can overload: after
+    scaling every entry is at most 1, so a chunk has norm <= sqrt(d) and a sum of W chunks
+    <= W sqrt(d); it stays decodable while that is inside the code region's inscribed ball,
+    radius q^M beta * packing_radius(L). Every chunk of the sum is therefore exact."""
+    dim, packing_radius = torch.ops.coset.lattice_info(state.config.lattice).tolist()
     qm = state.config.q ** state.config.M
-    return state.headroom * 2.0 / qm
+    return state.headroom * math.sqrt(dim) / (qm * packing_radius)
 
 
 def _allreduce_codes(state, grad, key, start):
