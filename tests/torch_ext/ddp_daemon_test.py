@@ -14,6 +14,7 @@ import torch.multiprocessing as mp
 
 import coset_torch
 from coset_torch import ddp
+import ddp_harness
 
 COSETD = os.path.join(os.environ.get("TEST_SRCDIR", ""), "coset", "server", "cosetd")
 STEPS = 10
@@ -32,27 +33,19 @@ def start_daemon(directory):
 
 
 def worker(rank, world, rendezvous, address, mode, progress, results):
-    # Rendezvous through a file: no TCP port to race for with other jobs on the machine.
-    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
+    ddp_harness.init(rank, world, rendezvous)
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(40, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
     ddp_model = torch.nn.parallel.DistributedDataParallel(model, bucket_cap_mb=0.005)
     state = ddp.register(ddp_model, mode=mode, backend="daemon", daemon_address=address)
-    opt = torch.optim.SGD(ddp_model.parameters(), lr=0.1)
     torch.manual_seed(10 + rank)
-    identical = True
-    for step in range(STEPS):
-        x, y = torch.randn(16, 40), torch.randint(0, 10, (16,))
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(ddp_model(x), y).backward()
-        opt.step()
-        flat = torch.cat([p.detach().flatten() for p in model.parameters()])
-        gathered = [torch.zeros_like(flat) for _ in range(world)]
-        dist.all_gather(gathered, flat)
-        identical &= all(torch.equal(g, gathered[0]) for g in gathered)
+
+    def report(step):
         if rank == 0:
             progress.put(step)
         time.sleep(0.2)  # leaves the test time to kill the daemon mid-training
+
+    identical = ddp_harness.train_and_compare(model, ddp_model, rank, world, steps=STEPS, batch=16, on_step=report)
     results.put((rank, identical, state.stats()))
     dist.destroy_process_group()
 
@@ -73,7 +66,7 @@ def test_a_daemon_killed_mid_training_falls_back_without_losing_a_step(mode):
     proc, address = start_daemon(tempfile.mkdtemp(dir="/tmp"))
     ctx = mp.get_context("spawn")
     progress, results = ctx.Queue(), ctx.Queue()
-    rendezvous = os.path.join(tempfile.mkdtemp(), "rendezvous")  # file:// rendezvous path
+    rendezvous = ddp_harness.rendezvous_file()
     procs = [ctx.Process(target=worker, args=(rank, 2, rendezvous, address, mode, progress, results)) for rank in range(2)]
     for p in procs:
         p.start()

@@ -1,50 +1,32 @@
 """Multi-process DDP with gloo on 127.0.0.1: every hook mode keeps all ranks' parameters identical
 after every step, and allreduce_codes equals the exact sum of the ranks' quantized gradients."""
 import os
-import tempfile
 import sys
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 import coset_torch
 from coset_torch import ddp
-
-
-def rendezvous_file():
-    """A path that does not exist yet, for torch.distributed's file:// rendezvous."""
-    return os.path.join(tempfile.mkdtemp(), "rendezvous")
+import ddp_harness
 
 
 def train_worker(rank, world, rendezvous, mode, result_queue):
-    # Rendezvous through a file: no TCP port to race for with other jobs on the machine.
-    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
+    ddp_harness.init(rank, world, rendezvous)
     torch.manual_seed(0)  # same initial model on every rank
     model = torch.nn.Sequential(torch.nn.Linear(40, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.ReLU(),
                                 torch.nn.Linear(64, 10))
     ddp_model = torch.nn.parallel.DistributedDataParallel(model, bucket_cap_mb=0.01)  # several buckets
     state = ddp.register(ddp_model, mode=mode)
-    opt = torch.optim.SGD(ddp_model.parameters(), lr=0.1)
     torch.manual_seed(100 + rank)  # different data per rank
-    identical = True
-    for step in range(4):
-        x, y = torch.randn(32, 40), torch.randint(0, 10, (32,))
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(ddp_model(x), y).backward()
-        opt.step()
-        flat = torch.cat([p.detach().flatten() for p in model.parameters()])
-        gathered = [torch.zeros_like(flat) for _ in range(world)]
-        dist.all_gather(gathered, flat)
-        identical &= all(torch.equal(g, gathered[0]) for g in gathered)
+    identical = ddp_harness.train_and_compare(model, ddp_model, rank, world, steps=4, batch=32)
     result_queue.put((rank, identical, state.stats()))
     dist.destroy_process_group()
 
 
 def codes_worker(rank, world, rendezvous, result_queue):
-    # Rendezvous through a file: no TCP port to race for with other jobs on the machine.
-    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
+    ddp_harness.init(rank, world, rendezvous)
     torch.manual_seed(7 + rank)
     grad = torch.randn(5000) * (1 + rank)
     state = ddp.State(mode="allreduce_codes", error_feedback=False)
@@ -66,30 +48,10 @@ def codes_worker(rank, world, rendezvous, result_queue):
     dist.destroy_process_group()
 
 
-def run(target, world, *args):
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    rendezvous = rendezvous_file()
-    procs = [ctx.Process(target=target, args=(rank, world, rendezvous, *args, queue)) for rank in range(world)]
-    for p in procs:
-        p.start()
-    results = []
-    try:
-        for _ in procs:
-            results.append(queue.get(timeout=90))
-    finally:
-        for p in procs:
-            p.join(timeout=30)
-            if p.is_alive():  # a peer died: do not leave the others blocked in a collective
-                p.kill()
-    assert all(p.exitcode == 0 for p in procs), [p.exitcode for p in procs]
-    return sorted(results)
-
-
 @pytest.mark.parametrize("world", [2, 4])
 @pytest.mark.parametrize("mode", ["reference", "allgather", "allreduce_codes"])
 def test_all_ranks_hold_identical_parameters(mode, world):
-    results = run(train_worker, world, mode)
+    results = ddp_harness.run(train_worker, world, mode)
     assert all(identical for _, identical, _ in results)
     stats = results[0][2]
     assert stats["steps"] == 4
@@ -103,7 +65,7 @@ def test_all_ranks_hold_identical_parameters(mode, world):
 
 @pytest.mark.parametrize("world", [2, 4])
 def test_allreduce_codes_is_the_exact_sum_of_quantized_gradients(world):
-    for rank, fraction_exact, max_error in run(codes_worker, world):
+    for rank, fraction_exact, max_error in ddp_harness.run(codes_worker, world):
         # The shared step leaves room for the sum of W ranks: every chunk is exact.
         assert fraction_exact == 1.0, (rank, fraction_exact, max_error)
 
