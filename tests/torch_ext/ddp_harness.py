@@ -49,10 +49,10 @@ def run(target, world, *args):
     results = []
     try:
         for _ in procs:
-            results.append(queue.get(timeout=120))
+            results.append(queue.get(timeout=60))
     finally:
         for p in procs:
-            p.join(timeout=60)
+            p.join(timeout=10)
             if p.is_alive():  # a peer died: do not leave the others blocked in a collective
                 p.kill()
     assert all(p.exitcode == 0 for p in procs), [p.exitcode for p in procs]

@@ -72,4 +72,6 @@ def test_allreduce_codes_is_the_exact_sum_of_quantized_gradients(world):
 
 if __name__ == "__main__":
     xml = os.environ.get("XML_OUTPUT_FILE")
-    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"] + ([f"--junitxml={xml}"] if xml else [])))
+    # Extra arguments (e.g. -k) select the cases: Bazel runs each mode as its own target.
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"] + sys.argv[1:] +
+                         ([f"--junitxml={xml}"] if xml else [])))
