@@ -47,6 +47,7 @@ def worker(rank, world, rendezvous, address, mode, progress, results):
 
     identical = ddp_harness.train_and_compare(model, ddp_model, rank, world, steps=STEPS, batch=16, on_step=report)
     results.put((rank, identical, state.stats()))
+    del ddp_model  # before the process group: see coset_torch.ddp, "Shutting down"
     dist.destroy_process_group()
 
 

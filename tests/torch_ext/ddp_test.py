@@ -22,6 +22,7 @@ def train_worker(rank, world, rendezvous, mode, result_queue):
     torch.manual_seed(100 + rank)  # different data per rank
     identical = ddp_harness.train_and_compare(model, ddp_model, rank, world, steps=4, batch=32)
     result_queue.put((rank, identical, state.stats()))
+    del ddp_model  # before the process group: see coset_torch.ddp, "Shutting down"
     dist.destroy_process_group()
 
 

@@ -82,6 +82,7 @@ def worker(rank, args, rendezvous, queue):
         result["hook_accounted_bytes_per_rank_per_step"] = state.stats()["grad_bytes_per_rank_per_step"]
     if rank == 0:
         queue.put(result)
+    del ddp_model  # before the process group: see coset_torch.ddp, "Shutting down"
     dist.destroy_process_group()
 
 

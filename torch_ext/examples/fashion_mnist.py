@@ -30,6 +30,19 @@ def mlp():
                                torch.nn.Linear(128, 10))
 
 
+def cnn():
+    """A small CNN; its two Linear layers hold 97% of the parameters (QLinear replaces those; the
+    convolutions stay fp32)."""
+    return torch.nn.Sequential(torch.nn.Unflatten(1, (1, 28, 28)),
+                               torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                               torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                               torch.nn.Flatten(), torch.nn.Linear(32 * 7 * 7, 128), torch.nn.ReLU(),
+                               torch.nn.Linear(128, 10))
+
+
+MODELS = {"mlp": mlp, "cnn": cnn}
+
+
 def accuracy(model, x, y, batch=2000):
     model.eval()
     with torch.no_grad():

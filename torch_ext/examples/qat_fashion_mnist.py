@@ -1,7 +1,8 @@
-"""Quantization-aware training on Fashion-MNIST: an MLP in fp32 vs with QLinear (weights only, and
-weights + activations), same seeds and data order.
+"""Quantization-aware training on Fashion-MNIST: an MLP (or a small CNN) in fp32 vs with QLinear
+(weights only, and weights + activations), same seeds and data order.
 
     bazel run //torch_ext/examples:qat_fashion_mnist -- --epochs 3 --json
+    bazel run //torch_ext/examples:qat_fashion_mnist -- --model cnn --epochs 3 --json
 """
 import argparse
 import json
@@ -16,7 +17,7 @@ import fashion_mnist
 
 def train(variant, args, train_x, train_y, test_x, test_y):
     torch.manual_seed(args.seed)
-    model = fashion_mnist.mlp()
+    model = fashion_mnist.MODELS[args.model]()
     config = coset_torch.Config(lattice=args.lattice, q=args.q, M=args.M)
     if variant == "weights":
         convert(model, config)
@@ -47,6 +48,7 @@ def train(variant, args, train_x, train_y, test_x, test_y):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--model", choices=sorted(fashion_mnist.MODELS), default="mlp")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lattice", default="D4")
@@ -61,7 +63,7 @@ def main():
     test_x, test_y = fashion_mnist.load("t10k", args.limit)
     results = [train(v, args, train_x, train_y, test_x, test_y) for v in ("fp32", "weights", "weights+activations")]
     if args.json:
-        print(json.dumps({"lattice": args.lattice, "q": args.q, "M": args.M, "epochs": args.epochs, "results": results}))
+        print(json.dumps({"model": args.model, "lattice": args.lattice, "q": args.q, "M": args.M, "epochs": args.epochs, "results": results}))
     else:
         for r in results:
             print(f"{r['variant']:20s} test accuracy {r['test_accuracy']:.4f}"
