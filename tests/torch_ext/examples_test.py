@@ -19,8 +19,10 @@ def run_example(name, *args):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_qat_example_runs_and_learns():
-    result = run_example("qat_fashion_mnist.py", "--epochs", "1", "--limit", "3000")
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_qat_example_runs_and_learns(model):
+    result = run_example("qat_fashion_mnist.py", "--model", model, "--epochs", "1", "--limit", "3000")
+    assert result["model"] == model
     variants = {r["variant"]: r for r in result["results"]}
     assert set(variants) == {"fp32", "weights", "weights+activations"}
     assert variants["fp32"]["test_accuracy"] > 0.6

@@ -20,8 +20,9 @@ a fixed order; callbacks only decode (on gloo, starting a collective in a callba
 Shutting down (PyTorch releases before pytorch/pytorch#154976, 1.13 included): delete the DDP model
 before `dist.destroy_process_group()`. The other order leaves DDP's reducer holding the last
 reference to the gloo process group, whose destructor then joins gloo's worker threads with the GIL
-held; a worker that still needs the GIL (to free a tensor Python touched, or run a future callback)
-deadlocks the process at exit. Released from Python, the group's destructor drops the GIL first.
+held; a worker that still needs the GIL (to free a tensor Python touched, such as the last
+collective's) deadlocks the process at exit. Released from Python, the group's destructor drops
+the GIL first. This holds for any DDP job on gloo, with or without this hook.
 """
 import logging
 import math
@@ -62,10 +63,6 @@ class State:
         # Data-parallel gradients are strongly correlated, so their sum grows like W (not sqrt(W)).
         self.headroom = headroom if headroom is not None else float(self.world)
         self.residuals = {}
-        # Tensors this rank handed to collectives, per bucket, kept until the bucket's next step.
-        # Freed from Python, they are released on this thread; left to gloo's worker thread, each
-        # would need the GIL there (see "Shutting down" above).
-        self._in_flight = {}
         self.iteration = 0
         self._stats = {"steps": 0, "grad_bytes": 0, "fp32_bytes": 0, "compress_seconds": 0.0, "daemon_encodes": 0,
                        "fallbacks": 0, "chunks": 0, "overloaded_chunks": 0}
@@ -164,7 +161,6 @@ def hook(state: State, bucket):
             padded = torch.zeros(longest, dtype=torch.uint8)
             padded[: blob.numel()] = blob
             gathered = [torch.zeros(longest, dtype=torch.uint8) for _ in range(world)]
-            state._in_flight[key] = (size, sizes, padded, gathered)
             fut = dist.all_gather(gathered, padded, group=group, async_op=True).get_future()
             state._stats["grad_bytes"] += (world - 1) * longest  # ring all-gather: W-1 blocks sent
 
@@ -239,7 +235,6 @@ def _allreduce_codes(state, grad, key, start):
     packed = (padded.view(words, per_word) << shifts).sum(dim=1).to(torch.int32)
     state._stats["compress_seconds"] += time.perf_counter() - start
     state._stats["grad_bytes"] += _ring_allreduce_bytes(words, world) + _ring_allreduce_bytes(scales.numel(), world)
-    state._in_flight[key] = (scales, packed)
     fut = dist.all_reduce(packed, group=group, async_op=True).get_future()
 
     def finish(f, blob=blob, count=count, per_entry=per_entry):
