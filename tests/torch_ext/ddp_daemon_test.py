@@ -34,9 +34,8 @@ def start_daemon(directory):
 
 def worker(rank, world, rendezvous, address, mode, progress, results):
     ddp_harness.init(rank, world, rendezvous)
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(40, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
-    ddp_model = torch.nn.parallel.DistributedDataParallel(model, bucket_cap_mb=0.005)
+    model = ddp_harness.multi_bucket_model()
+    ddp_model = torch.nn.parallel.DistributedDataParallel(model, bucket_cap_mb=ddp_harness.BUCKET_CAP_MB)
     state = ddp.register(ddp_model, mode=mode, backend="daemon", daemon_address=address)
     torch.manual_seed(10 + rank)
 

@@ -18,6 +18,18 @@ def init(rank, world, rendezvous):
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
 
 
+def multi_bucket_model():
+    """A model whose gradients DDP splits into three buckets from the second step on (with
+    bucket_cap_mb=0.01): DDP caps its first bucket at 1 MB whatever bucket_cap_mb says, so a small
+    model would travel as one bucket. Built from the same seed on every rank."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(40, 64), torch.nn.ReLU(), torch.nn.Linear(64, 512), torch.nn.ReLU(),
+                               torch.nn.Linear(512, 512), torch.nn.ReLU(), torch.nn.Linear(512, 10))
+
+
+BUCKET_CAP_MB = 0.01
+
+
 def train_and_compare(model, ddp_model, rank, world, steps, batch, on_step=None):
     """SGD steps on random data (different per rank); True when all ranks held identical
     parameters after every step. on_step(step) runs after each step's check."""

@@ -14,14 +14,32 @@ import ddp_harness
 
 def train_worker(rank, world, rendezvous, mode, result_queue):
     ddp_harness.init(rank, world, rendezvous)
-    torch.manual_seed(0)  # same initial model on every rank
-    model = torch.nn.Sequential(torch.nn.Linear(40, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.ReLU(),
-                                torch.nn.Linear(64, 10))
-    ddp_model = torch.nn.parallel.DistributedDataParallel(model, bucket_cap_mb=0.01)  # several buckets
+    model = ddp_harness.multi_bucket_model()
+    ddp_model = torch.nn.parallel.DistributedDataParallel(model, bucket_cap_mb=ddp_harness.BUCKET_CAP_MB)
     state = ddp.register(ddp_model, mode=mode)
     torch.manual_seed(100 + rank)  # different data per rank
     identical = ddp_harness.train_and_compare(model, ddp_model, rank, world, steps=4, batch=32)
     result_queue.put((rank, identical, state.stats()))
+    del ddp_model  # before the process group: see coset_torch.ddp, "Shutting down"
+    dist.destroy_process_group()
+
+
+def warmup_worker(rank, world, rendezvous, result_queue):
+    """Two fp32 warm-up steps, then compressed ones: the bytes this rank accounted per step."""
+    ddp_harness.init(rank, world, rendezvous)
+    model = ddp_harness.multi_bucket_model()
+    ddp_model = torch.nn.parallel.DistributedDataParallel(model, bucket_cap_mb=ddp_harness.BUCKET_CAP_MB)
+    state = ddp.register(ddp_model, mode="allgather", warmup_steps=2)
+    torch.manual_seed(100 + rank)
+    totals = []  # cumulative (gradient bytes, fp32 bytes) after each step
+
+    def record(step):
+        s = state.stats()
+        totals.append((s["grad_bytes_per_rank_per_step"] * s["steps"], s["fp32_bytes_per_rank_per_step"] * s["steps"]))
+
+    identical = ddp_harness.train_and_compare(model, ddp_model, rank, world, steps=4, batch=32, on_step=record)
+    per_step = [(g - pg, f - pf) for (g, f), (pg, pf) in zip(totals, [(0.0, 0.0)] + totals[:-1])]
+    result_queue.put((rank, identical, per_step))
     del ddp_model  # before the process group: see coset_torch.ddp, "Shutting down"
     dist.destroy_process_group()
 
@@ -62,6 +80,13 @@ def test_all_ranks_hold_identical_parameters(mode, world):
     if mode != "reference":
         ratio = stats["fp32_bytes_per_rank_per_step"] / stats["grad_bytes_per_rank_per_step"]
         assert ratio > (3.0 if mode == "allgather" and world == 4 else 4.0), (mode, world, stats)
+
+
+def test_warmup_steps_use_the_fp32_allreduce_then_compress():
+    for rank, identical, per_step in ddp_harness.run(warmup_worker, 2):
+        assert identical
+        assert [g == f for g, f in per_step] == [True, True, False, False], per_step
+        assert all(g * 4 < f for g, f in per_step[2:]), per_step
 
 
 @pytest.mark.parametrize("world", [2, 4])

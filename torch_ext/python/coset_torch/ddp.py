@@ -123,9 +123,10 @@ def hook(state: State, bucket):
     buffer = bucket.buffer()
     world, group = state.world, state.process_group
     fp32_bytes = _ring_allreduce_bytes(buffer.numel(), world)
-    if bucket.is_last():
+    in_warmup = state.iteration < state.warmup_steps
+    if bucket.is_last():  # after the read: every bucket of a step sees the same iteration
         state.iteration += 1
-    if state.iteration <= state.warmup_steps:
+    if in_warmup:
         state._stats["grad_bytes"] += fp32_bytes
         state._stats["fp32_bytes"] += fp32_bytes
         if bucket.is_last():
