@@ -33,9 +33,7 @@ def start_daemon(directory):
 
 
 def worker(rank, world, rendezvous, address, mode, progress, results):
-    ddp_harness.init(rank, world, rendezvous)
-    model = ddp_harness.multi_bucket_model()
-    ddp_model = torch.nn.parallel.DistributedDataParallel(model, bucket_cap_mb=ddp_harness.BUCKET_CAP_MB)
+    model, ddp_model = ddp_harness.start(rank, world, rendezvous)
     state = ddp.register(ddp_model, mode=mode, backend="daemon", daemon_address=address)
     torch.manual_seed(10 + rank)
 

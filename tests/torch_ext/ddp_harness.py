@@ -18,16 +18,15 @@ def init(rank, world, rendezvous):
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
 
 
-def multi_bucket_model():
-    """A model whose gradients DDP splits into three buckets from the second step on (with
-    bucket_cap_mb=0.01): DDP caps its first bucket at 1 MB whatever bucket_cap_mb says, so a small
-    model would travel as one bucket. Built from the same seed on every rank."""
+def start(rank, world, rendezvous):
+    """Joins the group and wraps the same model on every rank: (model, ddp_model). DDP splits its
+    gradients into three buckets from the second step on: DDP caps its first bucket at 1 MB
+    whatever bucket_cap_mb says, so a smaller model would travel as one bucket."""
+    init(rank, world, rendezvous)
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(40, 64), torch.nn.ReLU(), torch.nn.Linear(64, 512), torch.nn.ReLU(),
-                               torch.nn.Linear(512, 512), torch.nn.ReLU(), torch.nn.Linear(512, 10))
-
-
-BUCKET_CAP_MB = 0.01
+    model = torch.nn.Sequential(torch.nn.Linear(40, 64), torch.nn.ReLU(), torch.nn.Linear(64, 512), torch.nn.ReLU(),
+                                torch.nn.Linear(512, 512), torch.nn.ReLU(), torch.nn.Linear(512, 10))
+    return model, torch.nn.parallel.DistributedDataParallel(model, bucket_cap_mb=0.01)
 
 
 def train_and_compare(model, ddp_model, rank, world, steps, batch, on_step=None):

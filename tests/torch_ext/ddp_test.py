@@ -13,9 +13,7 @@ import ddp_harness
 
 
 def train_worker(rank, world, rendezvous, mode, result_queue):
-    ddp_harness.init(rank, world, rendezvous)
-    model = ddp_harness.multi_bucket_model()
-    ddp_model = torch.nn.parallel.DistributedDataParallel(model, bucket_cap_mb=ddp_harness.BUCKET_CAP_MB)
+    model, ddp_model = ddp_harness.start(rank, world, rendezvous)
     state = ddp.register(ddp_model, mode=mode)
     torch.manual_seed(100 + rank)  # different data per rank
     identical = ddp_harness.train_and_compare(model, ddp_model, rank, world, steps=4, batch=32)
@@ -26,9 +24,7 @@ def train_worker(rank, world, rendezvous, mode, result_queue):
 
 def warmup_worker(rank, world, rendezvous, result_queue):
     """Two fp32 warm-up steps, then compressed ones: the bytes this rank accounted per step."""
-    ddp_harness.init(rank, world, rendezvous)
-    model = ddp_harness.multi_bucket_model()
-    ddp_model = torch.nn.parallel.DistributedDataParallel(model, bucket_cap_mb=ddp_harness.BUCKET_CAP_MB)
+    model, ddp_model = ddp_harness.start(rank, world, rendezvous)
     state = ddp.register(ddp_model, mode="allgather", warmup_steps=2)
     torch.manual_seed(100 + rank)
     totals = []  # cumulative (gradient bytes, fp32 bytes) after each step
