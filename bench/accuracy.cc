@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "bench/datasets.h"
-#include "client/json_writer.h"
+#include "common/json_writer.h"
 #include "core/evaluation.h"
 #include "core/format.h"
 

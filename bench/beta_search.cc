@@ -20,16 +20,16 @@ constexpr uint64_t kSeed = 20250519;
 int RunOne(const CodecParams& p, ThreadPool& pool, bool as_table_row) {
   auto r = SearchBeta(p, kSamples, kSeed, &pool);
   if (!r.ok()) {
-    std::fprintf(stderr, "%s q=%d M=%d: %s\n", p.lattice.c_str(), p.q, p.levels, std::string(r.status().message()).c_str());
+    std::fprintf(stderr, "%s q=%d M=%d: %s\n", p.lattice.name().c_str(), p.q, p.M, std::string(r.status().message()).c_str());
     return 1;
   }
   if (as_table_row) {
-    std::printf("    {\"%s\", %d, %d, ScaleMode::k%s, %.6ff},  // rate %.3f, MSE %.3g, overload %.1f%%\n", p.lattice.c_str(),
-                p.q, p.levels, p.scale == ScaleMode::kNone ? "None" : p.scale == ScaleMode::kRms ? "Rms" : "AbsMax",
+    std::printf("    {\"%s\", %d, %d, ScaleMode::k%s, %.6ff},  // rate %.3f, MSE %.3g, overload %.1f%%\n", p.lattice.name().c_str(),
+                p.q, p.M, p.scale == ScaleMode::kNone ? "None" : p.scale == ScaleMode::kRms ? "Rms" : "AbsMax",
                 r->beta, r->rate_bits_per_entry, r->mse, 100 * r->overload_rate);
   } else {
     std::printf("%s q=%d M=%d scale=%s: beta %.6f rate %.4f stored %.4f MSE %.6g SNR %.2f dB overload %.1f%%\n",
-                p.lattice.c_str(), p.q, p.levels, ScaleModeName(p.scale), r->beta, r->rate_bits_per_entry,
+                p.lattice.name().c_str(), p.q, p.M, ScaleModeName(p.scale), r->beta, r->rate_bits_per_entry,
                 r->stored_bits_per_entry, r->mse, r->snr_db, 100 * r->overload_rate);
   }
   std::fflush(stdout);
@@ -40,9 +40,9 @@ int Main(int argc, char** argv) {
   ThreadPool pool(0);
   if (argc == 5) {
     CodecParams p;
-    p.lattice = argv[1];
+    p.lattice = *Lattice::Parse(argv[1]);
     p.q = std::atoi(argv[2]);
-    p.levels = std::atoi(argv[3]);
+    p.M = std::atoi(argv[3]);
     auto scale = ParseScaleMode(argv[4]);
     if (!scale.ok()) return 2;
     p.scale = *scale;
@@ -64,9 +64,9 @@ int Main(int argc, char** argv) {
       for (int m = 1; m <= 4; ++m) {
         for (ScaleMode scale : {ScaleMode::kNone, ScaleMode::kRms, ScaleMode::kAbsMax}) {
           CodecParams p;
-          p.lattice = f.lattice;
+          p.lattice = *Lattice::Parse(f.lattice);
           p.q = q;
-          p.levels = m;
+          p.M = m;
           p.scale = scale;
           failures += RunOne(p, pool, true);
         }

@@ -41,7 +41,7 @@ void BM_Memcpy(benchmark::State& state) {
 
 void BM_Encode(benchmark::State& state) {
   CodecParams p;
-  p.lattice = LatticeName(state.range(0));
+  p.lattice = *Lattice::Parse(LatticeName(state.range(0)));
   const TensorCodec codec = *TensorCodec::Create(p);
   ThreadPool pool(static_cast<int>(state.range(1)));
   CompressedTensor t;
@@ -53,12 +53,12 @@ void BM_Encode(benchmark::State& state) {
   }
   state.SetBytesProcessed(state.iterations() * kRows * kCols * 4);
   state.counters["overload"] = stats.first_try_overload_rate();
-  state.SetLabel(std::string(p.lattice) + " q=4 M=2");
+  state.SetLabel(p.lattice.name() + " q=4 M=2");
 }
 
 void BM_Decode(benchmark::State& state) {
   CodecParams p;
-  p.lattice = LatticeName(state.range(0));
+  p.lattice = *Lattice::Parse(LatticeName(state.range(0)));
   const TensorCodec codec = *TensorCodec::Create(p);
   ThreadPool pool(static_cast<int>(state.range(1)));
   const CompressedTensor t = *codec.Encode(Input().data(), {kRows, kCols}, DType::kFloat32, &pool);
@@ -68,7 +68,7 @@ void BM_Decode(benchmark::State& state) {
     benchmark::DoNotOptimize(y.data());
   }
   state.SetBytesProcessed(state.iterations() * kRows * kCols * 4);
-  state.SetLabel(std::string(p.lattice) + " q=4 M=2");
+  state.SetLabel(p.lattice.name() + " q=4 M=2");
 }
 
 BENCHMARK(BM_Memcpy)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);

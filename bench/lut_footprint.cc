@@ -15,7 +15,7 @@ int main() {
   for (const Family& f : {Family{"Z1", 2, 16}, Family{"A2", 3, 16}, Family{"D4", 3, 16}, Family{"E8", 3, 5}}) {
     for (int q = f.q_min; q <= f.q_max; ++q) {
       if (q > 8 && q != 16) continue;
-      const auto cb = Codebook::Create(*Lattice::Parse(f.lattice), q);
+      const auto cb = Codebook::Get(*Lattice::Parse(f.lattice), q);
       if (!cb.ok()) continue;
       const auto two = TwoSidedLutFootprint(**cb);
       const bool fits = two->bytes <= kDefaultLutBudgetBytes;

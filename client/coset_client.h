@@ -1,6 +1,10 @@
 // C++ client of cosetd (coset.v1.Coset over gRPC, TCP or Unix socket). Results are bit-exact
 // with the in-process core: the daemon runs the same code on the same inputs.
 //
+// The public API speaks core types (CodecParams, EncodeStats) and the plain structs below; the
+// generated proto types stay inside coset_client.cc. The gRPC channel is injected (Create), so
+// tests can hand the client an in-process channel; Connect builds the usual one from an address.
+//
 // Idempotent calls wait for the daemon to be reachable (up to the call timeout) and are retried
 // on UNAVAILABLE, so a client survives a daemon restart. PutTensor and DeleteTensor are not
 // retried (a retry after a lost reply could report a false conflict).
@@ -9,22 +13,50 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "client/shm_client.h"
+#include "core/backend.h"
+#include "core/limits.h"
 #include "core/tensor_codec.h"
-#include "coset/v1/coset.grpc.pb.h"
+
+namespace grpc {
+class Channel;
+}  // namespace grpc
 
 namespace coset {
+
+// A resident tensor as the daemon lists it.
+struct TensorInfo {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::string lattice;
+  int q = 0;
+  int M = 0;
+  int64_t bytes = 0;
+};
+
+struct ServerLimits {
+  int64_t max_message_bytes = 0;
+  int64_t max_concurrent_requests = 0;
+  int64_t memory_budget_bytes = 0;
+  int64_t lut_budget_bytes = 0;
+};
+
+struct ServerInfo {
+  std::string version;
+  std::vector<std::string> backends;
+  ServerLimits limits;
+  std::vector<std::string> config_ids;  // registered and cached configurations
+  int64_t resident_bytes = 0;
+};
 
 class Client {
  public:
   struct Options {
     std::string address;                              // unix:/path or host:port
-    int64_t max_message_bytes = int64_t{256} << 20;
+    int64_t max_message_bytes = kDefaultMaxMessageBytes;
     std::chrono::milliseconds timeout{30000};         // per call, retries included
     int max_attempts = 4;
     // Over a Unix socket, Encode/Decode payloads of at least this many bytes travel through a
@@ -32,13 +64,18 @@ class Client {
     int64_t shm_threshold_bytes = int64_t{1} << 20;
   };
 
+  // A channel to options.address with the message limits and reconnect backoff set.
   static absl::StatusOr<std::unique_ptr<Client>> Connect(const Options& options);
+  // A client over a caller-made channel (e.g. grpc::Server::InProcessChannel in tests). Shared
+  // memory is used only when options.address names the daemon's Unix socket.
+  static std::unique_ptr<Client> Create(std::shared_ptr<grpc::Channel> channel, const Options& options);
+  ~Client();
 
   // Encodes x (shape as given) with inline parameters or a registered configuration id.
   absl::StatusOr<std::string> Encode(const float* x, const std::vector<int64_t>& shape, const CodecParams& params,
-                                     v1::EncodeStats* stats = nullptr);
+                                     EncodeStats* stats = nullptr);
   absl::StatusOr<std::string> EncodeWithConfig(const float* x, const std::vector<int64_t>& shape,
-                                               const std::string& config_id, v1::EncodeStats* stats = nullptr);
+                                               const std::string& config_id, EncodeStats* stats = nullptr);
   // Decodes a blob (or a resident tensor, with by_name): values and shape.
   absl::Status Decode(const std::string& blob_or_name, bool by_name, std::vector<float>* out,
                       std::vector<int64_t>* shape);
@@ -48,13 +85,13 @@ class Client {
   absl::Status Gemm(const std::string& weights, bool by_name, const float* queries, int64_t batch, int64_t k,
                     std::vector<float>* out, std::string* path = nullptr);
   absl::StatusOr<std::vector<float>> DotRows(const std::string& a_blob, const std::string& b_blob);
-  absl::StatusOr<v1::AddCodesResponse> AddCodes(const std::vector<std::string>& blobs, bool validate);
-  absl::StatusOr<v1::TensorInfo> PutTensor(const std::string& name, const std::string& blob, bool overwrite);
+  absl::StatusOr<AddCodesResult> AddCodes(const std::vector<std::string>& blobs, bool validate);
+  absl::StatusOr<TensorInfo> PutTensor(const std::string& name, const std::string& blob, bool overwrite);
   absl::StatusOr<std::string> GetTensor(const std::string& name);
   absl::Status DeleteTensor(const std::string& name);
-  absl::StatusOr<std::vector<v1::TensorInfo>> ListTensors();
+  absl::StatusOr<std::vector<TensorInfo>> ListTensors();
   absl::StatusOr<std::string> RegisterConfig(const CodecParams& params);
-  absl::StatusOr<v1::ServerInfoResponse> ServerInfo();
+  absl::StatusOr<ServerInfo> GetServerInfo();
   // grpc.health.v1 check of the whole server: OK when SERVING.
   absl::Status Health();
   // A float buffer inside this client's shared-memory region (Unix sockets only), for zero-copy
@@ -62,25 +99,12 @@ class Client {
   // AllocateShared call or reconnect; null when shared memory is unavailable.
   float* AllocateShared(int64_t floats);
   // Whether the last large Encode/Decode used shared memory (for tests and benchmarks).
-  bool used_shared_memory() const { return used_shm_; }
+  bool used_shared_memory() const;
 
  private:
-  explicit Client(const Options& options);
-  template <typename Request, typename Response, typename Method>
-  absl::Status Call(Method method, const Request& request, Response* response, bool idempotent);
-
-  // The shared-memory region, grown to at least `bytes`; null when unavailable (then callers use
-  // protobuf payloads). Caller holds shm_mu_.
-  ShmChannel* ShmFor(int64_t bytes);
-  absl::StatusOr<std::string> EncodeRequestWithShm(v1::EncodeRequest& req, const float* x,
-                                                   const std::vector<int64_t>& shape, v1::EncodeStats* stats);
-
-  Options options_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::Coset::Stub> stub_;
-  std::mutex shm_mu_;
-  std::unique_ptr<ShmChannel> shm_;
-  bool used_shm_ = false;
+  struct Impl;
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace coset

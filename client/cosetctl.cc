@@ -1,5 +1,6 @@
-// cosetctl: the coset command-line tool. Runs the codec in-process.
-// Every subcommand takes --help and --json (one JSON object on stdout).
+// cosetctl: the coset command-line tool. Every subcommand runs against one Backend (core/backend.h):
+// the embedded CPU codec by default, cosetd with --daemon ADDR. Every subcommand takes --help and
+// --json (one JSON object on stdout).
 #include <algorithm>
 #include <iostream>
 #include <map>
@@ -7,7 +8,12 @@
 #include <string>
 #include <vector>
 
-#include "client/cli_common.h"
+#include "client/commands.h"
+#include "core/status_macros.h"
+#include "client/daemon_backend.h"
+#include "common/codec_flags.h"
+#include "core/cpu_backend.h"
+#include "core/thread_pool.h"
 
 namespace coset {
 namespace {
@@ -24,16 +30,16 @@ commands:
   gemv   W.coset X.npy OUT.npy   OUT = X @ decode(W)^T, computed on the codes
   dot    A.coset B.coset    row-wise inner products of two compressed tensors, on the codes
 
-  health                    with --daemon: is cosetd serving?  info without a file: the daemon's limits
+  health                    is the backend serving?   info without a file: the backend's facts
 
-global flag: --daemon ADDR (unix:/path or host:port) runs encode, decode, gemv, dot, eval, info and
-health through cosetd instead of in-process; bench adds the daemon's throughput beside the
-in-process numbers; eval --search-beta and bench gemv run in-process.
+global flag: --daemon ADDR (unix:/path or host:port) runs every command through cosetd instead of
+the embedded codec (same results, bit for bit); bench adds the daemon's throughput beside the
+in-process numbers; eval --search-beta and bench gemv run in-process only.
 run `cosetctl <command> --help` for the flags of each command.
 )";
 
 struct Command {
-  absl::Status (*run)(const CliArgs&, bool);
+  absl::Status (*run)(const CommandContext&);
   std::set<std::string> value_flags;
   std::set<std::string> switches;
   const char* help;
@@ -44,17 +50,35 @@ std::set<std::string> Union(std::set<std::string> a, const std::set<std::string>
   return a;
 }
 
+// Picks the backend (--daemon or the embedded CPU codec on --threads threads) and runs the command.
+absl::Status RunCommand(const Command& command, const CliArgs& args, bool json, const std::string& daemon_address) {
+  COSET_ASSIGN_OR_RETURN(int64_t threads, args.GetInt("threads", 0));
+  if (threads < 0 || threads > 1024) return absl::InvalidArgumentError("--threads must be in [0, 1024] (0 = all cores)");
+  ThreadPool pool(static_cast<int>(threads));
+  std::unique_ptr<Backend> backend;
+  if (daemon_address.empty()) {
+    backend = std::make_unique<CpuBackend>(&pool);
+  } else {
+    Client::Options options;
+    options.address = daemon_address;
+    COSET_ASSIGN_OR_RETURN(backend, DaemonBackend::Connect(options));
+  }
+  const CommandContext ctx{args, json, *backend, pool, daemon_address};
+  return command.run(ctx);
+}
+
 }  // namespace
 
 int Main(int argc, char** argv) {
   // --daemon ADDR may stand anywhere; take it out before dispatching.
+  std::string daemon_address;
   std::vector<char*> kept;
   for (int i = 0; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--daemon" && i + 1 < argc) {
-      SetDaemonAddress(argv[++i]);
+      daemon_address = argv[++i];
     } else if (a.rfind("--daemon=", 0) == 0) {
-      SetDaemonAddress(a.substr(9));
+      daemon_address = a.substr(9);
     } else {
       kept.push_back(argv[i]);
     }
@@ -65,16 +89,18 @@ int Main(int argc, char** argv) {
     std::cout << kUsage;
     return argc < 2 ? 2 : 0;
   }
+  const std::set<std::string> codec_flags = CodecValueFlags();
+  const std::set<std::string> codec_switches = CodecSwitches();
   const std::map<std::string, Command> commands = {
-      {"encode", {&CmdEncode, Union(kCodecFlags, {"threads"}), kCodecSwitches,
+      {"encode", {&CmdEncode, Union(codec_flags, {"threads"}), codec_switches,
                   "usage: cosetctl encode IN.npy OUT.coset [codec flags] [--threads N] [--json]\n"}},
       {"decode", {&CmdDecode, {"threads"}, {}, "usage: cosetctl decode IN.coset OUT.npy [--threads N] [--json]\n"}},
-      {"info", {&CmdInfo, {}, {}, "usage: cosetctl info IN.coset [--json]   |   cosetctl --daemon ADDR info\n"}},
-      {"health", {&CmdHealth, {}, {}, "usage: cosetctl --daemon ADDR health [--json]\n"}},
-      {"eval", {&CmdEval, Union(kCodecFlags, {"samples", "data-seed", "threads"}), Union(kCodecSwitches, {"search-beta"}),
+      {"info", {&CmdInfo, {}, {}, "usage: cosetctl info [IN.coset] [--json]   (no file: the backend's facts)\n"}},
+      {"health", {&CmdHealth, {}, {}, "usage: cosetctl [--daemon ADDR] health [--json]\n"}},
+      {"eval", {&CmdEval, Union(codec_flags, {"samples", "data-seed", "threads"}), Union(codec_switches, {"search-beta"}),
                 "usage: cosetctl eval [codec flags] [--samples N] [--data-seed S] [--search-beta] [--json]\n"
                 "  iid N(0,1) data; --search-beta runs the reference beta grid and reports the best point\n"}},
-      {"bench", {&CmdBench, Union(kCodecFlags, {"mib", "reps", "threads", "n", "k", "batch"}), kCodecSwitches,
+      {"bench", {&CmdBench, Union(codec_flags, {"mib", "reps", "threads", "n", "k", "batch"}), codec_switches,
                  "usage: cosetctl bench [codec flags] [--mib 64] [--reps 3] [--threads N] [--json]\n"
                  "  encode/decode throughput of N(0,1) float32 data, memcpy of the same bytes as baseline\n"
                  "usage: cosetctl bench gemv [codec flags] [--n 16384] [--k 8192] [--batch 1] [--threads N] [--json]\n"
@@ -93,13 +119,14 @@ int Main(int argc, char** argv) {
   std::vector<std::string> rest(argv + 2, argv + argc);
   if (std::find(rest.begin(), rest.end(), "--help") != rest.end()) {
     std::cout << it->second.help;
-    if (it->second.value_flags.count("lattice")) std::cout << kCodecHelp;
+    if (it->second.value_flags.count("lattice")) std::cout << CodecFlagsHelp();
     return 0;
   }
   auto args = CliArgs::Parse(rest, it->second.value_flags, Union(it->second.switches, {"json"}));
-  absl::Status status = args.ok() ? it->second.run(*args, args->Switch("json", false)) : args.status();
+  const bool json = args.ok() && args->Switch("json", false);
+  absl::Status status = args.status();
+  if (status.ok()) status = RunCommand(it->second, *args, json, daemon_address);
   if (!status.ok()) {
-    const bool json = args.ok() && args->Switch("json", false);
     if (json) {
       JsonObject j;
       j.Add("error", std::string(status.message())).Add("code", absl::StatusCodeToString(status.code()));

@@ -5,8 +5,8 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
-#include "client/cli_common.h"
-#include "client/coset_client.h"
+#include "client/commands.h"
+#include "common/codec_flags.h"
 #include "client/npy.h"
 #include "core/evaluation.h"
 #include "core/inner_product.h"
@@ -15,9 +15,19 @@
 
 namespace coset {
 
-absl::Status CmdGemv(const CliArgs& args, bool json) {
+namespace {
+
+BlobView View(const std::string& bytes) {
+  return BlobView(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+}
+
+}  // namespace
+
+absl::Status CmdGemv(const CommandContext& ctx) {
+  const CliArgs& args = ctx.args;
   if (args.positionals().size() != 3) return absl::InvalidArgumentError("usage: cosetctl gemv W.coset X.npy OUT.npy");
   COSET_ASSIGN_OR_RETURN(CompressedTensor w, ReadCoset(args.positionals()[0]));
+  COSET_ASSIGN_OR_RETURN(std::string blob, ReadFile(args.positionals()[0]));
   COSET_ASSIGN_OR_RETURN(NpyArray x, ReadNpy(args.positionals()[1]));
   if (x.shape.empty() || x.shape.size() > 2 || x.shape.back() != w.layout.cols) {
     return absl::InvalidArgumentError(absl::StrCat("X must be [K] or [B, K] with K = ", w.layout.cols, " (W is ",
@@ -26,46 +36,24 @@ absl::Status CmdGemv(const CliArgs& args, bool json) {
   const int64_t batch = x.shape.size() == 2 ? x.shape[0] : 1;
   const int64_t rows = w.layout.rows;
   std::vector<float> out(batch * rows);
-  std::string path;
-  if (!DaemonAddress().empty()) {
-    Client::Options o;
-    o.address = DaemonAddress();
-    COSET_ASSIGN_OR_RETURN(std::unique_ptr<Client> client, Client::Connect(o));
-    COSET_ASSIGN_OR_RETURN(std::string blob, ReadFile(args.positionals()[0]));
-    if (batch > 0) COSET_RETURN_IF_ERROR(client->Gemm(blob, false, x.data.data(), batch, w.layout.cols, &out, &path));
-  } else {
-    COSET_ASSIGN_OR_RETURN(LutMatrix m, LutMatrix::Create(w));
-    ThreadPool pool(static_cast<int>(ThreadsFlag(args)));
-    if (batch > 0) COSET_RETURN_IF_ERROR(m.Gemm(x.data.data(), batch, out.data(), &pool));
-    path = m.fast_path() ? "int8-lanes" : "one-sided-lut";
-  }
+  COSET_ASSIGN_OR_RETURN(std::string path, ctx.backend.Gemm(View(blob), x.data.data(), batch, out.data()));
   std::vector<int64_t> out_shape = {rows};
   if (x.shape.size() == 2) out_shape.insert(out_shape.begin(), batch);
   COSET_RETURN_IF_ERROR(WriteNpy(args.positionals()[2], out_shape, out.data(), x.dtype));
   JsonObject j;
   j.Add("output", args.positionals()[2]).Add("shape", out_shape).Add("path", path);
-  Emit(json, j, absl::StrCat("wrote ", args.positionals()[2], ": shape ", ShapeString(out_shape), "\n"));
+  Emit(ctx.json, j, absl::StrCat("wrote ", args.positionals()[2], ": shape ", ShapeString(out_shape), "\n"));
   return absl::OkStatus();
 }
 
-absl::Status CmdDot(const CliArgs& args, bool json) {
+absl::Status CmdDot(const CommandContext& ctx) {
+  const CliArgs& args = ctx.args;
   if (args.positionals().size() != 2) return absl::InvalidArgumentError("usage: cosetctl dot A.coset B.coset");
-  COSET_ASSIGN_OR_RETURN(CompressedTensor a, ReadCoset(args.positionals()[0]));
-  COSET_ASSIGN_OR_RETURN(CompressedTensor b, ReadCoset(args.positionals()[1]));
   COSET_ASSIGN_OR_RETURN(int64_t budget, args.GetInt("lut-budget", kDefaultLutBudgetBytes));
-  std::vector<double> dots;
-  if (!DaemonAddress().empty()) {
-    Client::Options o;
-    o.address = DaemonAddress();
-    COSET_ASSIGN_OR_RETURN(std::unique_ptr<Client> client, Client::Connect(o));
-    COSET_ASSIGN_OR_RETURN(std::string blob_a, ReadFile(args.positionals()[0]));
-    COSET_ASSIGN_OR_RETURN(std::string blob_b, ReadFile(args.positionals()[1]));
-    COSET_ASSIGN_OR_RETURN(std::vector<float> remote, client->DotRows(blob_a, blob_b));
-    dots.assign(remote.begin(), remote.end());
-  } else {
-    COSET_ASSIGN_OR_RETURN(dots, DotRows(a, b, budget));
-  }
-  if (json) {
+  COSET_ASSIGN_OR_RETURN(std::string a, ReadFile(args.positionals()[0]));
+  COSET_ASSIGN_OR_RETURN(std::string b, ReadFile(args.positionals()[1]));
+  COSET_ASSIGN_OR_RETURN(std::vector<double> dots, ctx.backend.DotRows(View(a), View(b), budget));
+  if (ctx.json) {
     std::cout << "{\"dots\":[";
     for (size_t i = 0; i < dots.size(); ++i) std::cout << (i ? "," : "") << absl::StrCat(dots[i]);
     std::cout << "]}" << std::endl;
@@ -77,7 +65,9 @@ absl::Status CmdDot(const CliArgs& args, bool json) {
 
 // bench gemv: LUT GEMV on codes vs OpenBLAS float32 GEMV on the decoded matrix vs decode + GEMV,
 // same data, same thread count, same run.
-absl::Status BenchGemv(const CliArgs& args, bool json) {
+absl::Status BenchGemv(const CommandContext& ctx) {
+  const CliArgs& args = ctx.args;
+  if (!ctx.in_process()) return absl::InvalidArgumentError("bench gemv runs in-process only (no --daemon)");
   COSET_ASSIGN_OR_RETURN(CodecParams params, CodecParamsFromArgs(args));
   COSET_ASSIGN_OR_RETURN(int64_t n, args.GetInt("n", 16384));
   COSET_ASSIGN_OR_RETURN(int64_t k, args.GetInt("k", 8192));
@@ -86,8 +76,10 @@ absl::Status BenchGemv(const CliArgs& args, bool json) {
   if (n < 1 || k < 1 || n * k > (int64_t{1} << 31) || batch < 1 || batch > 64 || reps < 1 || reps > 100) {
     return absl::InvalidArgumentError("need 1 <= n*k <= 2^31, 1 <= batch <= 64, 1 <= reps <= 100");
   }
-  const int threads = static_cast<int>(ThreadsFlag(args) > 0 ? ThreadsFlag(args) : 1);
-  ThreadPool pool(threads);
+  // One thread unless --threads says otherwise: the baseline (OpenBLAS) gets the same count.
+  ThreadPool single(1);
+  Executor& pool = args.Has("threads") ? ctx.executor : single;
+  const int threads = pool.concurrency();
   openblas_set_num_threads(threads);
   COSET_ASSIGN_OR_RETURN(TensorCodec codec, TensorCodec::Create(params));
   CompressedTensor w;
@@ -125,15 +117,15 @@ absl::Status BenchGemv(const CliArgs& args, bool json) {
     ref2 += static_cast<double>(fp32_out[i]) * fp32_out[i];
   }
   JsonObject j;
-  j.Add("lattice", codec.params().lattice).Add("q", params.q).Add("M", params.levels).Add("n", n).Add("k", k);
+  j.Add("lattice", codec.params().lattice.name()).Add("q", params.q).Add("M", params.M).Add("n", n).Add("k", k);
   j.Add("batch", batch).Add("threads", static_cast<int64_t>(threads)).Add("path", m.fast_path() ? "int8-lanes" : "one-sided-lut");
   j.Add("code_bytes", static_cast<int64_t>(w.symbols.size() + w.t.size() + 2 * w.scales.size()));
   j.Add("packed_bytes", m.packed_bytes()).Add("fp32_bytes", n * k * 4);
   j.Add("lut_ms", lut_s * 1e3).Add("fp32_ms", fp32_s * 1e3).Add("decode_then_fp32_ms", decode_s * 1e3);
   j.Add("speedup_vs_fp32", fp32_s / lut_s).Add("max_abs_err", max_abs).Add("rel_err", std::sqrt(err2 / ref2));
-  Emit(json, j,
-       absl::StrCat("GEMV ", n, "x", k, " batch ", batch, ", ", threads, " thread(s), ", codec.params().lattice,
-                    " q=", params.q, " M=", params.levels, ":\n  LUT on codes     ", lut_s * 1e3,
+  Emit(ctx.json, j,
+       absl::StrCat("GEMV ", n, "x", k, " batch ", batch, ", ", threads, " thread(s), ", codec.params().lattice.name(),
+                    " q=", params.q, " M=", params.M, ":\n  LUT on codes     ", lut_s * 1e3,
                     " ms\n  fp32 (OpenBLAS)  ", fp32_s * 1e3, " ms\n  decode + fp32    ", decode_s * 1e3,
                     " ms\n  rel err ", std::sqrt(err2 / ref2), ", max abs err ", max_abs, "\n"));
   return absl::OkStatus();

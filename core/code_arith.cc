@@ -7,11 +7,12 @@ namespace coset {
 namespace {
 
 absl::Status CheckShareScales(const CompressedTensor& a, const CompressedTensor& b) {
-  const CodecParams &p = a.params, &r = b.params;
   if (a.shape != b.shape) return absl::InvalidArgumentError("codes have different shapes");
-  if (p.lattice != r.lattice || p.q != r.q || p.levels != r.levels || p.beta != r.beta || p.alpha != r.alpha ||
-      p.block != r.block || p.scale != r.scale || p.rotate != r.rotate || (p.rotate && p.seed != r.seed)) {
-    return absl::FailedPreconditionError("codes have different codec parameters; they must share scales");
+  // The field table says which parameters shape the steps (core/params.h, ShareRule).
+  if (const CodecField* f = FirstSharedFieldMismatch(a.params, b.params)) {
+    return absl::FailedPreconditionError(absl::StrCat("codes have different codec parameters (", f->name, ": ",
+                                                      f->get(a.params), " vs ", f->get(b.params),
+                                                      "); they must share scales"));
   }
   if (a.scales != b.scales || a.t != b.t) {
     return absl::FailedPreconditionError(
@@ -35,7 +36,7 @@ absl::StatusOr<std::vector<int64_t>> PointCoords(const CompressedTensor& t, cons
     if (!UnpackRowSymbols(t, r, sym.data())) return absl::DataLossError(absl::StrCat("row ", r, " is corrupt"));
     for (int64_t c = 0; c < l.chunks_per_row; ++c) {
       int64_t* zc = &z[(r * l.chunks_per_row + c) * l.dim];
-      for (int m = t.params.levels - 1; m >= 0; --m) {
+      for (int m = t.params.M - 1; m >= 0; --m) {
         for (int j = 0; j < per_level; ++j) {
           const int32_t* rep = cb.rep_coords(sym[c * l.symbols_per_chunk + m * per_level + j]);
           for (int i = 0; i < s; ++i) zc[j * s + i] = zc[j * s + i] * cb.q() + rep[i];
@@ -68,8 +69,7 @@ bool EncodePointCoords(const Codebook& cb, int levels, int d, int64_t* z, uint32
 }
 
 absl::StatusOr<std::shared_ptr<const Codebook>> CodebookOf(const CompressedTensor& t) {
-  COSET_ASSIGN_OR_RETURN(Lattice lattice, Lattice::Parse(t.params.lattice));
-  return Codebook::Create(lattice, t.params.q);
+  return Codebook::Get(t.params.lattice, t.params.q);
 }
 
 // Rewrites t's symbols from per-chunk coordinates; marks chunks whose point overloads.
@@ -80,7 +80,7 @@ void WriteSymbols(const Codebook& cb, std::vector<int64_t> z, CompressedTensor* 
   std::vector<uint32_t> sym(l.symbols_per_row);
   for (int64_t r = 0; r < l.rows; ++r) {
     for (int64_t c = 0; c < l.chunks_per_row; ++c) {
-      const bool o = EncodePointCoords(cb, t->params.levels, l.dim, &z[(r * l.chunks_per_row + c) * l.dim],
+      const bool o = EncodePointCoords(cb, t->params.M, l.dim, &z[(r * l.chunks_per_row + c) * l.dim],
                                        &sym[c * l.symbols_per_chunk]);
       if (over != nullptr) (*over)[r * l.chunks_per_row + c] = o;
     }
@@ -124,7 +124,7 @@ absl::StatusOr<std::vector<int32_t>> ToCosetVectors(const CompressedTensor& t) {
   COSET_ASSIGN_OR_RETURN(std::shared_ptr<const Codebook> cb, CodebookOf(t));
   COSET_ASSIGN_OR_RETURN(std::vector<int64_t> z, PointCoords(t, *cb));
   int64_t modulus = 1;
-  for (int m = 0; m < t.params.levels; ++m) modulus *= t.params.q;
+  for (int m = 0; m < t.params.M; ++m) modulus *= t.params.q;
   std::vector<int32_t> c(z.size());
   for (size_t i = 0; i < z.size(); ++i) c[i] = FloorMod(z[i], modulus);
   return c;
@@ -150,7 +150,7 @@ absl::StatusOr<CompressedTensor> AddCodes(const std::vector<const CompressedTens
   }
   COSET_ASSIGN_OR_RETURN(std::shared_ptr<const Codebook> cb, CodebookOf(*codes[0]));
   int64_t modulus = 1;
-  for (int m = 0; m < codes[0]->params.levels; ++m) modulus *= codes[0]->params.q;
+  for (int m = 0; m < codes[0]->params.M; ++m) modulus *= codes[0]->params.q;
   // The exact sum of the decoded points, in coordinates. Wrapping it mod q^M gives the integer
   // coset-vector sum; Algorithm 1 from there lands on the representative in C, which equals the
   // exact sum precisely when the exact sum is not overloaded.

@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <list>
+#include <map>
+#include <mutex>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 
@@ -17,7 +21,71 @@ constexpr double kTieDirection[kMaxLatticeDim] = {
     6.4031242374328485, 6.5574385243020004, 6.8556546004010439, 7.2801098892805181};
 constexpr double kTieEpsilon = 1e-9;
 
+// The process-wide codebook cache: least recently used first out, bounded by count and bytes.
+class CodebookCache {
+ public:
+  static CodebookCache& Instance() {
+    static CodebookCache* cache = new CodebookCache();  // never destroyed: used until exit
+    return *cache;
+  }
+
+  absl::StatusOr<std::shared_ptr<const Codebook>> Get(const Lattice& lattice, int q) {
+    const Key key{static_cast<int>(lattice.kind()), lattice.dim(), q};
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (auto hit = Find(key)) return hit;
+    }
+    // Built outside the lock (E8 q = 5 takes ~0.1 s); a concurrent build of the same key loses to
+    // the first one inserted, so the cache never holds two copies.
+    auto built = Codebook::Build(lattice, q);
+    if (!built.ok()) return built.status();
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto hit = Find(key)) return hit;
+    ++builds_;
+    lru_.push_front({key, *built});
+    index_[key] = lru_.begin();
+    bytes_ += (*built)->bytes();
+    while (lru_.size() > 1 &&
+           (static_cast<int64_t>(lru_.size()) > kCodebookCacheEntries || bytes_ > kCodebookCacheBytes)) {
+      bytes_ -= lru_.back().codebook->bytes();
+      index_.erase(lru_.back().key);
+      lru_.pop_back();
+    }
+    return *built;
+  }
+
+  CodebookCacheStats Stats() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return {static_cast<int64_t>(lru_.size()), bytes_, builds_};
+  }
+
+ private:
+  using Key = std::tuple<int, int, int>;  // lattice kind, dimension, q
+  struct Entry {
+    Key key;
+    std::shared_ptr<const Codebook> codebook;
+  };
+  std::shared_ptr<const Codebook> Find(const Key& key) {
+    auto it = index_.find(key);
+    if (it == index_.end()) return nullptr;
+    lru_.splice(lru_.begin(), lru_, it->second);  // most recently used first
+    return it->second->codebook;
+  }
+
+  std::mutex mu_;
+  std::list<Entry> lru_;
+  std::map<Key, std::list<Entry>::iterator> index_;
+  int64_t bytes_ = 0;
+  int64_t builds_ = 0;
+};
+
 }  // namespace
+
+absl::StatusOr<std::shared_ptr<const Codebook>> Codebook::Get(const Lattice& lattice, int q) {
+  return CodebookCache::Instance().Get(lattice, q);
+}
+
+CodebookCacheStats GetCodebookCacheStats() { return CodebookCache::Instance().Stats(); }
 
 void NearestWithTieRule(const Lattice& lattice, const double* y, int32_t* z) {
   double perturbed[kMaxLatticeDim];
@@ -25,13 +93,13 @@ void NearestWithTieRule(const Lattice& lattice, const double* y, int32_t* z) {
   lattice.Nearest(perturbed, z);
 }
 
-absl::StatusOr<std::shared_ptr<const Codebook>> Codebook::Create(const Lattice& lattice, int q) {
+absl::StatusOr<std::shared_ptr<const Codebook>> Codebook::Build(const Lattice& lattice, int q) {
   if (q < lattice.min_q()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "q (=", q, ") must be at least ", lattice.min_q(), " for ", lattice.name(),
         lattice.min_q() > 2 ? " (q = 2 overloads 50-94% of chunks and never clears)" : ""));
   }
-  if (q > 255) return absl::InvalidArgumentError(absl::StrCat("q (=", q, ") must be at most 255"));
+  if (q > kMaxQ) return absl::InvalidArgumentError(absl::StrCat("q (=", q, ") must be at most ", kMaxQ));
   const int s = lattice.symbol_dim();
   const double symbols = std::pow(static_cast<double>(q), s);
   if (symbols > static_cast<double>(kMaxCodebookSymbols)) {

@@ -18,16 +18,21 @@
 
 #include "absl/status/statusor.h"
 #include "core/lattice.h"
+#include "core/limits.h"
 
 namespace coset {
 
-// Largest codebook the codec builds (symbols per table). E8 q = 5 is 390,625.
-inline constexpr int64_t kMaxCodebookSymbols = int64_t{1} << 20;
-
 class Codebook {
  public:
-  // Fails for q below the lattice's minimum, q > 255, or q^symbol_dim > kMaxCodebookSymbols.
-  static absl::StatusOr<std::shared_ptr<const Codebook>> Create(const Lattice& lattice, int q);
+  // The codebook of (lattice, q) from the process-wide cache, built on first use. Every codec,
+  // LUT, inner product and code-arithmetic call asks here, so one (lattice, q) is built once and
+  // held once per process (the daemon accounts it once, CodebookCacheStats). The cache keeps at
+  // most kCodebookCacheEntries codebooks and kCodebookCacheBytes, evicting the least recently
+  // used; an evicted codebook lives on while someone holds it.
+  // Fails for q below the lattice's minimum, q > kMaxQ, or q^symbol_dim > kMaxCodebookSymbols.
+  static absl::StatusOr<std::shared_ptr<const Codebook>> Get(const Lattice& lattice, int q);
+  // A new codebook outside the cache (tests and measurements of the build itself).
+  static absl::StatusOr<std::shared_ptr<const Codebook>> Build(const Lattice& lattice, int q);
 
   const Lattice& lattice() const { return lattice_; }
   int q() const { return q_; }
@@ -69,6 +74,13 @@ class Codebook {
   std::vector<int32_t> rep_coords_int8x4_;
   std::vector<int8_t> rep_point_x2_int8_;
 };
+
+struct CodebookCacheStats {
+  int64_t entries = 0;
+  int64_t bytes = 0;
+  int64_t builds = 0;  // codebooks built by Get since the process started
+};
+CodebookCacheStats GetCodebookCacheStats();
 
 // The perturbed nearest point used to build codebooks and LUTs: nearest point of y + ε c.
 void NearestWithTieRule(const Lattice& lattice, const double* y, int32_t* z);

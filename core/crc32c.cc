@@ -7,6 +7,8 @@
 #include <nmmintrin.h>
 #endif
 
+#include "core/simd/dispatch.h"
+
 namespace coset {
 namespace {
 
@@ -49,8 +51,8 @@ uint32_t Crc32cRef(const uint8_t* data, size_t size, uint32_t crc) {
 
 uint32_t Crc32c(const uint8_t* data, size_t size, uint32_t crc) {
 #if defined(__x86_64__)
-  static const bool has_sse42 = __builtin_cpu_supports("sse4.2");
-  if (has_sse42) return Crc32cSse42(data, size, crc);
+  // The dispatch facility decides (override included); it never reports an unsupported level.
+  if (ActiveSimdLevel() >= SimdLevel::kSse42) return Crc32cSse42(data, size, crc);
 #endif
   return Crc32cRef(data, size, crc);
 }

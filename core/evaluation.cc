@@ -17,23 +17,28 @@ absl::StatusOr<EvalResult> Evaluate(const TensorCodec& codec, const float* x, co
   COSET_ASSIGN_OR_RETURN(CompressedTensor parsed, Parse(blob.data(), blob.size()));
   std::vector<float> y(parsed.layout.numel);
   COSET_RETURN_IF_ERROR(codec.Decode(parsed, y.data(), executor));
+  const OverloadSummary summary = SummarizeOverloads(parsed);
+  const Lattice& lattice = t.params.lattice;
+  EvalResult r = MeasureReconstruction(x, y.data(), static_cast<int64_t>(y.size()));
+  r.rate_bits_per_entry = t.params.M * std::log2(static_cast<double>(t.params.q)) +
+                          summary.entropy_bits / lattice.dim();
+  r.stored_bits_per_entry = StoredBitsPerEntry(t, blob.size());
+  r.overload_rate = stats.first_try_overload_rate();
+  r.beta = t.params.beta;
+  return r;
+}
+
+EvalResult MeasureReconstruction(const float* x, const float* y, int64_t n) {
   double err = 0, energy = 0;
-  for (size_t i = 0; i < y.size(); ++i) {
+  for (int64_t i = 0; i < n; ++i) {
     const double e = static_cast<double>(x[i]) - y[i];
     err += e * e;
     energy += static_cast<double>(x[i]) * x[i];
   }
-  const OverloadSummary summary = SummarizeOverloads(parsed);
-  const Lattice lattice = *Lattice::Parse(t.params.lattice);
   EvalResult r;
-  r.samples = static_cast<int64_t>(y.size());
-  r.rate_bits_per_entry = t.params.levels * std::log2(static_cast<double>(t.params.q)) +
-                          summary.entropy_bits / lattice.dim();
-  r.stored_bits_per_entry = StoredBitsPerEntry(t, blob.size());
-  r.mse = y.empty() ? 0.0 : err / static_cast<double>(y.size());
+  r.samples = n;
+  r.mse = n == 0 ? 0.0 : err / static_cast<double>(n);
   r.snr_db = err > 0 ? 10.0 * std::log10(energy / err) : INFINITY;
-  r.overload_rate = stats.first_try_overload_rate();
-  r.beta = t.params.beta;
   return r;
 }
 
@@ -52,9 +57,9 @@ std::vector<float> GaussianSamples(int64_t samples, uint64_t seed) {
 
 absl::StatusOr<EvalResult> SearchBeta(CodecParams params, int64_t samples, uint64_t seed, Executor* executor) {
   COSET_RETURN_IF_ERROR(ValidateParams(params));
-  COSET_ASSIGN_OR_RETURN(Lattice lattice, Lattice::Parse(params.lattice));
+  const Lattice& lattice = params.lattice;
   const std::vector<float> x = GaussianSamples(samples, seed);
-  double start = BetaGridMin(lattice, params.q, params.levels);
+  double start = BetaGridMin(lattice, params.q, params.M);
   if (params.scale == ScaleMode::kAbsMax) start /= 4.0;
   EvalResult best;
   double best_cost = INFINITY;

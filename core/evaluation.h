@@ -25,6 +25,9 @@ struct EvalResult {
 absl::StatusOr<EvalResult> Evaluate(const TensorCodec& codec, const float* x, const std::vector<int64_t>& shape,
                                     Executor* executor = nullptr);
 
+// samples, mse and snr_db of a reconstruction y of x (n values each); the other fields are left 0.
+EvalResult MeasureReconstruction(const float* x, const float* y, int64_t n);
+
 // `samples` iid N(0,1) entries (std::mt19937_64 seeded with `seed`), laid out as rows of 1024.
 std::vector<float> GaussianSamples(int64_t samples, uint64_t seed);
 std::vector<int64_t> SampleShape(int64_t samples);

@@ -77,14 +77,14 @@ SerializationPlan PlanSerialization(const CompressedTensor& tensor, Executor* ex
 
 void SerializeTo(const CompressedTensor& tensor, const SerializationPlan& plan, uint8_t* out) {
   const CodecParams& p = tensor.params;
-  const Lattice lattice = *Lattice::Parse(p.lattice);
+  const Lattice& lattice = p.lattice;
   Writer w(out);
   w.Bytes(reinterpret_cast<const uint8_t*>(kFormatMagic), 4);
   w.U16(kFormatVersion);
   w.U8(static_cast<uint8_t>(lattice.kind()));
   w.U8(static_cast<uint8_t>(lattice.dim()));
   w.U8(static_cast<uint8_t>(p.q));
-  w.U8(static_cast<uint8_t>(p.levels));
+  w.U8(static_cast<uint8_t>(p.M));
   w.U8(static_cast<uint8_t>(p.scale));
   w.U8(static_cast<uint8_t>(tensor.dtype));
   w.U8(static_cast<uint8_t>((p.rotate ? kFlagRotate : 0) | (p.on_cap == CapPolicy::kZero ? kFlagCapZero : 0)));
@@ -129,8 +129,8 @@ absl::StatusOr<BlobHeader> PeekHeader(const uint8_t* data, size_t size) {
   for (int i = 0; i < rank; ++i) {
     uint64_t d;
     std::memcpy(&d, data + kFixedHeaderBytes + 8 * i, 8);
-    if (d > static_cast<uint64_t>(kMaxDecodedElements) || !CheckedMul(h.numel, static_cast<int64_t>(d), &h.numel) ||
-        h.numel > kMaxDecodedElements) {
+    if (d > static_cast<uint64_t>(kMaxElements) || !CheckedMul(h.numel, static_cast<int64_t>(d), &h.numel) ||
+        h.numel > kMaxElements) {
       return absl::DataLossError("blob shape is corrupt");
     }
     h.shape.push_back(static_cast<int64_t>(d));
@@ -162,7 +162,7 @@ absl::StatusOr<CompressedTensor> Parse(const uint8_t* data, size_t size, Executo
   const uint8_t kind = r.U8();
   const uint8_t dim = r.U8();
   t.params.q = r.U8();
-  t.params.levels = r.U8();
+  t.params.M = r.U8();
   const uint8_t scale = r.U8();
   const uint8_t dtype = r.U8();
   const uint8_t flags = r.U8();
@@ -180,8 +180,7 @@ absl::StatusOr<CompressedTensor> Parse(const uint8_t* data, size_t size, Executo
                                             absl::Hex(actual_crc), "): blob is truncated or corrupted"));
   }
   if (kind > static_cast<uint8_t>(LatticeKind::kE8)) return absl::DataLossError(absl::StrCat("unknown lattice kind ", kind));
-  COSET_ASSIGN_OR_RETURN(Lattice lattice, Lattice::Create(static_cast<LatticeKind>(kind), dim));
-  t.params.lattice = lattice.name();
+  COSET_ASSIGN_OR_RETURN(t.params.lattice, Lattice::Create(static_cast<LatticeKind>(kind), dim));
   if (scale > 2) return absl::DataLossError(absl::StrCat("unknown scale mode ", scale));
   t.params.scale = static_cast<ScaleMode>(scale);
   if (dtype > 1) return absl::DataLossError(absl::StrCat("unknown dtype ", dtype));
@@ -195,12 +194,12 @@ absl::StatusOr<CompressedTensor> Parse(const uint8_t* data, size_t size, Executo
   if (!r.Has(rank * 8 + kSectionTableBytes)) return absl::DataLossError("blob truncated inside the shape");
   for (int i = 0; i < rank; ++i) {
     const uint64_t d = r.U64();
-    if (d > static_cast<uint64_t>(kMaxDecodedElements)) return absl::DataLossError(absl::StrCat("shape[", i, "] = ", d, " is too large"));
+    if (d > static_cast<uint64_t>(kMaxElements)) return absl::DataLossError(absl::StrCat("shape[", i, "] = ", d, " is too large"));
     t.shape.push_back(static_cast<int64_t>(d));
   }
-  COSET_ASSIGN_OR_RETURN(t.layout, Layout::Make(t.params, lattice, t.shape));
-  if (t.layout.numel > kMaxDecodedElements) {
-    return absl::DataLossError(absl::StrCat("blob claims ", t.layout.numel, " elements (limit ", kMaxDecodedElements, ")"));
+  COSET_ASSIGN_OR_RETURN(t.layout, Layout::Make(t.params, t.shape));
+  if (t.layout.numel > kMaxElements) {
+    return absl::DataLossError(absl::StrCat("blob claims ", t.layout.numel, " elements (limit ", kMaxElements, ")"));
   }
   if (padding != t.layout.padded_cols - t.layout.cols) {
     return absl::DataLossError(absl::StrCat("padding field ", padding, " disagrees with the shape (",
@@ -209,12 +208,7 @@ absl::StatusOr<CompressedTensor> Parse(const uint8_t* data, size_t size, Executo
   const uint64_t scales_bytes = r.U64();
   const uint64_t t_bytes = r.U64();
   const uint64_t symbols_bytes = r.U64();
-  const int64_t symbols = [&] {
-    int64_t s = 1;
-    for (int i = 0; i < lattice.symbol_dim(); ++i) s *= t.params.q;
-    return s;
-  }();
-  const SymbolPacking packing(static_cast<uint64_t>(symbols), t.layout.symbols_per_row);
+  const SymbolPacking packing = PackingOf(t.params, t.layout);
   t.row_bytes = packing.row_bytes();
   const uint64_t want_scales = t.params.scale == ScaleMode::kNone ? 0 : 2 * t.layout.rows * t.layout.blocks_per_row;
   const uint64_t want_symbols = static_cast<uint64_t>(t.layout.rows * t.row_bytes);

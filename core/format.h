@@ -6,14 +6,13 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/limits.h"
 #include "core/tensor_codec.h"
 
 namespace coset {
 
 inline constexpr char kFormatMagic[4] = {'C', 'S', 'E', 'T'};
 inline constexpr uint16_t kFormatVersion = 1;
-// Refuse blobs claiming more than this much decoded data (protects decoders from crafted shapes).
-inline constexpr int64_t kMaxDecodedElements = int64_t{1} << 36;
 
 std::vector<uint8_t> Serialize(const CompressedTensor& tensor);
 

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/block_transform.h"
 #include "core/row_codec.h"
+#include "core/simd/lut_gemm.h"
 #include "core/status_macros.h"
 
 namespace coset {
@@ -15,10 +16,10 @@ namespace {
 
 absl::Status CheckSameCode(const CompressedTensor& a, const CompressedTensor& b) {
   if (a.shape != b.shape) return absl::InvalidArgumentError("tensors have different shapes");
-  if (a.params.lattice != b.params.lattice || a.params.q != b.params.q || a.params.levels != b.params.levels) {
-    return absl::InvalidArgumentError(absl::StrCat("tensors use different codes (", a.params.lattice, " q=", a.params.q,
-                                                   " M=", a.params.levels, " vs ", b.params.lattice, " q=", b.params.q,
-                                                   " M=", b.params.levels, ")"));
+  if (a.params.lattice != b.params.lattice || a.params.q != b.params.q || a.params.M != b.params.M) {
+    return absl::InvalidArgumentError(absl::StrCat("tensors use different codes (", a.params.lattice.name(), " q=", a.params.q,
+                                                   " M=", a.params.M, " vs ", b.params.lattice.name(), " q=", b.params.q,
+                                                   " M=", b.params.M, ")"));
   }
   if (a.params.rotate != b.params.rotate ||
       (a.params.rotate && (a.params.seed != b.params.seed || a.params.block != b.params.block))) {
@@ -48,8 +49,7 @@ int64_t ChunkPairLutSum(const Codebook& cb, const TwoSidedLut& lut, int levels, 
 }
 
 absl::StatusOr<std::vector<double>> DotRows(const CompressedTensor& a, const CompressedTensor& b, int64_t budget) {
-  COSET_ASSIGN_OR_RETURN(Lattice lattice, Lattice::Parse(a.params.lattice));
-  COSET_ASSIGN_OR_RETURN(std::shared_ptr<const Codebook> cb, Codebook::Create(lattice, a.params.q));
+  COSET_ASSIGN_OR_RETURN(std::shared_ptr<const Codebook> cb, Codebook::Get(a.params.lattice, a.params.q));
   COSET_ASSIGN_OR_RETURN(TwoSidedLut lut, TwoSidedLut::Build(*cb, budget));
   return DotRows(a, b, *cb, lut);
 }
@@ -59,14 +59,14 @@ absl::StatusOr<std::vector<double>> DotRows(const CompressedTensor& a, const Com
   COSET_RETURN_IF_ERROR(TensorCodec::CheckConsistent(a));
   COSET_RETURN_IF_ERROR(TensorCodec::CheckConsistent(b));
   COSET_RETURN_IF_ERROR(CheckSameCode(a, b));
-  if (codebook.lattice().name() != a.params.lattice || codebook.q() != a.params.q ||
+  if (codebook.lattice() != a.params.lattice || codebook.q() != a.params.q ||
       lut.num_symbols() != codebook.num_symbols()) {
     return absl::InvalidArgumentError("codebook or LUT does not match the tensors' code");
   }
   const Codebook* cb = &codebook;
   const Lattice& lattice = codebook.lattice();
   const Layout& l = a.layout;
-  const int levels = a.params.levels;
+  const int levels = a.params.M;
   const int per_level = lattice.dim() / lattice.symbol_dim();
   std::vector<double> out(l.rows, 0.0);
   std::vector<uint32_t> sa(l.symbols_per_row), sb(l.symbols_per_row);
@@ -123,9 +123,9 @@ absl::StatusOr<std::vector<double>> DotRows(const CompressedTensor& a, const Com
 
 absl::StatusOr<LutMatrix> LutMatrix::Create(const CompressedTensor& w, int64_t budget) {
   COSET_RETURN_IF_ERROR(TensorCodec::CheckConsistent(w));
-  COSET_ASSIGN_OR_RETURN(Lattice lattice, Lattice::Parse(w.params.lattice));
+  const Lattice& lattice = w.params.lattice;
   LutMatrix m;
-  COSET_ASSIGN_OR_RETURN(m.codebook_, Codebook::Create(lattice, w.params.q));
+  COSET_ASSIGN_OR_RETURN(m.codebook_, Codebook::Get(lattice, w.params.q));
   m.params_ = w.params;
   m.layout_ = w.layout;
   m.rows_ = w.layout.rows;
@@ -152,7 +152,7 @@ absl::StatusOr<LutMatrix> LutMatrix::Create(const CompressedTensor& w, int64_t b
       for (int64_t c = 0; c < l.chunks_per_row; ++c) {
         for (int i = 0; i < d; ++i) {
           int32_t acc = 0;
-          for (int lv = w.params.levels - 1; lv >= 0; --lv) {
+          for (int lv = w.params.M - 1; lv >= 0; --lv) {
             acc = acc * w.params.q + cb.rep_point_x2_int8()[symbols[c * l.symbols_per_chunk + lv] * d + i];
           }
           if (acc < -128 || acc > 127) fits = false;
@@ -191,7 +191,7 @@ absl::StatusOr<LutMatrix> LutMatrix::Create(const CompressedTensor& w, int64_t b
 
 int64_t LutMatrix::packed_bytes() const {
   return fast_ ? static_cast<int64_t>(points_.size() + t_.size() + half_base_.size() * 4 +
-                                      high_t_.size() * sizeof(LutHighT))
+                                      high_t_.size() * sizeof(HighT))
                : static_cast<int64_t>(symbols_.size() * 4 + steps_.size() * 4);
 }
 
@@ -210,51 +210,9 @@ void LutMatrix::RotateQueries(const float* x, int64_t batch, std::vector<float>&
   }
 }
 
-// <x chunk, lattice point of `lane`> for the fast-path layout, in the kernels' operation order.
-inline float LaneChunkDot(const LutGroupArgs& a, const float* x, const int8_t* p, int lane) {
-  float dot = x[0] * static_cast<float>(p[lane]);
-  for (int i = 1; i < a.dim; ++i) dot = std::fmaf(x[i], static_cast<float>(p[i * 8 + lane]), dot);
-  return dot;
-}
-
-void LutGroupGemmPortable(const LutGroupArgs& a, const float* xq, int64_t batch, float* out) {
-  // Mirrors LutGroupGemmAvx2 operation for operation (fused multiply-adds included), so the two
-  // are bit-identical: per block, chunk c accumulates into partial (c - first) % 4.
-  for (int64_t b = 0; b < batch; ++b) {
-    const float* x = xq + b * a.padded_cols;
-    for (int lane = 0; lane < 8; ++lane) {
-      float total = 0.0f;
-      for (int64_t blk = 0; blk < a.blocks; ++blk) {
-        float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        const int64_t c_begin = blk * a.chunks_per_block;
-        const int64_t c_end = std::min(a.chunks, c_begin + a.chunks_per_block);
-        for (int64_t c = c_begin; c < c_end; ++c) {
-          const float dot = LaneChunkDot(a, x + c * a.dim, a.points + c * a.dim * 8, lane);
-          float& partial = acc[(c - c_begin) & 3];
-          partial = std::fmaf(a.ramp[a.t[c * 8 + lane]], dot, partial);
-        }
-        total = std::fmaf(a.half_base[blk * 8 + lane], (acc[0] + acc[1]) + (acc[2] + acc[3]), total);
-      }
-      out[b * 8 + lane] = total;
-    }
-  }
-}
-
-void ApplyHighT(const LutGroupArgs& a, const LutHighT* begin, const LutHighT* end, const float* xq, int64_t batch,
-                float* out) {
-  for (const LutHighT* h = begin; h != end; ++h) {
-    const int8_t* p = a.points + static_cast<int64_t>(h->chunk) * a.dim * 8;
-    const float half_base = a.half_base[(h->chunk / a.chunks_per_block) * 8 + h->lane];
-    for (int64_t b = 0; b < batch; ++b) {
-      const float* x = xq + b * a.padded_cols + static_cast<int64_t>(h->chunk) * a.dim;
-      out[b * 8 + h->lane] += half_base * (h->extra * LaneChunkDot(a, x, p, h->lane));
-    }
-  }
-}
-
 void LutMatrix::GemmFast(const float* xq, int64_t batch, float* out, Executor* executor) const {
   const Layout& l = layout_;
-  const bool avx2 = ActiveSimdLevel() == SimdLevel::kAvx2;
+  const LutGroupGemmFn kernel = GetLutGroupGemm(ActiveSimdLevel());
   executor->ParallelFor(groups_, [&](int64_t g_begin, int64_t g_end) {
     std::vector<float> lanes(batch * 8);
     for (int64_t g = g_begin; g < g_end; ++g) {
@@ -268,11 +226,7 @@ void LutMatrix::GemmFast(const float* xq, int64_t batch, float* out, Executor* e
       args.t = &t_[g * l.chunks_per_row * 8];
       args.half_base = &half_base_[g * l.blocks_per_row * 8];
       args.ramp = ramp_.data();
-      if (avx2) {
-        LutGroupGemmAvx2(args, xq, batch, lanes.data());
-      } else {
-        LutGroupGemmPortable(args, xq, batch, lanes.data());
-      }
+      kernel(args, xq, batch, lanes.data());
       ApplyHighT(args, high_t_.data() + high_t_offsets_[g], high_t_.data() + high_t_offsets_[g + 1], xq, batch,
                  lanes.data());
       for (int64_t b = 0; b < batch; ++b) {
@@ -287,7 +241,7 @@ void LutMatrix::GemmGeneric(const float* xq, int64_t batch, float* out, Executor
   const Codebook& cb = *codebook_;
   const int s = cb.symbol_dim();
   const int per_level = l.dim / s;
-  const int levels = params_.levels;
+  const int levels = params_.M;
   // One one-sided LUT per (query, chunk, symbol group), then M lookups per row.
   std::vector<float> luts(batch * l.chunks_per_row * per_level * cb.num_symbols());
   for (int64_t b = 0; b < batch; ++b) {

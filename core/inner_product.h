@@ -31,32 +31,6 @@ absl::StatusOr<std::vector<double>> DotRows(const CompressedTensor& a, const Com
 int64_t ChunkPairLutSum(const Codebook& codebook, const TwoSidedLut& lut, int levels, const uint32_t* a,
                         const uint32_t* b);
 
-// The fast-path kernel on one group of 8 rows, exposed so the tests can compare ISAs.
-// xq: batch x padded_cols; out: batch x 8 (lane-major per query).
-struct LutGroupArgs {
-  int dim = 0;
-  int64_t chunks = 0;
-  int64_t chunks_per_block = 0;
-  int64_t blocks = 0;
-  int64_t padded_cols = 0;
-  const int8_t* points = nullptr;
-  const uint8_t* t = nullptr;
-  const float* half_base = nullptr;
-  const float* ramp = nullptr;  // ramp[0..7]; t holds min(T, 7), larger T are corrections
-};
-
-// A chunk whose T exceeds 7: the kernels use ramp[7] for it and this adds the difference.
-struct LutHighT {
-  int32_t chunk;
-  int32_t lane;
-  float extra;  // ramp[T] - ramp[7]
-};
-// Adds the high-T corrections of one group to out (batch x 8), after the kernel.
-void ApplyHighT(const LutGroupArgs& args, const LutHighT* begin, const LutHighT* end, const float* xq,
-                int64_t batch, float* out);
-void LutGroupGemmPortable(const LutGroupArgs& args, const float* xq, int64_t batch, float* out);
-void LutGroupGemmAvx2(const LutGroupArgs& args, const float* xq, int64_t batch, float* out);
-
 // A code matrix [N, K] prepared for products with float queries (the inference path for
 // compressed weights): out[b, n] = <x[b], decode(W)[n]>.
 //  - fast path (D4 and E8, q a power of two): the codes are repacked once into groups of 8 rows
@@ -68,6 +42,14 @@ void LutGroupGemmAvx2(const LutGroupArgs& args, const float* xq, int64_t batch, 
 class LutMatrix {
  public:
   static absl::StatusOr<LutMatrix> Create(const CompressedTensor& w, int64_t lut_budget_bytes = kDefaultLutBudgetBytes);
+
+  // Fast path: a chunk whose T exceeds 7. The kernels use ramp[7] for it (one register permute
+  // looks T up) and a scalar pass adds the difference afterwards (core/simd/lut_gemm.h).
+  struct HighT {
+    int32_t chunk;
+    int32_t lane;
+    float extra;  // ramp[T] - ramp[7]
+  };
 
   int64_t rows() const { return rows_; }
   int64_t cols() const { return cols_; }
@@ -96,7 +78,7 @@ class LutMatrix {
   std::vector<int8_t> points_;
   std::vector<uint8_t> t_;
   std::vector<float> half_base_;
-  std::vector<LutHighT> high_t_;           // sorted by group
+  std::vector<HighT> high_t_;              // sorted by group
   std::vector<int64_t> high_t_offsets_;    // group g owns high_t_[offsets[g], offsets[g + 1])
   // Generic path: unpacked symbols [row][symbols_per_row] and steps [row][chunk].
   std::vector<uint32_t> symbols_;

@@ -23,12 +23,11 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/limits.h"
 
 namespace coset {
 
 enum class LatticeKind : uint8_t { kZ = 0, kA2 = 1, kD = 2, kE8 = 3 };
-
-inline constexpr int kMaxLatticeDim = 16;
 
 namespace lattice_internal {
 
@@ -142,12 +141,18 @@ struct A2Kernel {
   }
 };
 
-// One lattice of the registry. Cheap to copy.
+// One lattice of the registry. Small to copy (a d x d generator). The codec carries it typed
+// (CodecParams::lattice); names are parsed only at the edges (CLI, proto, torch, blob header).
 class Lattice {
  public:
   // Parses "Z" (= Z1), "Zn" (n in 1..16), "A2", "Dn" (n in 3..16; D4 is the usual one), "E8".
   static absl::StatusOr<Lattice> Parse(std::string_view name);
   static absl::StatusOr<Lattice> Create(LatticeKind kind, int dim);
+  // The codec's default lattice.
+  static Lattice D4() { return Lattice(LatticeKind::kD, 4); }
+
+  bool operator==(const Lattice& other) const { return kind_ == other.kind_ && dim_ == other.dim_; }
+  bool operator!=(const Lattice& other) const { return !(*this == other); }
 
   LatticeKind kind() const { return kind_; }
   int dim() const { return dim_; }

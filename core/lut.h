@@ -13,11 +13,10 @@
 
 #include "absl/status/statusor.h"
 #include "core/codebook.h"
+#include "core/limits.h"
 
 namespace coset {
 
-// Default memory budget of one LUT: 1 MiB, the L2 cache of the machines we target.
-inline constexpr int64_t kDefaultLutBudgetBytes = int64_t{1} << 20;
 
 enum class LutValueType { kInt8, kInt16, kInt32, kFloat32 };
 const char* LutValueTypeName(LutValueType type);

@@ -1,97 +1,301 @@
 #include "core/params.h"
 
+#include <cerrno>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/ascii.h"
+#include "core/status_macros.h"
 
 namespace coset {
+namespace {
+
+const std::vector<const char*> kScaleModeNames = {"none", "rms", "absmax"};
+const std::vector<const char*> kCapPolicyNames = {"fail", "zero"};
+
+std::string FloatText(float v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.9g", static_cast<double>(v));  // 9 digits: float round trip
+  return buf;
+}
+
+absl::StatusOr<int64_t> ParseInt(const char* name, const std::string& text) {
+  const std::string& s = text;
+  char* end = nullptr;
+  errno = 0;
+  const long long v = std::strtoll(s.c_str(), &end, 10);
+  if (s.empty() || errno != 0 || *end != '\0') {
+    return absl::InvalidArgumentError(absl::StrCat(name, " (='", s.substr(0, 64), "') must be an integer"));
+  }
+  return v;
+}
+
+absl::StatusOr<uint64_t> ParseUint64(const char* name, const std::string& text) {
+  const std::string& s = text;
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long v = std::strtoull(s.c_str(), &end, 10);
+  if (s.empty() || s[0] == '-' || errno != 0 || *end != '\0') {
+    return absl::InvalidArgumentError(absl::StrCat(name, " (='", s.substr(0, 64), "') must be an unsigned integer"));
+  }
+  return v;
+}
+
+absl::StatusOr<float> ParseFloat(const char* name, const std::string& text) {
+  const std::string& s = text;
+  char* end = nullptr;
+  errno = 0;
+  const float v = std::strtof(s.c_str(), &end);
+  if (s.empty() || errno != 0 || *end != '\0') {
+    return absl::InvalidArgumentError(absl::StrCat(name, " (='", s.substr(0, 64), "') must be a number"));
+  }
+  return v;
+}
+
+absl::StatusOr<bool> ParseBool(const char* name, const std::string& text) {
+  if (text == "true" || text == "1") return true;
+  if (text == "false" || text == "0") return false;
+  return absl::InvalidArgumentError(absl::StrCat(name, " (='", text.substr(0, 64),
+                                                 "') must be true or false"));
+}
+
+absl::StatusOr<int> ParseEnum(const char* name, const std::vector<const char*>& names, const std::string& text) {
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (text == names[i]) return static_cast<int>(i);
+  }
+  return absl::InvalidArgumentError(absl::StrCat(name, " (='", text.substr(0, 64), "') must be one of ",
+                                                 absl::StrJoin(names, ", ")));
+}
+
+// Integers are range-checked by ValidateParams from the table; this only keeps them inside int.
+absl::StatusOr<int> ParseIntField(const char* name, const std::string& text) {
+  COSET_ASSIGN_OR_RETURN(int64_t v, ParseInt(name, text));
+  if (v < -(int64_t{1} << 30) || v > (int64_t{1} << 30)) {
+    return absl::InvalidArgumentError(absl::StrCat(name, " (=", v, ") is out of range"));
+  }
+  return static_cast<int>(v);
+}
+
+// One table row per member: the accessors are generated from the member's name and type, so a
+// row cannot read one member and write another.
+#define COSET_INT_FIELD(member, lo, hi, share_rule, help_text)                                          \
+  CodecField {                                                                                          \
+    #member, FieldType::kInt, lo, hi, nullptr, share_rule, help_text,                                   \
+        [](const CodecParams& p) { return std::to_string(p.member); },                                  \
+        [](const std::string& text, CodecParams* p) -> absl::Status {                                     \
+          COSET_ASSIGN_OR_RETURN(p->member, ParseIntField(#member, text));                              \
+          return absl::OkStatus();                                                                      \
+        },                                                                                              \
+        [](const CodecParams& p) { return static_cast<double>(p.member); }                              \
+  }
+#define COSET_FLOAT_FIELD(member, lo, hi, share_rule, help_text)                                        \
+  CodecField {                                                                                          \
+    #member, FieldType::kFloat, lo, hi, nullptr, share_rule, help_text,                                 \
+        [](const CodecParams& p) { return FloatText(p.member); },                                       \
+        [](const std::string& text, CodecParams* p) -> absl::Status {                                     \
+          COSET_ASSIGN_OR_RETURN(p->member, ParseFloat(#member, text));                                 \
+          return absl::OkStatus();                                                                      \
+        },                                                                                              \
+        [](const CodecParams& p) { return static_cast<double>(p.member); }                              \
+  }
+#define COSET_ENUM_FIELD(member, enum_type, names, share_rule, help_text)                               \
+  CodecField {                                                                                          \
+    #member, FieldType::kEnum, 0, static_cast<double>(names.size() - 1), &names, share_rule, help_text, \
+        [](const CodecParams& p) { return std::string(names[static_cast<size_t>(p.member)]); },         \
+        [](const std::string& text, CodecParams* p) -> absl::Status {                                     \
+          COSET_ASSIGN_OR_RETURN(int v, ParseEnum(#member, names, text));                               \
+          p->member = static_cast<enum_type>(v);                                                        \
+          return absl::OkStatus();                                                                      \
+        },                                                                                              \
+        [](const CodecParams& p) { return static_cast<double>(p.member); }                              \
+  }
+
+const std::vector<CodecField>& Table() {
+  static const std::vector<CodecField> table = {
+      CodecField{"lattice", FieldType::kLattice, 0, 0, nullptr, ShareRule::kMustMatch,
+                 "Zn (n<=16), A2, Dn (3<=n<=16), E8",
+                 [](const CodecParams& p) { return p.lattice.name(); },
+                 [](const std::string& text, CodecParams* p) -> absl::Status {
+                   COSET_ASSIGN_OR_RETURN(p->lattice, Lattice::Parse(text));
+                   return absl::OkStatus();
+                 },
+                 [](const CodecParams&) { return 0.0; }},
+      COSET_INT_FIELD(q, 2, kMaxQ, ShareRule::kMustMatch, "nesting ratio, >= 2 for Zn, >= 3 otherwise"),
+      COSET_INT_FIELD(M, 1, kMaxLevels, ShareRule::kMustMatch, "levels (digits per chunk)"),
+      COSET_FLOAT_FIELD(beta, 0, 3.4e38, ShareRule::kMustMatch,
+                        "step relative to the block scale; 0 = measured default for (lattice, q, M, scale)"),
+      COSET_FLOAT_FIELD(alpha, 1e-9, kMaxAlpha, ShareRule::kMustMatch,
+                        "overload ramp exponent: step *= 2^alpha per retry"),
+      COSET_INT_FIELD(block, 0, kMaxBlock, ShareRule::kMustMatch,
+                      "entries per scale block (multiple of d); 0 = 256 rounded to d"),
+      COSET_ENUM_FIELD(scale, ScaleMode, kScaleModeNames, ShareRule::kMustMatch,
+                       "block scale: rms | absmax | none (none: one global beta, the paper's setting)"),
+      CodecField{"rotate", FieldType::kBool, 0, 1, nullptr, ShareRule::kMustMatch,
+                 "randomized Hadamard rotation per block",
+                 [](const CodecParams& p) { return std::string(p.rotate ? "true" : "false"); },
+                 [](const std::string& text, CodecParams* p) -> absl::Status {
+                   COSET_ASSIGN_OR_RETURN(p->rotate, ParseBool("rotate", text));
+                   return absl::OkStatus();
+                 },
+                 [](const CodecParams& p) { return p.rotate ? 1.0 : 0.0; }},
+      CodecField{"seed", FieldType::kUint64, 0, 1.8446744073709552e19, nullptr, ShareRule::kMustMatchIfRotated,
+                 "rotation seed",
+                 [](const CodecParams& p) { return std::to_string(p.seed); },
+                 [](const std::string& text, CodecParams* p) -> absl::Status {
+                   COSET_ASSIGN_OR_RETURN(p->seed, ParseUint64("seed", text));
+                   return absl::OkStatus();
+                 },
+                 [](const CodecParams& p) { return static_cast<double>(p.seed); }},
+      COSET_INT_FIELD(t_max, 0, kMaxTMax, ShareRule::kIgnored, "ramp retries before the cap policy applies"),
+      COSET_ENUM_FIELD(on_cap, CapPolicy, kCapPolicyNames, ShareRule::kIgnored,
+                       "fail | zero: what a chunk still overloaded at t_max does"),
+  };
+  return table;
+}
+
+#undef COSET_INT_FIELD
+#undef COSET_FLOAT_FIELD
+#undef COSET_ENUM_FIELD
+
+bool IsNumeric(FieldType type) {
+  return type == FieldType::kInt || type == FieldType::kUint64 || type == FieldType::kFloat;
+}
+
+}  // namespace
+
+const std::vector<CodecField>& CodecFields() { return Table(); }
+
+const CodecField* FindCodecField(const std::string& name) {
+  for (const CodecField& f : Table()) {
+    if (name == f.name) return &f;
+  }
+  return nullptr;
+}
 
 bool CheckedMul(int64_t a, int64_t b, int64_t* out) {
   if (a < 0 || b < 0) return false;
   return !__builtin_mul_overflow(a, b, out);
 }
 
+absl::StatusOr<int64_t> CheckedNumel(const std::vector<int64_t>& shape, int64_t max_elements) {
+  if (shape.size() > static_cast<size_t>(kMaxRank)) {
+    return absl::InvalidArgumentError(absl::StrCat("rank (=", shape.size(), ") must be at most ", kMaxRank));
+  }
+  int64_t numel = 1;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] < 0) return absl::InvalidArgumentError(absl::StrCat("shape[", i, "] (=", shape[i], ") is negative"));
+    if (!CheckedMul(numel, shape[i], &numel) || numel > max_elements) {
+      return absl::ResourceExhaustedError(absl::StrCat("tensor has more than ", max_elements, " elements"));
+    }
+  }
+  return numel;
+}
+
 absl::Status ValidateParams(const CodecParams& p) {
-  auto lattice = Lattice::Parse(p.lattice);
-  if (!lattice.ok()) return lattice.status();
-  if (p.q < lattice->min_q() || p.q > 255) {
-    return absl::InvalidArgumentError(absl::StrCat("q (=", p.q, ") must be in [", lattice->min_q(),
-                                                   ", 255] for ", lattice->name(),
-                                                   lattice->min_q() > 2 ? " (q = 2 never clears overload there)" : ""));
+  for (const CodecField& f : Table()) {
+    if (!IsNumeric(f.type) && f.type != FieldType::kEnum) continue;
+    const double v = f.number(p);
+    if (!(std::isfinite(v) && v >= f.min && v <= f.max)) {
+      return absl::InvalidArgumentError(absl::StrCat(f.name, " (=", f.get(p), ") must be in [", f.min, ", ", f.max, "]"));
+    }
   }
-  if (p.levels < 1 || p.levels > kMaxLevels) {
-    return absl::InvalidArgumentError(absl::StrCat("M (=", p.levels, ") must be in [1, ", kMaxLevels, "]"));
+  // Rules that join fields.
+  const Lattice& lattice = p.lattice;
+  if (p.q < lattice.min_q()) {
+    return absl::InvalidArgumentError(absl::StrCat("q (=", p.q, ") must be in [", lattice.min_q(), ", ", kMaxQ,
+                                                   "] for ", lattice.name(),
+                                                   lattice.min_q() > 2 ? " (q = 2 never clears overload there)" : ""));
   }
-  // q^M must keep integer coordinates of a chunk well inside int32.
-  if (p.levels * std::log2(static_cast<double>(p.q)) > 24.0) {
-    return absl::InvalidArgumentError(absl::StrCat("q^M (= ", p.q, "^", p.levels,
-                                                   ") exceeds 2^24; lower q or M"));
+  if (p.M * std::log2(static_cast<double>(p.q)) > kMaxLog2QM) {
+    return absl::InvalidArgumentError(absl::StrCat("q^M (= ", p.q, "^", p.M, ") exceeds 2^", kMaxLog2QM,
+                                                   "; lower q or M"));
   }
-  if (!(std::isfinite(p.beta) && p.beta >= 0.0f)) {
-    return absl::InvalidArgumentError(absl::StrCat("beta (=", p.beta, ") must be finite and > 0 (0 = default)"));
+  if (std::pow(static_cast<double>(p.q), lattice.symbol_dim()) > static_cast<double>(kMaxCodebookSymbols)) {
+    return absl::InvalidArgumentError(absl::StrCat("q^", lattice.symbol_dim(), " (q = ", p.q, ") codebook symbols for ",
+                                                   lattice.name(), " exceed the limit of ", kMaxCodebookSymbols,
+                                                   "; use a smaller q or lattice"));
   }
-  if (!(std::isfinite(p.alpha) && p.alpha > 0.0f && p.alpha <= 4.0f)) {
-    return absl::InvalidArgumentError(absl::StrCat("alpha (=", p.alpha, ") must be in (0, 4]"));
-  }
-  if (p.block != 0 && (p.block < lattice->dim() || p.block > kMaxBlock || p.block % lattice->dim() != 0)) {
+  if (p.block != 0 && (p.block < lattice.dim() || p.block % lattice.dim() != 0)) {
     return absl::InvalidArgumentError(absl::StrCat("block (=", p.block, ") must be a multiple of the lattice dimension (",
-                                                   lattice->dim(), ") in [", lattice->dim(), ", ", kMaxBlock, "]"));
-  }
-  if (p.t_max < 0 || p.t_max > kMaxTMax) {
-    return absl::InvalidArgumentError(absl::StrCat("t_max (=", p.t_max, ") must be in [0, ", kMaxTMax, "]"));
-  }
-  if (static_cast<int>(p.scale) > 2) {
-    return absl::InvalidArgumentError(absl::StrCat("scale mode ", static_cast<int>(p.scale), " is unknown"));
-  }
-  if (static_cast<int>(p.on_cap) > 1) {
-    return absl::InvalidArgumentError(absl::StrCat("cap policy ", static_cast<int>(p.on_cap), " is unknown"));
+                                                   lattice.dim(), ") in [", lattice.dim(), ", ", kMaxBlock, "]"));
   }
   return absl::OkStatus();
 }
 
-const char* ScaleModeName(ScaleMode mode) {
-  switch (mode) {
-    case ScaleMode::kNone:
-      return "none";
-    case ScaleMode::kRms:
-      return "rms";
-    case ScaleMode::kAbsMax:
-      return "absmax";
+absl::StatusOr<CodecParams> ParamsFromText(const std::string& text) {
+  CodecParams p;
+  std::set<std::string> seen;
+  for (absl::string_view raw : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
+    const absl::string_view item = absl::StripAsciiWhitespace(raw);
+    const size_t eq = item.find('=');
+    if (eq == absl::string_view::npos) {
+      return absl::InvalidArgumentError(absl::StrCat("codec field '", item.substr(0, 64), "' needs name=value"));
+    }
+    const std::string name(absl::StripAsciiWhitespace(item.substr(0, eq)));
+    const CodecField* f = FindCodecField(name);
+    if (f == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown codec field '", name.substr(0, 64), "'"));
+    }
+    if (!seen.insert(name).second) return absl::InvalidArgumentError(absl::StrCat("codec field ", name, " is repeated"));
+    COSET_RETURN_IF_ERROR(f->set(std::string(absl::StripAsciiWhitespace(item.substr(eq + 1))), &p));
   }
-  return "?";
+  COSET_RETURN_IF_ERROR(ValidateParams(p));
+  return p;
+}
+
+std::string ParamsToText(const CodecParams& p) {
+  std::string out;
+  for (const CodecField& f : Table()) absl::StrAppend(&out, out.empty() ? "" : ",", f.name, "=", f.get(p));
+  return out;
+}
+
+const CodecField* FirstSharedFieldMismatch(const CodecParams& a, const CodecParams& b) {
+  for (const CodecField& f : Table()) {
+    const bool compare = f.share == ShareRule::kMustMatch || (f.share == ShareRule::kMustMatchIfRotated && a.rotate);
+    if (compare && f.get(a) != f.get(b)) return &f;
+  }
+  return nullptr;
+}
+
+const char* ScaleModeName(ScaleMode mode) {
+  const size_t i = static_cast<size_t>(mode);
+  return i < kScaleModeNames.size() ? kScaleModeNames[i] : "?";
 }
 
 absl::StatusOr<ScaleMode> ParseScaleMode(const std::string& name) {
-  if (name == "none") return ScaleMode::kNone;
-  if (name == "rms") return ScaleMode::kRms;
-  if (name == "absmax") return ScaleMode::kAbsMax;
-  return absl::InvalidArgumentError(absl::StrCat("scale (='", name, "') must be rms, absmax or none"));
+  COSET_ASSIGN_OR_RETURN(int v, ParseEnum("scale", kScaleModeNames, name));
+  return static_cast<ScaleMode>(v);
 }
 
-absl::StatusOr<Layout> Layout::Make(const CodecParams& params, const Lattice& lattice,
-                                    const std::vector<int64_t>& shape) {
-  if (shape.size() > static_cast<size_t>(kMaxRank)) {
-    return absl::InvalidArgumentError(absl::StrCat("rank (=", shape.size(), ") must be at most ", kMaxRank));
-  }
+const char* CapPolicyName(CapPolicy policy) {
+  const size_t i = static_cast<size_t>(policy);
+  return i < kCapPolicyNames.size() ? kCapPolicyNames[i] : "?";
+}
+
+absl::StatusOr<Layout> Layout::Make(const CodecParams& params, const std::vector<int64_t>& shape) {
   if (params.block <= 0) return absl::InvalidArgumentError("block must be resolved (> 0) before layout");
   Layout l;
-  l.rows = 1;
+  COSET_ASSIGN_OR_RETURN(l.numel, CheckedNumel(shape));
   l.cols = shape.empty() ? 1 : shape.back();
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (shape[i] < 0) return absl::InvalidArgumentError(absl::StrCat("shape[", i, "] (=", shape[i], ") is negative"));
-    if (i + 1 < shape.size() && !CheckedMul(l.rows, shape[i], &l.rows)) {
-      return absl::InvalidArgumentError("shape has too many elements");
+  l.rows = 1;
+  // With an empty last dimension numel is 0 whatever the leading ones are: check them too.
+  for (size_t i = 0; i + 1 < shape.size(); ++i) {
+    if (!CheckedMul(l.rows, shape[i], &l.rows) || l.rows > kMaxElements) {
+      return absl::ResourceExhaustedError(absl::StrCat("tensor has more than ", kMaxElements, " rows"));
     }
   }
-  if (!CheckedMul(l.rows, l.cols, &l.numel) || l.numel > (int64_t{1} << 40)) {
-    return absl::InvalidArgumentError("tensor has more than 2^40 elements");
-  }
+  const Lattice& lattice = params.lattice;
   l.dim = lattice.dim();
   l.symbol_dim = lattice.symbol_dim();
   l.padded_cols = (l.cols + l.dim - 1) / l.dim * l.dim;
   l.chunks_per_row = l.padded_cols / l.dim;
   l.blocks_per_row = (l.padded_cols + params.block - 1) / params.block;
-  l.symbols_per_chunk = static_cast<int64_t>(params.levels) * (l.dim / l.symbol_dim);
+  l.symbols_per_chunk = static_cast<int64_t>(params.M) * (l.dim / l.symbol_dim);
   l.symbols_per_row = l.chunks_per_row * l.symbols_per_chunk;
   return l;
 }

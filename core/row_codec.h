@@ -2,8 +2,10 @@
 // Ordentlich 2025 (arXiv 2505.13164), applied chunk by chunk along one row, with per-block
 // scaling, the optional rotation and the geometric overload ramp.
 //
-// The same source (row_codec_impl.h) is compiled once portable and once with AVX2 (FAISS-style
-// one file per ISA); -ffp-contract=off keeps the two bit-identical, which the tests check.
+// The same source (simd/row_codec_impl.h) is compiled once portable and once with AVX2 (FAISS-style
+// one file per ISA, simd/row_codec_{portable,avx2}.cc); -ffp-contract=off keeps the two
+// bit-identical, which the tests check. The level comes from the one dispatch facility
+// (simd/dispatch.h).
 #pragma once
 
 #include <cstdint>
@@ -11,16 +13,10 @@
 
 #include "core/codebook.h"
 #include "core/params.h"
+#include "core/simd/dispatch.h"
 #include "core/symbol_packing.h"
 
 namespace coset {
-
-enum class SimdLevel { kPortable = 0, kAvx2 = 1 };
-
-// The best level this CPU supports (AVX2 when present), unless overridden by SetSimdLevel.
-SimdLevel ActiveSimdLevel();
-// For tests and benchmarks: force a level (AVX2 only if the CPU has it). Returns the old one.
-SimdLevel SetSimdLevel(SimdLevel level);
 
 // Everything the row kernels read, resolved once per tensor.
 struct RowCodecContext {

@@ -12,26 +12,25 @@
 
 namespace coset {
 
-TensorCodec::TensorCodec(CodecParams params, Lattice lattice, std::shared_ptr<const Codebook> codebook)
-    : params_(std::move(params)), lattice_(lattice), codebook_(std::move(codebook)) {}
+TensorCodec::TensorCodec(CodecParams params, std::shared_ptr<const Codebook> codebook)
+    : params_(std::move(params)), codebook_(std::move(codebook)) {}
 
 absl::StatusOr<TensorCodec> TensorCodec::Create(const CodecParams& params) {
   COSET_RETURN_IF_ERROR(ValidateParams(params));
-  COSET_ASSIGN_OR_RETURN(Lattice lattice, Lattice::Parse(params.lattice));
-  COSET_ASSIGN_OR_RETURN(std::shared_ptr<const Codebook> codebook, Codebook::Create(lattice, params.q));
+  const Lattice& lattice = params.lattice;
+  COSET_ASSIGN_OR_RETURN(std::shared_ptr<const Codebook> codebook, Codebook::Get(lattice, params.q));
   CodecParams resolved = params;
-  resolved.lattice = lattice.name();
   if (resolved.block == 0) resolved.block = std::max(1, kDefaultBlock / lattice.dim()) * lattice.dim();
-  if (resolved.beta == 0.0f) resolved.beta = DefaultBeta(lattice, params.q, params.levels, params.scale);
-  return TensorCodec(std::move(resolved), lattice, std::move(codebook));
+  if (resolved.beta == 0.0f) resolved.beta = DefaultBeta(lattice, params.q, params.M, params.scale);
+  return TensorCodec(std::move(resolved), std::move(codebook));
 }
 
 absl::StatusOr<RowCodecContext> TensorCodec::MakeContext(const std::vector<int64_t>& shape) const {
   RowCodecContext ctx;
-  COSET_ASSIGN_OR_RETURN(ctx.layout, Layout::Make(params_, lattice_, shape));
+  COSET_ASSIGN_OR_RETURN(ctx.layout, Layout::Make(params_, shape));
   ctx.codebook = codebook_.get();
   ctx.packing = SymbolPacking(static_cast<uint64_t>(codebook_->num_symbols()), ctx.layout.symbols_per_row);
-  ctx.levels = params_.levels;
+  ctx.levels = params_.M;
   ctx.block = params_.block;
   ctx.t_max = params_.t_max;
   ctx.scale = params_.scale;
@@ -68,7 +67,7 @@ absl::Status TensorCodec::EncodeInto(const float* x, const std::vector<int64_t>&
   out.t.resize(l.rows * l.chunks_per_row);
   out.symbols.resize(l.rows * out.row_bytes);
 
-  const RowKernels kernels = GetRowKernels(ActiveSimdLevel(), lattice_.kind(), lattice_.dim(), codebook_->q_is_power_of_two(),
+  const RowKernels kernels = GetRowKernels(ActiveSimdLevel(), params_.lattice.kind(), params_.lattice.dim(), codebook_->q_is_power_of_two(),
                                            ctx.packing.bits_per_symbol_if_pow2());
   std::mutex mu;
   EncodeStats total;
@@ -119,11 +118,8 @@ absl::Status TensorCodec::EncodeInto(const float* x, const std::vector<int64_t>&
 absl::Status TensorCodec::CheckConsistent(const CompressedTensor& tensor) {
   COSET_RETURN_IF_ERROR(ValidateParams(tensor.params));
   if (tensor.params.beta <= 0.0f) return absl::InvalidArgumentError("compressed tensor has beta <= 0");
-  COSET_ASSIGN_OR_RETURN(Lattice lattice, Lattice::Parse(tensor.params.lattice));
-  COSET_ASSIGN_OR_RETURN(Layout l, Layout::Make(tensor.params, lattice, tensor.shape));
-  int64_t symbols = 1;
-  for (int i = 0; i < lattice.symbol_dim(); ++i) symbols *= tensor.params.q;
-  const SymbolPacking packing(static_cast<uint64_t>(symbols), l.symbols_per_row);
+  COSET_ASSIGN_OR_RETURN(Layout l, Layout::Make(tensor.params, tensor.shape));
+  const SymbolPacking packing = PackingOf(tensor.params, l);
   const size_t want_scales = tensor.params.scale == ScaleMode::kNone ? 0 : l.rows * l.blocks_per_row;
   if (tensor.scales.size() != want_scales || tensor.t.size() != static_cast<size_t>(l.rows * l.chunks_per_row) ||
       tensor.row_bytes != packing.row_bytes() ||
@@ -141,17 +137,17 @@ absl::Status TensorCodec::CheckConsistent(const CompressedTensor& tensor) {
 absl::Status TensorCodec::Decode(const CompressedTensor& tensor, float* out, Executor* executor) const {
   COSET_RETURN_IF_ERROR(CheckConsistent(tensor));
   const CodecParams& p = tensor.params;
-  if (p.lattice != params_.lattice || p.q != params_.q || p.levels != params_.levels) {
-    return absl::InvalidArgumentError(absl::StrCat("tensor was coded with ", p.lattice, " q=", p.q, " M=", p.levels,
-                                                   ", this codec is ", params_.lattice, " q=", params_.q,
-                                                   " M=", params_.levels));
+  if (p.lattice != params_.lattice || p.q != params_.q || p.M != params_.M) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor was coded with ", p.lattice.name(), " q=", p.q, " M=", p.M,
+                                                   ", this codec is ", params_.lattice.name(), " q=", params_.q,
+                                                   " M=", params_.M));
   }
   // Per-tensor parameters (beta, alpha, block, scale, rotation) come from the tensor itself.
-  TensorCodec view(p, lattice_, codebook_);
+  TensorCodec view(p, codebook_);
   COSET_ASSIGN_OR_RETURN(RowCodecContext ctx, view.MakeContext(tensor.shape));
   const Layout& l = ctx.layout;
   if (l.numel > 0 && out == nullptr) return absl::InvalidArgumentError("output pointer is null");
-  const RowKernels kernels = GetRowKernels(ActiveSimdLevel(), lattice_.kind(), lattice_.dim(), codebook_->q_is_power_of_two(),
+  const RowKernels kernels = GetRowKernels(ActiveSimdLevel(), params_.lattice.kind(), params_.lattice.dim(), codebook_->q_is_power_of_two(),
                                            ctx.packing.bits_per_symbol_if_pow2());
   std::atomic<int64_t> bad_row{-1};
   if (executor == nullptr) executor = InlineExecutor();
@@ -177,12 +173,14 @@ absl::Status DecodeTensor(const CompressedTensor& tensor, float* out, Executor* 
   return codec.Decode(tensor, out, executor);
 }
 
-bool UnpackRowSymbols(const CompressedTensor& tensor, int64_t row, uint32_t* symbols) {
-  const Lattice lattice = *Lattice::Parse(tensor.params.lattice);
+SymbolPacking PackingOf(const CodecParams& params, const Layout& layout) {
   int64_t alphabet = 1;
-  for (int i = 0; i < lattice.symbol_dim(); ++i) alphabet *= tensor.params.q;
-  const SymbolPacking packing(static_cast<uint64_t>(alphabet), tensor.layout.symbols_per_row);
-  return packing.UnpackRow(&tensor.symbols[row * tensor.row_bytes], symbols);
+  for (int i = 0; i < params.lattice.symbol_dim(); ++i) alphabet *= params.q;
+  return SymbolPacking(static_cast<uint64_t>(alphabet), layout.symbols_per_row);
+}
+
+bool UnpackRowSymbols(const CompressedTensor& tensor, int64_t row, uint32_t* symbols) {
+  return PackingOf(tensor.params, tensor.layout).UnpackRow(&tensor.symbols[row * tensor.row_bytes], symbols);
 }
 
 float RampFactor(const CodecParams& params, int t) {
@@ -194,7 +192,7 @@ float BlockBase(const CompressedTensor& tensor, int64_t row, int64_t block) {
   const float scale =
       tensor.params.scale == ScaleMode::kNone ? 1.0f : Bf16ToFloat(tensor.scales[row * tensor.layout.blocks_per_row + block]);
   const float base = scale * tensor.params.beta;
-  return base >= 1e-30f ? base : 0.0f;
+  return base >= kMinStep ? base : 0.0f;
 }
 
 float ChunkStep(const CompressedTensor& tensor, int64_t row, int64_t chunk) {

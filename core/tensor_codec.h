@@ -47,7 +47,7 @@ OverloadSummary SummarizeOverloads(const CompressedTensor& tensor);
 
 class TensorCodec {
  public:
-  // Validates params, resolves a default beta (beta_table.h) and builds the codebook.
+  // Validates params, resolves a default beta (beta_table.h) and takes the shared codebook.
   static absl::StatusOr<TensorCodec> Create(const CodecParams& params);
 
   const CodecParams& params() const { return params_; }
@@ -71,17 +71,18 @@ class TensorCodec {
   static absl::Status CheckConsistent(const CompressedTensor& tensor);
 
  private:
-  TensorCodec(CodecParams params, Lattice lattice, std::shared_ptr<const Codebook> codebook);
+  TensorCodec(CodecParams params, std::shared_ptr<const Codebook> codebook);
   absl::StatusOr<RowCodecContext> MakeContext(const std::vector<int64_t>& shape) const;
 
   CodecParams params_;
-  Lattice lattice_;
   std::shared_ptr<const Codebook> codebook_;
 };
 
 // Helpers for computing on codes (inner products, code arithmetic): the symbols of one row
 // (symbols_per_row values; false when the packed bytes are invalid) and the step of one chunk.
 bool UnpackRowSymbols(const CompressedTensor& tensor, int64_t row, uint32_t* symbols);
+// The symbol packing of a tensor with these parameters and layout (q^s symbols per row slot).
+SymbolPacking PackingOf(const CodecParams& params, const Layout& layout);
 float ChunkStep(const CompressedTensor& tensor, int64_t row, int64_t chunk);
 // Block scale x beta of one block (0 for blocks that decode to zero), and the ramp factor of T.
 float BlockBase(const CompressedTensor& tensor, int64_t row, int64_t block);

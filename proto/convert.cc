@@ -1,83 +1,145 @@
 #include "proto/convert.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
 
 namespace coset {
 
+namespace {
+
+using google::protobuf::FieldDescriptor;
+
+// The proto field that mirrors a table field (same name; convert_test checks that all exist).
+const FieldDescriptor* ProtoField(const CodecField& f) {
+  return v1::CodecConfig::descriptor()->FindFieldByName(f.name);
+}
+
+// Longest lattice name accepted from a client ("Z16"); longer strings are not echoed back.
+constexpr size_t kMaxLatticeNameBytes = 16;
+
+}  // namespace
+
 absl::StatusOr<CodecParams> ParamsFromProto(const v1::CodecConfig& c) {
   CodecParams p;
-  if (!c.lattice().empty()) p.lattice = c.lattice();
-  if (c.q() != 0) p.q = static_cast<int>(std::min<uint32_t>(c.q(), 1 << 20));
-  if (c.levels() != 0) p.levels = static_cast<int>(std::min<uint32_t>(c.levels(), 1 << 20));
-  p.beta = c.beta();
-  if (c.alpha() != 0.0f) p.alpha = c.alpha();
-  p.block = static_cast<int>(std::min<uint32_t>(c.block(), 1 << 30));
-  switch (c.scale()) {
-    case v1::SCALE_MODE_RMS:
-      p.scale = ScaleMode::kRms;
-      break;
-    case v1::SCALE_MODE_ABSMAX:
-      p.scale = ScaleMode::kAbsMax;
-      break;
-    case v1::SCALE_MODE_NONE:
-      p.scale = ScaleMode::kNone;
-      break;
-    default:
-      return absl::InvalidArgumentError(absl::StrCat("config.scale (=", c.scale(), ") is unknown"));
+  const google::protobuf::Reflection* r = c.GetReflection();
+  for (const CodecField& f : CodecFields()) {
+    const FieldDescriptor* fd = ProtoField(f);
+    if (fd == nullptr) return absl::InternalError(absl::StrCat("coset.v1.CodecConfig lacks field ", f.name));
+    if (!r->HasField(c, fd)) continue;  // unset: the table's default
+    std::string text;
+    switch (fd->cpp_type()) {
+      case FieldDescriptor::CPPTYPE_STRING:
+        text = r->GetString(c, fd);
+        if (text.size() > kMaxLatticeNameBytes) {
+          return absl::InvalidArgumentError(absl::StrCat("config.", f.name, " is ", text.size(), " bytes long"));
+        }
+        break;
+      case FieldDescriptor::CPPTYPE_UINT32:
+        text = std::to_string(r->GetUInt32(c, fd));
+        break;
+      case FieldDescriptor::CPPTYPE_UINT64:
+        text = std::to_string(r->GetUInt64(c, fd));
+        break;
+      case FieldDescriptor::CPPTYPE_FLOAT: {
+        char buf[32];
+        std::snprintf(buf, sizeof(buf), "%.9g", static_cast<double>(r->GetFloat(c, fd)));
+        text = buf;
+        break;
+      }
+      case FieldDescriptor::CPPTYPE_BOOL:
+        text = r->GetBool(c, fd) ? "true" : "false";
+        break;
+      case FieldDescriptor::CPPTYPE_ENUM: {
+        const int number = r->GetEnumValue(c, fd);
+        if (f.enum_names == nullptr || number < 0 || number >= static_cast<int>(f.enum_names->size())) {
+          return absl::InvalidArgumentError(absl::StrCat("config.", f.name, " (=", number, ") is unknown"));
+        }
+        text = (*f.enum_names)[number];
+        break;
+      }
+      default:
+        return absl::InternalError(absl::StrCat("coset.v1.CodecConfig.", f.name, " has an unexpected type"));
+    }
+    if (absl::Status s = f.set(text, &p); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("config.", s.message()));
+    }
   }
-  p.rotate = c.rotate();
-  if (c.seed() != 0) p.seed = c.seed();
-  if (c.has_t_max()) p.t_max = static_cast<int>(std::min<uint32_t>(c.t_max(), 1 << 20));
-  if (c.on_cap() != v1::CAP_POLICY_FAIL && c.on_cap() != v1::CAP_POLICY_ZERO) {
-    return absl::InvalidArgumentError(absl::StrCat("config.on_cap (=", c.on_cap(), ") is unknown"));
-  }
-  p.on_cap = c.on_cap() == v1::CAP_POLICY_ZERO ? CapPolicy::kZero : CapPolicy::kFail;
   return p;
 }
 
 v1::CodecConfig ParamsToProto(const CodecParams& p) {
   v1::CodecConfig c;
-  c.set_lattice(p.lattice);
-  c.set_q(p.q);
-  c.set_levels(p.levels);
-  c.set_beta(p.beta);
-  c.set_alpha(p.alpha);
-  c.set_block(p.block);
-  c.set_scale(p.scale == ScaleMode::kRms ? v1::SCALE_MODE_RMS
-              : p.scale == ScaleMode::kAbsMax ? v1::SCALE_MODE_ABSMAX
-                                              : v1::SCALE_MODE_NONE);
-  c.set_rotate(p.rotate);
-  c.set_seed(p.seed);
-  c.set_t_max(p.t_max);
-  c.set_on_cap(p.on_cap == CapPolicy::kZero ? v1::CAP_POLICY_ZERO : v1::CAP_POLICY_FAIL);
+  const google::protobuf::Reflection* r = c.GetReflection();
+  for (const CodecField& f : CodecFields()) {
+    const FieldDescriptor* fd = ProtoField(f);
+    if (fd == nullptr) continue;  // convert_test fails first
+    const std::string text = f.get(p);
+    switch (fd->cpp_type()) {
+      case FieldDescriptor::CPPTYPE_STRING:
+        r->SetString(&c, fd, text);
+        break;
+      case FieldDescriptor::CPPTYPE_UINT32:
+        r->SetUInt32(&c, fd, static_cast<uint32_t>(f.number(p)));
+        break;
+      case FieldDescriptor::CPPTYPE_UINT64:
+        r->SetUInt64(&c, fd, std::strtoull(text.c_str(), nullptr, 10));  // exact beyond 2^53
+        break;
+      case FieldDescriptor::CPPTYPE_FLOAT:
+        r->SetFloat(&c, fd, static_cast<float>(f.number(p)));
+        break;
+      case FieldDescriptor::CPPTYPE_BOOL:
+        r->SetBool(&c, fd, f.number(p) != 0);
+        break;
+      case FieldDescriptor::CPPTYPE_ENUM:
+        r->SetEnumValue(&c, fd, static_cast<int>(f.number(p)));
+        break;
+      default:
+        break;
+    }
+  }
   return c;
 }
 
-absl::StatusOr<FloatTensor> TensorFromProto(const v1::Tensor& t, int64_t max_elements) {
-  if (t.shape_size() > kMaxRank) {
-    return absl::InvalidArgumentError(absl::StrCat("tensor rank (=", t.shape_size(), ") exceeds ", kMaxRank));
-  }
+absl::StatusOr<TensorShape> CheckTensor(const v1::Tensor& t, int64_t max_elements) {
   if (t.dtype() != v1::DATA_TYPE_FLOAT32) {
     return absl::InvalidArgumentError("tensor.data must be float32 (DATA_TYPE_FLOAT32)");
   }
-  FloatTensor out;
-  int64_t numel = 1;
-  for (int i = 0; i < t.shape_size(); ++i) {
-    const int64_t d = t.shape(i);
-    if (d < 0) return absl::InvalidArgumentError(absl::StrCat("tensor.shape[", i, "] (=", d, ") is negative"));
-    if (!CheckedMul(numel, d, &numel) || numel > max_elements) {
-      return absl::ResourceExhaustedError(absl::StrCat("tensor has more than ", max_elements, " elements"));
+  if (t.shape_size() > kMaxRank) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor rank (=", t.shape_size(), ") exceeds ", kMaxRank));
+  }
+  TensorShape out;
+  out.shape.assign(t.shape().begin(), t.shape().end());
+  COSET_ASSIGN_OR_RETURN(out.numel, CheckedNumel(out.shape, max_elements));
+  const uint64_t want = static_cast<uint64_t>(out.numel) * 4;
+  if (!t.has_shm()) {
+    if (t.data().size() != want) {
+      return absl::InvalidArgumentError(absl::StrCat("tensor.data holds ", t.data().size(), " bytes; shape needs ",
+                                                     want, " (float32)"));
     }
-    out.shape.push_back(d);
+    return out;
   }
-  if (t.data().size() != static_cast<size_t>(numel) * 4) {
-    return absl::InvalidArgumentError(absl::StrCat("tensor.data holds ", t.data().size(), " bytes; shape needs ",
-                                                   numel * 4, " (float32)"));
+  if (!t.data().empty()) return absl::InvalidArgumentError("tensor sets both data and shm");
+  if (t.shm().offset() % 4 != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor.shm.offset (=", t.shm().offset(), ") must be a multiple of 4"));
   }
-  out.values.resize(numel);
-  if (numel > 0) std::memcpy(out.values.data(), t.data().data(), numel * 4);
+  if (t.shm().length() != want) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor.shm.length (=", t.shm().length(), ") must be ", want,
+                                                   " for the shape (float32)"));
+  }
+  return out;
+}
+
+absl::StatusOr<FloatTensor> TensorFromProto(const v1::Tensor& t, int64_t max_elements) {
+  if (t.has_shm()) return absl::InvalidArgumentError("tensor is in shared memory; expected inline data");
+  COSET_ASSIGN_OR_RETURN(TensorShape checked, CheckTensor(t, max_elements));
+  FloatTensor out;
+  out.shape = std::move(checked.shape);
+  out.values.resize(checked.numel);
+  if (checked.numel > 0) std::memcpy(out.values.data(), t.data().data(), checked.numel * 4);
   return out;
 }
 

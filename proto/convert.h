@@ -16,12 +16,21 @@ namespace coset {
 absl::StatusOr<CodecParams> ParamsFromProto(const v1::CodecConfig& config);
 v1::CodecConfig ParamsToProto(const CodecParams& params);
 
+// The one check of a wire tensor, whatever its transport: float32 dtype, rank <= kMaxRank,
+// non-negative dimensions, at most max_elements values (RESOURCE_EXHAUSTED beyond), and a payload of
+// exactly numel float32 values: inline in `data`, or `shm.length` bytes at a 4-byte aligned
+// `shm.offset` of a shared-memory region (never both). NaN/Inf are refused later by the codec.
+struct TensorShape {
+  std::vector<int64_t> shape;
+  int64_t numel = 0;
+};
+absl::StatusOr<TensorShape> CheckTensor(const v1::Tensor& tensor, int64_t max_elements);
+
 struct FloatTensor {
   std::vector<int64_t> shape;
   std::vector<float> values;
 };
-// Checks shape (rank <= 8, non-negative, at most max_elements) and that data holds exactly
-// numel float32 values; refuses NaN/Inf later in the codec.
+// An inline tensor's values (CheckTensor, then a copy of `data`); a shared-memory one is refused.
 absl::StatusOr<FloatTensor> TensorFromProto(const v1::Tensor& tensor, int64_t max_elements);
 void TensorToProto(const std::vector<int64_t>& shape, const float* values, DType dtype, v1::Tensor* out);
 

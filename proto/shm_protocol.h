@@ -4,12 +4,13 @@
 
 #include <cstdint>
 
+#include "core/limits.h"  // kMaxRegionBytes
+
 namespace coset {
 
 inline constexpr uint32_t kShmMagic = 0x4d485343;  // "CSHM"
 inline constexpr uint32_t kShmOpRegister = 1;
 inline constexpr uint32_t kShmOpUnregister = 2;
-inline constexpr int64_t kMaxRegionBytes = int64_t{1} << 40;
 
 struct ShmRequest {
   uint32_t magic;

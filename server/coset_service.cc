@@ -16,62 +16,26 @@
 namespace coset {
 namespace {
 
-// Cached inline configurations beyond this many are built per request instead.
-constexpr size_t kMaxCachedConfigs = 256;
-// Requests with at least this many elements use the codec thread pool.
-constexpr int64_t kParallelThreshold = int64_t{1} << 20;
-
-std::string ConfigId(const v1::CodecConfig& resolved) {
-  // FNV-1a over the deterministic serialization of the resolved parameters.
-  std::string bytes;
-  resolved.SerializeToString(&bytes);
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
-  char hex[17];
-  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(h));
-  return absl::StrCat(resolved.lattice(), "-q", resolved.q(), "-M", resolved.levels(), "-", hex);
-}
-
 v1::TensorInfo InfoOf(const ResidentTensor& t) {
   v1::TensorInfo info;
   info.set_name(t.name);
   for (int64_t d : t.tensor.shape) info.add_shape(d);
-  info.set_lattice(t.tensor.params.lattice);
+  info.set_lattice(t.tensor.params.lattice.name());
   info.set_q(t.tensor.params.q);
-  info.set_levels(t.tensor.params.levels);
+  info.set_m(t.tensor.params.M);
   info.set_bytes(t.bytes());
   return info;
 }
 
-// Runs work through `inner` in slices of rows, skipping the remaining slices once the call is
-// cancelled or past its deadline: a long encode stops early instead of running to completion for
-// a client that has gone. The caller then reports CANCELLED (Serve checks the context).
-class CancellableExecutor final : public Executor {
- public:
-  CancellableExecutor(Executor* inner, grpc::ServerContext* ctx) : inner_(inner), ctx_(ctx) {}
-  // coset::Executor
-  void ParallelFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn) override {
-    inner_->ParallelFor(n, [&](int64_t begin, int64_t end) {
-      for (int64_t b = begin; b < end; b += kSlice) {
-        if (ctx_->IsCancelled()) return;
-        fn(b, std::min(end, b + kSlice));
-      }
-    });
-  }
-  int concurrency() const override { return inner_->concurrency(); }
-
- private:
-  static constexpr int64_t kSlice = 64;
-  Executor* inner_;
-  grpc::ServerContext* ctx_;
-};
-
 }  // namespace
 
-thread_local grpc::ServerContext* CosetServiceImpl::current_ctx_ = nullptr;
-
 CosetServiceImpl::CosetServiceImpl(const ServiceLimits& limits, Metrics* metrics, ShmRegistry* shm)
-    : limits_(limits), metrics_(metrics), shm_(shm), store_(limits.memory_budget_bytes), pool_(limits.threads) {}
+    : limits_(limits),
+      metrics_(metrics),
+      shm_(shm),
+      store_(limits.memory_budget_bytes),
+      configs_(limits.memory_budget_bytes / 4, limits.lut_budget_bytes),
+      pool_(limits.threads) {}
 
 absl::StatusOr<ShmSpan> CosetServiceImpl::Span(const v1::SharedMemoryRef& ref) {
   if (shm_ == nullptr) return absl::FailedPreconditionError("this daemon has no shared-memory socket (no unix: address)");
@@ -79,38 +43,24 @@ absl::StatusOr<ShmSpan> CosetServiceImpl::Span(const v1::SharedMemoryRef& ref) {
 }
 
 absl::StatusOr<CosetServiceImpl::Input> CosetServiceImpl::InputFrom(const v1::Tensor& t) {
+  // Inline payloads are bounded by the message size, shared-memory ones by the element limit.
+  COSET_ASSIGN_OR_RETURN(TensorShape checked,
+                         CheckTensor(t, t.has_shm() ? kMaxElements : limits_.max_message_bytes / 4));
   Input in;
+  in.shape = std::move(checked.shape);
+  in.numel = checked.numel;
   if (!t.has_shm()) {
-    COSET_ASSIGN_OR_RETURN(FloatTensor x, TensorFromProto(t, limits_.max_message_bytes / 4));
-    in.shape = std::move(x.shape);
-    in.owned = std::move(x.values);
+    in.owned.resize(in.numel);
+    if (in.numel > 0) std::memcpy(in.owned.data(), t.data().data(), in.numel * 4);
     in.data = in.owned.data();
-    in.numel = static_cast<int64_t>(in.owned.size());
     return in;
   }
-  if (!t.data().empty()) return absl::InvalidArgumentError("tensor sets both data and shm");
-  // Validate the shape with an empty payload of the right size, then read floats in place.
-  v1::Tensor shape_only;
-  *shape_only.mutable_shape() = t.shape();
-  int64_t numel = 1;
-  for (int64_t d : t.shape()) {
-    if (d < 0 || !CheckedMul(numel, d, &numel) || numel > (int64_t{1} << 36)) {
-      return absl::InvalidArgumentError("tensor.shape is negative or too large");
-    }
-  }
-  if (t.shm().offset() % 4 != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("tensor.shm.offset (=", t.shm().offset(), ") must be a multiple of 4"));
-  }
-  if (t.shm().length() != static_cast<uint64_t>(numel) * 4) {
-    return absl::InvalidArgumentError(absl::StrCat("tensor.shm.length (=", t.shm().length(), ") must be ", numel * 4,
-                                                   " for the shape (float32)"));
-  }
   COSET_ASSIGN_OR_RETURN(in.span, Span(t.shm()));
-  in.shape.assign(t.shape().begin(), t.shape().end());
   in.data = reinterpret_cast<const float*>(in.span.data);
-  in.numel = numel;
   return in;
 }
+
+int64_t CosetServiceImpl::ResidentBytes() const { return store_.bytes() + store_.lut_bytes() + configs_.bytes(); }
 
 template <typename Request, typename Response, typename Fn>
 grpc::Status CosetServiceImpl::Serve(const char* method, grpc::ServerContext* ctx, const Request* req, Response* resp,
@@ -127,16 +77,15 @@ grpc::Status CosetServiceImpl::Serve(const char* method, grpc::ServerContext* ct
   if (running > limits_.max_concurrent_requests) {
     status = absl::ResourceExhaustedError(absl::StrCat("more than ", limits_.max_concurrent_requests,
                                                        " concurrent requests; retry later"));
-  } else if (reserved + store_.bytes() + store_.lut_bytes() + CodebookBytes() > limits_.memory_budget_bytes) {
+  } else if (reserved + ResidentBytes() > limits_.memory_budget_bytes) {
     status = absl::ResourceExhaustedError(absl::StrCat("request of ", request_bytes,
                                                        " bytes would exceed the memory budget of ",
                                                        limits_.memory_budget_bytes, " bytes"));
   } else if (ctx->IsCancelled()) {
     status = absl::CancelledError("request cancelled or past its deadline before it started");
   } else {
-    current_ctx_ = ctx;
-    status = fn();
-    current_ctx_ = nullptr;
+    RequestContext rc(ctx, &pool_);
+    status = fn(rc);
     if (status.ok() && ctx->IsCancelled()) status = absl::CancelledError("request cancelled or past its deadline");
   }
   inflight_bytes_ -= reserve;
@@ -154,76 +103,10 @@ grpc::Status CosetServiceImpl::Serve(const char* method, grpc::ServerContext* ct
   return ToGrpc(status);
 }
 
-absl::StatusOr<CosetServiceImpl::LutEntry> CosetServiceImpl::TwoSidedFor(const CompressedTensor& t) {
-  const std::string key = absl::StrCat(t.params.lattice, "-q", t.params.q);
-  {
-    std::lock_guard<std::mutex> lock(configs_mu_);
-    auto it = two_sided_.find(key);
-    if (it != two_sided_.end()) return it->second;
-  }
-  COSET_ASSIGN_OR_RETURN(Lattice lattice, Lattice::Parse(t.params.lattice));
-  COSET_ASSIGN_OR_RETURN(std::shared_ptr<const Codebook> cb, Codebook::Create(lattice, t.params.q));
-  COSET_ASSIGN_OR_RETURN(TwoSidedLut lut, TwoSidedLut::Build(*cb, limits_.lut_budget_bytes));
-  LutEntry entry{cb, std::make_shared<const TwoSidedLut>(std::move(lut))};
-  std::lock_guard<std::mutex> lock(configs_mu_);
-  const int64_t bytes = cb->bytes() + entry.lut->bytes();
-  if (two_sided_.size() < kMaxCachedConfigs && configs_bytes_ + bytes <= limits_.memory_budget_bytes / 4) {
-    two_sided_[key] = entry;
-    configs_bytes_ += bytes;  // accounted with the codebooks
-    metrics_->codebook_bytes().Set(static_cast<double>(configs_bytes_));
-  }
-  return entry;
-}
-
-int64_t CosetServiceImpl::CodebookBytes() {
-  std::lock_guard<std::mutex> lock(configs_mu_);
-  return configs_bytes_;
-}
-
-Executor* CosetServiceImpl::ExecutorFor(int64_t elements) {
-  // Large requests share the codec pool (it runs one at a time); small ones stay on their gRPC
-  // thread, so many small clients are served concurrently. Serve wraps it for cancellation.
-  Executor* base = elements >= kParallelThreshold ? static_cast<Executor*>(&pool_) : InlineExecutor();
-  thread_local std::unique_ptr<CancellableExecutor> wrapped;
-  if (current_ctx_ == nullptr) return base;
-  wrapped = std::make_unique<CancellableExecutor>(base, current_ctx_);
-  return wrapped.get();
-}
-
-absl::StatusOr<CosetServiceImpl::Config> CosetServiceImpl::ConfigFor(const CodecParams& params, bool register_it) {
-  COSET_ASSIGN_OR_RETURN(TensorCodec codec, TensorCodec::Create(params));
-  const std::string id = ConfigId(ParamsToProto(codec.params()));
-  std::lock_guard<std::mutex> lock(configs_mu_);
-  auto it = configs_.find(id);
-  if (it != configs_.end()) return it->second;
-  Config config{id, std::make_shared<const TensorCodec>(std::move(codec))};
-  const int64_t bytes = config.codec->codebook().bytes();
-  // The cache is bounded by count and by the memory budget (its tables are accounted there too).
-  const bool fits = configs_.size() < kMaxCachedConfigs &&
-                    configs_bytes_ + bytes + store_.bytes() + store_.lut_bytes() <= limits_.memory_budget_bytes / 4;
-  if (fits) {
-    configs_[id] = config;
-    configs_bytes_ += bytes;
-    metrics_->configs().Set(static_cast<double>(configs_.size()));
-    metrics_->codebook_bytes().Set(static_cast<double>(configs_bytes_));
-  } else if (register_it) {
-    return absl::ResourceExhaustedError(absl::StrCat("cannot register more configurations (", configs_.size(),
-                                                     " held, ", configs_bytes_, " bytes of codebooks)"));
-  }
-  return config;
-}
-
 absl::StatusOr<CosetServiceImpl::Config> CosetServiceImpl::CodecFor(const v1::CodecSpec& spec) {
-  if (spec.spec_case() == v1::CodecSpec::kConfigId) {
-    std::lock_guard<std::mutex> lock(configs_mu_);
-    auto it = configs_.find(spec.config_id());
-    if (it == configs_.end()) {
-      return absl::NotFoundError(absl::StrCat("no configuration with id '", spec.config_id(), "' (RegisterConfig first)"));
-    }
-    return it->second;
-  }
+  if (spec.spec_case() == v1::CodecSpec::kConfigId) return configs_.Find(spec.config_id());
   COSET_ASSIGN_OR_RETURN(CodecParams params, ParamsFromProto(spec.config()));
-  return ConfigFor(params, false);
+  return configs_.Resolve(params, false);
 }
 
 absl::StatusOr<std::shared_ptr<const CompressedTensor>> CosetServiceImpl::CodesFrom(const v1::Codes& codes) {
@@ -249,12 +132,12 @@ absl::StatusOr<std::shared_ptr<const CompressedTensor>> CosetServiceImpl::CodesF
   }
 }
 
-absl::Status CosetServiceImpl::DoEncode(const Config& config, const v1::Tensor& input, CompressedTensor* out,
-                                        SerializationPlan* plan, v1::EncodeStats* stats) {
+absl::Status CosetServiceImpl::DoEncode(const Config& config, const v1::Tensor& input, RequestContext& rc,
+                                        CompressedTensor* out, SerializationPlan* plan, v1::EncodeStats* stats) {
   COSET_ASSIGN_OR_RETURN(Input x, InputFrom(input));
   EncodeStats s;
-  COSET_RETURN_IF_ERROR(config.codec->EncodeInto(x.data, x.shape, DType::kFloat32, ExecutorFor(x.numel), &s, out));
-  *plan = PlanSerialization(*out, ExecutorFor(x.numel));
+  COSET_RETURN_IF_ERROR(config.codec->EncodeInto(x.data, x.shape, DType::kFloat32, rc.ExecutorFor(x.numel), &s, out));
+  *plan = PlanSerialization(*out, rc.ExecutorFor(x.numel));
   stats->set_chunks(s.chunks);
   stats->set_first_try_overloads(s.first_try_overloads);
   stats->set_capped(s.capped);
@@ -265,12 +148,12 @@ absl::Status CosetServiceImpl::DoEncode(const Config& config, const v1::Tensor& 
 }
 
 grpc::Status CosetServiceImpl::Encode(grpc::ServerContext* ctx, const v1::EncodeRequest* req, v1::EncodeResponse* resp) {
-  return Serve("Encode", ctx, req, resp, [&]() -> absl::Status {
+  return Serve("Encode", ctx, req, resp, [&](RequestContext& rc) -> absl::Status {
     COSET_ASSIGN_OR_RETURN(Config config, CodecFor(req->codec()));
     // Per-thread output buffers: repeated requests of similar size reuse their memory.
     thread_local CompressedTensor t;
     SerializationPlan plan;
-    COSET_RETURN_IF_ERROR(DoEncode(config, req->input(), &t, &plan, resp->mutable_stats()));
+    COSET_RETURN_IF_ERROR(DoEncode(config, req->input(), rc, &t, &plan, resp->mutable_stats()));
     if (req->has_output()) {
       COSET_ASSIGN_OR_RETURN(ShmSpan out, Span(req->output()));
       if (static_cast<int64_t>(plan.size) > out.length) {
@@ -288,7 +171,7 @@ grpc::Status CosetServiceImpl::Encode(grpc::ServerContext* ctx, const v1::Encode
 }
 
 grpc::Status CosetServiceImpl::Decode(grpc::ServerContext* ctx, const v1::DecodeRequest* req, v1::DecodeResponse* resp) {
-  return Serve("Decode", ctx, req, resp, [&]() -> absl::Status {
+  return Serve("Decode", ctx, req, resp, [&](RequestContext& rc) -> absl::Status {
     COSET_ASSIGN_OR_RETURN(std::shared_ptr<const CompressedTensor> t, CodesFrom(req->codes()));
     if (!req->has_output() && t->layout.numel * 4 > limits_.max_message_bytes) {
       return absl::ResourceExhaustedError(absl::StrCat("decoded tensor (", t->layout.numel * 4,
@@ -301,12 +184,12 @@ grpc::Status CosetServiceImpl::Decode(grpc::ServerContext* ctx, const v1::Decode
         return absl::OutOfRangeError(absl::StrCat("output region must be 4-byte aligned and hold ",
                                                   t->layout.numel * 4, " bytes (has ", out.length, ")"));
       }
-      COSET_RETURN_IF_ERROR(DecodeTensor(*t, reinterpret_cast<float*>(out.data), ExecutorFor(t->layout.numel)));
+      COSET_RETURN_IF_ERROR(DecodeTensor(*t, reinterpret_cast<float*>(out.data), rc.ExecutorFor(t->layout.numel)));
       for (int64_t d : t->shape) resp->mutable_output()->add_shape(d);
       return absl::OkStatus();
     }
     std::vector<float> y(t->layout.numel);
-    COSET_RETURN_IF_ERROR(DecodeTensor(*t, y.data(), ExecutorFor(t->layout.numel)));
+    COSET_RETURN_IF_ERROR(DecodeTensor(*t, y.data(), rc.ExecutorFor(t->layout.numel)));
     TensorToProto(t->shape, y.data(), t->dtype, resp->mutable_output());
     return absl::OkStatus();
   });
@@ -314,13 +197,13 @@ grpc::Status CosetServiceImpl::Decode(grpc::ServerContext* ctx, const v1::Decode
 
 grpc::Status CosetServiceImpl::Quantize(grpc::ServerContext* ctx, const v1::QuantizeRequest* req,
                                         v1::QuantizeResponse* resp) {
-  return Serve("Quantize", ctx, req, resp, [&]() -> absl::Status {
+  return Serve("Quantize", ctx, req, resp, [&](RequestContext& rc) -> absl::Status {
     COSET_ASSIGN_OR_RETURN(Config config, CodecFor(req->codec()));
     CompressedTensor t;
     SerializationPlan plan;
-    COSET_RETURN_IF_ERROR(DoEncode(config, req->input(), &t, &plan, resp->mutable_stats()));
+    COSET_RETURN_IF_ERROR(DoEncode(config, req->input(), rc, &t, &plan, resp->mutable_stats()));
     std::vector<float> y(t.layout.numel);
-    COSET_RETURN_IF_ERROR(config.codec->Decode(t, y.data(), ExecutorFor(t.layout.numel)));
+    COSET_RETURN_IF_ERROR(config.codec->Decode(t, y.data(), rc.ExecutorFor(t.layout.numel)));
     TensorToProto(t.shape, y.data(), DType::kFloat32, resp->mutable_output());
     return absl::OkStatus();
   });
@@ -328,12 +211,13 @@ grpc::Status CosetServiceImpl::Quantize(grpc::ServerContext* ctx, const v1::Quan
 
 grpc::Status CosetServiceImpl::InnerProduct(grpc::ServerContext* ctx, const v1::InnerProductRequest* req,
                                             v1::InnerProductResponse* resp) {
-  return Serve("InnerProduct", ctx, req, resp, [&]() -> absl::Status {
+  return Serve("InnerProduct", ctx, req, resp, [&](RequestContext& rc) -> absl::Status {
     COSET_ASSIGN_OR_RETURN(std::shared_ptr<const CompressedTensor> w, CodesFrom(req->weights()));
     if (req->other_case() == v1::InnerProductRequest::kCodes) {
       COSET_ASSIGN_OR_RETURN(std::shared_ptr<const CompressedTensor> other, CodesFrom(req->codes()));
-      COSET_ASSIGN_OR_RETURN(LutEntry lut, TwoSidedFor(*w));
-      COSET_ASSIGN_OR_RETURN(std::vector<double> dots, DotRows(*w, *other, *lut.codebook, *lut.lut));
+      COSET_ASSIGN_OR_RETURN(std::shared_ptr<const Codebook> codebook, Codebook::Get(w->params.lattice, w->params.q));
+      COSET_ASSIGN_OR_RETURN(std::shared_ptr<const TwoSidedLut> lut, configs_.TwoSided(w->params.lattice, w->params.q));
+      COSET_ASSIGN_OR_RETURN(std::vector<double> dots, DotRows(*w, *other, *codebook, *lut));
       const std::vector<float> out(dots.begin(), dots.end());
       TensorToProto({static_cast<int64_t>(out.size())}, out.data(), DType::kFloat32, resp->mutable_output());
       resp->set_path("two-sided-lut");
@@ -357,7 +241,7 @@ grpc::Status CosetServiceImpl::InnerProduct(grpc::ServerContext* ctx, const v1::
       matrix = std::make_shared<const LutMatrix>(std::move(m));
     }
     std::vector<float> out(batch * matrix->rows());
-    COSET_RETURN_IF_ERROR(matrix->Gemm(x.data, batch, out.data(), ExecutorFor(matrix->rows() * matrix->cols())));
+    COSET_RETURN_IF_ERROR(matrix->Gemm(x.data, batch, out.data(), rc.ExecutorFor(matrix->rows() * matrix->cols())));
     std::vector<int64_t> shape = {matrix->rows()};
     if (x.shape.size() == 2) shape.insert(shape.begin(), batch);
     TensorToProto(shape, out.data(), DType::kFloat32, resp->mutable_output());
@@ -368,7 +252,7 @@ grpc::Status CosetServiceImpl::InnerProduct(grpc::ServerContext* ctx, const v1::
 
 grpc::Status CosetServiceImpl::AddCodes(grpc::ServerContext* ctx, const v1::AddCodesRequest* req,
                                         v1::AddCodesResponse* resp) {
-  return Serve("AddCodes", ctx, req, resp, [&]() -> absl::Status {
+  return Serve("AddCodes", ctx, req, resp, [&](RequestContext&) -> absl::Status {
     if (req->codes_size() == 0) return absl::InvalidArgumentError("codes is empty");
     std::vector<std::shared_ptr<const CompressedTensor>> held;
     std::vector<const CompressedTensor*> codes;
@@ -389,7 +273,7 @@ grpc::Status CosetServiceImpl::AddCodes(grpc::ServerContext* ctx, const v1::AddC
 
 grpc::Status CosetServiceImpl::PutTensor(grpc::ServerContext* ctx, const v1::PutTensorRequest* req,
                                          v1::PutTensorResponse* resp) {
-  return Serve("PutTensor", ctx, req, resp, [&]() -> absl::Status {
+  return Serve("PutTensor", ctx, req, resp, [&](RequestContext& rc) -> absl::Status {
     COSET_RETURN_IF_ERROR(TensorStore::ValidateName(req->name()));
     auto resident = std::make_shared<ResidentTensor>();
     resident->name = req->name();
@@ -400,7 +284,7 @@ grpc::Status CosetServiceImpl::PutTensor(grpc::ServerContext* ctx, const v1::Put
       COSET_ASSIGN_OR_RETURN(Config config, CodecFor(req->encode().codec()));
       v1::EncodeStats stats;
       SerializationPlan plan;
-      COSET_RETURN_IF_ERROR(DoEncode(config, req->encode().input(), &resident->tensor, &plan, &stats));
+      COSET_RETURN_IF_ERROR(DoEncode(config, req->encode().input(), rc, &resident->tensor, &plan, &stats));
       resident->blob.resize(plan.size);
       SerializeTo(resident->tensor, plan, reinterpret_cast<uint8_t*>(resident->blob.data()));
     } else {
@@ -415,7 +299,7 @@ grpc::Status CosetServiceImpl::PutTensor(grpc::ServerContext* ctx, const v1::Put
 
 grpc::Status CosetServiceImpl::GetTensor(grpc::ServerContext* ctx, const v1::GetTensorRequest* req,
                                          v1::GetTensorResponse* resp) {
-  return Serve("GetTensor", ctx, req, resp, [&]() -> absl::Status {
+  return Serve("GetTensor", ctx, req, resp, [&](RequestContext&) -> absl::Status {
     COSET_ASSIGN_OR_RETURN(std::shared_ptr<const ResidentTensor> t, store_.Get(req->name()));
     resp->set_blob(t->blob);
     *resp->mutable_info() = InfoOf(*t);
@@ -425,7 +309,7 @@ grpc::Status CosetServiceImpl::GetTensor(grpc::ServerContext* ctx, const v1::Get
 
 grpc::Status CosetServiceImpl::DeleteTensor(grpc::ServerContext* ctx, const v1::DeleteTensorRequest* req,
                                             v1::DeleteTensorResponse* resp) {
-  return Serve("DeleteTensor", ctx, req, resp, [&]() -> absl::Status {
+  return Serve("DeleteTensor", ctx, req, resp, [&](RequestContext&) -> absl::Status {
     COSET_RETURN_IF_ERROR(store_.Delete(req->name()));
     UpdateGauges();
     return absl::OkStatus();
@@ -434,7 +318,7 @@ grpc::Status CosetServiceImpl::DeleteTensor(grpc::ServerContext* ctx, const v1::
 
 grpc::Status CosetServiceImpl::ListTensors(grpc::ServerContext* ctx, const v1::ListTensorsRequest* req,
                                            v1::ListTensorsResponse* resp) {
-  return Serve("ListTensors", ctx, req, resp, [&]() -> absl::Status {
+  return Serve("ListTensors", ctx, req, resp, [&](RequestContext&) -> absl::Status {
     for (const auto& t : store_.List()) *resp->add_tensors() = InfoOf(*t);
     return absl::OkStatus();
   });
@@ -442,9 +326,9 @@ grpc::Status CosetServiceImpl::ListTensors(grpc::ServerContext* ctx, const v1::L
 
 grpc::Status CosetServiceImpl::RegisterConfig(grpc::ServerContext* ctx, const v1::RegisterConfigRequest* req,
                                               v1::RegisterConfigResponse* resp) {
-  return Serve("RegisterConfig", ctx, req, resp, [&]() -> absl::Status {
+  return Serve("RegisterConfig", ctx, req, resp, [&](RequestContext&) -> absl::Status {
     COSET_ASSIGN_OR_RETURN(CodecParams params, ParamsFromProto(req->config()));
-    COSET_ASSIGN_OR_RETURN(Config config, ConfigFor(params, true));
+    COSET_ASSIGN_OR_RETURN(Config config, configs_.Resolve(params, true));
     resp->set_config_id(config.id);
     *resp->mutable_resolved() = ParamsToProto(config.codec->params());
     return absl::OkStatus();
@@ -453,7 +337,7 @@ grpc::Status CosetServiceImpl::RegisterConfig(grpc::ServerContext* ctx, const v1
 
 grpc::Status CosetServiceImpl::ServerInfo(grpc::ServerContext* ctx, const v1::ServerInfoRequest* req,
                                           v1::ServerInfoResponse* resp) {
-  return Serve("ServerInfo", ctx, req, resp, [&]() -> absl::Status {
+  return Serve("ServerInfo", ctx, req, resp, [&](RequestContext&) -> absl::Status {
     resp->set_version(kCosetVersion);
     resp->add_backends("cpu");
     v1::Limits* l = resp->mutable_limits();
@@ -461,15 +345,12 @@ grpc::Status CosetServiceImpl::ServerInfo(grpc::ServerContext* ctx, const v1::Se
     l->set_max_concurrent_requests(limits_.max_concurrent_requests);
     l->set_memory_budget_bytes(limits_.memory_budget_bytes);
     l->set_lut_budget_bytes(limits_.lut_budget_bytes);
-    {
-      std::lock_guard<std::mutex> lock(configs_mu_);
-      for (const auto& [id, c] : configs_) {
-        v1::ConfigInfo* info = resp->add_configs();
-        info->set_config_id(id);
-        *info->mutable_config() = ParamsToProto(c.codec->params());
-      }
+    for (const Config& c : configs_.List()) {
+      v1::ConfigInfo* info = resp->add_configs();
+      info->set_config_id(c.id);
+      *info->mutable_config() = ParamsToProto(c.codec->params());
     }
-    resp->set_resident_bytes(store_.bytes() + store_.lut_bytes() + CodebookBytes());
+    resp->set_resident_bytes(ResidentBytes());
     return absl::OkStatus();
   });
 }
@@ -482,6 +363,8 @@ void CosetServiceImpl::UpdateGauges() {
   metrics_->resident_bytes().Set(static_cast<double>(store_.bytes()));
   metrics_->resident_tensors().Set(static_cast<double>(store_.count()));
   metrics_->lut_cache_bytes().Set(static_cast<double>(store_.lut_bytes()));
+  metrics_->configs().Set(static_cast<double>(configs_.count()));
+  metrics_->codebook_bytes().Set(static_cast<double>(configs_.bytes()));
 }
 
 }  // namespace coset

@@ -4,23 +4,24 @@
 #pragma once
 
 #include <atomic>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "core/format.h"
+#include "core/limits.h"
 #include "core/lut.h"
 #include "core/thread_pool.h"
 #include "coset/v1/coset.grpc.pb.h"
+#include "server/config_cache.h"
 #include "server/metrics.h"
+#include "server/request_context.h"
 #include "server/shm_registry.h"
 #include "server/tensor_store.h"
 
 namespace coset {
 
 struct ServiceLimits {
-  int64_t max_message_bytes = int64_t{256} << 20;
+  int64_t max_message_bytes = kDefaultMaxMessageBytes;
   int64_t max_concurrent_requests = 64;
   int64_t memory_budget_bytes = int64_t{4} << 30;  // resident tensors + requests in flight
   int64_t lut_budget_bytes = kDefaultLutBudgetBytes;
@@ -53,18 +54,16 @@ class CosetServiceImpl final : public v1::Coset::Service {
                           v1::ServerInfoResponse* resp) override;
 
  private:
-  struct Config {
-    std::string id;
-    std::shared_ptr<const TensorCodec> codec;
-  };
-  // Runs one RPC: concurrency and memory admission, cancellation, metrics, status mapping.
+  using Config = ConfigCache::Config;
+  // Runs one RPC: concurrency and memory admission, a RequestContext for the handler (its
+  // cancellation and executor), metrics, status mapping. fn: absl::Status(RequestContext&).
   template <typename Request, typename Response, typename Fn>
   grpc::Status Serve(const char* method, grpc::ServerContext* ctx, const Request* req, Response* resp, Fn&& fn);
 
   absl::StatusOr<Config> CodecFor(const v1::CodecSpec& spec);
-  absl::StatusOr<Config> ConfigFor(const CodecParams& params, bool register_it);
   absl::StatusOr<std::shared_ptr<const CompressedTensor>> CodesFrom(const v1::Codes& codes);
-  // A float32 input, inline or in shared memory (read in place; the span keeps it mapped).
+  // A float32 input, inline or in shared memory (read in place; the span keeps it mapped), checked
+  // by the one tensor validator (CheckTensor) whatever the transport.
   struct Input {
     std::vector<int64_t> shape;
     const float* data = nullptr;
@@ -75,29 +74,18 @@ class CosetServiceImpl final : public v1::Coset::Service {
   absl::StatusOr<Input> InputFrom(const v1::Tensor& tensor);
   absl::StatusOr<ShmSpan> Span(const v1::SharedMemoryRef& ref);
   // Encodes and plans the serialization (the caller writes the blob where it belongs).
-  absl::Status DoEncode(const Config& config, const v1::Tensor& input, CompressedTensor* out, SerializationPlan* plan,
-                        v1::EncodeStats* stats);
-  // The executor for a request of `elements` values, honouring the current call's cancellation.
-  Executor* ExecutorFor(int64_t elements);
-  static thread_local grpc::ServerContext* current_ctx_;  // the call this thread is serving
-  int64_t CodebookBytes();
+  absl::Status DoEncode(const Config& config, const v1::Tensor& input, RequestContext& rc, CompressedTensor* out,
+                        SerializationPlan* plan, v1::EncodeStats* stats);
+  // Bytes held outside requests: resident tensors, their LUT matrices, codebooks and LUTs.
+  int64_t ResidentBytes() const;
   void UpdateGauges();
 
   const ServiceLimits limits_;
   Metrics* metrics_;
   ShmRegistry* shm_;
   TensorStore store_;
+  ConfigCache configs_;
   ThreadPool pool_;
-  std::mutex configs_mu_;
-  std::map<std::string, Config> configs_;  // registered and cached configurations, by id
-  int64_t configs_bytes_ = 0;              // codebook tables held by configs_ (guarded by configs_mu_)
-  // Two-sided LUTs by (lattice, q), built on first DotRows and kept (guarded by configs_mu_).
-  struct LutEntry {
-    std::shared_ptr<const Codebook> codebook;
-    std::shared_ptr<const TwoSidedLut> lut;
-  };
-  std::map<std::string, LutEntry> two_sided_;
-  absl::StatusOr<LutEntry> TwoSidedFor(const CompressedTensor& t);
   std::atomic<int64_t> inflight_{0};
   std::atomic<int64_t> inflight_bytes_{0};
 };

@@ -1,4 +1,5 @@
-// cosetd: the per-node coset daemon. Thin main: flags, listeners, metrics exposer, signals.
+// cosetd: the per-node coset daemon. Thin main: flags (ParseFlags), listeners (StartShm, StartGrpc,
+// StartMetrics), then the run loop (RunUntilSignal).
 //
 //   cosetd [--grpc ADDR[,ADDR...]] [--metrics HOST:PORT|off] [--threads N]
 //          [--max-message-bytes N] [--max-concurrent N] [--memory-budget BYTES]
@@ -15,16 +16,19 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "client/cli_args.h"
+#include "common/cli_args.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "prometheus/exposer.h"
+#include "core/status_macros.h"
 #include "server/coset_service.h"
 
 namespace coset {
@@ -83,7 +87,18 @@ std::string DefaultUnixSocket() {
   return "unix:" + dir + "/cosetd.sock";
 }
 
-int Main(int argc, char** argv) {
+// Everything the flags say, checked.
+struct DaemonFlags {
+  ServiceLimits limits;
+  std::vector<std::string> addresses;  // gRPC listen addresses
+  std::string metrics_address = "127.0.0.1:9464";
+  int64_t drain_seconds = 10;
+  std::string ready_file;  // empty: none
+};
+
+// Parses argv (after --config FILE is expanded in place) into flags. Returns the exit code to use
+// when the process should stop here (0 for --help, 2 for a bad flag), or nullopt to go on.
+std::optional<int> ParseFlags(int argc, char** argv, DaemonFlags* out) {
   std::vector<std::string> args(argv + 1, argv + argc);
   for (const std::string& a : args) {
     if (a == "--help" || a == "-h") {
@@ -117,23 +132,151 @@ int Main(int argc, char** argv) {
   const CliArgs& flags = *parsed;
   const std::string level = flags.Get("log-level", "info");
   g_log_level = level == "error" ? 2 : level == "warn" ? 1 : 0;
-  ServiceLimits limits;
+  bool bad = false;
   auto get = [&](const char* name, int64_t fallback, int64_t lo, int64_t hi) -> int64_t {
     auto v = flags.GetInt(name, fallback);
     if (!v.ok() || *v < lo || *v > hi) {
       std::cerr << "cosetd: --" << name << " must be an integer in [" << lo << ", " << hi << "]\n";
-      std::exit(2);
+      bad = true;
+      return fallback;
     }
     return *v;
   };
+  ServiceLimits& limits = out->limits;
   limits.threads = static_cast<int>(get("threads", 0, 0, 1024));
   limits.max_message_bytes = get("max-message-bytes", limits.max_message_bytes, 1 << 16, int64_t{2047} << 20);
   limits.max_concurrent_requests = get("max-concurrent", limits.max_concurrent_requests, 1, 1 << 16);
   limits.memory_budget_bytes = get("memory-budget", limits.memory_budget_bytes, 1 << 20, int64_t{1} << 50);
   limits.lut_budget_bytes = get("lut-budget", limits.lut_budget_bytes, 1 << 10, int64_t{1} << 40);
-  const int64_t drain_seconds = get("drain-seconds", 10, 0, 3600);
+  out->drain_seconds = get("drain-seconds", out->drain_seconds, 0, 3600);
+  if (bad) return 2;
+  // --grpc is repeatable and takes comma-separated lists; the config file's addresses and the
+  // command line's are all served.
+  for (const std::string& value : flags.GetAll("grpc")) {
+    for (absl::string_view a : absl::StrSplit(value, ',', absl::SkipEmpty())) out->addresses.emplace_back(a);
+  }
+  if (out->addresses.empty()) out->addresses = {DefaultUnixSocket(), "127.0.0.1:50551"};
+  out->metrics_address = flags.Get("metrics", out->metrics_address);
+  out->ready_file = flags.Get("ready-file", "");
+  return std::nullopt;
+}
 
-  // Signals are taken synchronously by this thread (sigwait); every other thread inherits the mask.
+// mkdir -p, owner-only: the socket directory guards who may connect.
+void MakeSocketDirectory(const std::string& socket_path) {
+  const std::string dir = socket_path.substr(0, socket_path.find_last_of('/'));
+  if (dir.empty()) return;
+  for (size_t slash = dir.find('/', 1);; slash = dir.find('/', slash + 1)) {
+    mkdir(dir.substr(0, slash).c_str(), 0700);
+    if (slash == std::string::npos) break;
+  }
+}
+
+// The shared-memory side socket, next to the first Unix gRPC socket ("<path>.shm"); null when
+// there is no Unix address.
+absl::StatusOr<std::unique_ptr<ShmRegistry>> StartShm(const std::vector<std::string>& addresses, Metrics* metrics) {
+  for (const std::string& address : addresses) {
+    if (address.rfind("unix:", 0) != 0) continue;
+    const std::string path = address.substr(5) + ".shm";
+    MakeSocketDirectory(path);
+    auto shm = std::make_unique<ShmRegistry>();
+    shm->SetObserver([metrics](int64_t regions, int64_t bytes) {
+      metrics->shm_regions().Set(static_cast<double>(regions));
+      metrics->shm_bytes().Set(static_cast<double>(bytes));
+    });
+    COSET_RETURN_IF_ERROR(shm->Start(path));
+    Log(0, "serving shared-memory registrations on " + path);
+    return shm;
+  }
+  return std::unique_ptr<ShmRegistry>();
+}
+
+// The gRPC server with its listeners, and the addresses it bound (port 0 resolved).
+struct Listeners {
+  std::unique_ptr<grpc::Server> server;
+  std::vector<std::string> bound;
+  std::vector<std::string> unix_paths;  // removed on exit
+};
+
+absl::StatusOr<Listeners> StartGrpc(const DaemonFlags& flags, CosetServiceImpl* service) {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.SetMaxReceiveMessageSize(static_cast<int>(flags.limits.max_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(flags.limits.max_message_bytes));
+  builder.RegisterService(service);
+  // Sync-server threads poll with this timeout; a short one lets shutdown finish promptly.
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::CQ_TIMEOUT_MSEC, 100);
+  Listeners out;
+  std::vector<std::unique_ptr<int>> ports;
+  for (const std::string& address : flags.addresses) {
+    if (address.rfind("unix:", 0) == 0) {
+      const std::string path = address.substr(5);
+      if (path.size() > 107) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("unix socket path '", path, "' is ", path.size(), " bytes; the limit is 107"));
+      }
+      MakeSocketDirectory(path);
+      unlink(path.c_str());  // a stale socket from a previous run
+      out.unix_paths.push_back(path);
+    }
+    ports.push_back(std::make_unique<int>(0));
+    builder.AddListeningPort(address, grpc::InsecureServerCredentials(), ports.back().get());
+  }
+  out.server = builder.BuildAndStart();
+  if (out.server == nullptr) {
+    return absl::UnavailableError(absl::StrCat("could not listen on ", absl::StrJoin(flags.addresses, ","),
+                                               " (address in use, or no permission for the socket directory?)"));
+  }
+  for (size_t i = 0; i < flags.addresses.size(); ++i) {
+    const std::string& a = flags.addresses[i];
+    out.bound.push_back(a.rfind("unix:", 0) == 0 ? a : a.substr(0, a.rfind(':')) + ":" + std::to_string(*ports[i]));
+  }
+  return out;
+}
+
+// The Prometheus endpoint (null for "off") and the address it bound.
+absl::StatusOr<std::unique_ptr<prometheus::Exposer>> StartMetrics(const std::string& address, Metrics* metrics,
+                                                                  std::string* bound) {
+  *bound = "off";
+  if (address == "off") return std::unique_ptr<prometheus::Exposer>();
+  try {
+    auto exposer = std::make_unique<prometheus::Exposer>(address);
+    exposer->RegisterCollectable(metrics->registry());
+    const std::vector<int> ports = exposer->GetListeningPorts();
+    *bound = address.substr(0, address.rfind(':')) + ":" + std::to_string(ports.empty() ? 0 : ports[0]);
+    return exposer;
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("could not serve metrics on ", address, ": ", e.what()));
+  }
+}
+
+// Records the bound addresses for scripts and tests; the file appears complete or not at all.
+void WriteReadyFile(const std::string& path, const std::vector<std::string>& grpc_bound, const std::string& metrics) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    for (const std::string& b : grpc_bound) out << "grpc " << b << "\n";
+    out << "metrics " << metrics << "\n";
+  }
+  std::rename(tmp.c_str(), path.c_str());
+}
+
+// Serves until SIGTERM/SIGINT, then drains in-flight requests for up to drain_seconds.
+void RunUntilSignal(const sigset_t& stop_signals, grpc::Server* server, int64_t drain_seconds) {
+  sd_notify(0, "READY=1");  // harmless when not started by systemd
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  Log(0, absl::StrCat("signal ", signal_number, ": draining (up to ", drain_seconds, " s)"));
+  sd_notify(0, "STOPPING=1");
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(drain_seconds));
+  server->Wait();
+}
+
+int Main(int argc, char** argv) {
+  DaemonFlags flags;
+  if (std::optional<int> exit_code = ParseFlags(argc, argv, &flags)) return *exit_code;
+
+  // Signals are taken synchronously by the main thread (sigwait); every other thread inherits the mask.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
@@ -142,121 +285,31 @@ int Main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   Metrics metrics;
-  // The shared-memory side socket sits next to the first Unix gRPC socket: "<path>.shm".
-  std::unique_ptr<ShmRegistry> shm;
-  // --grpc is repeatable and takes comma-separated lists; the config file's addresses and the
-  // command line's are all served.
-  std::vector<std::string> addresses;
-  for (const std::string& value : flags.GetAll("grpc")) {
-    for (absl::string_view a : absl::StrSplit(value, ',', absl::SkipEmpty())) addresses.emplace_back(a);
-  }
-  if (addresses.empty()) addresses = {DefaultUnixSocket(), "127.0.0.1:50551"};
-  for (const std::string& address : addresses) {
-    if (address.rfind("unix:", 0) != 0) continue;
-    const std::string path = address.substr(5) + ".shm";
-    const std::string dir = path.substr(0, path.find_last_of('/'));
-    for (size_t slash = dir.find('/', 1);; slash = dir.find('/', slash + 1)) {
-      mkdir(dir.substr(0, slash).c_str(), 0700);
-      if (slash == std::string::npos) break;
-    }
-    shm = std::make_unique<ShmRegistry>();
-    shm->SetObserver([&metrics](int64_t regions, int64_t bytes) {
-      metrics.shm_regions().Set(static_cast<double>(regions));
-      metrics.shm_bytes().Set(static_cast<double>(bytes));
-    });
-    if (absl::Status s = shm->Start(path); !s.ok()) {
-      Log(2, std::string(s.message()));
-      return 1;
-    }
-    Log(0, "serving shared-memory registrations on " + path);
-    break;
-  }
-  CosetServiceImpl service(limits, &metrics, shm.get());
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  builder.SetMaxReceiveMessageSize(static_cast<int>(limits.max_message_bytes));
-  builder.SetMaxSendMessageSize(static_cast<int>(limits.max_message_bytes));
-  builder.RegisterService(&service);
-  // Sync-server threads poll with this timeout; a short one lets shutdown finish promptly.
-  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::CQ_TIMEOUT_MSEC, 100);
-
-  std::vector<std::string> unix_paths;
-  std::vector<std::unique_ptr<int>> ports;
-  for (const std::string& address : addresses) {
-    if (address.rfind("unix:", 0) == 0) {
-      const std::string path = address.substr(5);
-      if (path.size() > 107) {
-        Log(2, absl::StrCat("unix socket path '", path, "' is ", path.size(), " bytes; the limit is 107"));
-        return 1;
-      }
-      const std::string dir = path.substr(0, path.find_last_of('/'));
-      if (!dir.empty()) {
-        // mkdir -p, owner-only: the socket directory guards who may connect.
-        for (size_t slash = dir.find('/', 1); ; slash = dir.find('/', slash + 1)) {
-          mkdir(dir.substr(0, slash).c_str(), 0700);
-          if (slash == std::string::npos) break;
-        }
-      }
-      unlink(path.c_str());  // a stale socket from a previous run
-      unix_paths.push_back(path);
-    }
-    ports.push_back(std::make_unique<int>(0));
-    builder.AddListeningPort(address, grpc::InsecureServerCredentials(), ports.back().get());
-  }
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr) {
-    Log(2, absl::StrCat("could not listen on ", flags.Get("grpc", "the default addresses"),
-                        " (address in use, or no permission for the socket directory?)"));
+  auto shm = StartShm(flags.addresses, &metrics);
+  if (!shm.ok()) {
+    Log(2, std::string(shm.status().message()));
     return 1;
   }
-  std::vector<std::string> bound;
-  for (size_t i = 0; i < addresses.size(); ++i) {
-    const std::string& a = addresses[i];
-    if (a.rfind("unix:", 0) == 0) {
-      bound.push_back(a);
-    } else {
-      bound.push_back(a.substr(0, a.rfind(':')) + ":" + std::to_string(*ports[i]));
-    }
+  CosetServiceImpl service(flags.limits, &metrics, shm->get());
+  auto listeners = StartGrpc(flags, &service);
+  if (!listeners.ok()) {
+    Log(2, std::string(listeners.status().message()));
+    return 1;
   }
-  std::unique_ptr<prometheus::Exposer> exposer;
-  const std::string metrics_address = flags.Get("metrics", "127.0.0.1:9464");
-  std::string metrics_bound = "off";
-  if (metrics_address != "off") {
-    try {
-      exposer = std::make_unique<prometheus::Exposer>(metrics_address);
-      exposer->RegisterCollectable(metrics.registry());
-      const std::vector<int> metric_ports = exposer->GetListeningPorts();
-      metrics_bound = metrics_address.substr(0, metrics_address.rfind(':')) + ":" +
-                      std::to_string(metric_ports.empty() ? 0 : metric_ports[0]);
-    } catch (const std::exception& e) {
-      Log(2, absl::StrCat("could not serve metrics on ", metrics_address, ": ", e.what()));
-      server->Shutdown();
-      return 1;
-    }
+  std::string metrics_bound;
+  auto exposer = StartMetrics(flags.metrics_address, &metrics, &metrics_bound);
+  if (!exposer.ok()) {
+    Log(2, std::string(exposer.status().message()));
+    listeners->server->Shutdown();
+    return 1;
   }
-  for (const std::string& b : bound) Log(0, "serving gRPC on " + b);
+  for (const std::string& b : listeners->bound) Log(0, "serving gRPC on " + b);
   Log(0, "serving metrics on " + metrics_bound);
-  if (flags.Has("ready-file")) {
-    const std::string path = flags.Get("ready-file", "");
-    const std::string tmp = path + ".tmp";
-    {
-      std::ofstream out(tmp);
-      for (const std::string& b : bound) out << "grpc " << b << "\n";
-      out << "metrics " << metrics_bound << "\n";
-    }
-    std::rename(tmp.c_str(), path.c_str());  // appears complete or not at all
-  }
-  sd_notify(0, "READY=1");  // harmless when not started by systemd
+  if (!flags.ready_file.empty()) WriteReadyFile(flags.ready_file, listeners->bound, metrics_bound);
 
-  int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
-  Log(0, absl::StrCat("signal ", signal_number, ": draining (up to ", drain_seconds, " s)"));
-  sd_notify(0, "STOPPING=1");
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(drain_seconds));
-  server->Wait();
-  if (shm != nullptr) shm->Stop();  // releases every region and removes the side socket
-  for (const std::string& path : unix_paths) unlink(path.c_str());
+  RunUntilSignal(stop_signals, listeners->server.get(), flags.drain_seconds);
+  if (*shm != nullptr) (*shm)->Stop();  // releases every region and removes the side socket
+  for (const std::string& path : listeners->unix_paths) unlink(path.c_str());
   Log(0, "stopped");
   return 0;
 }

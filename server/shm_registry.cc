@@ -106,92 +106,148 @@ std::string ShmRegistry::NewToken() {
   return token;
 }
 
-void ShmRegistry::Serve(int fd) {
-  std::vector<std::string> owned;
-  ShmReply reply;
+namespace {
+
+// A descriptor received from a client, closed when the handler is done with it (registration maps
+// the memory first; the mapping outlives the descriptor).
+class ReceivedFd {
+ public:
+  ReceivedFd() = default;
+  ~ReceivedFd() { Reset(-1); }
+  ReceivedFd(const ReceivedFd&) = delete;
+  ReceivedFd& operator=(const ReceivedFd&) = delete;
+  int get() const { return fd_; }
+  void Reset(int fd) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// Receives one request. Keeps the first descriptor a message carries and closes any others (a
+// client that sends several must not pin memory through the extras). Returns recvmsg's result.
+ssize_t ReceiveRequest(int fd, ShmRequest* req, ReceivedFd* passed) {
+  iovec iov{req, sizeof(*req)};
+  alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  const ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+  if (n < 0) return n;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int received;
+      std::memcpy(&received, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      if (passed->get() < 0) {
+        passed->Reset(received);
+      } else {
+        close(received);
+      }
+    }
+  }
+  return n;
+}
+
+bool PeerAllowed(int fd) {
   // Only the daemon's own user (or root) may hand it memory.
   ucred cred{};
   socklen_t len = sizeof(cred);
-  const bool allowed = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
-                       (cred.uid == geteuid() || cred.uid == 0);
-  while (allowed && !stopping_) {
-    ShmRequest req{};
-    iovec iov{&req, sizeof(req)};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    const ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
-    int passed_fd = -1;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) std::memcpy(&passed_fd, CMSG_DATA(c), sizeof(int));
-    }
-    if (n <= 0) {
-      if (passed_fd >= 0) close(passed_fd);
-      break;  // client closed or died
-    }
-    if (n != sizeof(req) || req.magic != kShmMagic) {
-      if (passed_fd >= 0) close(passed_fd);
-      FillReply(&reply, absl::StatusCode::kInvalidArgument, "malformed shared-memory request");
-    } else if (req.op == kShmOpRegister) {
-      struct stat st{};
-      if (passed_fd < 0) {
-        FillReply(&reply, absl::StatusCode::kInvalidArgument, "REGISTER needs a file descriptor (SCM_RIGHTS)");
-      } else if (req.size == 0 || req.size > static_cast<uint64_t>(kMaxRegionBytes) || fstat(passed_fd, &st) != 0 ||
-                 static_cast<uint64_t>(st.st_size) < req.size) {
-        FillReply(&reply, absl::StatusCode::kInvalidArgument,
-                  absl::StrCat("region size ", req.size, " is 0, too large, or beyond the file"));
+  return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && (cred.uid == geteuid() || cred.uid == 0);
+}
+
+}  // namespace
+
+// What one side-socket connection owns: the regions it registered, released when it closes.
+struct ShmRegistry::Connection {
+  int fd = -1;
+  std::vector<std::string> owned;
+};
+
+void ShmRegistry::Serve(int fd) {
+  Connection conn{fd, {}};
+  if (PeerAllowed(fd)) {
+    while (!stopping_) {
+      ShmRequest req{};
+      ReceivedFd passed;
+      const ssize_t n = ReceiveRequest(fd, &req, &passed);
+      if (n <= 0) break;  // client closed or died
+      ShmReply reply;
+      if (n != sizeof(req) || req.magic != kShmMagic) {
+        FillReply(&reply, absl::StatusCode::kInvalidArgument, "malformed shared-memory request");
+      } else if (req.op == kShmOpRegister) {
+        reply = HandleRegister(conn, req, passed.get());
+      } else if (req.op == kShmOpUnregister) {
+        reply = HandleUnregister(conn, req);
       } else {
-        void* base = mmap(nullptr, req.size, PROT_READ | PROT_WRITE, MAP_SHARED, passed_fd, 0);
-        if (base == MAP_FAILED) {
-          FillReply(&reply, absl::StatusCode::kResourceExhausted, absl::StrCat("mmap failed: ", std::strerror(errno)));
-        } else {
-          const std::string token = NewToken();
-          {
-            std::lock_guard<std::mutex> lock(mu_);
-            regions_[token] = std::make_shared<ShmRegion>(base, static_cast<int64_t>(req.size));
-            bytes_ += static_cast<int64_t>(req.size);
-          }
-          owned.push_back(token);
-          Notify();
-          FillReply(&reply, absl::StatusCode::kOk, "");
-          std::memcpy(reply.token, token.c_str(), 33);
-        }
+        FillReply(&reply, absl::StatusCode::kInvalidArgument, absl::StrCat("unknown op ", req.op));
       }
-      if (passed_fd >= 0) close(passed_fd);
-    } else if (req.op == kShmOpUnregister) {
-      if (passed_fd >= 0) close(passed_fd);
-      req.token[32] = '\0';
-      const std::string token(req.token);
-      auto it = std::find(owned.begin(), owned.end(), token);
-      if (it == owned.end()) {
-        FillReply(&reply, absl::StatusCode::kNotFound, "no region with that token on this connection");
-      } else {
-        owned.erase(it);
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          auto r = regions_.find(token);
-          if (r != regions_.end()) {
-            bytes_ -= r->second->size();
-            regions_.erase(r);
-          }
-        }
-        Notify();
-        FillReply(&reply, absl::StatusCode::kOk, "");
-      }
-    } else {
-      if (passed_fd >= 0) close(passed_fd);
-      FillReply(&reply, absl::StatusCode::kInvalidArgument, absl::StrCat("unknown op ", req.op));
+      if (send(fd, &reply, sizeof(reply), MSG_NOSIGNAL) != sizeof(reply)) break;
     }
-    if (send(fd, &reply, sizeof(reply), MSG_NOSIGNAL) != sizeof(reply)) break;
   }
+  // Requests still using a region keep its mapping alive until they finish (shared_ptr).
+  Release(conn.owned);
   {
-    // Release everything this client registered; requests still using a region keep its mapping
-    // alive until they finish (shared_ptr).
+    std::lock_guard<std::mutex> lock(conn_mu_);
+    conn_fds_.erase(fd);
+  }
+  close(fd);
+}
+
+ShmReply ShmRegistry::HandleRegister(Connection& conn, const ShmRequest& req, int memfd) {
+  ShmReply reply;
+  struct stat st {};
+  if (memfd < 0) {
+    FillReply(&reply, absl::StatusCode::kInvalidArgument, "REGISTER needs a file descriptor (SCM_RIGHTS)");
+    return reply;
+  }
+  if (req.size == 0 || req.size > static_cast<uint64_t>(kMaxRegionBytes) || fstat(memfd, &st) != 0 ||
+      static_cast<uint64_t>(st.st_size) < req.size) {
+    FillReply(&reply, absl::StatusCode::kInvalidArgument,
+              absl::StrCat("region size ", req.size, " is 0, too large, or beyond the file"));
+    return reply;
+  }
+  void* base = mmap(nullptr, req.size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+  if (base == MAP_FAILED) {
+    FillReply(&reply, absl::StatusCode::kResourceExhausted, absl::StrCat("mmap failed: ", std::strerror(errno)));
+    return reply;
+  }
+  const std::string token = NewToken();
+  {
     std::lock_guard<std::mutex> lock(mu_);
-    for (const std::string& token : owned) {
+    regions_[token] = std::make_shared<ShmRegion>(base, static_cast<int64_t>(req.size));
+    bytes_ += static_cast<int64_t>(req.size);
+  }
+  conn.owned.push_back(token);
+  Notify();
+  FillReply(&reply, absl::StatusCode::kOk, "");
+  std::memcpy(reply.token, token.c_str(), 33);
+  return reply;
+}
+
+ShmReply ShmRegistry::HandleUnregister(Connection& conn, const ShmRequest& req) {
+  ShmReply reply;
+  const std::string token(req.token, strnlen(req.token, sizeof(req.token)));
+  auto it = std::find(conn.owned.begin(), conn.owned.end(), token);
+  if (it == conn.owned.end()) {
+    FillReply(&reply, absl::StatusCode::kNotFound, "no region with that token on this connection");
+    return reply;
+  }
+  conn.owned.erase(it);
+  Release({token});
+  FillReply(&reply, absl::StatusCode::kOk, "");
+  return reply;
+}
+
+void ShmRegistry::Release(const std::vector<std::string>& tokens) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const std::string& token : tokens) {
       auto r = regions_.find(token);
       if (r != regions_.end()) {
         bytes_ -= r->second->size();
@@ -200,11 +256,6 @@ void ShmRegistry::Serve(int fd) {
     }
   }
   Notify();
-  {
-    std::lock_guard<std::mutex> lock(conn_mu_);
-    conn_fds_.erase(fd);
-  }
-  close(fd);
 }
 
 absl::StatusOr<ShmSpan> ShmRegistry::Resolve(const std::string& token, uint64_t offset, uint64_t length) const {

@@ -1,9 +1,11 @@
 // Shared-memory regions registered by clients on the daemon's side socket.
 //
-// Protocol on the side socket (a Unix stream socket next to the gRPC one, "<path>.shm"): the
-// client sends one 16-byte message {u32 magic 'CSHM', u32 op, u64 size} with the region's memfd
-// attached (SCM_RIGHTS) for op REGISTER, and gets back {u32 status, char token[33]} (status 0 =
-// ok, token = 32 hex digits + NUL). op UNREGISTER carries the token instead of an fd. Regions
+// Protocol on the side socket (a Unix stream socket next to the gRPC one, "<path>.shm"; the
+// structs are in proto/shm_protocol.h): the client sends one 56-byte ShmRequest {u32 magic 'CSHM',
+// u32 op, u64 size, char token[33]} with the region's memfd attached (SCM_RIGHTS) for op REGISTER,
+// and gets back one 128-byte ShmReply {u32 status, char token[33], char message[91]} (status 0 =
+// ok, otherwise an absl::StatusCode; token = 32 hex digits + NUL). op UNREGISTER carries the token
+// instead of an fd. Extra descriptors on a message are closed. Regions
 // belong to the connection that registered them: they are released when it closes, which is what
 // happens when a client exits or dies. The daemon accepts only peers with its own uid, or root
 // (SO_PEERCRED). gRPC requests name a region by its token; the token is 128 random bits, so a
@@ -66,7 +68,12 @@ class ShmRegistry {
  private:
   struct Connection;
   void AcceptLoop();
+  // Serves one side-socket connection until it closes, then releases its regions.
   void Serve(int fd);
+  ShmReply HandleRegister(Connection& conn, const ShmRequest& req, int memfd);
+  ShmReply HandleUnregister(Connection& conn, const ShmRequest& req);
+  // Forgets these regions (their mappings go when the last request using them finishes).
+  void Release(const std::vector<std::string>& tokens);
   std::string NewToken();
 
   std::string path_;

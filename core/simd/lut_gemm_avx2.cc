@@ -6,7 +6,7 @@
 
 #include <algorithm>
 
-#include "core/inner_product.h"
+#include "core/simd/lut_gemm.h"
 
 namespace coset {
 namespace {

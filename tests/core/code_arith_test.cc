@@ -12,9 +12,9 @@ namespace {
 // are exact floats), and t_max = 0 so every chunk has T = 0 (overloaded inputs are zeroed).
 CodecParams SharedScaleParams(const char* lattice, int q, int levels) {
   CodecParams p;
-  p.lattice = lattice;
+  p.lattice = *Lattice::Parse(lattice);
   p.q = q;
-  p.levels = levels;
+  p.M = levels;
   p.scale = ScaleMode::kNone;
   p.beta = 0.25f;
   p.t_max = 0;

@@ -17,7 +17,7 @@ std::vector<std::vector<uint8_t>> Seeds() {
   for (const char* lattice : {"D4", "E8", "Z1", "A2"}) {
     for (bool rotate : {false, true}) {
       CodecParams p;
-      p.lattice = lattice;
+      p.lattice = *Lattice::Parse(lattice);
       p.q = 3;
       p.rotate = rotate;
       p.scale = rotate ? ScaleMode::kAbsMax : ScaleMode::kRms;

@@ -97,7 +97,7 @@ TEST_F(FormatTest, RoundTripPreservesEverything) {
   const CompressedTensor back = *Parse(blob_.data(), blob_.size());
   EXPECT_EQ(back.shape, tensor_.shape);
   EXPECT_EQ(back.dtype, DType::kFloat64);
-  EXPECT_EQ(back.params.lattice, "D4");
+  EXPECT_EQ(back.params.lattice.name(), "D4");
   EXPECT_EQ(back.params.beta, tensor_.params.beta);
   EXPECT_EQ(back.params.block, 64);
   EXPECT_EQ(back.scales, tensor_.scales);

@@ -8,6 +8,8 @@
 #include <sys/un.h>
 
 #include "client/coset_client.h"
+#include "client/shm_client.h"
+#include "coset/v1/coset.grpc.pb.h"
 #include "proto/convert.h"
 #include "proto/shm_protocol.h"
 #include "core/code_arith.h"
@@ -58,16 +60,16 @@ TEST_F(DaemonTest, EveryRpcIsBitExactWithTheInProcessCore) {
   const std::vector<float> x = Gaussian(37 * 300, 1);
   for (const char* lattice : {"D4", "E8", "A2"}) {
     CodecParams p;
-    p.lattice = lattice;
+    p.lattice = *Lattice::Parse(lattice);
     p.q = std::string(lattice) == "A2" ? 3 : 4;
     const TensorCodec codec = *TensorCodec::Create(p);
     const CompressedTensor local = *codec.Encode(x.data(), {37, 300});
     // Encode (TCP and Unix socket) returns the very same blob.
-    v1::EncodeStats stats;
+    EncodeStats stats;
     const std::string remote = *client_->Encode(x.data(), {37, 300}, p, &stats);
     EXPECT_EQ(remote, Blob(local)) << lattice;
     EXPECT_EQ(*Connect(daemon_->tcp_address())->Encode(x.data(), {37, 300}, p), remote);
-    EXPECT_EQ(stats.chunks(), local.layout.rows * local.layout.chunks_per_row);
+    EXPECT_EQ(stats.chunks, local.layout.rows * local.layout.chunks_per_row);
     // Decode and Quantize.
     std::vector<float> want(x.size()), got, quantized;
     ASSERT_TRUE(codec.Decode(local, want.data()).ok());
@@ -101,9 +103,9 @@ TEST_F(DaemonTest, EveryRpcIsBitExactWithTheInProcessCore) {
   for (size_t i = 0; i < dots.size(); ++i) EXPECT_EQ(remote_dots[i], static_cast<float>(dots[i]));
   SumValidation v;
   const CompressedTensor sum = *coset::AddCodes({&a, &b}, &v);
-  const v1::AddCodesResponse remote_sum = *client_->AddCodes({Blob(a), Blob(b)}, true);
-  EXPECT_EQ(remote_sum.blob(), Blob(sum));
-  EXPECT_EQ(remote_sum.inexact_chunks(), v.inexact_chunks);
+  const AddCodesResult remote_sum = *client_->AddCodes({Blob(a), Blob(b)}, true);
+  EXPECT_EQ(std::string(remote_sum.blob.begin(), remote_sum.blob.end()), Blob(sum));
+  EXPECT_EQ(remote_sum.inexact_chunks, v.inexact_chunks);
 }
 
 TEST_F(DaemonTest, ResidentTensorsAndRegisteredConfigs) {
@@ -113,8 +115,8 @@ TEST_F(DaemonTest, ResidentTensorsAndRegisteredConfigs) {
   const std::vector<float> w = Gaussian(64 * 256, 4);
   const std::string blob = *client_->EncodeWithConfig(w.data(), {64, 256}, id);
   EXPECT_EQ(blob, *client_->Encode(w.data(), {64, 256}, p));
-  const v1::TensorInfo info = *client_->PutTensor("layers/0/weight", blob, false);
-  EXPECT_EQ(info.bytes(), static_cast<int64_t>(blob.size()));
+  const TensorInfo info = *client_->PutTensor("layers/0/weight", blob, false);
+  EXPECT_EQ(info.bytes, static_cast<int64_t>(blob.size()));
   EXPECT_EQ(client_->PutTensor("layers/0/weight", blob, false).status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_TRUE(client_->PutTensor("layers/0/weight", blob, true).ok());
   EXPECT_EQ(*client_->GetTensor("layers/0/weight"), blob);
@@ -127,9 +129,9 @@ TEST_F(DaemonTest, ResidentTensorsAndRegisteredConfigs) {
   EXPECT_EQ(by_name, by_blob);
   EXPECT_GT(daemon_->Metric("coset_lut_cache_bytes"), 0);
   EXPECT_GT(daemon_->Metric("coset_codebook_bytes"), 0);
-  const v1::ServerInfoResponse info2 = *client_->ServerInfo();
-  EXPECT_EQ(info2.backends(0), "cpu");
-  EXPECT_GE(info2.configs_size(), 1);
+  const ServerInfo info2 = *client_->GetServerInfo();
+  EXPECT_EQ(info2.backends.at(0), "cpu");
+  EXPECT_GE(info2.config_ids.size(), 1u);
   ASSERT_TRUE(client_->DeleteTensor("layers/0/weight").ok());
   EXPECT_EQ(client_->GetTensor("layers/0/weight").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(client_->DeleteTensor("layers/0/weight").code(), absl::StatusCode::kNotFound);
@@ -147,7 +149,7 @@ TEST_F(DaemonTest, BadInputsGetPreciseStatusesAndTheDaemonKeepsServing) {
   bad.q = 2;
   EXPECT_EQ(client_->Encode(x.data(), {64}, bad).status().code(), absl::StatusCode::kInvalidArgument);
   bad = CodecParams{};
-  bad.levels = 99;
+  bad.M = 99;
   EXPECT_EQ(client_->Encode(x.data(), {64}, bad).status().code(), absl::StatusCode::kInvalidArgument);
   {
     // A raw request whose data does not match its shape (the client library cannot send one).
@@ -177,7 +179,7 @@ TEST_F(DaemonTest, BadInputsGetPreciseStatusesAndTheDaemonKeepsServing) {
   const std::vector<float> q(63, 1.0f);
   EXPECT_EQ(client_->Gemm(blob, false, q.data(), 1, 63, &out).code(), absl::StatusCode::kInvalidArgument);
   CodecParams e8;
-  e8.lattice = "E8";
+  e8.lattice = *Lattice::Parse("E8");
   const std::string e8_blob = *client_->Encode(x.data(), {64}, e8);
   EXPECT_EQ(client_->DotRows(e8_blob, e8_blob).status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(client_->AddCodes({blob, e8_blob}, true).status().code(), absl::StatusCode::kFailedPrecondition);

@@ -35,7 +35,7 @@ TEST(ServiceFuzzTest, RandomRequestsGetDocumentedStatuses) {
         v1::CodecConfig* c = req.mutable_codec()->mutable_config();
         c->set_lattice(lattices[rng() % 9]);
         c->set_q(rng() % 10);
-        c->set_levels(rng() % 10);
+        c->set_m(rng() % 10);
         if (rng() % 3 == 0) c->set_beta(static_cast<float>(rng() % 100) / 50 - 0.5f);
         if (rng() % 3 == 0) c->set_alpha(static_cast<float>(rng() % 100) / 10 - 1.0f);
         c->set_block(rng() % 3 == 0 ? rng() % 300 : 0);

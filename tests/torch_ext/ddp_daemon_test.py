@@ -53,7 +53,7 @@ def test_daemon_encode_is_bit_exact_with_the_embedded_codec():
     try:
         x = torch.randn(300, 77)
         config = coset_torch.Config()
-        assert torch.equal(torch.ops.coset.daemon_encode(x, address, *config.args()), coset_torch.encode(x, config))
+        assert torch.equal(torch.ops.coset.daemon_encode(x, address, config.text()), coset_torch.encode(x, config))
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -49,8 +49,8 @@ def codes_worker(rank, world, rendezvous, result_queue):
     # The exact sum of every rank's quantized gradient, at the shared block scales and step.
     per_entry = ddp.shared_block_scales(grad, None).repeat_interleave(256)[:grad.numel()]
     beta = ddp.shared_beta(state)
-    mine = coset_torch.decode(torch.ops.coset.encode(grad / per_entry, "D4", 4, 2, beta, 1 / 3, 0, "none", False,
-                                                     24301))
+    mine = coset_torch.decode(torch.ops.coset.encode(grad / per_entry,
+                                                     coset_torch.Config(beta=beta, scale="none").text()))
     every = [torch.zeros_like(mine) for _ in range(world)]
     dist.all_gather(every, mine)
     exact = torch.stack(every).sum(0)

@@ -10,7 +10,7 @@ torch::QLinear Make(bool quantize, int q = 4, int levels = 2) {
   torch::QLinearOptions o(64, 24);
   o.quantize_weights = quantize;
   o.config.q = q;
-  o.config.levels = levels;
+  o.config.M = levels;
   return torch::QLinear(o);
 }
 

@@ -31,27 +31,46 @@ def _find_library():
 
 torch.ops.load_library(_find_library())
 
+# The smallest block scale x beta the codec codes (core/limits.h kMinStep); smaller blocks decode to 0.
+MIN_STEP = 1e-30
 
-@dataclasses.dataclass(frozen=True)
-class Config:
-    """Codec parameters (README "Parameters"); beta = 0 and block = 0 pick the measured defaults."""
-    lattice: str = "D4"
-    q: int = 4
-    M: int = 2
-    beta: float = 0.0
-    alpha: float = 1.0 / 3.0
-    block: int = 0
-    scale: str = "rms"
-    rotate: bool = False
-    seed: int = 24301
 
-    def args(self):
-        return (self.lattice, self.q, self.M, self.beta, self.alpha, self.block, self.scale, self.rotate, self.seed)
+def _config_class():
+    """Builds Config from the codec's field table (core/params.h, via torch.ops.coset.codec_fields),
+    so every field, name and default here is the C++ one: nothing to keep in sync by hand."""
+    types = {"lattice": str, "enum": str, "int": int, "uint64": int, "float": float, "bool": bool}
+    fields, choices = [], {}
+    for line in torch.ops.coset.codec_fields().splitlines():
+        name, kind, default, names = line.split("\t")
+        value = default == "true" if kind == "bool" else types[kind](default)
+        fields.append((name, types[kind], dataclasses.field(default=value)))
+        if names:
+            choices[name] = tuple(names.split(","))
+
+    def text(self):
+        """The text form the ops take ("lattice=D4,q=4,M=2,..."): every field, floats exact."""
+        def show(value):
+            if isinstance(value, bool):
+                return "true" if value else "false"
+            return repr(value) if isinstance(value, float) else str(value)
+        return ",".join(f"{f.name}={show(getattr(self, f.name))}" for f in dataclasses.fields(self))
+
+    doc = ("Codec parameters (README \"Parameters\"), one field per entry of the codec's field table: "
+           + ", ".join(f"{name}={field.default!r}" for name, _, field in fields)
+           + ". beta = 0 and block = 0 pick the measured defaults. Choices: "
+           + "; ".join(f"{k} in {v}" for k, v in choices.items()) + ".")
+    cls = dataclasses.make_dataclass("Config", fields, frozen=True, namespace={"text": text, "__doc__": doc})
+    cls.__module__ = __name__
+    cls.CHOICES = choices
+    return cls
+
+
+Config = _config_class()
 
 
 def encode(x: torch.Tensor, config: Config = Config()) -> torch.Tensor:
     """Compresses x (any shape, last dimension quantized) into a uint8 blob tensor."""
-    return torch.ops.coset.encode(x, *config.args())
+    return torch.ops.coset.encode(x, config.text())
 
 
 def decode(blob: torch.Tensor) -> torch.Tensor:
@@ -62,11 +81,11 @@ def decode(blob: torch.Tensor) -> torch.Tensor:
 class _Quantize(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, config, ste, clip):
-        y = torch.ops.coset.quantize(x, *config.args())
+        y = torch.ops.coset.quantize(x, config.text())
         if ste == "clipped":
             # Clipped STE: no gradient where the quantizer clipped the input, i.e. where the
             # reconstruction is further than `clip` (relative to the tensor's RMS) from it.
-            rms = x.detach().pow(2).mean().sqrt().clamp_min(1e-30)
+            rms = x.detach().pow(2).mean().sqrt().clamp_min(MIN_STEP)
             ctx.save_for_backward(((y - x).abs() <= clip * rms).to(x.dtype))
         ctx.ste = ste
         return y

@@ -1,3 +1,3 @@
 // Portable build of the row kernels (the reference every other ISA must match bit for bit).
 #define COSET_ISA portable
-#include "core/row_codec_impl.h"
+#include "core/simd/row_codec_impl.h"

@@ -25,6 +25,8 @@ class CliArgs {
   absl::StatusOr<int64_t> GetInt(const std::string& flag, int64_t fallback) const;
   absl::StatusOr<double> GetDouble(const std::string& flag, double fallback) const;
   bool Switch(const std::string& name, bool fallback) const;
+  // Whether --name or --no-name was given.
+  bool HasSwitch(const std::string& name) const { return switches_.count(name) > 0; }
 
  private:
   std::vector<std::string> positionals_;

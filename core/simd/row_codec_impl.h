@@ -252,7 +252,7 @@ RowEncodeCounts EncodeRowImpl(const RowCodecContext& ctx, const float* x, uint16
     work = copy;
   }
   // Phase 1: rotate and scale each block; block_base[b] = scale * beta, or 0 for blocks whose
-  // step underflows (all zeros, or RMS below ~1e-30), which are coded as zero.
+  // step underflows (all zeros, or RMS below kMinStep), which are coded as zero.
   float* block_base = scratch.block_base.data();
   for (int64_t b = 0; b < l.blocks_per_row; ++b) {
     const int64_t begin = b * ctx.block;
@@ -270,7 +270,7 @@ RowEncodeCounts EncodeRowImpl(const RowCodecContext& ctx, const float* x, uint16
       scale = Bf16ToFloat(scales[b]);
     }
     const float base = scale * ctx.beta;
-    block_base[b] = base >= 1e-30f ? base : 0.0f;
+    block_base[b] = base >= kMinStep ? base : 0.0f;
   }
   // Phase 2: Algorithm 1 with the overload ramp on every chunk.
 #if defined(__AVX2__)
@@ -337,7 +337,7 @@ bool DecodeRowImpl(const RowCodecContext& ctx, const uint16_t* scales, const uin
     const int64_t end = std::min(l.padded_cols, begin + ctx.block);
     const float scale = ctx.scale == ScaleMode::kNone ? 1.0f : Bf16ToFloat(scales[b]);
     const float base = scale * ctx.beta;
-    const bool zero_block = !(base >= 1e-30f);
+    const bool zero_block = !(base >= kMinStep);
     const int64_t c_begin = begin / d, c_end = end / d;
 #if defined(__AVX2__)
     if constexpr ((kDim == 8 || kDim == 4) && kDirect) {

@@ -1,0 +1,47 @@
+// Every size and range limit coset enforces, in one place. The encoder, the blob reader, the daemon,
+// the client library and the torch ops all read these constants, so what one side writes the
+// others accept (tests/core/limits_test.cc checks the encoder/reader pair on the size arithmetic).
+#pragma once
+
+#include <cstdint>
+
+namespace coset {
+
+// --- Tensors -------------------------------------------------------------------------------------
+// Largest rank of a tensor (leading dimensions are flattened into rows).
+inline constexpr int kMaxRank = 8;
+// Largest number of elements of one tensor, for encoding, decoding, blobs and wire tensors alike
+// (2^36 float32 = 256 GiB). Blob readers refuse larger claims before allocating anything.
+inline constexpr int64_t kMaxElements = int64_t{1} << 36;
+
+// --- Codec parameters ----------------------------------------------------------------------------
+inline constexpr int kMaxLatticeDim = 16;  // Zn and Dn up to n = 16
+inline constexpr int kMaxQ = 255;          // q is one byte in the blob header
+inline constexpr int kMaxLevels = 8;       // M: digits of one chunk fit a 64-bit symbol budget per level
+inline constexpr double kMaxLog2QM = 24.0;  // q^M <= 2^24 keeps integer chunk coordinates inside int32
+inline constexpr int kMaxTMax = 63;        // T is stored in 6 bits of model context, one byte in memory
+inline constexpr int64_t kMaxBlock = int64_t{1} << 16;
+inline constexpr int kDefaultBlock = 256;  // rounded down to a multiple of the lattice dimension
+inline constexpr float kMaxAlpha = 4.0f;
+// Largest codebook the codec builds (symbols per table). E8 q = 5 is 390,625.
+inline constexpr int64_t kMaxCodebookSymbols = int64_t{1} << 20;
+
+// A block whose scale x beta is below this decodes to zero: its step would underflow the ramp and
+// the inverse step. The encoder, the decoder, the inner products and the DDP hook's shared scales
+// use this one threshold.
+inline constexpr float kMinStep = 1e-30f;
+
+// --- Lookup tables and caches --------------------------------------------------------------------
+// Default memory budget of one LUT: 1 MiB, the L2 cache of the machines we target.
+inline constexpr int64_t kDefaultLutBudgetBytes = int64_t{1} << 20;
+// Codebooks kept by the process-wide cache (codebook.h), by count and by bytes.
+inline constexpr int kCodebookCacheEntries = 64;
+inline constexpr int64_t kCodebookCacheBytes = int64_t{256} << 20;
+
+// --- Daemon and client ---------------------------------------------------------------------------
+// Largest gRPC message the daemon and the client accept by default (requests and replies).
+inline constexpr int64_t kDefaultMaxMessageBytes = int64_t{256} << 20;
+// Largest shared-memory region one registration may map.
+inline constexpr int64_t kMaxRegionBytes = int64_t{1} << 40;
+
+}  // namespace coset

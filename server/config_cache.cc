@@ -1,0 +1,85 @@
+#include "server/config_cache.h"
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+
+namespace coset {
+
+std::string ConfigCache::ConfigId(const CodecParams& resolved) {
+  // FNV-1a over the canonical text form (every field, floats exact).
+  const std::string text = ParamsToText(resolved);
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
+  char hex[17];
+  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(h));
+  return absl::StrCat(resolved.lattice.name(), "-q", resolved.q, "-M", resolved.M, "-", hex);
+}
+
+int64_t ConfigCache::BytesLocked() const { return lut_bytes_ + GetCodebookCacheStats().bytes; }
+
+int64_t ConfigCache::bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return BytesLocked();
+}
+
+int64_t ConfigCache::count() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int64_t>(configs_.size());
+}
+
+std::vector<ConfigCache::Config> ConfigCache::List() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<Config> out;
+  for (const auto& [id, config] : configs_) out.push_back(config);
+  return out;
+}
+
+absl::StatusOr<ConfigCache::Config> ConfigCache::Find(const std::string& id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = configs_.find(id);
+  if (it == configs_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("no configuration with id '", id.substr(0, 64), "' (RegisterConfig first)"));
+  }
+  return it->second;
+}
+
+absl::StatusOr<ConfigCache::Config> ConfigCache::Resolve(const CodecParams& params, bool register_it) {
+  COSET_ASSIGN_OR_RETURN(TensorCodec codec, TensorCodec::Create(params));
+  const std::string id = ConfigId(codec.params());
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = configs_.find(id);
+  if (it != configs_.end()) return it->second;
+  Config config{id, std::make_shared<const TensorCodec>(std::move(codec))};
+  // Bounded by count and by bytes (the codebook it uses is already in the process cache).
+  if (configs_.size() < kMaxConfigs && BytesLocked() <= max_bytes_) {
+    configs_[id] = config;
+  } else if (register_it) {
+    return absl::ResourceExhaustedError(absl::StrCat("cannot register more configurations (", configs_.size(),
+                                                     " held, ", BytesLocked(), " bytes of codebooks and LUTs)"));
+  }
+  return config;
+}
+
+absl::StatusOr<std::shared_ptr<const TwoSidedLut>> ConfigCache::TwoSided(const Lattice& lattice, int q) {
+  const std::tuple<int, int, int> key{static_cast<int>(lattice.kind()), lattice.dim(), q};
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = luts_.find(key);
+    if (it != luts_.end()) return it->second;
+  }
+  COSET_ASSIGN_OR_RETURN(std::shared_ptr<const Codebook> codebook, Codebook::Get(lattice, q));
+  COSET_ASSIGN_OR_RETURN(TwoSidedLut built, TwoSidedLut::Build(*codebook, lut_budget_));
+  auto lut = std::make_shared<const TwoSidedLut>(std::move(built));
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = luts_.find(key); it != luts_.end()) return it->second;  // built concurrently
+  if (luts_.size() < kMaxConfigs && BytesLocked() + lut->bytes() <= max_bytes_) {
+    luts_[key] = lut;
+    lut_bytes_ += lut->bytes();
+  }
+  return lut;
+}
+
+}  // namespace coset
