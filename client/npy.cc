@@ -101,8 +101,11 @@ absl::StatusOr<NpyArray> ParseNpy(const std::string& bytes) {
     const long long v = std::strtoll(token.c_str() + first, &end, 10);
     if (end == token.c_str() + first || v < 0) return absl::InvalidArgumentError(absl::StrCat("bad .npy shape '(", shape_text, ")'"));
     out.shape.push_back(v);
-    if (!CheckedMul(numel, v, &numel)) return absl::InvalidArgumentError(".npy shape overflows");
   }
+  // The limits every tensor obeys (core/limits.h): rank and element count.
+  auto counted = CheckedNumel(out.shape);
+  if (!counted.ok()) return absl::InvalidArgumentError(absl::StrCat(".npy shape: ", counted.status().message()));
+  numel = *counted;
   const size_t data_offset = offset + header_len;
   int64_t want = 0;
   if (!CheckedMul(numel, static_cast<int64_t>(item), &want) || bytes.size() - data_offset != static_cast<size_t>(want)) {
