@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "core/executor.h"
 #include "grpcpp/server_context.h"
@@ -12,14 +13,18 @@ namespace coset {
 
 class RequestContext {
  public:
-  // grpc_ctx: the call (null in unit tests: never cancelled). pool: the codec pool for large
-  // requests; not owned.
+  // grpc_ctx: the call. pool: the codec pool for large requests (null: none); not owned.
   RequestContext(grpc::ServerContext* grpc_ctx, Executor* pool)
-      : grpc_ctx_(grpc_ctx), pooled_(pool != nullptr ? pool : InlineExecutor(), this), inline_(InlineExecutor(), this) {}
+      : RequestContext([grpc_ctx] { return grpc_ctx->IsCancelled(); }, pool) {}
+  // cancelled: whether the caller has gone (tests inject it).
+  RequestContext(std::function<bool()> cancelled, Executor* pool)
+      : cancelled_(std::move(cancelled)),
+        pooled_(pool != nullptr ? pool : InlineExecutor(), this),
+        inline_(InlineExecutor(), this) {}
   RequestContext(const RequestContext&) = delete;
   RequestContext& operator=(const RequestContext&) = delete;
 
-  bool cancelled() const { return grpc_ctx_ != nullptr && grpc_ctx_->IsCancelled(); }
+  bool cancelled() const { return cancelled_(); }
 
   // The executor for work on `elements` values: large requests share the codec pool (it runs one
   // request at a time), small ones stay on their gRPC thread so many small clients are served
@@ -44,7 +49,7 @@ class RequestContext {
     const RequestContext* owner_;
   };
 
-  grpc::ServerContext* grpc_ctx_;
+  std::function<bool()> cancelled_;
   CancellableExecutor pooled_;
   CancellableExecutor inline_;
 };

@@ -1,0 +1,36 @@
+#include "server/request_context.h"
+
+#include <atomic>
+
+#include "core/thread_pool.h"
+#include "gtest/gtest.h"
+
+namespace coset {
+namespace {
+
+TEST(RequestContextTest, SmallWorkStaysInlineLargeWorkUsesThePool) {
+  ThreadPool pool(3);
+  RequestContext rc([] { return false; }, &pool);
+  EXPECT_FALSE(rc.cancelled());
+  EXPECT_EQ(rc.ExecutorFor(10)->concurrency(), 1);
+  EXPECT_EQ(rc.ExecutorFor(RequestContext::kParallelThreshold)->concurrency(), pool.concurrency());
+  std::atomic<int64_t> covered{0};
+  rc.ExecutorFor(RequestContext::kParallelThreshold)->ParallelFor(1000, [&](int64_t b, int64_t e) { covered += e - b; });
+  EXPECT_EQ(covered.load(), 1000);
+}
+
+TEST(RequestContextTest, ACancelledCallStopsItsWorkEarly) {
+  bool gone = false;
+  RequestContext rc([&] { return gone; }, nullptr);
+  int64_t covered = 0;
+  // The client leaves after the first slice: the rest is skipped.
+  rc.ExecutorFor(10)->ParallelFor(1000, [&](int64_t b, int64_t e) {
+    covered += e - b;
+    gone = true;
+  });
+  EXPECT_TRUE(rc.cancelled());
+  EXPECT_EQ(covered, 64);
+}
+
+}  // namespace
+}  // namespace coset
