@@ -88,7 +88,7 @@ absl::Status CmdInfo(const CommandContext& ctx) {
   if (args.positionals().size() != 1) return absl::InvalidArgumentError("usage: cosetctl info [IN.coset]");
   // A file is described from its own bytes: the same answer whatever the backend.
   COSET_ASSIGN_OR_RETURN(std::string bytes, ReadFile(args.positionals()[0]));
-  COSET_ASSIGN_OR_RETURN(CompressedTensor t, ReadCoset(args.positionals()[0]));
+  COSET_ASSIGN_OR_RETURN(CompressedTensor t, ParseCoset(args.positionals()[0], bytes));
   const OverloadSummary s = SummarizeOverloads(t);
   const double nominal = NominalRate(t, s);
   JsonObject j;

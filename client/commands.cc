@@ -23,8 +23,7 @@ void Emit(bool json, const JsonObject& j, const std::string& text) {
   }
 }
 
-absl::StatusOr<CompressedTensor> ReadCoset(const std::string& path) {
-  COSET_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
+absl::StatusOr<CompressedTensor> ParseCoset(const std::string& path, const std::string& bytes) {
   auto t = Parse(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
   if (!t.ok()) return absl::Status(t.status().code(), absl::StrCat(path, ": ", t.status().message()));
   return t;

@@ -32,7 +32,8 @@ struct CommandContext {
 std::string ShapeString(const std::vector<int64_t>& shape);
 // Prints the JSON object (with --json) or the human-readable text.
 void Emit(bool json, const JsonObject& j, const std::string& text);
-absl::StatusOr<CompressedTensor> ReadCoset(const std::string& path);
+// Parses the bytes of a .coset file; errors name the file.
+absl::StatusOr<CompressedTensor> ParseCoset(const std::string& path, const std::string& bytes);
 
 // Best-of-`reps` wall time of fn, in seconds.
 template <typename Fn>

@@ -26,8 +26,8 @@ BlobView View(const std::string& bytes) {
 absl::Status CmdGemv(const CommandContext& ctx) {
   const CliArgs& args = ctx.args;
   if (args.positionals().size() != 3) return absl::InvalidArgumentError("usage: cosetctl gemv W.coset X.npy OUT.npy");
-  COSET_ASSIGN_OR_RETURN(CompressedTensor w, ReadCoset(args.positionals()[0]));
   COSET_ASSIGN_OR_RETURN(std::string blob, ReadFile(args.positionals()[0]));
+  COSET_ASSIGN_OR_RETURN(CompressedTensor w, ParseCoset(args.positionals()[0], blob));
   COSET_ASSIGN_OR_RETURN(NpyArray x, ReadNpy(args.positionals()[1]));
   if (x.shape.empty() || x.shape.size() > 2 || x.shape.back() != w.layout.cols) {
     return absl::InvalidArgumentError(absl::StrCat("X must be [K] or [B, K] with K = ", w.layout.cols, " (W is ",
