@@ -93,7 +93,8 @@ int Main(int argc, char** argv) {
   std::vector<float> weights;
   if (train.ok() && test.ok()) {
     const int64_t n = 8192;
-    sets.push_back({"fashion_mnist_pixels", {n, train->pixels},
+    sets.push_back({"fashion_mnist_pixels",
+                    {n, train->pixels},
                     std::vector<float>(train->values.begin(), train->values.begin() + n * train->pixels)});
     weights = TrainSoftmaxLayer(*train, 3, 5);
     sets.push_back({"softmax_layer_weights", {10, train->pixels}, weights});

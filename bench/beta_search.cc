@@ -20,12 +20,16 @@ constexpr uint64_t kSeed = 20250519;
 int RunOne(const CodecParams& p, ThreadPool& pool, bool as_table_row) {
   auto r = SearchBeta(p, kSamples, kSeed, &pool);
   if (!r.ok()) {
-    std::fprintf(stderr, "%s q=%d M=%d: %s\n", p.lattice.name().c_str(), p.q, p.M, std::string(r.status().message()).c_str());
+    std::fprintf(stderr, "%s q=%d M=%d: %s\n", p.lattice.name().c_str(), p.q, p.M,
+                 std::string(r.status().message()).c_str());
     return 1;
   }
   if (as_table_row) {
-    std::printf("    {\"%s\", %d, %d, ScaleMode::k%s, %.6ff},  // rate %.3f, MSE %.3g, overload %.1f%%\n", p.lattice.name().c_str(),
-                p.q, p.M, p.scale == ScaleMode::kNone ? "None" : p.scale == ScaleMode::kRms ? "Rms" : "AbsMax",
+    std::printf("    {\"%s\", %d, %d, ScaleMode::k%s, %.6ff},  // rate %.3f, MSE %.3g, overload %.1f%%\n",
+                p.lattice.name().c_str(), p.q, p.M,
+                p.scale == ScaleMode::kNone  ? "None"
+                : p.scale == ScaleMode::kRms ? "Rms"
+                                             : "AbsMax",
                 r->beta, r->rate_bits_per_entry, r->mse, 100 * r->overload_rate);
   } else {
     std::printf("%s q=%d M=%d scale=%s: beta %.6f rate %.4f stored %.4f MSE %.6g SNR %.2f dB overload %.1f%%\n",
@@ -59,7 +63,8 @@ int Main(int argc, char** argv) {
     const char* lattice;
     int q_min, q_max;
   };
-  for (const Family& f : {Family{"Z1", 2, 8}, Family{"Z4", 2, 8}, Family{"A2", 3, 8}, Family{"D4", 3, 8}, Family{"E8", 3, 5}}) {
+  for (const Family& f :
+       {Family{"Z1", 2, 8}, Family{"Z4", 2, 8}, Family{"A2", 3, 8}, Family{"D4", 3, 8}, Family{"E8", 3, 5}}) {
     for (int q = f.q_min; q <= f.q_max; ++q) {
       for (int m = 1; m <= 4; ++m) {
         for (ScaleMode scale : {ScaleMode::kNone, ScaleMode::kRms, ScaleMode::kAbsMax}) {

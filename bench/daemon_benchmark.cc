@@ -43,7 +43,8 @@ int Main(int argc, char** argv) {
   const std::vector<int64_t> shape = {n / 4096, 4096};
   const TensorCodec codec = *TensorCodec::Create(CodecParams{});
   CompressedTensor t;
-  const double in_process = Best(3, [&] { (void)codec.EncodeInto(x.data(), shape, DType::kFloat32, nullptr, nullptr, &t); });
+  const double in_process =
+      Best(3, [&] { (void)codec.EncodeInto(x.data(), shape, DType::kFloat32, nullptr, nullptr, &t); });
   // The daemon returns a serialized blob; this in-process baseline produces the same bytes.
   std::vector<uint8_t> blob_buffer;
   const double in_process_blob = Best(3, [&] {
@@ -102,14 +103,16 @@ int Main(int argc, char** argv) {
   if (json) {
     std::printf("%s\n", j.str().c_str());
   } else {
-    std::printf("encode 64 MiB float32 (D4 q=4 M=2):\n  in-process codec only      %.3f GB/s\n"
-                "  in-process codec + blob    %.3f GB/s\n  cosetd via shm, zero copy  %.3f GB/s (%.0f%% of codec only, %.0f%% of codec + blob)\n"
-                "  cosetd via shm, + memcpy   %.3f GB/s (%.0f%% of codec only)\n"
-                "  cosetd via gRPC bytes      %.3f GB/s (%.0f%% of codec only)\n4 KiB encode over the Unix socket: p50 %.0f us, p99 %.0f us\n",
-                gb / in_process, gb / in_process_blob, gb / via_shm, 100 * in_process / via_shm,
-                100 * in_process_blob / via_shm, gb / via_shm_copy, 100 * in_process / via_shm_copy,
-                via_bytes > 0 ? gb / via_bytes : 0.0,
-                via_bytes > 0 ? 100 * in_process / via_bytes : 0.0, p50 * 1e6, p99 * 1e6);
+    std::printf(
+        "encode 64 MiB float32 (D4 q=4 M=2):\n  in-process codec only      %.3f GB/s\n"
+        "  in-process codec + blob    %.3f GB/s\n  cosetd via shm, zero copy  %.3f GB/s (%.0f%% of codec only, %.0f%% "
+        "of codec + blob)\n"
+        "  cosetd via shm, + memcpy   %.3f GB/s (%.0f%% of codec only)\n"
+        "  cosetd via gRPC bytes      %.3f GB/s (%.0f%% of codec only)\n4 KiB encode over the Unix socket: p50 %.0f "
+        "us, p99 %.0f us\n",
+        gb / in_process, gb / in_process_blob, gb / via_shm, 100 * in_process / via_shm,
+        100 * in_process_blob / via_shm, gb / via_shm_copy, 100 * in_process / via_shm_copy,
+        via_bytes > 0 ? gb / via_bytes : 0.0, via_bytes > 0 ? 100 * in_process / via_bytes : 0.0, p50 * 1e6, p99 * 1e6);
   }
   daemon.Stop();
   return 0;

@@ -25,7 +25,9 @@ absl::StatusOr<std::vector<uint8_t>> ReadGzip(const std::string& path) {
   return out;
 }
 
-uint32_t BigEndian32(const uint8_t* p) { return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3]; }
+uint32_t BigEndian32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+}
 
 }  // namespace
 

@@ -14,9 +14,9 @@ inline constexpr char kFashionMnistDir[] = "/usr/share/datasets/fashion-mnist";
 
 struct Images {
   int64_t count = 0;
-  int64_t pixels = 0;          // 784
-  std::vector<float> values;   // count * pixels, scaled to [0, 1]
-  std::vector<int> labels;     // count
+  int64_t pixels = 0;         // 784
+  std::vector<float> values;  // count * pixels, scaled to [0, 1]
+  std::vector<int> labels;    // count
 };
 
 // Reads `{prefix}-images-idx3-ubyte.gz` and `{prefix}-labels-idx1-ubyte.gz` (prefix train or t10k).

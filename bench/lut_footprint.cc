@@ -6,7 +6,9 @@
 
 int main() {
   using namespace coset;
-  std::printf("| lattice | q | symbols q^s | two-sided entries | two-sided type | two-sided bytes | one-sided bytes per query chunk |\n");
+  std::printf(
+      "| lattice | q | symbols q^s | two-sided entries | two-sided type | two-sided bytes | one-sided bytes per query "
+      "chunk |\n");
   std::printf("|---|---|---|---|---|---|---|\n");
   struct Family {
     const char* lattice;

@@ -31,7 +31,8 @@ double NominalRate(const CompressedTensor& t, const OverloadSummary& s) {
 
 absl::Status CmdEncode(const CommandContext& ctx) {
   const CliArgs& args = ctx.args;
-  if (args.positionals().size() != 2) return absl::InvalidArgumentError("usage: cosetctl encode IN.npy OUT.coset [flags]");
+  if (args.positionals().size() != 2)
+    return absl::InvalidArgumentError("usage: cosetctl encode IN.npy OUT.coset [flags]");
   COSET_ASSIGN_OR_RETURN(CodecParams params, CodecParamsFromArgs(args));
   COSET_ASSIGN_OR_RETURN(NpyArray in, ReadNpy(args.positionals()[0]));
   COSET_ASSIGN_OR_RETURN(EncodeResult r, ctx.backend.Encode(in.data.data(), in.shape, params, in.dtype));
@@ -121,8 +122,8 @@ absl::Status CmdEval(const CommandContext& ctx) {
   } else {
     // The backend encodes and decodes; rate and error are measured here from its blob and output.
     const std::vector<float> x = GaussianSamples(samples, static_cast<uint64_t>(seed));
-    COSET_ASSIGN_OR_RETURN(EncodeResult encoded, ctx.backend.Encode(x.data(), SampleShape(samples), params,
-                                                                    DType::kFloat32));
+    COSET_ASSIGN_OR_RETURN(EncodeResult encoded,
+                           ctx.backend.Encode(x.data(), SampleShape(samples), params, DType::kFloat32));
     COSET_ASSIGN_OR_RETURN(CompressedTensor t, Parse(encoded.blob.data(), encoded.blob.size(), &ctx.executor));
     std::vector<float> y(samples);
     COSET_RETURN_IF_ERROR(ctx.backend.Decode(BlobView(encoded.blob), y.data()));
@@ -134,14 +135,17 @@ absl::Status CmdEval(const CommandContext& ctx) {
     r.beta = t.params.beta;
   }
   JsonObject j;
-  j.Add("lattice", params.lattice.name()).Add("q", params.q).Add("M", params.M).Add("scale", ScaleModeName(params.scale));
+  j.Add("lattice", params.lattice.name())
+      .Add("q", params.q)
+      .Add("M", params.M)
+      .Add("scale", ScaleModeName(params.scale));
   j.Add("samples", r.samples).Add("rate_bits_per_entry", r.rate_bits_per_entry);
   j.Add("stored_bits_per_entry", r.stored_bits_per_entry).Add("mse", r.mse).Add("snr_db", r.snr_db);
   j.Add("overload_rate", r.overload_rate).Add("beta", r.beta);
   Emit(ctx.json, j,
        absl::StrCat(params.lattice.name(), " q=", params.q, " M=", params.M, " beta=", r.beta, ": rate ",
-                    r.rate_bits_per_entry, " bits/entry (stored ", r.stored_bits_per_entry, "), MSE ", r.mse,
-                    ", SNR ", r.snr_db, " dB, first-try overload ", 100 * r.overload_rate, "%\n"));
+                    r.rate_bits_per_entry, " bits/entry (stored ", r.stored_bits_per_entry, "), MSE ", r.mse, ", SNR ",
+                    r.snr_db, " dB, first-try overload ", 100 * r.overload_rate, "%\n"));
   return absl::OkStatus();
 }
 
@@ -169,7 +173,8 @@ absl::Status CmdBench(const CommandContext& ctx) {
   COSET_ASSIGN_OR_RETURN(CodecParams params, CodecParamsFromArgs(args));
   COSET_ASSIGN_OR_RETURN(int64_t mib, args.GetInt("mib", 64));
   COSET_ASSIGN_OR_RETURN(int64_t reps, args.GetInt("reps", 3));
-  if (mib < 1 || mib > 4096 || reps < 1 || reps > 100) return absl::InvalidArgumentError("--mib in [1, 4096], --reps in [1, 100]");
+  if (mib < 1 || mib > 4096 || reps < 1 || reps > 100)
+    return absl::InvalidArgumentError("--mib in [1, 4096], --reps in [1, 100]");
   Executor& pool = ctx.executor;
   COSET_ASSIGN_OR_RETURN(TensorCodec codec, TensorCodec::Create(params));
   const int64_t n = mib * (1 << 20) / 4;
@@ -185,9 +190,8 @@ absl::Status CmdBench(const CommandContext& ctx) {
   CompressedTensor t;
   absl::Status status;
   // Steady state, as in a training loop: the output buffers are reused between calls.
-  const double encode_s = BestSeconds(static_cast<int>(reps), [&] {
-    status = codec.EncodeInto(x.data(), shape, DType::kFloat32, &pool, nullptr, &t);
-  });
+  const double encode_s = BestSeconds(
+      static_cast<int>(reps), [&] { status = codec.EncodeInto(x.data(), shape, DType::kFloat32, &pool, nullptr, &t); });
   COSET_RETURN_IF_ERROR(status);
   double decode_s = BestSeconds(static_cast<int>(reps), [&] { status = codec.Decode(t, y.data(), &pool); });
   COSET_RETURN_IF_ERROR(status);
@@ -204,7 +208,8 @@ absl::Status CmdBench(const CommandContext& ctx) {
       }
     });
     COSET_RETURN_IF_ERROR(status);
-    backend_decode_s = BestSeconds(static_cast<int>(reps), [&] { status = ctx.backend.Decode(BlobView(blob), y.data()); });
+    backend_decode_s =
+        BestSeconds(static_cast<int>(reps), [&] { status = ctx.backend.Decode(BlobView(blob), y.data()); });
     COSET_RETURN_IF_ERROR(status);
   }
   const double bytes = static_cast<double>(n) * 4;

@@ -6,9 +6,9 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "core/status_macros.h"
 #include "client/shm_client.h"
 #include "core/format.h"
+#include "core/status_macros.h"
 #include "coset/v1/coset.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
@@ -34,8 +34,9 @@ void CopyStats(const v1::EncodeStats& from, EncodeStats* to) {
 }
 
 TensorInfo InfoFromProto(const v1::TensorInfo& t) {
-  return TensorInfo{t.name(), {t.shape().begin(), t.shape().end()}, t.lattice(), static_cast<int>(t.q()),
-                    static_cast<int>(t.m()), t.bytes()};
+  return TensorInfo{
+      t.name(), {t.shape().begin(), t.shape().end()}, t.lattice(), static_cast<int>(t.q()), static_cast<int>(t.m()),
+      t.bytes()};
 }
 
 }  // namespace

@@ -55,9 +55,9 @@ struct ServerInfo {
 class Client {
  public:
   struct Options {
-    std::string address;                              // unix:/path or host:port
+    std::string address;  // unix:/path or host:port
     int64_t max_message_bytes = kDefaultMaxMessageBytes;
-    std::chrono::milliseconds timeout{30000};         // per call, retries included
+    std::chrono::milliseconds timeout{30000};  // per call, retries included
     int max_attempts = 4;
     // Over a Unix socket, Encode/Decode payloads of at least this many bytes travel through a
     // shared-memory region instead of protobuf (0 = never).

@@ -9,10 +9,10 @@
 #include <vector>
 
 #include "client/commands.h"
-#include "core/status_macros.h"
 #include "client/daemon_backend.h"
 #include "common/codec_flags.h"
 #include "core/cpu_backend.h"
+#include "core/status_macros.h"
 #include "core/thread_pool.h"
 
 namespace coset {
@@ -53,7 +53,8 @@ std::set<std::string> Union(std::set<std::string> a, const std::set<std::string>
 // Picks the backend (--daemon or the embedded CPU codec on --threads threads) and runs the command.
 absl::Status RunCommand(const Command& command, const CliArgs& args, bool json, const std::string& daemon_address) {
   COSET_ASSIGN_OR_RETURN(int64_t threads, args.GetInt("threads", 0));
-  if (threads < 0 || threads > 1024) return absl::InvalidArgumentError("--threads must be in [0, 1024] (0 = all cores)");
+  if (threads < 0 || threads > 1024)
+    return absl::InvalidArgumentError("--threads must be in [0, 1024] (0 = all cores)");
   ThreadPool pool(static_cast<int>(threads));
   std::unique_ptr<Backend> backend;
   if (daemon_address.empty()) {
@@ -92,24 +93,35 @@ int Main(int argc, char** argv) {
   const std::set<std::string> codec_flags = CodecValueFlags();
   const std::set<std::string> codec_switches = CodecSwitches();
   const std::map<std::string, Command> commands = {
-      {"encode", {&CmdEncode, Union(codec_flags, {"threads"}), codec_switches,
-                  "usage: cosetctl encode IN.npy OUT.coset [codec flags] [--threads N] [--json]\n"}},
+      {"encode",
+       {&CmdEncode, Union(codec_flags, {"threads"}), codec_switches,
+        "usage: cosetctl encode IN.npy OUT.coset [codec flags] [--threads N] [--json]\n"}},
       {"decode", {&CmdDecode, {"threads"}, {}, "usage: cosetctl decode IN.coset OUT.npy [--threads N] [--json]\n"}},
       {"info", {&CmdInfo, {}, {}, "usage: cosetctl info [IN.coset] [--json]   (no file: the backend's facts)\n"}},
       {"health", {&CmdHealth, {}, {}, "usage: cosetctl [--daemon ADDR] health [--json]\n"}},
-      {"eval", {&CmdEval, Union(codec_flags, {"samples", "data-seed", "threads"}), Union(codec_switches, {"search-beta"}),
-                "usage: cosetctl eval [codec flags] [--samples N] [--data-seed S] [--search-beta] [--json]\n"
-                "  iid N(0,1) data; --search-beta runs the reference beta grid and reports the best point\n"}},
-      {"bench", {&CmdBench, Union(codec_flags, {"mib", "reps", "threads", "n", "k", "batch"}), codec_switches,
-                 "usage: cosetctl bench [codec flags] [--mib 64] [--reps 3] [--threads N] [--json]\n"
-                 "  encode/decode throughput of N(0,1) float32 data, memcpy of the same bytes as baseline\n"
-                 "usage: cosetctl bench gemv [codec flags] [--n 16384] [--k 8192] [--batch 1] [--threads N] [--json]\n"
-                 "  LUT GEMV on codes vs OpenBLAS float32 GEMV on the decoded matrix vs decode + GEMV;\n"
-                 "  JSON keys lut_ms, fp32_ms, decode_then_fp32_ms, max_abs_err, rel_err\n"}},
-      {"gemv", {&CmdGemv, {"threads"}, {}, "usage: cosetctl gemv W.coset X.npy OUT.npy [--threads N] [--json]\n"
-                "  X is [K] or [B, K]; OUT = X @ decode(W)^T computed on the codes ([N] or [B, N])\n"}},
-      {"dot", {&CmdDot, {"lut-budget"}, {}, "usage: cosetctl dot A.coset B.coset [--lut-budget BYTES] [--json]\n"
-               "  row-wise inner products of two compressed tensors of the same shape (two-sided LUT)\n"}},
+      {"eval",
+       {&CmdEval, Union(codec_flags, {"samples", "data-seed", "threads"}), Union(codec_switches, {"search-beta"}),
+        "usage: cosetctl eval [codec flags] [--samples N] [--data-seed S] [--search-beta] [--json]\n"
+        "  iid N(0,1) data; --search-beta runs the reference beta grid and reports the best point\n"}},
+      {"bench",
+       {&CmdBench, Union(codec_flags, {"mib", "reps", "threads", "n", "k", "batch"}), codec_switches,
+        "usage: cosetctl bench [codec flags] [--mib 64] [--reps 3] [--threads N] [--json]\n"
+        "  encode/decode throughput of N(0,1) float32 data, memcpy of the same bytes as baseline\n"
+        "usage: cosetctl bench gemv [codec flags] [--n 16384] [--k 8192] [--batch 1] [--threads N] [--json]\n"
+        "  LUT GEMV on codes vs OpenBLAS float32 GEMV on the decoded matrix vs decode + GEMV;\n"
+        "  JSON keys lut_ms, fp32_ms, decode_then_fp32_ms, max_abs_err, rel_err\n"}},
+      {"gemv",
+       {&CmdGemv,
+        {"threads"},
+        {},
+        "usage: cosetctl gemv W.coset X.npy OUT.npy [--threads N] [--json]\n"
+        "  X is [K] or [B, K]; OUT = X @ decode(W)^T computed on the codes ([N] or [B, N])\n"}},
+      {"dot",
+       {&CmdDot,
+        {"lut-budget"},
+        {},
+        "usage: cosetctl dot A.coset B.coset [--lut-budget BYTES] [--json]\n"
+        "  row-wise inner products of two compressed tensors of the same shape (two-sided LUT)\n"}},
   };
   const auto it = commands.find(argv[1]);
   if (it == commands.end()) {

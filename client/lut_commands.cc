@@ -6,8 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/commands.h"
-#include "common/codec_flags.h"
 #include "client/npy.h"
+#include "common/codec_flags.h"
 #include "core/evaluation.h"
 #include "core/inner_product.h"
 #include "core/status_macros.h"
@@ -100,7 +100,8 @@ absl::Status BenchGemv(const CommandContext& ctx) {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, n, k, 1.0f, x.data(), k, a, k, 0.0f, y, n);
     }
   };
-  const double lut_s = BestSeconds(static_cast<int>(reps), [&] { status = m.Gemm(x.data(), batch, lut_out.data(), &pool); });
+  const double lut_s =
+      BestSeconds(static_cast<int>(reps), [&] { status = m.Gemm(x.data(), batch, lut_out.data(), &pool); });
   COSET_RETURN_IF_ERROR(status);
   const double fp32_s = BestSeconds(static_cast<int>(reps), [&] { fp32(decoded.data(), fp32_out.data()); });
   std::vector<float> scratch(n * k);
@@ -118,16 +119,18 @@ absl::Status BenchGemv(const CommandContext& ctx) {
   }
   JsonObject j;
   j.Add("lattice", codec.params().lattice.name()).Add("q", params.q).Add("M", params.M).Add("n", n).Add("k", k);
-  j.Add("batch", batch).Add("threads", static_cast<int64_t>(threads)).Add("path", m.fast_path() ? "int8-lanes" : "one-sided-lut");
+  j.Add("batch", batch)
+      .Add("threads", static_cast<int64_t>(threads))
+      .Add("path", m.fast_path() ? "int8-lanes" : "one-sided-lut");
   j.Add("code_bytes", static_cast<int64_t>(w.symbols.size() + w.t.size() + 2 * w.scales.size()));
   j.Add("packed_bytes", m.packed_bytes()).Add("fp32_bytes", n * k * 4);
   j.Add("lut_ms", lut_s * 1e3).Add("fp32_ms", fp32_s * 1e3).Add("decode_then_fp32_ms", decode_s * 1e3);
   j.Add("speedup_vs_fp32", fp32_s / lut_s).Add("max_abs_err", max_abs).Add("rel_err", std::sqrt(err2 / ref2));
   Emit(ctx.json, j,
        absl::StrCat("GEMV ", n, "x", k, " batch ", batch, ", ", threads, " thread(s), ", codec.params().lattice.name(),
-                    " q=", params.q, " M=", params.M, ":\n  LUT on codes     ", lut_s * 1e3,
-                    " ms\n  fp32 (OpenBLAS)  ", fp32_s * 1e3, " ms\n  decode + fp32    ", decode_s * 1e3,
-                    " ms\n  rel err ", std::sqrt(err2 / ref2), ", max abs err ", max_abs, "\n"));
+                    " q=", params.q, " M=", params.M, ":\n  LUT on codes     ", lut_s * 1e3, " ms\n  fp32 (OpenBLAS)  ",
+                    fp32_s * 1e3, " ms\n  decode + fp32    ", decode_s * 1e3, " ms\n  rel err ", std::sqrt(err2 / ref2),
+                    ", max abs err ", max_abs, "\n"));
   return absl::OkStatus();
 }
 

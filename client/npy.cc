@@ -86,7 +86,8 @@ absl::StatusOr<NpyArray> ParseNpy(const std::string& bytes) {
     out.dtype = DType::kFloat64;
     item = 8;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat("dtype '", descr, "' is not supported (float32 or float64, little-endian)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("dtype '", descr, "' is not supported (float32 or float64, little-endian)"));
   }
   if (fortran.find("True") != std::string::npos) {
     return absl::InvalidArgumentError("Fortran-ordered arrays are not supported; save with np.ascontiguousarray");
@@ -99,7 +100,8 @@ absl::StatusOr<NpyArray> ParseNpy(const std::string& bytes) {
     if (first == std::string::npos) continue;
     char* end = nullptr;
     const long long v = std::strtoll(token.c_str() + first, &end, 10);
-    if (end == token.c_str() + first || v < 0) return absl::InvalidArgumentError(absl::StrCat("bad .npy shape '(", shape_text, ")'"));
+    if (end == token.c_str() + first || v < 0)
+      return absl::InvalidArgumentError(absl::StrCat("bad .npy shape '(", shape_text, ")'"));
     out.shape.push_back(v);
   }
   // The limits every tensor obeys (core/limits.h): rank and element count.
@@ -108,9 +110,10 @@ absl::StatusOr<NpyArray> ParseNpy(const std::string& bytes) {
   numel = *counted;
   const size_t data_offset = offset + header_len;
   int64_t want = 0;
-  if (!CheckedMul(numel, static_cast<int64_t>(item), &want) || bytes.size() - data_offset != static_cast<size_t>(want)) {
-    return absl::InvalidArgumentError(absl::StrCat(".npy data holds ", bytes.size() - data_offset, " bytes; shape (",
-                                                   shape_text, ") needs ", want));
+  if (!CheckedMul(numel, static_cast<int64_t>(item), &want) ||
+      bytes.size() - data_offset != static_cast<size_t>(want)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(".npy data holds ", bytes.size() - data_offset, " bytes; shape (", shape_text, ") needs ", want));
   }
   out.data.resize(numel);
   const char* p = bytes.data() + data_offset;

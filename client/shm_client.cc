@@ -30,7 +30,8 @@ void ShmChannel::Release() {
     req.op = kShmOpUnregister;
     std::memcpy(req.token, token_.c_str(), 33);
     ShmReply reply{};
-    if (send(sock_, &req, sizeof(req), MSG_NOSIGNAL) == sizeof(req)) (void)!recv(sock_, &reply, sizeof(reply), MSG_WAITALL);
+    if (send(sock_, &req, sizeof(req), MSG_NOSIGNAL) == sizeof(req))
+      (void)!recv(sock_, &reply, sizeof(reply), MSG_WAITALL);
   }
   token_.clear();
 }
@@ -75,7 +76,8 @@ absl::Status ShmChannel::Allocate(int64_t size) {
   c->cmsg_len = CMSG_LEN(sizeof(int));
   std::memcpy(CMSG_DATA(c), &memfd_, sizeof(int));
   ShmReply reply{};
-  if (sendmsg(sock_, &msg, MSG_NOSIGNAL) != sizeof(req) || recv(sock_, &reply, sizeof(reply), MSG_WAITALL) != sizeof(reply)) {
+  if (sendmsg(sock_, &msg, MSG_NOSIGNAL) != sizeof(req) ||
+      recv(sock_, &reply, sizeof(reply), MSG_WAITALL) != sizeof(reply)) {
     return absl::UnavailableError("shared-memory side socket closed (daemon restarted?)");
   }
   if (reply.status != 0) {

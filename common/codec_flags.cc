@@ -27,8 +27,8 @@ std::set<std::string> CodecSwitches() {
 std::string CodecFlagsHelp() {
   std::string help = "codec flags:\n";
   for (const CodecField& f : CodecFields()) {
-    std::string flag = f.type == FieldType::kBool ? absl::StrCat("--", f.name, "/--no-", f.name)
-                                                  : absl::StrCat("--", f.name, " V");
+    std::string flag =
+        f.type == FieldType::kBool ? absl::StrCat("--", f.name, "/--no-", f.name) : absl::StrCat("--", f.name, " V");
     flag.resize(std::max<size_t>(flag.size() + 1, 22), ' ');
     absl::StrAppend(&help, "  ", flag, f.help, " [", f.DefaultText(), "]\n");
   }

@@ -141,7 +141,8 @@ absl::Status FromCosetVectors(const int32_t* c, CompressedTensor* t) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<CompressedTensor> AddCodes(const std::vector<const CompressedTensor*>& codes, SumValidation* validation) {
+absl::StatusOr<CompressedTensor> AddCodes(const std::vector<const CompressedTensor*>& codes,
+                                          SumValidation* validation) {
   if (codes.empty()) return absl::InvalidArgumentError("AddCodes needs at least one code");
   for (const CompressedTensor* t : codes) {
     if (t == nullptr) return absl::InvalidArgumentError("AddCodes got a null code");

@@ -29,8 +29,8 @@ absl::Status FromCosetVectors(const int32_t* c, CompressedTensor* tensor);
 
 struct SumValidation {
   int64_t chunks = 0;
-  int64_t inexact_chunks = 0;           // chunks whose decoded sum != the sum of decoded inputs
-  std::vector<uint8_t> inexact;         // per chunk (rows * chunks_per_row): 1 where not exact
+  int64_t inexact_chunks = 0;    // chunks whose decoded sum != the sum of decoded inputs
+  std::vector<uint8_t> inexact;  // per chunk (rows * chunks_per_row): 1 where not exact
 };
 
 // Sum of W >= 1 codes in the linear view: integer coset vectors added with wrap-around mod q^M,

@@ -95,31 +95,29 @@ void NearestWithTieRule(const Lattice& lattice, const double* y, int32_t* z) {
 
 absl::StatusOr<std::shared_ptr<const Codebook>> Codebook::Build(const Lattice& lattice, int q) {
   if (q < lattice.min_q()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "q (=", q, ") must be at least ", lattice.min_q(), " for ", lattice.name(),
-        lattice.min_q() > 2 ? " (q = 2 overloads 50-94% of chunks and never clears)" : ""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("q (=", q, ") must be at least ", lattice.min_q(), " for ", lattice.name(),
+                     lattice.min_q() > 2 ? " (q = 2 overloads 50-94% of chunks and never clears)" : ""));
   }
   if (q > kMaxQ) return absl::InvalidArgumentError(absl::StrCat("q (=", q, ") must be at most ", kMaxQ));
   const int s = lattice.symbol_dim();
   const double symbols = std::pow(static_cast<double>(q), s);
   if (symbols > static_cast<double>(kMaxCodebookSymbols)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "q^", s, " (= ", symbols, ") codebook symbols for ", lattice.name(), " q=", q,
-        " exceeds the limit of ", kMaxCodebookSymbols, "; use a smaller q or lattice"));
+    return absl::InvalidArgumentError(absl::StrCat("q^", s, " (= ", symbols, ") codebook symbols for ", lattice.name(),
+                                                   " q=", q, " exceeds the limit of ", kMaxCodebookSymbols,
+                                                   "; use a smaller q or lattice"));
   }
   return std::shared_ptr<const Codebook>(new Codebook(lattice, q));
 }
 
-Codebook::Codebook(const Lattice& lattice, int q)
-    : lattice_(lattice), q_(q), symbol_dim_(lattice.symbol_dim()) {
+Codebook::Codebook(const Lattice& lattice, int q) : lattice_(lattice), q_(q), symbol_dim_(lattice.symbol_dim()) {
   num_symbols_ = 1;
   for (int i = 0; i < symbol_dim_; ++i) num_symbols_ *= q;
   while ((1 << log2_q_) < q) ++log2_q_;
   rep_coords_.resize(num_symbols_ * symbol_dim_);
   rep_point_.resize(num_symbols_ * symbol_dim_);
   // Z^n codes per coordinate with Z1's table; the other lattices code whole chunks.
-  const Lattice symbol_lattice =
-      lattice.kind() == LatticeKind::kZ ? *Lattice::Create(LatticeKind::kZ, 1) : lattice;
+  const Lattice symbol_lattice = lattice.kind() == LatticeKind::kZ ? *Lattice::Create(LatticeKind::kZ, 1) : lattice;
   int32_t b[kMaxLatticeDim], zq[kMaxLatticeDim];
   double gb[kMaxLatticeDim], rep_ambient[kMaxLatticeDim];
   for (int64_t symbol = 0; symbol < num_symbols_; ++symbol) {
@@ -137,13 +135,15 @@ Codebook::Codebook(const Lattice& lattice, int q)
     for (int i = 0; i < symbol_dim_; ++i) rep_point_[symbol * symbol_dim_ + i] = static_cast<float>(rep_ambient[i]);
   }
   if (lattice.kind() != LatticeKind::kA2) {
-    const bool fits = std::all_of(rep_point_.begin(), rep_point_.end(), [](float v) { return std::fabs(2 * v) <= 127; });
+    const bool fits =
+        std::all_of(rep_point_.begin(), rep_point_.end(), [](float v) { return std::fabs(2 * v) <= 127; });
     if (fits) {
       rep_point_x2_int8_.resize(rep_point_.size());
       for (size_t i = 0; i < rep_point_.size(); ++i) rep_point_x2_int8_[i] = static_cast<int8_t>(2 * rep_point_[i]);
     }
   }
-  const bool fits_int8 = std::all_of(rep_coords_.begin(), rep_coords_.end(), [](int32_t v) { return v >= -128 && v <= 127; });
+  const bool fits_int8 =
+      std::all_of(rep_coords_.begin(), rep_coords_.end(), [](int32_t v) { return v >= -128 && v <= 127; });
   if (fits_int8) {
     const int words = (symbol_dim_ + 3) / 4;
     rep_coords_int8x4_.assign(num_symbols_ * words, 0);

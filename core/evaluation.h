@@ -16,7 +16,7 @@ struct EvalResult {
   double stored_bits_per_entry = 0;  // actual serialized size (header, scales, T stream, CRC)
   double mse = 0;                    // per entry
   double snr_db = 0;
-  double overload_rate = 0;          // first try (T > 0)
+  double overload_rate = 0;  // first try (T > 0)
   double beta = 0;
   int64_t samples = 0;
 };
@@ -35,7 +35,6 @@ std::vector<int64_t> SampleShape(int64_t samples);
 // The reference beta criterion: over beta_k = start (1 + 0.05 k), k < 40 (start = beta_min, or
 // beta_min / 4 for absmax scaling), pick the beta minimising MSE * 2^(2R),
 // R = M log2 q + H(T)/d (+ 16/block scale bits when blocks are scaled).
-absl::StatusOr<EvalResult> SearchBeta(CodecParams params, int64_t samples, uint64_t seed,
-                                      Executor* executor = nullptr);
+absl::StatusOr<EvalResult> SearchBeta(CodecParams params, int64_t samples, uint64_t seed, Executor* executor = nullptr);
 
 }  // namespace coset

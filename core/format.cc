@@ -120,9 +120,11 @@ absl::StatusOr<BlobHeader> PeekHeader(const uint8_t* data, size_t size) {
   }
   uint16_t version;
   std::memcpy(&version, data + 4, 2);
-  if (version != kFormatVersion) return absl::FailedPreconditionError(absl::StrCat("unsupported coset format version ", version));
+  if (version != kFormatVersion)
+    return absl::FailedPreconditionError(absl::StrCat("unsupported coset format version ", version));
   const uint8_t dtype = data[11], rank = data[13];
-  if (rank > kMaxRank || dtype > 1 || size < kFixedHeaderBytes + 8 * rank) return absl::DataLossError("blob header is corrupt");
+  if (rank > kMaxRank || dtype > 1 || size < kFixedHeaderBytes + 8 * rank)
+    return absl::DataLossError("blob header is corrupt");
   BlobHeader h;
   h.dtype = static_cast<DType>(dtype);
   h.numel = 1;
@@ -146,8 +148,8 @@ absl::StatusOr<CompressedTensor> Parse(const uint8_t* data, size_t size, Executo
   uint16_t version;
   std::memcpy(&version, data + 4, 2);
   if (version != kFormatVersion) {
-    return absl::FailedPreconditionError(absl::StrCat("unsupported coset format version ", version,
-                                                      " (this build reads version ", kFormatVersion, ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("unsupported coset format version ", version, " (this build reads version ", kFormatVersion, ")"));
   }
   if (size < kFixedHeaderBytes + kSectionTableBytes + kTrailerBytes) {
     return absl::DataLossError(absl::StrCat("blob truncated: ", size, " bytes is shorter than the header"));
@@ -179,13 +181,15 @@ absl::StatusOr<CompressedTensor> Parse(const uint8_t* data, size_t size, Executo
     return absl::DataLossError(absl::StrCat("checksum mismatch (stored 0x", absl::Hex(stored_crc), ", computed 0x",
                                             absl::Hex(actual_crc), "): blob is truncated or corrupted"));
   }
-  if (kind > static_cast<uint8_t>(LatticeKind::kE8)) return absl::DataLossError(absl::StrCat("unknown lattice kind ", kind));
+  if (kind > static_cast<uint8_t>(LatticeKind::kE8))
+    return absl::DataLossError(absl::StrCat("unknown lattice kind ", kind));
   COSET_ASSIGN_OR_RETURN(t.params.lattice, Lattice::Create(static_cast<LatticeKind>(kind), dim));
   if (scale > 2) return absl::DataLossError(absl::StrCat("unknown scale mode ", scale));
   t.params.scale = static_cast<ScaleMode>(scale);
   if (dtype > 1) return absl::DataLossError(absl::StrCat("unknown dtype ", dtype));
   t.dtype = static_cast<DType>(dtype);
-  if (flags & ~(kFlagRotate | kFlagCapZero)) return absl::DataLossError(absl::StrCat("unknown flags 0x", absl::Hex(flags)));
+  if (flags & ~(kFlagRotate | kFlagCapZero))
+    return absl::DataLossError(absl::StrCat("unknown flags 0x", absl::Hex(flags)));
   t.params.rotate = flags & kFlagRotate;
   t.params.on_cap = (flags & kFlagCapZero) ? CapPolicy::kZero : CapPolicy::kFail;
   if (rank > kMaxRank) return absl::DataLossError(absl::StrCat("rank ", rank, " exceeds ", kMaxRank));
@@ -194,7 +198,8 @@ absl::StatusOr<CompressedTensor> Parse(const uint8_t* data, size_t size, Executo
   if (!r.Has(rank * 8 + kSectionTableBytes)) return absl::DataLossError("blob truncated inside the shape");
   for (int i = 0; i < rank; ++i) {
     const uint64_t d = r.U64();
-    if (d > static_cast<uint64_t>(kMaxElements)) return absl::DataLossError(absl::StrCat("shape[", i, "] = ", d, " is too large"));
+    if (d > static_cast<uint64_t>(kMaxElements))
+      return absl::DataLossError(absl::StrCat("shape[", i, "] = ", d, " is too large"));
     t.shape.push_back(static_cast<int64_t>(d));
   }
   COSET_ASSIGN_OR_RETURN(t.layout, Layout::Make(t.params, t.shape));
@@ -232,7 +237,8 @@ absl::StatusOr<CompressedTensor> Parse(const uint8_t* data, size_t size, Executo
 }
 
 double StoredBitsPerEntry(const CompressedTensor& tensor, size_t blob_size) {
-  return tensor.layout.numel > 0 ? 8.0 * static_cast<double>(blob_size) / static_cast<double>(tensor.layout.numel) : 0.0;
+  return tensor.layout.numel > 0 ? 8.0 * static_cast<double>(blob_size) / static_cast<double>(tensor.layout.numel)
+                                 : 0.0;
 }
 
 }  // namespace coset

@@ -17,9 +17,9 @@ namespace {
 absl::Status CheckSameCode(const CompressedTensor& a, const CompressedTensor& b) {
   if (a.shape != b.shape) return absl::InvalidArgumentError("tensors have different shapes");
   if (a.params.lattice != b.params.lattice || a.params.q != b.params.q || a.params.M != b.params.M) {
-    return absl::InvalidArgumentError(absl::StrCat("tensors use different codes (", a.params.lattice.name(), " q=", a.params.q,
-                                                   " M=", a.params.M, " vs ", b.params.lattice.name(), " q=", b.params.q,
-                                                   " M=", b.params.M, ")"));
+    return absl::InvalidArgumentError(absl::StrCat("tensors use different codes (", a.params.lattice.name(),
+                                                   " q=", a.params.q, " M=", a.params.M, " vs ",
+                                                   b.params.lattice.name(), " q=", b.params.q, " M=", b.params.M, ")"));
   }
   if (a.params.rotate != b.params.rotate ||
       (a.params.rotate && (a.params.seed != b.params.seed || a.params.block != b.params.block))) {
@@ -109,7 +109,8 @@ absl::StatusOr<std::vector<double>> DotRows(const CompressedTensor& a, const Com
         for (int m = 0; m < levels; ++m, qa *= cb->q()) {
           double qb = 1;
           for (int mp = 0; mp < levels; ++mp, qb *= cb->q()) {
-            for (int j = 0; j < per_level; ++j) sum += qa * qb * lut.Float(ca[m * per_level + j], cb_sym[mp * per_level + j]);
+            for (int j = 0; j < per_level; ++j)
+              sum += qa * qb * lut.Float(ca[m * per_level + j], cb_sym[mp * per_level + j]);
           }
         }
         float_terms[key] += sum;
@@ -137,7 +138,8 @@ absl::StatusOr<LutMatrix> LutMatrix::Create(const CompressedTensor& w, int64_t b
   const Codebook& cb = *m.codebook_;
   std::vector<uint32_t> symbols(l.symbols_per_row);
   // Fast path: doubled lattice points as int8 (exact for D4/E8 when they fit).
-  const bool fast_lattice = (lattice.kind() == LatticeKind::kD && lattice.dim() == 4) || lattice.kind() == LatticeKind::kE8;
+  const bool fast_lattice =
+      (lattice.kind() == LatticeKind::kD && lattice.dim() == 4) || lattice.kind() == LatticeKind::kE8;
   if (fast_lattice && cb.q_is_power_of_two() && !cb.rep_point_x2_int8().empty()) {
     const int d = l.dim;
     m.groups_ = (l.rows + 7) / 8;
@@ -161,11 +163,13 @@ absl::StatusOr<LutMatrix> LutMatrix::Create(const CompressedTensor& w, int64_t b
         const uint8_t t = w.t[r * l.chunks_per_row + c];
         m.t_[(g * l.chunks_per_row + c) * 8 + lane] = std::min<uint8_t>(t, 7);
         if (t > 7) {
-          m.high_t_.push_back({static_cast<int32_t>(c), static_cast<int32_t>(lane), RampFactor(w.params, t) - m.ramp_[7]});
+          m.high_t_.push_back(
+              {static_cast<int32_t>(c), static_cast<int32_t>(lane), RampFactor(w.params, t) - m.ramp_[7]});
           ++m.high_t_offsets_[g + 1];
         }
       }
-      for (int64_t b = 0; b < l.blocks_per_row; ++b) m.half_base_[(g * l.blocks_per_row + b) * 8 + lane] = 0.5f * BlockBase(w, r, b);
+      for (int64_t b = 0; b < l.blocks_per_row; ++b)
+        m.half_base_[(g * l.blocks_per_row + b) * 8 + lane] = 0.5f * BlockBase(w, r, b);
     }
     if (fits) {
       // Rows are visited in order, so high_t_ is already grouped; turn counts into offsets.
@@ -190,9 +194,9 @@ absl::StatusOr<LutMatrix> LutMatrix::Create(const CompressedTensor& w, int64_t b
 }
 
 int64_t LutMatrix::packed_bytes() const {
-  return fast_ ? static_cast<int64_t>(points_.size() + t_.size() + half_base_.size() * 4 +
-                                      high_t_.size() * sizeof(HighT))
-               : static_cast<int64_t>(symbols_.size() * 4 + steps_.size() * 4);
+  return fast_
+             ? static_cast<int64_t>(points_.size() + t_.size() + half_base_.size() * 4 + high_t_.size() * sizeof(HighT))
+             : static_cast<int64_t>(symbols_.size() * 4 + steps_.size() * 4);
 }
 
 void LutMatrix::RotateQueries(const float* x, int64_t batch, std::vector<float>& padded) const {
@@ -230,7 +234,8 @@ void LutMatrix::GemmFast(const float* xq, int64_t batch, float* out, Executor* e
       ApplyHighT(args, high_t_.data() + high_t_offsets_[g], high_t_.data() + high_t_offsets_[g + 1], xq, batch,
                  lanes.data());
       for (int64_t b = 0; b < batch; ++b) {
-        for (int lane = 0; lane < 8 && g * 8 + lane < rows_; ++lane) out[b * rows_ + g * 8 + lane] = lanes[b * 8 + lane];
+        for (int lane = 0; lane < 8 && g * 8 + lane < rows_; ++lane)
+          out[b * rows_ + g * 8 + lane] = lanes[b * 8 + lane];
       }
     }
   });
@@ -275,7 +280,8 @@ void LutMatrix::GemmGeneric(const float* xq, int64_t batch, float* out, Executor
 }
 
 absl::Status LutMatrix::Gemm(const float* x, int64_t batch, float* out, Executor* executor) const {
-  if (batch < 1 || batch > 4096) return absl::InvalidArgumentError(absl::StrCat("batch (=", batch, ") must be in [1, 4096]"));
+  if (batch < 1 || batch > 4096)
+    return absl::InvalidArgumentError(absl::StrCat("batch (=", batch, ") must be in [1, 4096]"));
   if (x == nullptr || out == nullptr) return absl::InvalidArgumentError("null query or output");
   for (int64_t i = 0; i < batch * cols_; ++i) {
     if (!std::isfinite(x[i])) return absl::InvalidArgumentError(absl::StrCat("query[", i, "] is not finite"));

@@ -78,8 +78,8 @@ class LutMatrix {
   std::vector<int8_t> points_;
   std::vector<uint8_t> t_;
   std::vector<float> half_base_;
-  std::vector<HighT> high_t_;              // sorted by group
-  std::vector<int64_t> high_t_offsets_;    // group g owns high_t_[offsets[g], offsets[g + 1])
+  std::vector<HighT> high_t_;            // sorted by group
+  std::vector<int64_t> high_t_offsets_;  // group g owns high_t_[offsets[g], offsets[g + 1])
   // Generic path: unpacked symbols [row][symbols_per_row] and steps [row][chunk].
   std::vector<uint32_t> symbols_;
   std::vector<float> steps_;

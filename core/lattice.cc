@@ -38,8 +38,7 @@ absl::StatusOr<Lattice> Lattice::Create(LatticeKind kind, int dim) {
   switch (kind) {
     case LatticeKind::kZ:
       if (dim < 1 || dim > kMaxLatticeDim) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("Z^n needs 1 <= n <= ", kMaxLatticeDim, " (got n = ", dim, ")"));
+        return absl::InvalidArgumentError(absl::StrCat("Z^n needs 1 <= n <= ", kMaxLatticeDim, " (got n = ", dim, ")"));
       }
       break;
     case LatticeKind::kA2:
@@ -47,16 +46,14 @@ absl::StatusOr<Lattice> Lattice::Create(LatticeKind kind, int dim) {
       break;
     case LatticeKind::kD:
       if (dim < 3 || dim > kMaxLatticeDim) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("D_n needs 3 <= n <= ", kMaxLatticeDim, " (got n = ", dim, ")"));
+        return absl::InvalidArgumentError(absl::StrCat("D_n needs 3 <= n <= ", kMaxLatticeDim, " (got n = ", dim, ")"));
       }
       break;
     case LatticeKind::kE8:
       if (dim != 8) return absl::InvalidArgumentError(absl::StrCat("E8 has dimension 8 (got ", dim, ")"));
       break;
     default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown lattice kind ", static_cast<int>(kind)));
+      return absl::InvalidArgumentError(absl::StrCat("unknown lattice kind ", static_cast<int>(kind)));
   }
   return Lattice(kind, dim);
 }

@@ -161,7 +161,9 @@ class Lattice {
   double second_moment() const;
   // Packing radius: half the minimal distance between lattice points (Z^n, A2: 1/2; D_n, E8: 1/sqrt(2)).
   // A point within this distance of a lattice point is inside its Voronoi cell.
-  double packing_radius() const { return kind_ == LatticeKind::kZ || kind_ == LatticeKind::kA2 ? 0.5 : 0.7071067811865476; }
+  double packing_radius() const {
+    return kind_ == LatticeKind::kZ || kind_ == LatticeKind::kA2 ? 0.5 : 0.7071067811865476;
+  }
   // Smallest nesting ratio that works: q = 2 never clears overload for D_n, E8 and A2.
   int min_q() const { return kind_ == LatticeKind::kZ ? 2 : 3; }
   // Dimension of one codebook symbol: Z^n is a product of Z's, so its digits are coded per

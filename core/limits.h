@@ -15,11 +15,11 @@ inline constexpr int kMaxRank = 8;
 inline constexpr int64_t kMaxElements = int64_t{1} << 36;
 
 // --- Codec parameters ----------------------------------------------------------------------------
-inline constexpr int kMaxLatticeDim = 16;  // Zn and Dn up to n = 16
-inline constexpr int kMaxQ = 255;          // q is one byte in the blob header
-inline constexpr int kMaxLevels = 8;       // M: digits of one chunk fit a 64-bit symbol budget per level
+inline constexpr int kMaxLatticeDim = 16;   // Zn and Dn up to n = 16
+inline constexpr int kMaxQ = 255;           // q is one byte in the blob header
+inline constexpr int kMaxLevels = 8;        // M: digits of one chunk fit a 64-bit symbol budget per level
 inline constexpr double kMaxLog2QM = 24.0;  // q^M <= 2^24 keeps integer chunk coordinates inside int32
-inline constexpr int kMaxTMax = 63;        // T is stored in 6 bits of model context, one byte in memory
+inline constexpr int kMaxTMax = 63;         // T is stored in 6 bits of model context, one byte in memory
 inline constexpr int64_t kMaxBlock = int64_t{1} << 16;
 inline constexpr int kDefaultBlock = 256;  // rounded down to a multiple of the lattice dimension
 inline constexpr float kMaxAlpha = 4.0f;

@@ -17,7 +17,6 @@
 
 namespace coset {
 
-
 enum class LutValueType { kInt8, kInt16, kInt32, kFloat32 };
 const char* LutValueTypeName(LutValueType type);
 

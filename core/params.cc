@@ -6,10 +6,10 @@
 #include <cstdlib>
 #include <set>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/ascii.h"
 #include "core/status_macros.h"
 
 namespace coset {
@@ -60,16 +60,15 @@ absl::StatusOr<float> ParseFloat(const char* name, const std::string& text) {
 absl::StatusOr<bool> ParseBool(const char* name, const std::string& text) {
   if (text == "true" || text == "1") return true;
   if (text == "false" || text == "0") return false;
-  return absl::InvalidArgumentError(absl::StrCat(name, " (='", text.substr(0, 64),
-                                                 "') must be true or false"));
+  return absl::InvalidArgumentError(absl::StrCat(name, " (='", text.substr(0, 64), "') must be true or false"));
 }
 
 absl::StatusOr<int> ParseEnum(const char* name, const std::vector<const char*>& names, const std::string& text) {
   for (size_t i = 0; i < names.size(); ++i) {
     if (text == names[i]) return static_cast<int>(i);
   }
-  return absl::InvalidArgumentError(absl::StrCat(name, " (='", text.substr(0, 64), "') must be one of ",
-                                                 absl::StrJoin(names, ", ")));
+  return absl::InvalidArgumentError(
+      absl::StrCat(name, " (='", text.substr(0, 64), "') must be one of ", absl::StrJoin(names, ", ")));
 }
 
 // Integers are range-checked by ValidateParams from the table; this only keeps them inside int.
@@ -83,43 +82,42 @@ absl::StatusOr<int> ParseIntField(const char* name, const std::string& text) {
 
 // One table row per member: the accessors are generated from the member's name and type, so a
 // row cannot read one member and write another.
-#define COSET_INT_FIELD(member, lo, hi, share_rule, help_text)                                          \
-  CodecField {                                                                                          \
-    #member, FieldType::kInt, lo, hi, nullptr, share_rule, help_text,                                   \
+#define COSET_INT_FIELD(member, lo, hi, share_rule, help_text)                                        \
+  CodecField {                                                                                        \
+#member, FieldType::kInt, lo, hi, nullptr, share_rule, help_text,                                   \
         [](const CodecParams& p) { return std::to_string(p.member); },                                  \
         [](const std::string& text, CodecParams* p) -> absl::Status {                                     \
           COSET_ASSIGN_OR_RETURN(p->member, ParseIntField(#member, text));                              \
           return absl::OkStatus();                                                                      \
         },                                                                                              \
-        [](const CodecParams& p) { return static_cast<double>(p.member); }                              \
+        [](const CodecParams& p) { return static_cast<double>(p.member); } \
   }
-#define COSET_FLOAT_FIELD(member, lo, hi, share_rule, help_text)                                        \
-  CodecField {                                                                                          \
-    #member, FieldType::kFloat, lo, hi, nullptr, share_rule, help_text,                                 \
+#define COSET_FLOAT_FIELD(member, lo, hi, share_rule, help_text)                                      \
+  CodecField {                                                                                        \
+#member, FieldType::kFloat, lo, hi, nullptr, share_rule, help_text,                                 \
         [](const CodecParams& p) { return FloatText(p.member); },                                       \
         [](const std::string& text, CodecParams* p) -> absl::Status {                                     \
           COSET_ASSIGN_OR_RETURN(p->member, ParseFloat(#member, text));                                 \
           return absl::OkStatus();                                                                      \
         },                                                                                              \
-        [](const CodecParams& p) { return static_cast<double>(p.member); }                              \
+        [](const CodecParams& p) { return static_cast<double>(p.member); } \
   }
-#define COSET_ENUM_FIELD(member, enum_type, names, share_rule, help_text)                               \
-  CodecField {                                                                                          \
-    #member, FieldType::kEnum, 0, static_cast<double>(names.size() - 1), &names, share_rule, help_text, \
+#define COSET_ENUM_FIELD(member, enum_type, names, share_rule, help_text)                             \
+  CodecField {                                                                                        \
+#member, FieldType::kEnum, 0, static_cast<double>(names.size() - 1), &names, share_rule, help_text, \
         [](const CodecParams& p) { return std::string(names[static_cast<size_t>(p.member)]); },         \
         [](const std::string& text, CodecParams* p) -> absl::Status {                                     \
           COSET_ASSIGN_OR_RETURN(int v, ParseEnum(#member, names, text));                               \
           p->member = static_cast<enum_type>(v);                                                        \
           return absl::OkStatus();                                                                      \
         },                                                                                              \
-        [](const CodecParams& p) { return static_cast<double>(p.member); }                              \
+        [](const CodecParams& p) { return static_cast<double>(p.member); } \
   }
 
 const std::vector<CodecField>& Table() {
   static const std::vector<CodecField> table = {
       CodecField{"lattice", FieldType::kLattice, 0, 0, nullptr, ShareRule::kMustMatch,
-                 "Zn (n<=16), A2, Dn (3<=n<=16), E8",
-                 [](const CodecParams& p) { return p.lattice.name(); },
+                 "Zn (n<=16), A2, Dn (3<=n<=16), E8", [](const CodecParams& p) { return p.lattice.name(); },
                  [](const std::string& text, CodecParams* p) -> absl::Status {
                    COSET_ASSIGN_OR_RETURN(p->lattice, Lattice::Parse(text));
                    return absl::OkStatus();
@@ -144,8 +142,7 @@ const std::vector<CodecField>& Table() {
                  },
                  [](const CodecParams& p) { return p.rotate ? 1.0 : 0.0; }},
       CodecField{"seed", FieldType::kUint64, 0, 1.8446744073709552e19, nullptr, ShareRule::kMustMatchIfRotated,
-                 "rotation seed",
-                 [](const CodecParams& p) { return std::to_string(p.seed); },
+                 "rotation seed", [](const CodecParams& p) { return std::to_string(p.seed); },
                  [](const std::string& text, CodecParams* p) -> absl::Status {
                    COSET_ASSIGN_OR_RETURN(p->seed, ParseUint64("seed", text));
                    return absl::OkStatus();
@@ -201,7 +198,8 @@ absl::Status ValidateParams(const CodecParams& p) {
     if (!IsNumeric(f.type) && f.type != FieldType::kEnum) continue;
     const double v = f.number(p);
     if (!(std::isfinite(v) && v >= f.min && v <= f.max)) {
-      return absl::InvalidArgumentError(absl::StrCat(f.name, " (=", f.get(p), ") must be in [", f.min, ", ", f.max, "]"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(f.name, " (=", f.get(p), ") must be in [", f.min, ", ", f.max, "]"));
     }
   }
   // Rules that join fields.
@@ -212,8 +210,8 @@ absl::Status ValidateParams(const CodecParams& p) {
                                                    lattice.min_q() > 2 ? " (q = 2 never clears overload there)" : ""));
   }
   if (p.M * std::log2(static_cast<double>(p.q)) > kMaxLog2QM) {
-    return absl::InvalidArgumentError(absl::StrCat("q^M (= ", p.q, "^", p.M, ") exceeds 2^", kMaxLog2QM,
-                                                   "; lower q or M"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("q^M (= ", p.q, "^", p.M, ") exceeds 2^", kMaxLog2QM, "; lower q or M"));
   }
   if (std::pow(static_cast<double>(p.q), lattice.symbol_dim()) > static_cast<double>(kMaxCodebookSymbols)) {
     return absl::InvalidArgumentError(absl::StrCat("q^", lattice.symbol_dim(), " (q = ", p.q, ") codebook symbols for ",
@@ -221,8 +219,9 @@ absl::Status ValidateParams(const CodecParams& p) {
                                                    "; use a smaller q or lattice"));
   }
   if (p.block != 0 && (p.block < lattice.dim() || p.block % lattice.dim() != 0)) {
-    return absl::InvalidArgumentError(absl::StrCat("block (=", p.block, ") must be a multiple of the lattice dimension (",
-                                                   lattice.dim(), ") in [", lattice.dim(), ", ", kMaxBlock, "]"));
+    return absl::InvalidArgumentError(absl::StrCat("block (=", p.block,
+                                                   ") must be a multiple of the lattice dimension (", lattice.dim(),
+                                                   ") in [", lattice.dim(), ", ", kMaxBlock, "]"));
   }
   return absl::OkStatus();
 }
@@ -241,7 +240,8 @@ absl::StatusOr<CodecParams> ParamsFromText(const std::string& text) {
     if (f == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat("unknown codec field '", name.substr(0, 64), "'"));
     }
-    if (!seen.insert(name).second) return absl::InvalidArgumentError(absl::StrCat("codec field ", name, " is repeated"));
+    if (!seen.insert(name).second)
+      return absl::InvalidArgumentError(absl::StrCat("codec field ", name, " is repeated"));
     COSET_RETURN_IF_ERROR(f->set(std::string(absl::StripAsciiWhitespace(item.substr(eq + 1))), &p));
   }
   COSET_RETURN_IF_ERROR(ValidateParams(p));

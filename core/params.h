@@ -28,14 +28,14 @@ enum class DType : uint8_t { kFloat32 = 0, kFloat64 = 1 };
 struct CodecParams {
   Lattice lattice = Lattice::D4();
   int q = 4;
-  int M = 2;                           // levels (the paper's M)
-  float beta = 0.0f;                   // 0 = the default for (lattice, q, M, scale) from beta_table.h
-  float alpha = 1.0f / 3.0f;           // overload ramp: chunk step grows by 2^alpha per retry
-  int block = 0;                       // entries per scale block; 0 = 256 rounded down to a multiple of d
+  int M = 2;                  // levels (the paper's M)
+  float beta = 0.0f;          // 0 = the default for (lattice, q, M, scale) from beta_table.h
+  float alpha = 1.0f / 3.0f;  // overload ramp: chunk step grows by 2^alpha per retry
+  int block = 0;              // entries per scale block; 0 = 256 rounded down to a multiple of d
   ScaleMode scale = ScaleMode::kRms;
-  bool rotate = false;                 // randomized Hadamard rotation of each block
-  uint64_t seed = 0x5eed;              // rotation signs
-  int t_max = 31;                      // retries before CapPolicy applies
+  bool rotate = false;     // randomized Hadamard rotation of each block
+  uint64_t seed = 0x5eed;  // rotation signs
+  int t_max = 31;          // retries before CapPolicy applies
   CapPolicy on_cap = CapPolicy::kFail;
 };
 
@@ -49,7 +49,7 @@ enum class ShareRule { kIgnored, kMustMatch, kMustMatchIfRotated };
 struct CodecField {
   const char* name;  // the one spelling: C++ member, proto field, Python Config, CLI flag, JSON key
   FieldType type;
-  double min = 0, max = 0;                // numeric range (kInt, kUint64, kFloat); checked by ValidateParams
+  double min = 0, max = 0;  // numeric range (kInt, kUint64, kFloat); checked by ValidateParams
   const std::vector<const char*>* enum_names = nullptr;  // kEnum: names indexed by the enum's number
   ShareRule share = ShareRule::kIgnored;
   const char* help = "";
@@ -91,8 +91,8 @@ struct Layout {
   int64_t rows = 0;
   int64_t cols = 0;
   int64_t padded_cols = 0;
-  int dim = 0;                   // d
-  int symbol_dim = 0;            // s: d for A2/D_n/E8, 1 for Z^n
+  int dim = 0;         // d
+  int symbol_dim = 0;  // s: d for A2/D_n/E8, 1 for Z^n
   int64_t chunks_per_row = 0;
   int64_t blocks_per_row = 0;
   int64_t symbols_per_chunk = 0;  // M * d / s

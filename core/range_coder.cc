@@ -170,8 +170,8 @@ absl::Status DecodeOverloadCounts(const uint8_t* data, int64_t size, int64_t cou
   executor->ParallelFor(segments, [&](int64_t begin, int64_t end) {
     for (int64_t s = begin; s < end; ++s) {
       const int64_t first = s * kOverloadSegment;
-      status[s] = DecodeSegment(data + offsets[s], offsets[s + 1] - offsets[s], std::min(kOverloadSegment, count - first),
-                                t_max, t + first);
+      status[s] = DecodeSegment(data + offsets[s], offsets[s + 1] - offsets[s],
+                                std::min(kOverloadSegment, count - first), t_max, t + first);
     }
   });
   for (const absl::Status& st : status) {

@@ -19,7 +19,7 @@ inline constexpr int64_t kOverloadSegment = int64_t{1} << 20;
 // t: values in [0, t_max]. Returns the coded bytes. executor may be null (serial).
 std::vector<uint8_t> EncodeOverloadCounts(const uint8_t* t, int64_t count, int t_max, Executor* executor = nullptr);
 // Decodes `count` values; fails if the bytes end early or hold a value above t_max.
-absl::Status DecodeOverloadCounts(const uint8_t* data, int64_t size, int64_t count, int t_max,
-                                  uint8_t* t, Executor* executor = nullptr);
+absl::Status DecodeOverloadCounts(const uint8_t* data, int64_t size, int64_t count, int t_max, uint8_t* t,
+                                  Executor* executor = nullptr);
 
 }  // namespace coset

@@ -67,8 +67,8 @@ struct RowEncodeCounts {
 
 // Encodes one row: x (cols floats) -> scales (blocks_per_row bf16, only when scale != none),
 // t (chunks_per_row), packed (row_bytes).
-using EncodeRowFn = RowEncodeCounts (*)(const RowCodecContext& ctx, const float* x, uint16_t* scales,
-                                        uint8_t* t, uint8_t* packed, RowScratch& scratch);
+using EncodeRowFn = RowEncodeCounts (*)(const RowCodecContext& ctx, const float* x, uint16_t* scales, uint8_t* t,
+                                        uint8_t* packed, RowScratch& scratch);
 // Decodes one row into out (cols floats). Returns false when the packed symbols are invalid.
 using DecodeRowFn = bool (*)(const RowCodecContext& ctx, const uint16_t* scales, const uint8_t* t,
                              const uint8_t* packed, float* out, RowScratch& scratch);

@@ -11,10 +11,10 @@
 #define COSET_CONCAT(a, b) COSET_CONCAT_INNER(a, b)
 
 // Returns from the enclosing function if `expr` (an absl::Status) is not OK.
-#define COSET_RETURN_IF_ERROR(expr)                 \
-  do {                                              \
-    ::absl::Status coset_status_ = (expr);          \
-    if (!coset_status_.ok()) return coset_status_;  \
+#define COSET_RETURN_IF_ERROR(expr)                \
+  do {                                             \
+    ::absl::Status coset_status_ = (expr);         \
+    if (!coset_status_.ok()) return coset_status_; \
   } while (0)
 
 // `lhs = value-of(rexpr)` for an absl::StatusOr, or returns its error.
@@ -26,12 +26,12 @@
   lhs = std::move(tmp).value()
 
 // Always-on check for "cannot happen" invariants. Never use it on user or request data.
-#define COSET_CHECK(cond)                                                               \
-  do {                                                                                  \
-    if (!(cond)) {                                                                      \
+#define COSET_CHECK(cond)                                                                 \
+  do {                                                                                    \
+    if (!(cond)) {                                                                        \
       std::fprintf(stderr, "%s:%d: COSET_CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                     \
-    }                                                                                   \
+      std::abort();                                                                       \
+    }                                                                                     \
   } while (0)
 
 #ifdef NDEBUG

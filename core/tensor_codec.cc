@@ -67,8 +67,8 @@ absl::Status TensorCodec::EncodeInto(const float* x, const std::vector<int64_t>&
   out.t.resize(l.rows * l.chunks_per_row);
   out.symbols.resize(l.rows * out.row_bytes);
 
-  const RowKernels kernels = GetRowKernels(ActiveSimdLevel(), params_.lattice.kind(), params_.lattice.dim(), codebook_->q_is_power_of_two(),
-                                           ctx.packing.bits_per_symbol_if_pow2());
+  const RowKernels kernels = GetRowKernels(ActiveSimdLevel(), params_.lattice.kind(), params_.lattice.dim(),
+                                           codebook_->q_is_power_of_two(), ctx.packing.bits_per_symbol_if_pow2());
   std::mutex mu;
   EncodeStats total;
   int64_t first_capped_row = -1, first_capped_chunk = -1, first_nonfinite = -1;
@@ -79,9 +79,9 @@ absl::Status TensorCodec::EncodeInto(const float* x, const std::vector<int64_t>&
     int64_t nonfinite = -1;
     int64_t capped_row = -1, capped_chunk = -1;
     for (int64_t r = begin; r < end; ++r) {
-      const RowEncodeCounts counts = kernels.encode(
-          ctx, x + r * l.cols, out.scales.empty() ? nullptr : &out.scales[r * l.blocks_per_row],
-          &out.t[r * l.chunks_per_row], &out.symbols[r * out.row_bytes], scratch);
+      const RowEncodeCounts counts =
+          kernels.encode(ctx, x + r * l.cols, out.scales.empty() ? nullptr : &out.scales[r * l.blocks_per_row],
+                         &out.t[r * l.chunks_per_row], &out.symbols[r * out.row_bytes], scratch);
       if (counts.nonfinite_index >= 0 && nonfinite < 0) nonfinite = r * l.cols + counts.nonfinite_index;
       local.first_try_overloads += counts.first_try_overloads;
       local.capped += counts.capped;
@@ -100,17 +100,17 @@ absl::Status TensorCodec::EncodeInto(const float* x, const std::vector<int64_t>&
     }
   });
   if (first_nonfinite >= 0) {
-    return absl::InvalidArgumentError(absl::StrCat("input[", first_nonfinite, "] is ", x[first_nonfinite],
-                                                   "; NaN and Inf cannot be encoded"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("input[", first_nonfinite, "] is ", x[first_nonfinite], "; NaN and Inf cannot be encoded"));
   }
   total.chunks = l.rows * l.chunks_per_row;
   if (stats != nullptr) *stats = total;
   if (total.capped > 0 && params_.on_cap == CapPolicy::kFail) {
-    return absl::OutOfRangeError(absl::StrCat(
-        total.capped, " chunk(s) still overload after t_max (=", params_.t_max,
-        ") ramp steps; first at row ", first_capped_row, ", entries [", first_capped_chunk * l.dim, ", ",
-        (first_capped_chunk + 1) * l.dim, "). Use block scaling (--scale rms), a larger beta or t_max, "
-        "or the 'zero' cap policy"));
+    return absl::OutOfRangeError(absl::StrCat(total.capped, " chunk(s) still overload after t_max (=", params_.t_max,
+                                              ") ramp steps; first at row ", first_capped_row, ", entries [",
+                                              first_capped_chunk * l.dim, ", ", (first_capped_chunk + 1) * l.dim,
+                                              "). Use block scaling (--scale rms), a larger beta or t_max, "
+                                              "or the 'zero' cap policy"));
   }
   return absl::OkStatus();
 }
@@ -147,8 +147,8 @@ absl::Status TensorCodec::Decode(const CompressedTensor& tensor, float* out, Exe
   COSET_ASSIGN_OR_RETURN(RowCodecContext ctx, view.MakeContext(tensor.shape));
   const Layout& l = ctx.layout;
   if (l.numel > 0 && out == nullptr) return absl::InvalidArgumentError("output pointer is null");
-  const RowKernels kernels = GetRowKernels(ActiveSimdLevel(), params_.lattice.kind(), params_.lattice.dim(), codebook_->q_is_power_of_two(),
-                                           ctx.packing.bits_per_symbol_if_pow2());
+  const RowKernels kernels = GetRowKernels(ActiveSimdLevel(), params_.lattice.kind(), params_.lattice.dim(),
+                                           codebook_->q_is_power_of_two(), ctx.packing.bits_per_symbol_if_pow2());
   std::atomic<int64_t> bad_row{-1};
   if (executor == nullptr) executor = InlineExecutor();
   executor->ParallelFor(l.rows, [&](int64_t begin, int64_t end) {
@@ -189,15 +189,17 @@ float RampFactor(const CodecParams& params, int t) {
 }
 
 float BlockBase(const CompressedTensor& tensor, int64_t row, int64_t block) {
-  const float scale =
-      tensor.params.scale == ScaleMode::kNone ? 1.0f : Bf16ToFloat(tensor.scales[row * tensor.layout.blocks_per_row + block]);
+  const float scale = tensor.params.scale == ScaleMode::kNone
+                          ? 1.0f
+                          : Bf16ToFloat(tensor.scales[row * tensor.layout.blocks_per_row + block]);
   const float base = scale * tensor.params.beta;
   return base >= kMinStep ? base : 0.0f;
 }
 
 float ChunkStep(const CompressedTensor& tensor, int64_t row, int64_t chunk) {
   const int64_t block = chunk * tensor.layout.dim / tensor.params.block;
-  return BlockBase(tensor, row, block) * RampFactor(tensor.params, tensor.t[row * tensor.layout.chunks_per_row + chunk]);
+  return BlockBase(tensor, row, block) *
+         RampFactor(tensor.params, tensor.t[row * tensor.layout.chunks_per_row + chunk]);
 }
 
 OverloadSummary SummarizeOverloads(const CompressedTensor& tensor) {

@@ -20,14 +20,14 @@ namespace coset {
 
 // A tensor in coded form, in memory. Serialize with format.h.
 struct CompressedTensor {
-  CodecParams params;                 // resolved: beta is never 0 here
-  DType dtype = DType::kFloat32;      // dtype of the original tensor (decode returns it)
+  CodecParams params;             // resolved: beta is never 0 here
+  DType dtype = DType::kFloat32;  // dtype of the original tensor (decode returns it)
   std::vector<int64_t> shape;
   Layout layout;
   int64_t row_bytes = 0;
-  std::vector<uint16_t> scales;       // bf16, rows * blocks_per_row; empty when scale == none
-  std::vector<uint8_t> t;             // rows * chunks_per_row overload counters
-  std::vector<uint8_t> symbols;       // rows * row_bytes packed symbols (symbol_packing.h)
+  std::vector<uint16_t> scales;  // bf16, rows * blocks_per_row; empty when scale == none
+  std::vector<uint8_t> t;        // rows * chunks_per_row overload counters
+  std::vector<uint8_t> symbols;  // rows * row_bytes packed symbols (symbol_packing.h)
 };
 
 struct EncodeStats {
@@ -56,13 +56,12 @@ class TensorCodec {
   // x: numel floats, row-major, shape as given. Fails on NaN/Inf (naming the first index), on a
   // bad shape, or (CapPolicy::kFail) when a chunk is still overloaded after t_max retries.
   absl::StatusOr<CompressedTensor> Encode(const float* x, const std::vector<int64_t>& shape,
-                                          DType original_dtype = DType::kFloat32,
-                                          Executor* executor = nullptr,
+                                          DType original_dtype = DType::kFloat32, Executor* executor = nullptr,
                                           EncodeStats* stats = nullptr) const;
 
   // Encode into `out`, reusing its buffers (no allocation or page faults when the shape repeats).
-  absl::Status EncodeInto(const float* x, const std::vector<int64_t>& shape, DType original_dtype,
-                          Executor* executor, EncodeStats* stats, CompressedTensor* out) const;
+  absl::Status EncodeInto(const float* x, const std::vector<int64_t>& shape, DType original_dtype, Executor* executor,
+                          EncodeStats* stats, CompressedTensor* out) const;
 
   // out: numel floats. The tensor must carry this codec's parameters.
   absl::Status Decode(const CompressedTensor& tensor, float* out, Executor* executor = nullptr) const;

@@ -117,18 +117,19 @@ absl::StatusOr<TensorShape> CheckTensor(const v1::Tensor& t, int64_t max_element
   const uint64_t want = static_cast<uint64_t>(out.numel) * 4;
   if (!t.has_shm()) {
     if (t.data().size() != want) {
-      return absl::InvalidArgumentError(absl::StrCat("tensor.data holds ", t.data().size(), " bytes; shape needs ",
-                                                     want, " (float32)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("tensor.data holds ", t.data().size(), " bytes; shape needs ", want, " (float32)"));
     }
     return out;
   }
   if (!t.data().empty()) return absl::InvalidArgumentError("tensor sets both data and shm");
   if (t.shm().offset() % 4 != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("tensor.shm.offset (=", t.shm().offset(), ") must be a multiple of 4"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor.shm.offset (=", t.shm().offset(), ") must be a multiple of 4"));
   }
   if (t.shm().length() != want) {
-    return absl::InvalidArgumentError(absl::StrCat("tensor.shm.length (=", t.shm().length(), ") must be ", want,
-                                                   " for the shape (float32)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor.shm.length (=", t.shm().length(), ") must be ", want, " for the shape (float32)"));
   }
   return out;
 }

@@ -12,6 +12,7 @@ PACKAGES=(
   libopenblas-dev            # without it every float baseline is ~10x too slow
   libtorch-dev python3-torch python3-numpy python3-pytest
   dataset-fashion-mnist
+  clang-format-14            # the formatting check of scripts/test.sh
 )
 
 missing=()

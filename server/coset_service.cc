@@ -38,7 +38,8 @@ CosetServiceImpl::CosetServiceImpl(const ServiceLimits& limits, Metrics* metrics
       pool_(limits.threads) {}
 
 absl::StatusOr<ShmSpan> CosetServiceImpl::Span(const v1::SharedMemoryRef& ref) {
-  if (shm_ == nullptr) return absl::FailedPreconditionError("this daemon has no shared-memory socket (no unix: address)");
+  if (shm_ == nullptr)
+    return absl::FailedPreconditionError("this daemon has no shared-memory socket (no unix: address)");
   return shm_->Resolve(ref.region(), ref.offset(), ref.length());
 }
 
@@ -75,8 +76,8 @@ grpc::Status CosetServiceImpl::Serve(const char* method, grpc::ServerContext* ct
   const int64_t reserved = inflight_bytes_ += reserve;
   metrics_->inflight().Set(static_cast<double>(running));
   if (running > limits_.max_concurrent_requests) {
-    status = absl::ResourceExhaustedError(absl::StrCat("more than ", limits_.max_concurrent_requests,
-                                                       " concurrent requests; retry later"));
+    status = absl::ResourceExhaustedError(
+        absl::StrCat("more than ", limits_.max_concurrent_requests, " concurrent requests; retry later"));
   } else if (reserved + ResidentBytes() > limits_.memory_budget_bytes) {
     status = absl::ResourceExhaustedError(absl::StrCat("request of ", request_bytes,
                                                        " bytes would exceed the memory budget of ",
@@ -147,7 +148,8 @@ absl::Status CosetServiceImpl::DoEncode(const Config& config, const v1::Tensor& 
   return absl::OkStatus();
 }
 
-grpc::Status CosetServiceImpl::Encode(grpc::ServerContext* ctx, const v1::EncodeRequest* req, v1::EncodeResponse* resp) {
+grpc::Status CosetServiceImpl::Encode(grpc::ServerContext* ctx, const v1::EncodeRequest* req,
+                                      v1::EncodeResponse* resp) {
   return Serve("Encode", ctx, req, resp, [&](RequestContext& rc) -> absl::Status {
     COSET_ASSIGN_OR_RETURN(Config config, CodecFor(req->codec()));
     // Per-thread output buffers: repeated requests of similar size reuse their memory.
@@ -157,7 +159,8 @@ grpc::Status CosetServiceImpl::Encode(grpc::ServerContext* ctx, const v1::Encode
     if (req->has_output()) {
       COSET_ASSIGN_OR_RETURN(ShmSpan out, Span(req->output()));
       if (static_cast<int64_t>(plan.size) > out.length) {
-        return absl::OutOfRangeError(absl::StrCat("output region holds ", out.length, " bytes; the blob needs ", plan.size));
+        return absl::OutOfRangeError(
+            absl::StrCat("output region holds ", out.length, " bytes; the blob needs ", plan.size));
       }
       SerializeTo(t, plan, out.data);  // straight into the client's memory
       resp->set_output_length(plan.size);
@@ -170,19 +173,19 @@ grpc::Status CosetServiceImpl::Encode(grpc::ServerContext* ctx, const v1::Encode
   });
 }
 
-grpc::Status CosetServiceImpl::Decode(grpc::ServerContext* ctx, const v1::DecodeRequest* req, v1::DecodeResponse* resp) {
+grpc::Status CosetServiceImpl::Decode(grpc::ServerContext* ctx, const v1::DecodeRequest* req,
+                                      v1::DecodeResponse* resp) {
   return Serve("Decode", ctx, req, resp, [&](RequestContext& rc) -> absl::Status {
     COSET_ASSIGN_OR_RETURN(std::shared_ptr<const CompressedTensor> t, CodesFrom(req->codes()));
     if (!req->has_output() && t->layout.numel * 4 > limits_.max_message_bytes) {
-      return absl::ResourceExhaustedError(absl::StrCat("decoded tensor (", t->layout.numel * 4,
-                                                       " bytes) exceeds the message limit of ",
-                                                       limits_.max_message_bytes));
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "decoded tensor (", t->layout.numel * 4, " bytes) exceeds the message limit of ", limits_.max_message_bytes));
     }
     if (req->has_output()) {
       COSET_ASSIGN_OR_RETURN(ShmSpan out, Span(req->output()));
       if (req->output().offset() % 4 != 0 || out.length < t->layout.numel * 4) {
-        return absl::OutOfRangeError(absl::StrCat("output region must be 4-byte aligned and hold ",
-                                                  t->layout.numel * 4, " bytes (has ", out.length, ")"));
+        return absl::OutOfRangeError(absl::StrCat("output region must be 4-byte aligned and hold ", t->layout.numel * 4,
+                                                  " bytes (has ", out.length, ")"));
       }
       COSET_RETURN_IF_ERROR(DecodeTensor(*t, reinterpret_cast<float*>(out.data), rc.ExecutorFor(t->layout.numel)));
       for (int64_t d : t->shape) resp->mutable_output()->add_shape(d);
@@ -231,7 +234,8 @@ grpc::Status CosetServiceImpl::InnerProduct(grpc::ServerContext* ctx, const v1::
       return absl::InvalidArgumentError(absl::StrCat("queries must be [K] or [B, K] with K = ", w->layout.cols));
     }
     const int64_t batch = x.shape.size() == 2 ? x.shape[0] : 1;
-    if (batch < 1 || batch > 4096) return absl::InvalidArgumentError(absl::StrCat("batch (=", batch, ") must be in [1, 4096]"));
+    if (batch < 1 || batch > 4096)
+      return absl::InvalidArgumentError(absl::StrCat("batch (=", batch, ") must be in [1, 4096]"));
     std::shared_ptr<const LutMatrix> matrix;
     if (req->weights().source_case() == v1::Codes::kTensorName) {
       COSET_ASSIGN_OR_RETURN(matrix, store_.Matrix(req->weights().tensor_name(), limits_.lut_budget_bytes));
@@ -278,7 +282,8 @@ grpc::Status CosetServiceImpl::PutTensor(grpc::ServerContext* ctx, const v1::Put
     auto resident = std::make_shared<ResidentTensor>();
     resident->name = req->name();
     if (req->source_case() == v1::PutTensorRequest::kBlob) {
-      COSET_ASSIGN_OR_RETURN(resident->tensor, Parse(reinterpret_cast<const uint8_t*>(req->blob().data()), req->blob().size()));
+      COSET_ASSIGN_OR_RETURN(resident->tensor,
+                             Parse(reinterpret_cast<const uint8_t*>(req->blob().data()), req->blob().size()));
       resident->blob = req->blob();
     } else if (req->source_case() == v1::PutTensorRequest::kEncode) {
       COSET_ASSIGN_OR_RETURN(Config config, CodecFor(req->encode().codec()));

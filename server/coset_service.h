@@ -25,7 +25,7 @@ struct ServiceLimits {
   int64_t max_concurrent_requests = 64;
   int64_t memory_budget_bytes = int64_t{4} << 30;  // resident tensors + requests in flight
   int64_t lut_budget_bytes = kDefaultLutBudgetBytes;
-  int threads = 0;                                  // codec threads for large requests (0 = cores)
+  int threads = 0;  // codec threads for large requests (0 = cores)
 };
 
 inline constexpr char kCosetVersion[] = "0.1.0";
@@ -42,8 +42,10 @@ class CosetServiceImpl final : public v1::Coset::Service {
   grpc::Status InnerProduct(grpc::ServerContext* ctx, const v1::InnerProductRequest* req,
                             v1::InnerProductResponse* resp) override;
   grpc::Status AddCodes(grpc::ServerContext* ctx, const v1::AddCodesRequest* req, v1::AddCodesResponse* resp) override;
-  grpc::Status PutTensor(grpc::ServerContext* ctx, const v1::PutTensorRequest* req, v1::PutTensorResponse* resp) override;
-  grpc::Status GetTensor(grpc::ServerContext* ctx, const v1::GetTensorRequest* req, v1::GetTensorResponse* resp) override;
+  grpc::Status PutTensor(grpc::ServerContext* ctx, const v1::PutTensorRequest* req,
+                         v1::PutTensorResponse* resp) override;
+  grpc::Status GetTensor(grpc::ServerContext* ctx, const v1::GetTensorRequest* req,
+                         v1::GetTensorResponse* resp) override;
   grpc::Status DeleteTensor(grpc::ServerContext* ctx, const v1::DeleteTensorRequest* req,
                             v1::DeleteTensorResponse* resp) override;
   grpc::Status ListTensors(grpc::ServerContext* ctx, const v1::ListTensorsRequest* req,

@@ -24,11 +24,11 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/cli_args.h"
+#include "core/status_macros.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "prometheus/exposer.h"
-#include "core/status_macros.h"
 #include "server/coset_service.h"
 
 namespace coset {
@@ -66,7 +66,8 @@ absl::StatusOr<std::vector<std::string>> ConfigFileArgs(const std::string& path)
       return b == std::string::npos ? std::string() : v.substr(b, e - b + 1);
     };
     if (trim(line).empty()) continue;
-    if (eq == std::string::npos) return absl::InvalidArgumentError(absl::StrCat(path, ":", number, ": expected name = value"));
+    if (eq == std::string::npos)
+      return absl::InvalidArgumentError(absl::StrCat(path, ":", number, ": expected name = value"));
     args.push_back("--" + trim(line.substr(0, eq)) + "=" + trim(line.substr(eq + 1)));
   }
   return args;

@@ -5,23 +5,79 @@
 namespace coset {
 
 Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
-  requests_ = &prometheus::BuildCounter().Name("coset_requests_total").Help("RPCs by method and status code").Register(*registry_);
-  bytes_in_ = &prometheus::BuildCounter().Name("coset_request_bytes_total").Help("Request payload bytes by method").Register(*registry_);
-  bytes_out_ = &prometheus::BuildCounter().Name("coset_response_bytes_total").Help("Response payload bytes by method").Register(*registry_);
-  latency_ = &prometheus::BuildHistogram().Name("coset_request_duration_seconds").Help("RPC latency by method").Register(*registry_);
-  raw_bytes_ = &prometheus::BuildCounter().Name("coset_encoded_raw_bytes_total").Help("float32 bytes encoded, by configuration").Register(*registry_);
-  saved_bytes_ = &prometheus::BuildCounter().Name("coset_bytes_saved_total").Help("Raw float32 bytes minus compressed bytes, by configuration").Register(*registry_);
-  chunks_ = &prometheus::BuildCounter().Name("coset_chunks_total").Help("Chunks encoded, by configuration").Register(*registry_);
-  overloads_ = &prometheus::BuildCounter().Name("coset_overload_chunks_total").Help("Chunks that overloaded on the first try (T > 0), by configuration").Register(*registry_);
-  t_values_ = &prometheus::BuildCounter().Name("coset_overload_t_total").Help("Chunks by overload counter T (T >= 8 counted as 8+), by configuration").Register(*registry_);
-  inflight_ = &prometheus::BuildGauge().Name("coset_inflight_requests").Help("RPCs being served").Register(*registry_).Add({});
-  resident_bytes_ = &prometheus::BuildGauge().Name("coset_resident_tensor_bytes").Help("Bytes of resident compressed tensors").Register(*registry_).Add({});
-  resident_tensors_ = &prometheus::BuildGauge().Name("coset_resident_tensors").Help("Resident compressed tensors").Register(*registry_).Add({});
-  lut_cache_bytes_ = &prometheus::BuildGauge().Name("coset_lut_cache_bytes").Help("Bytes of codebooks and repacked LUT matrices kept resident").Register(*registry_).Add({});
-  shm_regions_ = &prometheus::BuildGauge().Name("coset_shm_regions").Help("Shared-memory regions registered by clients").Register(*registry_).Add({});
-  shm_bytes_ = &prometheus::BuildGauge().Name("coset_shm_bytes").Help("Bytes of registered shared-memory regions").Register(*registry_).Add({});
-  codebook_bytes_ = &prometheus::BuildGauge().Name("coset_codebook_bytes").Help("Bytes of codebook tables and two-sided LUTs kept resident").Register(*registry_).Add({});
-  configs_ = &prometheus::BuildGauge().Name("coset_registered_configs").Help("Registered codec configurations").Register(*registry_).Add({});
+  requests_ = &prometheus::BuildCounter()
+                   .Name("coset_requests_total")
+                   .Help("RPCs by method and status code")
+                   .Register(*registry_);
+  bytes_in_ = &prometheus::BuildCounter()
+                   .Name("coset_request_bytes_total")
+                   .Help("Request payload bytes by method")
+                   .Register(*registry_);
+  bytes_out_ = &prometheus::BuildCounter()
+                    .Name("coset_response_bytes_total")
+                    .Help("Response payload bytes by method")
+                    .Register(*registry_);
+  latency_ = &prometheus::BuildHistogram()
+                  .Name("coset_request_duration_seconds")
+                  .Help("RPC latency by method")
+                  .Register(*registry_);
+  raw_bytes_ = &prometheus::BuildCounter()
+                    .Name("coset_encoded_raw_bytes_total")
+                    .Help("float32 bytes encoded, by configuration")
+                    .Register(*registry_);
+  saved_bytes_ = &prometheus::BuildCounter()
+                      .Name("coset_bytes_saved_total")
+                      .Help("Raw float32 bytes minus compressed bytes, by configuration")
+                      .Register(*registry_);
+  chunks_ = &prometheus::BuildCounter()
+                 .Name("coset_chunks_total")
+                 .Help("Chunks encoded, by configuration")
+                 .Register(*registry_);
+  overloads_ = &prometheus::BuildCounter()
+                    .Name("coset_overload_chunks_total")
+                    .Help("Chunks that overloaded on the first try (T > 0), by configuration")
+                    .Register(*registry_);
+  t_values_ = &prometheus::BuildCounter()
+                   .Name("coset_overload_t_total")
+                   .Help("Chunks by overload counter T (T >= 8 counted as 8+), by configuration")
+                   .Register(*registry_);
+  inflight_ =
+      &prometheus::BuildGauge().Name("coset_inflight_requests").Help("RPCs being served").Register(*registry_).Add({});
+  resident_bytes_ = &prometheus::BuildGauge()
+                         .Name("coset_resident_tensor_bytes")
+                         .Help("Bytes of resident compressed tensors")
+                         .Register(*registry_)
+                         .Add({});
+  resident_tensors_ = &prometheus::BuildGauge()
+                           .Name("coset_resident_tensors")
+                           .Help("Resident compressed tensors")
+                           .Register(*registry_)
+                           .Add({});
+  lut_cache_bytes_ = &prometheus::BuildGauge()
+                          .Name("coset_lut_cache_bytes")
+                          .Help("Bytes of codebooks and repacked LUT matrices kept resident")
+                          .Register(*registry_)
+                          .Add({});
+  shm_regions_ = &prometheus::BuildGauge()
+                      .Name("coset_shm_regions")
+                      .Help("Shared-memory regions registered by clients")
+                      .Register(*registry_)
+                      .Add({});
+  shm_bytes_ = &prometheus::BuildGauge()
+                    .Name("coset_shm_bytes")
+                    .Help("Bytes of registered shared-memory regions")
+                    .Register(*registry_)
+                    .Add({});
+  codebook_bytes_ = &prometheus::BuildGauge()
+                         .Name("coset_codebook_bytes")
+                         .Help("Bytes of codebook tables and two-sided LUTs kept resident")
+                         .Register(*registry_)
+                         .Add({});
+  configs_ = &prometheus::BuildGauge()
+                  .Name("coset_registered_configs")
+                  .Help("Registered codec configurations")
+                  .Register(*registry_)
+                  .Add({});
 }
 
 void Metrics::RecordRequest(const std::string& method, const std::string& code, double seconds, double bytes_in,

@@ -9,8 +9,8 @@ absl::Status TensorStore::ValidateName(const std::string& name) {
     return absl::InvalidArgumentError(absl::StrCat("tensor name must have 1..256 characters (got ", name.size(), ")"));
   }
   for (char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-                    c == '-' || c == '/' || c == ':';
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                    c == '_' || c == '-' || c == '/' || c == ':';
     if (!ok) return absl::InvalidArgumentError(absl::StrCat("tensor name '", name, "' may only use [A-Za-z0-9._/:-]"));
   }
   return absl::OkStatus();

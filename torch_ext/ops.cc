@@ -168,7 +168,8 @@ at::Tensor AddCodesOp(const std::vector<at::Tensor>& blobs) {
 at::Tensor CosetVectors(const at::Tensor& blob) {
   const CompressedTensor t = ParseBlob(blob);
   const std::vector<int32_t> c = Take(ToCosetVectors(t));
-  at::Tensor out = at::empty({t.layout.rows * t.layout.chunks_per_row, t.layout.dim}, at::TensorOptions().dtype(at::kInt));
+  at::Tensor out =
+      at::empty({t.layout.rows * t.layout.chunks_per_row, t.layout.dim}, at::TensorOptions().dtype(at::kInt));
   std::memcpy(out.data_ptr<int32_t>(), c.data(), c.size() * sizeof(int32_t));
   return out;
 }
@@ -176,8 +177,8 @@ at::Tensor CosetVectors(const at::Tensor& blob) {
 at::Tensor FromCosetVectorsOp(const at::Tensor& c, const at::Tensor& like_blob) {
   CompressedTensor t = ParseBlob(like_blob);
   TORCH_CHECK(c.scalar_type() == at::kInt && c.device().is_cpu(), "coset: c must be an int32 CPU tensor");
-  TORCH_CHECK(c.numel() == t.layout.rows * t.layout.chunks_per_row * t.layout.dim,
-              "coset: c has ", c.numel(), " values; the blob has ", t.layout.rows * t.layout.chunks_per_row * t.layout.dim);
+  TORCH_CHECK(c.numel() == t.layout.rows * t.layout.chunks_per_row * t.layout.dim, "coset: c has ", c.numel(),
+              " values; the blob has ", t.layout.rows * t.layout.chunks_per_row * t.layout.dim);
   const at::Tensor cc = c.contiguous();
   Check(FromCosetVectors(cc.data_ptr<int32_t>(), &t));
   return BlobTensor(Serialize(t));
@@ -187,7 +188,8 @@ at::Tensor OverloadStats(const at::Tensor& blob) {
   const CompressedTensor t = ParseBlob(blob);
   const OverloadSummary s = SummarizeOverloads(t);
   const int64_t chunks = static_cast<int64_t>(t.t.size());
-  return at::tensor({chunks, chunks - (s.histogram.empty() ? 0 : s.histogram[0])}, at::TensorOptions().dtype(at::kLong));
+  return at::tensor({chunks, chunks - (s.histogram.empty() ? 0 : s.histogram[0])},
+                    at::TensorOptions().dtype(at::kLong));
 }
 
 at::Tensor LatticeInfo(const std::string& name) {

@@ -14,7 +14,8 @@ QLinearImpl::QLinearImpl(const QLinearOptions& options) : options_(options) {
   TORCH_CHECK(options.quantize_every >= 1, "coset: quantize_every must be >= 1");
   codec_ = std::make_shared<const TensorCodec>(std::move(*codec));
   // nn.Linear's initialization.
-  ::torch::nn::Linear reference(::torch::nn::LinearOptions(options.in_features, options.out_features).bias(options.bias));
+  ::torch::nn::Linear reference(
+      ::torch::nn::LinearOptions(options.in_features, options.out_features).bias(options.bias));
   weight = register_parameter("weight", reference->weight.detach().clone());
   if (options.bias) bias = register_parameter("bias", reference->bias.detach().clone());
   weight_codes = register_buffer("weight_codes", ::torch::empty({0}, ::torch::kUInt8));

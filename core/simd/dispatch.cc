@@ -65,15 +65,13 @@ SimdLevel ActiveSimdLevel() { return static_cast<SimdLevel>(Active().load(std::m
 
 absl::StatusOr<SimdLevel> SetSimdLevel(SimdLevel level) {
   if (level > DetectedSimdLevel()) {
-    return absl::OutOfRangeError(absl::StrCat("this CPU does not support ", SimdLevelName(level), " (best: ",
-                                              SimdLevelName(DetectedSimdLevel()), ")"));
+    return absl::OutOfRangeError(absl::StrCat("this CPU does not support ", SimdLevelName(level),
+                                              " (best: ", SimdLevelName(DetectedSimdLevel()), ")"));
   }
   return static_cast<SimdLevel>(Active().exchange(static_cast<int>(level)));
 }
 
-ScopedSimdLevel::ScopedSimdLevel(SimdLevel level) : previous_(ActiveSimdLevel()) {
-  ok_ = SetSimdLevel(level).ok();
-}
+ScopedSimdLevel::ScopedSimdLevel(SimdLevel level) : previous_(ActiveSimdLevel()) { ok_ = SetSimdLevel(level).ok(); }
 
 ScopedSimdLevel::~ScopedSimdLevel() {
   if (ok_) (void)SetSimdLevel(previous_);

@@ -120,7 +120,8 @@ struct E8Batch {
     const __m256 take_a = _mm256_cmp_ps(da, db, _CMP_LE_OQ);
     const __m256 two = _mm256_set1_ps(2.0f);
     __m256i twice[8];
-    for (int i = 0; i < 8; ++i) twice[i] = _mm256_cvttps_epi32(_mm256_mul_ps(two, _mm256_blendv_ps(b[i], a[i], take_a)));
+    for (int i = 0; i < 8; ++i)
+      twice[i] = _mm256_cvttps_epi32(_mm256_mul_ps(two, _mm256_blendv_ps(b[i], a[i], take_a)));
     z[7] = twice[7];
     __m256i next = _mm256_setzero_si256();
     for (int k = 6; k >= 1; --k) {
@@ -168,7 +169,8 @@ inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t
       for (int u = 0; u < u_count; ++u) {
         __m256i sym = _mm256_and_si256(z[u][0], digit_mask);
         for (int i = 1; i < d; ++i) {
-          sym = _mm256_or_si256(sym, _mm256_sll_epi32(_mm256_and_si256(z[u][i], digit_mask), _mm_cvtsi32_si128(i * log2_q)));
+          sym = _mm256_or_si256(sym,
+                                _mm256_sll_epi32(_mm256_and_si256(z[u][i], digit_mask), _mm_cvtsi32_si128(i * log2_q)));
         }
         _mm256_store_si256(reinterpret_cast<__m256i*>(lanes[u][m]), sym);
         // One gather per 4 coordinates: rep(b) packed as int8x4.
@@ -179,7 +181,8 @@ inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t
       }
       for (int u = 0; u < u_count; ++u) {
         for (int i = 0; i < d; ++i) {
-          const __m256i r = _mm256_srai_epi32(_mm256_sll_epi32(packed[u][i / 4], _mm_cvtsi32_si128(24 - 8 * (i % 4))), 24);
+          const __m256i r =
+              _mm256_srai_epi32(_mm256_sll_epi32(packed[u][i / 4], _mm_cvtsi32_si128(24 - 8 * (i % 4))), 24);
           z[u][i] = _mm256_sra_epi32(_mm256_sub_epi32(z[u][i], r), shift);
         }
       }
@@ -220,7 +223,8 @@ inline void DecodeChunksInt8(const Codebook& cb, int levels, const SymbolT* symb
   constexpr int kPerRegister = 8 / d;
   auto load = [&](int64_t c, int m) -> __m256i {
     if constexpr (d == 8) {
-      return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(table + 8 * symbols[c * levels + m])));
+      return _mm256_cvtepi8_epi32(
+          _mm_loadl_epi64(reinterpret_cast<const __m128i*>(table + 8 * symbols[c * levels + m])));
     } else {
       int32_t lo, hi;
       std::memcpy(&lo, table + 4 * symbols[c * levels + m], 4);

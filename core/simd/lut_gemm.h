@@ -36,8 +36,8 @@ void LutGroupGemmAvx2(const LutGroupArgs& args, const float* xq, int64_t batch, 
 LutGroupGemmFn GetLutGroupGemm(SimdLevel level);
 
 // Adds the high-T corrections of one group to out (batch x 8), after the kernel.
-void ApplyHighT(const LutGroupArgs& args, const LutHighT* begin, const LutHighT* end, const float* xq,
-                int64_t batch, float* out);
+void ApplyHighT(const LutGroupArgs& args, const LutHighT* begin, const LutHighT* end, const float* xq, int64_t batch,
+                float* out);
 
 // <x chunk, lattice point of `lane`> for the fast-path layout, in the kernels' operation order.
 inline float LaneChunkDot(const LutGroupArgs& a, const float* x, const int8_t* p, int lane) {

@@ -69,8 +69,7 @@ inline bool EncodeChunk(const Codebook& cb, int runtime_d, int levels, const flo
 // Algorithm 2 on one chunk: out = step * sum_m q^m rep(b_m), evaluated by Horner from the top
 // level. The partial sums are lattice points with small half-integer coordinates: exact in float.
 template <int kDim, typename SymbolT>
-inline void DecodeChunk(const Codebook& cb, int runtime_d, int levels, const SymbolT* symbols, float step,
-                        float* out) {
+inline void DecodeChunk(const Codebook& cb, int runtime_d, int levels, const SymbolT* symbols, float step, float* out) {
   const int d = kDim > 0 ? kDim : runtime_d;
   const int s = cb.symbol_dim();
   const float q = static_cast<float>(cb.q());
@@ -132,8 +131,8 @@ inline int64_t FirstNonFinite(const float* x, int64_t n) {
 
 // Whether the AVX2 batch encoder covers this kernel (D4 and E8 with q a power of two).
 template <class Kernel, bool kPow2, int kDim>
-constexpr bool kHasBatchEncoder =
-    kPow2 && ((std::is_same<Kernel, DnKernel>::value && kDim == 4) || std::is_same<Kernel, E8Kernel>::value);
+constexpr bool kHasBatchEncoder = kPow2 && ((std::is_same<Kernel, DnKernel>::value && kDim == 4) ||
+                                            std::is_same<Kernel, E8Kernel>::value);
 
 #if defined(__AVX2__)
 // kMaskLanes[mask] lists the set bits of an 8-bit mask in increasing order (unused slots 0).
@@ -157,8 +156,8 @@ constexpr const uint8_t (&kMaskLanes)[256][8] = kMaskLaneTable.lanes;
 // ends with the smallest T that does not overload, as in the scalar loop; chunks still
 // overloaded at t_max are zeroed. Requires every block to hold a multiple of 8 chunks.
 template <int kDim, typename SymbolT>
-void EncodeRowBatched(const RowCodecContext& ctx, const float* work, SymbolT* symbols, uint8_t* t,
-                      RowScratch& scratch, RowEncodeCounts& counts) {
+void EncodeRowBatched(const RowCodecContext& ctx, const float* work, SymbolT* symbols, uint8_t* t, RowScratch& scratch,
+                      RowEncodeCounts& counts) {
   using Batch = std::conditional_t<kDim == 8, simd_avx2::E8Batch, simd_avx2::D4Batch>;
   const Layout& l = ctx.layout;
   const Codebook& cb = *ctx.codebook;
@@ -170,8 +169,8 @@ void EncodeRowBatched(const RowCodecContext& ctx, const float* work, SymbolT* sy
     const int64_t c_begin = b * chunks_per_block;
     const int64_t n = std::min(l.chunks_per_row, c_begin + chunks_per_block) - c_begin;
     if (block_base[b] > 0.0f) {
-      simd_avx2::EncodeAtStep<Batch>(cb, levels, work + c_begin * kDim, n, 1.0f / (block_base[b] * ctx.ramp[0]), nullptr,
-                                     symbols + c_begin * levels, masks + c_begin / 8);
+      simd_avx2::EncodeAtStep<Batch>(cb, levels, work + c_begin * kDim, n, 1.0f / (block_base[b] * ctx.ramp[0]),
+                                     nullptr, symbols + c_begin * levels, masks + c_begin / 8);
     } else {
       std::fill(symbols + c_begin * levels, symbols + (c_begin + n) * levels, SymbolT{0});
       std::memset(masks + c_begin / 8, 0, n / 8);
@@ -184,7 +183,8 @@ void EncodeRowBatched(const RowCodecContext& ctx, const float* work, SymbolT* sy
   int32_t* list = scratch.retry_list.data();
   int64_t pending = 0;
   for (int64_t batch = 0; batch < l.chunks_per_row / 8; ++batch) {
-    const __m256i lanes = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(kMaskLanes[masks[batch]])));
+    const __m256i lanes =
+        _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(kMaskLanes[masks[batch]])));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(list + pending),
                         _mm256_add_epi32(lanes, _mm256_set1_epi32(static_cast<int32_t>(batch * 8))));
     pending += __builtin_popcount(masks[batch]);
@@ -229,8 +229,8 @@ void EncodeRowBatched(const RowCodecContext& ctx, const float* work, SymbolT* sy
 #endif
 
 template <class Kernel, bool kPow2, int kDim, typename SymbolT>
-RowEncodeCounts EncodeRowImpl(const RowCodecContext& ctx, const float* x, uint16_t* scales, uint8_t* t,
-                              uint8_t* packed, RowScratch& scratch) {
+RowEncodeCounts EncodeRowImpl(const RowCodecContext& ctx, const float* x, uint16_t* scales, uint8_t* t, uint8_t* packed,
+                              RowScratch& scratch) {
   const Layout& l = ctx.layout;
   const Codebook& cb = *ctx.codebook;
   const int d = kDim > 0 ? kDim : l.dim;
@@ -275,8 +275,8 @@ RowEncodeCounts EncodeRowImpl(const RowCodecContext& ctx, const float* x, uint16
   // Phase 2: Algorithm 1 with the overload ramp on every chunk.
 #if defined(__AVX2__)
   if constexpr (kHasBatchEncoder<Kernel, kPow2, kDim>) {
-    const bool whole_batches = (ctx.block / d) % 8 == 0 && l.chunks_per_row % 8 == 0 &&
-                               ((l.padded_cols % ctx.block) / d) % 8 == 0;
+    const bool whole_batches =
+        (ctx.block / d) % 8 == 0 && l.chunks_per_row % 8 == 0 && ((l.padded_cols % ctx.block) / d) % 8 == 0;
     if (whole_batches && !cb.rep_coords_int8x4().empty()) {
       EncodeRowBatched<kDim>(ctx, work, symbols, t, scratch, counts);
       if constexpr (!kDirect) ctx.packing.PackRow(scratch.symbols.data(), packed);

@@ -68,8 +68,7 @@ TEST_F(CommandsTest, EncodeAsksTheBackendWithTheTablesParametersAndWritesItsBlob
   EncodeResult result;
   result.blob = RealBlob(x, {2, 12});
   result.stats.chunks = 6;
-  EXPECT_CALL(backend_, Encode(_, std::vector<int64_t>{2, 12},
-                               Field(&CodecParams::t_max, 5), DType::kFloat64))
+  EXPECT_CALL(backend_, Encode(_, std::vector<int64_t>{2, 12}, Field(&CodecParams::t_max, 5), DType::kFloat64))
       .WillOnce(Return(result));
   ASSERT_TRUE(Run(&CmdEncode, {Path("x.npy"), Path("x.coset"), "--t_max", "5", "--M", "2"}).ok());
   EXPECT_EQ(*ReadFile(Path("x.coset")), std::string(result.blob.begin(), result.blob.end()));
@@ -80,8 +79,7 @@ TEST_F(CommandsTest, EncodeRefusesBadFlagsBeforeAskingTheBackend) {
   const std::vector<float> x(8, 1.0f);
   ASSERT_TRUE(WriteNpy(Path("x.npy"), {8}, x.data(), DType::kFloat32).ok());
   // StrictMock: any backend call fails the test.
-  EXPECT_NE(Run(&CmdEncode, {Path("x.npy"), Path("x.coset"), "--q", "2"}).message().find("q (=2)"),
-            std::string::npos);
+  EXPECT_NE(Run(&CmdEncode, {Path("x.npy"), Path("x.coset"), "--q", "2"}).message().find("q (=2)"), std::string::npos);
   EXPECT_FALSE(Run(&CmdEncode, {Path("x.npy")}).ok());
 }
 

@@ -6,9 +6,9 @@ namespace coset {
 namespace {
 
 TEST(CliArgsTest, PositionalsValuesAndSwitches) {
-  const CliArgs a = *CliArgs::Parse({"in.npy", "--q", "5", "--M=3", "--rotate", "--no-json", "out", "--tag", "x",
-                                     "--tag", "y"},
-                                    {"q", "M", "tag"}, {"rotate", "json"});
+  const CliArgs a =
+      *CliArgs::Parse({"in.npy", "--q", "5", "--M=3", "--rotate", "--no-json", "out", "--tag", "x", "--tag", "y"},
+                      {"q", "M", "tag"}, {"rotate", "json"});
   EXPECT_EQ(a.positionals(), (std::vector<std::string>{"in.npy", "out"}));
   EXPECT_EQ(*a.GetInt("q", 0), 5);
   EXPECT_EQ(*a.GetInt("M", 0), 3);

@@ -1,7 +1,6 @@
 #include "core/codebook.h"
 
 #include "core/tensor_codec.h"
-
 #include "gtest/gtest.h"
 
 namespace coset {

@@ -154,10 +154,10 @@ struct GemmConfig {
 };
 
 TEST(LutMatrixTest, GemmMatchesDecodeThenGemm) {
-  for (const GemmConfig& c : {GemmConfig{"D4", 4, 2, false, true}, GemmConfig{"E8", 4, 2, false, true},
-                              GemmConfig{"D4", 4, 2, true, true}, GemmConfig{"D4", 8, 2, false, true},
-                              GemmConfig{"D4", 3, 2, false, false}, GemmConfig{"A2", 4, 2, false, false},
-                              GemmConfig{"Z4", 4, 2, true, false}, GemmConfig{"E8", 3, 1, false, false}}) {
+  for (const GemmConfig& c :
+       {GemmConfig{"D4", 4, 2, false, true}, GemmConfig{"E8", 4, 2, false, true}, GemmConfig{"D4", 4, 2, true, true},
+        GemmConfig{"D4", 8, 2, false, true}, GemmConfig{"D4", 3, 2, false, false}, GemmConfig{"A2", 4, 2, false, false},
+        GemmConfig{"Z4", 4, 2, true, false}, GemmConfig{"E8", 3, 1, false, false}}) {
     CodecParams p;
     p.lattice = *Lattice::Parse(c.lattice);
     p.q = c.q;

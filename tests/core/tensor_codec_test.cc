@@ -1,4 +1,5 @@
 #include "core/tensor_codec.h"
+
 #include <cmath>
 #include <random>
 
@@ -17,9 +18,8 @@ struct Config {
   int q;
   int levels;
 };
-const Config kConfigs[] = {{"Z1", 2, 3}, {"Z4", 4, 2}, {"Z3", 5, 2}, {"A2", 3, 2}, {"A2", 4, 2},
-                           {"D4", 3, 2}, {"D4", 4, 2}, {"D4", 8, 2}, {"D4", 4, 3}, {"D5", 3, 1},
-                           {"E8", 3, 2}, {"E8", 4, 2}};
+const Config kConfigs[] = {{"Z1", 2, 3}, {"Z4", 4, 2}, {"Z3", 5, 2}, {"A2", 3, 2}, {"A2", 4, 2}, {"D4", 3, 2},
+                           {"D4", 4, 2}, {"D4", 8, 2}, {"D4", 4, 3}, {"D5", 3, 1}, {"E8", 3, 2}, {"E8", 4, 2}};
 
 using testing_util::Gaussian;
 
@@ -110,7 +110,8 @@ TEST(TensorCodecTest, DecodeIsExactlyTheScaledNearestPointWithoutOverload) {
         for (int64_t ch = 0; ch < chunks; ++ch) {
           const uint8_t tc = t.t[r * t.layout.chunks_per_row + ch];
           const int64_t block = ch * d / p.block;
-          const float scale_v = scale == ScaleMode::kNone ? 1.0f : Bf16ToFloat(t.scales[r * t.layout.blocks_per_row + block]);
+          const float scale_v =
+              scale == ScaleMode::kNone ? 1.0f : Bf16ToFloat(t.scales[r * t.layout.blocks_per_row + block]);
           const float step = scale_v * t.params.beta * static_cast<float>(std::exp2(double(p.alpha) * tc));
           float yin[kMaxLatticeDim];
           const float inv_step = 1.0f / step;
@@ -176,8 +177,8 @@ TEST(TensorCodecTest, TieCasesDecodeExactly) {
   p.beta = 1.0f;
   const TensorCodec codec = *TensorCodec::Create(p);
   std::vector<float> x = {1.0f / 3, 1.0f / 3, 0.0f, -2.0f / 3,  // the note's tie at level 0
-                          1.0f, 1.0f, 0.0f, -2.0f,              // lattice point whose g/q is that tie
-                          3.0f, 0.0f, 0.0f, -3.0f,  1.5f, 1.5f, 0.0f, 0.0f};
+                          1.0f,     1.0f,     0.0f, -2.0f,      // lattice point whose g/q is that tie
+                          3.0f,     0.0f,     0.0f, -3.0f,     1.5f, 1.5f, 0.0f, 0.0f};
   const CompressedTensor t = *codec.Encode(x.data(), {4, 4});
   std::vector<float> y(x.size());
   ASSERT_TRUE(codec.Decode(t, y.data()).ok());

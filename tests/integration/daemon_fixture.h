@@ -39,9 +39,17 @@ class Daemon {
   bool Start(const std::vector<std::string>& extra = {}) {
     ready_ = dir_ + "/ready";
     std::remove(ready_.c_str());
-    std::vector<std::string> args = {Binary(), "--grpc", "unix:" + socket_path() + ",127.0.0.1:0",
-                                     "--metrics", "127.0.0.1:0", "--ready-file", ready_, "--log-level", "warn",
-                                     "--threads", "2"};
+    std::vector<std::string> args = {Binary(),
+                                     "--grpc",
+                                     "unix:" + socket_path() + ",127.0.0.1:0",
+                                     "--metrics",
+                                     "127.0.0.1:0",
+                                     "--ready-file",
+                                     ready_,
+                                     "--log-level",
+                                     "warn",
+                                     "--threads",
+                                     "2"};
     args.insert(args.end(), extra.begin(), extra.end());
     pid_ = fork();
     if (pid_ == 0) {

@@ -1,22 +1,22 @@
 // Integration tests: a real cosetd process, real gRPC over a Unix socket and loopback TCP.
+#include <sys/un.h>
+
 #include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <random>
 #include <thread>
 
-#include <sys/un.h>
-
 #include "client/coset_client.h"
 #include "client/shm_client.h"
-#include "coset/v1/coset.grpc.pb.h"
-#include "proto/convert.h"
-#include "proto/shm_protocol.h"
 #include "core/code_arith.h"
 #include "core/format.h"
 #include "core/inner_product.h"
+#include "coset/v1/coset.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "proto/convert.h"
+#include "proto/shm_protocol.h"
 #include "tests/integration/daemon_fixture.h"
 
 namespace coset {
@@ -215,12 +215,16 @@ TEST_F(DaemonTest, ConcurrentClientsGetCorrectResults) {
       for (int i = 0; i < 25; ++i) {
         if (i % 2 == 0) {
           auto blob = c->Encode(x.data(), {32, 128}, CodecParams{});
-          if (!blob.ok()) ++errors;
-          else if (*blob != want_blob) ++wrong;
+          if (!blob.ok())
+            ++errors;
+          else if (*blob != want_blob)
+            ++wrong;
         } else {
           std::vector<float> out;
-          if (!c->Decode(want_blob, false, &out, nullptr).ok()) ++errors;
-          else if (out != want_decoded) ++wrong;
+          if (!c->Decode(want_blob, false, &out, nullptr).ok())
+            ++errors;
+          else if (out != want_decoded)
+            ++wrong;
         }
       }
     });
@@ -385,7 +389,9 @@ TEST_F(DaemonTest, AClientKilledMidRequestLosesItsRegionAndOthersAreServed) {
   // Others are served meanwhile and afterwards; the dead client's region is released.
   const std::vector<float> x = Gaussian(4096, 13);
   EXPECT_TRUE(client_->Encode(x.data(), {4096}, CodecParams{}).ok());
-  for (int i = 0; i < 1000 && (daemon_->Metric("coset_shm_regions") != 0 || daemon_->Metric("coset_inflight_requests") != 0); ++i) {
+  for (int i = 0;
+       i < 1000 && (daemon_->Metric("coset_shm_regions") != 0 || daemon_->Metric("coset_inflight_requests") != 0);
+       ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_EQ(daemon_->Metric("coset_shm_regions"), 0);
@@ -469,8 +475,10 @@ TEST_F(DaemonTest, LoadSixteenClientsTwoHundredMixedRequests) {
               break;
             }
           }
-          if (!s.ok()) ++errors;
-          else if (!right) ++wrong;
+          if (!s.ok())
+            ++errors;
+          else if (!right)
+            ++wrong;
         }
       });
     }

@@ -15,7 +15,9 @@ TEST(RequestContextTest, SmallWorkStaysInlineLargeWorkUsesThePool) {
   EXPECT_EQ(rc.ExecutorFor(10)->concurrency(), 1);
   EXPECT_EQ(rc.ExecutorFor(RequestContext::kParallelThreshold)->concurrency(), pool.concurrency());
   std::atomic<int64_t> covered{0};
-  rc.ExecutorFor(RequestContext::kParallelThreshold)->ParallelFor(1000, [&](int64_t b, int64_t e) { covered += e - b; });
+  rc.ExecutorFor(RequestContext::kParallelThreshold)->ParallelFor(1000, [&](int64_t b, int64_t e) {
+    covered += e - b;
+  });
   EXPECT_EQ(covered.load(), 1000);
 }
 

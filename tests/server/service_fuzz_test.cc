@@ -12,9 +12,9 @@ namespace coset {
 namespace {
 
 const std::set<grpc::StatusCode> kAllowed = {
-    grpc::StatusCode::OK,           grpc::StatusCode::INVALID_ARGUMENT,   grpc::StatusCode::OUT_OF_RANGE,
-    grpc::StatusCode::NOT_FOUND,    grpc::StatusCode::RESOURCE_EXHAUSTED, grpc::StatusCode::FAILED_PRECONDITION,
-    grpc::StatusCode::DATA_LOSS,    grpc::StatusCode::ALREADY_EXISTS};
+    grpc::StatusCode::OK,        grpc::StatusCode::INVALID_ARGUMENT,   grpc::StatusCode::OUT_OF_RANGE,
+    grpc::StatusCode::NOT_FOUND, grpc::StatusCode::RESOURCE_EXHAUSTED, grpc::StatusCode::FAILED_PRECONDITION,
+    grpc::StatusCode::DATA_LOSS, grpc::StatusCode::ALREADY_EXISTS};
 
 TEST(ServiceFuzzTest, RandomRequestsGetDocumentedStatuses) {
   Metrics metrics;
@@ -50,7 +50,8 @@ TEST(ServiceFuzzTest, RandomRequestsGetDocumentedStatuses) {
           req.mutable_input()->add_shape(d);
           numel *= std::max<int64_t>(d, 0);
         }
-        const int64_t bytes = std::max<int64_t>(0, numel * 4 + (rng() % 5 == 0 ? static_cast<int64_t>(rng() % 9) - 4 : 0));
+        const int64_t bytes =
+            std::max<int64_t>(0, numel * 4 + (rng() % 5 == 0 ? static_cast<int64_t>(rng() % 9) - 4 : 0));
         std::string data(bytes, '\0');
         for (size_t i = 0; i + 4 <= data.size(); i += 4) {
           float v = static_cast<float>(static_cast<int32_t>(rng())) / 1e9f;
@@ -69,8 +70,10 @@ TEST(ServiceFuzzTest, RandomRequestsGetDocumentedStatuses) {
         std::string blob = last_blob;
         if (!blob.empty() && rng() % 2) blob[rng() % blob.size()] ^= static_cast<char>(1 << (rng() % 8));
         if (rng() % 5 == 0) blob.resize(rng() % (blob.size() + 1));
-        if (rng() % 7 == 0) req.mutable_codes()->set_tensor_name(rng() % 2 ? "nope" : "bad name!");
-        else req.mutable_codes()->set_blob(blob);
+        if (rng() % 7 == 0)
+          req.mutable_codes()->set_tensor_name(rng() % 2 ? "nope" : "bad name!");
+        else
+          req.mutable_codes()->set_blob(blob);
         v1::DecodeResponse resp;
         status = service.Decode(&ctx, &req, &resp);
         break;

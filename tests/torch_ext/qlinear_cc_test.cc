@@ -1,7 +1,6 @@
 // coset::torch::QLinear (the C++ module) against torch::nn::Linear.
-#include "torch_ext/qlinear.h"
-
 #include "gtest/gtest.h"
+#include "torch_ext/qlinear.h"
 
 namespace coset {
 namespace {
