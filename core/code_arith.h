@@ -1,4 +1,5 @@
-// Arithmetic on HNLQ codes (see ../shared/notes/hnlq-reference.md, "Linear (mod q^M) view").
+// Arithmetic on HNLQ codes: the linear (mod q^M) view of Kaplan & Ordentlich 2025 (arXiv 2505.13164)
+// and README "Computing on codes".
 //
 // Every function here combines codes that share their scales: identical parameters, shape,
 // per-block scales and overload counters T, so every chunk has the same step in all inputs.
