@@ -4,7 +4,7 @@
 //   - DaemonBackend (client/daemon_backend.h): the same operations through cosetd (gRPC + shared
 //     memory), bit-exact with the CPU backend;
 //   - a CUDA backend (kernels/) will implement it for device memory.
-// MockBackend (core/mock_backend.h) is its gmock twin for unit tests of the front ends.
+// MockBackend (tests/core/mock_backend.h) is its gmock twin for unit tests of the front ends.
 //
 // Buffers and ownership. Every pointer argument is owned by the caller and must stay valid until
 // the call returns; no backend keeps a pointer after returning. Float tensors (x, out, queries)

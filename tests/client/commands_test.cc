@@ -12,10 +12,10 @@
 #include "common/codec_flags.h"
 #include "core/cpu_backend.h"
 #include "core/format.h"
-#include "core/mock_backend.h"
 #include "core/thread_pool.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/core/mock_backend.h"
 
 namespace coset {
 namespace {

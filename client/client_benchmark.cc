@@ -3,7 +3,7 @@
 //    through plain gRPC bytes (Unix socket);
 //  - 4 KiB encode round trips over the Unix socket: p50 / p99 latency.
 // Starts its own cosetd (the built binary) on a private socket.
-//   bazel run -c opt //bench:daemon_benchmark [-- --json]
+//   bazel run -c opt //client:client_benchmark [-- --json]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
