@@ -18,8 +18,8 @@ COSETCTL = os.path.join(os.environ.get("TEST_SRCDIR", ""), "coset", "client", "c
 def test_fields_are_the_tables_in_order():
     names = [f.name for f in dataclasses.fields(coset_torch.Config)]
     table = [line.split("\t")[0] for line in torch.ops.coset.codec_fields().splitlines()]
-    assert names == table == ["lattice", "q", "M", "beta", "alpha", "block", "scale", "rotate", "seed", "t_max",
-                              "on_cap"]
+    assert names == table
+    assert names[:11] == ["lattice", "q", "M", "beta", "alpha", "block", "scale", "rotate", "seed", "t_max", "on_cap"]
     c = coset_torch.Config()
     assert (c.lattice, c.q, c.M, c.scale, c.seed, c.t_max, c.on_cap, c.rotate) == \
         ("D4", 4, 2, "rms", 24301, 31, "fail", False)
