@@ -60,8 +60,9 @@ TEST(CodecConfigProtoTest, HasExactlyTheTablesFieldsInOrder) {
 }
 
 TEST(CodecConfigProtoTest, UnsetFieldsTakeTheTablesDefaults) {
-  const CodecParams p = *ParamsFromProto(v1::CodecConfig());
-  EXPECT_EQ(ParamsToText(p), ParamsToText(CodecParams{}));
+  const auto p = ParamsFromProto(v1::CodecConfig());
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(ParamsToText(*p), ParamsToText(CodecParams{}));
 }
 
 TEST(CodecConfigProtoTest, SetZerosAreZerosNotDefaults) {
@@ -69,6 +70,7 @@ TEST(CodecConfigProtoTest, SetZerosAreZerosNotDefaults) {
   c.set_seed(0);
   c.set_t_max(0);
   c.set_scale(v1::SCALE_MODE_NONE);
+  ASSERT_TRUE(ParamsFromProto(c).ok());
   const CodecParams p = *ParamsFromProto(c);
   EXPECT_EQ(p.seed, 0u);
   EXPECT_EQ(p.t_max, 0);
@@ -83,6 +85,7 @@ TEST(CodecConfigProtoTest, RoundTripsEveryField) {
   const CodecParams p = *ParamsFromText(
       "lattice=A2,q=5,M=3,beta=0.3,alpha=0.5,block=64,scale=absmax,rotate=true,seed=7,t_max=9,on_cap=zero");
   const v1::CodecConfig c = ParamsToProto(p);
+  ASSERT_TRUE(ParamsFromProto(c).ok());
   EXPECT_EQ(c.m(), 3u);
   EXPECT_EQ(c.scale(), v1::SCALE_MODE_ABSMAX);
   EXPECT_EQ(c.on_cap(), v1::CAP_POLICY_ZERO);
