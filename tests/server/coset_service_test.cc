@@ -1,0 +1,109 @@
+// CosetServiceImpl called directly (no network): admission by the memory budget and message size,
+// registered configurations, metrics by name, and the shared-memory path refused without a socket.
+#include "server/coset_service.h"
+
+#include <cstring>
+
+#include "gtest/gtest.h"
+#include "proto/convert.h"
+
+namespace coset {
+namespace {
+
+double Counter(const Metrics& m, const std::string& family, const std::string& method, const std::string& code) {
+  for (const prometheus::MetricFamily& f : m.registry()->Collect()) {
+    if (f.name != family) continue;
+    for (const prometheus::ClientMetric& c : f.metric) {
+      int matched = 0;
+      for (const auto& l : c.label)
+        matched += (l.name == "method" && l.value == method) || (l.name == "code" && l.value == code);
+      if (matched == 2) return c.counter.value;
+    }
+  }
+  return 0;
+}
+
+void FillInput(int64_t rows, int64_t cols, v1::Tensor* t) {
+  std::vector<float> x(rows * cols);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 17) - 8.0f;
+  TensorToProto({rows, cols}, x.data(), DType::kFloat32, t);
+}
+
+class CosetServiceTest : public ::testing::Test {
+ protected:
+  ServiceLimits Limits() {
+    ServiceLimits l;
+    l.memory_budget_bytes = 64 << 20;  // codebooks of the whole process count here
+    l.max_message_bytes = 1 << 20;
+    return l;
+  }
+  Metrics metrics_;
+  CosetServiceImpl service_{Limits(), &metrics_, nullptr};
+};
+
+TEST_F(CosetServiceTest, RegisteredConfigurationsServeEncodesById) {
+  grpc::ServerContext ctx;
+  v1::RegisterConfigRequest reg;
+  reg.mutable_config()->set_lattice("E8");
+  v1::RegisterConfigResponse registered;
+  ASSERT_TRUE(service_.RegisterConfig(&ctx, &reg, &registered).ok());
+  EXPECT_EQ(registered.resolved().lattice(), "E8");
+  EXPECT_GT(registered.resolved().beta(), 0.0f);  // the measured default, resolved
+  v1::EncodeRequest req;
+  req.mutable_codec()->set_config_id(registered.config_id());
+  FillInput(4, 64, req.mutable_input());
+  v1::EncodeResponse resp;
+  ASSERT_TRUE(service_.Encode(&ctx, &req, &resp).ok());
+  EXPECT_EQ(resp.stats().chunks(), 4 * 8);
+  EXPECT_EQ(Counter(metrics_, "coset_requests_total", "Encode", "OK"), 1);
+  v1::ServerInfoRequest info_req;
+  v1::ServerInfoResponse info;
+  ASSERT_TRUE(service_.ServerInfo(&ctx, &info_req, &info).ok());
+  ASSERT_EQ(info.configs_size(), 1);
+  EXPECT_EQ(info.configs(0).config_id(), registered.config_id());
+  EXPECT_GT(info.resident_bytes(), 0);
+}
+
+TEST_F(CosetServiceTest, ErrorsAreCanonicalAndCountedByCode) {
+  grpc::ServerContext ctx;
+  v1::EncodeRequest req;
+  req.mutable_codec()->set_config_id("missing");
+  FillInput(1, 8, req.mutable_input());
+  v1::EncodeResponse resp;
+  EXPECT_EQ(service_.Encode(&ctx, &req, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
+  req.mutable_codec()->mutable_config()->set_m(0);
+  EXPECT_EQ(service_.Encode(&ctx, &req, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Counter(metrics_, "coset_requests_total", "Encode", "NOT_FOUND"), 1);
+  EXPECT_EQ(Counter(metrics_, "coset_requests_total", "Encode", "INVALID_ARGUMENT"), 1);
+  // Shared-memory references need the side socket, which this service has none of.
+  v1::EncodeRequest shm;
+  shm.mutable_input()->add_shape(4);
+  shm.mutable_input()->mutable_shm()->set_region("r");
+  shm.mutable_input()->mutable_shm()->set_length(16);
+  EXPECT_EQ(service_.Encode(&ctx, &shm, &resp).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_F(CosetServiceTest, AdmissionRefusesWhatWouldExceedTheBudgetOrTheMessageLimit) {
+  grpc::ServerContext ctx;
+  // Inline input above the message limit's element count: refused before any work.
+  v1::EncodeRequest big;
+  FillInput(1024, 300, big.mutable_input());  // 1.2 MB of floats > 1 MiB
+  v1::EncodeResponse resp;
+  EXPECT_EQ(service_.Encode(&ctx, &big, &resp).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // A decode whose output exceeds the message limit.
+  v1::EncodeRequest ok_req;
+  FillInput(300, 1024, ok_req.mutable_input());  // 1.2 MB of floats decoded
+  Metrics metrics;
+  ServiceLimits roomy = Limits();
+  roomy.max_message_bytes = 2 << 20;
+  CosetServiceImpl wide(roomy, &metrics, nullptr);
+  ASSERT_TRUE(wide.Encode(&ctx, &ok_req, &resp).ok());
+  v1::DecodeRequest dec;
+  dec.mutable_codes()->set_blob(resp.blob());
+  v1::DecodeResponse out;
+  EXPECT_EQ(service_.Decode(&ctx, &dec, &out).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(out.output().shape_size(), 0) << "a failed reply is cleared";
+}
+
+}  // namespace
+}  // namespace coset
