@@ -1,6 +1,6 @@
 #include "core/params.h"
 
-#include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -18,43 +18,29 @@ namespace {
 const std::vector<const char*> kScaleModeNames = {"none", "rms", "absmax"};
 const std::vector<const char*> kCapPolicyNames = {"fail", "zero"};
 
-std::string FloatText(float v) {
+// Canonical text of a number field: integers in decimal, floats with 9 significant digits (enough
+// for every float to parse back to itself).
+std::string NumberText(int v) { return std::to_string(v); }
+std::string NumberText(uint64_t v) { return std::to_string(v); }
+std::string NumberText(float v) {
   char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.9g", static_cast<double>(v));  // 9 digits: float round trip
+  std::snprintf(buf, sizeof(buf), "%.9g", static_cast<double>(v));
   return buf;
 }
 
-absl::StatusOr<int64_t> ParseInt(const char* name, const std::string& text) {
-  const std::string& s = text;
-  char* end = nullptr;
-  errno = 0;
-  const long long v = std::strtoll(s.c_str(), &end, 10);
-  if (s.empty() || errno != 0 || *end != '\0') {
-    return absl::InvalidArgumentError(absl::StrCat(name, " (='", s.substr(0, 64), "') must be an integer"));
+// Numbers in the text form: the whole string, decimal (from_chars: no locale, exact float rounding).
+template <typename T>
+absl::StatusOr<T> ParseNumber(const char* name, const std::string& text, const char* what) {
+  T value{};
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec == std::errc::result_out_of_range) {
+    return absl::InvalidArgumentError(absl::StrCat(name, " (=", text.substr(0, 64), ") is out of range"));
   }
-  return v;
-}
-
-absl::StatusOr<uint64_t> ParseUint64(const char* name, const std::string& text) {
-  const std::string& s = text;
-  char* end = nullptr;
-  errno = 0;
-  const unsigned long long v = std::strtoull(s.c_str(), &end, 10);
-  if (s.empty() || s[0] == '-' || errno != 0 || *end != '\0') {
-    return absl::InvalidArgumentError(absl::StrCat(name, " (='", s.substr(0, 64), "') must be an unsigned integer"));
+  if (text.empty() || ec != std::errc() || ptr != end) {
+    return absl::InvalidArgumentError(absl::StrCat(name, " (='", text.substr(0, 64), "') must be ", what));
   }
-  return v;
-}
-
-absl::StatusOr<float> ParseFloat(const char* name, const std::string& text) {
-  const std::string& s = text;
-  char* end = nullptr;
-  errno = 0;
-  const float v = std::strtof(s.c_str(), &end);
-  if (s.empty() || errno != 0 || *end != '\0') {
-    return absl::InvalidArgumentError(absl::StrCat(name, " (='", s.substr(0, 64), "') must be a number"));
-  }
-  return v;
+  return value;
 }
 
 absl::StatusOr<bool> ParseBool(const char* name, const std::string& text) {
@@ -71,48 +57,36 @@ absl::StatusOr<int> ParseEnum(const char* name, const std::vector<const char*>& 
       absl::StrCat(name, " (='", text.substr(0, 64), "') must be one of ", absl::StrJoin(names, ", ")));
 }
 
-// Integers are range-checked by ValidateParams from the table; this only keeps them inside int.
-absl::StatusOr<int> ParseIntField(const char* name, const std::string& text) {
-  COSET_ASSIGN_OR_RETURN(int64_t v, ParseInt(name, text));
-  if (v < -(int64_t{1} << 30) || v > (int64_t{1} << 30)) {
-    return absl::InvalidArgumentError(absl::StrCat(name, " (=", v, ") is out of range"));
-  }
-  return static_cast<int>(v);
-}
-
 // One table row per member: the accessors are generated from the member's name and type, so a
 // row cannot read one member and write another.
-#define COSET_INT_FIELD(member, lo, hi, share_rule, help_text)                                        \
-  CodecField {                                                                                        \
-#member, FieldType::kInt, lo, hi, nullptr, share_rule, help_text,                                   \
-        [](const CodecParams& p) { return std::to_string(p.member); },                                  \
-        [](const std::string& text, CodecParams* p) -> absl::Status {                                     \
-          COSET_ASSIGN_OR_RETURN(p->member, ParseIntField(#member, text));                              \
-          return absl::OkStatus();                                                                      \
-        },                                                                                              \
-        [](const CodecParams& p) { return static_cast<double>(p.member); } \
+// clang-format off
+#define COSET_NUMBER_FIELD(member, type, field_type, lo, hi, share_rule, help_text, what)             \
+  CodecField {                                                                                     \
+    #member, field_type, lo, hi, nullptr, share_rule, help_text,                                   \
+        [](const CodecParams& p) { return NumberText(p.member); },                                 \
+        [](const std::string& text, CodecParams* p) -> absl::Status {                              \
+          COSET_ASSIGN_OR_RETURN(p->member, ParseNumber<type>(#member, text, what));               \
+          return absl::OkStatus();                                                                 \
+        },                                                                                         \
+        [](const CodecParams& p) { return static_cast<double>(p.member); }                         \
   }
-#define COSET_FLOAT_FIELD(member, lo, hi, share_rule, help_text)                                      \
-  CodecField {                                                                                        \
-#member, FieldType::kFloat, lo, hi, nullptr, share_rule, help_text,                                 \
-        [](const CodecParams& p) { return FloatText(p.member); },                                       \
-        [](const std::string& text, CodecParams* p) -> absl::Status {                                     \
-          COSET_ASSIGN_OR_RETURN(p->member, ParseFloat(#member, text));                                 \
-          return absl::OkStatus();                                                                      \
-        },                                                                                              \
-        [](const CodecParams& p) { return static_cast<double>(p.member); } \
-  }
+#define COSET_INT_FIELD(member, lo, hi, share_rule, help_text) \
+  COSET_NUMBER_FIELD(member, int, FieldType::kInt, lo, hi, share_rule, help_text, "an integer")
+#define COSET_FLOAT_FIELD(member, lo, hi, share_rule, help_text) \
+  COSET_NUMBER_FIELD(member, float, FieldType::kFloat, lo, hi, share_rule, help_text, "a number")
 #define COSET_ENUM_FIELD(member, enum_type, names, share_rule, help_text)                             \
   CodecField {                                                                                        \
-#member, FieldType::kEnum, 0, static_cast<double>(names.size() - 1), &names, share_rule, help_text, \
-        [](const CodecParams& p) { return std::string(names[static_cast<size_t>(p.member)]); },         \
-        [](const std::string& text, CodecParams* p) -> absl::Status {                                     \
-          COSET_ASSIGN_OR_RETURN(int v, ParseEnum(#member, names, text));                               \
-          p->member = static_cast<enum_type>(v);                                                        \
-          return absl::OkStatus();                                                                      \
-        },                                                                                              \
-        [](const CodecParams& p) { return static_cast<double>(p.member); } \
+    #member, FieldType::kEnum, 0, static_cast<double>(names.size() - 1), &names, share_rule, help_text, \
+        [](const CodecParams& p) { return std::string(names[static_cast<size_t>(p.member)]); },       \
+        [](const std::string& text, CodecParams* p) -> absl::Status {                                 \
+          COSET_ASSIGN_OR_RETURN(int v, ParseEnum(#member, names, text));                             \
+          p->member = static_cast<enum_type>(v);                                                      \
+          return absl::OkStatus();                                                                    \
+        },                                                                                            \
+        [](const CodecParams& p) { return static_cast<double>(p.member); }                            \
   }
+
+// clang-format on
 
 const std::vector<CodecField>& Table() {
   static const std::vector<CodecField> table = {
@@ -141,13 +115,8 @@ const std::vector<CodecField>& Table() {
                    return absl::OkStatus();
                  },
                  [](const CodecParams& p) { return p.rotate ? 1.0 : 0.0; }},
-      CodecField{"seed", FieldType::kUint64, 0, 1.8446744073709552e19, nullptr, ShareRule::kMustMatchIfRotated,
-                 "rotation seed", [](const CodecParams& p) { return std::to_string(p.seed); },
-                 [](const std::string& text, CodecParams* p) -> absl::Status {
-                   COSET_ASSIGN_OR_RETURN(p->seed, ParseUint64("seed", text));
-                   return absl::OkStatus();
-                 },
-                 [](const CodecParams& p) { return static_cast<double>(p.seed); }},
+      COSET_NUMBER_FIELD(seed, uint64_t, FieldType::kUint64, 0, 1.8446744073709552e19, ShareRule::kMustMatchIfRotated,
+                         "rotation seed", "an unsigned integer"),
       COSET_INT_FIELD(t_max, 0, kMaxTMax, ShareRule::kIgnored, "ramp retries before the cap policy applies"),
       COSET_ENUM_FIELD(on_cap, CapPolicy, kCapPolicyNames, ShareRule::kIgnored,
                        "fail | zero: what a chunk still overloaded at t_max does"),
@@ -155,6 +124,7 @@ const std::vector<CodecField>& Table() {
   return table;
 }
 
+#undef COSET_NUMBER_FIELD
 #undef COSET_INT_FIELD
 #undef COSET_FLOAT_FIELD
 #undef COSET_ENUM_FIELD
