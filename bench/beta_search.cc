@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "core/evaluation.h"
 #include "core/thread_pool.h"
 
@@ -43,14 +44,13 @@ int RunOne(const CodecParams& p, ThreadPool& pool, bool as_table_row) {
 int Main(int argc, char** argv) {
   ThreadPool pool(0);
   if (argc == 5) {
-    CodecParams p;
-    p.lattice = *Lattice::Parse(argv[1]);
-    p.q = std::atoi(argv[2]);
-    p.M = std::atoi(argv[3]);
-    auto scale = ParseScaleMode(argv[4]);
-    if (!scale.ok()) return 2;
-    p.scale = *scale;
-    return RunOne(p, pool, false);
+    // Through the field table's text form: every argument is checked, errors name it.
+    auto p = ParamsFromText(absl::StrCat("lattice=", argv[1], ",q=", argv[2], ",M=", argv[3], ",scale=", argv[4]));
+    if (!p.ok()) {
+      std::fprintf(stderr, "beta_search: %s\n", std::string(p.status().message()).c_str());
+      return 2;
+    }
+    return RunOne(*p, pool, false);
   }
   if (argc != 2 || std::string(argv[1]) != "--table") {
     std::fprintf(stderr, "usage: beta_search --table | beta_search LATTICE Q M SCALE\n");
