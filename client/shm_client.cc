@@ -1,5 +1,6 @@
 #include "client/shm_client.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -51,9 +52,14 @@ absl::StatusOr<std::unique_ptr<ShmChannel>> ShmChannel::Open(const std::string& 
 
 absl::Status ShmChannel::Allocate(int64_t size) {
   Release();
-  memfd_ = memfd_create("coset-region", MFD_CLOEXEC);
+  memfd_ = memfd_create("coset-region", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (memfd_ < 0 || ftruncate(memfd_, size) != 0) {
     return absl::ResourceExhaustedError(absl::StrCat("memfd of ", size, " bytes: ", std::strerror(errno)));
+  }
+  // The daemon maps the region for as long as it is registered: it must never shrink (cosetd
+  // refuses regions without this seal).
+  if (fcntl(memfd_, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL) != 0) {
+    return absl::InternalError(absl::StrCat("sealing the memfd: ", std::strerror(errno)));
   }
   void* base = mmap(nullptr, static_cast<size_t>(size), PROT_READ | PROT_WRITE, MAP_SHARED, memfd_, 0);
   if (base == MAP_FAILED) return absl::ResourceExhaustedError(absl::StrCat("mmap: ", std::strerror(errno)));

@@ -43,5 +43,11 @@ inline constexpr int64_t kCodebookCacheBytes = int64_t{256} << 20;
 inline constexpr int64_t kDefaultMaxMessageBytes = int64_t{256} << 20;
 // Largest shared-memory region one registration may map.
 inline constexpr int64_t kMaxRegionBytes = int64_t{1} << 40;
+// Shared-memory registrations: per side-socket connection, for the whole daemon, and the default
+// of --shm-budget (bytes mapped from all clients' regions together). Each region is one mapping,
+// so these also bound the daemon's share of vm.max_map_count (65,530 by default).
+inline constexpr int kMaxRegionsPerConnection = 64;
+inline constexpr int kMaxRegions = 4096;
+inline constexpr int64_t kDefaultShmBudgetBytes = int64_t{64} << 30;
 
 }  // namespace coset

@@ -3,7 +3,8 @@
 //
 //   cosetd [--grpc ADDR[,ADDR...]] [--metrics HOST:PORT|off] [--threads N]
 //          [--max-message-bytes N] [--max-concurrent N] [--memory-budget BYTES]
-//          [--lut-budget BYTES] [--drain-seconds S] [--ready-file PATH] [--log-level info|warn|error]
+//          [--lut-budget BYTES] [--shm-budget BYTES] [--drain-seconds S] [--ready-file PATH]
+//          [--log-level info|warn|error]
 // ADDR is unix:/path or host:port (port 0 picks a free port; --ready-file records the result).
 #include <signal.h>
 #include <sys/stat.h>
@@ -43,6 +44,7 @@ constexpr char kUsage[] = R"(usage: cosetd [flags]
   --max-concurrent N       requests served at once                   [64]
   --memory-budget BYTES    resident tensors + requests in flight     [4294967296]
   --lut-budget BYTES       largest single LUT                        [1048576]
+  --shm-budget BYTES       bytes of clients' shared-memory regions mapped at once [68719476736]
   --drain-seconds S        on SIGTERM/SIGINT, time given to in-flight requests [10]
   --ready-file PATH        write the bound addresses there once serving (for scripts and tests)
   --log-level L            info | warn | error                      [info]
@@ -91,6 +93,7 @@ std::string DefaultUnixSocket() {
 // Everything the flags say, checked.
 struct DaemonFlags {
   ServiceLimits limits;
+  ShmLimits shm;
   std::vector<std::string> addresses;  // gRPC listen addresses
   std::string metrics_address = "127.0.0.1:9464";
   int64_t drain_seconds = 10;
@@ -123,7 +126,7 @@ std::optional<int> ParseFlags(int argc, char** argv, DaemonFlags* out) {
   }
   auto parsed = CliArgs::Parse(args,
                                {"grpc", "metrics", "threads", "max-message-bytes", "max-concurrent", "memory-budget",
-                                "lut-budget", "drain-seconds", "ready-file", "log-level"},
+                                "lut-budget", "shm-budget", "drain-seconds", "ready-file", "log-level"},
                                {});
   if (!parsed.ok() || !parsed->positionals().empty()) {
     std::cerr << "cosetd: " << (parsed.ok() ? "unexpected argument" : std::string(parsed.status().message())) << "\n"
@@ -149,6 +152,7 @@ std::optional<int> ParseFlags(int argc, char** argv, DaemonFlags* out) {
   limits.max_concurrent_requests = get("max-concurrent", limits.max_concurrent_requests, 1, 1 << 16);
   limits.memory_budget_bytes = get("memory-budget", limits.memory_budget_bytes, 1 << 20, int64_t{1} << 50);
   limits.lut_budget_bytes = get("lut-budget", limits.lut_budget_bytes, 1 << 10, int64_t{1} << 40);
+  out->shm.max_bytes = get("shm-budget", out->shm.max_bytes, 1 << 20, int64_t{1} << 50);
   out->drain_seconds = get("drain-seconds", out->drain_seconds, 0, 3600);
   if (bad) return 2;
   // --grpc is repeatable and takes comma-separated lists; the config file's addresses and the
@@ -174,12 +178,13 @@ void MakeSocketDirectory(const std::string& socket_path) {
 
 // The shared-memory side socket, next to the first Unix gRPC socket ("<path>.shm"); null when
 // there is no Unix address.
-absl::StatusOr<std::unique_ptr<ShmRegistry>> StartShm(const std::vector<std::string>& addresses, Metrics* metrics) {
+absl::StatusOr<std::unique_ptr<ShmRegistry>> StartShm(const std::vector<std::string>& addresses,
+                                                      const ShmLimits& limits, Metrics* metrics) {
   for (const std::string& address : addresses) {
     if (address.rfind("unix:", 0) != 0) continue;
     const std::string path = address.substr(5) + ".shm";
     MakeSocketDirectory(path);
-    auto shm = std::make_unique<ShmRegistry>();
+    auto shm = std::make_unique<ShmRegistry>(limits);
     shm->SetObserver([metrics](int64_t regions, int64_t bytes) {
       metrics->shm_regions().Set(static_cast<double>(regions));
       metrics->shm_bytes().Set(static_cast<double>(bytes));
@@ -286,7 +291,7 @@ int Main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   Metrics metrics;
-  auto shm = StartShm(flags.addresses, &metrics);
+  auto shm = StartShm(flags.addresses, flags.shm, &metrics);
   if (!shm.ok()) {
     Log(2, std::string(shm.status().message()));
     return 1;

@@ -11,7 +11,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <random>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 
@@ -167,10 +169,13 @@ bool PeerAllowed(int fd) {
 struct ShmRegistry::Connection {
   int fd = -1;
   std::vector<std::string> owned;
+  std::set<std::pair<dev_t, ino_t>> inodes;                 // registered files, one registration each
+  std::map<std::string, std::pair<dev_t, ino_t>> inode_of;  // token -> its file
 };
 
 void ShmRegistry::Serve(int fd) {
-  Connection conn{fd, {}};
+  Connection conn;
+  conn.fd = fd;
   if (PeerAllowed(fd)) {
     while (!stopping_) {
       ShmRequest req{};
@@ -201,29 +206,71 @@ void ShmRegistry::Serve(int fd) {
 
 ShmReply ShmRegistry::HandleRegister(Connection& conn, const ShmRequest& req, int memfd) {
   ShmReply reply;
-  struct stat st {};
-  if (memfd < 0) {
-    FillReply(&reply, absl::StatusCode::kInvalidArgument, "REGISTER needs a file descriptor (SCM_RIGHTS)");
+  auto refuse = [&reply](absl::StatusCode code, const std::string& message) {
+    FillReply(&reply, code, message);
     return reply;
+  };
+  if (memfd < 0) return refuse(absl::StatusCode::kInvalidArgument, "REGISTER needs a file descriptor (SCM_RIGHTS)");
+  if (req.size == 0 || req.size > static_cast<uint64_t>(kMaxRegionBytes)) {
+    return refuse(absl::StatusCode::kInvalidArgument,
+                  absl::StrCat("region size ", req.size, " must be in [1, ", kMaxRegionBytes, "]"));
   }
-  if (req.size == 0 || req.size > static_cast<uint64_t>(kMaxRegionBytes) || fstat(memfd, &st) != 0 ||
-      static_cast<uint64_t>(st.st_size) < req.size) {
-    FillReply(&reply, absl::StatusCode::kInvalidArgument,
-              absl::StrCat("region size ", req.size, " is 0, too large, or beyond the file"));
-    return reply;
+  // Only a memfd sealed against shrinking: its size can never drop under the daemon's mapping.
+  const int seals = fcntl(memfd, F_GET_SEALS);
+  if (seals < 0) {
+    return refuse(absl::StatusCode::kFailedPrecondition,
+                  "region must be a memfd (memfd_create with MFD_ALLOW_SEALING), not another file");
+  }
+  if ((seals & F_SEAL_SHRINK) == 0) {
+    return refuse(absl::StatusCode::kFailedPrecondition,
+                  "region must be sealed against shrinking (fcntl F_ADD_SEALS F_SEAL_SHRINK) before REGISTER");
+  }
+  struct stat st {};
+  if (fstat(memfd, &st) != 0 || static_cast<uint64_t>(st.st_size) < req.size) {
+    return refuse(absl::StatusCode::kInvalidArgument, absl::StrCat("region size ", req.size, " is beyond the file"));
+  }
+  const std::pair<dev_t, ino_t> inode{st.st_dev, st.st_ino};
+  if (conn.inodes.count(inode)) {
+    return refuse(absl::StatusCode::kAlreadyExists, "this memfd is already registered on this connection");
+  }
+  if (static_cast<int>(conn.owned.size()) >= limits_.max_regions_per_connection) {
+    return refuse(absl::StatusCode::kResourceExhausted,
+                  absl::StrCat("a connection may register at most ", limits_.max_regions_per_connection, " regions"));
+  }
+  const int64_t size = static_cast<int64_t>(req.size);
+  {
+    // Reserve before mapping, so concurrent registrations cannot overshoot the caps together.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (static_cast<int>(regions_.size()) + reserved_regions_ >= limits_.max_regions) {
+      return refuse(absl::StatusCode::kResourceExhausted,
+                    absl::StrCat("the daemon holds its maximum of ", limits_.max_regions, " regions"));
+    }
+    if (bytes_ + size > limits_.max_bytes) {
+      return refuse(absl::StatusCode::kResourceExhausted,
+                    absl::StrCat("registering ", size, " bytes would exceed the shared-memory budget of ",
+                                 limits_.max_bytes, " bytes (", bytes_, " registered)"));
+    }
+    bytes_ += size;
+    ++reserved_regions_;
   }
   void* base = mmap(nullptr, req.size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
-  if (base == MAP_FAILED) {
-    FillReply(&reply, absl::StatusCode::kResourceExhausted, absl::StrCat("mmap failed: ", std::strerror(errno)));
-    return reply;
-  }
-  const std::string token = NewToken();
+  std::string token;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    regions_[token] = std::make_shared<ShmRegion>(base, static_cast<int64_t>(req.size));
-    bytes_ += static_cast<int64_t>(req.size);
+    --reserved_regions_;
+    if (base == MAP_FAILED) {
+      bytes_ -= size;
+    } else {
+      token = NewToken();
+      regions_[token] = std::make_shared<ShmRegion>(base, size);
+    }
+  }
+  if (base == MAP_FAILED) {
+    return refuse(absl::StatusCode::kResourceExhausted, absl::StrCat("mmap failed: ", std::strerror(errno)));
   }
   conn.owned.push_back(token);
+  conn.inodes.insert(inode);
+  conn.inode_of[token] = inode;
   Notify();
   FillReply(&reply, absl::StatusCode::kOk, "");
   std::memcpy(reply.token, token.c_str(), 33);
@@ -239,6 +286,8 @@ ShmReply ShmRegistry::HandleUnregister(Connection& conn, const ShmRequest& req) 
     return reply;
   }
   conn.owned.erase(it);
+  conn.inodes.erase(conn.inode_of[token]);
+  conn.inode_of.erase(token);
   Release({token});
   FillReply(&reply, absl::StatusCode::kOk, "");
   return reply;

@@ -5,7 +5,14 @@
 // u32 op, u64 size, char token[33]} with the region's memfd attached (SCM_RIGHTS) for op REGISTER,
 // and gets back one 128-byte ShmReply {u32 status, char token[33], char message[91]} (status 0 =
 // ok, otherwise an absl::StatusCode; token = 32 hex digits + NUL). op UNREGISTER carries the token
-// instead of an fd. Extra descriptors on a message are closed. Regions
+// instead of an fd. Extra descriptors on a message are closed.
+//
+// A region must be a memfd sealed against shrinking (memfd_create(MFD_ALLOW_SEALING), then
+// fcntl(F_ADD_SEALS, F_SEAL_SHRINK); the client library does this): the daemon reads and writes it
+// without a guard, and a file shrunk under a live mapping would kill the daemon with SIGBUS. Other
+// files (regular disk files included) are refused with FAILED_PRECONDITION. A connection may register
+// one inode once (ALREADY_EXISTS) and at most ShmLimits::max_regions_per_connection regions; the
+// daemon maps at most max_regions regions and max_bytes bytes in all (RESOURCE_EXHAUSTED). Regions
 // belong to the connection that registered them: they are released when it closes, which is what
 // happens when a client exits or dies. The daemon accepts only peers with its own uid, or root
 // (SO_PEERCRED). gRPC requests name a region by its token; the token is 128 random bits, so a
@@ -24,6 +31,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/limits.h"
 #include "proto/shm_protocol.h"
 
 namespace coset {
@@ -47,9 +55,16 @@ struct ShmSpan {
   int64_t length = 0;
 };
 
+// What the registry accepts (defaults from core/limits.h).
+struct ShmLimits {
+  int max_regions_per_connection = kMaxRegionsPerConnection;
+  int max_regions = kMaxRegions;
+  int64_t max_bytes = kDefaultShmBudgetBytes;  // --shm-budget
+};
+
 class ShmRegistry {
  public:
-  ShmRegistry() = default;
+  explicit ShmRegistry(const ShmLimits& limits = ShmLimits()) : limits_(limits) {}
   ~ShmRegistry();
 
   // Listens on `path` (removes a stale file first) and serves registrations on a thread.
@@ -76,6 +91,7 @@ class ShmRegistry {
   void Release(const std::vector<std::string>& tokens);
   std::string NewToken();
 
+  const ShmLimits limits_;
   std::string path_;
   int listen_fd_ = -1;
   int wake_fd_[2] = {-1, -1};
@@ -85,7 +101,8 @@ class ShmRegistry {
   std::atomic<int> active_{0};
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<ShmRegion>> regions_;  // token -> region
-  int64_t bytes_ = 0;
+  int64_t bytes_ = 0;                                          // registered and reserved (guarded by mu_)
+  int reserved_regions_ = 0;                                   // registrations between their checks and their mmap
   std::atomic<bool> stopping_{false};
   std::function<void(int64_t, int64_t)> observer_;
   void Notify();

@@ -2,6 +2,7 @@
 // release when the connection closes; extra descriptors on a message are closed.
 #include "server/shm_registry.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -14,6 +15,7 @@
 
 #include "client/shm_client.h"
 #include "gtest/gtest.h"
+#include "tests/server/shm_test_util.h"
 
 namespace coset {
 namespace {
@@ -70,42 +72,92 @@ TEST_F(ShmRegistryTest, RegisterResolveAndReleaseOnClose) {
 }
 
 TEST_F(ShmRegistryTest, ExtraDescriptorsOnAMessageAreClosed) {
-  const int sock = socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path_.c_str(), sizeof(addr.sun_path) - 1);
-  ASSERT_EQ(connect(sock, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  const int a = memfd_create("coset_test_kept", 0), b = memfd_create("coset_test_extra", 0);
-  ASSERT_EQ(ftruncate(a, 4096), 0);
-  ShmRequest req{};
-  req.magic = kShmMagic;
-  req.op = kShmOpRegister;
-  req.size = 4096;
-  iovec iov{&req, sizeof(req)};
-  alignas(cmsghdr) char control[CMSG_SPACE(2 * sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(2 * sizeof(int));
-  const int fds[2] = {a, b};
-  std::memcpy(CMSG_DATA(c), fds, sizeof(fds));
-  ASSERT_EQ(sendmsg(sock, &msg, 0), static_cast<ssize_t>(sizeof(req)));
-  ShmReply reply{};
-  ASSERT_EQ(recv(sock, &reply, sizeof(reply), MSG_WAITALL), static_cast<ssize_t>(sizeof(reply)));
+  RawSideSocket side(path_);
+  ASSERT_TRUE(side.connected());
+  const int a = Memfd("coset_test_kept", 4096), b = Memfd("coset_test_extra", 4096);
+  const ShmReply reply = side.Register({a, b}, 4096);
   EXPECT_EQ(reply.status, 0u) << reply.message;
   // The registry runs in this process, so a descriptor it kept would show up in our table: b must
   // be open exactly once (ours), not twice (ours and a leaked copy pinning its memory).
   EXPECT_EQ(OpenDescriptorsNamed("memfd:coset_test_extra"), 1);
   EXPECT_EQ(registry_.regions(), 1);
-  close(sock);
   close(a);
   close(b);
-  EXPECT_TRUE(WaitForRegions(0));
+}
+
+TEST_F(ShmRegistryTest, OnlyMemfdsSealedAgainstShrinkingAreAccepted) {
+  RawSideSocket side(path_);
+  // Unsealed: the client could shrink it under the daemon's mapping (SIGBUS on the next access).
+  const int unsealed = Memfd("coset_unsealed", 4096, /*seal=*/false);
+  ShmReply reply = side.Register({unsealed}, 4096);
+  EXPECT_EQ(reply.status, Code(absl::StatusCode::kFailedPrecondition));
+  EXPECT_NE(std::string(reply.message).find("F_SEAL_SHRINK"), std::string::npos) << reply.message;
+  // A regular disk file is not a region at all.
+  const std::string file = dir_ + "/disk_file";
+  const int disk = open(file.c_str(), O_RDWR | O_CREAT, 0600);
+  ASSERT_EQ(ftruncate(disk, 4096), 0);
+  reply = side.Register({disk}, 4096);
+  EXPECT_EQ(reply.status, Code(absl::StatusCode::kFailedPrecondition));
+  EXPECT_NE(std::string(reply.message).find("memfd"), std::string::npos) << reply.message;
+  EXPECT_EQ(registry_.regions(), 0);
+  // A sealed memfd registers, and can then no longer shrink.
+  const int sealed = Memfd("coset_sealed", 4096);
+  EXPECT_EQ(side.Register({sealed}, 4096).status, 0u);
+  EXPECT_NE(ftruncate(sealed, 0), 0);
+  EXPECT_EQ(errno, EPERM);
+  close(unsealed);
+  close(disk);
+  close(sealed);
+}
+
+TEST_F(ShmRegistryTest, OneRegistrationPerInodeAndBoundedCounts) {
+  RawSideSocket side(path_);
+  const int fd = Memfd("coset_once", 4096);
+  EXPECT_EQ(side.Register({fd}, 4096).status, 0u);
+  // The same file again (the 65,100-registrations attack): refused, no second mapping.
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(side.Register({fd}, 4096).status, Code(absl::StatusCode::kAlreadyExists));
+  EXPECT_EQ(registry_.regions(), 1);
+  // Distinct files: at most kMaxRegionsPerConnection on one connection.
+  std::vector<int> fds;
+  int accepted = 1;
+  for (int i = 0; i < kMaxRegionsPerConnection + 10; ++i) {
+    fds.push_back(Memfd("coset_many", 4096));
+    accepted += side.Register({fds.back()}, 4096).status == 0;
+  }
+  EXPECT_EQ(accepted, kMaxRegionsPerConnection);
+  EXPECT_EQ(registry_.regions(), kMaxRegionsPerConnection);
+  close(fd);
+  for (int f : fds) close(f);
+}
+
+TEST(ShmRegistryLimitsTest, TheBudgetBoundsMappedBytesAndRegions) {
+  char pattern[] = "/tmp/coset_shm_testXXXXXX";
+  const std::string dir = mkdtemp(pattern);
+  ShmLimits limits;
+  limits.max_bytes = 1 << 20;
+  limits.max_regions = 3;
+  ShmRegistry registry(limits);
+  ASSERT_TRUE(registry.Start(dir + "/s.shm").ok());
+  RawSideSocket side(dir + "/s.shm");
+  // A sparse 1 TiB memfd costs no memory to create but would take the address space.
+  const int huge = Memfd("coset_huge", int64_t{1} << 40);
+  ASSERT_GE(huge, 0);
+  const ShmReply reply = side.Register({huge}, uint64_t{1} << 40);
+  EXPECT_EQ(reply.status, Code(absl::StatusCode::kResourceExhausted));
+  EXPECT_NE(std::string(reply.message).find("shared-memory budget"), std::string::npos) << reply.message;
+  RawSideSocket other(dir + "/s.shm");
+  int accepted = 0;
+  std::vector<int> fds;
+  for (int i = 0; i < 5; ++i) {
+    fds.push_back(Memfd("coset_small", 4096));
+    accepted += (i % 2 ? other : side).Register({fds.back()}, 4096).status == 0;
+  }
+  EXPECT_EQ(accepted, 3);  // the daemon-wide cap, across connections
+  EXPECT_EQ(registry.bytes(), 3 * 4096);
+  close(huge);
+  for (int f : fds) close(f);
+  registry.Stop();
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(ShmRegistryTest, MalformedRequestsGetErrorsAndTheConnectionStaysUsable) {
