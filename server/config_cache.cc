@@ -46,21 +46,35 @@ absl::StatusOr<ConfigCache::Config> ConfigCache::Find(const std::string& id) con
   return it->second;
 }
 
+std::string ConfigCache::Config::metrics_label() const {
+  const CodecParams& p = codec->params();
+  return registered ? id : absl::StrCat(p.lattice.name(), "-q", p.q, "-M", p.M);
+}
+
 absl::StatusOr<ConfigCache::Config> ConfigCache::Resolve(const CodecParams& params, bool register_it) {
   COSET_ASSIGN_OR_RETURN(TensorCodec codec, TensorCodec::Create(params));
   const std::string id = ConfigId(codec.params());
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = configs_.find(id);
-  if (it != configs_.end()) return it->second;
-  Config config{id, std::make_shared<const TensorCodec>(std::move(codec))};
-  // Bounded by count and by bytes (the codebook it uses is already in the process cache).
-  if (configs_.size() < kMaxConfigs && BytesLocked() <= max_bytes_) {
+  if (auto it = configs_.find(id); it != configs_.end()) return it->second;
+  if (register_it) {
+    // Bounded by count and by bytes (the codebook it uses is already in the process cache).
+    if (configs_.size() >= kMaxConfigs || BytesLocked() > max_bytes_) {
+      return absl::ResourceExhaustedError(absl::StrCat("cannot register more configurations (", configs_.size(),
+                                                       " held, ", BytesLocked(), " bytes of codebooks and LUTs)"));
+    }
+    Config config{id, std::make_shared<const TensorCodec>(std::move(codec)), true};
     configs_[id] = config;
-  } else if (register_it) {
-    return absl::ResourceExhaustedError(absl::StrCat("cannot register more configurations (", configs_.size(),
-                                                     " held, ", BytesLocked(), " bytes of codebooks and LUTs)"));
+    return config;
   }
-  return config;
+  for (auto it = inline_.begin(); it != inline_.end(); ++it) {
+    if (it->id == id) {
+      inline_.splice(inline_.begin(), inline_, it);
+      return inline_.front();
+    }
+  }
+  inline_.push_front(Config{id, std::make_shared<const TensorCodec>(std::move(codec)), false});
+  if (inline_.size() > kMaxInlineConfigs) inline_.pop_back();
+  return inline_.front();
 }
 
 absl::StatusOr<std::shared_ptr<const TwoSidedLut>> ConfigCache::TwoSided(const Lattice& lattice, int q) {

@@ -1,10 +1,13 @@
-// cosetd's resident codec state: registered and cached configurations (a TensorCodec per resolved
-// parameter set, by id) and the two-sided LUTs of code-to-code inner products, by (lattice, q).
+// cosetd's resident codec state: registered configurations (a TensorCodec per resolved parameter
+// set, by id, kept until restart), a small LRU of inline configurations (requests that carry their
+// parameters; they can never crowd out registrations), and the two-sided LUTs of code-to-code inner
+// products, by (lattice, q).
 // Codebooks are not copied here: every TensorCodec and LUT shares the process-wide codebook cache
 // (core/codebook.h), which this class accounts once in bytes(). Thread-safe.
 #pragma once
 
 #include <cstdint>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -23,20 +26,27 @@ class ConfigCache {
   struct Config {
     std::string id;
     std::shared_ptr<const TensorCodec> codec;
+    bool registered = false;
+    // The label of this configuration in metrics: its id when registered, else "<lattice>-q<q>-M<M>"
+    // (inline parameters are unbounded in number; their metrics are pooled per code).
+    std::string metrics_label() const;
   };
 
   // max_bytes bounds what the cache holds (LUTs and the codebooks it uses); lut_budget_bytes bounds
   // one two-sided LUT.
   ConfigCache(int64_t max_bytes, int64_t lut_budget_bytes) : max_bytes_(max_bytes), lut_budget_(lut_budget_bytes) {}
 
-  // The configuration of `params` (resolved: measured beta, block). Kept when the cache has room;
-  // with register_it, a full cache is RESOURCE_EXHAUSTED instead of a one-off configuration.
+  // The configuration of `params` (resolved: measured beta, block). A registered one is returned as
+  // such. With register_it it is registered (RESOURCE_EXHAUSTED when kMaxConfigs are held or the byte
+  // bound is reached); without, it comes from the inline LRU (kMaxInlineConfigs, least recently used
+  // out first), never filling the registered table.
   absl::StatusOr<Config> Resolve(const CodecParams& params, bool register_it);
-  // A configuration kept earlier, by id (NOT_FOUND otherwise).
+  // A registered configuration, by id (NOT_FOUND otherwise).
   absl::StatusOr<Config> Find(const std::string& id) const;
   // The two-sided LUT of (lattice, q), built on first use and kept when it fits.
   absl::StatusOr<std::shared_ptr<const TwoSidedLut>> TwoSided(const Lattice& lattice, int q);
 
+  // Registered configurations.
   std::vector<Config> List() const;
   int64_t count() const;
   // Bytes held: two-sided LUTs plus the process's codebooks (each (lattice, q) counted once).
@@ -45,8 +55,8 @@ class ConfigCache {
   // "<lattice>-q<q>-M<M>-<16 hex digits>": a hash of the resolved parameters' text form.
   static std::string ConfigId(const CodecParams& resolved);
 
-  // Configurations kept beyond this many are built per request instead.
-  static constexpr size_t kMaxConfigs = 256;
+  static constexpr size_t kMaxConfigs = 256;       // registered
+  static constexpr size_t kMaxInlineConfigs = 64;  // inline LRU
 
  private:
   int64_t BytesLocked() const;
@@ -54,7 +64,8 @@ class ConfigCache {
   const int64_t max_bytes_;
   const int64_t lut_budget_;
   mutable std::mutex mu_;
-  std::map<std::string, Config> configs_;
+  std::map<std::string, Config> configs_;                                         // registered
+  std::list<Config> inline_;                                                      // most recently used first
   std::map<std::tuple<int, int, int>, std::shared_ptr<const TwoSidedLut>> luts_;  // (kind, dim, q)
   int64_t lut_bytes_ = 0;
 };

@@ -143,8 +143,9 @@ absl::Status CosetServiceImpl::DoEncode(const Config& config, const v1::Tensor& 
   stats->set_first_try_overloads(s.first_try_overloads);
   stats->set_capped(s.capped);
   stats->set_stored_bits_per_entry(StoredBitsPerEntry(*out, plan->size));
-  metrics_->RecordEncode(config.id, 4.0 * x.numel, static_cast<double>(plan->size), static_cast<double>(s.chunks),
-                         static_cast<double>(s.first_try_overloads), SummarizeOverloads(*out).histogram);
+  metrics_->RecordEncode(config.metrics_label(), 4.0 * x.numel, static_cast<double>(plan->size),
+                         static_cast<double>(s.chunks), static_cast<double>(s.first_try_overloads),
+                         SummarizeOverloads(*out).histogram);
   return absl::OkStatus();
 }
 

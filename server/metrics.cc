@@ -90,8 +90,17 @@ void Metrics::RecordRequest(const std::string& method, const std::string& code, 
   latency_->Add({{"method", method}}, kBuckets).Observe(seconds);
 }
 
-void Metrics::RecordEncode(const std::string& config, double raw_bytes, double compressed_bytes, double chunks,
+std::string Metrics::ConfigLabel(const std::string& config) {
+  std::lock_guard<std::mutex> lock(labels_mu_);
+  if (config_labels_.count(config)) return config;
+  if (config_labels_.size() >= kMaxConfigLabels) return "other";
+  config_labels_.insert(config);
+  return config;
+}
+
+void Metrics::RecordEncode(const std::string& config_name, double raw_bytes, double compressed_bytes, double chunks,
                            double first_try_overloads, const std::vector<int64_t>& t_histogram) {
+  const std::string config = ConfigLabel(config_name);
   raw_bytes_->Add({{"config", config}}).Increment(raw_bytes);
   saved_bytes_->Add({{"config", config}}).Increment(std::max(0.0, raw_bytes - compressed_bytes));
   chunks_->Add({{"config", config}}).Increment(chunks);

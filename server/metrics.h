@@ -2,6 +2,8 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 
 #include "prometheus/counter.h"
@@ -22,6 +24,8 @@ class Metrics {
   void RecordRequest(const std::string& method, const std::string& code, double seconds, double bytes_in,
                      double bytes_out);
   // One encode: raw float32 bytes, compressed bytes, chunks, chunks needing T > 0, T histogram.
+  // At most kMaxConfigLabels distinct `config` label values are exported; later ones are pooled
+  // under "other", so no client can grow the series count without bound.
   void RecordEncode(const std::string& config, double raw_bytes, double compressed_bytes, double chunks,
                     double first_try_overloads, const std::vector<int64_t>& t_histogram);
   prometheus::Gauge& inflight() { return *inflight_; }
@@ -33,7 +37,13 @@ class Metrics {
   prometheus::Gauge& codebook_bytes() { return *codebook_bytes_; }
   prometheus::Gauge& shm_bytes() { return *shm_bytes_; }
 
+  static constexpr size_t kMaxConfigLabels = 64;
+
  private:
+  std::string ConfigLabel(const std::string& config);
+
+  std::mutex labels_mu_;
+  std::set<std::string> config_labels_;
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>* requests_;
   prometheus::Family<prometheus::Counter>* bytes_in_;

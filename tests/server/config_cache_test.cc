@@ -15,10 +15,33 @@ TEST(ConfigCacheTest, SameParametersSameIdAndOneCodec) {
   EXPECT_EQ(a.id.rfind("D4-q4-M2-", 0), 0u) << a.id;
   EXPECT_EQ(cache.Find(a.id)->codec.get(), a.codec.get());
   EXPECT_EQ(cache.Find("nope").status().code(), absl::StatusCode::kNotFound);
-  p.seed = 0;  // a different resolved configuration, a different id
-  EXPECT_NE(cache.Resolve(p, false)->id, a.id);
-  EXPECT_EQ(cache.count(), 2);
-  EXPECT_EQ(cache.List().size(), 2u);
+  EXPECT_TRUE(a.registered);
+  EXPECT_EQ(a.metrics_label(), a.id);
+  p.seed = 0;  // a different resolved configuration, a different id, inline
+  const ConfigCache::Config inline_config = *cache.Resolve(p, false);
+  EXPECT_NE(inline_config.id, a.id);
+  EXPECT_FALSE(inline_config.registered);
+  EXPECT_EQ(inline_config.metrics_label(), "D4-q4-M2");
+  EXPECT_EQ(cache.Find(inline_config.id).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(cache.count(), 1);  // only registrations count
+  EXPECT_EQ(cache.List().size(), 1u);
+}
+
+TEST(ConfigCacheInlineTest, InlineConfigurationsNeverCrowdOutRegistrations) {
+  ConfigCache cache(int64_t{64} << 20, kDefaultLutBudgetBytes);
+  CodecParams p;
+  // Before: 256 distinct inline configurations (beta is part of the id) filled the one table for
+  // good, and RegisterConfig failed for everyone until restart.
+  for (int i = 0; i < 300; ++i) {
+    p.beta = 0.1f + 0.001f * static_cast<float>(i);
+    ASSERT_TRUE(cache.Resolve(p, false).ok());
+  }
+  EXPECT_EQ(cache.count(), 0);
+  p.beta = 0.05f;
+  EXPECT_TRUE(cache.Resolve(p, true).ok());
+  // The inline LRU keeps the recent ones: resolving the last again returns the same codec.
+  p.beta = 0.1f + 0.001f * 299;
+  EXPECT_EQ(cache.Resolve(p, false)->codec.get(), cache.Resolve(p, false)->codec.get());
 }
 
 TEST(ConfigCacheTest, CodebooksAreSharedWithTheProcessCache) {

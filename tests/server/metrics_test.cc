@@ -55,5 +55,18 @@ TEST(MetricsTest, EncodesCountBytesSavedOverloadsAndTheTDistribution) {
   EXPECT_EQ(Value(m, "coset_inflight_requests"), 3);
 }
 
+TEST(MetricsTest, ConfigLabelsAreBoundedAgainstCardinalityFloods) {
+  Metrics m;
+  // Before: a label per distinct configuration, never removed (2,000 betas: 12,107 series).
+  for (int i = 0; i < 2000; ++i) m.RecordEncode("config-" + std::to_string(i), 40, 6, 1, 0, {1});
+  size_t series = 0;
+  for (const prometheus::MetricFamily& f : m.registry()->Collect()) {
+    if (f.name == "coset_chunks_total") series = f.metric.size();
+  }
+  EXPECT_EQ(series, Metrics::kMaxConfigLabels + 1);  // the first ones, then "other"
+  EXPECT_EQ(Value(m, "coset_chunks_total", {{"config", "other"}}), 2000 - Metrics::kMaxConfigLabels);
+  EXPECT_EQ(Value(m, "coset_chunks_total", {{"config", "config-0"}}), 1);
+}
+
 }  // namespace
 }  // namespace coset
