@@ -332,13 +332,16 @@ absl::StatusOr<ServerInfo> Client::GetServerInfo() {
   return info;
 }
 
-absl::Status Client::Health() {
+absl::Status Client::Health(const std::string& service) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + impl_->options.timeout);
   grpc::ByteBuffer request, response;
-  // grpc.health.v1.HealthCheckRequest{service: ""} serializes to zero bytes.
-  grpc::Slice empty;
-  request = grpc::ByteBuffer(&empty, 1);
+  // grpc.health.v1.HealthCheckRequest{service}: field 1, length-delimited (empty for "").
+  if (service.size() > 127) return absl::InvalidArgumentError("health service name is too long");
+  std::string encoded;
+  if (!service.empty()) encoded = std::string("\x0a", 1) + static_cast<char>(service.size()) + service;
+  grpc::Slice slice(encoded);
+  request = grpc::ByteBuffer(&slice, 1);
   grpc::GenericStub generic(impl_->channel);
   grpc::CompletionQueue cq;
   auto call = generic.PrepareUnaryCall(&ctx, "/grpc.health.v1.Health/Check", request, &cq);

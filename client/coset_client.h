@@ -92,8 +92,8 @@ class Client {
   absl::StatusOr<std::vector<TensorInfo>> ListTensors();
   absl::StatusOr<std::string> RegisterConfig(const CodecParams& params);
   absl::StatusOr<ServerInfo> GetServerInfo();
-  // grpc.health.v1 check of the whole server: OK when SERVING.
-  absl::Status Health();
+  // grpc.health.v1 check of `service` ("" = the whole server, or "coset.v1.Coset"): OK when SERVING.
+  absl::Status Health(const std::string& service = "");
   // A float buffer inside this client's shared-memory region (Unix sockets only), for zero-copy
   // encodes: a tensor written there is read by the daemon in place. Valid until the next
   // AllocateShared call or reconnect; null when shared memory is unavailable.

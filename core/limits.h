@@ -23,6 +23,12 @@ inline constexpr int kMaxTMax = 63;         // T is stored in 6 bits of model co
 inline constexpr int64_t kMaxBlock = int64_t{1} << 16;
 inline constexpr int kDefaultBlock = 256;  // rounded down to a multiple of the lattice dimension
 inline constexpr float kMaxAlpha = 4.0f;
+// beta (when not 0 = the measured default): relative to the block scale for rms/absmax scaling,
+// absolute for scale none. Outside these ranges every chunk decodes to zero (a step below
+// kMinStep, or one so large that nothing reaches the first lattice point), so they are refused.
+inline constexpr float kMinRelativeBeta = 1e-6f;
+inline constexpr float kMaxRelativeBeta = 1e6f;
+inline constexpr float kMaxAbsoluteBeta = 1e30f;
 // Largest codebook the codec builds (symbols per table). E8 q = 5 is 390,625.
 inline constexpr int64_t kMaxCodebookSymbols = int64_t{1} << 20;
 

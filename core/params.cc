@@ -179,6 +179,15 @@ absl::Status ValidateParams(const CodecParams& p) {
                                                    "] for ", lattice.name(),
                                                    lattice.min_q() > 2 ? " (q = 2 never clears overload there)" : ""));
   }
+  if (p.beta != 0.0f) {
+    const bool relative = p.scale != ScaleMode::kNone;
+    const float lo = relative ? kMinRelativeBeta : kMinStep, hi = relative ? kMaxRelativeBeta : kMaxAbsoluteBeta;
+    if (!(p.beta >= lo && p.beta <= hi)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("beta (=", NumberText(p.beta), ") must be 0 (the measured default) or in [", lo, ", ", hi,
+                       "] for scale ", ScaleModeName(p.scale), "; outside it every chunk decodes to zero"));
+    }
+  }
   if (p.M * std::log2(static_cast<double>(p.q)) > kMaxLog2QM) {
     return absl::InvalidArgumentError(
         absl::StrCat("q^M (= ", p.q, "^", p.M, ") exceeds 2^", kMaxLog2QM, "; lower q or M"));

@@ -16,6 +16,10 @@
 namespace coset {
 namespace {
 
+// Upper bound of what a DecodeResponse adds around the float32 data: the data field's tag and
+// length, kMaxRank shape varints (<= 11 bytes each), the dtype and the message wrappers.
+constexpr int64_t kTensorFramingBytes = 16 + 11 * kMaxRank + 16;
+
 v1::TensorInfo InfoOf(const ResidentTensor& t) {
   v1::TensorInfo info;
   info.set_name(t.name);
@@ -82,12 +86,12 @@ grpc::Status CosetServiceImpl::Serve(const char* method, grpc::ServerContext* ct
     status = absl::ResourceExhaustedError(absl::StrCat("request of ", request_bytes,
                                                        " bytes would exceed the memory budget of ",
                                                        limits_.memory_budget_bytes, " bytes"));
-  } else if (ctx->IsCancelled()) {
-    status = absl::CancelledError("request cancelled or past its deadline before it started");
   } else {
     RequestContext rc(ctx, &pool_);
-    status = fn(rc);
-    if (status.ok() && ctx->IsCancelled()) status = absl::CancelledError("request cancelled or past its deadline");
+    status = rc.Interruption();  // gone before it started
+    if (status.ok()) status = fn(rc);
+    // Work stopped early for a client that left reports why it stopped, whatever it returned.
+    if (absl::Status interruption = rc.Interruption(); !interruption.ok()) status = interruption;
   }
   inflight_bytes_ -= reserve;
   metrics_->inflight().Set(static_cast<double>(--inflight_));
@@ -138,6 +142,8 @@ absl::Status CosetServiceImpl::DoEncode(const Config& config, const v1::Tensor& 
   COSET_ASSIGN_OR_RETURN(Input x, InputFrom(input));
   EncodeStats s;
   COSET_RETURN_IF_ERROR(config.codec->EncodeInto(x.data, x.shape, DType::kFloat32, rc.ExecutorFor(x.numel), &s, out));
+  // A request interrupted mid-encode holds partial codes: nothing is counted or written out.
+  COSET_RETURN_IF_ERROR(rc.Interruption());
   *plan = PlanSerialization(*out, rc.ExecutorFor(x.numel));
   stats->set_chunks(s.chunks);
   stats->set_first_try_overloads(s.first_try_overloads);
@@ -178,9 +184,13 @@ grpc::Status CosetServiceImpl::Decode(grpc::ServerContext* ctx, const v1::Decode
                                       v1::DecodeResponse* resp) {
   return Serve("Decode", ctx, req, resp, [&](RequestContext& rc) -> absl::Status {
     COSET_ASSIGN_OR_RETURN(std::shared_ptr<const CompressedTensor> t, CodesFrom(req->codes()));
-    if (!req->has_output() && t->layout.numel * 4 > limits_.max_message_bytes) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "decoded tensor (", t->layout.numel * 4, " bytes) exceeds the message limit of ", limits_.max_message_bytes));
+    // The reply is the floats plus their framing (shape varints, tags, lengths): checked before
+    // decoding, so a reply gRPC would refuse is never computed.
+    const int64_t reply_bytes = t->layout.numel * 4 + kTensorFramingBytes;
+    if (!req->has_output() && reply_bytes > limits_.max_message_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat("decoded tensor (", t->layout.numel * 4,
+                                                       " bytes and its framing) exceeds the message limit of ",
+                                                       limits_.max_message_bytes));
     }
     if (req->has_output()) {
       COSET_ASSIGN_OR_RETURN(ShmSpan out, Span(req->output()));

@@ -233,6 +233,8 @@ absl::StatusOr<Listeners> StartGrpc(const DaemonFlags& flags, CosetServiceImpl* 
     return absl::UnavailableError(absl::StrCat("could not listen on ", absl::StrJoin(flags.addresses, ","),
                                                " (address in use, or no permission for the socket directory?)"));
   }
+  // The standard health service answers for the whole server ("") and for the API by its name.
+  out.server->GetHealthCheckService()->SetServingStatus(v1::Coset::service_full_name(), true);
   for (size_t i = 0; i < flags.addresses.size(); ++i) {
     const std::string& a = flags.addresses[i];
     out.bound.push_back(a.rfind("unix:", 0) == 0 ? a : a.substr(0, a.rfind(':')) + ":" + std::to_string(*ports[i]));
@@ -274,6 +276,7 @@ void RunUntilSignal(const sigset_t& stop_signals, grpc::Server* server, int64_t 
   sigwait(&stop_signals, &signal_number);
   Log(0, absl::StrCat("signal ", signal_number, ": draining (up to ", drain_seconds, " s)"));
   sd_notify(0, "STOPPING=1");
+  server->GetHealthCheckService()->Shutdown();  // NOT_SERVING for every service while draining
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(drain_seconds));
   server->Wait();
 }

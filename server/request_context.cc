@@ -1,6 +1,7 @@
 #include "server/request_context.h"
 
 #include <algorithm>
+#include <chrono>
 
 namespace coset {
 
@@ -11,6 +12,15 @@ void RequestContext::CancellableExecutor::ParallelFor(int64_t n, const std::func
       fn(b, std::min(end, b + kSlice));
     }
   });
+}
+
+absl::Status RequestContext::InterruptionOf(grpc::ServerContext& ctx) {
+  if (!ctx.IsCancelled()) return absl::OkStatus();
+  // gRPC reports an expired deadline as a cancellation; tell the two apart for the client.
+  if (ctx.deadline() <= std::chrono::system_clock::now()) {
+    return absl::DeadlineExceededError("the request's deadline expired while it was served");
+  }
+  return absl::CancelledError("the client cancelled the request");
 }
 
 Executor* RequestContext::ExecutorFor(int64_t elements) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 
+#include "absl/status/status.h"
 #include "core/executor.h"
 #include "grpcpp/server_context.h"
 
@@ -15,16 +16,19 @@ class RequestContext {
  public:
   // grpc_ctx: the call. pool: the codec pool for large requests (null: none); not owned.
   RequestContext(grpc::ServerContext* grpc_ctx, Executor* pool)
-      : RequestContext([grpc_ctx] { return grpc_ctx->IsCancelled(); }, pool) {}
-  // cancelled: whether the caller has gone (tests inject it).
-  RequestContext(std::function<bool()> cancelled, Executor* pool)
-      : cancelled_(std::move(cancelled)),
+      : RequestContext([grpc_ctx] { return InterruptionOf(*grpc_ctx); }, pool) {}
+  // interruption: OK while the caller still waits, else why it stopped (tests inject it).
+  RequestContext(std::function<absl::Status()> interruption, Executor* pool)
+      : interruption_(std::move(interruption)),
         pooled_(pool != nullptr ? pool : InlineExecutor(), this),
         inline_(InlineExecutor(), this) {}
   RequestContext(const RequestContext&) = delete;
   RequestContext& operator=(const RequestContext&) = delete;
 
-  bool cancelled() const { return cancelled_(); }
+  // DEADLINE_EXCEEDED once the call's deadline has passed, CANCELLED once the client gave up, else OK.
+  absl::Status Interruption() const { return interruption_(); }
+  bool cancelled() const { return !interruption_().ok(); }
+  static absl::Status InterruptionOf(grpc::ServerContext& ctx);
 
   // The executor for work on `elements` values: large requests share the codec pool (it runs one
   // request at a time), small ones stay on their gRPC thread so many small clients are served
@@ -49,7 +53,7 @@ class RequestContext {
     const RequestContext* owner_;
   };
 
-  std::function<bool()> cancelled_;
+  std::function<absl::Status()> interruption_;
   CancellableExecutor pooled_;
   CancellableExecutor inline_;
 };

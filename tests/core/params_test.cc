@@ -106,6 +106,12 @@ TEST(ParamsTextTest, SubsetsTakeDefaultsAndErrorsNameTheField) {
   expect_error("lattice=E8,q=8", "codebook symbols for E8");
   expect_error("block=6", "block (=6) must be a multiple of the lattice dimension");
   expect_error("q=255,M=4", "exceeds 2^24");
+  // Before: accepted, and every chunk silently decoded to zero.
+  expect_error("beta=1e-38,scale=none", "beta (=9.99999935e-39) must be 0 (the measured default) or in");
+  expect_error("beta=1e38", "must be 0 (the measured default) or in [1e-06, 1e+06] for scale rms");
+  expect_error("beta=1e-7,scale=absmax", "for scale absmax");
+  EXPECT_TRUE(ParamsFromText("beta=1e-12,scale=none").ok());
+  EXPECT_TRUE(ParamsFromText("beta=0.25,scale=rms").ok());
 }
 
 TEST(SharedFieldsTest, OnlyStepShapingFieldsMustMatch) {

@@ -251,7 +251,8 @@ TEST_F(DaemonTest, SigtermDrainsInFlightWorkAndRemovesTheSocket) {
 
 TEST_F(DaemonTest, DeadlinesAreHonoredAndTheDaemonKeepsServing) {
   // A 64 MiB encode through shared memory (no transfer time) with a 40 ms deadline: the daemon
-  // starts it, notices the deadline between slices of rows, stops and reports CANCELLED.
+  // starts it, notices the deadline between slices of rows, stops and reports DEADLINE_EXCEEDED
+  // (canonical for an expired deadline; it reported CANCELLED before #14).
   Client::Options o;
   o.address = daemon_->unix_address();
   o.timeout = std::chrono::milliseconds(40);
@@ -270,9 +271,16 @@ TEST_F(DaemonTest, DeadlinesAreHonoredAndTheDaemonKeepsServing) {
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(daemon_->Metric("coset_inflight_requests"), 0);
-  EXPECT_GE(daemon_->Metric("coset_requests_total{code=\"CANCELLED\",method=\"Encode\"}"), 1);
+  EXPECT_GE(daemon_->Metric("coset_requests_total{code=\"DEADLINE_EXCEEDED\",method=\"Encode\"}"), 1);
   std::printf("deadline: client gave up at 40 ms; the daemon was idle again after %.0f ms\n", seconds * 1e3);
   EXPECT_TRUE(client_->Health().ok());
+}
+
+TEST_F(DaemonTest, HealthAnswersForTheServerAndTheCosetService) {
+  EXPECT_TRUE(client_->Health().ok());
+  // Before: NOT_FOUND for the API's own name.
+  EXPECT_TRUE(client_->Health("coset.v1.Coset").ok());
+  EXPECT_EQ(client_->Health("no.such.Service").code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(DaemonTest, ClientRecoversAfterTheDaemonRestarts) {

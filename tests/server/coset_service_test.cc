@@ -105,5 +105,25 @@ TEST_F(CosetServiceTest, AdmissionRefusesWhatWouldExceedTheBudgetOrTheMessageLim
   EXPECT_EQ(out.output().shape_size(), 0) << "a failed reply is cleared";
 }
 
+TEST_F(CosetServiceTest, DecodeCountsTheReplysFramingAgainstTheMessageLimit) {
+  grpc::ServerContext ctx;
+  // A tensor whose floats alone are exactly the message limit: with its framing the reply would
+  // not fit, so it is refused before decoding (before: decoded, then refused by gRPC).
+  v1::EncodeRequest req;
+  FillInput(256, 1024, req.mutable_input());
+  v1::EncodeResponse encoded;
+  Metrics metrics;
+  ServiceLimits roomy = Limits();
+  roomy.max_message_bytes = 2 << 20;
+  CosetServiceImpl wide(roomy, &metrics, nullptr);
+  ASSERT_TRUE(wide.Encode(&ctx, &req, &encoded).ok());
+  v1::DecodeRequest dec;
+  dec.mutable_codes()->set_blob(encoded.blob());
+  v1::DecodeResponse out;
+  const grpc::Status s = service_.Decode(&ctx, &dec, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(s.error_message().find("framing"), std::string::npos) << s.error_message();
+}
+
 }  // namespace
 }  // namespace coset

@@ -10,7 +10,7 @@ namespace {
 
 TEST(RequestContextTest, SmallWorkStaysInlineLargeWorkUsesThePool) {
   ThreadPool pool(3);
-  RequestContext rc([] { return false; }, &pool);
+  RequestContext rc([] { return absl::OkStatus(); }, &pool);
   EXPECT_FALSE(rc.cancelled());
   EXPECT_EQ(rc.ExecutorFor(10)->concurrency(), 1);
   EXPECT_EQ(rc.ExecutorFor(RequestContext::kParallelThreshold)->concurrency(), pool.concurrency());
@@ -23,7 +23,7 @@ TEST(RequestContextTest, SmallWorkStaysInlineLargeWorkUsesThePool) {
 
 TEST(RequestContextTest, ACancelledCallStopsItsWorkEarly) {
   bool gone = false;
-  RequestContext rc([&] { return gone; }, nullptr);
+  RequestContext rc([&] { return gone ? absl::DeadlineExceededError("late") : absl::OkStatus(); }, nullptr);
   int64_t covered = 0;
   // The client leaves after the first slice: the rest is skipped.
   rc.ExecutorFor(10)->ParallelFor(1000, [&](int64_t b, int64_t e) {
@@ -31,6 +31,7 @@ TEST(RequestContextTest, ACancelledCallStopsItsWorkEarly) {
     gone = true;
   });
   EXPECT_TRUE(rc.cancelled());
+  EXPECT_EQ(rc.Interruption().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(covered, 64);
 }
 
