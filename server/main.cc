@@ -242,13 +242,21 @@ absl::StatusOr<Listeners> StartGrpc(const DaemonFlags& flags, CosetServiceImpl* 
   return out;
 }
 
+constexpr int kMetricsThreads = 16;
+constexpr int kMetricsRequestTimeoutMs = 2000;
+
 // The Prometheus endpoint (null for "off") and the address it bound.
 absl::StatusOr<std::unique_ptr<prometheus::Exposer>> StartMetrics(const std::string& address, Metrics* metrics,
                                                                   std::string* bound) {
   *bound = "off";
   if (address == "off") return std::unique_ptr<prometheus::Exposer>();
   try {
-    auto exposer = std::make_unique<prometheus::Exposer>(address);
+    // Enough threads that a few idle connections cannot occupy them all, and a request timeout
+    // that closes idle ones (civetweb's defaults, 2 threads and no timeout, let two idle TCP
+    // connections blind /metrics).
+    auto exposer = std::make_unique<prometheus::Exposer>(
+        std::vector<std::string>{"listening_ports", address, "num_threads", std::to_string(kMetricsThreads),
+                                 "request_timeout_ms", std::to_string(kMetricsRequestTimeoutMs)});
     exposer->RegisterCollectable(metrics->registry());
     const std::vector<int> ports = exposer->GetListeningPorts();
     *bound = address.substr(0, address.rfind(':')) + ":" + std::to_string(ports.empty() ? 0 : ports[0]);

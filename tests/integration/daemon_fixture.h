@@ -93,10 +93,14 @@ class Daemon {
   std::string socket_path() const { return dir_ + "/cosetd.sock"; }
   std::string unix_address() const { return "unix:" + socket_path(); }
   std::string tcp_address() const { return tcp_; }
+  int metrics_port() const { return metrics_port_; }
 
   // GET /metrics from the Prometheus exposer.
   std::string ScrapeMetrics() const {
     const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    // Bounded: a scrape that cannot be served fails the test instead of hanging it.
+    timeval timeout{5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<uint16_t>(metrics_port_));

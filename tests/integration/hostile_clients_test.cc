@@ -124,5 +124,24 @@ TEST_F(HostileClientsTest, ExtraDescriptorsDoNotLeakIntoTheDaemon) {
   ExpectServing();
 }
 
+TEST_F(HostileClientsTest, IdleConnectionsCannotBlindMetrics) {
+  StartDaemon();
+  // Before: two idle TCP connections held the exposer's two threads and scrapes timed out ~30 s.
+  std::vector<int> idle;
+  for (int i = 0; i < 8; ++i) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(daemon_->metrics_port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    idle.push_back(fd);
+  }
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_GE(daemon_->Metric("coset_inflight_requests"), 0) << "scrape failed";
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+  for (int fd : idle) close(fd);
+}
+
 }  // namespace
 }  // namespace coset
