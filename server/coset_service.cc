@@ -20,6 +20,22 @@ namespace {
 // length, kMaxRank shape varints (<= 11 bytes each), the dtype and the message wrappers.
 constexpr int64_t kTensorFramingBytes = 16 + 11 * kMaxRank + 16;
 
+// Per-thread encode buffers above this are freed after the request (outside a request nothing
+// reserves them, so they must stay small).
+constexpr int64_t kKeptEncodeBufferBytes = int64_t{4} << 20;
+
+void ReleaseLargeBuffers(CompressedTensor* t) {
+  const int64_t held = static_cast<int64_t>(t->symbols.capacity() + t->t.capacity() + 2 * t->scales.capacity());
+  if (held > kKeptEncodeBufferBytes) *t = CompressedTensor();
+}
+
+// Bytes of the codes and of their blob for a tensor of `shape` (without building either).
+absl::StatusOr<int64_t> EncodedBytes(const CodecParams& params, const std::vector<int64_t>& shape) {
+  COSET_ASSIGN_OR_RETURN(Layout l, Layout::Make(params, shape));
+  const int64_t row_bytes = PackingOf(params, l).row_bytes();
+  return l.rows * (row_bytes + l.chunks_per_row + 2 * l.blocks_per_row) + 1024;
+}
+
 v1::TensorInfo InfoOf(const ResidentTensor& t) {
   v1::TensorInfo info;
   info.set_name(t.name);
@@ -39,7 +55,8 @@ CosetServiceImpl::CosetServiceImpl(const ServiceLimits& limits, Metrics* metrics
       shm_(shm),
       store_(limits.memory_budget_bytes),
       configs_(limits.memory_budget_bytes / 4, limits.lut_budget_bytes),
-      pool_(limits.threads) {}
+      pool_(limits.threads),
+      budget_(limits.memory_budget_bytes, [this] { return ResidentBytes(); }) {}
 
 absl::StatusOr<ShmSpan> CosetServiceImpl::Span(const v1::SharedMemoryRef& ref) {
   if (shm_ == nullptr)
@@ -47,7 +64,7 @@ absl::StatusOr<ShmSpan> CosetServiceImpl::Span(const v1::SharedMemoryRef& ref) {
   return shm_->Resolve(ref.region(), ref.offset(), ref.length());
 }
 
-absl::StatusOr<CosetServiceImpl::Input> CosetServiceImpl::InputFrom(const v1::Tensor& t) {
+absl::StatusOr<CosetServiceImpl::Input> CosetServiceImpl::InputFrom(const v1::Tensor& t, RequestContext& rc) {
   // Inline payloads are bounded by the message size, shared-memory ones by the element limit.
   COSET_ASSIGN_OR_RETURN(TensorShape checked,
                          CheckTensor(t, t.has_shm() ? kMaxElements : limits_.max_message_bytes / 4));
@@ -55,6 +72,7 @@ absl::StatusOr<CosetServiceImpl::Input> CosetServiceImpl::InputFrom(const v1::Te
   in.shape = std::move(checked.shape);
   in.numel = checked.numel;
   if (!t.has_shm()) {
+    COSET_RETURN_IF_ERROR(rc.Reserve(in.numel * 4, "the input tensor's copy"));
     in.owned.resize(in.numel);
     if (in.numel > 0) std::memcpy(in.owned.data(), t.data().data(), in.numel * 4);
     in.data = in.owned.data();
@@ -72,28 +90,24 @@ grpc::Status CosetServiceImpl::Serve(const char* method, grpc::ServerContext* ct
                                      Fn&& fn) {
   const auto start = std::chrono::steady_clock::now();
   const int64_t request_bytes = static_cast<int64_t>(req->ByteSizeLong());
-  // Admission: a request needs roughly its size twice more while it is served (decoded floats,
-  // encoded output); refuse it up front rather than risk running out of memory.
-  const int64_t reserve = 3 * request_bytes;
   absl::Status status;
   const int64_t running = ++inflight_;
-  const int64_t reserved = inflight_bytes_ += reserve;
   metrics_->inflight().Set(static_cast<double>(running));
-  if (running > limits_.max_concurrent_requests) {
-    status = absl::ResourceExhaustedError(
-        absl::StrCat("more than ", limits_.max_concurrent_requests, " concurrent requests; retry later"));
-  } else if (reserved + ResidentBytes() > limits_.memory_budget_bytes) {
-    status = absl::ResourceExhaustedError(absl::StrCat("request of ", request_bytes,
-                                                       " bytes would exceed the memory budget of ",
-                                                       limits_.memory_budget_bytes, " bytes"));
-  } else {
-    RequestContext rc(ctx, &pool_);
-    status = rc.Interruption();  // gone before it started
-    if (status.ok()) status = fn(rc);
-    // Work stopped early for a client that left reports why it stopped, whatever it returned.
-    if (absl::Status interruption = rc.Interruption(); !interruption.ok()) status = interruption;
+  {
+    // Admission by work: the message now, then each handler reserves what it will allocate once
+    // its sizes are known (RequestContext::Reserve); everything is given back when rc ends.
+    RequestContext rc(ctx, &pool_, &budget_);
+    if (running > limits_.max_concurrent_requests) {
+      status = absl::ResourceExhaustedError(
+          absl::StrCat("more than ", limits_.max_concurrent_requests, " concurrent requests; retry later"));
+    } else {
+      status = rc.Reserve(request_bytes, "the request message");
+      if (status.ok()) status = rc.Interruption();  // gone before it started
+      if (status.ok()) status = fn(rc);
+      // Work stopped early for a client that left reports why it stopped, whatever it returned.
+      if (absl::Status interruption = rc.Interruption(); !interruption.ok()) status = interruption;
+    }
   }
-  inflight_bytes_ -= reserve;
   metrics_->inflight().Set(static_cast<double>(--inflight_));
   UpdateGauges();
   // Large requests leave large free blocks behind; hand them back so the daemon's footprint
@@ -114,9 +128,12 @@ absl::StatusOr<CosetServiceImpl::Config> CosetServiceImpl::CodecFor(const v1::Co
   return configs_.Resolve(params, false);
 }
 
-absl::StatusOr<std::shared_ptr<const CompressedTensor>> CosetServiceImpl::CodesFrom(const v1::Codes& codes) {
+absl::StatusOr<std::shared_ptr<const CompressedTensor>> CosetServiceImpl::CodesFrom(const v1::Codes& codes,
+                                                                                    RequestContext& rc) {
   switch (codes.source_case()) {
     case v1::Codes::kBlob: {
+      // The parsed tensor holds about the blob's bytes again (symbols, scales, counters).
+      COSET_RETURN_IF_ERROR(rc.Reserve(static_cast<int64_t>(codes.blob().size()), "the parsed codes"));
       COSET_ASSIGN_OR_RETURN(CompressedTensor t,
                              Parse(reinterpret_cast<const uint8_t*>(codes.blob().data()), codes.blob().size()));
       return std::make_shared<const CompressedTensor>(std::move(t));
@@ -124,6 +141,7 @@ absl::StatusOr<std::shared_ptr<const CompressedTensor>> CosetServiceImpl::CodesF
     case v1::Codes::kShm: {
       // Copied out first: the client could change shared memory while it is parsed.
       COSET_ASSIGN_OR_RETURN(ShmSpan span, Span(codes.shm()));
+      COSET_RETURN_IF_ERROR(rc.Reserve(2 * span.length, "the copied and parsed codes"));
       const std::vector<uint8_t> copy(span.data, span.data + span.length);
       COSET_ASSIGN_OR_RETURN(CompressedTensor t, Parse(copy.data(), copy.size()));
       return std::make_shared<const CompressedTensor>(std::move(t));
@@ -139,7 +157,13 @@ absl::StatusOr<std::shared_ptr<const CompressedTensor>> CosetServiceImpl::CodesF
 
 absl::Status CosetServiceImpl::DoEncode(const Config& config, const v1::Tensor& input, RequestContext& rc,
                                         CompressedTensor* out, SerializationPlan* plan, v1::EncodeStats* stats) {
-  COSET_ASSIGN_OR_RETURN(Input x, InputFrom(input));
+  {
+    // Sizes from the shape before anything is allocated: the codes, then their serialization.
+    COSET_ASSIGN_OR_RETURN(TensorShape shape, CheckTensor(input, kMaxElements));
+    COSET_ASSIGN_OR_RETURN(const int64_t coded, EncodedBytes(config.codec->params(), shape.shape));
+    COSET_RETURN_IF_ERROR(rc.Reserve(2 * coded, "the codes and their serialization"));
+  }
+  COSET_ASSIGN_OR_RETURN(Input x, InputFrom(input, rc));
   EncodeStats s;
   COSET_RETURN_IF_ERROR(config.codec->EncodeInto(x.data, x.shape, DType::kFloat32, rc.ExecutorFor(x.numel), &s, out));
   // A request interrupted mid-encode holds partial codes: nothing is counted or written out.
@@ -171,11 +195,13 @@ grpc::Status CosetServiceImpl::Encode(grpc::ServerContext* ctx, const v1::Encode
       }
       SerializeTo(t, plan, out.data);  // straight into the client's memory
       resp->set_output_length(plan.size);
+      ReleaseLargeBuffers(&t);
       return absl::OkStatus();
     }
     std::string* blob = resp->mutable_blob();
     blob->resize(plan.size);
     SerializeTo(t, plan, reinterpret_cast<uint8_t*>(blob->data()));
+    ReleaseLargeBuffers(&t);
     return absl::OkStatus();
   });
 }
@@ -183,7 +209,7 @@ grpc::Status CosetServiceImpl::Encode(grpc::ServerContext* ctx, const v1::Encode
 grpc::Status CosetServiceImpl::Decode(grpc::ServerContext* ctx, const v1::DecodeRequest* req,
                                       v1::DecodeResponse* resp) {
   return Serve("Decode", ctx, req, resp, [&](RequestContext& rc) -> absl::Status {
-    COSET_ASSIGN_OR_RETURN(std::shared_ptr<const CompressedTensor> t, CodesFrom(req->codes()));
+    COSET_ASSIGN_OR_RETURN(std::shared_ptr<const CompressedTensor> t, CodesFrom(req->codes(), rc));
     // The reply is the floats plus their framing (shape varints, tags, lengths): checked before
     // decoding, so a reply gRPC would refuse is never computed.
     const int64_t reply_bytes = t->layout.numel * 4 + kTensorFramingBytes;
@@ -202,10 +228,15 @@ grpc::Status CosetServiceImpl::Decode(grpc::ServerContext* ctx, const v1::Decode
       for (int64_t d : t->shape) resp->mutable_output()->add_shape(d);
       return absl::OkStatus();
     }
-    std::vector<float> y(t->layout.numel);
-    COSET_RETURN_IF_ERROR(DecodeTensor(*t, y.data(), rc.ExecutorFor(t->layout.numel)));
-    TensorToProto(t->shape, y.data(), t->dtype, resp->mutable_output());
-    return absl::OkStatus();
+    // Decoded straight into the reply (one copy of the floats in the handler); the reservation
+    // also covers the serialized copy gRPC makes of the reply once the handler returns.
+    COSET_RETURN_IF_ERROR(rc.Reserve(2 * t->layout.numel * 4, "the decoded tensor and its reply"));
+    v1::Tensor* out = resp->mutable_output();
+    for (int64_t d : t->shape) out->add_shape(d);
+    out->set_dtype(v1::DATA_TYPE_FLOAT32);
+    std::string* data = out->mutable_data();
+    data->resize(static_cast<size_t>(t->layout.numel) * 4);
+    return DecodeTensor(*t, reinterpret_cast<float*>(data->data()), rc.ExecutorFor(t->layout.numel));
   });
 }
 
@@ -216,6 +247,7 @@ grpc::Status CosetServiceImpl::Quantize(grpc::ServerContext* ctx, const v1::Quan
     CompressedTensor t;
     SerializationPlan plan;
     COSET_RETURN_IF_ERROR(DoEncode(config, req->input(), rc, &t, &plan, resp->mutable_stats()));
+    COSET_RETURN_IF_ERROR(rc.Reserve(2 * t.layout.numel * 4, "the quantized tensor and its reply"));
     std::vector<float> y(t.layout.numel);
     COSET_RETURN_IF_ERROR(config.codec->Decode(t, y.data(), rc.ExecutorFor(t.layout.numel)));
     TensorToProto(t.shape, y.data(), DType::kFloat32, resp->mutable_output());
@@ -226,9 +258,9 @@ grpc::Status CosetServiceImpl::Quantize(grpc::ServerContext* ctx, const v1::Quan
 grpc::Status CosetServiceImpl::InnerProduct(grpc::ServerContext* ctx, const v1::InnerProductRequest* req,
                                             v1::InnerProductResponse* resp) {
   return Serve("InnerProduct", ctx, req, resp, [&](RequestContext& rc) -> absl::Status {
-    COSET_ASSIGN_OR_RETURN(std::shared_ptr<const CompressedTensor> w, CodesFrom(req->weights()));
+    COSET_ASSIGN_OR_RETURN(std::shared_ptr<const CompressedTensor> w, CodesFrom(req->weights(), rc));
     if (req->other_case() == v1::InnerProductRequest::kCodes) {
-      COSET_ASSIGN_OR_RETURN(std::shared_ptr<const CompressedTensor> other, CodesFrom(req->codes()));
+      COSET_ASSIGN_OR_RETURN(std::shared_ptr<const CompressedTensor> other, CodesFrom(req->codes(), rc));
       COSET_ASSIGN_OR_RETURN(std::shared_ptr<const Codebook> codebook, Codebook::Get(w->params.lattice, w->params.q));
       COSET_ASSIGN_OR_RETURN(std::shared_ptr<const TwoSidedLut> lut, configs_.TwoSided(w->params.lattice, w->params.q));
       COSET_ASSIGN_OR_RETURN(std::vector<double> dots, DotRows(*w, *other, *codebook, *lut));
@@ -240,7 +272,7 @@ grpc::Status CosetServiceImpl::InnerProduct(grpc::ServerContext* ctx, const v1::
     if (req->other_case() != v1::InnerProductRequest::kQueries) {
       return absl::InvalidArgumentError("set queries (float [K] or [B, K]) or codes");
     }
-    COSET_ASSIGN_OR_RETURN(Input x, InputFrom(req->queries()));
+    COSET_ASSIGN_OR_RETURN(Input x, InputFrom(req->queries(), rc));
     if (x.shape.empty() || x.shape.size() > 2 || x.shape.back() != w->layout.cols) {
       return absl::InvalidArgumentError(absl::StrCat("queries must be [K] or [B, K] with K = ", w->layout.cols));
     }
@@ -252,9 +284,14 @@ grpc::Status CosetServiceImpl::InnerProduct(grpc::ServerContext* ctx, const v1::
       COSET_ASSIGN_OR_RETURN(matrix, store_.Matrix(req->weights().tensor_name(), limits_.lut_budget_bytes));
       UpdateGauges();
     } else {
+      const Layout& l = w->layout;
+      COSET_RETURN_IF_ERROR(
+          rc.Reserve(l.rows * (l.padded_cols + 4 * l.symbols_per_row + 8 * l.chunks_per_row + 32 * l.blocks_per_row),
+                     "the repacked weights"));
       COSET_ASSIGN_OR_RETURN(LutMatrix m, LutMatrix::Create(*w, limits_.lut_budget_bytes));
       matrix = std::make_shared<const LutMatrix>(std::move(m));
     }
+    COSET_RETURN_IF_ERROR(rc.Reserve(2 * batch * matrix->rows() * 4, "the product and its reply"));
     std::vector<float> out(batch * matrix->rows());
     COSET_RETURN_IF_ERROR(matrix->Gemm(x.data, batch, out.data(), rc.ExecutorFor(matrix->rows() * matrix->cols())));
     std::vector<int64_t> shape = {matrix->rows()};
@@ -267,15 +304,20 @@ grpc::Status CosetServiceImpl::InnerProduct(grpc::ServerContext* ctx, const v1::
 
 grpc::Status CosetServiceImpl::AddCodes(grpc::ServerContext* ctx, const v1::AddCodesRequest* req,
                                         v1::AddCodesResponse* resp) {
-  return Serve("AddCodes", ctx, req, resp, [&](RequestContext&) -> absl::Status {
+  return Serve("AddCodes", ctx, req, resp, [&](RequestContext& rc) -> absl::Status {
     if (req->codes_size() == 0) return absl::InvalidArgumentError("codes is empty");
     std::vector<std::shared_ptr<const CompressedTensor>> held;
     std::vector<const CompressedTensor*> codes;
     for (const v1::Codes& c : req->codes()) {
-      COSET_ASSIGN_OR_RETURN(std::shared_ptr<const CompressedTensor> t, CodesFrom(c));
+      COSET_ASSIGN_OR_RETURN(std::shared_ptr<const CompressedTensor> t, CodesFrom(c, rc));
       codes.push_back(t.get());
       held.push_back(std::move(t));
     }
+    // The sum works in int64 coordinates: one vector per input in turn, the running sum, its wrap
+    // and (validating) a second pass; then the result and its serialization.
+    const Layout& l = codes[0]->layout;
+    COSET_RETURN_IF_ERROR(
+        rc.Reserve(5 * l.rows * l.padded_cols * 8 + 2 * static_cast<int64_t>(req->ByteSizeLong()), "the code sums"));
     SumValidation validation;
     COSET_ASSIGN_OR_RETURN(CompressedTensor sum, coset::AddCodes(codes, req->validate() ? &validation : nullptr));
     const std::vector<uint8_t> bytes = Serialize(sum);
@@ -293,6 +335,8 @@ grpc::Status CosetServiceImpl::PutTensor(grpc::ServerContext* ctx, const v1::Put
     auto resident = std::make_shared<ResidentTensor>();
     resident->name = req->name();
     if (req->source_case() == v1::PutTensorRequest::kBlob) {
+      // Until the store accounts it: the parsed tensor and the kept blob.
+      COSET_RETURN_IF_ERROR(rc.Reserve(2 * static_cast<int64_t>(req->blob().size()), "the resident tensor"));
       COSET_ASSIGN_OR_RETURN(resident->tensor,
                              Parse(reinterpret_cast<const uint8_t*>(req->blob().data()), req->blob().size()));
       resident->blob = req->blob();
@@ -315,8 +359,9 @@ grpc::Status CosetServiceImpl::PutTensor(grpc::ServerContext* ctx, const v1::Put
 
 grpc::Status CosetServiceImpl::GetTensor(grpc::ServerContext* ctx, const v1::GetTensorRequest* req,
                                          v1::GetTensorResponse* resp) {
-  return Serve("GetTensor", ctx, req, resp, [&](RequestContext&) -> absl::Status {
+  return Serve("GetTensor", ctx, req, resp, [&](RequestContext& rc) -> absl::Status {
     COSET_ASSIGN_OR_RETURN(std::shared_ptr<const ResidentTensor> t, store_.Get(req->name()));
+    COSET_RETURN_IF_ERROR(rc.Reserve(t->bytes(), "the blob's reply"));
     resp->set_blob(t->blob);
     *resp->mutable_info() = InfoOf(*t);
     return absl::OkStatus();

@@ -13,6 +13,7 @@
 #include "core/thread_pool.h"
 #include "coset/v1/coset.grpc.pb.h"
 #include "server/config_cache.h"
+#include "server/memory_budget.h"
 #include "server/metrics.h"
 #include "server/request_context.h"
 #include "server/shm_registry.h"
@@ -63,7 +64,8 @@ class CosetServiceImpl final : public v1::Coset::Service {
   grpc::Status Serve(const char* method, grpc::ServerContext* ctx, const Request* req, Response* resp, Fn&& fn);
 
   absl::StatusOr<Config> CodecFor(const v1::CodecSpec& spec);
-  absl::StatusOr<std::shared_ptr<const CompressedTensor>> CodesFrom(const v1::Codes& codes);
+  // Codes from a blob (parsed; reserves the parsed copy), shared memory or a resident tensor.
+  absl::StatusOr<std::shared_ptr<const CompressedTensor>> CodesFrom(const v1::Codes& codes, RequestContext& rc);
   // A float32 input, inline or in shared memory (read in place; the span keeps it mapped), checked
   // by the one tensor validator (CheckTensor) whatever the transport.
   struct Input {
@@ -73,9 +75,11 @@ class CosetServiceImpl final : public v1::Coset::Service {
     std::vector<float> owned;
     ShmSpan span;
   };
-  absl::StatusOr<Input> InputFrom(const v1::Tensor& tensor);
+  // Reserves the copy of an inline payload before making it.
+  absl::StatusOr<Input> InputFrom(const v1::Tensor& tensor, RequestContext& rc);
   absl::StatusOr<ShmSpan> Span(const v1::SharedMemoryRef& ref);
-  // Encodes and plans the serialization (the caller writes the blob where it belongs).
+  // Encodes and plans the serialization (the caller writes the blob where it belongs); reserves the
+  // input copy, the codes and their serialization first.
   absl::Status DoEncode(const Config& config, const v1::Tensor& input, RequestContext& rc, CompressedTensor* out,
                         SerializationPlan* plan, v1::EncodeStats* stats);
   // Bytes held outside requests: resident tensors, their LUT matrices, codebooks and LUTs.
@@ -88,8 +92,8 @@ class CosetServiceImpl final : public v1::Coset::Service {
   TensorStore store_;
   ConfigCache configs_;
   ThreadPool pool_;
+  MemoryBudget budget_;
   std::atomic<int64_t> inflight_{0};
-  std::atomic<int64_t> inflight_bytes_{0};
 };
 
 }  // namespace coset

@@ -9,19 +9,36 @@
 #include "absl/status/status.h"
 #include "core/executor.h"
 #include "grpcpp/server_context.h"
+#include "server/memory_budget.h"
 
 namespace coset {
 
 class RequestContext {
  public:
   // grpc_ctx: the call. pool: the codec pool for large requests (null: none); not owned.
-  RequestContext(grpc::ServerContext* grpc_ctx, Executor* pool)
-      : RequestContext([grpc_ctx] { return InterruptionOf(*grpc_ctx); }, pool) {}
+  // budget: where the request reserves the memory it will allocate (null: unbounded); not owned.
+  RequestContext(grpc::ServerContext* grpc_ctx, Executor* pool, MemoryBudget* budget = nullptr)
+      : RequestContext([grpc_ctx] { return InterruptionOf(*grpc_ctx); }, pool, budget) {}
   // interruption: OK while the caller still waits, else why it stopped (tests inject it).
-  RequestContext(std::function<absl::Status()> interruption, Executor* pool)
+  RequestContext(std::function<absl::Status()> interruption, Executor* pool, MemoryBudget* budget = nullptr)
       : interruption_(std::move(interruption)),
+        budget_(budget),
         pooled_(pool != nullptr ? pool : InlineExecutor(), this),
         inline_(InlineExecutor(), this) {}
+  // Gives back everything the request reserved.
+  ~RequestContext() {
+    if (budget_ != nullptr) budget_->Release(reserved_);
+  }
+
+  // Reserves `bytes` the request is about to allocate for `what` (RESOURCE_EXHAUSTED when the
+  // budget cannot take it); held until the request ends.
+  absl::Status Reserve(int64_t bytes, const char* what) {
+    if (budget_ == nullptr || bytes <= 0) return absl::OkStatus();
+    absl::Status s = budget_->Reserve(bytes, what);
+    if (s.ok()) reserved_ += bytes;
+    return s;
+  }
+  int64_t reserved() const { return reserved_; }
   RequestContext(const RequestContext&) = delete;
   RequestContext& operator=(const RequestContext&) = delete;
 
@@ -54,6 +71,8 @@ class RequestContext {
   };
 
   std::function<absl::Status()> interruption_;
+  MemoryBudget* budget_;
+  int64_t reserved_ = 0;
   CancellableExecutor pooled_;
   CancellableExecutor inline_;
 };

@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "core/format.h"
 #include "gtest/gtest.h"
 #include "proto/convert.h"
 
@@ -123,6 +124,27 @@ TEST_F(CosetServiceTest, DecodeCountsTheReplysFramingAgainstTheMessageLimit) {
   const grpc::Status s = service_.Decode(&ctx, &dec, &out);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_NE(s.error_message().find("framing"), std::string::npos) << s.error_message();
+}
+
+TEST(CosetServiceBudgetTest, AdmissionCountsTheWorkNotTheMessage) {
+  // A ~2 MB blob that decodes to 16 MiB of floats, against a 16 MiB budget: the reply (and its
+  // serialized copy) cannot fit. Before: admission reserved 3x the message and decoded it anyway.
+  Metrics metrics;
+  ServiceLimits limits;
+  limits.memory_budget_bytes = 16 << 20;
+  CosetServiceImpl service(limits, &metrics, nullptr);
+  const int64_t n = int64_t{4} << 20;
+  std::vector<float> x(n);
+  for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>(i % 29) - 14.0f;
+  const CompressedTensor t = *TensorCodec::Create(CodecParams{})->Encode(x.data(), {n / 1024, 1024});
+  const std::vector<uint8_t> blob = Serialize(t);
+  grpc::ServerContext ctx;
+  v1::DecodeRequest dec;
+  dec.mutable_codes()->set_blob(blob.data(), blob.size());
+  v1::DecodeResponse out;
+  const grpc::Status s = service.Decode(&ctx, &dec, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(s.error_message().find("the decoded tensor and its reply needs"), std::string::npos) << s.error_message();
 }
 
 }  // namespace
