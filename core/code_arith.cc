@@ -114,7 +114,7 @@ absl::StatusOr<CompressedTensor> AddModQ(const CompressedTensor& a, const Compre
       }
       sa[k] = sum;
     }
-    packing.PackRow(sa.data(), &out.symbols[r * out.row_bytes]);
+    packing.PackRow(sa.data(), out.symbols.data() + r * out.row_bytes);
   }
   return out;
 }

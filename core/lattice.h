@@ -31,9 +31,21 @@ enum class LatticeKind : uint8_t { kZ = 0, kA2 = 1, kD = 2, kE8 = 3 };
 
 namespace lattice_internal {
 
+// Inputs are clamped to +-2^26 before rounding: integer coordinates then stay far inside int32
+// (D_n and E8 sum up to 16 of them), where a huge x / step would overflow (undefined behaviour).
+// Any such chunk lies far outside every code region (q^M <= 2^24), so it overloads either way and
+// the encoder's ramp handles it exactly as before.
+inline constexpr double kMaxNearestInput = double(1 << 26);
+
+template <typename T>
+inline T ClampInput(T v) {
+  const T limit = T(kMaxNearestInput);
+  return v > limit ? limit : (v < -limit ? -limit : v);  // NaN never reaches here (refused earlier)
+}
+
 template <typename T>
 inline T RoundHalfUp(T v) {
-  return std::floor(v + T(0.5));
+  return std::floor(ClampInput(v) + T(0.5));
 }
 
 // Nearest point of D_n in ambient coordinates: round, and fix the parity of the sum by re-rounding
@@ -47,14 +59,14 @@ inline void NearestDnPoint(const T* y, int n, T* p) {
     const T f = RoundHalfUp(y[i]);
     p[i] = f;
     sum += static_cast<int64_t>(f);
-    const T gap = std::fabs(y[i] - f);
+    const T gap = std::fabs(ClampInput(y[i]) - f);
     if (gap > worst_gap) {
       worst_gap = gap;
       worst = i;
     }
   }
   if (sum & 1) {
-    p[worst] += (y[worst] >= p[worst]) ? T(1) : T(-1);
+    p[worst] += (ClampInput(y[worst]) >= p[worst]) ? T(1) : T(-1);
   }
 }
 

@@ -80,8 +80,8 @@ absl::Status TensorCodec::EncodeInto(const float* x, const std::vector<int64_t>&
     int64_t capped_row = -1, capped_chunk = -1;
     for (int64_t r = begin; r < end; ++r) {
       const RowEncodeCounts counts =
-          kernels.encode(ctx, x + r * l.cols, out.scales.empty() ? nullptr : &out.scales[r * l.blocks_per_row],
-                         &out.t[r * l.chunks_per_row], &out.symbols[r * out.row_bytes], scratch);
+          kernels.encode(ctx, x + r * l.cols, out.scales.empty() ? nullptr : out.scales.data() + r * l.blocks_per_row,
+                         out.t.data() + r * l.chunks_per_row, out.symbols.data() + r * out.row_bytes, scratch);
       if (counts.nonfinite_index >= 0 && nonfinite < 0) nonfinite = r * l.cols + counts.nonfinite_index;
       local.first_try_overloads += counts.first_try_overloads;
       local.capped += counts.capped;
@@ -154,9 +154,9 @@ absl::Status TensorCodec::Decode(const CompressedTensor& tensor, float* out, Exe
   executor->ParallelFor(l.rows, [&](int64_t begin, int64_t end) {
     RowScratch scratch(l);
     for (int64_t r = begin; r < end; ++r) {
-      const uint16_t* scales = tensor.scales.empty() ? nullptr : &tensor.scales[r * l.blocks_per_row];
-      if (!kernels.decode(ctx, scales, &tensor.t[r * l.chunks_per_row], &tensor.symbols[r * tensor.row_bytes],
-                          out + r * l.cols, scratch)) {
+      const uint16_t* scales = tensor.scales.empty() ? nullptr : tensor.scales.data() + r * l.blocks_per_row;
+      if (!kernels.decode(ctx, scales, tensor.t.data() + r * l.chunks_per_row,
+                          tensor.symbols.data() + r * tensor.row_bytes, out + r * l.cols, scratch)) {
         int64_t expected = -1;
         bad_row.compare_exchange_strong(expected, r);
       }
@@ -180,7 +180,7 @@ SymbolPacking PackingOf(const CodecParams& params, const Layout& layout) {
 }
 
 bool UnpackRowSymbols(const CompressedTensor& tensor, int64_t row, uint32_t* symbols) {
-  return PackingOf(tensor.params, tensor.layout).UnpackRow(&tensor.symbols[row * tensor.row_bytes], symbols);
+  return PackingOf(tensor.params, tensor.layout).UnpackRow(tensor.symbols.data() + row * tensor.row_bytes, symbols);
 }
 
 float RampFactor(const CodecParams& params, int t) {

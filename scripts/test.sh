@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what is missing (idempotent), builds everything (CUDA-free targets
-# and benchmarks included, so they keep compiling) and runs every test. Ends with the line
-# "N passed, M failed", counted from the gtest/pytest XML results of this run.
+# The whole test suite: installs what is missing (idempotent), checks the formatting, builds
+# everything (CUDA-free targets and benchmarks included, so they keep compiling), runs every test,
+# then the C++ tests again under ASan + UBSan. Ends with the line "N passed, M failed", counted from
+# the gtest/pytest XML results of both runs (a test counts once per configuration).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
@@ -18,13 +19,23 @@ bazel build "${BAZEL_FLAGS[@]}" //... || { echo "0 passed, 1 failed"; exit 1; }
 bazel test "${BAZEL_FLAGS[@]}" //...
 bazel_rc=$?
 
+# The C++ tests again under AddressSanitizer + UndefinedBehaviorSanitizer (.bazelrc --config=asan,
+# its own output tree): core, proto, common, client library, daemon and the real-process tests.
+# The torch tests are left out: Debian's LibTorch is not built for ASan.
+ASAN_TESTS=(//tests/core/... //tests/proto/... //tests/common/... //tests/server/... //tests/integration/...
+            //tests/client:commands_test //tests/client:daemon_backend_test //tests/client:coset_client_test
+            //tests/client:npy_test)
+bazel test "${BAZEL_FLAGS[@]}" --config=asan "${ASAN_TESTS[@]}" || bazel_rc=1
+
 # Count test cases (not targets) from this run's XML reports.
 /usr/bin/python3 - "$bazel_rc" "$format_failed" <<'PY'
 import glob, os, sys
 import xml.etree.ElementTree as ET
 format_failed = int(sys.argv[2])
 passed, failed, skipped = 1 - format_failed, format_failed, 0
-for path in glob.glob(os.path.join(os.path.realpath("bazel-testlogs"), "**", "test.xml"), recursive=True):
+# bazel-testlogs points at the last configuration's tree: count the default and the ASan trees.
+roots = [os.path.join(os.path.realpath("bazel-out"), tree, "testlogs") for tree in ("k8-fastbuild", "k8-fastbuildasan")]
+for path in [p for root in roots for p in glob.glob(os.path.join(root, "**", "test.xml"), recursive=True)]:
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError:

@@ -37,7 +37,9 @@ namespace {
 
 constexpr char kUsage[] = R"(usage: cosetd [flags]
   --grpc ADDR[,ADDR...]    listen addresses (repeatable): unix:/path or host:port (port 0 = any free port)
-                           [unix:$XDG_RUNTIME_DIR/coset/cosetd.sock (or /run/coset/cosetd.sock), 127.0.0.1:50551]
+                           [unix:$XDG_RUNTIME_DIR/coset/cosetd.sock (or /run/coset/cosetd.sock)]
+                           TCP only when asked for (e.g. --grpc 127.0.0.1:50551): a TCP port is open to
+                           every local user, the Unix socket's directory is not
   --metrics HOST:PORT|off  Prometheus /metrics endpoint            [127.0.0.1:9464]
   --threads N              codec threads for large requests (0 = all cores) [0]
   --max-message-bytes N    largest request/response                  [268435456]
@@ -160,7 +162,8 @@ std::optional<int> ParseFlags(int argc, char** argv, DaemonFlags* out) {
   for (const std::string& value : flags.GetAll("grpc")) {
     for (absl::string_view a : absl::StrSplit(value, ',', absl::SkipEmpty())) out->addresses.emplace_back(a);
   }
-  if (out->addresses.empty()) out->addresses = {DefaultUnixSocket(), "127.0.0.1:50551"};
+  // No TCP listener unless asked for: only the Unix socket, whose directory (0700) guards access.
+  if (out->addresses.empty()) out->addresses = {DefaultUnixSocket()};
   out->metrics_address = flags.Get("metrics", out->metrics_address);
   out->ready_file = flags.Get("ready-file", "");
   return std::nullopt;

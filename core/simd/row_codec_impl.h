@@ -247,7 +247,7 @@ RowEncodeCounts EncodeRowImpl(const RowCodecContext& ctx, const float* x, uint16
   const float* work = x;
   if (!ctx.rotation_signs.empty() || l.cols != l.padded_cols) {
     float* copy = scratch.work.data();
-    std::memcpy(copy, x, sizeof(float) * l.cols);
+    if (l.cols > 0) std::memcpy(copy, x, sizeof(float) * l.cols);  // x may be null for an empty row
     std::fill(copy + l.cols, copy + l.padded_cols, 0.0f);
     work = copy;
   }
@@ -358,7 +358,7 @@ bool DecodeRowImpl(const RowCodecContext& ctx, const uint16_t* scales, const uin
     }
     if (!ctx.rotation_signs.empty()) RotateInverse(ctx.rotation_signs.data(), end - begin, work + begin);
   }
-  if (!in_place) std::memcpy(out, work, sizeof(float) * l.cols);
+  if (!in_place && l.cols > 0) std::memcpy(out, work, sizeof(float) * l.cols);  // out may be null when empty
   return true;
 }
 

@@ -77,6 +77,31 @@ TEST(TensorCodecTest, RejectsBadParameters) {
   EXPECT_FALSE(ParamsFromText("lattice=E9").ok());
 }
 
+// x / step far outside int32 (here ~3e38 / 1e-6) used to overflow the integer coordinates of the
+// nearest-point kernels (undefined behaviour UBSan reports; #14 item 13). It must simply overload.
+TEST(TensorCodecTest, HugeInputsOverloadInsteadOfOverflowing) {
+  for (const char* lattice : {"Z4", "D4", "E8", "A2"}) {
+    CodecParams p;
+    p.lattice = *Lattice::Parse(lattice);
+    p.q = std::string(lattice) == "Z4" ? 4 : 3;
+    p.scale = ScaleMode::kNone;
+    p.beta = 1e-6f;
+    p.on_cap = CapPolicy::kZero;
+    const TensorCodec codec = *TensorCodec::Create(p);
+    std::vector<float> x(64, 0.5f);
+    x[3] = 3e38f;
+    x[17] = -3e38f;
+    x[40] = 1e30f;
+    EncodeStats stats;
+    const auto t = codec.Encode(x.data(), {64}, DType::kFloat32, nullptr, &stats);
+    ASSERT_TRUE(t.ok()) << lattice << ": " << t.status();
+    EXPECT_GE(stats.capped, 1) << lattice;  // the huge chunks exhaust the ramp and are zeroed
+    std::vector<float> y(64);
+    ASSERT_TRUE(codec.Decode(*t, y.data()).ok());
+    EXPECT_EQ(y[3], 0.0f) << lattice;
+  }
+}
+
 TEST(TensorCodecTest, RefusesNanAndInfNamingTheIndex) {
   const TensorCodec codec = *TensorCodec::Create(CodecParams{});
   std::vector<float> x(32, 1.0f);

@@ -503,7 +503,12 @@ TEST_F(DaemonTest, LoadSixteenClientsTwoHundredMixedRequests) {
   EXPECT_EQ(daemon_->Metric("coset_inflight_requests"), 0);
   const int64_t after = RssBytes(daemon_->pid());
   // "Back to baseline": within 32 MiB of the warmed-up footprint (allocator caches, gRPC buffers).
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer's quarantine keeps freed memory resident by design: no footprint check there.
+  std::printf("RSS bound not checked under AddressSanitizer (its quarantine holds freed memory)\n");
+#else
   EXPECT_LT(after, baseline + (int64_t{32} << 20)) << "baseline " << baseline << ", after " << after;
+#endif
   std::printf("load: 16 clients x 200 requests, errors %d, wrong %d, daemon RSS %lld -> %lld bytes\n", errors.load(),
               wrong.load(), static_cast<long long>(baseline), static_cast<long long>(after));
 }
