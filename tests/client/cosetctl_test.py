@@ -1,6 +1,7 @@
 """End-to-end tests of the cosetctl binary: real .npy files in, real .coset blobs out."""
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -31,6 +32,7 @@ def snr_db(x, y):
 class CosetctlTest(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.dir, True)
 
     def path(self, name):
         return os.path.join(self.dir, name)
@@ -163,6 +165,7 @@ class CosetctlTest(unittest.TestCase):
     def test_daemon_mode_matches_in_process(self):
         cosetd = os.path.join(os.path.dirname(COSETCTL), "..", "server", "cosetd")
         sock_dir = tempfile.mkdtemp(dir="/tmp")
+        self.addCleanup(shutil.rmtree, sock_dir, True)
         ready = os.path.join(sock_dir, "ready")
         # Flags from a config file, plus one on the command line.
         with open(os.path.join(sock_dir, "cosetd.conf"), "w") as conf:

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <thread>
@@ -44,6 +45,11 @@ class DaemonTest : public ::testing::Test {
     daemon_ = std::make_unique<Daemon>(dir_);
     ASSERT_TRUE(daemon_->Start()) << "cosetd did not start";
     client_ = Connect(daemon_->unix_address());
+  }
+  void TearDown() override {
+    client_.reset();
+    daemon_.reset();  // stops cosetd before its directory goes
+    std::filesystem::remove_all(dir_);
   }
   std::unique_ptr<Client> Connect(const std::string& address) {
     Client::Options o;
@@ -515,7 +521,12 @@ TEST_F(DaemonTest, LoadSixteenClientsTwoHundredMixedRequests) {
 
 TEST(DaemonLimitsTest, OversizeMessagesAreResourceExhausted) {
   char tmpl[] = "/tmp/cosetd-limits-XXXXXX";
-  Daemon daemon(mkdtemp(tmpl));
+  const std::string dir = mkdtemp(tmpl);
+  struct RemoveDir {
+    std::string path;
+    ~RemoveDir() { std::filesystem::remove_all(path); }
+  } remove_dir{dir};  // declared before the daemon: removed after it stops
+  Daemon daemon(dir);
   ASSERT_TRUE(daemon.Start({"--max-message-bytes", "1048576"}));
   Client::Options o;
   o.address = daemon.unix_address();

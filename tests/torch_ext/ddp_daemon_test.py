@@ -1,6 +1,8 @@
 """The DDP hook's daemon backend: bucket compression through a real cosetd, and a daemon killed
 mid-training makes the ranks fall back to in-process compression without losing a step."""
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -48,8 +50,15 @@ def worker(rank, world, rendezvous, address, mode, progress, results):
     dist.destroy_process_group()
 
 
+def daemon_dir():
+    """A short path under /tmp for the daemon's Unix socket (107-byte limit), removed at exit."""
+    d = tempfile.mkdtemp(dir="/tmp")
+    atexit.register(shutil.rmtree, d, True)
+    return d
+
+
 def test_daemon_encode_is_bit_exact_with_the_embedded_codec():
-    proc, address = start_daemon(tempfile.mkdtemp(dir="/tmp"))
+    proc, address = start_daemon(daemon_dir())
     try:
         x = torch.randn(300, 77)
         config = coset_torch.Config()
@@ -61,7 +70,7 @@ def test_daemon_encode_is_bit_exact_with_the_embedded_codec():
 
 @pytest.mark.parametrize("mode", ["allgather", "allreduce_codes"])
 def test_a_daemon_killed_mid_training_falls_back_without_losing_a_step(mode):
-    proc, address = start_daemon(tempfile.mkdtemp(dir="/tmp"))
+    proc, address = start_daemon(daemon_dir())
     ctx = mp.get_context("spawn")
     progress, results = ctx.Queue(), ctx.Queue()
     rendezvous = ddp_harness.rendezvous_file()

@@ -1,6 +1,8 @@
 """Shared pieces of the multi-process DDP tests: rendezvous, one training loop that checks the
 ranks' parameters after every step, and a launcher that never leaves peers blocked."""
+import atexit
 import os
+import shutil
 import tempfile
 
 import torch
@@ -11,7 +13,9 @@ import torch.multiprocessing as mp
 def rendezvous_file():
     """A path that does not exist yet, for torch.distributed's file:// rendezvous (no TCP port to
     race for with other jobs on the machine)."""
-    return os.path.join(tempfile.mkdtemp(), "rendezvous")
+    d = tempfile.mkdtemp()
+    atexit.register(shutil.rmtree, d, True)  # the test process outlives its ranks
+    return os.path.join(d, "rendezvous")
 
 
 def init(rank, world, rendezvous):

@@ -15,11 +15,11 @@ COSETCTL = os.path.join(os.environ.get("TEST_SRCDIR", ""), "coset", "client", "c
 
 
 def cosetctl_encode(x, *flags):
-    d = tempfile.mkdtemp()
-    np.save(os.path.join(d, "x.npy"), x.numpy())
-    subprocess.run([COSETCTL, "encode", os.path.join(d, "x.npy"), os.path.join(d, "x.coset"), *flags], check=True,
-                   capture_output=True)
-    return open(os.path.join(d, "x.coset"), "rb").read()
+    with tempfile.TemporaryDirectory() as d:
+        np.save(os.path.join(d, "x.npy"), x.numpy())
+        subprocess.run([COSETCTL, "encode", os.path.join(d, "x.npy"), os.path.join(d, "x.coset"), *flags], check=True,
+                       capture_output=True)
+        return open(os.path.join(d, "x.coset"), "rb").read()
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
