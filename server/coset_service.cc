@@ -64,10 +64,13 @@ absl::StatusOr<ShmSpan> CosetServiceImpl::Span(const v1::SharedMemoryRef& ref) {
   return shm_->Resolve(ref.region(), ref.offset(), ref.length());
 }
 
-absl::StatusOr<CosetServiceImpl::Input> CosetServiceImpl::InputFrom(const v1::Tensor& t, RequestContext& rc) {
+absl::StatusOr<TensorShape> CosetServiceImpl::CheckInput(const v1::Tensor& t) const {
   // Inline payloads are bounded by the message size, shared-memory ones by the element limit.
-  COSET_ASSIGN_OR_RETURN(TensorShape checked,
-                         CheckTensor(t, t.has_shm() ? kMaxElements : limits_.max_message_bytes / 4));
+  return CheckTensor(t, t.has_shm() ? kMaxElements : limits_.max_message_bytes / 4);
+}
+
+absl::StatusOr<CosetServiceImpl::Input> CosetServiceImpl::InputFrom(const v1::Tensor& t, TensorShape checked,
+                                                                    RequestContext& rc) {
   Input in;
   in.shape = std::move(checked.shape);
   in.numel = checked.numel;
@@ -157,13 +160,11 @@ absl::StatusOr<std::shared_ptr<const CompressedTensor>> CosetServiceImpl::CodesF
 
 absl::Status CosetServiceImpl::DoEncode(const Config& config, const v1::Tensor& input, RequestContext& rc,
                                         CompressedTensor* out, SerializationPlan* plan, v1::EncodeStats* stats) {
-  {
-    // Sizes from the shape before anything is allocated: the codes, then their serialization.
-    COSET_ASSIGN_OR_RETURN(TensorShape shape, CheckTensor(input, kMaxElements));
-    COSET_ASSIGN_OR_RETURN(const int64_t coded, EncodedBytes(config.codec->params(), shape.shape));
-    COSET_RETURN_IF_ERROR(rc.Reserve(2 * coded, "the codes and their serialization"));
-  }
-  COSET_ASSIGN_OR_RETURN(Input x, InputFrom(input, rc));
+  // Sizes from the shape before anything is allocated: the codes, then their serialization.
+  COSET_ASSIGN_OR_RETURN(TensorShape shape, CheckInput(input));
+  COSET_ASSIGN_OR_RETURN(const int64_t coded, EncodedBytes(config.codec->params(), shape.shape));
+  COSET_RETURN_IF_ERROR(rc.Reserve(2 * coded, "the codes and their serialization"));
+  COSET_ASSIGN_OR_RETURN(Input x, InputFrom(input, std::move(shape), rc));
   EncodeStats s;
   COSET_RETURN_IF_ERROR(config.codec->EncodeInto(x.data, x.shape, DType::kFloat32, rc.ExecutorFor(x.numel), &s, out));
   // A request interrupted mid-encode holds partial codes: nothing is counted or written out.
@@ -272,7 +273,8 @@ grpc::Status CosetServiceImpl::InnerProduct(grpc::ServerContext* ctx, const v1::
     if (req->other_case() != v1::InnerProductRequest::kQueries) {
       return absl::InvalidArgumentError("set queries (float [K] or [B, K]) or codes");
     }
-    COSET_ASSIGN_OR_RETURN(Input x, InputFrom(req->queries(), rc));
+    COSET_ASSIGN_OR_RETURN(TensorShape checked, CheckInput(req->queries()));
+    COSET_ASSIGN_OR_RETURN(Input x, InputFrom(req->queries(), std::move(checked), rc));
     if (x.shape.empty() || x.shape.size() > 2 || x.shape.back() != w->layout.cols) {
       return absl::InvalidArgumentError(absl::StrCat("queries must be [K] or [B, K] with K = ", w->layout.cols));
     }

@@ -12,6 +12,7 @@
 #include "core/lut.h"
 #include "core/thread_pool.h"
 #include "coset/v1/coset.grpc.pb.h"
+#include "proto/convert.h"
 #include "server/config_cache.h"
 #include "server/memory_budget.h"
 #include "server/metrics.h"
@@ -75,8 +76,10 @@ class CosetServiceImpl final : public v1::Coset::Service {
     std::vector<float> owned;
     ShmSpan span;
   };
-  // Reserves the copy of an inline payload before making it.
-  absl::StatusOr<Input> InputFrom(const v1::Tensor& tensor, RequestContext& rc);
+  // The one tensor check (CheckTensor) with this daemon's limits, before anything is allocated.
+  absl::StatusOr<TensorShape> CheckInput(const v1::Tensor& tensor) const;
+  // The checked tensor's values; reserves the copy of an inline payload before making it.
+  absl::StatusOr<Input> InputFrom(const v1::Tensor& tensor, TensorShape checked, RequestContext& rc);
   absl::StatusOr<ShmSpan> Span(const v1::SharedMemoryRef& ref);
   // Encodes and plans the serialization (the caller writes the blob where it belongs); reserves the
   // input copy, the codes and their serialization first.
