@@ -47,6 +47,7 @@ constexpr char kUsage[] = R"(usage: cosetd [flags]
   --memory-budget BYTES    resident tensors + requests in flight     [4294967296]
   --lut-budget BYTES       largest single LUT                        [1048576]
   --shm-budget BYTES       bytes of clients' shared-memory regions mapped at once [68719476736]
+  --shm-idle-seconds S     close side connections that hold no region after S idle seconds [10]
   --drain-seconds S        on SIGTERM/SIGINT, time given to in-flight requests [10]
   --ready-file PATH        write the bound addresses there once serving (for scripts and tests)
   --log-level L            info | warn | error                      [info]
@@ -126,10 +127,11 @@ std::optional<int> ParseFlags(int argc, char** argv, DaemonFlags* out) {
     args.insert(args.begin(), from_file->begin(), from_file->end());
     break;
   }
-  auto parsed = CliArgs::Parse(args,
-                               {"grpc", "metrics", "threads", "max-message-bytes", "max-concurrent", "memory-budget",
-                                "lut-budget", "shm-budget", "drain-seconds", "ready-file", "log-level"},
-                               {});
+  auto parsed =
+      CliArgs::Parse(args,
+                     {"grpc", "metrics", "threads", "max-message-bytes", "max-concurrent", "memory-budget",
+                      "lut-budget", "shm-budget", "shm-idle-seconds", "drain-seconds", "ready-file", "log-level"},
+                     {});
   if (!parsed.ok() || !parsed->positionals().empty()) {
     std::cerr << "cosetd: " << (parsed.ok() ? "unexpected argument" : std::string(parsed.status().message())) << "\n"
               << kUsage;
@@ -155,6 +157,7 @@ std::optional<int> ParseFlags(int argc, char** argv, DaemonFlags* out) {
   limits.memory_budget_bytes = get("memory-budget", limits.memory_budget_bytes, 1 << 20, int64_t{1} << 50);
   limits.lut_budget_bytes = get("lut-budget", limits.lut_budget_bytes, 1 << 10, int64_t{1} << 40);
   out->shm.max_bytes = get("shm-budget", out->shm.max_bytes, 1 << 20, int64_t{1} << 50);
+  out->shm.idle_seconds = static_cast<int>(get("shm-idle-seconds", out->shm.idle_seconds, 1, 3600));
   out->drain_seconds = get("drain-seconds", out->drain_seconds, 0, 3600);
   if (bad) return 2;
   // --grpc is repeatable and takes comma-separated lists; the config file's addresses and the

@@ -20,8 +20,6 @@
 namespace coset {
 namespace {
 
-constexpr size_t kMaxConnections = 1024;
-
 void FillReply(ShmReply* reply, absl::StatusCode code, const std::string& message) {
   std::memset(reply, 0, sizeof(*reply));
   reply->status = static_cast<uint32_t>(code);
@@ -80,18 +78,43 @@ void ShmRegistry::AcceptLoop() {
     if (fds[1].revents) return;
     const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
-    {
+    ucred cred{};
+    socklen_t len = sizeof(cred);
+    const bool known = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0;
+    absl::Status refused;
+    if (!known || (cred.uid != geteuid() && cred.uid != 0)) {
+      // Only the daemon's own user (or root) may hand it memory.
+      refused = absl::PermissionDeniedError("shared memory is only for the daemon's own user and root");
+    } else {
       std::lock_guard<std::mutex> lock(conn_mu_);
-      if (conn_fds_.size() >= kMaxConnections) {
-        close(fd);
-        continue;
+      if (static_cast<int>(conn_fds_.size()) >= limits_.max_connections) {
+        refused = absl::ResourceExhaustedError("the daemon holds its maximum of side connections; retry later");
+      } else if (connections_per_pid_[cred.pid] >= limits_.max_connections_per_peer) {
+        refused = absl::ResourceExhaustedError(absl::StrCat("a process may hold at most ",
+                                                            limits_.max_connections_per_peer, " side connections"));
+      } else {
+        conn_fds_.insert(fd);
+        ++connections_per_pid_[cred.pid];
       }
-      conn_fds_.insert(fd);
     }
-    // One thread per client connection (a node has few clients); detached, counted for Stop.
+    if (!refused.ok()) {
+      // Say why before closing, so the client reports it instead of a bare disconnect.
+      ShmReply reply;
+      FillReply(&reply, refused.code(), std::string(refused.message()));
+      (void)!send(fd, &reply, sizeof(reply), MSG_NOSIGNAL | MSG_DONTWAIT);
+      close(fd);
+      continue;
+    }
+    // One thread per client connection; detached, counted for Stop. Bounded by max_connections,
+    // by the per-process share and by the idle timeout of connections that hold no region.
     ++active_;
-    std::thread([this, fd] {
+    const pid_t pid = cred.pid;
+    std::thread([this, fd, pid] {
       Serve(fd);
+      {
+        std::lock_guard<std::mutex> lock(conn_mu_);
+        if (--connections_per_pid_[pid] == 0) connections_per_pid_.erase(pid);
+      }
       --active_;
     }).detach();
   }
@@ -156,13 +179,6 @@ ssize_t ReceiveRequest(int fd, ShmRequest* req, ReceivedFd* passed) {
   return n;
 }
 
-bool PeerAllowed(int fd) {
-  // Only the daemon's own user (or root) may hand it memory.
-  ucred cred{};
-  socklen_t len = sizeof(cred);
-  return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && (cred.uid == geteuid() || cred.uid == 0);
-}
-
 }  // namespace
 
 // What one side-socket connection owns: the regions it registered, released when it closes.
@@ -176,12 +192,17 @@ struct ShmRegistry::Connection {
 void ShmRegistry::Serve(int fd) {
   Connection conn;
   conn.fd = fd;
-  if (PeerAllowed(fd)) {
+  {
+    // A connection that holds no region and sends nothing for idle_seconds is closed, so idle
+    // connections cannot hold the daemon's connection slots for good.
+    timeval timeout{limits_.idle_seconds, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
     while (!stopping_) {
       ShmRequest req{};
       ReceivedFd passed;
       const ssize_t n = ReceiveRequest(fd, &req, &passed);
-      if (n <= 0) break;  // client closed or died
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !conn.owned.empty()) continue;
+      if (n <= 0) break;  // client closed or died, or idle without a region
       ShmReply reply;
       if (n != sizeof(req) || req.magic != kShmMagic) {
         FillReply(&reply, absl::StatusCode::kInvalidArgument, "malformed shared-memory request");

@@ -7,6 +7,11 @@
 // ok, otherwise an absl::StatusCode; token = 32 hex digits + NUL). op UNREGISTER carries the token
 // instead of an fd. Extra descriptors on a message are closed.
 //
+// Connections: only the daemon's uid or root (SO_PEERCRED), at most max_connections in all and
+// max_connections_per_peer per client process; a refused peer gets one ShmReply saying why
+// (PERMISSION_DENIED or RESOURCE_EXHAUSTED) before the close. A connection that holds no region
+// is closed after idle_seconds without a message.
+//
 // A region must be a memfd sealed against shrinking (memfd_create(MFD_ALLOW_SEALING), then
 // fcntl(F_ADD_SEALS, F_SEAL_SHRINK); the client library does this): the daemon reads and writes it
 // without a guard, and a file shrunk under a live mapping would kill the daemon with SIGBUS. Other
@@ -14,8 +19,7 @@
 // one inode once (ALREADY_EXISTS) and at most ShmLimits::max_regions_per_connection regions; the
 // daemon maps at most max_regions regions and max_bytes bytes in all (RESOURCE_EXHAUSTED). Regions
 // belong to the connection that registered them: they are released when it closes, which is what
-// happens when a client exits or dies. The daemon accepts only peers with its own uid, or root
-// (SO_PEERCRED). gRPC requests name a region by its token; the token is 128 random bits, so a
+// happens when a client exits or dies. gRPC requests name a region by its token; the token is 128 random bits, so a
 // client cannot name another client's region, and every (offset, length) is bounds-checked.
 #pragma once
 
@@ -60,6 +64,9 @@ struct ShmLimits {
   int max_regions_per_connection = kMaxRegionsPerConnection;
   int max_regions = kMaxRegions;
   int64_t max_bytes = kDefaultShmBudgetBytes;  // --shm-budget
+  int max_connections = 1024;                  // side connections in all
+  int max_connections_per_peer = 64;           // per client process (SO_PEERCRED pid)
+  int idle_seconds = 10;                       // a connection holding no region is closed after this
 };
 
 class ShmRegistry {
@@ -97,7 +104,8 @@ class ShmRegistry {
   int wake_fd_[2] = {-1, -1};
   std::thread thread_;
   std::mutex conn_mu_;
-  std::set<int> conn_fds_;  // open client connections, shut down on Stop
+  std::set<int> conn_fds_;                  // open client connections, shut down on Stop
+  std::map<pid_t, int> connections_per_pid_;  // guarded by conn_mu_
   std::atomic<int> active_{0};
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<ShmRegion>> regions_;  // token -> region

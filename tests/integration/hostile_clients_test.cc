@@ -2,11 +2,13 @@
 // client): each test is named after the attack it guards against, is bounded in time, and ends
 // by checking that the daemon still serves everyone.
 #include <dirent.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <thread>
 
 #include "client/coset_client.h"
@@ -144,6 +146,34 @@ TEST_F(HostileClientsTest, IdleConnectionsCannotBlindMetrics) {
   EXPECT_GE(daemon_->Metric("coset_inflight_requests"), 0) << "scrape failed";
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
   for (int fd : idle) close(fd);
+}
+
+TEST_F(HostileClientsTest, IdleSideConnectionsCannotLockOtherClientsOut) {
+  StartDaemon({"--shm-idle-seconds", "2"});
+  // Before: 1,024 idle side connections from one process took every slot (a thread each, no
+  // timeout), and every other client lost shared memory. Now one process gets 64 of them.
+  rlimit files{};
+  getrlimit(RLIMIT_NOFILE, &files);
+  files.rlim_cur = std::min<rlim_t>(files.rlim_max, 4096);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &files), 0);
+  std::vector<std::unique_ptr<RawSideSocket>> idle;
+  for (int i = 0; i < 1100; ++i) idle.push_back(std::make_unique<RawSideSocket>(side_path()));
+  EXPECT_EQ(idle.back()->ReceiveReply().status, Code(absl::StatusCode::kResourceExhausted));
+  // Another process still gets shared memory, at once.
+  const std::string child = std::string(std::getenv("TEST_SRCDIR")) + "/coset/tests/integration/shm_child";
+  const std::string command = child + " " + daemon_->unix_address() + " 16";
+  FILE* out = popen(command.c_str(), "r");
+  ASSERT_NE(out, nullptr);
+  char line[128] = {};
+  std::string output;
+  while (std::fgets(line, sizeof(line), out) != nullptr) output += line;
+  EXPECT_EQ(pclose(out), 0) << output;
+  EXPECT_NE(output.find("done 1"), std::string::npos) << "the other process encoded through shared memory: " << output;
+  // The idle connections of this process are closed by the daemon after the idle timeout.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  EXPECT_EQ(idle.front()->ReceiveReply().status, 999u);
+  idle.clear();
+  ExpectServing();
 }
 
 // kB of a field of /proc/PID/status (VmRSS, VmHWM).

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <thread>
 
 #include "client/shm_client.h"
@@ -128,6 +129,40 @@ TEST_F(ShmRegistryTest, OneRegistrationPerInodeAndBoundedCounts) {
   EXPECT_EQ(registry_.regions(), kMaxRegionsPerConnection);
   close(fd);
   for (int f : fds) close(f);
+}
+
+TEST(ShmRegistryLimitsTest, EachProcessHasAShareOfConnectionsAndIdleOnesAreClosed) {
+  char pattern[] = "/tmp/coset_shm_testXXXXXX";
+  const std::string dir = mkdtemp(pattern);
+  ShmLimits limits;
+  limits.max_connections_per_peer = 4;
+  limits.idle_seconds = 1;
+  ShmRegistry registry(limits);
+  ASSERT_TRUE(registry.Start(dir + "/s.shm").ok());
+  // Before: one thread per connection, 1,024 of them, no share and no timeout.
+  std::vector<std::unique_ptr<RawSideSocket>> sockets;
+  for (int i = 0; i < 6; ++i) sockets.push_back(std::make_unique<RawSideSocket>(dir + "/s.shm"));
+  const ShmReply refused = sockets[5]->ReceiveReply();  // the fifth and sixth are told why
+  EXPECT_EQ(refused.status, Code(absl::StatusCode::kResourceExhausted));
+  EXPECT_NE(std::string(refused.message).find("at most 4 side connections"), std::string::npos) << refused.message;
+  // A connection that holds a region outlives the idle timeout; the idle ones are closed.
+  const int fd = Memfd("coset_keep", 4096);
+  EXPECT_EQ(sockets[0]->Register({fd}, 4096).status, 0u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1600));
+  EXPECT_EQ(sockets[1]->ReceiveReply().status, 999u) << "an idle connection without a region is closed";
+  EXPECT_EQ(registry.regions(), 1);
+  const int fd2 = Memfd("coset_keep2", 4096);
+  EXPECT_EQ(sockets[0]->Register({fd2}, 4096).status, 0u) << "the connection with a region still serves";
+  // With the idle ones gone, the process has room for new connections again.
+  RawSideSocket again(dir + "/s.shm");
+  const int fd3 = Memfd("coset_again", 4096);
+  EXPECT_EQ(again.Register({fd3}, 4096).status, 0u);
+  close(fd);
+  close(fd2);
+  close(fd3);
+  sockets.clear();
+  registry.Stop();
+  std::filesystem::remove_all(dir);
 }
 
 TEST(ShmRegistryLimitsTest, TheBudgetBoundsMappedBytesAndRegions) {

@@ -37,6 +37,13 @@ class RawSideSocket {
   ~RawSideSocket() { close(sock_); }
   bool connected() const { return connected_; }
 
+  // A reply the daemon sent unasked (a refused connection), or status 999 when none came (closed).
+  ShmReply ReceiveReply() {
+    ShmReply reply{};
+    if (recv(sock_, &reply, sizeof(reply), MSG_WAITALL) != static_cast<ssize_t>(sizeof(reply))) reply.status = 999;
+    return reply;
+  }
+
   ShmReply Register(const std::vector<int>& fds, uint64_t size) {
     ShmRequest req{};
     req.magic = kShmMagic;
