@@ -90,8 +90,8 @@ void ShmRegistry::AcceptLoop() {
       if (static_cast<int>(conn_fds_.size()) >= limits_.max_connections) {
         refused = absl::ResourceExhaustedError("the daemon holds its maximum of side connections; retry later");
       } else if (connections_per_pid_[cred.pid] >= limits_.max_connections_per_peer) {
-        refused = absl::ResourceExhaustedError(absl::StrCat("a process may hold at most ",
-                                                            limits_.max_connections_per_peer, " side connections"));
+        refused = absl::ResourceExhaustedError(
+            absl::StrCat("a process may hold at most ", limits_.max_connections_per_peer, " side connections"));
       } else {
         conn_fds_.insert(fd);
         ++connections_per_pid_[cred.pid];

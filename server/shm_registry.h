@@ -104,7 +104,7 @@ class ShmRegistry {
   int wake_fd_[2] = {-1, -1};
   std::thread thread_;
   std::mutex conn_mu_;
-  std::set<int> conn_fds_;                  // open client connections, shut down on Stop
+  std::set<int> conn_fds_;                    // open client connections, shut down on Stop
   std::map<pid_t, int> connections_per_pid_;  // guarded by conn_mu_
   std::atomic<int> active_{0};
   mutable std::mutex mu_;
