@@ -9,8 +9,10 @@ grad_bytes_per_rank_per_step is measured on the wire: the loopback interface's t
 non-gradient collectives). fp32_bytes_per_rank_per_step is the ring all-reduce of the gradients.
 """
 import argparse
+import atexit
 import json
 import os
+import shutil
 import tempfile
 import time
 
@@ -100,7 +102,9 @@ def main():
     p.add_argument("--limit", type=int, default=None, help="use only the first N images (smoke runs)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
-    rendezvous = os.path.join(tempfile.mkdtemp(), "rendezvous")  # file:// rendezvous path
+    rendezvous_dir = tempfile.mkdtemp()
+    atexit.register(shutil.rmtree, rendezvous_dir, True)  # removed when the launcher exits
+    rendezvous = os.path.join(rendezvous_dir, "rendezvous")  # file:// rendezvous path
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     procs = [ctx.Process(target=worker, args=(rank, args, rendezvous, queue)) for rank in range(args.world_size)]
