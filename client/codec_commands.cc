@@ -12,22 +12,6 @@
 #include "core/status_macros.h"
 
 namespace coset {
-namespace {
-
-BlobView View(const std::string& bytes) {
-  return BlobView(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-}
-
-double StoredBits(size_t blob_bytes, int64_t numel) {
-  return numel > 0 ? 8.0 * static_cast<double>(blob_bytes) / static_cast<double>(numel) : 0.0;
-}
-
-// Nominal rate of a coded tensor: M log2 q + H(T) / d bits per entry.
-double NominalRate(const CompressedTensor& t, const OverloadSummary& s) {
-  return t.params.M * std::log2(static_cast<double>(t.params.q)) + s.entropy_bits / t.layout.dim;
-}
-
-}  // namespace
 
 absl::Status CmdEncode(const CommandContext& ctx) {
   const CliArgs& args = ctx.args;
@@ -39,7 +23,7 @@ absl::Status CmdEncode(const CommandContext& ctx) {
   COSET_RETURN_IF_ERROR(WriteFile(args.positionals()[1], r.blob.data(), r.blob.size()));
   // The resolved parameters (the measured beta, the block) as the blob records them.
   COSET_ASSIGN_OR_RETURN(CompressedTensor t, Parse(r.blob.data(), r.blob.size(), &ctx.executor));
-  const double bits = StoredBits(r.blob.size(), t.layout.numel);
+  const double bits = StoredBitsPerEntry(t, r.blob.size());
   JsonObject j;
   j.Add("output", args.positionals()[1]).Add("shape", in.shape).Add("bytes", static_cast<int64_t>(r.blob.size()));
   j.Add("stored_bits_per_entry", bits);
@@ -57,12 +41,12 @@ absl::Status CmdDecode(const CommandContext& ctx) {
   const CliArgs& args = ctx.args;
   if (args.positionals().size() != 2) return absl::InvalidArgumentError("usage: cosetctl decode IN.coset OUT.npy");
   COSET_ASSIGN_OR_RETURN(std::string blob, ReadFile(args.positionals()[0]));
-  auto header = PeekHeader(View(blob).data(), blob.size());
+  auto header = PeekHeader(ViewOf(blob).data(), blob.size());
   if (!header.ok()) {
     return absl::Status(header.status().code(), absl::StrCat(args.positionals()[0], ": ", header.status().message()));
   }
   std::vector<float> out(header->numel);
-  COSET_RETURN_IF_ERROR(ctx.backend.Decode(View(blob), out.data()));
+  COSET_RETURN_IF_ERROR(ctx.backend.Decode(ViewOf(blob), out.data()));
   COSET_RETURN_IF_ERROR(WriteNpy(args.positionals()[1], header->shape, out.data(), header->dtype));
   JsonObject j;
   j.Add("output", args.positionals()[1]).Add("shape", header->shape);
@@ -91,7 +75,7 @@ absl::Status CmdInfo(const CommandContext& ctx) {
   COSET_ASSIGN_OR_RETURN(std::string bytes, ReadFile(args.positionals()[0]));
   COSET_ASSIGN_OR_RETURN(CompressedTensor t, ParseCoset(args.positionals()[0], bytes));
   const OverloadSummary s = SummarizeOverloads(t);
-  const double nominal = NominalRate(t, s);
+  const double nominal = NominalBitsPerEntry(t, s);
   JsonObject j;
   AddParams(j, t.params);
   j.Add("format_version", static_cast<int>(kFormatVersion)).Add("shape", t.shape);
@@ -129,7 +113,7 @@ absl::Status CmdEval(const CommandContext& ctx) {
     COSET_RETURN_IF_ERROR(ctx.backend.Decode(BlobView(encoded.blob), y.data()));
     r = MeasureReconstruction(x.data(), y.data(), samples);
     const OverloadSummary summary = SummarizeOverloads(t);
-    r.rate_bits_per_entry = NominalRate(t, summary);
+    r.rate_bits_per_entry = NominalBitsPerEntry(t, summary);
     r.stored_bits_per_entry = StoredBitsPerEntry(t, encoded.blob.size());
     r.overload_rate = summary.first_try_overload_rate;
     r.beta = t.params.beta;

@@ -24,7 +24,8 @@ void Emit(bool json, const JsonObject& j, const std::string& text) {
 }
 
 absl::StatusOr<CompressedTensor> ParseCoset(const std::string& path, const std::string& bytes) {
-  auto t = Parse(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  const BlobView blob = ViewOf(bytes);
+  auto t = Parse(blob.data(), blob.size());
   if (!t.ok()) return absl::Status(t.status().code(), absl::StrCat(path, ": ", t.status().message()));
   return t;
 }

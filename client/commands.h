@@ -32,6 +32,11 @@ struct CommandContext {
 std::string ShapeString(const std::vector<int64_t>& shape);
 // Prints the JSON object (with --json) or the human-readable text.
 void Emit(bool json, const JsonObject& j, const std::string& text);
+// The bytes of a file read whole, as a blob for the backend.
+inline BlobView ViewOf(const std::string& bytes) {
+  return BlobView(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+}
+
 // Parses the bytes of a .coset file; errors name the file.
 absl::StatusOr<CompressedTensor> ParseCoset(const std::string& path, const std::string& bytes);
 

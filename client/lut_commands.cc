@@ -15,14 +15,6 @@
 
 namespace coset {
 
-namespace {
-
-BlobView View(const std::string& bytes) {
-  return BlobView(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-}
-
-}  // namespace
-
 absl::Status CmdGemv(const CommandContext& ctx) {
   const CliArgs& args = ctx.args;
   if (args.positionals().size() != 3) return absl::InvalidArgumentError("usage: cosetctl gemv W.coset X.npy OUT.npy");
@@ -36,7 +28,7 @@ absl::Status CmdGemv(const CommandContext& ctx) {
   const int64_t batch = x.shape.size() == 2 ? x.shape[0] : 1;
   const int64_t rows = w.layout.rows;
   std::vector<float> out(batch * rows);
-  COSET_ASSIGN_OR_RETURN(std::string path, ctx.backend.Gemm(View(blob), x.data.data(), batch, out.data()));
+  COSET_ASSIGN_OR_RETURN(std::string path, ctx.backend.Gemm(ViewOf(blob), x.data.data(), batch, out.data()));
   std::vector<int64_t> out_shape = {rows};
   if (x.shape.size() == 2) out_shape.insert(out_shape.begin(), batch);
   COSET_RETURN_IF_ERROR(WriteNpy(args.positionals()[2], out_shape, out.data(), x.dtype));
@@ -52,7 +44,7 @@ absl::Status CmdDot(const CommandContext& ctx) {
   COSET_ASSIGN_OR_RETURN(int64_t budget, args.GetInt("lut-budget", kDefaultLutBudgetBytes));
   COSET_ASSIGN_OR_RETURN(std::string a, ReadFile(args.positionals()[0]));
   COSET_ASSIGN_OR_RETURN(std::string b, ReadFile(args.positionals()[1]));
-  COSET_ASSIGN_OR_RETURN(std::vector<double> dots, ctx.backend.DotRows(View(a), View(b), budget));
+  COSET_ASSIGN_OR_RETURN(std::vector<double> dots, ctx.backend.DotRows(ViewOf(a), ViewOf(b), budget));
   if (ctx.json) {
     std::cout << "{\"dots\":[";
     for (size_t i = 0; i < dots.size(); ++i) std::cout << (i ? "," : "") << absl::StrCat(dots[i]);

@@ -17,11 +17,8 @@ absl::StatusOr<EvalResult> Evaluate(const TensorCodec& codec, const float* x, co
   COSET_ASSIGN_OR_RETURN(CompressedTensor parsed, Parse(blob.data(), blob.size()));
   std::vector<float> y(parsed.layout.numel);
   COSET_RETURN_IF_ERROR(codec.Decode(parsed, y.data(), executor));
-  const OverloadSummary summary = SummarizeOverloads(parsed);
-  const Lattice& lattice = t.params.lattice;
   EvalResult r = MeasureReconstruction(x, y.data(), static_cast<int64_t>(y.size()));
-  r.rate_bits_per_entry =
-      t.params.M * std::log2(static_cast<double>(t.params.q)) + summary.entropy_bits / lattice.dim();
+  r.rate_bits_per_entry = NominalBitsPerEntry(parsed, SummarizeOverloads(parsed));
   r.stored_bits_per_entry = StoredBitsPerEntry(t, blob.size());
   r.overload_rate = stats.first_try_overload_rate();
   r.beta = t.params.beta;

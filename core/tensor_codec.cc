@@ -202,6 +202,10 @@ float ChunkStep(const CompressedTensor& tensor, int64_t row, int64_t chunk) {
          RampFactor(tensor.params, tensor.t[row * tensor.layout.chunks_per_row + chunk]);
 }
 
+double NominalBitsPerEntry(const CompressedTensor& tensor, const OverloadSummary& summary) {
+  return tensor.params.M * std::log2(static_cast<double>(tensor.params.q)) + summary.entropy_bits / tensor.layout.dim;
+}
+
 OverloadSummary SummarizeOverloads(const CompressedTensor& tensor) {
   OverloadSummary s;
   s.histogram.assign(tensor.params.t_max + 1, 0);

@@ -44,6 +44,8 @@ struct OverloadSummary {
   double first_try_overload_rate = 0.0;
 };
 OverloadSummary SummarizeOverloads(const CompressedTensor& tensor);
+// The nominal rate of a coded tensor: M log2 q + H(T) / d bits per entry (summary of the tensor).
+double NominalBitsPerEntry(const CompressedTensor& tensor, const OverloadSummary& summary);
 
 class TensorCodec {
  public:

@@ -6,6 +6,12 @@
 #include "core/status_macros.h"
 
 namespace coset {
+namespace {
+
+// "<lattice>-q<q>-M<M>": the code of a configuration, the prefix of its id.
+std::string CodeName(const CodecParams& p) { return absl::StrCat(p.lattice.name(), "-q", p.q, "-M", p.M); }
+
+}  // namespace
 
 std::string ConfigCache::ConfigId(const CodecParams& resolved) {
   // FNV-1a over the canonical text form (every field, floats exact).
@@ -14,7 +20,7 @@ std::string ConfigCache::ConfigId(const CodecParams& resolved) {
   for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
   char hex[17];
   std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(h));
-  return absl::StrCat(resolved.lattice.name(), "-q", resolved.q, "-M", resolved.M, "-", hex);
+  return absl::StrCat(CodeName(resolved), "-", hex);
 }
 
 int64_t ConfigCache::BytesLocked() const { return lut_bytes_ + GetCodebookCacheStats().bytes; }
@@ -46,10 +52,7 @@ absl::StatusOr<ConfigCache::Config> ConfigCache::Find(const std::string& id) con
   return it->second;
 }
 
-std::string ConfigCache::Config::metrics_label() const {
-  const CodecParams& p = codec->params();
-  return registered ? id : absl::StrCat(p.lattice.name(), "-q", p.q, "-M", p.M);
-}
+std::string ConfigCache::Config::metrics_label() const { return registered ? id : CodeName(codec->params()); }
 
 absl::StatusOr<ConfigCache::Config> ConfigCache::Resolve(const CodecParams& params, bool register_it) {
   COSET_ASSIGN_OR_RETURN(TensorCodec codec, TensorCodec::Create(params));

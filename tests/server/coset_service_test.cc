@@ -7,22 +7,10 @@
 #include "core/format.h"
 #include "gtest/gtest.h"
 #include "proto/convert.h"
+#include "tests/server/metric_value.h"
 
 namespace coset {
 namespace {
-
-double Counter(const Metrics& m, const std::string& family, const std::string& method, const std::string& code) {
-  for (const prometheus::MetricFamily& f : m.registry()->Collect()) {
-    if (f.name != family) continue;
-    for (const prometheus::ClientMetric& c : f.metric) {
-      int matched = 0;
-      for (const auto& l : c.label)
-        matched += (l.name == "method" && l.value == method) || (l.name == "code" && l.value == code);
-      if (matched == 2) return c.counter.value;
-    }
-  }
-  return 0;
-}
 
 void FillInput(int64_t rows, int64_t cols, v1::Tensor* t) {
   std::vector<float> x(rows * cols);
@@ -56,7 +44,7 @@ TEST_F(CosetServiceTest, RegisteredConfigurationsServeEncodesById) {
   v1::EncodeResponse resp;
   ASSERT_TRUE(service_.Encode(&ctx, &req, &resp).ok());
   EXPECT_EQ(resp.stats().chunks(), 4 * 8);
-  EXPECT_EQ(Counter(metrics_, "coset_requests_total", "Encode", "OK"), 1);
+  EXPECT_EQ(MetricValue(metrics_, "coset_requests_total", {{"method", "Encode"}, {"code", "OK"}}), 1);
   v1::ServerInfoRequest info_req;
   v1::ServerInfoResponse info;
   ASSERT_TRUE(service_.ServerInfo(&ctx, &info_req, &info).ok());
@@ -74,8 +62,8 @@ TEST_F(CosetServiceTest, ErrorsAreCanonicalAndCountedByCode) {
   EXPECT_EQ(service_.Encode(&ctx, &req, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
   req.mutable_codec()->mutable_config()->set_m(0);
   EXPECT_EQ(service_.Encode(&ctx, &req, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(Counter(metrics_, "coset_requests_total", "Encode", "NOT_FOUND"), 1);
-  EXPECT_EQ(Counter(metrics_, "coset_requests_total", "Encode", "INVALID_ARGUMENT"), 1);
+  EXPECT_EQ(MetricValue(metrics_, "coset_requests_total", {{"method", "Encode"}, {"code", "NOT_FOUND"}}), 1);
+  EXPECT_EQ(MetricValue(metrics_, "coset_requests_total", {{"method", "Encode"}, {"code", "INVALID_ARGUMENT"}}), 1);
   // Shared-memory references need the side socket, which this service has none of.
   v1::EncodeRequest shm;
   shm.mutable_input()->add_shape(4);

@@ -2,40 +2,21 @@
 #include "server/metrics.h"
 
 #include "gtest/gtest.h"
+#include "tests/server/metric_value.h"
 
 namespace coset {
 namespace {
-
-// The value of a counter or gauge sample of `family` whose labels include `labels`; -1 if none.
-double Value(const Metrics& m, const std::string& family, const std::map<std::string, std::string>& labels = {}) {
-  for (const prometheus::MetricFamily& f : m.registry()->Collect()) {
-    if (f.name != family) continue;
-    for (const prometheus::ClientMetric& c : f.metric) {
-      bool match = true;
-      for (const auto& [k, v] : labels) {
-        bool found = false;
-        for (const prometheus::ClientMetric::Label& l : c.label) found = found || (l.name == k && l.value == v);
-        match = match && found;
-      }
-      if (!match) continue;
-      if (f.type == prometheus::MetricType::Counter) return c.counter.value;
-      if (f.type == prometheus::MetricType::Gauge) return c.gauge.value;
-      if (f.type == prometheus::MetricType::Histogram) return static_cast<double>(c.histogram.sample_count);
-    }
-  }
-  return -1;
-}
 
 TEST(MetricsTest, RequestsAreCountedByMethodAndCode) {
   Metrics m;
   m.RecordRequest("Encode", "OK", 0.002, 100, 40);
   m.RecordRequest("Encode", "OK", 0.004, 100, 40);
   m.RecordRequest("Encode", "INVALID_ARGUMENT", 0.001, 10, 0);
-  EXPECT_EQ(Value(m, "coset_requests_total", {{"method", "Encode"}, {"code", "OK"}}), 2);
-  EXPECT_EQ(Value(m, "coset_requests_total", {{"method", "Encode"}, {"code", "INVALID_ARGUMENT"}}), 1);
-  EXPECT_EQ(Value(m, "coset_request_bytes_total", {{"method", "Encode"}}), 210);
-  EXPECT_EQ(Value(m, "coset_response_bytes_total", {{"method", "Encode"}}), 80);
-  EXPECT_EQ(Value(m, "coset_request_duration_seconds", {{"method", "Encode"}}), 3);
+  EXPECT_EQ(MetricValue(m, "coset_requests_total", {{"method", "Encode"}, {"code", "OK"}}), 2);
+  EXPECT_EQ(MetricValue(m, "coset_requests_total", {{"method", "Encode"}, {"code", "INVALID_ARGUMENT"}}), 1);
+  EXPECT_EQ(MetricValue(m, "coset_request_bytes_total", {{"method", "Encode"}}), 210);
+  EXPECT_EQ(MetricValue(m, "coset_response_bytes_total", {{"method", "Encode"}}), 80);
+  EXPECT_EQ(MetricValue(m, "coset_request_duration_seconds", {{"method", "Encode"}}), 3);
 }
 
 TEST(MetricsTest, EncodesCountBytesSavedOverloadsAndTheTDistribution) {
@@ -45,14 +26,14 @@ TEST(MetricsTest, EncodesCountBytesSavedOverloadsAndTheTDistribution) {
   histogram[1] = 6;
   histogram[9] = 4;  // pooled as 8+
   m.RecordEncode("D4-q4-M2-x", 4000, 600, 100, 10, histogram);
-  EXPECT_EQ(Value(m, "coset_encoded_raw_bytes_total", {{"config", "D4-q4-M2-x"}}), 4000);
-  EXPECT_EQ(Value(m, "coset_bytes_saved_total", {{"config", "D4-q4-M2-x"}}), 3400);
-  EXPECT_EQ(Value(m, "coset_chunks_total", {{"config", "D4-q4-M2-x"}}), 100);
-  EXPECT_EQ(Value(m, "coset_overload_chunks_total", {{"config", "D4-q4-M2-x"}}), 10);
-  EXPECT_EQ(Value(m, "coset_overload_t_total", {{"t", "1"}}), 6);
-  EXPECT_EQ(Value(m, "coset_overload_t_total", {{"t", "8+"}}), 4);
+  EXPECT_EQ(MetricValue(m, "coset_encoded_raw_bytes_total", {{"config", "D4-q4-M2-x"}}), 4000);
+  EXPECT_EQ(MetricValue(m, "coset_bytes_saved_total", {{"config", "D4-q4-M2-x"}}), 3400);
+  EXPECT_EQ(MetricValue(m, "coset_chunks_total", {{"config", "D4-q4-M2-x"}}), 100);
+  EXPECT_EQ(MetricValue(m, "coset_overload_chunks_total", {{"config", "D4-q4-M2-x"}}), 10);
+  EXPECT_EQ(MetricValue(m, "coset_overload_t_total", {{"t", "1"}}), 6);
+  EXPECT_EQ(MetricValue(m, "coset_overload_t_total", {{"t", "8+"}}), 4);
   m.inflight().Set(3);
-  EXPECT_EQ(Value(m, "coset_inflight_requests"), 3);
+  EXPECT_EQ(MetricValue(m, "coset_inflight_requests"), 3);
 }
 
 TEST(MetricsTest, ConfigLabelsAreBoundedAgainstCardinalityFloods) {
@@ -64,8 +45,8 @@ TEST(MetricsTest, ConfigLabelsAreBoundedAgainstCardinalityFloods) {
     if (f.name == "coset_chunks_total") series = f.metric.size();
   }
   EXPECT_EQ(series, Metrics::kMaxConfigLabels + 1);  // the first ones, then "other"
-  EXPECT_EQ(Value(m, "coset_chunks_total", {{"config", "other"}}), 2000 - Metrics::kMaxConfigLabels);
-  EXPECT_EQ(Value(m, "coset_chunks_total", {{"config", "config-0"}}), 1);
+  EXPECT_EQ(MetricValue(m, "coset_chunks_total", {{"config", "other"}}), 2000 - Metrics::kMaxConfigLabels);
+  EXPECT_EQ(MetricValue(m, "coset_chunks_total", {{"config", "config-0"}}), 1);
 }
 
 }  // namespace
