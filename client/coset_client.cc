@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/shm_client.h"
+#include "common/files.h"
 #include "core/format.h"
 #include "core/status_macros.h"
 #include "coset/v1/coset.grpc.pb.h"
@@ -37,6 +38,26 @@ TensorInfo InfoFromProto(const v1::TensorInfo& t) {
   return TensorInfo{
       t.name(), {t.shape().begin(), t.shape().end()}, t.lattice(), static_cast<int>(t.q()), static_cast<int>(t.m()),
       t.bytes()};
+}
+
+// Plaintext, or TLS (mutual with a client certificate) when the options name PEM files.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> CredentialsFor(const Client::Options& options) {
+  if (options.tls_ca_file.empty() && options.tls_cert_file.empty() && options.tls_key_file.empty()) {
+    return grpc::InsecureChannelCredentials();
+  }
+  if (options.address.rfind("unix:", 0) == 0) {
+    return absl::InvalidArgumentError("TLS is for TCP addresses; a Unix socket is checked by its peer's uid");
+  }
+  if (options.tls_ca_file.empty() || options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return absl::InvalidArgumentError("TLS needs the CA file, and the client certificate and key go together");
+  }
+  grpc::SslCredentialsOptions ssl;
+  COSET_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadFile(options.tls_ca_file));
+  if (!options.tls_cert_file.empty()) {
+    COSET_ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadFile(options.tls_cert_file));
+    COSET_ASSIGN_OR_RETURN(ssl.pem_private_key, ReadFile(options.tls_key_file));
+  }
+  return grpc::SslCredentials(ssl);
 }
 
 }  // namespace
@@ -74,7 +95,8 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const Options& options) 
   // Reconnect quickly after a daemon restart.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  return Create(grpc::CreateCustomChannel(options.address, grpc::InsecureChannelCredentials(), args), options);
+  COSET_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials, CredentialsFor(options));
+  return Create(grpc::CreateCustomChannel(options.address, credentials, args), options);
 }
 
 std::unique_ptr<Client> Client::Create(std::shared_ptr<grpc::Channel> channel, const Options& options) {

@@ -62,6 +62,11 @@ class Client {
     // Over a Unix socket, Encode/Decode payloads of at least this many bytes travel through a
     // shared-memory region instead of protobuf (0 = never).
     int64_t shm_threshold_bytes = int64_t{1} << 20;
+    // TLS to a TCP address (PEM files): the CA that signed the daemon's certificate and, for
+    // mutual TLS, this client's certificate and key. Empty: plaintext.
+    std::string tls_ca_file;
+    std::string tls_cert_file;
+    std::string tls_key_file;
   };
 
   // A channel to options.address with the message limits and reconnect backoff set.

@@ -35,6 +35,7 @@ commands:
 global flag: --daemon ADDR (unix:/path or host:port) runs every command through cosetd instead of
 the embedded codec (same results, bit for bit); bench adds the daemon's throughput beside the
 in-process numbers; eval --search-beta and bench gemv run in-process only.
+TLS to a TCP daemon: --tls-ca CA.pem, and for mutual TLS --tls-cert CERT.pem --tls-key KEY.pem.
 run `cosetctl <command> --help` for the flags of each command.
 )";
 
@@ -51,7 +52,9 @@ std::set<std::string> Union(std::set<std::string> a, const std::set<std::string>
 }
 
 // Picks the backend (--daemon or the embedded CPU codec on --threads threads) and runs the command.
-absl::Status RunCommand(const Command& command, const CliArgs& args, bool json, const std::string& daemon_address) {
+absl::Status RunCommand(const Command& command, const CliArgs& args, bool json,
+                        const std::map<std::string, std::string>& global) {
+  const std::string& daemon_address = global.at("daemon");
   COSET_ASSIGN_OR_RETURN(int64_t threads, args.GetInt("threads", 0));
   if (threads < 0 || threads > 1024)
     return absl::InvalidArgumentError("--threads must be in [0, 1024] (0 = all cores)");
@@ -62,6 +65,9 @@ absl::Status RunCommand(const Command& command, const CliArgs& args, bool json, 
   } else {
     Client::Options options;
     options.address = daemon_address;
+    options.tls_ca_file = global.at("tls-ca");
+    options.tls_cert_file = global.at("tls-cert");
+    options.tls_key_file = global.at("tls-key");
     COSET_ASSIGN_OR_RETURN(backend, DaemonBackend::Connect(options));
   }
   const CommandContext ctx{args, json, *backend, pool, daemon_address};
@@ -71,18 +77,25 @@ absl::Status RunCommand(const Command& command, const CliArgs& args, bool json, 
 }  // namespace
 
 int Main(int argc, char** argv) {
-  // --daemon ADDR may stand anywhere; take it out before dispatching.
-  std::string daemon_address;
+  // The global flags (--daemon ADDR and its TLS files) may stand anywhere; take them out before
+  // dispatching.
+  std::map<std::string, std::string> global = {{"daemon", ""}, {"tls-ca", ""}, {"tls-cert", ""}, {"tls-key", ""}};
   std::vector<char*> kept;
   for (int i = 0; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--daemon" && i + 1 < argc) {
-      daemon_address = argv[++i];
-    } else if (a.rfind("--daemon=", 0) == 0) {
-      daemon_address = a.substr(9);
-    } else {
-      kept.push_back(argv[i]);
+    bool taken = false;
+    for (auto& [name, value] : global) {
+      const std::string flag = "--" + name;
+      if (a == flag && i + 1 < argc) {
+        value = argv[++i];
+        taken = true;
+      } else if (a.rfind(flag + "=", 0) == 0) {
+        value = a.substr(flag.size() + 1);
+        taken = true;
+      }
+      if (taken) break;
     }
+    if (!taken) kept.push_back(argv[i]);
   }
   argc = static_cast<int>(kept.size());
   argv = kept.data();
@@ -137,7 +150,7 @@ int Main(int argc, char** argv) {
   auto args = CliArgs::Parse(rest, it->second.value_flags, Union(it->second.switches, {"json"}));
   const bool json = args.ok() && args->Switch("json", false);
   absl::Status status = args.status();
-  if (status.ok()) status = RunCommand(it->second, *args, json, daemon_address);
+  if (status.ok()) status = RunCommand(it->second, *args, json, global);
   if (!status.ok()) {
     if (json) {
       JsonObject j;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/files.h"
 #include "core/params.h"
 
 namespace coset {
@@ -21,8 +22,5 @@ absl::StatusOr<NpyArray> ParseNpy(const std::string& bytes);
 absl::StatusOr<NpyArray> ReadNpy(const std::string& path);
 // Writes `data` (float32) as `dtype`.
 absl::Status WriteNpy(const std::string& path, const std::vector<int64_t>& shape, const float* data, DType dtype);
-
-absl::StatusOr<std::string> ReadFile(const std::string& path);
-absl::Status WriteFile(const std::string& path, const void* data, size_t size);
 
 }  // namespace coset

@@ -49,19 +49,21 @@ v1::TensorInfo InfoOf(const ResidentTensor& t) {
 
 }  // namespace
 
-CosetServiceImpl::CosetServiceImpl(const ServiceLimits& limits, Metrics* metrics, ShmRegistry* shm)
+CosetServiceImpl::CosetServiceImpl(const ServiceLimits& limits, Metrics* metrics, ShmRegistry* shm,
+                                   const UnixPeers* unix_peers)
     : limits_(limits),
       metrics_(metrics),
       shm_(shm),
+      unix_peers_(unix_peers),
       store_(limits.memory_budget_bytes),
       configs_(limits.memory_budget_bytes / 4, limits.lut_budget_bytes),
       pool_(limits.threads),
       budget_(limits.memory_budget_bytes, [this] { return ResidentBytes(); }) {}
 
-absl::StatusOr<ShmSpan> CosetServiceImpl::Span(const v1::SharedMemoryRef& ref) {
+absl::StatusOr<ShmSpan> CosetServiceImpl::Span(const v1::SharedMemoryRef& ref, const RequestContext& rc) {
   if (shm_ == nullptr)
     return absl::FailedPreconditionError("this daemon has no shared-memory socket (no unix: address)");
-  return shm_->Resolve(ref.region(), ref.offset(), ref.length());
+  return shm_->Resolve(ref.region(), ref.offset(), ref.length(), rc.caller());
 }
 
 absl::StatusOr<TensorShape> CosetServiceImpl::CheckInput(const v1::Tensor& t) const {
@@ -81,7 +83,7 @@ absl::StatusOr<CosetServiceImpl::Input> CosetServiceImpl::InputFrom(const v1::Te
     in.data = in.owned.data();
     return in;
   }
-  COSET_ASSIGN_OR_RETURN(in.span, Span(t.shm()));
+  COSET_ASSIGN_OR_RETURN(in.span, Span(t.shm(), rc));
   in.data = reinterpret_cast<const float*>(in.span.data);
   return in;
 }
@@ -100,10 +102,16 @@ grpc::Status CosetServiceImpl::Serve(const char* method, grpc::ServerContext* ct
     // Admission by work: the message now, then each handler reserves what it will allocate once
     // its sizes are known (RequestContext::Reserve); everything is given back when rc ends.
     RequestContext rc(ctx, &pool_, &budget_);
-    if (running > limits_.max_concurrent_requests) {
+    // Who calls decides what the request may touch; a refused Unix peer is told so before
+    // anything it sent is read.
+    absl::StatusOr<std::string> caller = PrincipalOf(*ctx, unix_peers_);
+    if (!caller.ok()) {
+      status = caller.status();
+    } else if (running > limits_.max_concurrent_requests) {
       status = absl::ResourceExhaustedError(
           absl::StrCat("more than ", limits_.max_concurrent_requests, " concurrent requests; retry later"));
     } else {
+      rc.set_caller(*std::move(caller));
       status = rc.Reserve(request_bytes, "the request message");
       if (status.ok()) status = rc.Interruption();  // gone before it started
       if (status.ok()) status = fn(rc);
@@ -143,14 +151,14 @@ absl::StatusOr<std::shared_ptr<const CompressedTensor>> CosetServiceImpl::CodesF
     }
     case v1::Codes::kShm: {
       // Copied out first: the client could change shared memory while it is parsed.
-      COSET_ASSIGN_OR_RETURN(ShmSpan span, Span(codes.shm()));
+      COSET_ASSIGN_OR_RETURN(ShmSpan span, Span(codes.shm(), rc));
       COSET_RETURN_IF_ERROR(rc.Reserve(2 * span.length, "the copied and parsed codes"));
       const std::vector<uint8_t> copy(span.data, span.data + span.length);
       COSET_ASSIGN_OR_RETURN(CompressedTensor t, Parse(copy.data(), copy.size()));
       return std::make_shared<const CompressedTensor>(std::move(t));
     }
     case v1::Codes::kTensorName: {
-      COSET_ASSIGN_OR_RETURN(std::shared_ptr<const ResidentTensor> r, store_.Get(codes.tensor_name()));
+      COSET_ASSIGN_OR_RETURN(std::shared_ptr<const ResidentTensor> r, store_.Get(codes.tensor_name(), rc.caller()));
       return std::shared_ptr<const CompressedTensor>(r, &r->tensor);
     }
     default:
@@ -189,7 +197,7 @@ grpc::Status CosetServiceImpl::Encode(grpc::ServerContext* ctx, const v1::Encode
     SerializationPlan plan;
     COSET_RETURN_IF_ERROR(DoEncode(config, req->input(), rc, &t, &plan, resp->mutable_stats()));
     if (req->has_output()) {
-      COSET_ASSIGN_OR_RETURN(ShmSpan out, Span(req->output()));
+      COSET_ASSIGN_OR_RETURN(ShmSpan out, Span(req->output(), rc));
       if (static_cast<int64_t>(plan.size) > out.length) {
         return absl::OutOfRangeError(
             absl::StrCat("output region holds ", out.length, " bytes; the blob needs ", plan.size));
@@ -220,7 +228,7 @@ grpc::Status CosetServiceImpl::Decode(grpc::ServerContext* ctx, const v1::Decode
                                                        limits_.max_message_bytes));
     }
     if (req->has_output()) {
-      COSET_ASSIGN_OR_RETURN(ShmSpan out, Span(req->output()));
+      COSET_ASSIGN_OR_RETURN(ShmSpan out, Span(req->output(), rc));
       if (req->output().offset() % 4 != 0 || out.length < t->layout.numel * 4) {
         return absl::OutOfRangeError(absl::StrCat("output region must be 4-byte aligned and hold ", t->layout.numel * 4,
                                                   " bytes (has ", out.length, ")"));
@@ -283,7 +291,8 @@ grpc::Status CosetServiceImpl::InnerProduct(grpc::ServerContext* ctx, const v1::
       return absl::InvalidArgumentError(absl::StrCat("batch (=", batch, ") must be in [1, 4096]"));
     std::shared_ptr<const LutMatrix> matrix;
     if (req->weights().source_case() == v1::Codes::kTensorName) {
-      COSET_ASSIGN_OR_RETURN(matrix, store_.Matrix(req->weights().tensor_name(), limits_.lut_budget_bytes));
+      COSET_ASSIGN_OR_RETURN(matrix,
+                             store_.Matrix(req->weights().tensor_name(), rc.caller(), limits_.lut_budget_bytes));
       UpdateGauges();
     } else {
       const Layout& l = w->layout;
@@ -336,6 +345,7 @@ grpc::Status CosetServiceImpl::PutTensor(grpc::ServerContext* ctx, const v1::Put
     COSET_RETURN_IF_ERROR(TensorStore::ValidateName(req->name()));
     auto resident = std::make_shared<ResidentTensor>();
     resident->name = req->name();
+    resident->owner = rc.caller();
     if (req->source_case() == v1::PutTensorRequest::kBlob) {
       // Until the store accounts it: the parsed tensor and the kept blob.
       COSET_RETURN_IF_ERROR(rc.Reserve(2 * static_cast<int64_t>(req->blob().size()), "the resident tensor"));
@@ -362,7 +372,7 @@ grpc::Status CosetServiceImpl::PutTensor(grpc::ServerContext* ctx, const v1::Put
 grpc::Status CosetServiceImpl::GetTensor(grpc::ServerContext* ctx, const v1::GetTensorRequest* req,
                                          v1::GetTensorResponse* resp) {
   return Serve("GetTensor", ctx, req, resp, [&](RequestContext& rc) -> absl::Status {
-    COSET_ASSIGN_OR_RETURN(std::shared_ptr<const ResidentTensor> t, store_.Get(req->name()));
+    COSET_ASSIGN_OR_RETURN(std::shared_ptr<const ResidentTensor> t, store_.Get(req->name(), rc.caller()));
     COSET_RETURN_IF_ERROR(rc.Reserve(t->bytes(), "the blob's reply"));
     resp->set_blob(t->blob);
     *resp->mutable_info() = InfoOf(*t);
@@ -372,8 +382,8 @@ grpc::Status CosetServiceImpl::GetTensor(grpc::ServerContext* ctx, const v1::Get
 
 grpc::Status CosetServiceImpl::DeleteTensor(grpc::ServerContext* ctx, const v1::DeleteTensorRequest* req,
                                             v1::DeleteTensorResponse* resp) {
-  return Serve("DeleteTensor", ctx, req, resp, [&](RequestContext&) -> absl::Status {
-    COSET_RETURN_IF_ERROR(store_.Delete(req->name()));
+  return Serve("DeleteTensor", ctx, req, resp, [&](RequestContext& rc) -> absl::Status {
+    COSET_RETURN_IF_ERROR(store_.Delete(req->name(), rc.caller()));
     UpdateGauges();
     return absl::OkStatus();
   });
@@ -381,8 +391,8 @@ grpc::Status CosetServiceImpl::DeleteTensor(grpc::ServerContext* ctx, const v1::
 
 grpc::Status CosetServiceImpl::ListTensors(grpc::ServerContext* ctx, const v1::ListTensorsRequest* req,
                                            v1::ListTensorsResponse* resp) {
-  return Serve("ListTensors", ctx, req, resp, [&](RequestContext&) -> absl::Status {
-    for (const auto& t : store_.List()) *resp->add_tensors() = InfoOf(*t);
+  return Serve("ListTensors", ctx, req, resp, [&](RequestContext& rc) -> absl::Status {
+    for (const auto& t : store_.List(rc.caller())) *resp->add_tensors() = InfoOf(*t);
     return absl::OkStatus();
   });
 }

@@ -16,6 +16,7 @@
 #include "server/config_cache.h"
 #include "server/memory_budget.h"
 #include "server/metrics.h"
+#include "server/peer_access.h"
 #include "server/request_context.h"
 #include "server/shm_registry.h"
 #include "server/tensor_store.h"
@@ -34,8 +35,11 @@ inline constexpr char kCosetVersion[] = "0.1.0";
 
 class CosetServiceImpl final : public v1::Coset::Service {
  public:
-  // shm may be null (no Unix socket, so no shared-memory data path).
-  CosetServiceImpl(const ServiceLimits& limits, Metrics* metrics, ShmRegistry* shm);
+  // shm may be null (no Unix socket, so no shared-memory data path). unix_peers: the gRPC Unix
+  // socket's peers (UnixListener), null when there is none; calls from elsewhere are "tcp" or
+  // "x509:..." (PrincipalOf).
+  CosetServiceImpl(const ServiceLimits& limits, Metrics* metrics, ShmRegistry* shm,
+                   const UnixPeers* unix_peers = nullptr);
 
   // coset::v1::Coset
   grpc::Status Encode(grpc::ServerContext* ctx, const v1::EncodeRequest* req, v1::EncodeResponse* resp) override;
@@ -80,7 +84,7 @@ class CosetServiceImpl final : public v1::Coset::Service {
   absl::StatusOr<TensorShape> CheckInput(const v1::Tensor& tensor) const;
   // The checked tensor's values; reserves the copy of an inline payload before making it.
   absl::StatusOr<Input> InputFrom(const v1::Tensor& tensor, TensorShape checked, RequestContext& rc);
-  absl::StatusOr<ShmSpan> Span(const v1::SharedMemoryRef& ref);
+  absl::StatusOr<ShmSpan> Span(const v1::SharedMemoryRef& ref, const RequestContext& rc);
   // Encodes and plans the serialization (the caller writes the blob where it belongs); reserves the
   // input copy, the codes and their serialization first.
   absl::Status DoEncode(const Config& config, const v1::Tensor& input, RequestContext& rc, CompressedTensor* out,
@@ -92,6 +96,7 @@ class CosetServiceImpl final : public v1::Coset::Service {
   const ServiceLimits limits_;
   Metrics* metrics_;
   ShmRegistry* shm_;
+  const UnixPeers* unix_peers_;
   TensorStore store_;
   ConfigCache configs_;
   ThreadPool pool_;

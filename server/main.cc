@@ -1,10 +1,10 @@
 // cosetd: the per-node coset daemon. Thin main: flags (ParseFlags), listeners (StartShm, StartGrpc,
 // StartMetrics), then the run loop (RunUntilSignal).
 //
-//   cosetd [--grpc ADDR[,ADDR...]] [--metrics HOST:PORT|off] [--threads N]
-//          [--max-message-bytes N] [--max-concurrent N] [--memory-budget BYTES]
-//          [--lut-budget BYTES] [--shm-budget BYTES] [--drain-seconds S] [--ready-file PATH]
-//          [--log-level info|warn|error]
+//   cosetd [--grpc ADDR[,ADDR...]] [--allow-group G] [--tls-cert F --tls-key F [--tls-client-ca F]]
+//          [--metrics HOST:PORT|off] [--threads N] [--max-message-bytes N] [--max-concurrent N]
+//          [--memory-budget BYTES] [--lut-budget BYTES] [--shm-budget BYTES] [--drain-seconds S]
+//          [--ready-file PATH] [--log-level info|warn|error]
 // ADDR is unix:/path or host:port (port 0 picks a free port; --ready-file records the result).
 #include <signal.h>
 #include <sys/stat.h>
@@ -25,12 +25,16 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/cli_args.h"
+#include "common/files.h"
 #include "core/status_macros.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
 #include "prometheus/exposer.h"
 #include "server/coset_service.h"
+#include "server/peer_access.h"
+#include "server/unix_listener.h"
 
 namespace coset {
 namespace {
@@ -39,7 +43,12 @@ constexpr char kUsage[] = R"(usage: cosetd [flags]
   --grpc ADDR[,ADDR...]    listen addresses (repeatable): unix:/path or host:port (port 0 = any free port)
                            [unix:$XDG_RUNTIME_DIR/coset/cosetd.sock (or /run/coset/cosetd.sock)]
                            TCP only when asked for (e.g. --grpc 127.0.0.1:50551): a TCP port is open to
-                           every local user, the Unix socket's directory is not
+                           every local user, so use TLS there; Unix-socket peers are checked (SO_PEERCRED)
+  --allow-group G          Unix-socket peers admitted besides the daemon's uid and root: members of G
+  --tls-cert FILE          TLS on the TCP listeners: the server's certificate chain (PEM)
+  --tls-key FILE           and its private key (PEM)
+  --tls-client-ca FILE     mutual TLS: require client certificates signed by this CA (PEM); the
+                           certificate's identity then owns the client's resident tensors
   --metrics HOST:PORT|off  Prometheus /metrics endpoint            [127.0.0.1:9464]
   --threads N              codec threads for large requests (0 = all cores) [0]
   --max-message-bytes N    largest request/response                  [268435456]
@@ -101,6 +110,8 @@ struct DaemonFlags {
   std::string metrics_address = "127.0.0.1:9464";
   int64_t drain_seconds = 10;
   std::string ready_file;  // empty: none
+  std::string allow_group;
+  std::string tls_cert, tls_key, tls_client_ca;  // PEM files; empty: plaintext TCP
 };
 
 // Parses argv (after --config FILE is expanded in place) into flags. Returns the exit code to use
@@ -127,11 +138,11 @@ std::optional<int> ParseFlags(int argc, char** argv, DaemonFlags* out) {
     args.insert(args.begin(), from_file->begin(), from_file->end());
     break;
   }
-  auto parsed =
-      CliArgs::Parse(args,
-                     {"grpc", "metrics", "threads", "max-message-bytes", "max-concurrent", "memory-budget",
-                      "lut-budget", "shm-budget", "shm-idle-seconds", "drain-seconds", "ready-file", "log-level"},
-                     {});
+  auto parsed = CliArgs::Parse(args,
+                               {"grpc", "metrics", "threads", "max-message-bytes", "max-concurrent", "memory-budget",
+                                "lut-budget", "shm-budget", "shm-idle-seconds", "drain-seconds", "ready-file",
+                                "log-level", "allow-group", "tls-cert", "tls-key", "tls-client-ca"},
+                               {});
   if (!parsed.ok() || !parsed->positionals().empty()) {
     std::cerr << "cosetd: " << (parsed.ok() ? "unexpected argument" : std::string(parsed.status().message())) << "\n"
               << kUsage;
@@ -169,15 +180,25 @@ std::optional<int> ParseFlags(int argc, char** argv, DaemonFlags* out) {
   if (out->addresses.empty()) out->addresses = {DefaultUnixSocket()};
   out->metrics_address = flags.Get("metrics", out->metrics_address);
   out->ready_file = flags.Get("ready-file", "");
+  out->allow_group = flags.Get("allow-group", "");
+  out->tls_cert = flags.Get("tls-cert", "");
+  out->tls_key = flags.Get("tls-key", "");
+  out->tls_client_ca = flags.Get("tls-client-ca", "");
+  if (out->tls_cert.empty() != out->tls_key.empty() || (!out->tls_client_ca.empty() && out->tls_cert.empty())) {
+    std::cerr << "cosetd: --tls-cert and --tls-key go together, and --tls-client-ca needs them\n";
+    return 2;
+  }
   return std::nullopt;
 }
 
-// mkdir -p, owner-only: the socket directory guards who may connect.
-void MakeSocketDirectory(const std::string& socket_path) {
+// mkdir -p for a socket's directory. Directories it creates are owner-only (group-accessible for
+// --allow-group); existing ones (/tmp, say) are left as they are.
+void MakeSocketDirectory(const std::string& socket_path, const PeerPolicy& policy) {
   const std::string dir = socket_path.substr(0, socket_path.find_last_of('/'));
   if (dir.empty()) return;
   for (size_t slash = dir.find('/', 1);; slash = dir.find('/', slash + 1)) {
-    mkdir(dir.substr(0, slash).c_str(), 0700);
+    const std::string prefix = dir.substr(0, slash);
+    if (mkdir(prefix.c_str(), 0700) == 0 && slash == std::string::npos) RestrictToPolicy(prefix, policy, true);
     if (slash == std::string::npos) break;
   }
 }
@@ -185,12 +206,13 @@ void MakeSocketDirectory(const std::string& socket_path) {
 // The shared-memory side socket, next to the first Unix gRPC socket ("<path>.shm"); null when
 // there is no Unix address.
 absl::StatusOr<std::unique_ptr<ShmRegistry>> StartShm(const std::vector<std::string>& addresses,
-                                                      const ShmLimits& limits, Metrics* metrics) {
+                                                      const ShmLimits& limits, const PeerPolicy& policy,
+                                                      Metrics* metrics) {
   for (const std::string& address : addresses) {
     if (address.rfind("unix:", 0) != 0) continue;
     const std::string path = address.substr(5) + ".shm";
-    MakeSocketDirectory(path);
-    auto shm = std::make_unique<ShmRegistry>(limits);
+    MakeSocketDirectory(path, policy);
+    auto shm = std::make_unique<ShmRegistry>(limits, policy);
     shm->SetObserver([metrics](int64_t regions, int64_t bytes) {
       metrics->shm_regions().Set(static_cast<double>(regions));
       metrics->shm_bytes().Set(static_cast<double>(bytes));
@@ -202,14 +224,31 @@ absl::StatusOr<std::unique_ptr<ShmRegistry>> StartShm(const std::vector<std::str
   return std::unique_ptr<ShmRegistry>();
 }
 
-// The gRPC server with its listeners, and the addresses it bound (port 0 resolved).
+// Credentials of the TCP listeners: TLS when --tls-cert is given, mutual TLS with --tls-client-ca.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TcpCredentials(const DaemonFlags& flags) {
+  if (flags.tls_cert.empty()) return grpc::InsecureServerCredentials();
+  COSET_ASSIGN_OR_RETURN(std::string cert, ReadFile(flags.tls_cert));
+  COSET_ASSIGN_OR_RETURN(std::string key, ReadFile(flags.tls_key));
+  grpc::SslServerCredentialsOptions options(flags.tls_client_ca.empty()
+                                                ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                                : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  if (!flags.tls_client_ca.empty()) {
+    COSET_ASSIGN_OR_RETURN(options.pem_root_certs, ReadFile(flags.tls_client_ca));
+  }
+  options.pem_key_cert_pairs.push_back({key, cert});
+  return grpc::SslServerCredentials(options);
+}
+
+// The gRPC server with its listeners, and the addresses it bound (port 0 resolved). Unix sockets
+// are accepted by UnixListener (to know each peer); TCP ports by gRPC itself.
 struct Listeners {
   std::unique_ptr<grpc::Server> server;
+  std::vector<std::unique_ptr<UnixListener>> unix_listeners;
   std::vector<std::string> bound;
-  std::vector<std::string> unix_paths;  // removed on exit
 };
 
-absl::StatusOr<Listeners> StartGrpc(const DaemonFlags& flags, CosetServiceImpl* service) {
+absl::StatusOr<Listeners> StartGrpc(const DaemonFlags& flags, const PeerPolicy& policy, UnixPeers* peers,
+                                    CosetServiceImpl* service) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -218,33 +257,38 @@ absl::StatusOr<Listeners> StartGrpc(const DaemonFlags& flags, CosetServiceImpl* 
   builder.RegisterService(service);
   // Sync-server threads poll with this timeout; a short one lets shutdown finish promptly.
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::CQ_TIMEOUT_MSEC, 100);
+  COSET_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> tcp_credentials, TcpCredentials(flags));
   Listeners out;
+  std::vector<std::string> tcp;
   std::vector<std::unique_ptr<int>> ports;
   for (const std::string& address : flags.addresses) {
-    if (address.rfind("unix:", 0) == 0) {
-      const std::string path = address.substr(5);
-      if (path.size() > 107) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("unix socket path '", path, "' is ", path.size(), " bytes; the limit is 107"));
-      }
-      MakeSocketDirectory(path);
-      unlink(path.c_str());  // a stale socket from a previous run
-      out.unix_paths.push_back(path);
-    }
+    if (address.rfind("unix:", 0) == 0) continue;
+    tcp.push_back(address);
     ports.push_back(std::make_unique<int>(0));
-    builder.AddListeningPort(address, grpc::InsecureServerCredentials(), ports.back().get());
+    builder.AddListeningPort(address, tcp_credentials, ports.back().get());
   }
   out.server = builder.BuildAndStart();
   if (out.server == nullptr) {
-    return absl::UnavailableError(absl::StrCat("could not listen on ", absl::StrJoin(flags.addresses, ","),
-                                               " (address in use, or no permission for the socket directory?)"));
+    return absl::UnavailableError(
+        absl::StrCat("could not listen on ", absl::StrJoin(tcp, ","), " (address in use, or a bad address?)"));
+  }
+  for (size_t i = 0; i < tcp.size(); ++i) {
+    out.bound.push_back(tcp[i].substr(0, tcp[i].rfind(':')) + ":" + std::to_string(*ports[i]));
+  }
+  for (const std::string& address : flags.addresses) {
+    if (address.rfind("unix:", 0) != 0) continue;
+    const std::string path = address.substr(5);
+    MakeSocketDirectory(path, policy);
+    auto listener = std::make_unique<UnixListener>(policy, peers);
+    if (absl::Status s = listener->Start(path, out.server.get()); !s.ok()) {
+      out.server->Shutdown();
+      return s;
+    }
+    out.unix_listeners.push_back(std::move(listener));
+    out.bound.push_back(address);
   }
   // The standard health service answers for the whole server ("") and for the API by its name.
   out.server->GetHealthCheckService()->SetServingStatus(v1::Coset::service_full_name(), true);
-  for (size_t i = 0; i < flags.addresses.size(); ++i) {
-    const std::string& a = flags.addresses[i];
-    out.bound.push_back(a.rfind("unix:", 0) == 0 ? a : a.substr(0, a.rfind(':')) + ":" + std::to_string(*ports[i]));
-  }
   return out;
 }
 
@@ -284,13 +328,15 @@ void WriteReadyFile(const std::string& path, const std::vector<std::string>& grp
 }
 
 // Serves until SIGTERM/SIGINT, then drains in-flight requests for up to drain_seconds.
-void RunUntilSignal(const sigset_t& stop_signals, grpc::Server* server, int64_t drain_seconds) {
+void RunUntilSignal(const sigset_t& stop_signals, Listeners& listeners, int64_t drain_seconds) {
+  grpc::Server* server = listeners.server.get();
   sd_notify(0, "READY=1");  // harmless when not started by systemd
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
   Log(0, absl::StrCat("signal ", signal_number, ": draining (up to ", drain_seconds, " s)"));
   sd_notify(0, "STOPPING=1");
-  server->GetHealthCheckService()->Shutdown();  // NOT_SERVING for every service while draining
+  server->GetHealthCheckService()->Shutdown();                       // NOT_SERVING for every service while draining
+  for (auto& listener : listeners.unix_listeners) listener->Stop();  // no new connections
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(drain_seconds));
   server->Wait();
 }
@@ -307,14 +353,20 @@ int Main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  absl::StatusOr<PeerPolicy> policy = PeerPolicy::WithGroup(flags.allow_group);
+  if (!policy.ok()) {
+    Log(2, absl::StrCat("--allow-group: ", policy.status().message()));
+    return 2;
+  }
   Metrics metrics;
-  auto shm = StartShm(flags.addresses, flags.shm, &metrics);
+  UnixPeers unix_peers;
+  auto shm = StartShm(flags.addresses, flags.shm, *policy, &metrics);
   if (!shm.ok()) {
     Log(2, std::string(shm.status().message()));
     return 1;
   }
-  CosetServiceImpl service(flags.limits, &metrics, shm->get());
-  auto listeners = StartGrpc(flags, &service);
+  CosetServiceImpl service(flags.limits, &metrics, shm->get(), &unix_peers);
+  auto listeners = StartGrpc(flags, *policy, &unix_peers, &service);
   if (!listeners.ok()) {
     Log(2, std::string(listeners.status().message()));
     return 1;
@@ -330,9 +382,8 @@ int Main(int argc, char** argv) {
   Log(0, "serving metrics on " + metrics_bound);
   if (!flags.ready_file.empty()) WriteReadyFile(flags.ready_file, listeners->bound, metrics_bound);
 
-  RunUntilSignal(stop_signals, listeners->server.get(), flags.drain_seconds);
+  RunUntilSignal(stop_signals, *listeners, flags.drain_seconds);
   if (*shm != nullptr) (*shm)->Stop();  // releases every region and removes the side socket
-  for (const std::string& path : listeners->unix_paths) unlink(path.c_str());
   Log(0, "stopped");
   return 0;
 }

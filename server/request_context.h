@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 
 #include "absl/status/status.h"
 #include "core/executor.h"
@@ -39,6 +40,10 @@ class RequestContext {
     return s;
   }
   int64_t reserved() const { return reserved_; }
+  // The caller's principal (peer_access.h): it owns what the request creates, and may use only
+  // its own tensors and regions.
+  const std::string& caller() const { return caller_; }
+  void set_caller(std::string caller) { caller_ = std::move(caller); }
   RequestContext(const RequestContext&) = delete;
   RequestContext& operator=(const RequestContext&) = delete;
 
@@ -73,6 +78,7 @@ class RequestContext {
   std::function<absl::Status()> interruption_;
   MemoryBudget* budget_;
   int64_t reserved_ = 0;
+  std::string caller_;
   CancellableExecutor pooled_;
   CancellableExecutor inline_;
 };

@@ -48,7 +48,7 @@ absl::Status ShmRegistry::Start(const std::string& path) {
       listen(listen_fd_, 64) != 0 || pipe2(wake_fd_, O_CLOEXEC) != 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", path, ": ", std::strerror(errno)));
   }
-  chmod(path.c_str(), 0600);
+  RestrictToPolicy(path, policy_, false);
   thread_ = std::thread([this] { AcceptLoop(); });
   return absl::OkStatus();
 }
@@ -78,23 +78,18 @@ void ShmRegistry::AcceptLoop() {
     if (fds[1].revents) return;
     const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
-    ucred cred{};
-    socklen_t len = sizeof(cred);
-    const bool known = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0;
-    absl::Status refused;
-    if (!known || (cred.uid != geteuid() && cred.uid != 0)) {
-      // Only the daemon's own user (or root) may hand it memory.
-      refused = absl::PermissionDeniedError("shared memory is only for the daemon's own user and root");
-    } else {
+    absl::StatusOr<PeerCredentials> cred = PeerCredentialsOf(fd);
+    absl::Status refused = cred.ok() ? policy_.Admit(*cred) : cred.status();
+    if (refused.ok()) {
       std::lock_guard<std::mutex> lock(conn_mu_);
       if (static_cast<int>(conn_fds_.size()) >= limits_.max_connections) {
         refused = absl::ResourceExhaustedError("the daemon holds its maximum of side connections; retry later");
-      } else if (connections_per_pid_[cred.pid] >= limits_.max_connections_per_peer) {
+      } else if (connections_per_pid_[cred->pid] >= limits_.max_connections_per_peer) {
         refused = absl::ResourceExhaustedError(
             absl::StrCat("a process may hold at most ", limits_.max_connections_per_peer, " side connections"));
       } else {
         conn_fds_.insert(fd);
-        ++connections_per_pid_[cred.pid];
+        ++connections_per_pid_[cred->pid];
       }
     }
     if (!refused.ok()) {
@@ -108,9 +103,9 @@ void ShmRegistry::AcceptLoop() {
     // One thread per client connection; detached, counted for Stop. Bounded by max_connections,
     // by the per-process share and by the idle timeout of connections that hold no region.
     ++active_;
-    const pid_t pid = cred.pid;
-    std::thread([this, fd, pid] {
-      Serve(fd);
+    const pid_t pid = cred->pid;
+    std::thread([this, fd, pid, owner = UidPrincipal(cred->uid)] {
+      Serve(fd, owner);
       {
         std::lock_guard<std::mutex> lock(conn_mu_);
         if (--connections_per_pid_[pid] == 0) connections_per_pid_.erase(pid);
@@ -184,14 +179,16 @@ ssize_t ReceiveRequest(int fd, ShmRequest* req, ReceivedFd* passed) {
 // What one side-socket connection owns: the regions it registered, released when it closes.
 struct ShmRegistry::Connection {
   int fd = -1;
+  std::string owner;  // the peer's principal: its regions serve only its calls
   std::vector<std::string> owned;
   std::set<std::pair<dev_t, ino_t>> inodes;                 // registered files, one registration each
   std::map<std::string, std::pair<dev_t, ino_t>> inode_of;  // token -> its file
 };
 
-void ShmRegistry::Serve(int fd) {
+void ShmRegistry::Serve(int fd, const std::string& owner) {
   Connection conn;
   conn.fd = fd;
+  conn.owner = owner;
   {
     // A connection that holds no region and sends nothing for idle_seconds is closed, so idle
     // connections cannot hold the daemon's connection slots for good.
@@ -283,7 +280,7 @@ ShmReply ShmRegistry::HandleRegister(Connection& conn, const ShmRequest& req, in
       bytes_ -= size;
     } else {
       token = NewToken();
-      regions_[token] = std::make_shared<ShmRegion>(base, size);
+      regions_[token] = std::make_shared<ShmRegion>(base, size, conn.owner);
     }
   }
   if (base == MAP_FAILED) {
@@ -328,7 +325,8 @@ void ShmRegistry::Release(const std::vector<std::string>& tokens) {
   Notify();
 }
 
-absl::StatusOr<ShmSpan> ShmRegistry::Resolve(const std::string& token, uint64_t offset, uint64_t length) const {
+absl::StatusOr<ShmSpan> ShmRegistry::Resolve(const std::string& token, uint64_t offset, uint64_t length,
+                                             const std::string& caller) const {
   std::shared_ptr<ShmRegion> region;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -337,6 +335,9 @@ absl::StatusOr<ShmSpan> ShmRegistry::Resolve(const std::string& token, uint64_t 
       return absl::NotFoundError("unknown shared-memory region (not registered, or released by its client)");
     }
     region = it->second;
+  }
+  if (region->owner() != caller) {
+    return absl::PermissionDeniedError("this shared-memory region belongs to another user");
   }
   const uint64_t size = static_cast<uint64_t>(region->size());
   if (offset > size || length > size - offset) {

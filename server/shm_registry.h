@@ -7,7 +7,8 @@
 // ok, otherwise an absl::StatusCode; token = 32 hex digits + NUL). op UNREGISTER carries the token
 // instead of an fd. Extra descriptors on a message are closed.
 //
-// Connections: only the daemon's uid or root (SO_PEERCRED), at most max_connections in all and
+// Connections: the peers the PeerPolicy admits (SO_PEERCRED: the daemon's uid, root, the
+// --allow-group), at most max_connections in all and
 // max_connections_per_peer per client process; a refused peer gets one ShmReply saying why
 // (PERMISSION_DENIED or RESOURCE_EXHAUSTED) before the close. A connection that holds no region
 // is closed after idle_seconds without a message.
@@ -19,8 +20,9 @@
 // one inode once (ALREADY_EXISTS) and at most ShmLimits::max_regions_per_connection regions; the
 // daemon maps at most max_regions regions and max_bytes bytes in all (RESOURCE_EXHAUSTED). Regions
 // belong to the connection that registered them: they are released when it closes, which is what
-// happens when a client exits or dies. gRPC requests name a region by its token; the token is 128 random bits, so a
-// client cannot name another client's region, and every (offset, length) is bounds-checked.
+// happens when a client exits or dies. gRPC requests name a region by its token (128 random bits)
+// and are served only for the uid that registered it (PERMISSION_DENIED for any other caller, so a
+// leaked token is no key); every (offset, length) is bounds-checked.
 #pragma once
 
 #include <atomic>
@@ -37,19 +39,24 @@
 #include "absl/status/statusor.h"
 #include "core/limits.h"
 #include "proto/shm_protocol.h"
+#include "server/peer_access.h"
 
 namespace coset {
 
 class ShmRegion {
  public:
-  ShmRegion(void* base, int64_t size) : base_(static_cast<uint8_t*>(base)), size_(size) {}
+  ShmRegion(void* base, int64_t size, std::string owner)
+      : base_(static_cast<uint8_t*>(base)), size_(size), owner_(std::move(owner)) {}
   ~ShmRegion();
   uint8_t* base() const { return base_; }
   int64_t size() const { return size_; }
+  // The principal (peer_access.h) that registered it.
+  const std::string& owner() const { return owner_; }
 
  private:
   uint8_t* base_;
   int64_t size_;
+  std::string owner_;
 };
 
 // A validated byte range of a region; keeps the mapping alive while a request uses it.
@@ -71,16 +78,19 @@ struct ShmLimits {
 
 class ShmRegistry {
  public:
-  explicit ShmRegistry(const ShmLimits& limits = ShmLimits()) : limits_(limits) {}
+  explicit ShmRegistry(const ShmLimits& limits = ShmLimits(), PeerPolicy policy = PeerPolicy())
+      : limits_(limits), policy_(std::move(policy)) {}
   ~ShmRegistry();
 
   // Listens on `path` (removes a stale file first) and serves registrations on a thread.
   absl::Status Start(const std::string& path);
   void Stop();
 
-  // The range [offset, offset + length) of region `token`, or an error: NOT_FOUND for an unknown
-  // token, OUT_OF_RANGE for a range outside the region.
-  absl::StatusOr<ShmSpan> Resolve(const std::string& token, uint64_t offset, uint64_t length) const;
+  // The range [offset, offset + length) of region `token` for a call of `caller` (a principal), or
+  // an error: NOT_FOUND for an unknown token, PERMISSION_DENIED for another principal's region,
+  // OUT_OF_RANGE for a range outside the region.
+  absl::StatusOr<ShmSpan> Resolve(const std::string& token, uint64_t offset, uint64_t length,
+                                  const std::string& caller) const;
 
   int64_t regions() const;
   int64_t bytes() const;
@@ -90,8 +100,9 @@ class ShmRegistry {
  private:
   struct Connection;
   void AcceptLoop();
-  // Serves one side-socket connection until it closes, then releases its regions.
-  void Serve(int fd);
+  // Serves one side-socket connection of principal `owner` until it closes, then releases its
+  // regions.
+  void Serve(int fd, const std::string& owner);
   ShmReply HandleRegister(Connection& conn, const ShmRequest& req, int memfd);
   ShmReply HandleUnregister(Connection& conn, const ShmRequest& req);
   // Forgets these regions (their mappings go when the last request using them finishes).
@@ -99,6 +110,7 @@ class ShmRegistry {
   std::string NewToken();
 
   const ShmLimits limits_;
+  const PeerPolicy policy_;
   std::string path_;
   int listen_fd_ = -1;
   int wake_fd_[2] = {-1, -1};

@@ -3,6 +3,21 @@
 #include "absl/strings/str_cat.h"
 
 namespace coset {
+namespace {
+
+// The entry `name` of `entries` if it exists and belongs to `caller`.
+template <typename Map>
+auto FindOwned(Map& entries, const std::string& name, const std::string& caller)
+    -> absl::StatusOr<decltype(entries.begin())> {
+  auto it = entries.find(name);
+  if (it == entries.end()) return absl::NotFoundError(absl::StrCat("no resident tensor named '", name, "'"));
+  if (it->second.tensor->owner != caller) {
+    return absl::PermissionDeniedError(absl::StrCat("resident tensor '", name, "' belongs to another user"));
+  }
+  return it;
+}
+
+}  // namespace
 
 absl::Status TensorStore::ValidateName(const std::string& name) {
   if (name.empty() || name.size() > 256) {
@@ -22,6 +37,9 @@ absl::Status TensorStore::Put(std::shared_ptr<const ResidentTensor> tensor, bool
   auto it = entries_.find(tensor->name);
   int64_t freed = 0;
   if (it != entries_.end()) {
+    if (it->second.tensor->owner != tensor->owner) {
+      return absl::PermissionDeniedError(absl::StrCat("resident tensor '", tensor->name, "' belongs to another user"));
+    }
     if (!overwrite) return absl::AlreadyExistsError(absl::StrCat("tensor '", tensor->name, "' exists (set overwrite)"));
     freed = it->second.tensor->bytes() + (it->second.matrix ? it->second.matrix->packed_bytes() : 0);
   }
@@ -41,38 +59,43 @@ absl::Status TensorStore::Put(std::shared_ptr<const ResidentTensor> tensor, bool
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::shared_ptr<const ResidentTensor>> TensorStore::Get(const std::string& name) const {
+absl::StatusOr<std::shared_ptr<const ResidentTensor>> TensorStore::Get(const std::string& name,
+                                                                       const std::string& caller) const {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = entries_.find(name);
-  if (it == entries_.end()) return absl::NotFoundError(absl::StrCat("no resident tensor named '", name, "'"));
-  return it->second.tensor;
+  auto it = FindOwned(entries_, name, caller);
+  if (!it.ok()) return it.status();
+  return (*it)->second.tensor;
 }
 
-absl::Status TensorStore::Delete(const std::string& name) {
+absl::Status TensorStore::Delete(const std::string& name, const std::string& caller) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = entries_.find(name);
-  if (it == entries_.end()) return absl::NotFoundError(absl::StrCat("no resident tensor named '", name, "'"));
+  auto found = FindOwned(entries_, name, caller);
+  if (!found.ok()) return found.status();
+  auto it = *found;
   bytes_ -= it->second.tensor->bytes();
   if (it->second.matrix) lut_bytes_ -= it->second.matrix->packed_bytes();
   entries_.erase(it);
   return absl::OkStatus();
 }
 
-std::vector<std::shared_ptr<const ResidentTensor>> TensorStore::List() const {
+std::vector<std::shared_ptr<const ResidentTensor>> TensorStore::List(const std::string& caller) const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<std::shared_ptr<const ResidentTensor>> out;
-  for (const auto& [name, e] : entries_) out.push_back(e.tensor);
+  for (const auto& [name, e] : entries_) {
+    if (e.tensor->owner == caller) out.push_back(e.tensor);
+  }
   return out;
 }
 
-absl::StatusOr<std::shared_ptr<const LutMatrix>> TensorStore::Matrix(const std::string& name, int64_t lut_budget) {
+absl::StatusOr<std::shared_ptr<const LutMatrix>> TensorStore::Matrix(const std::string& name, const std::string& caller,
+                                                                     int64_t lut_budget) {
   std::shared_ptr<const ResidentTensor> tensor;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = entries_.find(name);
-    if (it == entries_.end()) return absl::NotFoundError(absl::StrCat("no resident tensor named '", name, "'"));
-    if (it->second.matrix) return it->second.matrix;
-    tensor = it->second.tensor;
+    auto found = FindOwned(entries_, name, caller);
+    if (!found.ok()) return found.status();
+    if ((*found)->second.matrix) return (*found)->second.matrix;
+    tensor = (*found)->second.tensor;
   }
   // Built outside the lock (it can take a while); the first finisher's copy is kept.
   auto built = LutMatrix::Create(tensor->tensor, lut_budget);

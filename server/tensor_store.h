@@ -17,6 +17,7 @@ namespace coset {
 
 struct ResidentTensor {
   std::string name;
+  std::string owner;  // the principal that stored it (peer_access.h); only it may use the tensor
   CompressedTensor tensor;
   std::string blob;  // the serialized form, returned by GetTensor
   int64_t bytes() const { return static_cast<int64_t>(blob.size()); }
@@ -26,14 +27,18 @@ class TensorStore {
  public:
   explicit TensorStore(int64_t budget_bytes) : budget_(budget_bytes) {}
 
+  // Names are one namespace for all principals; a tensor belongs to its owner, and any other
+  // caller naming it gets PERMISSION_DENIED (replacing it included).
   // Fails with INVALID_ARGUMENT for a bad name, ALREADY_EXISTS without overwrite, and
   // RESOURCE_EXHAUSTED when the budget would be exceeded.
   absl::Status Put(std::shared_ptr<const ResidentTensor> tensor, bool overwrite);
-  absl::StatusOr<std::shared_ptr<const ResidentTensor>> Get(const std::string& name) const;
-  absl::Status Delete(const std::string& name);
-  std::vector<std::shared_ptr<const ResidentTensor>> List() const;
+  absl::StatusOr<std::shared_ptr<const ResidentTensor>> Get(const std::string& name, const std::string& caller) const;
+  absl::Status Delete(const std::string& name, const std::string& caller);
+  // The caller's own tensors.
+  std::vector<std::shared_ptr<const ResidentTensor>> List(const std::string& caller) const;
   // The repacked LUT matrix of a resident tensor, built on first use and cached with it.
-  absl::StatusOr<std::shared_ptr<const LutMatrix>> Matrix(const std::string& name, int64_t lut_budget);
+  absl::StatusOr<std::shared_ptr<const LutMatrix>> Matrix(const std::string& name, const std::string& caller,
+                                                          int64_t lut_budget);
 
   int64_t bytes() const;
   int64_t lut_bytes() const;

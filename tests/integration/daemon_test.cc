@@ -439,12 +439,18 @@ TEST_F(DaemonTest, LoadSixteenClientsTwoHundredMixedRequests) {
   std::vector<float> small_decoded(x.size()), gemv(64);
   ASSERT_TRUE(codec.Decode(small_code, small_decoded.data()).ok());
   ASSERT_TRUE(LutMatrix::Create(small_code)->Gemm(q.data(), 1, gemv.data()).ok());
+  // Resident tensors belong to their principal: the Unix-socket clients (this uid) and the TCP
+  // clients (one "tcp" principal) each use their own copy.
+  auto tcp_client = Connect(daemon_->tcp_address());
   ASSERT_TRUE(client_->PutTensor("shared/w", small_blob, true).ok());
+  ASSERT_TRUE(tcp_client->PutTensor("shared/w-tcp", small_blob, true).ok());
+  auto owner_of = [&](int t) -> Client& { return t % 4 == 3 ? *tcp_client : *client_; };
   auto run_round = [&](int clients, int requests, std::atomic<int>& errors, std::atomic<int>& wrong) {
     std::vector<std::thread> threads;
     for (int t = 0; t < clients; ++t) {
       threads.emplace_back([&, t] {
         auto c = Connect(t % 4 == 3 ? daemon_->tcp_address() : daemon_->unix_address());
+        const std::string shared = t % 4 == 3 ? "shared/w-tcp" : "shared/w";
         const std::string own = "client/" + std::to_string(t);
         for (int i = 0; i < requests; ++i) {
           absl::Status s;
@@ -464,7 +470,7 @@ TEST_F(DaemonTest, LoadSixteenClientsTwoHundredMixedRequests) {
             }
             case 2: {
               std::vector<float> out;
-              s = c->Gemm("shared/w", true, q.data(), 1, 256, &out);
+              s = c->Gemm(shared, true, q.data(), 1, 256, &out);
               right = out == gemv;
               break;
             }
@@ -500,10 +506,10 @@ TEST_F(DaemonTest, LoadSixteenClientsTwoHundredMixedRequests) {
   };
   std::atomic<int> errors{0}, wrong{0};
   run_round(16, 12, errors, wrong);  // warm-up: codebooks, thread stacks, arenas
-  for (int t = 0; t < 16; ++t) (void)client_->DeleteTensor("client/" + std::to_string(t));
+  for (int t = 0; t < 16; ++t) (void)owner_of(t).DeleteTensor("client/" + std::to_string(t));
   const int64_t baseline = RssBytes(daemon_->pid());
   run_round(16, 200, errors, wrong);
-  for (int t = 0; t < 16; ++t) (void)client_->DeleteTensor("client/" + std::to_string(t));
+  for (int t = 0; t < 16; ++t) (void)owner_of(t).DeleteTensor("client/" + std::to_string(t));
   EXPECT_EQ(errors.load(), 0);
   EXPECT_EQ(wrong.load(), 0);
   EXPECT_EQ(daemon_->Metric("coset_inflight_requests"), 0);

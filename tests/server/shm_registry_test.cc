@@ -62,10 +62,16 @@ TEST_F(ShmRegistryTest, RegisterResolveAndReleaseOnClose) {
   EXPECT_EQ(registry_.regions(), 1);
   EXPECT_EQ(registry_.bytes(), 4096);
   std::memcpy(channel->data() + 100, "hello", 5);
-  const ShmSpan span = *registry_.Resolve(channel->token(), 100, 5);
+  const std::string me = UidPrincipal(geteuid());
+  const ShmSpan span = *registry_.Resolve(channel->token(), 100, 5, me);
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(span.data), 5), "hello");
-  EXPECT_EQ(registry_.Resolve(channel->token(), 4000, 200).status().code(), absl::StatusCode::kOutOfRange);
-  EXPECT_EQ(registry_.Resolve("0123456789abcdef0123456789abcdef", 0, 1).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(registry_.Resolve(channel->token(), 4000, 200, me).status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(registry_.Resolve("0123456789abcdef0123456789abcdef", 0, 1, me).status().code(),
+            absl::StatusCode::kNotFound);
+  // The token alone is no key: another principal (a TCP client, another uid) is refused.
+  EXPECT_EQ(registry_.Resolve(channel->token(), 100, 5, "tcp").status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(registry_.Resolve(channel->token(), 100, 5, UidPrincipal(geteuid() + 1)).status().code(),
+            absl::StatusCode::kPermissionDenied);
   channel.reset();  // the client goes away: its region goes with it
   EXPECT_TRUE(WaitForRegions(0));
   // The span still maps the memory until the request holding it finishes.

@@ -6,11 +6,15 @@
 namespace coset {
 namespace {
 
-std::shared_ptr<ResidentTensor> Resident(const std::string& name, int64_t rows) {
+constexpr char kAlice[] = "uid:1000";
+constexpr char kBob[] = "uid:1001";
+
+std::shared_ptr<ResidentTensor> Resident(const std::string& name, int64_t rows, const std::string& owner = kAlice) {
   std::vector<float> x(rows * 64);
   for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 13) - 6.0f;
   auto r = std::make_shared<ResidentTensor>();
   r->name = name;
+  r->owner = owner;
   r->tensor = *TensorCodec::Create(CodecParams{})->Encode(x.data(), {rows, 64});
   const std::vector<uint8_t> blob = Serialize(r->tensor);
   r->blob.assign(blob.begin(), blob.end());
@@ -23,16 +27,16 @@ TEST(TensorStoreTest, PutGetDeleteAndOverwrite) {
   ASSERT_TRUE(store.Put(a, false).ok());
   EXPECT_EQ(store.count(), 1);
   EXPECT_EQ(store.bytes(), a->bytes());
-  EXPECT_EQ((*store.Get("layers/0:w"))->blob, a->blob);
+  EXPECT_EQ((*store.Get("layers/0:w", kAlice))->blob, a->blob);
   EXPECT_EQ(store.Put(Resident("layers/0:w", 4), false).code(), absl::StatusCode::kAlreadyExists);
   auto b = Resident("layers/0:w", 4);
   ASSERT_TRUE(store.Put(b, true).ok());
   EXPECT_EQ(store.bytes(), b->bytes());
-  EXPECT_EQ(store.List().size(), 1u);
-  ASSERT_TRUE(store.Delete("layers/0:w").ok());
+  EXPECT_EQ(store.List(kAlice).size(), 1u);
+  ASSERT_TRUE(store.Delete("layers/0:w", kAlice).ok());
   EXPECT_EQ(store.bytes(), 0);
-  EXPECT_EQ(store.Get("layers/0:w").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(store.Delete("layers/0:w").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store.Get("layers/0:w", kAlice).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store.Delete("layers/0:w", kAlice).code(), absl::StatusCode::kNotFound);
 }
 
 TEST(TensorStoreTest, NamesAndBudgetAreEnforced) {
@@ -49,13 +53,29 @@ TEST(TensorStoreTest, NamesAndBudgetAreEnforced) {
 TEST(TensorStoreTest, MatrixIsBuiltOnceAndAccounted) {
   TensorStore store(1 << 22);
   ASSERT_TRUE(store.Put(Resident("w", 16), false).ok());
-  const auto m1 = *store.Matrix("w", kDefaultLutBudgetBytes);
-  const auto m2 = *store.Matrix("w", kDefaultLutBudgetBytes);
+  const auto m1 = *store.Matrix("w", kAlice, kDefaultLutBudgetBytes);
+  const auto m2 = *store.Matrix("w", kAlice, kDefaultLutBudgetBytes);
   EXPECT_EQ(m1.get(), m2.get());
   EXPECT_EQ(store.lut_bytes(), m1->packed_bytes());
-  ASSERT_TRUE(store.Delete("w").ok());
+  ASSERT_TRUE(store.Delete("w", kAlice).ok());
   EXPECT_EQ(store.lut_bytes(), 0);
-  EXPECT_EQ(store.Matrix("w", kDefaultLutBudgetBytes).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store.Matrix("w", kAlice, kDefaultLutBudgetBytes).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(TensorStoreTest, TensorsBelongToTheirOwner) {
+  TensorStore store(1 << 22);
+  auto a = Resident("w", 8, kAlice);
+  ASSERT_TRUE(store.Put(a, false).ok());
+  // Another principal can neither read, use, list, replace nor delete it.
+  EXPECT_EQ(store.Get("w", kBob).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(store.Matrix("w", kBob, kDefaultLutBudgetBytes).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(store.List(kBob).empty());
+  EXPECT_EQ(store.Put(Resident("w", 4, kBob), true).code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(store.Delete("w", kBob).code(), absl::StatusCode::kPermissionDenied);
+  // The owner's tensor is untouched.
+  EXPECT_EQ((*store.Get("w", kAlice))->blob, a->blob);
+  EXPECT_EQ(store.List(kAlice).size(), 1u);
+  EXPECT_EQ(store.bytes(), a->bytes());
 }
 
 }  // namespace
