@@ -102,7 +102,7 @@ absl::StatusOr<NpyArray> ParseNpy(const std::string& bytes) {
   out.data.resize(numel);
   const char* p = bytes.data() + data_offset;
   if (item == 4) {
-    std::memcpy(out.data.data(), p, numel * 4);
+    if (numel > 0) std::memcpy(out.data.data(), p, numel * 4);  // an empty vector's data() may be null
   } else {
     for (int64_t i = 0; i < numel; ++i) {
       double v;

@@ -125,3 +125,31 @@ def coset_cc_benchmark(name, copts = [], linkopts = [], tags = [], **kwargs):
         tags = tags + ["benchmark"],
         **kwargs
     )
+
+def coset_fuzz_target(name, srcs, deps = [], linkopts = [], **kwargs):
+    """A libFuzzer target and the replay test of its checked-in corpus (corpus/<name>/).
+
+    <name>: the libFuzzer binary, built only by scripts/fuzz.sh (clang-14, --config=fuzz, its own
+    output base), hence tagged manual. <name>_replay: a test that runs every corpus file through the
+    same entry point with the default compiler (and under --config=asan in scripts/test.sh).
+    """
+    cc_binary(
+        name = name,
+        testonly = True,
+        srcs = srcs,
+        copts = COSET_COPTS,
+        linkopts = ABSL_LINKOPTS + linkopts + ["-fsanitize=fuzzer"],
+        deps = deps,
+        tags = ["manual"],
+        **kwargs
+    )
+    cc_test(
+        name = name + "_replay",
+        srcs = srcs,
+        copts = COSET_COPTS,
+        linkopts = ABSL_LINKOPTS + linkopts,
+        deps = deps + ["//tests/fuzz:replay_main"],
+        data = native.glob(["corpus/" + name + "/*"]),
+        args = ["tests/fuzz/corpus/" + name],
+        **kwargs
+    )
