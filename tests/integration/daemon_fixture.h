@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -90,6 +91,28 @@ class Daemon {
   }
 
   pid_t pid() const { return pid_; }
+  // The daemon's resident set (VmRSS) in bytes, or -1.
+  int64_t RssBytes() const {
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
+    std::string key;
+    while (in >> key) {
+      if (key == "VmRSS:") {
+        int64_t kib;
+        in >> kib;
+        return kib * 1024;
+      }
+    }
+    return -1;
+  }
+  // The daemon's open file descriptors.
+  int OpenFds() const {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid_) + "/fd")) {
+      (void)e;
+      ++n;
+    }
+    return n;
+  }
   std::string socket_path() const { return dir_ + "/cosetd.sock"; }
   std::string unix_address() const { return "unix:" + socket_path(); }
   std::string tcp_address() const { return tcp_; }

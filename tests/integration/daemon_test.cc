@@ -413,18 +413,6 @@ TEST_F(DaemonTest, AClientKilledMidRequestLosesItsRegionAndOthersAreServed) {
   EXPECT_TRUE(client_->Health().ok());
 }
 
-int64_t RssBytes(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string key;
-  while (in >> key) {
-    if (key == "VmRSS:") {
-      int64_t kib;
-      in >> kib;
-      return kib * 1024;
-    }
-  }
-  return -1;
-}
 
 // Bounded load test on loopback: 16 clients x 200 mixed requests (Unix socket and TCP, inline
 // and shared memory), every result checked against the in-process core; afterwards the daemon's
@@ -507,13 +495,13 @@ TEST_F(DaemonTest, LoadSixteenClientsTwoHundredMixedRequests) {
   std::atomic<int> errors{0}, wrong{0};
   run_round(16, 12, errors, wrong);  // warm-up: codebooks, thread stacks, arenas
   for (int t = 0; t < 16; ++t) (void)owner_of(t).DeleteTensor("client/" + std::to_string(t));
-  const int64_t baseline = RssBytes(daemon_->pid());
+  const int64_t baseline = daemon_->RssBytes();
   run_round(16, 200, errors, wrong);
   for (int t = 0; t < 16; ++t) (void)owner_of(t).DeleteTensor("client/" + std::to_string(t));
   EXPECT_EQ(errors.load(), 0);
   EXPECT_EQ(wrong.load(), 0);
   EXPECT_EQ(daemon_->Metric("coset_inflight_requests"), 0);
-  const int64_t after = RssBytes(daemon_->pid());
+  const int64_t after = daemon_->RssBytes();
   // "Back to baseline": within 32 MiB of the warmed-up footprint (allocator caches, gRPC buffers).
 #if defined(__SANITIZE_ADDRESS__)
   // AddressSanitizer's quarantine keeps freed memory resident by design: no footprint check there.
