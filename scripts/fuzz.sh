@@ -11,7 +11,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${FUZZ_SECONDS:-30}
-OUTPUT_BASE=${COSET_FUZZ_OUTPUT_BASE:-$HOME/.cache/coset-fuzz-bazel}
+# One fuzz output base per checkout (Bazel ties an output base to one workspace).
+OUTPUT_BASE=${COSET_FUZZ_OUTPUT_BASE:-$HOME/.cache/coset-fuzz-bazel/$(pwd | md5sum | cut -c1-12)}
 FUZZ_WORK=${FUZZ_WORK:-$(mktemp -d /tmp/coset-fuzz-XXXXXX)}
 mkdir -p "$FUZZ_WORK"
 TARGETS=("$@")

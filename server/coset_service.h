@@ -61,6 +61,9 @@ class CosetServiceImpl final : public v1::Coset::Service {
   grpc::Status ServerInfo(grpc::ServerContext* ctx, const v1::ServerInfoRequest* req,
                           v1::ServerInfoResponse* resp) override;
 
+  // Requests being served now (cosetd's drain waits for them).
+  int64_t inflight() const { return inflight_.load(); }
+
  private:
   using Config = ConfigCache::Config;
   // Runs one RPC: concurrency and memory admission, a RequestContext for the handler (its

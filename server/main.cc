@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -328,7 +329,8 @@ void WriteReadyFile(const std::string& path, const std::vector<std::string>& grp
 }
 
 // Serves until SIGTERM/SIGINT, then drains in-flight requests for up to drain_seconds.
-void RunUntilSignal(const sigset_t& stop_signals, Listeners& listeners, int64_t drain_seconds) {
+void RunUntilSignal(const sigset_t& stop_signals, Listeners& listeners, const CosetServiceImpl& service,
+                    int64_t drain_seconds) {
   grpc::Server* server = listeners.server.get();
   sd_notify(0, "READY=1");  // harmless when not started by systemd
   int signal_number = 0;
@@ -337,7 +339,19 @@ void RunUntilSignal(const sigset_t& stop_signals, Listeners& listeners, int64_t 
   sd_notify(0, "STOPPING=1");
   server->GetHealthCheckService()->Shutdown();                       // NOT_SERVING for every service while draining
   for (auto& listener : listeners.unix_listeners) listener->Stop();  // no new connections
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(drain_seconds));
+  // Shutdown refuses new calls at once and waits for the running ones, but it also waits for every
+  // connection to close, so one idle client that keeps its channel open would hold the exit for the
+  // whole drain time. Once no request of ours is running (or the drain time is up), the remaining
+  // connections are cut.
+  const auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(drain_seconds);
+  std::thread shutdown([server, deadline] { server->Shutdown(deadline); });
+  // Calls accepted just before the signal reach their handler within the sync server's poll period.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  while (service.inflight() > 0 && std::chrono::system_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  grpc_server_cancel_all_calls(server->c_server());  // valid once shutdown has begun; disconnects idle peers
+  shutdown.join();
   server->Wait();
 }
 
@@ -382,7 +396,7 @@ int Main(int argc, char** argv) {
   Log(0, "serving metrics on " + metrics_bound);
   if (!flags.ready_file.empty()) WriteReadyFile(flags.ready_file, listeners->bound, metrics_bound);
 
-  RunUntilSignal(stop_signals, *listeners, flags.drain_seconds);
+  RunUntilSignal(stop_signals, *listeners, service, flags.drain_seconds);
   if (*shm != nullptr) (*shm)->Stop();  // releases every region and removes the side socket
   Log(0, "stopped");
   return 0;

@@ -413,7 +413,6 @@ TEST_F(DaemonTest, AClientKilledMidRequestLosesItsRegionAndOthersAreServed) {
   EXPECT_TRUE(client_->Health().ok());
 }
 
-
 // Bounded load test on loopback: 16 clients x 200 mixed requests (Unix socket and TCP, inline
 // and shared memory), every result checked against the in-process core; afterwards the daemon's
 // memory is back to its warmed-up baseline.

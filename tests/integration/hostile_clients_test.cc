@@ -121,6 +121,27 @@ TEST_F(HostileClientsTest, ExtraDescriptorsDoNotLeakIntoTheDaemon) {
   ExpectServing();
 }
 
+TEST_F(HostileClientsTest, IdleClientsDoNotHoldTheDrainOnSigterm) {
+  StartDaemon({"--drain-seconds", "60"});
+  ASSERT_TRUE(client_->Health().ok());  // a client that keeps its channel open, idle
+  // And a raw HTTP/2 peer that never answers the daemon's GOAWAY.
+  const std::string tcp = daemon_->tcp_address();
+  const int raw = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(std::stoi(tcp.substr(tcp.rfind(':') + 1))));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(raw, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\4\0\0\0\0\0";  // + an empty SETTINGS frame
+  ASSERT_EQ(write(raw, preface, sizeof(preface) - 1), static_cast<ssize_t>(sizeof(preface) - 1));
+  // Before: the daemon waited out the whole drain time (60 s here) for these connections to close.
+  // Now it exits once no request is running; the bound is half the drain time, far from both.
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(daemon_->Stop(SIGTERM), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+  close(raw);
+}
+
 TEST_F(HostileClientsTest, IdleConnectionsCannotBlindMetrics) {
   StartDaemon();
   // Before: two idle TCP connections held the exposer's two threads and scrapes timed out ~30 s.

@@ -1,7 +1,8 @@
 // Soak test: a real cosetd under mixed load from 16 clients for COSET_SOAK_SECONDS (60 in CI; run
 // 10 minutes by hand with
 //   bazel test //tests/integration:soak_test --test_env=COSET_SOAK_SECONDS=600 --test_timeout=900
-//   --test_output=streamed). 12 clients are well-behaved and check every answer against the in-process core (Unix socket
+//   --test_output=streamed). 12 clients are well-behaved and check every answer against the in-process core (Unix
+//   socket
 // and TCP, inline and shared memory, resident tensors, LUT GEMV); 4 are hostile (unsealed and
 // shrinking memfds, descriptor floods and garbage on the side socket, malformed and oversized
 // requests, requests abandoned by their deadline). Expected: no crash, no wrong answer, no error for
@@ -163,8 +164,9 @@ TEST(SoakTest, SixteenClientsIncludingHostileOnesForABoundedTime) {
       const ShmReply reply = sock.Register({fd}, 1 << 16);
       hostile.Add(absl::Status(static_cast<absl::StatusCode>(reply.status), ""));
       if (reply.status == 0) (void)!ftruncate(fd, 1 << 17);  // growing is allowed, shrinking is sealed
-      if (reply.status == 0) hostile.Add(ftruncate(fd, 0) == 0 ? absl::InternalError("shrank a sealed memfd")
-                                                              : absl::PermissionDeniedError("sealed"));
+      if (reply.status == 0)
+        hostile.Add(ftruncate(fd, 0) == 0 ? absl::InternalError("shrank a sealed memfd")
+                                          : absl::PermissionDeniedError("sealed"));
       close(fd);
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
@@ -267,12 +269,13 @@ TEST(SoakTest, SixteenClientsIncludingHostileOnesForABoundedTime) {
   std::this_thread::sleep_for(std::chrono::seconds(3));
   const int64_t rss_end = daemon.RssBytes();
   const int fds_end = daemon.OpenFds();
-  std::printf("soak: %d s, well-behaved requests %lld (errors %lld: %s), wrong %lld; hostile requests %lld (%s)\n"
-              "soak: daemon RSS warm %lld, max %lld, end %lld bytes; fds warm %d, end %d\n",
-              seconds, static_cast<long long>(good.total()), static_cast<long long>(good.errors()), good.Text().c_str(),
-              static_cast<long long>(wrong.load()), static_cast<long long>(hostile.total()), hostile.Text().c_str(),
-              static_cast<long long>(rss_warm), static_cast<long long>(rss_max), static_cast<long long>(rss_end),
-              fds_warm, fds_end);
+  std::printf(
+      "soak: %d s, well-behaved requests %lld (errors %lld: %s), wrong %lld; hostile requests %lld (%s)\n"
+      "soak: daemon RSS warm %lld, max %lld, end %lld bytes; fds warm %d, end %d\n",
+      seconds, static_cast<long long>(good.total()), static_cast<long long>(good.errors()), good.Text().c_str(),
+      static_cast<long long>(wrong.load()), static_cast<long long>(hostile.total()), hostile.Text().c_str(),
+      static_cast<long long>(rss_warm), static_cast<long long>(rss_max), static_cast<long long>(rss_end), fds_warm,
+      fds_end);
   EXPECT_EQ(kill(daemon.pid(), 0), 0) << "cosetd died";
   EXPECT_EQ(wrong.load(), 0);
   EXPECT_EQ(good.errors(), 0) << good.Text();
