@@ -1,7 +1,7 @@
 #include "server/shm_registry.h"
 
 #include <fcntl.h>
-#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -32,7 +32,20 @@ ShmRegion::~ShmRegion() {
   if (base_ != nullptr) munmap(base_, static_cast<size_t>(size_));
 }
 
+ShmRegistry::ShmRegistry(const ShmLimits& limits, PeerPolicy policy) : limits_(limits), policy_(std::move(policy)) {}
+
 ShmRegistry::~ShmRegistry() { Stop(); }
+
+// One side-socket connection: its peer and the regions it registered, released when it closes.
+struct ShmRegistry::Connection {
+  int fd = -1;
+  pid_t pid = 0;
+  std::string owner;  // the peer's principal: its regions serve only its calls
+  std::chrono::steady_clock::time_point last_message;
+  std::vector<std::string> owned;
+  std::set<std::pair<dev_t, ino_t>> inodes;                 // registered files, one registration each
+  std::map<std::string, std::pair<dev_t, ino_t>> inode_of;  // token -> its file
+};
 
 absl::Status ShmRegistry::Start(const std::string& path) {
   if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
@@ -40,29 +53,32 @@ absl::Status ShmRegistry::Start(const std::string& path) {
   }
   path_ = path;
   unlink(path.c_str());
-  listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-  if (listen_fd_ < 0 || bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      listen(listen_fd_, 64) != 0 || pipe2(wake_fd_, O_CLOEXEC) != 0) {
+  if (listen_fd_ < 0 || epoll_fd_ < 0 || bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      listen(listen_fd_, 256) != 0 || pipe2(wake_fd_, O_CLOEXEC) != 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", path, ": ", std::strerror(errno)));
   }
   RestrictToPolicy(path, policy_, false);
-  thread_ = std::thread([this] { AcceptLoop(); });
+  for (int fd : {listen_fd_, wake_fd_[0]}) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+  }
+  thread_ = std::thread([this] { EventLoop(); });
   return absl::OkStatus();
 }
 
 void ShmRegistry::Stop() {
   if (listen_fd_ < 0 || stopping_.exchange(true)) return;
   (void)!write(wake_fd_[1], "x", 1);
-  if (thread_.joinable()) thread_.join();
-  {
-    std::lock_guard<std::mutex> lock(conn_mu_);
-    for (int fd : conn_fds_) shutdown(fd, SHUT_RDWR);
-  }
-  while (active_.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (thread_.joinable()) thread_.join();  // the loop closes every connection on its way out
   close(listen_fd_);
+  close(epoll_fd_);
   close(wake_fd_[0]);
   close(wake_fd_[1]);
   unlink(path_.c_str());
@@ -71,48 +87,94 @@ void ShmRegistry::Stop() {
   bytes_ = 0;
 }
 
-void ShmRegistry::AcceptLoop() {
+void ShmRegistry::EventLoop() {
+  constexpr int kEvents = 64;
+  epoll_event events[kEvents];
+  auto last_sweep = std::chrono::steady_clock::now();
   while (!stopping_) {
-    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_[0], POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0) continue;
-    if (fds[1].revents) return;
-    const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;
-    absl::StatusOr<PeerCredentials> cred = PeerCredentialsOf(fd);
-    absl::Status refused = cred.ok() ? policy_.Admit(*cred) : cred.status();
-    if (refused.ok()) {
-      std::lock_guard<std::mutex> lock(conn_mu_);
-      if (static_cast<int>(conn_fds_.size()) >= limits_.max_connections) {
-        refused = absl::ResourceExhaustedError("the daemon holds its maximum of side connections; retry later");
-      } else if (connections_per_pid_[cred->pid] >= limits_.max_connections_per_peer) {
-        refused = absl::ResourceExhaustedError(
-            absl::StrCat("a process may hold at most ", limits_.max_connections_per_peer, " side connections"));
-      } else {
-        conn_fds_.insert(fd);
-        ++connections_per_pid_[cred->pid];
+    // Wakes at least once a second to close idle connections.
+    const int n = epoll_wait(epoll_fd_, events, kEvents, 1000);
+    for (int i = 0; i < n && !stopping_; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == wake_fd_[0]) break;
+      if (fd == listen_fd_) {
+        Accept();
+        continue;
       }
+      auto it = connections_.find(fd);
+      if (it == connections_.end()) continue;
+      // One message per readiness, so every connection gets its turn.
+      if ((events[i].events & (EPOLLHUP | EPOLLERR)) != 0 || !OnReadable(*it->second)) CloseConnection(fd);
     }
-    if (!refused.ok()) {
-      // Say why before closing, so the client reports it instead of a bare disconnect.
-      ShmReply reply;
-      FillReply(&reply, refused.code(), std::string(refused.message()));
-      (void)!send(fd, &reply, sizeof(reply), MSG_NOSIGNAL | MSG_DONTWAIT);
-      close(fd);
-      continue;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_sweep >= std::chrono::milliseconds(500)) {
+      last_sweep = now;
+      CloseIdle(now);
     }
-    // One thread per client connection; detached, counted for Stop. Bounded by max_connections,
-    // by the per-process share and by the idle timeout of connections that hold no region.
-    ++active_;
-    const pid_t pid = cred->pid;
-    std::thread([this, fd, pid, owner = UidPrincipal(cred->uid)] {
-      Serve(fd, owner);
-      {
-        std::lock_guard<std::mutex> lock(conn_mu_);
-        if (--connections_per_pid_[pid] == 0) connections_per_pid_.erase(pid);
-      }
-      --active_;
-    }).detach();
   }
+  while (!connections_.empty()) CloseConnection(connections_.begin()->first);
+}
+
+void ShmRegistry::Accept() {
+  const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (fd < 0) {
+    // Out of descriptors: back off instead of spinning on a connection that stays pending.
+    if (errno == EMFILE || errno == ENFILE) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return;
+  }
+  absl::StatusOr<PeerCredentials> cred = PeerCredentialsOf(fd);
+  absl::Status refused = cred.ok() ? policy_.Admit(*cred) : cred.status();
+  if (refused.ok() && static_cast<int>(connections_.size()) >= limits_.max_connections) {
+    refused = absl::ResourceExhaustedError("the daemon holds its maximum of side connections; retry later");
+  } else if (refused.ok() && connections_per_pid_[cred->pid] >= limits_.max_connections_per_peer) {
+    refused = absl::ResourceExhaustedError(
+        absl::StrCat("a process may hold at most ", limits_.max_connections_per_peer, " side connections"));
+  }
+  if (!refused.ok()) {
+    // Say why before closing, so the client reports it instead of a bare disconnect.
+    ShmReply reply;
+    FillReply(&reply, refused.code(), std::string(refused.message()));
+    (void)!send(fd, &reply, sizeof(reply), MSG_NOSIGNAL | MSG_DONTWAIT);
+    close(fd);
+    return;
+  }
+  auto conn = std::make_unique<Connection>();
+  conn->fd = fd;
+  conn->pid = cred->pid;
+  conn->owner = UidPrincipal(cred->uid);
+  conn->last_message = std::chrono::steady_clock::now();
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLRDHUP;
+  ev.data.fd = fd;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    close(fd);
+    return;
+  }
+  ++connections_per_pid_[conn->pid];
+  connections_[fd] = std::move(conn);
+}
+
+void ShmRegistry::CloseIdle(std::chrono::steady_clock::time_point now) {
+  // A connection that holds no region and sent nothing for idle_seconds is closed, so idle
+  // connections cannot hold the daemon's connection slots for good.
+  std::vector<int> idle;
+  for (const auto& [fd, conn] : connections_) {
+    if (conn->owned.empty() && now - conn->last_message >= std::chrono::seconds(limits_.idle_seconds)) {
+      idle.push_back(fd);
+    }
+  }
+  for (int fd : idle) CloseConnection(fd);
+}
+
+void ShmRegistry::CloseConnection(int fd) {
+  auto it = connections_.find(fd);
+  if (it == connections_.end()) return;
+  // Requests still using a region keep its mapping alive until they finish (shared_ptr).
+  Release(it->second->owned);
+  if (--connections_per_pid_[it->second->pid] == 0) connections_per_pid_.erase(it->second->pid);
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  close(fd);
+  connections_.erase(it);
 }
 
 std::string ShmRegistry::NewToken() {
@@ -176,50 +238,25 @@ ssize_t ReceiveRequest(int fd, ShmRequest* req, ReceivedFd* passed) {
 
 }  // namespace
 
-// What one side-socket connection owns: the regions it registered, released when it closes.
-struct ShmRegistry::Connection {
-  int fd = -1;
-  std::string owner;  // the peer's principal: its regions serve only its calls
-  std::vector<std::string> owned;
-  std::set<std::pair<dev_t, ino_t>> inodes;                 // registered files, one registration each
-  std::map<std::string, std::pair<dev_t, ino_t>> inode_of;  // token -> its file
-};
-
-void ShmRegistry::Serve(int fd, const std::string& owner) {
-  Connection conn;
-  conn.fd = fd;
-  conn.owner = owner;
-  {
-    // A connection that holds no region and sends nothing for idle_seconds is closed, so idle
-    // connections cannot hold the daemon's connection slots for good.
-    timeval timeout{limits_.idle_seconds, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-    while (!stopping_) {
-      ShmRequest req{};
-      ReceivedFd passed;
-      const ssize_t n = ReceiveRequest(fd, &req, &passed);
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !conn.owned.empty()) continue;
-      if (n <= 0) break;  // client closed or died, or idle without a region
-      ShmReply reply;
-      if (n != sizeof(req) || req.magic != kShmMagic) {
-        FillReply(&reply, absl::StatusCode::kInvalidArgument, "malformed shared-memory request");
-      } else if (req.op == kShmOpRegister) {
-        reply = HandleRegister(conn, req, passed.get());
-      } else if (req.op == kShmOpUnregister) {
-        reply = HandleUnregister(conn, req);
-      } else {
-        FillReply(&reply, absl::StatusCode::kInvalidArgument, absl::StrCat("unknown op ", req.op));
-      }
-      if (send(fd, &reply, sizeof(reply), MSG_NOSIGNAL) != sizeof(reply)) break;
-    }
+bool ShmRegistry::OnReadable(Connection& conn) {
+  ShmRequest req{};
+  ReceivedFd passed;
+  const ssize_t n = ReceiveRequest(conn.fd, &req, &passed);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return true;
+  if (n <= 0) return false;  // the client closed or died
+  conn.last_message = std::chrono::steady_clock::now();
+  ShmReply reply;
+  if (n != sizeof(req) || req.magic != kShmMagic) {
+    FillReply(&reply, absl::StatusCode::kInvalidArgument, "malformed shared-memory request");
+  } else if (req.op == kShmOpRegister) {
+    reply = HandleRegister(conn, req, passed.get());
+  } else if (req.op == kShmOpUnregister) {
+    reply = HandleUnregister(conn, req);
+  } else {
+    FillReply(&reply, absl::StatusCode::kInvalidArgument, absl::StrCat("unknown op ", req.op));
   }
-  // Requests still using a region keep its mapping alive until they finish (shared_ptr).
-  Release(conn.owned);
-  {
-    std::lock_guard<std::mutex> lock(conn_mu_);
-    conn_fds_.erase(fd);
-  }
-  close(fd);
+  // A client that does not read its replies (its socket buffer full) is dropped, not waited for.
+  return send(conn.fd, &reply, sizeof(reply), MSG_NOSIGNAL | MSG_DONTWAIT) == sizeof(reply);
 }
 
 ShmReply ShmRegistry::HandleRegister(Connection& conn, const ShmRequest& req, int memfd) {

@@ -7,7 +7,8 @@
 // ok, otherwise an absl::StatusCode; token = 32 hex digits + NUL). op UNREGISTER carries the token
 // instead of an fd. Extra descriptors on a message are closed.
 //
-// Connections: the peers the PeerPolicy admits (SO_PEERCRED: the daemon's uid, root, the
+// Connections (one epoll loop on one thread serves them all): the peers the PeerPolicy admits (SO_PEERCRED: the
+// daemon's uid, root, the
 // --allow-group), at most max_connections in all and
 // max_connections_per_peer per client process; a refused peer gets one ShmReply saying why
 // (PERMISSION_DENIED or RESOURCE_EXHAUSTED) before the close. A connection that holds no region
@@ -26,6 +27,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -78,8 +80,7 @@ struct ShmLimits {
 
 class ShmRegistry {
  public:
-  explicit ShmRegistry(const ShmLimits& limits = ShmLimits(), PeerPolicy policy = PeerPolicy())
-      : limits_(limits), policy_(std::move(policy)) {}
+  explicit ShmRegistry(const ShmLimits& limits = ShmLimits(), PeerPolicy policy = PeerPolicy());
   ~ShmRegistry();
 
   // Listens on `path` (removes a stale file first) and serves registrations on a thread.
@@ -94,15 +95,20 @@ class ShmRegistry {
 
   int64_t regions() const;
   int64_t bytes() const;
-  // Called (from the registry's threads) after every registration change: (regions, bytes).
+  // Called (from the registry's thread) after every registration change: (regions, bytes).
   void SetObserver(std::function<void(int64_t, int64_t)> observer) { observer_ = std::move(observer); }
 
  private:
   struct Connection;
-  void AcceptLoop();
-  // Serves one side-socket connection of principal `owner` until it closes, then releases its
-  // regions.
-  void Serve(int fd, const std::string& owner);
+  // One thread serves every connection: accepts, requests (one message per readiness, in turn)
+  // and idle timeouts, all from one epoll set; registrations are short (fstat, seals, mmap).
+  void EventLoop();
+  void Accept();
+  // Serves one message of a readable connection; false when the connection must be closed.
+  bool OnReadable(Connection& conn);
+  void CloseIdle(std::chrono::steady_clock::time_point now);
+  // Closes a connection and releases its regions.
+  void CloseConnection(int fd);
   ShmReply HandleRegister(Connection& conn, const ShmRequest& req, int memfd);
   ShmReply HandleUnregister(Connection& conn, const ShmRequest& req);
   // Forgets these regions (their mappings go when the last request using them finishes).
@@ -113,12 +119,12 @@ class ShmRegistry {
   const PeerPolicy policy_;
   std::string path_;
   int listen_fd_ = -1;
+  int epoll_fd_ = -1;
   int wake_fd_[2] = {-1, -1};
   std::thread thread_;
-  std::mutex conn_mu_;
-  std::set<int> conn_fds_;                    // open client connections, shut down on Stop
-  std::map<pid_t, int> connections_per_pid_;  // guarded by conn_mu_
-  std::atomic<int> active_{0};
+  // Touched only by the loop thread.
+  std::map<int, std::unique_ptr<Connection>> connections_;
+  std::map<pid_t, int> connections_per_pid_;
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<ShmRegion>> regions_;  // token -> region
   int64_t bytes_ = 0;                                          // registered and reserved (guarded by mu_)

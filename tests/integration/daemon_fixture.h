@@ -92,14 +92,18 @@ class Daemon {
 
   pid_t pid() const { return pid_; }
   // The daemon's resident set (VmRSS) in bytes, or -1.
-  int64_t RssBytes() const {
+  int64_t RssBytes() const { return Status("VmRSS:") * 1024; }
+  // The daemon's threads, or -1.
+  int Threads() const { return static_cast<int>(Status("Threads:")); }
+  // A number from /proc/PID/status (kB for sizes), or -1.
+  int64_t Status(const std::string& field) const {
     std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
     std::string key;
     while (in >> key) {
-      if (key == "VmRSS:") {
-        int64_t kib;
-        in >> kib;
-        return kib * 1024;
+      if (key == field) {
+        int64_t value;
+        in >> value;
+        return value;
       }
     }
     return -1;

@@ -164,14 +164,17 @@ TEST_F(HostileClientsTest, IdleConnectionsCannotBlindMetrics) {
 TEST_F(HostileClientsTest, IdleSideConnectionsCannotLockOtherClientsOut) {
   StartDaemon({"--shm-idle-seconds", "2"});
   // Before: 1,024 idle side connections from one process took every slot (a thread each, no
-  // timeout), and every other client lost shared memory. Now one process gets 64 of them.
+  // timeout), and every other client lost shared memory. Now one process gets 64 of them, and one
+  // thread serves them all (epoll).
   rlimit files{};
   getrlimit(RLIMIT_NOFILE, &files);
   files.rlim_cur = std::min<rlim_t>(files.rlim_max, 4096);
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &files), 0);
+  const int threads_before = daemon_->Threads();
   std::vector<std::unique_ptr<RawSideSocket>> idle;
   for (int i = 0; i < 1100; ++i) idle.push_back(std::make_unique<RawSideSocket>(side_path()));
   EXPECT_EQ(idle.back()->ReceiveReply().status, Code(absl::StatusCode::kResourceExhausted));
+  EXPECT_EQ(daemon_->Threads(), threads_before) << "side connections must not cost a thread each";
   // Another process still gets shared memory, at once.
   const std::string child = std::string(std::getenv("TEST_SRCDIR")) + "/coset/tests/integration/shm_child";
   const std::string command = child + " " + daemon_->unix_address() + " 16";
