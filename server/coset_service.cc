@@ -118,6 +118,9 @@ grpc::Status CosetServiceImpl::Serve(const char* method, grpc::ServerContext* ct
       // Work stopped early for a client that left reports why it stopped, whatever it returned.
       if (absl::Status interruption = rc.Interruption(); !interruption.ok()) status = interruption;
     }
+    // A reply is serialized and sent after the handler returns: what the request reserved (its
+    // reply among it) stays reserved until gRPC is done with the call.
+    if (status.ok()) reservations_.HoldUntilCallEnds(ctx, rc.TakeReservations());
   }
   metrics_->inflight().Set(static_cast<double>(--inflight_));
   UpdateGauges();

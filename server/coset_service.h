@@ -13,6 +13,7 @@
 #include "core/thread_pool.h"
 #include "coset/v1/coset.grpc.pb.h"
 #include "proto/convert.h"
+#include "server/call_reservations.h"
 #include "server/config_cache.h"
 #include "server/memory_budget.h"
 #include "server/metrics.h"
@@ -63,6 +64,13 @@ class CosetServiceImpl final : public v1::Coset::Service {
 
   // Requests being served now (cosetd's drain waits for them).
   int64_t inflight() const { return inflight_.load(); }
+  // Install on the gRPC server: a call's reservations are then held until gRPC has sent its reply
+  // (see call_reservations.h), not only until the handler returns.
+  std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> ReservationInterceptor() {
+    return reservations_.InterceptorFactory();
+  }
+  // Memory reserved by requests (in handlers, or held until their replies are sent).
+  int64_t reserved_bytes() const { return budget_.reserved(); }
 
  private:
   using Config = ConfigCache::Config;
@@ -104,6 +112,7 @@ class CosetServiceImpl final : public v1::Coset::Service {
   ConfigCache configs_;
   ThreadPool pool_;
   MemoryBudget budget_;
+  CallReservations reservations_{&budget_};
   std::atomic<int64_t> inflight_{0};
 };
 

@@ -256,6 +256,9 @@ absl::StatusOr<Listeners> StartGrpc(const DaemonFlags& flags, const PeerPolicy& 
   builder.SetMaxReceiveMessageSize(static_cast<int>(flags.limits.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(flags.limits.max_message_bytes));
   builder.RegisterService(service);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(service->ReservationInterceptor());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   // Sync-server threads poll with this timeout; a short one lets shutdown finish promptly.
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::CQ_TIMEOUT_MSEC, 100);
   COSET_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> tcp_credentials, TcpCredentials(flags));

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "core/executor.h"
@@ -40,6 +41,9 @@ class RequestContext {
     return s;
   }
   int64_t reserved() const { return reserved_; }
+  // Hands the reservations over to the caller (who gives them back later); the context then
+  // releases nothing when it ends.
+  int64_t TakeReservations() { return std::exchange(reserved_, 0); }
   // The caller's principal (peer_access.h): it owns what the request creates, and may use only
   // its own tensors and regions.
   const std::string& caller() const { return caller_; }

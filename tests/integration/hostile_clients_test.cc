@@ -193,15 +193,6 @@ TEST_F(HostileClientsTest, IdleSideConnectionsCannotLockOtherClientsOut) {
 }
 
 // kB of a field of /proc/PID/status (VmRSS, VmHWM).
-int64_t StatusKb(pid_t pid, const std::string& field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(field + ":", 0) == 0) return std::stoll(line.substr(field.size() + 1));
-  }
-  return -1;
-}
-
 TEST_F(HostileClientsTest, ConcurrentLargeDecodesStayWithinTheMemoryBudget) {
   StartDaemon({"--memory-budget", std::to_string(64 << 20)});
   // A blob that decodes to 16 MiB of floats: one decode (floats + reply copy + blob) fits the
@@ -211,7 +202,7 @@ TEST_F(HostileClientsTest, ConcurrentLargeDecodesStayWithinTheMemoryBudget) {
   std::vector<float> x(n);
   for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>((i * 2654435761u) % 2001) / 1000.0f - 1.0f;
   const std::string blob = *client_->Encode(x.data(), {n / 4096, 4096}, CodecParams{});
-  const int64_t rss_kb = StatusKb(daemon_->pid(), "VmRSS");
+  const int64_t rss_kb = daemon_->Status("VmRSS:");
   std::atomic<int> ok{0}, refused{0}, other{0};
   std::vector<std::thread> threads;
   for (int c = 0; c < 3; ++c) {
@@ -235,14 +226,20 @@ TEST_F(HostileClientsTest, ConcurrentLargeDecodesStayWithinTheMemoryBudget) {
     });
   }
   for (auto& t : threads) t.join();
-  const int64_t grew_kb = StatusKb(daemon_->pid(), "VmHWM") - rss_kb;
+  const int64_t grew_kb = daemon_->Status("VmHWM:") - rss_kb;
   std::printf("decodes: %d ok, %d refused; daemon peak grew by %.1f MiB\n", ok.load(), refused.load(),
               grew_kb / 1024.0);
   EXPECT_GE(ok.load(), 1);
   EXPECT_GE(refused.load(), 1) << "three concurrent decodes do not fit a 64 MiB budget";
   EXPECT_EQ(other.load(), 0);
-  // Not asserted: gRPC serializes a reply after the handler returns, outside the reservation, so
-  // the peak is the budget plus the replies still being sent (measured: 98 MiB here, 123 before).
+  // The reservation is held until gRPC has sent each reply (CallReservations), so the serialized
+  // copies count too: the daemon's peak stays within the budget (measured 40-50 MiB; 98 MiB when
+  // reservations ended with the handler, 123 MiB before admission by work).
+#if defined(__SANITIZE_ADDRESS__)
+  std::printf("peak bound not checked under ASan (its quarantine holds freed memory by design)\n");
+#else
+  EXPECT_LT(grew_kb, 64 << 10) << "the daemon's peak grew beyond its memory budget";
+#endif
   ExpectServing();
 }
 
