@@ -16,7 +16,7 @@ absl::StatusOr<Lattice> Lattice::Parse(std::string_view name) {
     auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), dim);
     if (ec != std::errc() || ptr != digits.data() + digits.size()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("unknown lattice '", std::string(name), "' (expected Zn, A2, Dn or E8)"));
+          absl::StrCat("unknown lattice '", std::string(name.substr(0, 64)), "' (expected Zn, A2, Dn or E8)"));
     }
   }
   switch (letter) {
@@ -30,7 +30,7 @@ absl::StatusOr<Lattice> Lattice::Parse(std::string_view name) {
       return Create(LatticeKind::kE8, dim);
     default:
       return absl::InvalidArgumentError(
-          absl::StrCat("unknown lattice '", std::string(name), "' (expected Zn, A2, Dn or E8)"));
+          absl::StrCat("unknown lattice '", std::string(name.substr(0, 64)), "' (expected Zn, A2, Dn or E8)"));
   }
 }
 

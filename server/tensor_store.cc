@@ -10,9 +10,14 @@ template <typename Map>
 auto FindOwned(Map& entries, const std::string& name, const std::string& caller)
     -> absl::StatusOr<decltype(entries.begin())> {
   auto it = entries.find(name);
-  if (it == entries.end()) return absl::NotFoundError(absl::StrCat("no resident tensor named '", name, "'"));
+  // Names come from clients and are not checked on lookups: echoed clipped (errors travel in
+  // gRPC metadata, which clients cap at a few KB).
+  if (it == entries.end()) {
+    return absl::NotFoundError(absl::StrCat("no resident tensor named '", name.substr(0, 64), "'"));
+  }
   if (it->second.tensor->owner != caller) {
-    return absl::PermissionDeniedError(absl::StrCat("resident tensor '", name, "' belongs to another user"));
+    return absl::PermissionDeniedError(
+        absl::StrCat("resident tensor '", name.substr(0, 64), "' belongs to another user"));
   }
   return it;
 }
@@ -26,7 +31,10 @@ absl::Status TensorStore::ValidateName(const std::string& name) {
   for (char c : name) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
                     c == '_' || c == '-' || c == '/' || c == ':';
-    if (!ok) return absl::InvalidArgumentError(absl::StrCat("tensor name '", name, "' may only use [A-Za-z0-9._/:-]"));
+    if (!ok) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tensor name '", name.substr(0, 64), "' may only use [A-Za-z0-9._/:-]"));
+    }
   }
   return absl::OkStatus();
 }

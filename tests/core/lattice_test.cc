@@ -183,5 +183,11 @@ TEST(LatticeTest, D4TieExampleIsResolvedTheSameWayUnderTranslation) {
   }
 }
 
+TEST(LatticeParseTest, ErrorsDoNotEchoLongNames) {
+  const auto r = Lattice::Parse(std::string(8192, 'E'));  // a client's 8 KB lattice name
+  ASSERT_FALSE(r.ok());
+  EXPECT_LT(r.status().message().size(), 120u);
+}
+
 }  // namespace
 }  // namespace coset

@@ -62,6 +62,14 @@ TEST(TensorStoreTest, MatrixIsBuiltOnceAndAccounted) {
   EXPECT_EQ(store.Matrix("w", kAlice, kDefaultLutBudgetBytes).status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST(TensorStoreTest, ErrorsDoNotEchoLongClientNames) {
+  TensorStore store(1 << 20);
+  const std::string huge(8192, 'x');  // unchecked on lookups: a hostile client's name
+  EXPECT_LT(store.Get(huge, kAlice).status().message().size(), 100u);
+  EXPECT_LT(store.Delete(huge, kAlice).message().size(), 100u);
+  EXPECT_LT(TensorStore::ValidateName(std::string(200, 'a') + " ").message().size(), 120u);
+}
+
 TEST(TensorStoreTest, TensorsBelongToTheirOwner) {
   TensorStore store(1 << 22);
   auto a = Resident("w", 8, kAlice);
