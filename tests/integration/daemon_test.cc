@@ -278,6 +278,9 @@ TEST_F(DaemonTest, DeadlinesAreHonoredAndTheDaemonKeepsServing) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(daemon_->Metric("coset_inflight_requests"), 0);
   EXPECT_GE(daemon_->Metric("coset_requests_total{code=\"DEADLINE_EXCEEDED\",method=\"Encode\"}"), 1);
+  // The interrupted encode is not counted as encoded bytes (no sample, or 0: nothing else encoded).
+  EXPECT_LE(daemon_->Metric("coset_encoded_raw_bytes_total"), 0);
+  EXPECT_LE(daemon_->Metric("coset_bytes_saved_total"), 0);
   std::printf("deadline: client gave up at 40 ms; the daemon was idle again after %.0f ms\n", seconds * 1e3);
   EXPECT_TRUE(client_->Health().ok());
 }
