@@ -52,4 +52,6 @@ for t in "${TARGETS[@]}"; do
   fi
 done
 echo "fuzz: results in $FUZZ_WORK/results.tsv"
+# The fuzz build's Bazel server is not needed between runs: free its memory.
+"${BAZEL[@]}" shutdown 2>/dev/null
 exit $rc
