@@ -19,14 +19,16 @@ TARGETS=("$@")
 ((${#TARGETS[@]})) || TARGETS=(blob_parser_fuzz npy_fuzz shm_protocol_fuzz rpc_fuzz)
 
 BAZEL=(bazel --output_base="$OUTPUT_BASE")
+# --symlink_prefix=/: no bazel-out/bazel-bin links in the tree; they belong to the main build.
+FUZZ_FLAGS=(--color=no --curses=no --symlink_prefix=/ --config=fuzz)
 LABELS=("${TARGETS[@]/#/\/\/tests\/fuzz:}")
 : >"$FUZZ_WORK/results.tsv"
-if ! "${BAZEL[@]}" build --color=no --curses=no --config=fuzz "${LABELS[@]}"; then
+if ! "${BAZEL[@]}" build "${FUZZ_FLAGS[@]}" "${LABELS[@]}"; then
   for t in "${TARGETS[@]}"; do printf '%s\tbuild-failed\t0\t0\t0\t0\n' "$t" >>"$FUZZ_WORK/results.tsv"; done
   echo "fuzz: build failed" >&2
   exit 1
 fi
-BIN=$("${BAZEL[@]}" info --config=fuzz bazel-bin 2>/dev/null)
+BIN=$("${BAZEL[@]}" info "${FUZZ_FLAGS[@]}" bazel-bin 2>/dev/null)
 
 rc=0
 for t in "${TARGETS[@]}"; do

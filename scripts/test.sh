@@ -46,14 +46,16 @@ if ! bash scripts/fuzz.sh; then
 fi
 
 # Count test cases (not targets) from this run's XML reports.
-/usr/bin/python3 - "$bazel_rc" "$format_failed" "$FUZZ_WORK/results.tsv" <<'PY'
+# The main build's output tree, from Bazel itself rather than the bazel-out link.
+OUTPUT_PATH=$(bazel info "${BAZEL_FLAGS[@]}" output_path 2>/dev/null)
+/usr/bin/python3 - "$bazel_rc" "$format_failed" "$FUZZ_WORK/results.tsv" "$OUTPUT_PATH" <<'PY'
 import glob, os, sys
 import xml.etree.ElementTree as ET
 format_failed = int(sys.argv[2])
 passed, failed, skipped = 1 - format_failed, format_failed, 0
-# bazel-testlogs points at the last configuration's tree: count the default and the ASan trees.
+# One testlogs tree per configuration: the default, ASan and TSan ones.
 trees = ("k8-fastbuild", "k8-fastbuildasan", "k8-fastbuildtsan")
-roots = [os.path.join(os.path.realpath("bazel-out"), tree, "testlogs") for tree in trees]
+roots = [os.path.join(sys.argv[4], tree, "testlogs") for tree in trees]
 for path in [p for root in roots for p in glob.glob(os.path.join(root, "**", "test.xml"), recursive=True)]:
     try:
         root = ET.parse(path).getroot()
