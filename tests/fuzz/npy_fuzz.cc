@@ -3,13 +3,13 @@
 #include <string>
 
 #include "client/npy.h"
-#include "tests/fuzz/fuzz_check.h"
+#include "core/status_macros.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto array = coset::ParseNpy(std::string(reinterpret_cast<const char*>(data), size));
   if (!array.ok()) return 0;
   int64_t numel = 1;
   for (int64_t d : array->shape) numel *= d;
-  COSET_FUZZ_CHECK(static_cast<int64_t>(array->data.size()) == numel);
+  COSET_CHECK(static_cast<int64_t>(array->data.size()) == numel);
   return 0;
 }

@@ -8,88 +8,47 @@
 // long-lived client's would; a connection per input would soon meet the per-process cap while
 // closed ones are still being released); each input unregisters the regions it registered.
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "core/status_macros.h"
 #include "server/shm_registry.h"
-#include "tests/fuzz/fuzz_check.h"
+#include "tests/server/shm_test_util.h"
 
 namespace {
+
+const std::string& SocketPath() {
+  static const std::string path = "/tmp/coset_shm_fuzz_" + std::to_string(getpid()) + ".sock";
+  return path;
+}
 
 coset::ShmRegistry& Registry() {
   static coset::ShmRegistry* registry = [] {
     auto* r = new coset::ShmRegistry();
-    static const std::string path = "/tmp/coset_shm_fuzz_" + std::to_string(getpid()) + ".sock";
-    COSET_FUZZ_CHECK(r->Start(path).ok());
-    std::atexit([] { unlink(path.c_str()); });
+    COSET_CHECK(r->Start(SocketPath()).ok());
+    std::atexit([] { unlink(SocketPath().c_str()); });
     return r;
   }();
   return *registry;
 }
 
-int Connect() {
-  static const std::string path = "/tmp/coset_shm_fuzz_" + std::to_string(getpid()) + ".sock";
-  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-  COSET_FUZZ_CHECK(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
-  return fd;
-}
-
 // The fuzzer's connection, reopened when the registry closed it (idle for --shm-idle-seconds).
-int Connection() {
-  static int sock = -1;
-  if (sock >= 0) {
-    pollfd p{sock, POLLIN, 0};
-    if (poll(&p, 1, 0) == 0) return sock;  // nothing unsolicited and not closed: still ours
-    close(sock);
-  }
-  sock = Connect();
-  return sock;
-}
-
-void Exchange(int sock, const coset::ShmRequest& req, const std::vector<int>& fds, coset::ShmReply* reply) {
-  iovec iov{const_cast<coset::ShmRequest*>(&req), sizeof(req)};
-  alignas(cmsghdr) char cmsg[CMSG_SPACE(2 * sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  if (!fds.empty()) {
-    msg.msg_control = cmsg;
-    msg.msg_controllen = CMSG_SPACE(fds.size() * sizeof(int));
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
-    std::memcpy(CMSG_DATA(c), fds.data(), fds.size() * sizeof(int));
-  }
-  // libFuzzer's timers interrupt system calls (EINTR): retried, as any client would.
-  ssize_t sent, received;
-  do sent = sendmsg(sock, &msg, MSG_NOSIGNAL);
-  while (sent < 0 && errno == EINTR);
-  COSET_FUZZ_CHECK(sent == static_cast<ssize_t>(sizeof(req)));
-  size_t got = 0;
-  do {
-    received = recv(sock, reinterpret_cast<char*>(reply) + got, sizeof(*reply) - got, 0);
-    if (received > 0) got += static_cast<size_t>(received);
-  } while ((received > 0 && got < sizeof(*reply)) || (received < 0 && errno == EINTR));
-  COSET_FUZZ_CHECK(got == sizeof(*reply));
-  COSET_FUZZ_CHECK(reply->status <= 16);  // an absl::StatusCode
+coset::RawSideSocket& Connection() {
+  static std::unique_ptr<coset::RawSideSocket> sock;
+  if (sock == nullptr || sock->Disturbed()) sock = std::make_unique<coset::RawSideSocket>(SocketPath());
+  COSET_CHECK(sock->connected());
+  return *sock;
 }
 
 int MakeMemfd(uint8_t control) {
   static const int64_t kSizes[4] = {0, 4096, 65536, 1 << 20};
   const int fd = memfd_create("coset_shm_fuzz", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  COSET_FUZZ_CHECK(fd >= 0 && ftruncate(fd, kSizes[(control >> 3) & 3]) == 0);
+  COSET_CHECK(fd >= 0 && ftruncate(fd, kSizes[(control >> 3) & 3]) == 0);
   if (control & 2) fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK);
   return fd;
 }
@@ -98,8 +57,8 @@ int MakeMemfd(uint8_t control) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   coset::ShmRegistry& registry = Registry();
+  coset::RawSideSocket& sock = Connection();
   constexpr size_t kRecord = 1 + sizeof(coset::ShmRequest);
-  const int sock = Connection();
   const std::string me = coset::UidPrincipal(geteuid());
   std::vector<std::string> registered;
   for (size_t at = 0; at + kRecord <= size && at < 64 * kRecord; at += kRecord) {
@@ -109,14 +68,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::vector<int> fds;
     if (control & 1) fds.push_back(MakeMemfd(control));
     if (control & 4) fds.push_back(MakeMemfd(control));
-    coset::ShmReply reply{};
-    Exchange(sock, req, fds, &reply);
+    const coset::ShmReply reply = sock.Exchange(req, fds);
     for (int fd : fds) close(fd);
+    COSET_CHECK(reply.status <= 16);  // an absl::StatusCode (999: no reply)
     if (reply.status == 0 && req.op == coset::kShmOpRegister) {
       const std::string token(reply.token, strnlen(reply.token, sizeof(reply.token)));
-      COSET_FUZZ_CHECK(registry.Resolve(token, 0, 1, me).ok());
-      COSET_FUZZ_CHECK(registry.Resolve(token, 0, 1, "tcp").status().code() == absl::StatusCode::kPermissionDenied);
-      COSET_FUZZ_CHECK(!registry.Resolve(token, req.size, 1, me).ok());
+      COSET_CHECK(registry.Resolve(token, 0, 1, me).ok());
+      COSET_CHECK(registry.Resolve(token, 0, 1, "tcp").status().code() == absl::StatusCode::kPermissionDenied);
+      COSET_CHECK(!registry.Resolve(token, req.size, 1, me).ok());
       registered.push_back(token);
     }
   }
@@ -126,9 +85,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     req.magic = coset::kShmMagic;
     req.op = coset::kShmOpUnregister;
     std::memcpy(req.token, token.c_str(), token.size() + 1);
-    coset::ShmReply reply{};
-    Exchange(sock, req, {}, &reply);
-    COSET_FUZZ_CHECK(reply.status == 0 || reply.status == static_cast<uint32_t>(absl::StatusCode::kNotFound));
+    const coset::ShmReply reply = sock.Exchange(req, {});
+    COSET_CHECK(reply.status == 0 || reply.status == static_cast<uint32_t>(absl::StatusCode::kNotFound));
   }
   return 0;
 }

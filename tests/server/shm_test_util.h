@@ -3,11 +3,13 @@
 #pragma once
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -25,7 +27,7 @@ inline int Memfd(const char* name, int64_t size, bool seal = true) {
   return fd;
 }
 
-// A raw side-socket client: sends REGISTER with any descriptors, returns the reply.
+// A raw side-socket client: sends any request (REGISTER with any descriptors), returns the reply.
 class RawSideSocket {
  public:
   explicit RawSideSocket(const std::string& path) : sock_(socket(AF_UNIX, SOCK_STREAM, 0)) {
@@ -49,6 +51,13 @@ class RawSideSocket {
     req.magic = kShmMagic;
     req.op = kShmOpRegister;
     req.size = size;
+    return Exchange(req, fds);
+  }
+
+  // Sends any request with any descriptors attached and returns the reply, or status 999 when the
+  // connection failed. Interrupted calls (EINTR: a fuzzer's timers) are retried.
+  ShmReply Exchange(const ShmRequest& request, const std::vector<int>& fds) {
+    ShmRequest req = request;
     iovec iov{&req, sizeof(req)};
     alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))] = {};
     msghdr msg{};
@@ -65,9 +74,25 @@ class RawSideSocket {
     }
     ShmReply reply{};
     reply.status = 999;
-    if (sendmsg(sock_, &msg, 0) != static_cast<ssize_t>(sizeof(req))) return reply;
-    if (recv(sock_, &reply, sizeof(reply), MSG_WAITALL) != static_cast<ssize_t>(sizeof(reply))) reply.status = 999;
+    ssize_t sent;
+    do sent = sendmsg(sock_, &msg, MSG_NOSIGNAL);
+    while (sent < 0 && errno == EINTR);
+    if (sent != static_cast<ssize_t>(sizeof(req))) return reply;
+    size_t got = 0;
+    while (got < sizeof(reply)) {
+      const ssize_t n = recv(sock_, reinterpret_cast<char*>(&reply) + got, sizeof(reply) - got, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      got += static_cast<size_t>(n);
+    }
+    if (got != sizeof(reply)) reply.status = 999;
     return reply;
+  }
+
+  // Whether the daemon closed the connection or sent something unasked (nothing should be waiting).
+  bool Disturbed() const {
+    pollfd p{sock_, POLLIN, 0};
+    return poll(&p, 1, 0) != 0;
   }
 
  private:
