@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -79,6 +81,20 @@ absl::Status PeerPolicy::Admit(const PeerCredentials& peer) const {
 }
 
 std::string UidPrincipal(uid_t uid) { return absl::StrCat("uid:", uid); }
+
+AcceptedPeer AcceptPeer(int listen_fd, const PeerPolicy& policy) {
+  AcceptedPeer peer;
+  peer.fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (peer.fd < 0) {
+    if (errno == EMFILE || errno == ENFILE) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return peer;
+  }
+  absl::StatusOr<PeerCredentials> cred = PeerCredentialsOf(peer.fd);
+  peer.admitted = cred.ok() ? policy.Admit(*cred) : cred.status();
+  if (cred.ok()) peer.cred = *cred;
+  if (peer.admitted.ok()) peer.principal = UidPrincipal(peer.cred.uid);
+  return peer;
+}
 
 void RestrictToPolicy(const std::string& path, const PeerPolicy& policy, bool directory) {
   if (!policy.group().has_value()) {

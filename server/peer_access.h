@@ -50,6 +50,19 @@ class PeerPolicy {
 
 std::string UidPrincipal(uid_t uid);
 
+// One connection accepted from a Unix listening socket and checked against a policy.
+struct AcceptedPeer {
+  int fd = -1;  // -1: nothing was pending (or accept failed); the rest is then unset
+  PeerCredentials cred;
+  absl::Status admitted;  // OK, or why the policy (or reading the credentials) refused the peer
+  std::string principal;  // "uid:<n>" when admitted
+};
+
+// Accepts one pending connection (non-blocking, close-on-exec, as event loops want it) and checks
+// its peer. Out of descriptors, it waits a little first, so a caller polling the listening socket
+// does not spin on a connection that stays pending.
+AcceptedPeer AcceptPeer(int listen_fd, const PeerPolicy& policy);
+
 // File modes second the SO_PEERCRED check: a socket (or its directory, with `directory`) is
 // owner-only, or group-accessible and owned by the policy's group when it has one.
 void RestrictToPolicy(const std::string& path, const PeerPolicy& policy, bool directory);

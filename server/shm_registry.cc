@@ -116,17 +116,13 @@ void ShmRegistry::EventLoop() {
 }
 
 void ShmRegistry::Accept() {
-  const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-  if (fd < 0) {
-    // Out of descriptors: back off instead of spinning on a connection that stays pending.
-    if (errno == EMFILE || errno == ENFILE) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    return;
-  }
-  absl::StatusOr<PeerCredentials> cred = PeerCredentialsOf(fd);
-  absl::Status refused = cred.ok() ? policy_.Admit(*cred) : cred.status();
+  AcceptedPeer peer = AcceptPeer(listen_fd_, policy_);
+  if (peer.fd < 0) return;
+  const int fd = peer.fd;
+  absl::Status refused = peer.admitted;
   if (refused.ok() && static_cast<int>(connections_.size()) >= limits_.max_connections) {
     refused = absl::ResourceExhaustedError("the daemon holds its maximum of side connections; retry later");
-  } else if (refused.ok() && connections_per_pid_[cred->pid] >= limits_.max_connections_per_peer) {
+  } else if (refused.ok() && connections_per_pid_[peer.cred.pid] >= limits_.max_connections_per_peer) {
     refused = absl::ResourceExhaustedError(
         absl::StrCat("a process may hold at most ", limits_.max_connections_per_peer, " side connections"));
   }
@@ -140,8 +136,8 @@ void ShmRegistry::Accept() {
   }
   auto conn = std::make_unique<Connection>();
   conn->fd = fd;
-  conn->pid = cred->pid;
-  conn->owner = UidPrincipal(cred->uid);
+  conn->pid = peer.cred.pid;
+  conn->owner = peer.principal;
   conn->last_message = std::chrono::steady_clock::now();
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLRDHUP;

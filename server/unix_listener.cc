@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -52,20 +51,13 @@ void UnixListener::AcceptLoop() {
     pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_[0], POLLIN, 0}};
     if (poll(fds, 2, -1) < 0) continue;
     if (fds[1].revents) return;
-    // Non-blocking, as gRPC's event loop expects of the descriptors it is given.
-    const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0) {
-      // Out of descriptors: back off instead of spinning on a connection that stays pending.
-      if (errno == EMFILE || errno == ENFILE) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      continue;
-    }
-    absl::StatusOr<PeerCredentials> cred = PeerCredentialsOf(fd);
-    absl::Status admitted = cred.ok() ? policy_.Admit(*cred) : cred.status();
+    AcceptedPeer peer = AcceptPeer(listen_fd_, policy_);  // non-blocking, as gRPC's event loop expects
+    if (peer.fd < 0) continue;
     absl::StatusOr<std::string> principal =
-        admitted.ok() ? absl::StatusOr<std::string>(UidPrincipal(cred->uid)) : absl::StatusOr<std::string>(admitted);
+        peer.admitted.ok() ? absl::StatusOr<std::string>(peer.principal) : absl::StatusOr<std::string>(peer.admitted);
     // Recorded before gRPC sees the connection, so its first call finds it.
-    peers_->Add(fd, std::move(principal));
-    grpc::AddInsecureChannelFromFd(server_, fd);
+    peers_->Add(peer.fd, std::move(principal));
+    grpc::AddInsecureChannelFromFd(server_, peer.fd);
   }
 }
 
