@@ -120,7 +120,10 @@ grpc::Status CosetServiceImpl::Serve(const char* method, grpc::ServerContext* ct
     }
     // A reply is serialized and sent after the handler returns: what the request reserved (its
     // reply among it) stays reserved until gRPC is done with the call.
-    if (status.ok()) reservations_.HoldUntilCallEnds(ctx, rc.TakeReservations());
+    if (status.ok()) {
+      rc.RunSuccessActions();
+      reservations_.HoldUntilCallEnds(ctx, rc.TakeReservations());
+    }
   }
   metrics_->inflight().Set(static_cast<double>(--inflight_));
   UpdateGauges();
@@ -185,9 +188,12 @@ absl::Status CosetServiceImpl::DoEncode(const Config& config, const v1::Tensor& 
   stats->set_first_try_overloads(s.first_try_overloads);
   stats->set_capped(s.capped);
   stats->set_stored_bits_per_entry(StoredBitsPerEntry(*out, plan->size));
-  metrics_->RecordEncode(config.metrics_label(), 4.0 * x.numel, static_cast<double>(plan->size),
-                         static_cast<double>(s.chunks), static_cast<double>(s.first_try_overloads),
-                         SummarizeOverloads(*out).histogram);
+  // Counted once the whole request succeeded (its deadline can still pass before the reply).
+  rc.OnSuccess([this, label = config.metrics_label(), raw = 4.0 * x.numel, coded = static_cast<double>(plan->size),
+                chunks = static_cast<double>(s.chunks), overloads = static_cast<double>(s.first_try_overloads),
+                histogram = SummarizeOverloads(*out).histogram] {
+    metrics_->RecordEncode(label, raw, coded, chunks, overloads, histogram);
+  });
   return absl::OkStatus();
 }
 

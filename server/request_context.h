@@ -7,6 +7,7 @@
 #include <functional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "core/executor.h"
@@ -41,6 +42,14 @@ class RequestContext {
     return s;
   }
   int64_t reserved() const { return reserved_; }
+  // Runs `fn` once the request has succeeded (Serve calls RunSuccessActions with its final status):
+  // what a request counts in the metrics is counted only if its client gets OK, not when the
+  // deadline passes between the work and the reply.
+  void OnSuccess(std::function<void()> fn) { on_success_.push_back(std::move(fn)); }
+  void RunSuccessActions() {
+    for (auto& fn : on_success_) fn();
+    on_success_.clear();
+  }
   // Hands the reservations over to the caller (who gives them back later); the context then
   // releases nothing when it ends.
   int64_t TakeReservations() { return std::exchange(reserved_, 0); }
@@ -83,6 +92,7 @@ class RequestContext {
   MemoryBudget* budget_;
   int64_t reserved_ = 0;
   std::string caller_;
+  std::vector<std::function<void()>> on_success_;
   CancellableExecutor pooled_;
   CancellableExecutor inline_;
 };

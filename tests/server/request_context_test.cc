@@ -35,5 +35,30 @@ TEST(RequestContextTest, ACancelledCallStopsItsWorkEarly) {
   EXPECT_EQ(covered, 64);
 }
 
+TEST(RequestContextTest, SuccessActionsRunOnlyWhenAsked) {
+  int counted = 0;
+  {
+    RequestContext failed([] { return absl::OkStatus(); }, nullptr);
+    failed.OnSuccess([&] { ++counted; });
+  }  // a request that failed never runs them
+  EXPECT_EQ(counted, 0);
+  RequestContext ok([] { return absl::OkStatus(); }, nullptr);
+  ok.OnSuccess([&] { ++counted; });
+  ok.RunSuccessActions();
+  ok.RunSuccessActions();  // once only
+  EXPECT_EQ(counted, 1);
+}
+
+TEST(RequestContextTest, TakenReservationsAreNotReleasedByTheContext) {
+  MemoryBudget budget(1 << 20, [] { return int64_t{0}; });
+  {
+    RequestContext rc([] { return absl::OkStatus(); }, nullptr, &budget);
+    ASSERT_TRUE(rc.Reserve(1000, "test").ok());
+    EXPECT_EQ(rc.TakeReservations(), 1000);
+  }
+  EXPECT_EQ(budget.reserved(), 1000);  // now the taker's to give back
+  budget.Release(1000);
+}
+
 }  // namespace
 }  // namespace coset
