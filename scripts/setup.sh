@@ -13,6 +13,8 @@ PACKAGES=(
   libtorch-dev python3-torch python3-numpy python3-pytest
   dataset-fashion-mnist
   clang-format-14            # the formatting check of scripts/test.sh
+  clang-14                   # libFuzzer (scripts/fuzz.sh)
+  openssl util-linux         # the TLS tests make certificates; the access tests run a client under setpriv
 )
 
 missing=()
