@@ -192,6 +192,24 @@ TEST_F(TlsTest, MutualTlsAdmitsOnlyCertifiedClientsAndTheirCertificateOwnsTheirT
   EXPECT_EQ(client_->GetTensor("alice/w").status().code(), absl::StatusCode::kPermissionDenied);
 }
 
+TEST_F(TlsTest, CosetctlTakesTheTlsFiles) {
+  const std::string d = dir_ + "/";
+  StartDaemon({"--tls-cert", d + "server.pem", "--tls-key", d + "server.key", "--tls-client-ca", d + "ca.pem"});
+  const std::string cosetctl = std::string(std::getenv("TEST_SRCDIR")) + "/coset/client/cosetctl";
+  const std::string daemon = " --daemon " + daemon_->tcp_address();
+  // The health line and the exit status. stderr is dropped (gRPC logs failed handshakes there);
+  // a client that cannot connect waits for the daemon, so `timeout` ends it.
+  auto run = [&](const std::string& flags) {
+    return Shell("timeout 5 " + cosetctl + daemon + flags + " health 2>/dev/null; echo $?");
+  };
+  EXPECT_EQ(run(" --tls-ca " + d + "ca.pem --tls-cert " + d + "alice.pem --tls-key " + d + "alice.key"),
+            daemon_->tcp_address() + ": SERVING\n0");
+  const std::string plaintext = run("");  // plaintext to a mutual-TLS port
+  EXPECT_NE(plaintext.back(), '0') << plaintext;
+  const std::string no_certificate = run(" --tls-ca " + d + "ca.pem");
+  EXPECT_NE(no_certificate.back(), '0') << no_certificate;
+}
+
 TEST_F(TlsTest, ServerTlsEncryptsWithoutIdentifyingClients) {
   const std::string d = dir_ + "/";
   StartDaemon({"--tls-cert", d + "server.pem", "--tls-key", d + "server.key"});
