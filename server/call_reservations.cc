@@ -60,11 +60,4 @@ void CallReservations::HoldUntilCallEnds(const grpc::ServerContextBase* ctx, int
   budget_->Release(bytes);
 }
 
-int64_t CallReservations::held() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  int64_t total = 0;
-  for (const auto& [ctx, bytes] : calls_) total += bytes;
-  return total;
-}
-
 }  // namespace coset

@@ -28,9 +28,6 @@ class CallReservations {
   // once when the call is not tracked (no interceptor: the service called directly, in tests).
   void HoldUntilCallEnds(const grpc::ServerContextBase* ctx, int64_t bytes);
 
-  // Bytes held for calls whose handlers returned (for tests and the metrics).
-  int64_t held() const;
-
  private:
   class Interceptor;
   class Factory;
@@ -38,7 +35,7 @@ class CallReservations {
   void End(const grpc::ServerContextBase* ctx);
 
   MemoryBudget* budget_;
-  mutable std::mutex mu_;
+  std::mutex mu_;
   std::unordered_map<const grpc::ServerContextBase*, int64_t> calls_;  // tracked call -> held bytes
 };
 

@@ -69,8 +69,6 @@ class CosetServiceImpl final : public v1::Coset::Service {
   std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> ReservationInterceptor() {
     return reservations_.InterceptorFactory();
   }
-  // Memory reserved by requests (in handlers, or held until their replies are sent).
-  int64_t reserved_bytes() const { return budget_.reserved(); }
 
  private:
   using Config = ConfigCache::Config;

@@ -4,6 +4,7 @@
 #include <pwd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -82,6 +83,25 @@ absl::Status PeerPolicy::Admit(const PeerCredentials& peer) const {
 
 std::string UidPrincipal(uid_t uid) { return absl::StrCat("uid:", uid); }
 
+absl::StatusOr<int> ListenUnix(const std::string& path, const PeerPolicy& policy) {
+  sockaddr_un addr{};
+  if (path.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat("unix socket path '", path.substr(0, 128), "' is ", path.size(),
+                                                   " bytes; the limit is ", sizeof(addr.sun_path) - 1));
+  }
+  unlink(path.c_str());  // a stale socket from a previous run
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(fd, 256) != 0) {
+    const int error = errno;
+    if (fd >= 0) close(fd);
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", path, ": ", std::strerror(error)));
+  }
+  RestrictToPolicy(path, policy, false);
+  return fd;
+}
+
 AcceptedPeer AcceptPeer(int listen_fd, const PeerPolicy& policy) {
   AcceptedPeer peer;
   peer.fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -90,9 +110,13 @@ AcceptedPeer AcceptPeer(int listen_fd, const PeerPolicy& policy) {
     return peer;
   }
   absl::StatusOr<PeerCredentials> cred = PeerCredentialsOf(peer.fd);
-  peer.admitted = cred.ok() ? policy.Admit(*cred) : cred.status();
+  const absl::Status admitted = cred.ok() ? policy.Admit(*cred) : cred.status();
   if (cred.ok()) peer.cred = *cred;
-  if (peer.admitted.ok()) peer.principal = UidPrincipal(peer.cred.uid);
+  if (admitted.ok()) {
+    peer.principal = UidPrincipal(peer.cred.uid);
+  } else {
+    peer.principal = admitted;
+  }
   return peer;
 }
 

@@ -54,9 +54,14 @@ std::string UidPrincipal(uid_t uid);
 struct AcceptedPeer {
   int fd = -1;  // -1: nothing was pending (or accept failed); the rest is then unset
   PeerCredentials cred;
-  absl::Status admitted;  // OK, or why the policy (or reading the credentials) refused the peer
-  std::string principal;  // "uid:<n>" when admitted
+  // "uid:<n>" for an admitted peer, else why the policy (or reading the credentials) refused it.
+  absl::StatusOr<std::string> principal;
 };
+
+// A listening Unix stream socket at `path` (non-blocking, close-on-exec; a stale socket file there
+// is replaced), its file mode set by RestrictToPolicy. INVALID_ARGUMENT for a path longer than a
+// socket address holds, UNAVAILABLE when it cannot bind.
+absl::StatusOr<int> ListenUnix(const std::string& path, const PeerPolicy& policy);
 
 // Accepts one pending connection (non-blocking, close-on-exec, as event loops want it) and checks
 // its peer. Out of descriptors, it waits a little first, so a caller polling the listening socket

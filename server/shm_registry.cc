@@ -5,7 +5,6 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -48,21 +47,14 @@ struct ShmRegistry::Connection {
 };
 
 absl::Status ShmRegistry::Start(const std::string& path) {
-  if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
-    return absl::InvalidArgumentError(absl::StrCat("shared-memory socket path '", path, "' is too long"));
-  }
   path_ = path;
-  unlink(path.c_str());
-  listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  absl::StatusOr<int> fd = ListenUnix(path, policy_);
+  if (!fd.ok()) return fd.status();
+  listen_fd_ = *fd;
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-  if (listen_fd_ < 0 || epoll_fd_ < 0 || bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      listen(listen_fd_, 256) != 0 || pipe2(wake_fd_, O_CLOEXEC) != 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", path, ": ", std::strerror(errno)));
+  if (epoll_fd_ < 0 || pipe2(wake_fd_, O_CLOEXEC) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot set up the side socket's event loop: ", std::strerror(errno)));
   }
-  RestrictToPolicy(path, policy_, false);
   for (int fd : {listen_fd_, wake_fd_[0]}) {
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -119,7 +111,7 @@ void ShmRegistry::Accept() {
   AcceptedPeer peer = AcceptPeer(listen_fd_, policy_);
   if (peer.fd < 0) return;
   const int fd = peer.fd;
-  absl::Status refused = peer.admitted;
+  absl::Status refused = peer.principal.status();
   if (refused.ok() && static_cast<int>(connections_.size()) >= limits_.max_connections) {
     refused = absl::ResourceExhaustedError("the daemon holds its maximum of side connections; retry later");
   } else if (refused.ok() && connections_per_pid_[peer.cred.pid] >= limits_.max_connections_per_peer) {
@@ -137,7 +129,7 @@ void ShmRegistry::Accept() {
   auto conn = std::make_unique<Connection>();
   conn->fd = fd;
   conn->pid = peer.cred.pid;
-  conn->owner = peer.principal;
+  conn->owner = *peer.principal;
   conn->last_message = std::chrono::steady_clock::now();
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLRDHUP;
@@ -290,9 +282,10 @@ ShmReply ShmRegistry::HandleRegister(Connection& conn, const ShmRequest& req, in
   }
   const int64_t size = static_cast<int64_t>(req.size);
   {
-    // Reserve before mapping, so concurrent registrations cannot overshoot the caps together.
+    // Registrations all run on the loop thread, so nothing can change the counts between this
+    // check and the insertion below (other threads only resolve regions).
     std::lock_guard<std::mutex> lock(mu_);
-    if (static_cast<int>(regions_.size()) + reserved_regions_ >= limits_.max_regions) {
+    if (static_cast<int>(regions_.size()) >= limits_.max_regions) {
       return refuse(absl::StatusCode::kResourceExhausted,
                     absl::StrCat("the daemon holds its maximum of ", limits_.max_regions, " regions"));
     }
@@ -301,23 +294,16 @@ ShmReply ShmRegistry::HandleRegister(Connection& conn, const ShmRequest& req, in
                     absl::StrCat("registering ", size, " bytes would exceed the shared-memory budget of ",
                                  limits_.max_bytes, " bytes (", bytes_, " registered)"));
     }
-    bytes_ += size;
-    ++reserved_regions_;
   }
   void* base = mmap(nullptr, req.size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
-  std::string token;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    --reserved_regions_;
-    if (base == MAP_FAILED) {
-      bytes_ -= size;
-    } else {
-      token = NewToken();
-      regions_[token] = std::make_shared<ShmRegion>(base, size, conn.owner);
-    }
-  }
   if (base == MAP_FAILED) {
     return refuse(absl::StatusCode::kResourceExhausted, absl::StrCat("mmap failed: ", std::strerror(errno)));
+  }
+  const std::string token = NewToken();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    bytes_ += size;
+    regions_[token] = std::make_shared<ShmRegion>(base, size, conn.owner);
   }
   conn.owned.push_back(token);
   conn.inodes.insert(inode);

@@ -127,8 +127,7 @@ class ShmRegistry {
   std::map<pid_t, int> connections_per_pid_;
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<ShmRegion>> regions_;  // token -> region
-  int64_t bytes_ = 0;                                          // registered and reserved (guarded by mu_)
-  int reserved_regions_ = 0;                                   // registrations between their checks and their mmap
+  int64_t bytes_ = 0;                                          // registered (guarded by mu_)
   std::atomic<bool> stopping_{false};
   std::function<void(int64_t, int64_t)> observer_;
   void Notify();
