@@ -45,18 +45,30 @@ if ! bash scripts/fuzz.sh; then
   echo "fuzz work (crash inputs, logs): $FUZZ_WORK" >&2
 fi
 
-# Count test cases (not targets) from this run's XML reports.
+# Count test cases (not targets) from the XML reports of the targets each pass ran: a testlogs tree
+# also keeps reports of targets run by hand earlier, which must not count.
 # The main build's output tree, from Bazel itself rather than the bazel-out link.
 OUTPUT_PATH=$(bazel info "${BAZEL_FLAGS[@]}" output_path 2>/dev/null)
-/usr/bin/python3 - "$bazel_rc" "$format_failed" "$FUZZ_WORK/results.tsv" "$OUTPUT_PATH" <<'PY'
-import glob, os, sys
+query_tests() { bazel query "${BAZEL_FLAGS[@]}" "tests(set($*))" 2>/dev/null; }
+TARGET_LISTS=$(mktemp -d /tmp/coset-targets-XXXXXX)
+query_tests //... >"$TARGET_LISTS/k8-fastbuild"
+query_tests "${ASAN_TESTS[@]}" >"$TARGET_LISTS/k8-fastbuildasan"
+query_tests "${TSAN_TESTS[@]}" >"$TARGET_LISTS/k8-fastbuildtsan"
+/usr/bin/python3 - "$bazel_rc" "$format_failed" "$FUZZ_WORK/results.tsv" "$OUTPUT_PATH" "$TARGET_LISTS" <<'PY'
+import os, sys
 import xml.etree.ElementTree as ET
 format_failed = int(sys.argv[2])
 passed, failed, skipped = 1 - format_failed, format_failed, 0
-# One testlogs tree per configuration: the default, ASan and TSan ones.
-trees = ("k8-fastbuild", "k8-fastbuildasan", "k8-fastbuildtsan")
-roots = [os.path.join(sys.argv[4], tree, "testlogs") for tree in trees]
-for path in [p for root in roots for p in glob.glob(os.path.join(root, "**", "test.xml"), recursive=True)]:
+# One testlogs tree per configuration (the default, ASan and TSan ones), and in each the reports
+# of the targets that pass ran ("//tests/core:foo" -> tests/core/foo/test.xml).
+reports = []
+for tree in ("k8-fastbuild", "k8-fastbuildasan", "k8-fastbuildtsan"):
+    for label in open(os.path.join(sys.argv[5], tree)).read().split():
+        package, name = label.lstrip("/").split(":")
+        path = os.path.join(sys.argv[4], tree, "testlogs", package, name, "test.xml")
+        if os.path.exists(path):
+            reports.append(path)
+for path in reports:
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError:
@@ -90,6 +102,7 @@ print(line)
 sys.exit(0 if failed == 0 else 1)
 PY
 status=$?
+rm -rf "$TARGET_LISTS"
 # Fuzz findings stay for a look when something failed (path printed above); a green run cleans up.
 ((status == 0)) && rm -rf "$FUZZ_WORK"
 exit $status
