@@ -15,10 +15,12 @@
 //   coset::overload_stats(Tensor blob) -> Tensor            (int64 [chunks, chunks with T > 0])
 //   coset::lattice_info(str lattice) -> Tensor              (float64 [dimension, packing radius])
 //   coset::codec_fields() -> str                            (the field table, for coset_torch.Config)
-//   coset::daemon_encode(Tensor x, str address, str config) -> Tensor (through cosetd: same blob)
+//
+// The DDP hook's bucket operators are in ddp_ops.cc; the ones through cosetd (daemon_encode,
+// daemon_bucket_encode) in daemon_ops.cc, which only the Bazel build links (it needs gRPC).
 //
 // The codec operations go through the Backend seam (core/backend.h): the embedded CpuBackend, or
-// a DaemonBackend per cosetd address. x: float32 or float64, any shape, CPU; only the last
+// a DaemonBackend per cosetd address (daemon_ops.cc). x: float32 or float64, any shape, CPU; only the last
 // dimension is quantized. Errors raise RuntimeError (TORCH_CHECK) with the codec's message.
 // Autograd (straight-through estimators) lives in the Python package.
 #include <torch/library.h>
@@ -33,51 +35,18 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "client/daemon_backend.h"
 #include "core/code_arith.h"
 #include "core/cpu_backend.h"
 #include "core/format.h"
+#include "torch_ext/op_util.h"
 
 namespace coset {
 namespace {
-
-void Check(const absl::Status& status) { TORCH_CHECK(status.ok(), "coset: ", std::string(status.message())); }
-
-template <typename T>
-T Take(absl::StatusOr<T> value) {
-  Check(value.status());
-  return std::move(*value);
-}
-
-CodecParams ParamsFrom(const std::string& config) { return Take(ParamsFromText(config)); }
 
 // The embedded backend, on the calling thread (torch parallelizes around ops).
 Backend& Embedded() {
   static CpuBackend* backend = new CpuBackend();
   return *backend;
-}
-
-// One backend per daemon address, kept for the process: short timeouts and no retries, because the
-// caller (the DDP hook) falls back to the embedded backend instead of waiting.
-Backend& DaemonFor(const std::string& address) {
-  static std::mutex mu;
-  static std::map<std::string, std::unique_ptr<DaemonBackend>> backends;
-  std::lock_guard<std::mutex> lock(mu);
-  auto& backend = backends[address];
-  if (backend == nullptr) {
-    Client::Options o;
-    o.address = address;
-    o.timeout = std::chrono::milliseconds(2000);
-    o.max_attempts = 1;
-    backend = Take(DaemonBackend::Connect(o));
-  }
-  return *backend;
-}
-
-at::Tensor BlobTensor(const std::vector<uint8_t>& blob) {
-  at::Tensor out = at::empty({static_cast<int64_t>(blob.size())}, at::TensorOptions().dtype(at::kByte));
-  if (!blob.empty()) std::memcpy(out.data_ptr<uint8_t>(), blob.data(), blob.size());
-  return out;
 }
 
 BlobView ViewOf(const at::Tensor& blob) {
@@ -106,17 +75,10 @@ FloatInput FloatInputOf(const at::Tensor& x) {
           x.scalar_type() == at::kDouble ? DType::kFloat64 : DType::kFloat32};
 }
 
-at::Tensor EncodeWith(Backend& backend, const at::Tensor& x, const std::string& config) {
+at::Tensor Encode(const at::Tensor& x, const std::string& config) {
   const CodecParams params = ParamsFrom(config);
   const FloatInput in = FloatInputOf(x);
-  return BlobTensor(Take(backend.Encode(in.values.data_ptr<float>(), in.shape, params, in.dtype)).blob);
-}
-
-at::Tensor Encode(const at::Tensor& x, const std::string& config) { return EncodeWith(Embedded(), x, config); }
-
-at::Tensor DaemonEncode(const at::Tensor& x, const std::string& address, const std::string& config) {
-  TORCH_CHECK(x.scalar_type() == at::kFloat, "coset: daemon_encode takes a float32 CPU tensor");
-  return EncodeWith(DaemonFor(address), x, config);
+  return BlobTensor(Take(Embedded().Encode(in.values.data_ptr<float>(), in.shape, params, in.dtype)).blob);
 }
 
 at::Tensor Decode(const at::Tensor& blob) {
@@ -216,7 +178,6 @@ TORCH_LIBRARY(coset, m) {
   m.def("overload_stats(Tensor blob) -> Tensor");
   m.def("lattice_info(str lattice) -> Tensor");
   m.def("codec_fields() -> str");
-  m.def("daemon_encode(Tensor x, str address, str config) -> Tensor");
   m.def("coset_vectors(Tensor blob) -> Tensor");
   m.def("from_coset_vectors(Tensor c, Tensor like_blob) -> Tensor");
   m.def("lut_linear(Tensor x, Tensor weight_blob) -> Tensor");
@@ -240,7 +201,6 @@ TORCH_LIBRARY_IMPL(coset, CPU, m) {
   m.impl("add_codes", &AddCodesOp);
   m.impl("coset_vectors", &CosetVectors);
   m.impl("from_coset_vectors", &FromCosetVectorsOp);
-  m.impl("daemon_encode", &DaemonEncode);
   m.impl("overload_stats", &OverloadStats);
 }
 

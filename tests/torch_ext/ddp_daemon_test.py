@@ -63,12 +63,20 @@ def test_daemon_encode_is_bit_exact_with_the_embedded_codec():
         x = torch.randn(300, 77)
         config = coset_torch.Config()
         assert torch.equal(torch.ops.coset.daemon_encode(x, address, config.text()), coset_torch.encode(x, config))
+        # The hook's bucket packets, shard by shard through the daemon, with error feedback.
+        grad = torch.randn(100_000)
+        text = ddp.default_config().text()
+        r_daemon, r_embedded = torch.randn(grad.numel()) * 0.01, None
+        r_embedded = r_daemon.clone()
+        through = torch.ops.coset.daemon_bucket_encode(grad, r_daemon, address, text, 3)
+        assert torch.equal(through, torch.ops.coset.bucket_encode(grad, r_embedded, text, 3))
+        assert torch.equal(r_daemon, r_embedded)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
 
 
-@pytest.mark.parametrize("mode", ["allgather", "allreduce_codes"])
+@pytest.mark.parametrize("mode", ["allgather", "reduce_scatter"])
 def test_a_daemon_killed_mid_training_falls_back_without_losing_a_step(mode):
     proc, address = start_daemon(daemon_dir())
     ctx = mp.get_context("spawn")

@@ -30,15 +30,19 @@ def test_qat_example_runs_and_learns(model):
     assert abs(variants["weights"]["test_accuracy_on_codes"] - variants["weights"]["test_accuracy"]) < 0.02
 
 
-@pytest.mark.parametrize("hook", [["none"], ["coset", "--mode", "allreduce_codes"]])
+@pytest.mark.parametrize("hook", [["none"], ["coset", "--mode", "reduce_scatter"]])
 def test_ddp_example_runs_with_two_ranks(hook):
-    result = run_example("ddp_fashion_mnist.py", "--world-size", "2", "--hook", *hook, "--epochs", "1", "--limit", "4000")
+    result = run_example("ddp_fashion_mnist.py", "--world-size", "2", "--hook", *hook, "--epochs", "1", "--limit", "4000",
+                         "--eval-every", "10", "--eval-images", "500")
     for key in ("test_accuracy", "final_loss", "grad_bytes_per_rank_per_step", "fp32_bytes_per_rank_per_step",
-                "compress_seconds", "wall_seconds"):
+                "median_step_seconds", "train_seconds"):
         assert key in result
     assert result["test_accuracy"] > 0.5
+    assert [point["step"] for point in result["curve"]] == [10, 20, 30]  # 2000 images per rank, batch 64
+    assert result["curve"][-1]["seconds"] <= result["train_seconds"]
     if hook[0] == "coset":
-        assert result["grad_bytes_per_rank_per_step"] * 3 < result["fp32_bytes_per_rank_per_step"]
+        assert result["grad_bytes_per_rank_per_step"] * 4 < result["fp32_bytes_per_rank_per_step"]
+        assert result["hook_stats"]["steps"] == 31
 
 
 if __name__ == "__main__":

@@ -40,7 +40,14 @@ def cnn():
                                torch.nn.Linear(128, 10))
 
 
-MODELS = {"mlp": mlp, "cnn": cnn}
+def wide():
+    """An MLP of 11.6 M parameters (46 MB of gradients per step): communication-bound like the
+    large-model training DDP compression is for, yet small enough to train on a CPU."""
+    return torch.nn.Sequential(torch.nn.Linear(784, 4096), torch.nn.ReLU(), torch.nn.Linear(4096, 2048),
+                               torch.nn.ReLU(), torch.nn.Linear(2048, 10))
+
+
+MODELS = {"mlp": mlp, "cnn": cnn, "wide": wide}
 
 
 def accuracy(model, x, y, batch=2000):

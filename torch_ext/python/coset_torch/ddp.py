@@ -1,24 +1,36 @@
 """coset_torch.ddp: a DistributedDataParallel communication hook that compresses gradient buckets.
 
-    state = coset_torch.ddp.register(ddp_model, mode="allgather")   # or "reference", "allreduce_codes"
+    state = coset_torch.ddp.register(ddp_model, mode="reduce_scatter")
     ...train...
     print(state.stats())
 
-Modes (see README "DDP hook"):
+Modes (README "DDP hook"); W ranks, b stored bits per entry (D4 q=4 M=2: about 4.8 with the
+hook's default config), per rank and step:
   reference        quantize-dequantize, then the fp32 all-reduce (no bandwidth saving; a baseline)
-  allgather        all-gather the compressed buckets; every rank decodes all of them and averages
-  allreduce_codes  the compressed-domain all-reduce: ranks agree on per-block scales (a small max
-                   all-reduce of block absmax values), encode without per-chunk ramp (T = 0, shared
-                   scales and step), map the codes
-                   to their integer coset vectors mod q^M, pack each coordinate into a field of
-                   M log2 q + ceil(log2 W) bits of int32 words (so the integer sum never carries across
-                   fields), all-reduce(SUM), unpack mod q^M and decode once.
-Each mode is one function (reference_hook, allgather_hook, allreduce_codes_hook) over the shared
-State, which owns the counters, residuals and step count (the shape of PyTorch's default_hooks.py
-and powerSGD_hook.py); `hook` dispatches, and warm-up goes through allreduce_fp32.
-Error feedback (each rank adds its previous quantization residual) is on by default; the first
-`warmup_steps` steps use the plain fp32 all-reduce. Collectives are issued from the hook body in
-a fixed order; callbacks only decode (on gloo, starting a collective in a callback can hang).
+  allgather        all-gather every rank's bucket packet, decode all W and average:
+                   (W - 1) b bits per entry, growing with W
+  allreduce_codes  exact integer sums: ranks agree on per-block scales (a small max all-reduce),
+                   quantize at one rank's step and all-reduce the lattice points in packed integer
+                   fields wide enough for the sum of W (core/exact_sum.h):
+                   2 (W - 1) / W x (M log2 q + 1 + log2 W) bits per entry
+  reduce_scatter   packets all-to-all (each rank receives its shard of every rank's bucket),
+                   decoded and averaged in float, re-encoded and all-gathered, with error
+                   feedback on both quantizations: 2 (W - 1) / W x b bits per entry, flat in W
+
+Each direction of each mode is one C++ op over the whole bucket (torch.ops.coset.bucket_encode /
+bucket_decode / exact_sum_encode / exact_sum_decode, threaded over torch's intra-op threads); the
+Python here only issues collectives. Packets have a size fixed by (numel, W, config) (core/FORMAT.md
+"Bucket packets"), so no rank waits for another's sizes. Every tensor the hook makes is on the
+bucket's device, and the collectives and dtypes are ones NCCL has (uint8, int64 and float32;
+all_reduce SUM/MAX, all_gather, all_to_all). The ops have CPU kernels only until the CUDA backend
+registers its own.
+
+Each mode is one function on a flat gradient (_reference, _allgather, _allreduce_codes,
+_reduce_scatter) over the shared State, which owns the counters, residuals and step count (the
+shape of PyTorch's default_hooks.py and powerSGD_hook.py); `hook` dispatches, warm-up goes through
+allreduce_fp32, and `average` runs a mode outside DDP (tests, bench/ddp_fidelity.py). Error feedback (each rank adds its previous quantization residual) is on by
+default. Collectives are issued from the hook body in a fixed order; callbacks only decode (on gloo,
+starting a collective in a callback can hang).
 
 Shutting down (PyTorch releases before pytorch/pytorch#154976, 1.13 included): delete the DDP model
 before `dist.destroy_process_group()`. The other order leaves DDP's reducer holding the last
@@ -27,32 +39,40 @@ held; a worker that still needs the GIL (to free a tensor Python touched, such a
 collective's) deadlocks the process at exit. Released from Python, the group's destructor drops
 the GIL first. This holds for any DDP job on gloo, with or without this hook.
 """
-import dataclasses
 import logging
-import math
+import threading
 import time
 
 import torch
 import torch.distributed as dist
 
-from . import MIN_STEP, Config, decode, encode
-
+from . import Config
 
 _log = logging.getLogger("coset_torch.ddp")
 
-MODES = ("reference", "allgather", "allreduce_codes")
+MODES = ("reference", "allgather", "allreduce_codes", "reduce_scatter")
+
+
+def default_config():
+    """The hook's codec: D4 q=4 M=2 with absmax block scales (a chunk can never exceed its block's
+    scale, so 7 ramp steps always suffice) and 3-bit overload counters in the packets."""
+    return Config(scale="absmax", t_max=7, on_cap="zero")
 
 
 class State:
     """The hook's state: configuration, error-feedback residuals, the step counter and the
     counters behind stats(). Hooks change it only through its methods."""
 
-    def __init__(self, process_group=None, config=None, mode="allgather", error_feedback=True, warmup_steps=0,
-                 headroom=None, backend="embedded", daemon_address=None):
+    def __init__(self, process_group=None, config=None, mode="reduce_scatter", error_feedback=True, warmup_steps=0,
+                 bound=0, backend="embedded", daemon_address=None):
         if backend not in ("embedded", "daemon"):
             raise ValueError(f"backend must be embedded or daemon, got {backend!r}")
-        if backend == "daemon" and not daemon_address:
-            raise ValueError("backend='daemon' needs daemon_address (e.g. unix:/run/coset/cosetd.sock)")
+        if backend == "daemon":
+            if not daemon_address:
+                raise ValueError("backend='daemon' needs daemon_address (e.g. unix:/run/coset/cosetd.sock)")
+            if not hasattr(torch.ops.coset, "daemon_bucket_encode"):
+                raise ValueError("backend='daemon' needs the Bazel-built extension (//torch_ext:libcoset_torch.so); "
+                                 "the pip-installed one is built without gRPC")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.backend, self.daemon_address = backend, daemon_address
@@ -62,19 +82,19 @@ class State:
         self.process_group = process_group
         self.world = dist.get_world_size(process_group)
         self.mode = mode
-        if config is None:
-            # allreduce_codes needs shared scales: one step per bucket, no per-chunk ramp.
-            config = Config(scale="none", beta=1.0) if mode == "allreduce_codes" else Config()
-        self.config = config
+        self.config = config if config is not None else default_config()
+        self.config_text = self.config.text()
         self.error_feedback = error_feedback
         self.warmup_steps = warmup_steps
-        # allreduce_codes: the per-rank range is shrunk so that the sum of W ranks stays decodable.
-        # Data-parallel gradients are strongly correlated, so their sum grows like W (not sqrt(W)).
-        self.headroom = headroom if headroom is not None else float(self.world)
+        # allreduce_codes: the largest integral lattice coordinate a rank sends (0 = the code
+        # region's span, q^M - 1 for D4); the fields hold W times that.
+        self.bound = bound
         self._residuals = {}
+        self._layouts = {}
         self._iteration = 0
-        self._counters = {"steps": 0, "grad_bytes": 0, "fp32_bytes": 0, "compress_seconds": 0.0,
-                          "daemon_encodes": 0, "fallbacks": 0, "chunks": 0, "overloaded_chunks": 0}
+        self._lock = threading.Lock()  # callbacks run on the backend's threads
+        self._counters = {"steps": 0, "grad_bytes": 0, "fp32_bytes": 0, "grad_entries": 0, "hook_seconds": 0.0,
+                          "daemon_encodes": 0, "fallbacks": 0}
 
     # --- step bookkeeping -------------------------------------------------------------------
     def begin_bucket(self, bucket):
@@ -86,51 +106,53 @@ class State:
             self._iteration += 1
         return in_warmup
 
-    def end_bucket(self, bucket, grad_bytes, fp32_bytes):
-        """Accounts the bytes one bucket put on the wire (grad_bytes) and what the fp32 ring
-        all-reduce would have sent (fp32_bytes)."""
-        self._counters["grad_bytes"] += grad_bytes
-        self._counters["fp32_bytes"] += fp32_bytes
-        if bucket.is_last():
-            self._counters["steps"] += 1
+    def end_bucket(self, bucket, entries, grad_bytes):
+        """Accounts the bytes one bucket of `entries` gradients put on the wire per rank, against
+        what the fp32 ring all-reduce would have sent."""
+        with self._lock:
+            self._counters["grad_bytes"] += grad_bytes
+            self._counters["fp32_bytes"] += ring_allreduce_bytes(entries * 4, self.world)
+            self._counters["grad_entries"] += entries
+            if bucket.is_last():
+                self._counters["steps"] += 1
 
-    def add_compress_time(self, seconds):
-        self._counters["compress_seconds"] += seconds
+    def add_hook_time(self, seconds):
+        with self._lock:
+            self._counters["hook_seconds"] += seconds
+
+    def layout(self, numel, parts):
+        """(shard_len, packet_bytes) of a bucket of numel entries cut into parts shards."""
+        key = (numel, parts)
+        if key not in self._layouts:
+            self._layouts[key] = tuple(torch.ops.coset.bucket_layout(numel, parts, self.config_text))
+        return self._layouts[key]
 
     # --- error feedback ---------------------------------------------------------------------
-    @staticmethod
-    def _residual_key(bucket):
-        # Keyed by the bucket's parameters, not its index: DDP rebuilds buckets after iteration 0.
-        return tuple(id(p) for p in bucket.parameters())
-
-    def with_residual(self, bucket, buffer):
-        """The gradient to compress: the bucket plus last step's quantization residual."""
-        residual = self._residuals.get(self._residual_key(bucket)) if self.error_feedback else None
-        if residual is not None and residual.numel() == buffer.numel():
-            return buffer + residual
-        return buffer
-
-    def set_residual(self, bucket, residual):
-        if self.error_feedback:
-            self._residuals[self._residual_key(bucket)] = residual
+    def residual(self, bucket, role, like):
+        """This rank's residual for one quantization (`role`) of a bucket: zeros at first, then what
+        the last step's quantization left out; None without error feedback. Keyed by the bucket's
+        parameters, not its index: DDP rebuilds buckets after iteration 0."""
+        if not self.error_feedback:
+            return None
+        key = (tuple(id(p) for p in bucket.parameters()), role)
+        r = self._residuals.get(key)
+        if r is None or r.numel() != like.numel() or r.device != like.device:
+            r = torch.zeros(like.numel(), dtype=torch.float32, device=like.device)
+            self._residuals[key] = r
+        return r
 
     # --- compression ------------------------------------------------------------------------
-    def encode(self, x, config):
-        """Encodes through cosetd (backend 'daemon') or in-process; both give the same blob. If the
-        daemon is unreachable or fails, falls back to in-process for this call, logs once, counts it."""
-        blob = self._encode(x, config)
-        chunks, overloaded = torch.ops.coset.overload_stats(blob).tolist()
-        self._counters["chunks"] += chunks
-        self._counters["overloaded_chunks"] += overloaded
-        return blob
-
-    def _encode(self, x, config):
+    def bucket_encode(self, x, residual, parts):
+        """Packets of x + residual (updating the residual): through cosetd (backend 'daemon') or
+        in-process; both give the same packets. If the daemon is unreachable or fails, falls back
+        to in-process for this call, logs once, counts it."""
         if self.backend == "daemon":
             if time.monotonic() >= self._daemon_retry_at:
                 try:
-                    blob = torch.ops.coset.daemon_encode(x.contiguous(), self.daemon_address, config.text())
+                    packets = torch.ops.coset.daemon_bucket_encode(x, residual, self.daemon_address, self.config_text,
+                                                                   parts)
                     self._counters["daemon_encodes"] += 1
-                    return blob
+                    return packets
                 except RuntimeError as e:
                     # Do not wait on a dead daemon for every bucket: try it again in a while.
                     self._daemon_retry_at = time.monotonic() + self.daemon_retry_seconds
@@ -139,185 +161,181 @@ class State:
                                      self.daemon_address, e)
                         self._warned = True
             self._counters["fallbacks"] += 1
-        return encode(x, config)
+        return torch.ops.coset.bucket_encode(x, residual, self.config_text, parts)
 
     def stats(self):
         """Per-rank averages per step: bytes this rank put on the wire for gradients (ring
-        collectives), the fp32 ring all-reduce's bytes they replaced, and compression time."""
-        s = dict(self._counters)
+        collectives), the fp32 ring all-reduce's bytes they replaced, and the hook's own time
+        (encode, decode and sums; not the collectives), also per MB of gradient."""
+        with self._lock:
+            s = dict(self._counters)
         steps = max(1, s["steps"])
+        megabytes = s["grad_entries"] * 4 / 1e6
         return {
             "grad_bytes_per_rank_per_step": s["grad_bytes"] / steps,
             "fp32_bytes_per_rank_per_step": s["fp32_bytes"] / steps,
-            "compress_seconds": s["compress_seconds"],
+            "hook_seconds": s["hook_seconds"],
+            "hook_ms_per_step": 1e3 * s["hook_seconds"] / steps,
+            "hook_ms_per_mb": 1e3 * s["hook_seconds"] / megabytes if megabytes else 0.0,
             "steps": s["steps"],
             "daemon_encodes": s["daemon_encodes"],
             "fallbacks": s["fallbacks"],
-            # Chunks whose local encode needed the overload ramp (T > 0). In allreduce_codes such a
-            # chunk is not summed exactly (its step differs across ranks); error feedback absorbs it.
-            "overload_rate": s["overloaded_chunks"] / max(1, s["chunks"]),
         }
 
 
-def _ring_allreduce_bytes(numel, world):
-    return 2 * (world - 1) / world * numel * 4
+def ring_allreduce_bytes(nbytes, world):
+    """Bytes one rank sends in a ring all-reduce of nbytes (also reduce-scatter + all-gather)."""
+    return 2 * (world - 1) / world * nbytes
+
+
+class _Timer:
+    """Adds the time of a with-block to the state's hook time."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.state.add_hook_time(time.perf_counter() - self.start)
+
+
+def _float_view(buffer):
+    """The bucket as a flat float32 tensor, and how to return a result in the bucket's dtype."""
+    if buffer.dtype == torch.float32:
+        return buffer, lambda out: out
+    return buffer.float(), lambda out: out.to(buffer.dtype)
 
 
 def _first(fut):
     return fut.value()[0]
 
 
+def _all_gather_into(state, packet):
+    """All-gathers one packet per rank into a [W, packet_bytes] tensor; returns (tensor, future)."""
+    gathered = torch.empty((state.world, packet.numel()), dtype=torch.uint8, device=packet.device)
+    fut = dist.all_gather(list(gathered.unbind(0)), packet, group=state.process_group, async_op=True).get_future()
+    return gathered, fut
+
+
 def allreduce_fp32(state, bucket):
     """The plain fp32 average (warm-up steps): what DDP does without a hook."""
     buffer = bucket.buffer()
-    fp32_bytes = _ring_allreduce_bytes(buffer.numel(), state.world)
-    state.end_bucket(bucket, fp32_bytes, fp32_bytes)
+    state.end_bucket(bucket, buffer.numel(), ring_allreduce_bytes(buffer.numel() * buffer.element_size(),
+                                                                  state.world))
     return dist.all_reduce(buffer.div_(state.world), group=state.process_group, async_op=True).get_future().then(_first)
 
 
-def reference_hook(state, bucket):
+# Each mode on one flat float32 gradient x: (future of the average over the ranks, bytes this rank
+# sends). residual(role, like) gives the error-feedback residual of one quantization (or None).
+
+def _reference(state, x, residual):
     """Quantize-dequantize each rank's gradient, then the fp32 all-reduce: the codec's effect on
     training without any bandwidth saving (a baseline)."""
-    start = time.perf_counter()
-    buffer = bucket.buffer()
-    grad = state.with_residual(bucket, buffer)
-    local = decode(state.encode(grad, state.config))
-    state.set_residual(bucket, grad - local)
-    state.add_compress_time(time.perf_counter() - start)
-    fp32_bytes = _ring_allreduce_bytes(buffer.numel(), state.world)
-    buffer.copy_(local).div_(state.world)
-    state.end_bucket(bucket, fp32_bytes, fp32_bytes)
-    return dist.all_reduce(buffer, group=state.process_group, async_op=True).get_future().then(_first)
+    n = x.numel()
+    with _Timer(state):
+        packet = state.bucket_encode(x, residual("local", x), 1)
+        local = torch.ops.coset.bucket_decode(packet, state.config_text, n, 1, True, 1.0 / state.world)[:n]
+    fut = dist.all_reduce(local, group=state.process_group, async_op=True).get_future()
+    return fut.then(_first), ring_allreduce_bytes(n * 4, state.world)
 
 
-def allgather_hook(state, bucket):
-    """All-gather the compressed buckets; every rank decodes all of them and averages."""
-    start = time.perf_counter()
-    buffer = bucket.buffer()
-    world, group = state.world, state.process_group
-    grad = state.with_residual(bucket, buffer)
-    blob = state.encode(grad, state.config)
-    state.set_residual(bucket, grad - decode(blob))
-    state.add_compress_time(time.perf_counter() - start)
-    # Blobs differ in length: agree on the longest (a small blocking collective), pad, gather.
-    size = torch.tensor([blob.numel()], dtype=torch.int64)
-    sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(world)]
-    dist.all_gather(sizes, size, group=group)
-    longest = int(max(s.item() for s in sizes))
-    padded = torch.zeros(longest, dtype=torch.uint8)
-    padded[: blob.numel()] = blob
-    gathered = [torch.zeros(longest, dtype=torch.uint8) for _ in range(world)]
-    fut = dist.all_gather(gathered, padded, group=group, async_op=True).get_future()
-    # Ring all-gather: W-1 blocks sent.
-    state.end_bucket(bucket, (world - 1) * longest, _ring_allreduce_bytes(buffer.numel(), world))
+def _allgather(state, x, residual):
+    """All-gather the bucket packets; every rank decodes all W and averages (one fused op)."""
+    n, world = x.numel(), state.world
+    with _Timer(state):
+        packet = state.bucket_encode(x, residual("local", x), 1)
+    gathered, fut = _all_gather_into(state, packet[0])
+
+    def finish(_):
+        with _Timer(state):
+            return torch.ops.coset.bucket_decode(gathered, state.config_text, n, 1, True, 1.0 / world)[:n]
+
+    return fut.then(finish), (world - 1) * packet.numel()  # ring all-gather: W - 1 packets out
+
+
+def _reduce_scatter(state, x, residual):
+    """Packets all-to-all (rank r receives shard r of every rank's bucket), their average
+    re-encoded (with its own error feedback) and all-gathered."""
+    n, world, group, config = x.numel(), state.world, state.process_group, state.config_text
+    _, packet_bytes = state.layout(n, world)
+    with _Timer(state):
+        packets = state.bucket_encode(x, residual("local", x), world)
+    received = torch.empty_like(packets)
+    # Blocking: the second collective needs this one's result, and collectives are never started
+    # from callbacks (see the module docstring).
+    dist.all_to_all_single(received, packets, group=group)
+    with _Timer(state):
+        mine = torch.ops.coset.bucket_decode(received, config, n, world, True, 1.0 / world)
+        shard_packet = state.bucket_encode(mine, residual("shard", mine), 1)
+    gathered, fut = _all_gather_into(state, shard_packet[0])
+
+    def finish(_):
+        with _Timer(state):
+            return torch.ops.coset.bucket_decode(gathered, config, n, world, False, 1.0)
+
+    return fut.then(finish), 2 * (world - 1) * packet_bytes
+
+
+def _allreduce_codes(state, x, residual):
+    """Ranks max-reduce per-block absmax values into shared scales, quantize to lattice points at
+    one rank's step, all-reduce(SUM) the packed int64 words (fields never carry: core/exact_sum.h)
+    and scale the sum once."""
+    world, group, config = state.world, state.process_group, state.config_text
+    n = x.numel()
+    r = residual("local", x)
+    with _Timer(state):
+        scales = torch.ops.coset.block_absmax(x, r, config)
+    dist.all_reduce(scales, op=dist.ReduceOp.MAX, group=group)
+    with _Timer(state):
+        words = torch.ops.coset.exact_sum_encode(x, r, scales, config, world, state.bound)
+    fut = dist.all_reduce(words, group=group, async_op=True).get_future()
 
     def finish(f):
-        total = torch.zeros_like(buffer)
-        for block, n in zip(f.value(), sizes):  # the gathered tensors, one per rank
-            total += decode(block[: int(n.item())])
-        return total.div_(world)
+        with _Timer(state):
+            return torch.ops.coset.exact_sum_decode(f.value()[0], scales, config, world, state.bound, n)
 
-    return fut.then(finish)
+    return fut.then(finish), ring_allreduce_bytes(words.numel() * 8 + scales.numel() * 4, world)
 
 
-def allreduce_codes_hook(state, bucket):
-    """The compressed-domain all-reduce with error feedback (see allreduce_codes)."""
-    start = time.perf_counter()
-    buffer = bucket.buffer()
-    grad = state.with_residual(bucket, buffer)
-    fut, blob, per_entry, wire_bytes = _allreduce_codes(state, grad, start)
-    start = time.perf_counter()
-    state.set_residual(bucket, grad - decode(blob) * per_entry)
-    state.add_compress_time(time.perf_counter() - start)
-    state.end_bucket(bucket, wire_bytes, _ring_allreduce_bytes(buffer.numel(), state.world))
-    return fut
+_MODES = {"reference": _reference, "allgather": _allgather, "allreduce_codes": _allreduce_codes,
+          "reduce_scatter": _reduce_scatter}
 
 
-_HOOKS = {"reference": reference_hook, "allgather": allgather_hook, "allreduce_codes": allreduce_codes_hook}
+def average(state, x, residuals=None):
+    """The state's mode on one flat float32 gradient outside DDP: a future holding the average
+    over the ranks. residuals: a dict role -> tensor for error feedback (updated in place; missing
+    roles start at zeros), or None for none."""
+    def residual(role, like):
+        if residuals is None:
+            return None
+        if role not in residuals:
+            residuals[role] = torch.zeros(like.numel(), dtype=torch.float32, device=like.device)
+        return residuals[role]
+
+    return _MODES[state.mode](state, x, residual)[0]
+
+
+def _bucket_hook(state, bucket):
+    x, restore = _float_view(bucket.buffer())
+    fut, wire_bytes = _MODES[state.mode](state, x, lambda role, like: state.residual(bucket, role, like))
+    state.end_bucket(bucket, x.numel(), wire_bytes)
+    return fut.then(lambda f: restore(f.value()))
 
 
 def hook(state: State, bucket):
     """The registered communication hook: fp32 during warm-up, then the state's mode."""
     if state.begin_bucket(bucket):
         return allreduce_fp32(state, bucket)
-    return _HOOKS[state.mode](state, bucket)
+    return _bucket_hook(state, bucket)
 
 
-def _field_bits(state):
-    return int(round(state.config.M * math.log2(state.config.q))) + max(1, math.ceil(math.log2(state.world)))
-
-
-def allreduce_codes(state, grad):
-    """The compressed-domain all-reduce of one flat gradient (the allreduce_codes mode, without
-    error feedback): returns a future holding the average of the ranks' quantized gradients."""
-    return _allreduce_codes(state, grad, time.perf_counter())[0]
-
-
-_BLOCK = 256
-
-
-def shared_block_scales(grad, group):
-    """Per-block absmax of `grad` (blocks of 256), max-reduced over the ranks: the shared scales."""
-    n = grad.numel()
-    padded = torch.zeros((n + _BLOCK - 1) // _BLOCK * _BLOCK, dtype=torch.float32)
-    padded[:n] = grad
-    scales = padded.view(-1, _BLOCK).abs().amax(dim=1)
-    dist.all_reduce(scales, op=dist.ReduceOp.MAX, group=group)
-    return scales.clamp_min(MIN_STEP)
-
-
-def shared_beta(state):
-    """The step relative to the shared block scale, chosen so that no sum can overload: after
-    scaling every entry is at most 1, so a chunk has norm <= sqrt(d) and a sum of W chunks
-    <= W sqrt(d); it stays decodable while that is inside the code region's inscribed ball,
-    radius q^M beta * packing_radius(L). Every chunk of the sum is therefore exact."""
-    dim, packing_radius = torch.ops.coset.lattice_info(state.config.lattice).tolist()
-    qm = state.config.q ** state.config.M
-    return state.headroom * math.sqrt(dim) / (qm * packing_radius)
-
-
-def _allreduce_codes(state, grad, start):
-    """Ranks agree on per-block scales (a small max all-reduce of block absmax values), encode
-    without per-chunk ramp (T = 0, shared scales and step), map the codes to their integer coset
-    vectors mod q^M, pack each coordinate into a field of M log2 q + ceil(log2 W) bits of int32
-    words (so the integer sum never carries across fields), all-reduce(SUM), unpack mod q^M and
-    decode once. Returns (future of the average, this rank's blob, per-entry scales, wire bytes)."""
-    world, group, config = state.world, state.process_group, state.config
-    n = grad.numel()
-    scales = shared_block_scales(grad, group)
-    per_entry = scales.repeat_interleave(_BLOCK)[:n]
-    normalized = grad / per_entry
-    blob = state.encode(normalized, dataclasses.replace(config, beta=shared_beta(state), block=0, scale="none",
-                                                        rotate=False))
-    c = torch.ops.coset.coset_vectors(blob).flatten().to(torch.int64)
-    # Pack floor(31 / bits) fields per int32 word; fields never overflow: each holds < qm * W < 2^bits.
-    qm = config.q ** config.M
-    bits = _field_bits(state)
-    per_word = 31 // bits
-    count = c.numel()
-    words = (count + per_word - 1) // per_word
-    padded = torch.zeros(words * per_word, dtype=torch.int64)
-    padded[:count] = c
-    shifts = torch.arange(per_word, dtype=torch.int64) * bits
-    packed = (padded.view(words, per_word) << shifts).sum(dim=1).to(torch.int32)
-    state.add_compress_time(time.perf_counter() - start)
-    wire_bytes = _ring_allreduce_bytes(words, world) + _ring_allreduce_bytes(scales.numel(), world)
-    fut = dist.all_reduce(packed, group=group, async_op=True).get_future()
-
-    def finish(f):
-        summed = f.value()[0].to(torch.int64)
-        unpacked = ((summed.unsqueeze(1) >> shifts) & ((1 << bits) - 1)).flatten()[:count] % qm
-        total = decode(torch.ops.coset.from_coset_vectors(unpacked.to(torch.int32), blob))
-        return (total * per_entry).div_(world)
-
-    return fut.then(finish), blob, per_entry, wire_bytes
-
-
-def register(ddp_model, mode="allgather", config=None, error_feedback=True, warmup_steps=0, process_group=None,
-             backend="embedded", daemon_address=None):
+def register(ddp_model, mode="reduce_scatter", config=None, error_feedback=True, warmup_steps=0, process_group=None,
+             bound=0, backend="embedded", daemon_address=None):
     """Registers the hook on a DistributedDataParallel model and returns its State. backend
     'daemon' offloads bucket compression to cosetd at daemon_address (falling back in-process)."""
-    state = State(process_group, config, mode, error_feedback, warmup_steps, backend=backend,
+    state = State(process_group, config, mode, error_feedback, warmup_steps, bound=bound, backend=backend,
                   daemon_address=daemon_address)
     ddp_model.register_comm_hook(state, hook)
     return state

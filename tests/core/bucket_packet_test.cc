@@ -1,0 +1,90 @@
+#include "core/bucket_packet.h"
+
+#include <vector>
+
+#include "core/format.h"
+#include "gtest/gtest.h"
+#include "tests/core/test_util.h"
+
+namespace coset {
+namespace {
+
+CodecParams Resolved(CodecParams p) { return TensorCodec::Create(p).value().params(); }
+
+TEST(BucketLayoutTest, SizesFollowFromNumelPartsAndParams) {
+  CodecParams p = Resolved(CodecParams{});  // D4 q=4 M=2, block 256, t_max 31 (5 bits)
+  const BucketLayout one = BucketLayout::Make(p, 1000, 1).value();
+  EXPECT_EQ(one.row_len, 1024);
+  EXPECT_EQ(one.shard_len, 1024);
+  EXPECT_EQ(one.t_bits, 5);
+  EXPECT_EQ(one.scale_bytes, 2 * 4);
+  EXPECT_EQ(one.t_bytes, (256 * 5 + 7) / 8);
+  EXPECT_EQ(one.symbol_bytes, 256 * 2);  // one byte per chunk and level
+  EXPECT_EQ(one.packet_bytes, one.scale_bytes + one.t_bytes + one.symbol_bytes);
+
+  const BucketLayout four = BucketLayout::Make(p, 1000000, 4).value();
+  EXPECT_EQ(four.row_len, 1024);
+  EXPECT_EQ(four.shard_len % 1024, 0);
+  EXPECT_GE(four.shard_len * 4, 1000000);
+  EXPECT_LT(four.shard_len * 4, 1000000 + 4 * 1024);
+  // A shard of a W-part layout has the packet of a one-part layout of shard_len entries (the
+  // reduce-scatter mode re-encodes a shard with the latter).
+  EXPECT_EQ(BucketLayout::Make(p, four.shard_len, 1).value().packet_bytes, four.packet_bytes);
+
+  p.t_max = 3;
+  EXPECT_EQ(BucketLayout::Make(p, 1000, 1).value().t_bits, 2);
+  p.t_max = 0;
+  EXPECT_EQ(BucketLayout::Make(p, 1000, 1).value().t_bytes, 0);
+}
+
+TEST(BucketLayoutTest, BadArgumentsAreRefused) {
+  const CodecParams p = Resolved(CodecParams{});
+  EXPECT_FALSE(BucketLayout::Make(p, 100, 0).ok());
+  EXPECT_FALSE(BucketLayout::Make(p, -1, 1).ok());
+  CodecParams unresolved;
+  EXPECT_FALSE(BucketLayout::Make(unresolved, 100, 1).ok());
+}
+
+// A packet carries exactly what the blob carries: decoding either gives the same floats.
+TEST(BucketPacketTest, RoundTripMatchesTheBlob) {
+  for (const int t_max : {0, 3, 7, 31}) {
+    CodecParams p;
+    p.t_max = t_max;
+    p.on_cap = CapPolicy::kZero;
+    const TensorCodec codec = TensorCodec::Create(p).value();
+    const BucketLayout layout = BucketLayout::Make(codec.params(), 5000, 2).value();
+    const std::vector<float> x = testing_util::Gaussian(layout.shard_len, 7 + t_max);
+    CompressedTensor shard = ShardTensor(layout, codec.params()).value();
+    ASSERT_TRUE(codec.EncodeInto(x.data(), layout.shard_shape(), DType::kFloat32, nullptr, nullptr, &shard).ok());
+    std::vector<uint8_t> packet(layout.packet_bytes);
+    WritePacket(layout, shard, packet.data());
+
+    CompressedTensor read = ShardTensor(layout, codec.params()).value();
+    ASSERT_TRUE(ReadPacket(layout, packet.data(), packet.size(), &read).ok());
+    EXPECT_EQ(read.t, shard.t) << "t_max " << t_max;
+    EXPECT_EQ(read.scales, shard.scales);
+    EXPECT_EQ(read.symbols, shard.symbols);
+    EXPECT_EQ(testing_util::DecodeAll(read), testing_util::DecodeAll(shard));
+    if (t_max == 31) {
+      // The default ramp needs T > 0 somewhere, or this test would not exercise the T section.
+      int64_t nonzero = 0;
+      for (uint8_t t : shard.t) nonzero += t > 0;
+      EXPECT_GT(nonzero, 0);
+    }
+  }
+}
+
+TEST(BucketPacketTest, CorruptPacketsAreRefused) {
+  CodecParams p;
+  p.t_max = 2;  // 2 bits per counter: the value 3 is out of range
+  const TensorCodec codec = TensorCodec::Create(p).value();
+  const BucketLayout layout = BucketLayout::Make(codec.params(), 1024, 1).value();
+  std::vector<uint8_t> packet(layout.packet_bytes, 0);
+  CompressedTensor read = ShardTensor(layout, codec.params()).value();
+  EXPECT_EQ(ReadPacket(layout, packet.data(), packet.size() - 1, &read).code(), absl::StatusCode::kInvalidArgument);
+  packet[layout.scale_bytes] = 0x3;  // first counter = 3 > t_max
+  EXPECT_EQ(ReadPacket(layout, packet.data(), packet.size(), &read).code(), absl::StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace coset

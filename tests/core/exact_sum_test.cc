@@ -1,0 +1,149 @@
+#include "core/exact_sum.h"
+
+#include <cmath>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/core/test_util.h"
+
+namespace coset {
+namespace {
+
+CodecParams Resolved(const std::string& text) {
+  return TensorCodec::Create(ParamsFromText(text).value()).value().params();
+}
+
+TEST(ExactSumSpecTest, TheDefaultBoundIsTheCodeRegionsSpan) {
+  // shared/notes/hnlq-reference.md "Exact sums": D4 q=4 M=2 spans -15..15, q=3 -8..8; E8 q=4 M=2
+  // 2p in -30..26.
+  EXPECT_EQ(ExactSumSpec::Create(Resolved("lattice=D4,q=4,M=2"), 1).value().bound, 15);
+  EXPECT_EQ(ExactSumSpec::Create(Resolved("lattice=D4,q=3,M=2"), 1).value().bound, 8);
+  EXPECT_EQ(ExactSumSpec::Create(Resolved("lattice=E8,q=4,M=2"), 1).value().bound, 30);
+  // Bits grow by log2(W): 2 W bound fits.
+  for (const int w : {1, 2, 4, 8}) {
+    const ExactSumSpec s = ExactSumSpec::Create(Resolved("lattice=D4,q=4,M=2"), w).value();
+    EXPECT_LT(2 * w * 15, 1 << s.bits);
+    EXPECT_GE(2 * w * 15, 1 << (s.bits - 1));
+    EXPECT_EQ(s.fields_per_word, 63 / s.bits);
+  }
+  EXPECT_FALSE(ExactSumSpec::Create(Resolved("lattice=A2,q=4,M=2"), 2).ok());
+  EXPECT_FALSE(ExactSumSpec::Create(Resolved("lattice=D4,q=4,M=2"), 0).ok());
+  EXPECT_FALSE(ExactSumSpec::Create(Resolved("lattice=D4,q=4,M=2"), 4, 1 << 30).ok());
+}
+
+struct Ranks {
+  ExactSumSpec spec;
+  int64_t n;
+  std::vector<std::vector<float>> x;
+  std::vector<float> scales;
+};
+
+// W correlated gradients (a shared part plus each rank's own) and their shared block scales.
+Ranks MakeRanks(const std::string& codec, int world, int64_t n) {
+  Ranks r{ExactSumSpec::Create(Resolved(codec), world).value(), n, {}, {}};
+  const std::vector<float> common = testing_util::Gaussian(n, 1);
+  r.scales.assign(r.spec.Blocks(n), 0.0f);
+  for (int w = 0; w < world; ++w) {
+    std::vector<float> own = testing_util::Gaussian(n, 100 + w, 0.5f);
+    for (int64_t i = 0; i < n; ++i) own[i] += common[i];
+    std::vector<float> s(r.scales.size());
+    BlockAbsMax(r.spec, own.data(), nullptr, n, 0, s.size(), s.data());
+    for (size_t b = 0; b < s.size(); ++b) r.scales[b] = std::max(r.scales[b], s[b]);
+    r.x.push_back(std::move(own));
+  }
+  return r;
+}
+
+// The integer sum of the ranks' words decodes to exactly the sum of what each rank's own words
+// decode to: nothing is lost in the sum, at any W.
+TEST(ExactSumTest, SummedWordsDecodeToTheSumOfTheRanksValues) {
+  for (const std::string codec : {"lattice=D4,q=4,M=2", "lattice=E8,q=4,M=2", "lattice=Z4,q=4,M=2"}) {
+    for (const int world : {1, 2, 4, 8}) {
+      const int64_t n = 3000;  // not a multiple of the block, the unit or the word
+      Ranks r = MakeRanks(codec, world, n);
+      const ExactSumSpec& spec = r.spec;
+      std::vector<int64_t> total(spec.Words(n), 0);
+      std::vector<double> want(n, 0.0);
+      for (int w = 0; w < world; ++w) {
+        std::vector<int64_t> words(spec.Words(n));
+        std::vector<float> residual(n, 0.0f);
+        QuantizeToWords(spec, r.x[w].data(), residual.data(), n, r.scales.data(), 0, spec.Units(n), words.data());
+        // Each rank alone: its words decode to x - residual (what error feedback keeps).
+        std::vector<float> mine(n);
+        WordsToValues(spec, words.data(), n, r.scales.data(), 1, 1.0f, 0, spec.Units(n), mine.data());
+        for (int64_t i = 0; i < n; ++i) {
+          ASSERT_NEAR(mine[i], r.x[w][i] - residual[i], 1e-5f * r.scales[i / spec.block]) << codec << " " << i;
+          // The per-rank error is that of one rank's step, whatever W: at most a covering radius.
+          ASSERT_LE(std::fabs(residual[i]), r.scales[i / spec.block] / spec.range * 1.01f) << codec;
+          want[i] += mine[i];
+        }
+        for (size_t k = 0; k < words.size(); ++k) total[k] += words[k];
+      }
+      std::vector<float> sum(n);
+      WordsToValues(spec, total.data(), n, r.scales.data(), world, 1.0f, 0, spec.Units(n), sum.data());
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_NEAR(sum[i], want[i], 1e-4 * r.scales[i / spec.block] * world) << codec << " W=" << world << " " << i;
+      }
+    }
+  }
+}
+
+// Work split into unit ranges (threads) gives the words of one call.
+TEST(ExactSumTest, RangesComposeToTheWholeBucket) {
+  Ranks r = MakeRanks("lattice=D4,q=4,M=2", 4, 10000);
+  const ExactSumSpec& spec = r.spec;
+  const int64_t units = spec.Units(r.n);
+  std::vector<int64_t> whole(spec.Words(r.n)), split(spec.Words(r.n));
+  QuantizeToWords(spec, r.x[0].data(), nullptr, r.n, r.scales.data(), 0, units, whole.data());
+  for (int64_t u = 0; u < units; u += 7) {
+    QuantizeToWords(spec, r.x[0].data(), nullptr, r.n, r.scales.data(), u, std::min(units, u + 7), split.data());
+  }
+  EXPECT_EQ(whole, split);
+  std::vector<float> a(r.n), b(r.n);
+  WordsToValues(spec, whole.data(), r.n, r.scales.data(), 1, 0.5f, 0, units, a.data());
+  for (int64_t u = 0; u < units; u += 5) {
+    WordsToValues(spec, whole.data(), r.n, r.scales.data(), 1, 0.5f, u, std::min(units, u + 5), b.data());
+  }
+  EXPECT_EQ(a, b);
+}
+
+// Each rank's point is the lattice's own nearest point (Lattice::Nearest, the codec's kernels) of
+// x / s * range: the vectorized rounding and D4 parity fix change nothing.
+TEST(ExactSumTest, PointsAreTheLatticesNearestPoints) {
+  for (const std::string codec :
+       {"lattice=D4,q=4,M=2", "lattice=D8,q=3,M=2", "lattice=E8,q=4,M=2", "lattice=Z4,q=4,M=2"}) {
+    Ranks r = MakeRanks(codec, 1, 4096 + 40);
+    const ExactSumSpec& spec = r.spec;
+    std::vector<int64_t> words(spec.Words(r.n));
+    std::vector<float> residual(r.n, 0.0f);
+    QuantizeToWords(spec, r.x[0].data(), residual.data(), r.n, r.scales.data(), 0, spec.Units(r.n), words.data());
+    const int d = spec.dim;
+    int32_t z[kMaxLatticeDim];
+    double want[kMaxLatticeDim];
+    float y[kMaxLatticeDim];
+    for (int64_t c = 0; c < r.n; c += d) {
+      const float s = r.scales[c / spec.block];
+      for (int j = 0; j < d; ++j) y[j] = r.x[0][c + j] * (spec.range / s);
+      spec.lattice.Nearest(y, z);
+      spec.lattice.Point(z, want);
+      for (int j = 0; j < d; ++j) {
+        const double got = (r.x[0][c + j] - residual[c + j]) * spec.range / s;
+        ASSERT_NEAR(got, want[j], 1e-3) << codec << " chunk " << c / d;
+      }
+    }
+  }
+}
+
+TEST(ExactSumTest, ZeroBlocksStayZero) {
+  const ExactSumSpec spec = ExactSumSpec::Create(Resolved("lattice=D4,q=4,M=2"), 2).value();
+  const int64_t n = 512;
+  std::vector<float> x(n, 0.0f), scales(spec.Blocks(n)), out(n, 1.0f);
+  BlockAbsMax(spec, x.data(), nullptr, n, 0, scales.size(), scales.data());
+  std::vector<int64_t> words(spec.Words(n));
+  QuantizeToWords(spec, x.data(), nullptr, n, scales.data(), 0, spec.Units(n), words.data());
+  WordsToValues(spec, words.data(), n, scales.data(), 1, 1.0f, 0, spec.Units(n), out.data());
+  for (float v : out) EXPECT_EQ(v, 0.0f);
+}
+
+}  // namespace
+}  // namespace coset

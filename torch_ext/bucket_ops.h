@@ -1,0 +1,26 @@
+// The bucket-encoding path shared by the embedded DDP op (ddp_ops.cc) and the one through cosetd
+// (daemon_ops.cc): they differ only in who encodes a shard.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "core/tensor_codec.h"
+
+namespace coset {
+
+// Encodes one shard (shape {rows, row_len}) into `shard` with `codec`'s parameters.
+using ShardEncoder = std::function<absl::Status(const TensorCodec& codec, const float* x,
+                                                const std::vector<int64_t>& shape, CompressedTensor* shard)>;
+
+// x + residual (residual optional) cut into `parts` shards, each encoded by `encode` and written as
+// a bucket packet: uint8 [parts, packet_bytes]. The residual, when given, becomes x + residual
+// minus its decoded value (error feedback).
+at::Tensor EncodeBucket(const at::Tensor& x, const c10::optional<at::Tensor>& residual, const std::string& config,
+                        int64_t parts, const ShardEncoder& encode);
+
+}  // namespace coset
