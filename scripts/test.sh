@@ -2,9 +2,10 @@
 # The whole test suite: installs what is missing (idempotent), checks the formatting, builds
 # everything (CUDA-free targets and benchmarks included, so they keep compiling), runs every test,
 # then the C++ tests again under ASan + UBSan, the daemon's concurrency tests under TSan, and the
-# libFuzzer targets (scripts/fuzz.sh: clang-14, FUZZ_SECONDS each). Ends with the line
-# "N passed, M failed", counted from the gtest/pytest XML results of every pass (a test counts once
-# per configuration) plus one case per fuzz target.
+# libFuzzer targets (scripts/fuzz.sh: clang-14, FUZZ_SECONDS each), and the Python tests against a
+# `pip install ./torch_ext` of the package. Ends with the line "N passed, M failed", counted from
+# the gtest/pytest XML results of every pass (a test counts once per configuration) plus one case
+# per fuzz target.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
@@ -45,6 +46,25 @@ if ! bash scripts/fuzz.sh; then
   echo "fuzz work (crash inputs, logs): $FUZZ_WORK" >&2
 fi
 
+# The pip build: `pip install ./torch_ext` into a temporary target (setup.py compiles core's
+# sources itself against the installed torch), then the Python tests against that install, so
+# the Bazel and pip builds cannot drift. The daemon test stays out: the pip build has no gRPC.
+PIP_WORK=$(mktemp -d /tmp/coset-pip-XXXXXX)
+PIP_TESTS=()
+for t in ops_test config_test qlinear_test ddp_test examples_test install_test; do
+  PIP_TESTS+=("$PWD/tests/torch_ext/$t.py")
+done
+if /usr/bin/python3 -m pip install --no-build-isolation --no-deps --no-index --target "$PIP_WORK/site" \
+    ./torch_ext >"$PIP_WORK/install.log" 2>&1; then
+  (cd "$PIP_WORK" && COSET_EXPECT_PACKAGE_ROOT="$PIP_WORK/site" PYTHONPATH="$PIP_WORK/site:$PWD/tests/torch_ext" \
+    /usr/bin/python3 -m pytest -q -p no:cacheprovider --junitxml="$PIP_WORK/pytest.xml" "${PIP_TESTS[@]}" \
+    >"$PIP_WORK/pytest.log" 2>&1) || { tail -40 "$PIP_WORK/pytest.log" >&2; bazel_rc=1; }
+else
+  tail -30 "$PIP_WORK/install.log" >&2
+  bazel_rc=1
+fi
+rm -rf ./torch_ext/build ./torch_ext/*.egg-info  # setuptools' in-tree leftovers
+
 # Count test cases (not targets) from the XML reports of the targets each pass ran: a testlogs tree
 # also keeps reports of targets run by hand earlier, which must not count.
 # The main build's output tree, from Bazel itself rather than the bazel-out link.
@@ -54,7 +74,8 @@ TARGET_LISTS=$(mktemp -d /tmp/coset-targets-XXXXXX)
 query_tests //... >"$TARGET_LISTS/k8-fastbuild"
 query_tests "${ASAN_TESTS[@]}" >"$TARGET_LISTS/k8-fastbuildasan"
 query_tests "${TSAN_TESTS[@]}" >"$TARGET_LISTS/k8-fastbuildtsan"
-/usr/bin/python3 - "$bazel_rc" "$format_failed" "$FUZZ_WORK/results.tsv" "$OUTPUT_PATH" "$TARGET_LISTS" <<'PY'
+/usr/bin/python3 - "$bazel_rc" "$format_failed" "$FUZZ_WORK/results.tsv" "$OUTPUT_PATH" "$TARGET_LISTS" \
+    "$PIP_WORK/pytest.xml" <<'PY'
 import os, sys
 import xml.etree.ElementTree as ET
 format_failed = int(sys.argv[2])
@@ -68,6 +89,11 @@ for tree in ("k8-fastbuild", "k8-fastbuildasan", "k8-fastbuildtsan"):
         path = os.path.join(sys.argv[4], tree, "testlogs", package, name, "test.xml")
         if os.path.exists(path):
             reports.append(path)
+# The Python tests against the pip-installed package (one pytest report; missing = failed).
+if os.path.exists(sys.argv[6]):
+    reports.append(sys.argv[6])
+else:
+    failed += 1
 for path in reports:
     try:
         root = ET.parse(path).getroot()
@@ -102,7 +128,7 @@ print(line)
 sys.exit(0 if failed == 0 else 1)
 PY
 status=$?
-rm -rf "$TARGET_LISTS"
+rm -rf "$TARGET_LISTS" "$PIP_WORK"
 # Fuzz findings stay for a look when something failed (path printed above); a green run cleans up.
 ((status == 0)) && rm -rf "$FUZZ_WORK"
 exit $status

@@ -2,7 +2,7 @@
 // (daemon_ops.cc): they differ only in who encodes a shard.
 #pragma once
 
-#include <torch/torch.h>
+#include <ATen/ATen.h>
 
 #include <functional>
 #include <string>

@@ -5,8 +5,8 @@
 //   coset::daemon_encode(Tensor x, str address, str config) -> Tensor   (the blob encode() gives)
 //   coset::daemon_bucket_encode(Tensor x, Tensor(a!)? residual, str address, str config, int parts)
 //       -> Tensor   (the packets bucket_encode() gives, each shard encoded by the daemon)
+#include <ATen/ATen.h>
 #include <torch/library.h>
-#include <torch/torch.h>
 
 #include <chrono>
 #include <map>

@@ -15,10 +15,13 @@
 //
 // x, residual: contiguous 1-D float32 CPU tensors of the bucket's size (the CUDA kernels register
 // the same schemas for the CUDA key).
+#include <ATen/ATen.h>
 #include <torch/library.h>
-#include <torch/torch.h>
 
 #include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "core/bucket_packet.h"
@@ -27,6 +30,24 @@
 #include "torch_ext/op_util.h"
 
 namespace coset {
+namespace {
+
+// The codec of a config text, parsed and resolved once: the hook calls these ops with the same
+// text for every bucket of every step, and parsing it each time was a third of a small bucket's
+// cost. A handful of configs per process at most; the cache is cleared past 64.
+std::shared_ptr<const TensorCodec> CodecFor(const std::string& config) {
+  static std::mutex mu;
+  static std::map<std::string, std::shared_ptr<const TensorCodec>> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(config);
+  if (it != cache.end()) return it->second;
+  auto codec = std::make_shared<const TensorCodec>(Take(TensorCodec::Create(ParamsFrom(config))));
+  if (cache.size() >= 64) cache.clear();  // ops in flight keep their shared_ptr
+  cache.emplace(config, codec);
+  return codec;
+}
+
+}  // namespace
 
 at::Tensor EncodeBucket(const at::Tensor& x, const c10::optional<at::Tensor>& residual, const std::string& config,
                         int64_t parts, const ShardEncoder& encode) {
@@ -38,7 +59,8 @@ at::Tensor EncodeBucket(const at::Tensor& x, const c10::optional<at::Tensor>& re
                 x.numel());
   }
   TORCH_CHECK(parts >= 1 && parts <= (1 << 16), "coset: parts must be in 1..65536, got ", parts);
-  const TensorCodec codec = Take(TensorCodec::Create(ParamsFrom(config)));
+  const std::shared_ptr<const TensorCodec> held = CodecFor(config);
+  const TensorCodec& codec = *held;
   const BucketLayout layout = Take(BucketLayout::Make(codec.params(), x.numel(), static_cast<int>(parts)));
   const int64_t n = x.numel(), padded = parts * layout.shard_len;
   // g = x + residual, zero-padded to whole shards.
@@ -79,7 +101,8 @@ absl::Status EncodeEmbedded(const TensorCodec& codec, const float* x, const std:
 }
 
 std::vector<int64_t> BucketLayoutOp(int64_t numel, int64_t parts, const std::string& config) {
-  const TensorCodec codec = Take(TensorCodec::Create(ParamsFrom(config)));
+  const std::shared_ptr<const TensorCodec> held = CodecFor(config);
+  const TensorCodec& codec = *held;
   TORCH_CHECK(parts >= 1 && parts <= (1 << 16), "coset: parts must be in 1..65536, got ", parts);
   const BucketLayout layout = Take(BucketLayout::Make(codec.params(), numel, static_cast<int>(parts)));
   return {layout.shard_len, layout.packet_bytes};
@@ -96,7 +119,8 @@ at::Tensor BucketDecode(const at::Tensor& packets, const std::string& config, in
       packets.device().is_cpu() && packets.scalar_type() == at::kByte && packets.dim() == 2 && packets.is_contiguous(),
       "coset: packets must be a contiguous 2-D uint8 CPU tensor [count, packet_bytes]");
   TORCH_CHECK(parts >= 1 && parts <= (1 << 16), "coset: parts must be in 1..65536, got ", parts);
-  const TensorCodec codec = Take(TensorCodec::Create(ParamsFrom(config)));
+  const std::shared_ptr<const TensorCodec> held = CodecFor(config);
+  const TensorCodec& codec = *held;
   const BucketLayout layout = Take(BucketLayout::Make(codec.params(), numel, static_cast<int>(parts)));
   TORCH_CHECK(packets.size(1) == layout.packet_bytes, "coset: packets have ", packets.size(1),
               " bytes each; a shard of this bucket has ", layout.packet_bytes);
@@ -123,7 +147,8 @@ at::Tensor BucketDecode(const at::Tensor& packets, const std::string& config, in
 }
 
 ExactSumSpec SpecFor(const std::string& config, int64_t world, int64_t bound) {
-  const TensorCodec codec = Take(TensorCodec::Create(ParamsFrom(config)));
+  const std::shared_ptr<const TensorCodec> held = CodecFor(config);
+  const TensorCodec& codec = *held;
   TORCH_CHECK(world >= 1 && world <= (1 << 16), "coset: world must be in 1..65536, got ", world);
   TORCH_CHECK(bound >= 0 && bound <= (1 << 24), "coset: bound must be in 0..2^24, got ", bound);
   return Take(ExactSumSpec::Create(codec.params(), static_cast<int>(world), static_cast<int>(bound)));

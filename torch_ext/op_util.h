@@ -2,8 +2,8 @@
 // an Executor over torch's intra-op thread pool.
 #pragma once
 
+#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <torch/torch.h>
 
 #include <cstring>
 #include <string>

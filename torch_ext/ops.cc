@@ -23,8 +23,8 @@
 // a DaemonBackend per cosetd address (daemon_ops.cc). x: float32 or float64, any shape, CPU; only the last
 // dimension is quantized. Errors raise RuntimeError (TORCH_CHECK) with the codec's message.
 // Autograd (straight-through estimators) lives in the Python package.
+#include <ATen/ATen.h>
 #include <torch/library.h>
-#include <torch/torch.h>
 
 #include <chrono>
 #include <map>

@@ -47,7 +47,7 @@ def codes_worker(rank, world, rendezvous, result_queue):
     grad = torch.randn(5000) * (1 + rank)
     state = ddp.State(mode="allreduce_codes", error_feedback=False)
     residuals = {}
-    average = ddp.average(state, grad, residuals).wait()
+    average = ddp.average(state, grad, residuals)[0].wait()
     residual = residuals["local"]
     # What this rank contributed: its gradient minus the quantization error the op reported.
     mine = grad - residual
@@ -91,6 +91,13 @@ def test_allreduce_codes_is_the_exact_sum_of_quantized_gradients(world):
         # Each rank quantized at one rank's step (D4 bound 15), whatever W: its error is within
         # the covering radius of D4 (1 per coordinate in steps), not W steps.
         assert 0.1 < rank_error <= 1.0 + 1e-4, (rank, rank_error)
+
+
+def test_buckets_on_a_device_without_kernels_are_refused_plainly():
+    # No GPU here: the meta device stands in for one whose kernels this build lacks.
+    with pytest.raises(RuntimeError, match="no meta kernels"):
+        ddp._check_device(torch.empty(16, device="meta"))
+    ddp._check_device(torch.empty(16))  # the CPU has them
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ import sys
 
 import pytest
 
-SRC = os.path.join(os.environ.get("TEST_SRCDIR", ""), "coset", "torch_ext", "examples")
+# Bazel's runfiles, or (scripts/test.sh's pip pass, outside Bazel) the source tree.
+SRC = (os.path.join(os.environ["TEST_SRCDIR"], "coset", "torch_ext", "examples") if "TEST_SRCDIR" in os.environ
+       else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "torch_ext", "examples"))
 
 
 def run_example(name, *args):

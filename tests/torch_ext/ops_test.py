@@ -11,7 +11,9 @@ import torch
 
 import coset_torch
 
-COSETCTL = os.path.join(os.environ.get("TEST_SRCDIR", ""), "coset", "client", "cosetctl")
+# Bazel's runfiles, or (scripts/test.sh's pip pass, outside Bazel) the main build's binary.
+COSETCTL = (os.path.join(os.environ["TEST_SRCDIR"], "coset", "client", "cosetctl") if "TEST_SRCDIR" in os.environ
+            else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bazel-bin", "client", "cosetctl"))
 
 
 def cosetctl_encode(x, *flags):

@@ -16,6 +16,8 @@ _LIBRARY_NAME = "libcoset_torch.so"
 def _find_library():
     here = os.path.dirname(os.path.abspath(__file__))
     candidates = [os.environ.get("COSET_TORCH_LIBRARY", "")]
+    # pip install ./torch_ext: the library is inside the package.
+    candidates += sorted(glob.glob(os.path.join(here, "libcoset_torch*.so")))
     # Bazel runfiles (py_test / bazel run) and a bazel-bin tree next to the sources.
     for root in (os.environ.get("TEST_SRCDIR", ""), os.environ.get("RUNFILES_DIR", "")):
         if root:
@@ -25,11 +27,13 @@ def _find_library():
     for path in candidates:
         if path and os.path.exists(path):
             return path
-    raise ImportError(f"{_LIBRARY_NAME} not found; build it with `bazel build //torch_ext:{_LIBRARY_NAME}` "
-                      "or set COSET_TORCH_LIBRARY")
+    raise ImportError(f"{_LIBRARY_NAME} not found; `python3 -m pip install --no-build-isolation ./torch_ext`, "
+                      f"or `bazel build //torch_ext:{_LIBRARY_NAME}`, or set COSET_TORCH_LIBRARY")
 
 
-torch.ops.load_library(_find_library())
+# The extension this package loaded (bench/ddp_time_to_accuracy.py hands it to its subprocesses).
+LIBRARY = _find_library()
+torch.ops.load_library(LIBRARY)
 
 # The smallest block scale x beta the codec codes (core/limits.h kMinStep); smaller blocks decode to 0.
 MIN_STEP = 1e-30

@@ -304,8 +304,8 @@ _MODES = {"reference": _reference, "allgather": _allgather, "allreduce_codes": _
 
 
 def average(state, x, residuals=None):
-    """The state's mode on one flat float32 gradient outside DDP: a future holding the average
-    over the ranks. residuals: a dict role -> tensor for error feedback (updated in place; missing
+    """The state's mode on one flat float32 gradient outside DDP: (a future holding the average
+    over the ranks, the bytes this rank sends). residuals: a dict role -> tensor for error feedback (updated in place; missing
     roles start at zeros), or None for none."""
     def residual(role, like):
         if residuals is None:
@@ -314,11 +314,27 @@ def average(state, x, residuals=None):
             residuals[role] = torch.zeros(like.numel(), dtype=torch.float32, device=like.device)
         return residuals[role]
 
-    return _MODES[state.mode](state, x, residual)[0]
+    return _MODES[state.mode](state, x, residual)
+
+
+def _check_device(x):
+    """The ops dispatch on the bucket's device; say plainly when this build has no kernels there."""
+    if x.device.type == "cpu":
+        return
+    try:
+        key = {"cuda": "CUDA", "meta": "Meta"}.get(x.device.type, x.device.type)
+        has_kernels = torch._C._dispatch_has_kernel_for_dispatch_key("coset::bucket_encode", key)
+    except (RuntimeError, ValueError):
+        has_kernels = False
+    if not has_kernels:
+        raise RuntimeError(f"coset_torch: this build has no {x.device.type} kernels for the DDP ops "
+                           "(CPU only until the CUDA backend registers them); keep the model on the CPU or "
+                           "use a build with CUDA kernels")
 
 
 def _bucket_hook(state, bucket):
     x, restore = _float_view(bucket.buffer())
+    _check_device(x)
     fut, wire_bytes = _MODES[state.mode](state, x, lambda role, like: state.residual(bucket, role, like))
     state.end_bucket(bucket, x.numel(), wire_bytes)
     return fut.then(lambda f: restore(f.value()))
