@@ -31,7 +31,7 @@ def worker(rank, world, rendezvous, args, queue):
     exact /= world
     out = {}
     for mode in args.modes:
-        state = ddp.State(mode=mode, error_feedback=False)
+        state = ddp.State(mode=mode, error_feedback=False, bound=args.bound)
         fut, wire_bytes = ddp.average(state, grad.clone())
         got = fut.wait()
         out[mode] = {"relative_error": float((got - exact).norm() / exact.norm()),
@@ -67,6 +67,7 @@ def main():
     p.add_argument("--entries", type=int, default=1 << 18)
     p.add_argument("--rho", type=float, default=0.5, help="correlation of the ranks' gradients")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--bound", type=int, default=0, help="allreduce_codes' bound (0: the code region's span)")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
     args.modes = args.modes.split(",")

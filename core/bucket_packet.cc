@@ -5,15 +5,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
+#include "core/symbol_packing.h"
 
 namespace coset {
 namespace {
-
-int BitWidth(int value) {
-  int bits = 0;
-  while (value >> bits) ++bits;
-  return bits;
-}
 
 int64_t RoundUp(int64_t value, int64_t multiple) { return (value + multiple - 1) / multiple * multiple; }
 

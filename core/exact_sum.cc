@@ -13,15 +13,10 @@
 #include "absl/strings/str_cat.h"
 #include "core/limits.h"
 #include "core/status_macros.h"
+#include "core/symbol_packing.h"
 
 namespace coset {
 namespace {
-
-int BitWidth(int64_t value) {
-  int bits = 0;
-  while (value >> bits) ++bits;
-  return bits;
-}
 
 // floor(v + 1/2), the lattice kernels' tie rule (lattice.h), without branches or libm: std::floor
 // is a libm call on baseline x86-64 (no SSE4.1 round), and a branch on the sign mispredicts on

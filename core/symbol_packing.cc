@@ -3,7 +3,6 @@
 #include <cstring>
 
 namespace coset {
-namespace {
 
 int BitWidth(unsigned __int128 v) {
   int bits = 0;
@@ -13,6 +12,8 @@ int BitWidth(unsigned __int128 v) {
   }
   return bits;
 }
+
+namespace {
 
 // LSB-first bit writer over a byte buffer; fields up to 64 bits.
 class BitWriter {

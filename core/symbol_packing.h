@@ -12,6 +12,10 @@
 
 namespace coset {
 
+// Bits needed to write v (0 for 0): the width of packed fields here, in bucket packets and in the
+// exact-sum words.
+int BitWidth(unsigned __int128 v);
+
 class SymbolPacking {
  public:
   SymbolPacking() = default;

@@ -1,0 +1,82 @@
+"""The DDP hook's own time per MB of gradient on one core: each mode's ops on one bucket, as one
+rank of W runs them, without the collectives (the packets a rank would receive are stand-ins made
+from its own bucket: same sizes, same work). Three runs; min / median / max, and a memcpy of the
+bucket measured in the same run as the baseline.
+
+    bazel run //bench:ddp_hook_cost -- --world 4 --megabytes 46
+"""
+import argparse
+import statistics
+import sys
+import time
+
+import torch
+
+from coset_torch import ddp
+
+
+def per_mode(x, world, config, bound):
+    """Closures running one step's ops of each mode for one rank of `world`."""
+    n = x.numel()
+    residuals = {role: torch.zeros(n) for role in ("local", "shard")}
+    shard_len, _ = torch.ops.coset.bucket_layout(n, world, config)
+    shard_residual = torch.zeros(shard_len)
+
+    def allgather():
+        packet = torch.ops.coset.bucket_encode(x, residuals["local"], config, 1)
+        gathered = packet.expand(world, -1).contiguous()  # stand-in for the W gathered packets
+        return torch.ops.coset.bucket_decode(gathered, config, n, 1, True, 1.0 / world)
+
+    def reduce_scatter():
+        packets = torch.ops.coset.bucket_encode(x, residuals["local"], config, world)
+        received = packets[:1].expand(world, -1).contiguous()  # W packets of one shard
+        mine = torch.ops.coset.bucket_decode(received, config, n, world, True, 1.0 / world)
+        shard_packet = torch.ops.coset.bucket_encode(mine, shard_residual, config, 1)
+        gathered = shard_packet.expand(world, -1).contiguous()
+        return torch.ops.coset.bucket_decode(gathered, config, n, world, False, 1.0)
+
+    def allreduce_codes():
+        scales = torch.ops.coset.block_absmax(x, residuals["local"], config)
+        words = torch.ops.coset.exact_sum_encode(x, residuals["local"], scales, config, world, bound)
+        return torch.ops.coset.exact_sum_decode(words, scales, config, world, bound, n)
+
+    return {"allgather": allgather, "reduce_scatter": reduce_scatter, "allreduce_codes": allreduce_codes}
+
+
+def timed(fn, runs):
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--world", type=int, default=4)
+    p.add_argument("--megabytes", type=float, default=46.0, help="bucket size (the wide model's gradient: 46)")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    n = int(args.megabytes * 1e6 / 4)
+    x = torch.randn(n)
+    config = ddp.default_config().text()
+    megabytes = n * 4 / 1e6
+    copy = torch.empty_like(x)
+    baseline = timed(lambda: copy.copy_(x), args.runs + 1)[1:]
+    print(f"bucket {megabytes:.1f} MB, W = {args.world}, {args.threads} thread(s); ms per MB, min / median / max "
+          f"of {args.runs} runs (after one warm-up); memcpy {1e3 * min(baseline) / megabytes:.3f} ms/MB")
+    print("| mode | ms/MB min | median | max | x memcpy (median) |")
+    print("|---|---|---|---|---|")
+    med_copy = statistics.median(baseline)
+    for mode, fn in per_mode(x, args.world, config, 0).items():
+        fn()  # warm-up: allocations, the codebook
+        t = timed(fn, args.runs)
+        print(f"| {mode} | {1e3 * min(t) / megabytes:.2f} | {1e3 * statistics.median(t) / megabytes:.2f} | "
+              f"{1e3 * max(t) / megabytes:.2f} | {statistics.median(t) / med_copy:.1f} |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
