@@ -103,7 +103,8 @@ def plot(runs, targets, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = sorted({(r["model"], r["world"], r["link"]) for r in runs}, key=lambda p: (p[0], p[1], list(LINKS).index(p[2])))
+    panels = sorted({(r["model"], r["world"], r["link"]) for r in runs},
+                    key=lambda p: (p[0], p[1], list(LINKS).index(p[2])))
     cols = min(3, len(panels))
     rows = (len(panels) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4 * rows), squeeze=False)

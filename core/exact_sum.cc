@@ -203,6 +203,72 @@ void BlockAbsMax(const ExactSumSpec& spec, const float* x, const float* residual
 
 namespace {
 
+// Packing with the field width known at compile time for the common widths (5..9 bits: D4 q=4 M=2
+// at W = 1..16), so the per-word loop unrolls; any other width takes the generic loop.
+template <int kBits>
+void PackFieldsFixed(const int32_t* values, int64_t count, int32_t bias, int64_t* words) {
+  constexpr int kFields = 63 / kBits;
+  for (int64_t e = 0; e < count; e += kFields) {
+    uint64_t packed = 0;
+    for (int k = 0; k < kFields; ++k) packed |= static_cast<uint64_t>(values[e + k] + bias) << (kBits * k);
+    *words++ = static_cast<int64_t>(packed);
+  }
+}
+
+template <int kBits>
+void UnpackFieldsFixed(const int64_t* words, int64_t count, int32_t offset, int32_t* values) {
+  constexpr int kFields = 63 / kBits;
+  constexpr uint64_t kMask = (uint64_t{1} << kBits) - 1;
+  for (int64_t e = 0; e < count; e += kFields) {
+    const uint64_t packed = static_cast<uint64_t>(*words++);
+    for (int k = 0; k < kFields; ++k) values[e + k] = static_cast<int32_t>((packed >> (kBits * k)) & kMask) - offset;
+  }
+}
+
+// values: count entries, count a multiple of 63 / bits (whole words); + bias makes them >= 0.
+void PackFields(int bits, const int32_t* values, int64_t count, int32_t bias, int64_t* words) {
+  switch (bits) {
+    case 5:
+      return PackFieldsFixed<5>(values, count, bias, words);
+    case 6:
+      return PackFieldsFixed<6>(values, count, bias, words);
+    case 7:
+      return PackFieldsFixed<7>(values, count, bias, words);
+    case 8:
+      return PackFieldsFixed<8>(values, count, bias, words);
+    case 9:
+      return PackFieldsFixed<9>(values, count, bias, words);
+  }
+  const int fields = 63 / bits;
+  for (int64_t e = 0; e < count; e += fields) {
+    uint64_t packed = 0;
+    for (int k = 0; k < fields; ++k) packed |= static_cast<uint64_t>(values[e + k] + bias) << (bits * k);
+    *words++ = static_cast<int64_t>(packed);
+  }
+}
+
+// values: room for count rounded up to whole words; each field minus offset.
+void UnpackFields(int bits, const int64_t* words, int64_t count, int32_t offset, int32_t* values) {
+  switch (bits) {
+    case 5:
+      return UnpackFieldsFixed<5>(words, count, offset, values);
+    case 6:
+      return UnpackFieldsFixed<6>(words, count, offset, values);
+    case 7:
+      return UnpackFieldsFixed<7>(words, count, offset, values);
+    case 8:
+      return UnpackFieldsFixed<8>(words, count, offset, values);
+    case 9:
+      return UnpackFieldsFixed<9>(words, count, offset, values);
+  }
+  const int fields = 63 / bits;
+  const uint64_t mask = (uint64_t{1} << bits) - 1;
+  for (int64_t e = 0; e < count; e += fields) {
+    const uint64_t packed = static_cast<uint64_t>(*words++);
+    for (int k = 0; k < fields; ++k) values[e + k] = static_cast<int32_t>((packed >> (bits * k)) & mask) - offset;
+  }
+}
+
 // Work is done in tiles of whole units (about 4096 entries): lattice points or summed fields go
 // through a small int32 buffer, so the packing and scaling loops run over plain arrays.
 int64_t TileEntries(const ExactSumSpec& spec) { return spec.unit * std::max<int64_t>(1, 4096 / spec.unit); }
@@ -222,12 +288,12 @@ void QuantizeToWords(const ExactSumSpec& spec, const float* x, float* residual, 
     // v = x + residual and y = v scaled to the lattice, block by block (entries past numel: 0).
     for (int64_t i = 0; i < live; ++i) v[i] = x[t0 + i] + (residual != nullptr ? residual[t0 + i] : 0.0f);
     std::fill(v.begin() + live, v.begin() + len, 0.0f);
-    for (int64_t i = 0; i < len;) {
-      const int64_t block = std::min<int64_t>((t0 + i) / spec.block, spec.Blocks(numel) - 1);
-      const int64_t stop = std::min(len, (block + 1) * spec.block - t0);
+    for (int64_t i = 0; i < live;) {
+      const int64_t block = (t0 + i) / spec.block, stop = std::min(live, (block + 1) * spec.block - t0);
       const float to_lattice = spec.range / scales[block];
       for (; i < stop; ++i) y[i] = v[i] * to_lattice;
     }
+    std::fill(y.begin() + live, y.begin() + len, 0.0f);
     if (kind == LatticeKind::kE8) {
       for (int64_t i = 0; i < len; i += d) NearestIntegral(kind, y.data() + i, d, tile.data() + i);
     } else {
@@ -261,31 +327,20 @@ void QuantizeToWords(const ExactSumSpec& spec, const float* x, float* residual, 
       }
     }
     // Pack: F fields per word, offset by bound so that every field is non-negative.
-    int64_t* word = words + t0 / F;
-    for (int64_t e = 0; e < len; e += F) {
-      uint64_t packed = 0;
-      for (int k = 0; k < F; ++k) packed |= static_cast<uint64_t>(tile[e + k] + spec.bound) << (bits * k);
-      *word++ = static_cast<int64_t>(packed);
-    }
+    PackFields(bits, tile.data(), len, spec.bound, words + t0 / F);
   }
 }
 
 void WordsToValues(const ExactSumSpec& spec, const int64_t* words, int64_t numel, const float* scales, int summed_ranks,
                    float multiplier, int64_t begin, int64_t end, float* out) {
   const int F = spec.fields_per_word, bits = spec.bits;
-  const uint64_t mask = (uint64_t{1} << bits) - 1;
   const int32_t offset = summed_ranks * spec.bound;
   const float per_scale = multiplier / (spec.range * spec.coordinate_factor);
   const int64_t first = begin * spec.unit, last = std::min(numel, end * spec.unit), tile_len = TileEntries(spec);
   std::vector<int32_t> tile(tile_len + F);
   for (int64_t t0 = first; t0 < last; t0 += tile_len) {
     const int64_t t1 = std::min(last, t0 + tile_len);
-    const int64_t* word = words + t0 / F;
-    for (int64_t e = t0; e < t1; e += F) {
-      const uint64_t packed = static_cast<uint64_t>(*word++);
-      int32_t* ci = tile.data() + (e - t0);
-      for (int k = 0; k < F; ++k) ci[k] = static_cast<int32_t>((packed >> (bits * k)) & mask) - offset;
-    }
+    UnpackFields(bits, words + t0 / F, t1 - t0, offset, tile.data());
     for (int64_t e = t0; e < t1;) {
       const int64_t block = e / spec.block, stop = std::min(t1, (block + 1) * spec.block);
       const float step = scales[block] * per_scale;

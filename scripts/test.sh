@@ -56,7 +56,10 @@ for t in ops_test config_test qlinear_test ddp_test examples_test install_test; 
 done
 if /usr/bin/python3 -m pip install --no-build-isolation --no-deps --no-index --target "$PIP_WORK/site" \
     ./torch_ext >"$PIP_WORK/install.log" 2>&1; then
-  (cd "$PIP_WORK" && COSET_EXPECT_PACKAGE_ROOT="$PIP_WORK/site" PYTHONPATH="$PIP_WORK/site:$PWD/tests/torch_ext" \
+  COSETCTL="$(bazel info "${BAZEL_FLAGS[@]}" output_path 2>/dev/null)/k8-fastbuild/bin/client/cosetctl"
+  TEST_DIR="$PWD/tests/torch_ext"  # (expanded before the cd below)
+  (cd "$PIP_WORK" && export COSETCTL && COSET_EXPECT_PACKAGE_ROOT="$PIP_WORK/site" \
+    PYTHONPATH="$PIP_WORK/site:$TEST_DIR" \
     /usr/bin/python3 -m pytest -q -p no:cacheprovider --junitxml="$PIP_WORK/pytest.xml" "${PIP_TESTS[@]}" \
     >"$PIP_WORK/pytest.log" 2>&1) || { tail -40 "$PIP_WORK/pytest.log" >&2; bazel_rc=1; }
 else

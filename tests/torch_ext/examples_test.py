@@ -34,8 +34,8 @@ def test_qat_example_runs_and_learns(model):
 
 @pytest.mark.parametrize("hook", [["none"], ["coset", "--mode", "reduce_scatter"]])
 def test_ddp_example_runs_with_two_ranks(hook):
-    result = run_example("ddp_fashion_mnist.py", "--world-size", "2", "--hook", *hook, "--epochs", "1", "--limit", "4000",
-                         "--eval-every", "10", "--eval-images", "500")
+    result = run_example("ddp_fashion_mnist.py", "--world-size", "2", "--hook", *hook, "--epochs", "1",
+                         "--limit", "4000", "--eval-every", "10", "--eval-images", "500")
     for key in ("test_accuracy", "final_loss", "grad_bytes_per_rank_per_step", "fp32_bytes_per_rank_per_step",
                 "median_step_seconds", "train_seconds"):
         assert key in result

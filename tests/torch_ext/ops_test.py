@@ -11,9 +11,10 @@ import torch
 
 import coset_torch
 
-# Bazel's runfiles, or (scripts/test.sh's pip pass, outside Bazel) the main build's binary.
+# Bazel's runfiles, or (scripts/test.sh's pip pass, outside Bazel) the main build's binary, which
+# the script names: bazel-bin follows whichever configuration built last.
 COSETCTL = (os.path.join(os.environ["TEST_SRCDIR"], "coset", "client", "cosetctl") if "TEST_SRCDIR" in os.environ
-            else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bazel-bin", "client", "cosetctl"))
+            else os.environ["COSETCTL"])
 
 
 def cosetctl_encode(x, *flags):

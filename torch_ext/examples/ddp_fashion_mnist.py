@@ -158,7 +158,8 @@ def main():
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{args.hook}{'/' + args.mode if args.hook == 'coset' else ''}: test accuracy {result['test_accuracy']:.4f}, "
+        name = f"{args.hook}/{args.mode}" if args.hook == "coset" else args.hook
+        print(f"{name}: test accuracy {result['test_accuracy']:.4f}, "
               f"{result['grad_bytes_per_rank_per_step']:.0f} B/rank/step on the wire vs fp32 "
               f"{result['fp32_bytes_per_rank_per_step']:.0f}, {result['train_seconds']:.1f} s training")
 

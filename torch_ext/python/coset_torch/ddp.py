@@ -28,9 +28,10 @@ registers its own.
 Each mode is one function on a flat gradient (_reference, _allgather, _allreduce_codes,
 _reduce_scatter) over the shared State, which owns the counters, residuals and step count (the
 shape of PyTorch's default_hooks.py and powerSGD_hook.py); `hook` dispatches, warm-up goes through
-allreduce_fp32, and `average` runs a mode outside DDP (tests, bench/ddp_fidelity.py). Error feedback (each rank adds its previous quantization residual) is on by
-default. Collectives are issued from the hook body in a fixed order; callbacks only decode (on gloo,
-starting a collective in a callback can hang).
+allreduce_fp32, and `average` runs a mode outside DDP (tests, bench/ddp_fidelity.py). Error
+feedback (each rank adds its previous quantization residual) is on by default. Collectives are
+issued from the hook body in a fixed order; callbacks only decode (on gloo, starting a collective
+in a callback can hang).
 
 Shutting down (PyTorch releases before pytorch/pytorch#154976, 1.13 included): delete the DDP model
 before `dist.destroy_process_group()`. The other order leaves DDP's reducer holding the last
@@ -93,7 +94,7 @@ class State:
         self._layouts = {}
         self._iteration = 0
         self._lock = threading.Lock()  # callbacks run on the backend's threads
-        self._counters = {"steps": 0, "grad_bytes": 0, "fp32_bytes": 0, "grad_entries": 0, "hook_seconds": 0.0,
+        self._counters = {"steps": 0, "grad_bytes": 0, "fp32_bytes": 0, "compressed_entries": 0, "hook_seconds": 0.0,
                           "daemon_encodes": 0, "fallbacks": 0}
 
     # --- step bookkeeping -------------------------------------------------------------------
@@ -106,13 +107,14 @@ class State:
             self._iteration += 1
         return in_warmup
 
-    def end_bucket(self, bucket, entries, grad_bytes):
+    def end_bucket(self, bucket, entries, grad_bytes, compressed=True):
         """Accounts the bytes one bucket of `entries` gradients put on the wire per rank, against
         what the fp32 ring all-reduce would have sent."""
         with self._lock:
             self._counters["grad_bytes"] += grad_bytes
             self._counters["fp32_bytes"] += ring_allreduce_bytes(entries * 4, self.world)
-            self._counters["grad_entries"] += entries
+            if compressed:  # warm-up buckets take no hook time: they would dilute hook_ms_per_mb
+                self._counters["compressed_entries"] += entries
             if bucket.is_last():
                 self._counters["steps"] += 1
 
@@ -170,7 +172,7 @@ class State:
         with self._lock:
             s = dict(self._counters)
         steps = max(1, s["steps"])
-        megabytes = s["grad_entries"] * 4 / 1e6
+        megabytes = s["compressed_entries"] * 4 / 1e6
         return {
             "grad_bytes_per_rank_per_step": s["grad_bytes"] / steps,
             "fp32_bytes_per_rank_per_step": s["fp32_bytes"] / steps,
@@ -222,8 +224,8 @@ def _all_gather_into(state, packet):
 def allreduce_fp32(state, bucket):
     """The plain fp32 average (warm-up steps): what DDP does without a hook."""
     buffer = bucket.buffer()
-    state.end_bucket(bucket, buffer.numel(), ring_allreduce_bytes(buffer.numel() * buffer.element_size(),
-                                                                  state.world))
+    state.end_bucket(bucket, buffer.numel(), ring_allreduce_bytes(buffer.numel() * buffer.element_size(), state.world),
+                     compressed=False)
     return dist.all_reduce(buffer.div_(state.world), group=state.process_group, async_op=True).get_future().then(_first)
 
 
@@ -305,8 +307,8 @@ _MODES = {"reference": _reference, "allgather": _allgather, "allreduce_codes": _
 
 def average(state, x, residuals=None):
     """The state's mode on one flat float32 gradient outside DDP: (a future holding the average
-    over the ranks, the bytes this rank sends). residuals: a dict role -> tensor for error feedback (updated in place; missing
-    roles start at zeros), or None for none."""
+    over the ranks, the bytes this rank sends). residuals: a dict role -> tensor for error
+    feedback (updated in place; missing roles start at zeros), or None for none."""
     def residual(role, like):
         if residuals is None:
             return None
