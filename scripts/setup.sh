@@ -15,6 +15,8 @@ PACKAGES=(
   clang-format-14            # the formatting check of scripts/test.sh
   clang-14                   # libFuzzer (scripts/fuzz.sh)
   openssl util-linux         # the TLS tests make certificates; the access tests run a client under setpriv
+  python3-pip python3-setuptools python3-wheel python3-venv ninja-build  # pip install ./torch_ext
+  python3-matplotlib iproute2  # bench/ddp_time_to_accuracy.py: the plot, and tc for the shaped link
 )
 
 missing=()
