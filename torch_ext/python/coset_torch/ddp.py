@@ -15,7 +15,7 @@ hook's default config), per rank and step:
                    2 (W - 1) / W x (M log2 q + 1 + log2 W) bits per entry
   reduce_scatter   packets all-to-all (each rank receives its shard of every rank's bucket),
                    decoded and averaged in float, re-encoded and all-gathered, with error
-                   feedback on both quantizations: 2 (W - 1) / W x b bits per entry, flat in W
+                   feedback on both quantizations: 2 (W - 1) / W x b bits per entry (under 2 b at any W)
 
 Each direction of each mode is one C++ op over the whole bucket (torch.ops.coset.bucket_encode /
 bucket_decode / exact_sum_encode / exact_sum_decode, threaded over torch's intra-op threads); the
