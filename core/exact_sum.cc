@@ -93,52 +93,19 @@ int64_t FixD4Parity(const float* y, float* p, int64_t n) {
   return i;
 }
 
-// Nearest point of D_n (ambient coordinates): round, and fix the parity of the sum by re-rounding
-// the coordinate rounded the farthest (the first on equal gaps), as lattice_internal::NearestDnPoint.
-inline void NearestDn(const float* y, int n, float* p) {
-  int32_t sum = 0;
-  int worst = 0;
-  float worst_gap = -1.0f;
-  for (int i = 0; i < n; ++i) {
-    p[i] = RoundHalfUpFast(y[i]);
-    sum += static_cast<int32_t>(p[i]);
-    const float gap = std::fabs(y[i] - p[i]);
-    if (gap > worst_gap) {
-      worst_gap = gap;
-      worst = i;
-    }
+// E8's nearest point as integral coordinates 2p: E8 = D8 ∪ (D8 + 1/2), the closer candidate (D8 on
+// equal distance), with the registry's D_n kernel (lattice.h), exactly as E8Kernel picks it.
+void NearestE8Twice(const float* y, int32_t* c) {
+  float a[8], b[8], shifted[8];
+  lattice_internal::NearestDnPoint(y, 8, a);
+  for (int i = 0; i < 8; ++i) shifted[i] = y[i] - 0.5f;
+  lattice_internal::NearestDnPoint(shifted, 8, b);
+  float da = 0, db = 0;
+  for (int i = 0; i < 8; ++i) {
+    da += (y[i] - a[i]) * (y[i] - a[i]);
+    db += (shifted[i] - b[i]) * (shifted[i] - b[i]);
   }
-  if (sum & 1) p[worst] += y[worst] >= p[worst] ? 1.0f : -1.0f;
-}
-
-// Nearest point of the lattice in ambient coordinates, times the coordinate factor (integral).
-void NearestIntegral(LatticeKind kind, const float* y, int d, int32_t* c) {
-  float p[kMaxLatticeDim];
-  switch (kind) {
-    case LatticeKind::kZ:
-      for (int i = 0; i < d; ++i) c[i] = static_cast<int32_t>(RoundHalfUpFast(y[i]));
-      return;
-    case LatticeKind::kD:
-      NearestDn(y, d, p);
-      for (int i = 0; i < d; ++i) c[i] = static_cast<int32_t>(p[i]);
-      return;
-    case LatticeKind::kE8: {
-      // E8 = D8 ∪ (D8 + 1/2): the closer candidate (D8 on equal distance, as E8Kernel), as 2p.
-      float shifted[8], b[8];
-      NearestDn(y, 8, p);
-      for (int i = 0; i < 8; ++i) shifted[i] = y[i] - 0.5f;
-      NearestDn(shifted, 8, b);
-      float da = 0, db = 0;
-      for (int i = 0; i < 8; ++i) {
-        da += (y[i] - p[i]) * (y[i] - p[i]);
-        db += (shifted[i] - b[i]) * (shifted[i] - b[i]);
-      }
-      for (int i = 0; i < 8; ++i) c[i] = da <= db ? 2 * static_cast<int32_t>(p[i]) : 2 * static_cast<int32_t>(b[i]) + 1;
-      return;
-    }
-    case LatticeKind::kA2:
-      break;  // refused by Create
-  }
+  for (int i = 0; i < 8; ++i) c[i] = da <= db ? 2 * static_cast<int32_t>(a[i]) : 2 * static_cast<int32_t>(b[i]) + 1;
 }
 
 }  // namespace
@@ -295,7 +262,7 @@ void QuantizeToWords(const ExactSumSpec& spec, const float* x, float* residual, 
     }
     std::fill(y.begin() + live, y.begin() + len, 0.0f);
     if (kind == LatticeKind::kE8) {
-      for (int64_t i = 0; i < len; i += d) NearestIntegral(kind, y.data() + i, d, tile.data() + i);
+      for (int64_t i = 0; i < len; i += d) NearestE8Twice(y.data() + i, tile.data() + i);
     } else {
       // Z^n and D_n: round every entry (a loop the compiler vectorizes), then D_n fixes the
       // parity of each chunk by re-rounding its farthest-rounded coordinate (the first on ties).

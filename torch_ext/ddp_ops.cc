@@ -47,26 +47,33 @@ std::shared_ptr<const TensorCodec> CodecFor(const std::string& config) {
   return codec;
 }
 
+// The packet layout of a bucket of numel entries in `parts` shards, or a RuntimeError.
+BucketLayout LayoutFor(const TensorCodec& codec, int64_t numel, int64_t parts) {
+  TORCH_CHECK(parts >= 1 && parts <= (1 << 16), "coset: parts must be in 1..65536, got ", parts);
+  return Take(BucketLayout::Make(codec.params(), numel, static_cast<int>(parts)));
+}
+
+// The error-feedback residual (x's size, updated in place), or null when none was given.
+float* ResidualOrNull(const c10::optional<at::Tensor>& residual, const at::Tensor& x) {
+  if (!residual.has_value() || !residual->defined()) return nullptr;
+  CheckFlatFloat(*residual, "residual");
+  TORCH_CHECK(residual->numel() == x.numel(), "coset: residual has ", residual->numel(), " entries, x has ", x.numel());
+  return residual->data_ptr<float>();
+}
+
 }  // namespace
 
 at::Tensor EncodeBucket(const at::Tensor& x, const c10::optional<at::Tensor>& residual, const std::string& config,
                         int64_t parts, const ShardEncoder& encode) {
   CheckFlatFloat(x, "x");
-  const bool feedback = residual.has_value() && residual->defined();
-  if (feedback) {
-    CheckFlatFloat(*residual, "residual");
-    TORCH_CHECK(residual->numel() == x.numel(), "coset: residual has ", residual->numel(), " entries, x has ",
-                x.numel());
-  }
-  TORCH_CHECK(parts >= 1 && parts <= (1 << 16), "coset: parts must be in 1..65536, got ", parts);
+  float* rs = ResidualOrNull(residual, x);
   const std::shared_ptr<const TensorCodec> held = CodecFor(config);
   const TensorCodec& codec = *held;
-  const BucketLayout layout = Take(BucketLayout::Make(codec.params(), x.numel(), static_cast<int>(parts)));
+  const BucketLayout layout = LayoutFor(codec, x.numel(), parts);
   const int64_t n = x.numel(), padded = parts * layout.shard_len;
   // g = x + residual, zero-padded to whole shards.
   std::vector<float> g(padded, 0.0f);
   const float* xs = x.data_ptr<float>();
-  float* rs = feedback ? residual->data_ptr<float>() : nullptr;
   at::parallel_for(0, n, 1 << 16, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) g[i] = rs != nullptr ? xs[i] + rs[i] : xs[i];
   });
@@ -78,7 +85,7 @@ at::Tensor EncodeBucket(const at::Tensor& x, const c10::optional<at::Tensor>& re
     Check(encode(codec, g.data() + p * layout.shard_len, layout.shard_shape(), &shards[p]));
     WritePacket(layout, shards[p], out.data_ptr<uint8_t>() + p * layout.packet_bytes);
   }
-  if (feedback) {
+  if (rs != nullptr) {
     AtenExecutor executor;
     std::vector<float> decoded(layout.shard_len);
     for (int64_t p = 0; p < parts; ++p) {
@@ -101,10 +108,7 @@ absl::Status EncodeEmbedded(const TensorCodec& codec, const float* x, const std:
 }
 
 std::vector<int64_t> BucketLayoutOp(int64_t numel, int64_t parts, const std::string& config) {
-  const std::shared_ptr<const TensorCodec> held = CodecFor(config);
-  const TensorCodec& codec = *held;
-  TORCH_CHECK(parts >= 1 && parts <= (1 << 16), "coset: parts must be in 1..65536, got ", parts);
-  const BucketLayout layout = Take(BucketLayout::Make(codec.params(), numel, static_cast<int>(parts)));
+  const BucketLayout layout = LayoutFor(*CodecFor(config), numel, parts);
   return {layout.shard_len, layout.packet_bytes};
 }
 
@@ -118,10 +122,9 @@ at::Tensor BucketDecode(const at::Tensor& packets, const std::string& config, in
   TORCH_CHECK(
       packets.device().is_cpu() && packets.scalar_type() == at::kByte && packets.dim() == 2 && packets.is_contiguous(),
       "coset: packets must be a contiguous 2-D uint8 CPU tensor [count, packet_bytes]");
-  TORCH_CHECK(parts >= 1 && parts <= (1 << 16), "coset: parts must be in 1..65536, got ", parts);
   const std::shared_ptr<const TensorCodec> held = CodecFor(config);
   const TensorCodec& codec = *held;
-  const BucketLayout layout = Take(BucketLayout::Make(codec.params(), numel, static_cast<int>(parts)));
+  const BucketLayout layout = LayoutFor(codec, numel, parts);
   TORCH_CHECK(packets.size(1) == layout.packet_bytes, "coset: packets have ", packets.size(1),
               " bytes each; a shard of this bucket has ", layout.packet_bytes);
   TORCH_CHECK(sum || packets.size(0) == parts, "coset: ", packets.size(0), " packets for a bucket of ", parts,
@@ -154,13 +157,6 @@ ExactSumSpec SpecFor(const std::string& config, int64_t world, int64_t bound) {
   return Take(ExactSumSpec::Create(codec.params(), static_cast<int>(world), static_cast<int>(bound)));
 }
 
-const float* ResidualOrNull(const c10::optional<at::Tensor>& residual, const at::Tensor& x) {
-  if (!residual.has_value() || !residual->defined()) return nullptr;
-  CheckFlatFloat(*residual, "residual");
-  TORCH_CHECK(residual->numel() == x.numel(), "coset: residual has ", residual->numel(), " entries, x has ", x.numel());
-  return residual->data_ptr<float>();
-}
-
 void CheckScales(const ExactSumSpec& spec, const at::Tensor& scales, int64_t numel) {
   CheckFlatFloat(scales, "scales");
   TORCH_CHECK(scales.numel() == spec.Blocks(numel), "coset: ", scales.numel(), " scales for ", spec.Blocks(numel),
@@ -183,7 +179,7 @@ at::Tensor ExactSumEncode(const at::Tensor& x, const c10::optional<at::Tensor>& 
   CheckFlatFloat(x, "x");
   const ExactSumSpec spec = SpecFor(config, world, bound);
   CheckScales(spec, scales, x.numel());
-  float* r = const_cast<float*>(ResidualOrNull(residual, x));
+  float* r = ResidualOrNull(residual, x);
   at::Tensor words = at::empty({spec.Words(x.numel())}, at::TensorOptions().dtype(at::kLong));
   at::parallel_for(0, spec.Units(x.numel()), 256, [&](int64_t begin, int64_t end) {
     QuantizeToWords(spec, x.data_ptr<float>(), r, x.numel(), scales.data_ptr<float>(), begin, end,

@@ -91,7 +91,6 @@ class State:
         # region's span, q^M - 1 for D4); the fields hold W times that.
         self.bound = bound
         self._residuals = {}
-        self._layouts = {}
         self._iteration = 0
         self._lock = threading.Lock()  # callbacks run on the backend's threads
         self._counters = {"steps": 0, "grad_bytes": 0, "fp32_bytes": 0, "compressed_entries": 0, "hook_seconds": 0.0,
@@ -121,13 +120,6 @@ class State:
     def add_hook_time(self, seconds):
         with self._lock:
             self._counters["hook_seconds"] += seconds
-
-    def layout(self, numel, parts):
-        """(shard_len, packet_bytes) of a bucket of numel entries cut into parts shards."""
-        key = (numel, parts)
-        if key not in self._layouts:
-            self._layouts[key] = tuple(torch.ops.coset.bucket_layout(numel, parts, self.config_text))
-        return self._layouts[key]
 
     # --- error feedback ---------------------------------------------------------------------
     def residual(self, bucket, role, like):
@@ -261,7 +253,6 @@ def _reduce_scatter(state, x, residual):
     """Packets all-to-all (rank r receives shard r of every rank's bucket), their average
     re-encoded (with its own error feedback) and all-gathered."""
     n, world, group, config = x.numel(), state.world, state.process_group, state.config_text
-    _, packet_bytes = state.layout(n, world)
     with _Timer(state):
         packets = state.bucket_encode(x, residual("local", x), world)
     received = torch.empty_like(packets)
@@ -277,7 +268,7 @@ def _reduce_scatter(state, x, residual):
         with _Timer(state):
             return torch.ops.coset.bucket_decode(gathered, config, n, world, False, 1.0)
 
-    return fut.then(finish), 2 * (world - 1) * packet_bytes
+    return fut.then(finish), 2 * (world - 1) * packets.size(1)  # W - 1 packets out in each collective
 
 
 def _allreduce_codes(state, x, residual):
