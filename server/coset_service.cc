@@ -58,7 +58,9 @@ CosetServiceImpl::CosetServiceImpl(const ServiceLimits& limits, Metrics* metrics
       store_(limits.memory_budget_bytes),
       configs_(limits.memory_budget_bytes / 4, limits.lut_budget_bytes),
       pool_(limits.threads),
-      budget_(limits.memory_budget_bytes, [this] { return ResidentBytes(); }) {}
+      budget_(limits.memory_budget_bytes, [this] { return ResidentBytes(); }) {
+  metrics_->memory_budget_bytes().Set(static_cast<double>(limits.memory_budget_bytes));
+}
 
 absl::StatusOr<ShmSpan> CosetServiceImpl::Span(const v1::SharedMemoryRef& ref, const RequestContext& rc) {
   if (shm_ == nullptr)
@@ -191,8 +193,8 @@ absl::Status CosetServiceImpl::DoEncode(const Config& config, const v1::Tensor& 
   // Counted once the whole request succeeded (its deadline can still pass before the reply).
   rc.OnSuccess([this, label = config.metrics_label(), raw = 4.0 * x.numel, coded = static_cast<double>(plan->size),
                 chunks = static_cast<double>(s.chunks), overloads = static_cast<double>(s.first_try_overloads),
-                histogram = SummarizeOverloads(*out).histogram] {
-    metrics_->RecordEncode(label, raw, coded, chunks, overloads, histogram);
+                capped = static_cast<double>(s.capped), histogram = SummarizeOverloads(*out).histogram] {
+    metrics_->RecordEncode(label, raw, coded, chunks, overloads, capped, histogram);
   });
   return absl::OkStatus();
 }
@@ -447,6 +449,7 @@ void CosetServiceImpl::UpdateGauges() {
   metrics_->lut_cache_bytes().Set(static_cast<double>(store_.lut_bytes()));
   metrics_->configs().Set(static_cast<double>(configs_.count()));
   metrics_->codebook_bytes().Set(static_cast<double>(configs_.bytes()));
+  metrics_->memory_used_bytes().Set(static_cast<double>(ResidentBytes() + budget_.reserved()));
 }
 
 }  // namespace coset

@@ -36,6 +36,7 @@
 #include "server/coset_service.h"
 #include "server/peer_access.h"
 #include "server/unix_listener.h"
+#include "server/watchdog.h"
 
 namespace coset {
 namespace {
@@ -331,6 +332,36 @@ void WriteReadyFile(const std::string& path, const std::vector<std::string>& grp
   std::rename(tmp.c_str(), path.c_str());
 }
 
+// systemd's watchdog, when the unit sets WatchdogSec=: each ping follows a ServerInfo call that
+// the daemon answered through its first listener (a Unix socket: the path clients use; otherwise
+// in-process), so a wedged daemon is restarted. Null when systemd did not ask.
+std::unique_ptr<Watchdog> StartWatchdog(const Listeners& listeners) {
+  const std::chrono::microseconds period = Watchdog::RequestedPeriod();
+  if (period.count() == 0) return nullptr;
+  std::shared_ptr<grpc::Channel> channel;
+  for (const std::string& address : listeners.bound) {
+    if (address.rfind("unix:", 0) == 0) {
+      channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+      break;
+    }
+  }
+  if (channel == nullptr) channel = listeners.server->InProcessChannel(grpc::ChannelArguments());
+  std::shared_ptr<v1::Coset::Stub> stub = v1::Coset::NewStub(channel);
+  Log(0, absl::StrCat("systemd watchdog: a probed ping every ", period.count() / 2000, " ms"));
+  return std::make_unique<Watchdog>(
+      period,
+      [stub](std::chrono::milliseconds deadline) {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + deadline);
+        v1::ServerInfoRequest request;
+        v1::ServerInfoResponse response;
+        const grpc::Status status = stub->ServerInfo(&ctx, request, &response);
+        // Refused for load is still an answer from a live server.
+        return status.ok() || status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED;
+      },
+      [](const char* message) { sd_notify(0, message); });
+}
+
 // Serves until SIGTERM/SIGINT, then drains in-flight requests for up to drain_seconds.
 void RunUntilSignal(const sigset_t& stop_signals, Listeners& listeners, const CosetServiceImpl& service,
                     int64_t drain_seconds) {
@@ -399,7 +430,9 @@ int Main(int argc, char** argv) {
   Log(0, "serving metrics on " + metrics_bound);
   if (!flags.ready_file.empty()) WriteReadyFile(flags.ready_file, listeners->bound, metrics_bound);
 
+  std::unique_ptr<Watchdog> watchdog = StartWatchdog(*listeners);
   RunUntilSignal(stop_signals, *listeners, service, flags.drain_seconds);
+  watchdog.reset();
   if (*shm != nullptr) (*shm)->Stop();  // releases every region and removes the side socket
   Log(0, "stopped");
   return 0;

@@ -37,6 +37,11 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                     .Name("coset_overload_chunks_total")
                     .Help("Chunks that overloaded on the first try (T > 0), by configuration")
                     .Register(*registry_);
+  capped_ =
+      &prometheus::BuildCounter()
+           .Name("coset_capped_chunks_total")
+           .Help("Chunks that reached t_max (zeroed or refused by the cap policy: clipped data), by configuration")
+           .Register(*registry_);
   t_values_ = &prometheus::BuildCounter()
                    .Name("coset_overload_t_total")
                    .Help("Chunks by overload counter T (T >= 8 counted as 8+), by configuration")
@@ -73,6 +78,16 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                          .Help("Bytes of codebook tables and two-sided LUTs kept resident")
                          .Register(*registry_)
                          .Add({});
+  memory_budget_bytes_ = &prometheus::BuildGauge()
+                              .Name("coset_memory_budget_bytes")
+                              .Help("The daemon's memory budget (--memory-budget)")
+                              .Register(*registry_)
+                              .Add({});
+  memory_used_bytes_ = &prometheus::BuildGauge()
+                            .Name("coset_memory_used_bytes")
+                            .Help("Bytes charged to the memory budget: resident state plus requests' reservations")
+                            .Register(*registry_)
+                            .Add({});
   configs_ = &prometheus::BuildGauge()
                   .Name("coset_registered_configs")
                   .Help("Registered codec configurations")
@@ -99,12 +114,13 @@ std::string Metrics::ConfigLabel(const std::string& config) {
 }
 
 void Metrics::RecordEncode(const std::string& config_name, double raw_bytes, double compressed_bytes, double chunks,
-                           double first_try_overloads, const std::vector<int64_t>& t_histogram) {
+                           double first_try_overloads, double capped, const std::vector<int64_t>& t_histogram) {
   const std::string config = ConfigLabel(config_name);
   raw_bytes_->Add({{"config", config}}).Increment(raw_bytes);
   saved_bytes_->Add({{"config", config}}).Increment(std::max(0.0, raw_bytes - compressed_bytes));
   chunks_->Add({{"config", config}}).Increment(chunks);
   overloads_->Add({{"config", config}}).Increment(first_try_overloads);
+  capped_->Add({{"config", config}}).Increment(capped);
   int64_t high = 0;
   for (size_t t = 0; t < t_histogram.size(); ++t) {
     if (t < 8) {

@@ -23,11 +23,12 @@ class Metrics {
   // One finished RPC: method name, canonical status code name, bytes in/out, latency.
   void RecordRequest(const std::string& method, const std::string& code, double seconds, double bytes_in,
                      double bytes_out);
-  // One encode: raw float32 bytes, compressed bytes, chunks, chunks needing T > 0, T histogram.
+  // One encode: raw float32 bytes, compressed bytes, chunks, chunks needing T > 0, chunks that
+  // reached t_max (capped: zeroed or refused, i.e. clipped data), T histogram.
   // At most kMaxConfigLabels distinct `config` label values are exported; later ones are pooled
   // under "other", so no client can grow the series count without bound.
   void RecordEncode(const std::string& config, double raw_bytes, double compressed_bytes, double chunks,
-                    double first_try_overloads, const std::vector<int64_t>& t_histogram);
+                    double first_try_overloads, double capped, const std::vector<int64_t>& t_histogram);
   prometheus::Gauge& inflight() { return *inflight_; }
   prometheus::Gauge& resident_bytes() { return *resident_bytes_; }
   prometheus::Gauge& resident_tensors() { return *resident_tensors_; }
@@ -36,6 +37,8 @@ class Metrics {
   prometheus::Gauge& shm_regions() { return *shm_regions_; }
   prometheus::Gauge& codebook_bytes() { return *codebook_bytes_; }
   prometheus::Gauge& shm_bytes() { return *shm_bytes_; }
+  prometheus::Gauge& memory_budget_bytes() { return *memory_budget_bytes_; }
+  prometheus::Gauge& memory_used_bytes() { return *memory_used_bytes_; }
 
   static constexpr size_t kMaxConfigLabels = 64;
 
@@ -53,6 +56,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* saved_bytes_;
   prometheus::Family<prometheus::Counter>* chunks_;
   prometheus::Family<prometheus::Counter>* overloads_;
+  prometheus::Family<prometheus::Counter>* capped_;
   prometheus::Family<prometheus::Counter>* t_values_;
   prometheus::Gauge* inflight_;
   prometheus::Gauge* resident_bytes_;
@@ -62,6 +66,8 @@ class Metrics {
   prometheus::Gauge* shm_regions_;
   prometheus::Gauge* codebook_bytes_;
   prometheus::Gauge* shm_bytes_;
+  prometheus::Gauge* memory_budget_bytes_;
+  prometheus::Gauge* memory_used_bytes_;
 };
 
 }  // namespace coset

@@ -25,21 +25,26 @@ TEST(MetricsTest, EncodesCountBytesSavedOverloadsAndTheTDistribution) {
   histogram[0] = 90;
   histogram[1] = 6;
   histogram[9] = 4;  // pooled as 8+
-  m.RecordEncode("D4-q4-M2-x", 4000, 600, 100, 10, histogram);
+  m.RecordEncode("D4-q4-M2-x", 4000, 600, 100, 10, 2, histogram);
   EXPECT_EQ(MetricValue(m, "coset_encoded_raw_bytes_total", {{"config", "D4-q4-M2-x"}}), 4000);
   EXPECT_EQ(MetricValue(m, "coset_bytes_saved_total", {{"config", "D4-q4-M2-x"}}), 3400);
   EXPECT_EQ(MetricValue(m, "coset_chunks_total", {{"config", "D4-q4-M2-x"}}), 100);
   EXPECT_EQ(MetricValue(m, "coset_overload_chunks_total", {{"config", "D4-q4-M2-x"}}), 10);
+  EXPECT_EQ(MetricValue(m, "coset_capped_chunks_total", {{"config", "D4-q4-M2-x"}}), 2);
   EXPECT_EQ(MetricValue(m, "coset_overload_t_total", {{"t", "1"}}), 6);
   EXPECT_EQ(MetricValue(m, "coset_overload_t_total", {{"t", "8+"}}), 4);
   m.inflight().Set(3);
   EXPECT_EQ(MetricValue(m, "coset_inflight_requests"), 3);
+  m.memory_budget_bytes().Set(1000);
+  m.memory_used_bytes().Set(250);
+  EXPECT_EQ(MetricValue(m, "coset_memory_budget_bytes"), 1000);
+  EXPECT_EQ(MetricValue(m, "coset_memory_used_bytes"), 250);
 }
 
 TEST(MetricsTest, ConfigLabelsAreBoundedAgainstCardinalityFloods) {
   Metrics m;
   // Before: a label per distinct configuration, never removed (2,000 betas: 12,107 series).
-  for (int i = 0; i < 2000; ++i) m.RecordEncode("config-" + std::to_string(i), 40, 6, 1, 0, {1});
+  for (int i = 0; i < 2000; ++i) m.RecordEncode("config-" + std::to_string(i), 40, 6, 1, 0, 0, {1});
   size_t series = 0;
   for (const prometheus::MetricFamily& f : m.registry()->Collect()) {
     if (f.name == "coset_chunks_total") series = f.metric.size();

@@ -1,0 +1,298 @@
+"""A typed Python client for cosetd (coset.v1 over gRPC, large arrays through shared memory).
+
+    with coset_client.Client("unix:/run/coset/cosetd.sock") as c:
+        blob, stats = c.encode(x, {"lattice": "D4", "q": 4, "M": 2})
+        y = c.decode(blob)
+
+Arrays are numpy float32 (float64 is converted, as the daemon encodes float32); the last
+dimension is quantized. Arrays of at least `shm_threshold_bytes` go through one
+shared-memory region per client when the address is a Unix socket (README "Shared memory"),
+otherwise inline in the message. Results are bit-identical to the C++ client and to the in-process
+codec. Every daemon error is raised as CosetError with the gRPC status code name and message.
+"""
+
+import dataclasses
+import struct
+import threading
+
+import grpc
+import numpy as np
+
+from coset_client import coset_pb2 as pb
+from coset_client import coset_pb2_grpc as pb_grpc
+from coset_client.shm import SharedRegion
+
+DEFAULT_ADDRESS = "unix:/run/coset/cosetd.sock"
+
+_SCALES = {"none": pb.SCALE_MODE_NONE, "rms": pb.SCALE_MODE_RMS, "absmax": pb.SCALE_MODE_ABSMAX}
+_CAPS = {"fail": pb.CAP_POLICY_FAIL, "zero": pb.CAP_POLICY_ZERO}
+# A blob is never larger than half its float32 input plus its headers (C++ client, same bound).
+_BLOB_SLACK = 65536
+
+
+class CosetError(Exception):
+    """A request cosetd refused or could not serve: `code` is the gRPC status code name."""
+
+    def __init__(self, code, message):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclasses.dataclass
+class EncodeStats:
+    chunks: int
+    first_try_overloads: int
+    capped: int
+    stored_bits_per_entry: float
+
+
+@dataclasses.dataclass
+class TensorInfo:
+    name: str
+    shape: tuple
+    lattice: str
+    q: int
+    M: int
+    bytes: int
+
+
+def codec_config(config):
+    """A coset.v1.CodecConfig from a dict of its fields ("scale"/"on_cap" may be names)."""
+    if isinstance(config, pb.CodecConfig):
+        return config
+    out = pb.CodecConfig()
+    for key, value in (config or {}).items():
+        if key == "scale" and isinstance(value, str):
+            value = _SCALES[value]
+        elif key == "on_cap" and isinstance(value, str):
+            value = _CAPS[value]
+        if key not in pb.CodecConfig.DESCRIPTOR.fields_by_name:
+            raise ValueError(f"unknown codec field {key!r}; known: {sorted(pb.CodecConfig.DESCRIPTOR.fields_by_name)}")
+        setattr(out, key, value)
+    return out
+
+
+def _codec_spec(config):
+    spec = pb.CodecSpec()
+    if isinstance(config, str):
+        spec.config_id = config  # a RegisterConfig id
+    else:
+        spec.config.CopyFrom(codec_config(config))
+    return spec
+
+
+def _as_float32(x):
+    """A contiguous float32 array (float64 is converted), or TypeError for anything else."""
+    x = np.asarray(x)
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"coset encodes float32 or float64 arrays, got {x.dtype}")
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _stats(s):
+    return EncodeStats(s.chunks, s.first_try_overloads, s.capped, s.stored_bits_per_entry)
+
+
+def _info(i):
+    return TensorInfo(i.name, tuple(i.shape), i.lattice, i.q, i.M, i.bytes)
+
+
+def _values(t, data=None):
+    """A reply tensor's float32 values (inline, or `data` read from the shared region), copied."""
+    return np.frombuffer(t.data if data is None else data, dtype=np.float32).reshape(tuple(t.shape)).copy()
+
+
+class Client:
+    """One channel to cosetd. Thread-safe; the shared-memory region is used by one call at a time."""
+
+    def __init__(self, address=DEFAULT_ADDRESS, *, timeout=60.0, shm_threshold_bytes=1 << 20,
+                 max_message_bytes=256 << 20, credentials=None):
+        options = [("grpc.max_send_message_length", max_message_bytes),
+                   ("grpc.max_receive_message_length", max_message_bytes)]
+        if credentials is not None:
+            self._channel = grpc.secure_channel(address, credentials, options)
+        else:
+            self._channel = grpc.insecure_channel(address, options)
+        self._stub = pb_grpc.CosetStub(self._channel)
+        self._timeout = timeout
+        self._shm_threshold = shm_threshold_bytes if address.startswith("unix:") else 0
+        self._side_socket = address[len("unix:"):] + ".shm" if address.startswith("unix:") else None
+        self._shm_lock = threading.Lock()
+        self._region = None
+        self.used_shared_memory = False  # whether the last encode/decode went through the region
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def _call(self, method, request):
+        try:
+            return getattr(self._stub, method)(request, timeout=self._timeout)
+        except grpc.RpcError as e:
+            raise CosetError(e.code().name, e.details()) from None
+
+    def _region_for(self, nbytes):
+        """The client's region, grown to at least `nbytes` (None without a side socket)."""
+        if self._side_socket is None or self._shm_threshold <= 0:
+            return None
+        if self._region is None or self._region.size < nbytes:
+            size = max(nbytes, 2 * self._region.size if self._region else 0)
+            self.close_shared()
+            try:
+                self._region = SharedRegion(self._side_socket, size)
+            except OSError:
+                return None  # no side socket, or refused: inline messages still work
+        return self._region
+
+    def close_shared(self):
+        if self._region is not None:
+            self._region.close()
+            self._region = None
+
+    def shared_array(self, shape):
+        """A float32 array inside the shared region: encode() of it sends no copy at all."""
+        n = int(np.prod(shape))
+        with self._shm_lock:
+            region = self._region_for(n * 4 + n * 2 + _BLOB_SLACK)
+            if region is None:
+                raise CosetError("FAILED_PRECONDITION", "no shared-memory region (not a Unix-socket address?)")
+            return np.frombuffer(region.view(), dtype=np.float32, count=n).reshape(shape)
+
+    # -- API ------------------------------------------------------------------------------------
+
+    def health(self, service=""):
+        """True when the standard gRPC health service reports SERVING ("" = the whole server)."""
+        check = self._channel.unary_unary(
+            "/grpc.health.v1.Health/Check",
+            # HealthCheckRequest {string service = 1}; HealthCheckResponse {enum status = 1}.
+            request_serializer=lambda s: b"\x0a" + bytes([len(s)]) + s.encode() if s else b"",
+            response_deserializer=lambda b: b[1] if len(b) >= 2 and b[0] == 0x08 else 0)
+        try:
+            return check(service, timeout=self._timeout) == 1  # SERVING
+        except grpc.RpcError:
+            return False
+
+    def server_info(self):
+        return self._call("ServerInfo", pb.ServerInfoRequest())
+
+    def register_config(self, config):
+        """Registers a configuration (its codebook is built once); returns its id for encode()."""
+        return self._call("RegisterConfig", pb.RegisterConfigRequest(config=codec_config(config))).config_id
+
+    def encode(self, x, config=None):
+        """(blob bytes, EncodeStats): x compressed along its last dimension."""
+        x = _as_float32(x)
+        req = pb.EncodeRequest(codec=_codec_spec(config))
+        req.input.shape.extend(x.shape)
+        if x.nbytes >= self._shm_threshold > 0:
+            with self._shm_lock:
+                capacity = x.nbytes // 2 + _BLOB_SLACK
+                offset = self._region.holds(x) if self._region is not None else None
+                region = self._region if offset is not None else self._region_for(x.nbytes + capacity)
+                if region is not None and (offset or 0) + x.nbytes + capacity <= region.size:
+                    if offset is None:
+                        offset = 0
+                        np.frombuffer(region.view(), np.float32, x.size)[:] = x.reshape(-1)
+                    req.input.shm.region, req.input.shm.offset, req.input.shm.length = region.token, offset, x.nbytes
+                    out = (offset + x.nbytes + 3) // 4 * 4
+                    req.output.region, req.output.offset, req.output.length = region.token, out, capacity
+                    try:
+                        resp = self._call("Encode", req)
+                        self.used_shared_memory = True
+                        return bytes(region.view()[out:out + resp.output_length]), _stats(resp.stats)
+                    except CosetError as e:
+                        # A restarted daemon no longer knows the region: drop it and go inline.
+                        if e.code not in ("NOT_FOUND", "UNAVAILABLE"):
+                            raise
+                        self.close_shared()
+                    req.input.ClearField("shm")
+                    req.ClearField("output")
+        self.used_shared_memory = False
+        req.input.data = x.tobytes()
+        resp = self._call("Encode", req)
+        return resp.blob, _stats(resp.stats)
+
+    def decode(self, blob):
+        """The float32 array a blob (bytes) or a resident tensor's name (str) holds."""
+        req = pb.DecodeRequest(codes=self._codes(blob))
+        numel = _blob_numel(blob) if isinstance(blob, (bytes, bytearray, memoryview)) else 0
+        if numel * 4 >= self._shm_threshold > 0:
+            with self._shm_lock:
+                region = self._region_for(numel * 4)
+                if region is not None:
+                    req.output.region, req.output.length = region.token, numel * 4
+                    try:
+                        resp = self._call("Decode", req)
+                        self.used_shared_memory = True
+                        return _values(resp.output, region.view()[:numel * 4])
+                    except CosetError as e:
+                        if e.code not in ("NOT_FOUND", "UNAVAILABLE"):
+                            raise
+                        self.close_shared()
+                    req.ClearField("output")
+        self.used_shared_memory = False
+        return _values(self._call("Decode", req).output)
+
+    def quantize(self, x, config=None):
+        """decode(encode(x)) in one call (quantization-aware training)."""
+        x = _as_float32(x)
+        req = pb.QuantizeRequest(codec=_codec_spec(config))
+        req.input.shape.extend(x.shape)
+        req.input.data = x.tobytes()
+        return _values(self._call("Quantize", req).output)
+
+    def inner_product(self, weights, queries):
+        """queries [K] or [B, K] against codes [N, K] (a blob or a resident tensor's name)."""
+        q = _as_float32(queries)
+        req = pb.InnerProductRequest(weights=self._codes(weights))
+        req.queries.shape.extend(q.shape)
+        req.queries.data = q.tobytes()
+        return _values(self._call("InnerProduct", req).output)
+
+    def put_tensor(self, name, blob=None, *, x=None, config=None, overwrite=False):
+        """Keeps a compressed tensor in the daemon: from a blob, or x encoded there."""
+        if (blob is None) == (x is None):
+            raise ValueError("put_tensor takes either a blob or x (with config)")
+        req = pb.PutTensorRequest(name=name, overwrite=overwrite)
+        if blob is not None:
+            req.blob = bytes(blob)
+        else:
+            arr = _as_float32(x)
+            req.encode.codec.CopyFrom(_codec_spec(config))
+            req.encode.input.shape.extend(arr.shape)
+            req.encode.input.data = arr.tobytes()
+        return _info(self._call("PutTensor", req).info)
+
+    def get_tensor(self, name):
+        return self._call("GetTensor", pb.GetTensorRequest(name=name)).blob
+
+    def delete_tensor(self, name):
+        self._call("DeleteTensor", pb.DeleteTensorRequest(name=name))
+
+    def list_tensors(self):
+        return [_info(i) for i in self._call("ListTensors", pb.ListTensorsRequest()).tensors]
+
+    def close(self):
+        self.close_shared()
+        self._channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @staticmethod
+    def _codes(blob_or_name):
+        if isinstance(blob_or_name, str):
+            return pb.Codes(tensor_name=blob_or_name)
+        return pb.Codes(blob=bytes(blob_or_name))
+
+
+def _blob_numel(blob):
+    """Elements a blob decodes to, from its header (core/FORMAT.md: magic "CSET", rank at byte 13,
+    int64 shape from byte 40), or 0 when it cannot tell (the daemon then says what is wrong)."""
+    head = bytes(blob[:40 + 8 * 8])
+    if len(head) < 40 or head[:4] != b"CSET" or head[13] > 8 or len(head) < 40 + 8 * head[13]:
+        return 0
+    shape = struct.unpack_from(f"<{head[13]}q", head, 40)
+    return int(np.prod(shape)) if all(d >= 0 for d in shape) else 0

@@ -1,0 +1,60 @@
+"""Starts a real cosetd for Python tests: a private socket directory under /tmp, a ready file, and
+a clean stop (SIGTERM, then the directory goes)."""
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+_RUNFILES = os.path.join(os.environ.get("TEST_SRCDIR", ""), "coset")
+
+
+def binary(package, name):
+    """A built binary from the test's runfiles, or from bazel-bin when run by hand."""
+    path = os.path.join(_RUNFILES, package, name)
+    if os.path.exists(path):
+        return path
+    return os.path.join(os.path.dirname(__file__), "..", "..", "bazel-bin", package, name)
+
+
+class Cosetd:
+    """cosetd on unix:<dir>/d.sock (+ its shared-memory side socket) and, unless metrics=False,
+    /metrics on a free loopback port. Use as a context manager."""
+
+    def __init__(self, *flags, metrics=True):
+        self.dir = tempfile.mkdtemp(prefix="cosetd-", dir="/tmp")  # socket paths must stay short
+        self.address = f"unix:{self.dir}/d.sock"
+        ready = os.path.join(self.dir, "ready")
+        args = [binary("server", "cosetd"), "--grpc", self.address, "--ready-file", ready,
+                "--metrics", "127.0.0.1:0" if metrics else "off", "--log-level", "warn", *flags]
+        self.log = open(os.path.join(self.dir, "cosetd.log"), "w")
+        self.process = subprocess.Popen(args, stderr=self.log)
+        deadline = time.time() + 30
+        while not os.path.exists(ready):
+            if self.process.poll() is not None or time.time() > deadline:
+                self.stop()
+                raise RuntimeError(f"cosetd did not start: {open(self.log.name).read()}")
+            time.sleep(0.02)
+        lines = dict(line.split(" ", 1) for line in open(ready).read().splitlines())
+        self.metrics = lines["metrics"].strip()  # "127.0.0.1:PORT" or "off"
+
+    def stop(self):
+        """SIGTERM and wait; returns the exit code. Idempotent."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return self.process.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
