@@ -17,7 +17,15 @@ PACKAGES=(
   openssl util-linux         # the TLS tests make certificates; the access tests run a client under setpriv
   python3-pip python3-setuptools python3-wheel python3-venv ninja-build  # pip install ./torch_ext
   python3-matplotlib iproute2  # bench/ddp_time_to_accuracy.py: the plot, and tc for the shaped link
+  python3-grpcio python3-protobuf python3-yaml  # the Python client (client/python) and the deploy tests
+  prometheus                 # prometheus + promtool: the rules' unit tests and the real-Prometheus test
+  systemd                    # systemd-analyze verify / security for deploy/systemd
 )
+# Node.js runs the Kubernetes schema validator (deploy/kubernetes/validate); a node already on the
+# PATH (another distribution of it) is used as it is.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  PACKAGES+=(nodejs npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -35,3 +43,17 @@ if ((${#missing[@]})); then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 echo "setup: all ${#PACKAGES[@]} packages present" >&2
+
+# The validator's npm packages, pinned by deploy/kubernetes/validate/package-lock.json, installed
+# once per lock file into /opt/coset-tools/k8s-validate (the tests read it there).
+VALIDATE_SRC="$(cd "$(dirname "$0")/.." && pwd)/deploy/kubernetes/validate"
+VALIDATE_DIR=/opt/coset-tools/k8s-validate
+if ! cmp -s "$VALIDATE_SRC/package-lock.json" "$VALIDATE_DIR/package-lock.json" ||
+   [[ ! -d "$VALIDATE_DIR/node_modules/kubernetes-models" ]]; then
+  echo "setup: installing the Kubernetes schema validator into $VALIDATE_DIR" >&2
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  $SUDO mkdir -p "$VALIDATE_DIR"
+  $SUDO cp "$VALIDATE_SRC/package.json" "$VALIDATE_SRC/package-lock.json" "$VALIDATE_DIR/"
+  (cd "$VALIDATE_DIR" && $SUDO npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
