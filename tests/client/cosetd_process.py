@@ -12,11 +12,15 @@ _RUNFILES = os.path.join(os.environ.get("TEST_SRCDIR", ""), "coset")
 
 
 def binary(package, name):
-    """A built binary from the test's runfiles, or from bazel-bin when run by hand."""
-    path = os.path.join(_RUNFILES, package, name)
-    if os.path.exists(path):
-        return path
-    return os.path.join(os.path.dirname(__file__), "..", "..", "bazel-bin", package, name)
+    """A built binary: from the test's runfiles (or a py_binary's, next to this file), from
+    $COSET_BAZEL_BIN (a Bazel bin directory, for tests run against a pip install), or from
+    bazel-bin when run by hand."""
+    repo = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")  # a checkout or runfiles tree
+    for root in (_RUNFILES, os.environ.get("COSET_BAZEL_BIN", ""), repo, os.path.join(repo, "bazel-bin")):
+        path = os.path.join(root, package, name)
+        if root and os.path.exists(path):
+            return path
+    raise FileNotFoundError(f"{package}/{name} is not built (bazel build //{package}:{name})")
 
 
 class Cosetd:

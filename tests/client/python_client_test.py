@@ -43,6 +43,14 @@ class PythonClientTest(unittest.TestCase):
         cosetctl("--daemon", self.daemon.address, "encode", self.path("x.npy"), self.path("x.coset"), *flags)
         return open(self.path("x.coset"), "rb").read()
 
+    def test_the_expected_build_is_imported_with_generated_stubs(self):
+        # Bazel's py_library here; scripts/test.sh's pip pass runs this file against
+        # `pip install ./client/python` and names its root.
+        root = os.environ.get("COSET_EXPECT_PACKAGE_ROOT", "")
+        self.assertTrue(coset_client.__file__.startswith(root), coset_client.__file__)
+        stubs = os.path.join(os.path.dirname(os.path.realpath(coset_client.client.pb.__file__)))
+        self.assertTrue(os.path.exists(os.path.join(stubs, "coset_pb2_grpc.py")), stubs)
+
     def test_health_and_server_info(self):
         self.assertTrue(self.client.health())
         self.assertTrue(self.client.health("coset.v1.Coset"))
