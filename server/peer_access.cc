@@ -1,12 +1,15 @@
 #include "server/peer_access.h"
 
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -83,11 +86,31 @@ absl::Status PeerPolicy::Admit(const PeerCredentials& peer) const {
 
 std::string UidPrincipal(uid_t uid) { return absl::StrCat("uid:", uid); }
 
-absl::StatusOr<int> ListenUnix(const std::string& path, const PeerPolicy& policy) {
+namespace {
+
+// The listening Unix stream socket systemd passed for `path`, or -1. The passed descriptors are
+// read once per process (and the LISTEN_* variables cleared, so no child takes them for its own).
+int InheritedUnixSocket(const std::string& path) {
+  static const int passed = std::max(0, sd_listen_fds(1));
+  for (int fd = SD_LISTEN_FDS_START; fd < SD_LISTEN_FDS_START + passed; ++fd) {
+    if (sd_is_socket_unix(fd, SOCK_STREAM, 1, path.c_str(), 0) > 0) return fd;
+  }
+  return -1;
+}
+
+}  // namespace
+
+absl::StatusOr<UnixSocket> ListenUnix(const std::string& path, const PeerPolicy& policy) {
   sockaddr_un addr{};
   if (path.size() >= sizeof(addr.sun_path)) {
     return absl::InvalidArgumentError(absl::StrCat("unix socket path '", path.substr(0, 128), "' is ", path.size(),
                                                    " bytes; the limit is ", sizeof(addr.sun_path) - 1));
+  }
+  if (const int inherited = InheritedUnixSocket(path); inherited >= 0) {
+    // systemd hands sockets over blocking and inheritable; the event loops want neither.
+    fcntl(inherited, F_SETFL, fcntl(inherited, F_GETFL) | O_NONBLOCK);
+    fcntl(inherited, F_SETFD, FD_CLOEXEC);
+    return UnixSocket{inherited, true};
   }
   unlink(path.c_str());  // a stale socket from a previous run
   const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -99,7 +122,7 @@ absl::StatusOr<int> ListenUnix(const std::string& path, const PeerPolicy& policy
     return absl::UnavailableError(absl::StrCat("cannot listen on ", path, ": ", std::strerror(error)));
   }
   RestrictToPolicy(path, policy, false);
-  return fd;
+  return UnixSocket{fd, false};
 }
 
 AcceptedPeer AcceptPeer(int listen_fd, const PeerPolicy& policy) {

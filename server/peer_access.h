@@ -58,10 +58,16 @@ struct AcceptedPeer {
   absl::StatusOr<std::string> principal;
 };
 
-// A listening Unix stream socket at `path` (non-blocking, close-on-exec; a stale socket file there
-// is replaced), its file mode set by RestrictToPolicy. INVALID_ARGUMENT for a path longer than a
-// socket address holds, UNAVAILABLE when it cannot bind.
-absl::StatusOr<int> ListenUnix(const std::string& path, const PeerPolicy& policy);
+// A listening Unix stream socket at `path`, non-blocking and close-on-exec: the one systemd passed
+// for that path (socket activation: LISTEN_FDS; the socket unit owns the file and its mode, and
+// `inherited` says to leave the file in place on exit), otherwise one bound here (a stale socket
+// file there is replaced) with its file mode set by RestrictToPolicy. INVALID_ARGUMENT for a path
+// longer than a socket address holds, UNAVAILABLE when it cannot bind.
+struct UnixSocket {
+  int fd = -1;
+  bool inherited = false;
+};
+absl::StatusOr<UnixSocket> ListenUnix(const std::string& path, const PeerPolicy& policy);
 
 // Accepts one pending connection (non-blocking, close-on-exec, as event loops want it) and checks
 // its peer. Out of descriptors, it waits a little first, so a caller polling the listening socket

@@ -48,9 +48,10 @@ struct ShmRegistry::Connection {
 
 absl::Status ShmRegistry::Start(const std::string& path) {
   path_ = path;
-  absl::StatusOr<int> fd = ListenUnix(path, policy_);
-  if (!fd.ok()) return fd.status();
-  listen_fd_ = *fd;
+  absl::StatusOr<UnixSocket> socket = ListenUnix(path, policy_);
+  if (!socket.ok()) return socket.status();
+  listen_fd_ = socket->fd;
+  inherited_ = socket->inherited;
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0 || pipe2(wake_fd_, O_CLOEXEC) != 0) {
     return absl::UnavailableError(absl::StrCat("cannot set up the side socket's event loop: ", std::strerror(errno)));
@@ -73,7 +74,7 @@ void ShmRegistry::Stop() {
   close(epoll_fd_);
   close(wake_fd_[0]);
   close(wake_fd_[1]);
-  unlink(path_.c_str());
+  if (!inherited_) unlink(path_.c_str());  // a socket unit's file stays for the next activation
   std::lock_guard<std::mutex> lock(mu_);
   regions_.clear();
   bytes_ = 0;

@@ -119,6 +119,7 @@ class ShmRegistry {
   const PeerPolicy policy_;
   std::string path_;
   int listen_fd_ = -1;
+  bool inherited_ = false;  // passed by systemd (socket activation): its file is left in place
   int epoll_fd_ = -1;
   int wake_fd_[2] = {-1, -1};
   std::thread thread_;

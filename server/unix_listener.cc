@@ -16,9 +16,10 @@ namespace coset {
 absl::Status UnixListener::Start(const std::string& path, grpc::Server* server) {
   server_ = server;
   path_ = path;
-  absl::StatusOr<int> fd = ListenUnix(path, policy_);
-  if (!fd.ok()) return fd.status();
-  listen_fd_ = *fd;
+  absl::StatusOr<UnixSocket> socket = ListenUnix(path, policy_);
+  if (!socket.ok()) return socket.status();
+  listen_fd_ = socket->fd;
+  inherited_ = socket->inherited;
   if (pipe2(wake_fd_, O_CLOEXEC) != 0) {
     return absl::UnavailableError(absl::StrCat("cannot make a wake-up pipe: ", std::strerror(errno)));
   }
@@ -33,7 +34,7 @@ void UnixListener::Stop() {
   close(listen_fd_);
   close(wake_fd_[0]);
   close(wake_fd_[1]);
-  unlink(path_.c_str());
+  if (!inherited_) unlink(path_.c_str());  // a socket unit's file stays for the next activation
 }
 
 void UnixListener::AcceptLoop() {

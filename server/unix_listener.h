@@ -29,8 +29,8 @@ class UnixListener {
   // Binds `path` (a stale socket file is replaced; owner-only, or group-accessible for the
   // policy's group) and hands connections to `server`, which must be started and outlive Stop.
   absl::Status Start(const std::string& path, grpc::Server* server);
-  // Stops accepting and removes the socket file; connections already handed over are the
-  // server's (its Shutdown ends them).
+  // Stops accepting and removes the socket file (unless systemd passed the socket); connections
+  // already handed over are the server's (its Shutdown ends them).
   void Stop();
 
  private:
@@ -41,6 +41,7 @@ class UnixListener {
   grpc::Server* server_ = nullptr;
   std::string path_;
   int listen_fd_ = -1;
+  bool inherited_ = false;  // passed by systemd (socket activation)
   int wake_fd_[2] = {-1, -1};
   std::thread thread_;
   std::atomic<bool> stopping_{false};

@@ -1,7 +1,8 @@
-"""deploy/systemd/cosetd.service checked by systemd itself (`systemd-analyze verify` clean, and
-`systemd-analyze security --offline=yes` exposure at most 2.0), and cosetd's side of the unit:
-READY=1, then watchdog pings at half of WATCHDOG_USEC while it serves, STOPPING=1 on SIGTERM, read
-from a real notify socket as systemd would."""
+"""deploy/systemd checked by systemd itself (`systemd-analyze verify` clean for the service and the
+socket unit, `systemd-analyze security --offline=yes` exposure at most 2.0), and cosetd's side of
+the units: READY=1, then watchdog pings at half of WATCHDOG_USEC while it serves, STOPPING=1 on
+SIGTERM, read from a real notify socket as systemd would; and socket activation through systemd's
+own `systemd-socket-activate` (both sockets passed, adopted, and left in place on exit)."""
 
 import os
 import re
@@ -14,13 +15,17 @@ import tempfile
 import time
 import unittest
 
+import numpy as np
+
+import coset_client
 from cosetd_process import binary
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(os.environ.get("TEST_SRCDIR", ""), "coset")
 if not os.path.isdir(os.path.join(ROOT, "deploy")):
     ROOT = os.path.join(HERE, "..", "..")
-UNIT = os.path.join(ROOT, "deploy", "systemd", "cosetd.service")
+SYSTEMD = os.path.join(ROOT, "deploy", "systemd")
+UNIT = os.path.join(SYSTEMD, "cosetd.service")
 MAX_EXPOSURE = 2.0
 
 
@@ -37,7 +42,10 @@ class SystemdUnitTest(unittest.TestCase):
             f.write(text.replace("/usr/local/bin/cosetd", os.path.abspath(binary("server", "cosetd"))))
 
     def test_verify_is_clean(self):
-        r = subprocess.run(["systemd-analyze", "verify", "--man=no", self.unit], capture_output=True, text=True)
+        shutil.copy(os.path.join(SYSTEMD, "cosetd.socket"), self.work)
+        shutil.copytree(os.path.join(SYSTEMD, "cosetd.service.d"), os.path.join(self.work, "cosetd.service.d"))
+        r = subprocess.run(["systemd-analyze", "verify", "--man=no", self.unit, os.path.join(self.work, "cosetd.socket")],
+                           capture_output=True, text=True)
         print("systemd-analyze verify:", (r.stdout + r.stderr).strip() or "clean")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertEqual((r.stdout + r.stderr).strip(), "")
@@ -76,6 +84,28 @@ class SystemdUnitTest(unittest.TestCase):
         while "STOPPING=1" not in messages[-1]:
             messages.append(notify.recv(4096).decode())
         self.assertEqual(daemon.wait(timeout=30), 0)
+
+    def test_socket_activation(self):
+        sock = os.path.join(self.work, "d.sock")
+        activator = subprocess.Popen(
+            ["systemd-socket-activate", "-l", sock, "-l", sock + ".shm", binary("server", "cosetd"),
+             "--grpc", f"unix:{sock}", "--metrics", "off", "--log-level", "warn"], stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: activator.poll() is None and activator.kill())
+        deadline = time.time() + 10
+        while not os.path.exists(sock + ".shm") and time.time() < deadline:
+            time.sleep(0.02)
+        # The first connection starts cosetd, which adopts both sockets: a 2 MiB encode goes
+        # through the shared-memory side socket systemd bound.
+        with coset_client.Client(f"unix:{sock}") as c:
+            self.assertTrue(c.health())
+            x = np.random.default_rng(0).standard_normal((512, 1024)).astype(np.float32)
+            blob, _ = c.encode(x)
+            self.assertTrue(c.used_shared_memory)
+            np.testing.assert_array_equal(c.decode(blob), c.quantize(x))
+        activator.send_signal(signal.SIGTERM)  # it exec'd cosetd: same process
+        self.assertEqual(activator.wait(timeout=30), 0, activator.stderr.read())
+        # The sockets belong to the socket unit: still there for the next activation.
+        self.assertTrue(os.path.exists(sock) and os.path.exists(sock + ".shm"))
 
 
 if __name__ == "__main__":
