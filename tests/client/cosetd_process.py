@@ -23,6 +23,18 @@ def binary(package, name):
     raise FileNotFoundError(f"{package}/{name} is not built (bazel build //{package}:{name})")
 
 
+def stop_process(process, timeout=30):
+    """SIGTERM, then SIGKILL after `timeout` seconds; returns the exit code. Idempotent."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 class Cosetd:
     """cosetd on unix:<dir>/d.sock (+ its shared-memory side socket) and, unless metrics=False,
     /metrics on a free loopback port. Use as a context manager."""
@@ -46,13 +58,7 @@ class Cosetd:
 
     def stop(self):
         """SIGTERM and wait; returns the exit code. Idempotent."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
         return self.process.returncode

@@ -11,12 +11,9 @@ import sys
 import unittest
 
 from cosetd_process import binary
+from deploy_files import deploy_path
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.join(os.environ.get("TEST_SRCDIR", ""), "coset")
-if not os.path.isdir(os.path.join(ROOT, "deploy")):
-    ROOT = os.path.join(HERE, "..", "..")
-CONTAINERFILE = os.path.join(ROOT, "deploy", "container", "Containerfile")
+CONTAINERFILE = deploy_path("container", "Containerfile")
 
 
 def runtime_packages():

@@ -13,11 +13,9 @@ import unittest
 
 import yaml
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.join(os.environ.get("TEST_SRCDIR", ""), "coset")
-if not os.path.isdir(os.path.join(ROOT, "deploy")):
-    ROOT = os.path.join(HERE, "..", "..")
-KUBE = os.path.join(ROOT, "deploy", "kubernetes")
+from deploy_files import deploy_path
+
+KUBE = deploy_path("kubernetes")
 VALIDATOR = os.path.join(KUBE, "validate", "validate.js")
 MODULES = os.environ.get("COSET_K8S_VALIDATE_MODULES", "/opt/coset-tools/k8s-validate/node_modules")
 

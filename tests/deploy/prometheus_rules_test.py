@@ -10,12 +10,10 @@ import unittest
 
 import yaml
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.join(os.environ.get("TEST_SRCDIR", ""), "coset")
-if not os.path.isdir(os.path.join(ROOT, "deploy")):
-    ROOT = os.path.join(HERE, "..", "..")
-PROM = os.path.join(ROOT, "deploy", "prometheus")
-GRAFANA = os.path.join(ROOT, "deploy", "grafana")
+from deploy_files import deploy_path
+
+PROM = deploy_path("prometheus")
+GRAFANA = deploy_path("grafana")
 
 
 def promtool(*args):

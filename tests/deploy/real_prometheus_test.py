@@ -22,14 +22,11 @@ import numpy as np
 import yaml
 
 import coset_client
-from cosetd_process import Cosetd
+from cosetd_process import Cosetd, stop_process
+from deploy_files import deploy_path
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.join(os.environ.get("TEST_SRCDIR", ""), "coset")
-if not os.path.isdir(os.path.join(ROOT, "deploy")):
-    ROOT = os.path.join(HERE, "..", "..")
-RULES = os.path.join(ROOT, "deploy", "prometheus", "cosetd-rules.yml")
-DASHBOARD = os.path.join(ROOT, "deploy", "grafana", "cosetd.json")
+RULES = deploy_path("prometheus", "cosetd-rules.yml")
+DASHBOARD = deploy_path("grafana", "cosetd.json")
 LOAD_SECONDS = 12
 # Grafana's variables, as Grafana would substitute them for "All instances" and a short range.
 GRAFANA_VARIABLES = {"$instance": ".*", "$__rate_interval": "15s", "$__range": "5m"}
@@ -112,12 +109,7 @@ class RealPrometheusTest(unittest.TestCase):
         self.wait_for(lambda: self.get("/-/ready", raw=True) is not None, "Prometheus to be ready")
 
     def stop_prometheus(self):
-        self.prometheus.terminate()
-        try:
-            self.prometheus.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.prometheus.kill()
-            self.prometheus.wait()
+        stop_process(self.prometheus)
         self.prometheus_log.close()
 
     def get(self, path, raw=False, **params):

@@ -19,12 +19,9 @@ import numpy as np
 
 import coset_client
 from cosetd_process import binary
+from deploy_files import deploy_path
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.join(os.environ.get("TEST_SRCDIR", ""), "coset")
-if not os.path.isdir(os.path.join(ROOT, "deploy")):
-    ROOT = os.path.join(HERE, "..", "..")
-SYSTEMD = os.path.join(ROOT, "deploy", "systemd")
+SYSTEMD = deploy_path("systemd")
 UNIT = os.path.join(SYSTEMD, "cosetd.service")
 MAX_EXPOSURE = 2.0
 
