@@ -36,6 +36,11 @@ inline constexpr int64_t kMaxCodebookSymbols = int64_t{1} << 20;
 // the inverse step. The encoder, the decoder, the inner products and the DDP hook's shared scales
 // use this one threshold.
 inline constexpr float kMinStep = 1e-30f;
+// A chunk coordinate (x / step) beyond this magnitude lies outside every code region (q^M <= 2^24
+// and generator entries are at most 2), so its chunk overloads at that step whatever the lattice.
+// The encoder clamps coordinates to it before the nearest-point search: huge finite inputs (or
+// inputs that reach Inf when divided by a small step) must not reach its int32 coordinates.
+inline constexpr float kMaxChunkCoordinate = 268435456.0f;  // 2^28
 
 // --- Lookup tables and caches --------------------------------------------------------------------
 // Default memory budget of one LUT: 1 MiB, the L2 cache of the machines we target.

@@ -59,7 +59,9 @@ struct RowScratch {
 };
 
 struct RowEncodeCounts {
-  int64_t nonfinite_index = -1;     // first NaN/Inf entry of the row (then nothing is encoded)
+  // First NaN/Inf entry of the row, or (rotation only) the largest entry of a block whose
+  // transform overflows float32; then nothing is encoded.
+  int64_t nonfinite_index = -1;
   int64_t first_try_overloads = 0;  // chunks with T > 0
   int64_t capped = 0;               // chunks still overloaded at t_max
   int64_t first_capped_chunk = -1;  // index within the row of the first capped chunk

@@ -100,6 +100,11 @@ absl::Status TensorCodec::EncodeInto(const float* x, const std::vector<int64_t>&
     }
   });
   if (first_nonfinite >= 0) {
+    if (std::isfinite(x[first_nonfinite])) {
+      return absl::InvalidArgumentError(absl::StrCat("input[", first_nonfinite, "] is ", x[first_nonfinite],
+                                                     ": too large to rotate (its block's Hadamard transform "
+                                                     "overflows float32); encode without rotation"));
+    }
     return absl::InvalidArgumentError(
         absl::StrCat("input[", first_nonfinite, "] is ", x[first_nonfinite], "; NaN and Inf cannot be encoded"));
   }

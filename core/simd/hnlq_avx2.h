@@ -151,6 +151,7 @@ inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t
   const __m256i zero = _mm256_setzero_si256();
   const int* rep = cb.rep_coords_int8x4().data();
   const __m256 uniform_inv = _mm256_set1_ps(inv_step);
+  const __m256 highest = _mm256_set1_ps(kMaxChunkCoordinate), lowest = _mm256_set1_ps(-kMaxChunkCoordinate);
   const int64_t batches = n8 / 8;
   for (int64_t first = 0; first < batches; first += kU) {
     const int u_count = static_cast<int>(std::min<int64_t>(kU, batches - first));
@@ -161,7 +162,10 @@ inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t
       const int64_t batch = first + u;
       Batch::Load(x + batch * 8 * d, y[u]);
       const __m256 inv = inv_steps != nullptr ? _mm256_loadu_ps(inv_steps + batch * 8) : uniform_inv;
-      for (int i = 0; i < d; ++i) y[u][i] = _mm256_mul_ps(y[u][i], inv);
+      // Clamped as the scalar encoder does (limits.h): out-of-range chunks overload either way.
+      for (int i = 0; i < d; ++i) {
+        y[u][i] = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(y[u][i], inv), lowest), highest);
+      }
       Batch::Nearest(y[u], z[u]);
     }
     for (int m = 0; m < levels; ++m) {

@@ -257,7 +257,19 @@ RowEncodeCounts EncodeRowImpl(const RowCodecContext& ctx, const float* x, uint16
   for (int64_t b = 0; b < l.blocks_per_row; ++b) {
     const int64_t begin = b * ctx.block;
     const int64_t end = std::min(l.padded_cols, begin + ctx.block);
-    if (!ctx.rotation_signs.empty()) RotateForward(ctx.rotation_signs.data(), end - begin, scratch.work.data() + begin);
+    if (!ctx.rotation_signs.empty()) {
+      RotateForward(ctx.rotation_signs.data(), end - begin, scratch.work.data() + begin);
+      // Finite inputs near FLT_MAX can overflow the transform's sums: refuse the row, naming its
+      // largest entry of the block (the caller says why a finite entry is refused).
+      if (FirstNonFinite(scratch.work.data() + begin, end - begin) >= 0) {
+        const int64_t stop = std::min(end, l.cols);
+        counts.nonfinite_index = begin;
+        for (int64_t i = begin; i < stop; ++i) {
+          if (std::fabs(x[i]) > std::fabs(x[counts.nonfinite_index])) counts.nonfinite_index = i;
+        }
+        return counts;
+      }
+    }
     float scale = 1.0f;
     if (ctx.scale != ScaleMode::kNone) {
       const float raw = BlockScale(ctx.scale, work + begin, end - begin);
@@ -298,7 +310,9 @@ RowEncodeCounts EncodeRowImpl(const RowCodecContext& ctx, const float* x, uint16
     while (true) {
       // y = x * (1 / step): one division per step, not per entry. The batch encoder does the same.
       const float inv_step = 1.0f / (base * ctx.ramp[tc]);
-      for (int i = 0; i < d; ++i) y[i] = xc[i] * inv_step;
+      for (int i = 0; i < d; ++i) {
+        y[i] = std::min(std::max(xc[i] * inv_step, -kMaxChunkCoordinate), kMaxChunkCoordinate);
+      }
       if (!EncodeChunk<Kernel, kPow2, kDim>(cb, d, ctx.levels, y, sc)) break;
       if (tc == ctx.t_max) {
         ++counts.capped;

@@ -114,6 +114,74 @@ TEST(TensorCodecTest, RefusesNanAndInfNamingTheIndex) {
   EXPECT_FALSE(codec.Encode(x.data(), {2, 16}).ok());
 }
 
+// Finite inputs far beyond what a step can code (up to FLT_MAX, where x / step reaches Inf) are
+// overloaded chunks like any other: capped to zero under on_cap=zero, the rest of the row intact,
+// and never a NaN or an out-of-range int inside the nearest-point search (UBSan runs this; the
+// RPC fuzzer found the A2 case), for every lattice, scale mode and both encoder paths.
+TEST(TensorCodecTest, HugeFiniteInputsOverloadInsteadOfOverflowing) {
+  for (const Config& c : kConfigs) {
+    for (ScaleMode scale : {ScaleMode::kNone, ScaleMode::kRms, ScaleMode::kAbsMax}) {
+      CodecParams p = Params(c, scale);
+      p.block = 120;
+      p.t_max = 3;
+      p.on_cap = CapPolicy::kZero;
+      const TensorCodec codec = *TensorCodec::Create(p);
+      const int64_t cols = 240;  // two blocks; 64 rows: the AVX2 batch path takes whole batches
+      std::vector<float> x = Gaussian(64 * cols, 11);
+      for (int64_t r = 0; r < 64; ++r) {
+        x[r * cols + 0] = 3.4e38f;
+        x[r * cols + 1] = -3.0e38f;
+        x[r * cols + 7] = 1e20f;
+      }
+      EncodeStats stats;
+      auto t = codec.Encode(x.data(), {64, cols}, DType::kFloat32, nullptr, &stats);
+      ASSERT_TRUE(t.ok()) << c.lattice << " " << t.status();
+      std::vector<float> y(x.size());
+      ASSERT_TRUE(codec.Decode(*t, y.data()).ok());
+      for (size_t i = 0; i < y.size(); ++i) {
+        // An entry within one step of FLT_MAX may round to a lattice point beyond it (+-Inf);
+        // everything else stays finite, and nothing is NaN.
+        ASSERT_FALSE(std::isnan(y[i])) << c.lattice << " at " << i;
+        if (std::fabs(x[i]) < 1e38f) {
+          ASSERT_TRUE(std::isfinite(y[i])) << c.lattice << " at " << i;
+        }
+      }
+      if (scale == ScaleMode::kNone) {
+        EXPECT_GE(stats.capped, 64) << c.lattice;  // the chunks holding the huge entries
+        EXPECT_EQ(y[0], 0.0f) << c.lattice;
+        // The second block has no huge entry: coded as usual.
+        double err = 0, energy = 0;
+        for (int64_t i = 120; i < cols; ++i) {
+          err += (y[i] - x[i]) * (y[i] - x[i]);
+          energy += x[i] * x[i];
+        }
+        EXPECT_LT(err, energy) << c.lattice;
+      }
+    }
+  }
+}
+
+// With rotation, a block of finite entries near FLT_MAX overflows the Hadamard transform: the
+// row is refused naming its largest entry (the RPC fuzzer's input: A2, scale none, rotate).
+TEST(TensorCodecTest, RotationOverflowIsRefusedNamingTheEntry) {
+  for (const Config& c : kConfigs) {
+    CodecParams p = Params(c, ScaleMode::kNone);
+    p.rotate = true;
+    p.on_cap = CapPolicy::kZero;
+    const TensorCodec codec = *TensorCodec::Create(p);
+    std::vector<float> x(2 * 120, 0.75f);
+    x[120 + 9] = -2.6e38f;
+    x[120 + 11] = -3.2e38f;
+    auto r = codec.Encode(x.data(), {2, 120});
+    ASSERT_FALSE(r.ok()) << c.lattice;
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(r.status().message().find("input[131]"), std::string::npos) << r.status();
+    EXPECT_NE(r.status().message().find("too large to rotate"), std::string::npos) << r.status();
+    x[120 + 9] = x[120 + 11] = 1e30f;  // large, but the transform holds it: encoded
+    EXPECT_TRUE(codec.Encode(x.data(), {2, 120}).ok()) << c.lattice;
+  }
+}
+
 // The core invariant: without overload, decode(encode(x)) == step * Q_L(x * (1/step)) exactly.
 TEST(TensorCodecTest, DecodeIsExactlyTheScaledNearestPointWithoutOverload) {
   for (const Config& c : kConfigs) {
