@@ -53,8 +53,9 @@ class Cosetd:
                 self.stop()
                 raise RuntimeError(f"cosetd did not start: {open(self.log.name).read()}")
             time.sleep(0.02)
-        lines = dict(line.split(" ", 1) for line in open(ready).read().splitlines())
-        self.metrics = lines["metrics"].strip()  # "127.0.0.1:PORT" or "off"
+        entries = [line.split(" ", 1) for line in open(ready).read().splitlines()]
+        self.grpc = [value for key, value in entries if key == "grpc"]  # every bound address (port 0 resolved)
+        self.metrics = dict(entries)["metrics"]  # "127.0.0.1:PORT" or "off"
 
     def stop(self):
         """SIGTERM and wait; returns the exit code. Idempotent."""

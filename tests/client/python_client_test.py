@@ -7,6 +7,7 @@ import subprocess
 import tempfile
 import unittest
 
+import grpc
 import numpy as np
 
 import coset_client
@@ -139,6 +140,30 @@ class PythonClientTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             coset_client.codec_config({"lattic": "D4"})
         self.assertTrue(self.client.health())
+
+    def test_tls_over_tcp(self):
+        # A CA and the daemon's certificate for 127.0.0.1, made with openssl for the test.
+        d = self.tmp.name
+        with open(self.path("san.ext"), "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1\n")
+        key = "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+        subprocess.run(f"set -e; cd {d}; {key} -x509 -keyout ca.key -out ca.pem -days 2 -subj /CN=ca; "
+                       f"{key} -keyout server.key -out server.csr -subj /CN=cosetd; openssl x509 -req -in server.csr "
+                       "-CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext",
+                       shell=True, check=True, capture_output=True)
+        with Cosetd("--grpc", "127.0.0.1:0", "--tls-cert", self.path("server.pem"), "--tls-key",
+                    self.path("server.key"), metrics=False) as tls:
+            tcp = next(a for a in tls.grpc if not a.startswith("unix:"))
+            ca = open(self.path("ca.pem"), "rb").read()
+            x = np.random.default_rng(9).standard_normal((16, 256)).astype(np.float32)
+            with coset_client.Client(tcp, credentials=grpc.ssl_channel_credentials(ca)) as c:
+                self.assertTrue(c.health())
+                self.assertEqual(c.encode(x)[0], self.client.encode(x)[0])
+                self.assertFalse(c.used_shared_memory)  # TCP: inline only
+            with coset_client.Client(tcp, timeout=5) as plaintext:  # no TLS: refused by the handshake
+                with self.assertRaises(coset_client.CosetError) as refused:
+                    plaintext.encode(x)
+                self.assertEqual(refused.exception.code, "UNAVAILABLE")
 
     def test_a_refused_region_falls_back_to_inline_messages(self):
         # A daemon whose shared-memory budget (1 MiB, its minimum) cannot hold the region.
