@@ -56,6 +56,7 @@ class PythonClientTest(unittest.TestCase):
         self.assertTrue(self.client.health())
         self.assertTrue(self.client.health("coset.v1.Coset"))
         self.assertFalse(self.client.health("no.such.Service"))
+        self.assertFalse(self.client.health("x" * 300))  # a name longer than one varint byte
         info = self.client.server_info()
         self.assertEqual(list(info.backends), ["cpu"])
         self.assertGreater(info.limits.memory_budget_bytes, 0)

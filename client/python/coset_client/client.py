@@ -161,11 +161,13 @@ class Client:
 
     def health(self, service=""):
         """True when the standard gRPC health service reports SERVING ("" = the whole server)."""
+        # grpc.health.v1 by hand (its stubs are not in Debian's python3-grpcio): HealthCheckRequest
+        # is {string service = 1}, on the wire the same as GetTensorRequest {string name = 1};
+        # HealthCheckResponse is {enum ServingStatus status = 1}, SERVING = 1.
         check = self._channel.unary_unary(
             "/grpc.health.v1.Health/Check",
-            # HealthCheckRequest {string service = 1}; HealthCheckResponse {enum status = 1}.
-            request_serializer=lambda s: b"\x0a" + bytes([len(s)]) + s.encode() if s else b"",
-            response_deserializer=lambda b: b[1] if len(b) >= 2 and b[0] == 0x08 else 0)
+            request_serializer=lambda service: pb.GetTensorRequest(name=service).SerializeToString(),
+            response_deserializer=lambda b: b[1] if b[:1] == b"\x08" else 0)
         try:
             return check(service, timeout=self._timeout) == 1  # SERVING
         except grpc.RpcError:
