@@ -13,6 +13,7 @@
 #include "coset/v1/coset.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
+#include "proto/client_kind.h"
 #include "proto/convert.h"
 
 namespace coset {
@@ -119,6 +120,7 @@ absl::Status Client::Impl::Call(Method method, const Request& request, Response*
     grpc::ClientContext ctx;
     ctx.set_deadline(deadline);
     ctx.set_wait_for_ready(idempotent);  // wait out a restarting daemon instead of failing at once
+    ctx.AddMetadata(kClientKindMetadata, options.client_kind);
     status = (stub.get()->*method)(&ctx, request, response);
     if (status.ok() || !idempotent || status.error_code() != grpc::StatusCode::UNAVAILABLE) break;
     if (std::chrono::system_clock::now() >= deadline) break;
@@ -357,6 +359,7 @@ absl::StatusOr<ServerInfo> Client::GetServerInfo() {
 absl::Status Client::Health(const std::string& service) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + impl_->options.timeout);
+  ctx.AddMetadata(kClientKindMetadata, impl_->options.client_kind);
   grpc::ByteBuffer request, response;
   // grpc.health.v1.HealthCheckRequest{service}: field 1, length-delimited (empty for "").
   if (service.size() > 127) return absl::InvalidArgumentError("health service name is too long");

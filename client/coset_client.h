@@ -67,6 +67,8 @@ class Client {
     std::string tls_ca_file;
     std::string tls_cert_file;
     std::string tls_key_file;
+    // Sent with every call (proto/client_kind.h): the `client` label of cosetd's request metrics.
+    std::string client_kind = "cxx";
   };
 
   // A channel to options.address with the message limits and reconnect backoff set.

@@ -68,6 +68,7 @@ absl::Status RunCommand(const Command& command, const CliArgs& args, bool json,
     options.tls_ca_file = global.at("tls-ca");
     options.tls_cert_file = global.at("tls-cert");
     options.tls_key_file = global.at("tls-key");
+    options.client_kind = "cosetctl";
     COSET_ASSIGN_OR_RETURN(backend, DaemonBackend::Connect(options));
   }
   const CommandContext ctx{args, json, *backend, pool, daemon_address};

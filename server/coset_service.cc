@@ -11,6 +11,7 @@
 #include "core/format.h"
 #include "core/inner_product.h"
 #include "core/status_macros.h"
+#include "proto/client_kind.h"
 #include "proto/convert.h"
 
 namespace coset {
@@ -45,6 +46,13 @@ v1::TensorInfo InfoOf(const ResidentTensor& t) {
   info.set_m(t.tensor.params.M);
   info.set_bytes(t.bytes());
   return info;
+}
+
+// The request metrics' `client` label: the kind the client library says it is, from a fixed list.
+std::string ClientKindOf(const grpc::ServerContext& ctx) {
+  const auto& metadata = ctx.client_metadata();
+  const auto it = metadata.find(kClientKindMetadata);
+  return ClientKindLabel(it == metadata.end() ? std::string() : std::string(it->second.data(), it->second.size()));
 }
 
 }  // namespace
@@ -127,16 +135,19 @@ grpc::Status CosetServiceImpl::Serve(const char* method, grpc::ServerContext* ct
       reservations_.HoldUntilCallEnds(ctx, rc.TakeReservations());
     }
   }
-  metrics_->inflight().Set(static_cast<double>(--inflight_));
-  UpdateGauges();
   // Large requests leave large free blocks behind; hand them back so the daemon's footprint
   // returns to its baseline between bursts.
   if (request_bytes + static_cast<int64_t>(status.ok() ? resp->ByteSizeLong() : 0) > (int64_t{1} << 20)) {
     malloc_trim(0);
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  metrics_->RecordRequest(method, absl::StatusCodeToString(status.code()), seconds, static_cast<double>(request_bytes),
+  metrics_->RecordRequest(method, absl::StatusCodeToString(status.code()), ClientKindOf(*ctx), seconds,
+                          static_cast<double>(request_bytes),
                           status.ok() ? static_cast<double>(resp->ByteSizeLong()) : 0.0);
+  // Counted before it leaves the in-flight gauge: a scrape that sees no request in flight sees
+  // every finished one.
+  metrics_->inflight().Set(static_cast<double>(--inflight_));
+  UpdateGauges();
   if (!status.ok()) resp->Clear();
   return ToGrpc(status);
 }

@@ -35,6 +35,7 @@ Backend& DaemonFor(const std::string& address) {
     o.address = address;
     o.timeout = std::chrono::milliseconds(2000);
     o.max_attempts = 1;
+    o.client_kind = "torch";  // the request metrics' client label (the DDP hook's offload)
     backend = Take(DaemonBackend::Connect(o));
   }
   return *backend;

@@ -154,16 +154,23 @@ def build():
     L.add(series("Shared-memory bytes", "Bytes of the registered regions the daemon maps (--shm-budget).",
                  [(f"sum(coset_shm_bytes{{{SEL}}})", "mapped")], "bytes"), 12, 8)
 
-    L.row("Training hook (bucket compression offloaded to cosetd)")
-    L.add(series("Offloaded encodes", "Encode requests per second by code: the DDP hook with "
-                 "offload=cosetd sends one per bucket shard.",
-                 [(f'sum by (code) (coset:requests:rate5m{{{SEL}, method="Encode"}})', "{{code}}")], "reqps"), 8, 8)
-    L.add(series("Encode latency", "p50 / p99 of Encode: the part of each training step the daemon takes.",
-                 [(f'max(coset:request_duration_seconds:p50_5m{{{SEL}, method="Encode"}})', "p50"),
-                  (f'max(coset:request_duration_seconds:p99_5m{{{SEL}, method="Encode"}})', "p99")], "s"), 8, 8)
-    L.add(series("Gradient bytes saved by configuration", "Bytes per second the codes saved, by the "
-                 "configuration label (the hook's shows as its codec name).",
-                 [(f"sum by (config) (coset:bytes_saved:rate5m{{{SEL}}})", "{{config}}")], "Bps"), 8, 8)
+    L.row("Training hook (torch extension through cosetd)")
+    hook = f'{SEL}, method="Encode", client="torch"'
+    L.add(series("Offloaded encodes", "Encode requests per second from the torch extension (client kind "
+                 "\"torch\"): the DDP hook with offload to cosetd sends one per bucket shard.",
+                 [(f"sum by (code) (coset:requests:rate5m{{{hook}}})", "{{code}}")], "reqps"), 6, 8)
+    L.add(series("Offloaded encode latency", "p50 / p99 of the torch extension's Encode requests: the part of "
+                 "each training step the daemon takes.",
+                 [(f"histogram_quantile(0.5, sum by (le) (rate(coset_request_duration_seconds_bucket{{{hook}}}"
+                   "[$__rate_interval])))", "p50"),
+                  (f"histogram_quantile(0.99, sum by (le) (rate(coset_request_duration_seconds_bucket{{{hook}}}"
+                   "[$__rate_interval])))", "p99")], "s"), 6, 8)
+    L.add(series("Requests by client kind", "All requests per second by the kind of client that sent them "
+                 "(cxx, cosetctl, python, torch; other for unknown).",
+                 [(f"sum by (client) (coset:requests:rate5m{{{SEL}}})", "{{client}}")], "reqps", stack=True), 6, 8)
+    L.add(series("Bytes saved by configuration", "Bytes per second the codes saved, by configuration label "
+                 "(the hook's shows as its codec name).",
+                 [(f"sum by (config) (coset:bytes_saved:rate5m{{{SEL}}})", "{{config}}")], "Bps"), 6, 8)
 
     L.row("GPU backend")
     L.add({"type": "text", "title": "GPU backend", "options": {"mode": "markdown", "content":

@@ -19,9 +19,12 @@ import urllib.parse
 import urllib.request
 
 import numpy as np
+import torch
 import yaml
 
 import coset_client
+import coset_torch
+from coset_torch import ddp
 from cosetd_process import Cosetd, stop_process
 from deploy_files import deploy_path
 
@@ -53,8 +56,9 @@ def dashboard_queries():
 def drive_load(address, stop):
     """Mixed traffic until `stop`: encodes (inline and shared memory) with two configurations,
     decodes, one configuration whose beta is far too small for its data (most chunks overload, many
-    reach t_max: clipped), resident tensors and inner products, bad requests, and a decode refused
-    for the daemon's (deliberately small) memory budget."""
+    reach t_max: clipped), resident tensors and inner products, bad requests, a decode refused for
+    the daemon's (deliberately small) memory budget, and the DDP hook's offloaded bucket encodes
+    (torch extension)."""
     rng = np.random.default_rng(0)
     normal = rng.standard_normal((256, 1024)).astype(np.float32)  # 1 MiB: the shared-memory path
     small = normal[:64, :256]
@@ -63,6 +67,8 @@ def drive_load(address, stop):
     with coset_client.Client(address) as c, coset_client.Client(address, shm_threshold_bytes=0) as inline:
         c.put_tensor("load-w", c.encode(normal)[0], overwrite=True)
         clipping_id = c.register_config(clipping)
+        gradient, residual = torch.randn(1 << 16, generator=torch.Generator().manual_seed(0)), torch.zeros(1 << 16)
+        hook_config = ddp.default_config().text()
         # 64 MiB decoded inline: the reply alone exceeds the 48 MiB budget (RESOURCE_EXHAUSTED).
         too_big = c.encode(np.zeros((4096, 4096), np.float32))[0]
         while not stop.is_set():
@@ -72,6 +78,7 @@ def drive_load(address, stop):
             inline.encode(small, clipping_id)
             c.inner_product("load-w", queries)
             c.quantize(normal[:8])
+            torch.ops.coset.daemon_bucket_encode(gradient, residual, address, hook_config, 2)
             for bad in (lambda: inline.encode(small, {"lattice": "Q9"}),
                         lambda: inline.decode(b"not a blob"),
                         lambda: inline.decode(too_big)):
@@ -160,6 +167,9 @@ class RealPrometheusTest(unittest.TestCase):
         instances = self.get("/api/v1/label/instance/values", **{"match[]": "coset_requests_total"})["data"]
         print(f"{len(instances):7d}  variable $instance: label_values(coset_requests_total, instance)")
         self.assertEqual(instances, [self.daemon.metrics])
+        clients = self.get("/api/v1/label/client/values", **{"match[]": "coset_requests_total"})["data"]
+        print(f"{len(clients):7d}  client kinds: {', '.join(clients)}")
+        self.assertEqual(clients, ["python", "torch"])
 
         print(f"\n{'results':>7}  recording rule")
         rules = yaml.safe_load(open(RULES))

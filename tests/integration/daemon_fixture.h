@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -145,6 +146,22 @@ class Daemon {
   }
 
   // Value of the first sample line starting with `prefix` (metric name plus labels), or -1.
+  // The sum of the samples of `name` whose labels include every one of `labels` (`key="value"`),
+  // whatever their other labels; -1 if none.
+  double MetricSum(const std::string& name, const std::vector<std::string>& labels) const {
+    std::istringstream in(ScrapeMetrics());
+    std::string line;
+    double sum = -1;
+    while (std::getline(in, line)) {
+      if (line.rfind(name + "{", 0) != 0) continue;
+      const std::string label_set = line.substr(0, line.find('}') + 1);
+      bool all = true;
+      for (const std::string& l : labels) all = all && label_set.find(l) != std::string::npos;
+      if (all) sum = std::max(sum, 0.0) + std::stod(line.substr(line.rfind(' ') + 1));
+    }
+    return sum;
+  }
+
   double Metric(const std::string& prefix) const {
     std::istringstream in(ScrapeMetrics());
     std::string line;

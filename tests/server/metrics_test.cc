@@ -2,21 +2,30 @@
 #include "server/metrics.h"
 
 #include "gtest/gtest.h"
+#include "proto/client_kind.h"
 #include "tests/server/metric_value.h"
 
 namespace coset {
 namespace {
 
-TEST(MetricsTest, RequestsAreCountedByMethodAndCode) {
+TEST(MetricsTest, RequestsAreCountedByMethodCodeAndClientKind) {
   Metrics m;
-  m.RecordRequest("Encode", "OK", 0.002, 100, 40);
-  m.RecordRequest("Encode", "OK", 0.004, 100, 40);
-  m.RecordRequest("Encode", "INVALID_ARGUMENT", 0.001, 10, 0);
-  EXPECT_EQ(MetricValue(m, "coset_requests_total", {{"method", "Encode"}, {"code", "OK"}}), 2);
+  m.RecordRequest("Encode", "OK", "torch", 0.002, 100, 40);
+  m.RecordRequest("Encode", "OK", "torch", 0.004, 100, 40);
+  m.RecordRequest("Encode", "INVALID_ARGUMENT", "python", 0.001, 10, 0);
+  EXPECT_EQ(MetricValue(m, "coset_requests_total", {{"method", "Encode"}, {"code", "OK"}, {"client", "torch"}}), 2);
+  EXPECT_EQ(MetricValue(m, "coset_requests_total", {{"code", "OK"}, {"client", "python"}}), -1);
+  EXPECT_EQ(MetricValue(m, "coset_request_duration_seconds", {{"method", "Encode"}, {"client", "torch"}}), 2);
   EXPECT_EQ(MetricValue(m, "coset_requests_total", {{"method", "Encode"}, {"code", "INVALID_ARGUMENT"}}), 1);
   EXPECT_EQ(MetricValue(m, "coset_request_bytes_total", {{"method", "Encode"}}), 210);
   EXPECT_EQ(MetricValue(m, "coset_response_bytes_total", {{"method", "Encode"}}), 80);
-  EXPECT_EQ(MetricValue(m, "coset_request_duration_seconds", {{"method", "Encode"}}), 3);
+}
+
+TEST(MetricsTest, ClientKindsAreAFixedList) {
+  EXPECT_EQ(ClientKindLabel("torch"), "torch");
+  EXPECT_EQ(ClientKindLabel("cosetctl"), "cosetctl");
+  EXPECT_EQ(ClientKindLabel(""), "other");
+  EXPECT_EQ(ClientKindLabel("torch2"), "other");  // no client can add series
 }
 
 TEST(MetricsTest, EncodesCountBytesSavedOverloadsAndTheTDistribution) {

@@ -26,6 +26,8 @@ DEFAULT_ADDRESS = "unix:/run/coset/cosetd.sock"
 
 _SCALES = {"none": pb.SCALE_MODE_NONE, "rms": pb.SCALE_MODE_RMS, "absmax": pb.SCALE_MODE_ABSMAX}
 _CAPS = {"fail": pb.CAP_POLICY_FAIL, "zero": pb.CAP_POLICY_ZERO}
+# Sent with every call: the `client` label of cosetd's request metrics (proto/client_kind.h).
+_METADATA = (("x-coset-client", "python"),)
 # A blob is never larger than half its float32 input plus its headers (C++ client, same bound).
 _BLOB_SLACK = 65536
 
@@ -126,7 +128,7 @@ class Client:
 
     def _call(self, method, request):
         try:
-            return getattr(self._stub, method)(request, timeout=self._timeout)
+            return getattr(self._stub, method)(request, timeout=self._timeout, metadata=_METADATA)
         except grpc.RpcError as e:
             raise CosetError(e.code().name, e.details()) from None
 
@@ -169,7 +171,7 @@ class Client:
             request_serializer=lambda service: pb.GetTensorRequest(name=service).SerializeToString(),
             response_deserializer=lambda b: b[1] if b[:1] == b"\x08" else 0)
         try:
-            return check(service, timeout=self._timeout) == 1  # SERVING
+            return check(service, timeout=self._timeout, metadata=_METADATA) == 1  # SERVING
         except grpc.RpcError:
             return False
 
