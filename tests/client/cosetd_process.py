@@ -40,18 +40,21 @@ class Cosetd:
     /metrics on a free loopback port. Use as a context manager."""
 
     def __init__(self, *flags, metrics=True):
+        cosetd = binary("server", "cosetd")  # before anything is made that would need cleaning up
         self.dir = tempfile.mkdtemp(prefix="cosetd-", dir="/tmp")  # socket paths must stay short
         self.address = f"unix:{self.dir}/d.sock"
         ready = os.path.join(self.dir, "ready")
-        args = [binary("server", "cosetd"), "--grpc", self.address, "--ready-file", ready,
+        args = [cosetd, "--grpc", self.address, "--ready-file", ready,
                 "--metrics", "127.0.0.1:0" if metrics else "off", "--log-level", "warn", *flags]
         self.log = open(os.path.join(self.dir, "cosetd.log"), "w")
         self.process = subprocess.Popen(args, stderr=self.log)
         deadline = time.time() + 30
         while not os.path.exists(ready):
             if self.process.poll() is not None or time.time() > deadline:
+                self.log.flush()
+                log = open(self.log.name).read()  # read before stop() removes the directory
                 self.stop()
-                raise RuntimeError(f"cosetd did not start: {open(self.log.name).read()}")
+                raise RuntimeError(f"cosetd did not start: {log}")
             time.sleep(0.02)
         entries = [line.split(" ", 1) for line in open(ready).read().splitlines()]
         self.grpc = [value for key, value in entries if key == "grpc"]  # every bound address (port 0 resolved)
