@@ -1,12 +1,8 @@
 """The DDP hook's daemon backend: bucket compression through a real cosetd, and a daemon killed
 mid-training makes the ranks fall back to in-process compression without losing a step."""
-import atexit
 import os
-import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 
 import pytest
@@ -17,21 +13,9 @@ import torch.multiprocessing as mp
 import coset_torch
 from coset_torch import ddp
 import ddp_harness
+from cosetd_process import Cosetd
 
-COSETD = os.path.join(os.environ.get("TEST_SRCDIR", ""), "coset", "server", "cosetd")
 STEPS = 10
-
-
-def start_daemon(directory):
-    ready = os.path.join(directory, "ready")
-    proc = subprocess.Popen([COSETD, "--grpc", f"unix:{directory}/d.sock", "--metrics", "off", "--ready-file", ready],
-                            stderr=subprocess.DEVNULL)
-    for _ in range(400):
-        if os.path.exists(ready):
-            return proc, f"unix:{directory}/d.sock"
-        time.sleep(0.025)
-    proc.kill()
-    raise RuntimeError("cosetd did not start")
 
 
 def worker(rank, world, rendezvous, address, mode, progress, results):
@@ -50,16 +34,9 @@ def worker(rank, world, rendezvous, address, mode, progress, results):
     dist.destroy_process_group()
 
 
-def daemon_dir():
-    """A short path under /tmp for the daemon's Unix socket (107-byte limit), removed at exit."""
-    d = tempfile.mkdtemp(dir="/tmp")
-    atexit.register(shutil.rmtree, d, True)
-    return d
-
-
 def test_daemon_encode_is_bit_exact_with_the_embedded_codec():
-    proc, address = start_daemon(daemon_dir())
-    try:
+    with Cosetd(metrics=False) as daemon:
+        address = daemon.address
         x = torch.randn(300, 77)
         config = coset_torch.Config()
         assert torch.equal(torch.ops.coset.daemon_encode(x, address, config.text()), coset_torch.encode(x, config))
@@ -71,33 +48,29 @@ def test_daemon_encode_is_bit_exact_with_the_embedded_codec():
         through = torch.ops.coset.daemon_bucket_encode(grad, r_daemon, address, text, 3)
         assert torch.equal(through, torch.ops.coset.bucket_encode(grad, r_embedded, text, 3))
         assert torch.equal(r_daemon, r_embedded)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @pytest.mark.parametrize("mode", ["allgather", "reduce_scatter"])
 def test_a_daemon_killed_mid_training_falls_back_without_losing_a_step(mode):
-    proc, address = start_daemon(daemon_dir())
+    daemon = Cosetd(metrics=False)
     ctx = mp.get_context("spawn")
     progress, results = ctx.Queue(), ctx.Queue()
     rendezvous = ddp_harness.rendezvous_file()
-    procs = [ctx.Process(target=worker, args=(rank, 2, rendezvous, address, mode, progress, results)) for rank in range(2)]
+    procs = [ctx.Process(target=worker, args=(rank, 2, rendezvous, daemon.address, mode, progress, results)) for rank in range(2)]
     for p in procs:
         p.start()
     try:
         while progress.get(timeout=120) < 3:
             pass
-        proc.send_signal(signal.SIGKILL)  # the daemon dies while the ranks keep training
-        proc.wait(timeout=30)
+        daemon.process.send_signal(signal.SIGKILL)  # the daemon dies while the ranks keep training
+        daemon.process.wait(timeout=30)
         out = sorted(results.get(timeout=120) for _ in procs)
     finally:
         for p in procs:
             p.join(timeout=60)
             if p.is_alive():
                 p.kill()
-        if proc.poll() is None:
-            proc.kill()
+        daemon.stop()  # kills it if the test failed first; removes its directory
     assert all(p.exitcode == 0 for p in procs)
     for rank, identical, stats in out:
         assert identical, rank
