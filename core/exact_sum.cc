@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <type_traits>
 #include <vector>
 
 #ifdef __SSE2__
@@ -170,70 +171,58 @@ void BlockAbsMax(const ExactSumSpec& spec, const float* x, const float* residual
 
 namespace {
 
-// Packing with the field width known at compile time for the common widths (5..9 bits: D4 q=4 M=2
-// at W = 1..16), so the per-word loop unrolls; any other width takes the generic loop.
+// Field packing. kBits > 0 fixes the field width at compile time, so the per-word loop unrolls;
+// 0 takes `bits` at run time. WithWidth picks the compile-time kernel for the common widths (5..9
+// bits: D4 q=4 M=2 at W = 1..16) and the run-time one otherwise.
 template <int kBits>
-void PackFieldsFixed(const int32_t* values, int64_t count, int32_t bias, int64_t* words) {
-  constexpr int kFields = 63 / kBits;
-  for (int64_t e = 0; e < count; e += kFields) {
+void PackFieldsAt(int bits, const int32_t* values, int64_t count, int32_t bias, int64_t* words) {
+  const int width = kBits > 0 ? kBits : bits;
+  const int fields = 63 / width;
+  for (int64_t e = 0; e < count; e += fields) {
     uint64_t packed = 0;
-    for (int k = 0; k < kFields; ++k) packed |= static_cast<uint64_t>(values[e + k] + bias) << (kBits * k);
+    for (int k = 0; k < fields; ++k) packed |= static_cast<uint64_t>(values[e + k] + bias) << (width * k);
     *words++ = static_cast<int64_t>(packed);
   }
 }
 
 template <int kBits>
-void UnpackFieldsFixed(const int64_t* words, int64_t count, int32_t offset, int32_t* values) {
-  constexpr int kFields = 63 / kBits;
-  constexpr uint64_t kMask = (uint64_t{1} << kBits) - 1;
-  for (int64_t e = 0; e < count; e += kFields) {
+void UnpackFieldsAt(int bits, const int64_t* words, int64_t count, int32_t offset, int32_t* values) {
+  const int width = kBits > 0 ? kBits : bits;
+  const int fields = 63 / width;
+  const uint64_t mask = (uint64_t{1} << width) - 1;
+  for (int64_t e = 0; e < count; e += fields) {
     const uint64_t packed = static_cast<uint64_t>(*words++);
-    for (int k = 0; k < kFields; ++k) values[e + k] = static_cast<int32_t>((packed >> (kBits * k)) & kMask) - offset;
+    for (int k = 0; k < fields; ++k) values[e + k] = static_cast<int32_t>((packed >> (width * k)) & mask) - offset;
+  }
+}
+
+// Calls fn(std::integral_constant<int, W>) with W = bits for 5..9, else W = 0.
+template <typename Fn>
+void WithWidth(int bits, Fn&& fn) {
+  switch (bits) {
+    case 5:
+      return fn(std::integral_constant<int, 5>());
+    case 6:
+      return fn(std::integral_constant<int, 6>());
+    case 7:
+      return fn(std::integral_constant<int, 7>());
+    case 8:
+      return fn(std::integral_constant<int, 8>());
+    case 9:
+      return fn(std::integral_constant<int, 9>());
+    default:
+      return fn(std::integral_constant<int, 0>());
   }
 }
 
 // values: count entries, count a multiple of 63 / bits (whole words); + bias makes them >= 0.
 void PackFields(int bits, const int32_t* values, int64_t count, int32_t bias, int64_t* words) {
-  switch (bits) {
-    case 5:
-      return PackFieldsFixed<5>(values, count, bias, words);
-    case 6:
-      return PackFieldsFixed<6>(values, count, bias, words);
-    case 7:
-      return PackFieldsFixed<7>(values, count, bias, words);
-    case 8:
-      return PackFieldsFixed<8>(values, count, bias, words);
-    case 9:
-      return PackFieldsFixed<9>(values, count, bias, words);
-  }
-  const int fields = 63 / bits;
-  for (int64_t e = 0; e < count; e += fields) {
-    uint64_t packed = 0;
-    for (int k = 0; k < fields; ++k) packed |= static_cast<uint64_t>(values[e + k] + bias) << (bits * k);
-    *words++ = static_cast<int64_t>(packed);
-  }
+  WithWidth(bits, [&](auto w) { PackFieldsAt<decltype(w)::value>(bits, values, count, bias, words); });
 }
 
 // values: room for count rounded up to whole words; each field minus offset.
 void UnpackFields(int bits, const int64_t* words, int64_t count, int32_t offset, int32_t* values) {
-  switch (bits) {
-    case 5:
-      return UnpackFieldsFixed<5>(words, count, offset, values);
-    case 6:
-      return UnpackFieldsFixed<6>(words, count, offset, values);
-    case 7:
-      return UnpackFieldsFixed<7>(words, count, offset, values);
-    case 8:
-      return UnpackFieldsFixed<8>(words, count, offset, values);
-    case 9:
-      return UnpackFieldsFixed<9>(words, count, offset, values);
-  }
-  const int fields = 63 / bits;
-  const uint64_t mask = (uint64_t{1} << bits) - 1;
-  for (int64_t e = 0; e < count; e += fields) {
-    const uint64_t packed = static_cast<uint64_t>(*words++);
-    for (int k = 0; k < fields; ++k) values[e + k] = static_cast<int32_t>((packed >> (bits * k)) & mask) - offset;
-  }
+  WithWidth(bits, [&](auto w) { UnpackFieldsAt<decltype(w)::value>(bits, words, count, offset, values); });
 }
 
 // Work is done in tiles of whole units (about 4096 entries): lattice points or summed fields go
