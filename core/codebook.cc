@@ -142,6 +142,7 @@ Codebook::Codebook(const Lattice& lattice, int q) : lattice_(lattice), q_(q), sy
       for (size_t i = 0; i < rep_point_.size(); ++i) rep_point_x2_int8_[i] = static_cast<int8_t>(2 * rep_point_[i]);
     }
   }
+  for (int32_t v : rep_coords_) max_abs_rep_coord_ = std::max(max_abs_rep_coord_, std::abs(v));
   const bool fits_int8 =
       std::all_of(rep_coords_.begin(), rep_coords_.end(), [](int32_t v) { return v >= -128 && v <= 127; });
   if (fits_int8) {
@@ -152,6 +153,15 @@ Codebook::Codebook(const Lattice& lattice, int q) : lattice_(lattice), q_(q), sy
         const uint32_t byte = static_cast<uint8_t>(static_cast<int8_t>(rep_coords_[symbol * symbol_dim_ + i]));
         uint32_t& word = reinterpret_cast<uint32_t&>(rep_coords_int8x4_[symbol * words + i / 4]);
         word |= byte << (8 * (i % 4));
+      }
+    }
+    if (num_symbols_ <= kPlanarTableSize) {
+      rep_coords_planar_int8_.assign(symbol_dim_ * kPlanarTableSize, 0);
+      for (int64_t symbol = 0; symbol < num_symbols_; ++symbol) {
+        for (int i = 0; i < symbol_dim_; ++i) {
+          rep_coords_planar_int8_[i * kPlanarTableSize + symbol] =
+              static_cast<int8_t>(rep_coords_[symbol * symbol_dim_ + i]);
+        }
       }
     }
   }

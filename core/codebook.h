@@ -53,7 +53,7 @@ class Codebook {
   // Memory held by the tables (for cache accounting).
   int64_t bytes() const {
     return static_cast<int64_t>(rep_coords_.size() * 4 + rep_point_.size() * 4 + rep_coords_int8x4_.size() * 4 +
-                                rep_point_x2_int8_.size());
+                                rep_coords_planar_int8_.size() + rep_point_x2_int8_.size());
   }
   // 2 * rep(b) in ambient coordinates as int8 (s per symbol), for lattices whose points are
   // half-integers (Z^n, D_n, E8) when they fit; empty otherwise. 8x smaller than rep_point.
@@ -61,6 +61,13 @@ class Codebook {
   // rep(b) coordinates as int8, four per int32 word (ceil(s/4) words per symbol), for SIMD gathers;
   // empty when a coordinate does not fit in int8.
   const std::vector<int32_t>& rep_coords_int8x4() const { return rep_coords_int8x4_; }
+  // The same coordinates plane by plane: symbol_dim tables of 256 int8 (entry b of table i is
+  // coordinate i of rep(b)), for byte-permute lookups (AVX-512 VBMI); only when there are at most
+  // 256 symbols and rep_coords_int8x4 exists, empty otherwise.
+  static constexpr int kPlanarTableSize = 256;
+  const std::vector<int8_t>& rep_coords_planar_int8() const { return rep_coords_planar_int8_; }
+  // max |coordinate| over every rep(b) in basis coordinates (bounds for the byte-wide encoder).
+  int32_t max_abs_rep_coord() const { return max_abs_rep_coord_; }
 
  private:
   Codebook(const Lattice& lattice, int q);
@@ -72,6 +79,8 @@ class Codebook {
   std::vector<int32_t> rep_coords_;
   std::vector<float> rep_point_;
   std::vector<int32_t> rep_coords_int8x4_;
+  std::vector<int8_t> rep_coords_planar_int8_;
+  int32_t max_abs_rep_coord_ = 0;
   std::vector<int8_t> rep_point_x2_int8_;
 };
 

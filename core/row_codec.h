@@ -2,9 +2,9 @@
 // Ordentlich 2025 (arXiv 2505.13164), applied chunk by chunk along one row, with per-block
 // scaling, the optional rotation and the geometric overload ramp.
 //
-// The same source (simd/row_codec_impl.h) is compiled once portable and once with AVX2 (FAISS-style
-// one file per ISA, simd/row_codec_{portable,avx2}.cc); -ffp-contract=off keeps the two
-// bit-identical, which the tests check. The level comes from the one dispatch facility
+// The same source (simd/row_codec_impl.h) is compiled once portable, once with AVX2 and once with
+// AVX-512 (FAISS-style one file per ISA, simd/row_codec_{portable,avx2,avx512}.cc); -ffp-contract=off
+// keeps them bit-identical, which the tests check. The level comes from the one dispatch facility
 // (simd/dispatch.h).
 #pragma once
 
@@ -37,25 +37,21 @@ struct RowCodecContext {
 struct RowScratch {
   std::vector<float> work;
   std::vector<uint32_t> symbols;
-  // Overload-ramp retries of one block (batch encoders): compacted chunks and their results.
-  // Overload-ramp retries of one row (batch encoders): compacted chunks, their steps and results.
   std::vector<float> block_base;
-  std::vector<float> retry_x;
-  std::vector<float> retry_steps;
+  std::vector<float> chunk_steps;  // the decoder's steps of one block
+  // Overload-ramp retries of one row (batch encoders): the listed chunks (padded to a whole batch
+  // of up to 16 lanes), their block bases and the overload masks (a bit per chunk).
   std::vector<float> pending_base;
-  std::vector<uint32_t> retry_symbols;
   std::vector<uint8_t> over_masks;
   std::vector<int32_t> retry_list;
   explicit RowScratch(const Layout& layout)
       : work(layout.padded_cols),
         symbols(layout.symbols_per_row),
         block_base(layout.blocks_per_row),
-        retry_x(layout.padded_cols + 8 * layout.dim),
-        retry_steps(layout.chunks_per_row + 8),
-        pending_base(layout.chunks_per_row + 8),
-        retry_symbols((layout.chunks_per_row + 8) * layout.symbols_per_chunk),
-        over_masks(layout.chunks_per_row / 8 + 2),
-        retry_list(layout.chunks_per_row + 8) {}
+        chunk_steps(layout.chunks_per_row + 16),
+        pending_base(layout.chunks_per_row + 16),
+        over_masks(layout.chunks_per_row / 8 + 4),
+        retry_list(layout.chunks_per_row + 16) {}
 };
 
 struct RowEncodeCounts {
@@ -87,6 +83,9 @@ namespace portable {
 RowKernels Kernels(LatticeKind kind, int dim, bool q_pow2, int symbol_bits);
 }
 namespace avx2 {
+RowKernels Kernels(LatticeKind kind, int dim, bool q_pow2, int symbol_bits);
+}
+namespace avx512 {
 RowKernels Kernels(LatticeKind kind, int dim, bool q_pow2, int symbol_bits);
 }
 

@@ -11,10 +11,15 @@ namespace {
 SimdLevel Detect() {
 #if defined(__x86_64__)
   __builtin_cpu_init();
-  // The AVX2 units are compiled with -mavx2 -mfma -mbmi2: require all three.
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2")) {
-    return SimdLevel::kAvx2;
+  // The AVX2 units are compiled with -mavx2 -mfma -mbmi2: require all three; the AVX-512 units add
+  // F, BW, VL, DQ and VBMI (byte permutes). libgcc also checks that the OS saves the zmm state.
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2");
+  if (avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512vbmi")) {
+    return SimdLevel::kAvx512;
   }
+  if (avx2) return SimdLevel::kAvx2;
   if (__builtin_cpu_supports("sse4.2")) return SimdLevel::kSse42;
 #endif
   return SimdLevel::kPortable;
@@ -44,16 +49,18 @@ const char* SimdLevelName(SimdLevel level) {
       return "sse4.2";
     case SimdLevel::kAvx2:
       return "avx2";
+    case SimdLevel::kAvx512:
+      return "avx512";
   }
   return "?";
 }
 
 absl::StatusOr<SimdLevel> ParseSimdLevel(const std::string& name) {
-  for (SimdLevel level : {SimdLevel::kPortable, SimdLevel::kSse42, SimdLevel::kAvx2}) {
+  for (SimdLevel level : kAllSimdLevels) {
     if (name == SimdLevelName(level)) return level;
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("SIMD level '", name.substr(0, 32), "' is unknown (portable, sse4.2 or avx2)"));
+      absl::StrCat("SIMD level '", name.substr(0, 32), "' is unknown (portable, sse4.2, avx2 or avx512)"));
 }
 
 SimdLevel DetectedSimdLevel() {

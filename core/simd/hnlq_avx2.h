@@ -16,16 +16,17 @@
 namespace coset {
 namespace simd_avx2 {
 
-// 8 chunks of 4 floats (32 contiguous floats) -> 4 registers of coordinates, lane l = chunk l.
-// Pairing chunk c with chunk c + 4 in one register makes the in-lane 4x4 transposes come out in
-// natural chunk order.
-inline void LoadD4(const float* x, __m256 y[4]) {
-  const __m256 v0 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(x)), _mm_loadu_ps(x + 16), 1);
-  const __m256 v1 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(x + 4)), _mm_loadu_ps(x + 20), 1);
-  const __m256 v2 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(x + 8)), _mm_loadu_ps(x + 24), 1);
-  const __m256 v3 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(x + 12)), _mm_loadu_ps(x + 28), 1);
-  const __m256 a = _mm256_unpacklo_ps(v0, v1), b = _mm256_unpackhi_ps(v0, v1);
-  const __m256 c = _mm256_unpacklo_ps(v2, v3), d = _mm256_unpackhi_ps(v2, v3);
+// 8 chunks of 4 floats -> 4 registers of coordinates, lane l = chunk l; chunk(l) points at chunk l
+// (contiguous for a first try, scattered for retries). Pairing chunk c with chunk c + 4 in one
+// register makes the in-lane 4x4 transposes come out in natural chunk order.
+template <class ChunkPtr>
+inline void LoadD4Chunks(ChunkPtr chunk, __m256 y[4]) {
+  __m256 v[4];
+  for (int i = 0; i < 4; ++i) {
+    v[i] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(chunk(i))), _mm_loadu_ps(chunk(i + 4)), 1);
+  }
+  const __m256 a = _mm256_unpacklo_ps(v[0], v[1]), b = _mm256_unpackhi_ps(v[0], v[1]);
+  const __m256 c = _mm256_unpacklo_ps(v[2], v[3]), d = _mm256_unpackhi_ps(v[2], v[3]);
   y[0] = _mm256_shuffle_ps(a, c, 0x44);
   y[1] = _mm256_shuffle_ps(a, c, 0xEE);
   y[2] = _mm256_shuffle_ps(b, d, 0x44);
@@ -33,9 +34,10 @@ inline void LoadD4(const float* x, __m256 y[4]) {
 }
 
 // 8 chunks of 8 floats -> 8 registers of coordinates (the classic 8x8 transpose).
-inline void LoadE8(const float* x, __m256 y[8]) {
+template <class ChunkPtr>
+inline void LoadE8Chunks(ChunkPtr chunk, __m256 y[8]) {
   __m256 r[8], t[8];
-  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(x + 8 * i);
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(chunk(i));
   t[0] = _mm256_unpacklo_ps(r[0], r[1]);
   t[1] = _mm256_unpackhi_ps(r[0], r[1]);
   t[2] = _mm256_unpacklo_ps(r[2], r[3]);
@@ -85,7 +87,11 @@ inline void NearestDn(const __m256 y[n], __m256 p[n]) {
 
 struct D4Batch {
   static constexpr int kDim = 4;
-  static void Load(const float* x, __m256 y[4]) { LoadD4(x, y); }
+  static constexpr int kLanes = 8;
+  template <class ChunkPtr>
+  static void Load(ChunkPtr chunk, __m256 y[4]) {
+    LoadD4Chunks(chunk, y);
+  }
   // Integer coordinates of the nearest D4 point (mirrors DnKernel).
   static void Nearest(const __m256 y[4], __m256i z[4]) {
     __m256 p[4];
@@ -102,7 +108,11 @@ struct D4Batch {
 
 struct E8Batch {
   static constexpr int kDim = 8;
-  static void Load(const float* x, __m256 y[8]) { LoadE8(x, y); }
+  static constexpr int kLanes = 8;
+  template <class ChunkPtr>
+  static void Load(ChunkPtr chunk, __m256 y[8]) {
+    LoadE8Chunks(chunk, y);
+  }
   // Mirrors E8Kernel: the closer of D8 and D8 + 1/2 (D8 on ties), then coordinates from 2p.
   static void Nearest(const __m256 y[8], __m256i z[8]) {
     const __m256 half = _mm256_set1_ps(0.5f);
@@ -134,13 +144,13 @@ struct E8Batch {
   static __m256i HalveExact(__m256i v) { return _mm256_srai_epi32(v, 1); }
 };
 
-// Algorithm 1 on n8 (a multiple of 8) chunks of x (n8 * d floats): chunk c is multiplied by
-// inv_steps[c] (= 1 / its step), or by `inv_step` when inv_steps is null. Writes symbols[c * levels + m] and
-// overload_masks[c / 8] (bit c % 8 set when chunk c overloads). The caller drives the overload
-// ramp, retrying only the overloaded chunks (row_codec_impl.h).
-template <class Batch, typename SymbolT>
-inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t n8, float inv_step,
-                         const float* inv_steps, SymbolT* symbols, uint8_t* overload_masks) {
+// The engine of Algorithm 1: `batches` batches of 8 chunks. Batch b's lane l is chunk
+// chunk_at(b * 8 + l) of x, multiplied by its lane of inv_of(b) (1 / step) and clamped as the
+// scalar encoder does (limits.h: out-of-range chunks overload either way). store(b, lanes, mask)
+// receives the symbols (lanes[m][l]: level m of lane l) and the overload mask (bit l).
+template <class Batch, class ChunkAt, class InvOf, class Store>
+inline void EncodeBatches(const Codebook& cb, int levels, const float* x, int64_t batches, ChunkAt chunk_at,
+                          InvOf inv_of, Store store) {
   constexpr int d = Batch::kDim;
   constexpr int kWords = (d + 3) / 4;
   // Two independent batches per iteration: their table gathers overlap instead of stalling.
@@ -150,9 +160,7 @@ inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t
   const __m256i digit_mask = _mm256_set1_epi32(cb.q() - 1);
   const __m256i zero = _mm256_setzero_si256();
   const int* rep = cb.rep_coords_int8x4().data();
-  const __m256 uniform_inv = _mm256_set1_ps(inv_step);
   const __m256 highest = _mm256_set1_ps(kMaxChunkCoordinate), lowest = _mm256_set1_ps(-kMaxChunkCoordinate);
-  const int64_t batches = n8 / 8;
   for (int64_t first = 0; first < batches; first += kU) {
     const int u_count = static_cast<int>(std::min<int64_t>(kU, batches - first));
     __m256 y[kU][d];
@@ -160,9 +168,8 @@ inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t
     alignas(32) int32_t lanes[kU][kMaxLevels][8];
     for (int u = 0; u < u_count; ++u) {
       const int64_t batch = first + u;
-      Batch::Load(x + batch * 8 * d, y[u]);
-      const __m256 inv = inv_steps != nullptr ? _mm256_loadu_ps(inv_steps + batch * 8) : uniform_inv;
-      // Clamped as the scalar encoder does (limits.h): out-of-range chunks overload either way.
+      Batch::Load([&](int l) { return x + static_cast<int64_t>(chunk_at(batch * 8 + l)) * d; }, y[u]);
+      const __m256 inv = inv_of(batch);
       for (int i = 0; i < d; ++i) {
         y[u][i] = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(y[u][i], inv), lowest), highest);
       }
@@ -192,26 +199,58 @@ inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t
       }
     }
     for (int u = 0; u < u_count; ++u) {
-      const int64_t batch = first + u;
       __m256i any = z[u][0];
       for (int i = 1; i < d; ++i) any = _mm256_or_si256(any, z[u][i]);
-      overload_masks[batch] =
-          static_cast<uint8_t>(~_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(any, zero))) & 0xFF);
-      SymbolT* out = symbols + batch * 8 * levels;
-      if (sizeof(SymbolT) == 1 && levels == 2) {
-        // 8 chunks x (b_0, b_1) bytes = 16 bytes, interleaved with one pack and one permute.
-        const __m256i s0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes[u][0]));
-        const __m256i s1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes[u][1]));
-        const __m256i pairs = _mm256_or_si256(s0, _mm256_slli_epi32(s1, 8));
-        const __m256i packed16 = _mm256_permute4x64_epi64(_mm256_packus_epi32(pairs, pairs), 0x08);
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(packed16));
-      } else {
-        for (int l = 0; l < 8; ++l) {
-          for (int m = 0; m < levels; ++m) out[l * levels + m] = static_cast<SymbolT>(lanes[u][m][l]);
-        }
-      }
+      const uint32_t mask = ~_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(any, zero))) & 0xFF;
+      store(first + u, lanes[u], mask);
     }
   }
+}
+
+// First try of n8 (a multiple of 8) contiguous chunks of x at one step (x * inv_step): writes
+// symbols[c * levels + m] and overload_masks[c / 8] (bit c % 8 set when chunk c overloads).
+template <class Batch, typename SymbolT>
+inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t n8, float inv_step, SymbolT* symbols,
+                         uint8_t* overload_masks) {
+  const __m256 inv = _mm256_set1_ps(inv_step);
+  EncodeBatches<Batch>(
+      cb, levels, x, n8 / 8, [](int64_t c) { return c; }, [&](int64_t) { return inv; },
+      [&](int64_t batch, const int32_t(*lanes)[8], uint32_t mask) {
+        overload_masks[batch] = static_cast<uint8_t>(mask);
+        SymbolT* out = symbols + batch * 8 * levels;
+        if (sizeof(SymbolT) == 1 && levels == 2) {
+          // 8 chunks x (b_0, b_1) bytes = 16 bytes, interleaved with one pack and one permute.
+          const __m256i s0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes[0]));
+          const __m256i s1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes[1]));
+          const __m256i pairs = _mm256_or_si256(s0, _mm256_slli_epi32(s1, 8));
+          const __m256i packed16 = _mm256_permute4x64_epi64(_mm256_packus_epi32(pairs, pairs), 0x08);
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(packed16));
+        } else {
+          for (int l = 0; l < 8; ++l) {
+            for (int m = 0; m < levels; ++m) out[l * levels + m] = static_cast<SymbolT>(lanes[m][l]);
+          }
+        }
+      });
+}
+
+// One round of the overload ramp: chunks list[0, n8) of x (n8 a multiple of 8; a padding entry
+// repeats a real one, so it writes the same result) at steps base[k] * ramp. Writes each chunk's
+// symbols in place (symbols[list[k] * levels + m]) and overload_masks[k / 8] bit k % 8.
+template <class Batch, typename SymbolT>
+inline void EncodeRetries(const Codebook& cb, int levels, const float* x, const int32_t* list, const float* base,
+                          int64_t n8, float ramp, SymbolT* symbols, uint8_t* overload_masks) {
+  const __m256 ramp_v = _mm256_set1_ps(ramp), one = _mm256_set1_ps(1.0f);
+  EncodeBatches<Batch>(
+      cb, levels, x, n8 / 8, [&](int64_t k) { return list[k]; },
+      // 1 / (base * ramp), as the scalar encoder rounds it.
+      [&](int64_t batch) { return _mm256_div_ps(one, _mm256_mul_ps(_mm256_loadu_ps(base + batch * 8), ramp_v)); },
+      [&](int64_t batch, const int32_t(*lanes)[8], uint32_t mask) {
+        overload_masks[batch] = static_cast<uint8_t>(mask);
+        for (int l = 0; l < 8; ++l) {
+          SymbolT* out = symbols + static_cast<int64_t>(list[batch * 8 + l]) * levels;
+          for (int m = 0; m < levels; ++m) out[m] = static_cast<SymbolT>(lanes[m][l]);
+        }
+      });
 }
 
 // Algorithm 2 from the int8 table of doubled representatives (d = 8: one chunk per register;

@@ -14,7 +14,9 @@
 #include "core/block_transform.h"
 #include "core/row_codec.h"
 
-#if defined(__AVX2__)
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VBMI__)
+#include "core/simd/hnlq_avx512.h"
+#elif defined(__AVX2__)
 #include "core/simd/hnlq_avx2.h"
 #endif
 
@@ -129,7 +131,13 @@ inline int64_t FirstNonFinite(const float* x, int64_t n) {
   return -1;
 }
 
-// Whether the AVX2 batch encoder covers this kernel (D4 and E8 with q a power of two).
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VBMI__)
+namespace simd = simd_avx512;  // 16 chunks per batch
+#elif defined(__AVX2__)
+namespace simd = simd_avx2;  // 8 chunks per batch
+#endif
+
+// Whether the batch encoder covers this kernel (D4 and E8 with q a power of two).
 template <class Kernel, bool kPow2, int kDim>
 constexpr bool kHasBatchEncoder = kPow2 && ((std::is_same<Kernel, DnKernel>::value && kDim == 4) ||
                                             std::is_same<Kernel, E8Kernel>::value);
@@ -152,25 +160,26 @@ constexpr const uint8_t (&kMaskLanes)[256][8] = kMaskLaneTable.lanes;
 
 // The overload ramp of one row with the batch encoder. Every chunk is first encoded at T = 0 with
 // its block's step (block_base[b] * ramp[0]); then the overloaded chunks of the whole row are
-// compacted into full batches of 8 and retried at T = 1, 2, ... with per-chunk steps. Each chunk
-// ends with the smallest T that does not overload, as in the scalar loop; chunks still
-// overloaded at t_max are zeroed. Requires every block to hold a multiple of 8 chunks.
+// listed and retried at T = 1, 2, ... in full batches, read and written in place. Each chunk ends
+// with the smallest T that does not overload, as in the scalar loop; chunks still overloaded at
+// t_max are zeroed. Requires every block to hold a multiple of Batch::kLanes chunks.
 template <int kDim, typename SymbolT>
 void EncodeRowBatched(const RowCodecContext& ctx, const float* work, SymbolT* symbols, uint8_t* t, RowScratch& scratch,
                       RowEncodeCounts& counts) {
-  using Batch = std::conditional_t<kDim == 8, simd_avx2::E8Batch, simd_avx2::D4Batch>;
+  using Batch = std::conditional_t<kDim == 8, simd::E8Batch, simd::D4Batch>;
+  constexpr int kLanes = Batch::kLanes;
   const Layout& l = ctx.layout;
   const Codebook& cb = *ctx.codebook;
   const int levels = ctx.levels;
   const int64_t chunks_per_block = ctx.block / kDim;
   const float* block_base = scratch.block_base.data();
-  uint8_t* masks = scratch.over_masks.data();
+  uint8_t* masks = scratch.over_masks.data();  // bit c % 8 of byte c / 8: chunk c overloaded
   for (int64_t b = 0; b < l.blocks_per_row; ++b) {
     const int64_t c_begin = b * chunks_per_block;
     const int64_t n = std::min(l.chunks_per_row, c_begin + chunks_per_block) - c_begin;
     if (block_base[b] > 0.0f) {
-      simd_avx2::EncodeAtStep<Batch>(cb, levels, work + c_begin * kDim, n, 1.0f / (block_base[b] * ctx.ramp[0]),
-                                     nullptr, symbols + c_begin * levels, masks + c_begin / 8);
+      simd::EncodeAtStep<Batch>(cb, levels, work + c_begin * kDim, n, 1.0f / (block_base[b] * ctx.ramp[0]),
+                                symbols + c_begin * levels, masks + c_begin / 8);
     } else {
       std::fill(symbols + c_begin * levels, symbols + (c_begin + n) * levels, SymbolT{0});
       std::memset(masks + c_begin / 8, 0, n / 8);
@@ -180,36 +189,30 @@ void EncodeRowBatched(const RowCodecContext& ctx, const float* work, SymbolT* sy
   // Branch-free compaction of the overloaded chunks: the lanes of each mask come from a table,
   // all 8 slots are written and the count advances by the popcount (overloads are random, so a
   // loop over set bits would mispredict on most batches).
+  // Each listed chunk's block base goes along (8 chunks never straddle a block).
   int32_t* list = scratch.retry_list.data();
+  float* pending_base = scratch.pending_base.data();
   int64_t pending = 0;
   for (int64_t batch = 0; batch < l.chunks_per_row / 8; ++batch) {
     const __m256i lanes =
         _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(kMaskLanes[masks[batch]])));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(list + pending),
                         _mm256_add_epi32(lanes, _mm256_set1_epi32(static_cast<int32_t>(batch * 8))));
+    _mm256_storeu_ps(pending_base + pending, _mm256_set1_ps(block_base[batch * 8 / chunks_per_block]));
     pending += __builtin_popcount(masks[batch]);
   }
   counts.first_try_overloads += pending;
-  float* retry_x = scratch.retry_x.data();
-  float* steps = scratch.retry_steps.data();
-  float* pending_base = scratch.pending_base.data();
-  uint32_t* retry_symbols = scratch.retry_symbols.data();
-  for (int64_t k = 0; k < pending; ++k) pending_base[k] = block_base[list[k] / chunks_per_block];
   for (int tc = 1; tc <= ctx.t_max && pending > 0; ++tc) {
-    const int64_t n8 = (pending + 7) / 8 * 8;
-    for (int64_t k = 0; k < pending; ++k) {
-      std::memcpy(retry_x + k * kDim, work + list[k] * kDim, sizeof(float) * kDim);
-      steps[k] = 1.0f / (pending_base[k] * ctx.ramp[tc]);
-    }
-    std::fill(retry_x + pending * kDim, retry_x + n8 * kDim, 0.0f);
-    std::fill(steps + pending, steps + n8, 1.0f);
-    simd_avx2::EncodeAtStep<Batch>(cb, levels, retry_x, n8, 1.0f, steps, retry_symbols, masks);
-    // Branch-free: every retried chunk takes this round's result; the ones still overloaded stay
+    // Pad to whole batches with copies of the last chunk: they write what it writes.
+    const int64_t padded = (pending + kLanes - 1) / kLanes * kLanes;
+    std::fill(list + pending, list + padded, list[pending - 1]);
+    std::fill(pending_base + pending, pending_base + padded, pending_base[pending - 1]);
+    simd::EncodeRetries<Batch>(cb, levels, work, list, pending_base, padded, ctx.ramp[tc], symbols, masks);
+    // Branch-free: every retried chunk took this round's result; the ones still overloaded stay
     // in the list and are overwritten by a later round (or zeroed at the cap).
     int64_t still = 0;
     for (int64_t k = 0; k < pending; ++k) {
       const int32_t c = list[k];
-      for (int m = 0; m < levels; ++m) symbols[c * levels + m] = static_cast<SymbolT>(retry_symbols[k * levels + m]);
       t[c] = static_cast<uint8_t>(tc);
       const int over = (masks[k / 8] >> (k % 8)) & 1;
       list[still] = c;
@@ -287,8 +290,9 @@ RowEncodeCounts EncodeRowImpl(const RowCodecContext& ctx, const float* x, uint16
   // Phase 2: Algorithm 1 with the overload ramp on every chunk.
 #if defined(__AVX2__)
   if constexpr (kHasBatchEncoder<Kernel, kPow2, kDim>) {
-    const bool whole_batches =
-        (ctx.block / d) % 8 == 0 && l.chunks_per_row % 8 == 0 && ((l.padded_cols % ctx.block) / d) % 8 == 0;
+    constexpr int kLanes = simd::D4Batch::kLanes;
+    const bool whole_batches = (ctx.block / d) % kLanes == 0 && l.chunks_per_row % kLanes == 0 &&
+                               ((l.padded_cols % ctx.block) / d) % kLanes == 0;
     if (whole_batches && !cb.rep_coords_int8x4().empty()) {
       EncodeRowBatched<kDim>(ctx, work, symbols, t, scratch, counts);
       if constexpr (!kDirect) ctx.packing.PackRow(scratch.symbols.data(), packed);
@@ -357,10 +361,10 @@ bool DecodeRowImpl(const RowCodecContext& ctx, const uint16_t* scales, const uin
     if constexpr ((kDim == 8 || kDim == 4) && kDirect) {
       const bool whole_chunks = cb.symbol_dim() == kDim && (c_end - c_begin) % 2 == 0;
       if (whole_chunks && !cb.rep_point_x2_int8().empty() && cb.q_is_power_of_two() && !zero_block) {
-        float* steps = scratch.retry_steps.data();
+        float* steps = scratch.chunk_steps.data();
         for (int64_t c = c_begin; c < c_end; ++c) steps[c - c_begin] = base * ctx.ramp[t[c]];
-        simd_avx2::DecodeChunksInt8<kDim>(cb, ctx.levels, symbols + c_begin * l.symbols_per_chunk, c_end - c_begin,
-                                          steps, work + c_begin * d);
+        simd::DecodeChunksInt8<kDim>(cb, ctx.levels, symbols + c_begin * l.symbols_per_chunk, c_end - c_begin, steps,
+                                     work + c_begin * d);
         if (!ctx.rotation_signs.empty()) RotateInverse(ctx.rotation_signs.data(), end - begin, work + begin);
         continue;
       }

@@ -13,16 +13,16 @@ namespace coset {
 namespace {
 
 TEST(SimdDispatchTest, NamesRoundTrip) {
-  for (SimdLevel level : {SimdLevel::kPortable, SimdLevel::kSse42, SimdLevel::kAvx2}) {
+  for (SimdLevel level : kAllSimdLevels) {
     EXPECT_EQ(*ParseSimdLevel(SimdLevelName(level)), level);
   }
-  EXPECT_EQ(ParseSimdLevel("avx512").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseSimdLevel("avx1024").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(SimdDispatchTest, ActiveLevelNeverExceedsTheDetectedOne) {
   EXPECT_LE(ActiveSimdLevel(), DetectedSimdLevel());
-  if (DetectedSimdLevel() < SimdLevel::kAvx2) {
-    EXPECT_EQ(SetSimdLevel(SimdLevel::kAvx2).status().code(), absl::StatusCode::kOutOfRange);
+  for (SimdLevel level : kAllSimdLevels) {
+    if (level > DetectedSimdLevel()) EXPECT_EQ(SetSimdLevel(level).status().code(), absl::StatusCode::kOutOfRange);
   }
   const SimdLevel before = ActiveSimdLevel();
   {
@@ -38,7 +38,7 @@ TEST(SimdDispatchTest, Crc32cIsTheSameAtEveryLevel) {
   std::vector<uint8_t> data(1001);
   for (auto& b : data) b = static_cast<uint8_t>(rng());
   const uint32_t want = Crc32cRef(data.data(), data.size());
-  for (SimdLevel level : {SimdLevel::kPortable, SimdLevel::kSse42, SimdLevel::kAvx2}) {
+  for (SimdLevel level : kAllSimdLevels) {
     ScopedSimdLevel scoped(level);
     if (!scoped.ok()) continue;  // the CPU lacks it: SimdDispatchTest above checks the refusal
     EXPECT_EQ(Crc32c(data.data(), data.size()), want) << SimdLevelName(level);

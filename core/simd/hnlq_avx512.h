@@ -1,0 +1,387 @@
+// AVX-512 batch encoder for D4 and E8 with q a power of two: Algorithm 1 on 16 chunks at once
+// (lane l holds one chunk, register i holds coordinate i of all 16 chunks). The twin of
+// hnlq_avx2.h with twice the lanes, mask registers instead of blends, and, for D4 codebooks of at
+// most 256 symbols, rep(b) read with VBMI byte permutes from four 256-byte planes held in
+// registers instead of a gather per level. Bit-identical to the scalar kernels (lattice.h,
+// row_codec_impl.h): the same IEEE operations in the same order, the same tie rules, the same
+// integer recursion. Included only by row_codec_impl.h when compiled with AVX512_COPTS.
+#pragma once
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "core/codebook.h"
+#include "core/simd/hnlq_avx2.h"
+
+namespace coset {
+namespace simd_avx512 {
+
+// 16 chunks as two AVX2 halves (lanes 0-7 and 8-15) joined per coordinate.
+template <int d, class Half, class ChunkPtr>
+inline void LoadHalves(Half half_load, ChunkPtr chunk, __m512 y[d]) {
+  __m256 lo[d], hi[d];
+  half_load([&](int l) { return chunk(l); }, lo);
+  half_load([&](int l) { return chunk(l + 8); }, hi);
+  for (int i = 0; i < d; ++i) y[i] = _mm512_insertf32x8(_mm512_castps256_ps512(lo[i]), hi[i], 1);
+}
+
+// Nearest D_n point (ambient, as floats) of n coordinate registers; mirrors NearestDnPoint and
+// simd_avx2::NearestDn (first coordinate with the strictly largest rounding gap is flipped).
+template <int n>
+inline void NearestDn(const __m512 y[n], __m512 p[n]) {
+  const __m512 half = _mm512_set1_ps(0.5f);
+  __m512i sum = _mm512_setzero_si512();
+  __m512 best = _mm512_set1_ps(-1.0f);
+  __m512i worst = _mm512_setzero_si512();
+  for (int i = 0; i < n; ++i) {
+    p[i] = _mm512_roundscale_ps(_mm512_add_ps(y[i], half), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    sum = _mm512_add_epi32(sum, _mm512_cvttps_epi32(p[i]));
+    const __m512 gap = _mm512_abs_ps(_mm512_sub_ps(y[i], p[i]));
+    const __mmask16 better = _mm512_cmp_ps_mask(gap, best, _CMP_GT_OQ);
+    best = _mm512_mask_mov_ps(best, better, gap);
+    worst = _mm512_mask_mov_epi32(worst, better, _mm512_set1_epi32(i));
+  }
+  const __mmask16 odd = _mm512_test_epi32_mask(sum, _mm512_set1_epi32(1));
+  const __m512 one = _mm512_set1_ps(1.0f), minus_one = _mm512_set1_ps(-1.0f);
+  for (int i = 0; i < n; ++i) {
+    const __mmask16 fix = _mm512_mask_cmpeq_epi32_mask(odd, worst, _mm512_set1_epi32(i));
+    const __m512 dir = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(y[i], p[i], _CMP_GE_OQ), minus_one, one);
+    p[i] = _mm512_mask_add_ps(p[i], fix, p[i], dir);
+  }
+}
+
+struct D4Batch {
+  static constexpr int kDim = 4;
+  static constexpr int kLanes = 16;
+  template <class ChunkPtr>
+  static void Load(ChunkPtr chunk, __m512 y[4]) {
+    LoadHalves<4>([](auto c, __m256* h) { simd_avx2::LoadD4Chunks(c, h); }, chunk, y);
+  }
+  // 16 contiguous chunks (64 floats): four loads and two rounds of two-source permutes.
+  static void LoadContiguous(const float* x, __m512 y[4]) {
+    const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+    const __m512 v2 = _mm512_loadu_ps(x + 32), v3 = _mm512_loadu_ps(x + 48);
+    // From a pair of registers (8 chunks): coordinates 0 and 1, then 2 and 3, 8 lanes each.
+    const __m512i c01 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+    const __m512i c23 = _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+    const __m512 a01 = _mm512_permutex2var_ps(v0, c01, v1), a23 = _mm512_permutex2var_ps(v0, c23, v1);
+    const __m512 b01 = _mm512_permutex2var_ps(v2, c01, v3), b23 = _mm512_permutex2var_ps(v2, c23, v3);
+    y[0] = _mm512_shuffle_f32x4(a01, b01, 0x44);
+    y[1] = _mm512_shuffle_f32x4(a01, b01, 0xEE);
+    y[2] = _mm512_shuffle_f32x4(a23, b23, 0x44);
+    y[3] = _mm512_shuffle_f32x4(a23, b23, 0xEE);
+  }
+  // Integer coordinates of the nearest D4 point (mirrors DnKernel).
+  static void Nearest(const __m512 y[4], __m512i z[4]) {
+    __m512 p[4];
+    NearestDn<4>(y, p);
+    __m512i f[4];
+    for (int i = 0; i < 4; ++i) f[i] = _mm512_cvttps_epi32(p[i]);
+    z[3] = _mm512_sub_epi32(_mm512_setzero_si512(), f[3]);
+    z[2] = _mm512_sub_epi32(z[3], f[2]);
+    const __m512i s = _mm512_sub_epi32(z[2], f[1]);
+    z[1] = _mm512_srai_epi32(_mm512_add_epi32(s, f[0]), 1);
+    z[0] = _mm512_srai_epi32(_mm512_sub_epi32(s, f[0]), 1);
+  }
+};
+
+struct E8Batch {
+  static constexpr int kDim = 8;
+  static constexpr int kLanes = 16;
+  template <class ChunkPtr>
+  static void Load(ChunkPtr chunk, __m512 y[8]) {
+    LoadHalves<8>([](auto c, __m256* h) { simd_avx2::LoadE8Chunks(c, h); }, chunk, y);
+  }
+  static void LoadContiguous(const float* x, __m512 y[8]) {
+    Load([x](int l) { return x + 8 * l; }, y);
+  }
+  // Mirrors E8Kernel: the closer of D8 and D8 + 1/2 (D8 on ties), then coordinates from 2p.
+  static void Nearest(const __m512 y[8], __m512i z[8]) {
+    const __m512 half = _mm512_set1_ps(0.5f);
+    __m512 a[8], b[8], shifted[8];
+    NearestDn<8>(y, a);
+    for (int i = 0; i < 8; ++i) shifted[i] = _mm512_sub_ps(y[i], half);
+    NearestDn<8>(shifted, b);
+    __m512 da = _mm512_setzero_ps(), db = _mm512_setzero_ps();
+    for (int i = 0; i < 8; ++i) {
+      b[i] = _mm512_add_ps(b[i], half);
+      const __m512 ea = _mm512_sub_ps(y[i], a[i]), eb = _mm512_sub_ps(y[i], b[i]);
+      da = _mm512_add_ps(da, _mm512_mul_ps(ea, ea));
+      db = _mm512_add_ps(db, _mm512_mul_ps(eb, eb));
+    }
+    const __mmask16 take_a = _mm512_cmp_ps_mask(da, db, _CMP_LE_OQ);
+    const __m512 two = _mm512_set1_ps(2.0f);
+    __m512i twice[8];
+    for (int i = 0; i < 8; ++i)
+      twice[i] = _mm512_cvttps_epi32(_mm512_mul_ps(two, _mm512_mask_blend_ps(take_a, b[i], a[i])));
+    z[7] = twice[7];
+    __m512i next = _mm512_setzero_si512();
+    for (int k = 6; k >= 1; --k) {
+      next = _mm512_add_epi32(next, _mm512_srai_epi32(_mm512_sub_epi32(twice[k], twice[7]), 1));
+      z[k] = next;
+    }
+    z[0] = _mm512_srai_epi32(_mm512_add_epi32(_mm512_srai_epi32(_mm512_sub_epi32(twice[0], twice[7]), 1), z[1]), 1);
+  }
+};
+
+// rep(b) coordinate lookups of one level. Planar: up to 256 symbols and d = 4, each coordinate a
+// 256-byte plane in four registers, read with two VBMI two-source permutes (128 entries each) and
+// a blend on the index's top bit. Otherwise one gather per 4 coordinates of the int8x4 table.
+template <int d>
+class RepLookup {
+ public:
+  explicit RepLookup(const Codebook& cb) : rep_(cb.rep_coords_int8x4().data()) {
+    const std::vector<int8_t>& planes = cb.rep_coords_planar_int8();
+    planar_ = d == 4 && !planes.empty();
+    if (planar_) {
+      for (int i = 0; i < 4; ++i) {
+        for (int k = 0; k < 4; ++k) {
+          plane_[i][k] = _mm512_loadu_si512(planes.data() + i * Codebook::kPlanarTableSize + 64 * k);
+        }
+      }
+    }
+  }
+  // r[i] = coordinate i of rep(sym) per lane, as int32.
+  inline void operator()(__m512i sym, __m512i r[d]) const {
+    if (d == 4 && planar_) {
+      const __m512i index = _mm512_castsi128_si512(_mm512_cvtepi32_epi8(sym));
+      const __mmask64 upper = _mm512_movepi8_mask(index);
+      for (int i = 0; i < (d < 4 ? d : 4); ++i) {
+        const __m512i lo = _mm512_permutex2var_epi8(plane_[i][0], index, plane_[i][1]);
+        const __m512i hi = _mm512_permutex2var_epi8(plane_[i][2], index, plane_[i][3]);
+        r[i] = _mm512_cvtepi8_epi32(_mm512_castsi512_si128(_mm512_mask_blend_epi8(upper, lo, hi)));
+      }
+      return;
+    }
+    constexpr int kWords = (d + 3) / 4;
+    const __m512i row = kWords == 1 ? sym : _mm512_slli_epi32(sym, kWords == 2 ? 1 : 2);
+    for (int w = 0; w < kWords; ++w) {
+      const __m512i packed = _mm512_i32gather_epi32(_mm512_add_epi32(row, _mm512_set1_epi32(w)), rep_, 4);
+      for (int i = 4 * w; i < std::min(d, 4 * w + 4); ++i) {
+        r[i] = _mm512_srai_epi32(_mm512_slli_epi32(packed, 24 - 8 * (i % 4)), 24);
+      }
+    }
+  }
+
+ private:
+  const int32_t* rep_;
+  bool planar_ = false;
+  __m512i plane_[4][4];
+};
+
+// The engine of Algorithm 1 on `batches` batches of 16 chunks; see simd_avx2::EncodeBatches.
+// load(b, y) fills y with batch b's chunks; store(b, lanes, mask) receives lanes[m][l] (level m of
+// lane l) and the 16-bit overload mask.
+template <class Batch, class LoadBatch, class InvOf, class Store>
+inline void EncodeBatches(const Codebook& cb, int levels, int64_t batches, LoadBatch load, InvOf inv_of, Store store) {
+  constexpr int d = Batch::kDim;
+  const int log2_q = cb.log2_q();
+  const __m512i digit_mask = _mm512_set1_epi32(cb.q() - 1);
+  const __m512 highest = _mm512_set1_ps(kMaxChunkCoordinate), lowest = _mm512_set1_ps(-kMaxChunkCoordinate);
+  const RepLookup<d> lookup(cb);
+  for (int64_t batch = 0; batch < batches; ++batch) {
+    __m512 y[d];
+    __m512i z[d];
+    alignas(64) int32_t lanes[kMaxLevels][16];
+    load(batch, y);
+    const __m512 inv = inv_of(batch);
+    for (int i = 0; i < d; ++i) y[i] = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(y[i], inv), lowest), highest);
+    Batch::Nearest(y, z);
+    for (int m = 0; m < levels; ++m) {
+      __m512i sym = _mm512_and_si512(z[0], digit_mask);
+      for (int i = 1; i < d; ++i) {
+        sym = _mm512_or_si512(sym, _mm512_sll_epi32(_mm512_and_si512(z[i], digit_mask), _mm_cvtsi32_si128(i * log2_q)));
+      }
+      _mm512_store_si512(lanes[m], sym);
+      __m512i r[d];
+      lookup(sym, r);
+      for (int i = 0; i < d; ++i) z[i] = _mm512_sra_epi32(_mm512_sub_epi32(z[i], r[i]), _mm_cvtsi32_si128(log2_q));
+    }
+    __m512i any = z[0];
+    for (int i = 1; i < d; ++i) any = _mm512_or_si512(any, z[i]);
+    store(batch, lanes, static_cast<uint32_t>(_mm512_test_epi32_mask(any, any)));
+  }
+}
+
+// The two levels of D4 with q = 4 (the default code) on 64 chunks at once, one byte per chunk and
+// coordinate: z is saturated to int8, the level recursion runs on bytes. Exact wherever it
+// matters: with |rep coordinate| <= kMaxRep, a chunk that does not overload has
+// z = rep(b_0) + 4 rep(b_1), so |z| <= 5 kMaxRep = 40 and every step is exact; a chunk with some
+// |z| >= 120 overloads, and its saturated bytes still end with |z_1| >= 28 > kMaxRep, so it is
+// reported overloaded (its symbols are then retried or zeroed, never kept).
+class D4ByteLevels {
+ public:
+  static constexpr int kMaxRep = 8;
+  static bool Applies(const Codebook& cb, int levels) {
+    return levels == 2 && cb.q() == 4 && cb.symbol_dim() == 4 && !cb.rep_coords_planar_int8().empty() &&
+           cb.max_abs_rep_coord() <= kMaxRep;
+  }
+  explicit D4ByteLevels(const Codebook& cb) {
+    for (int i = 0; i < 4; ++i) {
+      for (int k = 0; k < 4; ++k) {
+        plane_[i][k] = _mm512_loadu_si512(cb.rep_coords_planar_int8().data() + i * Codebook::kPlanarTableSize + 64 * k);
+      }
+    }
+  }
+  // z[i]: coordinate i of 64 chunks (int8, saturated). Writes b_0 and b_1 per chunk; returns the
+  // overload mask (bit c: chunk c).
+  __mmask64 Run(const __m512i z[4], __m512i& b0, __m512i& b1) const {
+    b0 = Symbol(z);
+    __m512i z1[4];
+    const __m512i low6 = _mm512_set1_epi8(0x3F), sign6 = _mm512_set1_epi8(0x20);
+    for (int i = 0; i < 4; ++i) {
+      const __m512i diff = _mm512_subs_epi8(z[i], Rep(b0, i));
+      // diff >> 2 on bytes: a word shift, the neighbour byte's bits masked off, 6-bit sign extension.
+      const __m512i shifted = _mm512_and_si512(_mm512_srli_epi16(diff, 2), low6);
+      z1[i] = _mm512_sub_epi8(_mm512_xor_si512(shifted, sign6), sign6);
+    }
+    b1 = Symbol(z1);
+    // No overload iff z_1 = rep(b_1), i.e. the level-2 remainder (z_1 - rep(b_1)) / 4 is zero.
+    __mmask64 same = ~__mmask64{0};
+    for (int i = 0; i < 4; ++i) same &= _mm512_cmpeq_epi8_mask(z1[i], Rep(b1, i));
+    return ~same;
+  }
+
+ private:
+  // b = sum_i (z_i mod 4) 4^i; digits are masked before the word shifts, so no bit leaves its byte.
+  static __m512i Symbol(const __m512i v[4]) {
+    const __m512i three = _mm512_set1_epi8(3);
+    const __m512i d01 =
+        _mm512_or_si512(_mm512_and_si512(v[0], three), _mm512_slli_epi16(_mm512_and_si512(v[1], three), 2));
+    const __m512i d23 = _mm512_or_si512(_mm512_slli_epi16(_mm512_and_si512(v[2], three), 4),
+                                        _mm512_slli_epi16(_mm512_and_si512(v[3], three), 6));
+    return _mm512_or_si512(d01, d23);
+  }
+  // Coordinate i of rep(b): two 128-entry permutes and a blend on the symbol's top bit.
+  __m512i Rep(__m512i b, int i) const {
+    const __m512i lo = _mm512_permutex2var_epi8(plane_[i][0], b, plane_[i][1]);
+    const __m512i hi = _mm512_permutex2var_epi8(plane_[i][2], b, plane_[i][3]);
+    return _mm512_mask_blend_epi8(_mm512_movepi8_mask(b), lo, hi);
+  }
+  __m512i plane_[4][4];
+};
+
+// 64 D4 chunks through D4ByteLevels: load(u, y) fills batch u (16 chunks, u = 0..3), inv_of(u) its
+// 1 / steps. Stores (b_0, b_1) interleaved per chunk into pairs[128]; returns the overload mask.
+template <class LoadBatch, class InvOf>
+inline __mmask64 EncodeD4Group64(const D4ByteLevels& levels, LoadBatch load, InvOf inv_of, uint8_t* pairs) {
+  const __m512 highest = _mm512_set1_ps(kMaxChunkCoordinate), lowest = _mm512_set1_ps(-kMaxChunkCoordinate);
+  __m512i zb[4];
+  for (int u = 0; u < 4; ++u) {
+    __m512 y[4];
+    __m512i z[4];
+    load(u, y);
+    const __m512 inv = inv_of(u);
+    for (int i = 0; i < 4; ++i) y[i] = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(y[i], inv), lowest), highest);
+    D4Batch::Nearest(y, z);
+    for (int i = 0; i < 4; ++i) {
+      const __m128i packed = _mm512_cvtsepi32_epi8(z[i]);  // saturating: see D4ByteLevels
+      // Into 128-bit lane u (a merge-masked broadcast: the lane index need not be a constant).
+      zb[i] = _mm512_mask_broadcast_i32x4(u == 0 ? _mm512_setzero_si512() : zb[i],
+                                          static_cast<__mmask16>(0xF << (4 * u)), packed);
+    }
+  }
+  __m512i b0, b1;
+  const __mmask64 over = levels.Run(zb, b0, b1);
+  // Chunk c's pair (b_0, b_1) at bytes 2c, 2c + 1.
+  const __m512i first =
+      _mm512_set_epi8(95, 31, 94, 30, 93, 29, 92, 28, 91, 27, 90, 26, 89, 25, 88, 24, 87, 23, 86, 22, 85, 21, 84, 20,
+                      83, 19, 82, 18, 81, 17, 80, 16, 79, 15, 78, 14, 77, 13, 76, 12, 75, 11, 74, 10, 73, 9, 72, 8, 71,
+                      7, 70, 6, 69, 5, 68, 4, 67, 3, 66, 2, 65, 1, 64, 0);
+  const __m512i second = _mm512_add_epi8(first, _mm512_set1_epi8(32));
+  _mm512_storeu_si512(pairs, _mm512_permutex2var_epi8(b0, first, b1));
+  _mm512_storeu_si512(pairs + 64, _mm512_permutex2var_epi8(b0, second, b1));
+  return over;
+}
+
+// First try of n16 (a multiple of 16) contiguous chunks of x at one step (x * inv_step): writes
+// symbols[c * levels + m] and the overload masks, a bit per chunk (bytes c / 8).
+template <class Batch, typename SymbolT>
+inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t n16, float inv_step, SymbolT* symbols,
+                         uint8_t* overload_masks) {
+  constexpr int d = Batch::kDim;
+  const __m512 inv = _mm512_set1_ps(inv_step);
+  int64_t done = 0;
+  if constexpr (d == 4 && sizeof(SymbolT) == 1) {
+    if (n16 >= 64 && D4ByteLevels::Applies(cb, levels)) {
+      const D4ByteLevels byte_levels(cb);
+      for (; done + 64 <= n16; done += 64) {
+        const float* group = x + done * d;
+        const __mmask64 over = EncodeD4Group64(
+            byte_levels, [&](int u, __m512* y) { Batch::LoadContiguous(group + u * 16 * d, y); },
+            [&](int) { return inv; }, reinterpret_cast<uint8_t*>(symbols + done * 2));
+        std::memcpy(overload_masks + done / 8, &over, 8);
+      }
+    }
+  }
+  symbols += done * levels;
+  overload_masks += done / 8;
+  x += done * d;
+  EncodeBatches<Batch>(
+      cb, levels, (n16 - done) / 16, [&](int64_t batch, __m512* y) { Batch::LoadContiguous(x + batch * 16 * d, y); },
+      [&](int64_t) { return inv; },
+      [&](int64_t batch, const int32_t(*lanes)[16], uint32_t mask) {
+        overload_masks[2 * batch] = static_cast<uint8_t>(mask);
+        overload_masks[2 * batch + 1] = static_cast<uint8_t>(mask >> 8);
+        SymbolT* out = symbols + batch * 16 * levels;
+        if (sizeof(SymbolT) == 1 && levels == 2) {
+          // 16 chunks x (b_0, b_1) bytes = 32 bytes: one shift-or and one narrowing store.
+          const __m512i pairs =
+              _mm512_or_si512(_mm512_load_si512(lanes[0]), _mm512_slli_epi32(_mm512_load_si512(lanes[1]), 8));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi32_epi16(pairs));
+        } else {
+          for (int l = 0; l < 16; ++l) {
+            for (int m = 0; m < levels; ++m) out[l * levels + m] = static_cast<SymbolT>(lanes[m][l]);
+          }
+        }
+      });
+}
+
+// One round of the overload ramp (see simd_avx2::EncodeRetries), 16 chunks per batch (64 per
+// group through D4ByteLevels where it applies).
+template <class Batch, typename SymbolT>
+inline void EncodeRetries(const Codebook& cb, int levels, const float* x, const int32_t* list, const float* base,
+                          int64_t n16, float ramp, SymbolT* symbols, uint8_t* overload_masks) {
+  constexpr int d = Batch::kDim;
+  const __m512 ramp_v = _mm512_set1_ps(ramp), one = _mm512_set1_ps(1.0f);
+  // 1 / (base * ramp), as the scalar encoder rounds it.
+  auto inv_at = [&](int64_t k) { return _mm512_div_ps(one, _mm512_mul_ps(_mm512_loadu_ps(base + k), ramp_v)); };
+  auto load_at = [&](int64_t k, __m512* y) {
+    Batch::Load([&](int l) { return x + static_cast<int64_t>(list[k + l]) * d; }, y);
+  };
+  int64_t done = 0;
+  if constexpr (d == 4 && sizeof(SymbolT) == 1) {
+    if (n16 >= 64 && D4ByteLevels::Applies(cb, levels)) {
+      const D4ByteLevels byte_levels(cb);
+      alignas(64) uint8_t pairs[128];
+      for (; done + 64 <= n16; done += 64) {
+        const __mmask64 over = EncodeD4Group64(
+            byte_levels, [&](int u, __m512* y) { load_at(done + 16 * u, y); },
+            [&](int u) { return inv_at(done + 16 * u); }, pairs);
+        std::memcpy(overload_masks + done / 8, &over, 8);
+        for (int l = 0; l < 64; ++l) std::memcpy(symbols + static_cast<int64_t>(list[done + l]) * 2, pairs + 2 * l, 2);
+      }
+    }
+  }
+  EncodeBatches<Batch>(
+      cb, levels, (n16 - done) / 16, [&](int64_t batch, __m512* y) { load_at(done + batch * 16, y); },
+      [&](int64_t batch) { return inv_at(done + batch * 16); },
+      [&](int64_t batch, const int32_t(*lanes)[16], uint32_t mask) {
+        const int64_t k0 = done + batch * 16;
+        overload_masks[k0 / 8] = static_cast<uint8_t>(mask);
+        overload_masks[k0 / 8 + 1] = static_cast<uint8_t>(mask >> 8);
+        for (int l = 0; l < 16; ++l) {
+          SymbolT* out = symbols + static_cast<int64_t>(list[k0 + l]) * levels;
+          for (int m = 0; m < levels; ++m) out[m] = static_cast<SymbolT>(lanes[m][l]);
+        }
+      });
+}
+
+using simd_avx2::DecodeChunksInt8;
+
+}  // namespace simd_avx512
+}  // namespace coset
