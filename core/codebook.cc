@@ -139,7 +139,18 @@ Codebook::Codebook(const Lattice& lattice, int q) : lattice_(lattice), q_(q), sy
         std::all_of(rep_point_.begin(), rep_point_.end(), [](float v) { return std::fabs(2 * v) <= 127; });
     if (fits) {
       rep_point_x2_int8_.resize(rep_point_.size());
-      for (size_t i = 0; i < rep_point_.size(); ++i) rep_point_x2_int8_[i] = static_cast<int8_t>(2 * rep_point_[i]);
+      for (size_t i = 0; i < rep_point_.size(); ++i) {
+        rep_point_x2_int8_[i] = static_cast<int8_t>(2 * rep_point_[i]);
+        max_abs_rep_point_x2_ = std::max<int32_t>(max_abs_rep_point_x2_, std::abs(rep_point_x2_int8_[i]));
+      }
+      if (num_symbols_ <= kPlanarTableSize) {
+        rep_point_x2_planar_int8_.assign(symbol_dim_ * kPlanarTableSize, 0);
+        for (int64_t symbol = 0; symbol < num_symbols_; ++symbol) {
+          for (int i = 0; i < symbol_dim_; ++i) {
+            rep_point_x2_planar_int8_[i * kPlanarTableSize + symbol] = rep_point_x2_int8_[symbol * symbol_dim_ + i];
+          }
+        }
+      }
     }
   }
   for (int32_t v : rep_coords_) max_abs_rep_coord_ = std::max(max_abs_rep_coord_, std::abs(v));

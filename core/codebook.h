@@ -53,7 +53,8 @@ class Codebook {
   // Memory held by the tables (for cache accounting).
   int64_t bytes() const {
     return static_cast<int64_t>(rep_coords_.size() * 4 + rep_point_.size() * 4 + rep_coords_int8x4_.size() * 4 +
-                                rep_coords_planar_int8_.size() + rep_point_x2_int8_.size());
+                                rep_coords_planar_int8_.size() + rep_point_x2_int8_.size() +
+                                rep_point_x2_planar_int8_.size());
   }
   // 2 * rep(b) in ambient coordinates as int8 (s per symbol), for lattices whose points are
   // half-integers (Z^n, D_n, E8) when they fit; empty otherwise. 8x smaller than rep_point.
@@ -68,6 +69,10 @@ class Codebook {
   const std::vector<int8_t>& rep_coords_planar_int8() const { return rep_coords_planar_int8_; }
   // max |coordinate| over every rep(b) in basis coordinates (bounds for the byte-wide encoder).
   int32_t max_abs_rep_coord() const { return max_abs_rep_coord_; }
+  // rep_point_x2_int8 plane by plane (the decoder's twin of rep_coords_planar_int8), under the same
+  // conditions, and max |2 rep(b)| over its entries.
+  const std::vector<int8_t>& rep_point_x2_planar_int8() const { return rep_point_x2_planar_int8_; }
+  int32_t max_abs_rep_point_x2() const { return max_abs_rep_point_x2_; }
 
  private:
   Codebook(const Lattice& lattice, int q);
@@ -81,6 +86,8 @@ class Codebook {
   std::vector<int32_t> rep_coords_int8x4_;
   std::vector<int8_t> rep_coords_planar_int8_;
   int32_t max_abs_rep_coord_ = 0;
+  std::vector<int8_t> rep_point_x2_planar_int8_;
+  int32_t max_abs_rep_point_x2_ = 0;
   std::vector<int8_t> rep_point_x2_int8_;
 };
 

@@ -31,7 +31,13 @@ struct RowCodecContext {
   float beta = 0.0f;
   std::vector<float> ramp;            // ramp[T] = 2^(alpha T), T in [0, t_max]
   std::vector<float> rotation_signs;  // empty when rotation is off
+  // Decode with non-temporal stores where a kernel has them: set for outputs well beyond the last
+  // level cache, whose lines would be evicted before anyone reads them (kStreamingOutputBytes).
+  bool stream_output = false;
 };
+
+// Outputs at least this large are decoded with non-temporal stores (twice a 32 MiB L3).
+inline constexpr int64_t kStreamingOutputBytes = int64_t{64} << 20;
 
 // Per-thread scratch, allocated once per range of rows (never per chunk).
 struct RowScratch {

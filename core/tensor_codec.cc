@@ -152,6 +152,7 @@ absl::Status TensorCodec::Decode(const CompressedTensor& tensor, float* out, Exe
   COSET_ASSIGN_OR_RETURN(RowCodecContext ctx, view.MakeContext(tensor.shape));
   const Layout& l = ctx.layout;
   if (l.numel > 0 && out == nullptr) return absl::InvalidArgumentError("output pointer is null");
+  ctx.stream_output = l.numel * static_cast<int64_t>(sizeof(float)) >= kStreamingOutputBytes;
   const RowKernels kernels = GetRowKernels(ActiveSimdLevel(), params_.lattice.kind(), params_.lattice.dim(),
                                            codebook_->q_is_power_of_two(), ctx.packing.bits_per_symbol_if_pow2());
   std::atomic<int64_t> bad_row{-1};

@@ -20,9 +20,12 @@
 namespace coset {
 namespace simd_avx512 {
 
+// Every helper below works on register arrays; an out-of-line call would pass them through memory.
+#define COSET_INLINE inline __attribute__((always_inline))
+
 // 16 chunks as two AVX2 halves (lanes 0-7 and 8-15) joined per coordinate.
 template <int d, class Half, class ChunkPtr>
-inline void LoadHalves(Half half_load, ChunkPtr chunk, __m512 y[d]) {
+COSET_INLINE void LoadHalves(Half half_load, ChunkPtr chunk, __m512 y[d]) {
   __m256 lo[d], hi[d];
   half_load([&](int l) { return chunk(l); }, lo);
   half_load([&](int l) { return chunk(l + 8); }, hi);
@@ -32,7 +35,7 @@ inline void LoadHalves(Half half_load, ChunkPtr chunk, __m512 y[d]) {
 // Nearest D_n point (ambient, as floats) of n coordinate registers; mirrors NearestDnPoint and
 // simd_avx2::NearestDn (first coordinate with the strictly largest rounding gap is flipped).
 template <int n>
-inline void NearestDn(const __m512 y[n], __m512 p[n]) {
+COSET_INLINE void NearestDn(const __m512 y[n], __m512 p[n]) {
   const __m512 half = _mm512_set1_ps(0.5f);
   __m512i sum = _mm512_setzero_si512();
   __m512 best = _mm512_set1_ps(-1.0f);
@@ -58,11 +61,11 @@ struct D4Batch {
   static constexpr int kDim = 4;
   static constexpr int kLanes = 16;
   template <class ChunkPtr>
-  static void Load(ChunkPtr chunk, __m512 y[4]) {
+  static COSET_INLINE void Load(ChunkPtr chunk, __m512 y[4]) {
     LoadHalves<4>([](auto c, __m256* h) { simd_avx2::LoadD4Chunks(c, h); }, chunk, y);
   }
   // 16 contiguous chunks (64 floats): four loads and two rounds of two-source permutes.
-  static void LoadContiguous(const float* x, __m512 y[4]) {
+  static COSET_INLINE void LoadContiguous(const float* x, __m512 y[4]) {
     const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
     const __m512 v2 = _mm512_loadu_ps(x + 32), v3 = _mm512_loadu_ps(x + 48);
     // From a pair of registers (8 chunks): coordinates 0 and 1, then 2 and 3, 8 lanes each.
@@ -76,7 +79,7 @@ struct D4Batch {
     y[3] = _mm512_shuffle_f32x4(a23, b23, 0xEE);
   }
   // Integer coordinates of the nearest D4 point (mirrors DnKernel).
-  static void Nearest(const __m512 y[4], __m512i z[4]) {
+  static COSET_INLINE void Nearest(const __m512 y[4], __m512i z[4]) {
     __m512 p[4];
     NearestDn<4>(y, p);
     __m512i f[4];
@@ -93,14 +96,14 @@ struct E8Batch {
   static constexpr int kDim = 8;
   static constexpr int kLanes = 16;
   template <class ChunkPtr>
-  static void Load(ChunkPtr chunk, __m512 y[8]) {
+  static COSET_INLINE void Load(ChunkPtr chunk, __m512 y[8]) {
     LoadHalves<8>([](auto c, __m256* h) { simd_avx2::LoadE8Chunks(c, h); }, chunk, y);
   }
-  static void LoadContiguous(const float* x, __m512 y[8]) {
+  static COSET_INLINE void LoadContiguous(const float* x, __m512 y[8]) {
     Load([x](int l) { return x + 8 * l; }, y);
   }
   // Mirrors E8Kernel: the closer of D8 and D8 + 1/2 (D8 on ties), then coordinates from 2p.
-  static void Nearest(const __m512 y[8], __m512i z[8]) {
+  static COSET_INLINE void Nearest(const __m512 y[8], __m512i z[8]) {
     const __m512 half = _mm512_set1_ps(0.5f);
     __m512 a[8], b[8], shifted[8];
     NearestDn<8>(y, a);
@@ -146,7 +149,7 @@ class RepLookup {
     }
   }
   // r[i] = coordinate i of rep(sym) per lane, as int32.
-  inline void operator()(__m512i sym, __m512i r[d]) const {
+  COSET_INLINE void operator()(__m512i sym, __m512i r[d]) const {
     if (d == 4 && planar_) {
       const __m512i index = _mm512_castsi128_si512(_mm512_cvtepi32_epi8(sym));
       const __mmask64 upper = _mm512_movepi8_mask(index);
@@ -229,7 +232,7 @@ class D4ByteLevels {
   }
   // z[i]: coordinate i of 64 chunks (int8, saturated). Writes b_0 and b_1 per chunk; returns the
   // overload mask (bit c: chunk c).
-  __mmask64 Run(const __m512i z[4], __m512i& b0, __m512i& b1) const {
+  COSET_INLINE __mmask64 Run(const __m512i z[4], __m512i& b0, __m512i& b1) const {
     b0 = Symbol(z);
     __m512i z1[4];
     const __m512i low6 = _mm512_set1_epi8(0x3F), sign6 = _mm512_set1_epi8(0x20);
@@ -248,7 +251,7 @@ class D4ByteLevels {
 
  private:
   // b = sum_i (z_i mod 4) 4^i; digits are masked before the word shifts, so no bit leaves its byte.
-  static __m512i Symbol(const __m512i v[4]) {
+  static COSET_INLINE __m512i Symbol(const __m512i v[4]) {
     const __m512i three = _mm512_set1_epi8(3);
     const __m512i d01 =
         _mm512_or_si512(_mm512_and_si512(v[0], three), _mm512_slli_epi16(_mm512_and_si512(v[1], three), 2));
@@ -257,7 +260,7 @@ class D4ByteLevels {
     return _mm512_or_si512(d01, d23);
   }
   // Coordinate i of rep(b): two 128-entry permutes and a blend on the symbol's top bit.
-  __m512i Rep(__m512i b, int i) const {
+  COSET_INLINE __m512i Rep(__m512i b, int i) const {
     const __m512i lo = _mm512_permutex2var_epi8(plane_[i][0], b, plane_[i][1]);
     const __m512i hi = _mm512_permutex2var_epi8(plane_[i][2], b, plane_[i][3]);
     return _mm512_mask_blend_epi8(_mm512_movepi8_mask(b), lo, hi);
@@ -268,7 +271,7 @@ class D4ByteLevels {
 // 64 D4 chunks through D4ByteLevels: load(u, y) fills batch u (16 chunks, u = 0..3), inv_of(u) its
 // 1 / steps. Stores (b_0, b_1) interleaved per chunk into pairs[128]; returns the overload mask.
 template <class LoadBatch, class InvOf>
-inline __mmask64 EncodeD4Group64(const D4ByteLevels& levels, LoadBatch load, InvOf inv_of, uint8_t* pairs) {
+COSET_INLINE __mmask64 EncodeD4Group64(const D4ByteLevels& levels, LoadBatch load, InvOf inv_of, uint8_t* pairs) {
   const __m512 highest = _mm512_set1_ps(kMaxChunkCoordinate), lowest = _mm512_set1_ps(-kMaxChunkCoordinate);
   __m512i zb[4];
   for (int u = 0; u < 4; ++u) {
@@ -382,6 +385,87 @@ inline void EncodeRetries(const Codebook& cb, int levels, const float* x, const 
 }
 
 using simd_avx2::DecodeChunksInt8;
+
+// Algorithm 2 for D4 with q = 4, M = 2 on 64 chunks at once: the (b_0, b_1) bytes are split with
+// two permutes, 2 rep(b_m) looked up per coordinate from the planes of rep_point_x2_planar_int8,
+// the exact Horner sum 4 * 2rep(b_1) + 2rep(b_0) taken on bytes (|.| <= 5 kMaxX2 < 128), widened,
+// converted and multiplied once by step / 2 (the same single rounding as the scalar decoder), and
+// transposed back to chunk order. `stream`: non-temporal stores (out 16-byte aligned), for outputs
+// far larger than the caches, where they save the read-for-ownership of every written line.
+class D4ByteDecoder {
+ public:
+  static constexpr int kMaxX2 = 25;
+  static bool Applies(const Codebook& cb, int levels) {
+    return levels == 2 && cb.q() == 4 && cb.symbol_dim() == 4 && !cb.rep_point_x2_planar_int8().empty() &&
+           cb.max_abs_rep_point_x2() <= kMaxX2;
+  }
+  explicit D4ByteDecoder(const Codebook& cb) {
+    for (int i = 0; i < 4; ++i) {
+      for (int k = 0; k < 4; ++k) {
+        plane_[i][k] =
+            _mm512_loadu_si512(cb.rep_point_x2_planar_int8().data() + i * Codebook::kPlanarTableSize + 64 * k);
+      }
+    }
+  }
+  // symbols: 64 chunks x (b_0, b_1); steps: 64; out: 256 floats.
+  COSET_INLINE void Decode64(const uint8_t* symbols, const float* steps, float* out, bool stream) const {
+    const __m512i v0 = _mm512_loadu_si512(symbols), v1 = _mm512_loadu_si512(symbols + 64);
+    const __m512i even = _mm512_set_epi8(126, 124, 122, 120, 118, 116, 114, 112, 110, 108, 106, 104, 102, 100, 98, 96, 94,
+                                         92, 90, 88, 86, 84, 82, 80, 78, 76, 74, 72, 70, 68, 66, 64, 62, 60, 58, 56, 54,
+                                         52, 50, 48, 46, 44, 42, 40, 38, 36, 34, 32, 30, 28, 26, 24, 22, 20, 18, 16, 14,
+                                         12, 10, 8, 6, 4, 2, 0);
+    const __m512i b0 = _mm512_permutex2var_epi8(v0, even, v1);
+    const __m512i b1 = _mm512_permutex2var_epi8(v0, _mm512_add_epi8(even, _mm512_set1_epi8(1)), v1);
+    const __mmask64 upper0 = _mm512_movepi8_mask(b0), upper1 = _mm512_movepi8_mask(b1);
+    alignas(64) int8_t acc[4][64];
+    for (int i = 0; i < 4; ++i) {
+      const __m512i p1 = Lookup(b1, upper1, i), p0 = Lookup(b0, upper0, i);
+      const __m512i twice = _mm512_add_epi8(p1, p1);
+      _mm512_store_si512(acc[i], _mm512_add_epi8(_mm512_add_epi8(twice, twice), p0));
+    }
+    const __m512 half = _mm512_set1_ps(0.5f);
+    // Chunk order within 16 chunks: floats 4c + i come from coordinate register i, lane c.
+    const __m512i first = _mm512_setr_epi32(0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27);
+    const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(4));
+    for (int u = 0; u < 4; ++u) {
+      const __m512 half_step = _mm512_mul_ps(_mm512_loadu_ps(steps + 16 * u), half);
+      __m512 f[4];
+      for (int i = 0; i < 4; ++i) {
+        const __m512i w = _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(acc[i] + 16 * u)));
+        f[i] = _mm512_mul_ps(_mm512_cvtepi32_ps(w), half_step);
+      }
+      const __m512 a01 = _mm512_shuffle_f32x4(f[0], f[1], 0x44), b01 = _mm512_shuffle_f32x4(f[0], f[1], 0xEE);
+      const __m512 a23 = _mm512_shuffle_f32x4(f[2], f[3], 0x44), b23 = _mm512_shuffle_f32x4(f[2], f[3], 0xEE);
+      const __m512 v[4] = {_mm512_permutex2var_ps(a01, first, a23), _mm512_permutex2var_ps(a01, second, a23),
+                           _mm512_permutex2var_ps(b01, first, b23), _mm512_permutex2var_ps(b01, second, b23)};
+      float* o = out + 64 * u;
+      for (int k = 0; k < 4; ++k) {
+        if (!stream) {
+          _mm512_storeu_ps(o + 16 * k, v[k]);
+        } else if (reinterpret_cast<uintptr_t>(o) % 64 == 0) {
+          _mm512_stream_ps(o + 16 * k, v[k]);
+        } else {
+          // malloc'd buffers are often only 16-byte aligned: four 16-byte non-temporal stores still
+          // fill whole lines in the write-combining buffers.
+          _mm_stream_ps(o + 16 * k, _mm512_castps512_ps128(v[k]));
+          _mm_stream_ps(o + 16 * k + 4, _mm512_extractf32x4_ps(v[k], 1));
+          _mm_stream_ps(o + 16 * k + 8, _mm512_extractf32x4_ps(v[k], 2));
+          _mm_stream_ps(o + 16 * k + 12, _mm512_extractf32x4_ps(v[k], 3));
+        }
+      }
+    }
+  }
+
+ private:
+  COSET_INLINE __m512i Lookup(__m512i b, __mmask64 upper, int i) const {
+    const __m512i lo = _mm512_permutex2var_epi8(plane_[i][0], b, plane_[i][1]);
+    const __m512i hi = _mm512_permutex2var_epi8(plane_[i][2], b, plane_[i][3]);
+    return _mm512_mask_blend_epi8(upper, lo, hi);
+  }
+  __m512i plane_[4][4];
+};
+
+#undef COSET_INLINE
 
 }  // namespace simd_avx512
 }  // namespace coset

@@ -208,9 +208,25 @@ void EncodeRowBatched(const RowCodecContext& ctx, const float* work, SymbolT* sy
     std::fill(list + pending, list + padded, list[pending - 1]);
     std::fill(pending_base + pending, pending_base + padded, pending_base[pending - 1]);
     simd::EncodeRetries<Batch>(cb, levels, work, list, pending_base, padded, ctx.ramp[tc], symbols, masks);
-    // Branch-free: every retried chunk took this round's result; the ones still overloaded stay
-    // in the list and are overwritten by a later round (or zeroed at the cap).
+    // Every retried chunk took this round's result; the ones still overloaded stay in the list
+    // and are overwritten by a later round (or zeroed at the cap).
     int64_t still = 0;
+#if defined(__AVX512F__)
+    // 16 at a time: a register compress keeps the overloaded ones (a full 16-lane store at
+    // `still` <= k only overwrites entries already read).
+    for (int64_t k = 0; k < pending; k += 16) {
+      uint16_t over;
+      std::memcpy(&over, masks + k / 8, 2);
+      const __mmask16 valid = pending - k >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (pending - k)) - 1);
+      const __m512i chunks = _mm512_loadu_si512(list + k);
+      const __m512 bases = _mm512_loadu_ps(pending_base + k);
+      for (int lane = 0; lane < 16 && k + lane < pending; ++lane) t[list[k + lane]] = static_cast<uint8_t>(tc);
+      const __mmask16 keep = over & valid;
+      _mm512_storeu_si512(list + still, _mm512_maskz_compress_epi32(keep, chunks));
+      _mm512_storeu_ps(pending_base + still, _mm512_maskz_compress_ps(keep, bases));
+      still += __builtin_popcount(keep);
+    }
+#else
     for (int64_t k = 0; k < pending; ++k) {
       const int32_t c = list[k];
       t[c] = static_cast<uint8_t>(tc);
@@ -219,6 +235,7 @@ void EncodeRowBatched(const RowCodecContext& ctx, const float* work, SymbolT* sy
       pending_base[still] = pending_base[k];
       still += over;
     }
+#endif
     pending = still;
   }
   for (int64_t k = 0; k < pending; ++k) {  // still overloaded at t_max
@@ -260,6 +277,9 @@ RowEncodeCounts EncodeRowImpl(const RowCodecContext& ctx, const float* x, uint16
   for (int64_t b = 0; b < l.blocks_per_row; ++b) {
     const int64_t begin = b * ctx.block;
     const int64_t end = std::min(l.padded_cols, begin + ctx.block);
+    // The next row (rows of a tensor are contiguous) starts on its way to L2 now and arrives while
+    // this one is encoded; a prefetch past the end of the tensor is harmless (it never faults).
+    for (int64_t i = begin; i < end; i += 16) __builtin_prefetch(x + l.cols + i, 0, 2);
     if (!ctx.rotation_signs.empty()) {
       RotateForward(ctx.rotation_signs.data(), end - begin, scratch.work.data() + begin);
       // Finite inputs near FLT_MAX can overflow the transform's sums: refuse the row, naming its
@@ -350,6 +370,7 @@ bool DecodeRowImpl(const RowCodecContext& ctx, const uint16_t* scales, const uin
   // Without rotation or padding, decode straight into the caller's row.
   const bool in_place = ctx.rotation_signs.empty() && l.cols == l.padded_cols;
   float* work = in_place ? out : scratch.work.data();
+  [[maybe_unused]] bool streamed = false;  // non-temporal stores were used (AVX-512 build)
   for (int64_t b = 0; b < l.blocks_per_row; ++b) {
     const int64_t begin = b * ctx.block;
     const int64_t end = std::min(l.padded_cols, begin + ctx.block);
@@ -362,9 +383,37 @@ bool DecodeRowImpl(const RowCodecContext& ctx, const uint16_t* scales, const uin
       const bool whole_chunks = cb.symbol_dim() == kDim && (c_end - c_begin) % 2 == 0;
       if (whole_chunks && !cb.rep_point_x2_int8().empty() && cb.q_is_power_of_two() && !zero_block) {
         float* steps = scratch.chunk_steps.data();
-        for (int64_t c = c_begin; c < c_end; ++c) steps[c - c_begin] = base * ctx.ramp[t[c]];
-        simd::DecodeChunksInt8<kDim>(cb, ctx.levels, symbols + c_begin * l.symbols_per_chunk, c_end - c_begin, steps,
-                                     work + c_begin * d);
+        int64_t done = 0;
+#if defined(__AVX512F__)
+        // steps = base * ramp[T], 16 at a time: a two-register permute looks T up (t_max <= 31).
+        if (ctx.ramp.size() <= 32) {
+          alignas(64) float ramp[32] = {};
+          std::copy(ctx.ramp.begin(), ctx.ramp.end(), ramp);
+          const __m512 lo = _mm512_load_ps(ramp), hi = _mm512_load_ps(ramp + 16), base_v = _mm512_set1_ps(base);
+          for (; done + 16 <= c_end - c_begin; done += 16) {
+            const __m512i tt = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t + c_begin + done)));
+            _mm512_storeu_ps(steps + done, _mm512_mul_ps(base_v, _mm512_permutex2var_ps(lo, tt, hi)));
+          }
+        }
+#endif
+        for (int64_t c = c_begin + done; c < c_end; ++c) steps[c - c_begin] = base * ctx.ramp[t[c]];
+        done = 0;
+#if defined(__AVX512F__)
+        if constexpr (kDim == 4 && sizeof(SymbolT) == 1) {
+          if (c_end - c_begin >= 64 && simd::D4ByteDecoder::Applies(cb, ctx.levels)) {
+            const simd::D4ByteDecoder decoder(cb);
+            for (; done + 64 <= c_end - c_begin; done += 64) {
+              float* o = work + (c_begin + done) * d;
+              const bool stream = in_place && ctx.stream_output && reinterpret_cast<uintptr_t>(o) % 16 == 0;
+              streamed |= stream;
+              decoder.Decode64(reinterpret_cast<const uint8_t*>(symbols + (c_begin + done) * 2), steps + done, o,
+                               stream);
+            }
+          }
+        }
+#endif
+        simd::DecodeChunksInt8<kDim>(cb, ctx.levels, symbols + (c_begin + done) * l.symbols_per_chunk,
+                                     c_end - c_begin - done, steps + done, work + (c_begin + done) * d);
         if (!ctx.rotation_signs.empty()) RotateInverse(ctx.rotation_signs.data(), end - begin, work + begin);
         continue;
       }
@@ -377,6 +426,9 @@ bool DecodeRowImpl(const RowCodecContext& ctx, const uint16_t* scales, const uin
     if (!ctx.rotation_signs.empty()) RotateInverse(ctx.rotation_signs.data(), end - begin, work + begin);
   }
   if (!in_place && l.cols > 0) std::memcpy(out, work, sizeof(float) * l.cols);  // out may be null when empty
+#if defined(__AVX512F__)
+  if (streamed) _mm_sfence();  // non-temporal stores are ordered before anything the caller does next
+#endif
   return true;
 }
 
