@@ -98,7 +98,7 @@ std::string CpuModel() {
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   benchmark::AddCustomContext("cpu_model", coset::CpuModel());
-  benchmark::AddCustomContext("simd", coset::ActiveSimdLevel() == coset::SimdLevel::kAvx2 ? "avx2" : "portable");
+  benchmark::AddCustomContext("simd", coset::SimdLevelName(coset::ActiveSimdLevel()));
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -1,4 +1,7 @@
 // AVX-512 build of the row kernels: the same source compiled with AVX512_COPTS (fp-contract off);
 // the batch encoder takes 16 chunks per batch (simd/hnlq_avx512.h).
+#if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512DQ__) || !defined(__AVX512VBMI__)
+#error "row_codec_avx512.cc needs AVX512_COPTS (third_party/coset.bzl); dispatch would pick it on AVX-512 CPUs"
+#endif
 #define COSET_ISA avx512
 #include "core/simd/row_codec_impl.h"
