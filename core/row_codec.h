@@ -46,7 +46,8 @@ struct RowScratch {
   std::vector<float> block_base;
   std::vector<float> chunk_steps;  // the decoder's steps of one block
   // Overload-ramp retries of one row (batch encoders): the listed chunks (padded to a whole batch
-  // of up to 16 lanes), their block bases and the overload masks (a bit per chunk).
+  // of up to 16 lanes), their block bases and the overload masks (a bit per chunk, with room for
+  // a whole 64-chunk group past the end).
   std::vector<float> pending_base;
   std::vector<uint8_t> over_masks;
   std::vector<int32_t> retry_list;
@@ -56,7 +57,7 @@ struct RowScratch {
         block_base(layout.blocks_per_row),
         chunk_steps(layout.chunks_per_row + 16),
         pending_base(layout.chunks_per_row + 16),
-        over_masks(layout.chunks_per_row / 8 + 4),
+        over_masks(layout.chunks_per_row / 8 + 16),
         retry_list(layout.chunks_per_row + 16) {}
 };
 

@@ -209,12 +209,20 @@ inline void EncodeBatches(const Codebook& cb, int levels, const float* x, int64_
 
 // First try of n8 (a multiple of 8) contiguous chunks of x at one step (x * inv_step): writes
 // symbols[c * levels + m] and overload_masks[c / 8] (bit c % 8 set when chunk c overloads).
+// `prefetch` (may be null): as many floats to bring towards L2, spread over the batches.
 template <class Batch, typename SymbolT>
 inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t n8, float inv_step, SymbolT* symbols,
-                         uint8_t* overload_masks) {
+                         uint8_t* overload_masks, const float* prefetch = nullptr) {
+  constexpr int d = Batch::kDim;
   const __m256 inv = _mm256_set1_ps(inv_step);
   EncodeBatches<Batch>(
-      cb, levels, x, n8 / 8, [](int64_t c) { return c; }, [&](int64_t) { return inv; },
+      cb, levels, x, n8 / 8, [](int64_t c) { return c; },
+      [&](int64_t batch) {
+        if (prefetch != nullptr) {
+          for (int line = 0; line < 8 * d; line += 16) _mm_prefetch(prefetch + batch * 8 * d + line, _MM_HINT_T1);
+        }
+        return inv;
+      },
       [&](int64_t batch, const int32_t(*lanes)[8], uint32_t mask) {
         overload_masks[batch] = static_cast<uint8_t>(mask);
         SymbolT* out = symbols + batch * 8 * levels;

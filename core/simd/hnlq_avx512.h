@@ -268,13 +268,15 @@ class D4ByteLevels {
   __m512i plane_[4][4];
 };
 
-// 64 D4 chunks through D4ByteLevels: load(u, y) fills batch u (16 chunks, u = 0..3), inv_of(u) its
-// 1 / steps. Stores (b_0, b_1) interleaved per chunk into pairs[128]; returns the overload mask.
+// Up to 64 D4 chunks through D4ByteLevels: load(u, y) fills batch u (16 chunks, u < batches <= 4),
+// inv_of(u) its 1 / steps. Stores (b_0, b_1) interleaved per chunk into pairs[128]; returns the
+// overload mask (bits of lanes past 16 * batches are meaningless).
 template <class LoadBatch, class InvOf>
-COSET_INLINE __mmask64 EncodeD4Group64(const D4ByteLevels& levels, LoadBatch load, InvOf inv_of, uint8_t* pairs) {
+COSET_INLINE __mmask64 EncodeD4Group(const D4ByteLevels& levels, int batches, LoadBatch load, InvOf inv_of,
+                                     uint8_t* pairs) {
   const __m512 highest = _mm512_set1_ps(kMaxChunkCoordinate), lowest = _mm512_set1_ps(-kMaxChunkCoordinate);
   __m512i zb[4];
-  for (int u = 0; u < 4; ++u) {
+  for (int u = 0; u < batches; ++u) {
     __m512 y[4];
     __m512i z[4];
     load(u, y);
@@ -302,31 +304,36 @@ COSET_INLINE __mmask64 EncodeD4Group64(const D4ByteLevels& levels, LoadBatch loa
 }
 
 // First try of n16 (a multiple of 16) contiguous chunks of x at one step (x * inv_step): writes
-// symbols[c * levels + m] and the overload masks, a bit per chunk (bytes c / 8).
+// symbols[c * levels + m] and the overload masks, a bit per chunk (bytes c / 8). `prefetch` (may
+// be null): as many floats to bring towards L2, spread over the batches (the next row's block).
 template <class Batch, typename SymbolT>
 inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t n16, float inv_step, SymbolT* symbols,
-                         uint8_t* overload_masks) {
+                         uint8_t* overload_masks, const float* prefetch = nullptr) {
   constexpr int d = Batch::kDim;
   const __m512 inv = _mm512_set1_ps(inv_step);
-  int64_t done = 0;
+  auto load = [&](int64_t batch, __m512* y) {
+    if (prefetch != nullptr) {
+      for (int line = 0; line < 16 * d; line += 16) _mm_prefetch(prefetch + batch * 16 * d + line, _MM_HINT_T1);
+    }
+    Batch::LoadContiguous(x + batch * 16 * d, y);
+  };
   if constexpr (d == 4 && sizeof(SymbolT) == 1) {
-    if (n16 >= 64 && D4ByteLevels::Applies(cb, levels)) {
+    if (D4ByteLevels::Applies(cb, levels)) {
       const D4ByteLevels byte_levels(cb);
-      for (; done + 64 <= n16; done += 64) {
-        const float* group = x + done * d;
-        const __mmask64 over = EncodeD4Group64(
-            byte_levels, [&](int u, __m512* y) { Batch::LoadContiguous(group + u * 16 * d, y); },
-            [&](int) { return inv; }, reinterpret_cast<uint8_t*>(symbols + done * 2));
-        std::memcpy(overload_masks + done / 8, &over, 8);
+      for (int64_t first = 0; first < n16 / 16; first += 4) {
+        const int batches = static_cast<int>(std::min<int64_t>(4, n16 / 16 - first));
+        alignas(64) uint8_t tail[128];
+        uint8_t* pairs = batches == 4 ? reinterpret_cast<uint8_t*>(symbols + first * 32) : tail;
+        const __mmask64 over = EncodeD4Group(
+            byte_levels, batches, [&](int u, __m512* y) { load(first + u, y); }, [&](int) { return inv; }, pairs);
+        std::memcpy(overload_masks + first * 2, &over, 2 * batches);
+        if (pairs == tail) std::memcpy(symbols + first * 32, tail, 32 * batches);
       }
+      return;
     }
   }
-  symbols += done * levels;
-  overload_masks += done / 8;
-  x += done * d;
   EncodeBatches<Batch>(
-      cb, levels, (n16 - done) / 16, [&](int64_t batch, __m512* y) { Batch::LoadContiguous(x + batch * 16 * d, y); },
-      [&](int64_t) { return inv; },
+      cb, levels, n16 / 16, load, [&](int64_t) { return inv; },
       [&](int64_t batch, const int32_t(*lanes)[16], uint32_t mask) {
         overload_masks[2 * batch] = static_cast<uint8_t>(mask);
         overload_masks[2 * batch + 1] = static_cast<uint8_t>(mask >> 8);
@@ -344,8 +351,8 @@ inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t
       });
 }
 
-// One round of the overload ramp (see simd_avx2::EncodeRetries), 16 chunks per batch (64 per
-// group through D4ByteLevels where it applies).
+// One round of the overload ramp (see simd_avx2::EncodeRetries), 16 chunks per batch (up to 64
+// per group through D4ByteLevels where it applies).
 template <class Batch, typename SymbolT>
 inline void EncodeRetries(const Codebook& cb, int levels, const float* x, const int32_t* list, const float* base,
                           int64_t n16, float ramp, SymbolT* symbols, uint8_t* overload_masks) {
@@ -356,29 +363,31 @@ inline void EncodeRetries(const Codebook& cb, int levels, const float* x, const 
   auto load_at = [&](int64_t k, __m512* y) {
     Batch::Load([&](int l) { return x + static_cast<int64_t>(list[k + l]) * d; }, y);
   };
-  int64_t done = 0;
   if constexpr (d == 4 && sizeof(SymbolT) == 1) {
-    if (n16 >= 64 && D4ByteLevels::Applies(cb, levels)) {
+    if (D4ByteLevels::Applies(cb, levels)) {
       const D4ByteLevels byte_levels(cb);
       alignas(64) uint8_t pairs[128];
-      for (; done + 64 <= n16; done += 64) {
-        const __mmask64 over = EncodeD4Group64(
-            byte_levels, [&](int u, __m512* y) { load_at(done + 16 * u, y); },
-            [&](int u) { return inv_at(done + 16 * u); }, pairs);
-        std::memcpy(overload_masks + done / 8, &over, 8);
-        for (int l = 0; l < 64; ++l) std::memcpy(symbols + static_cast<int64_t>(list[done + l]) * 2, pairs + 2 * l, 2);
+      for (int64_t first = 0; first < n16; first += 64) {
+        const int batches = static_cast<int>(std::min<int64_t>(4, (n16 - first) / 16));
+        const __mmask64 over = EncodeD4Group(
+            byte_levels, batches, [&](int u, __m512* y) { load_at(first + 16 * u, y); },
+            [&](int u) { return inv_at(first + 16 * u); }, pairs);
+        std::memcpy(overload_masks + first / 8, &over, 2 * batches);
+        for (int l = 0; l < 16 * batches; ++l) {
+          std::memcpy(symbols + static_cast<int64_t>(list[first + l]) * 2, pairs + 2 * l, 2);
+        }
       }
+      return;
     }
   }
   EncodeBatches<Batch>(
-      cb, levels, (n16 - done) / 16, [&](int64_t batch, __m512* y) { load_at(done + batch * 16, y); },
-      [&](int64_t batch) { return inv_at(done + batch * 16); },
+      cb, levels, n16 / 16, [&](int64_t batch, __m512* y) { load_at(batch * 16, y); },
+      [&](int64_t batch) { return inv_at(batch * 16); },
       [&](int64_t batch, const int32_t(*lanes)[16], uint32_t mask) {
-        const int64_t k0 = done + batch * 16;
-        overload_masks[k0 / 8] = static_cast<uint8_t>(mask);
-        overload_masks[k0 / 8 + 1] = static_cast<uint8_t>(mask >> 8);
+        overload_masks[2 * batch] = static_cast<uint8_t>(mask);
+        overload_masks[2 * batch + 1] = static_cast<uint8_t>(mask >> 8);
         for (int l = 0; l < 16; ++l) {
-          SymbolT* out = symbols + static_cast<int64_t>(list[k0 + l]) * levels;
+          SymbolT* out = symbols + static_cast<int64_t>(list[batch * 16 + l]) * levels;
           for (int m = 0; m < levels; ++m) out[m] = static_cast<SymbolT>(lanes[m][l]);
         }
       });
@@ -410,10 +419,10 @@ class D4ByteDecoder {
   // symbols: 64 chunks x (b_0, b_1); steps: 64; out: 256 floats.
   COSET_INLINE void Decode64(const uint8_t* symbols, const float* steps, float* out, bool stream) const {
     const __m512i v0 = _mm512_loadu_si512(symbols), v1 = _mm512_loadu_si512(symbols + 64);
-    const __m512i even = _mm512_set_epi8(126, 124, 122, 120, 118, 116, 114, 112, 110, 108, 106, 104, 102, 100, 98, 96, 94,
-                                         92, 90, 88, 86, 84, 82, 80, 78, 76, 74, 72, 70, 68, 66, 64, 62, 60, 58, 56, 54,
-                                         52, 50, 48, 46, 44, 42, 40, 38, 36, 34, 32, 30, 28, 26, 24, 22, 20, 18, 16, 14,
-                                         12, 10, 8, 6, 4, 2, 0);
+    const __m512i even =
+        _mm512_set_epi8(126, 124, 122, 120, 118, 116, 114, 112, 110, 108, 106, 104, 102, 100, 98, 96, 94, 92, 90, 88,
+                        86, 84, 82, 80, 78, 76, 74, 72, 70, 68, 66, 64, 62, 60, 58, 56, 54, 52, 50, 48, 46, 44, 42, 40,
+                        38, 36, 34, 32, 30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i b0 = _mm512_permutex2var_epi8(v0, even, v1);
     const __m512i b1 = _mm512_permutex2var_epi8(v0, _mm512_add_epi8(even, _mm512_set1_epi8(1)), v1);
     const __mmask64 upper0 = _mm512_movepi8_mask(b0), upper1 = _mm512_movepi8_mask(b1);

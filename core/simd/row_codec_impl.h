@@ -163,9 +163,11 @@ constexpr const uint8_t (&kMaskLanes)[256][8] = kMaskLaneTable.lanes;
 // listed and retried at T = 1, 2, ... in full batches, read and written in place. Each chunk ends
 // with the smallest T that does not overload, as in the scalar loop; chunks still overloaded at
 // t_max are zeroed. Requires every block to hold a multiple of Batch::kLanes chunks.
+// next_row: where the next row of the tensor starts (rows are contiguous); the first try brings it
+// towards L2 while this row is encoded (a prefetch past the end of the tensor never faults).
 template <int kDim, typename SymbolT>
-void EncodeRowBatched(const RowCodecContext& ctx, const float* work, SymbolT* symbols, uint8_t* t, RowScratch& scratch,
-                      RowEncodeCounts& counts) {
+void EncodeRowBatched(const RowCodecContext& ctx, const float* work, const float* next_row, SymbolT* symbols,
+                      uint8_t* t, RowScratch& scratch, RowEncodeCounts& counts) {
   using Batch = std::conditional_t<kDim == 8, simd::E8Batch, simd::D4Batch>;
   constexpr int kLanes = Batch::kLanes;
   const Layout& l = ctx.layout;
@@ -179,7 +181,7 @@ void EncodeRowBatched(const RowCodecContext& ctx, const float* work, SymbolT* sy
     const int64_t n = std::min(l.chunks_per_row, c_begin + chunks_per_block) - c_begin;
     if (block_base[b] > 0.0f) {
       simd::EncodeAtStep<Batch>(cb, levels, work + c_begin * kDim, n, 1.0f / (block_base[b] * ctx.ramp[0]),
-                                symbols + c_begin * levels, masks + c_begin / 8);
+                                symbols + c_begin * levels, masks + c_begin / 8, next_row + c_begin * kDim);
     } else {
       std::fill(symbols + c_begin * levels, symbols + (c_begin + n) * levels, SymbolT{0});
       std::memset(masks + c_begin / 8, 0, n / 8);
@@ -277,9 +279,6 @@ RowEncodeCounts EncodeRowImpl(const RowCodecContext& ctx, const float* x, uint16
   for (int64_t b = 0; b < l.blocks_per_row; ++b) {
     const int64_t begin = b * ctx.block;
     const int64_t end = std::min(l.padded_cols, begin + ctx.block);
-    // The next row (rows of a tensor are contiguous) starts on its way to L2 now and arrives while
-    // this one is encoded; a prefetch past the end of the tensor is harmless (it never faults).
-    for (int64_t i = begin; i < end; i += 16) __builtin_prefetch(x + l.cols + i, 0, 2);
     if (!ctx.rotation_signs.empty()) {
       RotateForward(ctx.rotation_signs.data(), end - begin, scratch.work.data() + begin);
       // Finite inputs near FLT_MAX can overflow the transform's sums: refuse the row, naming its
@@ -314,7 +313,7 @@ RowEncodeCounts EncodeRowImpl(const RowCodecContext& ctx, const float* x, uint16
     const bool whole_batches = (ctx.block / d) % kLanes == 0 && l.chunks_per_row % kLanes == 0 &&
                                ((l.padded_cols % ctx.block) / d) % kLanes == 0;
     if (whole_batches && !cb.rep_coords_int8x4().empty()) {
-      EncodeRowBatched<kDim>(ctx, work, symbols, t, scratch, counts);
+      EncodeRowBatched<kDim>(ctx, work, x + l.cols, symbols, t, scratch, counts);
       if constexpr (!kDirect) ctx.packing.PackRow(scratch.symbols.data(), packed);
       return counts;
     }
@@ -391,7 +390,8 @@ bool DecodeRowImpl(const RowCodecContext& ctx, const uint16_t* scales, const uin
           std::copy(ctx.ramp.begin(), ctx.ramp.end(), ramp);
           const __m512 lo = _mm512_load_ps(ramp), hi = _mm512_load_ps(ramp + 16), base_v = _mm512_set1_ps(base);
           for (; done + 16 <= c_end - c_begin; done += 16) {
-            const __m512i tt = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t + c_begin + done)));
+            const __m512i tt =
+                _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t + c_begin + done)));
             _mm512_storeu_ps(steps + done, _mm512_mul_ps(base_v, _mm512_permutex2var_ps(lo, tt, hi)));
           }
         }
