@@ -131,10 +131,11 @@ absl::Status TensorCodec::CheckConsistent(const CompressedTensor& tensor) {
       tensor.symbols.size() != static_cast<size_t>(l.rows * packing.row_bytes())) {
     return absl::InvalidArgumentError("compressed tensor sections do not match its shape and parameters");
   }
-  for (uint8_t t : tensor.t) {
-    if (t > tensor.params.t_max) {
-      return absl::DataLossError(absl::StrCat("overload counter ", int{t}, " exceeds t_max ", tensor.params.t_max));
-    }
+  // One vectorizable pass over T; the offending value is looked up only on failure.
+  if (!tensor.t.empty() && *std::max_element(tensor.t.begin(), tensor.t.end()) > tensor.params.t_max) {
+    const uint8_t t =
+        *std::find_if(tensor.t.begin(), tensor.t.end(), [&](uint8_t v) { return v > tensor.params.t_max; });
+    return absl::DataLossError(absl::StrCat("overload counter ", int{t}, " exceeds t_max ", tensor.params.t_max));
   }
   return absl::OkStatus();
 }

@@ -60,14 +60,28 @@ COSET_INLINE void NearestDn(const __m512 y[n], __m512 p[n]) {
 struct D4Batch {
   static constexpr int kDim = 4;
   static constexpr int kLanes = 16;
+  // 16 scattered chunks: four registers of four chunks each (one 16-byte load per chunk), then
+  // the transpose of LoadContiguous.
   template <class ChunkPtr>
   static COSET_INLINE void Load(ChunkPtr chunk, __m512 y[4]) {
-    LoadHalves<4>([](auto c, __m256* h) { simd_avx2::LoadD4Chunks(c, h); }, chunk, y);
+    __m512 v[4];
+    for (int j = 0; j < 4; ++j) {
+      const __m256 lo =
+          _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(chunk(4 * j))), _mm_loadu_ps(chunk(4 * j + 1)), 1);
+      const __m256 hi = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(chunk(4 * j + 2))),
+                                             _mm_loadu_ps(chunk(4 * j + 3)), 1);
+      v[j] = _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+    }
+    Transpose(v, y);
   }
   // 16 contiguous chunks (64 floats): four loads and two rounds of two-source permutes.
   static COSET_INLINE void LoadContiguous(const float* x, __m512 y[4]) {
-    const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
-    const __m512 v2 = _mm512_loadu_ps(x + 32), v3 = _mm512_loadu_ps(x + 48);
+    const __m512 v[4] = {_mm512_loadu_ps(x), _mm512_loadu_ps(x + 16), _mm512_loadu_ps(x + 32), _mm512_loadu_ps(x + 48)};
+    Transpose(v, y);
+  }
+  // v[j] holds chunks 4j..4j+3 (chunk-major) -> y[i] holds coordinate i of chunks 0..15.
+  static COSET_INLINE void Transpose(const __m512 v[4], __m512 y[4]) {
+    const __m512 v0 = v[0], v1 = v[1], v2 = v[2], v3 = v[3];
     // From a pair of registers (8 chunks): coordinates 0 and 1, then 2 and 3, 8 lanes each.
     const __m512i c01 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
     const __m512i c23 = _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);

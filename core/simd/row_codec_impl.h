@@ -100,12 +100,14 @@ inline float BlockScale(ScaleMode mode, const float* x, int64_t n) {
         for (int k = 0; k < 16; ++k) part[k] += static_cast<double>(x[i + k]) * static_cast<double>(x[i + k]);
       }
       for (; i < n; ++i) part[0] += static_cast<double>(x[i]) * static_cast<double>(x[i]);
-      for (int width = 8; width >= 1; width /= 2) {
-        for (int k = 0; k < width; ++k) part[k] += part[k + width];
-      }
+      // Pairwise, halving the width each step (written out so the partials stay in registers).
+      double p8[8], p4[4];
+      for (int k = 0; k < 8; ++k) p8[k] = part[k] + part[k + 8];
+      for (int k = 0; k < 4; ++k) p4[k] = p8[k] + p8[k + 4];
+      const double total = (p4[0] + p4[2]) + (p4[1] + p4[3]);
       // NaN or Inf anywhere in the block makes the sum non-finite; squares of finite floats cannot
       // overflow a double. The caller uses this to skip a separate NaN scan.
-      return static_cast<float>(std::sqrt(part[0] / static_cast<double>(n)));
+      return static_cast<float>(std::sqrt(total / static_cast<double>(n)));
     }
     case ScaleMode::kAbsMax: {
       float m = 0.0f;
@@ -191,10 +193,21 @@ void EncodeRowBatched(const RowCodecContext& ctx, const float* work, const float
   // Branch-free compaction of the overloaded chunks: the lanes of each mask come from a table,
   // all 8 slots are written and the count advances by the popcount (overloads are random, so a
   // loop over set bits would mispredict on most batches).
-  // Each listed chunk's block base goes along (8 chunks never straddle a block).
+  // Each listed chunk's block base goes along (a batch never straddles a block).
   int32_t* list = scratch.retry_list.data();
   float* pending_base = scratch.pending_base.data();
   int64_t pending = 0;
+#if defined(__AVX512F__)
+  for (int64_t batch = 0; batch < l.chunks_per_row / 16; ++batch) {
+    uint16_t over;
+    std::memcpy(&over, masks + 2 * batch, 2);
+    const __m512i chunks = _mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                            _mm512_set1_epi32(static_cast<int32_t>(batch * 16)));
+    _mm512_storeu_si512(list + pending, _mm512_maskz_compress_epi32(over, chunks));
+    _mm512_storeu_ps(pending_base + pending, _mm512_set1_ps(block_base[batch * 16 / chunks_per_block]));
+    pending += __builtin_popcount(over);
+  }
+#else
   for (int64_t batch = 0; batch < l.chunks_per_row / 8; ++batch) {
     const __m256i lanes =
         _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(kMaskLanes[masks[batch]])));
@@ -203,6 +216,7 @@ void EncodeRowBatched(const RowCodecContext& ctx, const float* work, const float
     _mm256_storeu_ps(pending_base + pending, _mm256_set1_ps(block_base[batch * 8 / chunks_per_block]));
     pending += __builtin_popcount(masks[batch]);
   }
+#endif
   counts.first_try_overloads += pending;
   for (int tc = 1; tc <= ctx.t_max && pending > 0; ++tc) {
     // Pad to whole batches with copies of the last chunk: they write what it writes.
