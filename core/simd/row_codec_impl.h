@@ -110,9 +110,17 @@ inline float BlockScale(ScaleMode mode, const float* x, int64_t n) {
       return static_cast<float>(std::sqrt(total / static_cast<double>(n)));
     }
     case ScaleMode::kAbsMax: {
-      float m = 0.0f;
-      for (int64_t i = 0; i < n; ++i) m = std::max(m, std::fabs(x[i]));
-      return m;
+      // The caller has refused NaN and Inf, so |x| orders like its bit pattern as an unsigned
+      // integer: an integer max (vectorizes; float max does not, for its NaN rules), exact.
+      uint32_t m = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        uint32_t bits;
+        std::memcpy(&bits, &x[i], 4);
+        m = std::max(m, bits & 0x7FFFFFFFu);
+      }
+      float result;
+      std::memcpy(&result, &m, 4);
+      return result;
     }
   }
   return 1.0f;

@@ -86,5 +86,26 @@ TEST(BucketPacketTest, CorruptPacketsAreRefused) {
   EXPECT_EQ(ReadPacket(layout, packet.data(), packet.size(), &read).code(), absl::StatusCode::kDataLoss);
 }
 
+// Counters are read eight at a time (3 bits: the hook's t_max = 7 layout) and one by one past the
+// last whole group; an out-of-range counter anywhere is refused and named.
+TEST(BucketPacketTest, OutOfRangeCountersAreFoundInEveryPosition) {
+  CodecParams p;
+  p.t_max = 6;  // 3 bits per counter: 7 is out of range
+  const TensorCodec codec = TensorCodec::Create(p).value();
+  const BucketLayout layout = BucketLayout::Make(codec.params(), 1028, 1).value();
+  CompressedTensor read = ShardTensor(layout, codec.params()).value();
+  const int64_t counters = static_cast<int64_t>(read.t.size());
+  for (int64_t k : {int64_t{0}, int64_t{5}, int64_t{8}, int64_t{13}, counters - 1}) {
+    std::vector<uint8_t> packet(layout.packet_bytes, 0);
+    for (int bit = 0; bit < 3; ++bit) {
+      const int64_t at = k * 3 + bit;
+      packet[layout.scale_bytes + at / 8] |= static_cast<uint8_t>(1u << (at % 8));
+    }
+    const absl::Status status = ReadPacket(layout, packet.data(), packet.size(), &read);
+    EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << "counter " << k;
+    EXPECT_NE(status.message().find("overload counter 7 exceeds t_max 6"), std::string::npos) << status.message();
+  }
+}
+
 }  // namespace
 }  // namespace coset

@@ -22,7 +22,9 @@ TEST(SimdDispatchTest, NamesRoundTrip) {
 TEST(SimdDispatchTest, ActiveLevelNeverExceedsTheDetectedOne) {
   EXPECT_LE(ActiveSimdLevel(), DetectedSimdLevel());
   for (SimdLevel level : kAllSimdLevels) {
-    if (level > DetectedSimdLevel()) EXPECT_EQ(SetSimdLevel(level).status().code(), absl::StatusCode::kOutOfRange);
+    if (level > DetectedSimdLevel()) {
+      EXPECT_EQ(SetSimdLevel(level).status().code(), absl::StatusCode::kOutOfRange);
+    }
   }
   const SimdLevel before = ActiveSimdLevel();
   {
