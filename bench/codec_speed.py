@@ -19,13 +19,12 @@ FIELDS = ["memcpy_gbps", "encode_gbps", "decode_gbps", "encode_vs_memcpy", "deco
 
 
 def cosetctl():
-    here = os.path.dirname(os.path.abspath(__file__))
-    runfiles = os.environ.get("RUNFILES_DIR", here + ".runfiles")
-    for candidate in (os.path.join(runfiles, "coset", "client", "cosetctl"),
-                      os.path.join(os.path.dirname(here), "bazel-bin", "client", "cosetctl")):
+    """cosetctl from this py_binary's runfiles tree (bench/.. is its root), or bazel-bin by hand."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    for candidate in (os.path.join(root, "client", "cosetctl"), os.path.join(root, "bazel-bin", "client", "cosetctl")):
         if os.path.exists(candidate):
             return candidate
-    sys.exit("cosetctl not found: run through `bazel run //bench:codec_speed`")
+    sys.exit("cosetctl is not built: bazel run -c opt //bench:codec_speed")
 
 
 def cpu_model():

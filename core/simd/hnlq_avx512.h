@@ -148,6 +148,9 @@ struct E8Batch {
 // rep(b) coordinate lookups of one level. Planar: up to 256 symbols and d = 4, each coordinate a
 // 256-byte plane in four registers, read with two VBMI two-source permutes (128 entries each) and
 // a blend on the index's top bit. Otherwise one gather per 4 coordinates of the int8x4 table.
+// Byte c (c < 16) is coordinate 0 of chunk c in two registers of eight 8-byte entries.
+alignas(64) inline constexpr int8_t kCoordinateBytes[64] = {0,  8,  16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120};
+
 template <int d>
 class RepLookup {
  public:
@@ -171,6 +174,19 @@ class RepLookup {
         const __m512i lo = _mm512_permutex2var_epi8(plane_[i][0], index, plane_[i][1]);
         const __m512i hi = _mm512_permutex2var_epi8(plane_[i][2], index, plane_[i][3]);
         r[i] = _mm512_cvtepi8_epi32(_mm512_castsi512_si128(_mm512_mask_blend_epi8(upper, lo, hi)));
+      }
+      return;
+    }
+    if constexpr (d == 8) {
+      // One 8-byte entry per chunk: two 8-lane qword gathers (half the elements of four dword
+      // gathers), then coordinate i of the 16 chunks picked out with one byte permute.
+      const int64_t* table = reinterpret_cast<const int64_t*>(rep_);
+      const __m512i lo = _mm512_i32gather_epi64(_mm512_castsi512_si256(sym), table, 8);
+      const __m512i hi = _mm512_i32gather_epi64(_mm512_extracti64x4_epi64(sym, 1), table, 8);
+      const __m512i first = _mm512_loadu_si512(kCoordinateBytes);
+      for (int i = 0; i < 8; ++i) {
+        const __m512i picked = _mm512_permutex2var_epi8(lo, _mm512_add_epi8(first, _mm512_set1_epi8(i)), hi);
+        r[i] = _mm512_cvtepi8_epi32(_mm512_castsi512_si128(picked));
       }
       return;
     }
