@@ -208,35 +208,50 @@ class RepLookup {
 
 // The engine of Algorithm 1 on `batches` batches of 16 chunks; see simd_avx2::EncodeBatches.
 // load(b, y) fills y with batch b's chunks; store(b, lanes, mask) receives lanes[m][l] (level m of
-// lane l) and the 16-bit overload mask.
+// lane l) and the 16-bit overload mask. Two batches per iteration, level by level, so that the
+// table gathers of one overlap the other's work.
 template <class Batch, class LoadBatch, class InvOf, class Store>
-inline void EncodeBatches(const Codebook& cb, int levels, int64_t batches, LoadBatch load, InvOf inv_of, Store store) {
+inline void EncodeBatches(const Codebook& cb, int levels, int64_t batches, LoadBatch load, InvOf inv_of,
+                          Store store) {
   constexpr int d = Batch::kDim;
+  constexpr int kU = 2;
   const int log2_q = cb.log2_q();
   const __m512i digit_mask = _mm512_set1_epi32(cb.q() - 1);
   const __m512 highest = _mm512_set1_ps(kMaxChunkCoordinate), lowest = _mm512_set1_ps(-kMaxChunkCoordinate);
   const RepLookup<d> lookup(cb);
-  for (int64_t batch = 0; batch < batches; ++batch) {
-    __m512 y[d];
-    __m512i z[d];
-    alignas(64) int32_t lanes[kMaxLevels][16];
-    load(batch, y);
-    const __m512 inv = inv_of(batch);
-    for (int i = 0; i < d; ++i) y[i] = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(y[i], inv), lowest), highest);
-    Batch::Nearest(y, z);
-    for (int m = 0; m < levels; ++m) {
-      __m512i sym = _mm512_and_si512(z[0], digit_mask);
-      for (int i = 1; i < d; ++i) {
-        sym = _mm512_or_si512(sym, _mm512_sll_epi32(_mm512_and_si512(z[i], digit_mask), _mm_cvtsi32_si128(i * log2_q)));
-      }
-      _mm512_store_si512(lanes[m], sym);
-      __m512i r[d];
-      lookup(sym, r);
-      for (int i = 0; i < d; ++i) z[i] = _mm512_sra_epi32(_mm512_sub_epi32(z[i], r[i]), _mm_cvtsi32_si128(log2_q));
+  for (int64_t first = 0; first < batches; first += kU) {
+    const int u_count = static_cast<int>(std::min<int64_t>(kU, batches - first));
+    __m512i z[kU][d];
+    alignas(64) int32_t lanes[kU][kMaxLevels][16];
+    for (int u = 0; u < u_count; ++u) {
+      __m512 y[d];
+      load(first + u, y);
+      const __m512 inv = inv_of(first + u);
+      for (int i = 0; i < d; ++i) y[i] = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(y[i], inv), lowest), highest);
+      Batch::Nearest(y, z[u]);
     }
-    __m512i any = z[0];
-    for (int i = 1; i < d; ++i) any = _mm512_or_si512(any, z[i]);
-    store(batch, lanes, static_cast<uint32_t>(_mm512_test_epi32_mask(any, any)));
+    for (int m = 0; m < levels; ++m) {
+      __m512i r[kU][d];
+      for (int u = 0; u < u_count; ++u) {
+        __m512i sym = _mm512_and_si512(z[u][0], digit_mask);
+        for (int i = 1; i < d; ++i) {
+          sym = _mm512_or_si512(sym,
+                                _mm512_sll_epi32(_mm512_and_si512(z[u][i], digit_mask), _mm_cvtsi32_si128(i * log2_q)));
+        }
+        _mm512_store_si512(lanes[u][m], sym);
+        lookup(sym, r[u]);
+      }
+      for (int u = 0; u < u_count; ++u) {
+        for (int i = 0; i < d; ++i) {
+          z[u][i] = _mm512_sra_epi32(_mm512_sub_epi32(z[u][i], r[u][i]), _mm_cvtsi32_si128(log2_q));
+        }
+      }
+    }
+    for (int u = 0; u < u_count; ++u) {
+      __m512i any = z[u][0];
+      for (int i = 1; i < d; ++i) any = _mm512_or_si512(any, z[u][i]);
+      store(first + u, lanes[u], static_cast<uint32_t>(_mm512_test_epi32_mask(any, any)));
+    }
   }
 }
 
