@@ -141,6 +141,16 @@ absl::Status TensorCodec::CheckConsistent(const CompressedTensor& tensor) {
 }
 
 absl::Status TensorCodec::Decode(const CompressedTensor& tensor, float* out, Executor* executor) const {
+  return DecodeRows(tensor, out, executor, nullptr);
+}
+
+absl::Status TensorCodec::Decode(const CompressedTensor& tensor, float* out, Executor* executor,
+                                 const Epilogue& epilogue) const {
+  return DecodeRows(tensor, out, executor, &epilogue);
+}
+
+absl::Status TensorCodec::DecodeRows(const CompressedTensor& tensor, float* out, Executor* executor,
+                                     const Epilogue* epilogue) const {
   COSET_RETURN_IF_ERROR(CheckConsistent(tensor));
   const CodecParams& p = tensor.params;
   if (p.lattice != params_.lattice || p.q != params_.q || p.M != params_.M) {
@@ -153,19 +163,32 @@ absl::Status TensorCodec::Decode(const CompressedTensor& tensor, float* out, Exe
   COSET_ASSIGN_OR_RETURN(RowCodecContext ctx, view.MakeContext(tensor.shape));
   const Layout& l = ctx.layout;
   if (l.numel > 0 && out == nullptr) return absl::InvalidArgumentError("output pointer is null");
-  ctx.stream_output = l.numel * static_cast<int64_t>(sizeof(float)) >= kStreamingOutputBytes;
+  // (An epilogue decodes into a row buffer that is read right away: never streamed.)
+  ctx.stream_output = epilogue == nullptr && l.numel * static_cast<int64_t>(sizeof(float)) >= kStreamingOutputBytes;
   const RowKernels kernels = GetRowKernels(ActiveSimdLevel(), params_.lattice.kind(), params_.lattice.dim(),
                                            codebook_->q_is_power_of_two(), ctx.packing.bits_per_symbol_if_pow2());
   std::atomic<int64_t> bad_row{-1};
   if (executor == nullptr) executor = InlineExecutor();
   executor->ParallelFor(l.rows, [&](int64_t begin, int64_t end) {
     RowScratch scratch(l);
+    std::vector<float> row(epilogue != nullptr ? l.cols : 0);
     for (int64_t r = begin; r < end; ++r) {
       const uint16_t* scales = tensor.scales.empty() ? nullptr : tensor.scales.data() + r * l.blocks_per_row;
+      float* o = out + r * l.cols;
       if (!kernels.decode(ctx, scales, tensor.t.data() + r * l.chunks_per_row,
-                          tensor.symbols.data() + r * tensor.row_bytes, out + r * l.cols, scratch)) {
+                          tensor.symbols.data() + r * tensor.row_bytes, epilogue != nullptr ? row.data() : o,
+                          scratch)) {
         int64_t expected = -1;
         bad_row.compare_exchange_strong(expected, r);
+        continue;
+      }
+      if (epilogue == nullptr) continue;
+      const float s = epilogue->scale;
+      if (epilogue->base == nullptr) {
+        for (int64_t i = 0; i < l.cols; ++i) o[i] = 0.0f + s * row[i];
+      } else {
+        const float* b = epilogue->base + r * l.cols;
+        for (int64_t i = 0; i < l.cols; ++i) o[i] = b[i] + s * row[i];
       }
     }
   });

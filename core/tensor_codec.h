@@ -68,12 +68,24 @@ class TensorCodec {
   // out: numel floats. The tensor must carry this codec's parameters.
   absl::Status Decode(const CompressedTensor& tensor, float* out, Executor* executor = nullptr) const;
 
+  // Decode fused with an elementwise epilogue, row by row through a cache-resident row buffer, so
+  // the decoded tensor never goes to memory: out[i] = base[i] + scale * decoded[i], with base =
+  // `base` (may be `out` itself: accumulation), or 0 when base is null (then -0 becomes +0, as in a
+  // zeroed buffer accumulating it). The same floats as decoding and then looping.
+  struct Epilogue {
+    const float* base = nullptr;
+    float scale = 1.0f;
+  };
+  absl::Status Decode(const CompressedTensor& tensor, float* out, Executor* executor, const Epilogue& epilogue) const;
+
   // Checks that a tensor's sizes agree with its params and shape (cheap; decode calls it).
   static absl::Status CheckConsistent(const CompressedTensor& tensor);
 
  private:
   TensorCodec(CodecParams params, std::shared_ptr<const Codebook> codebook);
   absl::StatusOr<RowCodecContext> MakeContext(const std::vector<int64_t>& shape) const;
+  absl::Status DecodeRows(const CompressedTensor& tensor, float* out, Executor* executor,
+                          const Epilogue* epilogue) const;
 
   CodecParams params_;
   std::shared_ptr<const Codebook> codebook_;

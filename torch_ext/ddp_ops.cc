@@ -127,8 +127,12 @@ at::Tensor EncodeBucket(const at::Tensor& x, const c10::optional<at::Tensor>& re
     std::vector<float>& decoded = scratch.decoded;
     decoded.resize(layout.shard_len);
     for (int64_t p = 0; p < parts; ++p) {
-      Check(codec.Decode(shards[p], decoded.data(), &executor));
       const int64_t first = p * layout.shard_len, last = std::min(n, first + layout.shard_len);
+      if (last - first == layout.shard_len) {  // a whole shard: residual = g - decoded, fused
+        Check(codec.Decode(shards[p], rs + first, &executor, TensorCodec::Epilogue{g.data() + first, -1.0f}));
+        continue;
+      }
+      Check(codec.Decode(shards[p], decoded.data(), &executor));
       at::parallel_for(first, last, 1 << 16, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) rs[i] = g[i] - decoded[i - first];
       });
@@ -180,22 +184,18 @@ at::Tensor BucketDecode(const at::Tensor& packets, const std::string& config, in
   const float s = static_cast<float>(scale);
   for (int64_t k = 0; k < count; ++k) {
     Check(ReadPacket(layout, packets.data_ptr<uint8_t>() + k * layout.packet_bytes, layout.packet_bytes, &shard));
-    // sum: accumulate into the shard; else shard k lands at k * shard_len, cut at numel. A whole
-    // first term is decoded in place and scaled there: 0 + s * v, the float a zeroed output
-    // accumulating it held (-0 becomes +0).
+    // sum: accumulate into the shard; else shard k lands at k * shard_len, cut at numel. A first
+    // term is 0 + s * v, the float a zeroed output accumulating it held (-0 becomes +0).
     const int64_t first = sum ? 0 : k * layout.shard_len;
     const int64_t last = sum ? layout.shard_len : std::min(numel, first + layout.shard_len);
     const bool accumulate = sum && k > 0;
-    const bool in_place = !accumulate && last - first == layout.shard_len;
-    Check(codec.Decode(shard, in_place ? o + first : decoded.data(), &executor));
+    if (last - first == layout.shard_len) {  // a whole shard: decoded and scaled (and summed) in one pass
+      Check(codec.Decode(shard, o + first, &executor, TensorCodec::Epilogue{accumulate ? o + first : nullptr, s}));
+      continue;
+    }
+    Check(codec.Decode(shard, decoded.data(), &executor));
     at::parallel_for(first, last, 1 << 16, [&](int64_t begin, int64_t end) {
-      if (in_place) {
-        for (int64_t i = begin; i < end; ++i) o[i] = 0.0f + s * o[i];
-      } else if (accumulate) {
-        for (int64_t i = begin; i < end; ++i) o[i] += s * decoded[i - first];
-      } else {
-        for (int64_t i = begin; i < end; ++i) o[i] = 0.0f + s * decoded[i - first];
-      }
+      for (int64_t i = begin; i < end; ++i) o[i] = (accumulate ? o[i] : 0.0f) + s * decoded[i - first];
     });
   }
   return out;

@@ -149,7 +149,8 @@ struct E8Batch {
 // 256-byte plane in four registers, read with two VBMI two-source permutes (128 entries each) and
 // a blend on the index's top bit. Otherwise one gather per 4 coordinates of the int8x4 table.
 // Byte c (c < 16) is coordinate 0 of chunk c in two registers of eight 8-byte entries.
-alignas(64) inline constexpr int8_t kCoordinateBytes[64] = {0,  8,  16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120};
+alignas(64) inline constexpr int8_t kCoordinateBytes[64] = {0,  8,  16, 24, 32, 40,  48,  56,
+                                                            64, 72, 80, 88, 96, 104, 112, 120};
 
 template <int d>
 class RepLookup {
@@ -211,8 +212,7 @@ class RepLookup {
 // lane l) and the 16-bit overload mask. Two batches per iteration, level by level, so that the
 // table gathers of one overlap the other's work.
 template <class Batch, class LoadBatch, class InvOf, class Store>
-inline void EncodeBatches(const Codebook& cb, int levels, int64_t batches, LoadBatch load, InvOf inv_of,
-                          Store store) {
+inline void EncodeBatches(const Codebook& cb, int levels, int64_t batches, LoadBatch load, InvOf inv_of, Store store) {
   constexpr int d = Batch::kDim;
   constexpr int kU = 2;
   const int log2_q = cb.log2_q();
