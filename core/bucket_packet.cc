@@ -93,7 +93,8 @@ void WritePacket(const BucketLayout& layout, const CompressedTensor& shard, uint
       uint64_t word;
       std::memcpy(&word, shard.t.data() + k, 8);
       word = PackCounters(word, bits);
-      std::memcpy(t_out + k / 8 * bits, &word, bits);  // little-endian, as the format
+      uint8_t* at = t_out + k / 8 * bits;
+      for (int b = 0; b < bits; ++b) at[b] = static_cast<uint8_t>(word >> (8 * b));  // little-endian
     }
     for (int64_t bit = k * bits; k < count; ++k, bit += bits) {
       // A counter never straddles more than two bytes (t_bits <= 6).
@@ -124,8 +125,10 @@ absl::Status ReadPacket(const BucketLayout& layout, const uint8_t* data, int64_t
     uint64_t over = 0;  // bit 7 of byte j set when counter j of some group exceeds t_max
     const uint64_t above = 0x0101010101010101ull * static_cast<uint64_t>(0x7F - shard->params.t_max);
     for (; k + 8 <= count; k += 8) {
+      // `bits` bytes, little-endian (byte loads: a variable-length memcpy would be a libc call).
+      const uint8_t* at = t_in + k / 8 * bits;
       uint64_t word = 0;
-      std::memcpy(&word, t_in + k / 8 * bits, bits);
+      for (int b = 0; b < bits; ++b) word |= static_cast<uint64_t>(at[b]) << (8 * b);
       word = UnpackCounters(word, bits);
       over |= word + above;  // bytes <= 63 and t_max <= 63: no carry between bytes
       std::memcpy(t + k, &word, 8);
