@@ -145,6 +145,26 @@ struct E8Batch {
   }
 };
 
+// Four coordinate planes of 256 int8 entries each (Codebook's planar tables), held in registers and
+// read with VBMI: entry b of plane i is two 128-entry two-source permutes and a blend on b's top
+// bit, for 64 bytes of b at once.
+class BytePlanes {
+ public:
+  explicit BytePlanes(const int8_t* planes) {
+    for (int i = 0; i < 4; ++i) {
+      for (int k = 0; k < 4; ++k) plane_[i][k] = _mm512_loadu_si512(planes + i * Codebook::kPlanarTableSize + 64 * k);
+    }
+  }
+  COSET_INLINE __m512i Lookup(__m512i b, int i) const {
+    const __m512i lo = _mm512_permutex2var_epi8(plane_[i][0], b, plane_[i][1]);
+    const __m512i hi = _mm512_permutex2var_epi8(plane_[i][2], b, plane_[i][3]);
+    return _mm512_mask_blend_epi8(_mm512_movepi8_mask(b), lo, hi);
+  }
+
+ private:
+  __m512i plane_[4][4];
+};
+
 // rep(b) coordinate lookups of one level. Planar: up to 256 symbols and d = 4, each coordinate a
 // 256-byte plane in four registers, read with two VBMI two-source permutes (128 entries each) and
 // a blend on the index's top bit. Otherwise one gather per 4 coordinates of the int8x4 table.
@@ -155,27 +175,16 @@ alignas(64) inline constexpr int8_t kCoordinateBytes[64] = {0,  8,  16, 24, 32, 
 template <int d>
 class RepLookup {
  public:
-  explicit RepLookup(const Codebook& cb) : rep_(cb.rep_coords_int8x4().data()) {
-    const std::vector<int8_t>& planes = cb.rep_coords_planar_int8();
-    planar_ = d == 4 && !planes.empty();
-    if (planar_) {
-      for (int i = 0; i < 4; ++i) {
-        for (int k = 0; k < 4; ++k) {
-          plane_[i][k] = _mm512_loadu_si512(planes.data() + i * Codebook::kPlanarTableSize + 64 * k);
-        }
-      }
-    }
-  }
+  explicit RepLookup(const Codebook& cb)
+      : rep_(cb.rep_coords_int8x4().data()),
+        planar_(d == 4 && !cb.rep_coords_planar_int8().empty()),
+        planes_(planar_ ? cb.rep_coords_planar_int8().data() : kZeroPlanes) {}
   // r[i] = coordinate i of rep(sym) per lane, as int32.
   COSET_INLINE void operator()(__m512i sym, __m512i r[d]) const {
     if (d == 4 && planar_) {
       const __m512i index = _mm512_castsi128_si512(_mm512_cvtepi32_epi8(sym));
-      const __mmask64 upper = _mm512_movepi8_mask(index);
-      for (int i = 0; i < (d < 4 ? d : 4); ++i) {
-        const __m512i lo = _mm512_permutex2var_epi8(plane_[i][0], index, plane_[i][1]);
-        const __m512i hi = _mm512_permutex2var_epi8(plane_[i][2], index, plane_[i][3]);
-        r[i] = _mm512_cvtepi8_epi32(_mm512_castsi512_si128(_mm512_mask_blend_epi8(upper, lo, hi)));
-      }
+      for (int i = 0; i < (d < 4 ? d : 4); ++i)
+        r[i] = _mm512_cvtepi8_epi32(_mm512_castsi512_si128(planes_.Lookup(index, i)));
       return;
     }
     if constexpr (d == 8) {
@@ -202,9 +211,11 @@ class RepLookup {
   }
 
  private:
+  // Planes of zeros for configurations without planar tables (never looked up).
+  alignas(64) static constexpr int8_t kZeroPlanes[4 * Codebook::kPlanarTableSize] = {};
   const int32_t* rep_;
-  bool planar_ = false;
-  __m512i plane_[4][4];
+  bool planar_;
+  BytePlanes planes_;
 };
 
 // The engine of Algorithm 1 on `batches` batches of 16 chunks; see simd_avx2::EncodeBatches.
@@ -268,13 +279,7 @@ class D4ByteLevels {
     return levels == 2 && cb.q() == 4 && cb.symbol_dim() == 4 && !cb.rep_coords_planar_int8().empty() &&
            cb.max_abs_rep_coord() <= kMaxRep;
   }
-  explicit D4ByteLevels(const Codebook& cb) {
-    for (int i = 0; i < 4; ++i) {
-      for (int k = 0; k < 4; ++k) {
-        plane_[i][k] = _mm512_loadu_si512(cb.rep_coords_planar_int8().data() + i * Codebook::kPlanarTableSize + 64 * k);
-      }
-    }
-  }
+  explicit D4ByteLevels(const Codebook& cb) : rep_(cb.rep_coords_planar_int8().data()) {}
   // z[i]: coordinate i of 64 chunks (int8, saturated). Writes b_0 and b_1 per chunk; returns the
   // overload mask (bit c: chunk c).
   COSET_INLINE __mmask64 Run(const __m512i z[4], __m512i& b0, __m512i& b1) const {
@@ -282,7 +287,7 @@ class D4ByteLevels {
     __m512i z1[4];
     const __m512i low6 = _mm512_set1_epi8(0x3F), sign6 = _mm512_set1_epi8(0x20);
     for (int i = 0; i < 4; ++i) {
-      const __m512i diff = _mm512_subs_epi8(z[i], Rep(b0, i));
+      const __m512i diff = _mm512_subs_epi8(z[i], rep_.Lookup(b0, i));
       // diff >> 2 on bytes: a word shift, the neighbour byte's bits masked off, 6-bit sign extension.
       const __m512i shifted = _mm512_and_si512(_mm512_srli_epi16(diff, 2), low6);
       z1[i] = _mm512_sub_epi8(_mm512_xor_si512(shifted, sign6), sign6);
@@ -290,7 +295,7 @@ class D4ByteLevels {
     b1 = Symbol(z1);
     // No overload iff z_1 = rep(b_1), i.e. the level-2 remainder (z_1 - rep(b_1)) / 4 is zero.
     __mmask64 same = ~__mmask64{0};
-    for (int i = 0; i < 4; ++i) same &= _mm512_cmpeq_epi8_mask(z1[i], Rep(b1, i));
+    for (int i = 0; i < 4; ++i) same &= _mm512_cmpeq_epi8_mask(z1[i], rep_.Lookup(b1, i));
     return ~same;
   }
 
@@ -304,13 +309,7 @@ class D4ByteLevels {
                                         _mm512_slli_epi16(_mm512_and_si512(v[3], three), 6));
     return _mm512_or_si512(d01, d23);
   }
-  // Coordinate i of rep(b): two 128-entry permutes and a blend on the symbol's top bit.
-  COSET_INLINE __m512i Rep(__m512i b, int i) const {
-    const __m512i lo = _mm512_permutex2var_epi8(plane_[i][0], b, plane_[i][1]);
-    const __m512i hi = _mm512_permutex2var_epi8(plane_[i][2], b, plane_[i][3]);
-    return _mm512_mask_blend_epi8(_mm512_movepi8_mask(b), lo, hi);
-  }
-  __m512i plane_[4][4];
+  BytePlanes rep_;  // coordinates of rep(b)
 };
 
 // Up to 64 D4 chunks through D4ByteLevels: load(u, y) fills batch u (16 chunks, u < batches <= 4),
@@ -453,14 +452,7 @@ class D4ByteDecoder {
     return levels == 2 && cb.q() == 4 && cb.symbol_dim() == 4 && !cb.rep_point_x2_planar_int8().empty() &&
            cb.max_abs_rep_point_x2() <= kMaxX2;
   }
-  explicit D4ByteDecoder(const Codebook& cb) {
-    for (int i = 0; i < 4; ++i) {
-      for (int k = 0; k < 4; ++k) {
-        plane_[i][k] =
-            _mm512_loadu_si512(cb.rep_point_x2_planar_int8().data() + i * Codebook::kPlanarTableSize + 64 * k);
-      }
-    }
-  }
+  explicit D4ByteDecoder(const Codebook& cb) : points_(cb.rep_point_x2_planar_int8().data()) {}
   // symbols: 64 chunks x (b_0, b_1); steps: 64; out: 256 floats.
   COSET_INLINE void Decode64(const uint8_t* symbols, const float* steps, float* out, bool stream) const {
     const __m512i v0 = _mm512_loadu_si512(symbols), v1 = _mm512_loadu_si512(symbols + 64);
@@ -470,10 +462,9 @@ class D4ByteDecoder {
                         38, 36, 34, 32, 30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i b0 = _mm512_permutex2var_epi8(v0, even, v1);
     const __m512i b1 = _mm512_permutex2var_epi8(v0, _mm512_add_epi8(even, _mm512_set1_epi8(1)), v1);
-    const __mmask64 upper0 = _mm512_movepi8_mask(b0), upper1 = _mm512_movepi8_mask(b1);
     alignas(64) int8_t acc[4][64];
     for (int i = 0; i < 4; ++i) {
-      const __m512i p1 = Lookup(b1, upper1, i), p0 = Lookup(b0, upper0, i);
+      const __m512i p1 = points_.Lookup(b1, i), p0 = points_.Lookup(b0, i);
       const __m512i twice = _mm512_add_epi8(p1, p1);
       _mm512_store_si512(acc[i], _mm512_add_epi8(_mm512_add_epi8(twice, twice), p0));
     }
@@ -511,12 +502,7 @@ class D4ByteDecoder {
   }
 
  private:
-  COSET_INLINE __m512i Lookup(__m512i b, __mmask64 upper, int i) const {
-    const __m512i lo = _mm512_permutex2var_epi8(plane_[i][0], b, plane_[i][1]);
-    const __m512i hi = _mm512_permutex2var_epi8(plane_[i][2], b, plane_[i][3]);
-    return _mm512_mask_blend_epi8(upper, lo, hi);
-  }
-  __m512i plane_[4][4];
+  BytePlanes points_;  // 2 rep(b) in ambient coordinates
 };
 
 #undef COSET_INLINE

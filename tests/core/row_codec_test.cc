@@ -19,11 +19,8 @@
 namespace coset {
 namespace {
 
-struct Config {
-  const char* lattice;
-  int q;
-  int levels;
-};
+using testing_util::Config;
+using testing_util::Params;
 // D4 and E8 with q a power of two take the batch encoders; the others check that nothing else moved.
 const Config kConfigs[] = {{"D4", 4, 2},  {"D4", 4, 1}, {"D4", 4, 3}, {"D4", 8, 2}, {"D4", 16, 1},
                            {"D4", 16, 2}, {"E8", 4, 2}, {"E8", 4, 1}, {"E8", 4, 3}, {"E8", 3, 2},
@@ -90,11 +87,7 @@ TEST(RowCodecTest, EveryLevelIsBitIdenticalToPortable) {
     // Blocks of 8, 16, 64 and 256 chunks of D4 (fewer for E8), and 120 (no whole batches).
     for (int block : {32, 64, 256, 1024, 120}) {
       for (ScaleMode scale : {ScaleMode::kRms, ScaleMode::kAbsMax, ScaleMode::kNone}) {
-        CodecParams p;
-        p.lattice = *Lattice::Parse(c.lattice);
-        p.q = c.q;
-        p.M = c.levels;
-        p.scale = scale;
+        CodecParams p = Params(c, scale);
         p.block = block;
         p.t_max = 12;
         p.on_cap = CapPolicy::kZero;
@@ -115,10 +108,7 @@ TEST(RowCodecTest, PartialBlocksPaddingAndRotationAreBitIdentical) {
   for (const Config& c : kConfigs) {
     for (bool rotate : {false, true}) {
       for (int64_t cols : {int64_t{1000}, int64_t{1021}, int64_t{77}}) {
-        CodecParams p;
-        p.lattice = *Lattice::Parse(c.lattice);
-        p.q = c.q;
-        p.M = c.levels;
+        CodecParams p = Params(c);
         p.block = 256;
         p.rotate = rotate;
         p.on_cap = CapPolicy::kZero;
@@ -136,10 +126,7 @@ TEST(RowCodecTest, PartialBlocksPaddingAndRotationAreBitIdentical) {
 TEST(RowCodecTest, LongRetryListsAreBitIdentical) {
   for (const Config& c : {Config{"D4", 4, 2}, Config{"E8", 4, 2}, Config{"D4", 16, 2}}) {
     for (float beta : {0.05f, 0.02f, 0.6f}) {
-      CodecParams p;
-      p.lattice = *Lattice::Parse(c.lattice);
-      p.q = c.q;
-      p.M = c.levels;
+      CodecParams p = Params(c);
       p.beta = beta;
       p.t_max = 31;
       p.on_cap = CapPolicy::kZero;

@@ -14,24 +14,12 @@
 namespace coset {
 namespace {
 
-struct Config {
-  const char* lattice;
-  int q;
-  int levels;
-};
+using testing_util::Config;
+using testing_util::Params;
 const Config kConfigs[] = {{"Z1", 2, 3}, {"Z4", 4, 2}, {"Z3", 5, 2}, {"A2", 3, 2}, {"A2", 4, 2}, {"D4", 3, 2},
                            {"D4", 4, 2}, {"D4", 8, 2}, {"D4", 4, 3}, {"D5", 3, 1}, {"E8", 3, 2}, {"E8", 4, 2}};
 
 using testing_util::Gaussian;
-
-CodecParams Params(const Config& c, ScaleMode scale) {
-  CodecParams p;
-  p.lattice = *Lattice::Parse(c.lattice);
-  p.q = c.q;
-  p.M = c.levels;
-  p.scale = scale;
-  return p;
-}
 
 // Digits of chunk `chunk` of row `row`, level-major (M * d), recovered from the packed symbols.
 std::vector<int32_t> ChunkDigits(const CompressedTensor& t, const Codebook& cb, int64_t row, int64_t chunk) {

@@ -20,6 +20,22 @@ inline std::vector<float> Gaussian(int64_t n, uint32_t seed, float sigma = 1.0f)
   return x;
 }
 
+// A code to test: lattice name, q and M, and its CodecParams (everything else default).
+struct Config {
+  const char* lattice;
+  int q;
+  int levels;
+};
+
+inline CodecParams Params(const Config& c, ScaleMode scale = ScaleMode::kRms) {
+  CodecParams p;
+  p.lattice = *Lattice::Parse(c.lattice);
+  p.q = c.q;
+  p.M = c.levels;
+  p.scale = scale;
+  return p;
+}
+
 inline std::vector<float> DecodeAll(const CompressedTensor& t) {
   std::vector<float> y(t.layout.numel);
   EXPECT_TRUE(DecodeTensor(t, y.data()).ok());
