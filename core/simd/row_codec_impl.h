@@ -198,9 +198,9 @@ void EncodeRowBatched(const RowCodecContext& ctx, const float* work, const float
     }
   }
   std::memset(t, 0, l.chunks_per_row);
-  // Branch-free compaction of the overloaded chunks: the lanes of each mask come from a table,
-  // all 8 slots are written and the count advances by the popcount (overloads are random, so a
-  // loop over set bits would mispredict on most batches).
+  // Branch-free compaction of the overloaded chunks (overloads are random, so a loop over set bits
+  // would mispredict on most batches): AVX-512 compresses 16 lanes in a register, AVX2 takes the 8
+  // lanes of each mask from a table; all slots are written and the count advances by the popcount.
   // Each listed chunk's block base goes along (a batch never straddles a block).
   int32_t* list = scratch.retry_list.data();
   float* pending_base = scratch.pending_base.data();
