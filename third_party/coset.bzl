@@ -17,16 +17,13 @@ COSET_COPTS = [
 AVX2_COPTS = ["-mavx2", "-mfma", "-mbmi2"]
 
 # ... and a third time for AVX-512 (F/BW/VL/DQ + VBMI byte permutes; core/simd/dispatch.cc detects
-# exactly these). GCC 12's AVX-512 intrinsics headers trip -Wmaybe-uninitialized on their own
-# _mm512_undefined_* placeholders (GCC PR 105593), so those warnings are off in these units only.
+# exactly these).
 AVX512_COPTS = AVX2_COPTS + [
     "-mavx512f",
     "-mavx512bw",
     "-mavx512vl",
     "-mavx512dq",
     "-mavx512vbmi",
-    "-Wno-maybe-uninitialized",
-    "-Wno-uninitialized",
 ]
 
 ABSL_LINKOPTS = [
