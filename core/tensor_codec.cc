@@ -184,11 +184,12 @@ absl::Status TensorCodec::DecodeRows(const CompressedTensor& tensor, float* out,
       }
       if (epilogue == nullptr) continue;
       const float s = epilogue->scale;
+      const float* v = row.data();  // a raw pointer: through the vector the loops stay scalar
       if (epilogue->base == nullptr) {
-        for (int64_t i = 0; i < l.cols; ++i) o[i] = 0.0f + s * row[i];
+        for (int64_t i = 0; i < l.cols; ++i) o[i] = 0.0f + s * v[i];
       } else {
         const float* b = epilogue->base + r * l.cols;
-        for (int64_t i = 0; i < l.cols; ++i) o[i] = b[i] + s * row[i];
+        for (int64_t i = 0; i < l.cols; ++i) o[i] = b[i] + s * v[i];
       }
     }
   });
