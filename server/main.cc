@@ -6,6 +6,7 @@
 //          [--memory-budget BYTES] [--lut-budget BYTES] [--shm-budget BYTES] [--drain-seconds S]
 //          [--ready-file PATH] [--log-level info|warn|error]
 // ADDR is unix:/path or host:port (port 0 picks a free port; --ready-file records the result).
+#include <malloc.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -392,6 +393,12 @@ void RunUntilSignal(const sigset_t& stop_signals, Listeners& listeners, const Co
 int Main(int argc, char** argv) {
   DaemonFlags flags;
   if (std::optional<int> exit_code = ParseFlags(argc, argv, &flags)) return *exit_code;
+
+  // Blocks of 1 MiB and more (decode outputs, serialized replies) are mapped and unmapped on their
+  // own: glibc's adaptive threshold would otherwise move them into arenas after the first free,
+  // where freed ones stay resident until the next trim, and the daemon's footprint would run past
+  // the memory budget its admission accounts for.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
 
   // Signals are taken synchronously by the main thread (sigwait); every other thread inherits the mask.
   sigset_t stop_signals;
