@@ -69,6 +69,12 @@ absl::Status TensorCodec::EncodeInto(const float* x, const std::vector<int64_t>&
 
   const RowKernels kernels = GetRowKernels(ActiveSimdLevel(), params_.lattice.kind(), params_.lattice.dim(),
                                            codebook_->q_is_power_of_two(), ctx.packing.bits_per_symbol_if_pow2());
+  // No entries (a zero-sized last dimension): nothing to code, however many rows the shape names
+  // (billions of empty rows would otherwise take seconds of a daemon thread).
+  if (l.numel == 0) {
+    if (stats != nullptr) *stats = EncodeStats{};
+    return absl::OkStatus();
+  }
   std::mutex mu;
   EncodeStats total;
   int64_t first_capped_row = -1, first_capped_chunk = -1, first_nonfinite = -1;
@@ -167,6 +173,7 @@ absl::Status TensorCodec::DecodeRows(const CompressedTensor& tensor, float* out,
   ctx.stream_output = epilogue == nullptr && l.numel * static_cast<int64_t>(sizeof(float)) >= kStreamingOutputBytes;
   const RowKernels kernels = GetRowKernels(ActiveSimdLevel(), params_.lattice.kind(), params_.lattice.dim(),
                                            codebook_->q_is_power_of_two(), ctx.packing.bits_per_symbol_if_pow2());
+  if (l.numel == 0) return absl::OkStatus();  // nothing to write, however many empty rows
   std::atomic<int64_t> bad_row{-1};
   if (executor == nullptr) executor = InlineExecutor();
   executor->ParallelFor(l.rows, [&](int64_t begin, int64_t end) {
