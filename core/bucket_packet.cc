@@ -67,15 +67,20 @@ absl::StatusOr<BucketLayout> BucketLayout::Make(const CodecParams& params, int64
   return l;
 }
 
+absl::Status ShapeShardTensor(const BucketLayout& layout, const CodecParams& params, CompressedTensor* t) {
+  t->params = params;
+  t->shape = layout.shard_shape();
+  COSET_ASSIGN_OR_RETURN(t->layout, Layout::Make(params, t->shape));
+  t->row_bytes = PackingOf(params, t->layout).row_bytes();
+  t->scales.resize(layout.scale_bytes / 2);
+  t->t.resize(t->layout.rows * t->layout.chunks_per_row);
+  t->symbols.resize(layout.symbol_bytes);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<CompressedTensor> ShardTensor(const BucketLayout& layout, const CodecParams& params) {
   CompressedTensor t;
-  t.params = params;
-  t.shape = layout.shard_shape();
-  COSET_ASSIGN_OR_RETURN(t.layout, Layout::Make(params, t.shape));
-  t.row_bytes = PackingOf(params, t.layout).row_bytes();
-  t.scales.resize(layout.scale_bytes / 2);
-  t.t.resize(t.layout.rows * t.layout.chunks_per_row);
-  t.symbols.resize(layout.symbol_bytes);
+  COSET_RETURN_IF_ERROR(ShapeShardTensor(layout, params, &t));
   return t;
 }
 

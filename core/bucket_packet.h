@@ -47,5 +47,8 @@ absl::Status ReadPacket(const BucketLayout& layout, const uint8_t* data, int64_t
 
 // An empty coded shard of this layout, ready for EncodeInto or ReadPacket.
 absl::StatusOr<CompressedTensor> ShardTensor(const BucketLayout& layout, const CodecParams& params);
+// The same in place: `t` takes this layout's metadata and section sizes, keeping its sections'
+// capacity (the DDP hook reuses its shards from call to call).
+absl::Status ShapeShardTensor(const BucketLayout& layout, const CodecParams& params, CompressedTensor* t);
 
 }  // namespace coset

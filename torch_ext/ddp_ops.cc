@@ -80,18 +80,8 @@ BucketScratch& ThreadScratch() {
 // `count` coded shards of this layout, reusing the thread's (their sections keep their capacity).
 std::vector<CompressedTensor>& ShardsFor(const BucketLayout& layout, const CodecParams& params, int64_t count) {
   std::vector<CompressedTensor>& shards = ThreadScratch().shards;
-  const CompressedTensor fresh = Take(ShardTensor(layout, params));
   if (static_cast<int64_t>(shards.size()) < count) shards.resize(count);
-  for (int64_t p = 0; p < count; ++p) {
-    CompressedTensor& t = shards[p];
-    t.params = fresh.params;
-    t.shape = fresh.shape;
-    t.layout = fresh.layout;
-    t.row_bytes = fresh.row_bytes;
-    t.scales.resize(fresh.scales.size());
-    t.t.resize(fresh.t.size());
-    t.symbols.resize(fresh.symbols.size());
-  }
+  for (int64_t p = 0; p < count; ++p) Check(ShapeShardTensor(layout, params, &shards[p]));
   return shards;
 }
 
