@@ -1,6 +1,6 @@
 """The DDP hook's own time per MB of gradient on one core: each mode's ops on one bucket, as one
 rank of W runs them, without the collectives (the packets a rank would receive are stand-ins made
-from its own bucket: same sizes, same work). Three runs; min / median / max, and a memcpy of the
+from its own bucket: same sizes, same work), with the buffers the hook reuses between steps. Three runs; min / median / max, and a memcpy of the
 bucket measured in the same run as the baseline.
 
     bazel run //bench:ddp_hook_cost -- --world 4 --megabytes 46
@@ -16,36 +16,53 @@ from coset_torch import ddp
 
 
 def per_mode(x, world, config, bound):
-    """Closures running one step's ops of each mode for one rank of `world`."""
+    """Closures running one step's ops of each mode for one rank of `world` on the bucket x, with
+    the buffers the hook keeps between steps (coset_torch.ddp.State.buffer) and the average written
+    into the bucket, as the hook does. The packets a rank would receive are stand-ins made once
+    from its own bucket (what a collective would have written into the same buffers)."""
     n = x.numel()
     residuals = {role: torch.zeros(n) for role in ("local", "shard")}
-    shard_len, _ = torch.ops.coset.bucket_layout(n, world, config)
+    _, whole_packet = torch.ops.coset.bucket_layout(n, 1, config)
+    shard_len, shard_packet = torch.ops.coset.bucket_layout(n, world, config)
     shard_residual = torch.zeros(shard_len)
+    words_len, _ = torch.ops.coset.exact_sum_layout(n, config, world, bound)
+    packet = torch.ops.coset.bucket_encode(x, None, config, 1)
+    packets = torch.ops.coset.bucket_encode(x, None, config, world)
+    buf = {
+        "packet": torch.empty(1, whole_packet, dtype=torch.uint8),
+        "gathered": packet.expand(world, -1).contiguous(),
+        "packets": torch.empty(world, shard_packet, dtype=torch.uint8),
+        "received": packets[:1].expand(world, -1).contiguous(),  # W packets of one shard
+        "mine": torch.empty(shard_len),
+        "shard_packet": torch.empty(1, shard_packet, dtype=torch.uint8),
+        "shard_gathered": packets,
+        "words": torch.empty(words_len, dtype=torch.int64),
+    }
+    coset = torch.ops.coset
 
     def allgather():
-        packet = torch.ops.coset.bucket_encode(x, residuals["local"], config, 1)
-        gathered = packet.expand(world, -1).contiguous()  # stand-in for the W gathered packets
-        return torch.ops.coset.bucket_decode(gathered, config, n, 1, True, 1.0 / world)
+        coset.bucket_encode(x, residuals["local"], config, 1, buf["packet"])
+        return coset.bucket_decode(buf["gathered"], config, n, 1, True, 1.0 / world, x)
 
     def reduce_scatter():
-        packets = torch.ops.coset.bucket_encode(x, residuals["local"], config, world)
-        received = packets[:1].expand(world, -1).contiguous()  # W packets of one shard
-        mine = torch.ops.coset.bucket_decode(received, config, n, world, True, 1.0 / world)
-        shard_packet = torch.ops.coset.bucket_encode(mine, shard_residual, config, 1)
-        gathered = shard_packet.expand(world, -1).contiguous()
-        return torch.ops.coset.bucket_decode(gathered, config, n, world, False, 1.0)
+        coset.bucket_encode(x, residuals["local"], config, world, buf["packets"])
+        mine = coset.bucket_decode(buf["received"], config, n, world, True, 1.0 / world, buf["mine"])
+        coset.bucket_encode(mine, shard_residual, config, 1, buf["shard_packet"])
+        return coset.bucket_decode(buf["shard_gathered"], config, n, world, False, 1.0, x)
 
     def allreduce_codes():
-        scales = torch.ops.coset.block_absmax(x, residuals["local"], config)
-        words = torch.ops.coset.exact_sum_encode(x, residuals["local"], scales, config, world, bound)
-        return torch.ops.coset.exact_sum_decode(words, scales, config, world, bound, n)
+        scales = coset.block_absmax(x, residuals["local"], config)
+        words = coset.exact_sum_encode(x, residuals["local"], scales, config, world, bound, buf["words"])
+        return coset.exact_sum_decode(words, scales, config, world, bound, n, x)
 
     return {"allgather": allgather, "reduce_scatter": reduce_scatter, "allreduce_codes": allreduce_codes}
 
 
-def timed(fn, runs):
+def timed(fn, runs, setup=lambda: None):
+    """Seconds of fn per run; setup (untimed) runs before each."""
     times = []
     for _ in range(runs):
+        setup()
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
@@ -61,7 +78,8 @@ def main():
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     n = int(args.megabytes * 1e6 / 4)
-    x = torch.randn(n)
+    gradient = torch.randn(n)
+    x = gradient.clone()
     config = ddp.default_config().text()
     megabytes = n * 4 / 1e6
     copy = torch.empty_like(x)
@@ -71,9 +89,13 @@ def main():
     print("| mode | ms/MB min | median | max | x memcpy (median) |")
     print("|---|---|---|---|---|")
     med_copy = statistics.median(baseline)
+    # Each step starts from the same gradient (the modes write the average into the bucket, as
+    # backward then overwrites it with the next gradient): the copy is not timed.
+    fresh = lambda: x.copy_(gradient)  # noqa: E731
     for mode, fn in per_mode(x, args.world, config, 0).items():
+        fresh()
         fn()  # warm-up: allocations, the codebook
-        t = timed(fn, args.runs)
+        t = timed(fn, args.runs, fresh)
         print(f"| {mode} | {1e3 * min(t) / megabytes:.2f} | {1e3 * statistics.median(t) / megabytes:.2f} | "
               f"{1e3 * max(t) / megabytes:.2f} | {statistics.median(t) / med_copy:.1f} |")
 

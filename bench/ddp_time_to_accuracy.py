@@ -82,7 +82,7 @@ def time_to(result, target):
 
 def table(runs, targets):
     lines = ["| model | W | link | hook | median step ms | MB/rank/step | s to target | train s | final acc | "
-             "hook ms/MB |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "hook ms/MB (CPU) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         res = r["result"]
         if "error" in res:
@@ -90,11 +90,14 @@ def table(runs, targets):
                          f"{res['error'][:60]!r} |||||")
             continue
         tt = time_to(res, targets[r["model"]])
-        hook_ms = res.get("hook_stats", {}).get("hook_ms_per_mb")
+        hook = res.get("hook_stats", {})
+        hook_ms = "-" if "hook_ms_per_mb" not in hook else f"{hook['hook_ms_per_mb']:.2f}"
+        if "hook_cpu_ms_per_mb" in hook:
+            hook_ms += f" ({hook['hook_cpu_ms_per_mb']:.2f})"
         lines.append(f"| {r['model']} | {r['world']} | {r['link']} | {r['hook']} | "
                      f"{1e3 * res['median_step_seconds']:.1f} | {res['grad_bytes_per_rank_per_step'] / 1e6:.3f} | "
                      f"{'-' if tt is None else f'{tt:.1f}'} | {res['train_seconds']:.1f} | "
-                     f"{res['test_accuracy']:.4f} | {'-' if hook_ms is None else f'{hook_ms:.2f}'} |")
+                     f"{res['test_accuracy']:.4f} | {hook_ms} |")
     return "\n".join(lines)
 
 

@@ -78,9 +78,15 @@ using EncodeRowFn = RowEncodeCounts (*)(const RowCodecContext& ctx, const float*
 using DecodeRowFn = bool (*)(const RowCodecContext& ctx, const uint16_t* scales, const uint8_t* t,
                              const uint8_t* packed, float* out, RowScratch& scratch);
 
+// out[i] = base[i] + scale * v[i] for i < n (base may be out itself, or null for 0): a decode's
+// epilogue (TensorCodec::Epilogue), compiled per ISA level like the kernels (the same floats at
+// every level: no fused multiply-add).
+using ScaleAddFn = void (*)(float* out, const float* base, float scale, const float* v, int64_t n);
+
 struct RowKernels {
   EncodeRowFn encode;
   DecodeRowFn decode;
+  ScaleAddFn scale_add;
 };
 
 // symbol_bits: SymbolPacking::bits_per_symbol_if_pow2() (8 and 16 take the byte-aligned paths).

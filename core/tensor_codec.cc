@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
@@ -53,11 +54,28 @@ absl::StatusOr<CompressedTensor> TensorCodec::Encode(const float* x, const std::
 }
 
 absl::Status TensorCodec::EncodeInto(const float* x, const std::vector<int64_t>& shape, DType original_dtype,
-                                     Executor* executor, EncodeStats* stats, CompressedTensor* out_ptr) const {
+                                     Executor* executor, EncodeStats* stats, CompressedTensor* out) const {
+  return EncodeRows(x, nullptr, shape, original_dtype, executor, stats, out);
+}
+
+absl::Status TensorCodec::EncodeWithFeedback(const Feedback& in, const std::vector<int64_t>& shape, Executor* executor,
+                                             EncodeStats* stats, CompressedTensor* out) const {
+  return EncodeRows(in.x, &in, shape, DType::kFloat32, executor, stats, out);
+}
+
+absl::Status TensorCodec::EncodeRows(const float* x, const Feedback* feedback, const std::vector<int64_t>& shape,
+                                     DType original_dtype, Executor* executor, EncodeStats* stats,
+                                     CompressedTensor* out_ptr) const {
   CompressedTensor& out = *out_ptr;
   COSET_ASSIGN_OR_RETURN(RowCodecContext ctx, MakeContext(shape));
   const Layout& l = ctx.layout;
-  if (l.numel > 0 && x == nullptr) return absl::InvalidArgumentError("input pointer is null");
+  if (feedback != nullptr && (feedback->entries < 0 || feedback->entries > l.numel)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("feedback input has ", feedback->entries, " entries for a tensor of ", l.numel));
+  }
+  if (l.numel > 0 && x == nullptr && (feedback == nullptr || feedback->entries > 0)) {
+    return absl::InvalidArgumentError("input pointer is null");
+  }
   out.params = params_;
   out.dtype = original_dtype;
   out.shape = shape;
@@ -84,10 +102,7 @@ absl::Status TensorCodec::EncodeInto(const float* x, const std::vector<int64_t>&
     EncodeStats local;
     int64_t nonfinite = -1;
     int64_t capped_row = -1, capped_chunk = -1;
-    for (int64_t r = begin; r < end; ++r) {
-      const RowEncodeCounts counts =
-          kernels.encode(ctx, x + r * l.cols, out.scales.empty() ? nullptr : out.scales.data() + r * l.blocks_per_row,
-                         out.t.data() + r * l.chunks_per_row, out.symbols.data() + r * out.row_bytes, scratch);
+    auto Account = [&](int64_t r, const RowEncodeCounts& counts) {
       if (counts.nonfinite_index >= 0 && nonfinite < 0) nonfinite = r * l.cols + counts.nonfinite_index;
       local.first_try_overloads += counts.first_try_overloads;
       local.capped += counts.capped;
@@ -95,6 +110,36 @@ absl::Status TensorCodec::EncodeInto(const float* x, const std::vector<int64_t>&
         capped_row = r;
         capped_chunk = counts.first_capped_chunk;
       }
+    };
+    // Error feedback: g (and then the decoded row) in cache-resident rows.
+    std::vector<float> g(feedback != nullptr ? l.cols : 0), decoded(feedback != nullptr ? l.cols : 0);
+    for (int64_t r = begin; r < end; ++r) {
+      uint16_t* scales = out.scales.empty() ? nullptr : out.scales.data() + r * l.blocks_per_row;
+      uint8_t* t = out.t.data() + r * l.chunks_per_row;
+      uint8_t* symbols = out.symbols.data() + r * out.row_bytes;
+      if (feedback == nullptr) {
+        const RowEncodeCounts counts = kernels.encode(ctx, x + r * l.cols, scales, t, symbols, scratch);
+        Account(r, counts);
+        continue;
+      }
+      const int64_t first = r * l.cols;
+      const int64_t m = std::clamp<int64_t>(feedback->entries - first, 0, l.cols);
+      // Raw pointers: read through the vectors (or the struct) the loops stay scalar.
+      float* gs = g.data();
+      const float* xs = feedback->x + first;
+      float* rs = feedback->residual == nullptr ? nullptr : feedback->residual + first;
+      if (rs != nullptr) {
+        for (int64_t i = 0; i < m; ++i) gs[i] = xs[i] + rs[i];
+      } else if (m > 0) {
+        std::memcpy(gs, xs, sizeof(float) * m);
+      }
+      std::fill(gs + m, gs + l.cols, 0.0f);
+      const RowEncodeCounts counts = kernels.encode(ctx, gs, scales, t, symbols, scratch);
+      Account(r, counts);
+      if (rs == nullptr || counts.nonfinite_index >= 0) continue;
+      // Just encoded, so the symbols are valid; residual = g + (-1) * decoded, as Decode's epilogue.
+      kernels.decode(ctx, scales, t, symbols, decoded.data(), scratch);
+      kernels.scale_add(rs, gs, -1.0f, decoded.data(), m);
     }
     std::lock_guard<std::mutex> lock(mu);
     if (nonfinite >= 0 && (first_nonfinite < 0 || nonfinite < first_nonfinite)) first_nonfinite = nonfinite;
@@ -106,13 +151,17 @@ absl::Status TensorCodec::EncodeInto(const float* x, const std::vector<int64_t>&
     }
   });
   if (first_nonfinite >= 0) {
-    if (std::isfinite(x[first_nonfinite])) {
-      return absl::InvalidArgumentError(absl::StrCat("input[", first_nonfinite, "] is ", x[first_nonfinite],
+    // The entry as encoded: x + residual under feedback (the failing row's residual is untouched).
+    float value = x[first_nonfinite];
+    if (feedback != nullptr && feedback->residual != nullptr) value += feedback->residual[first_nonfinite];
+    const char* what = feedback != nullptr && feedback->residual != nullptr ? "input + residual" : "input";
+    if (std::isfinite(value)) {
+      return absl::InvalidArgumentError(absl::StrCat(what, "[", first_nonfinite, "] is ", value,
                                                      ": too large to rotate (its block's Hadamard transform "
                                                      "overflows float32); encode without rotation"));
     }
     return absl::InvalidArgumentError(
-        absl::StrCat("input[", first_nonfinite, "] is ", x[first_nonfinite], "; NaN and Inf cannot be encoded"));
+        absl::StrCat(what, "[", first_nonfinite, "] is ", value, "; NaN and Inf cannot be encoded"));
   }
   total.chunks = l.rows * l.chunks_per_row;
   if (stats != nullptr) *stats = total;
@@ -147,56 +196,79 @@ absl::Status TensorCodec::CheckConsistent(const CompressedTensor& tensor) {
 }
 
 absl::Status TensorCodec::Decode(const CompressedTensor& tensor, float* out, Executor* executor) const {
-  return DecodeRows(tensor, out, executor, nullptr);
+  const CompressedTensor* tensors[] = {&tensor};
+  return DecodeRows(tensors, 1, out, executor, nullptr);
 }
 
 absl::Status TensorCodec::Decode(const CompressedTensor& tensor, float* out, Executor* executor,
                                  const Epilogue& epilogue) const {
-  return DecodeRows(tensor, out, executor, &epilogue);
+  const CompressedTensor* tensors[] = {&tensor};
+  return DecodeRows(tensors, 1, out, executor, &epilogue);
 }
 
-absl::Status TensorCodec::DecodeRows(const CompressedTensor& tensor, float* out, Executor* executor,
-                                     const Epilogue* epilogue) const {
-  COSET_RETURN_IF_ERROR(CheckConsistent(tensor));
-  const CodecParams& p = tensor.params;
-  if (p.lattice != params_.lattice || p.q != params_.q || p.M != params_.M) {
-    return absl::InvalidArgumentError(absl::StrCat("tensor was coded with ", p.lattice.name(), " q=", p.q, " M=", p.M,
-                                                   ", this codec is ", params_.lattice.name(), " q=", params_.q,
-                                                   " M=", params_.M));
+absl::Status TensorCodec::DecodeSum(const CompressedTensor* const* tensors, int64_t count, float* out,
+                                    Executor* executor, const Epilogue& epilogue) const {
+  if (count < 1) return absl::InvalidArgumentError("nothing to sum: no tensors");
+  return DecodeRows(tensors, count, out, executor, &epilogue);
+}
+
+absl::Status TensorCodec::DecodeRows(const CompressedTensor* const* tensors, int64_t count, float* out,
+                                     Executor* executor, const Epilogue* epilogue) const {
+  // Per-tensor parameters (beta, alpha, block, scale, rotation) come from each tensor itself.
+  std::vector<RowCodecContext> contexts;
+  contexts.reserve(count);
+  for (int64_t k = 0; k < count; ++k) {
+    const CompressedTensor& tensor = *tensors[k];
+    COSET_RETURN_IF_ERROR(CheckConsistent(tensor));
+    const CodecParams& p = tensor.params;
+    if (p.lattice != params_.lattice || p.q != params_.q || p.M != params_.M) {
+      return absl::InvalidArgumentError(absl::StrCat("tensor was coded with ", p.lattice.name(), " q=", p.q, " M=", p.M,
+                                                     ", this codec is ", params_.lattice.name(), " q=", params_.q,
+                                                     " M=", params_.M));
+    }
+    if (tensor.shape != tensors[0]->shape) {
+      return absl::InvalidArgumentError("tensors summed in one decode must have the same shape");
+    }
+    TensorCodec view(p, codebook_);
+    COSET_ASSIGN_OR_RETURN(RowCodecContext ctx, view.MakeContext(tensor.shape));
+    contexts.push_back(std::move(ctx));
   }
-  // Per-tensor parameters (beta, alpha, block, scale, rotation) come from the tensor itself.
-  TensorCodec view(p, codebook_);
-  COSET_ASSIGN_OR_RETURN(RowCodecContext ctx, view.MakeContext(tensor.shape));
-  const Layout& l = ctx.layout;
-  if (l.numel > 0 && out == nullptr) return absl::InvalidArgumentError("output pointer is null");
+  const Layout& l = contexts[0].layout;
+  const int64_t entries = epilogue != nullptr && epilogue->entries >= 0 ? epilogue->entries : l.numel;
+  if (entries > l.numel) {
+    return absl::InvalidArgumentError(absl::StrCat("epilogue of ", entries, " entries for a tensor of ", l.numel));
+  }
+  if (entries > 0 && out == nullptr) return absl::InvalidArgumentError("output pointer is null");
   // (An epilogue decodes into a row buffer that is read right away: never streamed.)
-  ctx.stream_output = epilogue == nullptr && l.numel * static_cast<int64_t>(sizeof(float)) >= kStreamingOutputBytes;
-  const RowKernels kernels = GetRowKernels(ActiveSimdLevel(), params_.lattice.kind(), params_.lattice.dim(),
-                                           codebook_->q_is_power_of_two(), ctx.packing.bits_per_symbol_if_pow2());
-  if (l.numel == 0) return absl::OkStatus();  // nothing to write, however many empty rows
+  contexts[0].stream_output =
+      epilogue == nullptr && l.numel * static_cast<int64_t>(sizeof(float)) >= kStreamingOutputBytes;
+  const RowKernels kernels =
+      GetRowKernels(ActiveSimdLevel(), params_.lattice.kind(), params_.lattice.dim(), codebook_->q_is_power_of_two(),
+                    contexts[0].packing.bits_per_symbol_if_pow2());
+  if (entries == 0) return absl::OkStatus();  // nothing to write, however many empty rows
   std::atomic<int64_t> bad_row{-1};
   if (executor == nullptr) executor = InlineExecutor();
-  executor->ParallelFor(l.rows, [&](int64_t begin, int64_t end) {
+  // Rows past `entries` are not decoded at all; the last one kept may be cut.
+  executor->ParallelFor((entries + l.cols - 1) / l.cols, [&](int64_t begin, int64_t end) {
     RowScratch scratch(l);
     std::vector<float> row(epilogue != nullptr ? l.cols : 0);
     for (int64_t r = begin; r < end; ++r) {
-      const uint16_t* scales = tensor.scales.empty() ? nullptr : tensor.scales.data() + r * l.blocks_per_row;
       float* o = out + r * l.cols;
-      if (!kernels.decode(ctx, scales, tensor.t.data() + r * l.chunks_per_row,
-                          tensor.symbols.data() + r * tensor.row_bytes, epilogue != nullptr ? row.data() : o,
-                          scratch)) {
-        int64_t expected = -1;
-        bad_row.compare_exchange_strong(expected, r);
-        continue;
-      }
-      if (epilogue == nullptr) continue;
-      const float s = epilogue->scale;
-      const float* v = row.data();  // a raw pointer: through the vector the loops stay scalar
-      if (epilogue->base == nullptr) {
-        for (int64_t i = 0; i < l.cols; ++i) o[i] = 0.0f + s * v[i];
-      } else {
-        const float* b = epilogue->base + r * l.cols;
-        for (int64_t i = 0; i < l.cols; ++i) o[i] = b[i] + s * v[i];
+      const int64_t m = std::min(l.cols, entries - r * l.cols);
+      // Tensor by tensor within the row: a sum's partial row stays in cache.
+      for (int64_t k = 0; k < count; ++k) {
+        const CompressedTensor& tensor = *tensors[k];
+        const uint16_t* scales = tensor.scales.empty() ? nullptr : tensor.scales.data() + r * l.blocks_per_row;
+        if (!kernels.decode(contexts[k], scales, tensor.t.data() + r * l.chunks_per_row,
+                            tensor.symbols.data() + r * tensor.row_bytes, epilogue != nullptr ? row.data() : o,
+                            scratch)) {
+          int64_t expected = -1;
+          bad_row.compare_exchange_strong(expected, r);
+          break;
+        }
+        if (epilogue == nullptr) continue;
+        const float* b = k > 0 ? o : epilogue->base == nullptr ? nullptr : epilogue->base + r * l.cols;
+        kernels.scale_add(o, b, epilogue->scale, row.data(), m);
       }
     }
   });

@@ -65,18 +65,43 @@ class TensorCodec {
   absl::Status EncodeInto(const float* x, const std::vector<int64_t>& shape, DType original_dtype, Executor* executor,
                           EncodeStats* stats, CompressedTensor* out) const;
 
+  // Error feedback fused into the encode (the DDP hook's), row by row through a cache-resident row:
+  // g = x + residual is encoded (the codes of EncodeInto(g)) and residual becomes g - decode(codes),
+  // computed as g + (-1) * decoded. x and residual hold the first `entries` entries; the tensor's later entries
+  // are zeros (a bucket's padded last shard). residual may be null (then g = x and nothing is
+  // updated). g never goes to memory: three passes over the entries instead of six. Rows are
+  // independent: if some x + residual is not finite the call fails, and rows encoded without
+  // error keep their updated residual (callers that must not lose it check x first).
+  struct Feedback {
+    const float* x = nullptr;
+    float* residual = nullptr;
+    int64_t entries = 0;
+  };
+  absl::Status EncodeWithFeedback(const Feedback& in, const std::vector<int64_t>& shape, Executor* executor,
+                                  EncodeStats* stats, CompressedTensor* out) const;
+
   // out: numel floats. The tensor must carry this codec's parameters.
   absl::Status Decode(const CompressedTensor& tensor, float* out, Executor* executor = nullptr) const;
 
   // Decode fused with an elementwise epilogue, row by row through a cache-resident row buffer, so
   // the decoded tensor never goes to memory: out[i] = base[i] + scale * decoded[i], with base =
   // `base` (may be `out` itself: accumulation), or 0 when base is null (then -0 becomes +0, as in a
-  // zeroed buffer accumulating it). The same floats as decoding and then looping.
+  // zeroed buffer accumulating it). The same floats as decoding and then looping. out and base hold
+  // the first `entries` entries of the tensor (-1: all of them); the rest is not decoded (a
+  // bucket's padded last shard).
   struct Epilogue {
     const float* base = nullptr;
     float scale = 1.0f;
+    int64_t entries = -1;
   };
   absl::Status Decode(const CompressedTensor& tensor, float* out, Executor* executor, const Epilogue& epilogue) const;
+
+  // The scaled sum of `count` tensors of one shape, decoded row by row in cache: out =
+  // (...((base + s * d_0) + s * d_1) ...) + s * d_{count-1} (base, s and entries from the
+  // epilogue), the same floats as decoding each in turn with an accumulating epilogue, but out is
+  // written once instead of read and written count times.
+  absl::Status DecodeSum(const CompressedTensor* const* tensors, int64_t count, float* out, Executor* executor,
+                         const Epilogue& epilogue) const;
 
   // Checks that a tensor's sizes agree with its params and shape (cheap; decode calls it).
   static absl::Status CheckConsistent(const CompressedTensor& tensor);
@@ -84,7 +109,11 @@ class TensorCodec {
  private:
   TensorCodec(CodecParams params, std::shared_ptr<const Codebook> codebook);
   absl::StatusOr<RowCodecContext> MakeContext(const std::vector<int64_t>& shape) const;
-  absl::Status DecodeRows(const CompressedTensor& tensor, float* out, Executor* executor,
+  absl::Status EncodeRows(const float* x, const Feedback* feedback, const std::vector<int64_t>& shape,
+                          DType original_dtype, Executor* executor, EncodeStats* stats, CompressedTensor* out) const;
+  // Decodes tensors[0..count) (count > 1 only with an epilogue, whose base then applies to the
+  // first: later ones accumulate into out).
+  absl::Status DecodeRows(const CompressedTensor* const* tensors, int64_t count, float* out, Executor* executor,
                           const Epilogue* epilogue) const;
 
   CodecParams params_;

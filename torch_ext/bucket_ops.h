@@ -17,10 +17,11 @@ namespace coset {
 using ShardEncoder = std::function<absl::Status(const TensorCodec& codec, const float* x,
                                                 const std::vector<int64_t>& shape, CompressedTensor* shard)>;
 
-// x + residual (residual optional) cut into `parts` shards, each encoded by `encode` and written as
-// a bucket packet: uint8 [parts, packet_bytes]. The residual, when given, becomes x + residual
-// minus its decoded value (error feedback).
+// x + residual (residual optional) cut into `parts` shards, each encoded by `encode` (or, when
+// `encode` is empty, in-process with the residual update fused into the encode) and written as a
+// bucket packet: uint8 [parts, packet_bytes]. The residual, when given, becomes x + residual minus
+// its decoded value (error feedback). packets: where to write them (see ddp_ops.cc OutputFor), or none.
 at::Tensor EncodeBucket(const at::Tensor& x, const c10::optional<at::Tensor>& residual, const std::string& config,
-                        int64_t parts, const ShardEncoder& encode);
+                        int64_t parts, const ShardEncoder& encode, const c10::optional<at::Tensor>& packets = {});
 
 }  // namespace coset

@@ -2,23 +2,30 @@
 // call, threaded over the bucket on torch's intra-op threads, with no per-entry Python work.
 //
 //   coset::bucket_layout(int numel, int parts, str config) -> int[]   [shard_len, packet_bytes]
-//   coset::bucket_encode(Tensor x, Tensor(a!)? residual, str config, int parts) -> Tensor
+//   coset::bucket_encode(Tensor x, Tensor(a!)? residual, str config, int parts, Tensor? out) -> Tensor
 //       uint8 [parts, packet_bytes] (core/FORMAT.md "Bucket packets"); residual: error feedback
-//   coset::bucket_decode(Tensor packets, str config, int numel, int parts, bool sum, float scale)
-//       sum: packets [k, P] of one shard -> scale * their sum, float32 [shard_len]
+//   coset::bucket_decode(Tensor packets, str config, int numel, int parts, bool sum, float scale,
+//       Tensor? out) -> Tensor
+//       sum: packets [k, P] of one shard -> scale * their sum, float32 [shard_len] (or out's
+//            first entries: out may be shorter, e.g. the bucket itself when parts = 1)
 //       else: packets [parts, P], shard i in row i -> scale * the bucket, float32 [numel]
+//   coset::exact_sum_layout(int numel, str config, int world, int bound) -> int[]   [words, blocks]
 //   coset::block_absmax(Tensor x, Tensor? residual, str config) -> Tensor   (per scale block)
 //   coset::exact_sum_encode(Tensor x, Tensor(a!)? residual, Tensor scales, str config, int world,
-//       int bound) -> Tensor   int64 words (core/exact_sum.h)
+//       int bound, Tensor? out) -> Tensor   int64 words (core/exact_sum.h)
 //   coset::exact_sum_decode(Tensor words, Tensor scales, str config, int world, int bound,
-//       int numel) -> Tensor   float32 [numel], the average of the world's summed words
+//       int numel, Tensor? out) -> Tensor   float32 [numel], the average of the world's summed words
 //
 // x, residual: contiguous 1-D float32 CPU tensors of the bucket's size (the CUDA kernels register
-// the same schemas for the CUDA key).
+// the same schemas for the CUDA key). out (optional, last): a tensor of the result's sizes and dtype
+// to write into and return, so a hook reuses its buffers (or the bucket) instead of page-faulting a
+// fresh bucket-sized tensor every step.
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -62,6 +69,40 @@ float* ResidualOrNull(const c10::optional<at::Tensor>& residual, const at::Tenso
   return residual->data_ptr<float>();
 }
 
+// The op's output: `out` when the caller passes one (the bucket's own buffer, or a buffer it keeps
+// between steps: a fresh bucket-sized tensor costs a page fault per 4 KiB, as much as the decode),
+// checked to be a contiguous CPU tensor of `sizes` and `dtype`; else a new one. prefix_ok: a 1-D out
+// may be shorter than sizes[0] and takes the result's first entries.
+at::Tensor OutputFor(const c10::optional<at::Tensor>& out, at::IntArrayRef sizes, at::ScalarType dtype,
+                     bool prefix_ok = false) {
+  if (!out.has_value() || !out->defined()) return at::empty(sizes, at::TensorOptions().dtype(dtype));
+  const at::Tensor& t = *out;
+  TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == dtype && t.is_contiguous(), "coset: out must be a contiguous ",
+              dtype, " CPU tensor, got ", t.scalar_type(), " on ", t.device());
+  const bool fits = prefix_ok ? t.dim() == 1 && t.numel() <= sizes[0] : t.sizes() == sizes;
+  TORCH_CHECK(fits, "coset: out has sizes ", t.sizes(), "; this result has ", sizes, prefix_ok ? " (or fewer)" : "");
+  return t;
+}
+
+// Refuses a gradient holding NaN or Inf, naming its first such entry as the encoder would. One
+// read-only pass over the exponent bits (it vectorizes; std::isfinite per entry does not).
+void CheckFinite(const at::Tensor& x) {
+  const float* xs = x.data_ptr<float>();
+  std::atomic<bool> bad{false};
+  at::parallel_for(0, x.numel(), 1 << 16, [xs, &bad](int64_t begin, int64_t end) {
+    uint32_t all_ones = 0;
+    for (int64_t i = begin; i < end; ++i) {
+      uint32_t bits;
+      std::memcpy(&bits, xs + i, 4);
+      all_ones |= static_cast<uint32_t>((bits & 0x7F800000u) == 0x7F800000u);
+    }
+    if (all_ones != 0) bad = true;
+  });
+  if (!bad) return;
+  const float* first = std::find_if(xs, xs + x.numel(), [](float v) { return !std::isfinite(v); });
+  TORCH_CHECK(false, "coset: input[", first - xs, "] is ", *first, "; NaN and Inf cannot be encoded");
+}
+
 // Buffers of one calling thread, kept between calls: the hook calls these ops with buckets of the
 // same sizes every step, and fresh bucket-sized vectors cost a page fault per 4 KiB each time (a
 // third of a step's hook time before). They hold at most a bucket's g, one decoded shard and the
@@ -88,47 +129,59 @@ std::vector<CompressedTensor>& ShardsFor(const BucketLayout& layout, const Codec
 }  // namespace
 
 at::Tensor EncodeBucket(const at::Tensor& x, const c10::optional<at::Tensor>& residual, const std::string& config,
-                        int64_t parts, const ShardEncoder& encode) {
+                        int64_t parts, const ShardEncoder& encode, const c10::optional<at::Tensor>& packets) {
   CheckFlatFloat(x, "x");
   float* rs = ResidualOrNull(residual, x);
   const std::shared_ptr<const TensorCodec> held = CodecFor(config);
   const TensorCodec& codec = *held;
   const BucketLayout layout = LayoutFor(codec, x.numel(), parts);
-  const int64_t n = x.numel(), padded = parts * layout.shard_len;
+  const int64_t n = x.numel();
+  const float* xs = x.data_ptr<float>();
+  at::Tensor out = OutputFor(packets, {parts, layout.packet_bytes}, at::kByte);
+  std::vector<CompressedTensor>& shards = ShardsFor(layout, codec.params(), parts);
+  AtenExecutor executor;
+  if (!encode) {
+    // In-process: g = x + residual and the residual update fused into the encode, row by row in
+    // cache (TensorCodec::EncodeWithFeedback). A non-finite gradient (an fp16 overflow under a
+    // grad scaler) is refused before any residual changes; only x + residual overflowing float
+    // could fail later, leaving earlier rows' residuals updated.
+    if (rs != nullptr) CheckFinite(x);
+    for (int64_t p = 0; p < parts; ++p) {
+      const int64_t first = p * layout.shard_len;
+      const TensorCodec::Feedback in{xs + std::min(first, n), rs == nullptr ? nullptr : rs + std::min(first, n),
+                                     std::clamp<int64_t>(n - first, 0, layout.shard_len)};
+      Check(codec.EncodeWithFeedback(in, layout.shard_shape(), &executor, nullptr, &shards[p]));
+      WritePacket(layout, shards[p], out.data_ptr<uint8_t>() + p * layout.packet_bytes);
+    }
+    return out;
+  }
   BucketScratch& scratch = ThreadScratch();
   // g = x + residual, zero-padded to whole shards.
   std::vector<float>& g = scratch.g;
-  g.resize(padded);
+  g.resize(parts * layout.shard_len);
   std::fill(g.begin() + n, g.end(), 0.0f);
   // The pointers are copied into the lambda: read through captured references they could alias the
   // stores, and the loop stayed scalar (a fifth of a small bucket's encode).
-  at::parallel_for(0, n, 1 << 16, [xs = x.data_ptr<float>(), rs, gs = g.data()](int64_t begin, int64_t end) {
+  at::parallel_for(0, n, 1 << 16, [xs, rs, gs = g.data()](int64_t begin, int64_t end) {
     if (rs != nullptr) {
       for (int64_t i = begin; i < end; ++i) gs[i] = xs[i] + rs[i];
     } else {
       std::memcpy(gs + begin, xs + begin, sizeof(float) * (end - begin));
     }
   });
-  at::Tensor out = at::empty({parts, layout.packet_bytes}, at::TensorOptions().dtype(at::kByte));
   // Every shard is encoded before any residual changes: an encoder that fails part-way (cosetd)
   // leaves the residual as it was, so the caller can retry in-process.
-  std::vector<CompressedTensor>& shards = ShardsFor(layout, codec.params(), parts);
   for (int64_t p = 0; p < parts; ++p) {
     Check(encode(codec, g.data() + p * layout.shard_len, layout.shard_shape(), &shards[p]));
     WritePacket(layout, shards[p], out.data_ptr<uint8_t>() + p * layout.packet_bytes);
   }
   if (rs != nullptr) {
-    AtenExecutor executor;
-    std::vector<float>& decoded = scratch.decoded;
-    decoded.resize(layout.shard_len);
     for (int64_t p = 0; p < parts; ++p) {
-      // residual = g - decoded (g + (-1) * decoded: the same float), fused into the decode; the
-      // shard cut at numel goes through the scratch row and keeps its first entries.
-      const int64_t first = p * layout.shard_len, last = std::min(n, first + layout.shard_len);
-      const bool whole = last - first == layout.shard_len;
-      Check(codec.Decode(shards[p], whole ? rs + first : decoded.data(), &executor,
-                         TensorCodec::Epilogue{g.data() + first, -1.0f}));
-      if (!whole) std::memcpy(rs + first, decoded.data(), sizeof(float) * (last - first));
+      // residual = g - decoded (g + (-1) * decoded: the same float), fused into the decode, the
+      // shard cut at numel.
+      const int64_t first = p * layout.shard_len, entries = std::clamp<int64_t>(n - first, 0, layout.shard_len);
+      Check(codec.Decode(shards[p], rs + std::min(first, n), &executor,
+                         TensorCodec::Epilogue{g.data() + first, -1.0f, entries}));
     }
   }
   return out;
@@ -136,24 +189,18 @@ at::Tensor EncodeBucket(const at::Tensor& x, const c10::optional<at::Tensor>& re
 
 namespace {
 
-absl::Status EncodeEmbedded(const TensorCodec& codec, const float* x, const std::vector<int64_t>& shape,
-                            CompressedTensor* shard) {
-  AtenExecutor executor;
-  return codec.EncodeInto(x, shape, DType::kFloat32, &executor, nullptr, shard);
-}
-
 std::vector<int64_t> BucketLayoutOp(int64_t numel, int64_t parts, const std::string& config) {
   const BucketLayout layout = LayoutFor(*CodecFor(config), numel, parts);
   return {layout.shard_len, layout.packet_bytes};
 }
 
 at::Tensor BucketEncode(const at::Tensor& x, const c10::optional<at::Tensor>& residual, const std::string& config,
-                        int64_t parts) {
-  return EncodeBucket(x, residual, config, parts, &EncodeEmbedded);
+                        int64_t parts, const c10::optional<at::Tensor>& out) {
+  return EncodeBucket(x, residual, config, parts, nullptr, out);
 }
 
 at::Tensor BucketDecode(const at::Tensor& packets, const std::string& config, int64_t numel, int64_t parts, bool sum,
-                        double scale) {
+                        double scale, const c10::optional<at::Tensor>& out) {
   TORCH_CHECK(
       packets.device().is_cpu() && packets.scalar_type() == at::kByte && packets.dim() == 2 && packets.is_contiguous(),
       "coset: packets must be a contiguous 2-D uint8 CPU tensor [count, packet_bytes]");
@@ -166,32 +213,34 @@ at::Tensor BucketDecode(const at::Tensor& packets, const std::string& config, in
               " shards");
   const int64_t count = packets.size(0);
   // Every entry is written below (a sum starts from the first packet; shards tile the bucket).
-  const int64_t out_len = sum ? layout.shard_len : numel;
-  at::Tensor out = count == 0 ? at::zeros({out_len}, at::TensorOptions().dtype(at::kFloat))
-                              : at::empty({out_len}, at::TensorOptions().dtype(at::kFloat));
-  float* o = out.data_ptr<float>();
-  CompressedTensor& shard = ShardsFor(layout, codec.params(), 1)[0];
+  at::Tensor result = OutputFor(out, {sum ? layout.shard_len : numel}, at::kFloat, /*prefix_ok=*/sum);
+  if (sum && count == 0) return result.zero_();
+  float* o = result.data_ptr<float>();
+  const int64_t entries = result.numel();
   AtenExecutor executor;
-  std::vector<float>& decoded = ThreadScratch().decoded;
-  decoded.resize(layout.shard_len);
   const float s = static_cast<float>(scale);
-  for (int64_t k = 0; k < count; ++k) {
-    Check(ReadPacket(layout, packets.data_ptr<uint8_t>() + k * layout.packet_bytes, layout.packet_bytes, &shard));
-    // sum: accumulate into the shard; else shard k lands at k * shard_len, cut at numel. A first
-    // term is 0 + s * v, the float a zeroed output accumulating it held (-0 becomes +0).
-    const int64_t first = sum ? 0 : k * layout.shard_len;
-    const int64_t last = sum ? layout.shard_len : std::min(numel, first + layout.shard_len);
-    const bool accumulate = sum && k > 0;
-    if (last - first == layout.shard_len) {  // a whole shard: decoded and scaled (and summed) in one pass
-      Check(codec.Decode(shard, o + first, &executor, TensorCodec::Epilogue{accumulate ? o + first : nullptr, s}));
-      continue;
+  const uint8_t* data = packets.data_ptr<uint8_t>();
+  if (sum) {
+    // All packets of the shard decoded row by row into one sum that stays in cache: the output is
+    // written once, not read and written once per packet.
+    std::vector<CompressedTensor>& shards = ShardsFor(layout, codec.params(), count);
+    std::vector<const CompressedTensor*> terms(count);
+    for (int64_t k = 0; k < count; ++k) {
+      Check(ReadPacket(layout, data + k * layout.packet_bytes, layout.packet_bytes, &shards[k]));
+      terms[k] = &shards[k];
     }
-    // The shard cut at numel (never a sum): decoded and scaled in the scratch row, then its first
-    // entries copied.
-    Check(codec.Decode(shard, decoded.data(), &executor, TensorCodec::Epilogue{nullptr, s}));
-    std::memcpy(o + first, decoded.data(), sizeof(float) * (last - first));
+    Check(codec.DecodeSum(terms.data(), count, o, &executor, TensorCodec::Epilogue{nullptr, s, entries}));
+    return result;
   }
-  return out;
+  CompressedTensor& shard = ShardsFor(layout, codec.params(), 1)[0];
+  for (int64_t k = 0; k < count; ++k) {
+    Check(ReadPacket(layout, data + k * layout.packet_bytes, layout.packet_bytes, &shard));
+    // Shard k lands at k * shard_len, scaled (0 + s * v: -0 becomes +0), the last one cut at numel.
+    const int64_t first = std::min(k * layout.shard_len, numel);
+    const int64_t kept = std::min(layout.shard_len, numel - first);
+    Check(codec.Decode(shard, o + first, &executor, TensorCodec::Epilogue{nullptr, s, kept}));
+  }
+  return result;
 }
 
 ExactSumSpec SpecFor(const std::string& config, int64_t world, int64_t bound) {
@@ -208,6 +257,12 @@ void CheckScales(const ExactSumSpec& spec, const at::Tensor& scales, int64_t num
               " blocks of ", spec.block);
 }
 
+std::vector<int64_t> ExactSumLayoutOp(int64_t numel, const std::string& config, int64_t world, int64_t bound) {
+  TORCH_CHECK(numel >= 0 && numel <= kMaxElements, "coset: numel out of range: ", numel);
+  const ExactSumSpec spec = SpecFor(config, world, bound);
+  return {spec.Words(numel), spec.Blocks(numel)};
+}
+
 at::Tensor BlockAbsMaxOp(const at::Tensor& x, const c10::optional<at::Tensor>& residual, const std::string& config) {
   CheckFlatFloat(x, "x");
   const ExactSumSpec spec = SpecFor(config, 1, 0);
@@ -220,12 +275,13 @@ at::Tensor BlockAbsMaxOp(const at::Tensor& x, const c10::optional<at::Tensor>& r
 }
 
 at::Tensor ExactSumEncode(const at::Tensor& x, const c10::optional<at::Tensor>& residual, const at::Tensor& scales,
-                          const std::string& config, int64_t world, int64_t bound) {
+                          const std::string& config, int64_t world, int64_t bound,
+                          const c10::optional<at::Tensor>& out) {
   CheckFlatFloat(x, "x");
   const ExactSumSpec spec = SpecFor(config, world, bound);
   CheckScales(spec, scales, x.numel());
   float* r = ResidualOrNull(residual, x);
-  at::Tensor words = at::empty({spec.Words(x.numel())}, at::TensorOptions().dtype(at::kLong));
+  at::Tensor words = OutputFor(out, {spec.Words(x.numel())}, at::kLong);
   at::parallel_for(0, spec.Units(x.numel()), 256, [&](int64_t begin, int64_t end) {
     QuantizeToWords(spec, x.data_ptr<float>(), r, x.numel(), scales.data_ptr<float>(), begin, end,
                     words.data_ptr<int64_t>());
@@ -234,33 +290,43 @@ at::Tensor ExactSumEncode(const at::Tensor& x, const c10::optional<at::Tensor>& 
 }
 
 at::Tensor ExactSumDecode(const at::Tensor& words, const at::Tensor& scales, const std::string& config, int64_t world,
-                          int64_t bound, int64_t numel) {
+                          int64_t bound, int64_t numel, const c10::optional<at::Tensor>& out) {
   const ExactSumSpec spec = SpecFor(config, world, bound);
   TORCH_CHECK(numel >= 0 && numel <= kMaxElements, "coset: numel out of range: ", numel);
   TORCH_CHECK(words.device().is_cpu() && words.scalar_type() == at::kLong && words.dim() == 1 &&
                   words.is_contiguous() && words.numel() == spec.Words(numel),
               "coset: words must be a contiguous 1-D int64 CPU tensor of ", spec.Words(numel), " words");
   CheckScales(spec, scales, numel);
-  at::Tensor out = at::empty({numel}, at::TensorOptions().dtype(at::kFloat));
+  at::Tensor values = OutputFor(out, {numel}, at::kFloat);
   at::parallel_for(0, spec.Units(numel), 256, [&](int64_t begin, int64_t end) {
     WordsToValues(spec, words.data_ptr<int64_t>(), numel, scales.data_ptr<float>(), static_cast<int>(world),
-                  1.0f / static_cast<float>(world), begin, end, out.data_ptr<float>());
+                  1.0f / static_cast<float>(world), begin, end, values.data_ptr<float>());
   });
-  return out;
+  return values;
 }
 
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(coset, m) {
   m.def("bucket_layout(int numel, int parts, str config) -> int[]");
-  m.def("bucket_encode(Tensor x, Tensor(a!)? residual, str config, int parts) -> Tensor");
-  m.def("bucket_decode(Tensor packets, str config, int numel, int parts, bool sum, float scale) -> Tensor");
+  m.def("bucket_encode(Tensor x, Tensor(a!)? residual, str config, int parts, Tensor(b!)? out=None) -> Tensor");
+  m.def(
+      "bucket_decode(Tensor packets, str config, int numel, int parts, bool sum, float scale, Tensor(a!)? out=None) "
+      "-> Tensor");
+  m.def("exact_sum_layout(int numel, str config, int world, int bound) -> int[]");
   m.def("block_absmax(Tensor x, Tensor? residual, str config) -> Tensor");
-  m.def("exact_sum_encode(Tensor x, Tensor(a!)? residual, Tensor scales, str config, int world, int bound) -> Tensor");
-  m.def("exact_sum_decode(Tensor words, Tensor scales, str config, int world, int bound, int numel) -> Tensor");
+  m.def(
+      "exact_sum_encode(Tensor x, Tensor(a!)? residual, Tensor scales, str config, int world, int bound, "
+      "Tensor(b!)? out=None) -> Tensor");
+  m.def(
+      "exact_sum_decode(Tensor words, Tensor scales, str config, int world, int bound, int numel, "
+      "Tensor(a!)? out=None) -> Tensor");
 }
 
-TORCH_LIBRARY_IMPL(coset, CompositeExplicitAutograd, m) { m.impl("bucket_layout", &BucketLayoutOp); }
+TORCH_LIBRARY_IMPL(coset, CompositeExplicitAutograd, m) {
+  m.impl("bucket_layout", &BucketLayoutOp);
+  m.impl("exact_sum_layout", &ExactSumLayoutOp);
+}
 
 TORCH_LIBRARY_IMPL(coset, CPU, m) {
   m.impl("bucket_encode", &BucketEncode);

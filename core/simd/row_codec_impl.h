@@ -454,10 +454,22 @@ bool DecodeRowImpl(const RowCodecContext& ctx, const uint16_t* scales, const uin
   return true;
 }
 
+void ScaleAddImpl(float* out, const float* base, float scale, const float* v, int64_t n) {
+  // One loop per case, each with pointers the vectorizer can check (out == base is an in-place
+  // accumulation: through two pointers it would count as overlapping and stay scalar).
+  if (base == nullptr) {
+    for (int64_t i = 0; i < n; ++i) out[i] = 0.0f + scale * v[i];
+  } else if (base == out) {
+    for (int64_t i = 0; i < n; ++i) out[i] += scale * v[i];
+  } else {
+    for (int64_t i = 0; i < n; ++i) out[i] = base[i] + scale * v[i];
+  }
+}
+
 template <class Kernel, int kDim, typename SymbolT>
 RowKernels KernelsWithSymbols(bool q_pow2) {
   return RowKernels{q_pow2 ? &EncodeRowImpl<Kernel, true, kDim, SymbolT> : &EncodeRowImpl<Kernel, false, kDim, SymbolT>,
-                    &DecodeRowImpl<kDim, SymbolT>};
+                    &DecodeRowImpl<kDim, SymbolT>, &ScaleAddImpl};
 }
 
 template <class Kernel, int kDim>

@@ -7,6 +7,7 @@
 #include "core/block_transform.h"
 #include "core/codebook.h"
 #include "core/hnlq_ref.h"
+#include "core/simd/dispatch.h"
 #include "core/thread_pool.h"
 #include "gtest/gtest.h"
 #include "tests/core/test_util.h"
@@ -435,6 +436,133 @@ TEST(TensorCodecTest, DecodeEpilogueMatchesDecodeThenLoop) {
       EXPECT_EQ(0, std::memcmp(acc.data(), want_acc.data(), x.size() * 4)) << scale;
     }
   }
+}
+
+// D4 q=4 M=2 with the DDP hook's block absmax scale and zeroing cap (coset_torch.ddp).
+TensorCodec HookCodec() {
+  CodecParams p;
+  p.scale = ScaleMode::kAbsMax;
+  p.t_max = 7;
+  p.on_cap = CapPolicy::kZero;
+  return *TensorCodec::Create(p);
+}
+
+// Epilogues that keep only the first `entries` entries write nothing past them and the same
+// floats before them, at every ISA level (the epilogue is compiled per level).
+TEST(TensorCodecTest, DecodeEpilogueKeepsItsFirstEntries) {
+  const TensorCodec codec = *TensorCodec::Create(CodecParams{});
+  const int64_t rows = 5, cols = 1024;
+  const std::vector<float> x = Gaussian(rows * cols, 31);
+  const CompressedTensor t = *codec.Encode(x.data(), {rows, cols});
+  std::vector<float> decoded(x.size());
+  ASSERT_TRUE(codec.Decode(t, decoded.data()).ok());
+  for (SimdLevel level : kAllSimdLevels) {
+    if (level > DetectedSimdLevel()) continue;
+    ScopedSimdLevel scoped(level);
+    for (int64_t entries : {int64_t{0}, int64_t{1}, cols - 3, cols, 3 * cols + 17, rows * cols}) {
+      std::vector<float> out(x.size() + 1, 7.0f);
+      ASSERT_TRUE(codec.Decode(t, out.data(), nullptr, TensorCodec::Epilogue{nullptr, 0.5f, entries}).ok());
+      for (int64_t i = 0; i < entries; ++i) ASSERT_EQ(out[i], 0.0f + 0.5f * decoded[i]) << i;
+      for (size_t i = entries; i < out.size(); ++i) ASSERT_EQ(out[i], 7.0f) << i << " " << SimdLevelName(level);
+    }
+  }
+  std::vector<float> out(x.size());
+  EXPECT_EQ(codec.Decode(t, out.data(), nullptr, TensorCodec::Epilogue{nullptr, 1.0f, rows * cols + 1}).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// A sum of decoded tensors is the same floats as decoding them in turn into an accumulating buffer
+// (which it replaces: the output is written once), at every ISA level, threaded or not, with a base
+// and with a cut.
+TEST(TensorCodecTest, DecodeSumMatchesDecodingInTurn) {
+  ThreadPool pool(2);
+  const TensorCodec codec = HookCodec();
+  const int64_t rows = 7, cols = 1024, n = rows * cols;
+  std::vector<CompressedTensor> tensors;
+  for (int k = 0; k < 5; ++k) {
+    const std::vector<float> x = Gaussian(n, 40 + k);
+    tensors.push_back(*codec.Encode(x.data(), {rows, cols}));
+  }
+  const std::vector<float> base = Gaussian(n, 50);
+  for (SimdLevel level : kAllSimdLevels) {
+    if (level > DetectedSimdLevel()) continue;
+    ScopedSimdLevel scoped(level);
+    for (size_t count : {size_t{1}, size_t{2}, size_t{5}}) {
+      for (const float* b : {static_cast<const float*>(nullptr), base.data()}) {
+        const float scale = 1.0f / static_cast<float>(count);
+        std::vector<float> want(n, 0.0f);
+        ASSERT_TRUE(codec.Decode(tensors[0], want.data(), nullptr, TensorCodec::Epilogue{b, scale}).ok());
+        for (size_t k = 1; k < count; ++k) {
+          ASSERT_TRUE(codec.Decode(tensors[k], want.data(), nullptr, TensorCodec::Epilogue{want.data(), scale}).ok());
+        }
+        std::vector<const CompressedTensor*> terms;
+        for (size_t k = 0; k < count; ++k) terms.push_back(&tensors[k]);
+        for (int64_t entries : {n, n - 100}) {
+          std::vector<float> got(n, 9.0f);
+          ASSERT_TRUE(
+              codec.DecodeSum(terms.data(), count, got.data(), &pool, TensorCodec::Epilogue{b, scale, entries}).ok());
+          EXPECT_EQ(0, std::memcmp(got.data(), want.data(), entries * 4)) << count << " " << SimdLevelName(level);
+          for (int64_t i = entries; i < n; ++i) ASSERT_EQ(got[i], 9.0f);
+        }
+      }
+    }
+  }
+  // Tensors of different shapes cannot be summed; nor can nothing.
+  const std::vector<float> y = Gaussian(cols, 60);
+  const CompressedTensor other = *codec.Encode(y.data(), {1, cols});
+  const CompressedTensor* mixed[] = {&tensors[0], &other};
+  std::vector<float> out(n);
+  EXPECT_EQ(codec.DecodeSum(mixed, 2, out.data(), nullptr, {}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(codec.DecodeSum(mixed, 0, out.data(), nullptr, {}).code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Error feedback fused into the encode gives the codes of encoding g = x + residual (zero past
+// `entries`) and leaves residual = g + (-1) * decode(codes), the floats of the unfused path, at
+// every ISA level; without a residual it encodes x itself.
+TEST(TensorCodecTest, EncodeWithFeedbackMatchesEncodeThenDecode) {
+  ThreadPool pool(2);
+  const TensorCodec codec = HookCodec();
+  const int64_t rows = 6, cols = 1024, n = rows * cols;
+  const std::vector<float> x = Gaussian(n, 70), residual0 = Gaussian(n, 71);
+  for (SimdLevel level : kAllSimdLevels) {
+    if (level > DetectedSimdLevel()) continue;
+    ScopedSimdLevel scoped(level);
+    for (int64_t entries : {n, n - 1000, int64_t{0}}) {
+      for (bool with_residual : {false, true}) {
+        std::vector<float> g(n, 0.0f);
+        for (int64_t i = 0; i < entries; ++i) g[i] = with_residual ? x[i] + residual0[i] * 0.1f : x[i];
+        std::vector<float> scaled(residual0.size());
+        for (size_t i = 0; i < scaled.size(); ++i) scaled[i] = residual0[i] * 0.1f;
+        const CompressedTensor want = *codec.Encode(g.data(), {rows, cols});
+        std::vector<float> decoded(n);
+        ASSERT_TRUE(codec.Decode(want, decoded.data()).ok());
+        std::vector<float> residual = scaled;
+        CompressedTensor got;
+        const TensorCodec::Feedback in{x.data(), with_residual ? residual.data() : nullptr, entries};
+        ASSERT_TRUE(codec.EncodeWithFeedback(in, {rows, cols}, &pool, nullptr, &got).ok());
+        const std::string where = std::string(SimdLevelName(level)) + " entries " + std::to_string(entries);
+        EXPECT_EQ(got.symbols, want.symbols) << where;
+        EXPECT_EQ(got.t, want.t) << where;
+        EXPECT_EQ(got.scales, want.scales) << where;
+        for (int64_t i = 0; i < n; ++i) {
+          const float expected = !with_residual ? scaled[i] : i < entries ? g[i] + -1.0f * decoded[i] : scaled[i];
+          ASSERT_EQ(residual[i], expected) << where << " at " << i;
+        }
+      }
+    }
+  }
+  // A non-finite x + residual is named; the rows encoded without error keep their update.
+  std::vector<float> bad = x, residual(n, 0.0f);
+  bad[5 * cols + 3] = std::nanf("");
+  CompressedTensor out;
+  const absl::Status status = codec.EncodeWithFeedback(TensorCodec::Feedback{bad.data(), residual.data(), n},
+                                                       {rows, cols}, nullptr, nullptr, &out);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(status.message()).find("input + residual[5123] is nan"), std::string::npos) << status;
+  EXPECT_EQ(
+      codec.EncodeWithFeedback(TensorCodec::Feedback{x.data(), nullptr, n + 1}, {rows, cols}, nullptr, nullptr, &out)
+          .code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 // A shape with a zero-sized last dimension names rows but no entries: encode and decode return at

@@ -92,3 +92,74 @@ def test_bad_inputs_raise_clear_errors():
 if __name__ == "__main__":
     xml = os.environ.get("XML_OUTPUT_FILE")
     sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"] + ([f"--junitxml={xml}"] if xml else [])))
+
+
+def _hook_config():
+    from coset_torch import ddp
+    return ddp.default_config().text()
+
+
+@pytest.mark.parametrize("parts", [1, 3])
+def test_bucket_ops_with_error_feedback_are_encode_then_decode(parts):
+    """The fused in-process bucket encode gives the packets of encoding g = x + residual and leaves
+    residual = g - decode(packets), bit for bit; `out` buffers change nothing but where results go."""
+    config = _hook_config()
+    torch.manual_seed(3)
+    n = 10_000 + 37  # a cut last shard
+    x, residual = torch.randn(n), torch.randn(n) * 0.05
+    g = x + residual
+    want = torch.ops.coset.bucket_encode(g, None, config, parts)
+    decoded = torch.ops.coset.bucket_decode(want, config, n, parts, False, 1.0)
+    packets = torch.empty_like(want)
+    got = torch.ops.coset.bucket_encode(x, residual, config, parts, packets)
+    assert got.data_ptr() == packets.data_ptr()
+    assert torch.equal(got, want)
+    assert torch.equal(residual, g - decoded)
+    into = torch.full((n,), 7.0)
+    assert torch.ops.coset.bucket_decode(want, config, n, parts, False, 1.0, into).data_ptr() == into.data_ptr()
+    assert torch.equal(into, decoded)
+
+
+@pytest.mark.parametrize("count", [1, 2, 5])
+def test_bucket_decode_sum_is_the_sum_in_turn(count):
+    """A fused decode-and-sum of k packets equals decoding each and accumulating in turn, bit for
+    bit, into a fresh tensor, a shard-sized buffer, or the bucket itself (its first numel entries)."""
+    config = _hook_config()
+    n = 9_000 + 5
+    torch.manual_seed(4)
+    packets = torch.cat([torch.ops.coset.bucket_encode(torch.randn(n), None, config, 1) for _ in range(count)])
+    s = 1.0 / count
+    terms = [torch.ops.coset.bucket_decode(packets[k:k + 1].contiguous(), config, n, 1, True, 1.0) for k in range(count)]
+    want = 0.0 + s * terms[0]
+    for t in terms[1:]:
+        want = want + s * t
+    fresh = torch.ops.coset.bucket_decode(packets, config, n, 1, True, s)
+    assert torch.equal(fresh, want)
+    shard = torch.empty(fresh.numel())
+    torch.ops.coset.bucket_decode(packets, config, n, 1, True, s, shard)
+    assert torch.equal(shard, want)
+    bucket = torch.full((n,), 3.0)
+    torch.ops.coset.bucket_decode(packets, config, n, 1, True, s, bucket)
+    assert torch.equal(bucket, want[:n])
+
+
+def test_bucket_ops_refuse_bad_outputs_and_non_finite_gradients():
+    config = _hook_config()
+    n = 4096
+    x, residual = torch.randn(n), torch.randn(n) * 0.01
+    packets = torch.ops.coset.bucket_encode(x, None, config, 2)
+    with pytest.raises(RuntimeError, match="out must be a contiguous"):
+        torch.ops.coset.bucket_decode(packets, config, n, 2, False, 1.0, torch.empty(n, dtype=torch.float64))
+    with pytest.raises(RuntimeError, match="out has sizes"):
+        torch.ops.coset.bucket_decode(packets, config, n, 2, False, 1.0, torch.empty(n - 1))
+    with pytest.raises(RuntimeError, match="out has sizes"):
+        torch.ops.coset.bucket_encode(x, None, config, 2, torch.empty(1, packets.size(1), dtype=torch.uint8))
+    with pytest.raises(RuntimeError, match="out must be a contiguous"):
+        torch.ops.coset.bucket_encode(x, None, config, 2, torch.empty(packets.size(1), 2, dtype=torch.uint8).t())
+    # A NaN gradient (an fp16 overflow under a grad scaler) is refused before the residual changes.
+    bad = x.clone()
+    bad[1234] = float("inf")
+    kept = residual.clone()
+    with pytest.raises(RuntimeError, match=r"input\[1234\] is inf"):
+        torch.ops.coset.bucket_encode(bad, residual, config, 2)
+    assert torch.equal(residual, kept)

@@ -91,9 +91,11 @@ class State:
         # region's span, q^M - 1 for D4); the fields hold W times that.
         self.bound = bound
         self._residuals = {}
+        self._buffers = {}
         self._iteration = 0
         self._lock = threading.Lock()  # callbacks run on the backend's threads
         self._counters = {"steps": 0, "grad_bytes": 0, "fp32_bytes": 0, "compressed_entries": 0, "hook_seconds": 0.0,
+                          "hook_cpu_seconds": 0.0,
                           "daemon_encodes": 0, "fallbacks": 0}
 
     # --- step bookkeeping -------------------------------------------------------------------
@@ -117,9 +119,10 @@ class State:
             if bucket.is_last():
                 self._counters["steps"] += 1
 
-    def add_hook_time(self, seconds):
+    def add_hook_time(self, seconds, cpu_seconds):
         with self._lock:
             self._counters["hook_seconds"] += seconds
+            self._counters["hook_cpu_seconds"] += cpu_seconds
 
     # --- error feedback ---------------------------------------------------------------------
     def residual(self, bucket, role, like):
@@ -135,8 +138,19 @@ class State:
             self._residuals[key] = r
         return r
 
+    def buffer(self, bucket, role, shape, dtype, like):
+        """A tensor of one role (packets, gathered packets, words) that a bucket reuses every step:
+        a fresh bucket-sized tensor costs a page fault per 4 KiB, as much as decoding it. Safe to
+        reuse: DDP waits for a step's futures before the next step's hooks run."""
+        key = (tuple(id(p) for p in bucket.parameters()), role)
+        b = self._buffers.get(key)
+        if b is None or tuple(b.shape) != tuple(shape) or b.dtype != dtype or b.device != like.device:
+            b = torch.empty(shape, dtype=dtype, device=like.device)
+            self._buffers[key] = b
+        return b
+
     # --- compression ------------------------------------------------------------------------
-    def bucket_encode(self, x, residual, parts):
+    def bucket_encode(self, x, residual, parts, out=None):
         """Packets of x + residual (updating the residual): through cosetd (backend 'daemon') or
         in-process; both give the same packets. If the daemon is unreachable or fails, falls back
         to in-process for this call, logs once, counts it."""
@@ -155,12 +169,15 @@ class State:
                                      self.daemon_address, e)
                         self._warned = True
             self._counters["fallbacks"] += 1
-        return torch.ops.coset.bucket_encode(x, residual, self.config_text, parts)
+        return torch.ops.coset.bucket_encode(x, residual, self.config_text, parts, out)
 
     def stats(self):
         """Per-rank averages per step: bytes this rank put on the wire for gradients (ring
         collectives), the fp32 ring all-reduce's bytes they replaced, and the hook's own time
-        (encode, decode and sums; not the collectives), also per MB of gradient."""
+        (encode, decode and sums; not the collectives), also per MB of gradient: wall-clock, and the
+        CPU time of the threads that ran it (without the time spent waiting for a core, which
+        the wall-clock time includes when ranks share cores; the ops' whole CPU time when torch
+        runs them on one intra-op thread)."""
         with self._lock:
             s = dict(self._counters)
         steps = max(1, s["steps"])
@@ -171,6 +188,7 @@ class State:
             "hook_seconds": s["hook_seconds"],
             "hook_ms_per_step": 1e3 * s["hook_seconds"] / steps,
             "hook_ms_per_mb": 1e3 * s["hook_seconds"] / megabytes if megabytes else 0.0,
+            "hook_cpu_ms_per_mb": 1e3 * s["hook_cpu_seconds"] / megabytes if megabytes else 0.0,
             "steps": s["steps"],
             "daemon_encodes": s["daemon_encodes"],
             "fallbacks": s["fallbacks"],
@@ -183,16 +201,16 @@ def ring_allreduce_bytes(nbytes, world):
 
 
 class _Timer:
-    """Adds the time of a with-block to the state's hook time."""
+    """Adds the wall-clock and thread CPU time of a with-block to the state's hook time."""
 
     def __init__(self, state):
         self.state = state
 
     def __enter__(self):
-        self.start = time.perf_counter()
+        self.start, self.start_cpu = time.perf_counter(), time.thread_time()
 
     def __exit__(self, *exc):
-        self.state.add_hook_time(time.perf_counter() - self.start)
+        self.state.add_hook_time(time.perf_counter() - self.start, time.thread_time() - self.start_cpu)
 
 
 def _float_view(buffer):
@@ -206,9 +224,8 @@ def _first(fut):
     return fut.value()[0]
 
 
-def _all_gather_into(state, packet):
-    """All-gathers one packet per rank into a [W, packet_bytes] tensor; returns (tensor, future)."""
-    gathered = torch.empty((state.world, packet.numel()), dtype=torch.uint8, device=packet.device)
+def _all_gather_into(state, packet, gathered):
+    """All-gathers one packet per rank into gathered [W, packet_bytes]; returns (gathered, future)."""
     fut = dist.all_gather(list(gathered.unbind(0)), packet, group=state.process_group, async_op=True).get_future()
     return gathered, fut
 
@@ -222,56 +239,64 @@ def allreduce_fp32(state, bucket):
 
 
 # Each mode on one flat float32 gradient x: (future of the average over the ranks, bytes this rank
-# sends). residual(role, like) gives the error-feedback residual of one quantization (or None).
+# sends). residual(role, like) gives the error-feedback residual of one quantization (or None);
+# buffer(role, shape, dtype) a tensor the mode may reuse every step. The average is written into x
+# itself (as DDP's own all-reduce does with the bucket) once x has been encoded.
 
-def _reference(state, x, residual):
+def _reference(state, x, residual, buffer):
     """Quantize-dequantize each rank's gradient, then the fp32 all-reduce: the codec's effect on
     training without any bandwidth saving (a baseline)."""
     n = x.numel()
+    _, packet_bytes = torch.ops.coset.bucket_layout(n, 1, state.config_text)
     with _Timer(state):
-        packet = state.bucket_encode(x, residual("local", x), 1)
-        local = torch.ops.coset.bucket_decode(packet, state.config_text, n, 1, True, 1.0 / state.world)[:n]
+        packet = state.bucket_encode(x, residual("local", x), 1, buffer("packet", (1, packet_bytes), torch.uint8))
+        local = torch.ops.coset.bucket_decode(packet, state.config_text, n, 1, True, 1.0 / state.world, x)
     fut = dist.all_reduce(local, group=state.process_group, async_op=True).get_future()
     return fut.then(_first), ring_allreduce_bytes(n * 4, state.world)
 
 
-def _allgather(state, x, residual):
+def _allgather(state, x, residual, buffer):
     """All-gather the bucket packets; every rank decodes all W and averages (one fused op)."""
     n, world = x.numel(), state.world
+    _, packet_bytes = torch.ops.coset.bucket_layout(n, 1, state.config_text)
     with _Timer(state):
-        packet = state.bucket_encode(x, residual("local", x), 1)
-    gathered, fut = _all_gather_into(state, packet[0])
+        packet = state.bucket_encode(x, residual("local", x), 1, buffer("packet", (1, packet_bytes), torch.uint8))
+    gathered, fut = _all_gather_into(state, packet[0], buffer("gathered", (world, packet_bytes), torch.uint8))
 
     def finish(_):
         with _Timer(state):
-            return torch.ops.coset.bucket_decode(gathered, state.config_text, n, 1, True, 1.0 / world)[:n]
+            return torch.ops.coset.bucket_decode(gathered, state.config_text, n, 1, True, 1.0 / world, x)
 
-    return fut.then(finish), (world - 1) * packet.numel()  # ring all-gather: W - 1 packets out
+    return fut.then(finish), (world - 1) * packet_bytes  # ring all-gather: W - 1 packets out
 
 
-def _reduce_scatter(state, x, residual):
+def _reduce_scatter(state, x, residual, buffer):
     """Packets all-to-all (rank r receives shard r of every rank's bucket), their average
     re-encoded (with its own error feedback) and all-gathered."""
     n, world, group, config = x.numel(), state.world, state.process_group, state.config_text
+    shard_len, packet_bytes = torch.ops.coset.bucket_layout(n, world, config)
     with _Timer(state):
-        packets = state.bucket_encode(x, residual("local", x), world)
-    received = torch.empty_like(packets)
+        packets = state.bucket_encode(x, residual("local", x), world,
+                                      buffer("packets", (world, packet_bytes), torch.uint8))
+    received = buffer("received", (world, packet_bytes), torch.uint8)
     # Blocking: the second collective needs this one's result, and collectives are never started
     # from callbacks (see the module docstring).
     dist.all_to_all_single(received, packets, group=group)
     with _Timer(state):
-        mine = torch.ops.coset.bucket_decode(received, config, n, world, True, 1.0 / world)
-        shard_packet = state.bucket_encode(mine, residual("shard", mine), 1)
-    gathered, fut = _all_gather_into(state, shard_packet[0])
+        mine = torch.ops.coset.bucket_decode(received, config, n, world, True, 1.0 / world,
+                                             buffer("mine", (shard_len,), torch.float32))
+        shard_packet = state.bucket_encode(mine, residual("shard", mine), 1,
+                                           buffer("shard_packet", (1, packet_bytes), torch.uint8))
+    gathered, fut = _all_gather_into(state, shard_packet[0], buffer("gathered", (world, packet_bytes), torch.uint8))
 
     def finish(_):
         with _Timer(state):
-            return torch.ops.coset.bucket_decode(gathered, config, n, world, False, 1.0)
+            return torch.ops.coset.bucket_decode(gathered, config, n, world, False, 1.0, x)
 
-    return fut.then(finish), 2 * (world - 1) * packets.size(1)  # W - 1 packets out in each collective
+    return fut.then(finish), 2 * (world - 1) * packet_bytes  # W - 1 packets out in each collective
 
 
-def _allreduce_codes(state, x, residual):
+def _allreduce_codes(state, x, residual, buffer):
     """Ranks max-reduce per-block absmax values into shared scales, quantize to lattice points at
     one rank's step, all-reduce(SUM) the packed int64 words (fields never carry: core/exact_sum.h)
     and scale the sum once."""
@@ -282,12 +307,14 @@ def _allreduce_codes(state, x, residual):
         scales = torch.ops.coset.block_absmax(x, r, config)
     dist.all_reduce(scales, op=dist.ReduceOp.MAX, group=group)
     with _Timer(state):
-        words = torch.ops.coset.exact_sum_encode(x, r, scales, config, world, state.bound)
+        words = torch.ops.coset.exact_sum_encode(x, r, scales, config, world, state.bound,
+                                                 buffer("words", (torch.ops.coset.exact_sum_layout(n, config, world, state.bound)[0],),
+                                                        torch.int64))
     fut = dist.all_reduce(words, group=group, async_op=True).get_future()
 
     def finish(f):
         with _Timer(state):
-            return torch.ops.coset.exact_sum_decode(f.value()[0], scales, config, world, state.bound, n)
+            return torch.ops.coset.exact_sum_decode(f.value()[0], scales, config, world, state.bound, n, x)
 
     return fut.then(finish), ring_allreduce_bytes(words.numel() * 8 + scales.numel() * 4, world)
 
@@ -297,8 +324,8 @@ _MODES = {"reference": _reference, "allgather": _allgather, "allreduce_codes": _
 
 
 def average(state, x, residuals=None):
-    """The state's mode on one flat float32 gradient outside DDP: (a future holding the average
-    over the ranks, the bytes this rank sends). residuals: a dict role -> tensor for error
+    """The state's mode on one flat float32 gradient outside DDP (x is left as it is): (a future
+    holding the average over the ranks, the bytes this rank sends). residuals: a dict role -> tensor for error
     feedback (updated in place; missing roles start at zeros), or None for none."""
     def residual(role, like):
         if residuals is None:
@@ -307,7 +334,11 @@ def average(state, x, residuals=None):
             residuals[role] = torch.zeros(like.numel(), dtype=torch.float32, device=like.device)
         return residuals[role]
 
-    return _MODES[state.mode](state, x, residual)
+    def buffer(role, shape, dtype):
+        return torch.empty(shape, dtype=dtype, device=x.device)
+
+    # On a copy: the modes write the average into their input, as the hook does into the bucket.
+    return _MODES[state.mode](state, x.clone(), residual, buffer)
 
 
 def _check_device(x):
@@ -328,7 +359,8 @@ def _check_device(x):
 def _bucket_hook(state, bucket):
     x, restore = _float_view(bucket.buffer())
     _check_device(x)
-    fut, wire_bytes = _MODES[state.mode](state, x, lambda role, like: state.residual(bucket, role, like))
+    fut, wire_bytes = _MODES[state.mode](state, x, lambda role, like: state.residual(bucket, role, like),
+                                         lambda role, shape, dtype: state.buffer(bucket, role, shape, dtype, x))
     state.end_bucket(bucket, x.numel(), wire_bytes)
     return fut.then(lambda f: restore(f.value()))
 
