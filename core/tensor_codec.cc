@@ -125,9 +125,10 @@ absl::Status TensorCodec::EncodeRows(const float* x, const Feedback* feedback, c
       const int64_t first = r * l.cols;
       const int64_t m = std::clamp<int64_t>(feedback->entries - first, 0, l.cols);
       // Raw pointers: read through the vectors (or the struct) the loops stay scalar.
+      // (Rows past `entries` are zeros and touch neither x nor the residual, which may be null.)
       float* gs = g.data();
-      const float* xs = feedback->x + first;
-      float* rs = feedback->residual == nullptr ? nullptr : feedback->residual + first;
+      const float* xs = m > 0 ? feedback->x + first : nullptr;
+      float* rs = m > 0 && feedback->residual != nullptr ? feedback->residual + first : nullptr;
       if (rs != nullptr) {
         for (int64_t i = 0; i < m; ++i) gs[i] = xs[i] + rs[i];
       } else if (m > 0) {

@@ -67,11 +67,11 @@ class TensorCodec {
 
   // Error feedback fused into the encode (the DDP hook's), row by row through a cache-resident row:
   // g = x + residual is encoded (the codes of EncodeInto(g)) and residual becomes g - decode(codes),
-  // computed as g + (-1) * decoded. x and residual hold the first `entries` entries; the tensor's later entries
-  // are zeros (a bucket's padded last shard). residual may be null (then g = x and nothing is
-  // updated). g never goes to memory: three passes over the entries instead of six. Rows are
-  // independent: if some x + residual is not finite the call fails, and rows encoded without
-  // error keep their updated residual (callers that must not lose it check x first).
+  // computed as g + (-1) * decoded. x and residual hold the tensor's first `entries` entries; the
+  // later ones are zeros (a bucket's padded last shard). residual may be null (then g = x and
+  // nothing is updated). g never goes to memory: three passes over the entries instead of six.
+  // Rows are independent: if some x + residual is not finite the call fails, and rows encoded
+  // without error keep their updated residual (callers that must not lose it check x first).
   struct Feedback {
     const float* x = nullptr;
     float* residual = nullptr;

@@ -105,11 +105,10 @@ void CheckFinite(const at::Tensor& x) {
 
 // Buffers of one calling thread, kept between calls: the hook calls these ops with buckets of the
 // same sizes every step, and fresh bucket-sized vectors cost a page fault per 4 KiB each time (a
-// third of a step's hook time before). They hold at most a bucket's g, one decoded shard and the
-// coded shards of the largest bucket seen, per thread.
+// third of a step's hook time before). They hold the coded shards of the largest bucket seen (and,
+// for the cosetd path, its g), per thread.
 struct BucketScratch {
   std::vector<float> g;
-  std::vector<float> decoded;
   std::vector<CompressedTensor> shards;
 };
 
