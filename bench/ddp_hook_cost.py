@@ -1,7 +1,8 @@
 """The DDP hook's own time per MB of gradient on one core: each mode's ops on one bucket, as one
 rank of W runs them, without the collectives (the packets a rank would receive are stand-ins made
-from its own bucket: same sizes, same work), with the buffers the hook reuses between steps. Three runs; min / median / max, and a memcpy of the
-bucket measured in the same run as the baseline.
+from its own bucket: same sizes, same work), with the buffers the hook reuses between steps.
+Three runs; min / median / max, and a memcpy of the bucket measured in the same run as the
+baseline.
 
     bazel run //bench:ddp_hook_cost -- --world 4 --megabytes 46
 """

@@ -129,7 +129,8 @@ def test_bucket_decode_sum_is_the_sum_in_turn(count):
     torch.manual_seed(4)
     packets = torch.cat([torch.ops.coset.bucket_encode(torch.randn(n), None, config, 1) for _ in range(count)])
     s = 1.0 / count
-    terms = [torch.ops.coset.bucket_decode(packets[k:k + 1].contiguous(), config, n, 1, True, 1.0) for k in range(count)]
+    terms = [torch.ops.coset.bucket_decode(packets[k:k + 1].contiguous(), config, n, 1, True, 1.0)
+             for k in range(count)]
     want = 0.0 + s * terms[0]
     for t in terms[1:]:
         want = want + s * t

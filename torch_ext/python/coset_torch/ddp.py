@@ -127,11 +127,11 @@ class State:
     # --- error feedback ---------------------------------------------------------------------
     def residual(self, bucket, role, like):
         """This rank's residual for one quantization (`role`) of a bucket: zeros at first, then what
-        the last step's quantization left out; None without error feedback. Keyed by the bucket's
-        parameters, not its index: DDP rebuilds buckets after iteration 0."""
+        the last step's quantization left out; None without error feedback (kept under
+        _bucket_key)."""
         if not self.error_feedback:
             return None
-        key = (tuple(id(p) for p in bucket.parameters()), role)
+        key = _bucket_key(bucket, role)
         r = self._residuals.get(key)
         if r is None or r.numel() != like.numel() or r.device != like.device:
             r = torch.zeros(like.numel(), dtype=torch.float32, device=like.device)
@@ -142,7 +142,7 @@ class State:
         """A tensor of one role (packets, gathered packets, words) that a bucket reuses every step:
         a fresh bucket-sized tensor costs a page fault per 4 KiB, as much as decoding it. Safe to
         reuse: DDP waits for a step's futures before the next step's hooks run."""
-        key = (tuple(id(p) for p in bucket.parameters()), role)
+        key = _bucket_key(bucket, role)
         b = self._buffers.get(key)
         if b is None or tuple(b.shape) != tuple(shape) or b.dtype != dtype or b.device != like.device:
             b = torch.empty(shape, dtype=dtype, device=like.device)
@@ -193,6 +193,12 @@ class State:
             "daemon_encodes": s["daemon_encodes"],
             "fallbacks": s["fallbacks"],
         }
+
+
+def _bucket_key(bucket, role):
+    """What a bucket's per-step state (residuals, buffers) is kept under: its parameters, not its
+    index, since DDP rebuilds buckets after iteration 0."""
+    return tuple(id(p) for p in bucket.parameters()), role
 
 
 def ring_allreduce_bytes(nbytes, world):
@@ -306,10 +312,10 @@ def _allreduce_codes(state, x, residual, buffer):
     with _Timer(state):
         scales = torch.ops.coset.block_absmax(x, r, config)
     dist.all_reduce(scales, op=dist.ReduceOp.MAX, group=group)
+    words_len, _ = torch.ops.coset.exact_sum_layout(n, config, world, state.bound)
     with _Timer(state):
         words = torch.ops.coset.exact_sum_encode(x, r, scales, config, world, state.bound,
-                                                 buffer("words", (torch.ops.coset.exact_sum_layout(n, config, world, state.bound)[0],),
-                                                        torch.int64))
+                                                 buffer("words", (words_len,), torch.int64))
     fut = dist.all_reduce(words, group=group, async_op=True).get_future()
 
     def finish(f):
@@ -325,8 +331,8 @@ _MODES = {"reference": _reference, "allgather": _allgather, "allreduce_codes": _
 
 def average(state, x, residuals=None):
     """The state's mode on one flat float32 gradient outside DDP (x is left as it is): (a future
-    holding the average over the ranks, the bytes this rank sends). residuals: a dict role -> tensor for error
-    feedback (updated in place; missing roles start at zeros), or None for none."""
+    holding the average over the ranks, the bytes this rank sends). residuals: a dict role ->
+    tensor for error feedback (updated in place; missing roles start at zeros), or None for none."""
     def residual(role, like):
         if residuals is None:
             return None
