@@ -4,6 +4,8 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "core/simd/dispatch.h"
+#include "core/simd/wire_kernels.h"
 #include "core/status_macros.h"
 #include "core/symbol_packing.h"
 
@@ -92,8 +94,13 @@ void WritePacket(const BucketLayout& layout, const CompressedTensor& shard, uint
   if (layout.t_bits > 0) {
     const int bits = layout.t_bits;
     const int64_t count = static_cast<int64_t>(shard.t.size());
-    // Eight counters fill exactly `bits` bytes: whole groups go through one 64-bit word.
+    // Eight counters fill exactly `bits` bytes: whole groups go through one 64-bit word (64 at a
+    // time with AVX-512).
     int64_t k = 0;
+    if (ActiveSimdLevel() >= SimdLevel::kAvx512) {
+      k = count / 64 * 64;
+      avx512::PackCounters(shard.t.data(), count / 64, bits, t_out);
+    }
     for (; k + 8 <= count; k += 8) {
       uint64_t word;
       std::memcpy(&word, shard.t.data() + k, 8);
@@ -126,6 +133,11 @@ absl::Status ReadPacket(const BucketLayout& layout, const uint8_t* data, int64_t
   // Whole groups of eight counters from one 64-bit word (see WritePacket), then the rest.
   int64_t k = 0;
   uint32_t largest = 0;
+  if (bits > 0 && ActiveSimdLevel() >= SimdLevel::kAvx512) {
+    // 64 counters per step (the portable SWAR loop below was a fifth of a gathered packet's decode).
+    k = count / 64 * 64;
+    largest = avx512::UnpackCounters(t_in, count / 64, bits, t);
+  }
   if (bits > 0) {
     uint64_t over = 0;  // bit 7 of byte j set when counter j of some group exceeds t_max
     const uint64_t above = 0x0101010101010101ull * static_cast<uint64_t>(0x7F - shard->params.t_max);

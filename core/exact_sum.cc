@@ -13,6 +13,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/limits.h"
+#include "core/simd/dispatch.h"
+#include "core/simd/wire_kernels.h"
 #include "core/status_macros.h"
 #include "core/symbol_packing.h"
 
@@ -160,11 +162,22 @@ void BlockAbsMax(const ExactSumSpec& spec, const float* x, const float* residual
   for (int64_t b = begin; b < end; ++b) {
     const int64_t lo = b * spec.block, hi = std::min(numel, lo + spec.block);
     float m = 0.0f;
-    if (residual != nullptr) {
-      for (int64_t i = lo; i < hi; ++i) m = std::max(m, std::fabs(x[i] + residual[i]));
-    } else {
-      for (int64_t i = lo; i < hi; ++i) m = std::max(m, std::fabs(x[i]));
+    int64_t i = lo;
+#ifdef __SSE2__
+    // Four lanes at a time: max_ps(a, m) keeps m where a is NaN, as std::max(m, a) does, and a max
+    // is exact in any order.
+    const __m128 magnitude = _mm_castsi128_ps(_mm_set1_epi32(0x7FFFFFFF));
+    __m128 lanes = _mm_setzero_ps();
+    for (; i + 4 <= hi; i += 4) {
+      __m128 v = _mm_loadu_ps(x + i);
+      if (residual != nullptr) v = _mm_add_ps(v, _mm_loadu_ps(residual + i));
+      lanes = _mm_max_ps(_mm_and_ps(v, magnitude), lanes);
     }
+    alignas(16) float lane[4];
+    _mm_store_ps(lane, lanes);
+    for (const float l : lane) m = std::max(m, l);
+#endif
+    for (; i < hi; ++i) m = std::max(m, std::fabs(x[i] + (residual != nullptr ? residual[i] : 0.0f)));
     out[b] = std::max(m, kMinStep);
   }
 }
@@ -222,6 +235,8 @@ void PackFields(int bits, const int32_t* values, int64_t count, int32_t bias, in
 
 // values: room for count rounded up to whole words; each field minus offset.
 void UnpackFields(int bits, const int64_t* words, int64_t count, int32_t offset, int32_t* values) {
+  if (bits <= 8 && ActiveSimdLevel() >= SimdLevel::kAvx512)
+    return avx512::UnpackFields(words, count, bits, offset, values);
   WithWidth(bits, [&](auto w) { UnpackFieldsAt<decltype(w)::value>(bits, words, count, offset, values); });
 }
 
@@ -238,16 +253,34 @@ void QuantizeToWords(const ExactSumSpec& spec, const float* x, float* residual, 
   const int64_t first = begin * spec.unit, last = end * spec.unit, tile_len = TileEntries(spec);
   std::vector<float> v(tile_len), y(tile_len), p(tile_len);
   std::vector<int32_t> tile(tile_len);
+  // D4 (the default code) on AVX-512: one register pass per block instead of the loops below.
+  const bool d4_avx512 = kind == LatticeKind::kD && d == 4 && ActiveSimdLevel() >= SimdLevel::kAvx512;
   for (int64_t t0 = first; t0 < last; t0 += tile_len) {
     const int64_t t1 = std::min(last, t0 + tile_len), live = std::max<int64_t>(0, std::min(t1, numel) - t0);
     const int64_t len = t1 - t0;
+    if (d4_avx512) {
+      for (int64_t i = 0; i < live;) {
+        const int64_t block = (t0 + i) / spec.block, stop = std::min(live, (block + 1) * spec.block - t0);
+        avx512::QuantizeD4Run(x + t0 + i, residual != nullptr ? residual + t0 + i : nullptr, stop - i,
+                              spec.range / scales[block], scales[block] / (spec.range * spec.coordinate_factor),
+                              spec.bound, tile.data() + i);
+        i = stop;
+      }
+      // Whole chunks past numel are zeros, whose nearest point is 0.
+      std::fill(tile.begin() + std::min(len, (live + d - 1) / d * d), tile.begin() + len, 0);
+      PackFields(bits, tile.data(), len, spec.bound, words + t0 / F);
+      continue;
+    }
     // v = x + residual and y = v scaled to the lattice, block by block (entries past numel: 0).
     for (int64_t i = 0; i < live; ++i) v[i] = x[t0 + i] + (residual != nullptr ? residual[t0 + i] : 0.0f);
     std::fill(v.begin() + live, v.begin() + len, 0.0f);
     for (int64_t i = 0; i < live;) {
       const int64_t block = (t0 + i) / spec.block, stop = std::min(live, (block + 1) * spec.block - t0);
       const float to_lattice = spec.range / scales[block];
-      for (; i < stop; ++i) y[i] = v[i] * to_lattice;
+      for (; i < stop; ++i) {
+        const float scaled = v[i] * to_lattice;
+        y[i] = scaled == scaled ? scaled : 0.0f;  // a NaN gradient's entries quantize as 0
+      }
     }
     std::fill(y.begin() + live, y.begin() + len, 0.0f);
     if (kind == LatticeKind::kE8) {

@@ -45,6 +45,7 @@ struct RowScratch {
   std::vector<uint32_t> symbols;
   std::vector<float> block_base;
   std::vector<float> chunk_steps;  // the decoder's steps of one block
+  std::vector<float> decoded;      // a decoded row before its epilogue, where it cannot be fused
   // Overload-ramp retries of one row (batch encoders): the listed chunks (padded to a whole batch
   // of up to 16 lanes), their block bases and the overload masks (a bit per chunk, with room for
   // a whole 64-chunk group past the end).
@@ -56,6 +57,7 @@ struct RowScratch {
         symbols(layout.symbols_per_row),
         block_base(layout.blocks_per_row),
         chunk_steps(layout.chunks_per_row + 16),
+        decoded(layout.cols),
         pending_base(layout.chunks_per_row + 16),
         over_masks(layout.chunks_per_row / 8 + 16),
         retry_list(layout.chunks_per_row + 16) {}
@@ -78,15 +80,18 @@ using EncodeRowFn = RowEncodeCounts (*)(const RowCodecContext& ctx, const float*
 using DecodeRowFn = bool (*)(const RowCodecContext& ctx, const uint16_t* scales, const uint8_t* t,
                              const uint8_t* packed, float* out, RowScratch& scratch);
 
-// out[i] = base[i] + scale * v[i] for i < n (base may be out itself, or null for 0): a decode's
-// epilogue (TensorCodec::Epilogue), compiled per ISA level like the kernels (the same floats at
-// every level: no fused multiply-add).
-using ScaleAddFn = void (*)(float* out, const float* base, float scale, const float* v, int64_t n);
+// Decodes one row v and writes out[i] = base[i] + scale * v[i] for i < n <= cols only (base may be
+// out itself, or null for 0): a decode's epilogue (TensorCodec::Epilogue, error feedback's
+// residual), inside the kernel where it allows (the D4 byte decoder: no row buffer written and read
+// back), the same floats at every level (no fused multiply-add). Returns false as DecodeRowFn.
+using DecodeScaleAddFn = bool (*)(const RowCodecContext& ctx, const uint16_t* scales, const uint8_t* t,
+                                  const uint8_t* packed, float* out, const float* base, float scale, int64_t n,
+                                  RowScratch& scratch);
 
 struct RowKernels {
   EncodeRowFn encode;
   DecodeRowFn decode;
-  ScaleAddFn scale_add;
+  DecodeScaleAddFn decode_scale_add;
 };
 
 // symbol_bits: SymbolPacking::bits_per_symbol_if_pow2() (8 and 16 take the byte-aligned paths).

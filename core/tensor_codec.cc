@@ -111,8 +111,8 @@ absl::Status TensorCodec::EncodeRows(const float* x, const Feedback* feedback, c
         capped_chunk = counts.first_capped_chunk;
       }
     };
-    // Error feedback: g (and then the decoded row) in cache-resident rows.
-    std::vector<float> g(feedback != nullptr ? l.cols : 0), decoded(feedback != nullptr ? l.cols : 0);
+    // Error feedback: g in a cache-resident row.
+    std::vector<float> g(feedback != nullptr ? l.cols : 0);
     for (int64_t r = begin; r < end; ++r) {
       uint16_t* scales = out.scales.empty() ? nullptr : out.scales.data() + r * l.blocks_per_row;
       uint8_t* t = out.t.data() + r * l.chunks_per_row;
@@ -139,8 +139,7 @@ absl::Status TensorCodec::EncodeRows(const float* x, const Feedback* feedback, c
       Account(r, counts);
       if (rs == nullptr || counts.nonfinite_index >= 0) continue;
       // Just encoded, so the symbols are valid; residual = g + (-1) * decoded, as Decode's epilogue.
-      kernels.decode(ctx, scales, t, symbols, decoded.data(), scratch);
-      kernels.scale_add(rs, gs, -1.0f, decoded.data(), m);
+      kernels.decode_scale_add(ctx, scales, t, symbols, rs, gs, -1.0f, m, scratch);
     }
     std::lock_guard<std::mutex> lock(mu);
     if (nonfinite >= 0 && (first_nonfinite < 0 || nonfinite < first_nonfinite)) first_nonfinite = nonfinite;
@@ -240,7 +239,7 @@ absl::Status TensorCodec::DecodeRows(const CompressedTensor* const* tensors, int
     return absl::InvalidArgumentError(absl::StrCat("epilogue of ", entries, " entries for a tensor of ", l.numel));
   }
   if (entries > 0 && out == nullptr) return absl::InvalidArgumentError("output pointer is null");
-  // (An epilogue decodes into a row buffer that is read right away: never streamed.)
+  // (An epilogue's output is read back by the next term of a sum, or small: never streamed.)
   contexts[0].stream_output =
       epilogue == nullptr && l.numel * static_cast<int64_t>(sizeof(float)) >= kStreamingOutputBytes;
   const RowKernels kernels =
@@ -252,7 +251,6 @@ absl::Status TensorCodec::DecodeRows(const CompressedTensor* const* tensors, int
   // Rows past `entries` are not decoded at all; the last one kept may be cut.
   executor->ParallelFor((entries + l.cols - 1) / l.cols, [&](int64_t begin, int64_t end) {
     RowScratch scratch(l);
-    std::vector<float> row(epilogue != nullptr ? l.cols : 0);
     for (int64_t r = begin; r < end; ++r) {
       float* o = out + r * l.cols;
       const int64_t m = std::min(l.cols, entries - r * l.cols);
@@ -260,16 +258,19 @@ absl::Status TensorCodec::DecodeRows(const CompressedTensor* const* tensors, int
       for (int64_t k = 0; k < count; ++k) {
         const CompressedTensor& tensor = *tensors[k];
         const uint16_t* scales = tensor.scales.empty() ? nullptr : tensor.scales.data() + r * l.blocks_per_row;
-        if (!kernels.decode(contexts[k], scales, tensor.t.data() + r * l.chunks_per_row,
-                            tensor.symbols.data() + r * tensor.row_bytes, epilogue != nullptr ? row.data() : o,
-                            scratch)) {
+        const uint8_t* t = tensor.t.data() + r * l.chunks_per_row;
+        const uint8_t* symbols = tensor.symbols.data() + r * tensor.row_bytes;
+        // A sum's later terms add onto the partial row (the epilogue's base is for the first).
+        const float* b = o;
+        if (k == 0) b = epilogue == nullptr || epilogue->base == nullptr ? nullptr : epilogue->base + r * l.cols;
+        const bool ok = epilogue == nullptr ? kernels.decode(contexts[k], scales, t, symbols, o, scratch)
+                                            : kernels.decode_scale_add(contexts[k], scales, t, symbols, o, b,
+                                                                       epilogue->scale, m, scratch);
+        if (!ok) {
           int64_t expected = -1;
           bad_row.compare_exchange_strong(expected, r);
           break;
         }
-        if (epilogue == nullptr) continue;
-        const float* b = k > 0 ? o : epilogue->base == nullptr ? nullptr : epilogue->base + r * l.cols;
-        kernels.scale_add(o, b, epilogue->scale, row.data(), m);
       }
     }
   });

@@ -417,8 +417,14 @@ inline void EncodeRetries(const Codebook& cb, int levels, const float* x, const 
             byte_levels, batches, [&](int u, __m512* y) { load_at(first + 16 * u, y); },
             [&](int u) { return inv_at(first + 16 * u); }, pairs);
         std::memcpy(overload_masks + first / 8, &over, 2 * batches);
+        // Through local pointers: read through the captured ones, each store could alias them and
+        // they were reloaded per chunk (a sixth of the retries' time).
+        SymbolT* const out = symbols;
+        const int32_t* const chunks = list + first;
         for (int l = 0; l < 16 * batches; ++l) {
-          std::memcpy(symbols + static_cast<int64_t>(list[first + l]) * 2, pairs + 2 * l, 2);
+          uint16_t pair;
+          std::memcpy(&pair, pairs + 2 * l, 2);
+          std::memcpy(out + static_cast<int64_t>(chunks[l]) * 2, &pair, 2);
         }
       }
       return;
@@ -453,8 +459,11 @@ class D4ByteDecoder {
            cb.max_abs_rep_point_x2() <= kMaxX2;
   }
   explicit D4ByteDecoder(const Codebook& cb) : points_(cb.rep_point_x2_planar_int8().data()) {}
-  // symbols: 64 chunks x (b_0, b_1); steps: 64; out: 256 floats.
-  COSET_INLINE void Decode64(const uint8_t* symbols, const float* steps, float* out, bool stream) const {
+  // symbols: 64 chunks x (b_0, b_1); steps: 64; out: 256 floats. With an epilogue (`epilogue`
+  // true) out = base + scale * v instead of v (base may be out itself, or null for 0), as
+  // ScaleAddImpl computes it: the decoded floats never go through a row buffer.
+  COSET_INLINE void Decode64(const uint8_t* symbols, const float* steps, float* out, bool stream, bool epilogue = false,
+                             const float* base = nullptr, float scale = 1.0f) const {
     const __m512i v0 = _mm512_loadu_si512(symbols), v1 = _mm512_loadu_si512(symbols + 64);
     const __m512i even =
         _mm512_set_epi8(126, 124, 122, 120, 118, 116, 114, 112, 110, 108, 106, 104, 102, 100, 98, 96, 94, 92, 90, 88,
@@ -484,6 +493,14 @@ class D4ByteDecoder {
       const __m512 v[4] = {_mm512_permutex2var_ps(a01, first, a23), _mm512_permutex2var_ps(a01, second, a23),
                            _mm512_permutex2var_ps(b01, first, b23), _mm512_permutex2var_ps(b01, second, b23)};
       float* o = out + 64 * u;
+      if (epilogue) {
+        const __m512 scale_v = _mm512_set1_ps(scale);
+        for (int k = 0; k < 4; ++k) {
+          const __m512 b = base != nullptr ? _mm512_loadu_ps(base + 64 * u + 16 * k) : _mm512_setzero_ps();
+          _mm512_storeu_ps(o + 16 * k, _mm512_add_ps(b, _mm512_mul_ps(scale_v, v[k])));
+        }
+        continue;
+      }
       for (int k = 0; k < 4; ++k) {
         if (!stream) {
           _mm512_storeu_ps(o + 16 * k, v[k]);

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "core/format.h"
+#include "core/simd/dispatch.h"
 #include "gtest/gtest.h"
 #include "tests/core/test_util.h"
 
@@ -57,14 +58,23 @@ TEST(BucketPacketTest, RoundTripMatchesTheBlob) {
     CompressedTensor shard = ShardTensor(layout, codec.params()).value();
     ASSERT_TRUE(codec.EncodeInto(x.data(), layout.shard_shape(), DType::kFloat32, nullptr, nullptr, &shard).ok());
     std::vector<uint8_t> packet(layout.packet_bytes);
-    WritePacket(layout, shard, packet.data());
-
-    CompressedTensor read = ShardTensor(layout, codec.params()).value();
-    ASSERT_TRUE(ReadPacket(layout, packet.data(), packet.size(), &read).ok());
-    EXPECT_EQ(read.t, shard.t) << "t_max " << t_max;
-    EXPECT_EQ(read.scales, shard.scales);
-    EXPECT_EQ(read.symbols, shard.symbols);
-    EXPECT_EQ(testing_util::DecodeAll(read), testing_util::DecodeAll(shard));
+    {
+      ScopedSimdLevel portable(SimdLevel::kPortable);
+      WritePacket(layout, shard, packet.data());
+    }
+    for (SimdLevel level : kAllSimdLevels) {  // the counters are packed and unpacked per ISA level
+      if (level > DetectedSimdLevel()) continue;
+      ScopedSimdLevel scoped(level);
+      std::vector<uint8_t> written(layout.packet_bytes);
+      WritePacket(layout, shard, written.data());
+      EXPECT_EQ(written, packet) << "t_max " << t_max << " at " << SimdLevelName(level);
+      CompressedTensor read = ShardTensor(layout, codec.params()).value();
+      ASSERT_TRUE(ReadPacket(layout, packet.data(), packet.size(), &read).ok());
+      EXPECT_EQ(read.t, shard.t) << "t_max " << t_max << " at " << SimdLevelName(level);
+      EXPECT_EQ(read.scales, shard.scales);
+      EXPECT_EQ(read.symbols, shard.symbols);
+      EXPECT_EQ(testing_util::DecodeAll(read), testing_util::DecodeAll(shard));
+    }
     if (t_max == 31) {
       // The default ramp needs T > 0 somewhere, or this test would not exercise the T section.
       int64_t nonzero = 0;
@@ -86,24 +96,33 @@ TEST(BucketPacketTest, CorruptPacketsAreRefused) {
   EXPECT_EQ(ReadPacket(layout, packet.data(), packet.size(), &read).code(), absl::StatusCode::kDataLoss);
 }
 
-// Counters are read eight at a time (3 bits: the hook's t_max = 7 layout) and one by one past the
-// last whole group; an out-of-range counter anywhere is refused and named.
+// Counters are read 64 at a time (AVX-512), eight at a time (3 bits: the hook's t_max = 7 layout)
+// and one by one past the last whole group; an out-of-range counter anywhere is refused and named,
+// at every ISA level.
 TEST(BucketPacketTest, OutOfRangeCountersAreFoundInEveryPosition) {
   CodecParams p;
   p.t_max = 6;  // 3 bits per counter: 7 is out of range
+  p.block = 8;  // rows of 1000 entries: 250 counters, not a multiple of 64 or of 8
   const TensorCodec codec = TensorCodec::Create(p).value();
-  const BucketLayout layout = BucketLayout::Make(codec.params(), 1028, 1).value();
+  const BucketLayout layout = BucketLayout::Make(codec.params(), 1000, 1).value();
   CompressedTensor read = ShardTensor(layout, codec.params()).value();
   const int64_t counters = static_cast<int64_t>(read.t.size());
-  for (int64_t k : {int64_t{0}, int64_t{5}, int64_t{8}, int64_t{13}, counters - 1}) {
-    std::vector<uint8_t> packet(layout.packet_bytes, 0);
-    for (int bit = 0; bit < 3; ++bit) {
-      const int64_t at = k * 3 + bit;
-      packet[layout.scale_bytes + at / 8] |= static_cast<uint8_t>(1u << (at % 8));
+  ASSERT_EQ(counters, 250);
+  for (SimdLevel level : kAllSimdLevels) {
+    if (level > DetectedSimdLevel()) continue;
+    ScopedSimdLevel scoped(level);
+    for (int64_t k : {int64_t{0}, int64_t{5}, int64_t{8}, int64_t{13}, int64_t{63}, int64_t{64}, int64_t{100},
+                      counters - 9, counters - 1}) {
+      std::vector<uint8_t> packet(layout.packet_bytes, 0);
+      for (int bit = 0; bit < 3; ++bit) {
+        const int64_t at = k * 3 + bit;
+        packet[layout.scale_bytes + at / 8] |= static_cast<uint8_t>(1u << (at % 8));
+      }
+      const absl::Status status = ReadPacket(layout, packet.data(), packet.size(), &read);
+      EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << "counter " << k;
+      EXPECT_NE(status.message().find("overload counter 7 exceeds t_max 6"), std::string::npos)
+          << status.message() << " at " << SimdLevelName(level);
     }
-    const absl::Status status = ReadPacket(layout, packet.data(), packet.size(), &read);
-    EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << "counter " << k;
-    EXPECT_NE(status.message().find("overload counter 7 exceeds t_max 6"), std::string::npos) << status.message();
   }
 }
 

@@ -1,8 +1,11 @@
 #include "core/exact_sum.h"
 
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <vector>
 
+#include "core/simd/dispatch.h"
 #include "gtest/gtest.h"
 #include "tests/core/test_util.h"
 
@@ -151,6 +154,86 @@ TEST(ExactSumTest, PointsAreTheLatticesNearestPoints) {
       }
     }
   }
+}
+
+// Every SIMD level gives the portable loops' words, residuals and decoded values bit for bit (the
+// AVX-512 D4 kernel and field unpacking), on an odd length (a partial last chunk), a zero block, a NaN and an Inf, with
+// and without a residual, over unit ranges that start inside a block.
+TEST(ExactSumTest, EverySimdLevelGivesThePortableWords) {
+  for (const std::string codec : {"lattice=D4,q=4,M=2", "lattice=D4,q=3,M=2"}) {
+    for (const int world : {1, 2, 4, 8}) {  // fields of 5, 6, 7 and 8 bits: 12, 10, 9 and 7 per word
+      const int64_t n = 3001;
+      Ranks r = MakeRanks(codec, world, n);
+      const ExactSumSpec& spec = r.spec;
+      std::vector<float> x = r.x[0];
+      std::fill(x.begin() + spec.block, x.begin() + 2 * spec.block, 0.0f);
+      x[700] = std::numeric_limits<float>::quiet_NaN();
+      x[1501] = std::numeric_limits<float>::infinity();
+      std::vector<float> scales(spec.Blocks(n));
+      BlockAbsMax(spec, x.data(), nullptr, n, 0, scales.size(), scales.data());
+      const std::vector<float> start = testing_util::Gaussian(n, 9, 0.01f);
+      struct Result {
+        std::vector<int64_t> words, plain_words;
+        std::vector<float> residual, values;
+      };
+      auto run = [&] {
+        Result out{std::vector<int64_t>(spec.Words(n)), std::vector<int64_t>(spec.Words(n)), start,
+                   std::vector<float>(n)};
+        for (int64_t u = 0; u < spec.Units(n); u += 5) {
+          const int64_t end = std::min(spec.Units(n), u + 5);
+          QuantizeToWords(spec, x.data(), out.residual.data(), n, scales.data(), u, end, out.words.data());
+          QuantizeToWords(spec, x.data(), nullptr, n, scales.data(), u, end, out.plain_words.data());
+        }
+        // As if the world had sent these words: fields hold world times a rank's offset.
+        std::vector<int64_t> summed(out.words);
+        for (int w = 1; w < world; ++w) {
+          for (size_t k = 0; k < summed.size(); ++k) summed[k] += out.words[k];
+        }
+        WordsToValues(spec, summed.data(), n, scales.data(), world, 1.0f / world, 0, spec.Units(n), out.values.data());
+        return out;
+      };
+      Result want;
+      {
+        ScopedSimdLevel portable(SimdLevel::kPortable);
+        want = run();
+      }
+      for (SimdLevel level : kAllSimdLevels) {
+        if (level > DetectedSimdLevel()) continue;
+        ScopedSimdLevel scoped(level);
+        const Result got = run();
+        EXPECT_EQ(got.words, want.words) << codec << " W=" << world << " at " << SimdLevelName(level);
+        EXPECT_EQ(got.plain_words, want.plain_words) << codec << " W=" << world << " at " << SimdLevelName(level);
+        ASSERT_EQ(got.residual.size(), want.residual.size());
+        EXPECT_EQ(std::memcmp(got.residual.data(), want.residual.data(), sizeof(float) * n), 0)
+            << codec << " W=" << world << " at " << SimdLevelName(level);
+        EXPECT_EQ(std::memcmp(got.values.data(), want.values.data(), sizeof(float) * n), 0)
+            << codec << " W=" << world << " at " << SimdLevelName(level);
+      }
+    }
+  }
+}
+
+// The block scale is the largest |x + residual|, NaNs ignored, at least kMinStep.
+TEST(ExactSumTest, BlockScalesAreTheLargestMagnitudes) {
+  const ExactSumSpec spec = ExactSumSpec::Create(Resolved("lattice=D4,q=4,M=2"), 2).value();
+  const int64_t n = 3 * spec.block;
+  std::vector<float> x(n, 0.0f), residual(n, 0.0f);
+  x[5] = -3.0f;
+  residual[5] = 1.0f;  // |-3 + 1| = 2
+  x[6] = 1.5f;
+  x[spec.block + 1] = std::numeric_limits<float>::quiet_NaN();
+  x[spec.block + 2] = -0.25f;
+  x[2 * spec.block] = -std::numeric_limits<float>::infinity();
+  std::vector<float> scales(3);
+  BlockAbsMax(spec, x.data(), residual.data(), n, 0, 3, scales.data());
+  EXPECT_EQ(scales[0], 2.0f);
+  EXPECT_EQ(scales[1], 0.25f);
+  EXPECT_EQ(scales[2], std::numeric_limits<float>::infinity());
+  BlockAbsMax(spec, x.data(), nullptr, n, 0, 3, scales.data());
+  EXPECT_EQ(scales[0], 3.0f);
+  std::fill(x.begin(), x.end(), 0.0f);
+  BlockAbsMax(spec, x.data(), nullptr, n, 0, 3, scales.data());
+  EXPECT_EQ(scales[0], kMinStep);
 }
 
 TEST(ExactSumTest, ZeroBlocksStayZero) {
