@@ -235,9 +235,13 @@ void PackFields(int bits, const int32_t* values, int64_t count, int32_t bias, in
 
 // values: room for count rounded up to whole words; each field minus offset.
 void UnpackFields(int bits, const int64_t* words, int64_t count, int32_t offset, int32_t* values) {
-  if (bits <= 8 && ActiveSimdLevel() >= SimdLevel::kAvx512)
-    return avx512::UnpackFields(words, count, bits, offset, values);
-  WithWidth(bits, [&](auto w) { UnpackFieldsAt<decltype(w)::value>(bits, words, count, offset, values); });
+  // AVX-512 takes whole groups of eight words; the loops below the rest.
+  const int64_t done = bits <= 8 && ActiveSimdLevel() >= SimdLevel::kAvx512
+                           ? avx512::UnpackFields(words, count, bits, offset, values)
+                           : 0;
+  WithWidth(bits, [&](auto w) {
+    UnpackFieldsAt<decltype(w)::value>(bits, words + done / (63 / bits), count - done, offset, values + done);
+  });
 }
 
 // Work is done in tiles of whole units (about 4096 entries): lattice points or summed fields go
@@ -251,10 +255,12 @@ void QuantizeToWords(const ExactSumSpec& spec, const float* x, float* residual, 
   const int d = spec.dim, F = spec.fields_per_word, bits = spec.bits;
   const LatticeKind kind = spec.lattice.kind();
   const int64_t first = begin * spec.unit, last = end * spec.unit, tile_len = TileEntries(spec);
-  std::vector<float> v(tile_len), y(tile_len), p(tile_len);
-  std::vector<int32_t> tile(tile_len);
-  // D4 (the default code) on AVX-512: one register pass per block instead of the loops below.
+  // D4 (the default code) on AVX-512: one register pass per block instead of the loops below, which
+  // alone use v, y and p.
   const bool d4_avx512 = kind == LatticeKind::kD && d == 4 && ActiveSimdLevel() >= SimdLevel::kAvx512;
+  const int64_t float_tile = d4_avx512 ? 0 : tile_len;
+  std::vector<float> v(float_tile), y(float_tile), p(float_tile);
+  std::vector<int32_t> tile(tile_len);
   for (int64_t t0 = first; t0 < last; t0 += tile_len) {
     const int64_t t1 = std::min(last, t0 + tile_len), live = std::max<int64_t>(0, std::min(t1, numel) - t0);
     const int64_t len = t1 - t0;

@@ -239,7 +239,8 @@ absl::Status TensorCodec::DecodeRows(const CompressedTensor* const* tensors, int
     return absl::InvalidArgumentError(absl::StrCat("epilogue of ", entries, " entries for a tensor of ", l.numel));
   }
   if (entries > 0 && out == nullptr) return absl::InvalidArgumentError("output pointer is null");
-  // (An epilogue's output is read back by the next term of a sum, or small: never streamed.)
+  // (An epilogue's output is written with the fused kernel's plain stores, and a sum reads it back
+  // term by term: never streamed.)
   contexts[0].stream_output =
       epilogue == nullptr && l.numel * static_cast<int64_t>(sizeof(float)) >= kStreamingOutputBytes;
   const RowKernels kernels =

@@ -419,12 +419,12 @@ bool DecodeRowInto(const RowCodecContext& ctx, const uint16_t* scales, const uin
   // the blocks the kernel fuses it into).
   const bool in_place = ctx.rotation_signs.empty() && l.cols == l.padded_cols && epilogue == nullptr;
   float* work = in_place ? out : scratch.work.data();
-  // The epilogue of entries [from, to) of work, decoded there.
+  // The epilogue's base from entry `at` on (null for 0), and its epilogue of entries [from, to) of
+  // work, decoded there.
+  auto base_at = [&](int64_t at) { return epilogue->base == nullptr ? nullptr : epilogue->base + at; };
   auto finish = [&](int64_t from, int64_t to) {
-    if (epilogue != nullptr && to > from) {
-      ScaleAddImpl(out + from, epilogue->base == nullptr ? nullptr : epilogue->base + from, epilogue->scale,
-                   work + from, to - from);
-    }
+    if (epilogue != nullptr && to > from)
+      ScaleAddImpl(out + from, base_at(from), epilogue->scale, work + from, to - from);
   };
   [[maybe_unused]] bool streamed = false;  // non-temporal stores were used (AVX-512 build)
   for (int64_t b = 0; b < l.blocks_per_row; ++b) {
@@ -463,8 +463,7 @@ bool DecodeRowInto(const RowCodecContext& ctx, const uint16_t* scales, const uin
               const int64_t at = (c_begin + done) * d;
               const uint8_t* pairs = reinterpret_cast<const uint8_t*>(symbols + (c_begin + done) * 2);
               if (epilogue != nullptr) {
-                decoder.Decode64(pairs, steps + done, out + at, false, true,
-                                 epilogue->base == nullptr ? nullptr : epilogue->base + at, epilogue->scale);
+                decoder.Decode64(pairs, steps + done, out + at, false, true, base_at(at), epilogue->scale);
                 continue;
               }
               float* o = work + at;

@@ -63,7 +63,7 @@ void QuantizeD4Run(const float* x, float* residual, int64_t n, float to_lattice,
   }
 }
 
-void UnpackFields(const int64_t* words, int64_t count, int bits, int32_t offset, int32_t* values) {
+int64_t UnpackFields(const int64_t* words, int64_t count, int bits, int32_t offset, int32_t* values) {
   const int fields = 63 / bits;
   // Byte k of 64-bit lane j: field k (first) or field 8 + k (second) of word j.
   alignas(64) uint8_t first_shift[64], second_shift[64], order[128] = {};
@@ -97,12 +97,7 @@ void UnpackFields(const int64_t* words, int64_t count, int bits, int32_t offset,
       _mm512_mask_storeu_epi32(values + e + i, keep, _mm512_sub_epi32(v, offset_v));
     }
   }
-  // The last words one by one.
-  const uint64_t field_mask = (uint64_t{1} << bits) - 1;
-  for (; e < count; e += fields) {
-    const uint64_t packed = static_cast<uint64_t>(words[e / fields]);
-    for (int k = 0; k < fields; ++k) values[e + k] = static_cast<int32_t>((packed >> (bits * k)) & field_mask) - offset;
-  }
+  return e;
 }
 
 // Bucket packets (core/bucket_packet.cc).

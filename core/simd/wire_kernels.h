@@ -17,10 +17,11 @@ namespace avx512 {
 void QuantizeD4Run(const float* x, float* residual, int64_t n, float to_lattice, float from_lattice, int32_t bound,
                    int32_t* points);
 
-// values[i] = field i of the packed words minus offset, for count entries (count a multiple of
-// F = 63 / bits, whole words), fields of bits <= 8: a multishift takes each word's fields out as
-// bytes, a byte permute puts eight words' fields in order.
-void UnpackFields(const int64_t* words, int64_t count, int bits, int32_t offset, int32_t* values);
+// values[i] = field i of the packed words minus offset, for the whole groups of eight words among
+// count entries (count a multiple of F = 63 / bits), fields of bits <= 8; returns the entries done
+// (the caller unpacks the rest). A multishift takes each word's fields out as bytes, a byte permute
+// puts eight words' fields in order.
+int64_t UnpackFields(const int64_t* words, int64_t count, int bits, int32_t offset, int32_t* values);
 
 // Unpacks `groups` groups of 64 counters of `bits` bits (1..8), packed little-endian (8 * bits
 // bytes per group), one counter per byte into out; returns the largest counter. VBMI: a byte
