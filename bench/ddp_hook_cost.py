@@ -34,7 +34,6 @@ def per_mode(x, world, config, bound):
         "gathered": packet.expand(world, -1).contiguous(),
         "packets": torch.empty(world, shard_packet, dtype=torch.uint8),
         "received": packets[:1].expand(world, -1).contiguous(),  # W packets of one shard
-        "mine": torch.empty(shard_len),
         "shard_packet": torch.empty(1, shard_packet, dtype=torch.uint8),
         "shard_gathered": packets,
         "words": torch.empty(words_len, dtype=torch.int64),
@@ -47,8 +46,7 @@ def per_mode(x, world, config, bound):
 
     def reduce_scatter():
         coset.bucket_encode(x, residuals["local"], config, world, buf["packets"])
-        mine = coset.bucket_decode(buf["received"], config, n, world, True, 1.0 / world, buf["mine"])
-        coset.bucket_encode(mine, shard_residual, config, 1, buf["shard_packet"])
+        coset.bucket_reduce_encode(buf["received"], shard_residual, config, n, world, 1.0 / world, buf["shard_packet"])
         return coset.bucket_decode(buf["shard_gathered"], config, n, world, False, 1.0, x)
 
     def allreduce_codes():

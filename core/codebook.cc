@@ -153,6 +153,7 @@ Codebook::Codebook(const Lattice& lattice, int q) : lattice_(lattice), q_(q), sy
       }
     }
   }
+  for (float v : rep_point_) max_abs_rep_point_ = std::max(max_abs_rep_point_, std::fabs(v));
   for (int32_t v : rep_coords_) max_abs_rep_coord_ = std::max(max_abs_rep_coord_, std::abs(v));
   const bool fits_int8 =
       std::all_of(rep_coords_.begin(), rep_coords_.end(), [](int32_t v) { return v >= -128 && v <= 127; });

@@ -50,6 +50,8 @@ class Codebook {
     return rep_point_.data() + static_cast<size_t>(symbol) * symbol_dim_;
   }
   const std::vector<float>& rep_points() const { return rep_point_; }
+  // max |ambient coordinate| over every rep(b) (bounds on decoded values).
+  float max_abs_rep_point() const { return max_abs_rep_point_; }
   // Memory held by the tables (for cache accounting).
   int64_t bytes() const {
     return static_cast<int64_t>(rep_coords_.size() * 4 + rep_point_.size() * 4 + rep_coords_int8x4_.size() * 4 +
@@ -86,6 +88,7 @@ class Codebook {
   std::vector<int32_t> rep_coords_int8x4_;
   std::vector<int8_t> rep_coords_planar_int8_;
   int32_t max_abs_rep_coord_ = 0;
+  float max_abs_rep_point_ = 0.0f;
   std::vector<int8_t> rep_point_x2_planar_int8_;
   int32_t max_abs_rep_point_x2_ = 0;
   std::vector<int8_t> rep_point_x2_int8_;

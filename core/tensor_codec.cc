@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
@@ -58,6 +59,61 @@ absl::Status TensorCodec::EncodeInto(const float* x, const std::vector<int64_t>&
   return EncodeRows(x, nullptr, shape, original_dtype, executor, stats, out);
 }
 
+namespace {
+
+// Row r's block scales of a coded tensor (null without scales).
+const uint16_t* RowScales(const CompressedTensor& tensor, const Layout& l, int64_t r) {
+  return tensor.scales.empty() ? nullptr : tensor.scales.data() + r * l.blocks_per_row;
+}
+
+// Row r (its first m entries) of (...((base + s * d_0) + s * d_1) ...) + s * d_{count-1} into out,
+// tensor by tensor within the row, so that a sum's partial row stays in cache; base applies to the
+// first term (null: 0). False when a tensor's packed symbols are invalid.
+bool DecodeSumRow(const RowKernels& kernels, const std::vector<RowCodecContext>& contexts,
+                  const CompressedTensor* const* tensors, int64_t count, int64_t r, const float* base, float s,
+                  int64_t m, float* out, RowScratch& scratch) {
+  for (int64_t k = 0; k < count; ++k) {
+    const CompressedTensor& tensor = *tensors[k];
+    const Layout& l = contexts[k].layout;
+    if (!kernels.decode_scale_add(contexts[k], RowScales(tensor, l, r), tensor.t.data() + r * l.chunks_per_row,
+                                  tensor.symbols.data() + r * tensor.row_bytes, out, k == 0 ? base : out, s, m,
+                                  scratch)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Whether s * (d_0 + ... + d_{count-1}) can be decoded row by row straight into an encode (see
+// Feedback): every stored symbol value is valid (symbols stored as whole bytes or shorts, so no
+// decode can fail part-way) and no sum can leave float's range, from a bound on each term's
+// decoded entries: max block scale x beta x the largest ramp factor x the largest coordinate of a
+// lattice point of M levels (x sqrt(block) under rotation). Terms must be consistent
+// (TermContexts).
+bool TermsSumIsSafe(const CompressedTensor* const* terms, int64_t count, float s, float max_abs_rep_point) {
+  double bound = 0.0;
+  for (int64_t k = 0; k < count; ++k) {
+    const CompressedTensor& t = *terms[k];
+    const CodecParams& p = t.params;
+    const int bits = PackingOf(p, t.layout).bits_per_symbol_if_pow2();
+    if (bits != 8 && bits != 16) return false;
+    float max_scale = p.scale == ScaleMode::kNone ? 1.0f : 0.0f;
+    for (uint16_t v : t.scales) {
+      const float scale = std::fabs(Bf16ToFloat(v));
+      if (!(scale <= std::numeric_limits<float>::max())) return false;  // NaN or Inf
+      max_scale = std::max(max_scale, scale);
+    }
+    double point = 0.0;
+    for (int m = 0; m < p.M; ++m) point = point * p.q + max_abs_rep_point;
+    const double ramp = std::max(1.0, std::exp2(static_cast<double>(p.alpha) * p.t_max));
+    const double rotation = p.rotate ? std::sqrt(static_cast<double>(p.block)) : 1.0;
+    bound += static_cast<double>(max_scale) * p.beta * ramp * point * rotation;
+  }
+  return std::fabs(static_cast<double>(s)) * bound < std::numeric_limits<float>::max() / 4.0;
+}
+
+}  // namespace
+
 absl::Status TensorCodec::EncodeWithFeedback(const Feedback& in, const std::vector<int64_t>& shape, Executor* executor,
                                              EncodeStats* stats, CompressedTensor* out) const {
   return EncodeRows(in.x, &in, shape, DType::kFloat32, executor, stats, out);
@@ -73,8 +129,38 @@ absl::Status TensorCodec::EncodeRows(const float* x, const Feedback* feedback, c
     return absl::InvalidArgumentError(
         absl::StrCat("feedback input has ", feedback->entries, " entries for a tensor of ", l.numel));
   }
-  if (l.numel > 0 && x == nullptr && (feedback == nullptr || feedback->entries > 0)) {
+  bool from_terms = feedback != nullptr && feedback->terms != nullptr;
+  if (l.numel > 0 && x == nullptr && !from_terms && (feedback == nullptr || feedback->entries > 0)) {
     return absl::InvalidArgumentError("input pointer is null");
+  }
+  std::vector<RowCodecContext> term_contexts;
+  if (from_terms) {
+    if (feedback->count < 1) return absl::InvalidArgumentError("a sum of coded terms needs at least one term");
+    COSET_ASSIGN_OR_RETURN(term_contexts, TermContexts(feedback->terms, feedback->count));
+    // The terms are decoded through this encode's row scratch: their rows must be laid out alike.
+    const Layout& tl = term_contexts[0].layout;
+    if (feedback->terms[0]->shape != shape || tl.padded_cols != l.padded_cols ||
+        tl.blocks_per_row != l.blocks_per_row || tl.chunks_per_row != l.chunks_per_row) {
+      return absl::InvalidArgumentError("the coded terms' shape or block layout differs from the tensor's");
+    }
+  }
+  // The input's first `entries` values under feedback: x, or the terms' sum decoded up front when a
+  // row of it could fail to decode or overflow part-way (a corrupt or hostile packet), so that the
+  // call fails before any residual changes.
+  const float* input = feedback != nullptr ? feedback->x : nullptr;
+  std::vector<float> decoded_sum;
+  if (from_terms &&
+      !TermsSumIsSafe(feedback->terms, feedback->count, feedback->terms_scale, codebook_->max_abs_rep_point())) {
+    decoded_sum.resize(feedback->entries);
+    const Epilogue sum{nullptr, feedback->terms_scale, feedback->entries};
+    COSET_RETURN_IF_ERROR(DecodeRows(feedback->terms, feedback->count, decoded_sum.data(), executor, &sum));
+    const auto bad = std::find_if(decoded_sum.begin(), decoded_sum.end(), [](float v) { return !std::isfinite(v); });
+    if (bad != decoded_sum.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("sum of the coded terms[", bad - decoded_sum.begin(), "] is ",
+                                                     *bad, "; NaN and Inf cannot be encoded"));
+    }
+    input = decoded_sum.data();
+    from_terms = false;
   }
   out.params = params_;
   out.dtype = original_dtype;
@@ -96,14 +182,21 @@ absl::Status TensorCodec::EncodeRows(const float* x, const Feedback* feedback, c
   std::mutex mu;
   EncodeStats total;
   int64_t first_capped_row = -1, first_capped_chunk = -1, first_nonfinite = -1;
+  float first_nonfinite_value = 0.0f;  // the entry as encoded (x, or x + residual)
+  std::atomic<int64_t> bad_term_row{-1};
   if (executor == nullptr) executor = InlineExecutor();
   executor->ParallelFor(l.rows, [&](int64_t begin, int64_t end) {
     RowScratch scratch(l);
     EncodeStats local;
     int64_t nonfinite = -1;
+    float nonfinite_value = 0.0f;
     int64_t capped_row = -1, capped_chunk = -1;
-    auto Account = [&](int64_t r, const RowEncodeCounts& counts) {
-      if (counts.nonfinite_index >= 0 && nonfinite < 0) nonfinite = r * l.cols + counts.nonfinite_index;
+    // row: the row as encoded.
+    auto Account = [&](int64_t r, const float* row, const RowEncodeCounts& counts) {
+      if (counts.nonfinite_index >= 0 && nonfinite < 0) {
+        nonfinite = r * l.cols + counts.nonfinite_index;
+        nonfinite_value = row[counts.nonfinite_index];
+      }
       local.first_try_overloads += counts.first_try_overloads;
       local.capped += counts.capped;
       if (counts.first_capped_chunk >= 0 && capped_row < 0) {
@@ -119,7 +212,7 @@ absl::Status TensorCodec::EncodeRows(const float* x, const Feedback* feedback, c
       uint8_t* symbols = out.symbols.data() + r * out.row_bytes;
       if (feedback == nullptr) {
         const RowEncodeCounts counts = kernels.encode(ctx, x + r * l.cols, scales, t, symbols, scratch);
-        Account(r, counts);
+        Account(r, x + r * l.cols, counts);
         continue;
       }
       const int64_t first = r * l.cols;
@@ -127,22 +220,38 @@ absl::Status TensorCodec::EncodeRows(const float* x, const Feedback* feedback, c
       // Raw pointers: read through the vectors (or the struct) the loops stay scalar.
       // (Rows past `entries` are zeros and touch neither x nor the residual, which may be null.)
       float* gs = g.data();
-      const float* xs = m > 0 ? feedback->x + first : nullptr;
       float* rs = m > 0 && feedback->residual != nullptr ? feedback->residual + first : nullptr;
-      if (rs != nullptr) {
-        for (int64_t i = 0; i < m; ++i) gs[i] = xs[i] + rs[i];
+      if (from_terms && m > 0) {
+        // x's row: the terms' scaled sum, decoded into g as DecodeSum does (0 + s * d_0, then + s * d_k).
+        if (!DecodeSumRow(kernels, term_contexts, feedback->terms, feedback->count, r, nullptr, feedback->terms_scale,
+                          m, gs, scratch)) {
+          int64_t expected = -1;
+          bad_term_row.compare_exchange_strong(expected, r);
+          break;
+        }
+        if (rs != nullptr) {
+          for (int64_t i = 0; i < m; ++i) gs[i] = gs[i] + rs[i];
+        }
       } else if (m > 0) {
-        std::memcpy(gs, xs, sizeof(float) * m);
+        const float* xs = input + first;
+        if (rs != nullptr) {
+          for (int64_t i = 0; i < m; ++i) gs[i] = xs[i] + rs[i];
+        } else {
+          std::memcpy(gs, xs, sizeof(float) * m);
+        }
       }
       std::fill(gs + m, gs + l.cols, 0.0f);
       const RowEncodeCounts counts = kernels.encode(ctx, gs, scales, t, symbols, scratch);
-      Account(r, counts);
+      Account(r, gs, counts);
       if (rs == nullptr || counts.nonfinite_index >= 0) continue;
       // Just encoded, so the symbols are valid; residual = g + (-1) * decoded, as Decode's epilogue.
       kernels.decode_scale_add(ctx, scales, t, symbols, rs, gs, -1.0f, m, scratch);
     }
     std::lock_guard<std::mutex> lock(mu);
-    if (nonfinite >= 0 && (first_nonfinite < 0 || nonfinite < first_nonfinite)) first_nonfinite = nonfinite;
+    if (nonfinite >= 0 && (first_nonfinite < 0 || nonfinite < first_nonfinite)) {
+      first_nonfinite = nonfinite;
+      first_nonfinite_value = nonfinite_value;
+    }
     total.first_try_overloads += local.first_try_overloads;
     total.capped += local.capped;
     if (capped_row >= 0 && (first_capped_row < 0 || capped_row < first_capped_row)) {
@@ -150,11 +259,17 @@ absl::Status TensorCodec::EncodeRows(const float* x, const Feedback* feedback, c
       first_capped_chunk = capped_chunk;
     }
   });
+  if (bad_term_row.load() >= 0) {
+    return absl::DataLossError(
+        absl::StrCat("packed symbols of row ", bad_term_row.load(), " of a summed term are invalid (corrupt data)"));
+  }
   if (first_nonfinite >= 0) {
     // The entry as encoded: x + residual under feedback (the failing row's residual is untouched).
-    float value = x[first_nonfinite];
-    if (feedback != nullptr && feedback->residual != nullptr) value += feedback->residual[first_nonfinite];
-    const char* what = feedback != nullptr && feedback->residual != nullptr ? "input + residual" : "input";
+    const float value = first_nonfinite_value;
+    const bool with_residual = feedback != nullptr && feedback->residual != nullptr;
+    const char* what = feedback != nullptr && feedback->terms != nullptr
+                           ? (with_residual ? "sum of the coded terms + residual" : "sum of the coded terms")
+                           : (with_residual ? "input + residual" : "input");
     if (std::isfinite(value)) {
       return absl::InvalidArgumentError(absl::StrCat(what, "[", first_nonfinite, "] is ", value,
                                                      ": too large to rotate (its block's Hadamard transform "
@@ -212,8 +327,8 @@ absl::Status TensorCodec::DecodeSum(const CompressedTensor* const* tensors, int6
   return DecodeRows(tensors, count, out, executor, &epilogue);
 }
 
-absl::Status TensorCodec::DecodeRows(const CompressedTensor* const* tensors, int64_t count, float* out,
-                                     Executor* executor, const Epilogue* epilogue) const {
+absl::StatusOr<std::vector<RowCodecContext>> TensorCodec::TermContexts(const CompressedTensor* const* tensors,
+                                                                       int64_t count) const {
   // Per-tensor parameters (beta, alpha, block, scale, rotation) come from each tensor itself.
   std::vector<RowCodecContext> contexts;
   contexts.reserve(count);
@@ -233,6 +348,12 @@ absl::Status TensorCodec::DecodeRows(const CompressedTensor* const* tensors, int
     COSET_ASSIGN_OR_RETURN(RowCodecContext ctx, view.MakeContext(tensor.shape));
     contexts.push_back(std::move(ctx));
   }
+  return contexts;
+}
+
+absl::Status TensorCodec::DecodeRows(const CompressedTensor* const* tensors, int64_t count, float* out,
+                                     Executor* executor, const Epilogue* epilogue) const {
+  COSET_ASSIGN_OR_RETURN(std::vector<RowCodecContext> contexts, TermContexts(tensors, count));
   const Layout& l = contexts[0].layout;
   const int64_t entries = epilogue != nullptr && epilogue->entries >= 0 ? epilogue->entries : l.numel;
   if (entries > l.numel) {
@@ -255,23 +376,19 @@ absl::Status TensorCodec::DecodeRows(const CompressedTensor* const* tensors, int
     for (int64_t r = begin; r < end; ++r) {
       float* o = out + r * l.cols;
       const int64_t m = std::min(l.cols, entries - r * l.cols);
-      // Tensor by tensor within the row: a sum's partial row stays in cache.
-      for (int64_t k = 0; k < count; ++k) {
-        const CompressedTensor& tensor = *tensors[k];
-        const uint16_t* scales = tensor.scales.empty() ? nullptr : tensor.scales.data() + r * l.blocks_per_row;
-        const uint8_t* t = tensor.t.data() + r * l.chunks_per_row;
-        const uint8_t* symbols = tensor.symbols.data() + r * tensor.row_bytes;
-        // A sum's later terms add onto the partial row (the epilogue's base is for the first).
-        const float* b = o;
-        if (k == 0) b = epilogue == nullptr || epilogue->base == nullptr ? nullptr : epilogue->base + r * l.cols;
-        const bool ok = epilogue == nullptr ? kernels.decode(contexts[k], scales, t, symbols, o, scratch)
-                                            : kernels.decode_scale_add(contexts[k], scales, t, symbols, o, b,
-                                                                       epilogue->scale, m, scratch);
-        if (!ok) {
-          int64_t expected = -1;
-          bad_row.compare_exchange_strong(expected, r);
-          break;
-        }
+      bool ok;
+      if (epilogue == nullptr) {  // one tensor
+        const CompressedTensor& tensor = *tensors[0];
+        ok = kernels.decode(contexts[0], RowScales(tensor, l, r), tensor.t.data() + r * l.chunks_per_row,
+                            tensor.symbols.data() + r * tensor.row_bytes, o, scratch);
+      } else {
+        ok = DecodeSumRow(kernels, contexts, tensors, count, r,
+                          epilogue->base == nullptr ? nullptr : epilogue->base + r * l.cols, epilogue->scale, m, o,
+                          scratch);
+      }
+      if (!ok) {
+        int64_t expected = -1;
+        bad_row.compare_exchange_strong(expected, r);
       }
     }
   });

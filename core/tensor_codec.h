@@ -72,10 +72,18 @@ class TensorCodec {
   // nothing is updated). g never goes to memory: three passes over the entries instead of six.
   // Rows are independent: if some x + residual is not finite the call fails, and rows encoded
   // without error keep their updated residual (callers that must not lose it check x first).
+  // x may instead be the scaled sum of `count` coded tensors of this shape (the DDP hook's
+  // reduce-scatter re-encodes the sum of the shards it receives): with `terms` set, x is ignored
+  // and each row of (...((0 + s * d_0) + s * d_1) ...) + s * d_{count-1} (DecodeSum's floats, s =
+  // terms_scale) is decoded into the cache-resident row and encoded from there, never going to
+  // memory.
   struct Feedback {
     const float* x = nullptr;
     float* residual = nullptr;
     int64_t entries = 0;
+    const CompressedTensor* const* terms = nullptr;
+    int64_t count = 0;
+    float terms_scale = 1.0f;
   };
   absl::Status EncodeWithFeedback(const Feedback& in, const std::vector<int64_t>& shape, Executor* executor,
                                   EncodeStats* stats, CompressedTensor* out) const;
@@ -111,6 +119,10 @@ class TensorCodec {
   absl::StatusOr<RowCodecContext> MakeContext(const std::vector<int64_t>& shape) const;
   absl::Status EncodeRows(const float* x, const Feedback* feedback, const std::vector<int64_t>& shape,
                           DType original_dtype, Executor* executor, EncodeStats* stats, CompressedTensor* out) const;
+  // The decode contexts of tensors[0..count), which must share this codec's lattice, q and M and
+  // one shape (their other parameters come from each tensor).
+  absl::StatusOr<std::vector<RowCodecContext>> TermContexts(const CompressedTensor* const* tensors,
+                                                            int64_t count) const;
   // Decodes tensors[0..count) (count > 1 only with an epilogue, whose base then applies to the
   // first: later ones accumulate into out).
   absl::Status DecodeRows(const CompressedTensor* const* tensors, int64_t count, float* out, Executor* executor,

@@ -9,6 +9,10 @@
 //       sum: packets [k, P] of one shard -> scale * their sum, float32 [shard_len] (or out's
 //            first entries: out may be shorter, e.g. the bucket itself when parts = 1)
 //       else: packets [parts, P], shard i in row i -> scale * the bucket, float32 [numel]
+//   coset::bucket_reduce_encode(Tensor packets, Tensor(a!)? residual, str config, int numel,
+//       int parts, float scale, Tensor? out) -> Tensor
+//       packets [k, P] of one shard -> uint8 [1, P]: the packet of bucket_encode(bucket_decode(
+//       packets, sum, scale), residual) as a bucket of shard_len entries, the sum never in memory
 //   coset::exact_sum_layout(int numel, str config, int world, int bound) -> int[]   [words, blocks]
 //   coset::block_absmax(Tensor x, Tensor? residual, str config) -> Tensor   (per scale block)
 //   coset::exact_sum_encode(Tensor x, Tensor(a!)? residual, Tensor scales, str config, int world,
@@ -82,6 +86,15 @@ at::Tensor OutputFor(const c10::optional<at::Tensor>& out, at::IntArrayRef sizes
   const bool fits = prefix_ok ? t.dim() == 1 && t.numel() <= sizes[0] : t.sizes() == sizes;
   TORCH_CHECK(fits, "coset: out has sizes ", t.sizes(), "; this result has ", sizes, prefix_ok ? " (or fewer)" : "");
   return t;
+}
+
+// Received packets: a contiguous uint8 CPU tensor [count, packet_bytes] of this layout.
+void CheckPackets(const at::Tensor& packets, const BucketLayout& layout) {
+  TORCH_CHECK(
+      packets.device().is_cpu() && packets.scalar_type() == at::kByte && packets.dim() == 2 && packets.is_contiguous(),
+      "coset: packets must be a contiguous 2-D uint8 CPU tensor [count, packet_bytes]");
+  TORCH_CHECK(packets.size(1) == layout.packet_bytes, "coset: packets have ", packets.size(1),
+              " bytes each; a shard of this bucket has ", layout.packet_bytes);
 }
 
 // Refuses a gradient holding NaN or Inf, naming its first such entry as the encoder would. One
@@ -200,14 +213,10 @@ at::Tensor BucketEncode(const at::Tensor& x, const c10::optional<at::Tensor>& re
 
 at::Tensor BucketDecode(const at::Tensor& packets, const std::string& config, int64_t numel, int64_t parts, bool sum,
                         double scale, const c10::optional<at::Tensor>& out) {
-  TORCH_CHECK(
-      packets.device().is_cpu() && packets.scalar_type() == at::kByte && packets.dim() == 2 && packets.is_contiguous(),
-      "coset: packets must be a contiguous 2-D uint8 CPU tensor [count, packet_bytes]");
   const std::shared_ptr<const TensorCodec> held = CodecFor(config);
   const TensorCodec& codec = *held;
   const BucketLayout layout = LayoutFor(codec, numel, parts);
-  TORCH_CHECK(packets.size(1) == layout.packet_bytes, "coset: packets have ", packets.size(1),
-              " bytes each; a shard of this bucket has ", layout.packet_bytes);
+  CheckPackets(packets, layout);
   TORCH_CHECK(sum || packets.size(0) == parts, "coset: ", packets.size(0), " packets for a bucket of ", parts,
               " shards");
   const int64_t count = packets.size(0);
@@ -239,6 +248,50 @@ at::Tensor BucketDecode(const at::Tensor& packets, const std::string& config, in
     const int64_t kept = std::min(layout.shard_len, numel - first);
     Check(codec.Decode(shard, o + first, &executor, TensorCodec::Epilogue{nullptr, s, kept}));
   }
+  return result;
+}
+
+// The shard this rank owns, summed from every rank's packet of it and re-encoded with its own error
+// feedback (reduce_scatter's middle step): the packet of bucket_encode(bucket_decode(packets, sum,
+// scale), residual), bit for bit, with the sum decoded row by row straight into the encode instead
+// of through a shard-sized tensor (TensorCodec::Feedback's terms).
+at::Tensor BucketReduceEncode(const at::Tensor& packets, const c10::optional<at::Tensor>& residual,
+                              const std::string& config, int64_t numel, int64_t parts, double scale,
+                              const c10::optional<at::Tensor>& out) {
+  const std::shared_ptr<const TensorCodec> held = CodecFor(config);
+  const TensorCodec& codec = *held;
+  const BucketLayout layout = LayoutFor(codec, numel, parts);
+  CheckPackets(packets, layout);
+  const int64_t count = packets.size(0);
+  TORCH_CHECK(count >= 1, "coset: a shard's sum needs at least one packet");
+  // The shard re-encoded as a bucket of its own: the same rows, so packets of the same size.
+  const BucketLayout shard = LayoutFor(codec, layout.shard_len, 1);
+  TORCH_CHECK(shard.packet_bytes == layout.packet_bytes && shard.shard_len == layout.shard_len,
+              "coset: internal error: a re-encoded shard's layout differs from the shard's");
+  float* rs = nullptr;
+  if (residual.has_value() && residual->defined()) {
+    CheckFlatFloat(*residual, "residual");
+    TORCH_CHECK(residual->numel() == layout.shard_len, "coset: residual has ", residual->numel(),
+                " entries; a shard of this bucket has ", layout.shard_len);
+    rs = residual->data_ptr<float>();
+  }
+  at::Tensor result = OutputFor(out, {1, layout.packet_bytes}, at::kByte);
+  std::vector<CompressedTensor>& shards = ShardsFor(layout, codec.params(), count + 1);  // terms, then the result
+  std::vector<const CompressedTensor*> terms(count);
+  const uint8_t* data = packets.data_ptr<uint8_t>();
+  for (int64_t k = 0; k < count; ++k) {
+    Check(ReadPacket(layout, data + k * layout.packet_bytes, layout.packet_bytes, &shards[k]));
+    terms[k] = &shards[k];
+  }
+  TensorCodec::Feedback in;
+  in.residual = rs;
+  in.entries = layout.shard_len;
+  in.terms = terms.data();
+  in.count = count;
+  in.terms_scale = static_cast<float>(scale);
+  AtenExecutor executor;
+  Check(codec.EncodeWithFeedback(in, shard.shard_shape(), &executor, nullptr, &shards[count]));
+  WritePacket(shard, shards[count], result.data_ptr<uint8_t>());
   return result;
 }
 
@@ -312,6 +365,9 @@ TORCH_LIBRARY_FRAGMENT(coset, m) {
   m.def(
       "bucket_decode(Tensor packets, str config, int numel, int parts, bool sum, float scale, Tensor(a!)? out=None) "
       "-> Tensor");
+  m.def(
+      "bucket_reduce_encode(Tensor packets, Tensor(a!)? residual, str config, int numel, int parts, float scale, "
+      "Tensor(b!)? out=None) -> Tensor");
   m.def("exact_sum_layout(int numel, str config, int world, int bound) -> int[]");
   m.def("block_absmax(Tensor x, Tensor? residual, str config) -> Tensor");
   m.def(
@@ -330,6 +386,7 @@ TORCH_LIBRARY_IMPL(coset, CompositeExplicitAutograd, m) {
 TORCH_LIBRARY_IMPL(coset, CPU, m) {
   m.impl("bucket_encode", &BucketEncode);
   m.impl("bucket_decode", &BucketDecode);
+  m.impl("bucket_reduce_encode", &BucketReduceEncode);
   m.impl("block_absmax", &BlockAbsMaxOp);
   m.impl("exact_sum_encode", &ExactSumEncode);
   m.impl("exact_sum_decode", &ExactSumDecode);

@@ -233,6 +233,12 @@ inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t
           const __m256i pairs = _mm256_or_si256(s0, _mm256_slli_epi32(s1, 8));
           const __m256i packed16 = _mm256_permute4x64_epi64(_mm256_packus_epi32(pairs, pairs), 0x08);
           _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(packed16));
+        } else if (sizeof(SymbolT) == 2 && levels == 2) {
+          // 8 chunks x (b_0, b_1) 16-bit symbols = 32 bytes: one shift-or, one store (a scalar
+          // store per symbol was a sixth of E8's first try).
+          const __m256i s0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes[0]));
+          const __m256i s1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes[1]));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_or_si256(s0, _mm256_slli_epi32(s1, 16)));
         } else {
           for (int l = 0; l < 8; ++l) {
             for (int m = 0; m < levels; ++m) out[l * levels + m] = static_cast<SymbolT>(lanes[m][l]);
@@ -254,6 +260,17 @@ inline void EncodeRetries(const Codebook& cb, int levels, const float* x, const 
       [&](int64_t batch) { return _mm256_div_ps(one, _mm256_mul_ps(_mm256_loadu_ps(base + batch * 8), ramp_v)); },
       [&](int64_t batch, const int32_t(*lanes)[8], uint32_t mask) {
         overload_masks[batch] = static_cast<uint8_t>(mask);
+        if (sizeof(SymbolT) == 2 && levels == 2) {
+          // One 4-byte store of (b_0, b_1) per chunk, reading the list once.
+          alignas(32) uint32_t pairs[8];
+          const __m256i s0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes[0]));
+          const __m256i s1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes[1]));
+          _mm256_store_si256(reinterpret_cast<__m256i*>(pairs), _mm256_or_si256(s0, _mm256_slli_epi32(s1, 16)));
+          SymbolT* const out = symbols;
+          const int32_t* const chunks = list + batch * 8;
+          for (int l = 0; l < 8; ++l) std::memcpy(out + static_cast<int64_t>(chunks[l]) * 2, &pairs[l], 4);
+          return;
+        }
         for (int l = 0; l < 8; ++l) {
           SymbolT* out = symbols + static_cast<int64_t>(list[batch * 8 + l]) * levels;
           for (int m = 0; m < levels; ++m) out[m] = static_cast<SymbolT>(lanes[m][l]);

@@ -347,6 +347,15 @@ COSET_INLINE __mmask64 EncodeD4Group(const D4ByteLevels& levels, int batches, Lo
   return over;
 }
 
+// The symbols of two levels (lanes[m][l]: level m of lane l) as one 32-bit word per lane, b_0 in
+// the low SymbolT and b_1 above it: their order in the row once stored (little-endian).
+template <typename SymbolT>
+COSET_INLINE __m512i SymbolPairs(const int32_t (*lanes)[16]) {
+  static_assert(sizeof(SymbolT) <= 2, "two symbols per 32-bit lane");
+  return _mm512_or_si512(_mm512_load_si512(lanes[0]),
+                         _mm512_slli_epi32(_mm512_load_si512(lanes[1]), 8 * sizeof(SymbolT)));
+}
+
 // First try of n16 (a multiple of 16) contiguous chunks of x at one step (x * inv_step): writes
 // symbols[c * levels + m] and the overload masks, a bit per chunk (bytes c / 8). `prefetch` (may
 // be null): as many floats to bring towards L2, spread over the batches (the next row's block).
@@ -382,15 +391,21 @@ inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t
         overload_masks[2 * batch] = static_cast<uint8_t>(mask);
         overload_masks[2 * batch + 1] = static_cast<uint8_t>(mask >> 8);
         SymbolT* out = symbols + batch * 16 * levels;
-        if (sizeof(SymbolT) == 1 && levels == 2) {
-          // 16 chunks x (b_0, b_1) bytes = 32 bytes: one shift-or and one narrowing store.
-          const __m512i pairs =
-              _mm512_or_si512(_mm512_load_si512(lanes[0]), _mm512_slli_epi32(_mm512_load_si512(lanes[1]), 8));
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi32_epi16(pairs));
-        } else {
-          for (int l = 0; l < 16; ++l) {
-            for (int m = 0; m < levels; ++m) out[l * levels + m] = static_cast<SymbolT>(lanes[m][l]);
+        if constexpr (sizeof(SymbolT) <= 2) {
+          if (levels == 2) {
+            // 16 chunks x (b_0, b_1): one shift-or, then one (narrowing) store. A scalar store per
+            // symbol had been a sixth of E8's first try.
+            const __m512i pairs = SymbolPairs<SymbolT>(lanes);
+            if constexpr (sizeof(SymbolT) == 1) {
+              _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi32_epi16(pairs));
+            } else {
+              _mm512_storeu_si512(out, pairs);
+            }
+            return;
           }
+        }
+        for (int l = 0; l < 16; ++l) {
+          for (int m = 0; m < levels; ++m) out[l * levels + m] = static_cast<SymbolT>(lanes[m][l]);
         }
       });
 }
@@ -436,6 +451,17 @@ inline void EncodeRetries(const Codebook& cb, int levels, const float* x, const 
       [&](int64_t batch, const int32_t(*lanes)[16], uint32_t mask) {
         overload_masks[2 * batch] = static_cast<uint8_t>(mask);
         overload_masks[2 * batch + 1] = static_cast<uint8_t>(mask >> 8);
+        if constexpr (sizeof(SymbolT) == 2) {
+          if (levels == 2) {
+            // One 4-byte store of (b_0, b_1) per chunk, reading the list once.
+            alignas(64) uint32_t pairs[16];
+            _mm512_store_si512(pairs, SymbolPairs<SymbolT>(lanes));
+            SymbolT* const out = symbols;
+            const int32_t* const chunks = list + batch * 16;
+            for (int l = 0; l < 16; ++l) std::memcpy(out + static_cast<int64_t>(chunks[l]) * 2, &pairs[l], 4);
+            return;
+          }
+        }
         for (int l = 0; l < 16; ++l) {
           SymbolT* out = symbols + static_cast<int64_t>(list[batch * 16 + l]) * levels;
           for (int m = 0; m < levels; ++m) out[m] = static_cast<SymbolT>(lanes[m][l]);

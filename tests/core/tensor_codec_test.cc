@@ -447,6 +447,17 @@ TensorCodec HookCodec() {
   return *TensorCodec::Create(p);
 }
 
+// `count` codes of N(0,1) [rows, cols] tensors (seeds seed, seed + 1, ...).
+std::vector<CompressedTensor> EncodedGaussians(const TensorCodec& codec, int64_t rows, int64_t cols, int count,
+                                               int seed) {
+  std::vector<CompressedTensor> tensors;
+  for (int k = 0; k < count; ++k) {
+    const std::vector<float> x = Gaussian(rows * cols, seed + k);
+    tensors.push_back(*codec.Encode(x.data(), {rows, cols}));
+  }
+  return tensors;
+}
+
 // Epilogues that keep only the first `entries` entries write nothing past them and the same
 // floats before them, at every ISA level (the epilogue is compiled per level).
 TEST(TensorCodecTest, DecodeEpilogueKeepsItsFirstEntries) {
@@ -478,11 +489,7 @@ TEST(TensorCodecTest, DecodeSumMatchesDecodingInTurn) {
   ThreadPool pool(2);
   const TensorCodec codec = HookCodec();
   const int64_t rows = 7, cols = 1024, n = rows * cols;
-  std::vector<CompressedTensor> tensors;
-  for (int k = 0; k < 5; ++k) {
-    const std::vector<float> x = Gaussian(n, 40 + k);
-    tensors.push_back(*codec.Encode(x.data(), {rows, cols}));
-  }
+  const std::vector<CompressedTensor> tensors = EncodedGaussians(codec, rows, cols, 5, 40);
   const std::vector<float> base = Gaussian(n, 50);
   for (SimdLevel level : kAllSimdLevels) {
     if (level > DetectedSimdLevel()) continue;
@@ -563,6 +570,78 @@ TEST(TensorCodecTest, EncodeWithFeedbackMatchesEncodeThenDecode) {
       codec.EncodeWithFeedback(TensorCodec::Feedback{x.data(), nullptr, n + 1}, {rows, cols}, nullptr, nullptr, &out)
           .code(),
       absl::StatusCode::kInvalidArgument);
+}
+
+// The input may be the scaled sum of coded terms (reduce_scatter's re-encode): the codes and
+// residual are those of decoding the sum (DecodeSum) and encoding it with feedback, bit for bit, at
+// every ISA level, whether the sum is decoded row by row into the encode or, for terms whose sum
+// might overflow, whole and checked first; a sum that does overflow fails before any residual
+// changes.
+TEST(TensorCodecTest, EncodeWithFeedbackOfASumOfTermsMatchesDecodeSumThenEncode) {
+  ThreadPool pool(2);
+  const TensorCodec codec = HookCodec();
+  const int64_t rows = 6, cols = 1024, n = rows * cols;
+  const std::vector<CompressedTensor> tensors = EncodedGaussians(codec, rows, cols, 3, 80);
+  // A term whose first block has a huge (finite) scale but only zero points: its sum is finite, but
+  // only decoding it shows that, so it takes the decode-whole-then-check path.
+  CompressedTensor huge = tensors[2];
+  huge.scales[0] = 0x7F00;  // bf16 1.7e38
+  std::fill(huge.symbols.begin(), huge.symbols.begin() + 2 * 64, 0);
+  std::fill(huge.t.begin(), huge.t.begin() + 64, 0);
+  const float scale = 1.0f / 3.0f;
+  const std::vector<float> residual0 = Gaussian(n, 90);
+  for (SimdLevel level : kAllSimdLevels) {
+    if (level > DetectedSimdLevel()) continue;
+    ScopedSimdLevel scoped(level);
+    for (const CompressedTensor* last : std::vector<const CompressedTensor*>{&tensors[2], &huge}) {
+      const CompressedTensor* terms[] = {&tensors[0], &tensors[1], last};
+      for (int64_t entries : {n, n - 1000}) {
+        for (bool with_residual : {false, true}) {
+          std::vector<float> sum(n, 0.0f);
+          ASSERT_TRUE(
+              codec.DecodeSum(terms, 3, sum.data(), nullptr, TensorCodec::Epilogue{nullptr, scale, entries}).ok());
+          std::vector<float> want_residual = residual0, got_residual = residual0;
+          CompressedTensor want, got;
+          ASSERT_TRUE(codec
+                          .EncodeWithFeedback({sum.data(), with_residual ? want_residual.data() : nullptr, entries},
+                                              {rows, cols}, nullptr, nullptr, &want)
+                          .ok());
+          TensorCodec::Feedback in{nullptr, with_residual ? got_residual.data() : nullptr, entries};
+          in.terms = terms;
+          in.count = 3;
+          in.terms_scale = scale;
+          ASSERT_TRUE(codec.EncodeWithFeedback(in, {rows, cols}, &pool, nullptr, &got).ok());
+          const std::string where = std::string(SimdLevelName(level)) + (last == &huge ? " huge" : "") + " entries " +
+                                    std::to_string(entries);
+          EXPECT_EQ(got.symbols, want.symbols) << where;
+          EXPECT_EQ(got.t, want.t) << where;
+          EXPECT_EQ(got.scales, want.scales) << where;
+          EXPECT_EQ(0, std::memcmp(got_residual.data(), want_residual.data(), n * 4)) << where;
+        }
+      }
+    }
+  }
+  // An infinite scale (a hostile packet): refused naming the entry, the residual untouched.
+  CompressedTensor hostile = tensors[1];
+  hostile.scales[3] = 0x7F80;  // bf16 +inf
+  const CompressedTensor* terms[] = {&tensors[0], &hostile};
+  std::vector<float> residual = residual0;
+  TensorCodec::Feedback in{nullptr, residual.data(), n};
+  in.terms = terms;
+  in.count = 2;
+  in.terms_scale = 0.5f;
+  CompressedTensor out;
+  const absl::Status status = codec.EncodeWithFeedback(in, {rows, cols}, nullptr, nullptr, &out);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(status.message()).find("sum of the coded terms["), std::string::npos) << status;
+  EXPECT_EQ(residual, residual0);
+  // No terms, or terms of another shape.
+  in.count = 0;
+  EXPECT_EQ(codec.EncodeWithFeedback(in, {rows, cols}, nullptr, nullptr, &out).code(),
+            absl::StatusCode::kInvalidArgument);
+  in.count = 1;
+  EXPECT_EQ(codec.EncodeWithFeedback(in, {rows * 2, cols / 2}, nullptr, nullptr, &out).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 // A shape with a zero-sized last dimension names rows but no entries: encode and decode return at

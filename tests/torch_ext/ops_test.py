@@ -164,3 +164,50 @@ def test_bucket_ops_refuse_bad_outputs_and_non_finite_gradients():
     with pytest.raises(RuntimeError, match=r"input\[1234\] is inf"):
         torch.ops.coset.bucket_encode(bad, residual, config, 2)
     assert torch.equal(residual, kept)
+
+
+@pytest.mark.parametrize("parts,count,feedback", [(1, 1, True), (2, 2, True), (3, 3, False), (4, 4, True)])
+def test_bucket_reduce_encode_is_decode_sum_then_encode(parts, count, feedback):
+    """reduce_scatter's fused step (a shard's packets summed and re-encoded with error feedback)
+    gives the packet and residual of decoding the sum and then encoding it, bit for bit."""
+    config = _hook_config()
+    torch.manual_seed(5 + parts)
+    n = 20_000 + 11  # cut last shard
+    shard_len, _ = torch.ops.coset.bucket_layout(n, parts, config)
+    packets = torch.cat([torch.ops.coset.bucket_encode(torch.randn(n), None, config, parts)[-1:] for _ in range(count)])
+    s = 1.0 / count
+    residual = torch.randn(shard_len) * 0.05 if feedback else None
+    mine = torch.ops.coset.bucket_decode(packets, config, n, parts, True, s)
+    want_residual = residual.clone() if feedback else None
+    want = torch.ops.coset.bucket_encode(mine, want_residual, config, 1)
+    got_residual = residual.clone() if feedback else None
+    out = torch.empty_like(want)
+    got = torch.ops.coset.bucket_reduce_encode(packets, got_residual, config, n, parts, s, out)
+    assert got.data_ptr() == out.data_ptr()
+    assert torch.equal(got, want)
+    if feedback:
+        assert torch.equal(got_residual, want_residual)
+        assert not torch.equal(got_residual, residual)
+
+
+def test_bucket_reduce_encode_refuses_hostile_packets_before_the_residual_changes():
+    """A packet whose block scale would overflow the sum (a peer's corrupt or hostile bytes) fails
+    with a clear error, and the residual is left as it was; so do wrong sizes."""
+    config = _hook_config()
+    n, parts = 8192, 2
+    shard_len, packet_bytes = torch.ops.coset.bucket_layout(n, parts, config)
+    packets = torch.ops.coset.bucket_encode(torch.randn(n), None, config, parts)
+    residual = torch.randn(shard_len) * 0.01
+    kept = residual.clone()
+    hostile = packets.clone()
+    hostile[1, 0:2] = torch.tensor([0x80, 0x7F], dtype=torch.uint8)  # the first bf16 block scale: +inf
+    with pytest.raises(RuntimeError, match=r"sum of the coded terms\[\d+\] is (inf|-inf|nan)"):
+        torch.ops.coset.bucket_reduce_encode(hostile, residual, config, n, parts, 0.5)
+    assert torch.equal(residual, kept)
+    with pytest.raises(RuntimeError, match="packets have"):
+        torch.ops.coset.bucket_reduce_encode(packets[:, :-1].contiguous(), residual, config, n, parts, 0.5)
+    with pytest.raises(RuntimeError, match="residual has"):
+        torch.ops.coset.bucket_reduce_encode(packets, residual[:-1], config, n, parts, 0.5)
+    with pytest.raises(RuntimeError, match="at least one packet"):
+        torch.ops.coset.bucket_reduce_encode(packets[:0], residual, config, n, parts, 0.5)
+    assert torch.equal(residual, kept)

@@ -125,16 +125,16 @@ class State:
             self._counters["hook_cpu_seconds"] += cpu_seconds
 
     # --- error feedback ---------------------------------------------------------------------
-    def residual(self, bucket, role, like):
-        """This rank's residual for one quantization (`role`) of a bucket: zeros at first, then what
-        the last step's quantization left out; None without error feedback (kept under
-        _bucket_key)."""
+    def residual(self, bucket, role, numel, device):
+        """This rank's residual of `numel` entries for one quantization (`role`) of a bucket: zeros
+        at first, then what the last step's quantization left out; None without error feedback
+        (kept under _bucket_key)."""
         if not self.error_feedback:
             return None
         key = _bucket_key(bucket, role)
         r = self._residuals.get(key)
-        if r is None or r.numel() != like.numel() or r.device != like.device:
-            r = torch.zeros(like.numel(), dtype=torch.float32, device=like.device)
+        if r is None or r.numel() != numel or r.device != device:
+            r = torch.zeros(numel, dtype=torch.float32, device=device)
             self._residuals[key] = r
         return r
 
@@ -245,7 +245,7 @@ def allreduce_fp32(state, bucket):
 
 
 # Each mode on one flat float32 gradient x: (future of the average over the ranks, bytes this rank
-# sends). residual(role, like) gives the error-feedback residual of one quantization (or None);
+# sends). residual(role, numel) gives the error-feedback residual of one quantization (or None);
 # buffer(role, shape, dtype) a tensor the mode may reuse every step. The average is written into x
 # itself (as DDP's own all-reduce does with the bucket) once x has been encoded.
 
@@ -255,7 +255,7 @@ def _reference(state, x, residual, buffer):
     n = x.numel()
     _, packet_bytes = torch.ops.coset.bucket_layout(n, 1, state.config_text)
     with _Timer(state):
-        packet = state.bucket_encode(x, residual("local", x), 1, buffer("packet", (1, packet_bytes), torch.uint8))
+        packet = state.bucket_encode(x, residual("local", n), 1, buffer("packet", (1, packet_bytes), torch.uint8))
         local = torch.ops.coset.bucket_decode(packet, state.config_text, n, 1, True, 1.0 / state.world, x)
     fut = dist.all_reduce(local, group=state.process_group, async_op=True).get_future()
     return fut.then(_first), ring_allreduce_bytes(n * 4, state.world)
@@ -266,7 +266,7 @@ def _allgather(state, x, residual, buffer):
     n, world = x.numel(), state.world
     _, packet_bytes = torch.ops.coset.bucket_layout(n, 1, state.config_text)
     with _Timer(state):
-        packet = state.bucket_encode(x, residual("local", x), 1, buffer("packet", (1, packet_bytes), torch.uint8))
+        packet = state.bucket_encode(x, residual("local", n), 1, buffer("packet", (1, packet_bytes), torch.uint8))
     gathered, fut = _all_gather_into(state, packet[0], buffer("gathered", (world, packet_bytes), torch.uint8))
 
     def finish(_):
@@ -282,17 +282,21 @@ def _reduce_scatter(state, x, residual, buffer):
     n, world, group, config = x.numel(), state.world, state.process_group, state.config_text
     shard_len, packet_bytes = torch.ops.coset.bucket_layout(n, world, config)
     with _Timer(state):
-        packets = state.bucket_encode(x, residual("local", x), world,
+        packets = state.bucket_encode(x, residual("local", n), world,
                                       buffer("packets", (world, packet_bytes), torch.uint8))
     received = buffer("received", (world, packet_bytes), torch.uint8)
     # Blocking: the second collective needs this one's result, and collectives are never started
     # from callbacks (see the module docstring).
     dist.all_to_all_single(received, packets, group=group)
+    shard_out = buffer("shard_packet", (1, packet_bytes), torch.uint8)
     with _Timer(state):
-        mine = torch.ops.coset.bucket_decode(received, config, n, world, True, 1.0 / world,
-                                             buffer("mine", (shard_len,), torch.float32))
-        shard_packet = state.bucket_encode(mine, residual("shard", mine), 1,
-                                           buffer("shard_packet", (1, packet_bytes), torch.uint8))
+        if state.backend == "daemon":
+            mine = torch.ops.coset.bucket_decode(received, config, n, world, True, 1.0 / world,
+                                                 buffer("mine", (shard_len,), torch.float32))
+            shard_packet = state.bucket_encode(mine, residual("shard", shard_len), 1, shard_out)
+        else:  # the same packet, the sum decoded straight into the encode
+            shard_packet = torch.ops.coset.bucket_reduce_encode(received, residual("shard", shard_len), config, n,
+                                                                world, 1.0 / world, shard_out)
     gathered, fut = _all_gather_into(state, shard_packet[0], buffer("gathered", (world, packet_bytes), torch.uint8))
 
     def finish(_):
@@ -308,7 +312,7 @@ def _allreduce_codes(state, x, residual, buffer):
     and scale the sum once."""
     world, group, config = state.world, state.process_group, state.config_text
     n = x.numel()
-    r = residual("local", x)
+    r = residual("local", n)
     with _Timer(state):
         scales = torch.ops.coset.block_absmax(x, r, config)
     dist.all_reduce(scales, op=dist.ReduceOp.MAX, group=group)
@@ -333,11 +337,11 @@ def average(state, x, residuals=None):
     """The state's mode on one flat float32 gradient outside DDP (x is left as it is): (a future
     holding the average over the ranks, the bytes this rank sends). residuals: a dict role ->
     tensor for error feedback (updated in place; missing roles start at zeros), or None for none."""
-    def residual(role, like):
+    def residual(role, numel):
         if residuals is None:
             return None
         if role not in residuals:
-            residuals[role] = torch.zeros(like.numel(), dtype=torch.float32, device=like.device)
+            residuals[role] = torch.zeros(numel, dtype=torch.float32, device=x.device)
         return residuals[role]
 
     def buffer(role, shape, dtype):
@@ -365,7 +369,7 @@ def _check_device(x):
 def _bucket_hook(state, bucket):
     x, restore = _float_view(bucket.buffer())
     _check_device(x)
-    fut, wire_bytes = _MODES[state.mode](state, x, lambda role, like: state.residual(bucket, role, like),
+    fut, wire_bytes = _MODES[state.mode](state, x, lambda role, numel: state.residual(bucket, role, numel, x.device),
                                          lambda role, shape, dtype: state.buffer(bucket, role, shape, dtype, x))
     state.end_bucket(bucket, x.numel(), wire_bytes)
     return fut.then(lambda f: restore(f.value()))
