@@ -103,13 +103,23 @@ void CheckFinite(const at::Tensor& x) {
   const float* xs = x.data_ptr<float>();
   std::atomic<bool> bad{false};
   at::parallel_for(0, x.numel(), 1 << 16, [xs, &bad](int64_t begin, int64_t end) {
-    uint32_t all_ones = 0;
-    for (int64_t i = begin; i < end; ++i) {
+    // Sixteen independent flags, so that the vectorized loop is not one chain of ORs (at one
+    // register per step that chain was 6 % of an encode with feedback).
+    uint32_t all_ones[16] = {};
+    int64_t i = begin;
+    for (; i + 16 <= end; i += 16) {
+      for (int k = 0; k < 16; ++k) {
+        uint32_t bits;
+        std::memcpy(&bits, xs + i + k, 4);
+        all_ones[k] |= static_cast<uint32_t>((bits & 0x7F800000u) == 0x7F800000u);
+      }
+    }
+    for (; i < end; ++i) {
       uint32_t bits;
       std::memcpy(&bits, xs + i, 4);
-      all_ones |= static_cast<uint32_t>((bits & 0x7F800000u) == 0x7F800000u);
+      all_ones[0] |= static_cast<uint32_t>((bits & 0x7F800000u) == 0x7F800000u);
     }
-    if (all_ones != 0) bad = true;
+    if (std::any_of(all_ones, all_ones + 16, [](uint32_t v) { return v != 0; })) bad = true;
   });
   if (!bad) return;
   const float* first = std::find_if(xs, xs + x.numel(), [](float v) { return !std::isfinite(v); });
