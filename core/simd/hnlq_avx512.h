@@ -23,15 +23,6 @@ namespace simd_avx512 {
 // Every helper below works on register arrays; an out-of-line call would pass them through memory.
 #define COSET_INLINE inline __attribute__((always_inline))
 
-// 16 chunks as two AVX2 halves (lanes 0-7 and 8-15) joined per coordinate.
-template <int d, class Half, class ChunkPtr>
-COSET_INLINE void LoadHalves(Half half_load, ChunkPtr chunk, __m512 y[d]) {
-  __m256 lo[d], hi[d];
-  half_load([&](int l) { return chunk(l); }, lo);
-  half_load([&](int l) { return chunk(l + 8); }, hi);
-  for (int i = 0; i < d; ++i) y[i] = _mm512_insertf32x8(_mm512_castps256_ps512(lo[i]), hi[i], 1);
-}
-
 // Nearest D_n point (ambient, as floats) of n coordinate registers; mirrors NearestDnPoint and
 // simd_avx2::NearestDn (first coordinate with the strictly largest rounding gap is flipped).
 template <int n>
@@ -109,12 +100,34 @@ struct D4Batch {
 struct E8Batch {
   static constexpr int kDim = 8;
   static constexpr int kLanes = 16;
+  // 16 scattered chunks: one 32-byte load each, two per register, then Transpose.
   template <class ChunkPtr>
   static COSET_INLINE void Load(ChunkPtr chunk, __m512 y[8]) {
-    LoadHalves<8>([](auto c, __m256* h) { simd_avx2::LoadE8Chunks(c, h); }, chunk, y);
+    __m512 v[8];
+    for (int j = 0; j < 8; ++j) {
+      v[j] = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(chunk(2 * j))),
+                                _mm256_loadu_ps(chunk(2 * j + 1)), 1);
+    }
+    Transpose(v, y);
   }
+  // 16 contiguous chunks (128 floats): eight loads, then Transpose.
   static COSET_INLINE void LoadContiguous(const float* x, __m512 y[8]) {
-    Load([x](int l) { return x + 8 * l; }, y);
+    __m512 v[8];
+    for (int j = 0; j < 8; ++j) v[j] = _mm512_loadu_ps(x + 16 * j);
+    Transpose(v, y);
+  }
+  // v[j] holds chunks 2j and 2j + 1 (chunk-major) -> y[i] holds coordinate i of chunks 0..15: the
+  // 128-bit lanes regrouped into D4Batch's layout (four chunks x coordinates 0-3, then 4-7), then
+  // D4Batch's transpose on each half (24 register ops; the AVX2 path's two 8x8 transposes took 48
+  // half-width shuffles and 8 inserts).
+  static COSET_INLINE void Transpose(const __m512 v[8], __m512 y[8]) {
+    __m512 low[4], high[4];
+    for (int g = 0; g < 4; ++g) {
+      low[g] = _mm512_shuffle_f32x4(v[2 * g], v[2 * g + 1], _MM_SHUFFLE(2, 0, 2, 0));
+      high[g] = _mm512_shuffle_f32x4(v[2 * g], v[2 * g + 1], _MM_SHUFFLE(3, 1, 3, 1));
+    }
+    D4Batch::Transpose(low, y);
+    D4Batch::Transpose(high, y + 4);
   }
   // Mirrors E8Kernel: the closer of D8 and D8 + 1/2 (D8 on ties), then coordinates from 2p.
   static COSET_INLINE void Nearest(const __m512 y[8], __m512i z[8]) {
