@@ -367,7 +367,6 @@ std::unique_ptr<Watchdog> StartWatchdog(const Listeners& listeners) {
 void RunUntilSignal(const sigset_t& stop_signals, Listeners& listeners, const CosetServiceImpl& service,
                     int64_t drain_seconds) {
   grpc::Server* server = listeners.server.get();
-  sd_notify(0, "READY=1");  // harmless when not started by systemd
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
   Log(0, absl::StrCat("signal ", signal_number, ": draining (up to ", drain_seconds, " s)"));
@@ -437,6 +436,9 @@ int Main(int argc, char** argv) {
   Log(0, "serving metrics on " + metrics_bound);
   if (!flags.ready_file.empty()) WriteReadyFile(flags.ready_file, listeners->bound, metrics_bound);
 
+  // READY=1 (harmless when not started by systemd) before the watchdog's first ping: its thread
+  // probes the server at once, and a ping ahead of READY=1 was seen on a loaded CI machine.
+  sd_notify(0, "READY=1");
   std::unique_ptr<Watchdog> watchdog = StartWatchdog(*listeners);
   RunUntilSignal(stop_signals, *listeners, service, flags.drain_seconds);
   watchdog.reset();
