@@ -65,11 +65,13 @@ BucketLayout LayoutFor(const TensorCodec& codec, int64_t numel, int64_t parts) {
   return Take(BucketLayout::Make(codec.params(), numel, static_cast<int>(parts)));
 }
 
-// The error-feedback residual (x's size, updated in place), or null when none was given.
-float* ResidualOrNull(const c10::optional<at::Tensor>& residual, const at::Tensor& x) {
+// The error-feedback residual (updated in place) of an input of `numel` entries, named `input` in
+// the error, or null when none was given.
+float* ResidualOrNull(const c10::optional<at::Tensor>& residual, int64_t numel, const char* input = "x") {
   if (!residual.has_value() || !residual->defined()) return nullptr;
   CheckFlatFloat(*residual, "residual");
-  TORCH_CHECK(residual->numel() == x.numel(), "coset: residual has ", residual->numel(), " entries, x has ", x.numel());
+  TORCH_CHECK(residual->numel() == numel, "coset: residual has ", residual->numel(), " entries, ", input, " has ",
+              numel);
   return residual->data_ptr<float>();
 }
 
@@ -148,12 +150,25 @@ std::vector<CompressedTensor>& ShardsFor(const BucketLayout& layout, const Codec
   return shards;
 }
 
+// Every packet (rows of packets, checked by CheckPackets) read into shards[k], as the terms of a
+// sum; shards has at least as many entries.
+std::vector<const CompressedTensor*> ReadTerms(const at::Tensor& packets, const BucketLayout& layout,
+                                               std::vector<CompressedTensor>& shards) {
+  const uint8_t* data = packets.data_ptr<uint8_t>();
+  std::vector<const CompressedTensor*> terms(packets.size(0));
+  for (int64_t k = 0; k < packets.size(0); ++k) {
+    Check(ReadPacket(layout, data + k * layout.packet_bytes, layout.packet_bytes, &shards[k]));
+    terms[k] = &shards[k];
+  }
+  return terms;
+}
+
 }  // namespace
 
 at::Tensor EncodeBucket(const at::Tensor& x, const c10::optional<at::Tensor>& residual, const std::string& config,
                         int64_t parts, const ShardEncoder& encode, const c10::optional<at::Tensor>& packets) {
   CheckFlatFloat(x, "x");
-  float* rs = ResidualOrNull(residual, x);
+  float* rs = ResidualOrNull(residual, x.numel());
   const std::shared_ptr<const TensorCodec> held = CodecFor(config);
   const TensorCodec& codec = *held;
   const BucketLayout layout = LayoutFor(codec, x.numel(), parts);
@@ -241,12 +256,8 @@ at::Tensor BucketDecode(const at::Tensor& packets, const std::string& config, in
   if (sum) {
     // All packets of the shard decoded row by row into one sum that stays in cache: the output is
     // written once, not read and written once per packet.
-    std::vector<CompressedTensor>& shards = ShardsFor(layout, codec.params(), count);
-    std::vector<const CompressedTensor*> terms(count);
-    for (int64_t k = 0; k < count; ++k) {
-      Check(ReadPacket(layout, data + k * layout.packet_bytes, layout.packet_bytes, &shards[k]));
-      terms[k] = &shards[k];
-    }
+    const std::vector<const CompressedTensor*> terms =
+        ReadTerms(packets, layout, ShardsFor(layout, codec.params(), count));
     Check(codec.DecodeSum(terms.data(), count, o, &executor, TensorCodec::Epilogue{nullptr, s, entries}));
     return result;
   }
@@ -278,21 +289,10 @@ at::Tensor BucketReduceEncode(const at::Tensor& packets, const c10::optional<at:
   const BucketLayout shard = LayoutFor(codec, layout.shard_len, 1);
   TORCH_CHECK(shard.packet_bytes == layout.packet_bytes && shard.shard_len == layout.shard_len,
               "coset: internal error: a re-encoded shard's layout differs from the shard's");
-  float* rs = nullptr;
-  if (residual.has_value() && residual->defined()) {
-    CheckFlatFloat(*residual, "residual");
-    TORCH_CHECK(residual->numel() == layout.shard_len, "coset: residual has ", residual->numel(),
-                " entries; a shard of this bucket has ", layout.shard_len);
-    rs = residual->data_ptr<float>();
-  }
+  float* rs = ResidualOrNull(residual, layout.shard_len, "a shard of this bucket");
   at::Tensor result = OutputFor(out, {1, layout.packet_bytes}, at::kByte);
   std::vector<CompressedTensor>& shards = ShardsFor(layout, codec.params(), count + 1);  // terms, then the result
-  std::vector<const CompressedTensor*> terms(count);
-  const uint8_t* data = packets.data_ptr<uint8_t>();
-  for (int64_t k = 0; k < count; ++k) {
-    Check(ReadPacket(layout, data + k * layout.packet_bytes, layout.packet_bytes, &shards[k]));
-    terms[k] = &shards[k];
-  }
+  const std::vector<const CompressedTensor*> terms = ReadTerms(packets, layout, shards);
   TensorCodec::Feedback in;
   in.residual = rs;
   in.entries = layout.shard_len;
@@ -328,7 +328,7 @@ std::vector<int64_t> ExactSumLayoutOp(int64_t numel, const std::string& config, 
 at::Tensor BlockAbsMaxOp(const at::Tensor& x, const c10::optional<at::Tensor>& residual, const std::string& config) {
   CheckFlatFloat(x, "x");
   const ExactSumSpec spec = SpecFor(config, 1, 0);
-  const float* r = ResidualOrNull(residual, x);
+  const float* r = ResidualOrNull(residual, x.numel());
   at::Tensor out = at::empty({spec.Blocks(x.numel())}, at::TensorOptions().dtype(at::kFloat));
   at::parallel_for(0, out.numel(), 64, [&](int64_t begin, int64_t end) {
     BlockAbsMax(spec, x.data_ptr<float>(), r, x.numel(), begin, end, out.data_ptr<float>());
@@ -342,7 +342,7 @@ at::Tensor ExactSumEncode(const at::Tensor& x, const c10::optional<at::Tensor>& 
   CheckFlatFloat(x, "x");
   const ExactSumSpec spec = SpecFor(config, world, bound);
   CheckScales(spec, scales, x.numel());
-  float* r = ResidualOrNull(residual, x);
+  float* r = ResidualOrNull(residual, x.numel());
   at::Tensor words = OutputFor(out, {spec.Words(x.numel())}, at::kLong);
   at::parallel_for(0, spec.Units(x.numel()), 256, [&](int64_t begin, int64_t end) {
     QuantizeToWords(spec, x.data_ptr<float>(), r, x.numel(), scales.data_ptr<float>(), begin, end,

@@ -207,6 +207,15 @@ inline void EncodeBatches(const Codebook& cb, int levels, const float* x, int64_
   }
 }
 
+// The symbols of two levels (lanes[m][l]: level m of lane l) as one 32-bit word per lane, b_0 in
+// the low `bits` bits and b_1 above them (symbols of at most 16 bits): their order in the row once
+// stored (little-endian).
+inline __m256i SymbolPairs(const int32_t (*lanes)[8], int bits) {
+  const __m256i s0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes[0]));
+  const __m256i s1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes[1]));
+  return _mm256_or_si256(s0, _mm256_sll_epi32(s1, _mm_cvtsi32_si128(bits)));
+}
+
 // First try of n8 (a multiple of 8) contiguous chunks of x at one step (x * inv_step): writes
 // symbols[c * levels + m] and overload_masks[c / 8] (bit c % 8 set when chunk c overloads).
 // `prefetch` (may be null): as many floats to bring towards L2, spread over the batches.
@@ -228,17 +237,13 @@ inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t
         SymbolT* out = symbols + batch * 8 * levels;
         if (sizeof(SymbolT) == 1 && levels == 2) {
           // 8 chunks x (b_0, b_1) bytes = 16 bytes, interleaved with one pack and one permute.
-          const __m256i s0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes[0]));
-          const __m256i s1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes[1]));
-          const __m256i pairs = _mm256_or_si256(s0, _mm256_slli_epi32(s1, 8));
+          const __m256i pairs = SymbolPairs(lanes, 8);
           const __m256i packed16 = _mm256_permute4x64_epi64(_mm256_packus_epi32(pairs, pairs), 0x08);
           _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(packed16));
         } else if (sizeof(SymbolT) == 2 && levels == 2) {
           // 8 chunks x (b_0, b_1) 16-bit symbols = 32 bytes: one shift-or, one store (a scalar
           // store per symbol was a sixth of E8's first try).
-          const __m256i s0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes[0]));
-          const __m256i s1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes[1]));
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_or_si256(s0, _mm256_slli_epi32(s1, 16)));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), SymbolPairs(lanes, 16));
         } else {
           for (int l = 0; l < 8; ++l) {
             for (int m = 0; m < levels; ++m) out[l * levels + m] = static_cast<SymbolT>(lanes[m][l]);
@@ -263,9 +268,7 @@ inline void EncodeRetries(const Codebook& cb, int levels, const float* x, const 
         if (sizeof(SymbolT) == 2 && levels == 2) {
           // One 4-byte store of (b_0, b_1) per chunk, reading the list once.
           alignas(32) uint32_t pairs[8];
-          const __m256i s0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes[0]));
-          const __m256i s1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes[1]));
-          _mm256_store_si256(reinterpret_cast<__m256i*>(pairs), _mm256_or_si256(s0, _mm256_slli_epi32(s1, 16)));
+          _mm256_store_si256(reinterpret_cast<__m256i*>(pairs), SymbolPairs(lanes, 16));
           SymbolT* const out = symbols;
           const int32_t* const chunks = list + batch * 8;
           for (int l = 0; l < 8; ++l) std::memcpy(out + static_cast<int64_t>(chunks[l]) * 2, &pairs[l], 4);
