@@ -1,6 +1,7 @@
 // cosetctl gemv / dot / bench gemv: inner products computed on the codes (core/inner_product.h).
 #include <cblas.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <iostream>
@@ -11,6 +12,7 @@
 #include "common/codec_flags.h"
 #include "core/evaluation.h"
 #include "core/inner_product.h"
+#include "core/simd/dispatch.h"
 #include "core/status_macros.h"
 #include "core/thread_pool.h"
 
@@ -56,8 +58,17 @@ absl::Status CmdDot(const CommandContext& ctx) {
   return absl::OkStatus();
 }
 
-// bench gemv: LUT GEMV on codes vs OpenBLAS float32 GEMV on the decoded matrix vs decode + GEMV,
-// same data, same thread count, same run.
+// min / median / max of a few runs' values (the bench's report of every timed quantity).
+JsonObject Spread(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  JsonObject j;
+  j.Add("min", v.front()).Add("median", v[v.size() / 2]).Add("max", v.back());
+  return j;
+}
+
+// bench gemv: LUT GEMM on codes vs OpenBLAS float32 GEMV/GEMM on the decoded matrix vs decode then
+// GEMV/GEMM, same data, same thread count; `runs` runs, each timing all three (best of `reps`),
+// ratios taken within a run and reported as min / median / max.
 absl::Status BenchGemv(const CommandContext& ctx) {
   const CliArgs& args = ctx.args;
   if (!ctx.in_process()) return absl::InvalidArgumentError("bench gemv runs in-process only (no --daemon)");
@@ -65,9 +76,21 @@ absl::Status BenchGemv(const CommandContext& ctx) {
   COSET_ASSIGN_OR_RETURN(int64_t n, args.GetInt("n", 16384));
   COSET_ASSIGN_OR_RETURN(int64_t k, args.GetInt("k", 8192));
   COSET_ASSIGN_OR_RETURN(int64_t batch, args.GetInt("batch", 1));
-  COSET_ASSIGN_OR_RETURN(int64_t reps, args.GetInt("reps", 5));
-  if (n < 1 || k < 1 || n * k > (int64_t{1} << 31) || batch < 1 || batch > 64 || reps < 1 || reps > 100) {
-    return absl::InvalidArgumentError("need 1 <= n*k <= 2^31, 1 <= batch <= 64, 1 <= reps <= 100");
+  COSET_ASSIGN_OR_RETURN(int64_t reps, args.GetInt("reps", 3));
+  COSET_ASSIGN_OR_RETURN(int64_t runs, args.GetInt("runs", 3));
+  if (n < 1 || k < 1 || n * k > (int64_t{1} << 31) || batch < 1 || batch > 256 || reps < 1 || reps > 100 || runs < 1 ||
+      runs > 20) {
+    return absl::InvalidArgumentError("need 1 <= n*k <= 2^31, 1 <= batch <= 256, 1 <= reps <= 100, 1 <= runs <= 20");
+  }
+  LutMatrix::Path first = LutMatrix::Path::kCompactCodes;
+  const std::string layout = args.Get("layout", "compact-codes");
+  if (layout == "int8-lanes") {
+    first = LutMatrix::Path::kInt8Lanes;
+  } else if (layout == "one-sided-lut") {
+    first = LutMatrix::Path::kOneSidedLut;
+  } else if (layout != "compact-codes") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--layout (=", layout, ") must be compact-codes, int8-lanes or one-sided-lut"));
   }
   // One thread unless --threads says otherwise: the baseline (OpenBLAS) gets the same count.
   ThreadPool single(1);
@@ -82,9 +105,9 @@ absl::Status BenchGemv(const CommandContext& ctx) {
     COSET_ASSIGN_OR_RETURN(w, codec.Encode(raw.data(), {n, k}, DType::kFloat32, &pool));
   }
   COSET_RETURN_IF_ERROR(codec.Decode(w, decoded.data(), &pool));
-  COSET_ASSIGN_OR_RETURN(LutMatrix m, LutMatrix::Create(w));
+  COSET_ASSIGN_OR_RETURN(LutMatrix m, LutMatrix::Create(w, kDefaultLutBudgetBytes, first));
   const std::vector<float> x = GaussianSamples(batch * k, 12);
-  std::vector<float> lut_out(batch * n), fp32_out(batch * n);
+  std::vector<float> lut_out(batch * n), fp32_out(batch * n), scratch(n * k);
   absl::Status status;
   auto fp32 = [&](const float* a, float* y) {
     if (batch == 1) {
@@ -93,22 +116,12 @@ absl::Status BenchGemv(const CommandContext& ctx) {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, n, k, 1.0f, x.data(), k, a, k, 0.0f, y, n);
     }
   };
-  const double lut_s =
-      BestSeconds(static_cast<int>(reps), [&] { status = m.Gemm(x.data(), batch, lut_out.data(), &pool); });
-  COSET_RETURN_IF_ERROR(status);
-  const double fp32_s = BestSeconds(static_cast<int>(reps), [&] { fp32(decoded.data(), fp32_out.data()); });
-  std::vector<float> scratch(n * k);
-  const double decode_s = BestSeconds(static_cast<int>(reps), [&] {
-    status = codec.Decode(w, scratch.data(), &pool);
-    fp32(scratch.data(), fp32_out.data());
-  });
-  COSET_RETURN_IF_ERROR(status);
   // The memory roof of the same run: one read-only pass over the decoded matrix (a buffer far
   // beyond the caches), on the same threads. The LUT kernels read each group of rows' resident codes
-  // from memory once per call (a group stays in L2 across its query tiles).
-  volatile uint64_t sink = 0;
+  // from memory once per call (a group stays in L1/L2 across its query tiles).
   const int64_t words = n * k / 2;
-  const double stream_s = BestSeconds(static_cast<int>(reps), [&] {
+  volatile uint64_t sink = 0;
+  auto stream_read = [&] {
     const uint64_t* data = reinterpret_cast<const uint64_t*>(decoded.data());
     std::atomic<uint64_t> total{0};
     pool.ParallelFor(words / 4096, [&](int64_t begin, int64_t end) {
@@ -117,10 +130,29 @@ absl::Status BenchGemv(const CommandContext& ctx) {
       total += acc;
     });
     sink = total.load();
-  });
+  };
+  std::vector<double> lut_ms, fp32_ms, decode_ms, stream_gbps, lut_gbps, vs_fp32, vs_decode, bw_fraction;
+  for (int64_t run = 0; run < runs; ++run) {
+    const double lut_s =
+        BestSeconds(static_cast<int>(reps), [&] { status = m.Gemm(x.data(), batch, lut_out.data(), &pool); });
+    COSET_RETURN_IF_ERROR(status);
+    const double fp32_s = BestSeconds(static_cast<int>(reps), [&] { fp32(decoded.data(), fp32_out.data()); });
+    const double decode_s = BestSeconds(static_cast<int>(reps), [&] {
+      status = codec.Decode(w, scratch.data(), &pool);
+      fp32(scratch.data(), fp32_out.data());
+    });
+    COSET_RETURN_IF_ERROR(status);
+    const double stream_s = BestSeconds(static_cast<int>(reps), stream_read);
+    lut_ms.push_back(lut_s * 1e3);
+    fp32_ms.push_back(fp32_s * 1e3);
+    decode_ms.push_back(decode_s * 1e3);
+    stream_gbps.push_back(static_cast<double>(words / 4096 * 4096 * 8) / stream_s / 1e9);
+    lut_gbps.push_back(static_cast<double>(m.packed_bytes()) / lut_s / 1e9);
+    vs_fp32.push_back(fp32_s / lut_s);
+    vs_decode.push_back(decode_s / lut_s);
+    bw_fraction.push_back(lut_gbps.back() / stream_gbps.back());
+  }
   (void)sink;
-  const double stream_gbps = static_cast<double>(words / 4096 * 4096 * 8) / stream_s / 1e9;
-  const double lut_read_gbps = static_cast<double>(m.packed_bytes()) / lut_s / 1e9;
   double max_abs = 0, err2 = 0, ref2 = 0;
   for (int64_t i = 0; i < batch * n; ++i) {
     const double e = static_cast<double>(lut_out[i]) - fp32_out[i];
@@ -128,25 +160,31 @@ absl::Status BenchGemv(const CommandContext& ctx) {
     err2 += e * e;
     ref2 += static_cast<double>(fp32_out[i]) * fp32_out[i];
   }
+  const double bytes_per_entry = static_cast<double>(m.packed_bytes()) / static_cast<double>(n * k);
   JsonObject j;
   j.Add("lattice", codec.params().lattice.name()).Add("q", params.q).Add("M", params.M).Add("n", n).Add("k", k);
-  j.Add("batch", batch)
-      .Add("threads", static_cast<int64_t>(threads))
-      .Add("path", m.fast_path() ? "int8-lanes" : "one-sided-lut");
+  j.Add("batch", batch).Add("threads", static_cast<int64_t>(threads)).Add("path", m.path_name());
+  j.Add("simd", SimdLevelName(ActiveSimdLevel())).Add("runs", runs).Add("reps", reps);
   j.Add("code_bytes", static_cast<int64_t>(w.symbols.size() + w.t.size() + 2 * w.scales.size()));
   j.Add("packed_bytes", m.packed_bytes()).Add("fp32_bytes", n * k * 4);
-  j.Add("resident_bytes_per_entry", static_cast<double>(m.packed_bytes()) / static_cast<double>(n * k));
-  j.Add("lut_read_gbps", lut_read_gbps).Add("stream_read_gbps", stream_gbps);
-  j.Add("read_bandwidth_fraction", lut_read_gbps / stream_gbps);
-  j.Add("lut_ms", lut_s * 1e3).Add("fp32_ms", fp32_s * 1e3).Add("decode_then_fp32_ms", decode_s * 1e3);
-  j.Add("speedup_vs_fp32", fp32_s / lut_s).Add("max_abs_err", max_abs).Add("rel_err", std::sqrt(err2 / ref2));
+  j.Add("resident_bytes_per_entry", bytes_per_entry).Add("resident_bits_per_entry", 8 * bytes_per_entry);
+  j.Add("lut_ms", Spread(lut_ms)).Add("fp32_ms", Spread(fp32_ms)).Add("decode_then_fp32_ms", Spread(decode_ms));
+  j.Add("speedup_vs_fp32", Spread(vs_fp32)).Add("speedup_vs_decode_then_fp32", Spread(vs_decode));
+  j.Add("lut_read_gbps", Spread(lut_gbps)).Add("stream_read_gbps", Spread(stream_gbps));
+  j.Add("read_bandwidth_fraction", Spread(bw_fraction));
+  j.Add("max_abs_err", max_abs).Add("rel_err", std::sqrt(err2 / ref2));
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
   Emit(ctx.json, j,
        absl::StrCat("GEMV ", n, "x", k, " batch ", batch, ", ", threads, " thread(s), ", codec.params().lattice.name(),
-                    " q=", params.q, " M=", params.M, ":\n  LUT on codes     ", lut_s * 1e3, " ms\n  fp32 (OpenBLAS)  ",
-                    fp32_s * 1e3, " ms\n  decode + fp32    ", decode_s * 1e3, " ms\n  resident codes ",
-                    static_cast<double>(m.packed_bytes()) / static_cast<double>(n * k), " bytes/entry, read at ",
-                    lut_read_gbps, " GB/s (streaming read ", stream_gbps, " GB/s)\n  rel err ", std::sqrt(err2 / ref2),
-                    ", max abs err ", max_abs, "\n"));
+                    " q=", params.q, " M=", params.M, ", ", m.path_name(), " (", SimdLevelName(ActiveSimdLevel()),
+                    "), medians of ", runs, " runs:\n  LUT on codes     ", median(lut_ms), " ms\n  fp32 (OpenBLAS)  ",
+                    median(fp32_ms), " ms (", median(vs_fp32), "x)\n  decode + fp32    ", median(decode_ms), " ms (",
+                    median(vs_decode), "x)\n  resident codes ", 8 * bytes_per_entry, " bits/entry, read at ",
+                    median(lut_gbps), " GB/s (streaming read ", median(stream_gbps), " GB/s)\n  rel err ",
+                    std::sqrt(err2 / ref2), ", max abs err ", max_abs, "\n"));
   return absl::OkStatus();
 }
 

@@ -1,4 +1,4 @@
-// A minimal one-object JSON writer for `--json` output (flat keys, numbers, strings, arrays).
+// A minimal JSON object writer for `--json` output (keys, numbers, strings, arrays, nested objects).
 #pragma once
 
 #include <cmath>
@@ -43,6 +43,12 @@ class JsonObject {
     out_ << '[';
     for (size_t i = 0; i < values.size(); ++i) out_ << (i ? "," : "") << values[i];
     out_ << ']';
+    return *this;
+  }
+  // A nested object (for example min / median / max of a benchmark's runs).
+  JsonObject& Add(const std::string& key, const JsonObject& value) {
+    Key(key);
+    out_ << value.str();
     return *this;
   }
   std::string str() const { return "{" + out_.str() + "}"; }

@@ -55,7 +55,7 @@ absl::StatusOr<std::string> CpuBackend::Gemm(BlobView weights, const float* quer
   COSET_ASSIGN_OR_RETURN(CompressedTensor w, ParseBlob(weights, executor_));
   COSET_ASSIGN_OR_RETURN(LutMatrix m, LutMatrix::Create(w));
   if (batch > 0) COSET_RETURN_IF_ERROR(m.Gemm(queries, batch, out, executor_));
-  return std::string(m.fast_path() ? "int8-lanes" : "one-sided-lut");
+  return std::string(m.path_name());
 }
 
 absl::StatusOr<std::vector<double>> CpuBackend::DotRows(BlobView a, BlobView b, int64_t lut_budget_bytes) {

@@ -122,7 +122,7 @@ absl::StatusOr<std::vector<double>> DotRows(const CompressedTensor& a, const Com
   return out;
 }
 
-absl::StatusOr<LutMatrix> LutMatrix::Create(const CompressedTensor& w, int64_t budget) {
+absl::StatusOr<LutMatrix> LutMatrix::Create(const CompressedTensor& w, int64_t budget, Path first) {
   COSET_RETURN_IF_ERROR(TensorCodec::CheckConsistent(w));
   const Lattice& lattice = w.params.lattice;
   LutMatrix m;
@@ -134,13 +134,17 @@ absl::StatusOr<LutMatrix> LutMatrix::Create(const CompressedTensor& w, int64_t b
   // Eight entries: the kernels look T up with one register permute; T > 7 (rare) are corrections.
   for (int t = 0; t < 8; ++t) m.ramp_.push_back(RampFactor(w.params, t));
   if (w.params.rotate) m.rotation_signs_ = RotationSigns(w.params.seed, w.params.block);
+  if (first == Path::kCompactCodes) {
+    COSET_ASSIGN_OR_RETURN(const bool compact, m.BuildCompact(w));
+    if (compact) return m;
+  }
   const Layout& l = w.layout;
   const Codebook& cb = *m.codebook_;
   std::vector<uint32_t> symbols(l.symbols_per_row);
-  // Fast path: doubled lattice points as int8 (exact for D4/E8 when they fit).
+  // int8-lanes: doubled lattice points as int8 (exact for D4/E8 when they fit).
   const bool fast_lattice =
       (lattice.kind() == LatticeKind::kD && lattice.dim() == 4) || lattice.kind() == LatticeKind::kE8;
-  if (fast_lattice && cb.q_is_power_of_two() && !cb.rep_point_x2_int8().empty()) {
+  if (first != Path::kOneSidedLut && fast_lattice && cb.q_is_power_of_two() && !cb.rep_point_x2_int8().empty()) {
     const int d = l.dim;
     m.groups_ = (l.rows + 7) / 8;
     m.points_.assign(m.groups_ * l.chunks_per_row * d * 8, 0);
@@ -174,7 +178,7 @@ absl::StatusOr<LutMatrix> LutMatrix::Create(const CompressedTensor& w, int64_t b
     if (fits) {
       // Rows are visited in order, so high_t_ is already grouped; turn counts into offsets.
       for (int64_t g = 0; g < m.groups_; ++g) m.high_t_offsets_[g + 1] += m.high_t_offsets_[g];
-      m.fast_ = true;
+      m.path_ = Path::kInt8Lanes;
       return m;
     }
     m.points_.clear();
@@ -193,17 +197,83 @@ absl::StatusOr<LutMatrix> LutMatrix::Create(const CompressedTensor& w, int64_t b
   return m;
 }
 
-int64_t LutMatrix::packed_bytes() const {
-  return fast_
-             ? static_cast<int64_t>(points_.size() + t_.size() + half_base_.size() * 4 + high_t_.size() * sizeof(HighT))
-             : static_cast<int64_t>(symbols_.size() * 4 + steps_.size() * 4);
+absl::StatusOr<bool> LutMatrix::BuildCompact(const CompressedTensor& w) {
+  const Layout& l = w.layout;
+  const Codebook& cb = *codebook_;
+  const int64_t chunks_per_block = params_.block / l.dim;
+  if (params_.lattice.kind() != LatticeKind::kD || l.dim != 4 || cb.rep_point_x2_planar_int8().empty() ||
+      !cb.q_is_power_of_two() || chunks_per_block % 4 != 0 || chunks_per_block / 4 > kMaxCompactBlockQuads) {
+    return false;
+  }
+  // The Horner sum sum_m q^m 2 rep(b_m) is taken on bytes: every partial sum must fit in int8.
+  int64_t bound = 0;
+  for (int m = 0; m < params_.M; ++m) bound = bound * params_.q + cb.max_abs_rep_point_x2();
+  if (bound > 127) return false;
+  // Padding chunks hold the symbol of the zero point (decoded weights exactly 0).
+  const int8_t* planes = cb.rep_point_x2_planar_int8().data();
+  int zero_symbol = -1;
+  for (int b = 0; b < cb.num_symbols() && zero_symbol < 0; ++b) {
+    bool zero = true;
+    for (int i = 0; i < 4; ++i) zero = zero && planes[i * Codebook::kPlanarTableSize + b] == 0;
+    if (zero) zero_symbol = b;
+  }
+  if (zero_symbol < 0) return false;
+  const int levels = params_.M;
+  groups_ = (l.rows + kCompactLanes - 1) / kCompactLanes;
+  quads_ = (l.chunks_per_row + 3) / 4;
+  codes_.assign(groups_ * quads_ * levels * 64, static_cast<uint8_t>(zero_symbol));
+  t_.assign(groups_ * quads_ * kCompactLanes, 0);
+  half_base_.assign(groups_ * l.blocks_per_row * kCompactLanes, 0.0f);
+  high_t_offsets_.assign(groups_ + 1, 0);
+  std::vector<uint32_t> symbols(l.symbols_per_row);
+  for (int64_t r = 0; r < l.rows; ++r) {
+    if (!UnpackRowSymbols(w, r, symbols.data())) return absl::DataLossError(absl::StrCat("row ", r, " is corrupt"));
+    const int64_t g = r / kCompactLanes, lane = r % kCompactLanes;
+    for (int64_t c = 0; c < l.chunks_per_row; ++c) {
+      const int64_t quad = g * quads_ + c / 4;
+      for (int m = 0; m < levels; ++m) {
+        codes_[(quad * levels + m) * 64 + (c % 4) * kCompactLanes + lane] =
+            static_cast<uint8_t>(symbols[c * l.symbols_per_chunk + m]);
+      }
+      const uint8_t t = w.t[r * l.chunks_per_row + c];
+      t_[quad * kCompactLanes + lane] |= static_cast<uint8_t>(std::min<uint8_t>(t, 3) << (2 * (c % 4)));
+      if (t > 3) {
+        high_t_.push_back({static_cast<int32_t>(c), static_cast<int32_t>(lane), RampFactor(w.params, t) - ramp_[3]});
+        ++high_t_offsets_[g + 1];
+      }
+    }
+    for (int64_t b = 0; b < l.blocks_per_row; ++b)
+      half_base_[(g * l.blocks_per_row + b) * kCompactLanes + lane] = 0.5f * BlockBase(w, r, b);
+  }
+  // Rows are visited in order, so high_t_ is already grouped; turn counts into offsets.
+  for (int64_t g = 0; g < groups_; ++g) high_t_offsets_[g + 1] += high_t_offsets_[g];
+  path_ = Path::kCompactCodes;
+  return true;
 }
 
-void LutMatrix::RotateQueries(const float* x, int64_t batch, std::vector<float>& padded) const {
+const char* LutMatrix::path_name() const {
+  switch (path_) {
+    case Path::kCompactCodes:
+      return "compact-codes";
+    case Path::kInt8Lanes:
+      return "int8-lanes";
+    case Path::kOneSidedLut:
+      return "one-sided-lut";
+  }
+  return "?";
+}
+
+int64_t LutMatrix::packed_bytes() const {
+  if (path_ == Path::kOneSidedLut) return static_cast<int64_t>(symbols_.size() * 4 + steps_.size() * 4);
+  return static_cast<int64_t>(codes_.size() + points_.size() + t_.size() + half_base_.size() * 4 +
+                              high_t_.size() * sizeof(HighT));
+}
+
+void LutMatrix::RotateQueries(const float* x, int64_t batch, int64_t stride, std::vector<float>& padded) const {
   const Layout& l = layout_;
-  padded.assign(batch * l.padded_cols, 0.0f);
+  padded.assign(batch * stride, 0.0f);
   for (int64_t b = 0; b < batch; ++b) {
-    float* row = &padded[b * l.padded_cols];
+    float* row = &padded[b * stride];
     std::memcpy(row, x + b * cols_, sizeof(float) * cols_);
     if (rotation_signs_.empty()) continue;
     // <x, R^T v> = <R x, v>: rotate the query forward, block by block, like the encoder.
@@ -236,6 +306,39 @@ void LutMatrix::GemmFast(const float* xq, int64_t batch, float* out, Executor* e
       for (int64_t b = 0; b < batch; ++b) {
         for (int lane = 0; lane < 8 && g * 8 + lane < rows_; ++lane)
           out[b * rows_ + g * 8 + lane] = lanes[b * 8 + lane];
+      }
+    }
+  });
+}
+
+void LutMatrix::GemmCompact(const float* xq, int64_t batch, float* out, Executor* executor) const {
+  const Layout& l = layout_;
+  const CompactGroupGemmFn kernel = GetCompactGroupGemm(ActiveSimdLevel());
+  CompactGroupArgs args;
+  args.levels = params_.M;
+  args.log2_q = codebook_->log2_q();
+  args.quads = quads_;
+  args.quads_per_block = params_.block / l.dim / 4;
+  args.blocks = l.blocks_per_row;
+  args.query_stride = quads_ * 16;
+  args.planes = codebook_->rep_point_x2_planar_int8().data();
+  args.ramp = ramp_.data();
+  executor->ParallelFor(groups_, [&](int64_t g_begin, int64_t g_end) {
+    std::vector<float> lanes(batch * kCompactLanes);
+    // The panel of one block, 64-byte aligned for the AVX-512 kernel's loads and stores.
+    std::vector<float> scratch(kMaxCompactBlockQuads * 256 + 16);
+    float* panel = scratch.data() + (16 - reinterpret_cast<uintptr_t>(scratch.data()) / 4 % 16) % 16;
+    for (int64_t g = g_begin; g < g_end; ++g) {
+      CompactGroupArgs group = args;
+      group.codes = &codes_[g * quads_ * params_.M * 64];
+      group.t = &t_[g * quads_ * kCompactLanes];
+      group.half_base = &half_base_[g * l.blocks_per_row * kCompactLanes];
+      kernel(group, xq, batch, panel, lanes.data());
+      ApplyCompactHighT(group, high_t_.data() + high_t_offsets_[g], high_t_.data() + high_t_offsets_[g + 1], xq, batch,
+                        lanes.data());
+      for (int64_t b = 0; b < batch; ++b) {
+        for (int lane = 0; lane < kCompactLanes && g * kCompactLanes + lane < rows_; ++lane)
+          out[b * rows_ + g * kCompactLanes + lane] = lanes[b * kCompactLanes + lane];
       }
     }
   });
@@ -288,11 +391,17 @@ absl::Status LutMatrix::Gemm(const float* x, int64_t batch, float* out, Executor
   }
   if (executor == nullptr) executor = InlineExecutor();
   std::vector<float> xq;
-  RotateQueries(x, batch, xq);
-  if (fast_) {
-    GemmFast(xq.data(), batch, out, executor);
-  } else {
-    GemmGeneric(xq.data(), batch, out, executor);
+  RotateQueries(x, batch, path_ == Path::kCompactCodes ? quads_ * 16 : layout_.padded_cols, xq);
+  switch (path_) {
+    case Path::kCompactCodes:
+      GemmCompact(xq.data(), batch, out, executor);
+      break;
+    case Path::kInt8Lanes:
+      GemmFast(xq.data(), batch, out, executor);
+      break;
+    case Path::kOneSidedLut:
+      GemmGeneric(xq.data(), batch, out, executor);
+      break;
   }
   return absl::OkStatus();
 }

@@ -32,19 +32,32 @@ int64_t ChunkPairLutSum(const Codebook& codebook, const TwoSidedLut& lut, int le
                         const uint32_t* b);
 
 // A code matrix [N, K] prepared for products with float queries (the inference path for
-// compressed weights): out[b, n] = <x[b], decode(W)[n]>.
-//  - fast path (D4 and E8, q a power of two): the codes are repacked once into groups of 8 rows
-//    holding 2 x (lattice point) as int8 per coordinate and lane, plus T per chunk; the kernel keeps
-//    8 rows in a register, converts each coordinate once and reuses it for every query (AVX2, with
-//    a portable twin that is bit-identical).
-//  - generic path (every other configuration): one one-sided LUT per query chunk (q^s floats,
+// compressed weights): out[b, n] = <x[b], decode(W)[n]>. Three resident layouts, the first that
+// applies (core/simd/lut_gemm.h has the kernels and their exact arithmetic):
+//  - compact-codes (D4 with at most 256 symbols per level, q a power of two, blocks of a multiple of
+//    16 entries): the stored symbols as they are, one byte per level and chunk (4 bits per entry at
+//    q = 4, M = 2), T in 2 bits per chunk, the block bases alongside; a block of rows is decoded
+//    into a float panel in L1 (AVX-512 VBMI byte permutes, AVX2/portable table reads) and every
+//    query of a tile reuses each decoded weight while it is in a register.
+//  - int8-lanes (other D4 and E8 with q a power of two): groups of 8 rows holding 2 x (lattice
+//    point) as int8 per coordinate and lane, plus T per chunk; the kernel keeps 8 rows in a
+//    register, converts each coordinate once and reuses it for every query.
+//  - one-sided-lut (every other configuration): one one-sided LUT per query chunk (q^s floats,
 //    within the LUT budget), M lookups per chunk and row.
+// Each fast path has an AVX2 (and compact-codes an AVX-512) kernel bit-identical to its portable twin.
 class LutMatrix {
  public:
-  static absl::StatusOr<LutMatrix> Create(const CompressedTensor& w, int64_t lut_budget_bytes = kDefaultLutBudgetBytes);
+  // In the order Create tries them.
+  enum class Path { kCompactCodes, kInt8Lanes, kOneSidedLut };
+  // The first layout at or after `first` that applies to w's configuration. kInt8Lanes skips the
+  // compact layout: ~2.2x its memory, but a single query on one core runs faster on it (README,
+  // "Inference on codes").
+  static absl::StatusOr<LutMatrix> Create(const CompressedTensor& w, int64_t lut_budget_bytes = kDefaultLutBudgetBytes,
+                                          Path first = Path::kCompactCodes);
 
-  // Fast path: a chunk whose T exceeds 7. The kernels use ramp[7] for it (one register permute
-  // looks T up) and a scalar pass adds the difference afterwards (core/simd/lut_gemm.h).
+  // Fast paths: a chunk whose T exceeds what the layout holds (7 in int8-lanes, 3 in compact-codes).
+  // The kernels use the largest ramp the layout holds and a scalar pass adds the difference
+  // afterwards (core/simd/lut_gemm.h).
   struct HighT {
     int32_t chunk;
     int32_t lane;
@@ -53,7 +66,10 @@ class LutMatrix {
 
   int64_t rows() const { return rows_; }
   int64_t cols() const { return cols_; }
-  bool fast_path() const { return fast_; }
+  Path path() const { return path_; }
+  bool fast_path() const { return path_ != Path::kOneSidedLut; }
+  // "compact-codes", "int8-lanes" or "one-sided-lut" (metrics, JSON, RPC replies).
+  const char* path_name() const;
   int64_t packed_bytes() const;
 
   // x: batch x cols floats (row-major); out: batch x rows floats. batch >= 1.
@@ -61,20 +77,27 @@ class LutMatrix {
 
  private:
   LutMatrix() = default;
-  void RotateQueries(const float* x, int64_t batch, std::vector<float>& padded) const;
+  // Rotated queries, zero-padded to `stride` floats each (>= the layout's padded columns).
+  void RotateQueries(const float* x, int64_t batch, int64_t stride, std::vector<float>& padded) const;
   void GemmFast(const float* xq, int64_t batch, float* out, Executor* executor) const;
+  void GemmCompact(const float* xq, int64_t batch, float* out, Executor* executor) const;
+  // Builds the compact-codes layout; false (and nothing kept) when the configuration has none.
+  absl::StatusOr<bool> BuildCompact(const CompressedTensor& w);
   void GemmGeneric(const float* xq, int64_t batch, float* out, Executor* executor) const;
 
   std::shared_ptr<const Codebook> codebook_;
   CodecParams params_;
   Layout layout_;
   int64_t rows_ = 0, cols_ = 0;
-  bool fast_ = false;
+  Path path_ = Path::kOneSidedLut;
   std::vector<float> ramp_;
   std::vector<float> rotation_signs_;
-  // Fast path: groups of 8 rows. points_[g][c][i][lane] int8, t_[g][c][lane], half_base_[g][b][lane]
-  // = 0.5 * scale * beta (0 for zero blocks).
+  // int8-lanes: groups of 8 rows. points_[g][c][i][lane] int8, t_[g][c][lane], half_base_[g][b][lane]
+  // = 0.5 * scale * beta (0 for zero blocks). compact-codes: groups of 16 rows, codes_[g][quad]
+  // [level][j][lane], t_[g][quad][lane] (2-bit fields), half_base_ as above with 16 lanes.
   int64_t groups_ = 0;
+  int64_t quads_ = 0;
+  std::vector<uint8_t> codes_;
   std::vector<int8_t> points_;
   std::vector<uint8_t> t_;
   std::vector<float> half_base_;

@@ -330,7 +330,7 @@ grpc::Status CosetServiceImpl::InnerProduct(grpc::ServerContext* ctx, const v1::
     std::vector<int64_t> shape = {matrix->rows()};
     if (x.shape.size() == 2) shape.insert(shape.begin(), batch);
     TensorToProto(shape, out.data(), DType::kFloat32, resp->mutable_output());
-    resp->set_path(matrix->fast_path() ? "int8-lanes" : "one-sided-lut");
+    resp->set_path(matrix->path_name());
     return absl::OkStatus();
   });
 }

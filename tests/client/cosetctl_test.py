@@ -157,10 +157,18 @@ class CosetctlTest(unittest.TestCase):
         self.assertIn("over the budget", run("dot", self.path("e8.coset"), self.path("e8.coset"), check=False).stderr)
 
     def test_bench_gemv_reports_the_documented_keys(self):
-        out = run_json("bench", "gemv", "--n", "256", "--k", "512", "--batch", "2", "--reps", "1")
-        for key in ("lut_ms", "fp32_ms", "decode_then_fp32_ms", "max_abs_err", "rel_err"):
-            self.assertIn(key, out)
+        out = run_json("bench", "gemv", "--n", "256", "--k", "512", "--batch", "2", "--reps", "1", "--runs", "2")
+        for key in ("lut_ms", "fp32_ms", "decode_then_fp32_ms", "speedup_vs_fp32", "lut_read_gbps", "stream_read_gbps"):
+            self.assertLessEqual(out[key]["min"], out[key]["median"])
+            self.assertLessEqual(out[key]["median"], out[key]["max"])
+        self.assertEqual(out["path"], "compact-codes")
+        self.assertLess(out["resident_bits_per_entry"], 5.0)
         self.assertLess(out["rel_err"], 1e-5)
+        lanes = run_json("bench", "gemv", "--n", "256", "--k", "512", "--reps", "1", "--runs", "1", "--layout",
+                         "int8-lanes")
+        self.assertEqual(lanes["path"], "int8-lanes")
+        self.assertLess(lanes["rel_err"], 1e-5)
+        self.assertIn("--layout", run("bench", "gemv", "--layout", "fast", check=False).stderr)
 
     def test_daemon_mode_matches_in_process(self):
         cosetd = os.path.join(os.path.dirname(COSETCTL), "..", "server", "cosetd")

@@ -1,7 +1,9 @@
 #include "core/inner_product.h"
 
 #include <cmath>
+#include <iostream>
 #include <random>
+#include <string>
 
 #include "core/hnlq_ref.h"
 #include "core/row_codec.h"
@@ -150,25 +152,32 @@ struct GemmConfig {
   const char* lattice;
   int q, levels;
   bool rotate;
-  bool expect_fast;
+  LutMatrix::Path expect;
+  int block = 0;
 };
+constexpr LutMatrix::Path kCompact = LutMatrix::Path::kCompactCodes, kInt8 = LutMatrix::Path::kInt8Lanes,
+                          kLut = LutMatrix::Path::kOneSidedLut;
 
 TEST(LutMatrixTest, GemmMatchesDecodeThenGemm) {
   for (const GemmConfig& c :
-       {GemmConfig{"D4", 4, 2, false, true}, GemmConfig{"E8", 4, 2, false, true}, GemmConfig{"D4", 4, 2, true, true},
-        GemmConfig{"D4", 8, 2, false, true}, GemmConfig{"D4", 3, 2, false, false}, GemmConfig{"A2", 4, 2, false, false},
-        GemmConfig{"Z4", 4, 2, true, false}, GemmConfig{"E8", 3, 1, false, false}}) {
+       {GemmConfig{"D4", 4, 2, false, kCompact}, GemmConfig{"E8", 4, 2, false, kInt8},
+        GemmConfig{"D4", 4, 2, true, kCompact}, GemmConfig{"D4", 4, 2, false, kCompact, 32},
+        GemmConfig{"D4", 4, 2, false, kInt8, 8}, GemmConfig{"D4", 4, 1, false, kCompact},
+        GemmConfig{"D4", 8, 2, false, kInt8}, GemmConfig{"D4", 3, 2, false, kLut}, GemmConfig{"A2", 4, 2, false, kLut},
+        GemmConfig{"Z4", 4, 2, true, kLut}, GemmConfig{"E8", 3, 1, false, kLut}}) {
     CodecParams p;
     p.lattice = *Lattice::Parse(c.lattice);
     p.q = c.q;
     p.M = c.levels;
     p.rotate = c.rotate;
+    p.block = c.block;
     const int64_t n = 21, k = 300;  // 21 rows: not a multiple of 8; 300: not a multiple of the block
     const CompressedTensor w = Encode(p, Gaussian(n * k, 5), {n, k});
     const LutMatrix m = *LutMatrix::Create(w);
-    EXPECT_EQ(m.fast_path(), c.expect_fast) << c.lattice << " q=" << c.q;
+    EXPECT_EQ(m.path(), c.expect) << c.lattice << " q=" << c.q << " M=" << c.levels << " block " << c.block << ": "
+                                  << m.path_name();
     const std::vector<float> wd = Decode(w);
-    for (int64_t batch : {1, 3, 40}) {
+    for (int64_t batch : {1, 3, 7, 40}) {
       const std::vector<float> x = Gaussian(batch * k, 6);
       std::vector<float> out(batch * n);
       ASSERT_TRUE(m.Gemm(x.data(), batch, out.data()).ok());
@@ -183,26 +192,45 @@ TEST(LutMatrixTest, GemmMatchesDecodeThenGemm) {
   }
 }
 
-TEST(LutMatrixTest, PortableAndAvx2KernelsAreBitIdentical) {
+// Every kernel level of both fast paths against the portable one, bit for bit: 37 rows (two and a
+// bit compact groups), 520 columns (a partial last block and a padded last quad), batches that
+// leave partial query tiles, and T large enough to take the corrections of both layouts.
+TEST(LutMatrixTest, EveryKernelLevelIsBitIdenticalToPortable) {
   for (const char* lattice : {"D4", "E8"}) {
     CodecParams p;
     p.lattice = *Lattice::Parse(lattice);
-    const CompressedTensor w = Encode(p, Gaussian(16 * 520, 7), {16, 520});
+    p.beta = 0.08f;  // overloads often: T up to t_max, beyond what either layout holds
+    const int64_t n = 37, k = 520;
+    const CompressedTensor w = Encode(p, Gaussian(n * k, 7), {n, k});
+    const int held = std::string(lattice) == "D4" ? 3 : 7;  // the largest T each layout holds
+    int64_t high_t = 0;
+    for (uint8_t t : w.t) high_t += t > held;
+    EXPECT_GT(high_t, 0) << lattice;
     const LutMatrix m = *LutMatrix::Create(w);
-    ASSERT_TRUE(m.fast_path());
-    const std::vector<float> x = Gaussian(5 * 520, 8);
-    std::vector<float> a(5 * 16), b(5 * 16);
-    {
-      ScopedSimdLevel portable(SimdLevel::kPortable);
-      ASSERT_TRUE(portable.ok());
-      ASSERT_TRUE(m.Gemm(x.data(), 5, a.data()).ok());
+    EXPECT_EQ(m.path(), std::string(lattice) == "D4" ? kCompact : kInt8);
+    for (int64_t batch : {1, 5, 13}) {
+      const std::vector<float> x = Gaussian(batch * k, 8);
+      std::vector<float> want(batch * n);
+      {
+        ScopedSimdLevel portable(SimdLevel::kPortable);
+        ASSERT_TRUE(portable.ok());
+        ASSERT_TRUE(m.Gemm(x.data(), batch, want.data()).ok());
+      }
+      for (SimdLevel level : kAllSimdLevels) {
+        ScopedSimdLevel scoped(level);
+        if (!scoped.ok()) {
+          std::cerr << "skipping " << SimdLevelName(level) << ": this CPU lacks it\n";
+          continue;
+        }
+        std::vector<float> got(batch * n);
+        ASSERT_TRUE(m.Gemm(x.data(), batch, got.data()).ok());
+        EXPECT_EQ(got, want) << lattice << " " << SimdLevelName(level) << " batch " << batch;
+        // A query's result does not depend on the batch (or the query tile) it comes in.
+        std::vector<float> alone(n);
+        ASSERT_TRUE(m.Gemm(&x[(batch - 1) * k], 1, alone.data()).ok());
+        EXPECT_EQ(alone, std::vector<float>(got.end() - n, got.end())) << lattice << " " << SimdLevelName(level);
+      }
     }
-    {
-      ScopedSimdLevel avx2(SimdLevel::kAvx2);
-      if (!avx2.ok()) GTEST_SKIP() << "this CPU has no AVX2+FMA+BMI2; only the portable kernel can run";
-      ASSERT_TRUE(m.Gemm(x.data(), 5, b.data()).ok());
-    }
-    EXPECT_EQ(a, b) << lattice;
   }
 }
 
