@@ -122,7 +122,7 @@ int Main(int argc, char** argv) {
         "usage: cosetctl bench [codec flags] [--mib 64] [--reps 3] [--threads N] [--json]\n"
         "  encode/decode throughput of N(0,1) float32 data, memcpy of the same bytes as baseline\n"
         "usage: cosetctl bench gemv [codec flags] [--n 16384] [--k 8192] [--batch 1 (<= 256)] [--threads N]\n"
-        "         [--runs 3] [--reps 3] [--layout compact-codes|int8-lanes|one-sided-lut] [--json]\n"
+        "         [--runs 3] [--reps 3] [--layout auto|compact-codes|int8-lanes|one-sided-lut] [--json]\n"
         "  LUT GEMV/GEMM on codes vs OpenBLAS float32 GEMV/GEMM on the decoded matrix vs decode + GEMV/GEMM;\n"
         "  JSON keys lut_ms, fp32_ms, decode_then_fp32_ms, speedup_vs_fp32, speedup_vs_decode_then_fp32,\n"
         "  lut_read_gbps, stream_read_gbps (each {min, median, max} over the runs), path,\n"

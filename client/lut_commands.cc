@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cmath>
 #include <iostream>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "client/commands.h"
@@ -82,15 +83,18 @@ absl::Status BenchGemv(const CommandContext& ctx) {
       runs > 20) {
     return absl::InvalidArgumentError("need 1 <= n*k <= 2^31, 1 <= batch <= 256, 1 <= reps <= 100, 1 <= runs <= 20");
   }
-  LutMatrix::Path first = LutMatrix::Path::kCompactCodes;
-  const std::string layout = args.Get("layout", "compact-codes");
-  if (layout == "int8-lanes") {
+  // auto: the library's default for this CPU (LutMatrix::Create without a layout).
+  std::optional<LutMatrix::Path> first;
+  const std::string layout = args.Get("layout", "auto");
+  if (layout == "compact-codes") {
+    first = LutMatrix::Path::kCompactCodes;
+  } else if (layout == "int8-lanes") {
     first = LutMatrix::Path::kInt8Lanes;
   } else if (layout == "one-sided-lut") {
     first = LutMatrix::Path::kOneSidedLut;
-  } else if (layout != "compact-codes") {
+  } else if (layout != "auto") {
     return absl::InvalidArgumentError(
-        absl::StrCat("--layout (=", layout, ") must be compact-codes, int8-lanes or one-sided-lut"));
+        absl::StrCat("--layout (=", layout, ") must be auto, compact-codes, int8-lanes or one-sided-lut"));
   }
   // One thread unless --threads says otherwise: the baseline (OpenBLAS) gets the same count.
   ThreadPool single(1);

@@ -122,7 +122,8 @@ absl::StatusOr<std::vector<double>> DotRows(const CompressedTensor& a, const Com
   return out;
 }
 
-absl::StatusOr<LutMatrix> LutMatrix::Create(const CompressedTensor& w, int64_t budget, Path first) {
+absl::StatusOr<LutMatrix> LutMatrix::Create(const CompressedTensor& w, int64_t budget, std::optional<Path> prefer) {
+  const Path first = prefer.value_or(ActiveSimdLevel() >= SimdLevel::kAvx512 ? Path::kCompactCodes : Path::kInt8Lanes);
   COSET_RETURN_IF_ERROR(TensorCodec::CheckConsistent(w));
   const Lattice& lattice = w.params.lattice;
   LutMatrix m;
@@ -219,16 +220,18 @@ absl::StatusOr<bool> LutMatrix::BuildCompact(const CompressedTensor& w) {
   }
   if (zero_symbol < 0) return false;
   const int levels = params_.M;
-  groups_ = (l.rows + kCompactLanes - 1) / kCompactLanes;
+  // Rows are padded to whole tiles of 64 (the padding decodes to zero weights).
+  groups_ = (l.rows + kCompactRows - 1) / kCompactRows * kCompactGroups;
+  const int64_t tiles = groups_ / kCompactGroups;
   quads_ = (l.chunks_per_row + 3) / 4;
   codes_.assign(groups_ * quads_ * levels * 64, static_cast<uint8_t>(zero_symbol));
   t_.assign(groups_ * quads_ * kCompactLanes, 0);
-  half_base_.assign(groups_ * l.blocks_per_row * kCompactLanes, 0.0f);
-  high_t_offsets_.assign(groups_ + 1, 0);
+  half_base_.assign(tiles * l.blocks_per_row * kCompactRows, 0.0f);
+  patch_offsets_.assign(tiles + 1, 0);
   std::vector<uint32_t> symbols(l.symbols_per_row);
   for (int64_t r = 0; r < l.rows; ++r) {
     if (!UnpackRowSymbols(w, r, symbols.data())) return absl::DataLossError(absl::StrCat("row ", r, " is corrupt"));
-    const int64_t g = r / kCompactLanes, lane = r % kCompactLanes;
+    const int64_t g = r / kCompactLanes, lane = r % kCompactLanes, tile = r / kCompactRows, row = r % kCompactRows;
     for (int64_t c = 0; c < l.chunks_per_row; ++c) {
       const int64_t quad = g * quads_ + c / 4;
       for (int m = 0; m < levels; ++m) {
@@ -238,15 +241,22 @@ absl::StatusOr<bool> LutMatrix::BuildCompact(const CompressedTensor& w) {
       const uint8_t t = w.t[r * l.chunks_per_row + c];
       t_[quad * kCompactLanes + lane] |= static_cast<uint8_t>(std::min<uint8_t>(t, 3) << (2 * (c % 4)));
       if (t > 3) {
-        high_t_.push_back({static_cast<int32_t>(c), static_cast<int32_t>(lane), RampFactor(w.params, t) - ramp_[3]});
-        ++high_t_offsets_[g + 1];
+        patches_.push_back({static_cast<int32_t>(c), static_cast<int32_t>(row), RampFactor(w.params, t)});
+        ++patch_offsets_[tile + 1];
       }
     }
     for (int64_t b = 0; b < l.blocks_per_row; ++b)
-      half_base_[(g * l.blocks_per_row + b) * kCompactLanes + lane] = 0.5f * BlockBase(w, r, b);
+      half_base_[(tile * l.blocks_per_row + b) * kCompactRows + row] = 0.5f * BlockBase(w, r, b);
   }
-  // Rows are visited in order, so high_t_ is already grouped; turn counts into offsets.
-  for (int64_t g = 0; g < groups_; ++g) high_t_offsets_[g + 1] += high_t_offsets_[g];
+  // Rows are visited in order, so patches_ is already grouped by tile; a kernel walks each tile's
+  // patches block by block, so they go by chunk within it.
+  for (int64_t tile = 0; tile < tiles; ++tile) {
+    patch_offsets_[tile + 1] += patch_offsets_[tile];
+    std::sort(patches_.begin() + patch_offsets_[tile], patches_.begin() + patch_offsets_[tile + 1],
+              [](const RampPatch& a, const RampPatch& b) {
+                return a.chunk < b.chunk || (a.chunk == b.chunk && a.row < b.row);
+              });
+  }
   path_ = Path::kCompactCodes;
   return true;
 }
@@ -266,7 +276,7 @@ const char* LutMatrix::path_name() const {
 int64_t LutMatrix::packed_bytes() const {
   if (path_ == Path::kOneSidedLut) return static_cast<int64_t>(symbols_.size() * 4 + steps_.size() * 4);
   return static_cast<int64_t>(codes_.size() + points_.size() + t_.size() + half_base_.size() * 4 +
-                              high_t_.size() * sizeof(HighT));
+                              high_t_.size() * sizeof(HighT) + patches_.size() * sizeof(RampPatch));
 }
 
 void LutMatrix::RotateQueries(const float* x, int64_t batch, int64_t stride, std::vector<float>& padded) const {
@@ -313,32 +323,34 @@ void LutMatrix::GemmFast(const float* xq, int64_t batch, float* out, Executor* e
 
 void LutMatrix::GemmCompact(const float* xq, int64_t batch, float* out, Executor* executor) const {
   const Layout& l = layout_;
-  const CompactGroupGemmFn kernel = GetCompactGroupGemm(ActiveSimdLevel());
-  CompactGroupArgs args;
+  const CompactTileGemmFn kernel = GetCompactTileGemm(ActiveSimdLevel());
+  CompactTileArgs args;
   args.levels = params_.M;
   args.log2_q = codebook_->log2_q();
   args.quads = quads_;
   args.quads_per_block = params_.block / l.dim / 4;
   args.blocks = l.blocks_per_row;
   args.query_stride = quads_ * 16;
+  args.group_codes = quads_ * params_.M * 64;
+  args.group_t = quads_ * kCompactLanes;
   args.planes = codebook_->rep_point_x2_planar_int8().data();
   args.ramp = ramp_.data();
-  executor->ParallelFor(groups_, [&](int64_t g_begin, int64_t g_end) {
-    std::vector<float> lanes(batch * kCompactLanes);
+  executor->ParallelFor(groups_ / kCompactGroups, [&](int64_t tile_begin, int64_t tile_end) {
+    std::vector<float> rows(batch * kCompactRows);
     // The panel of one block, 64-byte aligned for the AVX-512 kernel's loads and stores.
-    std::vector<float> scratch(kMaxCompactBlockQuads * 256 + 16);
+    std::vector<float> scratch(kCompactPanelFloats + 16);
     float* panel = scratch.data() + (16 - reinterpret_cast<uintptr_t>(scratch.data()) / 4 % 16) % 16;
-    for (int64_t g = g_begin; g < g_end; ++g) {
-      CompactGroupArgs group = args;
-      group.codes = &codes_[g * quads_ * params_.M * 64];
-      group.t = &t_[g * quads_ * kCompactLanes];
-      group.half_base = &half_base_[g * l.blocks_per_row * kCompactLanes];
-      kernel(group, xq, batch, panel, lanes.data());
-      ApplyCompactHighT(group, high_t_.data() + high_t_offsets_[g], high_t_.data() + high_t_offsets_[g + 1], xq, batch,
-                        lanes.data());
+    for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
+      CompactTileArgs at = args;
+      at.codes = &codes_[tile * kCompactGroups * args.group_codes];
+      at.t = &t_[tile * kCompactGroups * args.group_t];
+      at.half_base = &half_base_[tile * l.blocks_per_row * kCompactRows];
+      at.patches = patches_.data() + patch_offsets_[tile];
+      at.patches_end = patches_.data() + patch_offsets_[tile + 1];
+      kernel(at, xq, batch, panel, rows.data());
+      const int64_t first = tile * kCompactRows, count = std::min<int64_t>(kCompactRows, rows_ - first);
       for (int64_t b = 0; b < batch; ++b) {
-        for (int lane = 0; lane < kCompactLanes && g * kCompactLanes + lane < rows_; ++lane)
-          out[b * rows_ + g * kCompactLanes + lane] = lanes[b * kCompactLanes + lane];
+        std::copy(&rows[b * kCompactRows], &rows[b * kCompactRows] + count, out + b * rows_ + first);
       }
     }
   });

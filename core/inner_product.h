@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -49,19 +50,27 @@ class LutMatrix {
  public:
   // In the order Create tries them.
   enum class Path { kCompactCodes, kInt8Lanes, kOneSidedLut };
-  // The first layout at or after `first` that applies to w's configuration. kInt8Lanes skips the
-  // compact layout: ~2.2x its memory, but a single query on one core runs faster on it (README,
-  // "Inference on codes").
+  // The first layout at or after `first` that applies to w's configuration. Without `first`:
+  // compact-codes where the AVX-512 kernel runs (ActiveSimdLevel() at this call), int8-lanes
+  // elsewhere, whose AVX2 kernel reads int8 weights directly while compact-codes would decode
+  // its bytes with scalar table reads there. kInt8Lanes also suits a single-query service on
+  // AVX-512 that can spend ~2.2x the memory (README, "GEMV/GEMM on compressed weights").
   static absl::StatusOr<LutMatrix> Create(const CompressedTensor& w, int64_t lut_budget_bytes = kDefaultLutBudgetBytes,
-                                          Path first = Path::kCompactCodes);
+                                          std::optional<Path> first = std::nullopt);
 
-  // Fast paths: a chunk whose T exceeds what the layout holds (7 in int8-lanes, 3 in compact-codes).
-  // The kernels use the largest ramp the layout holds and a scalar pass adds the difference
-  // afterwards (core/simd/lut_gemm.h).
+  // int8-lanes: a chunk whose T exceeds 7. The kernels use ramp[7] for it (one register permute
+  // looks T up) and a scalar pass adds the difference afterwards (core/simd/lut_gemm.h).
   struct HighT {
     int32_t chunk;
     int32_t lane;
     float extra;  // ramp[T] - ramp[7]
+  };
+  // compact-codes: a chunk whose T exceeds 3 (what its 2-bit field holds). Its weights in a decoded
+  // panel are rewritten with ramp[T] before any query reads them, so the arithmetic is that of ramp[T].
+  struct RampPatch {
+    int32_t chunk;
+    int32_t row;  // in its tile of 64 rows
+    float ramp;   // ramp[T]
   };
 
   int64_t rows() const { return rows_; }
@@ -93,8 +102,9 @@ class LutMatrix {
   std::vector<float> ramp_;
   std::vector<float> rotation_signs_;
   // int8-lanes: groups of 8 rows. points_[g][c][i][lane] int8, t_[g][c][lane], half_base_[g][b][lane]
-  // = 0.5 * scale * beta (0 for zero blocks). compact-codes: groups of 16 rows, codes_[g][quad]
-  // [level][j][lane], t_[g][quad][lane] (2-bit fields), half_base_ as above with 16 lanes.
+  // = 0.5 * scale * beta (0 for zero blocks). compact-codes: groups of 16 rows (a multiple of 4),
+  // codes_[g][quad][level][j][lane], t_[g][quad][lane] (2-bit fields), half_base_[tile of 4
+  // groups][b][row], patches_ grouped by tile and sorted by chunk within a tile.
   int64_t groups_ = 0;
   int64_t quads_ = 0;
   std::vector<uint8_t> codes_;
@@ -103,6 +113,8 @@ class LutMatrix {
   std::vector<float> half_base_;
   std::vector<HighT> high_t_;            // sorted by group
   std::vector<int64_t> high_t_offsets_;  // group g owns high_t_[offsets[g], offsets[g + 1])
+  std::vector<RampPatch> patches_;
+  std::vector<int64_t> patch_offsets_;  // tile owns patches_[offsets[tile], offsets[tile + 1])
   // Generic path: unpacked symbols [row][symbols_per_row] and steps [row][chunk].
   std::vector<uint32_t> symbols_;
   std::vector<float> steps_;

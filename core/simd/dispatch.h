@@ -2,7 +2,7 @@
 // by the environment (COSET_SIMD=portable|sse4.2|avx2|avx512, read at first use) or the API
 // (SetSimdLevel, ScopedSimdLevel), and every kernel family asks ActiveSimdLevel():
 //   - the row codec (core/simd/row_codec_{portable,avx2,avx512}.cc, GetRowKernels),
-//   - the LUT GEMM of LutMatrix's fast path (core/simd/lut_gemm_{portable,avx2}.cc),
+//   - the LUT GEMM of LutMatrix's fast paths (core/simd/lut_gemm_{portable,avx2,avx512}.cc),
 //   - CRC-32C of the blob trailer (core/crc32c.cc: SSE4.2 crc32 instruction).
 // Detection checks exactly the features each level's translation units are compiled with
 // (third_party/coset.bzl AVX2_COPTS: -mavx2 -mfma -mbmi2; AVX512_COPTS adds -mavx512f -mavx512bw

@@ -10,12 +10,16 @@
 // compact-codes layout (D4 with at most 256 symbols per level), groups of 16 rows and quads of 4
 // chunks (16 entries of a row): codes[quad][level][j][lane] = the stored symbol b_level of chunk
 // 4 quad + j, one byte (4 bits per entry at q = 4, M = 2, as stored); t[quad][lane] packs
-// min(T, 3) of the quad's 4 chunks in 2-bit fields (larger T are corrections); half_base as above.
-// The kernels decode a block of codes into a float panel of weights
-//   w[c][i][lane] = float(sum_m q^m 2 rep(b_m)_i) * ramp[min(T, 3)]
-// (exact integer Horner sum, one rounding) and then, per query and row, accumulate
-//   acc[c % 4] = fma(x[4 c + i], w[c][i], acc[c % 4])   for c in the block, i = 0..3 in order,
-//   total = fma(half_base, (acc[0] + acc[1]) + (acc[2] + acc[3]), total)  per block.
+// min(T, 3) of the quad's 4 chunks in 2-bit fields (larger T are patches, below). The kernels take
+// tiles of 4 groups (64 rows; half_base[block][row] = 0.5 x scale x beta), decode a block of codes
+// into a float panel of weights
+//   w[c][i][row] = float(sum_m q^m 2 rep(b_m)_i) * ramp[T]
+// (exact integer Horner sum, one rounding; the few chunks with T > 3 are rewritten after the block
+// is decoded, PatchCompactPanel) and then, per query and row, accumulate
+//   acc = fma(x[4 c + i], w[c][i], acc)   for c in the block, i = 0..3 in order,
+//   total = fma(half_base, acc, total)   per block.
+// A single chain per (query, row): the 4 row groups of a tile give a single query 4 independent
+// chains, and a tile of queries shares every weight load and every query broadcast.
 #pragma once
 
 #include <cmath>
@@ -51,56 +55,74 @@ LutGroupGemmFn GetLutGroupGemm(SimdLevel level);
 void ApplyHighT(const LutGroupArgs& args, const LutHighT* begin, const LutHighT* end, const float* xq, int64_t batch,
                 float* out);
 
-// compact-codes: one group of 16 rows (layout above).
-struct CompactGroupArgs {
+// compact-codes: one tile of kCompactGroups groups of 16 rows (layout above).
+inline constexpr int kCompactLanes = 16;
+inline constexpr int kCompactGroups = 4;
+inline constexpr int kCompactRows = kCompactLanes * kCompactGroups;
+inline constexpr int64_t kMaxCompactBlockQuads = 64;
+// Floats of panel scratch a kernel needs: one block of one tile (64 KB at the default 256-entry block).
+inline constexpr int64_t kCompactPanelFloats = kMaxCompactBlockQuads * 16 * kCompactRows;
+struct CompactTileArgs {
   int levels = 0;
   int log2_q = 0;
   int64_t quads = 0;            // per row, padded: chunks are padded with the zero point
   int64_t quads_per_block = 0;  // at most kMaxCompactBlockQuads
   int64_t blocks = 0;
-  int64_t query_stride = 0;  // floats per query in xq: quads * 16
-  const uint8_t* codes = nullptr;
-  const uint8_t* t = nullptr;
-  const float* half_base = nullptr;
-  const int8_t* planes = nullptr;  // Codebook::rep_point_x2_planar_int8: 4 planes of 256 int8
-  const float* ramp = nullptr;     // ramp[0..3]
+  int64_t query_stride = 0;        // floats per query in xq: quads * 16
+  const uint8_t* codes = nullptr;  // group g's codes at codes + g * group_codes
+  int64_t group_codes = 0;
+  const uint8_t* t = nullptr;  // group g's T fields at t + g * group_t
+  int64_t group_t = 0;
+  const float* half_base = nullptr;               // [block][row of the tile]
+  const int8_t* planes = nullptr;                 // Codebook::rep_point_x2_planar_int8: 4 planes of 256 int8
+  const float* ramp = nullptr;                    // ramp[0..3]
+  const LutMatrix::RampPatch* patches = nullptr;  // chunks with T > 3, sorted by chunk
+  const LutMatrix::RampPatch* patches_end = nullptr;
 };
-inline constexpr int kCompactLanes = 16;
-inline constexpr int64_t kMaxCompactBlockQuads = 64;  // the panel of one block: at most 64 KB
-// out: batch x 16 (lane-major per query); panel: kMaxCompactBlockQuads * 256 floats of scratch.
-using CompactGroupGemmFn = void (*)(const CompactGroupArgs& args, const float* xq, int64_t batch, float* panel,
-                                    float* out);
-void CompactGroupGemmPortable(const CompactGroupArgs& args, const float* xq, int64_t batch, float* panel, float* out);
-void CompactGroupGemmAvx2(const CompactGroupArgs& args, const float* xq, int64_t batch, float* panel, float* out);
-void CompactGroupGemmAvx512(const CompactGroupArgs& args, const float* xq, int64_t batch, float* panel, float* out);
-CompactGroupGemmFn GetCompactGroupGemm(SimdLevel level);
+// out: batch x 64 (row-major per query); panel: kCompactPanelFloats of scratch, 64-byte aligned.
+using CompactTileGemmFn = void (*)(const CompactTileArgs& args, const float* xq, int64_t batch, float* panel,
+                                   float* out);
+void CompactTileGemmPortable(const CompactTileArgs& args, const float* xq, int64_t batch, float* panel, float* out);
+void CompactTileGemmAvx2(const CompactTileArgs& args, const float* xq, int64_t batch, float* panel, float* out);
+void CompactTileGemmAvx512(const CompactTileArgs& args, const float* xq, int64_t batch, float* panel, float* out);
+CompactTileGemmFn GetCompactTileGemm(SimdLevel level);
 
-// 2 x the lattice point of (chunk c, lane) of a compact group, coordinate i: the exact Horner sum.
-inline int32_t CompactPointX2(const CompactGroupArgs& a, int64_t c, int lane, int i) {
-  const uint8_t* quad = a.codes + (c / 4) * a.levels * 64 + (c % 4) * kCompactLanes + lane;
+// 2 x the lattice point of (chunk c, row) of a compact tile, coordinate i: the exact Horner sum.
+inline int32_t CompactPointX2(const CompactTileArgs& a, int64_t c, int row, int i) {
+  const uint8_t* quad = a.codes + (row / kCompactLanes) * a.group_codes + (c / 4) * a.levels * 64 +
+                        (c % 4) * kCompactLanes + row % kCompactLanes;
   int32_t acc = 0;
   for (int m = a.levels - 1; m >= 0; --m) acc = acc * (1 << a.log2_q) + a.planes[i * 256 + quad[m * 64]];
   return acc;
 }
 
-// The weight panel of quads [quad_begin, quad_end) of a compact group, portable code (the reference;
-// the AVX2 kernel uses it as is): panel[(c - 4 quad_begin) * 4 + i][lane].
-inline void DecodeCompactPanel(const CompactGroupArgs& a, int64_t quad_begin, int64_t quad_end, float* panel) {
+// The panel of group g's rows for quads [quad_begin, quad_end) of a compact tile, portable code
+// (the reference; the AVX2 kernel uses it as is): panel[((c - 4 quad_begin) * 4 + i) * 4 + g][lane].
+inline void DecodeCompactPanel(const CompactTileArgs& a, int g, int64_t quad_begin, int64_t quad_end, float* panel) {
   for (int64_t c = 4 * quad_begin; c < 4 * quad_end; ++c) {
-    const uint8_t* t = a.t + (c / 4) * kCompactLanes;
+    const uint8_t* t = a.t + g * a.group_t + (c / 4) * kCompactLanes;
     for (int i = 0; i < 4; ++i) {
-      float* w = panel + ((c - 4 * quad_begin) * 4 + i) * kCompactLanes;
+      float* w = panel + (((c - 4 * quad_begin) * 4 + i) * kCompactGroups + g) * kCompactLanes;
       for (int lane = 0; lane < kCompactLanes; ++lane) {
         const float ramp = a.ramp[(t[lane] >> (2 * (c % 4))) & 3];
-        w[lane] = static_cast<float>(CompactPointX2(a, c, lane, i)) * ramp;
+        w[lane] = static_cast<float>(CompactPointX2(a, c, g * kCompactLanes + lane, i)) * ramp;
       }
     }
   }
 }
 
-// Adds the corrections of chunks with T > 3 of one compact group to out (batch x 16).
-void ApplyCompactHighT(const CompactGroupArgs& args, const LutHighT* begin, const LutHighT* end, const float* xq,
-                       int64_t batch, float* out);
+// Rewrites the panel weights of the chunks with T > 3 in quads [quad_begin, quad_end) (after all
+// groups of the block are decoded) from `next` on; returns the first patch past the range.
+inline const LutMatrix::RampPatch* PatchCompactPanel(const CompactTileArgs& a, const LutMatrix::RampPatch* next,
+                                                     int64_t quad_begin, int64_t quad_end, float* panel) {
+  for (; next != a.patches_end && next->chunk < 4 * quad_end; ++next) {
+    for (int i = 0; i < 4; ++i) {
+      panel[((next->chunk - 4 * quad_begin) * 4 + i) * kCompactRows + next->row] =
+          static_cast<float>(CompactPointX2(a, next->chunk, next->row, i)) * next->ramp;
+    }
+  }
+  return next;
+}
 
 // <x chunk, lattice point of `lane`> for the int8-lanes layout, in the kernels' operation order.
 inline float LaneChunkDot(const LutGroupArgs& a, const float* x, const int8_t* p, int lane) {

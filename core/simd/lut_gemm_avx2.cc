@@ -70,37 +70,32 @@ void GroupGemm(const LutGroupArgs& a, const float* xq, int64_t batch, float* out
   }
 }
 
-// compact-codes: one query against a decoded panel, 16 rows as two registers.
-void CompactQuery(const float* x, int64_t chunks, const float* panel, const float* half_base, float* out) {
-  __m256 acc[4][2];
-  for (int j = 0; j < 4; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
-  for (int64_t c = 0; c < chunks; c += 4) {
-    for (int j = 0; j < 4; ++j) {
-      for (int i = 0; i < 4; ++i) {
-        const float* w = panel + ((c + j) * 4 + i) * kCompactLanes;
-        const __m256 xi = _mm256_broadcast_ss(x + 4 * (c + j) + i);
-        acc[j][0] = _mm256_fmadd_ps(xi, _mm256_loadu_ps(w), acc[j][0]);
-        acc[j][1] = _mm256_fmadd_ps(xi, _mm256_loadu_ps(w + 8), acc[j][1]);
-      }
-    }
+// compact-codes: one query against a decoded panel, 64 rows as eight registers (eight chains).
+void CompactQuery(const float* x, int64_t steps, const float* panel, const float* half_base, float* out) {
+  __m256 acc[8];
+  for (int r = 0; r < 8; ++r) acc[r] = _mm256_setzero_ps();
+  for (int64_t s = 0; s < steps; ++s) {
+    const __m256 xs = _mm256_broadcast_ss(x + s);
+    for (int r = 0; r < 8; ++r) acc[r] = _mm256_fmadd_ps(xs, _mm256_loadu_ps(panel + s * kCompactRows + 8 * r), acc[r]);
   }
-  for (int h = 0; h < 2; ++h) {
-    const __m256 sum = _mm256_add_ps(_mm256_add_ps(acc[0][h], acc[1][h]), _mm256_add_ps(acc[2][h], acc[3][h]));
-    _mm256_storeu_ps(out + 8 * h,
-                     _mm256_fmadd_ps(_mm256_loadu_ps(half_base + 8 * h), sum, _mm256_loadu_ps(out + 8 * h)));
+  for (int r = 0; r < 8; ++r) {
+    _mm256_storeu_ps(out + 8 * r,
+                     _mm256_fmadd_ps(_mm256_loadu_ps(half_base + 8 * r), acc[r], _mm256_loadu_ps(out + 8 * r)));
   }
 }
 
 }  // namespace
 
-void CompactGroupGemmAvx2(const CompactGroupArgs& a, const float* xq, int64_t batch, float* panel, float* out) {
-  std::fill(out, out + batch * kCompactLanes, 0.0f);
+void CompactTileGemmAvx2(const CompactTileArgs& a, const float* xq, int64_t batch, float* panel, float* out) {
+  std::fill(out, out + batch * kCompactRows, 0.0f);
+  const LutMatrix::RampPatch* patch = a.patches;
   for (int64_t blk = 0; blk < a.blocks; ++blk) {
     const int64_t q_begin = blk * a.quads_per_block, q_end = std::min(a.quads, q_begin + a.quads_per_block);
-    DecodeCompactPanel(a, q_begin, q_end, panel);
+    for (int g = 0; g < kCompactGroups; ++g) DecodeCompactPanel(a, g, q_begin, q_end, panel);
+    patch = PatchCompactPanel(a, patch, q_begin, q_end, panel);
     for (int64_t b = 0; b < batch; ++b) {
-      CompactQuery(xq + b * a.query_stride + 16 * q_begin, 4 * (q_end - q_begin), panel,
-                   a.half_base + blk * kCompactLanes, out + b * kCompactLanes);
+      CompactQuery(xq + b * a.query_stride + 16 * q_begin, 16 * (q_end - q_begin), panel,
+                   a.half_base + blk * kCompactRows, out + b * kCompactRows);
     }
   }
 }

@@ -1,8 +1,8 @@
 // AVX-512 kernel of LutMatrix's compact-codes path (layout and arithmetic: lut_gemm.h): 16 weight
-// rows per register. A block's codes are decoded with VBMI byte permutes (as the row decoder reads
+// rows per register, tiles of 64 rows. A block's codes are decoded with VBMI byte permutes (as the row decoder reads
 // Codebook's planar tables: 2 rep(b) of 64 symbols per coordinate in three instructions, the
-// levels' Horner sum on bytes) into a float panel in L1, then tiles of up to six queries stream the panel, each weight reused by
-// every query of the tile while it is in a register. Bit-identical to CompactGroupGemmPortable.
+// levels' Horner sum on bytes) into a float panel in L1, then tiles of up to six queries stream the panel, each weight
+// reused by every query of the tile while it is in a register. Bit-identical to CompactTileGemmPortable.
 #if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512VBMI__)
 #error "lut_gemm_avx512.cc needs AVX512_COPTS (third_party/coset.bzl)"
 #endif
@@ -21,7 +21,8 @@
 namespace coset {
 namespace {
 
-// Queries per pass over a panel: 6 x 4 partial accumulators and the weights fit in 32 registers.
+// Queries per pass over a panel: 6 queries x 4 row registers of accumulators, the 4 weight
+// registers of a step and a broadcast fit in 32 registers.
 constexpr int kQueryTile = 6;
 
 // 2 rep(b)_i of 64 symbols: BytePlanes::Lookup with the top-bit mask computed once per level.
@@ -32,18 +33,33 @@ inline __attribute__((always_inline)) __m512i PlaneLookup(const int8_t* planes, 
   return _mm512_mask_blend_epi8(top, lo, hi);
 }
 
-// Quads [q_begin, q_end) of the group into panel[(c - 4 q_begin) * 4 + i][lane]. kLevels and
+// The planes times q^(M-1) for M = 2 (exact in int8: BuildCompact bounds (q + 1) max |2 rep| by
+// 127), so the two levels' sum is one byte add instead of log2(q) doublings and an add.
+struct TopPlanes {
+  alignas(64) int8_t bytes[4 * 256];
+  TopPlanes(const int8_t* planes, int log2_q) {
+    for (int k = 0; k < 16; ++k) {
+      __m512i v = _mm512_loadu_si512(planes + 64 * k);
+      for (int s = 0; s < log2_q; ++s) v = _mm512_add_epi8(v, v);
+      _mm512_store_si512(bytes + 64 * k, v);
+    }
+  }
+};
+
+// Group g's quads [q_begin, q_end) into panel[((c - 4 q_begin) * 4 + i) * 4 + g][lane]. kLevels and
 // kLog2Q > 0 fix the code at compile time (the common q = 4, M = 2); 0 reads them from the args.
+// top: TopPlanes of the args' planes when levels = 2.
 template <int kLevels, int kLog2Q>
-void DecodePanel(const CompactGroupArgs& a, int64_t q_begin, int64_t q_end, float* panel) {
+void DecodePanel(const CompactTileArgs& a, const int8_t* top_planes, int g, int64_t q_begin, int64_t q_end,
+                 float* panel) {
   const int levels = kLevels > 0 ? kLevels : a.levels;
   const int log2_q = kLog2Q > 0 ? kLog2Q : a.log2_q;
   // vpermps reads the low 4 bits of an index: ramp[k & 3] at every k ignores the next chunk's field.
-  const __m512 ramp = _mm512_setr_ps(a.ramp[0], a.ramp[1], a.ramp[2], a.ramp[3], a.ramp[0], a.ramp[1], a.ramp[2],
-                                     a.ramp[3], a.ramp[0], a.ramp[1], a.ramp[2], a.ramp[3], a.ramp[0], a.ramp[1],
-                                     a.ramp[2], a.ramp[3]);
+  const __m512 ramp =
+      _mm512_setr_ps(a.ramp[0], a.ramp[1], a.ramp[2], a.ramp[3], a.ramp[0], a.ramp[1], a.ramp[2], a.ramp[3], a.ramp[0],
+                     a.ramp[1], a.ramp[2], a.ramp[3], a.ramp[0], a.ramp[1], a.ramp[2], a.ramp[3]);
   for (int64_t quad = q_begin; quad < q_end; ++quad) {
-    const uint8_t* codes = a.codes + quad * levels * 64;
+    const uint8_t* codes = a.codes + g * a.group_codes + quad * levels * 64;
     __m512i b[kLevels > 0 ? kLevels : kMaxLevels];
     __mmask64 top[kLevels > 0 ? kLevels : kMaxLevels];
     for (int m = 0; m < levels; ++m) {
@@ -52,73 +68,155 @@ void DecodePanel(const CompactGroupArgs& a, int64_t q_begin, int64_t q_end, floa
     }
     alignas(64) int8_t points[4][64];  // [i][j * 16 + lane]
     for (int i = 0; i < 4; ++i) {
-      __m512i acc = PlaneLookup(a.planes, b[levels - 1], top[levels - 1], i);
-      for (int m = levels - 2; m >= 0; --m) {
-        for (int s = 0; s < log2_q; ++s) acc = _mm512_add_epi8(acc, acc);
-        acc = _mm512_add_epi8(acc, PlaneLookup(a.planes, b[m], top[m], i));
+      __m512i acc;
+      if (levels == 2) {
+        acc = _mm512_add_epi8(PlaneLookup(top_planes, b[1], top[1], i), PlaneLookup(a.planes, b[0], top[0], i));
+      } else {
+        acc = PlaneLookup(a.planes, b[levels - 1], top[levels - 1], i);
+        for (int m = levels - 2; m >= 0; --m) {
+          for (int s = 0; s < log2_q; ++s) acc = _mm512_add_epi8(acc, acc);
+          acc = _mm512_add_epi8(acc, PlaneLookup(a.planes, b[m], top[m], i));
+        }
       }
       _mm512_store_si512(points[i], acc);
     }
-    const __m512i t = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.t + quad * 16)));
-    float* w = panel + (quad - q_begin) * 4 * 4 * kCompactLanes;
+    // Read the bytes back with load-and-widen instructions: left to itself the compiler keeps them
+    // in registers and widens each 16-byte part after a lane extract, one more shuffle per 16 weights.
+    asm volatile("" : : "r"(points) : "memory");
+    const __m512i t =
+        _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.t + g * a.group_t + quad * 16)));
+    float* w = panel + (quad - q_begin) * 16 * kCompactRows + g * kCompactLanes;
     for (int j = 0; j < 4; ++j) {
       const __m512 r = _mm512_permutexvar_ps(_mm512_srli_epi32(t, 2 * j), ramp);
       for (int i = 0; i < 4; ++i) {
         const __m512i p = _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(points[i] + 16 * j)));
-        _mm512_store_ps(w + (j * 4 + i) * kCompactLanes, _mm512_mul_ps(_mm512_cvtepi32_ps(p), r));
+        _mm512_store_ps(w + (j * 4 + i) * kCompactRows, _mm512_mul_ps(_mm512_cvtepi32_ps(p), r));
       }
     }
   }
 }
 
-// kTile queries (x: the first one's entries of this block) against `chunks` chunks of the panel.
+// Accumulates kTile queries (x: the first one's entries of these steps) over `steps` (chunk,
+// coordinate) steps of the panel.
 template <int kTile>
-inline __attribute__((always_inline)) void Tile(const float* x, int64_t stride, int64_t chunks, const float* panel,
-                                                const float* half_base, float* out) {
-  __m512 acc[kTile][4];
-  for (int b = 0; b < kTile; ++b) {
-    for (int j = 0; j < 4; ++j) acc[b][j] = _mm512_setzero_ps();
-  }
-  for (int64_t c = 0; c < chunks; c += 4) {
-    const float* w = panel + c * 4 * kCompactLanes;
-    const float* xc = x + 4 * c;
-    for (int j = 0; j < 4; ++j) {
-      for (int i = 0; i < 4; ++i) {
-        const __m512 wi = _mm512_load_ps(w + (j * 4 + i) * kCompactLanes);
-        for (int b = 0; b < kTile; ++b) {
-          acc[b][j] = _mm512_fmadd_ps(_mm512_set1_ps(xc[b * stride + 4 * j + i]), wi, acc[b][j]);
-        }
-      }
+inline __attribute__((always_inline)) void Accumulate(__m512 (&acc)[kTile][kCompactGroups], const float* x,
+                                                      int64_t stride, int64_t steps, const float* panel) {
+  for (int64_t s = 0; s < steps; ++s) {
+    __m512 w[kCompactGroups];
+    for (int g = 0; g < kCompactGroups; ++g) w[g] = _mm512_load_ps(panel + s * kCompactRows + g * kCompactLanes);
+    for (int b = 0; b < kTile; ++b) {
+      const __m512 xs = _mm512_set1_ps(x[b * stride + s]);
+      for (int g = 0; g < kCompactGroups; ++g) acc[b][g] = _mm512_fmadd_ps(xs, w[g], acc[b][g]);
     }
   }
-  const __m512 hb = _mm512_loadu_ps(half_base);
+}
+
+// out += half_base * acc, per query and row.
+template <int kTile>
+inline __attribute__((always_inline)) void Finish(const __m512 (&acc)[kTile][kCompactGroups], const float* half_base,
+                                                  float* out) {
+  for (int g = 0; g < kCompactGroups; ++g) {
+    const __m512 hb = _mm512_loadu_ps(half_base + g * kCompactLanes);
+    for (int b = 0; b < kTile; ++b) {
+      float* o = out + b * kCompactRows + g * kCompactLanes;
+      _mm512_storeu_ps(o, _mm512_fmadd_ps(hb, acc[b][g], _mm512_loadu_ps(o)));
+    }
+  }
+}
+
+template <int kTile>
+void Tile(const float* x, int64_t stride, int64_t steps, const float* panel, const float* half_base, float* out) {
+  __m512 acc[kTile][kCompactGroups];
   for (int b = 0; b < kTile; ++b) {
-    const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[b][0], acc[b][1]), _mm512_add_ps(acc[b][2], acc[b][3]));
-    float* o = out + b * kCompactLanes;
-    _mm512_storeu_ps(o, _mm512_fmadd_ps(hb, sum, _mm512_loadu_ps(o)));
+    for (int g = 0; g < kCompactGroups; ++g) acc[b][g] = _mm512_setzero_ps();
+  }
+  Accumulate<kTile>(acc, x, stride, steps, panel);
+  Finish<kTile>(acc, half_base, out);
+}
+
+// Quads per panel when a single query tile reads it: a quarter of a default block, 16 KB, stays in
+// L1 between its decode and its one read (a whole block's 64 KB would go through L2).
+constexpr int64_t kSmallBatchQuads = 4;
+
+// Batches of at most kQueryTile queries: the block's accumulators stay in registers while the
+// block is decoded and read in L1-sized parts (the same operations in the same order).
+template <int kTile, int kLevels, int kLog2Q>
+void SmallBatch(const CompactTileArgs& a, const int8_t* top_planes, const float* xq, float* panel, float* out) {
+  const LutMatrix::RampPatch* patch = a.patches;
+  for (int64_t blk = 0; blk < a.blocks; ++blk) {
+    const int64_t q_begin = blk * a.quads_per_block, q_end = std::min(a.quads, q_begin + a.quads_per_block);
+    __m512 acc[kTile][kCompactGroups];
+    for (int b = 0; b < kTile; ++b) {
+      for (int g = 0; g < kCompactGroups; ++g) acc[b][g] = _mm512_setzero_ps();
+    }
+    for (int64_t part = q_begin; part < q_end; part += kSmallBatchQuads) {
+      const int64_t part_end = std::min(q_end, part + kSmallBatchQuads);
+      for (int g = 0; g < kCompactGroups; ++g) DecodePanel<kLevels, kLog2Q>(a, top_planes, g, part, part_end, panel);
+      patch = PatchCompactPanel(a, patch, part, part_end, panel);
+      Accumulate<kTile>(acc, xq + 16 * part, a.query_stride, 16 * (part_end - part), panel);
+    }
+    Finish<kTile>(acc, a.half_base + blk * kCompactRows, out);
+  }
+}
+
+template <int kLevels, int kLog2Q>
+void SmallBatch(const CompactTileArgs& a, const int8_t* top_planes, const float* xq, int64_t batch, float* panel,
+                float* out) {
+  switch (batch) {
+    case 1:
+      return SmallBatch<1, kLevels, kLog2Q>(a, top_planes, xq, panel, out);
+    case 2:
+      return SmallBatch<2, kLevels, kLog2Q>(a, top_planes, xq, panel, out);
+    case 3:
+      return SmallBatch<3, kLevels, kLog2Q>(a, top_planes, xq, panel, out);
+    case 4:
+      return SmallBatch<4, kLevels, kLog2Q>(a, top_planes, xq, panel, out);
+    case 5:
+      return SmallBatch<5, kLevels, kLog2Q>(a, top_planes, xq, panel, out);
+    default:
+      return SmallBatch<6, kLevels, kLog2Q>(a, top_planes, xq, panel, out);
   }
 }
 
 }  // namespace
 
-void CompactGroupGemmAvx512(const CompactGroupArgs& a, const float* xq, int64_t batch, float* panel, float* out) {
-  const auto decode = a.levels == 2 && a.log2_q == 2 ? &DecodePanel<2, 2> : &DecodePanel<0, 0>;
-  std::fill(out, out + batch * kCompactLanes, 0.0f);
+void CompactTileGemmAvx512(const CompactTileArgs& a, const float* xq, int64_t batch, float* panel, float* out) {
+  const bool q4m2 = a.levels == 2 && a.log2_q == 2;
+  const TopPlanes top(a.planes, a.log2_q);
+  std::fill(out, out + batch * kCompactRows, 0.0f);
+  if (batch <= kQueryTile)
+    return q4m2 ? SmallBatch<2, 2>(a, top.bytes, xq, batch, panel, out)
+                : SmallBatch<0, 0>(a, top.bytes, xq, batch, panel, out);
+  const auto decode = q4m2 ? &DecodePanel<2, 2> : &DecodePanel<0, 0>;
+  const LutMatrix::RampPatch* patch = a.patches;
   for (int64_t blk = 0; blk < a.blocks; ++blk) {
     const int64_t q_begin = blk * a.quads_per_block, q_end = std::min(a.quads, q_begin + a.quads_per_block);
-    decode(a, q_begin, q_end, panel);
-    const int64_t chunks = 4 * (q_end - q_begin);
-    const float* hb = a.half_base + blk * kCompactLanes;
+    for (int g = 0; g < kCompactGroups; ++g) decode(a, top.bytes, g, q_begin, q_end, panel);
+    patch = PatchCompactPanel(a, patch, q_begin, q_end, panel);
+    const int64_t steps = 16 * (q_end - q_begin);
+    const float* hb = a.half_base + blk * kCompactRows;
     for (int64_t first = 0; first < batch; first += kQueryTile) {
       const float* x = xq + first * a.query_stride + 16 * q_begin;
-      float* o = out + first * kCompactLanes;
+      float* o = out + first * kCompactRows;
       switch (std::min<int64_t>(kQueryTile, batch - first)) {
-        case 1: Tile<1>(x, a.query_stride, chunks, panel, hb, o); break;
-        case 2: Tile<2>(x, a.query_stride, chunks, panel, hb, o); break;
-        case 3: Tile<3>(x, a.query_stride, chunks, panel, hb, o); break;
-        case 4: Tile<4>(x, a.query_stride, chunks, panel, hb, o); break;
-        case 5: Tile<5>(x, a.query_stride, chunks, panel, hb, o); break;
-        default: Tile<6>(x, a.query_stride, chunks, panel, hb, o); break;
+        case 1:
+          Tile<1>(x, a.query_stride, steps, panel, hb, o);
+          break;
+        case 2:
+          Tile<2>(x, a.query_stride, steps, panel, hb, o);
+          break;
+        case 3:
+          Tile<3>(x, a.query_stride, steps, panel, hb, o);
+          break;
+        case 4:
+          Tile<4>(x, a.query_stride, steps, panel, hb, o);
+          break;
+        case 5:
+          Tile<5>(x, a.query_stride, steps, panel, hb, o);
+          break;
+        default:
+          Tile<6>(x, a.query_stride, steps, panel, hb, o);
+          break;
       }
     }
   }

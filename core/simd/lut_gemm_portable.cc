@@ -42,46 +42,30 @@ void ApplyHighT(const LutGroupArgs& a, const LutHighT* begin, const LutHighT* en
   }
 }
 
-void CompactGroupGemmPortable(const CompactGroupArgs& a, const float* xq, int64_t batch, float* panel, float* out) {
-  std::fill(out, out + batch * kCompactLanes, 0.0f);
+void CompactTileGemmPortable(const CompactTileArgs& a, const float* xq, int64_t batch, float* panel, float* out) {
+  std::fill(out, out + batch * kCompactRows, 0.0f);
+  const LutMatrix::RampPatch* patch = a.patches;
   for (int64_t blk = 0; blk < a.blocks; ++blk) {
     const int64_t q_begin = blk * a.quads_per_block, q_end = std::min(a.quads, q_begin + a.quads_per_block);
-    DecodeCompactPanel(a, q_begin, q_end, panel);
-    const int64_t chunks = 4 * (q_end - q_begin);
+    for (int g = 0; g < kCompactGroups; ++g) DecodeCompactPanel(a, g, q_begin, q_end, panel);
+    patch = PatchCompactPanel(a, patch, q_begin, q_end, panel);
+    const int64_t steps = 16 * (q_end - q_begin);  // (chunk, coordinate) pairs
     for (int64_t b = 0; b < batch; ++b) {
       const float* x = xq + b * a.query_stride + 16 * q_begin;
-      for (int lane = 0; lane < kCompactLanes; ++lane) {
-        float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        for (int64_t c = 0; c < chunks; ++c) {
-          for (int i = 0; i < 4; ++i)
-            acc[c & 3] = std::fmaf(x[4 * c + i], panel[(c * 4 + i) * kCompactLanes + lane], acc[c & 3]);
-        }
-        float& total = out[b * kCompactLanes + lane];
-        total = std::fmaf(a.half_base[blk * kCompactLanes + lane], (acc[0] + acc[1]) + (acc[2] + acc[3]), total);
+      for (int row = 0; row < kCompactRows; ++row) {
+        float acc = 0.0f;
+        for (int64_t s = 0; s < steps; ++s) acc = std::fmaf(x[s], panel[s * kCompactRows + row], acc);
+        float& total = out[b * kCompactRows + row];
+        total = std::fmaf(a.half_base[blk * kCompactRows + row], acc, total);
       }
     }
   }
 }
 
-void ApplyCompactHighT(const CompactGroupArgs& a, const LutHighT* begin, const LutHighT* end, const float* xq,
-                       int64_t batch, float* out) {
-  for (const LutHighT* h = begin; h != end; ++h) {
-    float p[4];
-    for (int i = 0; i < 4; ++i) p[i] = static_cast<float>(CompactPointX2(a, h->chunk, h->lane, i));
-    const float half_base = a.half_base[(h->chunk / (4 * a.quads_per_block)) * kCompactLanes + h->lane];
-    for (int64_t b = 0; b < batch; ++b) {
-      const float* x = xq + b * a.query_stride + static_cast<int64_t>(h->chunk) * 4;
-      float dot = x[0] * p[0];
-      for (int i = 1; i < 4; ++i) dot = std::fmaf(x[i], p[i], dot);
-      out[b * kCompactLanes + h->lane] += half_base * (h->extra * dot);
-    }
-  }
-}
-
-CompactGroupGemmFn GetCompactGroupGemm(SimdLevel level) {
-  if (level >= SimdLevel::kAvx512 && DetectedSimdLevel() >= SimdLevel::kAvx512) return &CompactGroupGemmAvx512;
-  if (level >= SimdLevel::kAvx2 && DetectedSimdLevel() >= SimdLevel::kAvx2) return &CompactGroupGemmAvx2;
-  return &CompactGroupGemmPortable;
+CompactTileGemmFn GetCompactTileGemm(SimdLevel level) {
+  if (level >= SimdLevel::kAvx512 && DetectedSimdLevel() >= SimdLevel::kAvx512) return &CompactTileGemmAvx512;
+  if (level >= SimdLevel::kAvx2 && DetectedSimdLevel() >= SimdLevel::kAvx2) return &CompactTileGemmAvx2;
+  return &CompactTileGemmPortable;
 }
 
 LutGroupGemmFn GetLutGroupGemm(SimdLevel level) {

@@ -173,7 +173,8 @@ TEST(LutMatrixTest, GemmMatchesDecodeThenGemm) {
     p.block = c.block;
     const int64_t n = 21, k = 300;  // 21 rows: not a multiple of 8; 300: not a multiple of the block
     const CompressedTensor w = Encode(p, Gaussian(n * k, 5), {n, k});
-    const LutMatrix m = *LutMatrix::Create(w);
+    // Asked for explicitly: the compact layout runs on every CPU (the default takes it on AVX-512 only).
+    const LutMatrix m = *LutMatrix::Create(w, kDefaultLutBudgetBytes, kCompact);
     EXPECT_EQ(m.path(), c.expect) << c.lattice << " q=" << c.q << " M=" << c.levels << " block " << c.block << ": "
                                   << m.path_name();
     const std::vector<float> wd = Decode(w);
@@ -206,7 +207,7 @@ TEST(LutMatrixTest, EveryKernelLevelIsBitIdenticalToPortable) {
     int64_t high_t = 0;
     for (uint8_t t : w.t) high_t += t > held;
     EXPECT_GT(high_t, 0) << lattice;
-    const LutMatrix m = *LutMatrix::Create(w);
+    const LutMatrix m = *LutMatrix::Create(w, kDefaultLutBudgetBytes, kCompact);
     EXPECT_EQ(m.path(), std::string(lattice) == "D4" ? kCompact : kInt8);
     for (int64_t batch : {1, 5, 13}) {
       const std::vector<float> x = Gaussian(batch * k, 8);
@@ -215,6 +216,14 @@ TEST(LutMatrixTest, EveryKernelLevelIsBitIdenticalToPortable) {
         ScopedSimdLevel portable(SimdLevel::kPortable);
         ASSERT_TRUE(portable.ok());
         ASSERT_TRUE(m.Gemm(x.data(), batch, want.data()).ok());
+      }
+      // The reference itself, high-T chunks included, is decode-then-dot up to float rounding.
+      const std::vector<float> wd = Decode(w);
+      for (int64_t b = 0; b < batch; ++b) {
+        for (int64_t r = 0; r < n; ++r) {
+          const double scale = Norm(&x[b * k], k) * Norm(&wd[r * k], k);
+          ASSERT_NEAR(want[b * n + r], Dot(&x[b * k], &wd[r * k], k), 1e-5 * scale) << lattice << " row " << r;
+        }
       }
       for (SimdLevel level : kAllSimdLevels) {
         ScopedSimdLevel scoped(level);
@@ -232,6 +241,25 @@ TEST(LutMatrixTest, EveryKernelLevelIsBitIdenticalToPortable) {
       }
     }
   }
+}
+
+TEST(LutMatrixTest, DefaultLayoutFollowsTheSimdLevel) {
+  const CompressedTensor w = Encode(CodecParams{}, Gaussian(64 * 256, 3), {64, 256});  // D4 q=4 M=2
+  {
+    ScopedSimdLevel avx2(SimdLevel::kAvx2);
+    if (avx2.ok()) {
+      EXPECT_EQ(LutMatrix::Create(w)->path(), kInt8);
+    }
+  }
+  {
+    ScopedSimdLevel portable(SimdLevel::kPortable);
+    EXPECT_EQ(LutMatrix::Create(w)->path(), kInt8);
+  }
+  ScopedSimdLevel avx512(SimdLevel::kAvx512);
+  if (!avx512.ok()) GTEST_SKIP() << "this CPU has no AVX-512 VBMI: the compact default is not taken here";
+  EXPECT_EQ(LutMatrix::Create(w)->path(), kCompact);
+  EXPECT_EQ(LutMatrix::Create(w, kDefaultLutBudgetBytes, kInt8)->path(), kInt8);
+  EXPECT_EQ(LutMatrix::Create(w, kDefaultLutBudgetBytes, kLut)->path(), kLut);
 }
 
 TEST(LutMatrixTest, RefusesBadQueries) {
