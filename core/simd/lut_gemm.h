@@ -22,6 +22,7 @@
 // chains, and a tile of queries shares every weight load and every query broadcast.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -122,6 +123,19 @@ inline const LutMatrix::RampPatch* PatchCompactPanel(const CompactTileArgs& a, c
     }
   }
   return next;
+}
+
+// The block loop of a compact kernel: decode(g, quad_begin, quad_end, panel) fills each group's
+// part of a block's panel, the patches go in, then fn(block, quad_begin, quad_end) reads it.
+template <typename Decode, typename Fn>
+inline void ForEachCompactBlock(const CompactTileArgs& a, float* panel, Decode&& decode, Fn&& fn) {
+  const LutMatrix::RampPatch* patch = a.patches;
+  for (int64_t blk = 0; blk < a.blocks; ++blk) {
+    const int64_t q_begin = blk * a.quads_per_block, q_end = std::min(a.quads, q_begin + a.quads_per_block);
+    for (int g = 0; g < kCompactGroups; ++g) decode(g, q_begin, q_end, panel);
+    patch = PatchCompactPanel(a, patch, q_begin, q_end, panel);
+    fn(blk, q_begin, q_end);
+  }
 }
 
 // <x chunk, lattice point of `lane`> for the int8-lanes layout, in the kernels' operation order.

@@ -1,21 +1,13 @@
 // AVX-512 kernel of LutMatrix's compact-codes path (layout and arithmetic: lut_gemm.h): 16 weight
-// rows per register, tiles of 64 rows. A block's codes are decoded with VBMI byte permutes (as the row decoder reads
-// Codebook's planar tables: 2 rep(b) of 64 symbols per coordinate in three instructions, the
-// levels' Horner sum on bytes) into a float panel in L1, then tiles of up to six queries stream the panel, each weight
-// reused by every query of the tile while it is in a register. Bit-identical to CompactTileGemmPortable.
-#if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512VBMI__)
-#error "lut_gemm_avx512.cc needs AVX512_COPTS (third_party/coset.bzl)"
-#endif
-// GCC 12's AVX-512 headers trip -W(maybe-)uninitialized on their own placeholders (PR 105593).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-#include <immintrin.h>
-
+// rows per register, tiles of 64 rows. A block's codes are decoded with VBMI byte permutes (as the
+// row decoder reads Codebook's planar tables: 2 rep(b) of 64 symbols per coordinate in three
+// instructions, the levels summed on bytes) into a float panel, then register tiles of up to six
+// queries stream it, each weight load and query broadcast shared by 24 FMAs. Bit-identical to
+// CompactTileGemmPortable.
 #include <algorithm>
 
 #include "core/limits.h"
+#include "core/simd/avx512_unit.h"
 #include "core/simd/lut_gemm.h"
 
 namespace coset {
@@ -159,24 +151,18 @@ void SmallBatch(const CompactTileArgs& a, const int8_t* top_planes, const float*
   }
 }
 
+using SmallBatchFn = void (*)(const CompactTileArgs&, const int8_t*, const float*, float*, float*);
 template <int kLevels, int kLog2Q>
-void SmallBatch(const CompactTileArgs& a, const int8_t* top_planes, const float* xq, int64_t batch, float* panel,
-                float* out) {
-  switch (batch) {
-    case 1:
-      return SmallBatch<1, kLevels, kLog2Q>(a, top_planes, xq, panel, out);
-    case 2:
-      return SmallBatch<2, kLevels, kLog2Q>(a, top_planes, xq, panel, out);
-    case 3:
-      return SmallBatch<3, kLevels, kLog2Q>(a, top_planes, xq, panel, out);
-    case 4:
-      return SmallBatch<4, kLevels, kLog2Q>(a, top_planes, xq, panel, out);
-    case 5:
-      return SmallBatch<5, kLevels, kLog2Q>(a, top_planes, xq, panel, out);
-    default:
-      return SmallBatch<6, kLevels, kLog2Q>(a, top_planes, xq, panel, out);
-  }
-}
+constexpr SmallBatchFn kSmallBatch[kQueryTile + 1] = {nullptr,
+                                                      &SmallBatch<1, kLevels, kLog2Q>,
+                                                      &SmallBatch<2, kLevels, kLog2Q>,
+                                                      &SmallBatch<3, kLevels, kLog2Q>,
+                                                      &SmallBatch<4, kLevels, kLog2Q>,
+                                                      &SmallBatch<5, kLevels, kLog2Q>,
+                                                      &SmallBatch<6, kLevels, kLog2Q>};
+
+using TileFn = void (*)(const float*, int64_t, int64_t, const float*, const float*, float*);
+constexpr TileFn kTiles[kQueryTile + 1] = {nullptr, &Tile<1>, &Tile<2>, &Tile<3>, &Tile<4>, &Tile<5>, &Tile<6>};
 
 }  // namespace
 
@@ -184,42 +170,18 @@ void CompactTileGemmAvx512(const CompactTileArgs& a, const float* xq, int64_t ba
   const bool q4m2 = a.levels == 2 && a.log2_q == 2;
   const TopPlanes top(a.planes, a.log2_q);
   std::fill(out, out + batch * kCompactRows, 0.0f);
-  if (batch <= kQueryTile)
-    return q4m2 ? SmallBatch<2, 2>(a, top.bytes, xq, batch, panel, out)
-                : SmallBatch<0, 0>(a, top.bytes, xq, batch, panel, out);
-  const auto decode = q4m2 ? &DecodePanel<2, 2> : &DecodePanel<0, 0>;
-  const LutMatrix::RampPatch* patch = a.patches;
-  for (int64_t blk = 0; blk < a.blocks; ++blk) {
-    const int64_t q_begin = blk * a.quads_per_block, q_end = std::min(a.quads, q_begin + a.quads_per_block);
-    for (int g = 0; g < kCompactGroups; ++g) decode(a, top.bytes, g, q_begin, q_end, panel);
-    patch = PatchCompactPanel(a, patch, q_begin, q_end, panel);
-    const int64_t steps = 16 * (q_end - q_begin);
-    const float* hb = a.half_base + blk * kCompactRows;
+  if (batch <= kQueryTile) return (q4m2 ? kSmallBatch<2, 2> : kSmallBatch<0, 0>)[batch](a, top.bytes, xq, panel, out);
+  const auto decode_group = q4m2 ? &DecodePanel<2, 2> : &DecodePanel<0, 0>;
+  auto decode = [&](int g, int64_t q_begin, int64_t q_end, float* p) {
+    decode_group(a, top.bytes, g, q_begin, q_end, p);
+  };
+  ForEachCompactBlock(a, panel, decode, [&](int64_t blk, int64_t q_begin, int64_t q_end) {
     for (int64_t first = 0; first < batch; first += kQueryTile) {
-      const float* x = xq + first * a.query_stride + 16 * q_begin;
-      float* o = out + first * kCompactRows;
-      switch (std::min<int64_t>(kQueryTile, batch - first)) {
-        case 1:
-          Tile<1>(x, a.query_stride, steps, panel, hb, o);
-          break;
-        case 2:
-          Tile<2>(x, a.query_stride, steps, panel, hb, o);
-          break;
-        case 3:
-          Tile<3>(x, a.query_stride, steps, panel, hb, o);
-          break;
-        case 4:
-          Tile<4>(x, a.query_stride, steps, panel, hb, o);
-          break;
-        case 5:
-          Tile<5>(x, a.query_stride, steps, panel, hb, o);
-          break;
-        default:
-          Tile<6>(x, a.query_stride, steps, panel, hb, o);
-          break;
-      }
+      kTiles[std::min<int64_t>(kQueryTile, batch - first)](
+          xq + first * a.query_stride + 16 * q_begin, a.query_stride, 16 * (q_end - q_begin), panel,
+          a.half_base + blk * kCompactRows, out + first * kCompactRows);
     }
-  }
+  });
 }
 
 }  // namespace coset

@@ -44,11 +44,8 @@ void ApplyHighT(const LutGroupArgs& a, const LutHighT* begin, const LutHighT* en
 
 void CompactTileGemmPortable(const CompactTileArgs& a, const float* xq, int64_t batch, float* panel, float* out) {
   std::fill(out, out + batch * kCompactRows, 0.0f);
-  const LutMatrix::RampPatch* patch = a.patches;
-  for (int64_t blk = 0; blk < a.blocks; ++blk) {
-    const int64_t q_begin = blk * a.quads_per_block, q_end = std::min(a.quads, q_begin + a.quads_per_block);
-    for (int g = 0; g < kCompactGroups; ++g) DecodeCompactPanel(a, g, q_begin, q_end, panel);
-    patch = PatchCompactPanel(a, patch, q_begin, q_end, panel);
+  auto decode = [&](int g, int64_t q_begin, int64_t q_end, float* p) { DecodeCompactPanel(a, g, q_begin, q_end, p); };
+  ForEachCompactBlock(a, panel, decode, [&](int64_t blk, int64_t q_begin, int64_t q_end) {
     const int64_t steps = 16 * (q_end - q_begin);  // (chunk, coordinate) pairs
     for (int64_t b = 0; b < batch; ++b) {
       const float* x = xq + b * a.query_stride + 16 * q_begin;
@@ -59,7 +56,7 @@ void CompactTileGemmPortable(const CompactTileArgs& a, const float* xq, int64_t 
         total = std::fmaf(a.half_base[blk * kCompactRows + row], acc, total);
       }
     }
-  }
+  });
 }
 
 CompactTileGemmFn GetCompactTileGemm(SimdLevel level) {

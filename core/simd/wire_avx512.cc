@@ -1,19 +1,9 @@
 // AVX-512 kernels of the DDP wire forms (simd/wire_kernels.h), compiled with AVX512_COPTS;
 // dispatch picks them only on CPUs with those features.
-#if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512DQ__) || !defined(__AVX512VBMI__)
-#error "wire_avx512.cc needs AVX512_COPTS (third_party/coset.bzl)"
-#endif
-// GCC 12's AVX-512 headers trip -W(maybe-)uninitialized on their own placeholders (GCC PR 105593;
-// see row_codec_avx512.cc).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-#include <immintrin.h>
-
 #include <algorithm>
 #include <cstdint>
 
+#include "core/simd/avx512_unit.h"
 #include "core/simd/wire_kernels.h"
 
 namespace coset {
