@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "core/block_transform.h"
@@ -337,9 +338,10 @@ void LutMatrix::GemmCompact(const float* xq, int64_t batch, float* out, Executor
   args.ramp = ramp_.data();
   executor->ParallelFor(groups_ / kCompactGroups, [&](int64_t tile_begin, int64_t tile_end) {
     std::vector<float> rows(batch * kCompactRows);
-    // The panel of one block, 64-byte aligned for the AVX-512 kernel's loads and stores.
-    std::vector<float> scratch(kCompactPanelFloats + 16);
-    float* panel = scratch.data() + (16 - reinterpret_cast<uintptr_t>(scratch.data()) / 4 % 16) % 16;
+    // The panel of one block (64 KB at the default block), 64-byte aligned for the AVX-512
+    // kernel's loads and stores; uninitialized: every kernel writes a block's panel before reading it.
+    const std::unique_ptr<float[]> scratch(new float[CompactPanelFloats(args.quads_per_block) + 16]);
+    float* panel = scratch.get() + (16 - reinterpret_cast<uintptr_t>(scratch.get()) / 4 % 16) % 16;
     for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
       CompactTileArgs at = args;
       at.codes = &codes_[tile * kCompactGroups * args.group_codes];

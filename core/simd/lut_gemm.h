@@ -62,7 +62,7 @@ inline constexpr int kCompactGroups = 4;
 inline constexpr int kCompactRows = kCompactLanes * kCompactGroups;
 inline constexpr int64_t kMaxCompactBlockQuads = 64;
 // Floats of panel scratch a kernel needs: one block of one tile (64 KB at the default 256-entry block).
-inline constexpr int64_t kCompactPanelFloats = kMaxCompactBlockQuads * 16 * kCompactRows;
+inline constexpr int64_t CompactPanelFloats(int64_t quads_per_block) { return quads_per_block * 16 * kCompactRows; }
 struct CompactTileArgs {
   int levels = 0;
   int log2_q = 0;
@@ -80,7 +80,8 @@ struct CompactTileArgs {
   const LutMatrix::RampPatch* patches = nullptr;  // chunks with T > 3, sorted by chunk
   const LutMatrix::RampPatch* patches_end = nullptr;
 };
-// out: batch x 64 (row-major per query); panel: kCompactPanelFloats of scratch, 64-byte aligned.
+// out: batch x 64 (row-major per query); panel: CompactPanelFloats(quads_per_block) of scratch,
+// 64-byte aligned.
 using CompactTileGemmFn = void (*)(const CompactTileArgs& args, const float* xq, int64_t batch, float* panel,
                                    float* out);
 void CompactTileGemmPortable(const CompactTileArgs& args, const float* xq, int64_t batch, float* panel, float* out);
@@ -125,17 +126,26 @@ inline const LutMatrix::RampPatch* PatchCompactPanel(const CompactTileArgs& a, c
   return next;
 }
 
-// The block loop of a compact kernel: decode(g, quad_begin, quad_end, panel) fills each group's
-// part of a block's panel, the patches go in, then fn(block, quad_begin, quad_end) reads it.
+// The block loop of a compact kernel: decode(quad_begin, quad_end, panel) fills a block's panel
+// (patches included), then fn(block, quad_begin, quad_end) reads it.
 template <typename Decode, typename Fn>
 inline void ForEachCompactBlock(const CompactTileArgs& a, float* panel, Decode&& decode, Fn&& fn) {
-  const LutMatrix::RampPatch* patch = a.patches;
   for (int64_t blk = 0; blk < a.blocks; ++blk) {
     const int64_t q_begin = blk * a.quads_per_block, q_end = std::min(a.quads, q_begin + a.quads_per_block);
-    for (int g = 0; g < kCompactGroups; ++g) decode(g, q_begin, q_end, panel);
-    patch = PatchCompactPanel(a, patch, q_begin, q_end, panel);
+    decode(q_begin, q_end, panel);
     fn(blk, q_begin, q_end);
   }
+}
+
+// ForEachCompactBlock with the portable decoder (portable and AVX2 kernels).
+template <typename Fn>
+inline void ForEachPortableCompactBlock(const CompactTileArgs& a, float* panel, Fn&& fn) {
+  const LutMatrix::RampPatch* patch = a.patches;
+  auto decode = [&](int64_t q_begin, int64_t q_end, float* p) {
+    for (int g = 0; g < kCompactGroups; ++g) DecodeCompactPanel(a, g, q_begin, q_end, p);
+    patch = PatchCompactPanel(a, patch, q_begin, q_end, p);
+  };
+  ForEachCompactBlock(a, panel, decode, fn);
 }
 
 // <x chunk, lattice point of `lane`> for the int8-lanes layout, in the kernels' operation order.

@@ -88,8 +88,7 @@ void CompactQuery(const float* x, int64_t steps, const float* panel, const float
 
 void CompactTileGemmAvx2(const CompactTileArgs& a, const float* xq, int64_t batch, float* panel, float* out) {
   std::fill(out, out + batch * kCompactRows, 0.0f);
-  auto decode = [&](int g, int64_t q_begin, int64_t q_end, float* p) { DecodeCompactPanel(a, g, q_begin, q_end, p); };
-  ForEachCompactBlock(a, panel, decode, [&](int64_t blk, int64_t q_begin, int64_t q_end) {
+  ForEachPortableCompactBlock(a, panel, [&](int64_t blk, int64_t q_begin, int64_t q_end) {
     for (int64_t b = 0; b < batch; ++b) {
       CompactQuery(xq + b * a.query_stride + 16 * q_begin, 16 * (q_end - q_begin), panel,
                    a.half_base + blk * kCompactRows, out + b * kCompactRows);

@@ -44,8 +44,7 @@ void ApplyHighT(const LutGroupArgs& a, const LutHighT* begin, const LutHighT* en
 
 void CompactTileGemmPortable(const CompactTileArgs& a, const float* xq, int64_t batch, float* panel, float* out) {
   std::fill(out, out + batch * kCompactRows, 0.0f);
-  auto decode = [&](int g, int64_t q_begin, int64_t q_end, float* p) { DecodeCompactPanel(a, g, q_begin, q_end, p); };
-  ForEachCompactBlock(a, panel, decode, [&](int64_t blk, int64_t q_begin, int64_t q_end) {
+  ForEachPortableCompactBlock(a, panel, [&](int64_t blk, int64_t q_begin, int64_t q_end) {
     const int64_t steps = 16 * (q_end - q_begin);  // (chunk, coordinate) pairs
     for (int64_t b = 0; b < batch; ++b) {
       const float* x = xq + b * a.query_stride + 16 * q_begin;
