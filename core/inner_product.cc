@@ -123,8 +123,62 @@ absl::StatusOr<std::vector<double>> DotRows(const CompressedTensor& a, const Com
   return out;
 }
 
+LutMatrix::Path LutMatrix::FirstPath(std::optional<Path> first) {
+  return first.value_or(ActiveSimdLevel() >= SimdLevel::kAvx512 ? Path::kCompactCodes : Path::kInt8Lanes);
+}
+
+std::optional<int> LutMatrix::CompactZeroSymbol(const CompressedTensor& w, const Codebook& cb) {
+  const CodecParams& p = w.params;
+  const int64_t chunks_per_block = p.block / w.layout.dim;
+  if (p.lattice.kind() != LatticeKind::kD || w.layout.dim != 4 || cb.rep_point_x2_planar_int8().empty() ||
+      !cb.q_is_power_of_two() || chunks_per_block % 4 != 0 || chunks_per_block / 4 > kMaxCompactBlockQuads) {
+    return std::nullopt;
+  }
+  // The Horner sum sum_m q^m 2 rep(b_m) is taken on bytes: every partial sum must fit in int8.
+  int64_t bound = 0;
+  for (int m = 0; m < p.M; ++m) bound = bound * p.q + cb.max_abs_rep_point_x2();
+  if (bound > 127) return std::nullopt;
+  // Padding chunks hold the symbol of the zero point (decoded weights exactly 0).
+  const int8_t* planes = cb.rep_point_x2_planar_int8().data();
+  for (int b = 0; b < cb.num_symbols(); ++b) {
+    bool zero = true;
+    for (int i = 0; i < 4; ++i) zero = zero && planes[i * Codebook::kPlanarTableSize + b] == 0;
+    if (zero) return b;
+  }
+  return std::nullopt;
+}
+
+int64_t LutMatrix::BuildBytes(const CompressedTensor& w, std::optional<Path> prefer) {
+  const Layout& l = w.layout;
+  const Path first = FirstPath(prefer);
+  auto count_t_above = [&](int t_max) {
+    int64_t n = 0;
+    for (uint8_t t : w.t) n += t > t_max;
+    return n;
+  };
+  // Create's row of unpacked symbols, and the one-sided layout it may end with.
+  const int64_t scratch = l.symbols_per_row * 4;
+  int64_t bytes = scratch + l.rows * (4 * l.symbols_per_row + 4 * l.chunks_per_row);
+  auto cb = Codebook::Get(w.params.lattice, w.params.q);
+  if (!cb.ok()) return bytes;
+  if (first == Path::kCompactCodes && CompactZeroSymbol(w, **cb).has_value()) {
+    const int64_t groups = (l.rows + kCompactRows - 1) / kCompactRows * kCompactGroups;
+    const int64_t quads = (l.chunks_per_row + 3) / 4;
+    return scratch + groups * quads * (w.params.M * 64 + kCompactLanes) +
+           groups / kCompactGroups * l.blocks_per_row * kCompactRows * 4 +
+           count_t_above(3) * static_cast<int64_t>(sizeof(RampPatch));
+  }
+  if (first != Path::kOneSidedLut) {
+    // int8-lanes is built in full before its int8 check, and freed if that fails.
+    const int64_t groups = (l.rows + 7) / 8;
+    bytes = std::max(bytes, scratch + groups * l.chunks_per_row * (l.dim + 1) * 8 + groups * l.blocks_per_row * 32 +
+                                count_t_above(7) * static_cast<int64_t>(sizeof(HighT)));
+  }
+  return bytes;
+}
+
 absl::StatusOr<LutMatrix> LutMatrix::Create(const CompressedTensor& w, int64_t budget, std::optional<Path> prefer) {
-  const Path first = prefer.value_or(ActiveSimdLevel() >= SimdLevel::kAvx512 ? Path::kCompactCodes : Path::kInt8Lanes);
+  const Path first = FirstPath(prefer);
   COSET_RETURN_IF_ERROR(TensorCodec::CheckConsistent(w));
   const Lattice& lattice = w.params.lattice;
   LutMatrix m;
@@ -201,31 +255,14 @@ absl::StatusOr<LutMatrix> LutMatrix::Create(const CompressedTensor& w, int64_t b
 
 absl::StatusOr<bool> LutMatrix::BuildCompact(const CompressedTensor& w) {
   const Layout& l = w.layout;
-  const Codebook& cb = *codebook_;
-  const int64_t chunks_per_block = params_.block / l.dim;
-  if (params_.lattice.kind() != LatticeKind::kD || l.dim != 4 || cb.rep_point_x2_planar_int8().empty() ||
-      !cb.q_is_power_of_two() || chunks_per_block % 4 != 0 || chunks_per_block / 4 > kMaxCompactBlockQuads) {
-    return false;
-  }
-  // The Horner sum sum_m q^m 2 rep(b_m) is taken on bytes: every partial sum must fit in int8.
-  int64_t bound = 0;
-  for (int m = 0; m < params_.M; ++m) bound = bound * params_.q + cb.max_abs_rep_point_x2();
-  if (bound > 127) return false;
-  // Padding chunks hold the symbol of the zero point (decoded weights exactly 0).
-  const int8_t* planes = cb.rep_point_x2_planar_int8().data();
-  int zero_symbol = -1;
-  for (int b = 0; b < cb.num_symbols() && zero_symbol < 0; ++b) {
-    bool zero = true;
-    for (int i = 0; i < 4; ++i) zero = zero && planes[i * Codebook::kPlanarTableSize + b] == 0;
-    if (zero) zero_symbol = b;
-  }
-  if (zero_symbol < 0) return false;
+  const std::optional<int> zero_symbol = CompactZeroSymbol(w, *codebook_);
+  if (!zero_symbol.has_value()) return false;
   const int levels = params_.M;
   // Rows are padded to whole tiles of 64 (the padding decodes to zero weights).
   groups_ = (l.rows + kCompactRows - 1) / kCompactRows * kCompactGroups;
   const int64_t tiles = groups_ / kCompactGroups;
   quads_ = (l.chunks_per_row + 3) / 4;
-  codes_.assign(groups_ * quads_ * levels * 64, static_cast<uint8_t>(zero_symbol));
+  codes_.assign(groups_ * quads_ * levels * 64, static_cast<uint8_t>(*zero_symbol));
   t_.assign(groups_ * quads_ * kCompactLanes, 0);
   half_base_.assign(tiles * l.blocks_per_row * kCompactRows, 0.0f);
   patch_offsets_.assign(tiles + 1, 0);

@@ -57,6 +57,9 @@ class LutMatrix {
   // AVX-512 that can spend ~2.2x the memory (README, "GEMV/GEMM on compressed weights").
   static absl::StatusOr<LutMatrix> Create(const CompressedTensor& w, int64_t lut_budget_bytes = kDefaultLutBudgetBytes,
                                           std::optional<Path> first = std::nullopt);
+  // At least the bytes Create(w, ..., first) allocates at its peak, from the shapes and T values
+  // alone (row padding and high-T lists included): what a server reserves before building.
+  static int64_t BuildBytes(const CompressedTensor& w, std::optional<Path> first = std::nullopt);
 
   // int8-lanes: a chunk whose T exceeds 7. The kernels use ramp[7] for it (one register permute
   // looks T up) and a scalar pass adds the difference afterwards (core/simd/lut_gemm.h).
@@ -92,6 +95,10 @@ class LutMatrix {
   void GemmCompact(const float* xq, int64_t batch, float* out, Executor* executor) const;
   // Builds the compact-codes layout; false (and nothing kept) when the configuration has none.
   absl::StatusOr<bool> BuildCompact(const CompressedTensor& w);
+  // The layout Create starts from: `first`, or the default for the active SIMD level.
+  static Path FirstPath(std::optional<Path> first);
+  // Whether w's configuration has a compact-codes layout (the zero point's symbol, when it has).
+  static std::optional<int> CompactZeroSymbol(const CompressedTensor& w, const Codebook& codebook);
   void GemmGeneric(const float* xq, int64_t batch, float* out, Executor* executor) const;
 
   std::shared_ptr<const Codebook> codebook_;

@@ -314,13 +314,11 @@ grpc::Status CosetServiceImpl::InnerProduct(grpc::ServerContext* ctx, const v1::
     std::shared_ptr<const LutMatrix> matrix;
     if (req->weights().source_case() == v1::Codes::kTensorName) {
       COSET_ASSIGN_OR_RETURN(matrix,
-                             store_.Matrix(req->weights().tensor_name(), rc.caller(), limits_.lut_budget_bytes));
+                             store_.Matrix(req->weights().tensor_name(), rc.caller(), limits_.lut_budget_bytes,
+                                           [&](int64_t bytes) { return rc.Reserve(bytes, "the repacked weights"); }));
       UpdateGauges();
     } else {
-      const Layout& l = w->layout;
-      COSET_RETURN_IF_ERROR(
-          rc.Reserve(l.rows * (l.padded_cols + 4 * l.symbols_per_row + 8 * l.chunks_per_row + 32 * l.blocks_per_row),
-                     "the repacked weights"));
+      COSET_RETURN_IF_ERROR(rc.Reserve(LutMatrix::BuildBytes(*w), "the repacked weights"));
       COSET_ASSIGN_OR_RETURN(LutMatrix m, LutMatrix::Create(*w, limits_.lut_budget_bytes));
       matrix = std::make_shared<const LutMatrix>(std::move(m));
     }

@@ -95,8 +95,9 @@ std::vector<std::shared_ptr<const ResidentTensor>> TensorStore::List(const std::
   return out;
 }
 
-absl::StatusOr<std::shared_ptr<const LutMatrix>> TensorStore::Matrix(const std::string& name, const std::string& caller,
-                                                                     int64_t lut_budget) {
+absl::StatusOr<std::shared_ptr<const LutMatrix>> TensorStore::Matrix(
+    const std::string& name, const std::string& caller, int64_t lut_budget,
+    const std::function<absl::Status(int64_t bytes)>& reserve) {
   std::shared_ptr<const ResidentTensor> tensor;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -106,6 +107,8 @@ absl::StatusOr<std::shared_ptr<const LutMatrix>> TensorStore::Matrix(const std::
     tensor = (*found)->second.tensor;
   }
   // Built outside the lock (it can take a while); the first finisher's copy is kept.
+  const absl::Status reserved = reserve(LutMatrix::BuildBytes(tensor->tensor));
+  if (!reserved.ok()) return reserved;
   auto built = LutMatrix::Create(tensor->tensor, lut_budget);
   if (!built.ok()) return built.status();
   auto matrix = std::make_shared<const LutMatrix>(std::move(*built));

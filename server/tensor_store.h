@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -36,9 +37,11 @@ class TensorStore {
   absl::Status Delete(const std::string& name, const std::string& caller);
   // The caller's own tensors.
   std::vector<std::shared_ptr<const ResidentTensor>> List(const std::string& caller) const;
-  // The repacked LUT matrix of a resident tensor, built on first use and cached with it.
-  absl::StatusOr<std::shared_ptr<const LutMatrix>> Matrix(const std::string& name, const std::string& caller,
-                                                          int64_t lut_budget);
+  // The repacked LUT matrix of a resident tensor, built on first use and cached with it. Before a
+  // build, reserve(LutMatrix::BuildBytes(tensor)) must succeed (the request's memory budget).
+  absl::StatusOr<std::shared_ptr<const LutMatrix>> Matrix(
+      const std::string& name, const std::string& caller, int64_t lut_budget,
+      const std::function<absl::Status(int64_t bytes)>& reserve = [](int64_t) { return absl::OkStatus(); });
 
   int64_t bytes() const;
   int64_t lut_bytes() const;

@@ -262,6 +262,26 @@ TEST(LutMatrixTest, DefaultLayoutFollowsTheSimdLevel) {
   EXPECT_EQ(LutMatrix::Create(w, kDefaultLutBudgetBytes, kLut)->path(), kLut);
 }
 
+// What a server reserves before building covers what the build keeps, row padding included (a
+// one-row tensor pads to a whole tile of 64 rows in compact-codes, 8 in int8-lanes).
+TEST(LutMatrixTest, BuildBytesCoverTheBuild) {
+  for (const char* lattice : {"D4", "E8", "A2"}) {
+    CodecParams p;
+    p.lattice = *Lattice::Parse(lattice);
+    p.beta = 0.08f;  // high T: the correction and patch lists are counted too
+    for (const std::vector<int64_t>& shape : {std::vector<int64_t>{1, 4096}, {37, 520}, {130, 256}}) {
+      const CompressedTensor w = Encode(p, Gaussian(shape[0] * shape[1], 9), shape);
+      for (LutMatrix::Path first : {kCompact, kInt8, kLut}) {
+        const LutMatrix m = *LutMatrix::Create(w, kDefaultLutBudgetBytes, first);
+        EXPECT_GE(LutMatrix::BuildBytes(w, first), m.packed_bytes())
+            << lattice << " " << shape[0] << "x" << shape[1] << " " << m.path_name();
+      }
+    }
+  }
+  const CompressedTensor one_row = Encode(CodecParams{}, Gaussian(4096, 2), {1, 4096});
+  EXPECT_GE(LutMatrix::BuildBytes(one_row, kCompact), 64 * 4096 / 2);  // 64 padded rows x 4 bits per entry
+}
+
 TEST(LutMatrixTest, RefusesBadQueries) {
   const CompressedTensor w = Encode(CodecParams{}, Gaussian(8 * 16, 1), {8, 16});
   const LutMatrix m = *LutMatrix::Create(w);

@@ -62,6 +62,21 @@ TEST(TensorStoreTest, MatrixIsBuiltOnceAndAccounted) {
   EXPECT_EQ(store.Matrix("w", kAlice, kDefaultLutBudgetBytes).status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST(TensorStoreTest, MatrixIsNotBuiltWhenItsMemoryIsRefused) {
+  TensorStore store(1 << 22);
+  ASSERT_TRUE(store.Put(Resident("w", 16), false).ok());
+  int64_t asked = 0;
+  const auto refused = store.Matrix("w", kAlice, kDefaultLutBudgetBytes, [&](int64_t bytes) {
+    asked = bytes;
+    return absl::ResourceExhaustedError("over the request budget");
+  });
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_GT(asked, 0);
+  EXPECT_EQ(store.lut_bytes(), 0);
+  const auto built = *store.Matrix("w", kAlice, kDefaultLutBudgetBytes);
+  EXPECT_GE(asked, built->packed_bytes());
+}
+
 TEST(TensorStoreTest, ErrorsDoNotEchoLongClientNames) {
   TensorStore store(1 << 20);
   const std::string huge(8192, 'x');  // unchecked on lookups: a hostile client's name
