@@ -1,8 +1,9 @@
 // AVX-512 kernel of LutMatrix's compact-codes path (layout and arithmetic: lut_gemm.h): 16 weight
-// rows per register, tiles of 64 rows. A block's codes are decoded with VBMI byte permutes (as the
-// row decoder reads Codebook's planar tables: 2 rep(b) of 64 symbols per coordinate in three
-// instructions, the levels summed on bytes) into a float panel, then register tiles of up to six
-// queries stream it, each weight load and query broadcast shared by 24 FMAs. Bit-identical to
+// rows per register, tiles of 64 rows. Codes are decoded with VBMI byte permutes (as the row
+// decoder reads Codebook's planar tables: 2 rep(b) of 64 symbols per coordinate in three
+// instructions, the levels summed on bytes). Up to six queries take each decoded weight straight
+// into their FMAs; larger batches decode a block into a float panel that register tiles of six
+// queries stream, each weight load and query broadcast shared by 24 FMAs. Bit-identical to
 // CompactTileGemmPortable.
 #include <algorithm>
 
