@@ -237,9 +237,12 @@ absl::StatusOr<LutMatrix> LutMatrix::Create(const CompressedTensor& w, int64_t b
       m.path_ = Path::kInt8Lanes;
       return m;
     }
-    m.points_.clear();
-    m.t_.clear();
-    m.half_base_.clear();
+    // Freed, not just cleared: the one-sided layout is built next, and the matrix lives on.
+    m.points_ = {};
+    m.t_ = {};
+    m.half_base_ = {};
+    m.high_t_ = {};
+    m.high_t_offsets_ = {};
   }
   COSET_RETURN_IF_ERROR(OneSidedLutBytes(cb, budget).status());
   m.symbols_.resize(l.rows * l.symbols_per_row);
