@@ -164,7 +164,7 @@ int64_t LutMatrix::BuildBytes(const CompressedTensor& w, std::optional<Path> pre
   if (first == Path::kCompactCodes && CompactZeroSymbol(w, **cb).has_value()) {
     const int64_t groups = (l.rows + kCompactRows - 1) / kCompactRows * kCompactGroups;
     const int64_t quads = (l.chunks_per_row + 3) / 4;
-    return scratch + groups * quads * (w.params.M * 64 + kCompactLanes) +
+    return scratch + 4 * Codebook::kPlanarTableSize + groups * quads * (w.params.M * 64 + kCompactLanes) +
            groups / kCompactGroups * l.blocks_per_row * kCompactRows * 4 +
            count_t_above(3) * static_cast<int64_t>(sizeof(RampPatch));
   }
@@ -289,6 +289,12 @@ absl::StatusOr<bool> LutMatrix::BuildCompact(const CompressedTensor& w) {
     for (int64_t b = 0; b < l.blocks_per_row; ++b)
       half_base_[(tile * l.blocks_per_row + b) * kCompactRows + row] = 0.5f * BlockBase(w, r, b);
   }
+  if (levels == 2) {
+    const std::vector<int8_t>& planes = codebook_->rep_point_x2_planar_int8();
+    top_planes_.resize(planes.size());
+    // Exact: CompactZeroSymbol bounds (q + 1) max |2 rep| by 127.
+    for (size_t k = 0; k < planes.size(); ++k) top_planes_[k] = static_cast<int8_t>(planes[k] * params_.q);
+  }
   // Rows are visited in order, so patches_ is already grouped by tile; a kernel walks each tile's
   // patches block by block, so they go by chunk within it.
   for (int64_t tile = 0; tile < tiles; ++tile) {
@@ -316,7 +322,7 @@ const char* LutMatrix::path_name() const {
 
 int64_t LutMatrix::packed_bytes() const {
   if (path_ == Path::kOneSidedLut) return static_cast<int64_t>(symbols_.size() * 4 + steps_.size() * 4);
-  return static_cast<int64_t>(codes_.size() + points_.size() + t_.size() + half_base_.size() * 4 +
+  return static_cast<int64_t>(codes_.size() + top_planes_.size() + points_.size() + t_.size() + half_base_.size() * 4 +
                               high_t_.size() * sizeof(HighT) + patches_.size() * sizeof(RampPatch));
 }
 
@@ -375,6 +381,7 @@ void LutMatrix::GemmCompact(const float* xq, int64_t batch, float* out, Executor
   args.group_codes = quads_ * params_.M * 64;
   args.group_t = quads_ * kCompactLanes;
   args.planes = codebook_->rep_point_x2_planar_int8().data();
+  args.top_planes = top_planes_.empty() ? nullptr : top_planes_.data();
   args.ramp = ramp_.data();
   executor->ParallelFor(groups_ / kCompactGroups, [&](int64_t tile_begin, int64_t tile_end) {
     std::vector<float> rows(batch * kCompactRows);

@@ -34,12 +34,13 @@ int64_t ChunkPairLutSum(const Codebook& codebook, const TwoSidedLut& lut, int le
 
 // A code matrix [N, K] prepared for products with float queries (the inference path for
 // compressed weights): out[b, n] = <x[b], decode(W)[n]>. Three resident layouts, the first that
-// applies (core/simd/lut_gemm.h has the kernels and their exact arithmetic):
+// applies from the one Create starts at (core/simd/lut_gemm.h has the kernels and their exact
+// arithmetic):
 //  - compact-codes (D4 with at most 256 symbols per level, q a power of two, blocks of a multiple of
 //    16 entries): the stored symbols as they are, one byte per level and chunk (4 bits per entry at
-//    q = 4, M = 2), T in 2 bits per chunk, the block bases alongside; a block of rows is decoded
-//    into a float panel in L1 (AVX-512 VBMI byte permutes, AVX2/portable table reads) and every
-//    query of a tile reuses each decoded weight while it is in a register.
+//    q = 4, M = 2), T in 2 bits per chunk, the block bases alongside, rows in tiles of 64; codes are
+//    decoded in registers (AVX-512 VBMI byte permutes; AVX2/portable table reads into a panel) and
+//    every query of a tile reuses each decoded weight while it is in a register.
 //  - int8-lanes (other D4 and E8 with q a power of two): groups of 8 rows holding 2 x (lattice
 //    point) as int8 per coordinate and lane, plus T per chunk; the kernel keeps 8 rows in a
 //    register, converts each coordinate once and reuses it for every query.
@@ -115,6 +116,8 @@ class LutMatrix {
   int64_t groups_ = 0;
   int64_t quads_ = 0;
   std::vector<uint8_t> codes_;
+  // M = 2: the codebook's planes times q, so a kernel sums the two levels with one byte add.
+  std::vector<int8_t> top_planes_;
   std::vector<int8_t> points_;
   std::vector<uint8_t> t_;
   std::vector<float> half_base_;

@@ -11,11 +11,12 @@
 // chunks (16 entries of a row): codes[quad][level][j][lane] = the stored symbol b_level of chunk
 // 4 quad + j, one byte (4 bits per entry at q = 4, M = 2, as stored); t[quad][lane] packs
 // min(T, 3) of the quad's 4 chunks in 2-bit fields (larger T are patches, below). The kernels take
-// tiles of 4 groups (64 rows; half_base[block][row] = 0.5 x scale x beta), decode a block of codes
-// into a float panel of weights
+// tiles of 4 groups (64 rows; half_base[block][row] = 0.5 x scale x beta), decode the codes into
+// weights (through a float panel of a block, or, AVX-512 with at most 6 queries, straight into
+// registers)
 //   w[c][i][row] = float(sum_m q^m 2 rep(b_m)_i) * ramp[T]
-// (exact integer Horner sum, one rounding; the few chunks with T > 3 are rewritten after the block
-// is decoded, PatchCompactPanel) and then, per query and row, accumulate
+// (exact integer Horner sum, one rounding; the few chunks with T > 3 get their own ramp[T]) and
+// then, per query and row, accumulate
 //   acc = fma(x[4 c + i], w[c][i], acc)   for c in the block, i = 0..3 in order,
 //   total = fma(half_base, acc, total)   per block.
 // A single chain per (query, row): the 4 row groups of a tile give a single query 4 independent
@@ -76,6 +77,7 @@ struct CompactTileArgs {
   int64_t group_t = 0;
   const float* half_base = nullptr;               // [block][row of the tile]
   const int8_t* planes = nullptr;                 // Codebook::rep_point_x2_planar_int8: 4 planes of 256 int8
+  const int8_t* top_planes = nullptr;             // M = 2: planes times q (exact in int8), else null
   const float* ramp = nullptr;                    // ramp[0..3]
   const LutMatrix::RampPatch* patches = nullptr;  // chunks with T > 3, sorted by chunk
   const LutMatrix::RampPatch* patches_end = nullptr;

@@ -34,32 +34,18 @@ struct Plane {
   }
 };
 
-// The planes times q^(M-1) for M = 2 (exact in int8: BuildCompact bounds (q + 1) max |2 rep| by
-// 127), so the two levels' sum is one byte add instead of log2(q) doublings and an add.
-struct TopPlanes {
-  alignas(64) int8_t bytes[4 * 256];
-  TopPlanes(const int8_t* planes, int log2_q) {
-    for (int k = 0; k < 16; ++k) {
-      __m512i v = _mm512_loadu_si512(planes + 64 * k);
-      for (int s = 0; s < log2_q; ++s) v = _mm512_add_epi8(v, v);
-      _mm512_store_si512(bytes + 64 * k, v);
-    }
-  }
-};
-
 // Decodes a tile's quads in order. Points: the 2 rep bytes of the four groups, each coordinate's
 // planes loaded once for the four. Weights: one group's chunk as floats times ramp[T]; a chunk
 // with T > 3 gets its own ramp in its lane (the patches), the same product PatchCompactPanel
 // writes. kLevels and kLog2Q > 0 fix the code at compile time (the common q = 4, M = 2); 0 reads
-// them from the args. top_planes: TopPlanes of the args' planes (used when levels = 2).
+// them from the args. Two levels are summed with one byte add from args.top_planes.
 template <int kLevels, int kLog2Q>
 class TileDecoder {
  public:
   using Points = int8_t[kCompactGroups][4][64];  // [g][i][j * 16 + lane]
 
-  TileDecoder(const CompactTileArgs& a, const int8_t* top_planes)
+  explicit TileDecoder(const CompactTileArgs& a)
       : a_(a),
-        top_planes_(top_planes),
         // vpermps reads the low 4 bits of an index: ramp[k & 3] at every k ignores the next field.
         ramp_(_mm512_setr_ps(a.ramp[0], a.ramp[1], a.ramp[2], a.ramp[3], a.ramp[0], a.ramp[1], a.ramp[2], a.ramp[3],
                              a.ramp[0], a.ramp[1], a.ramp[2], a.ramp[3], a.ramp[0], a.ramp[1], a.ramp[2], a.ramp[3])),
@@ -80,7 +66,7 @@ class TileDecoder {
     for (int i = 0; i < 4; ++i) {
       const Plane plane(a_.planes + i * 256);
       if (levels == 2) {
-        const Plane top(top_planes_ + i * 256);
+        const Plane top(a_.top_planes + i * 256);
         for (int g = 0; g < kCompactGroups; ++g) {
           const __m512i sum = _mm512_add_epi8(top.Lookup(b[g][1], top_bit[g][1]), plane.Lookup(b[g][0], top_bit[g][0]));
           _mm512_store_si512(points[g][i], sum);
@@ -124,7 +110,6 @@ class TileDecoder {
 
  private:
   const CompactTileArgs& a_;
-  const int8_t* top_planes_;
   const __m512 ramp_;
   const LutMatrix::RampPatch* patch_;                   // the first patch past the decoded quad
   const LutMatrix::RampPatch* quad_patches_ = nullptr;  // the decoded quad's patches end at patch_
@@ -190,8 +175,8 @@ void Tile(const float* x, int64_t stride, int64_t steps, const float* panel, con
 // FMAs of every query while the block's accumulators stay in registers (the same operations in
 // the same order per query and row as through a panel).
 template <int kTile, int kLevels, int kLog2Q>
-void SmallBatch(const CompactTileArgs& a, const int8_t* top_planes, const float* xq, float* out) {
-  TileDecoder<kLevels, kLog2Q> decoder(a, top_planes);
+void SmallBatch(const CompactTileArgs& a, const float* xq, float* out) {
+  TileDecoder<kLevels, kLog2Q> decoder(a);
   for (int64_t blk = 0; blk < a.blocks; ++blk) {
     const int64_t q_begin = blk * a.quads_per_block, q_end = std::min(a.quads, q_begin + a.quads_per_block);
     __m512 acc[kTile][kCompactGroups];
@@ -218,7 +203,7 @@ void SmallBatch(const CompactTileArgs& a, const int8_t* top_planes, const float*
   }
 }
 
-using SmallBatchFn = void (*)(const CompactTileArgs&, const int8_t*, const float*, float*);
+using SmallBatchFn = void (*)(const CompactTileArgs&, const float*, float*);
 template <int kLevels, int kLog2Q>
 constexpr SmallBatchFn kSmallBatch[kQueryTile + 1] = {nullptr,
                                                       &SmallBatch<1, kLevels, kLog2Q>,
@@ -231,20 +216,12 @@ constexpr SmallBatchFn kSmallBatch[kQueryTile + 1] = {nullptr,
 using TileFn = void (*)(const float*, int64_t, int64_t, const float*, const float*, float*);
 constexpr TileFn kTiles[kQueryTile + 1] = {nullptr, &Tile<1>, &Tile<2>, &Tile<3>, &Tile<4>, &Tile<5>, &Tile<6>};
 
-#undef COSET_LUT_INLINE
-
-}  // namespace
-
-void CompactTileGemmAvx512(const CompactTileArgs& a, const float* xq, int64_t batch, float* panel, float* out) {
-  const bool q4m2 = a.levels == 2 && a.log2_q == 2;
-  const TopPlanes top(a.planes, a.log2_q);
-  std::fill(out, out + batch * kCompactRows, 0.0f);
-  if (batch <= kQueryTile) return (q4m2 ? kSmallBatch<2, 2> : kSmallBatch<0, 0>)[batch](a, top.bytes, xq, out);
-  TileDecoder<2, 2> q4m2_decoder(a, top.bytes);
-  TileDecoder<0, 0> any_decoder(a, top.bytes);
-  auto decode = [&](int64_t q_begin, int64_t q_end, float* p) {
-    q4m2 ? DecodePanel(q4m2_decoder, q_begin, q_end, p) : DecodePanel(any_decoder, q_begin, q_end, p);
-  };
+// Batches above kQueryTile queries: each block decoded once into the panel, then read by tiles of
+// kQueryTile queries.
+template <int kLevels, int kLog2Q>
+void LargeBatch(const CompactTileArgs& a, const float* xq, int64_t batch, float* panel, float* out) {
+  TileDecoder<kLevels, kLog2Q> decoder(a);
+  auto decode = [&](int64_t q_begin, int64_t q_end, float* p) { DecodePanel(decoder, q_begin, q_end, p); };
   ForEachCompactBlock(a, panel, decode, [&](int64_t blk, int64_t q_begin, int64_t q_end) {
     for (int64_t first = 0; first < batch; first += kQueryTile) {
       kTiles[std::min<int64_t>(kQueryTile, batch - first)](
@@ -252,6 +229,17 @@ void CompactTileGemmAvx512(const CompactTileArgs& a, const float* xq, int64_t ba
           a.half_base + blk * kCompactRows, out + first * kCompactRows);
     }
   });
+}
+
+#undef COSET_LUT_INLINE
+
+}  // namespace
+
+void CompactTileGemmAvx512(const CompactTileArgs& a, const float* xq, int64_t batch, float* panel, float* out) {
+  const bool q4m2 = a.levels == 2 && a.log2_q == 2;
+  std::fill(out, out + batch * kCompactRows, 0.0f);
+  if (batch <= kQueryTile) return (q4m2 ? kSmallBatch<2, 2> : kSmallBatch<0, 0>)[batch](a, xq, out);
+  (q4m2 ? &LargeBatch<2, 2> : &LargeBatch<0, 0>)(a, xq, batch, panel, out);
 }
 
 }  // namespace coset

@@ -19,11 +19,11 @@ hook's default config), per rank and step:
 
 Each direction of each mode is one C++ op over the whole bucket (torch.ops.coset.bucket_encode /
 bucket_decode / bucket_reduce_encode / exact_sum_encode / exact_sum_decode, threaded over torch's
-intra-op threads); the Python here only issues collectives. Packets have a size fixed by (numel, W, config) (core/FORMAT.md
-"Bucket packets"), so no rank waits for another's sizes. Every tensor the hook makes is on the
-bucket's device, and the collectives and dtypes are ones NCCL has (uint8, int64 and float32;
-all_reduce SUM/MAX, all_gather, all_to_all). The ops have CPU kernels only until the CUDA backend
-registers its own.
+intra-op threads); the Python here only issues collectives. Packets have a size fixed by
+(numel, W, config) (core/FORMAT.md "Bucket packets"), so no rank waits for another's sizes. Every
+tensor the hook makes is on the bucket's device, and the collectives and dtypes are ones NCCL has
+(uint8, int64 and float32; all_reduce SUM/MAX, all_gather, all_to_all). The ops have CPU kernels
+only until the CUDA backend registers its own.
 
 Each mode is one function on a flat gradient (_reference, _allgather, _allreduce_codes,
 _reduce_scatter) over the shared State, which owns the counters, residuals and step count (the
