@@ -10,30 +10,6 @@ uint64_t SplitMix64(uint64_t& state) {
   return z ^ (z >> 31);
 }
 
-void Fwht(float* x, int64_t n) {
-  for (int64_t h = 1; h < n; h <<= 1) {
-    for (int64_t i = 0; i < n; i += 2 * h) {
-      for (int64_t j = i; j < i + h; ++j) {
-        const float a = x[j], b = x[j + h];
-        x[j] = a + b;
-        x[j + h] = a - b;
-      }
-    }
-  }
-  const float norm = 1.0f / std::sqrt(static_cast<float>(n));
-  for (int64_t i = 0; i < n; ++i) x[i] *= norm;
-}
-
-void FwhtSegments(float* x, int64_t n) {
-  int64_t offset = 0;
-  while (offset < n) {
-    int64_t seg = 1;
-    while (seg * 2 <= n - offset) seg *= 2;
-    Fwht(x + offset, seg);
-    offset += seg;
-  }
-}
-
 }  // namespace
 
 std::vector<float> RotationSigns(uint64_t seed, int64_t block) {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/chunk_math.h"
 #include "core/lattice.h"
 #include "core/limits.h"
 
@@ -52,6 +53,8 @@ class Codebook {
   const std::vector<float>& rep_points() const { return rep_point_; }
   // max |ambient coordinate| over every rep(b) (bounds on decoded values).
   float max_abs_rep_point() const { return max_abs_rep_point_; }
+  // The tables Algorithms 1 and 2 read (chunk_math.h), pointing into this codebook.
+  ChunkCodebook view() const { return ChunkCodebook{rep_coords_.data(), rep_point_.data(), q_, log2_q_, symbol_dim_}; }
   // Memory held by the tables (for cache accounting).
   int64_t bytes() const {
     return static_cast<int64_t>(rep_coords_.size() * 4 + rep_point_.size() * 4 + rep_coords_int8x4_.size() * 4 +

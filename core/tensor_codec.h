@@ -114,9 +114,12 @@ class TensorCodec {
   // Checks that a tensor's sizes agree with its params and shape (cheap; decode calls it).
   static absl::Status CheckConsistent(const CompressedTensor& tensor);
 
+  // Everything the row kernels read for a tensor of this shape: layout, symbol packing, ramp and
+  // rotation signs (the CUDA kernels take their copies from here too).
+  absl::StatusOr<RowCodecContext> MakeContext(const std::vector<int64_t>& shape) const;
+
  private:
   TensorCodec(CodecParams params, std::shared_ptr<const Codebook> codebook);
-  absl::StatusOr<RowCodecContext> MakeContext(const std::vector<int64_t>& shape) const;
   absl::Status EncodeRows(const float* x, const Feedback* feedback, const std::vector<int64_t>& shape,
                           DType original_dtype, Executor* executor, EncodeStats* stats, CompressedTensor* out) const;
   // The decode contexts of tensors[0..count), which must share this codec's lattice, q and M and

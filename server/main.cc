@@ -4,7 +4,7 @@
 //   cosetd [--grpc ADDR[,ADDR...]] [--allow-group G] [--tls-cert F --tls-key F [--tls-client-ca F]]
 //          [--metrics HOST:PORT|off] [--threads N] [--max-message-bytes N] [--max-concurrent N]
 //          [--memory-budget BYTES] [--lut-budget BYTES] [--shm-budget BYTES] [--drain-seconds S]
-//          [--ready-file PATH] [--log-level info|warn|error]
+//          [--ready-file PATH] [--log-level info|warn|error] [--backend cpu|cuda|auto] [--device N]
 // ADDR is unix:/path or host:port (port 0 picks a free port; --ready-file records the result).
 #include <malloc.h>
 #include <signal.h>
@@ -33,6 +33,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
+#include "kernels/cuda_runtime.h"
 #include "prometheus/exposer.h"
 #include "server/coset_service.h"
 #include "server/peer_access.h"
@@ -63,6 +64,8 @@ constexpr char kUsage[] = R"(usage: cosetd [flags]
   --drain-seconds S        on SIGTERM/SIGINT, time given to in-flight requests [10]
   --ready-file PATH        write the bound addresses there once serving (for scripts and tests)
   --log-level L            info | warn | error                      [info]
+  --backend B              cpu | cuda | auto (cuda when a device is usable, else cpu) [cpu]
+  --device N               CUDA device for --backend cuda|auto      [0]
   --config FILE            flags from a file, one "name = value" per line (# comments);
                            command-line flags override it
 )";
@@ -115,6 +118,8 @@ struct DaemonFlags {
   std::string ready_file;  // empty: none
   std::string allow_group;
   std::string tls_cert, tls_key, tls_client_ca;  // PEM files; empty: plaintext TCP
+  std::string backend = "cpu";                   // cpu | cuda | auto
+  int device = 0;                                // CUDA device index
 };
 
 // Parses argv (after --config FILE is expanded in place) into flags. Returns the exit code to use
@@ -141,11 +146,12 @@ std::optional<int> ParseFlags(int argc, char** argv, DaemonFlags* out) {
     args.insert(args.begin(), from_file->begin(), from_file->end());
     break;
   }
-  auto parsed = CliArgs::Parse(args,
-                               {"grpc", "metrics", "threads", "max-message-bytes", "max-concurrent", "memory-budget",
-                                "lut-budget", "shm-budget", "shm-idle-seconds", "drain-seconds", "ready-file",
-                                "log-level", "allow-group", "tls-cert", "tls-key", "tls-client-ca"},
-                               {});
+  auto parsed =
+      CliArgs::Parse(args,
+                     {"grpc", "metrics", "threads", "max-message-bytes", "max-concurrent", "memory-budget",
+                      "lut-budget", "shm-budget", "shm-idle-seconds", "drain-seconds", "ready-file", "log-level",
+                      "allow-group", "tls-cert", "tls-key", "tls-client-ca", "backend", "device"},
+                     {});
   if (!parsed.ok() || !parsed->positionals().empty()) {
     std::cerr << "cosetd: " << (parsed.ok() ? "unexpected argument" : std::string(parsed.status().message())) << "\n"
               << kUsage;
@@ -173,6 +179,12 @@ std::optional<int> ParseFlags(int argc, char** argv, DaemonFlags* out) {
   out->shm.max_bytes = get("shm-budget", out->shm.max_bytes, 1 << 20, int64_t{1} << 50);
   out->shm.idle_seconds = static_cast<int>(get("shm-idle-seconds", out->shm.idle_seconds, 1, 3600));
   out->drain_seconds = get("drain-seconds", out->drain_seconds, 0, 3600);
+  out->device = static_cast<int>(get("device", 0, 0, 1023));
+  out->backend = flags.Get("backend", out->backend);
+  if (out->backend != "cpu" && out->backend != "cuda" && out->backend != "auto") {
+    std::cerr << "cosetd: --backend must be cpu, cuda or auto (got '" << out->backend.substr(0, 64) << "')\n";
+    bad = true;
+  }
   if (bad) return 2;
   // --grpc is repeatable and takes comma-separated lists; the config file's addresses and the
   // command line's are all served.
@@ -192,6 +204,28 @@ std::optional<int> ParseFlags(int argc, char** argv, DaemonFlags* out) {
     return 2;
   }
   return std::nullopt;
+}
+
+// Resolves --backend: nullopt to serve (on the CPU), or the exit code when the asked-for backend
+// cannot. The CUDA codec kernels exist (kernels/), but the daemon's request path does not call
+// them yet, so a usable device is reported and the CPU still serves; --backend cuda refuses to
+// pretend otherwise.
+std::optional<int> SelectBackend(const DaemonFlags& flags) {
+  if (flags.backend == "cpu") {
+    Log(0, "backend cpu");
+    return std::nullopt;
+  }
+  const absl::StatusOr<CudaDeviceInfo> device = ProbeCudaDevice(flags.device);
+  const std::string found = device.ok() ? absl::StrCat("CUDA device ", device->index, " (", device->name,
+                                                       ") found, but the daemon's "
+                                                       "requests do not run on CUDA yet")
+                                        : std::string(device.status().message());
+  if (flags.backend == "auto") {
+    Log(device.ok() ? 1 : 0, absl::StrCat("backend cpu (--backend auto: ", found, ")"));
+    return std::nullopt;
+  }
+  Log(2, absl::StrCat("--backend cuda: ", found, "; use --backend cpu, or auto to fall back to the CPU"));
+  return 1;
 }
 
 // mkdir -p for a socket's directory. Directories it creates are owner-only (group-accessible for
@@ -392,6 +426,7 @@ void RunUntilSignal(const sigset_t& stop_signals, Listeners& listeners, const Co
 int Main(int argc, char** argv) {
   DaemonFlags flags;
   if (std::optional<int> exit_code = ParseFlags(argc, argv, &flags)) return *exit_code;
+  if (std::optional<int> exit_code = SelectBackend(flags)) return *exit_code;
 
   // Blocks of 1 MiB and more (decode outputs, serialized replies) are mapped and unmapped on their
   // own: glibc's adaptive threshold would otherwise move them into arenas after the first free,

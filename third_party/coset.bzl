@@ -26,6 +26,19 @@ AVX512_COPTS = AVX2_COPTS + [
     "-mavx512vbmi",
 ]
 
+# nvcc (kernels/): C++17, warnings as errors, no fused multiply-add (the CPU build's
+# -ffp-contract=off: the GPU must produce the CPU codec's floats), code for sm_80 and sm_90 plus
+# compute_90 PTX for later GPUs.
+NVCC_FLAGS = [
+    "-O3",
+    "-std=c++17",
+    "-fmad=false",
+    "-Werror all-warnings",
+    "-Xcompiler -Wall,-Wextra,-Werror,-fPIC",
+    "-gencode arch=compute_80,code=sm_80",
+    "-gencode arch=compute_90,code=[sm_90,compute_90]",
+]
+
 ABSL_LINKOPTS = [
     "-Wl,--as-needed",
     "-labsl_statusor",
@@ -164,5 +177,26 @@ def coset_fuzz_target(name, srcs, deps = [], linkopts = [], **kwargs):
         deps = deps + ["//tests/fuzz:replay_main"],
         data = native.glob(["corpus/" + name + "/*"]),
         args = ["tests/fuzz/corpus/" + name],
+        **kwargs
+    )
+
+def coset_cuda_library(name, srcs, hdrs, deps = [], **kwargs):
+    """CUDA sources compiled by nvcc (/usr/local/cuda) into a static library, wrapped as a
+    cc_library. Bazel 4 has no CUDA rules: a genrule runs nvcc with NVCC_FLAGS; `hdrs` are the
+    headers nvcc reads (labels), the first of which is the library's public header."""
+    native.genrule(
+        name = name + "_nvcc",
+        srcs = srcs + hdrs,
+        outs = ["lib" + name + "_device.a"],
+        cmd = "/usr/local/cuda/bin/nvcc " + " ".join(NVCC_FLAGS) + " -I. -lib " +
+              " ".join(["$(location %s)" % s for s in srcs]) + " -o $@",
+    )
+    cc_library(
+        name = name,
+        srcs = [":lib" + name + "_device.a"],
+        hdrs = [hdrs[0]],
+        copts = COSET_COPTS,
+        linkopts = ABSL_LINKOPTS,
+        deps = deps + ["@cuda//:cudart_static"],
         **kwargs
     )

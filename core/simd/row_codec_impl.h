@@ -28,117 +28,16 @@ namespace coset {
 namespace COSET_ISA {
 namespace {
 
-inline int32_t FloorMod(int32_t v, int32_t q) {
-  const int32_t r = v % q;
-  return r < 0 ? r + q : r;
-}
-
-// Algorithm 1 on one chunk y (already divided by its step). Writes M * d / s symbols, level-major.
-// Returns true when the chunk overloads (the remainder after M levels is not the zero point).
-// kDim > 0 fixes d at compile time (A2, D4, E8, Z1/Z4/Z8) so the loops unroll; 0 = runtime d.
-template <class Kernel, bool kPow2, int kDim, typename SymbolT>
-inline bool EncodeChunk(const Codebook& cb, int runtime_d, int levels, const float* y, SymbolT* symbols) {
-  const int d = kDim > 0 ? kDim : runtime_d;
-  int32_t z[kDim > 0 ? kDim : kMaxLatticeDim] = {};
-  Kernel::Nearest(y, d, z);  // g_0 = Q_L(y)
-  const int s = cb.symbol_dim();
-  const int q = cb.q();
-  const int shift = cb.log2_q();
-  for (int m = 0; m < levels; ++m) {
-    for (int j = 0; j < d; j += s) {
-      // b_m = z mod q (round first, then mod: digits in [0, q-1]), as one symbol.
-      uint32_t symbol = 0;
-      uint32_t weight = 1;
-      for (int i = 0; i < s; ++i) {
-        const int32_t digit = kPow2 ? (z[j + i] & (q - 1)) : FloorMod(z[j + i], q);
-        symbol += static_cast<uint32_t>(digit) * weight;
-        weight *= static_cast<uint32_t>(q);
-      }
-      *symbols++ = static_cast<SymbolT>(symbol);
-      // g_{m+1} = Q_L(g_m / q) = (g_m - rep(b_m)) / q, an exact division (see codebook.h).
-      const int32_t* rep = cb.rep_coords(symbol);
-      for (int i = 0; i < s; ++i) {
-        const int32_t diff = z[j + i] - rep[i];
-        z[j + i] = kPow2 ? (diff >> shift) : diff / q;
-      }
-    }
-  }
-  int32_t any = 0;
-  for (int i = 0; i < d; ++i) any |= z[i];
-  return any != 0;
-}
-
-// Algorithm 2 on one chunk: out = step * sum_m q^m rep(b_m), evaluated by Horner from the top
-// level. The partial sums are lattice points with small half-integer coordinates: exact in float.
-template <int kDim, typename SymbolT>
-inline void DecodeChunk(const Codebook& cb, int runtime_d, int levels, const SymbolT* symbols, float step, float* out) {
-  const int d = kDim > 0 ? kDim : runtime_d;
-  const int s = cb.symbol_dim();
-  const float q = static_cast<float>(cb.q());
-  const int per_level = d / s;
-  float acc[kDim > 0 ? kDim : kMaxLatticeDim] = {};
-  for (int m = levels - 1; m >= 0; --m) {
-    const SymbolT* level_symbols = symbols + m * per_level;
-    for (int j = 0; j < per_level; ++j) {
-      const float* rep = cb.rep_point(level_symbols[j]);
-      for (int i = 0; i < s; ++i) acc[j * s + i] = acc[j * s + i] * q + rep[i];
-    }
-  }
-  for (int i = 0; i < d; ++i) out[i] = acc[i] * step;
-}
-
 inline float BlockScale(ScaleMode mode, const float* x, int64_t n) {
   switch (mode) {
     case ScaleMode::kNone:
       return 1.0f;
-    case ScaleMode::kRms: {
-      // Sixteen independent partial sums in double: vectorizes without reassociation (so every ISA
-      // build adds in the same order) and hides the add latency.
-      double part[16] = {};
-      int64_t i = 0;
-      for (; i + 16 <= n; i += 16) {
-        for (int k = 0; k < 16; ++k) part[k] += static_cast<double>(x[i + k]) * static_cast<double>(x[i + k]);
-      }
-      for (; i < n; ++i) part[0] += static_cast<double>(x[i]) * static_cast<double>(x[i]);
-      // Pairwise, halving the width each step (written out so the partials stay in registers).
-      double p8[8], p4[4];
-      for (int k = 0; k < 8; ++k) p8[k] = part[k] + part[k + 8];
-      for (int k = 0; k < 4; ++k) p4[k] = p8[k] + p8[k + 4];
-      const double total = (p4[0] + p4[2]) + (p4[1] + p4[3]);
-      // NaN or Inf anywhere in the block makes the sum non-finite; squares of finite floats cannot
-      // overflow a double. The caller uses this to skip a separate NaN scan.
-      return static_cast<float>(std::sqrt(total / static_cast<double>(n)));
-    }
-    case ScaleMode::kAbsMax: {
-      // The caller has refused NaN and Inf, so |x| orders like its bit pattern as an unsigned
-      // integer: an integer max (vectorizes; float max does not, for its NaN rules), exact.
-      uint32_t m = 0;
-      for (int64_t i = 0; i < n; ++i) {
-        uint32_t bits;
-        std::memcpy(&bits, &x[i], 4);
-        m = std::max(m, bits & 0x7FFFFFFFu);
-      }
-      float result;
-      std::memcpy(&result, &m, 4);
-      return result;
-    }
+    case ScaleMode::kRms:
+      return BlockRms(x, n);  // non-finite when the block holds NaN/Inf: the caller relies on it
+    case ScaleMode::kAbsMax:
+      return BlockAbsMax(x, n);  // the caller has refused NaN and Inf
   }
   return 1.0f;
-}
-
-// Index of the first NaN/Inf among x[0, n), or -1. Integer test of the exponent bits (vectorizes).
-inline int64_t FirstNonFinite(const float* x, int64_t n) {
-  uint32_t any = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    uint32_t bits;
-    std::memcpy(&bits, &x[i], 4);
-    any |= static_cast<uint32_t>((bits & 0x7F800000u) == 0x7F800000u);
-  }
-  if (any == 0) return -1;
-  for (int64_t i = 0; i < n; ++i) {
-    if (!std::isfinite(x[i])) return i;
-  }
-  return -1;
 }
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VBMI__)
@@ -347,7 +246,7 @@ RowEncodeCounts EncodeRowImpl(const RowCodecContext& ctx, const float* x, uint16
     }
   }
 #endif
-  float y[kMaxLatticeDim];
+  const ChunkCodebook chunk_cb = cb.view();
   for (int64_t c = 0; c < l.chunks_per_row; ++c) {
     const float base = block_base[c * d / ctx.block];
     const float* xc = work + c * d;
@@ -357,21 +256,12 @@ RowEncodeCounts EncodeRowImpl(const RowCodecContext& ctx, const float* x, uint16
       t[c] = 0;
       continue;
     }
-    int tc = 0;
-    while (true) {
-      // y = x * (1 / step): one division per step, not per entry. The batch encoder does the same.
-      const float inv_step = 1.0f / (base * ctx.ramp[tc]);
-      for (int i = 0; i < d; ++i) {
-        y[i] = std::min(std::max(xc[i] * inv_step, -kMaxChunkCoordinate), kMaxChunkCoordinate);
-      }
-      if (!EncodeChunk<Kernel, kPow2, kDim>(cb, d, ctx.levels, y, sc)) break;
-      if (tc == ctx.t_max) {
-        ++counts.capped;
-        if (counts.first_capped_chunk < 0) counts.first_capped_chunk = c;
-        std::fill(sc, sc + l.symbols_per_chunk, SymbolT{0});  // kZero; kFail is reported by the caller
-        break;
-      }
-      ++tc;
+    int tc = EncodeChunkOnRamp<Kernel, kPow2, kDim>(chunk_cb, d, ctx.levels, xc, base, ctx.ramp.data(), ctx.t_max, sc);
+    if (tc < 0) {  // still overloaded at t_max
+      tc = ctx.t_max;
+      ++counts.capped;
+      if (counts.first_capped_chunk < 0) counts.first_capped_chunk = c;
+      std::fill(sc, sc + l.symbols_per_chunk, SymbolT{0});  // kZero; kFail is reported by the caller
     }
     if (tc > 0) ++counts.first_try_overloads;
     t[c] = static_cast<uint8_t>(tc);
@@ -406,6 +296,7 @@ bool DecodeRowInto(const RowCodecContext& ctx, const uint16_t* scales, const uin
                    float* out, const RowEpilogue* epilogue, RowScratch& scratch) {
   const Layout& l = ctx.layout;
   const Codebook& cb = *ctx.codebook;
+  const ChunkCodebook chunk_cb = cb.view();
   const int d = kDim > 0 ? kDim : l.dim;
   constexpr bool kDirect = !std::is_same<SymbolT, uint32_t>::value;
   const SymbolT* symbols;
@@ -494,7 +385,7 @@ bool DecodeRowInto(const RowCodecContext& ctx, const uint16_t* scales, const uin
 #endif
     for (int64_t c = c_begin; c < c_end; ++c) {
       const float step = base * ctx.ramp[t[c]];
-      DecodeChunk<kDim>(cb, d, ctx.levels, symbols + c * l.symbols_per_chunk, step, work + c * d);
+      DecodeChunk<kDim>(chunk_cb, d, ctx.levels, symbols + c * l.symbols_per_chunk, step, work + c * d);
     }
     if (!ctx.rotation_signs.empty()) RotateInverse(ctx.rotation_signs.data(), end - begin, work + begin);
     finish(begin, end);

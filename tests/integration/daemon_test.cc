@@ -537,3 +537,68 @@ TEST(DaemonLimitsTest, OversizeMessagesAreResourceExhausted) {
 
 }  // namespace
 }  // namespace coset
+
+namespace coset {
+namespace {
+
+// Runs cosetd with `args` until it exits (it must, within 20 s); returns its exit code and stderr.
+std::pair<int, std::string> RunToExit(const std::vector<std::string>& args, const std::string& dir) {
+  const std::string log = dir + "/stderr";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    std::vector<std::string> all = {Daemon::Binary()};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    if (freopen(log.c_str(), "w", stderr) == nullptr) _exit(126);
+    alarm(20);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  std::ifstream in(log);
+  std::stringstream text;
+  text << in.rdbuf();
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text.str()};
+}
+
+TEST(DaemonBackendTest, CudaBackendRefusesToStartWithoutACudaRequestPath) {
+  char tmpl[] = "/tmp/cosetd-backend-XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  const std::vector<std::string> common = {"--grpc", "unix:" + dir + "/s.sock", "--metrics", "off"};
+  std::vector<std::string> cuda = common;
+  cuda.insert(cuda.end(), {"--backend", "cuda"});
+  // Here there is no driver ("no CUDA driver"); on a GPU machine the device is found but the
+  // daemon's requests do not run on it yet. Either way: exit 1, saying why.
+  const auto [code, text] = RunToExit(cuda, dir);
+  EXPECT_EQ(code, 1) << text;
+  EXPECT_NE(text.find("--backend cuda: "), std::string::npos) << text;
+  EXPECT_NE(text.find("use --backend cpu"), std::string::npos) << text;
+  std::vector<std::string> bad = common;
+  bad.insert(bad.end(), {"--backend", "tpu"});
+  EXPECT_EQ(RunToExit(bad, dir).first, 2);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(DaemonBackendTest, AutoFallsBackToTheCpuAndServes) {
+  char tmpl[] = "/tmp/cosetd-backend-XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  {
+    Daemon daemon(dir);
+    ASSERT_TRUE(daemon.Start({"--backend", "auto", "--device", "0"}));
+    Client::Options o;
+    o.address = daemon.unix_address();
+    auto client = Client::Connect(o);
+    ASSERT_TRUE(client.ok());
+    auto info = (*client)->GetServerInfo();
+    ASSERT_TRUE(info.ok()) << info.status();
+    EXPECT_EQ(info->backends.at(0), "cpu");
+    EXPECT_EQ(daemon.Stop(), 0);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace coset

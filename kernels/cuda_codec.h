@@ -1,0 +1,37 @@
+// CUDA launchers of the codec (device_codec.h's steps, one thread each). The host API the backend,
+// the torch extension and CUDA IPC callers use: raw device pointers and a cudaStream_t, nothing
+// allocated inside, nothing synchronized (the caller synchronizes its own stream when it needs the
+// results on the host). Every pointer, including those inside the DeviceCodec (codebook tables,
+// ramp, rotation signs), is device memory; sizes follow the DeviceCodec's layout.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "kernels/device_codec.h"
+
+namespace coset {
+namespace device {
+
+// What an encode counts, in device memory; zero it before the launch (cudaMemsetAsync).
+struct EncodeCounters {
+  unsigned long long first_try_overloads;  // chunks with T > 0
+  unsigned long long capped;               // chunks still overloaded at t_max
+  unsigned int refused_blocks;             // blocks with NaN/Inf, or whose rotation overflows
+};
+
+// Encodes c.rows rows of c.cols floats at x. Scratch: work (rows * padded_cols floats) and base
+// (rows * blocks_per_row floats). Outputs: scales (rows * blocks_per_row bf16; untouched without
+// scaling), t (rows * chunks_per_row), symbols (rows * chunks_per_row * symbols_per_chunk).
+// When counters->refused_blocks ends non-zero the outputs are meaningless.
+cudaError_t LaunchEncode(const DeviceCodec& c, const float* x, float* work, float* base, uint16_t* scales, uint8_t* t,
+                         uint32_t* symbols, EncodeCounters* counters, cudaStream_t stream);
+
+// Decodes into out (rows * cols floats). Scratch: work (rows * padded_cols floats). T values must be
+// at most t_max (check them on the host, as the blob reader does).
+cudaError_t LaunchDecode(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const uint32_t* symbols,
+                         float* work, float* out, cudaStream_t stream);
+
+}  // namespace device
+}  // namespace coset

@@ -1,0 +1,238 @@
+#include "kernels/cuda_runtime.h"
+
+#include <cuda_runtime_api.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+#include "kernels/cuda_codec.h"
+#include "kernels/device_codec_host.h"
+
+namespace coset {
+namespace {
+
+absl::Status CudaError(cudaError_t error, const char* what) {
+  return absl::InternalError(absl::StrCat(what, ": ", cudaGetErrorName(error), " (", cudaGetErrorString(error), ")"));
+}
+
+#define COSET_CUDA_RETURN_IF_ERROR(expr)         \
+  do {                                           \
+    const cudaError_t coset_cuda_error = (expr); \
+    if (coset_cuda_error != cudaSuccess) {       \
+      return CudaError(coset_cuda_error, #expr); \
+    }                                            \
+  } while (false)
+
+// Device memory owned for the length of one call.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  ~DeviceBuffer() {
+    if (ptr_ != nullptr) cudaFree(ptr_);
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+
+  absl::Status Allocate(size_t bytes) {
+    if (bytes == 0) return absl::OkStatus();
+    const cudaError_t error = cudaMalloc(&ptr_, bytes);
+    if (error == cudaErrorMemoryAllocation) {
+      cudaGetLastError();  // an allocation failure is not sticky: clear it from the last-error slot
+      return absl::ResourceExhaustedError(absl::StrCat("device memory: cannot allocate ", bytes, " bytes"));
+    }
+    COSET_CUDA_RETURN_IF_ERROR(error);
+    return absl::OkStatus();
+  }
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(ptr_);
+  }
+
+ private:
+  void* ptr_ = nullptr;
+};
+
+// Allocates and fills a device copy of values[0, count).
+template <typename T>
+absl::Status Upload(const T* values, size_t count, cudaStream_t stream, DeviceBuffer* buffer) {
+  COSET_RETURN_IF_ERROR(buffer->Allocate(count * sizeof(T)));
+  if (count == 0) return absl::OkStatus();
+  COSET_CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(buffer->as<T>(), values, count * sizeof(T), cudaMemcpyHostToDevice, stream));
+  return absl::OkStatus();
+}
+
+template <typename T>
+absl::Status Upload(const std::vector<T>& values, cudaStream_t stream, DeviceBuffer* buffer) {
+  return Upload(values.data(), values.size(), stream, buffer);
+}
+
+template <typename T>
+absl::Status Download(const DeviceBuffer& buffer, cudaStream_t stream, std::vector<T>* values) {
+  if (values->empty()) return absl::OkStatus();
+  COSET_CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(values->data(), buffer.as<T>(), values->size() * sizeof(T), cudaMemcpyDeviceToHost, stream));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<CudaDeviceInfo> ProbeCudaDevice(int index) {
+  int driver = 0;
+  if (cudaDriverGetVersion(&driver) != cudaSuccess || driver == 0) {
+    return absl::FailedPreconditionError("no CUDA driver (libcuda.so.1 not found)");
+  }
+  int count = 0;
+  const cudaError_t error = cudaGetDeviceCount(&count);
+  if (error == cudaErrorNoDevice || (error == cudaSuccess && count == 0)) {
+    return absl::FailedPreconditionError("no CUDA device");
+  }
+  if (error != cudaSuccess) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("CUDA unavailable: ", cudaGetErrorName(error), " (", cudaGetErrorString(error), ")"));
+  }
+  if (index < 0 || index >= count) {
+    return absl::FailedPreconditionError(absl::StrCat("CUDA device ", index, " does not exist (", count, " found)"));
+  }
+  cudaDeviceProp prop;
+  if (cudaGetDeviceProperties(&prop, index) != cudaSuccess) {
+    return absl::FailedPreconditionError(absl::StrCat("CUDA device ", index, ": properties unreadable"));
+  }
+  CudaDeviceInfo info;
+  info.index = index;
+  info.name = prop.name;
+  info.compute_major = prop.major;
+  info.compute_minor = prop.minor;
+  info.total_memory_bytes = static_cast<int64_t>(prop.totalGlobalMem);
+  info.driver_version = driver;
+  cudaRuntimeGetVersion(&info.runtime_version);
+  return info;
+}
+
+struct CudaCodec::DeviceTables {
+  DeviceBuffer rep_coords, rep_point;
+  ChunkCodebook view;
+};
+
+CudaCodec::CudaCodec(CudaDeviceInfo device, void* stream) : device_(std::move(device)), stream_(stream) {}
+
+CudaCodec::~CudaCodec() {
+  cudaSetDevice(device_.index);
+  tables_.clear();
+  cudaStreamDestroy(static_cast<cudaStream_t>(stream_));
+}
+
+absl::StatusOr<std::unique_ptr<CudaCodec>> CudaCodec::Create(int device) {
+  COSET_ASSIGN_OR_RETURN(CudaDeviceInfo info, ProbeCudaDevice(device));
+  COSET_CUDA_RETURN_IF_ERROR(cudaSetDevice(device));
+  cudaStream_t stream = nullptr;
+  COSET_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  return std::unique_ptr<CudaCodec>(new CudaCodec(std::move(info), stream));
+}
+
+absl::StatusOr<const CudaCodec::DeviceTables*> CudaCodec::TablesFor(const Codebook& codebook) {
+  auto it = tables_.find(&codebook);
+  if (it != tables_.end()) return it->second.get();
+  // Hold the cached codebook, so its address cannot be reused by another while the tables live.
+  COSET_ASSIGN_OR_RETURN(std::shared_ptr<const Codebook> held, Codebook::Get(codebook.lattice(), codebook.q()));
+  if (held.get() != &codebook) return absl::InternalError("codebook is not the cached one");
+  auto tables = std::make_unique<DeviceTables>();
+  const ChunkCodebook host = codebook.view();
+  const int64_t entries = codebook.num_symbols() * codebook.symbol_dim();
+  const cudaStream_t stream = static_cast<cudaStream_t>(stream_);
+  COSET_RETURN_IF_ERROR(Upload(host.rep_coords, entries, stream, &tables->rep_coords));
+  COSET_RETURN_IF_ERROR(Upload(host.rep_point, entries, stream, &tables->rep_point));
+  COSET_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
+  tables->view = host;
+  tables->view.rep_coords = tables->rep_coords.as<int32_t>();
+  tables->view.rep_point = tables->rep_point.as<float>();
+  held_.push_back(std::move(held));
+  return tables_.emplace(&codebook, std::move(tables)).first->second.get();
+}
+
+absl::StatusOr<CompressedTensor> CudaCodec::Encode(const TensorCodec& codec, const float* x,
+                                                   const std::vector<int64_t>& shape, DType dtype, EncodeStats* stats) {
+  COSET_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_.index));
+  COSET_ASSIGN_OR_RETURN(device::DeviceCodecPlan plan, device::MakePlan(codec, shape));
+  COSET_ASSIGN_OR_RETURN(const DeviceTables* tables, TablesFor(codec.codebook()));
+  const Layout& l = plan.context.layout;
+  const cudaStream_t stream = static_cast<cudaStream_t>(stream_);
+  device::DeviceCodec c = plan.view();
+  DeviceBuffer ramp, signs, input, work, base, scales, t, symbols, counters;
+  COSET_RETURN_IF_ERROR(Upload(plan.context.ramp, stream, &ramp));
+  COSET_RETURN_IF_ERROR(Upload(plan.context.rotation_signs, stream, &signs));
+  COSET_RETURN_IF_ERROR(Upload(x, l.numel, stream, &input));
+  COSET_RETURN_IF_ERROR(work.Allocate(sizeof(float) * l.rows * l.padded_cols));
+  COSET_RETURN_IF_ERROR(base.Allocate(sizeof(float) * l.rows * l.blocks_per_row));
+  COSET_RETURN_IF_ERROR(scales.Allocate(sizeof(uint16_t) * l.rows * l.blocks_per_row));
+  COSET_RETURN_IF_ERROR(t.Allocate(l.rows * l.chunks_per_row));
+  COSET_RETURN_IF_ERROR(symbols.Allocate(sizeof(uint32_t) * l.rows * l.symbols_per_row));
+  COSET_RETURN_IF_ERROR(counters.Allocate(sizeof(device::EncodeCounters)));
+  c.codebook = tables->view;
+  c.ramp = ramp.as<float>();
+  c.rotation_signs = plan.context.rotation_signs.empty() ? nullptr : signs.as<float>();
+  COSET_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(counters.as<void>(), 0, sizeof(device::EncodeCounters), stream));
+  COSET_CUDA_RETURN_IF_ERROR(device::LaunchEncode(c, input.as<float>(), work.as<float>(), base.as<float>(),
+                                                  scales.as<uint16_t>(), t.as<uint8_t>(), symbols.as<uint32_t>(),
+                                                  counters.as<device::EncodeCounters>(), stream));
+  std::vector<uint16_t> host_scales(l.rows * l.blocks_per_row);
+  std::vector<uint8_t> host_t(l.rows * l.chunks_per_row);
+  std::vector<uint32_t> host_symbols(l.rows * l.symbols_per_row);
+  std::vector<device::EncodeCounters> host_counters(1);
+  COSET_RETURN_IF_ERROR(Download(scales, stream, &host_scales));
+  COSET_RETURN_IF_ERROR(Download(t, stream, &host_t));
+  COSET_RETURN_IF_ERROR(Download(symbols, stream, &host_symbols));
+  COSET_RETURN_IF_ERROR(Download(counters, stream, &host_counters));
+  COSET_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
+  const device::EncodeCounters& n = host_counters[0];
+  if (n.refused_blocks > 0 || (n.capped > 0 && plan.params.on_cap == CapPolicy::kFail)) {
+    // The CPU codec names the entry or the chunk (and cannot succeed where the kernels refused).
+    COSET_RETURN_IF_ERROR(codec.Encode(x, shape, dtype).status());
+    return absl::InternalError("the CUDA encode refused an input that the CPU codec encodes");
+  }
+  if (stats != nullptr) {
+    stats->chunks = l.rows * l.chunks_per_row;
+    stats->first_try_overloads = static_cast<int64_t>(n.first_try_overloads);
+    stats->capped = static_cast<int64_t>(n.capped);
+  }
+  CompressedTensor out = device::AssembleTensor(plan, dtype, std::move(host_scales), std::move(host_t), host_symbols);
+  out.shape = shape;
+  return out;
+}
+
+absl::Status CudaCodec::Decode(const CompressedTensor& tensor, float* out) {
+  COSET_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_.index));
+  COSET_ASSIGN_OR_RETURN(std::vector<uint32_t> host_symbols, device::UnpackedSymbols(tensor));
+  COSET_ASSIGN_OR_RETURN(TensorCodec codec, TensorCodec::Create(tensor.params));
+  COSET_ASSIGN_OR_RETURN(device::DeviceCodecPlan plan, device::MakePlan(codec, tensor.shape));
+  const Layout& l = plan.context.layout;
+  for (uint8_t t : tensor.t) {
+    if (t > plan.params.t_max) return absl::DataLossError("a chunk's T exceeds t_max (corrupt data)");
+  }
+  COSET_ASSIGN_OR_RETURN(const DeviceTables* tables, TablesFor(codec.codebook()));
+  const cudaStream_t stream = static_cast<cudaStream_t>(stream_);
+  device::DeviceCodec c = plan.view();
+  DeviceBuffer ramp, signs, scales, t, symbols, work, output;
+  COSET_RETURN_IF_ERROR(Upload(plan.context.ramp, stream, &ramp));
+  COSET_RETURN_IF_ERROR(Upload(plan.context.rotation_signs, stream, &signs));
+  COSET_RETURN_IF_ERROR(Upload(tensor.scales, stream, &scales));
+  COSET_RETURN_IF_ERROR(Upload(tensor.t, stream, &t));
+  COSET_RETURN_IF_ERROR(Upload(host_symbols, stream, &symbols));
+  COSET_RETURN_IF_ERROR(work.Allocate(sizeof(float) * l.rows * l.padded_cols));
+  COSET_RETURN_IF_ERROR(output.Allocate(sizeof(float) * l.numel));
+  c.codebook = tables->view;
+  c.ramp = ramp.as<float>();
+  c.rotation_signs = plan.context.rotation_signs.empty() ? nullptr : signs.as<float>();
+  COSET_CUDA_RETURN_IF_ERROR(device::LaunchDecode(c, tensor.scales.empty() ? nullptr : scales.as<uint16_t>(),
+                                                  t.as<uint8_t>(), symbols.as<uint32_t>(), work.as<float>(),
+                                                  output.as<float>(), stream));
+  if (l.numel > 0) {
+    COSET_CUDA_RETURN_IF_ERROR(
+        cudaMemcpyAsync(out, output.as<float>(), sizeof(float) * l.numel, cudaMemcpyDeviceToHost, stream));
+  }
+  COSET_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
+  return absl::OkStatus();
+}
+
+}  // namespace coset

@@ -1,0 +1,125 @@
+// The grid on which a device codec must agree with the CPU codec bit for bit: every lattice, q in
+// {3, 4, 5, 8}, M in {1, 2, 3} (where the codec accepts them), rows of 1, 3, 7, 255, 256, 257 and
+// 4097 entries, with and without rotation, every scale mode, zero blocks, huge entries deep in the
+// overload ramp, capped chunks (zeroed and refused) and NaN refusal. Shared by the CPU run of the
+// device steps (device_codec_test) and the GPU run (cuda_codec_test).
+#pragma once
+
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/format.h"
+#include "core/tensor_codec.h"
+#include "gtest/gtest.h"
+#include "tests/core/test_util.h"
+
+namespace coset {
+namespace device_testing {
+
+// A device codec under test: encode and decode of host tensors.
+struct CodecUnderTest {
+  std::function<absl::StatusOr<CompressedTensor>(const TensorCodec&, const float*, const std::vector<int64_t>&,
+                                                 EncodeStats*)>
+      encode;
+  std::function<absl::Status(const CompressedTensor&, float*)> decode;
+};
+
+// Two rows of `cols` entries: Gaussian, with a zero block, a tiny block (its step underflows) and a
+// few entries 100x the rest (their chunks climb the overload ramp).
+inline std::vector<float> TestRows(int64_t cols, uint32_t seed) {
+  std::vector<float> x = testing_util::Gaussian(2 * cols, seed);
+  for (int64_t i = 0; i < std::min<int64_t>(cols, 256); ++i) x[i] = 0.0f;  // row 0, first block: zeros
+  if (cols > 300) {
+    for (int64_t i = 256; i < std::min<int64_t>(cols, 512); ++i) x[i] *= 1e-36f;  // step below kMinStep
+  }
+  for (int64_t i = cols; i < 2 * cols; i += 97) x[i] *= 100.0f;
+  return x;
+}
+
+// Encodes x with the CPU codec and with `device`; expects the same status, the same blob bytes and
+// the same decoded floats (each side decoding its own codes, and the device decoding the CPU's).
+inline void ExpectSameAsCpu(const CodecUnderTest& device, const CodecParams& params, const std::vector<float>& x,
+                            const std::vector<int64_t>& shape, const std::string& label) {
+  SCOPED_TRACE(label);
+  auto codec = TensorCodec::Create(params);
+  ASSERT_TRUE(codec.ok()) << codec.status();
+  EncodeStats cpu_stats, device_stats;
+  auto cpu = codec->Encode(x.data(), shape, DType::kFloat32, nullptr, &cpu_stats);
+  auto gpu = device.encode(*codec, x.data(), shape, &device_stats);
+  ASSERT_EQ(cpu.status(), gpu.status());
+  if (!cpu.ok()) return;
+  EXPECT_EQ(Serialize(*cpu), Serialize(*gpu));
+  EXPECT_EQ(cpu->t, gpu->t);
+  EXPECT_EQ(cpu->scales, gpu->scales);
+  EXPECT_EQ(cpu->symbols, gpu->symbols);
+  EXPECT_EQ(cpu_stats.first_try_overloads, device_stats.first_try_overloads);
+  EXPECT_EQ(cpu_stats.capped, device_stats.capped);
+  std::vector<float> cpu_out(x.size()), gpu_out(x.size(), -1.0f);
+  ASSERT_TRUE(codec->Decode(*cpu, cpu_out.data()).ok());
+  ASSERT_TRUE(device.decode(*cpu, gpu_out.data()).ok());
+  // Bitwise, so that -0 and +0 and every last bit count.
+  EXPECT_EQ(0, std::memcmp(cpu_out.data(), gpu_out.data(), sizeof(float) * x.size()));
+}
+
+inline void RunGrid(const CodecUnderTest& device) {
+  const char* lattices[] = {"Z1", "Z4", "A2", "D3", "D4", "D8", "E8"};
+  const ScaleMode scales[] = {ScaleMode::kNone, ScaleMode::kRms, ScaleMode::kAbsMax};
+  const int64_t lengths[] = {1, 3, 7, 255, 256, 257, 4097};
+  int cases = 0;
+  for (const char* lattice : lattices) {
+    for (int q : {3, 4, 5, 8}) {
+      for (int levels : {1, 2, 3}) {
+        CodecParams p;
+        p.lattice = *Lattice::Parse(lattice);
+        p.q = q;
+        p.M = levels;
+        if (!TensorCodec::Create(p).ok()) continue;  // q below the lattice's minimum, codebook too large
+        for (int64_t cols : lengths) {
+          for (bool rotate : {false, true}) {
+            for (ScaleMode scale : scales) {
+              p.rotate = rotate;
+              p.scale = scale;
+              p.beta = scale == ScaleMode::kNone ? 0.25f : 0.0f;
+              ExpectSameAsCpu(device, p, TestRows(cols, static_cast<uint32_t>(cols + q)), {2, cols},
+                              absl::StrCat(lattice, " q=", q, " M=", levels, " cols=", cols, " rotate=", rotate,
+                                           " scale=", ScaleModeName(scale)));
+              ++cases;
+            }
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(cases, 1000);
+}
+
+// Capped chunks (t_max 2: the 100x entries cannot fit), zeroed or refused; NaN and Inf refused
+// with the CPU's message; an empty last dimension.
+inline void RunEdgeCases(const CodecUnderTest& device) {
+  CodecParams p;  // D4 q=4 M=2, rms
+  p.t_max = 2;
+  const std::vector<float> x = TestRows(1000, 7);
+  p.on_cap = CapPolicy::kZero;
+  ExpectSameAsCpu(device, p, x, {2, 1000}, "capped, zeroed");
+  p.on_cap = CapPolicy::kFail;
+  ExpectSameAsCpu(device, p, x, {2, 1000}, "capped, refused");
+  p = CodecParams{};
+  for (float bad : {std::nanf(""), INFINITY}) {
+    for (ScaleMode scale : {ScaleMode::kRms, ScaleMode::kAbsMax}) {
+      p.scale = scale;
+      std::vector<float> y = x;
+      y[1500] = bad;
+      ExpectSameAsCpu(device, p, y, {2, 1000}, absl::StrCat("non-finite ", bad));
+    }
+  }
+  p.rotate = true;
+  std::vector<float> huge(512, 3e38f);
+  ExpectSameAsCpu(device, p, huge, {2, 256}, "rotation overflow");
+  ExpectSameAsCpu(device, CodecParams{}, {}, {3, 0}, "no entries");
+}
+
+}  // namespace device_testing
+}  // namespace coset

@@ -1,0 +1,62 @@
+// The CUDA codec against the CPU codec, bit for bit, on the shared grid (codec_cases.h). Needs a
+// CUDA device: without one each GPU test skips and says why (no driver, no device). Tagged `gpu`
+// so that a GPU machine can run just these (scripts/gpu_check.sh).
+#include "gtest/gtest.h"
+#include "kernels/cuda_runtime.h"
+#include "tests/kernels/codec_cases.h"
+
+namespace coset {
+namespace {
+
+// The codec on device 0, or why the test cannot run.
+absl::StatusOr<std::unique_ptr<CudaCodec>> Device() { return CudaCodec::Create(0); }
+
+#define COSET_REQUIRE_GPU(codec) \
+  auto codec = Device();         \
+  if (!codec.ok()) GTEST_SKIP() << "needs a CUDA device: " << codec.status().message()
+
+device_testing::CodecUnderTest OnDevice(CudaCodec* cuda) {
+  return {[cuda](const TensorCodec& codec, const float* x, const std::vector<int64_t>& shape, EncodeStats* stats) {
+            return cuda->Encode(codec, x, shape, DType::kFloat32, stats);
+          },
+          [cuda](const CompressedTensor& tensor, float* out) { return cuda->Decode(tensor, out); }};
+}
+
+TEST(CudaProbeTest, SaysWhyNoDeviceIsUsable) {
+  // Runs everywhere: on a machine without a GPU this is the path that matters.
+  auto probe = ProbeCudaDevice(0);
+  if (probe.ok()) {
+    EXPECT_FALSE(probe->name.empty());
+    EXPECT_GE(probe->compute_major, 7);
+    EXPECT_EQ(ProbeCudaDevice(1 << 20).status().code(), absl::StatusCode::kFailedPrecondition);
+    return;
+  }
+  EXPECT_EQ(probe.status().code(), absl::StatusCode::kFailedPrecondition);
+  const std::string why(probe.status().message());
+  EXPECT_TRUE(why.rfind("no CUDA driver", 0) == 0 || why.rfind("no CUDA device", 0) == 0) << why;
+  // The codec refuses with the same reason instead of failing later.
+  EXPECT_EQ(CudaCodec::Create(0).status(), probe.status());
+}
+
+TEST(CudaCodecTest, MatchesCpuCodecOnTheGrid) {
+  COSET_REQUIRE_GPU(codec);
+  device_testing::RunGrid(OnDevice(codec->get()));
+}
+
+TEST(CudaCodecTest, MatchesCpuCodecOnEdgeCases) {
+  COSET_REQUIRE_GPU(codec);
+  device_testing::RunEdgeCases(OnDevice(codec->get()));
+}
+
+TEST(CudaCodecTest, LargeTensorMatchesCpuCodec) {
+  COSET_REQUIRE_GPU(codec);
+  for (const char* lattice : {"D4", "E8"}) {
+    CodecParams p;
+    p.lattice = *Lattice::Parse(lattice);
+    const std::vector<float> x = testing_util::Gaussian(int64_t{1} << 22, 11);
+    device_testing::ExpectSameAsCpu(OnDevice(codec->get()), p, x, {1024, 4096}, lattice);
+  }
+}
+
+}  // namespace
+}  // namespace coset
