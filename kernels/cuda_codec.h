@@ -21,17 +21,28 @@ struct EncodeCounters {
   unsigned int refused_blocks;             // blocks with NaN/Inf, or whose rotation overflows
 };
 
-// Encodes c.rows rows of c.cols floats at x. Scratch: work (rows * padded_cols floats) and base
-// (rows * blocks_per_row floats). Outputs: scales (rows * blocks_per_row bf16; untouched without
-// scaling), t (rows * chunks_per_row), symbols (rows * chunks_per_row * symbols_per_chunk).
-// When counters->refused_blocks ends non-zero the outputs are meaningless.
+// Encodes c.rows rows of c.cols floats at x. Scratch: work (rows * padded_cols floats; unused, may
+// be null, when ReadsInPlace) and base (rows * blocks_per_row floats). Outputs: scales (rows *
+// blocks_per_row bf16; untouched without scaling), t (rows * chunks_per_row), symbols (rows *
+// chunks_per_row * symbols_per_chunk symbols of c.symbol_bytes each). When
+// counters->refused_blocks ends non-zero the outputs are meaningless.
 cudaError_t LaunchEncode(const DeviceCodec& c, const float* x, float* work, float* base, uint16_t* scales, uint8_t* t,
-                         uint32_t* symbols, EncodeCounters* counters, cudaStream_t stream);
+                         void* symbols, EncodeCounters* counters, cudaStream_t stream);
 
-// Decodes into out (rows * cols floats). Scratch: work (rows * padded_cols floats). T values must be
-// at most t_max (check them on the host, as the blob reader does).
-cudaError_t LaunchDecode(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const uint32_t* symbols,
+// Decodes into out (rows * cols floats). Scratch: work (rows * padded_cols floats; unused, may be
+// null, when ReadsInPlace). T values must be at most t_max (check them on the host, as the blob
+// reader does).
+cudaError_t LaunchDecode(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const void* symbols,
                          float* work, float* out, cudaStream_t stream);
+
+// GEMM on codes, out[b * c.rows + n] = <queries[b], decode(weights)[n]> (c describes the weights;
+// queries: batch rows of c.cols floats). First LaunchPrepareQueries into padded (batch *
+// padded_cols floats: zero-padded, rotated like the weights), then LaunchGemm: a thread block per
+// (weight row, 16 queries), each thread decoding chunks in registers for all 16, then a tree sum.
+cudaError_t LaunchPrepareQueries(const DeviceCodec& c, const float* queries, int64_t batch, float* padded,
+                                 cudaStream_t stream);
+cudaError_t LaunchGemm(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const void* symbols,
+                       const float* padded, int64_t batch, float* out, cudaStream_t stream);
 
 }  // namespace device
 }  // namespace coset

@@ -24,59 +24,33 @@ absl::Status CudaError(cudaError_t error, const char* what) {
     }                                            \
   } while (false)
 
-// Device memory owned for the length of one call.
-class DeviceBuffer {
- public:
-  DeviceBuffer() = default;
-  ~DeviceBuffer() {
-    if (ptr_ != nullptr) cudaFree(ptr_);
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-
-  absl::Status Allocate(size_t bytes) {
-    if (bytes == 0) return absl::OkStatus();
-    const cudaError_t error = cudaMalloc(&ptr_, bytes);
-    if (error == cudaErrorMemoryAllocation) {
-      cudaGetLastError();  // an allocation failure is not sticky: clear it from the last-error slot
-      return absl::ResourceExhaustedError(absl::StrCat("device memory: cannot allocate ", bytes, " bytes"));
-    }
-    COSET_CUDA_RETURN_IF_ERROR(error);
-    return absl::OkStatus();
-  }
-  template <typename T>
-  T* as() const {
-    return static_cast<T*>(ptr_);
-  }
-
- private:
-  void* ptr_ = nullptr;
-};
-
-// Allocates and fills a device copy of values[0, count).
-template <typename T>
-absl::Status Upload(const T* values, size_t count, cudaStream_t stream, DeviceBuffer* buffer) {
-  COSET_RETURN_IF_ERROR(buffer->Allocate(count * sizeof(T)));
-  if (count == 0) return absl::OkStatus();
-  COSET_CUDA_RETURN_IF_ERROR(
-      cudaMemcpyAsync(buffer->as<T>(), values, count * sizeof(T), cudaMemcpyHostToDevice, stream));
-  return absl::OkStatus();
-}
-
-template <typename T>
-absl::Status Upload(const std::vector<T>& values, cudaStream_t stream, DeviceBuffer* buffer) {
-  return Upload(values.data(), values.size(), stream, buffer);
-}
-
-template <typename T>
-absl::Status Download(const DeviceBuffer& buffer, cudaStream_t stream, std::vector<T>* values) {
-  if (values->empty()) return absl::OkStatus();
-  COSET_CUDA_RETURN_IF_ERROR(
-      cudaMemcpyAsync(values->data(), buffer.as<T>(), values->size() * sizeof(T), cudaMemcpyDeviceToHost, stream));
-  return absl::OkStatus();
-}
-
 }  // namespace
+
+DeviceMemory::~DeviceMemory() {
+  if (ptr_ != nullptr) cudaFree(ptr_);
+}
+
+absl::Status DeviceMemory::Allocate(int64_t bytes) {
+  if (ptr_ != nullptr) cudaFree(ptr_);
+  ptr_ = nullptr;
+  if (bytes <= 0) return absl::OkStatus();
+  const cudaError_t error = cudaMalloc(&ptr_, static_cast<size_t>(bytes));
+  if (error == cudaErrorMemoryAllocation) {
+    ptr_ = nullptr;
+    cudaGetLastError();  // an allocation failure is not sticky: clear it from the last-error slot
+    return absl::ResourceExhaustedError(absl::StrCat("device memory: cannot allocate ", bytes, " bytes"));
+  }
+  COSET_CUDA_RETURN_IF_ERROR(error);
+  return absl::OkStatus();
+}
+
+absl::Status DeviceMemory::Upload(const void* values, int64_t bytes, void* stream) {
+  COSET_RETURN_IF_ERROR(Allocate(bytes));
+  if (bytes <= 0) return absl::OkStatus();
+  COSET_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(ptr_, values, static_cast<size_t>(bytes), cudaMemcpyHostToDevice,
+                                             static_cast<cudaStream_t>(stream)));
+  return absl::OkStatus();
+}
 
 absl::StatusOr<CudaDeviceInfo> ProbeCudaDevice(int index) {
   int driver = 0;
@@ -111,9 +85,26 @@ absl::StatusOr<CudaDeviceInfo> ProbeCudaDevice(int index) {
 }
 
 struct CudaCodec::DeviceTables {
-  DeviceBuffer rep_coords, rep_point;
+  DeviceMemory rep_coords, rep_point;
   ChunkCodebook view;
 };
+
+namespace {
+
+template <typename T>
+absl::Status Download(const DeviceMemory& buffer, cudaStream_t stream, std::vector<T>* values) {
+  if (values->empty()) return absl::OkStatus();
+  COSET_CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(values->data(), buffer.as<T>(), values->size() * sizeof(T), cudaMemcpyDeviceToHost, stream));
+  return absl::OkStatus();
+}
+
+template <typename T>
+absl::Status Upload(const std::vector<T>& values, void* stream, DeviceMemory* buffer) {
+  return buffer->Upload(values.data(), static_cast<int64_t>(values.size() * sizeof(T)), stream);
+}
+
+}  // namespace
 
 CudaCodec::CudaCodec(CudaDeviceInfo device, void* stream) : device_(std::move(device)), stream_(stream) {}
 
@@ -132,53 +123,55 @@ absl::StatusOr<std::unique_ptr<CudaCodec>> CudaCodec::Create(int device) {
 }
 
 absl::StatusOr<const CudaCodec::DeviceTables*> CudaCodec::TablesFor(const Codebook& codebook) {
-  auto it = tables_.find(&codebook);
+  const TablesKey key{static_cast<int>(codebook.lattice().kind()), codebook.lattice().dim(), codebook.q()};
+  auto it = tables_.find(key);
   if (it != tables_.end()) return it->second.get();
-  // Hold the cached codebook, so its address cannot be reused by another while the tables live.
-  COSET_ASSIGN_OR_RETURN(std::shared_ptr<const Codebook> held, Codebook::Get(codebook.lattice(), codebook.q()));
-  if (held.get() != &codebook) return absl::InternalError("codebook is not the cached one");
   auto tables = std::make_unique<DeviceTables>();
   const ChunkCodebook host = codebook.view();
   const int64_t entries = codebook.num_symbols() * codebook.symbol_dim();
-  const cudaStream_t stream = static_cast<cudaStream_t>(stream_);
-  COSET_RETURN_IF_ERROR(Upload(host.rep_coords, entries, stream, &tables->rep_coords));
-  COSET_RETURN_IF_ERROR(Upload(host.rep_point, entries, stream, &tables->rep_point));
-  COSET_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
+  COSET_RETURN_IF_ERROR(tables->rep_coords.Upload(host.rep_coords, entries * sizeof(int32_t), stream_));
+  COSET_RETURN_IF_ERROR(tables->rep_point.Upload(host.rep_point, entries * sizeof(float), stream_));
+  COSET_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(static_cast<cudaStream_t>(stream_)));
   tables->view = host;
   tables->view.rep_coords = tables->rep_coords.as<int32_t>();
   tables->view.rep_point = tables->rep_point.as<float>();
-  held_.push_back(std::move(held));
-  return tables_.emplace(&codebook, std::move(tables)).first->second.get();
+  return tables_.emplace(key, std::move(tables)).first->second.get();
+}
+
+absl::StatusOr<device::DeviceCodec> CudaCodec::OnDevice(const device::DeviceCodecPlan& plan, DeviceMemory* ramp,
+                                                        DeviceMemory* signs) {
+  COSET_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_.index));
+  COSET_ASSIGN_OR_RETURN(const DeviceTables* tables, TablesFor(*plan.context.codebook));
+  device::DeviceCodec c = plan.view();
+  COSET_RETURN_IF_ERROR(Upload(plan.context.ramp, stream_, ramp));
+  COSET_RETURN_IF_ERROR(Upload(plan.context.rotation_signs, stream_, signs));
+  c.codebook = tables->view;
+  c.ramp = ramp->as<float>();
+  c.rotation_signs = plan.context.rotation_signs.empty() ? nullptr : signs->as<float>();
+  return c;
 }
 
 absl::StatusOr<CompressedTensor> CudaCodec::Encode(const TensorCodec& codec, const float* x,
                                                    const std::vector<int64_t>& shape, DType dtype, EncodeStats* stats) {
-  COSET_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_.index));
   COSET_ASSIGN_OR_RETURN(device::DeviceCodecPlan plan, device::MakePlan(codec, shape));
-  COSET_ASSIGN_OR_RETURN(const DeviceTables* tables, TablesFor(codec.codebook()));
   const Layout& l = plan.context.layout;
   const cudaStream_t stream = static_cast<cudaStream_t>(stream_);
-  device::DeviceCodec c = plan.view();
-  DeviceBuffer ramp, signs, input, work, base, scales, t, symbols, counters;
-  COSET_RETURN_IF_ERROR(Upload(plan.context.ramp, stream, &ramp));
-  COSET_RETURN_IF_ERROR(Upload(plan.context.rotation_signs, stream, &signs));
-  COSET_RETURN_IF_ERROR(Upload(x, l.numel, stream, &input));
-  COSET_RETURN_IF_ERROR(work.Allocate(sizeof(float) * l.rows * l.padded_cols));
+  DeviceMemory ramp, signs, input, work, base, scales, t, symbols, counters;
+  COSET_ASSIGN_OR_RETURN(const device::DeviceCodec c, OnDevice(plan, &ramp, &signs));
+  COSET_RETURN_IF_ERROR(input.Upload(x, sizeof(float) * l.numel, stream_));
+  if (!device::ReadsInPlace(c)) COSET_RETURN_IF_ERROR(work.Allocate(sizeof(float) * l.rows * l.padded_cols));
   COSET_RETURN_IF_ERROR(base.Allocate(sizeof(float) * l.rows * l.blocks_per_row));
   COSET_RETURN_IF_ERROR(scales.Allocate(sizeof(uint16_t) * l.rows * l.blocks_per_row));
   COSET_RETURN_IF_ERROR(t.Allocate(l.rows * l.chunks_per_row));
-  COSET_RETURN_IF_ERROR(symbols.Allocate(sizeof(uint32_t) * l.rows * l.symbols_per_row));
+  COSET_RETURN_IF_ERROR(symbols.Allocate(device::SymbolBufferBytes(plan)));
   COSET_RETURN_IF_ERROR(counters.Allocate(sizeof(device::EncodeCounters)));
-  c.codebook = tables->view;
-  c.ramp = ramp.as<float>();
-  c.rotation_signs = plan.context.rotation_signs.empty() ? nullptr : signs.as<float>();
   COSET_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(counters.as<void>(), 0, sizeof(device::EncodeCounters), stream));
   COSET_CUDA_RETURN_IF_ERROR(device::LaunchEncode(c, input.as<float>(), work.as<float>(), base.as<float>(),
-                                                  scales.as<uint16_t>(), t.as<uint8_t>(), symbols.as<uint32_t>(),
+                                                  scales.as<uint16_t>(), t.as<uint8_t>(), symbols.as<void>(),
                                                   counters.as<device::EncodeCounters>(), stream));
   std::vector<uint16_t> host_scales(l.rows * l.blocks_per_row);
   std::vector<uint8_t> host_t(l.rows * l.chunks_per_row);
-  std::vector<uint32_t> host_symbols(l.rows * l.symbols_per_row);
+  std::vector<uint8_t> host_symbols(device::SymbolBufferBytes(plan));
   std::vector<device::EncodeCounters> host_counters(1);
   COSET_RETURN_IF_ERROR(Download(scales, stream, &host_scales));
   COSET_RETURN_IF_ERROR(Download(t, stream, &host_t));
@@ -196,40 +189,58 @@ absl::StatusOr<CompressedTensor> CudaCodec::Encode(const TensorCodec& codec, con
     stats->first_try_overloads = static_cast<int64_t>(n.first_try_overloads);
     stats->capped = static_cast<int64_t>(n.capped);
   }
-  CompressedTensor out = device::AssembleTensor(plan, dtype, std::move(host_scales), std::move(host_t), host_symbols);
+  CompressedTensor out =
+      device::AssembleTensor(plan, dtype, std::move(host_scales), std::move(host_t), std::move(host_symbols));
   out.shape = shape;
   return out;
 }
 
 absl::Status CudaCodec::Decode(const CompressedTensor& tensor, float* out) {
-  COSET_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_.index));
-  COSET_ASSIGN_OR_RETURN(std::vector<uint32_t> host_symbols, device::UnpackedSymbols(tensor));
-  COSET_ASSIGN_OR_RETURN(TensorCodec codec, TensorCodec::Create(tensor.params));
-  COSET_ASSIGN_OR_RETURN(device::DeviceCodecPlan plan, device::MakePlan(codec, tensor.shape));
+  COSET_ASSIGN_OR_RETURN(const device::CodedForKernels coded, device::PrepareCoded(tensor));
+  const device::DeviceCodecPlan& plan = coded.plan;
+  const std::vector<uint8_t>& host_symbols = coded.symbols;
   const Layout& l = plan.context.layout;
-  for (uint8_t t : tensor.t) {
-    if (t > plan.params.t_max) return absl::DataLossError("a chunk's T exceeds t_max (corrupt data)");
-  }
-  COSET_ASSIGN_OR_RETURN(const DeviceTables* tables, TablesFor(codec.codebook()));
   const cudaStream_t stream = static_cast<cudaStream_t>(stream_);
-  device::DeviceCodec c = plan.view();
-  DeviceBuffer ramp, signs, scales, t, symbols, work, output;
-  COSET_RETURN_IF_ERROR(Upload(plan.context.ramp, stream, &ramp));
-  COSET_RETURN_IF_ERROR(Upload(plan.context.rotation_signs, stream, &signs));
-  COSET_RETURN_IF_ERROR(Upload(tensor.scales, stream, &scales));
-  COSET_RETURN_IF_ERROR(Upload(tensor.t, stream, &t));
-  COSET_RETURN_IF_ERROR(Upload(host_symbols, stream, &symbols));
-  COSET_RETURN_IF_ERROR(work.Allocate(sizeof(float) * l.rows * l.padded_cols));
+  DeviceMemory ramp, signs, scales, t, symbols, work, output;
+  COSET_ASSIGN_OR_RETURN(const device::DeviceCodec c, OnDevice(plan, &ramp, &signs));
+  COSET_RETURN_IF_ERROR(Upload(tensor.scales, stream_, &scales));
+  COSET_RETURN_IF_ERROR(Upload(tensor.t, stream_, &t));
+  COSET_RETURN_IF_ERROR(Upload(host_symbols, stream_, &symbols));
+  if (!device::ReadsInPlace(c)) COSET_RETURN_IF_ERROR(work.Allocate(sizeof(float) * l.rows * l.padded_cols));
   COSET_RETURN_IF_ERROR(output.Allocate(sizeof(float) * l.numel));
-  c.codebook = tables->view;
-  c.ramp = ramp.as<float>();
-  c.rotation_signs = plan.context.rotation_signs.empty() ? nullptr : signs.as<float>();
   COSET_CUDA_RETURN_IF_ERROR(device::LaunchDecode(c, tensor.scales.empty() ? nullptr : scales.as<uint16_t>(),
-                                                  t.as<uint8_t>(), symbols.as<uint32_t>(), work.as<float>(),
+                                                  t.as<uint8_t>(), symbols.as<void>(), work.as<float>(),
                                                   output.as<float>(), stream));
   if (l.numel > 0) {
     COSET_CUDA_RETURN_IF_ERROR(
         cudaMemcpyAsync(out, output.as<float>(), sizeof(float) * l.numel, cudaMemcpyDeviceToHost, stream));
+  }
+  COSET_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
+  return absl::OkStatus();
+}
+
+absl::Status CudaCodec::Gemm(const CompressedTensor& weights, const float* queries, int64_t batch, float* out) {
+  if (batch < 0) return absl::InvalidArgumentError("batch must be >= 0");
+  COSET_ASSIGN_OR_RETURN(const device::CodedForKernels coded, device::PrepareCoded(weights));
+  const device::DeviceCodecPlan& plan = coded.plan;
+  const std::vector<uint8_t>& host_symbols = coded.symbols;
+  const Layout& l = plan.context.layout;
+  const cudaStream_t stream = static_cast<cudaStream_t>(stream_);
+  DeviceMemory ramp, signs, scales, t, symbols, x, padded, output;
+  COSET_ASSIGN_OR_RETURN(const device::DeviceCodec c, OnDevice(plan, &ramp, &signs));
+  COSET_RETURN_IF_ERROR(Upload(weights.scales, stream_, &scales));
+  COSET_RETURN_IF_ERROR(Upload(weights.t, stream_, &t));
+  COSET_RETURN_IF_ERROR(Upload(host_symbols, stream_, &symbols));
+  COSET_RETURN_IF_ERROR(x.Upload(queries, sizeof(float) * batch * l.cols, stream_));
+  COSET_RETURN_IF_ERROR(padded.Allocate(sizeof(float) * batch * l.padded_cols));
+  COSET_RETURN_IF_ERROR(output.Allocate(sizeof(float) * batch * l.rows));
+  COSET_CUDA_RETURN_IF_ERROR(device::LaunchPrepareQueries(c, x.as<float>(), batch, padded.as<float>(), stream));
+  COSET_CUDA_RETURN_IF_ERROR(device::LaunchGemm(c, weights.scales.empty() ? nullptr : scales.as<uint16_t>(),
+                                                t.as<uint8_t>(), symbols.as<void>(), padded.as<float>(), batch,
+                                                output.as<float>(), stream));
+  if (batch * l.rows > 0) {
+    COSET_CUDA_RETURN_IF_ERROR(
+        cudaMemcpyAsync(out, output.as<float>(), sizeof(float) * batch * l.rows, cudaMemcpyDeviceToHost, stream));
   }
   COSET_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
   return absl::OkStatus();

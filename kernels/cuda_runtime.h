@@ -8,10 +8,12 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/tensor_codec.h"
+#include "kernels/device_codec_host.h"
 
 namespace coset {
 
@@ -28,6 +30,30 @@ struct CudaDeviceInfo {
 // CUDA device", "CUDA device N does not exist (K found)", or the runtime's own words.
 absl::StatusOr<CudaDeviceInfo> ProbeCudaDevice(int index);
 
+// Device memory owned by the caller of a launch (freed on destruction). Kept free of CUDA types,
+// so this header needs no CUDA include.
+class DeviceMemory {
+ public:
+  DeviceMemory() = default;
+  ~DeviceMemory();
+  DeviceMemory(const DeviceMemory&) = delete;
+  DeviceMemory& operator=(const DeviceMemory&) = delete;
+
+  // Allocates `bytes` on the current device (nothing for 0); RESOURCE_EXHAUSTED when the device
+  // is out of memory. Frees what was held before.
+  absl::Status Allocate(int64_t bytes);
+  // Allocates count values and copies them from the host (asynchronously on `stream`, a
+  // cudaStream_t: keep the host values alive until the stream has passed this point).
+  absl::Status Upload(const void* values, int64_t bytes, void* stream);
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(ptr_);
+  }
+
+ private:
+  void* ptr_ = nullptr;
+};
+
 // The codec on one CUDA device: encode and decode of host tensors (host -> device -> host), with
 // the codebook tables uploaded once per (lattice, q) and kept while the CudaCodec lives. The codes
 // are the CPU codec's, bit for bit (the same per-chunk functions; tests/kernels checks it on a GPU).
@@ -40,23 +66,33 @@ class CudaCodec {
   CudaCodec& operator=(const CudaCodec&) = delete;
 
   const CudaDeviceInfo& device() const { return device_; }
+  void* stream() const { return stream_; }  // cudaStream_t
+
+  // The plan's DeviceCodec with every pointer on this device: the codebook tables (uploaded once
+  // per codebook), and the plan's ramp and rotation signs, copied into `ramp` and `signs` (keep
+  // them alive while kernels use the result). For callers that launch the kernels themselves.
+  absl::StatusOr<device::DeviceCodec> OnDevice(const device::DeviceCodecPlan& plan, DeviceMemory* ramp,
+                                               DeviceMemory* signs);
 
   // As TensorCodec::Encode (errors in the CPU codec's words: the input is re-checked there).
   absl::StatusOr<CompressedTensor> Encode(const TensorCodec& codec, const float* x, const std::vector<int64_t>& shape,
                                           DType dtype, EncodeStats* stats);
   // As TensorCodec::Decode into out (numel floats).
   absl::Status Decode(const CompressedTensor& tensor, float* out);
+  // out[b * N + n] = <queries[b], decode(weights)[n]> on the codes (weights N x K, queries batch x
+  // K floats, host memory): the weights are decoded in registers, never written as floats.
+  absl::Status Gemm(const CompressedTensor& weights, const float* queries, int64_t batch, float* out);
 
  private:
   struct DeviceTables;
   explicit CudaCodec(CudaDeviceInfo device, void* stream);
-  // The device copy of a codebook's tables, uploaded on first use.
+  // The device copy of a codebook's tables, uploaded on first use and kept per (lattice, q).
   absl::StatusOr<const DeviceTables*> TablesFor(const Codebook& codebook);
+  using TablesKey = std::tuple<int, int, int>;  // lattice kind, dimension, q
 
   CudaDeviceInfo device_;
   void* stream_;  // cudaStream_t, kept opaque so this header needs no CUDA include
-  std::map<const Codebook*, std::unique_ptr<DeviceTables>> tables_;
-  std::vector<std::shared_ptr<const Codebook>> held_;  // keeps the keys of tables_ alive
+  std::map<TablesKey, std::unique_ptr<DeviceTables>> tables_;
 };
 
 }  // namespace coset

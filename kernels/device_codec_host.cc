@@ -1,5 +1,6 @@
 #include "kernels/device_codec_host.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -33,6 +34,12 @@ DeviceCodec DeviceCodecPlan::view() const {
   c.beta = ctx.beta;
   c.ramp = ctx.ramp.data();
   c.rotation_signs = ctx.rotation_signs.empty() ? nullptr : ctx.rotation_signs.data();
+  // Whole-byte symbols, one per chunk and level, are the packed rows as they are (the CPU's direct
+  // path); Z^n with n > 1 codes a symbol per coordinate, which never takes it.
+  const int bits = ctx.packing.bits_per_symbol_if_pow2();
+  const bool whole_chunk = l.symbol_dim == l.dim;
+  const int direct = whole_chunk && (bits == 8 || bits == 16) ? bits / 8 : 4;
+  c.symbol_bytes = direct < 4 && ctx.packing.row_bytes() == l.symbols_per_row * direct ? direct : 4;
   c.rows = l.rows;
   c.cols = l.cols;
   c.padded_cols = l.padded_cols;
@@ -46,11 +53,18 @@ absl::StatusOr<DeviceCodecPlan> MakePlan(const TensorCodec& codec, const std::ve
   DeviceCodecPlan plan;
   COSET_ASSIGN_OR_RETURN(plan.context, codec.MakeContext(shape));
   plan.params = codec.params();
+  COSET_ASSIGN_OR_RETURN(plan.codebook, Codebook::Get(plan.params.lattice, plan.params.q));
+  plan.context.codebook = plan.codebook.get();
   return plan;
 }
 
+int64_t SymbolBufferBytes(const DeviceCodecPlan& plan) {
+  const Layout& l = plan.context.layout;
+  return l.rows * l.symbols_per_row * plan.view().symbol_bytes;
+}
+
 CompressedTensor AssembleTensor(const DeviceCodecPlan& plan, DType dtype, std::vector<uint16_t> scales,
-                                std::vector<uint8_t> t, const std::vector<uint32_t>& symbols) {
+                                std::vector<uint8_t> t, std::vector<uint8_t> symbols) {
   const Layout& l = plan.context.layout;
   CompressedTensor out;
   out.params = plan.params;
@@ -60,23 +74,39 @@ CompressedTensor AssembleTensor(const DeviceCodecPlan& plan, DType dtype, std::v
   if (plan.params.scale == ScaleMode::kNone) scales.clear();
   out.scales = std::move(scales);
   out.t = std::move(t);
+  if (plan.view().symbol_bytes < 4) {
+    out.symbols = std::move(symbols);
+    return out;
+  }
   out.symbols.resize(l.rows * out.row_bytes);
+  const uint32_t* words = reinterpret_cast<const uint32_t*>(symbols.data());
   for (int64_t r = 0; r < l.rows; ++r) {
-    plan.context.packing.PackRow(symbols.data() + r * l.symbols_per_row, out.symbols.data() + r * out.row_bytes);
+    plan.context.packing.PackRow(words + r * l.symbols_per_row, out.symbols.data() + r * out.row_bytes);
   }
   return out;
 }
 
-absl::StatusOr<std::vector<uint32_t>> UnpackedSymbols(const CompressedTensor& tensor) {
+absl::StatusOr<CodedForKernels> PrepareCoded(const CompressedTensor& tensor) {
   COSET_RETURN_IF_ERROR(TensorCodec::CheckConsistent(tensor));
+  CodedForKernels coded;
+  COSET_ASSIGN_OR_RETURN(TensorCodec codec, TensorCodec::Create(tensor.params));
+  COSET_ASSIGN_OR_RETURN(coded.plan, MakePlan(codec, tensor.shape));
+  for (uint8_t t : tensor.t) {
+    if (t > coded.plan.params.t_max) return absl::DataLossError("a chunk's T exceeds t_max (corrupt data)");
+  }
+  if (coded.plan.view().symbol_bytes < 4) {
+    coded.symbols = tensor.symbols;  // every value is a valid symbol
+    return coded;
+  }
   const Layout& l = tensor.layout;
-  std::vector<uint32_t> symbols(l.rows * l.symbols_per_row);
+  coded.symbols.resize(l.rows * l.symbols_per_row * sizeof(uint32_t));
+  uint32_t* words = reinterpret_cast<uint32_t*>(coded.symbols.data());
   for (int64_t r = 0; r < l.rows; ++r) {
-    if (!UnpackRowSymbols(tensor, r, symbols.data() + r * l.symbols_per_row)) {
+    if (!UnpackRowSymbols(tensor, r, words + r * l.symbols_per_row)) {
       return absl::DataLossError(absl::StrCat("packed symbols of row ", r, " are invalid (corrupt data)"));
     }
   }
-  return symbols;
+  return coded;
 }
 
 absl::StatusOr<CompressedTensor> EncodeWithDeviceSteps(const TensorCodec& codec, const float* x,
@@ -89,7 +119,7 @@ absl::StatusOr<CompressedTensor> EncodeWithDeviceSteps(const TensorCodec& codec,
   std::vector<uint16_t> scales(l.rows * l.blocks_per_row);
   std::vector<float> base(l.rows * l.blocks_per_row);
   std::vector<uint8_t> t(l.rows * l.chunks_per_row);
-  std::vector<uint32_t> symbols(l.rows * l.symbols_per_row);
+  std::vector<uint8_t> symbols(SymbolBufferBytes(plan));
   bool refused = false;
   EncodeStats counts;
   for (int64_t r = 0; r < l.rows && l.numel > 0; ++r) {
@@ -100,8 +130,9 @@ absl::StatusOr<CompressedTensor> EncodeWithDeviceSteps(const TensorCodec& codec,
   }
   for (int64_t r = 0; r < l.rows && l.numel > 0 && !refused; ++r) {
     for (int64_t chunk = 0; chunk < l.chunks_per_row; ++chunk) {
-      const int t_chunk = EncodeChunkAt(c, work.data() + r * l.padded_cols, base.data() + r * l.blocks_per_row, chunk,
-                                        symbols.data() + r * l.symbols_per_row, t.data() + r * l.chunks_per_row);
+      const float* row = ReadsInPlace(c) ? x + r * l.cols : work.data() + r * l.padded_cols;
+      const int t_chunk = EncodeChunkAt(c, row, base.data() + r * l.blocks_per_row, chunk,
+                                        symbols.data() + RowSymbolsOffsetBytes(c, r), t.data() + r * l.chunks_per_row);
       counts.first_try_overloads += t_chunk != 0;
       counts.capped += t_chunk < 0;
     }
@@ -113,31 +144,53 @@ absl::StatusOr<CompressedTensor> EncodeWithDeviceSteps(const TensorCodec& codec,
   }
   counts.chunks = l.rows * l.chunks_per_row;
   if (stats != nullptr) *stats = counts;
-  CompressedTensor out = AssembleTensor(plan, dtype, std::move(scales), std::move(t), symbols);
+  CompressedTensor out = AssembleTensor(plan, dtype, std::move(scales), std::move(t), std::move(symbols));
   out.shape = shape;
   return out;
 }
 
 absl::Status DecodeWithDeviceSteps(const CompressedTensor& tensor, float* out) {
-  COSET_ASSIGN_OR_RETURN(std::vector<uint32_t> symbols, UnpackedSymbols(tensor));
-  COSET_ASSIGN_OR_RETURN(TensorCodec codec, TensorCodec::Create(tensor.params));
-  COSET_ASSIGN_OR_RETURN(DeviceCodecPlan plan, MakePlan(codec, tensor.shape));
-  const DeviceCodec c = plan.view();
+  COSET_ASSIGN_OR_RETURN(const CodedForKernels coded, PrepareCoded(tensor));
+  const DeviceCodec c = coded.plan.view();
+  const std::vector<uint8_t>& symbols = coded.symbols;
   const Layout& l = tensor.layout;
-  for (int64_t r = 0; r < l.rows; ++r) {
-    const uint8_t* t = tensor.t.data() + r * l.chunks_per_row;
-    for (int64_t chunk = 0; chunk < l.chunks_per_row; ++chunk) {
-      if (t[chunk] > c.t_max) return absl::DataLossError("a chunk's T exceeds t_max (corrupt data)");
-    }
-  }
   std::vector<float> work(l.padded_cols);
   for (int64_t r = 0; r < l.rows && l.numel > 0; ++r) {
     const uint16_t* scales = tensor.scales.empty() ? nullptr : tensor.scales.data() + r * l.blocks_per_row;
     for (int64_t chunk = 0; chunk < l.chunks_per_row; ++chunk) {
-      DecodeChunkAt(c, scales, tensor.t.data() + r * l.chunks_per_row, symbols.data() + r * l.symbols_per_row, chunk,
-                    work.data());
+      DecodeChunkAt(c, scales, tensor.t.data() + r * l.chunks_per_row, symbols.data() + RowSymbolsOffsetBytes(c, r),
+                    chunk, ReadsInPlace(c) ? out + r * l.cols : work.data());
     }
+    if (ReadsInPlace(c)) continue;
     for (int64_t b = 0; b < l.blocks_per_row; ++b) FinishDecodedBlock(c, work.data(), b, out + r * l.cols);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* queries, int64_t batch, float* out) {
+  if (batch < 0) return absl::InvalidArgumentError("batch must be >= 0");
+  COSET_ASSIGN_OR_RETURN(const CodedForKernels coded, PrepareCoded(weights));
+  const DeviceCodec c = coded.plan.view();
+  const std::vector<uint8_t>& symbols = coded.symbols;
+  const Layout& l = weights.layout;
+  std::vector<float> padded(batch * l.padded_cols);
+  for (int64_t q = 0; q < batch; ++q) {
+    for (int64_t b = 0; b < l.blocks_per_row; ++b) {
+      PrepareQueryBlock(c, queries + q * l.cols, b, padded.data() + q * l.padded_cols);
+    }
+  }
+  for (int64_t n = 0; n < l.rows; ++n) {
+    const uint16_t* scales = weights.scales.empty() ? nullptr : weights.scales.data() + n * l.blocks_per_row;
+    for (int64_t first = 0; first < batch; first += kMaxDotQueries) {
+      const int queries_here = static_cast<int>(std::min<int64_t>(kMaxDotQueries, batch - first));
+      float acc[kMaxDotQueries] = {};
+      for (int64_t chunk = 0; chunk < l.chunks_per_row; ++chunk) {
+        AccumulateChunkDots(c, scales, weights.t.data() + n * l.chunks_per_row,
+                            symbols.data() + RowSymbolsOffsetBytes(c, n), chunk, padded.data() + first * l.padded_cols,
+                            queries_here, acc);
+      }
+      for (int q = 0; q < queries_here; ++q) out[(first + q) * l.rows + n] = acc[q];
+    }
   }
   return absl::OkStatus();
 }

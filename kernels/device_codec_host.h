@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -17,22 +18,32 @@ namespace device {
 
 // A DeviceCodec for one tensor shape, with the host tables its pointers refer to.
 struct DeviceCodecPlan {
-  RowCodecContext context;  // layout, packing, ramp, rotation signs (TensorCodec::MakeContext)
-  CodecParams params;       // resolved (beta set)
-  // Points at the host tables of `context` and the codebook. Re-point ramp, rotation_signs and the
-  // codebook to device copies before a kernel reads it. Do not copy a plan (view() re-points).
+  RowCodecContext context;                   // layout, packing, ramp, rotation signs (TensorCodec::MakeContext)
+  CodecParams params;                        // resolved (beta set)
+  std::shared_ptr<const Codebook> codebook;  // what context.codebook points to, kept alive
+  // Points at the host tables of `context` and the codebook (taken when called). Re-point ramp,
+  // rotation_signs and the codebook to device copies before a kernel reads it.
   DeviceCodec view() const;
 };
 
 absl::StatusOr<DeviceCodecPlan> MakePlan(const TensorCodec& codec, const std::vector<int64_t>& shape);
 
-// The kernels' output (scales, t, one uint32 per symbol) as a CompressedTensor of the plan.
-CompressedTensor AssembleTensor(const DeviceCodecPlan& plan, DType dtype, std::vector<uint16_t> scales,
-                                std::vector<uint8_t> t, const std::vector<uint32_t>& symbols);
+// Bytes of the kernels' symbol buffer for the plan's tensor (symbol_bytes per symbol).
+int64_t SymbolBufferBytes(const DeviceCodecPlan& plan);
 
-// A coded tensor's symbols, one uint32 each, as the decode kernels read them; DATA_LOSS when the
-// packed bytes are corrupt.
-absl::StatusOr<std::vector<uint32_t>> UnpackedSymbols(const CompressedTensor& tensor);
+// The kernels' output (scales, t, the symbol buffer) as a CompressedTensor of the plan.
+CompressedTensor AssembleTensor(const DeviceCodecPlan& plan, DType dtype, std::vector<uint16_t> scales,
+                                std::vector<uint8_t> t, std::vector<uint8_t> symbols);
+
+// A coded tensor ready for the decode and GEMM kernels, after the checks the blob reader makes
+// (consistent sizes, T <= t_max, valid packed symbols; DATA_LOSS or INVALID_ARGUMENT otherwise):
+// its plan, and its symbols as the kernels read them (the packed rows themselves for whole-byte
+// symbols, else one uint32 per symbol).
+struct CodedForKernels {
+  DeviceCodecPlan plan;
+  std::vector<uint8_t> symbols;
+};
+absl::StatusOr<CodedForKernels> PrepareCoded(const CompressedTensor& tensor);
 
 // Encode and decode through the device steps, run sequentially on the host. Failures (NaN/Inf,
 // a rotation overflow, chunks capped under CapPolicy::kFail) are reported by the CPU codec on the
@@ -41,6 +52,10 @@ absl::StatusOr<CompressedTensor> EncodeWithDeviceSteps(const TensorCodec& codec,
                                                        const std::vector<int64_t>& shape, DType dtype,
                                                        EncodeStats* stats);
 absl::Status DecodeWithDeviceSteps(const CompressedTensor& tensor, float* out);
+// GEMM on codes through the device steps: out[b * rows + n] = <queries[b], decode(weights)[n]>,
+// queries batch x cols floats. Sums in the kernels' order only per chunk (the GPU adds its threads'
+// partial sums in a tree), so results agree with the GPU's to float rounding, not bit for bit.
+absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* queries, int64_t batch, float* out);
 
 }  // namespace device
 }  // namespace coset

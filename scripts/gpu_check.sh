@@ -11,13 +11,15 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 BUNDLE=gpu_bundle
 TESTS=(tests/kernels/cuda_codec_test)
+BENCHES=(bench/cuda_codec_bench)
+TOOLS=(server/cosetd bench/cuda_daemon_smoke)
 
 bundle() {
   local targets=()
-  for t in "${TESTS[@]}"; do targets+=("//${t%/*}:${t##*/}"); done
+  for t in "${TESTS[@]}" "${BENCHES[@]}" "${TOOLS[@]}"; do targets+=("//${t%/*}:${t##*/}"); done
   bazel build -c opt --color=no --curses=no "${targets[@]}" || return 1
   rm -rf "$BUNDLE" && mkdir -p "$BUNDLE/bin" "$BUNDLE/lib"
-  for t in "${TESTS[@]}"; do
+  for t in "${TESTS[@]}" "${BENCHES[@]}" "${TOOLS[@]}"; do
     cp "bazel-bin/$t" "$BUNDLE/bin/"
     # Every shared library but glibc's own, which must be the host's.
     ldd "bazel-bin/$t" | awk '/=> \// {print $3}' |
@@ -54,7 +56,43 @@ PY
     grep -m1 "needs a CUDA device" "/tmp/$name.log" | sed "s/^/$name: /"
     rm -f "$xml"
   done
+  # Benchmarks: 1 GiB of float32 per lattice, 3 runs; one JSON line per lattice.
+  for b in "${BENCHES[@]}"; do
+    local name=${b##*/} out
+    out=$(LD_LIBRARY_PATH="$BUNDLE/lib" timeout 300 "$BUNDLE/bin/$name" --mib 1024 --runs 3 2>&1)
+    local rc=$?
+    if grep -q "needs a CUDA device" <<<"$out"; then
+      echo "$name: skipped: $out"
+    else
+      sed "s/^/$name: /" <<<"$out"
+      ((rc == 0)) || { echo "$name: failed (exit $rc)"; failed=1; }
+    fi
+  done
+  smoke || failed=1
   return $failed
+}
+
+# cosetd on the CUDA backend: the same blobs and floats as the in-process CPU codec, and a 64 MiB
+# encode and decode through shared memory beside the in-process CPU codec (bench/cuda_daemon_smoke).
+smoke() {
+  local dir bin="$BUNDLE/bin" pid ok=0
+  dir=$(mktemp -d /tmp/gpu-smoke-XXXXXX)
+  LD_LIBRARY_PATH="$BUNDLE/lib" "$bin/cosetd" --backend cuda --grpc "unix:$dir/s.sock" --metrics off \
+    --ready-file "$dir/ready" 2>"$dir/cosetd.log" &
+  pid=$!
+  for _ in $(seq 100); do [[ -s $dir/ready ]] && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if grep -q -e "--backend cuda: no CUDA" "$dir/cosetd.log"; then
+    echo "cosetd cuda smoke: skipped: $(grep -o -e "--backend cuda: [^;]*" "$dir/cosetd.log")"
+  elif [[ -s $dir/ready ]] &&
+    LD_LIBRARY_PATH="$BUNDLE/lib" timeout 120 "$bin/cuda_daemon_smoke" --daemon "unix:$dir/s.sock" \
+      >"$dir/smoke.json" 2>"$dir/smoke.log"; then
+    echo "cosetd cuda smoke: ok $(cat "$dir/smoke.json")"
+  else
+    echo "cosetd cuda smoke: FAILED"; tail -5 "$dir/cosetd.log" "$dir/smoke.log" 2>/dev/null; ok=1
+  fi
+  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+  rm -rf "$dir"
+  return $ok
 }
 
 case "${1:-}" in

@@ -11,6 +11,7 @@
 #include "core/format.h"
 #include "core/inner_product.h"
 #include "core/status_macros.h"
+#include "kernels/cuda_runtime.h"
 #include "proto/client_kind.h"
 #include "proto/convert.h"
 
@@ -68,6 +69,25 @@ CosetServiceImpl::CosetServiceImpl(const ServiceLimits& limits, Metrics* metrics
       pool_(limits.threads),
       budget_(limits.memory_budget_bytes, [this] { return ResidentBytes(); }) {
   metrics_->memory_budget_bytes().Set(static_cast<double>(limits.memory_budget_bytes));
+}
+
+CosetServiceImpl::~CosetServiceImpl() = default;
+
+void CosetServiceImpl::UseCuda(std::unique_ptr<CudaCodec> cuda) { cuda_ = std::move(cuda); }
+
+absl::Status CosetServiceImpl::EncodeTensor(const Config& config, const Input& x, RequestContext& rc,
+                                            EncodeStats* stats, CompressedTensor* out) {
+  if (cuda_ == nullptr)
+    return config.codec->EncodeInto(x.data, x.shape, DType::kFloat32, rc.ExecutorFor(x.numel), stats, out);
+  std::lock_guard<std::mutex> lock(cuda_mu_);
+  COSET_ASSIGN_OR_RETURN(*out, cuda_->Encode(*config.codec, x.data, x.shape, DType::kFloat32, stats));
+  return absl::OkStatus();
+}
+
+absl::Status CosetServiceImpl::DecodeTensorTo(const CompressedTensor& t, float* out, RequestContext& rc) {
+  if (cuda_ == nullptr) return DecodeTensor(t, out, rc.ExecutorFor(t.layout.numel));
+  std::lock_guard<std::mutex> lock(cuda_mu_);
+  return cuda_->Decode(t, out);
 }
 
 absl::StatusOr<ShmSpan> CosetServiceImpl::Span(const v1::SharedMemoryRef& ref, const RequestContext& rc) {
@@ -193,7 +213,7 @@ absl::Status CosetServiceImpl::DoEncode(const Config& config, const v1::Tensor& 
   COSET_RETURN_IF_ERROR(rc.Reserve(2 * coded, "the codes and their serialization"));
   COSET_ASSIGN_OR_RETURN(Input x, InputFrom(input, std::move(shape), rc));
   EncodeStats s;
-  COSET_RETURN_IF_ERROR(config.codec->EncodeInto(x.data, x.shape, DType::kFloat32, rc.ExecutorFor(x.numel), &s, out));
+  COSET_RETURN_IF_ERROR(EncodeTensor(config, x, rc, &s, out));
   // A request interrupted mid-encode holds partial codes: nothing is counted or written out.
   COSET_RETURN_IF_ERROR(rc.Interruption());
   *plan = PlanSerialization(*out, rc.ExecutorFor(x.numel));
@@ -255,7 +275,7 @@ grpc::Status CosetServiceImpl::Decode(grpc::ServerContext* ctx, const v1::Decode
         return absl::OutOfRangeError(absl::StrCat("output region must be 4-byte aligned and hold ", t->layout.numel * 4,
                                                   " bytes (has ", out.length, ")"));
       }
-      COSET_RETURN_IF_ERROR(DecodeTensor(*t, reinterpret_cast<float*>(out.data), rc.ExecutorFor(t->layout.numel)));
+      COSET_RETURN_IF_ERROR(DecodeTensorTo(*t, reinterpret_cast<float*>(out.data), rc));
       for (int64_t d : t->shape) resp->mutable_output()->add_shape(d);
       return absl::OkStatus();
     }
@@ -267,7 +287,7 @@ grpc::Status CosetServiceImpl::Decode(grpc::ServerContext* ctx, const v1::Decode
     out->set_dtype(v1::DATA_TYPE_FLOAT32);
     std::string* data = out->mutable_data();
     data->resize(static_cast<size_t>(t->layout.numel) * 4);
-    return DecodeTensor(*t, reinterpret_cast<float*>(data->data()), rc.ExecutorFor(t->layout.numel));
+    return DecodeTensorTo(*t, reinterpret_cast<float*>(data->data()), rc);
   });
 }
 
@@ -432,6 +452,7 @@ grpc::Status CosetServiceImpl::ServerInfo(grpc::ServerContext* ctx, const v1::Se
                                           v1::ServerInfoResponse* resp) {
   return Serve("ServerInfo", ctx, req, resp, [&](RequestContext&) -> absl::Status {
     resp->set_version(kCosetVersion);
+    if (cuda_ != nullptr) resp->add_backends("cuda");  // encode and decode
     resp->add_backends("cpu");
     v1::Limits* l = resp->mutable_limits();
     l->set_max_message_bytes(limits_.max_message_bytes);

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "core/format.h"
@@ -24,6 +25,8 @@
 
 namespace coset {
 
+class CudaCodec;  // kernels/cuda_runtime.h
+
 struct ServiceLimits {
   int64_t max_message_bytes = kDefaultMaxMessageBytes;
   int64_t max_concurrent_requests = 64;
@@ -41,6 +44,13 @@ class CosetServiceImpl final : public v1::Coset::Service {
   // "x509:..." (PrincipalOf).
   CosetServiceImpl(const ServiceLimits& limits, Metrics* metrics, ShmRegistry* shm,
                    const UnixPeers* unix_peers = nullptr);
+
+  ~CosetServiceImpl() override;
+
+  // Serves Encode, Decode and Quantize's encode on this CUDA device (host payloads staged through
+  // device memory, one request on the device at a time); everything else stays on the CPU. Call
+  // before serving.
+  void UseCuda(std::unique_ptr<CudaCodec> cuda);
 
   // coset::v1::Coset
   grpc::Status Encode(grpc::ServerContext* ctx, const v1::EncodeRequest* req, v1::EncodeResponse* resp) override;
@@ -98,6 +108,10 @@ class CosetServiceImpl final : public v1::Coset::Service {
   // input copy, the codes and their serialization first.
   absl::Status DoEncode(const Config& config, const v1::Tensor& input, RequestContext& rc, CompressedTensor* out,
                         SerializationPlan* plan, v1::EncodeStats* stats);
+  // Encode and decode of a whole tensor, on the CUDA device when there is one, else on the CPU.
+  absl::Status EncodeTensor(const Config& config, const Input& x, RequestContext& rc, EncodeStats* stats,
+                            CompressedTensor* out);
+  absl::Status DecodeTensorTo(const CompressedTensor& t, float* out, RequestContext& rc);
   // Bytes held outside requests: resident tensors, their LUT matrices, codebooks and LUTs.
   int64_t ResidentBytes() const;
   void UpdateGauges();
@@ -112,6 +126,8 @@ class CosetServiceImpl final : public v1::Coset::Service {
   MemoryBudget budget_;
   CallReservations reservations_{&budget_};
   std::atomic<int64_t> inflight_{0};
+  std::unique_ptr<CudaCodec> cuda_;  // null: the CPU serves everything
+  std::mutex cuda_mu_;               // one request on the device at a time
 };
 
 }  // namespace coset

@@ -206,26 +206,34 @@ std::optional<int> ParseFlags(int argc, char** argv, DaemonFlags* out) {
   return std::nullopt;
 }
 
-// Resolves --backend: nullopt to serve (on the CPU), or the exit code when the asked-for backend
-// cannot. The CUDA codec kernels exist (kernels/), but the daemon's request path does not call
-// them yet, so a usable device is reported and the CPU still serves; --backend cuda refuses to
-// pretend otherwise.
-std::optional<int> SelectBackend(const DaemonFlags& flags) {
+// Resolves --backend: the CUDA codec to serve encode and decode with (null: the CPU serves), or
+// the exit code when the asked-for backend cannot serve.
+struct Backend {
+  std::unique_ptr<CudaCodec> cuda;
+  std::optional<int> exit_code;
+};
+
+Backend SelectBackend(const DaemonFlags& flags) {
+  Backend backend;
   if (flags.backend == "cpu") {
     Log(0, "backend cpu");
-    return std::nullopt;
+    return backend;
   }
-  const absl::StatusOr<CudaDeviceInfo> device = ProbeCudaDevice(flags.device);
-  const std::string found = device.ok() ? absl::StrCat("CUDA device ", device->index, " (", device->name,
-                                                       ") found, but the daemon's "
-                                                       "requests do not run on CUDA yet")
-                                        : std::string(device.status().message());
-  if (flags.backend == "auto") {
-    Log(device.ok() ? 1 : 0, absl::StrCat("backend cpu (--backend auto: ", found, ")"));
-    return std::nullopt;
+  absl::StatusOr<std::unique_ptr<CudaCodec>> cuda = CudaCodec::Create(flags.device);
+  if (cuda.ok()) {
+    const CudaDeviceInfo& d = (*cuda)->device();
+    Log(0, absl::StrCat("backend cuda: device ", d.index, " (", d.name, ", compute ", d.compute_major, ".",
+                        d.compute_minor, ") serves encode and decode; the CPU serves the rest"));
+    backend.cuda = *std::move(cuda);
+  } else if (flags.backend == "auto") {
+    Log(0, absl::StrCat("backend cpu (--backend auto: ", cuda.status().message(), ")"));
+  } else {
+    Log(2, absl::StrCat("--backend cuda: ", cuda.status().message(),
+                        "; use --backend cpu, or auto to fall back to "
+                        "the CPU"));
+    backend.exit_code = 1;
   }
-  Log(2, absl::StrCat("--backend cuda: ", found, "; use --backend cpu, or auto to fall back to the CPU"));
-  return 1;
+  return backend;
 }
 
 // mkdir -p for a socket's directory. Directories it creates are owner-only (group-accessible for
@@ -426,7 +434,8 @@ void RunUntilSignal(const sigset_t& stop_signals, Listeners& listeners, const Co
 int Main(int argc, char** argv) {
   DaemonFlags flags;
   if (std::optional<int> exit_code = ParseFlags(argc, argv, &flags)) return *exit_code;
-  if (std::optional<int> exit_code = SelectBackend(flags)) return *exit_code;
+  Backend backend = SelectBackend(flags);
+  if (backend.exit_code) return *backend.exit_code;
 
   // Blocks of 1 MiB and more (decode outputs, serialized replies) are mapped and unmapped on their
   // own: glibc's adaptive threshold would otherwise move them into arenas after the first free,
@@ -455,6 +464,7 @@ int Main(int argc, char** argv) {
     return 1;
   }
   CosetServiceImpl service(flags.limits, &metrics, shm->get(), &unix_peers);
+  if (backend.cuda != nullptr) service.UseCuda(std::move(backend.cuda));
   auto listeners = StartGrpc(flags, *policy, &unix_peers, &service);
   if (!listeners.ok()) {
     Log(2, std::string(listeners.status().message()));

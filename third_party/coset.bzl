@@ -191,12 +191,16 @@ def coset_cuda_library(name, srcs, hdrs, deps = [], **kwargs):
         cmd = "/usr/local/cuda/bin/nvcc " + " ".join(NVCC_FLAGS) + " -I. -lib " +
               " ".join(["$(location %s)" % s for s in srcs]) + " -o $@",
     )
+    # linkstatic: no shared object of this library, so that in tests (which Bazel links against
+    # shared objects of our libraries) its references to the static CUDA runtime are resolved in
+    # the executable, where libcudart_static.a is linked.
     cc_library(
         name = name,
         srcs = [":lib" + name + "_device.a"],
         hdrs = [hdrs[0]],
         copts = COSET_COPTS,
         linkopts = ABSL_LINKOPTS,
+        linkstatic = True,
         deps = deps + ["@cuda//:cudart_static"],
         **kwargs
     )

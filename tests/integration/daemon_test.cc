@@ -16,6 +16,7 @@
 #include "coset/v1/coset.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "kernels/cuda_runtime.h"
 #include "proto/convert.h"
 #include "proto/shm_protocol.h"
 #include "tests/integration/daemon_fixture.h"
@@ -541,12 +542,14 @@ TEST(DaemonLimitsTest, OversizeMessagesAreResourceExhausted) {
 namespace coset {
 namespace {
 
-// Runs cosetd with `args` until it exits (it must, within 20 s); returns its exit code and stderr.
-std::pair<int, std::string> RunToExit(const std::vector<std::string>& args, const std::string& dir) {
+// Runs `binary` (cosetd by default) with `args` until it exits (it must, within 20 s); returns its
+// exit code and stderr.
+std::pair<int, std::string> RunToExit(const std::vector<std::string>& args, const std::string& dir,
+                                      const std::string& binary = Daemon::Binary()) {
   const std::string log = dir + "/stderr";
   const pid_t pid = fork();
   if (pid == 0) {
-    std::vector<std::string> all = {Daemon::Binary()};
+    std::vector<std::string> all = {binary};
     all.insert(all.end(), args.begin(), args.end());
     std::vector<char*> argv;
     for (auto& a : all) argv.push_back(a.data());
@@ -564,20 +567,41 @@ std::pair<int, std::string> RunToExit(const std::vector<std::string>& args, cons
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text.str()};
 }
 
-TEST(DaemonBackendTest, CudaBackendRefusesToStartWithoutACudaRequestPath) {
+TEST(DaemonBackendTest, CudaBackendServesOnADeviceOrSaysWhyNot) {
   char tmpl[] = "/tmp/cosetd-backend-XXXXXX";
   const std::string dir = mkdtemp(tmpl);
-  const std::vector<std::string> common = {"--grpc", "unix:" + dir + "/s.sock", "--metrics", "off"};
-  std::vector<std::string> cuda = common;
-  cuda.insert(cuda.end(), {"--backend", "cuda"});
-  // Here there is no driver ("no CUDA driver"); on a GPU machine the device is found but the
-  // daemon's requests do not run on it yet. Either way: exit 1, saying why.
-  const auto [code, text] = RunToExit(cuda, dir);
-  EXPECT_EQ(code, 1) << text;
-  EXPECT_NE(text.find("--backend cuda: "), std::string::npos) << text;
-  EXPECT_NE(text.find("use --backend cpu"), std::string::npos) << text;
-  std::vector<std::string> bad = common;
-  bad.insert(bad.end(), {"--backend", "tpu"});
+  const auto probe = ProbeCudaDevice(0);
+  if (!probe.ok()) {
+    // No device here: exit 1, saying why ("no CUDA driver", "no CUDA device").
+    const auto [code, text] =
+        RunToExit({"--grpc", "unix:" + dir + "/s.sock", "--metrics", "off", "--backend", "cuda", "--device", "0"}, dir);
+    EXPECT_EQ(code, 1) << text;
+    EXPECT_NE(text.find("--backend cuda: " + std::string(probe.status().message())), std::string::npos) << text;
+    EXPECT_NE(text.find("use --backend cpu"), std::string::npos) << text;
+  } else {
+    // A device: encode and decode run there, with the CPU codec's bytes and floats.
+    Daemon daemon(dir);
+    ASSERT_TRUE(daemon.Start({"--backend", "cuda"}));
+    Client::Options o;
+    o.address = daemon.unix_address();
+    auto client = *Client::Connect(o);
+    EXPECT_EQ(client->GetServerInfo()->backends.at(0), "cuda");
+    const std::vector<float> x = Gaussian(64 * 1000, 5);
+    CodecParams p;
+    auto blob = client->Encode(x.data(), {64, 1000}, p);
+    ASSERT_TRUE(blob.ok()) << blob.status();
+    auto codec = *TensorCodec::Create(p);
+    const CompressedTensor cpu = *codec.Encode(x.data(), {64, 1000});
+    const std::vector<uint8_t> cpu_blob = Serialize(cpu);
+    EXPECT_EQ(*blob, std::string(cpu_blob.begin(), cpu_blob.end()));
+    std::vector<float> decoded, cpu_decoded(x.size());
+    std::vector<int64_t> shape;
+    ASSERT_TRUE(client->Decode(*blob, false, &decoded, &shape).ok());
+    ASSERT_TRUE(codec.Decode(cpu, cpu_decoded.data()).ok());
+    EXPECT_EQ(decoded, cpu_decoded);
+    EXPECT_EQ(daemon.Stop(), 0);
+  }
+  std::vector<std::string> bad = {"--grpc", "unix:" + dir + "/s.sock", "--metrics", "off", "--backend", "tpu"};
   EXPECT_EQ(RunToExit(bad, dir).first, 2);
   std::filesystem::remove_all(dir);
 }
@@ -595,6 +619,26 @@ TEST(DaemonBackendTest, AutoFallsBackToTheCpuAndServes) {
     auto info = (*client)->GetServerInfo();
     ASSERT_TRUE(info.ok()) << info.status();
     EXPECT_EQ(info->backends.at(0), "cpu");
+    EXPECT_EQ(daemon.Stop(), 0);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// The device check's cosetd tool (bench/cuda_daemon_smoke, run by scripts/gpu_check.sh on a GPU
+// machine) passes against a CPU daemon here, so a GPU session does not find it broken.
+TEST(DaemonBackendTest, DeviceCheckSmokeToolPassesAgainstACpuDaemon) {
+  char tmpl[] = "/tmp/cosetd-backend-XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  {
+    Daemon daemon(dir);
+    ASSERT_TRUE(daemon.Start());
+    const char* srcdir = std::getenv("TEST_SRCDIR");
+    const std::string tool = std::string(srcdir != nullptr ? srcdir : ".") + "/coset/bench/cuda_daemon_smoke";
+    const auto [code, text] = RunToExit({"--daemon", daemon.unix_address(), "--expect-backend", "cpu"}, dir, tool);
+    EXPECT_EQ(code, 0) << text;
+    const auto [wrong, why] = RunToExit({"--daemon", daemon.unix_address()}, dir, tool);
+    EXPECT_EQ(wrong, 1);
+    EXPECT_NE(why.find("does not serve on cuda"), std::string::npos) << why;
     EXPECT_EQ(daemon.Stop(), 0);
   }
   std::filesystem::remove_all(dir);

@@ -121,5 +121,55 @@ inline void RunEdgeCases(const CodecUnderTest& device) {
   ExpectSameAsCpu(device, CodecParams{}, {}, {3, 0}, "no entries");
 }
 
+// A GEMM on codes under test: out[b * N + n] = <queries[b], decode(weights)[n]>.
+using GemmUnderTest = std::function<absl::Status(const CompressedTensor&, const float*, int64_t, float*)>;
+
+// Against decode-then-dot in double, within 1e-5 of sum |x_i| |w_i| (the float rounding of any
+// summation order): lattices with byte, 16-bit and packed symbols, rotated and not, padded rows,
+// batches across the 16-query groups, a zero block and a corrupt T.
+inline void RunGemmCases(const GemmUnderTest& gemm) {
+  struct Case {
+    const char* lattice;
+    int q;
+    bool rotate;
+  };
+  const Case cases[] = {{"D4", 4, false}, {"D4", 4, true}, {"E8", 4, false}, {"A2", 3, false}, {"Z4", 5, true}};
+  for (const Case& k : cases) {
+    for (int64_t cols : {7, 256, 520}) {
+      for (int64_t batch : {1, 5, 17}) {
+        SCOPED_TRACE(absl::StrCat(k.lattice, " q=", k.q, " rotate=", k.rotate, " cols=", cols, " batch=", batch));
+        CodecParams p;
+        p.lattice = *Lattice::Parse(k.lattice);
+        p.q = k.q;
+        p.rotate = k.rotate;
+        const int64_t rows = 37;
+        std::vector<float> w = testing_util::Gaussian(rows * cols, static_cast<uint32_t>(cols));
+        std::fill(w.begin(), w.begin() + std::min<int64_t>(cols, 256), 0.0f);  // row 0's first block
+        const std::vector<float> x = testing_util::Gaussian(batch * cols, static_cast<uint32_t>(batch + 100));
+        auto codec = TensorCodec::Create(p);
+        ASSERT_TRUE(codec.ok());
+        auto coded = codec->Encode(w.data(), {rows, cols});
+        ASSERT_TRUE(coded.ok()) << coded.status();
+        std::vector<float> decoded(rows * cols);
+        ASSERT_TRUE(codec->Decode(*coded, decoded.data()).ok());
+        std::vector<float> out(batch * rows, NAN);
+        ASSERT_TRUE(gemm(*coded, x.data(), batch, out.data()).ok());
+        for (int64_t b = 0; b < batch; ++b) {
+          for (int64_t n = 0; n < rows; ++n) {
+            double exact = 0, scale = 0;
+            for (int64_t i = 0; i < cols; ++i) {
+              exact += double(x[b * cols + i]) * decoded[n * cols + i];
+              scale += std::fabs(double(x[b * cols + i]) * decoded[n * cols + i]);
+            }
+            EXPECT_NEAR(out[b * rows + n], exact, 1e-5 * scale + 1e-30) << "query " << b << " row " << n;
+          }
+        }
+        coded->t[3] = static_cast<uint8_t>(p.t_max + 1);
+        EXPECT_EQ(gemm(*coded, x.data(), batch, out.data()).code(), absl::StatusCode::kDataLoss);
+      }
+    }
+  }
+}
+
 }  // namespace device_testing
 }  // namespace coset

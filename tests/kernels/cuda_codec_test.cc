@@ -48,6 +48,14 @@ TEST(CudaCodecTest, MatchesCpuCodecOnEdgeCases) {
   device_testing::RunEdgeCases(OnDevice(codec->get()));
 }
 
+TEST(CudaCodecTest, GemmOnCodesMatchesDecodeThenDot) {
+  COSET_REQUIRE_GPU(codec);
+  CudaCodec* cuda = codec->get();
+  device_testing::RunGemmCases([cuda](const CompressedTensor& w, const float* x, int64_t batch, float* out) {
+    return cuda->Gemm(w, x, batch, out);
+  });
+}
+
 TEST(CudaCodecTest, LargeTensorMatchesCpuCodec) {
   COSET_REQUIRE_GPU(codec);
   for (const char* lattice : {"D4", "E8"}) {

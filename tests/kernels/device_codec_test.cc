@@ -18,6 +18,8 @@ TEST(DeviceCodecTest, MatchesCpuCodecOnTheGrid) { device_testing::RunGrid(HostSt
 
 TEST(DeviceCodecTest, MatchesCpuCodecOnEdgeCases) { device_testing::RunEdgeCases(HostSteps()); }
 
+TEST(DeviceCodecTest, GemmOnCodesMatchesDecodeThenDot) { device_testing::RunGemmCases(device::GemmWithDeviceSteps); }
+
 TEST(DeviceCodecTest, RefusesCorruptT) {
   auto codec = TensorCodec::Create(CodecParams{});
   ASSERT_TRUE(codec.ok());

@@ -1,0 +1,217 @@
+// GPU codec throughput against a device-to-device copy measured in the same run (the device
+// check's benchmark). Data stays on the device: the kernels alone are timed, with CUDA events.
+//
+//   cuda_codec_bench [--mib 1024] [--runs 3] [--device 0]
+//
+// For D4 and E8 (q=4, M=2, rms blocks of 256), rows of 4096 floats: encode (float32 in; scales, T
+// and symbols out) and decode (codes in, float32 out). Each reports the bytes it reads plus the
+// bytes it writes over its time, and the ratio to a cudaMemcpy (device to device) that moves the
+// same bytes (half read, half written): min / median / max of --runs runs. One JSON object per
+// line. Then GEMM on codes (D4, weights N x K, B queries): the kernel's time, and the time a bf16
+// GEMV/GEMM that only streams its 2-byte weights at the measured copy bandwidth would need (a
+// bound, not cuBLAS: the bundle carries no cuBLAS). Exits 1, saying why, when there is no usable
+// CUDA device.
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/cli_args.h"
+#include "kernels/cuda_codec.h"
+#include "kernels/cuda_runtime.h"
+#include "kernels/device_codec_host.h"
+
+namespace coset {
+namespace {
+
+#define CHECK_CUDA(expr)                                                                \
+  do {                                                                                  \
+    const cudaError_t e = (expr);                                                       \
+    if (e != cudaSuccess) {                                                             \
+      std::fprintf(stderr, "cuda_codec_bench: %s: %s\n", #expr, cudaGetErrorString(e)); \
+      std::exit(1);                                                                     \
+    }                                                                                   \
+  } while (false)
+
+template <typename T>
+T OrDie(absl::StatusOr<T> v) {
+  if (!v.ok()) {
+    std::fprintf(stderr, "cuda_codec_bench: %s\n", std::string(v.status().message()).c_str());
+    std::exit(1);
+  }
+  return *std::move(v);
+}
+
+void OrDie(const absl::Status& s) {
+  if (!s.ok()) {
+    std::fprintf(stderr, "cuda_codec_bench: %s\n", std::string(s.message()).c_str());
+    std::exit(1);
+  }
+}
+
+// Milliseconds of `work` on `stream`, by CUDA events.
+template <class Work>
+float TimeMs(cudaStream_t stream, Work work) {
+  cudaEvent_t start, stop;
+  CHECK_CUDA(cudaEventCreate(&start));
+  CHECK_CUDA(cudaEventCreate(&stop));
+  CHECK_CUDA(cudaEventRecord(start, stream));
+  work();
+  CHECK_CUDA(cudaEventRecord(stop, stream));
+  CHECK_CUDA(cudaEventSynchronize(stop));
+  float ms = 0;
+  CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
+  CHECK_CUDA(cudaEventDestroy(start));
+  CHECK_CUDA(cudaEventDestroy(stop));
+  return ms;
+}
+
+std::string Stats(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return absl::StrCat("{\"min\": ", v.front(), ", \"median\": ", v[v.size() / 2], ", \"max\": ", v.back(), "}");
+}
+
+// Deterministic N(0,1)-like floats (sum of four uniforms, centred and scaled): throughput only.
+std::vector<float> TestData(int64_t n) {
+  std::vector<float> x(n);
+  uint64_t state = 0x9E3779B97F4A7C15ull;
+  for (float& v : x) {
+    float sum = 0;
+    for (int k = 0; k < 4; ++k) {
+      state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+      sum += static_cast<float>(state >> 40) * (1.0f / 16777216.0f);
+    }
+    v = (sum - 2.0f) * 1.7320508f;
+  }
+  return x;
+}
+
+int Main(int argc, char** argv) {
+  const CliArgs args =
+      OrDie(CliArgs::Parse(std::vector<std::string>(argv + 1, argv + argc), {"mib", "runs", "device"}, {}));
+  const int64_t mib = OrDie(args.GetInt("mib", 1024));
+  const int runs = static_cast<int>(OrDie(args.GetInt("runs", 3)));
+  auto codec_on_device = CudaCodec::Create(static_cast<int>(OrDie(args.GetInt("device", 0))));
+  if (!codec_on_device.ok()) {
+    std::fprintf(stderr, "cuda_codec_bench: needs a CUDA device: %s\n",
+                 std::string(codec_on_device.status().message()).c_str());
+    return 1;
+  }
+  CudaCodec& gpu = **codec_on_device;
+  const cudaStream_t stream = static_cast<cudaStream_t>(gpu.stream());
+  constexpr int64_t kCols = 4096;
+  const int64_t rows = std::max<int64_t>(1, (mib << 20) / (4 * kCols));
+  const std::vector<int64_t> shape = {rows, kCols};
+  const std::vector<float> host = TestData(rows * kCols);
+  for (const char* lattice : {"D4", "E8"}) {
+    CodecParams params;
+    params.lattice = OrDie(Lattice::Parse(lattice));
+    params.on_cap = CapPolicy::kZero;
+    const TensorCodec codec = OrDie(TensorCodec::Create(params));
+    const device::DeviceCodecPlan plan = OrDie(device::MakePlan(codec, shape));
+    const Layout& l = plan.context.layout;
+    DeviceMemory ramp, signs, x, base, scales, t, symbols, counters, out, copy_src, copy_dst;
+    const device::DeviceCodec c = OrDie(gpu.OnDevice(plan, &ramp, &signs));
+    const int64_t in_bytes = 4 * l.numel;
+    const int64_t code_bytes =
+        device::SymbolBufferBytes(plan) + l.rows * l.chunks_per_row + 2 * l.rows * l.blocks_per_row;
+    OrDie(x.Upload(host.data(), in_bytes, stream));
+    OrDie(base.Allocate(4 * l.rows * l.blocks_per_row));
+    OrDie(scales.Allocate(2 * l.rows * l.blocks_per_row));
+    OrDie(t.Allocate(l.rows * l.chunks_per_row));
+    OrDie(symbols.Allocate(device::SymbolBufferBytes(plan)));
+    OrDie(counters.Allocate(sizeof(device::EncodeCounters)));
+    OrDie(out.Allocate(in_bytes));
+    const int64_t moved = in_bytes + code_bytes;  // read + written by either direction
+    OrDie(copy_src.Allocate(moved / 2 + 1));
+    OrDie(copy_dst.Allocate(moved / 2 + 1));
+    auto encode = [&] {
+      CHECK_CUDA(cudaMemsetAsync(counters.as<void>(), 0, sizeof(device::EncodeCounters), stream));
+      CHECK_CUDA(device::LaunchEncode(c, x.as<float>(), nullptr, base.as<float>(), scales.as<uint16_t>(),
+                                      t.as<uint8_t>(), symbols.as<void>(), counters.as<device::EncodeCounters>(),
+                                      stream));
+    };
+    auto decode = [&] {
+      CHECK_CUDA(device::LaunchDecode(c, scales.as<uint16_t>(), t.as<uint8_t>(), symbols.as<void>(), nullptr,
+                                      out.as<float>(), stream));
+    };
+    auto copy = [&] {
+      CHECK_CUDA(
+          cudaMemcpyAsync(copy_dst.as<void>(), copy_src.as<void>(), moved / 2, cudaMemcpyDeviceToDevice, stream));
+    };
+    encode(), decode(), copy();  // warm-up
+    std::vector<double> enc_gbps, dec_gbps, copy_gbps, enc_ratio, dec_ratio;
+    for (int run = 0; run < runs; ++run) {
+      const double copy_ms = TimeMs(stream, copy), enc_ms = TimeMs(stream, encode), dec_ms = TimeMs(stream, decode);
+      copy_gbps.push_back(moved / copy_ms / 1e6);
+      enc_gbps.push_back(moved / enc_ms / 1e6);
+      dec_gbps.push_back(moved / dec_ms / 1e6);
+      enc_ratio.push_back(copy_ms / enc_ms);
+      dec_ratio.push_back(copy_ms / dec_ms);
+    }
+    std::printf(
+        "{\"lattice\": \"%s\", \"device\": \"%s\", \"input_mib\": %lld, \"bytes_moved\": %lld, "
+        "\"copy_gbps\": %s, \"encode_gbps\": %s, \"decode_gbps\": %s, \"encode_vs_copy\": %s, "
+        "\"decode_vs_copy\": %s}\n",
+        lattice, gpu.device().name.c_str(), static_cast<long long>(in_bytes >> 20), static_cast<long long>(moved),
+        Stats(copy_gbps).c_str(), Stats(enc_gbps).c_str(), Stats(dec_gbps).c_str(), Stats(enc_ratio).c_str(),
+        Stats(dec_ratio).c_str());
+  }
+  // GEMM on codes: D4 q=4 M=2 weights of N x K, queries B x K, everything on the device.
+  for (const auto& [n, k] : {std::pair<int64_t, int64_t>{8192, 8192}, {28672, 8192}, {8192, 28672}}) {
+    CodecParams params;
+    params.on_cap = CapPolicy::kZero;
+    const TensorCodec codec = OrDie(TensorCodec::Create(params));
+    const std::vector<float> w = TestData(n * k);
+    const CompressedTensor coded = OrDie(codec.Encode(w.data(), {n, k}));
+    const device::CodedForKernels kernels = OrDie(device::PrepareCoded(coded));
+    const Layout& l = coded.layout;
+    DeviceMemory ramp, signs, scales, t, symbols, x, padded, out, copy_src, copy_dst;
+    const device::DeviceCodec c = OrDie(gpu.OnDevice(kernels.plan, &ramp, &signs));
+    OrDie(scales.Upload(coded.scales.data(), 2 * coded.scales.size(), stream));
+    OrDie(t.Upload(coded.t.data(), coded.t.size(), stream));
+    OrDie(symbols.Upload(kernels.symbols.data(), kernels.symbols.size(), stream));
+    const int64_t weight_bf16_bytes = 2 * n * k;
+    OrDie(copy_src.Allocate(weight_bf16_bytes / 2));
+    OrDie(copy_dst.Allocate(weight_bf16_bytes / 2));
+    for (int64_t batch : {1, 4, 16, 64}) {
+      const std::vector<float> queries = TestData(batch * k);
+      OrDie(x.Upload(queries.data(), 4 * batch * k, stream));
+      OrDie(padded.Allocate(4 * batch * l.padded_cols));
+      OrDie(out.Allocate(4 * batch * n));
+      auto gemm = [&] {
+        CHECK_CUDA(device::LaunchPrepareQueries(c, x.as<float>(), batch, padded.as<float>(), stream));
+        CHECK_CUDA(device::LaunchGemm(c, scales.as<uint16_t>(), t.as<uint8_t>(), symbols.as<void>(), padded.as<float>(),
+                                      batch, out.as<float>(), stream));
+      };
+      // A copy that reads and writes the bf16 weights' bytes: the time a bandwidth-bound bf16 kernel
+      // would need to stream them once.
+      auto copy = [&] {
+        CHECK_CUDA(cudaMemcpyAsync(copy_dst.as<void>(), copy_src.as<void>(), weight_bf16_bytes / 2,
+                                   cudaMemcpyDeviceToDevice, stream));
+      };
+      gemm(), copy();
+      std::vector<double> ms, vs_bf16_bound;
+      for (int run = 0; run < runs; ++run) {
+        const double copy_ms = TimeMs(stream, copy), gemm_ms = TimeMs(stream, gemm);
+        ms.push_back(gemm_ms);
+        vs_bf16_bound.push_back(copy_ms / gemm_ms);
+      }
+      std::printf(
+          "{\"gemm\": \"D4 q=4 M=2\", \"n\": %lld, \"k\": %lld, \"batch\": %lld, \"code_bytes\": %lld, "
+          "\"ms\": %s, \"speedup_vs_bf16_stream_bound\": %s}\n",
+          static_cast<long long>(n), static_cast<long long>(k), static_cast<long long>(batch),
+          static_cast<long long>(kernels.symbols.size() + coded.t.size() + 2 * coded.scales.size()), Stats(ms).c_str(),
+          Stats(vs_bf16_bound).c_str());
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace coset
+
+int main(int argc, char** argv) { return coset::Main(argc, argv); }
