@@ -19,13 +19,14 @@
 namespace coset {
 
 // What a subcommand runs with. The backend and the executor are chosen by cosetctl's main from
-// --daemon and --threads; commands never create either.
+// --daemon, --backend and --threads; commands never create either.
 struct CommandContext {
   const CliArgs& args;
   bool json = false;
   Backend& backend;
-  Executor& executor;          // local work that is not the backend's (benchmarks, file parsing)
-  std::string daemon_address;  // empty when in-process
+  Executor& executor;                // local work that is not the backend's (benchmarks, file parsing)
+  std::string daemon_address;        // empty when in-process
+  std::string backend_name = "cpu";  // "cpu" (the embedded codec), "cuda" (in-process, a device) or "daemon"
   bool in_process() const { return daemon_address.empty(); }
 };
 

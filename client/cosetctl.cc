@@ -1,5 +1,6 @@
 // cosetctl: the coset command-line tool. Every subcommand runs against one Backend (core/backend.h):
-// the embedded CPU codec by default, cosetd with --daemon ADDR. Every subcommand takes --help and
+// the embedded CPU codec by default, cosetd with --daemon ADDR, a CUDA device in-process with
+// --backend cuda. Every subcommand takes --help and
 // --json (one JSON object on stdout).
 #include <algorithm>
 #include <iostream>
@@ -8,12 +9,14 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "client/commands.h"
 #include "client/daemon_backend.h"
 #include "common/codec_flags.h"
 #include "core/cpu_backend.h"
 #include "core/status_macros.h"
 #include "core/thread_pool.h"
+#include "kernels/cuda_backend.h"
 
 namespace coset {
 namespace {
@@ -36,6 +39,9 @@ global flag: --daemon ADDR (unix:/path or host:port) runs every command through 
 the embedded codec (same results, bit for bit); bench adds the daemon's throughput beside the
 in-process numbers; eval --search-beta and bench gemv run in-process only.
 TLS to a TCP daemon: --tls-ca CA.pem, and for mutual TLS --tls-cert CERT.pem --tls-key KEY.pem.
+global flag: --backend cpu|cuda [--device N] runs in-process on the CPU (default) or on CUDA device N
+(encode, decode, quantize and gemv on the device, dot and add-codes on the CPU; same codes as the
+CPU, bit for bit); bench adds the device's throughput beside the CPU's.
 run `cosetctl <command> --help` for the flags of each command.
 )";
 
@@ -51,7 +57,8 @@ std::set<std::string> Union(std::set<std::string> a, const std::set<std::string>
   return a;
 }
 
-// Picks the backend (--daemon or the embedded CPU codec on --threads threads) and runs the command.
+// Picks the backend (--daemon, --backend cuda, or the embedded CPU codec on --threads threads) and
+// runs the command.
 absl::Status RunCommand(const Command& command, const CliArgs& args, bool json,
                         const std::map<std::string, std::string>& global) {
   const std::string& daemon_address = global.at("daemon");
@@ -60,7 +67,17 @@ absl::Status RunCommand(const Command& command, const CliArgs& args, bool json,
     return absl::InvalidArgumentError("--threads must be in [0, 1024] (0 = all cores)");
   ThreadPool pool(static_cast<int>(threads));
   std::unique_ptr<Backend> backend;
-  if (daemon_address.empty()) {
+  const std::string& kind = global.at("backend");
+  if (kind != "cpu" && kind != "cuda") return absl::InvalidArgumentError("--backend must be cpu or cuda");
+  int device = 0;
+  if (!absl::SimpleAtoi(global.at("device"), &device) || device < 0 || device > 1023)
+    return absl::InvalidArgumentError("--device must be an integer in [0, 1023]");
+  if (kind == "cuda") {
+    if (!daemon_address.empty()) return absl::InvalidArgumentError("--backend cuda runs in-process: drop --daemon");
+    auto cuda = CudaBackend::Create(device, &pool);
+    if (!cuda.ok()) return absl::FailedPreconditionError(absl::StrCat("--backend cuda: ", cuda.status().message()));
+    backend = *std::move(cuda);
+  } else if (daemon_address.empty()) {
     backend = std::make_unique<CpuBackend>(&pool);
   } else {
     Client::Options options;
@@ -71,7 +88,7 @@ absl::Status RunCommand(const Command& command, const CliArgs& args, bool json,
     options.client_kind = "cosetctl";
     COSET_ASSIGN_OR_RETURN(backend, DaemonBackend::Connect(options));
   }
-  const CommandContext ctx{args, json, *backend, pool, daemon_address};
+  const CommandContext ctx{args, json, *backend, pool, daemon_address, daemon_address.empty() ? kind : "daemon"};
   return command.run(ctx);
 }
 
@@ -80,7 +97,8 @@ absl::Status RunCommand(const Command& command, const CliArgs& args, bool json,
 int Main(int argc, char** argv) {
   // The global flags (--daemon ADDR and its TLS files) may stand anywhere; take them out before
   // dispatching.
-  std::map<std::string, std::string> global = {{"daemon", ""}, {"tls-ca", ""}, {"tls-cert", ""}, {"tls-key", ""}};
+  std::map<std::string, std::string> global = {{"daemon", ""},  {"tls-ca", ""},     {"tls-cert", ""},
+                                               {"tls-key", ""}, {"backend", "cpu"}, {"device", "0"}};
   std::vector<char*> kept;
   for (int i = 0; i < argc; ++i) {
     const std::string a = argv[i];

@@ -3,7 +3,9 @@
 //   - CpuBackend (core/cpu_backend.h): the embedded codec on this process's CPU threads;
 //   - DaemonBackend (client/daemon_backend.h): the same operations through cosetd (gRPC + shared
 //     memory), bit-exact with the CPU backend;
-//   - a CUDA backend (kernels/) will implement it for device memory.
+//   - CudaBackend (kernels/cuda_backend.h): encode, decode, quantize and GEMM on a CUDA device, with
+//     host buffers staged through device memory (memory() is kHost); a backend on device memory
+//     for CUDA tensors comes with the torch extension's CUDA path.
 // MockBackend (tests/core/mock_backend.h) is its gmock twin for unit tests of the front ends.
 //
 // Buffers and ownership. Every pointer argument is owned by the caller and must stay valid until

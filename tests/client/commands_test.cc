@@ -43,7 +43,7 @@ class CommandsTest : public ::testing::Test {
     switches.insert({"json", "search-beta"});
     auto args = CliArgs::Parse(argv, values, switches);
     if (!args.ok()) return args.status();
-    const CommandContext ctx{*args, true, backend_, pool_, daemon};
+    const CommandContext ctx{*args, true, backend_, pool_, daemon, daemon.empty() ? "cpu" : "daemon"};
     ::testing::internal::CaptureStdout();
     const absl::Status status = command(ctx);
     output_ = ::testing::internal::GetCapturedStdout();

@@ -123,6 +123,24 @@ class CosetctlTest(unittest.TestCase):
         np.save(self.path("int.npy"), np.arange(8, dtype=np.int32))
         self.assertIn("not supported", run("encode", self.path("int.npy"), self.path("o.coset"), check=False).stderr)
 
+    def test_cuda_backend_runs_on_a_device_or_says_why_not(self):
+        x = np.random.default_rng(3).standard_normal((8, 300)).astype(np.float32)
+        np.save(self.path("x.npy"), x)
+        run("encode", self.path("x.npy"), self.path("cpu.coset"))
+        proc = run("--backend", "cuda", "encode", self.path("x.npy"), self.path("gpu.coset"), check=False)
+        if proc.returncode == 0:  # a CUDA device: the CPU codec's bytes
+            with open(self.path("cpu.coset"), "rb") as a, open(self.path("gpu.coset"), "rb") as b:
+                self.assertEqual(a.read(), b.read())
+            self.assertEqual(run_json("--backend", "cuda", "info")["backend"], "cuda")
+        else:  # none here: exit 1 with the reason, and nothing written
+            self.assertEqual(proc.returncode, 1)
+            self.assertRegex(proc.stderr, "--backend cuda: no CUDA (driver|device)")
+            self.assertFalse(os.path.exists(self.path("gpu.coset")))
+        proc = run("--backend", "tpu", "info", check=False)
+        self.assertIn("--backend must be cpu or cuda", proc.stderr)
+        proc = run("--backend", "cuda", "--daemon", "unix:/nonexistent", "info", check=False)
+        self.assertIn("drop --daemon", proc.stderr)
+
     def test_gemv_matches_decode_then_matmul(self):
         rng = np.random.default_rng(4)
         for lattice, q in (("D4", "4"), ("E8", "4"), ("A2", "3")):

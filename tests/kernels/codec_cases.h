@@ -94,6 +94,7 @@ inline void RunGrid(const CodecUnderTest& device) {
     }
   }
   EXPECT_GT(cases, 1000);
+  ::testing::Test::RecordProperty("grid_cases", cases);  // in the test's XML report
 }
 
 // Capped chunks (t_max 2: the 100x entries cannot fit), zeroed or refused; NaN and Inf refused
@@ -103,6 +104,9 @@ inline void RunEdgeCases(const CodecUnderTest& device) {
   p.t_max = 2;
   const std::vector<float> x = TestRows(1000, 7);
   p.on_cap = CapPolicy::kZero;
+  EncodeStats stats;
+  ASSERT_TRUE(TensorCodec::Create(p)->Encode(x.data(), {2, 1000}, DType::kFloat32, nullptr, &stats).ok());
+  EXPECT_GT(stats.capped, 0);  // the case exercises the cap
   ExpectSameAsCpu(device, p, x, {2, 1000}, "capped, zeroed");
   p.on_cap = CapPolicy::kFail;
   ExpectSameAsCpu(device, p, x, {2, 1000}, "capped, refused");
