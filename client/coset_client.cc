@@ -349,6 +349,8 @@ absl::StatusOr<ServerInfo> Client::GetServerInfo() {
   ServerInfo info;
   info.version = resp.version();
   info.backends.assign(resp.backends().begin(), resp.backends().end());
+  for (const v1::BackendStatus& b : resp.backend_status())
+    info.backend_states.push_back({b.name(), b.serving(), b.detail()});
   info.limits = {resp.limits().max_message_bytes(), resp.limits().max_concurrent_requests(),
                  resp.limits().memory_budget_bytes(), resp.limits().lut_budget_bytes()};
   for (const v1::ConfigInfo& c : resp.configs()) info.config_ids.push_back(c.config_id());

@@ -44,9 +44,16 @@ struct ServerLimits {
   int64_t lut_budget_bytes = 0;
 };
 
+struct BackendState {
+  std::string name;  // "cpu", "cuda"
+  bool serving = false;
+  std::string detail;  // what it is, or why it does not serve
+};
+
 struct ServerInfo {
   std::string version;
-  std::vector<std::string> backends;
+  std::vector<std::string> backends;         // the serving ones
+  std::vector<BackendState> backend_states;  // every backend of the daemon's build
   ServerLimits limits;
   std::vector<std::string> config_ids;  // registered and cached configurations
   int64_t resident_bytes = 0;

@@ -36,6 +36,9 @@ absl::StatusOr<BackendInfo> DaemonBackend::Info() {
                  {"lut_budget_bytes", absl::StrCat(info.limits.lut_budget_bytes)},
                  {"configs", absl::StrCat(info.config_ids.size())},
                  {"resident_bytes", absl::StrCat(info.resident_bytes)}};
+  for (const BackendState& b : info.backend_states) {
+    out.details.emplace_back("backend_" + b.name, absl::StrCat(b.serving ? "serving: " : "not serving: ", b.detail));
+  }
   return out;
 }
 

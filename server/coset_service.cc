@@ -10,6 +10,7 @@
 #include "core/code_arith.h"
 #include "core/format.h"
 #include "core/inner_product.h"
+#include "core/simd/dispatch.h"
 #include "core/status_macros.h"
 #include "kernels/cuda_runtime.h"
 #include "proto/client_kind.h"
@@ -454,6 +455,21 @@ grpc::Status CosetServiceImpl::ServerInfo(grpc::ServerContext* ctx, const v1::Se
     resp->set_version(kCosetVersion);
     if (cuda_ != nullptr) resp->add_backends("cuda");  // encode and decode
     resp->add_backends("cpu");
+    v1::BackendStatus* cpu = resp->add_backend_status();
+    cpu->set_name("cpu");
+    cpu->set_serving(true);
+    cpu->set_detail(absl::StrCat(SimdLevelName(ActiveSimdLevel()), ", ", pool_.concurrency(), " codec thread(s)",
+                                 cuda_ != nullptr ? "; everything but encode and decode" : ""));
+    v1::BackendStatus* cuda = resp->add_backend_status();
+    cuda->set_name("cuda");
+    cuda->set_serving(cuda_ != nullptr);
+    if (cuda_ != nullptr) {
+      const CudaDeviceInfo& d = cuda_->device();
+      cuda->set_detail(absl::StrCat("device ", d.index, " (", d.name, ", compute ", d.compute_major, ".",
+                                    d.compute_minor, "): encode and decode"));
+    } else {
+      cuda->set_detail(cuda_status_);
+    }
     v1::Limits* l = resp->mutable_limits();
     l->set_max_message_bytes(limits_.max_message_bytes);
     l->set_max_concurrent_requests(limits_.max_concurrent_requests);

@@ -51,6 +51,9 @@ class CosetServiceImpl final : public v1::Coset::Service {
   // device memory, one request on the device at a time); everything else stays on the CPU. Call
   // before serving.
   void UseCuda(std::unique_ptr<CudaCodec> cuda);
+  // What ServerInfo says of the CUDA backend when it does not serve: why (no driver, no device,
+  // not asked for). Call before serving.
+  void SetCudaStatus(std::string detail) { cuda_status_ = std::move(detail); }
 
   // coset::v1::Coset
   grpc::Status Encode(grpc::ServerContext* ctx, const v1::EncodeRequest* req, v1::EncodeResponse* resp) override;
@@ -127,7 +130,8 @@ class CosetServiceImpl final : public v1::Coset::Service {
   CallReservations reservations_{&budget_};
   std::atomic<int64_t> inflight_{0};
   std::unique_ptr<CudaCodec> cuda_;  // null: the CPU serves everything
-  std::mutex cuda_mu_;               // one request on the device at a time
+  std::string cuda_status_ = "not probed";
+  std::mutex cuda_mu_;  // one request on the device at a time
 };
 
 }  // namespace coset

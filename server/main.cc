@@ -210,6 +210,7 @@ std::optional<int> ParseFlags(int argc, char** argv, DaemonFlags* out) {
 // the exit code when the asked-for backend cannot serve.
 struct Backend {
   std::unique_ptr<CudaCodec> cuda;
+  std::string cuda_status;  // why CUDA does not serve (ServerInfo)
   std::optional<int> exit_code;
 };
 
@@ -217,6 +218,10 @@ Backend SelectBackend(const DaemonFlags& flags) {
   Backend backend;
   if (flags.backend == "cpu") {
     Log(0, "backend cpu");
+    const absl::StatusOr<CudaDeviceInfo> probe = ProbeCudaDevice(flags.device);
+    backend.cuda_status =
+        probe.ok() ? absl::StrCat("device ", probe->index, " (", probe->name, ") available, not used (--backend cpu)")
+                   : std::string(probe.status().message());
     return backend;
   }
   absl::StatusOr<std::unique_ptr<CudaCodec>> cuda = CudaCodec::Create(flags.device);
@@ -225,12 +230,14 @@ Backend SelectBackend(const DaemonFlags& flags) {
     Log(0, absl::StrCat("backend cuda: device ", d.index, " (", d.name, ", compute ", d.compute_major, ".",
                         d.compute_minor, ") serves encode and decode; the CPU serves the rest"));
     backend.cuda = *std::move(cuda);
-  } else if (flags.backend == "auto") {
-    Log(0, absl::StrCat("backend cpu (--backend auto: ", cuda.status().message(), ")"));
+    return backend;
+  }
+  backend.cuda_status = std::string(cuda.status().message());
+  if (flags.backend == "auto") {
+    Log(0, absl::StrCat("backend cpu (--backend auto: ", backend.cuda_status, ")"));
   } else {
-    Log(2, absl::StrCat("--backend cuda: ", cuda.status().message(),
-                        "; use --backend cpu, or auto to fall back to "
-                        "the CPU"));
+    Log(2,
+        absl::StrCat("--backend cuda: ", backend.cuda_status, "; use --backend cpu, or auto to fall back to the CPU"));
     backend.exit_code = 1;
   }
   return backend;
@@ -465,6 +472,7 @@ int Main(int argc, char** argv) {
   }
   CosetServiceImpl service(flags.limits, &metrics, shm->get(), &unix_peers);
   if (backend.cuda != nullptr) service.UseCuda(std::move(backend.cuda));
+  service.SetCudaStatus(backend.cuda_status);
   auto listeners = StartGrpc(flags, *policy, &unix_peers, &service);
   if (!listeners.ok()) {
     Log(2, std::string(listeners.status().message()));

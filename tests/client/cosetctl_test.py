@@ -208,7 +208,11 @@ class CosetctlTest(unittest.TestCase):
                 time.sleep(0.025)
             addr = f"unix:{sock_dir}/d.sock"
             self.assertTrue(run_json("--daemon", addr, "health")["serving"])
-            self.assertEqual(run_json("--daemon", addr, "info")["backends"], "cpu")
+            info = run_json("--daemon", addr, "info")
+            self.assertEqual(info["backends"], "cpu")
+            self.assertTrue(info["backend_cpu"].startswith("serving: "))
+            # Every backend of the daemon's build is listed; CUDA says why it does not serve.
+            self.assertRegex(info["backend_cuda"], "^not serving: (no CUDA|device 0 .* not used)")
             x = np.random.default_rng(6).standard_normal((300, 1000)).astype(np.float64)
             np.save(self.path("x.npy"), x)
             run("encode", self.path("x.npy"), self.path("local.coset"))

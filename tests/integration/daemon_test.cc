@@ -619,6 +619,16 @@ TEST(DaemonBackendTest, AutoFallsBackToTheCpuAndServes) {
     auto info = (*client)->GetServerInfo();
     ASSERT_TRUE(info.ok()) << info.status();
     EXPECT_EQ(info->backends.at(0), "cpu");
+    // ServerInfo names every backend and why CUDA does not serve (the probe's words).
+    ASSERT_EQ(info->backend_states.size(), 2u);
+    EXPECT_EQ(info->backend_states[0].name, "cpu");
+    EXPECT_TRUE(info->backend_states[0].serving);
+    EXPECT_EQ(info->backend_states[1].name, "cuda");
+    const auto probe = ProbeCudaDevice(0);
+    if (!probe.ok()) {
+      EXPECT_FALSE(info->backend_states[1].serving);
+      EXPECT_EQ(info->backend_states[1].detail, probe.status().message());
+    }
     EXPECT_EQ(daemon.Stop(), 0);
   }
   std::filesystem::remove_all(dir);
