@@ -80,6 +80,10 @@ absl::Status CosetServiceImpl::EncodeTensor(const Config& config, const Input& x
                                             EncodeStats* stats, CompressedTensor* out) {
   if (cuda_ == nullptr)
     return config.codec->EncodeInto(x.data, x.shape, DType::kFloat32, rc.ExecutorFor(x.numel), stats, out);
+  // The host side of the device's output before it is packed: up to one uint32 per symbol (codes
+  // whose symbols are not whole bytes), beyond the codes DoEncode has reserved.
+  COSET_ASSIGN_OR_RETURN(const Layout l, Layout::Make(config.codec->params(), x.shape));
+  COSET_RETURN_IF_ERROR(rc.Reserve(4 * l.rows * l.symbols_per_row, "the CUDA encode's staged symbols"));
   std::lock_guard<std::mutex> lock(cuda_mu_);
   COSET_ASSIGN_OR_RETURN(*out, cuda_->Encode(*config.codec, x.data, x.shape, DType::kFloat32, stats));
   return absl::OkStatus();
