@@ -20,6 +20,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/cli_args.h"
+#include "common/json_writer.h"
 #include "kernels/cuda_codec.h"
 #include "kernels/cuda_runtime.h"
 #include "kernels/device_codec_host.h"
@@ -67,11 +68,6 @@ float TimeMs(cudaStream_t stream, Work work) {
   CHECK_CUDA(cudaEventDestroy(start));
   CHECK_CUDA(cudaEventDestroy(stop));
   return ms;
-}
-
-std::string Stats(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return absl::StrCat("{\"min\": ", v.front(), ", \"median\": ", v[v.size() / 2], ", \"max\": ", v.back(), "}");
 }
 
 // Deterministic N(0,1)-like floats (sum of four uniforms, centred and scaled): throughput only.
@@ -152,13 +148,12 @@ int Main(int argc, char** argv) {
       enc_ratio.push_back(copy_ms / enc_ms);
       dec_ratio.push_back(copy_ms / dec_ms);
     }
-    std::printf(
-        "{\"lattice\": \"%s\", \"device\": \"%s\", \"input_mib\": %lld, \"bytes_moved\": %lld, "
-        "\"copy_gbps\": %s, \"encode_gbps\": %s, \"decode_gbps\": %s, \"encode_vs_copy\": %s, "
-        "\"decode_vs_copy\": %s}\n",
-        lattice, gpu.device().name.c_str(), static_cast<long long>(in_bytes >> 20), static_cast<long long>(moved),
-        Stats(copy_gbps).c_str(), Stats(enc_gbps).c_str(), Stats(dec_gbps).c_str(), Stats(enc_ratio).c_str(),
-        Stats(dec_ratio).c_str());
+    JsonObject j;
+    j.Add("lattice", lattice).Add("device", gpu.device().name).Add("input_mib", in_bytes >> 20);
+    j.Add("bytes_moved", moved).Add("copy_gbps", Spread(copy_gbps)).Add("encode_gbps", Spread(enc_gbps));
+    j.Add("decode_gbps", Spread(dec_gbps)).Add("encode_vs_copy", Spread(enc_ratio));
+    j.Add("decode_vs_copy", Spread(dec_ratio));
+    std::printf("%s\n", j.str().c_str());
   }
   // GEMM on codes: D4 q=4 M=2 weights of N x K, queries B x K, everything on the device.
   for (const auto& [n, k] : {std::pair<int64_t, int64_t>{8192, 8192}, {28672, 8192}, {8192, 28672}}) {
@@ -167,13 +162,11 @@ int Main(int argc, char** argv) {
     const TensorCodec codec = OrDie(TensorCodec::Create(params));
     const std::vector<float> w = TestData(n * k);
     const CompressedTensor coded = OrDie(codec.Encode(w.data(), {n, k}));
-    const device::CodedForKernels kernels = OrDie(device::PrepareCoded(coded));
     const Layout& l = coded.layout;
-    DeviceMemory ramp, signs, scales, t, symbols, x, padded, out, copy_src, copy_dst;
-    const device::DeviceCodec c = OrDie(gpu.OnDevice(kernels.plan, &ramp, &signs));
-    OrDie(scales.Upload(coded.scales.data(), 2 * coded.scales.size(), stream));
-    OrDie(t.Upload(coded.t.data(), coded.t.size(), stream));
-    OrDie(symbols.Upload(kernels.symbols.data(), kernels.symbols.size(), stream));
+    CodesOnDevice codes;
+    OrDie(gpu.Upload(coded, &codes));
+    const device::DeviceCodec& c = codes.codec;
+    DeviceMemory x, padded, out, copy_src, copy_dst;
     const int64_t weight_bf16_bytes = 2 * n * k;
     OrDie(copy_src.Allocate(weight_bf16_bytes / 2));
     OrDie(copy_dst.Allocate(weight_bf16_bytes / 2));
@@ -184,8 +177,8 @@ int Main(int argc, char** argv) {
       OrDie(out.Allocate(4 * batch * n));
       auto gemm = [&] {
         CHECK_CUDA(device::LaunchPrepareQueries(c, x.as<float>(), batch, padded.as<float>(), stream));
-        CHECK_CUDA(device::LaunchGemm(c, scales.as<uint16_t>(), t.as<uint8_t>(), symbols.as<void>(), padded.as<float>(),
-                                      batch, out.as<float>(), stream));
+        CHECK_CUDA(device::LaunchGemm(c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(), codes.symbols.as<void>(),
+                                      padded.as<float>(), batch, out.as<float>(), stream));
       };
       // A copy that reads and writes the bf16 weights' bytes: the time a bandwidth-bound bf16 kernel
       // would need to stream them once.
@@ -200,12 +193,10 @@ int Main(int argc, char** argv) {
         ms.push_back(gemm_ms);
         vs_bf16_bound.push_back(copy_ms / gemm_ms);
       }
-      std::printf(
-          "{\"gemm\": \"D4 q=4 M=2\", \"n\": %lld, \"k\": %lld, \"batch\": %lld, \"code_bytes\": %lld, "
-          "\"ms\": %s, \"speedup_vs_bf16_stream_bound\": %s}\n",
-          static_cast<long long>(n), static_cast<long long>(k), static_cast<long long>(batch),
-          static_cast<long long>(kernels.symbols.size() + coded.t.size() + 2 * coded.scales.size()), Stats(ms).c_str(),
-          Stats(vs_bf16_bound).c_str());
+      JsonObject j;
+      j.Add("gemm", "D4 q=4 M=2").Add("n", n).Add("k", k).Add("batch", batch).Add("code_bytes", codes.code_bytes);
+      j.Add("ms", Spread(ms)).Add("speedup_vs_bf16_stream_bound", Spread(vs_bf16_bound));
+      std::printf("%s\n", j.str().c_str());
     }
   }
   return 0;

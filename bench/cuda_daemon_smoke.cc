@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/coset_client.h"
 #include "common/cli_args.h"
+#include "common/json_writer.h"
 #include "core/format.h"
 #include "core/tensor_codec.h"
 #include "core/thread_pool.h"
@@ -27,16 +28,16 @@ int Fail(const std::string& why) {
   return 1;
 }
 
+// Seconds of each of `runs` calls of fn, as min / median / max.
 template <class Fn>
-std::string SecondsStats(int runs, Fn fn) {
+JsonObject Seconds(int runs, Fn fn) {
   std::vector<double> s;
   for (int i = 0; i < runs; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     fn();
     s.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
-  std::sort(s.begin(), s.end());
-  return absl::StrCat("{\"min\": ", s.front(), ", \"median\": ", s[s.size() / 2], ", \"max\": ", s.back(), "}");
+  return Spread(s);
 }
 
 int Main(int argc, char** argv) {
@@ -79,23 +80,22 @@ int Main(int argc, char** argv) {
   std::normal_distribution<float> g;
   for (int64_t i = 0; i < n; ++i) shared[i] = g(rng);
   std::string blob;
-  const std::string daemon_encode = SecondsStats(3, [&] { blob = *(*client)->Encode(shared, shape, params); });
+  const JsonObject daemon_encode = Seconds(3, [&] { blob = *(*client)->Encode(shared, shape, params); });
   const bool shm = (*client)->used_shared_memory();
   std::vector<float> out;
   std::vector<int64_t> out_shape;
-  const std::string daemon_decode = SecondsStats(3, [&] { (void)(*client)->Decode(blob, false, &out, &out_shape); });
+  const JsonObject daemon_decode = Seconds(3, [&] { (void)(*client)->Decode(blob, false, &out, &out_shape); });
   ThreadPool pool(0);
   CompressedTensor t;
-  const std::string cpu1 =
-      SecondsStats(3, [&] { (void)codec.EncodeInto(shared, shape, DType::kFloat32, nullptr, nullptr, &t); });
-  const std::string cpu_all =
-      SecondsStats(3, [&] { (void)codec.EncodeInto(shared, shape, DType::kFloat32, &pool, nullptr, &t); });
-  std::printf(
-      "{\"bit_exact\": true, \"daemon_backend\": \"%s\", \"mib\": 64, \"shared_memory\": %s, "
-      "\"daemon_encode_s\": %s, \"daemon_decode_s\": %s, \"cpu_encode_1_thread_s\": %s, "
-      "\"cpu_encode_all_cores_s\": %s}\n",
-      expected.c_str(), shm ? "true" : "false", daemon_encode.c_str(), daemon_decode.c_str(), cpu1.c_str(),
-      cpu_all.c_str());
+  const JsonObject cpu1 =
+      Seconds(3, [&] { (void)codec.EncodeInto(shared, shape, DType::kFloat32, nullptr, nullptr, &t); });
+  const JsonObject cpu_all =
+      Seconds(3, [&] { (void)codec.EncodeInto(shared, shape, DType::kFloat32, &pool, nullptr, &t); });
+  JsonObject j;
+  j.Add("bit_exact", true).Add("daemon_backend", expected).Add("mib", 64).Add("shared_memory", shm);
+  j.Add("daemon_encode_s", daemon_encode).Add("daemon_decode_s", daemon_decode);
+  j.Add("cpu_encode_1_thread_s", cpu1).Add("cpu_encode_all_cores_s", cpu_all);
+  std::printf("%s\n", j.str().c_str());
   return 0;
 }
 

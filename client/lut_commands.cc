@@ -59,14 +59,6 @@ absl::Status CmdDot(const CommandContext& ctx) {
   return absl::OkStatus();
 }
 
-// min / median / max of a few runs' values (the bench's report of every timed quantity).
-JsonObject Spread(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  JsonObject j;
-  j.Add("min", v.front()).Add("median", v[v.size() / 2]).Add("max", v.back());
-  return j;
-}
-
 // bench gemv: LUT GEMM on codes vs OpenBLAS float32 GEMV/GEMM on the decoded matrix vs decode then
 // GEMV/GEMM, same data, same thread count; `runs` runs, each timing all three (best of `reps`),
 // ratios taken within a run and reported as min / median / max.

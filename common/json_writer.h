@@ -1,6 +1,7 @@
 // A minimal JSON object writer for `--json` output (keys, numbers, strings, arrays, nested objects).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <sstream>
@@ -78,5 +79,13 @@ class JsonObject {
   std::ostringstream out_;
   bool first_ = true;
 };
+
+// min / median / max of a few runs' values: how every benchmark reports a timed quantity.
+inline JsonObject Spread(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  JsonObject j;
+  if (!v.empty()) j.Add("min", v.front()).Add("median", v[v.size() / 2]).Add("max", v.back());
+  return j;
+}
 
 }  // namespace coset

@@ -20,8 +20,7 @@ absl::StatusOr<BackendInfo> CudaBackend::Info() {
   const CudaDeviceInfo& d = cuda_->device();
   BackendInfo info;
   info.name = "cuda";
-  info.description =
-      absl::StrCat("device ", d.index, " (", d.name, ", compute ", d.compute_major, ".", d.compute_minor, ")");
+  info.description = DescribeCudaDevice(d);
   info.details = {{"device", d.name},
                   {"compute_capability", absl::StrCat(d.compute_major, ".", d.compute_minor)},
                   {"memory_bytes", absl::StrCat(d.total_memory_bytes)},

@@ -61,7 +61,7 @@ __global__ void PrepareQueriesKernel(DeviceCodec c, const float* queries, int64_
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= batch * c.blocks_per_row) return;
   const int64_t q = i / c.blocks_per_row, b = i % c.blocks_per_row;
-  PrepareQueryBlock(c, queries + q * c.cols, b, padded + q * c.padded_cols);
+  PadAndRotateBlock(c, queries + q * c.cols, b, padded + q * c.padded_cols);
 }
 
 __global__ void GemmKernel(DeviceCodec c, const uint16_t* scales, const uint8_t* t, const uint8_t* symbols,

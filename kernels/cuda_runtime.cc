@@ -52,6 +52,10 @@ absl::Status DeviceMemory::Upload(const void* values, int64_t bytes, void* strea
   return absl::OkStatus();
 }
 
+std::string DescribeCudaDevice(const CudaDeviceInfo& d) {
+  return absl::StrCat("device ", d.index, " (", d.name, ", compute ", d.compute_major, ".", d.compute_minor, ")");
+}
+
 absl::StatusOr<CudaDeviceInfo> ProbeCudaDevice(int index) {
   int driver = 0;
   if (cudaDriverGetVersion(&driver) != cudaSuccess || driver == 0) {
@@ -100,7 +104,7 @@ absl::Status Download(const DeviceMemory& buffer, cudaStream_t stream, std::vect
 }
 
 template <typename T>
-absl::Status Upload(const std::vector<T>& values, void* stream, DeviceMemory* buffer) {
+absl::Status UploadVector(const std::vector<T>& values, void* stream, DeviceMemory* buffer) {
   return buffer->Upload(values.data(), static_cast<int64_t>(values.size() * sizeof(T)), stream);
 }
 
@@ -143,8 +147,8 @@ absl::StatusOr<device::DeviceCodec> CudaCodec::OnDevice(const device::DeviceCode
   COSET_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_.index));
   COSET_ASSIGN_OR_RETURN(const DeviceTables* tables, TablesFor(*plan.context.codebook));
   device::DeviceCodec c = plan.view();
-  COSET_RETURN_IF_ERROR(Upload(plan.context.ramp, stream_, ramp));
-  COSET_RETURN_IF_ERROR(Upload(plan.context.rotation_signs, stream_, signs));
+  COSET_RETURN_IF_ERROR(UploadVector(plan.context.ramp, stream_, ramp));
+  COSET_RETURN_IF_ERROR(UploadVector(plan.context.rotation_signs, stream_, signs));
   c.codebook = tables->view;
   c.ramp = ramp->as<float>();
   c.rotation_signs = plan.context.rotation_signs.empty() ? nullptr : signs->as<float>();
@@ -179,11 +183,8 @@ absl::StatusOr<CompressedTensor> CudaCodec::Encode(const TensorCodec& codec, con
   COSET_RETURN_IF_ERROR(Download(counters, stream, &host_counters));
   COSET_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
   const device::EncodeCounters& n = host_counters[0];
-  if (n.refused_blocks > 0 || (n.capped > 0 && plan.params.on_cap == CapPolicy::kFail)) {
-    // The CPU codec names the entry or the chunk (and cannot succeed where the kernels refused).
-    COSET_RETURN_IF_ERROR(codec.Encode(x, shape, dtype).status());
-    return absl::InternalError("the CUDA encode refused an input that the CPU codec encodes");
-  }
+  COSET_RETURN_IF_ERROR(
+      device::CheckDeviceEncode(codec, x, shape, dtype, n.refused_blocks > 0, static_cast<int64_t>(n.capped)));
   if (stats != nullptr) {
     stats->chunks = l.rows * l.chunks_per_row;
     stats->first_try_overloads = static_cast<int64_t>(n.first_try_overloads);
@@ -195,25 +196,33 @@ absl::StatusOr<CompressedTensor> CudaCodec::Encode(const TensorCodec& codec, con
   return out;
 }
 
-absl::Status CudaCodec::Decode(const CompressedTensor& tensor, float* out) {
+absl::Status CudaCodec::Upload(const CompressedTensor& tensor, CodesOnDevice* out) {
   COSET_ASSIGN_OR_RETURN(const device::CodedForKernels coded, device::PrepareCoded(tensor));
-  const device::DeviceCodecPlan& plan = coded.plan;
-  const std::vector<uint8_t>& host_symbols = coded.symbols;
-  const Layout& l = plan.context.layout;
+  COSET_ASSIGN_OR_RETURN(out->codec, OnDevice(coded.plan, &out->ramp, &out->signs));
+  COSET_RETURN_IF_ERROR(UploadVector(tensor.scales, stream_, &out->scales));
+  COSET_RETURN_IF_ERROR(UploadVector(tensor.t, stream_, &out->t));
+  COSET_RETURN_IF_ERROR(UploadVector(coded.symbols, stream_, &out->symbols));
+  out->code_bytes = static_cast<int64_t>(2 * tensor.scales.size() + tensor.t.size() + coded.symbols.size());
+  // The host copy of the symbols goes when this returns: the uploads must be done by then.
+  COSET_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(static_cast<cudaStream_t>(stream_)));
+  return absl::OkStatus();
+}
+
+absl::Status CudaCodec::Decode(const CompressedTensor& tensor, float* out) {
+  CodesOnDevice codes;
+  COSET_RETURN_IF_ERROR(Upload(tensor, &codes));
+  const device::DeviceCodec& c = codes.codec;
   const cudaStream_t stream = static_cast<cudaStream_t>(stream_);
-  DeviceMemory ramp, signs, scales, t, symbols, work, output;
-  COSET_ASSIGN_OR_RETURN(const device::DeviceCodec c, OnDevice(plan, &ramp, &signs));
-  COSET_RETURN_IF_ERROR(Upload(tensor.scales, stream_, &scales));
-  COSET_RETURN_IF_ERROR(Upload(tensor.t, stream_, &t));
-  COSET_RETURN_IF_ERROR(Upload(host_symbols, stream_, &symbols));
-  if (!device::ReadsInPlace(c)) COSET_RETURN_IF_ERROR(work.Allocate(sizeof(float) * l.rows * l.padded_cols));
-  COSET_RETURN_IF_ERROR(output.Allocate(sizeof(float) * l.numel));
-  COSET_CUDA_RETURN_IF_ERROR(device::LaunchDecode(c, tensor.scales.empty() ? nullptr : scales.as<uint16_t>(),
-                                                  t.as<uint8_t>(), symbols.as<void>(), work.as<float>(),
-                                                  output.as<float>(), stream));
-  if (l.numel > 0) {
+  const int64_t numel = c.rows * c.cols;
+  DeviceMemory work, output;
+  if (!device::ReadsInPlace(c)) COSET_RETURN_IF_ERROR(work.Allocate(sizeof(float) * c.rows * c.padded_cols));
+  COSET_RETURN_IF_ERROR(output.Allocate(sizeof(float) * numel));
+  COSET_CUDA_RETURN_IF_ERROR(device::LaunchDecode(c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(),
+                                                  codes.symbols.as<void>(), work.as<float>(), output.as<float>(),
+                                                  stream));
+  if (numel > 0) {
     COSET_CUDA_RETURN_IF_ERROR(
-        cudaMemcpyAsync(out, output.as<float>(), sizeof(float) * l.numel, cudaMemcpyDeviceToHost, stream));
+        cudaMemcpyAsync(out, output.as<float>(), sizeof(float) * numel, cudaMemcpyDeviceToHost, stream));
   }
   COSET_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
   return absl::OkStatus();
@@ -221,26 +230,21 @@ absl::Status CudaCodec::Decode(const CompressedTensor& tensor, float* out) {
 
 absl::Status CudaCodec::Gemm(const CompressedTensor& weights, const float* queries, int64_t batch, float* out) {
   if (batch < 0) return absl::InvalidArgumentError("batch must be >= 0");
-  COSET_ASSIGN_OR_RETURN(const device::CodedForKernels coded, device::PrepareCoded(weights));
-  const device::DeviceCodecPlan& plan = coded.plan;
-  const std::vector<uint8_t>& host_symbols = coded.symbols;
-  const Layout& l = plan.context.layout;
+  CodesOnDevice codes;
+  COSET_RETURN_IF_ERROR(Upload(weights, &codes));
+  const device::DeviceCodec& c = codes.codec;
   const cudaStream_t stream = static_cast<cudaStream_t>(stream_);
-  DeviceMemory ramp, signs, scales, t, symbols, x, padded, output;
-  COSET_ASSIGN_OR_RETURN(const device::DeviceCodec c, OnDevice(plan, &ramp, &signs));
-  COSET_RETURN_IF_ERROR(Upload(weights.scales, stream_, &scales));
-  COSET_RETURN_IF_ERROR(Upload(weights.t, stream_, &t));
-  COSET_RETURN_IF_ERROR(Upload(host_symbols, stream_, &symbols));
-  COSET_RETURN_IF_ERROR(x.Upload(queries, sizeof(float) * batch * l.cols, stream_));
-  COSET_RETURN_IF_ERROR(padded.Allocate(sizeof(float) * batch * l.padded_cols));
-  COSET_RETURN_IF_ERROR(output.Allocate(sizeof(float) * batch * l.rows));
+  DeviceMemory x, padded, output;
+  COSET_RETURN_IF_ERROR(x.Upload(queries, sizeof(float) * batch * c.cols, stream_));
+  COSET_RETURN_IF_ERROR(padded.Allocate(sizeof(float) * batch * c.padded_cols));
+  COSET_RETURN_IF_ERROR(output.Allocate(sizeof(float) * batch * c.rows));
   COSET_CUDA_RETURN_IF_ERROR(device::LaunchPrepareQueries(c, x.as<float>(), batch, padded.as<float>(), stream));
-  COSET_CUDA_RETURN_IF_ERROR(device::LaunchGemm(c, weights.scales.empty() ? nullptr : scales.as<uint16_t>(),
-                                                t.as<uint8_t>(), symbols.as<void>(), padded.as<float>(), batch,
-                                                output.as<float>(), stream));
-  if (batch * l.rows > 0) {
+  COSET_CUDA_RETURN_IF_ERROR(device::LaunchGemm(c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(),
+                                                codes.symbols.as<void>(), padded.as<float>(), batch, output.as<float>(),
+                                                stream));
+  if (batch * c.rows > 0) {
     COSET_CUDA_RETURN_IF_ERROR(
-        cudaMemcpyAsync(out, output.as<float>(), sizeof(float) * batch * l.rows, cudaMemcpyDeviceToHost, stream));
+        cudaMemcpyAsync(out, output.as<float>(), sizeof(float) * batch * c.rows, cudaMemcpyDeviceToHost, stream));
   }
   COSET_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
   return absl::OkStatus();

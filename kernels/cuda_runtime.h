@@ -26,6 +26,9 @@ struct CudaDeviceInfo {
   int runtime_version = 0;  // the CUDA runtime linked in
 };
 
+// "device N (NAME, compute X.Y)", as logs, ServerInfo and backend descriptions name a device.
+std::string DescribeCudaDevice(const CudaDeviceInfo& device);
+
 // Device `index` if it can serve, else FAILED_PRECONDITION saying why: "no CUDA driver", "no
 // CUDA device", "CUDA device N does not exist (K found)", or the runtime's own words.
 absl::StatusOr<CudaDeviceInfo> ProbeCudaDevice(int index);
@@ -54,6 +57,15 @@ class DeviceMemory {
   void* ptr_ = nullptr;
 };
 
+// A coded tensor's codes on one device, ready for LaunchDecode and LaunchGemm (CudaCodec::Upload):
+// its DeviceCodec, with device pointers, and the memory they point into. scales is empty (its
+// pointer null) without scaling.
+struct CodesOnDevice {
+  device::DeviceCodec codec;
+  DeviceMemory ramp, signs, scales, t, symbols;
+  int64_t code_bytes = 0;  // scales + T + symbols as uploaded
+};
+
 // The codec on one CUDA device: encode and decode of host tensors (host -> device -> host), with
 // the codebook tables uploaded once per (lattice, q) and kept while the CudaCodec lives. The codes
 // are the CPU codec's, bit for bit (the same per-chunk functions; tests/kernels checks it on a GPU).
@@ -73,6 +85,9 @@ class CudaCodec {
   // them alive while kernels use the result). For callers that launch the kernels themselves.
   absl::StatusOr<device::DeviceCodec> OnDevice(const device::DeviceCodecPlan& plan, DeviceMemory* ramp,
                                                DeviceMemory* signs);
+
+  // Checks a coded tensor as the blob reader does (device::PrepareCoded) and uploads its codes.
+  absl::Status Upload(const CompressedTensor& tensor, CodesOnDevice* out);
 
   // As TensorCodec::Encode (errors in the CPU codec's words: the input is re-checked there).
   absl::StatusOr<CompressedTensor> Encode(const TensorCodec& codec, const float* x, const std::vector<int64_t>& shape,

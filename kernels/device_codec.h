@@ -8,7 +8,7 @@
 //   decode: DecodeChunkAt per (row, chunk) into the caller's row (ReadsInPlace) or a padded row;
 //           from a padded row, FinishDecodedBlock per (row, block): the inverse rotation and the
 //           copy into the caller's row.
-//   GEMM on codes: PrepareQueryBlock per (query, block): a padded, rotated copy of the queries
+//   GEMM on codes: PadAndRotateBlock per (query, block): a padded, rotated copy of the queries
 //           (<x, R^T v> = <R x, v>, as the CPU's LutMatrix); then AccumulateChunkDots per (weight
 //           row, chunk): the chunk decoded in registers and dotted with every query's chunk.
 // Symbols are written as the blob stores them where that is whole bytes (8- or 16-bit symbols, one
@@ -56,29 +56,41 @@ struct DeviceCodec {
 // Whether rows are encoded from the input itself (no rotation, no padding), as the CPU does.
 COSET_HD bool ReadsInPlace(const DeviceCodec& c) { return c.rotation_signs == nullptr && c.cols == c.padded_cols; }
 
-// Phase 1 of the encode for block b of one row: unless ReadsInPlace, copies x_row's entries of the
-// block into work_row (zeros past cols) and rotates them; then stores the bf16 scale (when scaled)
-// and the block's base step (scale * beta, or 0 when it would underflow and the block is coded as
-// zeros). Returns false when the block cannot be encoded: a NaN/Inf entry, or a rotation that
-// overflows float32 (the caller then lets the CPU codec name the entry, word for word).
+// One past the last entry of block b in a padded row (the last block may be short).
+COSET_HD int64_t BlockEnd(const DeviceCodec& c, int64_t b) {
+  return c.padded_cols < (b + 1) * c.block ? c.padded_cols : (b + 1) * c.block;
+}
+
+// Block b of one row, zero-padded past cols and rotated when the codec rotates, into its place in
+// padded_row: the encoder's input when it cannot read in place (PrepareBlock), and the queries of
+// a GEMM on codes (<x, R^T v> = <R x, v>, as the CPU's LutMatrix).
+COSET_HD void PadAndRotateBlock(const DeviceCodec& c, const float* x_row, int64_t b, float* padded_row) {
+  const int64_t begin = b * c.block;
+  const int64_t end = BlockEnd(c, b);
+  const int64_t real_end = end < c.cols ? end : c.cols;
+  float* w = padded_row + begin;
+  for (int64_t i = begin; i < end; ++i) w[i - begin] = i < real_end ? x_row[i] : 0.0f;
+  if (c.rotation_signs != nullptr) {
+    for (int64_t i = 0; i < end - begin; ++i) w[i] *= c.rotation_signs[i];
+    FwhtSegments(w, end - begin);
+  }
+}
+
+// Phase 1 of the encode for block b of one row: unless ReadsInPlace, PadAndRotateBlock into
+// work_row; then stores the bf16 scale (when scaled) and the block's base step (scale * beta, or 0
+// when it would underflow and the block is coded as zeros). Returns false when the block cannot be
+// encoded: a NaN/Inf entry, or a rotation that overflows float32 (either leaves a non-finite value
+// in the block; the caller then lets the CPU codec name the entry, word for word).
 COSET_HD bool PrepareBlock(const DeviceCodec& c, const float* x_row, int64_t b, float* work_row, uint16_t* scales_row,
                            float* base_row) {
   const int64_t begin = b * c.block;
-  const int64_t end = c.padded_cols < begin + c.block ? c.padded_cols : begin + c.block;
-  const int64_t n = end - begin;
-  const int64_t real_end = end < c.cols ? end : c.cols;
-  const bool in_place = ReadsInPlace(c);
-  float* w = in_place ? nullptr : work_row + begin;
-  const float* v = in_place ? x_row + begin : w;
-  if (!in_place) {
-    for (int64_t i = begin; i < end; ++i) w[i - begin] = i < real_end ? x_row[i] : 0.0f;
+  const int64_t n = BlockEnd(c, b) - begin;
+  const float* v = x_row + begin;
+  if (!ReadsInPlace(c)) {
+    PadAndRotateBlock(c, x_row, b, work_row);
+    v = work_row + begin;
   }
   if (FirstNonFinite(v, n) >= 0) return false;
-  if (c.rotation_signs != nullptr) {
-    for (int64_t i = 0; i < n; ++i) w[i] *= c.rotation_signs[i];
-    FwhtSegments(w, n);
-    if (FirstNonFinite(w, n) >= 0) return false;
-  }
   float scale = 1.0f;
   if (c.scale != kScaleNone) {
     const float raw = c.scale == kScaleRms ? BlockRms(v, n) : BlockAbsMax(v, n);
@@ -181,7 +193,7 @@ COSET_HD void DecodeChunkAt(const DeviceCodec& c, const uint16_t* scales_row, co
 // work_row, then its first cols entries into out_row.
 COSET_HD void FinishDecodedBlock(const DeviceCodec& c, float* work_row, int64_t b, float* out_row) {
   const int64_t begin = b * c.block;
-  const int64_t end = c.padded_cols < begin + c.block ? c.padded_cols : begin + c.block;
+  const int64_t end = BlockEnd(c, b);
   float* w = work_row + begin;
   if (c.rotation_signs != nullptr) {
     FwhtSegments(w, end - begin);
@@ -189,20 +201,6 @@ COSET_HD void FinishDecodedBlock(const DeviceCodec& c, float* work_row, int64_t 
   }
   const int64_t real_end = end < c.cols ? end : c.cols;
   for (int64_t i = begin; i < real_end; ++i) out_row[i] = w[i - begin];
-}
-
-// The queries' side of a GEMM on codes, for block b of one query row x_row (cols floats): its
-// entries into padded_row (zeros past cols), rotated forward when the weights are rotated.
-COSET_HD void PrepareQueryBlock(const DeviceCodec& c, const float* x_row, int64_t b, float* padded_row) {
-  const int64_t begin = b * c.block;
-  const int64_t end = c.padded_cols < begin + c.block ? c.padded_cols : begin + c.block;
-  const int64_t real_end = end < c.cols ? end : c.cols;
-  float* w = padded_row + begin;
-  for (int64_t i = begin; i < end; ++i) w[i - begin] = i < real_end ? x_row[i] : 0.0f;
-  if (c.rotation_signs != nullptr) {
-    for (int64_t i = 0; i < end - begin; ++i) w[i] *= c.rotation_signs[i];
-    FwhtSegments(w, end - begin);
-  }
 }
 
 // Most queries one AccumulateChunkDots call serves (its accumulators stay in registers).

@@ -34,12 +34,7 @@ DeviceCodec DeviceCodecPlan::view() const {
   c.beta = ctx.beta;
   c.ramp = ctx.ramp.data();
   c.rotation_signs = ctx.rotation_signs.empty() ? nullptr : ctx.rotation_signs.data();
-  // Whole-byte symbols, one per chunk and level, are the packed rows as they are (the CPU's direct
-  // path); Z^n with n > 1 codes a symbol per coordinate, which never takes it.
-  const int bits = ctx.packing.bits_per_symbol_if_pow2();
-  const bool whole_chunk = l.symbol_dim == l.dim;
-  const int direct = whole_chunk && (bits == 8 || bits == 16) ? bits / 8 : 4;
-  c.symbol_bytes = direct < 4 && ctx.packing.row_bytes() == l.symbols_per_row * direct ? direct : 4;
+  c.symbol_bytes = symbol_bytes();
   c.rows = l.rows;
   c.cols = l.cols;
   c.padded_cols = l.padded_cols;
@@ -47,6 +42,16 @@ DeviceCodec DeviceCodecPlan::view() const {
   c.chunks_per_row = l.chunks_per_row;
   c.symbols_per_chunk = l.symbols_per_chunk;
   return c;
+}
+
+int DeviceCodecPlan::symbol_bytes() const {
+  // Whole-byte symbols, one per chunk and level, are the packed rows as they are (the CPU's direct
+  // path); Z^n with n > 1 codes a symbol per coordinate, which never takes it.
+  const Layout& l = context.layout;
+  const int bits = context.packing.bits_per_symbol_if_pow2();
+  const bool whole_chunk = l.symbol_dim == l.dim;
+  const int direct = whole_chunk && (bits == 8 || bits == 16) ? bits / 8 : 4;
+  return direct < 4 && context.packing.row_bytes() == l.symbols_per_row * direct ? direct : 4;
 }
 
 absl::StatusOr<DeviceCodecPlan> MakePlan(const TensorCodec& codec, const std::vector<int64_t>& shape) {
@@ -60,7 +65,7 @@ absl::StatusOr<DeviceCodecPlan> MakePlan(const TensorCodec& codec, const std::ve
 
 int64_t SymbolBufferBytes(const DeviceCodecPlan& plan) {
   const Layout& l = plan.context.layout;
-  return l.rows * l.symbols_per_row * plan.view().symbol_bytes;
+  return l.rows * l.symbols_per_row * plan.symbol_bytes();
 }
 
 CompressedTensor AssembleTensor(const DeviceCodecPlan& plan, DType dtype, std::vector<uint16_t> scales,
@@ -74,7 +79,7 @@ CompressedTensor AssembleTensor(const DeviceCodecPlan& plan, DType dtype, std::v
   if (plan.params.scale == ScaleMode::kNone) scales.clear();
   out.scales = std::move(scales);
   out.t = std::move(t);
-  if (plan.view().symbol_bytes < 4) {
+  if (plan.symbol_bytes() < 4) {
     out.symbols = std::move(symbols);
     return out;
   }
@@ -91,10 +96,7 @@ absl::StatusOr<CodedForKernels> PrepareCoded(const CompressedTensor& tensor) {
   CodedForKernels coded;
   COSET_ASSIGN_OR_RETURN(TensorCodec codec, TensorCodec::Create(tensor.params));
   COSET_ASSIGN_OR_RETURN(coded.plan, MakePlan(codec, tensor.shape));
-  for (uint8_t t : tensor.t) {
-    if (t > coded.plan.params.t_max) return absl::DataLossError("a chunk's T exceeds t_max (corrupt data)");
-  }
-  if (coded.plan.view().symbol_bytes < 4) {
+  if (coded.plan.symbol_bytes() < 4) {
     coded.symbols = tensor.symbols;  // every value is a valid symbol
     return coded;
   }
@@ -107,6 +109,13 @@ absl::StatusOr<CodedForKernels> PrepareCoded(const CompressedTensor& tensor) {
     }
   }
   return coded;
+}
+
+absl::Status CheckDeviceEncode(const TensorCodec& codec, const float* x, const std::vector<int64_t>& shape, DType dtype,
+                               bool refused, int64_t capped) {
+  if (!refused && (capped == 0 || codec.params().on_cap != CapPolicy::kFail)) return absl::OkStatus();
+  COSET_RETURN_IF_ERROR(codec.Encode(x, shape, dtype).status());
+  return absl::InternalError("the device encode refused an input that the CPU codec encodes");
 }
 
 absl::StatusOr<CompressedTensor> EncodeWithDeviceSteps(const TensorCodec& codec, const float* x,
@@ -137,11 +146,7 @@ absl::StatusOr<CompressedTensor> EncodeWithDeviceSteps(const TensorCodec& codec,
       counts.capped += t_chunk < 0;
     }
   }
-  if (refused || (counts.capped > 0 && plan.params.on_cap == CapPolicy::kFail)) {
-    // The CPU codec names the entry or the chunk (and cannot succeed where these steps refused).
-    COSET_RETURN_IF_ERROR(codec.Encode(x, shape, dtype).status());
-    return absl::InternalError("the device steps refused an input that the CPU codec encodes");
-  }
+  COSET_RETURN_IF_ERROR(CheckDeviceEncode(codec, x, shape, dtype, refused, counts.capped));
   counts.chunks = l.rows * l.chunks_per_row;
   if (stats != nullptr) *stats = counts;
   CompressedTensor out = AssembleTensor(plan, dtype, std::move(scales), std::move(t), std::move(symbols));
@@ -176,7 +181,7 @@ absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* q
   std::vector<float> padded(batch * l.padded_cols);
   for (int64_t q = 0; q < batch; ++q) {
     for (int64_t b = 0; b < l.blocks_per_row; ++b) {
-      PrepareQueryBlock(c, queries + q * l.cols, b, padded.data() + q * l.padded_cols);
+      PadAndRotateBlock(c, queries + q * l.cols, b, padded.data() + q * l.padded_cols);
     }
   }
   for (int64_t n = 0; n < l.rows; ++n) {

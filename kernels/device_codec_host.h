@@ -24,6 +24,8 @@ struct DeviceCodecPlan {
   // Points at the host tables of `context` and the codebook (taken when called). Re-point ramp,
   // rotation_signs and the codebook to device copies before a kernel reads it.
   DeviceCodec view() const;
+  // DeviceCodec::symbol_bytes: 1 or 2 where the blob's packed rows are whole-byte symbols, else 4.
+  int symbol_bytes() const;
 };
 
 absl::StatusOr<DeviceCodecPlan> MakePlan(const TensorCodec& codec, const std::vector<int64_t>& shape);
@@ -36,7 +38,7 @@ CompressedTensor AssembleTensor(const DeviceCodecPlan& plan, DType dtype, std::v
                                 std::vector<uint8_t> t, std::vector<uint8_t> symbols);
 
 // A coded tensor ready for the decode and GEMM kernels, after the checks the blob reader makes
-// (consistent sizes, T <= t_max, valid packed symbols; DATA_LOSS or INVALID_ARGUMENT otherwise):
+// (TensorCodec::CheckConsistent: sizes, T <= t_max; and valid packed symbols):
 // its plan, and its symbols as the kernels read them (the packed rows themselves for whole-byte
 // symbols, else one uint32 per symbol).
 struct CodedForKernels {
@@ -44,6 +46,12 @@ struct CodedForKernels {
   std::vector<uint8_t> symbols;
 };
 absl::StatusOr<CodedForKernels> PrepareCoded(const CompressedTensor& tensor);
+
+// The end of an encode by the device steps (here or on a GPU): OK when its codes stand, else the
+// CPU codec's own error for the same input (it names the entry or the chunk). refused: a block
+// had NaN/Inf or a rotation overflow; capped: chunks still overloaded at t_max.
+absl::Status CheckDeviceEncode(const TensorCodec& codec, const float* x, const std::vector<int64_t>& shape, DType dtype,
+                               bool refused, int64_t capped);
 
 // Encode and decode through the device steps, run sequentially on the host. Failures (NaN/Inf,
 // a rotation overflow, chunks capped under CapPolicy::kFail) are reported by the CPU codec on the

@@ -467,13 +467,7 @@ grpc::Status CosetServiceImpl::ServerInfo(grpc::ServerContext* ctx, const v1::Se
     v1::BackendStatus* cuda = resp->add_backend_status();
     cuda->set_name("cuda");
     cuda->set_serving(cuda_ != nullptr);
-    if (cuda_ != nullptr) {
-      const CudaDeviceInfo& d = cuda_->device();
-      cuda->set_detail(absl::StrCat("device ", d.index, " (", d.name, ", compute ", d.compute_major, ".",
-                                    d.compute_minor, "): encode and decode"));
-    } else {
-      cuda->set_detail(cuda_status_);
-    }
+    cuda->set_detail(cuda_ != nullptr ? DescribeCudaDevice(cuda_->device()) + ": encode and decode" : cuda_status_);
     v1::Limits* l = resp->mutable_limits();
     l->set_max_message_bytes(limits_.max_message_bytes);
     l->set_max_concurrent_requests(limits_.max_concurrent_requests);

@@ -219,16 +219,14 @@ Backend SelectBackend(const DaemonFlags& flags) {
   if (flags.backend == "cpu") {
     Log(0, "backend cpu");
     const absl::StatusOr<CudaDeviceInfo> probe = ProbeCudaDevice(flags.device);
-    backend.cuda_status =
-        probe.ok() ? absl::StrCat("device ", probe->index, " (", probe->name, ") available, not used (--backend cpu)")
-                   : std::string(probe.status().message());
+    backend.cuda_status = probe.ok() ? DescribeCudaDevice(*probe) + " available, not used (--backend cpu)"
+                                     : std::string(probe.status().message());
     return backend;
   }
   absl::StatusOr<std::unique_ptr<CudaCodec>> cuda = CudaCodec::Create(flags.device);
   if (cuda.ok()) {
-    const CudaDeviceInfo& d = (*cuda)->device();
-    Log(0, absl::StrCat("backend cuda: device ", d.index, " (", d.name, ", compute ", d.compute_major, ".",
-                        d.compute_minor, ") serves encode and decode; the CPU serves the rest"));
+    Log(0, absl::StrCat("backend cuda: ", DescribeCudaDevice((*cuda)->device()),
+                        " serves encode and decode; the CPU serves the rest"));
     backend.cuda = *std::move(cuda);
     return backend;
   }
