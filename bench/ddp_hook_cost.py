@@ -44,9 +44,10 @@ def per_mode(x, world, config, bound):
         coset.bucket_encode(x, residuals["local"], config, 1, buf["packet"])
         return coset.bucket_decode(buf["gathered"], config, n, 1, True, 1.0 / world, x)
 
-    def reduce_scatter():
-        coset.bucket_encode(x, residuals["local"], config, world, buf["packets"])
-        coset.bucket_reduce_encode(buf["received"], shard_residual, config, n, world, 1.0 / world, buf["shard_packet"])
+    def reduce_scatter():  # as rank 0: its own shard is summed exactly, never encoded
+        coset.bucket_encode(x, residuals["local"], config, world, buf["packets"], 0)
+        coset.bucket_reduce_encode(buf["received"], shard_residual, config, n, world, 1.0 / world, buf["shard_packet"],
+                                   x, 0)
         return coset.bucket_decode(buf["shard_gathered"], config, n, world, False, 1.0, x)
 
     def allreduce_codes():

@@ -134,8 +134,14 @@ absl::Status TensorCodec::EncodeRows(const float* x, const Feedback* feedback, c
     return absl::InvalidArgumentError("input pointer is null");
   }
   std::vector<RowCodecContext> term_contexts;
-  if (from_terms) {
-    if (feedback->count < 1) return absl::InvalidArgumentError("a sum of coded terms needs at least one term");
+  // A sum's first summand: s * x (its first sum_x_entries entries, then zeros), or nothing (0 + s * d_0).
+  const float* sum_x = from_terms ? feedback->x : nullptr;
+  const int64_t sum_x_entries =
+      from_terms && feedback->x_entries >= 0 ? std::min(feedback->x_entries, feedback->entries) : l.numel;
+  if (from_terms && feedback->count < (sum_x != nullptr ? 0 : 1)) {
+    return absl::InvalidArgumentError("a sum of coded terms needs at least one term (or x)");
+  }
+  if (from_terms && feedback->count > 0) {
     COSET_ASSIGN_OR_RETURN(term_contexts, TermContexts(feedback->terms, feedback->count));
     // The terms are decoded through this encode's row scratch: their rows must be laid out alike.
     const Layout& tl = term_contexts[0].layout;
@@ -152,8 +158,14 @@ absl::Status TensorCodec::EncodeRows(const float* x, const Feedback* feedback, c
   if (from_terms &&
       !TermsSumIsSafe(feedback->terms, feedback->count, feedback->terms_scale, codebook_->max_abs_rep_point())) {
     decoded_sum.resize(feedback->entries);
-    const Epilogue sum{nullptr, feedback->terms_scale, feedback->entries};
-    COSET_RETURN_IF_ERROR(DecodeRows(feedback->terms, feedback->count, decoded_sum.data(), executor, &sum));
+    const float s = feedback->terms_scale;
+    if (sum_x != nullptr) {
+      for (int64_t i = 0; i < std::min(feedback->entries, sum_x_entries); ++i) decoded_sum[i] = s * sum_x[i];
+    }
+    const Epilogue sum{sum_x != nullptr ? decoded_sum.data() : nullptr, s, feedback->entries};
+    if (feedback->count > 0) {
+      COSET_RETURN_IF_ERROR(DecodeRows(feedback->terms, feedback->count, decoded_sum.data(), executor, &sum));
+    }
     const auto bad = std::find_if(decoded_sum.begin(), decoded_sum.end(), [](float v) { return !std::isfinite(v); });
     if (bad != decoded_sum.end()) {
       return absl::InvalidArgumentError(absl::StrCat("sum of the coded terms[", bad - decoded_sum.begin(), "] is ",
@@ -222,9 +234,18 @@ absl::Status TensorCodec::EncodeRows(const float* x, const Feedback* feedback, c
       float* gs = g.data();
       float* rs = m > 0 && feedback->residual != nullptr ? feedback->residual + first : nullptr;
       if (from_terms && m > 0) {
-        // x's row: the terms' scaled sum, decoded into g as DecodeSum does (0 + s * d_0, then + s * d_k).
-        if (!DecodeSumRow(kernels, term_contexts, feedback->terms, feedback->count, r, nullptr, feedback->terms_scale,
-                          m, gs, scratch)) {
+        // x's row: the scaled sum, decoded into g as DecodeSum does (s * x or 0, then + s * d_k).
+        const float s = feedback->terms_scale;
+        const float* base = nullptr;
+        if (sum_x != nullptr) {
+          const int64_t mx = std::clamp<int64_t>(sum_x_entries - first, 0, m);
+          const float* xs = sum_x + first;
+          for (int64_t i = 0; i < mx; ++i) gs[i] = s * xs[i];
+          std::fill(gs + mx, gs + m, 0.0f);
+          base = gs;
+        }
+        if (feedback->count > 0 &&
+            !DecodeSumRow(kernels, term_contexts, feedback->terms, feedback->count, r, base, s, m, gs, scratch)) {
           int64_t expected = -1;
           bad_term_row.compare_exchange_strong(expected, r);
           break;

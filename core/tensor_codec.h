@@ -72,11 +72,13 @@ class TensorCodec {
   // nothing is updated). g never goes to memory: three passes over the entries instead of six.
   // Rows are independent: if some x + residual is not finite the call fails, and rows encoded
   // without error keep their updated residual (callers that must not lose it check x first).
-  // x may instead be the scaled sum of `count` coded tensors of this shape (the DDP hook's
-  // reduce-scatter re-encodes the sum of the shards it receives): with `terms` set, x is ignored
-  // and each row of (...((0 + s * d_0) + s * d_1) ...) + s * d_{count-1} (DecodeSum's floats, s =
-  // terms_scale) is decoded into the cache-resident row and encoded from there, never going to
-  // memory.
+  // The input may instead be a scaled sum (the DDP hook's reduce-scatter re-encodes the sum of the
+  // shards it receives and its own): with `terms` set, each row of
+  // (...((b + s * d_0) + s * d_1) ...) + s * d_{count-1}, with b = s * x (or 0 + when x is null:
+  // DecodeSum's floats), s = terms_scale and d_k the decoded `count` coded tensors of this shape,
+  // is formed in the cache-resident row and encoded from there, never going to memory. count may
+  // be 0 when x is set (a sum of x alone). In a sum, x may hold fewer entries (x_entries; -1: all
+  // `entries`), the rest taken as 0 (a rank's own shard cut at its bucket's end).
   struct Feedback {
     const float* x = nullptr;
     float* residual = nullptr;
@@ -84,6 +86,7 @@ class TensorCodec {
     const CompressedTensor* const* terms = nullptr;
     int64_t count = 0;
     float terms_scale = 1.0f;
+    int64_t x_entries = -1;
   };
   absl::Status EncodeWithFeedback(const Feedback& in, const std::vector<int64_t>& shape, Executor* executor,
                                   EncodeStats* stats, CompressedTensor* out) const;

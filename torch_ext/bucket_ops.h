@@ -21,7 +21,9 @@ using ShardEncoder = std::function<absl::Status(const TensorCodec& codec, const 
 // `encode` is empty, in-process with the residual update fused into the encode) and written as a
 // bucket packet: uint8 [parts, packet_bytes]. The residual, when given, becomes x + residual minus
 // its decoded value (error feedback). packets: where to write them (see ddp_ops.cc OutputFor), or none.
+// skip (0..parts-1, or -1 for none): a shard left out (zeros, its residual unchanged).
 at::Tensor EncodeBucket(const at::Tensor& x, const c10::optional<at::Tensor>& residual, const std::string& config,
-                        int64_t parts, const ShardEncoder& encode, const c10::optional<at::Tensor>& packets = {});
+                        int64_t parts, const ShardEncoder& encode, const c10::optional<at::Tensor>& packets = {},
+                        int64_t skip = -1);
 
 }  // namespace coset

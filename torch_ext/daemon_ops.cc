@@ -3,8 +3,8 @@
 // lacks them and the hook says so (coset_torch.ddp.State).
 //
 //   coset::daemon_encode(Tensor x, str address, str config) -> Tensor   (the blob encode() gives)
-//   coset::daemon_bucket_encode(Tensor x, Tensor(a!)? residual, str address, str config, int parts)
-//       -> Tensor   (the packets bucket_encode() gives, each shard encoded by the daemon)
+//   coset::daemon_bucket_encode(Tensor x, Tensor(a!)? residual, str address, str config, int parts,
+//       int skip) -> Tensor   (the packets bucket_encode() gives, each shard encoded by the daemon)
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
@@ -50,7 +50,7 @@ at::Tensor DaemonEncode(const at::Tensor& x, const std::string& address, const s
 }
 
 at::Tensor DaemonBucketEncode(const at::Tensor& x, const c10::optional<at::Tensor>& residual,
-                              const std::string& address, const std::string& config, int64_t parts) {
+                              const std::string& address, const std::string& config, int64_t parts, int64_t skip) {
   Backend& daemon = DaemonFor(address);
   return EncodeBucket(
       x, residual, config, parts,
@@ -67,14 +67,17 @@ at::Tensor DaemonBucketEncode(const at::Tensor& x, const c10::optional<at::Tenso
         }
         *shard = std::move(parsed);
         return absl::OkStatus();
-      });
+      },
+      {}, skip);
 }
 
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(coset, m) {
   m.def("daemon_encode(Tensor x, str address, str config) -> Tensor");
-  m.def("daemon_bucket_encode(Tensor x, Tensor(a!)? residual, str address, str config, int parts) -> Tensor");
+  m.def(
+      "daemon_bucket_encode(Tensor x, Tensor(a!)? residual, str address, str config, int parts, int skip=-1) "
+      "-> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(coset, CPU, m) {

@@ -2,17 +2,23 @@
 // call, threaded over the bucket on torch's intra-op threads, with no per-entry Python work.
 //
 //   coset::bucket_layout(int numel, int parts, str config) -> int[]   [shard_len, packet_bytes]
-//   coset::bucket_encode(Tensor x, Tensor(a!)? residual, str config, int parts, Tensor? out) -> Tensor
-//       uint8 [parts, packet_bytes] (core/FORMAT.md "Bucket packets"); residual: error feedback
+//   coset::bucket_encode(Tensor x, Tensor(a!)? residual, str config, int parts, Tensor? out,
+//       int skip) -> Tensor
+//       uint8 [parts, packet_bytes] (core/FORMAT.md "Bucket packets"); residual: error feedback;
+//       skip (if in 0..parts-1): that shard is not encoded, its row is zeros and its residual
+//       unchanged (reduce_scatter sums a rank's own shard exactly, see `own` below)
 //   coset::bucket_decode(Tensor packets, str config, int numel, int parts, bool sum, float scale,
-//       Tensor? out) -> Tensor
+//       Tensor? out, Tensor? own, int rank) -> Tensor
 //       sum: packets [k, P] of one shard -> scale * their sum, float32 [shard_len] (or out's
 //            first entries: out may be shorter, e.g. the bucket itself when parts = 1)
 //       else: packets [parts, P], shard i in row i -> scale * the bucket, float32 [numel]
 //   coset::bucket_reduce_encode(Tensor packets, Tensor(a!)? residual, str config, int numel,
-//       int parts, float scale, Tensor? out) -> Tensor
+//       int parts, float scale, Tensor? out, Tensor? own, int rank) -> Tensor
 //       packets [k, P] of one shard -> uint8 [1, P]: the packet of bucket_encode(bucket_decode(
 //       packets, sum, scale), residual) as a bucket of shard_len entries, the sum never in memory
+//   own, rank (sums only): this rank's bucket (numel floats) and its rank; the sum is then
+//       ((scale * own's shard `rank` + scale * d_0) + ...), d_k the packets of the other ranks in
+//       order (packets [parts, P]; row `rank` is not read), the own shard 0 past the bucket's end
 //   coset::exact_sum_layout(int numel, str config, int world, int bound) -> int[]   [words, blocks]
 //   coset::block_absmax(Tensor x, Tensor? residual, str config) -> Tensor   (per scale block)
 //   coset::exact_sum_encode(Tensor x, Tensor(a!)? residual, Tensor scales, str config, int world,
@@ -150,15 +156,41 @@ std::vector<CompressedTensor>& ShardsFor(const BucketLayout& layout, const Codec
   return shards;
 }
 
-// Every packet (rows of packets, checked by CheckPackets) read into shards[k], as the terms of a
-// sum; shards has at least as many entries.
-std::vector<const CompressedTensor*> ReadTerms(const at::Tensor& packets, const BucketLayout& layout,
-                                               std::vector<CompressedTensor>& shards) {
+// A sum's own summand (bucket_decode / bucket_reduce_encode with `own`): shard `rank` of this
+// rank's bucket, of which the first `entries` exist (the rest lies past the bucket's end); none
+// (rank -1) without `own`.
+struct OwnShard {
+  const float* x = nullptr;
+  int64_t entries = 0;
+  int64_t rank = -1;
+};
+
+OwnShard OwnShardOf(const c10::optional<at::Tensor>& own, int64_t rank, const at::Tensor& packets,
+                    const BucketLayout& layout) {
+  if (!own.has_value() || !own->defined()) {
+    TORCH_CHECK(rank == -1, "coset: rank ", rank, " is given without the rank's own bucket");
+    return {};
+  }
+  CheckFlatFloat(*own, "own");
+  TORCH_CHECK(own->numel() == layout.numel, "coset: own has ", own->numel(), " entries; the bucket has ", layout.numel);
+  TORCH_CHECK(rank >= 0 && rank < layout.parts, "coset: rank must be in 0..", layout.parts - 1, ", got ", rank);
+  TORCH_CHECK(packets.size(0) == layout.parts, "coset: a sum with the own shard takes one packet row per rank (",
+              layout.parts, "), got ", packets.size(0));
+  const int64_t first = std::min(rank * layout.shard_len, layout.numel);
+  return {own->data_ptr<float>() + first, std::min(layout.shard_len, layout.numel - first), rank};
+}
+
+// The packets (rows of packets, checked by CheckPackets) other than the own shard's row, read into
+// shards[k], as the coded terms of a sum in rank order; shards has at least as many entries.
+std::vector<const CompressedTensor*> SumTerms(const at::Tensor& packets, const BucketLayout& layout,
+                                              const OwnShard& own, std::vector<CompressedTensor>& shards) {
   const uint8_t* data = packets.data_ptr<uint8_t>();
-  std::vector<const CompressedTensor*> terms(packets.size(0));
+  std::vector<const CompressedTensor*> terms;
+  terms.reserve(packets.size(0));
   for (int64_t k = 0; k < packets.size(0); ++k) {
+    if (k == own.rank) continue;
     Check(ReadPacket(layout, data + k * layout.packet_bytes, layout.packet_bytes, &shards[k]));
-    terms[k] = &shards[k];
+    terms.push_back(&shards[k]);
   }
   return terms;
 }
@@ -166,7 +198,8 @@ std::vector<const CompressedTensor*> ReadTerms(const at::Tensor& packets, const 
 }  // namespace
 
 at::Tensor EncodeBucket(const at::Tensor& x, const c10::optional<at::Tensor>& residual, const std::string& config,
-                        int64_t parts, const ShardEncoder& encode, const c10::optional<at::Tensor>& packets) {
+                        int64_t parts, const ShardEncoder& encode, const c10::optional<at::Tensor>& packets,
+                        int64_t skip) {
   CheckFlatFloat(x, "x");
   float* rs = ResidualOrNull(residual, x.numel());
   const std::shared_ptr<const TensorCodec> held = CodecFor(config);
@@ -174,7 +207,9 @@ at::Tensor EncodeBucket(const at::Tensor& x, const c10::optional<at::Tensor>& re
   const BucketLayout layout = LayoutFor(codec, x.numel(), parts);
   const int64_t n = x.numel();
   const float* xs = x.data_ptr<float>();
+  TORCH_CHECK(skip >= -1 && skip < parts, "coset: skip must be -1 or in 0..", parts - 1, ", got ", skip);
   at::Tensor out = OutputFor(packets, {parts, layout.packet_bytes}, at::kByte);
+  if (skip >= 0) std::memset(out.data_ptr<uint8_t>() + skip * layout.packet_bytes, 0, layout.packet_bytes);
   std::vector<CompressedTensor>& shards = ShardsFor(layout, codec.params(), parts);
   AtenExecutor executor;
   if (!encode) {
@@ -184,6 +219,7 @@ at::Tensor EncodeBucket(const at::Tensor& x, const c10::optional<at::Tensor>& re
     // could fail later, leaving earlier rows' residuals updated.
     if (rs != nullptr) CheckFinite(x);
     for (int64_t p = 0; p < parts; ++p) {
+      if (p == skip) continue;
       const int64_t first = p * layout.shard_len;
       const TensorCodec::Feedback in{xs + std::min(first, n), rs == nullptr ? nullptr : rs + std::min(first, n),
                                      std::clamp<int64_t>(n - first, 0, layout.shard_len)};
@@ -209,11 +245,13 @@ at::Tensor EncodeBucket(const at::Tensor& x, const c10::optional<at::Tensor>& re
   // Every shard is encoded before any residual changes: an encoder that fails part-way (cosetd)
   // leaves the residual as it was, so the caller can retry in-process.
   for (int64_t p = 0; p < parts; ++p) {
+    if (p == skip) continue;
     Check(encode(codec, g.data() + p * layout.shard_len, layout.shard_shape(), &shards[p]));
     WritePacket(layout, shards[p], out.data_ptr<uint8_t>() + p * layout.packet_bytes);
   }
   if (rs != nullptr) {
     for (int64_t p = 0; p < parts; ++p) {
+      if (p == skip) continue;
       // residual = g - decoded (g + (-1) * decoded: the same float), fused into the decode, the
       // shard cut at numel.
       const int64_t first = p * layout.shard_len, entries = std::clamp<int64_t>(n - first, 0, layout.shard_len);
@@ -232,33 +270,43 @@ std::vector<int64_t> BucketLayoutOp(int64_t numel, int64_t parts, const std::str
 }
 
 at::Tensor BucketEncode(const at::Tensor& x, const c10::optional<at::Tensor>& residual, const std::string& config,
-                        int64_t parts, const c10::optional<at::Tensor>& out) {
-  return EncodeBucket(x, residual, config, parts, nullptr, out);
+                        int64_t parts, const c10::optional<at::Tensor>& out, int64_t skip) {
+  return EncodeBucket(x, residual, config, parts, nullptr, out, skip);
 }
 
 at::Tensor BucketDecode(const at::Tensor& packets, const std::string& config, int64_t numel, int64_t parts, bool sum,
-                        double scale, const c10::optional<at::Tensor>& out) {
+                        double scale, const c10::optional<at::Tensor>& out, const c10::optional<at::Tensor>& own,
+                        int64_t rank) {
   const std::shared_ptr<const TensorCodec> held = CodecFor(config);
   const TensorCodec& codec = *held;
   const BucketLayout layout = LayoutFor(codec, numel, parts);
   CheckPackets(packets, layout);
   TORCH_CHECK(sum || packets.size(0) == parts, "coset: ", packets.size(0), " packets for a bucket of ", parts,
               " shards");
+  TORCH_CHECK(sum || !own.has_value() || !own->defined(), "coset: own is for sums only");
+  const OwnShard mine = sum ? OwnShardOf(own, rank, packets, layout) : OwnShard{};
   const int64_t count = packets.size(0);
   // Every entry is written below (a sum starts from the first packet; shards tile the bucket).
   at::Tensor result = OutputFor(out, {sum ? layout.shard_len : numel}, at::kFloat, /*prefix_ok=*/sum);
-  if (sum && count == 0) return result.zero_();
   float* o = result.data_ptr<float>();
-  const int64_t entries = result.numel();
   AtenExecutor executor;
   const float s = static_cast<float>(scale);
   const uint8_t* data = packets.data_ptr<uint8_t>();
   if (sum) {
     // All packets of the shard decoded row by row into one sum that stays in cache: the output is
-    // written once, not read and written once per packet.
+    // written once, not read and written once per packet. With the own shard the sum starts from
+    // s * own (zero past the bucket's end), as bucket_reduce_encode forms it.
+    const int64_t entries = result.numel();
+    if (mine.rank >= 0) {
+      const int64_t kept = std::min(entries, mine.entries);
+      for (int64_t i = 0; i < kept; ++i) o[i] = s * mine.x[i];
+      std::fill(o + kept, o + entries, 0.0f);
+    }
     const std::vector<const CompressedTensor*> terms =
-        ReadTerms(packets, layout, ShardsFor(layout, codec.params(), count));
-    Check(codec.DecodeSum(terms.data(), count, o, &executor, TensorCodec::Epilogue{nullptr, s, entries}));
+        SumTerms(packets, layout, mine, ShardsFor(layout, codec.params(), count));
+    if (terms.empty()) return mine.rank >= 0 ? result : result.zero_();
+    Check(codec.DecodeSum(terms.data(), static_cast<int64_t>(terms.size()), o, &executor,
+                          TensorCodec::Epilogue{mine.rank >= 0 ? o : nullptr, s, entries}));
     return result;
   }
   CompressedTensor& shard = ShardsFor(layout, codec.params(), 1)[0];
@@ -278,12 +326,14 @@ at::Tensor BucketDecode(const at::Tensor& packets, const std::string& config, in
 // of through a shard-sized tensor (TensorCodec::Feedback's terms).
 at::Tensor BucketReduceEncode(const at::Tensor& packets, const c10::optional<at::Tensor>& residual,
                               const std::string& config, int64_t numel, int64_t parts, double scale,
-                              const c10::optional<at::Tensor>& out) {
+                              const c10::optional<at::Tensor>& out, const c10::optional<at::Tensor>& own,
+                              int64_t rank) {
   const std::shared_ptr<const TensorCodec> held = CodecFor(config);
   const TensorCodec& codec = *held;
   const BucketLayout layout = LayoutFor(codec, numel, parts);
   CheckPackets(packets, layout);
   const int64_t count = packets.size(0);
+  const OwnShard mine = OwnShardOf(own, rank, packets, layout);
   TORCH_CHECK(count >= 1, "coset: a shard's sum needs at least one packet");
   // The shard re-encoded as a bucket of its own: the same rows, so packets of the same size.
   const BucketLayout shard = LayoutFor(codec, layout.shard_len, 1);
@@ -292,12 +342,16 @@ at::Tensor BucketReduceEncode(const at::Tensor& packets, const c10::optional<at:
   float* rs = ResidualOrNull(residual, layout.shard_len, "a shard of this bucket");
   at::Tensor result = OutputFor(out, {1, layout.packet_bytes}, at::kByte);
   std::vector<CompressedTensor>& shards = ShardsFor(layout, codec.params(), count + 1);  // terms, then the result
-  const std::vector<const CompressedTensor*> terms = ReadTerms(packets, layout, shards);
+  const std::vector<const CompressedTensor*> terms = SumTerms(packets, layout, mine, shards);
+  // (A sum of the own shard alone, at W = 1, still needs a non-null terms pointer.)
+  const CompressedTensor* const no_terms[1] = {nullptr};
   TensorCodec::Feedback in;
+  in.x = mine.x;
+  in.x_entries = mine.entries;
   in.residual = rs;
   in.entries = layout.shard_len;
-  in.terms = terms.data();
-  in.count = count;
+  in.terms = terms.empty() ? no_terms : terms.data();
+  in.count = static_cast<int64_t>(terms.size());
   in.terms_scale = static_cast<float>(scale);
   AtenExecutor executor;
   Check(codec.EncodeWithFeedback(in, shard.shard_shape(), &executor, nullptr, &shards[count]));
@@ -371,13 +425,15 @@ at::Tensor ExactSumDecode(const at::Tensor& words, const at::Tensor& scales, con
 
 TORCH_LIBRARY_FRAGMENT(coset, m) {
   m.def("bucket_layout(int numel, int parts, str config) -> int[]");
-  m.def("bucket_encode(Tensor x, Tensor(a!)? residual, str config, int parts, Tensor(b!)? out=None) -> Tensor");
   m.def(
-      "bucket_decode(Tensor packets, str config, int numel, int parts, bool sum, float scale, Tensor(a!)? out=None) "
+      "bucket_encode(Tensor x, Tensor(a!)? residual, str config, int parts, Tensor(b!)? out=None, int skip=-1) "
       "-> Tensor");
   m.def(
+      "bucket_decode(Tensor packets, str config, int numel, int parts, bool sum, float scale, Tensor(a!)? out=None, "
+      "Tensor? own=None, int rank=-1) -> Tensor");
+  m.def(
       "bucket_reduce_encode(Tensor packets, Tensor(a!)? residual, str config, int numel, int parts, float scale, "
-      "Tensor(b!)? out=None) -> Tensor");
+      "Tensor(b!)? out=None, Tensor? own=None, int rank=-1) -> Tensor");
   m.def("exact_sum_layout(int numel, str config, int world, int bound) -> int[]");
   m.def("block_absmax(Tensor x, Tensor? residual, str config) -> Tensor");
   m.def(

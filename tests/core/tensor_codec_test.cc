@@ -572,11 +572,11 @@ TEST(TensorCodecTest, EncodeWithFeedbackMatchesEncodeThenDecode) {
       absl::StatusCode::kInvalidArgument);
 }
 
-// The input may be the scaled sum of coded terms (reduce_scatter's re-encode): the codes and
-// residual are those of decoding the sum (DecodeSum) and encoding it with feedback, bit for bit, at
-// every ISA level, whether the sum is decoded row by row into the encode or, for terms whose sum
-// might overflow, whole and checked first; a sum that does overflow fails before any residual
-// changes.
+// The input may be the scaled sum of coded terms (reduce_scatter's re-encode), optionally after a
+// float summand x cut short (a rank's own shard): the codes and residual are those of decoding the
+// sum (DecodeSum from s * x) and encoding it with feedback, bit for bit, at every ISA level, whether
+// the sum is decoded row by row into the encode or, for terms whose sum might overflow, whole and
+// checked first; a sum that does overflow fails before any residual changes.
 TEST(TensorCodecTest, EncodeWithFeedbackOfASumOfTermsMatchesDecodeSumThenEncode) {
   ThreadPool pool(2);
   const TensorCodec codec = HookCodec();
@@ -589,30 +589,37 @@ TEST(TensorCodecTest, EncodeWithFeedbackOfASumOfTermsMatchesDecodeSumThenEncode)
   std::fill(huge.symbols.begin(), huge.symbols.begin() + 2 * 64, 0);
   std::fill(huge.t.begin(), huge.t.begin() + 64, 0);
   const float scale = 1.0f / 3.0f;
-  const std::vector<float> residual0 = Gaussian(n, 90);
+  const std::vector<float> residual0 = Gaussian(n, 90), own = Gaussian(n, 91);
   for (SimdLevel level : kAllSimdLevels) {
     if (level > DetectedSimdLevel()) continue;
     ScopedSimdLevel scoped(level);
     for (const CompressedTensor* last : std::vector<const CompressedTensor*>{&tensors[2], &huge}) {
       const CompressedTensor* terms[] = {&tensors[0], &tensors[1], last};
       for (int64_t entries : {n, n - 1000}) {
-        for (bool with_residual : {false, true}) {
+        for (int with : {0, 1, 2, 3}) {  // bit 0: a residual; bit 1: x (its last 1500 entries cut)
+          const bool with_residual = (with & 1) != 0, with_x = (with & 2) != 0;
+          const int64_t x_entries = entries - 1500;
           std::vector<float> sum(n, 0.0f);
-          ASSERT_TRUE(
-              codec.DecodeSum(terms, 3, sum.data(), nullptr, TensorCodec::Epilogue{nullptr, scale, entries}).ok());
+          for (int64_t i = 0; with_x && i < x_entries; ++i) sum[i] = scale * own[i];
+          ASSERT_TRUE(codec
+                          .DecodeSum(terms, 3, sum.data(), nullptr,
+                                     TensorCodec::Epilogue{with_x ? sum.data() : nullptr, scale, entries})
+                          .ok());
           std::vector<float> want_residual = residual0, got_residual = residual0;
           CompressedTensor want, got;
           ASSERT_TRUE(codec
                           .EncodeWithFeedback({sum.data(), with_residual ? want_residual.data() : nullptr, entries},
                                               {rows, cols}, nullptr, nullptr, &want)
                           .ok());
-          TensorCodec::Feedback in{nullptr, with_residual ? got_residual.data() : nullptr, entries};
+          TensorCodec::Feedback in{with_x ? own.data() : nullptr, with_residual ? got_residual.data() : nullptr,
+                                   entries};
           in.terms = terms;
           in.count = 3;
           in.terms_scale = scale;
+          in.x_entries = with_x ? x_entries : -1;
           ASSERT_TRUE(codec.EncodeWithFeedback(in, {rows, cols}, &pool, nullptr, &got).ok());
           const std::string where = std::string(SimdLevelName(level)) + (last == &huge ? " huge" : "") + " entries " +
-                                    std::to_string(entries);
+                                    std::to_string(entries) + " with " + std::to_string(with);
           EXPECT_EQ(got.symbols, want.symbols) << where;
           EXPECT_EQ(got.t, want.t) << where;
           EXPECT_EQ(got.scales, want.scales) << where;
@@ -635,10 +642,24 @@ TEST(TensorCodecTest, EncodeWithFeedbackOfASumOfTermsMatchesDecodeSumThenEncode)
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(std::string(status.message()).find("sum of the coded terms["), std::string::npos) << status;
   EXPECT_EQ(residual, residual0);
-  // No terms, or terms of another shape.
+  // No terms and no x, or terms of another shape.
   in.count = 0;
   EXPECT_EQ(codec.EncodeWithFeedback(in, {rows, cols}, nullptr, nullptr, &out).code(),
             absl::StatusCode::kInvalidArgument);
+  // x alone (a sum over one rank): the codes and residual of encoding s * x with feedback.
+  {
+    std::vector<float> scaled(n), want_residual = residual0;
+    for (int64_t i = 0; i < n; ++i) scaled[i] = 0.5f * own[i];
+    CompressedTensor want;
+    ASSERT_TRUE(
+        codec.EncodeWithFeedback({scaled.data(), want_residual.data(), n}, {rows, cols}, nullptr, nullptr, &want).ok());
+    in.x = own.data();
+    ASSERT_TRUE(codec.EncodeWithFeedback(in, {rows, cols}, nullptr, nullptr, &out).ok());
+    EXPECT_EQ(out.symbols, want.symbols);
+    EXPECT_EQ(out.t, want.t);
+    EXPECT_EQ(residual, want_residual);
+    in.x = nullptr;
+  }
   in.count = 1;
   EXPECT_EQ(codec.EncodeWithFeedback(in, {rows * 2, cols / 2}, nullptr, nullptr, &out).code(),
             absl::StatusCode::kInvalidArgument);

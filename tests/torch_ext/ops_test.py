@@ -190,6 +190,89 @@ def test_bucket_reduce_encode_is_decode_sum_then_encode(parts, count, feedback):
         assert not torch.equal(got_residual, residual)
 
 
+def test_bucket_encode_skip_leaves_one_shard_out():
+    """skip: that shard's row is zeros and its residual unchanged; every other row and residual is
+    what the full encode gives, bit for bit."""
+    config = _hook_config()
+    torch.manual_seed(6)
+    n, parts, skip = 20_000 + 11, 3, 1
+    shard_len, _ = torch.ops.coset.bucket_layout(n, parts, config)
+    x, residual = torch.randn(n), torch.randn(n) * 0.05
+    want_residual = residual.clone()
+    want = torch.ops.coset.bucket_encode(x, want_residual, config, parts)
+    packets = torch.full_like(want, 0xAB)
+    got = torch.ops.coset.bucket_encode(x, residual, config, parts, packets, skip)
+    assert torch.equal(got[skip], torch.zeros_like(got[skip]))
+    kept = [p for p in range(parts) if p != skip]
+    assert torch.equal(got[kept], want[kept])
+    mine = slice(skip * shard_len, (skip + 1) * shard_len)
+    assert not torch.equal(residual[mine], want_residual[mine])  # untouched: still the old values
+    residual[mine] = want_residual[mine]
+    assert torch.equal(residual, want_residual)
+
+
+@pytest.mark.parametrize("parts,rank,feedback", [(1, 0, True), (2, 0, True), (2, 1, False), (4, 3, True),
+                                                 (4, 2, True)])
+def test_sums_with_the_own_shard_start_from_it_exactly(parts, rank, feedback):
+    """reduce_scatter's sums with the rank's own shard: bucket_decode(sum, own, rank) is
+    ((s * own + s * d_0) + ...) over the other ranks' packets in rank order (row `rank` is never
+    read), the own shard zero past the bucket's end; bucket_reduce_encode gives the packet and residual of
+    encoding that sum, bit for bit."""
+    config = _hook_config()
+    torch.manual_seed(7 + parts + rank)
+    n = 20_000 + 11  # cut last shard
+    shard_len, _ = torch.ops.coset.bucket_layout(n, parts, config)
+    own = torch.randn(n)
+    packets = torch.cat([torch.ops.coset.bucket_encode(torch.randn(n), None, config, parts)[rank:rank + 1]
+                         for _ in range(parts)])
+    packets[rank] = 0xFF  # never read
+    s = 1.0 / parts
+    first = rank * shard_len
+    want = torch.zeros(shard_len)
+    kept = min(shard_len, n - first)
+    want[:kept] = s * own[first:first + kept]
+    for k in range(parts):
+        if k != rank:
+            want = want + s * torch.ops.coset.bucket_decode(packets[k:k + 1].contiguous(), config, n, parts, True, 1.0)
+    mine = torch.ops.coset.bucket_decode(packets, config, n, parts, True, s, None, own, rank)
+    assert torch.equal(mine, want)
+    residual = torch.randn(shard_len) * 0.05 if feedback else None
+    want_residual = residual.clone() if feedback else None
+    want_packet = torch.ops.coset.bucket_encode(mine, want_residual, config, 1)
+    got_residual = residual.clone() if feedback else None
+    got = torch.ops.coset.bucket_reduce_encode(packets, got_residual, config, n, parts, s, None, own, rank)
+    assert torch.equal(got, want_packet)
+    if feedback:
+        assert torch.equal(got_residual, want_residual)
+
+
+def test_sums_with_the_own_shard_refuse_bad_arguments():
+    config = _hook_config()
+    n, parts = 8192, 2
+    shard_len, _ = torch.ops.coset.bucket_layout(n, parts, config)
+    own = torch.randn(n)
+    packets = torch.ops.coset.bucket_encode(own, None, config, parts)
+    residual = torch.zeros(shard_len)
+    for op in (lambda *a: torch.ops.coset.bucket_reduce_encode(packets, residual, config, n, parts, 0.5, None, *a),
+               lambda *a: torch.ops.coset.bucket_decode(packets, config, n, parts, True, 0.5, None, *a)):
+        with pytest.raises(RuntimeError, match=r"rank must be in 0\.\.1, got 2"):
+            op(own, 2)
+        with pytest.raises(RuntimeError, match="own has 8191 entries"):
+            op(own[:-1], 0)
+        with pytest.raises(RuntimeError, match="without the rank's own bucket"):
+            op(None, 1)
+    with pytest.raises(RuntimeError, match="one packet row per rank"):
+        torch.ops.coset.bucket_reduce_encode(packets[:1].contiguous(), residual, config, n, parts, 0.5, None, own, 0)
+    with pytest.raises(RuntimeError, match="skip must be -1 or in 0..1"):
+        torch.ops.coset.bucket_encode(own, None, config, parts, None, 2)
+    hostile = packets.clone()
+    hostile[1, 0:2] = torch.tensor([0x80, 0x7F], dtype=torch.uint8)  # the first bf16 block scale: +inf
+    kept = residual.clone()
+    with pytest.raises(RuntimeError, match=r"is (inf|-inf|nan)"):
+        torch.ops.coset.bucket_reduce_encode(hostile, residual, config, n, parts, 0.5, None, own, 0)
+    assert torch.equal(residual, kept)
+
+
 def test_bucket_reduce_encode_refuses_hostile_packets_before_the_residual_changes():
     """A packet whose block scale would overflow the sum (a peer's corrupt or hostile bytes) fails
     with a clear error, and the residual is left as it was; so do wrong sizes."""

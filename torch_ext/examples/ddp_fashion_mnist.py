@@ -10,6 +10,12 @@ the median step time, and grad_bytes_per_rank_per_step measured on the wire: the
 interface's transmitted bytes (/proc/net/dev) over the training loop, divided by ranks and steps
 (it includes the few bytes of non-gradient collectives). fp32_bytes_per_rank_per_step is the ring
 all-reduce of the gradients.
+
+Each rank runs on one thread (torch.set_num_threads(1)). Debian's torch multiplies matrices with
+OpenBLAS, whose own thread pool ignores that setting: its idle workers spin (sched_yield) for a
+while after every call, on the cores the other ranks and gloo's threads need (that slowed the hook's
+decode in gloo's callback thread up to 5x in one call of ten). So OPENBLAS_NUM_THREADS is 1 unless
+the environment sets it.
 """
 import argparse
 import atexit
@@ -21,14 +27,17 @@ import sys
 import tempfile
 import time
 
-import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
-from torch.distributed.algorithms.ddp_comm_hooks import default_hooks, powerSGD_hook
+# Before torch loads OpenBLAS (see above); spawned ranks inherit it.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import coset_torch
-from coset_torch import ddp as coset_ddp
-import fashion_mnist
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+import torch.multiprocessing as mp  # noqa: E402
+from torch.distributed.algorithms.ddp_comm_hooks import default_hooks, powerSGD_hook  # noqa: E402
+
+import coset_torch  # noqa: E402
+from coset_torch import ddp as coset_ddp  # noqa: E402
+import fashion_mnist  # noqa: E402
 
 
 def loopback_tx_bytes():

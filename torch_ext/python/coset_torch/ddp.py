@@ -13,9 +13,10 @@ hook's default config), per rank and step:
                    quantize at one rank's step and all-reduce the lattice points in packed integer
                    fields wide enough for the sum of W (core/exact_sum.h):
                    2 (W - 1) / W x (M log2 q + 1 + log2 W) bits per entry
-  reduce_scatter   packets all-to-all (each rank receives its shard of every rank's bucket),
-                   decoded and averaged in float, re-encoded and all-gathered, with error
-                   feedback on both quantizations: 2 (W - 1) / W x b bits per entry (under 2 b at any W)
+  reduce_scatter   packets all-to-all (each rank receives its shard of every other rank's bucket),
+                   decoded and averaged in float with its own shard (exact: never encoded),
+                   re-encoded and all-gathered, with error feedback on both quantizations:
+                   2 (W - 1) / W x b bits per entry (under 2 b at any W)
 
 Each direction of each mode is one C++ op over the whole bucket (torch.ops.coset.bucket_encode /
 bucket_decode / bucket_reduce_encode / exact_sum_encode / exact_sum_decode, threaded over torch's
@@ -82,6 +83,7 @@ class State:
         self._warned = False
         self.process_group = process_group
         self.world = dist.get_world_size(process_group)
+        self.rank = dist.get_rank(process_group)
         self.mode = mode
         self.config = config if config is not None else default_config()
         self.config_text = self.config.text()
@@ -150,15 +152,15 @@ class State:
         return b
 
     # --- compression ------------------------------------------------------------------------
-    def bucket_encode(self, x, residual, parts, out=None):
-        """Packets of x + residual (updating the residual): through cosetd (backend 'daemon') or
-        in-process; both give the same packets. If the daemon is unreachable or fails, falls back
-        to in-process for this call, logs once, counts it."""
+    def bucket_encode(self, x, residual, parts, out=None, skip=-1):
+        """Packets of x + residual (updating the residual), shard `skip` left out: through cosetd
+        (backend 'daemon') or in-process; both give the same packets. If the daemon is unreachable
+        or fails, falls back to in-process for this call, logs once, counts it."""
         if self.backend == "daemon":
             if time.monotonic() >= self._daemon_retry_at:
                 try:
                     packets = torch.ops.coset.daemon_bucket_encode(x, residual, self.daemon_address, self.config_text,
-                                                                   parts)
+                                                                   parts, skip)
                     self._counters["daemon_encodes"] += 1
                     return packets
                 except RuntimeError as e:
@@ -169,7 +171,7 @@ class State:
                                      self.daemon_address, e)
                         self._warned = True
             self._counters["fallbacks"] += 1
-        return torch.ops.coset.bucket_encode(x, residual, self.config_text, parts, out)
+        return torch.ops.coset.bucket_encode(x, residual, self.config_text, parts, out, skip)
 
     def stats(self):
         """Per-rank averages per step: bytes this rank put on the wire for gradients (ring
@@ -277,13 +279,15 @@ def _allgather(state, x, residual, buffer):
 
 
 def _reduce_scatter(state, x, residual, buffer):
-    """Packets all-to-all (rank r receives shard r of every rank's bucket), their average
-    re-encoded (with its own error feedback) and all-gathered."""
-    n, world, group, config = x.numel(), state.world, state.process_group, state.config_text
+    """Packets all-to-all (rank r receives shard r of every other rank's bucket), their average
+    with rank r's own shard re-encoded (with its own error feedback) and all-gathered. The own
+    shard enters the sum exactly: it never crosses the wire, so it is neither encoded nor decoded
+    (W - 1 of W shards are quantized in the first step, and its local residual stays zero)."""
+    n, world, rank, group, config = x.numel(), state.world, state.rank, state.process_group, state.config_text
     shard_len, packet_bytes = torch.ops.coset.bucket_layout(n, world, config)
     with _Timer(state):
         packets = state.bucket_encode(x, residual("local", n), world,
-                                      buffer("packets", (world, packet_bytes), torch.uint8))
+                                      buffer("packets", (world, packet_bytes), torch.uint8), skip=rank)
     received = buffer("received", (world, packet_bytes), torch.uint8)
     # Blocking: the second collective needs this one's result, and collectives are never started
     # from callbacks (see the module docstring).
@@ -292,11 +296,11 @@ def _reduce_scatter(state, x, residual, buffer):
     with _Timer(state):
         if state.backend == "daemon":
             mine = torch.ops.coset.bucket_decode(received, config, n, world, True, 1.0 / world,
-                                                 buffer("mine", (shard_len,), torch.float32))
+                                                 buffer("mine", (shard_len,), torch.float32), x, rank)
             shard_packet = state.bucket_encode(mine, residual("shard", shard_len), 1, shard_out)
         else:  # the same packet, the sum decoded straight into the encode
             shard_packet = torch.ops.coset.bucket_reduce_encode(received, residual("shard", shard_len), config, n,
-                                                                world, 1.0 / world, shard_out)
+                                                                world, 1.0 / world, shard_out, x, rank)
     gathered, fut = _all_gather_into(state, shard_packet[0], buffer("gathered", (world, packet_bytes), torch.uint8))
 
     def finish(_):
