@@ -73,12 +73,12 @@ class TensorCodec {
   // Rows are independent: if some x + residual is not finite the call fails, and rows encoded
   // without error keep their updated residual (callers that must not lose it check x first).
   // The input may instead be a scaled sum (the DDP hook's reduce-scatter re-encodes the sum of the
-  // shards it receives and its own): with `terms` set, each row of
-  // (...((b + s * d_0) + s * d_1) ...) + s * d_{count-1}, with b = s * x (or 0 + when x is null:
-  // DecodeSum's floats), s = terms_scale and d_k the decoded `count` coded tensors of this shape,
-  // is formed in the cache-resident row and encoded from there, never going to memory. count may
-  // be 0 when x is set (a sum of x alone). In a sum, x may hold fewer entries (x_entries; -1: all
-  // `entries`), the rest taken as 0 (a rank's own shard cut at its bucket's end).
+  // shards it receives and of its own): with `terms` set, each row of
+  // (...((b + s * d_0) + s * d_1) ...) + s * d_{count-1} (DecodeSum's floats), with s =
+  // terms_scale, d_k the `count` coded tensors of this shape decoded, and b = s * x, or 0 when x
+  // is null, is formed in the cache-resident row and encoded from there, never going to memory.
+  // count may be 0 when x is set (a sum of x alone). x may hold fewer entries than `entries`
+  // (x_entries; -1: as many), the rest taken as 0 (a rank's own shard cut at its bucket's end).
   struct Feedback {
     const float* x = nullptr;
     float* residual = nullptr;
