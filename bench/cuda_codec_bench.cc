@@ -7,18 +7,21 @@
 // and symbols out) and decode (codes in, float32 out). Each reports the bytes it reads plus the
 // bytes it writes over its time, and the ratio to a cudaMemcpy (device to device) that moves the
 // same bytes (half read, half written): min / median / max of --runs runs. One JSON object per
-// line. Then GEMM on codes (D4, weights N x K, B queries): the kernel's time, and the time a bf16
-// GEMV/GEMM that only streams its 2-byte weights at the measured copy bandwidth would need (a
-// bound, not cuBLAS: the bundle carries no cuBLAS). Exits 1, saying why, when there is no usable
-// CUDA device.
+// line. Then GEMM on codes (D4, weights N x K, B queries): the kernel's time; the time a bf16
+// GEMV/GEMM that only streams its 2-byte weights at the measured copy bandwidth would need; and,
+// where the machine has cuBLAS (loaded at run time), cublasGemmEx in bf16 on the decoded weights,
+// the decode's own time, and the largest difference from cublasGemmEx in float32 relative to the
+// largest result. Exits 1, saying why, when there is no usable CUDA device.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "bench/cublas_baseline.h"
 #include "common/cli_args.h"
 #include "common/json_writer.h"
 #include "kernels/cuda_codec.h"
@@ -83,6 +86,18 @@ std::vector<float> TestData(int64_t n) {
     v = (sum - 2.0f) * 1.7320508f;
   }
   return x;
+}
+
+// Copies `bytes` of `from` to the host and waits for them.
+void Download(const DeviceMemory& from, int64_t bytes, cudaStream_t stream, void* to) {
+  CHECK_CUDA(cudaMemcpyAsync(to, from.as<void>(), static_cast<size_t>(bytes), cudaMemcpyDeviceToHost, stream));
+  CHECK_CUDA(cudaStreamSynchronize(stream));
+}
+
+std::vector<uint16_t> ToBf16(const std::vector<float>& x) {
+  std::vector<uint16_t> out(x.size());
+  for (size_t i = 0; i < x.size(); ++i) out[i] = FloatToBf16(x[i]);
+  return out;
 }
 
 int Main(int argc, char** argv) {
@@ -155,7 +170,11 @@ int Main(int argc, char** argv) {
     j.Add("decode_vs_copy", Spread(dec_ratio));
     std::printf("%s\n", j.str().c_str());
   }
-  // GEMM on codes: D4 q=4 M=2 weights of N x K, queries B x K, everything on the device.
+  // GEMM on codes: D4 q=4 M=2 weights of N x K, queries B x K, everything on the device; against
+  // cuBLAS on the decoded weights (bf16 for speed, float32 for agreement) when cuBLAS loads.
+  auto cublas = CublasBaseline::Load(stream);
+  if (!cublas.ok())
+    std::fprintf(stderr, "cuda_codec_bench: no cuBLAS baseline: %s\n", cublas.status().ToString().c_str());
   for (const auto& [n, k] : {std::pair<int64_t, int64_t>{8192, 8192}, {28672, 8192}, {8192, 28672}}) {
     CodecParams params;
     params.on_cap = CapPolicy::kZero;
@@ -166,19 +185,39 @@ int Main(int argc, char** argv) {
     CodesOnDevice codes;
     OrDie(gpu.Upload(coded, &codes));
     const device::DeviceCodec& c = codes.codec;
-    DeviceMemory x, padded, out, copy_src, copy_dst;
+    // The decoded weights on the device (float32, and bf16 rounded on the host), timed decode.
+    DeviceMemory w_f32, w_bf16, work, copy_src, copy_dst;
+    OrDie(w_f32.Allocate(4 * n * k));
+    if (!device::ReadsInPlace(c)) OrDie(work.Allocate(4 * l.rows * l.padded_cols));
+    auto decode = [&] {
+      CHECK_CUDA(device::LaunchDecode(c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(), codes.symbols.as<void>(),
+                                      work.as<float>(), w_f32.as<float>(), stream));
+    };
+    decode();
+    std::vector<double> decode_ms;
+    for (int run = 0; run < runs; ++run) decode_ms.push_back(TimeMs(stream, decode));
+    std::vector<float> decoded(n * k);
+    Download(w_f32, 4 * n * k, stream, decoded.data());
+    const std::vector<uint16_t> decoded_bf16 = ToBf16(decoded);
+    OrDie(w_bf16.Upload(decoded_bf16.data(), 2 * n * k, stream));
     const int64_t weight_bf16_bytes = 2 * n * k;
     OrDie(copy_src.Allocate(weight_bf16_bytes / 2));
     OrDie(copy_dst.Allocate(weight_bf16_bytes / 2));
     for (int64_t batch : {1, 4, 16, 64}) {
       const std::vector<float> queries = TestData(batch * k);
+      const std::vector<uint16_t> queries_bf16 = ToBf16(queries);
+      DeviceMemory x, x_bf16, padded, out, ref, ref_bf16;
       OrDie(x.Upload(queries.data(), 4 * batch * k, stream));
+      OrDie(x_bf16.Upload(queries_bf16.data(), 2 * batch * k, stream));
       OrDie(padded.Allocate(4 * batch * l.padded_cols));
       OrDie(out.Allocate(4 * batch * n));
+      OrDie(ref.Allocate(4 * batch * n));
+      OrDie(ref_bf16.Allocate(2 * batch * n));
+      const bool prepare = !device::ReadsInPlace(c);
       auto gemm = [&] {
-        CHECK_CUDA(device::LaunchPrepareQueries(c, x.as<float>(), batch, padded.as<float>(), stream));
+        if (prepare) CHECK_CUDA(device::LaunchPrepareQueries(c, x.as<float>(), batch, padded.as<float>(), stream));
         CHECK_CUDA(device::LaunchGemm(c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(), codes.symbols.as<void>(),
-                                      padded.as<float>(), batch, out.as<float>(), stream));
+                                      prepare ? padded.as<float>() : x.as<float>(), batch, out.as<float>(), stream));
       };
       // A copy that reads and writes the bf16 weights' bytes: the time a bandwidth-bound bf16 kernel
       // would need to stream them once.
@@ -186,16 +225,38 @@ int Main(int argc, char** argv) {
         CHECK_CUDA(cudaMemcpyAsync(copy_dst.as<void>(), copy_src.as<void>(), weight_bf16_bytes / 2,
                                    cudaMemcpyDeviceToDevice, stream));
       };
+      auto cublas_bf16 = [&] {
+        OrDie((*cublas)->Gemm(CUDA_R_16BF, w_bf16.as<void>(), x_bf16.as<void>(), ref_bf16.as<void>(), n, k, batch));
+      };
       gemm(), copy();
-      std::vector<double> ms, vs_bf16_bound;
+      if (cublas.ok()) cublas_bf16();
+      std::vector<double> ms, vs_bf16_bound, cublas_ms, vs_cublas;
       for (int run = 0; run < runs; ++run) {
         const double copy_ms = TimeMs(stream, copy), gemm_ms = TimeMs(stream, gemm);
         ms.push_back(gemm_ms);
         vs_bf16_bound.push_back(copy_ms / gemm_ms);
+        if (cublas.ok()) {
+          cublas_ms.push_back(TimeMs(stream, cublas_bf16));
+          vs_cublas.push_back(cublas_ms.back() / gemm_ms);
+        }
       }
       JsonObject j;
       j.Add("gemm", "D4 q=4 M=2").Add("n", n).Add("k", k).Add("batch", batch).Add("code_bytes", codes.code_bytes);
       j.Add("ms", Spread(ms)).Add("speedup_vs_bf16_stream_bound", Spread(vs_bf16_bound));
+      if (cublas.ok()) {
+        // Agreement: the codes' GEMM against cuBLAS float32 on the decoded weights.
+        OrDie((*cublas)->Gemm(CUDA_R_32F, w_f32.as<void>(), x.as<void>(), ref.as<void>(), n, k, batch));
+        std::vector<float> got(batch * n), want(batch * n);
+        Download(out, 4 * batch * n, stream, got.data());
+        Download(ref, 4 * batch * n, stream, want.data());
+        double max_diff = 0, max_ref = 0;
+        for (int64_t i = 0; i < batch * n; ++i) {
+          max_diff = std::max(max_diff, static_cast<double>(std::fabs(got[i] - want[i])));
+          max_ref = std::max(max_ref, static_cast<double>(std::fabs(want[i])));
+        }
+        j.Add("cublas_bf16_ms", Spread(cublas_ms)).Add("speedup_vs_cublas_bf16", Spread(vs_cublas));
+        j.Add("decode_f32_ms", Spread(decode_ms)).Add("max_diff_vs_cublas_f32_over_max", max_diff / max_ref);
+      }
       std::printf("%s\n", j.str().c_str());
     }
   }

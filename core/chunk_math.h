@@ -42,6 +42,14 @@ COSET_HD float BitsToFloat(uint32_t bits) {
   return value;
 }
 
+// A four-byte value from its bits (float or int32), for wide loads.
+template <typename V>
+COSET_HD V BitsTo(uint32_t bits) {
+  V value;
+  std::memcpy(&value, &bits, 4);
+  return value;
+}
+
 // bfloat16: scales are stored in 16 bits with float32's range (gradients can be far below fp16's).
 COSET_HD uint16_t FloatToBf16(float value) {
   uint32_t bits = FloatBits(value);
@@ -77,21 +85,27 @@ COSET_HD T RoundHalfUp(T v) {
 // the coordinate that was rounded the farthest (the first one on equal gaps).
 template <typename T>
 COSET_HD void NearestDnPoint(const T* y, int n, T* p) {
-  int64_t sum = 0;
+  int32_t parity = 0;  // of the sum: the XOR of the low bits (|f| <= 2^26: int32 is exact, and cheap on a GPU)
   int worst = 0;
   T worst_gap = T(-1);
   for (int i = 0; i < n; ++i) {
     const T f = RoundHalfUp(y[i]);
     p[i] = f;
-    sum += static_cast<int64_t>(f);
+    parity ^= static_cast<int32_t>(f);
     const T gap = std::fabs(ClampInput(y[i]) - f);
     if (gap > worst_gap) {
       worst_gap = gap;
       worst = i;
     }
   }
-  if (sum & 1) {
-    p[worst] += (ClampInput(y[worst]) >= p[worst]) ? T(1) : T(-1);
+  if (parity & 1) {
+    // Written as an update of every coordinate (+-1 at `worst`, +0 elsewhere: exact), not as
+    // p[worst]: with n known at compile time the arrays then stay in registers on a GPU (a runtime
+    // index, or a branch the compiler turns back into one, puts them in local memory).
+    for (int i = 0; i < n; ++i) {
+      const T step = (ClampInput(y[i]) >= p[i]) ? T(1) : T(-1);
+      p[i] += static_cast<T>(i == worst) * step;
+    }
   }
 }
 
@@ -143,10 +157,11 @@ struct E8Kernel {
       da += (y[i] - a[i]) * (y[i] - a[i]);
       db += (y[i] - b[i]) * (y[i] - b[i]);
     }
-    const T* p = (da <= db) ? a : b;
     // Work with 2p, which is integral: z8 = 2 p8, z_k = (2p_k - 2p8)/2 + z_{k+1}, z1 = (.. + z2)/2.
+    // (p chosen per coordinate, not by pointer, so that a and b stay in registers on a GPU.)
+    const bool nearer_a = da <= db;
     int32_t twice[8];
-    for (int i = 0; i < 8; ++i) twice[i] = static_cast<int32_t>(T(2) * p[i]);
+    for (int i = 0; i < 8; ++i) twice[i] = static_cast<int32_t>(T(2) * (nearer_a ? a[i] : b[i]));
     z[7] = twice[7];
     int32_t next = 0;
     for (int k = 6; k >= 1; --k) {
@@ -184,9 +199,46 @@ struct ChunkCodebook {
   const int32_t* rep_coords = nullptr;  // rep(b) in basis coordinates, symbol_dim per symbol
   const float* rep_point = nullptr;     // rep(b) in ambient coordinates, symbol_dim per symbol
   int q = 0;
-  int log2_q = 0;  // when q is a power of two
-  int symbol_dim = 0;
+  int log2_q = 0;      // when q is a power of two
+  int symbol_dim = 0;  // 1 (Z^n: a symbol per coordinate) or d (a symbol per chunk): lattice.h
 };
+
+// out[0, d) = p[0, d) (float or int32): on a GPU, four values per load where kDim is a multiple of
+// 4 and p is 16-byte aligned (one wide load instead of four, and fewer shared-memory bank
+// conflicts on codebook rows); elsewhere, and on the CPU, one by one.
+template <int kDim, typename V>
+COSET_HD void LoadChunk(const V* p, int d, V* out) {
+  static_assert(sizeof(V) == 4, "four-byte values");
+#if defined(__CUDA_ARCH__)
+  if constexpr (kDim > 0 && kDim % 4 == 0) {
+    if ((reinterpret_cast<uintptr_t>(p) & 15) == 0) {
+      for (int i = 0; i < kDim; i += 4) {
+        const uint4 v = *reinterpret_cast<const uint4*>(p + i);
+        out[i] = BitsTo<V>(v.x), out[i + 1] = BitsTo<V>(v.y), out[i + 2] = BitsTo<V>(v.z), out[i + 3] = BitsTo<V>(v.w);
+      }
+      return;
+    }
+  }
+#endif
+  const int n = kDim > 0 ? kDim : d;  // a constant where it can be: out stays in registers
+  for (int i = 0; i < n; ++i) out[i] = p[i];
+}
+
+// p[0, d) = v[0, d) (floats), four per store on a GPU as LoadChunk loads them.
+template <int kDim>
+COSET_HD void StoreChunk(const float* v, int d, float* p) {
+#if defined(__CUDA_ARCH__)
+  if constexpr (kDim > 0 && kDim % 4 == 0) {
+    if ((reinterpret_cast<uintptr_t>(p) & 15) == 0) {
+      for (int i = 0; i < kDim; i += 4)
+        *reinterpret_cast<float4*>(p + i) = make_float4(v[i], v[i + 1], v[i + 2], v[i + 3]);
+      return;
+    }
+  }
+#endif
+  const int n = kDim > 0 ? kDim : d;
+  for (int i = 0; i < n; ++i) p[i] = v[i];
+}
 
 COSET_HD int32_t FloorMod(int32_t v, int32_t q) {
   const int32_t r = v % q;
@@ -201,25 +253,35 @@ COSET_HD bool EncodeChunk(const ChunkCodebook& cb, int runtime_d, int levels, co
   const int d = kDim > 0 ? kDim : runtime_d;
   int32_t z[kDim > 0 ? kDim : kMaxLatticeDim] = {};
   Kernel::Nearest(y, d, z);  // g_0 = Q_L(y)
-  const int s = cb.symbol_dim;
   const int q = cb.q;
   const int shift = cb.log2_q;
+  // b_m = z mod q (round first, then mod: digits in [0, q-1]); then
+  // g_{m+1} = Q_L(g_m / q) = (g_m - rep(b_m)) / q, an exact division (see codebook.h).
+  // A symbol holds one coordinate (symbol_dim 1, Z^n) or the whole chunk (symbol_dim d): the two
+  // cases are written apart so that every index into z is a loop counter (registers on a GPU).
   for (int m = 0; m < levels; ++m) {
-    for (int j = 0; j < d; j += s) {
-      // b_m = z mod q (round first, then mod: digits in [0, q-1]), as one symbol.
+    if (cb.symbol_dim == 1) {
+      for (int i = 0; i < d; ++i) {
+        const int32_t digit = kPow2 ? (z[i] & (q - 1)) : FloorMod(z[i], q);
+        symbols[i] = static_cast<SymbolT>(digit);
+        const int32_t diff = z[i] - cb.rep_coords[digit];
+        z[i] = kPow2 ? (diff >> shift) : diff / q;
+      }
+      symbols += d;
+    } else {
       uint32_t symbol = 0;
       uint32_t weight = 1;
-      for (int i = 0; i < s; ++i) {
-        const int32_t digit = kPow2 ? (z[j + i] & (q - 1)) : FloorMod(z[j + i], q);
+      for (int i = 0; i < d; ++i) {
+        const int32_t digit = kPow2 ? (z[i] & (q - 1)) : FloorMod(z[i], q);
         symbol += static_cast<uint32_t>(digit) * weight;
         weight *= static_cast<uint32_t>(q);
       }
       *symbols++ = static_cast<SymbolT>(symbol);
-      // g_{m+1} = Q_L(g_m / q) = (g_m - rep(b_m)) / q, an exact division (see codebook.h).
-      const int32_t* rep = cb.rep_coords + static_cast<size_t>(symbol) * s;
-      for (int i = 0; i < s; ++i) {
-        const int32_t diff = z[j + i] - rep[i];
-        z[j + i] = kPow2 ? (diff >> shift) : diff / q;
+      int32_t rep[kDim > 0 ? kDim : kMaxLatticeDim];
+      LoadChunk<kDim>(cb.rep_coords + static_cast<size_t>(symbol) * d, d, rep);
+      for (int i = 0; i < d; ++i) {
+        const int32_t diff = z[i] - rep[i];
+        z[i] = kPow2 ? (diff >> shift) : diff / q;
       }
     }
   }
@@ -228,22 +290,33 @@ COSET_HD bool EncodeChunk(const ChunkCodebook& cb, int runtime_d, int levels, co
   return any != 0;
 }
 
+// One step of the overload ramp: Algorithm 1 on the chunk x (d values, LoadChunk) at step
+// base * ramp[t]. y = x * (1 / step), one division per step, clamped to kMaxChunkCoordinate (the
+// batch encoders do the same). Writes the symbols; returns true when the chunk overloads.
+template <class Kernel, bool kPow2, int kDim, typename SymbolT>
+COSET_HD bool EncodeChunkAtStep(const ChunkCodebook& cb, int runtime_d, int levels, const float* x, float base,
+                                const float* ramp, int t, SymbolT* symbols) {
+  const int d = kDim > 0 ? kDim : runtime_d;
+  float y[kDim > 0 ? kDim : kMaxLatticeDim];
+  const float inv_step = 1.0f / (base * ramp[t]);
+  for (int i = 0; i < d; ++i) {
+    const float v = x[i] * inv_step;
+    y[i] = v < -kMaxChunkCoordinate ? -kMaxChunkCoordinate : (v > kMaxChunkCoordinate ? kMaxChunkCoordinate : v);
+  }
+  return EncodeChunk<Kernel, kPow2, kDim>(cb, d, levels, y, symbols);
+}
+
 // Algorithm 1 with the overload ramp: the smallest T in [0, t_max] whose step base * ramp[T] does
-// not overload. y = x * (1 / step), one division per step, clamped to kMaxChunkCoordinate (the
-// batch encoders do the same). Returns T, or -1 when the chunk still overloads at t_max (its
-// symbols are then those of the last try; the caller zeroes or refuses them).
+// not overload. Returns T, or -1 when the chunk still overloads at t_max (its symbols are then
+// those of the last try; the caller zeroes or refuses them).
 template <class Kernel, bool kPow2, int kDim, typename SymbolT>
 COSET_HD int EncodeChunkOnRamp(const ChunkCodebook& cb, int runtime_d, int levels, const float* x, float base,
                                const float* ramp, int t_max, SymbolT* symbols) {
   const int d = kDim > 0 ? kDim : runtime_d;
-  float y[kDim > 0 ? kDim : kMaxLatticeDim];
+  float chunk[kDim > 0 ? kDim : kMaxLatticeDim];
+  LoadChunk<kDim>(x, d, chunk);
   for (int t = 0; t <= t_max; ++t) {
-    const float inv_step = 1.0f / (base * ramp[t]);
-    for (int i = 0; i < d; ++i) {
-      const float v = x[i] * inv_step;
-      y[i] = v < -kMaxChunkCoordinate ? -kMaxChunkCoordinate : (v > kMaxChunkCoordinate ? kMaxChunkCoordinate : v);
-    }
-    if (!EncodeChunk<Kernel, kPow2, kDim>(cb, d, levels, y, symbols)) return t;
+    if (!EncodeChunkAtStep<Kernel, kPow2, kDim>(cb, d, levels, chunk, base, ramp, t, symbols)) return t;
   }
   return -1;
 }
@@ -254,18 +327,28 @@ template <int kDim, typename SymbolT>
 COSET_HD void DecodeChunk(const ChunkCodebook& cb, int runtime_d, int levels, const SymbolT* symbols, float step,
                           float* out) {
   const int d = kDim > 0 ? kDim : runtime_d;
-  const int s = cb.symbol_dim;
   const float q = static_cast<float>(cb.q);
-  const int per_level = d / s;
   float acc[kDim > 0 ? kDim : kMaxLatticeDim] = {};
+  // symbol_dim 1 (Z^n: d symbols per level) or d (one per level), written apart as in EncodeChunk.
   for (int m = levels - 1; m >= 0; --m) {
-    const SymbolT* level_symbols = symbols + m * per_level;
-    for (int j = 0; j < per_level; ++j) {
-      const float* rep = cb.rep_point + static_cast<size_t>(level_symbols[j]) * s;
-      for (int i = 0; i < s; ++i) acc[j * s + i] = acc[j * s + i] * q + rep[i];
+    if (cb.symbol_dim == 1) {
+      const SymbolT* level_symbols = symbols + m * d;
+      for (int i = 0; i < d; ++i) acc[i] = acc[i] * q + cb.rep_point[level_symbols[i]];
+    } else if constexpr (kDim > 0) {
+      float rep[kDim];
+      LoadChunk<kDim>(cb.rep_point + static_cast<size_t>(symbols[m]) * d, d, rep);
+      for (int i = 0; i < d; ++i) acc[i] = acc[i] * q + rep[i];
+    } else {  // d known at run time only: read in place (a copy costs more than it saves here)
+      const float* rep = cb.rep_point + static_cast<size_t>(symbols[m]) * d;
+      for (int i = 0; i < d; ++i) acc[i] = acc[i] * q + rep[i];
     }
   }
-  for (int i = 0; i < d; ++i) out[i] = acc[i] * step;
+  if constexpr (kDim > 0) {
+    for (int i = 0; i < d; ++i) acc[i] = acc[i] * step;
+    StoreChunk<kDim>(acc, d, out);
+  } else {
+    for (int i = 0; i < d; ++i) out[i] = acc[i] * step;
+  }
 }
 
 // Index of the first NaN/Inf among x[0, n), or -1. Integer test of the exponent bits (vectorizes).
@@ -285,19 +368,39 @@ COSET_HD int64_t FirstNonFinite(const float* x, int64_t n) {
 // RMS of n floats: sixteen independent partial sums in double (vectorizes on the CPU without
 // reassociation, so every ISA build and the GPU add in the same order), then a fixed pairwise tree.
 // NaN or Inf anywhere makes it non-finite (squares of finite floats cannot overflow a double).
-COSET_HD float BlockRms(const float* x, int64_t n) {
-  double part[16] = {};
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    for (int k = 0; k < 16; ++k) part[k] += static_cast<double>(x[i + k]) * static_cast<double>(x[i + k]);
-  }
-  for (; i < n; ++i) part[0] += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+constexpr int kRmsParts = 16;
+
+// The fixed pairwise tree over the sixteen partial sums, and the root of the mean.
+COSET_HD float BlockRmsFromParts(const double* part, int64_t n) {
   // Pairwise, halving the width each step (written out so the partials stay in registers).
   double p8[8], p4[4];
   for (int k = 0; k < 8; ++k) p8[k] = part[k] + part[k + 8];
   for (int k = 0; k < 4; ++k) p4[k] = p8[k] + p8[k + 4];
   const double total = (p4[0] + p4[2]) + (p4[1] + p4[3]);
   return static_cast<float>(std::sqrt(total / static_cast<double>(n)));
+}
+
+COSET_HD float BlockRms(const float* x, int64_t n) {
+  double part[kRmsParts] = {};
+  int64_t i = 0;
+  for (; i + kRmsParts <= n; i += kRmsParts) {
+    for (int k = 0; k < kRmsParts; ++k) part[k] += static_cast<double>(x[i + k]) * static_cast<double>(x[i + k]);
+  }
+  for (; i < n; ++i) part[0] += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+  return BlockRmsFromParts(part, n);
+}
+
+// Partial sum k of BlockRms alone, added in the same order: x[i]^2 over i = k, k + 16, ... below n
+// rounded down to 16, then for k = 0 the tail. Sixteen GPU lanes compute the sixteen (coalesced
+// reads) where BlockRms interleaves them; BlockRmsFromParts then gives the same float.
+COSET_HD double BlockRmsPart(const float* x, int64_t n, int k) {
+  const int64_t whole = n - n % kRmsParts;
+  double sum = 0.0;
+  for (int64_t i = k; i < whole; i += kRmsParts) sum += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+  if (k == 0) {
+    for (int64_t i = whole; i < n; ++i) sum += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+  }
+  return sum;
 }
 
 // max |x| of n finite floats: |x| orders like its bit pattern as an unsigned integer, so an integer

@@ -1,92 +1,209 @@
-// The codec's CUDA kernels: thin maps of device_codec.h's steps onto threads, so the per-block and
-// per-chunk work is the code the CPU tests run. One thread per (row, block) for the block steps
-// (their loops are sequential, in the CPU's order: the RMS sum's order is part of the format), one
-// thread per (row, chunk) for the T ladder and for decoding.
+// The codec's CUDA kernels: maps of device_codec.h's steps onto threads, so the per-block and
+// per-chunk work is the code the CPU tests run. Sixteen lanes per (row, block) for the block
+// scales (each one of BlockRms's partial sums, in the CPU's order: the sum's order is part of the
+// format); a lane per chunk for the T ladder (a step at a time) and for decoding; a warp per weight
+// row for GEMM on codes. Kernels loop grid-stride over their items (GridFor), so that a block's
+// staging of the codebook table in shared memory (StageTable) serves many of them.
 #include "kernels/cuda_codec.h"
 
 namespace coset {
 namespace device {
 namespace {
 
-constexpr int kThreads = 128;
+constexpr int kThreads = 256;
+constexpr int kWarp = 32;
+// Shared memory a kernel may take without opting in: the codebook table is staged there when it fits
+// (D4 q=4: 4 KiB), else read from global memory (E8 q=4: 2 MiB, served by L2).
+constexpr int64_t kMaxStagedTableBytes = 48 << 10;
 
-unsigned int GridFor(int64_t items) { return static_cast<unsigned int>((items + kThreads - 1) / kThreads); }
+// Thread blocks for `items` work items in a grid-stride loop: enough to fill the device several
+// times over, few enough that each block's staging of the codebook table is paid for by many items.
+unsigned int GridFor(int64_t items, int items_per_block = kThreads) {
+  int device = 0, sms = 132;
+  if (cudaGetDevice(&device) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  const int64_t wanted = (items + items_per_block - 1) / items_per_block;
+  const int64_t cap = int64_t{sms} * 8;
+  return static_cast<unsigned int>(wanted < cap ? wanted : cap);
+}
+
+// Shared-memory bytes for a kernel that stages a table of `entries` 4-byte values (0: not staged).
+size_t StagedBytes(int64_t entries) {
+  const int64_t bytes = 4 * entries;
+  return bytes <= kMaxStagedTableBytes ? static_cast<size_t>(bytes) : 0;
+}
+
+// The codebook table `table` (entries 4-byte values) copied into this block's shared memory when
+// the launch gave it room, else `table` itself: the table every later read goes to. Every thread of
+// the block must call it (it synchronizes the block).
+template <typename T>
+__device__ const T* StageTable(const T* table, int64_t entries) {
+  extern __shared__ uint32_t shared_table[];
+  unsigned int room = 0;
+  asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(room));
+  if (static_cast<int64_t>(room) < 4 * entries) return table;
+  T* staged = reinterpret_cast<T*>(shared_table);
+  for (int64_t i = threadIdx.x; i < entries; i += blockDim.x) staged[i] = table[i];
+  __syncthreads();
+  return staged;
+}
+
+// Sixteen lanes per (row, block), so that the block's reads are coalesced: lane 0 pads and rotates
+// the block when the codec needs it (BlockInput), the lanes check and sum their strided parts of
+// it (BlockRmsPart; for absmax an integer max, exact in any order), lane 0 stores the scale.
+constexpr int kBlockLanes = kRmsParts;
 
 __global__ void PrepareBlocksKernel(DeviceCodec c, const float* x, float* work, float* base, uint16_t* scales,
                                     EncodeCounters* counters) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= c.rows * c.blocks_per_row) return;
-  const int64_t r = i / c.blocks_per_row, b = i % c.blocks_per_row;
-  if (!PrepareBlock(c, x + r * c.cols, b, work == nullptr ? nullptr : work + r * c.padded_cols,
-                    scales == nullptr ? nullptr : scales + r * c.blocks_per_row, base + r * c.blocks_per_row)) {
-    atomicAdd(&counters->refused_blocks, 1u);
+  const int lane = static_cast<int>(threadIdx.x % kBlockLanes);
+  const unsigned mask = 0xFFFFu << (threadIdx.x % kWarp / kBlockLanes * kBlockLanes);
+  const int64_t items = c.rows * c.blocks_per_row;
+  const int64_t step = static_cast<int64_t>(gridDim.x) * (blockDim.x / kBlockLanes);
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kBlockLanes) + threadIdx.x / kBlockLanes; i < items;
+       i += step) {
+    const int64_t r = DivIndex(i, c.blocks_per_row), b = i - r * c.blocks_per_row;
+    const int64_t n = BlockEnd(c, b) - b * c.block;
+    float* work_row = work == nullptr ? nullptr : work + r * c.padded_cols;
+    const float* v = ReadsInPlace(c) ? x + r * c.cols + b * c.block : work_row + b * c.block;
+    if (!ReadsInPlace(c)) {
+      if (lane == 0) BlockInput(c, x + r * c.cols, b, work_row);
+      __syncwarp(mask);
+    }
+    bool finite = true;
+    for (int64_t k = lane; k < n; k += kBlockLanes) finite &= (FloatBits(v[k]) & 0x7F800000u) != 0x7F800000u;
+    if (!__all_sync(mask, finite)) {
+      if (lane == 0) atomicAdd(&counters->refused_blocks, 1u);
+      continue;
+    }
+    float raw = 0.0f;
+    if (c.scale == kScaleRms) {
+      const double part = BlockRmsPart(v, n, lane);
+      double parts[kRmsParts];
+      for (int k = 0; k < kRmsParts; ++k) parts[k] = __shfl_sync(mask, part, k, kBlockLanes);
+      raw = BlockRmsFromParts(parts, n);
+    } else if (c.scale == kScaleAbsMax) {
+      uint32_t m = 0;
+      for (int64_t k = lane; k < n; k += kBlockLanes) m = max(m, FloatBits(v[k]) & 0x7FFFFFFFu);
+      for (int offset = kBlockLanes / 2; offset > 0; offset /= 2) m = max(m, __shfl_xor_sync(mask, m, offset));
+      raw = BitsToFloat(m);
+    }
+    if (lane == 0)
+      StoreBlockScale(c, raw, b, scales == nullptr ? nullptr : scales + r * c.blocks_per_row,
+                      base + r * c.blocks_per_row);
   }
 }
 
+// Each lane walks the T ladders of its chunks one step per iteration and moves on to its next
+// chunk as soon as one ends, so that a chunk that climbs the ladder does not hold the other lanes of
+// its warp (a third of the chunks overload at T = 0; run chunk by chunk, every warp would take as
+// many steps as its worst lane). The steps and their order per chunk are EncodeChunkAt's.
+template <int kDim, typename SymbolT>
 __global__ void EncodeChunksKernel(DeviceCodec c, const float* x, const float* work, const float* base, uint8_t* t,
                                    uint8_t* symbols, EncodeCounters* counters) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= c.rows * c.chunks_per_row) return;
-  const int64_t r = i / c.chunks_per_row, chunk = i % c.chunks_per_row;
-  const float* row = ReadsInPlace(c) ? x + r * c.cols : work + r * c.padded_cols;
-  const int t_chunk = EncodeChunkAt(c, row, base + r * c.blocks_per_row, chunk, symbols + RowSymbolsOffsetBytes(c, r),
-                                    t + r * c.chunks_per_row);
-  // One atomic per warp, not per chunk: a third of the chunks overload, all on one counter.
-  const unsigned active = __activemask();
-  const unsigned over = __ballot_sync(active, t_chunk != 0), capped = __ballot_sync(active, t_chunk < 0);
-  if (static_cast<int>(threadIdx.x % 32) == __ffs(active) - 1) {
-    if (over != 0) atomicAdd(&counters->first_try_overloads, static_cast<unsigned long long>(__popc(over)));
-    if (capped != 0) atomicAdd(&counters->capped, static_cast<unsigned long long>(__popc(capped)));
+  c.codebook.rep_coords = StageTable(c.codebook.rep_coords, CodebookTableEntries(c));
+  const int64_t items = c.rows * c.chunks_per_row;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  unsigned long long over = 0, capped = 0;
+  float chunk_x[kDim > 0 ? kDim : kMaxLatticeDim];
+  float chunk_base = 0.0f;
+  int64_t chunk = 0;
+  SymbolT* s = nullptr;
+  uint8_t* t_row = nullptr;
+  int step = 0;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x, next = i; i < items;) {
+    if (next == i) {  // a new chunk: its place, base step and values
+      const int64_t r = DivIndex(i, c.chunks_per_row);
+      chunk = i - r * c.chunks_per_row;
+      chunk_base = base[r * c.blocks_per_row + BlockOfChunk(c, chunk)];
+      s = reinterpret_cast<SymbolT*>(symbols + RowSymbolsOffsetBytes(c, r)) + chunk * c.symbols_per_chunk;
+      t_row = t + r * c.chunks_per_row;
+      const float* row = ReadsInPlace(c) ? x + r * c.cols : work + r * c.padded_cols;
+      if (chunk_base != 0.0f) LoadChunk<kDim>(row + chunk * c.dim, c.dim, chunk_x);
+      step = 0;
+      next = i + stride;
+    }
+    const bool overloads = chunk_base != 0.0f && EncodeChunkStep<kDim>(c, chunk_x, chunk_base, step, s);
+    if (overloads && step < c.t_max) {
+      ++step;
+      continue;
+    }
+    const int t_chunk = FinishChunk(c, chunk, chunk_base == 0.0f, overloads ? -1 : step, s, t_row);
+    over += t_chunk != 0;
+    capped += t_chunk < 0;
+    i = next;
+  }
+  // One atomic per warp for the whole loop: a third of the chunks overload, all on one counter.
+  for (int offset = kWarp / 2; offset > 0; offset /= 2) {
+    over += __shfl_down_sync(0xFFFFFFFFu, over, offset);
+    capped += __shfl_down_sync(0xFFFFFFFFu, capped, offset);
+  }
+  if (threadIdx.x % kWarp == 0) {
+    if (over != 0) atomicAdd(&counters->first_try_overloads, over);
+    if (capped != 0) atomicAdd(&counters->capped, capped);
   }
 }
 
+template <int kDim, typename SymbolT>
 __global__ void DecodeChunksKernel(DeviceCodec c, const uint16_t* scales, const uint8_t* t, const uint8_t* symbols,
                                    float* work, float* out) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= c.rows * c.chunks_per_row) return;
-  const int64_t r = i / c.chunks_per_row, chunk = i % c.chunks_per_row;
-  float* row = ReadsInPlace(c) ? out + r * c.cols : work + r * c.padded_cols;
-  DecodeChunkAt(c, scales == nullptr ? nullptr : scales + r * c.blocks_per_row, t + r * c.chunks_per_row,
-                symbols + RowSymbolsOffsetBytes(c, r), chunk, row);
+  c.codebook.rep_point = StageTable(c.codebook.rep_point, CodebookTableEntries(c));
+  const int64_t items = c.rows * c.chunks_per_row;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < items;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = DivIndex(i, c.chunks_per_row), chunk = i - r * c.chunks_per_row;
+    float* row = ReadsInPlace(c) ? out + r * c.cols : work + r * c.padded_cols;
+    DecodeChunkAt<kDim>(c, scales == nullptr ? nullptr : scales + r * c.blocks_per_row, t + r * c.chunks_per_row,
+                        reinterpret_cast<const SymbolT*>(symbols + RowSymbolsOffsetBytes(c, r)), chunk, row);
+  }
 }
 
 __global__ void FinishBlocksKernel(DeviceCodec c, float* work, float* out) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= c.rows * c.blocks_per_row) return;
-  const int64_t r = i / c.blocks_per_row, b = i % c.blocks_per_row;
-  FinishDecodedBlock(c, work + r * c.padded_cols, b, out + r * c.cols);
+  const int64_t items = c.rows * c.blocks_per_row;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < items;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = DivIndex(i, c.blocks_per_row), b = i - r * c.blocks_per_row;
+    FinishDecodedBlock(c, work + r * c.padded_cols, b, out + r * c.cols);
+  }
 }
 
 __global__ void PrepareQueriesKernel(DeviceCodec c, const float* queries, int64_t batch, float* padded) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= batch * c.blocks_per_row) return;
-  const int64_t q = i / c.blocks_per_row, b = i % c.blocks_per_row;
-  PadAndRotateBlock(c, queries + q * c.cols, b, padded + q * c.padded_cols);
+  const int64_t items = batch * c.blocks_per_row;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < items;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t q = i / c.blocks_per_row, b = i % c.blocks_per_row;
+    PadAndRotateBlock(c, queries + q * c.cols, b, padded + q * c.padded_cols);
+  }
 }
 
+// A warp per (weight row, kQueries queries), rows in a grid-stride loop: each lane decodes every
+// 32nd chunk of the row in registers and dots it with the queries; the lanes' sums meet by shuffles.
+template <int kDim, int kQueries, typename SymbolT>
 __global__ void GemmKernel(DeviceCodec c, const uint16_t* scales, const uint8_t* t, const uint8_t* symbols,
                            const float* padded, int64_t batch, float* out) {
-  const int64_t n = blockIdx.x;
-  const int64_t first = static_cast<int64_t>(blockIdx.y) * kMaxDotQueries;
-  const int queries = static_cast<int>(batch - first < kMaxDotQueries ? batch - first : kMaxDotQueries);
-  const uint16_t* scales_row = scales == nullptr ? nullptr : scales + n * c.blocks_per_row;
-  const uint8_t* t_row = t + n * c.chunks_per_row;
-  const uint8_t* symbols_row = symbols + RowSymbolsOffsetBytes(c, n);
-  float acc[kMaxDotQueries] = {};
-  for (int64_t chunk = threadIdx.x; chunk < c.chunks_per_row; chunk += blockDim.x) {
-    AccumulateChunkDots(c, scales_row, t_row, symbols_row, chunk, padded + first * c.padded_cols, queries, acc);
-  }
-  __shared__ float part[kMaxDotQueries][kThreads];
-  for (int q = 0; q < kMaxDotQueries; ++q) part[q][threadIdx.x] = acc[q];
-  __syncthreads();
-  for (int half = kThreads / 2; half > 0; half /= 2) {
-    if (static_cast<int>(threadIdx.x) < half) {
-      for (int q = 0; q < queries; ++q) part[q][threadIdx.x] += part[q][threadIdx.x + half];
+  c.codebook.rep_point = StageTable(c.codebook.rep_point, CodebookTableEntries(c));
+  const int lane = static_cast<int>(threadIdx.x % kWarp);
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x / kWarp);
+  const int64_t groups = (batch + kQueries - 1) / kQueries;
+  for (int64_t item = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
+       item < c.rows * groups; item += warps) {
+    const int64_t n = item % c.rows, first = item / c.rows * kQueries;
+    const int queries = static_cast<int>(batch - first < kQueries ? batch - first : kQueries);
+    const uint16_t* scales_row = scales == nullptr ? nullptr : scales + n * c.blocks_per_row;
+    const uint8_t* t_row = t + n * c.chunks_per_row;
+    const SymbolT* symbols_row = reinterpret_cast<const SymbolT*>(symbols + RowSymbolsOffsetBytes(c, n));
+    const float* queries_first = padded + first * c.padded_cols;
+    float acc[kQueries] = {};
+    // A GEMV unrolls so that the loads of several chunks are in flight at once (it is latency-bound);
+    // with more queries the unrolled loop's registers would halve the warps an SM holds (measured).
+#pragma unroll(kQueries == 1 ? 4 : 1)
+    for (int64_t chunk = lane; chunk < c.chunks_per_row; chunk += kWarp) {
+      AccumulateChunkDots<kDim, kQueries>(c, scales_row, t_row, symbols_row, chunk, queries_first, queries, acc);
     }
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) {
-    for (int q = 0; q < queries; ++q) out[(first + q) * c.rows + n] = part[q][0];
+    for (int q = 0; q < kQueries; ++q) {
+      for (int offset = kWarp / 2; offset > 0; offset /= 2) acc[q] += __shfl_down_sync(0xFFFFFFFFu, acc[q], offset);
+    }
+    for (int q = 0; q < kQueries; ++q) {
+      if (lane == 0 && q < queries) out[(first + q) * c.rows + n] = acc[q];
+    }
   }
 }
 
@@ -95,17 +212,28 @@ __global__ void GemmKernel(DeviceCodec c, const uint16_t* scales, const uint8_t*
 cudaError_t LaunchEncode(const DeviceCodec& c, const float* x, float* work, float* base, uint16_t* scales, uint8_t* t,
                          void* symbols, EncodeCounters* counters, cudaStream_t stream) {
   if (c.rows * c.cols == 0) return cudaSuccess;
-  PrepareBlocksKernel<<<GridFor(c.rows * c.blocks_per_row), kThreads, 0, stream>>>(c, x, work, base, scales, counters);
-  EncodeChunksKernel<<<GridFor(c.rows * c.chunks_per_row), kThreads, 0, stream>>>(
-      c, x, work, base, t, static_cast<uint8_t*>(symbols), counters);
+  PrepareBlocksKernel<<<GridFor(c.rows * c.blocks_per_row, kThreads / kBlockLanes), kThreads, 0, stream>>>(
+      c, x, work, base, scales, counters);
+  WithSpecializedDim(c.dim, [&](auto dim) {
+    WithSymbolType(c.symbol_bytes, [&](auto symbol) {
+      EncodeChunksKernel<dim(), decltype(symbol)>
+          <<<GridFor(c.rows * c.chunks_per_row), kThreads, StagedBytes(CodebookTableEntries(c)), stream>>>(
+              c, x, work, base, t, static_cast<uint8_t*>(symbols), counters);
+    });
+  });
   return cudaGetLastError();
 }
 
 cudaError_t LaunchDecode(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const void* symbols,
                          float* work, float* out, cudaStream_t stream) {
   if (c.rows * c.cols == 0) return cudaSuccess;
-  DecodeChunksKernel<<<GridFor(c.rows * c.chunks_per_row), kThreads, 0, stream>>>(
-      c, scales, t, static_cast<const uint8_t*>(symbols), work, out);
+  WithSpecializedDim(c.dim, [&](auto dim) {
+    WithSymbolType(c.symbol_bytes, [&](auto symbol) {
+      DecodeChunksKernel<dim(), decltype(symbol)>
+          <<<GridFor(c.rows * c.chunks_per_row), kThreads, StagedBytes(CodebookTableEntries(c)), stream>>>(
+              c, scales, t, static_cast<const uint8_t*>(symbols), work, out);
+    });
+  });
   if (!ReadsInPlace(c)) FinishBlocksKernel<<<GridFor(c.rows * c.blocks_per_row), kThreads, 0, stream>>>(c, work, out);
   return cudaGetLastError();
 }
@@ -120,9 +248,25 @@ cudaError_t LaunchPrepareQueries(const DeviceCodec& c, const float* queries, int
 cudaError_t LaunchGemm(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const void* symbols,
                        const float* padded, int64_t batch, float* out, cudaStream_t stream) {
   if (batch * c.rows == 0) return cudaSuccess;
-  const dim3 grid(static_cast<unsigned int>(c.rows),
-                  static_cast<unsigned int>((batch + kMaxDotQueries - 1) / kMaxDotQueries));
-  GemmKernel<<<grid, kThreads, 0, stream>>>(c, scales, t, static_cast<const uint8_t*>(symbols), padded, batch, out);
+  // Queries per warp: one for a GEMV, else up to kMaxDotQueries (acc's size is a template argument).
+  const int per_warp = batch == 1 ? 1 : (batch <= 4 ? 4 : kMaxDotQueries);
+  const int64_t warps = c.rows * ((batch + per_warp - 1) / per_warp);
+  const unsigned int grid = GridFor(warps, kThreads / kWarp);
+  const size_t shared = StagedBytes(CodebookTableEntries(c));
+  const uint8_t* codes = static_cast<const uint8_t*>(symbols);
+  WithSpecializedDim(c.dim, [&](auto dim) {
+    WithSymbolType(c.symbol_bytes, [&](auto symbol) {
+      using SymbolT = decltype(symbol);
+      if (per_warp == 1) {
+        GemmKernel<dim(), 1, SymbolT><<<grid, kThreads, shared, stream>>>(c, scales, t, codes, padded, batch, out);
+      } else if (per_warp == 4) {
+        GemmKernel<dim(), 4, SymbolT><<<grid, kThreads, shared, stream>>>(c, scales, t, codes, padded, batch, out);
+      } else {
+        GemmKernel<dim(), kMaxDotQueries, SymbolT>
+            <<<grid, kThreads, shared, stream>>>(c, scales, t, codes, padded, batch, out);
+      }
+    });
+  });
   return cudaGetLastError();
 }
 

@@ -36,9 +36,11 @@ cudaError_t LaunchDecode(const DeviceCodec& c, const uint16_t* scales, const uin
                          float* work, float* out, cudaStream_t stream);
 
 // GEMM on codes, out[b * c.rows + n] = <queries[b], decode(weights)[n]> (c describes the weights;
-// queries: batch rows of c.cols floats). First LaunchPrepareQueries into padded (batch *
-// padded_cols floats: zero-padded, rotated like the weights), then LaunchGemm: a thread block per
-// (weight row, 16 queries), each thread decoding chunks in registers for all 16, then a tree sum.
+// queries: batch rows of c.cols floats). Unless ReadsInPlace(c) (no rotation, no padding: the
+// queries are then their own prepared copy), first LaunchPrepareQueries into padded (batch *
+// padded_cols floats: zero-padded, rotated like the weights). Then LaunchGemm on the prepared
+// queries: a warp per (weight row, up to 16 queries), each lane decoding every 32nd chunk of the
+// row in registers for all its queries, the lanes' sums meeting by shuffles.
 cudaError_t LaunchPrepareQueries(const DeviceCodec& c, const float* queries, int64_t batch, float* padded,
                                  cudaStream_t stream);
 cudaError_t LaunchGemm(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const void* symbols,

@@ -236,12 +236,15 @@ absl::Status CudaCodec::Gemm(const CompressedTensor& weights, const float* queri
   const cudaStream_t stream = static_cast<cudaStream_t>(stream_);
   DeviceMemory x, padded, output;
   COSET_RETURN_IF_ERROR(x.Upload(queries, sizeof(float) * batch * c.cols, stream_));
-  COSET_RETURN_IF_ERROR(padded.Allocate(sizeof(float) * batch * c.padded_cols));
   COSET_RETURN_IF_ERROR(output.Allocate(sizeof(float) * batch * c.rows));
-  COSET_CUDA_RETURN_IF_ERROR(device::LaunchPrepareQueries(c, x.as<float>(), batch, padded.as<float>(), stream));
+  const float* prepared = x.as<float>();
+  if (!device::ReadsInPlace(c)) {
+    COSET_RETURN_IF_ERROR(padded.Allocate(sizeof(float) * batch * c.padded_cols));
+    COSET_CUDA_RETURN_IF_ERROR(device::LaunchPrepareQueries(c, x.as<float>(), batch, padded.as<float>(), stream));
+    prepared = padded.as<float>();
+  }
   COSET_CUDA_RETURN_IF_ERROR(device::LaunchGemm(c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(),
-                                                codes.symbols.as<void>(), padded.as<float>(), batch, output.as<float>(),
-                                                stream));
+                                                codes.symbols.as<void>(), prepared, batch, output.as<float>(), stream));
   if (batch * c.rows > 0) {
     COSET_CUDA_RETURN_IF_ERROR(
         cudaMemcpyAsync(out, output.as<float>(), sizeof(float) * batch * c.rows, cudaMemcpyDeviceToHost, stream));

@@ -2,9 +2,11 @@
 // per-chunk math (core/chunk_math.h) so that the CPU can run exactly the same steps in a test
 // (kernels/device_codec_host.h) and the GPU produces the CPU codec's digits, T and scales.
 //
-// Work split (the kernels in cuda_codec.cu map one thread to each call):
+// Work split (the host run calls each step per item in turn; cuda_codec.cu maps them to threads):
 //   encode: PrepareBlock per (row, block): zero padding, rotation, bf16 scale, the block's base
-//           step; then EncodeChunkAt per (row, chunk): the T ladder at that base.
+//           step (BlockInput, the scale, StoreBlockScale; a GPU splits the scale among lanes);
+//           then EncodeChunkAt per (row, chunk): the T ladder at that base (EncodeChunkStep per
+//           step, FinishChunk at its end; a GPU lane interleaves the ladders of its chunks).
 //   decode: DecodeChunkAt per (row, chunk) into the caller's row (ReadsInPlace) or a padded row;
 //           from a padded row, FinishDecodedBlock per (row, block): the inverse rotation and the
 //           copy into the caller's row.
@@ -20,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "core/chunk_math.h"
 
@@ -51,7 +54,67 @@ struct DeviceCodec {
   int64_t blocks_per_row = 0;
   int64_t chunks_per_row = 0;
   int64_t symbols_per_chunk = 0;
+  int64_t chunks_per_block = 0;  // block / dim (block is a multiple of dim)
+  int chunk_block_shift = -1;    // log2(chunks_per_block) when a power of two, else -1
 };
+
+// a / b for a >= 0, b > 0, in 32 bits where both fit: a GPU divides 64-bit integers in software,
+// many times slower, and the kernels divide chunk indices all the time.
+COSET_HD int64_t DivIndex(int64_t a, int64_t b) {
+  if (((a | b) >> 32) == 0) return static_cast<int64_t>(static_cast<uint32_t>(a) / static_cast<uint32_t>(b));
+  return a / b;
+}
+
+// The block of chunk `chunk` in its row: a shift where chunks_per_block is a power of two (the
+// default block of 256 at every d in {1, 2, 4, 8}), else a division.
+COSET_HD int64_t BlockOfChunk(const DeviceCodec& c, int64_t chunk) {
+  return c.chunk_block_shift >= 0 ? chunk >> c.chunk_block_shift : DivIndex(chunk, c.chunks_per_block);
+}
+
+// f(SymbolT()) for the codec's symbol width (DeviceCodec::symbol_bytes): uint8_t, uint16_t or
+// uint32_t. The per-chunk steps are compiled for each, the host picks.
+template <class F>
+void WithSymbolType(int symbol_bytes, F&& f) {
+  switch (symbol_bytes) {
+    case 1:
+      return f(uint8_t());
+    case 2:
+      return f(uint16_t());
+    default:
+      return f(uint32_t());
+  }
+}
+
+// The chunk dimensions the per-chunk steps are compiled for (their template argument kDim), so that
+// a chunk's arrays have a size known at compile time and stay in registers on a GPU (an array
+// indexed at run time lives in local memory); any other d runs with kDim = 0 (arrays of
+// kMaxLatticeDim, d read at run time). Callers pass kDim = SpecializedDim(c.dim).
+COSET_HD constexpr int SpecializedDim(int d) { return d == 1 || d == 2 || d == 4 || d == 8 ? d : 0; }
+
+// f(std::integral_constant<int, SpecializedDim(d)>()): the host's way to pick an instantiation.
+template <class F>
+void WithSpecializedDim(int d, F&& f) {
+  switch (SpecializedDim(d)) {
+    case 1:
+      return f(std::integral_constant<int, 1>());
+    case 2:
+      return f(std::integral_constant<int, 2>());
+    case 4:
+      return f(std::integral_constant<int, 4>());
+    case 8:
+      return f(std::integral_constant<int, 8>());
+    default:
+      return f(std::integral_constant<int, 0>());
+  }
+}
+
+// Entries of the codebook's tables (q^symbol_dim symbols of symbol_dim values each): what a GPU
+// kernel copies into shared memory when it fits.
+COSET_HD int64_t CodebookTableEntries(const DeviceCodec& c) {
+  int64_t symbols = 1;
+  for (int i = 0; i < c.codebook.symbol_dim; ++i) symbols *= c.codebook.q;
+  return symbols * c.codebook.symbol_dim;
+}
 
 // Whether rows are encoded from the input itself (no rotation, no padding), as the CPU does.
 COSET_HD bool ReadsInPlace(const DeviceCodec& c) { return c.rotation_signs == nullptr && c.cols == c.padded_cols; }
@@ -76,81 +139,98 @@ COSET_HD void PadAndRotateBlock(const DeviceCodec& c, const float* x_row, int64_
   }
 }
 
-// Phase 1 of the encode for block b of one row: unless ReadsInPlace, PadAndRotateBlock into
-// work_row; then stores the bf16 scale (when scaled) and the block's base step (scale * beta, or 0
-// when it would underflow and the block is coded as zeros). Returns false when the block cannot be
-// encoded: a NaN/Inf entry, or a rotation that overflows float32 (either leaves a non-finite value
-// in the block; the caller then lets the CPU codec name the entry, word for word).
-COSET_HD bool PrepareBlock(const DeviceCodec& c, const float* x_row, int64_t b, float* work_row, uint16_t* scales_row,
-                           float* base_row) {
-  const int64_t begin = b * c.block;
-  const int64_t n = BlockEnd(c, b) - begin;
-  const float* v = x_row + begin;
-  if (!ReadsInPlace(c)) {
-    PadAndRotateBlock(c, x_row, b, work_row);
-    v = work_row + begin;
-  }
-  if (FirstNonFinite(v, n) >= 0) return false;
+// Phase 1 of the encode for block b of one row, in three steps (a GPU splits the middle one among
+// lanes): BlockInput, then the block's raw scale (BlockRms or BlockAbsMax) after checking that its
+// entries are finite, then StoreBlockScale. PrepareBlock runs them in one thread.
+//
+// The encoder's view of block b: unless ReadsInPlace, PadAndRotateBlock into work_row first.
+COSET_HD const float* BlockInput(const DeviceCodec& c, const float* x_row, int64_t b, float* work_row) {
+  if (ReadsInPlace(c)) return x_row + b * c.block;
+  PadAndRotateBlock(c, x_row, b, work_row);
+  return work_row + b * c.block;
+}
+
+// Stores the bf16 scale of block b (when scaled) and its base step (scale * beta, or 0 when it
+// would underflow and the block is coded as zeros). raw: BlockRms / BlockAbsMax of the block.
+COSET_HD void StoreBlockScale(const DeviceCodec& c, float raw, int64_t b, uint16_t* scales_row, float* base_row) {
   float scale = 1.0f;
   if (c.scale != kScaleNone) {
-    const float raw = c.scale == kScaleRms ? BlockRms(v, n) : BlockAbsMax(v, n);
     scales_row[b] = FloatToBf16(raw);
     scale = Bf16ToFloat(scales_row[b]);
   }
   const float base = scale * c.beta;
   base_row[b] = base >= kMinStep ? base : 0.0f;
+}
+
+// Returns false when the block cannot be encoded: a NaN/Inf entry, or a rotation that overflows
+// float32 (either leaves a non-finite value in the block; the caller then lets the CPU codec name
+// the entry, word for word).
+COSET_HD bool PrepareBlock(const DeviceCodec& c, const float* x_row, int64_t b, float* work_row, uint16_t* scales_row,
+                           float* base_row) {
+  const int64_t n = BlockEnd(c, b) - b * c.block;
+  const float* v = BlockInput(c, x_row, b, work_row);
+  if (FirstNonFinite(v, n) >= 0) return false;
+  const float raw = c.scale == kScaleRms ? BlockRms(v, n) : (c.scale == kScaleAbsMax ? BlockAbsMax(v, n) : 0.0f);
+  StoreBlockScale(c, raw, b, scales_row, base_row);
   return true;
 }
 
-// The T ladder of chunk `chunk` of a prepared row (x_row itself when ReadsInPlace, else work_row):
-// writes its symbols and returns T, or -1 when it still overloads at t_max (its symbols are then
-// zero and T is t_max, as the CPU writes them).
-template <typename SymbolT>
-COSET_HD int EncodeChunkAs(const DeviceCodec& c, const float* row, const float* base_row, int64_t chunk,
-                           SymbolT* symbols_row, uint8_t* t_row) {
-  const float base = base_row[chunk * c.dim / c.block];
-  SymbolT* s = symbols_row + chunk * c.symbols_per_chunk;
-  const float* x = row + chunk * c.dim;
-  int t = 0;
-  if (base != 0.0f) {
-#define COSET_RAMP(K, D)                                                                              \
-  (c.q_pow2 ? EncodeChunkOnRamp<K, true, D>(c.codebook, c.dim, c.levels, x, base, c.ramp, c.t_max, s) \
-            : EncodeChunkOnRamp<K, false, D>(c.codebook, c.dim, c.levels, x, base, c.ramp, c.t_max, s))
-    switch (c.lattice) {
-      case kLatticeZ:
-        t = COSET_RAMP(ZKernel, 0);
-        break;
-      case kLatticeA2:
-        t = COSET_RAMP(A2Kernel, 2);
-        break;
-      case kLatticeD:
-        t = c.dim == 4 ? COSET_RAMP(DnKernel, 4) : COSET_RAMP(DnKernel, 0);
-        break;
-      default:
-        t = COSET_RAMP(E8Kernel, 8);
-        break;
-    }
-#undef COSET_RAMP
+// One step of a chunk's T ladder: Algorithm 1 on its d values x (LoadChunk) at step
+// base * ramp[t], for the codec's lattice; writes its symbols s and returns true when it overloads.
+// kDim = SpecializedDim(c.dim) (only the lattices of that dimension are compiled in: A2 has d = 2,
+// E8 d = 8, D_n n >= 3).
+template <int kDim, typename SymbolT>
+COSET_HD bool EncodeChunkStep(const DeviceCodec& c, const float* x, float base, int t, SymbolT* s) {
+  static_assert(kDim == SpecializedDim(kDim), "kDim is SpecializedDim(c.dim)");
+#define COSET_STEP(K, D)                                                                        \
+  (c.q_pow2 ? EncodeChunkAtStep<K, true, D>(c.codebook, c.dim, c.levels, x, base, c.ramp, t, s) \
+            : EncodeChunkAtStep<K, false, D>(c.codebook, c.dim, c.levels, x, base, c.ramp, t, s))
+  switch (c.lattice) {
+    case kLatticeZ:
+      return COSET_STEP(ZKernel, kDim);
+    case kLatticeA2:
+      if constexpr (kDim == 2) return COSET_STEP(A2Kernel, 2);
+      break;
+    case kLatticeD:
+      if constexpr (kDim == 0 || kDim >= 3) return COSET_STEP(DnKernel, kDim);
+      break;
+    default:
+      if constexpr (kDim == 8) return COSET_STEP(E8Kernel, 8);
+      break;
   }
+#undef COSET_STEP
+  return true;  // a lattice of another dimension: not reached with kDim = SpecializedDim(c.dim)
+}
+
+// The end of chunk `chunk`'s ladder: t its T, or -1 when it still overloads at t_max. In a zero
+// block (base 0: t is 0) and when capped, its symbols are zero; a capped chunk's T is t_max, as
+// the CPU writes them. Returns t.
+template <typename SymbolT>
+COSET_HD int FinishChunk(const DeviceCodec& c, int64_t chunk, bool zero_block, int t, SymbolT* s, uint8_t* t_row) {
   const bool capped = t < 0;
-  if (base == 0.0f || capped) {
+  if (zero_block || capped) {
     for (int64_t i = 0; i < c.symbols_per_chunk; ++i) s[i] = 0;
   }
   t_row[chunk] = static_cast<uint8_t>(capped ? c.t_max : t);
-  return capped ? -1 : t;
+  return t;
 }
 
-// EncodeChunkAs with the codec's symbol width; symbols_row: row r's symbols (RowSymbols).
+// The whole T ladder of chunk `chunk` of a prepared row (x_row itself when ReadsInPlace, else
+// work_row) in one thread: returns T, or -1 when capped (FinishChunk). SymbolT: the codec's symbol
+// width (WithSymbolType); symbols_row: row r's symbols (RowSymbolsOffsetBytes).
+template <int kDim, typename SymbolT>
 COSET_HD int EncodeChunkAt(const DeviceCodec& c, const float* row, const float* base_row, int64_t chunk,
-                           void* symbols_row, uint8_t* t_row) {
-  switch (c.symbol_bytes) {
-    case 1:
-      return EncodeChunkAs(c, row, base_row, chunk, static_cast<uint8_t*>(symbols_row), t_row);
-    case 2:
-      return EncodeChunkAs(c, row, base_row, chunk, static_cast<uint16_t*>(symbols_row), t_row);
-    default:
-      return EncodeChunkAs(c, row, base_row, chunk, static_cast<uint32_t*>(symbols_row), t_row);
+                           SymbolT* symbols_row, uint8_t* t_row) {
+  const float base = base_row[BlockOfChunk(c, chunk)];
+  SymbolT* s = symbols_row + chunk * c.symbols_per_chunk;
+  int t = 0;
+  if (base != 0.0f) {
+    float x[kDim > 0 ? kDim : kMaxLatticeDim];
+    LoadChunk<kDim>(row + chunk * c.dim, c.dim, x);
+    while (t <= c.t_max && EncodeChunkStep<kDim>(c, x, base, t, s)) ++t;
+    if (t > c.t_max) t = -1;
   }
+  return FinishChunk(c, chunk, base == 0.0f, t, s, t_row);
 }
 
 // Where row r's symbols start in a buffer of rows * chunks_per_row * symbols_per_chunk symbols.
@@ -161,32 +241,26 @@ COSET_HD int64_t RowSymbolsOffsetBytes(const DeviceCodec& c, int64_t r) {
 // The step of chunk `chunk` of a coded row: its block's scale * beta * ramp[T], or 0 in a block
 // whose step would underflow (decoded as zeros, as its encoder wrote it).
 COSET_HD float ChunkStepAt(const DeviceCodec& c, const uint16_t* scales_row, const uint8_t* t_row, int64_t chunk) {
-  const float scale = c.scale == kScaleNone ? 1.0f : Bf16ToFloat(scales_row[chunk * c.dim / c.block]);
+  const float scale = c.scale == kScaleNone ? 1.0f : Bf16ToFloat(scales_row[BlockOfChunk(c, chunk)]);
   const bool zero_block = !(scale * c.beta >= kMinStep);
   const float base = zero_block ? 0.0f : scale * c.beta;
   return base * c.ramp[t_row[chunk]];
 }
 
 // Algorithm 2 on chunk `chunk` of a coded row into out (dim floats). T must be at most t_max (the
-// blob reader checks it).
+// blob reader checks it). kDim = SpecializedDim(c.dim); SymbolT as for EncodeChunkAt.
+template <int kDim, typename SymbolT>
 COSET_HD void DecodeChunkTo(const DeviceCodec& c, const uint16_t* scales_row, const uint8_t* t_row,
-                            const void* symbols_row, int64_t chunk, float* out) {
-  const float step = ChunkStepAt(c, scales_row, t_row, chunk);
-  const int64_t at = chunk * c.symbols_per_chunk;
-  switch (c.symbol_bytes) {
-    case 1:
-      return DecodeChunk<0>(c.codebook, c.dim, c.levels, static_cast<const uint8_t*>(symbols_row) + at, step, out);
-    case 2:
-      return DecodeChunk<0>(c.codebook, c.dim, c.levels, static_cast<const uint16_t*>(symbols_row) + at, step, out);
-    default:
-      return DecodeChunk<0>(c.codebook, c.dim, c.levels, static_cast<const uint32_t*>(symbols_row) + at, step, out);
-  }
+                            const SymbolT* symbols_row, int64_t chunk, float* out) {
+  DecodeChunk<kDim>(c.codebook, c.dim, c.levels, symbols_row + chunk * c.symbols_per_chunk,
+                    ChunkStepAt(c, scales_row, t_row, chunk), out);
 }
 
 // DecodeChunkTo into its place in work_row (the caller's row when ReadsInPlace, else a padded row).
+template <int kDim, typename SymbolT>
 COSET_HD void DecodeChunkAt(const DeviceCodec& c, const uint16_t* scales_row, const uint8_t* t_row,
-                            const void* symbols_row, int64_t chunk, float* work_row) {
-  DecodeChunkTo(c, scales_row, t_row, symbols_row, chunk, work_row + chunk * c.dim);
+                            const SymbolT* symbols_row, int64_t chunk, float* work_row) {
+  DecodeChunkTo<kDim>(c, scales_row, t_row, symbols_row, chunk, work_row + chunk * c.dim);
 }
 
 // The end of a decode for block b of one row: the inverse rotation of the decoded block in
@@ -206,17 +280,24 @@ COSET_HD void FinishDecodedBlock(const DeviceCodec& c, float* work_row, int64_t 
 // Most queries one AccumulateChunkDots call serves (its accumulators stay in registers).
 constexpr int kMaxDotQueries = 16;
 
-// acc[q] += <padded query q's chunk `chunk`, the decoded chunk> for q < queries (<= kMaxDotQueries):
-// the chunk is decoded once (in registers) for all of them. padded_queries: rows of padded_cols.
+// acc[q] += <padded query q's chunk `chunk`, the decoded chunk> for q < queries (<= kQueries <=
+// kMaxDotQueries): the chunk is decoded once (in registers) for all of them. padded_queries: rows
+// of padded_cols. kDim = SpecializedDim(c.dim); kQueries, the size of acc, is a compile-time bound
+// so that acc stays in registers.
+template <int kDim, int kQueries, typename SymbolT>
 COSET_HD void AccumulateChunkDots(const DeviceCodec& c, const uint16_t* scales_row, const uint8_t* t_row,
-                                  const void* symbols_row, int64_t chunk, const float* padded_queries, int queries,
+                                  const SymbolT* symbols_row, int64_t chunk, const float* padded_queries, int queries,
                                   float* acc) {
-  float v[kMaxLatticeDim];
-  DecodeChunkTo(c, scales_row, t_row, symbols_row, chunk, v);
-  for (int q = 0; q < queries; ++q) {
-    const float* x = padded_queries + q * c.padded_cols + chunk * c.dim;
+  static_assert(kQueries <= kMaxDotQueries, "acc holds at most kMaxDotQueries sums");
+  const int d = kDim > 0 ? kDim : c.dim;
+  float v[kDim > 0 ? kDim : kMaxLatticeDim];
+  DecodeChunkTo<kDim>(c, scales_row, t_row, symbols_row, chunk, v);
+  for (int q = 0; q < kQueries; ++q) {
+    if (q >= queries) continue;  // not break: a loop of constant length unrolls, acc stays in registers
+    float x[kDim > 0 ? kDim : kMaxLatticeDim];
+    LoadChunk<kDim>(padded_queries + q * c.padded_cols + chunk * d, d, x);
     float dot = 0.0f;
-    for (int i = 0; i < c.dim; ++i) dot += x[i] * v[i];
+    for (int i = 0; i < d; ++i) dot += x[i] * v[i];
     acc[q] += dot;
   }
 }

@@ -29,13 +29,17 @@ bundle() {
   du -sh "$BUNDLE"
 }
 
+# Logs go to $LOGS ($OUT when the device tool runs this, so that they come back).
+LOGS=${OUT:-/tmp}
+
 run() {
   local failed=0
+  SECONDS=0
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | sed 's/^/gpu: /'
   for t in "${TESTS[@]}"; do
     local name=${t##*/} xml
     xml=$(mktemp /tmp/gpu-check-XXXXXX.xml)
-    LD_LIBRARY_PATH="$BUNDLE/lib" timeout 420 "$BUNDLE/bin/$name" --gtest_output="xml:$xml" >"/tmp/$name.log" 2>&1
+    LD_LIBRARY_PATH="$BUNDLE/lib" timeout 240 "$BUNDLE/bin/$name" --gtest_output="xml:$xml" >"$LOGS/$name.log" 2>&1
     local rc=$?
     python3 - "$xml" "$name" "$rc" <<'PY'
 import sys, xml.etree.ElementTree as ET
@@ -52,14 +56,21 @@ if failed:
     line += " failed: " + ",".join(failed)
 print(line)
 PY
-    ((rc == 0)) || { failed=1; tail -30 "/tmp/$name.log"; }
-    grep -m1 "needs a CUDA device" "/tmp/$name.log" | sed "s/^/$name: /"
+    ((rc == 0)) || { failed=1; grep -m20 -B2 -A8 "Failure" "$LOGS/$name.log"; tail -5 "$LOGS/$name.log"; }
+    grep -m1 "needs a CUDA device" "$LOGS/$name.log" | sed "s/^/$name: /"
+    # A failure on the device: the memory checker over the same test, when the machine has one.
+    if ((rc != 0)) && command -v compute-sanitizer >/dev/null; then
+      LD_LIBRARY_PATH="$BUNDLE/lib" timeout 90 compute-sanitizer --tool memcheck --print-limit 5 \
+        "$BUNDLE/bin/$name" --gtest_brief=1 >"$LOGS/$name.memcheck.log" 2>&1
+      echo "$name under compute-sanitizer: exit $?"; grep -m12 -e "=========" "$LOGS/$name.memcheck.log"
+    fi
     rm -f "$xml"
+    echo "($SECONDS s)"
   done
   # Benchmarks: 1 GiB of float32 per lattice, 3 runs; one JSON line per lattice.
   for b in "${BENCHES[@]}"; do
     local name=${b##*/} out
-    out=$(LD_LIBRARY_PATH="$BUNDLE/lib" timeout 300 "$BUNDLE/bin/$name" --mib 1024 --runs 3 2>&1)
+    out=$(LD_LIBRARY_PATH="$BUNDLE/lib" timeout 180 "$BUNDLE/bin/$name" --mib 1024 --runs 3 2>&1)
     local rc=$?
     if grep -q "needs a CUDA device" <<<"$out"; then
       echo "$name: skipped: $out"
@@ -67,8 +78,10 @@ PY
       sed "s/^/$name: /" <<<"$out"
       ((rc == 0)) || { echo "$name: failed (exit $rc)"; failed=1; }
     fi
+    echo "($SECONDS s)"
   done
   smoke || failed=1
+  echo "($SECONDS s)"
   return $failed
 }
 
@@ -89,14 +102,74 @@ smoke() {
     echo "cosetd cuda smoke: ok $(cat "$dir/smoke.json")"
   else
     echo "cosetd cuda smoke: FAILED"; tail -5 "$dir/cosetd.log" "$dir/smoke.log" 2>/dev/null; ok=1
+    cp "$dir/cosetd.log" "$dir/smoke.log" "$LOGS/" 2>/dev/null
   fi
   kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
   rm -rf "$dir"
   return $ok
 }
 
+# Nsight Compute over the benchmark's kernels (hardware counters; clocks left alone), for tuning:
+#   profile          time, DRAM and SM throughput (% of peak) of the first 48 kernel launches
+#   profile detail   also instructions, divergence, shared-memory bank conflicts, occupancy and
+#                    the stall reasons, of the first encode / decode / GEMM launches
+# One line per kernel launch.
+NCU_BASIC=gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__throughput.avg.pct_of_peak_sustained_elapsed
+NCU_DETAIL=$NCU_BASIC,smsp__inst_executed.sum,smsp__thread_inst_executed_per_inst_executed.ratio,\
+l1tex__data_bank_conflicts_pipe_lsu_mem_shared.sum,sm__warps_active.avg.pct_of_peak_sustained_active,\
+smsp__issue_active.avg.pct_of_peak_sustained_active
+for reason in long_scoreboard short_scoreboard mio_throttle lg_throttle math_pipe_throttle wait not_selected; do
+  NCU_DETAIL+=",smsp__average_warps_issue_stalled_${reason}_per_issue_active.ratio"
+done
+
+profile() {
+  command -v ncu >/dev/null || { echo "profile: no ncu on this machine"; return 1; }
+  local rc=0
+  if [[ ${1:-} == detail ]]; then
+    ncu_table detail-codec --metrics "$NCU_DETAIL" -k regex:Chunks --launch-count 6 || rc=1
+    ncu_table detail-gemm --metrics "$NCU_DETAIL" -k regex:Gemm --launch-count 6 || rc=1
+  else
+    ncu_table basic --metrics "$NCU_BASIC" -k regex:Kernel --launch-count 48 || rc=1
+  fi
+  return $rc
+}
+
+# ncu_table NAME NCU-ARGS...: runs the benchmark (256 MiB, one run) under ncu, prints the table.
+ncu_table() {
+  local name=$1
+  shift
+  LD_LIBRARY_PATH="$BUNDLE/lib" timeout 240 ncu --clock-control none --csv "$@" \
+    "$BUNDLE/bin/cuda_codec_bench" --mib 256 --runs 1 >"$LOGS/ncu-$name.csv" 2>"$LOGS/ncu-$name.log"
+  local rc=$?
+  python3 - "$LOGS/ncu-$name.csv" <<'PY' || rc=1
+import csv, sys
+lines = open(sys.argv[1]).read().splitlines()  # the benchmark's own lines first, then ncu's CSV
+start = next((i for i, line in enumerate(lines) if line.startswith('"ID"')), None)
+if start is None:
+    sys.exit("profile: no rows")
+rows = list(csv.reader(lines[start:]))
+head = rows[0]
+at = {k: head.index(k) for k in ("ID", "Kernel Name", "Metric Name", "Metric Value")}
+def short(metric):
+    for old, new in (("smsp__average_warps_issue_stalled_", "stall_"), ("_per_issue_active.ratio", ""),
+                     (".avg.pct_of_peak_sustained_elapsed", "%"), (".avg.pct_of_peak_sustained_active", "%"),
+                     ("_per_inst_executed.ratio", "/inst"), ("l1tex__data_bank_conflicts_pipe_lsu_mem_shared.sum", "smem_conflicts"),
+                     ("gpu__time_duration.sum", "ns"), ("__", ".")):
+        metric = metric.replace(old, new)
+    return metric
+by = {}
+for r in rows[1:]:
+    key = (int(r[at["ID"]]), r[at["Kernel Name"]].split("(")[0][-40:])
+    by.setdefault(key, {})[short(r[at["Metric Name"]])] = r[at["Metric Value"]].replace(",", "")
+for (i, name), m in sorted(by.items()):
+    print(f"ncu {i:3d} {name:40s} " + " ".join(f"{k}={v}" for k, v in m.items()))
+PY
+  return $rc
+}
+
 case "${1:-}" in
   bundle) bundle ;;
   run) run ;;
-  *) echo "usage: scripts/gpu_check.sh bundle|run" >&2; exit 2 ;;
+  profile) profile "${2:-}" ;;
+  *) echo "usage: scripts/gpu_check.sh bundle|run|profile [detail]" >&2; exit 2 ;;
 esac

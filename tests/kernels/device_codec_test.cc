@@ -20,6 +20,28 @@ TEST(DeviceCodecTest, MatchesCpuCodecOnEdgeCases) { device_testing::RunEdgeCases
 
 TEST(DeviceCodecTest, GemmOnCodesMatchesDecodeThenDot) { device_testing::RunGemmCases(device::GemmWithDeviceSteps); }
 
+// The GPU's block scale: sixteen lanes each sum one part (BlockRmsPart), then the same tree. It
+// must be BlockRms's float bit for bit, for every length (a tail below 16 goes to part 0).
+TEST(DeviceCodecTest, RmsFromSixteenLanePartsIsBlockRms) {
+  for (int64_t n : {1, 5, 15, 16, 17, 31, 33, 255, 256, 257, 4097}) {
+    std::vector<float> x = testing_util::Gaussian(n, static_cast<uint32_t>(n));
+    for (int64_t i = 0; i < n; i += 7) x[i] *= 1e6f;  // mixed magnitudes: order matters in the sums
+    double parts[kRmsParts];
+    for (int k = 0; k < kRmsParts; ++k) parts[k] = BlockRmsPart(x.data(), n, k);
+    const float lanes = BlockRmsFromParts(parts, n), whole = BlockRms(x.data(), n);
+    EXPECT_EQ(FloatBits(lanes), FloatBits(whole)) << "n = " << n;
+  }
+}
+
+TEST(DeviceCodecTest, DivIndexDividesInEitherWidth) {
+  for (int64_t a : {int64_t{0}, int64_t{1}, int64_t{1023}, int64_t{1} << 31, (int64_t{1} << 32) - 1, int64_t{1} << 32,
+                    int64_t{3} << 40}) {
+    for (int64_t b : {int64_t{1}, int64_t{3}, int64_t{64}, int64_t{1} << 33}) {
+      EXPECT_EQ(device::DivIndex(a, b), a / b) << a << " / " << b;
+    }
+  }
+}
+
 TEST(DeviceCodecTest, RefusesCorruptT) {
   auto codec = TensorCodec::Create(CodecParams{});
   ASSERT_TRUE(codec.ok());
