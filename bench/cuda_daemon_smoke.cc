@@ -1,13 +1,15 @@
 // The device check's cosetd test (scripts/gpu_check.sh): against a cosetd started with
 // --backend cuda, checks that encode and decode run on the CUDA backend with the CPU codec's
-// bytes and floats, then times a 64 MiB encode and decode through shared memory beside the
-// in-process CPU codec (one thread and all cores), 3 runs each, min/median/max. One JSON line.
+// bytes and floats, with bad requests (a NaN entry, a corrupt blob) refused in the middle; then
+// times a 64 MiB encode and decode through shared memory beside the in-process CPU codec (one
+// thread and all cores), 3 runs each, min/median/max. One JSON line.
 //
 //   cuda_daemon_smoke --daemon unix:/path/cosetd.sock [--expect-backend cuda]
 // (--expect-backend cpu runs the same checks against a CPU daemon, to try the tool without a GPU.)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -40,6 +42,28 @@ JsonObject Seconds(int runs, Fn fn) {
   return Spread(s);
 }
 
+// Bad requests in the middle of good ones: an entry that is NaN (refused, naming it, as the CPU
+// codec words it) and a blob with a flipped byte (refused by its checksum). Empty when both are
+// refused and the daemon still answers; else what went wrong.
+std::string RefusesBadRequests(Client& client, const CodecParams& params, const std::vector<int64_t>& shape) {
+  std::vector<float> x(shape[0] * shape[1], 1.0f);
+  x[x.size() / 3] = std::numeric_limits<float>::quiet_NaN();
+  auto refused = client.Encode(x.data(), shape, params);
+  if (refused.ok()) return "a tensor with a NaN entry was encoded";
+  if (refused.status().message().find("NaN") == std::string_view::npos) {
+    return "a NaN entry was refused without saying so: " + std::string(refused.status().message());
+  }
+  x[x.size() / 3] = 1.0f;
+  auto blob = client.Encode(x.data(), shape, params);
+  if (!blob.ok()) return "a good request after a refused one failed: " + std::string(blob.status().message());
+  std::string corrupt = *blob;
+  corrupt[corrupt.size() / 2] = static_cast<char>(corrupt[corrupt.size() / 2] ^ 0x5A);
+  std::vector<float> out;
+  std::vector<int64_t> out_shape;
+  if (client.Decode(corrupt, false, &out, &out_shape).ok()) return "a corrupt blob was decoded";
+  return "";
+}
+
 int Main(int argc, char** argv) {
   auto args = CliArgs::Parse(std::vector<std::string>(argv + 1, argv + argc), {"daemon", "expect-backend"}, {});
   if (!args.ok() || args->Get("daemon", "").empty()) return Fail("usage: cuda_daemon_smoke --daemon unix:/path");
@@ -54,8 +78,14 @@ int Main(int argc, char** argv) {
   const CodecParams params;
   const TensorCodec codec = *TensorCodec::Create(params);
   // Bit-exactness: a tensor with padded rows (1000 entries) and one of whole blocks, both
-  // lattices' default code.
+  // lattices' default code; between them, bad requests the daemon must refuse and survive.
+  bool first = true;
   for (const std::vector<int64_t>& shape : {std::vector<int64_t>{64, 1000}, std::vector<int64_t>{512, 4096}}) {
+    if (!first) {
+      const std::string why = RefusesBadRequests(**client, params, shape);
+      if (!why.empty()) return Fail(why);
+    }
+    first = false;
     std::mt19937 rng(7);
     std::normal_distribution<float> g;
     std::vector<float> x(shape[0] * shape[1]);
@@ -92,7 +122,8 @@ int Main(int argc, char** argv) {
   const JsonObject cpu_all =
       Seconds(3, [&] { (void)codec.EncodeInto(shared, shape, DType::kFloat32, &pool, nullptr, &t); });
   JsonObject j;
-  j.Add("bit_exact", true).Add("daemon_backend", expected).Add("mib", 64).Add("shared_memory", shm);
+  j.Add("bit_exact", true).Add("bad_requests_refused", true).Add("daemon_backend", expected);
+  j.Add("mib", 64).Add("shared_memory", shm);
   j.Add("daemon_encode_s", daemon_encode).Add("daemon_decode_s", daemon_decode);
   j.Add("cpu_encode_1_thread_s", cpu1).Add("cpu_encode_all_cores_s", cpu_all);
   std::printf("%s\n", j.str().c_str());
