@@ -42,6 +42,13 @@ COSET_HD float BitsToFloat(uint32_t bits) {
   return value;
 }
 
+// NaN or Inf, from the exponent bits alone: an integer test, which vectorizes on the CPU.
+COSET_HD bool IsNonFiniteBits(float value) { return (FloatBits(value) & 0x7F800000u) == 0x7F800000u; }
+
+// The bits of |value|: finite floats' magnitudes order like these as unsigned integers, so a max
+// of them is exact in any order and vectorizes (BlockAbsMax; a GPU's lanes each take a part).
+COSET_HD uint32_t AbsBits(float value) { return FloatBits(value) & 0x7FFFFFFFu; }
+
 // A four-byte value from its bits (float or int32), for wide loads.
 template <typename V>
 COSET_HD V BitsTo(uint32_t bits) {
@@ -355,7 +362,7 @@ COSET_HD void DecodeChunk(const ChunkCodebook& cb, int runtime_d, int levels, co
 COSET_HD int64_t FirstNonFinite(const float* x, int64_t n) {
   uint32_t any = 0;
   for (int64_t i = 0; i < n; ++i) {
-    any |= static_cast<uint32_t>((FloatBits(x[i]) & 0x7F800000u) == 0x7F800000u);
+    any |= static_cast<uint32_t>(IsNonFiniteBits(x[i]));
   }
   if (any == 0) return -1;
   for (int64_t i = 0; i < n; ++i) {
@@ -408,7 +415,7 @@ COSET_HD double BlockRmsPart(const float* x, int64_t n, int k) {
 COSET_HD float BlockAbsMax(const float* x, int64_t n) {
   uint32_t m = 0;
   for (int64_t i = 0; i < n; ++i) {
-    const uint32_t bits = FloatBits(x[i]) & 0x7FFFFFFFu;
+    const uint32_t bits = AbsBits(x[i]);
     m = m > bits ? m : bits;
   }
   return BitsToFloat(m);

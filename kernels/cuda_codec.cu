@@ -69,7 +69,7 @@ __global__ void PrepareBlocksKernel(DeviceCodec c, const float* x, float* work, 
       __syncwarp(mask);
     }
     bool finite = true;
-    for (int64_t k = lane; k < n; k += kBlockLanes) finite &= (FloatBits(v[k]) & 0x7F800000u) != 0x7F800000u;
+    for (int64_t k = lane; k < n; k += kBlockLanes) finite &= !IsNonFiniteBits(v[k]);
     if (!__all_sync(mask, finite)) {
       if (lane == 0) atomicAdd(&counters->refused_blocks, 1u);
       continue;
@@ -82,7 +82,7 @@ __global__ void PrepareBlocksKernel(DeviceCodec c, const float* x, float* work, 
       raw = BlockRmsFromParts(parts, n);
     } else if (c.scale == kScaleAbsMax) {
       uint32_t m = 0;
-      for (int64_t k = lane; k < n; k += kBlockLanes) m = max(m, FloatBits(v[k]) & 0x7FFFFFFFu);
+      for (int64_t k = lane; k < n; k += kBlockLanes) m = max(m, AbsBits(v[k]));
       for (int offset = kBlockLanes / 2; offset > 0; offset /= 2) m = max(m, __shfl_xor_sync(mask, m, offset));
       raw = BitsToFloat(m);
     }
@@ -214,12 +214,10 @@ cudaError_t LaunchEncode(const DeviceCodec& c, const float* x, float* work, floa
   if (c.rows * c.cols == 0) return cudaSuccess;
   PrepareBlocksKernel<<<GridFor(c.rows * c.blocks_per_row, kThreads / kBlockLanes), kThreads, 0, stream>>>(
       c, x, work, base, scales, counters);
-  WithSpecializedDim(c.dim, [&](auto dim) {
-    WithSymbolType(c.symbol_bytes, [&](auto symbol) {
-      EncodeChunksKernel<dim(), decltype(symbol)>
-          <<<GridFor(c.rows * c.chunks_per_row), kThreads, StagedBytes(CodebookTableEntries(c)), stream>>>(
-              c, x, work, base, t, static_cast<uint8_t*>(symbols), counters);
-    });
+  WithChunkTypes(c, [&](auto dim, auto symbol) {
+    EncodeChunksKernel<dim(), decltype(symbol)>
+        <<<GridFor(c.rows * c.chunks_per_row), kThreads, StagedBytes(CodebookTableEntries(c)), stream>>>(
+            c, x, work, base, t, static_cast<uint8_t*>(symbols), counters);
   });
   return cudaGetLastError();
 }
@@ -227,12 +225,10 @@ cudaError_t LaunchEncode(const DeviceCodec& c, const float* x, float* work, floa
 cudaError_t LaunchDecode(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const void* symbols,
                          float* work, float* out, cudaStream_t stream) {
   if (c.rows * c.cols == 0) return cudaSuccess;
-  WithSpecializedDim(c.dim, [&](auto dim) {
-    WithSymbolType(c.symbol_bytes, [&](auto symbol) {
-      DecodeChunksKernel<dim(), decltype(symbol)>
-          <<<GridFor(c.rows * c.chunks_per_row), kThreads, StagedBytes(CodebookTableEntries(c)), stream>>>(
-              c, scales, t, static_cast<const uint8_t*>(symbols), work, out);
-    });
+  WithChunkTypes(c, [&](auto dim, auto symbol) {
+    DecodeChunksKernel<dim(), decltype(symbol)>
+        <<<GridFor(c.rows * c.chunks_per_row), kThreads, StagedBytes(CodebookTableEntries(c)), stream>>>(
+            c, scales, t, static_cast<const uint8_t*>(symbols), work, out);
   });
   if (!ReadsInPlace(c)) FinishBlocksKernel<<<GridFor(c.rows * c.blocks_per_row), kThreads, 0, stream>>>(c, work, out);
   return cudaGetLastError();
@@ -254,18 +250,16 @@ cudaError_t LaunchGemm(const DeviceCodec& c, const uint16_t* scales, const uint8
   const unsigned int grid = GridFor(warps, kThreads / kWarp);
   const size_t shared = StagedBytes(CodebookTableEntries(c));
   const uint8_t* codes = static_cast<const uint8_t*>(symbols);
-  WithSpecializedDim(c.dim, [&](auto dim) {
-    WithSymbolType(c.symbol_bytes, [&](auto symbol) {
-      using SymbolT = decltype(symbol);
-      if (per_warp == 1) {
-        GemmKernel<dim(), 1, SymbolT><<<grid, kThreads, shared, stream>>>(c, scales, t, codes, padded, batch, out);
-      } else if (per_warp == 4) {
-        GemmKernel<dim(), 4, SymbolT><<<grid, kThreads, shared, stream>>>(c, scales, t, codes, padded, batch, out);
-      } else {
-        GemmKernel<dim(), kMaxDotQueries, SymbolT>
-            <<<grid, kThreads, shared, stream>>>(c, scales, t, codes, padded, batch, out);
-      }
-    });
+  WithChunkTypes(c, [&](auto dim, auto symbol) {
+    using SymbolT = decltype(symbol);
+    if (per_warp == 1) {
+      GemmKernel<dim(), 1, SymbolT><<<grid, kThreads, shared, stream>>>(c, scales, t, codes, padded, batch, out);
+    } else if (per_warp == 4) {
+      GemmKernel<dim(), 4, SymbolT><<<grid, kThreads, shared, stream>>>(c, scales, t, codes, padded, batch, out);
+    } else {
+      GemmKernel<dim(), kMaxDotQueries, SymbolT>
+          <<<grid, kThreads, shared, stream>>>(c, scales, t, codes, padded, batch, out);
+    }
   });
   return cudaGetLastError();
 }

@@ -108,6 +108,13 @@ void WithSpecializedDim(int d, F&& f) {
   }
 }
 
+// f(dim, symbol): dim as WithSpecializedDim passes it, symbol as WithSymbolType (a SymbolT()): the
+// two template arguments every per-chunk step and kernel is compiled for, picked from c.
+template <class F>
+void WithChunkTypes(const DeviceCodec& c, F&& f) {
+  WithSpecializedDim(c.dim, [&](auto dim) { WithSymbolType(c.symbol_bytes, [&](auto symbol) { f(dim, symbol); }); });
+}
+
 // Entries of the codebook's tables (q^symbol_dim symbols of symbol_dim values each): what a GPU
 // kernel copies into shared memory when it fits.
 COSET_HD int64_t CodebookTableEntries(const DeviceCodec& c) {

@@ -141,21 +141,18 @@ absl::StatusOr<CompressedTensor> EncodeWithDeviceSteps(const TensorCodec& codec,
                                scales.data() + r * l.blocks_per_row, base.data() + r * l.blocks_per_row);
     }
   }
-  WithSpecializedDim(c.dim, [&](auto dim) {
-    WithSymbolType(c.symbol_bytes, [&](auto symbol) {
-      using SymbolT = decltype(symbol);
-      for (int64_t r = 0; r < l.rows && l.numel > 0 && !refused; ++r) {
-        for (int64_t chunk = 0; chunk < l.chunks_per_row; ++chunk) {
-          const float* row = ReadsInPlace(c) ? x + r * l.cols : work.data() + r * l.padded_cols;
-          const int t_chunk =
-              EncodeChunkAt<dim()>(c, row, base.data() + r * l.blocks_per_row, chunk,
-                                   reinterpret_cast<SymbolT*>(symbols.data() + RowSymbolsOffsetBytes(c, r)),
-                                   t.data() + r * l.chunks_per_row);
-          counts.first_try_overloads += t_chunk != 0;
-          counts.capped += t_chunk < 0;
-        }
+  WithChunkTypes(c, [&](auto dim, auto symbol) {
+    using SymbolT = decltype(symbol);
+    for (int64_t r = 0; r < l.rows && l.numel > 0 && !refused; ++r) {
+      for (int64_t chunk = 0; chunk < l.chunks_per_row; ++chunk) {
+        const float* row = ReadsInPlace(c) ? x + r * l.cols : work.data() + r * l.padded_cols;
+        const int t_chunk = EncodeChunkAt<dim()>(
+            c, row, base.data() + r * l.blocks_per_row, chunk,
+            reinterpret_cast<SymbolT*>(symbols.data() + RowSymbolsOffsetBytes(c, r)), t.data() + r * l.chunks_per_row);
+        counts.first_try_overloads += t_chunk != 0;
+        counts.capped += t_chunk < 0;
       }
-    });
+    }
   });
   COSET_RETURN_IF_ERROR(CheckDeviceEncode(codec, x, shape, dtype, refused, counts.capped));
   counts.chunks = l.rows * l.chunks_per_row;
@@ -171,20 +168,18 @@ absl::Status DecodeWithDeviceSteps(const CompressedTensor& tensor, float* out) {
   const std::vector<uint8_t>& symbols = coded.symbols;
   const Layout& l = tensor.layout;
   std::vector<float> work(l.padded_cols);
-  WithSpecializedDim(c.dim, [&](auto dim) {
-    WithSymbolType(c.symbol_bytes, [&](auto symbol) {
-      using SymbolT = decltype(symbol);
-      for (int64_t r = 0; r < l.rows && l.numel > 0; ++r) {
-        const uint16_t* scales = tensor.scales.empty() ? nullptr : tensor.scales.data() + r * l.blocks_per_row;
-        for (int64_t chunk = 0; chunk < l.chunks_per_row; ++chunk) {
-          DecodeChunkAt<dim()>(c, scales, tensor.t.data() + r * l.chunks_per_row,
-                               reinterpret_cast<const SymbolT*>(symbols.data() + RowSymbolsOffsetBytes(c, r)), chunk,
-                               ReadsInPlace(c) ? out + r * l.cols : work.data());
-        }
-        if (ReadsInPlace(c)) continue;
-        for (int64_t b = 0; b < l.blocks_per_row; ++b) FinishDecodedBlock(c, work.data(), b, out + r * l.cols);
+  WithChunkTypes(c, [&](auto dim, auto symbol) {
+    using SymbolT = decltype(symbol);
+    for (int64_t r = 0; r < l.rows && l.numel > 0; ++r) {
+      const uint16_t* scales = tensor.scales.empty() ? nullptr : tensor.scales.data() + r * l.blocks_per_row;
+      for (int64_t chunk = 0; chunk < l.chunks_per_row; ++chunk) {
+        DecodeChunkAt<dim()>(c, scales, tensor.t.data() + r * l.chunks_per_row,
+                             reinterpret_cast<const SymbolT*>(symbols.data() + RowSymbolsOffsetBytes(c, r)), chunk,
+                             ReadsInPlace(c) ? out + r * l.cols : work.data());
       }
-    });
+      if (ReadsInPlace(c)) continue;
+      for (int64_t b = 0; b < l.blocks_per_row; ++b) FinishDecodedBlock(c, work.data(), b, out + r * l.cols);
+    }
   });
   return absl::OkStatus();
 }
@@ -201,23 +196,21 @@ absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* q
       PadAndRotateBlock(c, queries + q * l.cols, b, padded.data() + q * l.padded_cols);
     }
   }
-  WithSpecializedDim(c.dim, [&](auto dim) {
-    WithSymbolType(c.symbol_bytes, [&](auto symbol) {
-      using SymbolT = decltype(symbol);
-      for (int64_t n = 0; n < l.rows; ++n) {
-        const uint16_t* scales = weights.scales.empty() ? nullptr : weights.scales.data() + n * l.blocks_per_row;
-        const SymbolT* row_symbols = reinterpret_cast<const SymbolT*>(symbols.data() + RowSymbolsOffsetBytes(c, n));
-        for (int64_t first = 0; first < batch; first += kMaxDotQueries) {
-          const int queries_here = static_cast<int>(std::min<int64_t>(kMaxDotQueries, batch - first));
-          float acc[kMaxDotQueries] = {};
-          for (int64_t chunk = 0; chunk < l.chunks_per_row; ++chunk) {
-            AccumulateChunkDots<dim(), kMaxDotQueries>(c, scales, weights.t.data() + n * l.chunks_per_row, row_symbols,
-                                                       chunk, padded.data() + first * l.padded_cols, queries_here, acc);
-          }
-          for (int q = 0; q < queries_here; ++q) out[(first + q) * l.rows + n] = acc[q];
+  WithChunkTypes(c, [&](auto dim, auto symbol) {
+    using SymbolT = decltype(symbol);
+    for (int64_t n = 0; n < l.rows; ++n) {
+      const uint16_t* scales = weights.scales.empty() ? nullptr : weights.scales.data() + n * l.blocks_per_row;
+      const SymbolT* row_symbols = reinterpret_cast<const SymbolT*>(symbols.data() + RowSymbolsOffsetBytes(c, n));
+      for (int64_t first = 0; first < batch; first += kMaxDotQueries) {
+        const int queries_here = static_cast<int>(std::min<int64_t>(kMaxDotQueries, batch - first));
+        float acc[kMaxDotQueries] = {};
+        for (int64_t chunk = 0; chunk < l.chunks_per_row; ++chunk) {
+          AccumulateChunkDots<dim(), kMaxDotQueries>(c, scales, weights.t.data() + n * l.chunks_per_row, row_symbols,
+                                                     chunk, padded.data() + first * l.padded_cols, queries_here, acc);
         }
+        for (int q = 0; q < queries_here; ++q) out[(first + q) * l.rows + n] = acc[q];
       }
-    });
+    }
   });
   return absl::OkStatus();
 }
