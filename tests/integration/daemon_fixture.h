@@ -81,12 +81,26 @@ class Daemon {
     return false;
   }
 
-  // Sends `sig` and waits for the exit status (-1 if it was killed by a signal).
+  // Sends `sig` and waits for the exit status (-1 if it was killed by a signal). A daemon still
+  // running kStopLimit after the signal (the default drain time is 10 s) is killed and reported
+  // as kDidNotStop, so a stop that hangs fails its test with that value instead of running the
+  // whole test binary into Bazel's timeout, which loses every case's report.
+  static constexpr int kDidNotStop = -2;
+  static constexpr std::chrono::seconds kStopLimit{60};
   int Stop(int sig = SIGTERM) {
     if (pid_ <= 0) return -1;
     kill(pid_, sig);
     int status = 0;
-    waitpid(pid_, &status, 0);
+    const auto limit = std::chrono::steady_clock::now() + kStopLimit;
+    while (waitpid(pid_, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > limit) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, nullptr, 0);
+        pid_ = -1;
+        return kDidNotStop;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
     pid_ = -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
