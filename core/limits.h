@@ -60,5 +60,9 @@ inline constexpr int64_t kMaxRegionBytes = int64_t{1} << 40;
 inline constexpr int kMaxRegionsPerConnection = 64;
 inline constexpr int kMaxRegions = 4096;
 inline constexpr int64_t kDefaultShmBudgetBytes = int64_t{64} << 30;
+// Default of cosetd's --device-memory-budget: device memory the CUDA backend may hold at once
+// (codebook tables plus every request's staging). The daemon shares its GPU with training jobs, so
+// it takes a bounded share, not what happens to be free.
+inline constexpr int64_t kDefaultDeviceMemoryBudgetBytes = int64_t{4} << 30;
 
 }  // namespace coset

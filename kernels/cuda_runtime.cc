@@ -2,6 +2,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
+#include <atomic>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -24,23 +26,47 @@ absl::Status CudaError(cudaError_t error, const char* what) {
     }                                            \
   } while (false)
 
+std::atomic<int64_t> g_device_bytes{0};
+std::atomic<int64_t> g_device_budget{0};
+
 }  // namespace
 
-DeviceMemory::~DeviceMemory() {
+int64_t DeviceBytesInUse() { return g_device_bytes.load(); }
+int64_t DeviceMemoryBudget() { return g_device_budget.load(); }
+void SetDeviceMemoryBudget(int64_t bytes) { g_device_budget.store(std::max<int64_t>(bytes, 0)); }
+
+DeviceMemory::~DeviceMemory() { Free(); }
+
+void DeviceMemory::Free() {
   if (ptr_ != nullptr) cudaFree(ptr_);
+  ptr_ = nullptr;
+  g_device_bytes -= bytes_;
+  bytes_ = 0;
 }
 
 absl::Status DeviceMemory::Allocate(int64_t bytes) {
-  if (ptr_ != nullptr) cudaFree(ptr_);
-  ptr_ = nullptr;
+  Free();
   if (bytes <= 0) return absl::OkStatus();
+  // Charged before cudaMalloc, so concurrent allocations cannot pass the budget together.
+  const int64_t budget = g_device_budget.load();
+  int64_t used = g_device_bytes.load();
+  do {
+    if (budget > 0 && bytes > budget - used) {
+      return absl::ResourceExhaustedError(absl::StrCat("device memory budget: ", bytes, " bytes asked, ", used, " of ",
+                                                       budget, " in use (cosetd --device-memory-budget)"));
+    }
+  } while (!g_device_bytes.compare_exchange_weak(used, used + bytes));
+  bytes_ = bytes;
   const cudaError_t error = cudaMalloc(&ptr_, static_cast<size_t>(bytes));
-  if (error == cudaErrorMemoryAllocation) {
+  if (error != cudaSuccess) {
     ptr_ = nullptr;
-    cudaGetLastError();  // an allocation failure is not sticky: clear it from the last-error slot
-    return absl::ResourceExhaustedError(absl::StrCat("device memory: cannot allocate ", bytes, " bytes"));
+    Free();  // returns the charge
+    if (error == cudaErrorMemoryAllocation) {
+      cudaGetLastError();  // an allocation failure is not sticky: clear it from the last-error slot
+      return absl::ResourceExhaustedError(absl::StrCat("device memory: cannot allocate ", bytes, " bytes"));
+    }
+    return CudaError(error, "cudaMalloc");
   }
-  COSET_CUDA_RETURN_IF_ERROR(error);
   return absl::OkStatus();
 }
 

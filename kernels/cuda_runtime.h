@@ -33,6 +33,14 @@ std::string DescribeCudaDevice(const CudaDeviceInfo& device);
 // CUDA device", "CUDA device N does not exist (K found)", or the runtime's own words.
 absl::StatusOr<CudaDeviceInfo> ProbeCudaDevice(int index);
 
+// Device memory held through DeviceMemory by this process, and the budget it may not pass. An
+// allocation past the budget is refused with RESOURCE_EXHAUSTED before the device is asked, so a
+// request too large fails cleanly (and nothing else on the device loses memory to it) instead of
+// running the device out of memory. The budget is process-wide: every CudaCodec shares it.
+int64_t DeviceBytesInUse();
+int64_t DeviceMemoryBudget();  // 0: none but the device's own memory
+void SetDeviceMemoryBudget(int64_t bytes);
+
 // Device memory owned by the caller of a launch (freed on destruction). Kept free of CUDA types,
 // so this header needs no CUDA include.
 class DeviceMemory {
@@ -42,8 +50,8 @@ class DeviceMemory {
   DeviceMemory(const DeviceMemory&) = delete;
   DeviceMemory& operator=(const DeviceMemory&) = delete;
 
-  // Allocates `bytes` on the current device (nothing for 0); RESOURCE_EXHAUSTED when the device
-  // is out of memory. Frees what was held before.
+  // Allocates `bytes` on the current device (nothing for 0); RESOURCE_EXHAUSTED when that would
+  // pass the device-memory budget or the device is out of memory. Frees what was held before.
   absl::Status Allocate(int64_t bytes);
   // Allocates count values and copies them from the host (asynchronously on `stream`, a
   // cudaStream_t: keep the host values alive until the stream has passed this point).
@@ -54,7 +62,10 @@ class DeviceMemory {
   }
 
  private:
+  void Free();
+
   void* ptr_ = nullptr;
+  int64_t bytes_ = 0;  // charged to DeviceBytesInUse
 };
 
 // A coded tensor's codes on one device, ready for LaunchDecode and LaunchGemm (CudaCodec::Upload):

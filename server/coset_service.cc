@@ -70,6 +70,7 @@ CosetServiceImpl::CosetServiceImpl(const ServiceLimits& limits, Metrics* metrics
       pool_(limits.threads),
       budget_(limits.memory_budget_bytes, [this] { return ResidentBytes(); }) {
   metrics_->memory_budget_bytes().Set(static_cast<double>(limits.memory_budget_bytes));
+  metrics_->device_memory_budget_bytes().Set(static_cast<double>(DeviceMemoryBudget()));
 }
 
 CosetServiceImpl::~CosetServiceImpl() = default;
@@ -494,6 +495,7 @@ void CosetServiceImpl::UpdateGauges() {
   metrics_->configs().Set(static_cast<double>(configs_.count()));
   metrics_->codebook_bytes().Set(static_cast<double>(configs_.bytes()));
   metrics_->memory_used_bytes().Set(static_cast<double>(ResidentBytes() + budget_.reserved()));
+  metrics_->device_memory_used_bytes().Set(static_cast<double>(DeviceBytesInUse()));
 }
 
 }  // namespace coset

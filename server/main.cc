@@ -5,6 +5,7 @@
 //          [--metrics HOST:PORT|off] [--threads N] [--max-message-bytes N] [--max-concurrent N]
 //          [--memory-budget BYTES] [--lut-budget BYTES] [--shm-budget BYTES] [--drain-seconds S]
 //          [--ready-file PATH] [--log-level info|warn|error] [--backend cpu|cuda|auto] [--device N]
+//          [--device-memory-budget BYTES]
 // ADDR is unix:/path or host:port (port 0 picks a free port; --ready-file records the result).
 #include <malloc.h>
 #include <signal.h>
@@ -28,6 +29,7 @@
 #include "absl/strings/str_split.h"
 #include "common/cli_args.h"
 #include "common/files.h"
+#include "core/limits.h"
 #include "core/status_macros.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
@@ -66,6 +68,8 @@ constexpr char kUsage[] = R"(usage: cosetd [flags]
   --log-level L            info | warn | error                      [info]
   --backend B              cpu | cuda | auto (cuda when a device is usable, else cpu) [cpu]
   --device N               CUDA device for --backend cuda|auto      [0]
+  --device-memory-budget BYTES  device memory the CUDA backend may hold at once; a request
+                           that would pass it is refused (RESOURCE_EXHAUSTED)   [4294967296]
   --config FILE            flags from a file, one "name = value" per line (# comments);
                            command-line flags override it
 )";
@@ -120,6 +124,7 @@ struct DaemonFlags {
   std::string tls_cert, tls_key, tls_client_ca;  // PEM files; empty: plaintext TCP
   std::string backend = "cpu";                   // cpu | cuda | auto
   int device = 0;                                // CUDA device index
+  int64_t device_memory_budget = kDefaultDeviceMemoryBudgetBytes;
 };
 
 // Parses argv (after --config FILE is expanded in place) into flags. Returns the exit code to use
@@ -146,12 +151,12 @@ std::optional<int> ParseFlags(int argc, char** argv, DaemonFlags* out) {
     args.insert(args.begin(), from_file->begin(), from_file->end());
     break;
   }
-  auto parsed =
-      CliArgs::Parse(args,
-                     {"grpc", "metrics", "threads", "max-message-bytes", "max-concurrent", "memory-budget",
-                      "lut-budget", "shm-budget", "shm-idle-seconds", "drain-seconds", "ready-file", "log-level",
-                      "allow-group", "tls-cert", "tls-key", "tls-client-ca", "backend", "device"},
-                     {});
+  auto parsed = CliArgs::Parse(
+      args,
+      {"grpc", "metrics", "threads", "max-message-bytes", "max-concurrent", "memory-budget", "lut-budget", "shm-budget",
+       "shm-idle-seconds", "drain-seconds", "ready-file", "log-level", "allow-group", "tls-cert", "tls-key",
+       "tls-client-ca", "backend", "device", "device-memory-budget"},
+      {});
   if (!parsed.ok() || !parsed->positionals().empty()) {
     std::cerr << "cosetd: " << (parsed.ok() ? "unexpected argument" : std::string(parsed.status().message())) << "\n"
               << kUsage;
@@ -180,6 +185,7 @@ std::optional<int> ParseFlags(int argc, char** argv, DaemonFlags* out) {
   out->shm.idle_seconds = static_cast<int>(get("shm-idle-seconds", out->shm.idle_seconds, 1, 3600));
   out->drain_seconds = get("drain-seconds", out->drain_seconds, 0, 3600);
   out->device = static_cast<int>(get("device", 0, 0, 1023));
+  out->device_memory_budget = get("device-memory-budget", out->device_memory_budget, 1 << 20, int64_t{1} << 50);
   out->backend = flags.Get("backend", out->backend);
   if (out->backend != "cpu" && out->backend != "cuda" && out->backend != "auto") {
     std::cerr << "cosetd: --backend must be cpu, cuda or auto (got '" << out->backend.substr(0, 64) << "')\n";
@@ -439,6 +445,7 @@ void RunUntilSignal(const sigset_t& stop_signals, Listeners& listeners, const Co
 int Main(int argc, char** argv) {
   DaemonFlags flags;
   if (std::optional<int> exit_code = ParseFlags(argc, argv, &flags)) return *exit_code;
+  SetDeviceMemoryBudget(flags.device_memory_budget);
   Backend backend = SelectBackend(flags);
   if (backend.exit_code) return *backend.exit_code;
 

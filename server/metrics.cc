@@ -88,6 +88,16 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                             .Help("Bytes charged to the memory budget: resident state plus requests' reservations")
                             .Register(*registry_)
                             .Add({});
+  device_memory_budget_bytes_ = &prometheus::BuildGauge()
+                                     .Name("coset_device_memory_budget_bytes")
+                                     .Help("Device memory the CUDA backend may hold (--device-memory-budget)")
+                                     .Register(*registry_)
+                                     .Add({});
+  device_memory_used_bytes_ = &prometheus::BuildGauge()
+                                   .Name("coset_device_memory_used_bytes")
+                                   .Help("Device memory the CUDA backend holds: codebook tables and requests' staging")
+                                   .Register(*registry_)
+                                   .Add({});
   configs_ = &prometheus::BuildGauge()
                   .Name("coset_registered_configs")
                   .Help("Registered codec configurations")

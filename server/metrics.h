@@ -40,6 +40,8 @@ class Metrics {
   prometheus::Gauge& shm_bytes() { return *shm_bytes_; }
   prometheus::Gauge& memory_budget_bytes() { return *memory_budget_bytes_; }
   prometheus::Gauge& memory_used_bytes() { return *memory_used_bytes_; }
+  prometheus::Gauge& device_memory_budget_bytes() { return *device_memory_budget_bytes_; }
+  prometheus::Gauge& device_memory_used_bytes() { return *device_memory_used_bytes_; }
 
   static constexpr size_t kMaxConfigLabels = 64;
 
@@ -69,6 +71,8 @@ class Metrics {
   prometheus::Gauge* shm_bytes_;
   prometheus::Gauge* memory_budget_bytes_;
   prometheus::Gauge* memory_used_bytes_;
+  prometheus::Gauge* device_memory_budget_bytes_;
+  prometheus::Gauge* device_memory_used_bytes_;
 };
 
 }  // namespace coset

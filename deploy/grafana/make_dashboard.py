@@ -138,9 +138,12 @@ def build():
                    "out {{method}}")], "Bps"), 12, 8)
 
     L.row("Resources")
-    L.add(series("Memory budget", "Bytes charged to --memory-budget, and the budget.",
+    L.add(series("Memory budget", "Bytes charged to --memory-budget, and the budget; device memory held by the "
+                 "CUDA backend, and --device-memory-budget (0 used on the CPU backend).",
                  [(f"sum(coset_memory_used_bytes{{{SEL}}})", "used"),
-                  (f"sum(coset_memory_budget_bytes{{{SEL}}})", "budget")], "bytes"), 8, 8)
+                  (f"sum(coset_memory_budget_bytes{{{SEL}}})", "budget"),
+                  (f"sum(coset_device_memory_used_bytes{{{SEL}}})", "device used"),
+                  (f"sum(coset_device_memory_budget_bytes{{{SEL}}})", "device budget")], "bytes"), 8, 8)
     L.add(series("Resident state", "Bytes of resident compressed tensors, of their repacked LUT matrices and "
                  "of codebooks / two-sided LUTs.",
                  [(f"sum(coset_resident_tensor_bytes{{{SEL}}})", "resident tensors"),

@@ -581,7 +581,7 @@ TEST(DaemonBackendTest, CudaBackendServesOnADeviceOrSaysWhyNot) {
   } else {
     // A device: encode and decode run there, with the CPU codec's bytes and floats.
     Daemon daemon(dir);
-    ASSERT_TRUE(daemon.Start({"--backend", "cuda"}));
+    ASSERT_TRUE(daemon.Start({"--backend", "cuda", "--device-memory-budget", "16777216"}));
     Client::Options o;
     o.address = daemon.unix_address();
     auto client = *Client::Connect(o);
@@ -599,6 +599,15 @@ TEST(DaemonBackendTest, CudaBackendServesOnADeviceOrSaysWhyNot) {
     ASSERT_TRUE(client->Decode(*blob, false, &decoded, &shape).ok());
     ASSERT_TRUE(codec.Decode(cpu, cpu_decoded.data()).ok());
     EXPECT_EQ(decoded, cpu_decoded);
+    // A tensor whose staging alone passes the 16 MiB device budget is refused before the device
+    // is asked, and the daemon goes on serving with the same bytes.
+    const std::vector<float> big = Gaussian(int64_t{1} << 22, 6);
+    auto refused = client->Encode(big.data(), {1024, 4096}, p);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
+    EXPECT_NE(refused.status().message().find("device memory budget"), std::string::npos) << refused.status();
+    EXPECT_EQ(*client->Encode(x.data(), {64, 1000}, p), *blob);
+    EXPECT_EQ(daemon.Metric("coset_device_memory_budget_bytes"), 16777216);
+    EXPECT_GT(daemon.Metric("coset_device_memory_used_bytes"), 0);  // the codebook tables stay
     EXPECT_EQ(daemon.Stop(), 0);
   }
   std::vector<std::string> bad = {"--grpc", "unix:" + dir + "/s.sock", "--metrics", "off", "--backend", "tpu"};
@@ -636,6 +645,24 @@ TEST(DaemonBackendTest, AutoFallsBackToTheCpuAndServes) {
 
 // The device check's cosetd tool (bench/cuda_daemon_smoke, run by scripts/gpu_check.sh on a GPU
 // machine) passes against a CPU daemon here, so a GPU session does not find it broken.
+TEST(DaemonBackendTest, TheDeviceMemoryBudgetIsAFlagAndGauges) {
+  char tmpl[] = "/tmp/cosetd-backend-XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  {
+    Daemon daemon(dir);
+    ASSERT_TRUE(daemon.Start({"--device-memory-budget", "123731968"}));
+    EXPECT_EQ(daemon.Metric("coset_device_memory_budget_bytes"), 123731968);
+    EXPECT_EQ(daemon.Metric("coset_device_memory_used_bytes"), 0);  // the CPU backend holds none
+    EXPECT_EQ(daemon.Stop(), 0);
+  }
+  // Below 1 MiB: refused, naming the flag and its range.
+  const auto [code, text] =
+      RunToExit({"--grpc", "unix:" + dir + "/s.sock", "--metrics", "off", "--device-memory-budget", "1000"}, dir);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(text.find("--device-memory-budget must be an integer in [1048576, "), std::string::npos) << text;
+  std::filesystem::remove_all(dir);
+}
+
 TEST(DaemonBackendTest, DeviceCheckSmokeToolPassesAgainstACpuDaemon) {
   char tmpl[] = "/tmp/cosetd-backend-XXXXXX";
   const std::string dir = mkdtemp(tmpl);

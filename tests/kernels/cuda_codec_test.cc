@@ -38,6 +38,38 @@ TEST(CudaProbeTest, SaysWhyNoDeviceIsUsable) {
   EXPECT_EQ(CudaCodec::Create(0).status(), probe.status());
 }
 
+TEST(DeviceMemoryTest, TheBudgetRefusesBeforeTheDeviceIsAsked) {
+  // Runs everywhere: the refusal comes before cudaMalloc, so it needs no device.
+  const int64_t before = DeviceMemoryBudget();
+  SetDeviceMemoryBudget(1 << 20);
+  {
+    DeviceMemory too_big;
+    const absl::Status refused = too_big.Allocate((1 << 20) + 1);
+    EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
+    EXPECT_NE(refused.message().find("device memory budget: 1048577 bytes asked, 0 of 1048576 in use"),
+              std::string::npos)
+        << refused;
+    EXPECT_EQ(DeviceBytesInUse(), 0);
+    DeviceMemory fits;
+    const absl::Status status = fits.Allocate(1 << 19);
+    if (status.ok()) {  // a device: the bytes are charged while held, and the rest of the budget is left
+      EXPECT_EQ(DeviceBytesInUse(), 1 << 19);
+      EXPECT_EQ(too_big.Allocate((1 << 19) + 1).code(), absl::StatusCode::kResourceExhausted);
+      EXPECT_TRUE(too_big.Allocate(1 << 19).ok());
+      EXPECT_EQ(DeviceBytesInUse(), 1 << 20);
+    } else {  // no device: cudaMalloc's failure returns the charge
+      EXPECT_NE(status.code(), absl::StatusCode::kOk);
+      EXPECT_EQ(DeviceBytesInUse(), 0);
+    }
+  }
+  EXPECT_EQ(DeviceBytesInUse(), 0);  // freed with the DeviceMemory objects
+  SetDeviceMemoryBudget(0);          // no budget: only the device's own memory bounds it
+  DeviceMemory unbounded;
+  EXPECT_NE(unbounded.Allocate(int64_t{1} << 40).code(), absl::StatusCode::kOk);  // 1 TiB: no device has it
+  EXPECT_EQ(DeviceBytesInUse(), 0);
+  SetDeviceMemoryBudget(before);
+}
+
 TEST(CudaCodecTest, MatchesCpuCodecOnTheGrid) {
   COSET_REQUIRE_GPU(codec);
   device_testing::RunGrid(OnDevice(codec->get()));

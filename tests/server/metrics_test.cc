@@ -48,6 +48,10 @@ TEST(MetricsTest, EncodesCountBytesSavedOverloadsAndTheTDistribution) {
   m.memory_used_bytes().Set(250);
   EXPECT_EQ(MetricValue(m, "coset_memory_budget_bytes"), 1000);
   EXPECT_EQ(MetricValue(m, "coset_memory_used_bytes"), 250);
+  m.device_memory_budget_bytes().Set(4096);
+  m.device_memory_used_bytes().Set(1024);
+  EXPECT_EQ(MetricValue(m, "coset_device_memory_budget_bytes"), 4096);
+  EXPECT_EQ(MetricValue(m, "coset_device_memory_used_bytes"), 1024);
 }
 
 TEST(MetricsTest, ConfigLabelsAreBoundedAgainstCardinalityFloods) {
