@@ -85,6 +85,7 @@ absl::Status CosetServiceImpl::EncodeTensor(const Config& config, const Input& x
   // whose symbols are not whole bytes), beyond the codes DoEncode has reserved.
   COSET_ASSIGN_OR_RETURN(const Layout l, Layout::Make(config.codec->params(), x.shape));
   COSET_RETURN_IF_ERROR(rc.Reserve(4 * l.rows * l.symbols_per_row, "the CUDA encode's staged symbols"));
+  rc.set_backend("cuda");
   std::lock_guard<std::mutex> lock(cuda_mu_);
   COSET_ASSIGN_OR_RETURN(*out, cuda_->Encode(*config.codec, x.data, x.shape, DType::kFloat32, stats));
   return absl::OkStatus();
@@ -92,6 +93,7 @@ absl::Status CosetServiceImpl::EncodeTensor(const Config& config, const Input& x
 
 absl::Status CosetServiceImpl::DecodeTensorTo(const CompressedTensor& t, float* out, RequestContext& rc) {
   if (cuda_ == nullptr) return DecodeTensor(t, out, rc.ExecutorFor(t.layout.numel));
+  rc.set_backend("cuda");
   std::lock_guard<std::mutex> lock(cuda_mu_);
   return cuda_->Decode(t, out);
 }
@@ -134,6 +136,7 @@ grpc::Status CosetServiceImpl::Serve(const char* method, grpc::ServerContext* ct
   absl::Status status;
   const int64_t running = ++inflight_;
   metrics_->inflight().Set(static_cast<double>(running));
+  const char* backend = "cpu";
   {
     // Admission by work: the message now, then each handler reserves what it will allocate once
     // its sizes are known (RequestContext::Reserve); everything is given back when rc ends.
@@ -160,6 +163,7 @@ grpc::Status CosetServiceImpl::Serve(const char* method, grpc::ServerContext* ct
       rc.RunSuccessActions();
       reservations_.HoldUntilCallEnds(ctx, rc.TakeReservations());
     }
+    backend = rc.backend();
   }
   // Large requests leave large free blocks behind; hand them back so the daemon's footprint
   // returns to its baseline between bursts.
@@ -167,7 +171,7 @@ grpc::Status CosetServiceImpl::Serve(const char* method, grpc::ServerContext* ct
     malloc_trim(0);
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  metrics_->RecordRequest(method, absl::StatusCodeToString(status.code()), ClientKindOf(*ctx), seconds,
+  metrics_->RecordRequest(method, absl::StatusCodeToString(status.code()), ClientKindOf(*ctx), backend, seconds,
                           static_cast<double>(request_bytes),
                           status.ok() ? static_cast<double>(resp->ByteSizeLong()) : 0.0);
   // Counted before it leaves the in-flight gauge: a scrape that sees no request in flight sees

@@ -7,7 +7,7 @@ namespace coset {
 Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   requests_ = &prometheus::BuildCounter()
                    .Name("coset_requests_total")
-                   .Help("RPCs by method, status code and client kind")
+                   .Help("RPCs by method, status code, client kind and backend (cpu or cuda)")
                    .Register(*registry_);
   bytes_in_ = &prometheus::BuildCounter()
                    .Name("coset_request_bytes_total")
@@ -19,7 +19,7 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                     .Register(*registry_);
   latency_ = &prometheus::BuildHistogram()
                   .Name("coset_request_duration_seconds")
-                  .Help("RPC latency by method and client kind")
+                  .Help("RPC latency by method, client kind and backend (cpu or cuda)")
                   .Register(*registry_);
   raw_bytes_ = &prometheus::BuildCounter()
                     .Name("coset_encoded_raw_bytes_total")
@@ -106,13 +106,13 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
 }
 
 void Metrics::RecordRequest(const std::string& method, const std::string& code, const std::string& client,
-                            double seconds, double bytes_in, double bytes_out) {
-  requests_->Add({{"method", method}, {"code", code}, {"client", client}}).Increment();
+                            const std::string& backend, double seconds, double bytes_in, double bytes_out) {
+  requests_->Add({{"method", method}, {"code", code}, {"client", client}, {"backend", backend}}).Increment();
   bytes_in_->Add({{"method", method}}).Increment(bytes_in);
   bytes_out_->Add({{"method", method}}).Increment(bytes_out);
   static const prometheus::Histogram::BucketBoundaries kBuckets = {1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2,
                                                                    3e-2, 0.1,  0.3,  1.0,  3.0,  10.0};
-  latency_->Add({{"method", method}, {"client", client}}, kBuckets).Observe(seconds);
+  latency_->Add({{"method", method}, {"client", client}, {"backend", backend}}, kBuckets).Observe(seconds);
 }
 
 std::string Metrics::ConfigLabel(const std::string& config) {

@@ -21,9 +21,9 @@ class Metrics {
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
 
   // One finished RPC: method name, canonical status code name, client kind (proto/client_kind.h,
-  // already bounded), latency, bytes in/out.
-  void RecordRequest(const std::string& method, const std::string& code, const std::string& client, double seconds,
-                     double bytes_in, double bytes_out);
+  // already bounded), the backend its codec work ran on ("cpu" or "cuda"), latency, bytes in/out.
+  void RecordRequest(const std::string& method, const std::string& code, const std::string& client,
+                     const std::string& backend, double seconds, double bytes_in, double bytes_out);
   // One encode: raw float32 bytes, compressed bytes, chunks, chunks needing T > 0, chunks that
   // reached t_max (capped: zeroed or refused, i.e. clipped data), T histogram.
   // At most kMaxConfigLabels distinct `config` label values are exported; later ones are pooled

@@ -57,6 +57,10 @@ class RequestContext {
   // its own tensors and regions.
   const std::string& caller() const { return caller_; }
   void set_caller(std::string caller) { caller_ = std::move(caller); }
+  // The backend the request's codec work ran on ("cpu" unless a handler says otherwise): the
+  // `backend` label of its request metrics.
+  const char* backend() const { return backend_; }
+  void set_backend(const char* backend) { backend_ = backend; }
   RequestContext(const RequestContext&) = delete;
   RequestContext& operator=(const RequestContext&) = delete;
 
@@ -92,6 +96,7 @@ class RequestContext {
   MemoryBudget* budget_;
   int64_t reserved_ = 0;
   std::string caller_;
+  const char* backend_ = "cpu";
   std::vector<std::function<void()>> on_success_;
   CancellableExecutor pooled_;
   CancellableExecutor inline_;

@@ -138,12 +138,9 @@ def build():
                    "out {{method}}")], "Bps"), 12, 8)
 
     L.row("Resources")
-    L.add(series("Memory budget", "Bytes charged to --memory-budget, and the budget; device memory held by the "
-                 "CUDA backend, and --device-memory-budget (0 used on the CPU backend).",
+    L.add(series("Memory budget", "Bytes charged to --memory-budget, and the budget.",
                  [(f"sum(coset_memory_used_bytes{{{SEL}}})", "used"),
-                  (f"sum(coset_memory_budget_bytes{{{SEL}}})", "budget"),
-                  (f"sum(coset_device_memory_used_bytes{{{SEL}}})", "device used"),
-                  (f"sum(coset_device_memory_budget_bytes{{{SEL}}})", "device budget")], "bytes"), 8, 8)
+                  (f"sum(coset_memory_budget_bytes{{{SEL}}})", "budget")], "bytes"), 8, 8)
     L.add(series("Resident state", "Bytes of resident compressed tensors, of their repacked LUT matrices and "
                  "of codebooks / two-sided LUTs.",
                  [(f"sum(coset_resident_tensor_bytes{{{SEL}}})", "resident tensors"),
@@ -175,10 +172,22 @@ def build():
                  "(the hook's shows as its codec name).",
                  [(f"sum by (config) (coset:bytes_saved:rate5m{{{SEL}}})", "{{config}}")], "Bps"), 6, 8)
 
-    L.row("GPU backend")
-    L.add({"type": "text", "title": "GPU backend", "options": {"mode": "markdown", "content":
-           "The CUDA backend's panels (device memory, kernel time) come with its metrics; cosetd serves "
-           "on the CPU backend until then."}}, 24, 3)
+    L.row("Backends (CPU, CUDA)")
+    L.add(series("Requests by backend", "RPCs per second by the backend their codec work ran on: cuda for "
+                 "Encode, Decode and Quantize on a daemon started with --backend cuda (or auto with a device), "
+                 "else cpu.",
+                 [(f"sum by (backend, method) (rate(coset_requests_total{{{SEL}}}[$__rate_interval]))",
+                   "{{backend}} {{method}}")], "reqps", stack=True), 8, 8)
+    L.add(series("Latency p99 by backend", "From the request-duration histogram, over 5 minutes: a CUDA request "
+                 "includes staging its payload through device memory.",
+                 [(f"histogram_quantile(0.99, sum by (le, backend, method) "
+                   f"(rate(coset_request_duration_seconds_bucket{{{SEL}}}[5m])))", "p99 {{backend}} {{method}}")],
+                 "s"), 8, 8)
+    L.add(series("Device memory", "Device memory the CUDA backend holds (codebook tables and requests' "
+                 "staging), and --device-memory-budget: a request that would pass it is refused with "
+                 "RESOURCE_EXHAUSTED. 0 held on the CPU backend.",
+                 [(f"sum(coset_device_memory_used_bytes{{{SEL}}})", "used"),
+                  (f"sum(coset_device_memory_budget_bytes{{{SEL}}})", "budget")], "bytes"), 8, 8)
 
     return {
         "title": "cosetd", "uid": "cosetd", "tags": ["coset"], "editable": True, "schemaVersion": 39,

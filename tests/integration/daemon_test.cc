@@ -201,6 +201,8 @@ TEST_F(DaemonTest, MetricsCountRequestsBytesAndOverloads) {
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(client_->Encode(x.data(), {128, 256}, CodecParams{}).ok());
   // Counted under the C++ client's kind (proto/client_kind.h).
   EXPECT_EQ(daemon_->MetricSum("coset_requests_total", {"client=\"cxx\"", "code=\"OK\"", "method=\"Encode\""}), 3);
+  // The CPU backend did the codec work (a CUDA daemon's encodes read backend="cuda").
+  EXPECT_EQ(daemon_->MetricSum("coset_requests_total", {"backend=\"cpu\"", "code=\"OK\"", "method=\"Encode\""}), 3);
   EXPECT_GT(daemon_->Metric("coset_bytes_saved_total"), 3 * 128 * 256 * 4 * 0.8);
   EXPECT_GT(daemon_->Metric("coset_overload_chunks_total"), 0);
   EXPECT_EQ(daemon_->Metric("coset_chunks_total"), 3 * 128 * 64);
@@ -606,6 +608,8 @@ TEST(DaemonBackendTest, CudaBackendServesOnADeviceOrSaysWhyNot) {
     EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
     EXPECT_NE(refused.status().message().find("device memory budget"), std::string::npos) << refused.status();
     EXPECT_EQ(*client->Encode(x.data(), {64, 1000}, p), *blob);
+    EXPECT_GE(daemon.MetricSum("coset_requests_total", {"backend=\"cuda\"", "code=\"OK\"", "method=\"Encode\""}), 2);
+    EXPECT_GE(daemon.MetricSum("coset_requests_total", {"backend=\"cuda\"", "code=\"OK\"", "method=\"Decode\""}), 1);
     EXPECT_EQ(daemon.Metric("coset_device_memory_budget_bytes"), 16777216);
     EXPECT_GT(daemon.Metric("coset_device_memory_used_bytes"), 0);  // the codebook tables stay
     EXPECT_EQ(daemon.Stop(), 0);

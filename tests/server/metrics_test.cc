@@ -10,12 +10,23 @@ namespace {
 
 TEST(MetricsTest, RequestsAreCountedByMethodCodeAndClientKind) {
   Metrics m;
-  m.RecordRequest("Encode", "OK", "torch", 0.002, 100, 40);
-  m.RecordRequest("Encode", "OK", "torch", 0.004, 100, 40);
-  m.RecordRequest("Encode", "INVALID_ARGUMENT", "python", 0.001, 10, 0);
-  EXPECT_EQ(MetricValue(m, "coset_requests_total", {{"method", "Encode"}, {"code", "OK"}, {"client", "torch"}}), 2);
+  m.RecordRequest("Encode", "OK", "torch", "cpu", 0.002, 100, 40);
+  m.RecordRequest("Encode", "OK", "torch", "cuda", 0.004, 100, 40);
+  m.RecordRequest("Encode", "INVALID_ARGUMENT", "python", "cpu", 0.001, 10, 0);
+  // One series per backend the codec work ran on.
+  EXPECT_EQ(MetricValue(m, "coset_requests_total",
+                        {{"method", "Encode"}, {"code", "OK"}, {"client", "torch"}, {"backend", "cpu"}}),
+            1);
+  EXPECT_EQ(MetricValue(m, "coset_requests_total",
+                        {{"method", "Encode"}, {"code", "OK"}, {"client", "torch"}, {"backend", "cuda"}}),
+            1);
   EXPECT_EQ(MetricValue(m, "coset_requests_total", {{"code", "OK"}, {"client", "python"}}), -1);
-  EXPECT_EQ(MetricValue(m, "coset_request_duration_seconds", {{"method", "Encode"}, {"client", "torch"}}), 2);
+  EXPECT_EQ(
+      MetricValue(m, "coset_request_duration_seconds", {{"method", "Encode"}, {"client", "torch"}, {"backend", "cpu"}}),
+      1);
+  EXPECT_EQ(MetricValue(m, "coset_request_duration_seconds",
+                        {{"method", "Encode"}, {"client", "torch"}, {"backend", "cuda"}}),
+            1);
   EXPECT_EQ(MetricValue(m, "coset_requests_total", {{"method", "Encode"}, {"code", "INVALID_ARGUMENT"}}), 1);
   EXPECT_EQ(MetricValue(m, "coset_request_bytes_total", {{"method", "Encode"}}), 210);
   EXPECT_EQ(MetricValue(m, "coset_response_bytes_total", {{"method", "Encode"}}), 80);
