@@ -96,14 +96,26 @@ class RangeDecoder {
   bool overrun_ = false;
 };
 
+// Contexts 0 and 1, which nearly every value codes, live in locals rather than in `probs`: kept in
+// registers, a decision's probability update is not a store that the next value's decision has to
+// load back. That store-to-load round trip was the decoder's critical path: 6.6 -> 4.0 ns per value
+// on a stream with a third of its values overloaded, 10.7 -> 8.1 on a gradient's (4.6 -> 4.3 and
+// 8.1 -> 7.7 to encode). The bytes are the same (range_coder_test pins them).
 std::vector<uint8_t> EncodeSegment(const uint8_t* t, int64_t count, int t_max) {
-  uint16_t probs[kContexts];
+  uint16_t first = kProbInit, second = kProbInit;  // contexts 0 and 1
+  uint16_t probs[kContexts];                       // contexts 2 and up
   std::fill(probs, probs + kContexts, kProbInit);
   RangeEncoder encoder;
+  if (t_max == 0) return encoder.Finish();
   for (int64_t i = 0; i < count; ++i) {
     // Unary: T ones then a zero; the zero is implied when T reaches t_max.
-    for (int bit = 0; bit < t_max; ++bit) {
-      const int one = t[i] > bit ? 1 : 0;
+    const int value = t[i];
+    encoder.EncodeBit(first, value > 0 ? 1 : 0);
+    if (value == 0 || t_max == 1) continue;
+    encoder.EncodeBit(second, value > 1 ? 1 : 0);
+    if (value == 1) continue;
+    for (int bit = 2; bit < t_max; ++bit) {
+      const int one = value > bit ? 1 : 0;
       encoder.EncodeBit(probs[std::min(bit, kContexts - 1)], one);
       if (!one) break;
     }
@@ -112,12 +124,19 @@ std::vector<uint8_t> EncodeSegment(const uint8_t* t, int64_t count, int t_max) {
 }
 
 absl::Status DecodeSegment(const uint8_t* data, int64_t size, int64_t count, int t_max, uint8_t* t) {
+  uint16_t first = kProbInit, second = kProbInit;  // contexts 0 and 1, as EncodeSegment
   uint16_t probs[kContexts];
   std::fill(probs, probs + kContexts, kProbInit);
   RangeDecoder decoder(data, size);
   for (int64_t i = 0; i < count; ++i) {
     int value = 0;
-    while (value < t_max && decoder.DecodeBit(probs[std::min(value, kContexts - 1)])) ++value;
+    if (t_max > 0 && decoder.DecodeBit(first)) {
+      value = 1;
+      if (t_max > 1 && decoder.DecodeBit(second)) {
+        value = 2;
+        while (value < t_max && decoder.DecodeBit(probs[std::min(value, kContexts - 1)])) ++value;
+      }
+    }
     t[i] = static_cast<uint8_t>(value);
   }
   // An encoder's 5-byte flush means a valid segment never needs bytes beyond its own length.
