@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "core/limits.h"
 #include "proto/shm_protocol.h"
 
 namespace coset {
@@ -47,6 +48,11 @@ absl::StatusOr<std::unique_ptr<ShmChannel>> ShmChannel::Open(const std::string& 
   if (c->sock_ < 0 || connect(c->sock_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     return absl::UnavailableError(absl::StrCat("cannot connect to ", path, ": ", std::strerror(errno)));
   }
+  // Bounded replies: a send or recv that waits longer fails (EAGAIN), and the call reports the
+  // daemon unavailable instead of blocking for ever.
+  const timeval limit{kShmReplySeconds, 0};
+  setsockopt(c->sock_, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+  setsockopt(c->sock_, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
   return c;
 }
 
@@ -82,9 +88,12 @@ absl::Status ShmChannel::Allocate(int64_t size) {
   c->cmsg_len = CMSG_LEN(sizeof(int));
   std::memcpy(CMSG_DATA(c), &memfd_, sizeof(int));
   ShmReply reply{};
+  errno = 0;
   if (sendmsg(sock_, &msg, MSG_NOSIGNAL) != sizeof(req) ||
       recv(sock_, &reply, sizeof(reply), MSG_WAITALL) != sizeof(reply)) {
-    return absl::UnavailableError("shared-memory side socket closed (daemon restarted?)");
+    return absl::UnavailableError(errno == EAGAIN || errno == EWOULDBLOCK
+                                      ? absl::StrCat("shared-memory side socket: no answer in ", kShmReplySeconds, " s")
+                                      : std::string("shared-memory side socket closed (daemon restarted?)"));
   }
   if (reply.status != 0) {
     reply.message[sizeof(reply.message) - 1] = '\0';

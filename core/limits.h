@@ -60,6 +60,10 @@ inline constexpr int64_t kMaxRegionBytes = int64_t{1} << 40;
 inline constexpr int kMaxRegionsPerConnection = 64;
 inline constexpr int kMaxRegions = 4096;
 inline constexpr int64_t kDefaultShmBudgetBytes = int64_t{64} << 30;
+// How long a client waits for the daemon's answer on the shared-memory side socket before it
+// reports the daemon unavailable: a registration is answered at once by a daemon that works, and a
+// stalled one must not block its clients for ever.
+inline constexpr int kShmReplySeconds = 30;
 // Default of cosetd's --device-memory-budget: device memory the CUDA backend may hold at once
 // (codebook tables plus every request's staging). The daemon shares its GPU with training jobs, so
 // it takes a bounded share, not what happens to be free.

@@ -1,4 +1,5 @@
 // Integration tests: a real cosetd process, real gRPC over a Unix socket and loopback TCP.
+#include <poll.h>
 #include <sys/un.h>
 
 #include <atomic>
@@ -350,6 +351,7 @@ TEST_F(DaemonTest, ClientsCannotUseOrUnregisterEachOthersRegions) {
     req.mutable_input()->mutable_shm()->set_length(length);
     v1::EncodeResponse resp;
     grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));  // a stall fails, not hangs
     return stub->Encode(&ctx, req, &resp).error_code();
   };
   EXPECT_EQ(encode_from(owner->token(), 0, 4096), grpc::StatusCode::OK);
@@ -370,6 +372,8 @@ TEST_F(DaemonTest, ClientsCannotUseOrUnregisterEachOthersRegions) {
     addr.sun_family = AF_UNIX;
     std::strncpy(addr.sun_path, (daemon_->socket_path() + ".shm").c_str(), sizeof(addr.sun_path) - 1);
     ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    const timeval limit{10, 0};  // a reply that never comes fails the test instead of hanging it
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
     ASSERT_EQ(send(fd, &req, sizeof(req), 0), static_cast<ssize_t>(sizeof(req)));
     ShmReply reply{};
     ASSERT_EQ(recv(fd, &reply, sizeof(reply), MSG_WAITALL), static_cast<ssize_t>(sizeof(reply)));
@@ -399,6 +403,8 @@ TEST_F(DaemonTest, AClientKilledMidRequestLosesItsRegionAndOthersAreServed) {
   }
   close(pipe_fds[1]);
   char buf[64] = {};
+  pollfd started{pipe_fds[0], POLLIN, 0};
+  ASSERT_EQ(poll(&started, 1, 30000), 1) << "shm_child did not start in 30 s";
   ASSERT_GT(read(pipe_fds[0], buf, sizeof(buf) - 1), 0);  // "started": its data is being prepared
   for (int i = 0; i < 1000 && daemon_->Metric("coset_inflight_requests") < 1; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
