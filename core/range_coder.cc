@@ -98,9 +98,10 @@ class RangeDecoder {
 
 // Contexts 0 and 1, which nearly every value codes, live in locals rather than in `probs`: kept in
 // registers, a decision's probability update is not a store that the next value's decision has to
-// load back. That store-to-load round trip was the decoder's critical path: 6.6 -> 4.0 ns per value
-// on a stream with a third of its values overloaded, 10.7 -> 8.1 on a gradient's (4.6 -> 4.3 and
-// 8.1 -> 7.7 to encode). The bytes are the same (range_coder_test pins them).
+// load back. That store-to-load round trip was the decoder's critical path: 6.1 -> 4.1 ns per value
+// on a stream with a third of its values overloaded, 10.4 -> 8.4 on a gradient's (4.7 -> 4.5 and
+// 8.8 -> 7.9 to encode; 4M values through EncodeOverloadCounts / DecodeOverloadCounts, as README
+// quotes). The bytes are the same (range_coder_test pins them).
 std::vector<uint8_t> EncodeSegment(const uint8_t* t, int64_t count, int t_max) {
   uint16_t first = kProbInit, second = kProbInit;  // contexts 0 and 1
   uint16_t probs[kContexts];                       // contexts 2 and up

@@ -507,9 +507,10 @@ int Main(int argc, char** argv) {
   // client killed mid-request) one of them sits in gRPC's TCP backup poller, a 10 s poll that
   // re-arms itself while any write is still pending. A stop then took 9 s more after the drain
   // here (seen in gdb: ~Server -> grpc_shutdown -> Executor::ShutdownAll joining a thread in
-  // epoll_wait), and with a write that never completes it would not end. Everything the daemon holds outside the
-  // process is released above (sockets removed, regions unmapped and unlinked, requests drained),
-  // so the kernel's cleanup is all that is left and a stop is bounded by --drain-seconds.
+  // epoll_wait), and with a write that never completes it would not end. Everything the daemon
+  // holds outside the process is released above (sockets removed, regions unmapped and unlinked,
+  // requests drained), so the kernel's cleanup is all that is left and a stop is bounded by
+  // --drain-seconds.
   std::fflush(nullptr);
   std::_Exit(0);
 }

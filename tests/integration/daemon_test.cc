@@ -653,8 +653,6 @@ TEST(DaemonBackendTest, AutoFallsBackToTheCpuAndServes) {
   std::filesystem::remove_all(dir);
 }
 
-// The device check's cosetd tool (bench/cuda_daemon_smoke, run by scripts/gpu_check.sh on a GPU
-// machine) passes against a CPU daemon here, so a GPU session does not find it broken.
 TEST(DaemonBackendTest, TheDeviceMemoryBudgetIsAFlagAndGauges) {
   char tmpl[] = "/tmp/cosetd-backend-XXXXXX";
   const std::string dir = mkdtemp(tmpl);
@@ -673,6 +671,8 @@ TEST(DaemonBackendTest, TheDeviceMemoryBudgetIsAFlagAndGauges) {
   std::filesystem::remove_all(dir);
 }
 
+// The device check's cosetd tool (bench/cuda_daemon_smoke, run by scripts/gpu_check.sh on a GPU
+// machine) passes against a CPU daemon here, so a GPU session does not find it broken.
 TEST(DaemonBackendTest, DeviceCheckSmokeToolPassesAgainstACpuDaemon) {
   char tmpl[] = "/tmp/cosetd-backend-XXXXXX";
   const std::string dir = mkdtemp(tmpl);
