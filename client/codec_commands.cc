@@ -50,7 +50,7 @@ absl::Status CmdDecode(const CommandContext& ctx) {
   COSET_RETURN_IF_ERROR(WriteNpy(args.positionals()[1], header->shape, out.data(), header->dtype));
   JsonObject j;
   j.Add("output", args.positionals()[1]).Add("shape", header->shape);
-  j.Add("dtype", header->dtype == DType::kFloat64 ? "float64" : "float32");
+  j.Add("dtype", DTypeName(header->dtype));
   Emit(ctx.json, j, absl::StrCat("wrote ", args.positionals()[1], ": shape ", ShapeString(header->shape), "\n"));
   return absl::OkStatus();
 }
@@ -79,7 +79,7 @@ absl::Status CmdInfo(const CommandContext& ctx) {
   JsonObject j;
   AddParams(j, t.params);
   j.Add("format_version", static_cast<int>(kFormatVersion)).Add("shape", t.shape);
-  j.Add("dtype", t.dtype == DType::kFloat64 ? "float64" : "float32");
+  j.Add("dtype", DTypeName(t.dtype));
   j.Add("padded_last_dim", t.layout.padded_cols).Add("bytes", static_cast<int64_t>(bytes.size()));
   j.Add("rate_bits_per_entry", nominal).Add("stored_bits_per_entry", StoredBitsPerEntry(t, bytes.size()));
   j.Add("chunks", static_cast<int64_t>(t.t.size())).Add("first_try_overload_rate", s.first_try_overload_rate);

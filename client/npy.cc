@@ -62,17 +62,17 @@ absl::StatusOr<NpyArray> ParseNpy(const std::string& bytes) {
   COSET_ASSIGN_OR_RETURN(std::string fortran, DictValue(header, "fortran_order"));
   COSET_ASSIGN_OR_RETURN(std::string shape_text, DictValue(header, "shape"));
   NpyArray out;
-  size_t item;
   if (descr == "<f4" || descr == "=f4" || descr == "|f4") {
     out.dtype = DType::kFloat32;
-    item = 4;
   } else if (descr == "<f8" || descr == "=f8") {
     out.dtype = DType::kFloat64;
-    item = 8;
+  } else if (descr == "<f2" || descr == "=f2") {
+    out.dtype = DType::kFloat16;
   } else {
     return absl::InvalidArgumentError(
-        absl::StrCat("dtype '", descr, "' is not supported (float32 or float64, little-endian)"));
+        absl::StrCat("dtype '", descr, "' is not supported (float16, float32 or float64, little-endian)"));
   }
+  const size_t item = DTypeBytes(out.dtype);
   if (fortran.find("True") != std::string::npos) {
     return absl::InvalidArgumentError("Fortran-ordered arrays are not supported; save with np.ascontiguousarray");
   }
@@ -100,16 +100,7 @@ absl::StatusOr<NpyArray> ParseNpy(const std::string& bytes) {
         absl::StrCat(".npy data holds ", bytes.size() - data_offset, " bytes; shape (", shape_text, ") needs ", want));
   }
   out.data.resize(numel);
-  const char* p = bytes.data() + data_offset;
-  if (item == 4) {
-    if (numel > 0) std::memcpy(out.data.data(), p, numel * 4);  // an empty vector's data() may be null
-  } else {
-    for (int64_t i = 0; i < numel; ++i) {
-      double v;
-      std::memcpy(&v, p + 8 * i, 8);
-      out.data[i] = static_cast<float>(v);
-    }
-  }
+  ToFloat(bytes.data() + data_offset, out.dtype, numel, out.data.data());
   return out;
 }
 
@@ -129,8 +120,10 @@ absl::Status WriteNpy(const std::string& path, const std::vector<int64_t>& shape
   }
   if (shape.size() > 1) shape_text.resize(shape_text.size() - 1);
   if (shape.size() > 1) shape_text.pop_back();
-  std::string header = absl::StrCat("{'descr': '", dtype == DType::kFloat64 ? "<f8" : "<f4",
-                                    "', 'fortran_order': False, 'shape': (", shape_text, "), }");
+  // NumPy has no bfloat16: float32 holds its values exactly.
+  const DType stored = dtype == DType::kBfloat16 ? DType::kFloat32 : dtype;
+  std::string header =
+      absl::StrCat("{'descr': '<f", DTypeBytes(stored), "', 'fortran_order': False, 'shape': (", shape_text, "), }");
   const size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
   header.push_back('\n');
@@ -140,12 +133,9 @@ absl::Status WriteNpy(const std::string& path, const std::vector<int64_t>& shape
   out.push_back(static_cast<char>(header.size() & 0xFF));
   out.push_back(static_cast<char>(header.size() >> 8));
   out += header;
-  if (dtype == DType::kFloat64) {
-    std::vector<double> wide(data, data + numel);
-    out.append(reinterpret_cast<const char*>(wide.data()), numel * 8);
-  } else {
-    out.append(reinterpret_cast<const char*>(data), numel * 4);
-  }
+  const size_t header_end = out.size();
+  out.resize(header_end + static_cast<size_t>(numel) * DTypeBytes(stored));
+  FromFloat(data, numel, stored, out.data() + header_end);
   return WriteFile(path, out.data(), out.size());
 }
 

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/crc32c.h"
+#include "core/dtype.h"
 #include "core/range_coder.h"
 #include "core/status_macros.h"
 
@@ -123,7 +124,7 @@ absl::StatusOr<BlobHeader> PeekHeader(const uint8_t* data, size_t size) {
   if (version != kFormatVersion)
     return absl::FailedPreconditionError(absl::StrCat("unsupported coset format version ", version));
   const uint8_t dtype = data[11], rank = data[13];
-  if (rank > kMaxRank || dtype > 1 || size < kFixedHeaderBytes + 8 * rank)
+  if (rank > kMaxRank || !IsKnownDType(dtype) || size < kFixedHeaderBytes + 8 * rank)
     return absl::DataLossError("blob header is corrupt");
   BlobHeader h;
   h.dtype = static_cast<DType>(dtype);
@@ -186,7 +187,7 @@ absl::StatusOr<CompressedTensor> Parse(const uint8_t* data, size_t size, Executo
   COSET_ASSIGN_OR_RETURN(t.params.lattice, Lattice::Create(static_cast<LatticeKind>(kind), dim));
   if (scale > 2) return absl::DataLossError(absl::StrCat("unknown scale mode ", scale));
   t.params.scale = static_cast<ScaleMode>(scale);
-  if (dtype > 1) return absl::DataLossError(absl::StrCat("unknown dtype ", dtype));
+  if (!IsKnownDType(dtype)) return absl::DataLossError(absl::StrCat("unknown dtype ", dtype));
   t.dtype = static_cast<DType>(dtype);
   if (flags & ~(kFlagRotate | kFlagCapZero))
     return absl::DataLossError(absl::StrCat("unknown flags 0x", absl::Hex(flags)));

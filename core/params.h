@@ -23,7 +23,8 @@ namespace coset {
 enum class ScaleMode : uint8_t { kNone = 0, kRms = 1, kAbsMax = 2 };
 // What happens to a chunk still overloaded after t_max ramp steps (see README "Overload").
 enum class CapPolicy : uint8_t { kFail = 0, kZero = 1 };
-enum class DType : uint8_t { kFloat32 = 0, kFloat64 = 1 };
+// A tensor's element type (core/dtype.h: names, sizes, conversions; the codec computes in float32).
+enum class DType : uint8_t { kFloat32 = 0, kFloat64 = 1, kBfloat16 = 2, kFloat16 = 3 };
 
 struct CodecParams {
   Lattice lattice = Lattice::D4();

@@ -42,11 +42,9 @@ Backend& DaemonFor(const std::string& address) {
 }
 
 at::Tensor DaemonEncode(const at::Tensor& x, const std::string& address, const std::string& config) {
-  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == at::kFloat, "coset: daemon_encode takes a float32 CPU tensor");
-  const at::Tensor xc = x.contiguous();
-  const std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+  const FloatInput in = FloatInputOf(x);
   return BlobTensor(
-      Take(DaemonFor(address).Encode(xc.data_ptr<float>(), shape, ParamsFrom(config), DType::kFloat32)).blob);
+      Take(DaemonFor(address).Encode(in.values.data_ptr<float>(), in.shape, ParamsFrom(config), in.dtype)).blob);
 }
 
 at::Tensor DaemonBucketEncode(const at::Tensor& x, const c10::optional<at::Tensor>& residual,

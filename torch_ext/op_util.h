@@ -36,6 +36,48 @@ class AtenExecutor : public Executor {
   int concurrency() const override { return at::get_num_threads(); }
 };
 
+// The tensor dtypes coset records in a blob (core/dtype.h), as torch names them.
+inline DType DTypeOf(at::ScalarType type) {
+  switch (type) {
+    case at::kFloat:
+      return DType::kFloat32;
+    case at::kDouble:
+      return DType::kFloat64;
+    case at::kBFloat16:
+      return DType::kBfloat16;
+    case at::kHalf:
+      return DType::kFloat16;
+    default:
+      TORCH_CHECK(false, "coset: x must be float32, float64, bfloat16 or float16, got ", type);
+  }
+  return DType::kFloat32;
+}
+inline at::ScalarType ScalarTypeOf(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat64:
+      return at::kDouble;
+    case DType::kBfloat16:
+      return at::kBFloat16;
+    case DType::kFloat16:
+      return at::kHalf;
+    case DType::kFloat32:
+      break;
+  }
+  return at::kFloat;
+}
+
+// x as contiguous float32 (torch widens bfloat16 and float16 exactly), with its shape and original dtype.
+struct FloatInput {
+  at::Tensor values;
+  std::vector<int64_t> shape;
+  DType dtype;
+};
+inline FloatInput FloatInputOf(const at::Tensor& x) {
+  TORCH_CHECK(x.device().is_cpu(), "coset: x must be a CPU tensor (the CUDA kernels are not built yet)");
+  const DType dtype = DTypeOf(x.scalar_type());
+  return {x.to(at::kFloat).contiguous(), std::vector<int64_t>(x.sizes().begin(), x.sizes().end()), dtype};
+}
+
 inline at::Tensor BlobTensor(const std::vector<uint8_t>& blob) {
   at::Tensor out = at::empty({static_cast<int64_t>(blob.size())}, at::TensorOptions().dtype(at::kByte));
   if (!blob.empty()) std::memcpy(out.data_ptr<uint8_t>(), blob.data(), blob.size());

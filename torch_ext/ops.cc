@@ -6,7 +6,8 @@
 // field passes through without touching these schemas.
 //
 //   coset::encode(Tensor x, str config) -> Tensor           (uint8 blob, core/FORMAT.md)
-//   coset::decode(Tensor blob) -> Tensor                    (float32, the original shape)
+//   coset::decode(Tensor blob, ScalarType? dtype=None) -> Tensor (the original shape; the original
+//                                                           dtype recorded in the blob, or `dtype`)
 //   coset::quantize(Tensor x, str config) -> Tensor         (decode(encode(x)), x's shape and dtype)
 //   coset::lut_linear(Tensor x, Tensor weight_blob) -> Tensor (x @ decode(W)^T on the codes)
 //   coset::add_codes(Tensor[] blobs) -> Tensor              (compressed-domain sum, a blob)
@@ -20,8 +21,9 @@
 // daemon_bucket_encode) in daemon_ops.cc, which only the Bazel build links (it needs gRPC).
 //
 // The codec operations go through the Backend seam (core/backend.h): the embedded CpuBackend, or
-// a DaemonBackend per cosetd address (daemon_ops.cc). x: float32 or float64, any shape, CPU; only the last
-// dimension is quantized. Errors raise RuntimeError (TORCH_CHECK) with the codec's message.
+// a DaemonBackend per cosetd address (daemon_ops.cc). x: float32, float64, bfloat16 or float16 (coded
+// as float32, the original dtype recorded in the blob), any shape, CPU; only the last dimension is
+// quantized. Errors raise RuntimeError (TORCH_CHECK) with the codec's message.
 // Autograd (straight-through estimators) lives in the Python package.
 #include <ATen/ATen.h>
 #include <torch/library.h>
@@ -61,33 +63,22 @@ CompressedTensor ParseBlob(const at::Tensor& blob) {
   return Take(Parse(view.data(), view.size()));
 }
 
-// x as contiguous float32, with its shape and original dtype.
-struct FloatInput {
-  at::Tensor values;
-  std::vector<int64_t> shape;
-  DType dtype;
-};
-FloatInput FloatInputOf(const at::Tensor& x) {
-  TORCH_CHECK(x.device().is_cpu(), "coset: x must be a CPU tensor (the CUDA kernels are not built yet)");
-  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
-              "coset: x must be float32 or float64, got ", x.scalar_type());
-  return {x.to(at::kFloat).contiguous(), std::vector<int64_t>(x.sizes().begin(), x.sizes().end()),
-          x.scalar_type() == at::kDouble ? DType::kFloat64 : DType::kFloat32};
-}
-
 at::Tensor Encode(const at::Tensor& x, const std::string& config) {
   const CodecParams params = ParamsFrom(config);
   const FloatInput in = FloatInputOf(x);
   return BlobTensor(Take(Embedded().Encode(in.values.data_ptr<float>(), in.shape, params, in.dtype)).blob);
 }
 
-at::Tensor Decode(const at::Tensor& blob) {
+at::Tensor Decode(const at::Tensor& blob, c10::optional<at::ScalarType> dtype) {
   const at::Tensor b = blob.contiguous();
   const BlobView view = ViewOf(b);
   const BlobHeader header = Take(PeekHeader(view.data(), view.size()));
   at::Tensor out = at::empty(header.shape, at::TensorOptions().dtype(at::kFloat));
   Check(Embedded().Decode(view, out.data_ptr<float>()));
-  return out;
+  // The codec decodes to float32; torch rounds to the requested dtype (nearest, ties to even).
+  const at::ScalarType want = dtype.has_value() ? *dtype : ScalarTypeOf(header.dtype);
+  DTypeOf(want);  // refuses dtypes coset does not decode to
+  return want == at::kFloat ? out : out.to(want);
 }
 
 at::Tensor Quantize(const at::Tensor& x, const std::string& config) {
@@ -104,8 +95,8 @@ at::Tensor LutLinear(const at::Tensor& x, const at::Tensor& weight_blob) {
   const BlobHeader header = Take(PeekHeader(view.data(), view.size()));
   TORCH_CHECK(header.shape.size() == 2, "coset: lut_linear weights must be [out_features, in_features]");
   const int64_t out_features = header.shape[0], in_features = header.shape[1];
-  TORCH_CHECK(x.device().is_cpu() && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble),
-              "coset: x must be a float32/float64 CPU tensor");
+  TORCH_CHECK(x.device().is_cpu(), "coset: x must be a CPU tensor");
+  DTypeOf(x.scalar_type());  // float32, float64, bfloat16 or float16; the product is computed in float32
   TORCH_CHECK(x.dim() >= 1 && x.size(-1) == in_features, "coset: x's last dimension (", x.dim() ? x.size(-1) : 0,
               ") must equal in_features (", in_features, ")");
   const at::Tensor x2 = x.to(at::kFloat).reshape({-1, in_features}).contiguous();
@@ -183,7 +174,7 @@ TORCH_LIBRARY(coset, m) {
   m.def("lut_linear(Tensor x, Tensor weight_blob) -> Tensor");
   m.def("add_codes(Tensor[] blobs) -> Tensor");
   m.def("encode(Tensor x, str config) -> Tensor");
-  m.def("decode(Tensor blob) -> Tensor");
+  m.def("decode(Tensor blob, ScalarType? dtype=None) -> Tensor");
   m.def("quantize(Tensor x, str config) -> Tensor");
 }
 

@@ -39,11 +39,13 @@ class CosetctlTest(unittest.TestCase):
 
     def test_round_trip_keeps_shape_and_dtype(self):
         rng = np.random.default_rng(0)
-        for shape, dtype in [((5, 3, 37), np.float32), ((1000,), np.float64), ((7, 1), np.float32), ((64, 256), np.float32)]:
+        for shape, dtype in [((5, 3, 37), np.float32), ((1000,), np.float64), ((7, 1), np.float32), ((64, 256), np.float32),
+                             ((16, 64), np.float16)]:
             x = rng.standard_normal(shape).astype(dtype)
             np.save(self.path("x.npy"), x)
             enc = run_json("encode", self.path("x.npy"), self.path("x.coset"))
             self.assertEqual(enc["shape"], list(shape))
+            self.assertEqual(run_json("info", self.path("x.coset"))["dtype"], np.dtype(dtype).name)
             dec = run_json("decode", self.path("x.coset"), self.path("y.npy"))
             self.assertEqual(dec["shape"], list(shape))
             y = np.load(self.path("y.npy"))

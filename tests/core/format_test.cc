@@ -3,6 +3,7 @@
 #include <random>
 
 #include "core/crc32c.h"
+#include "core/dtype.h"
 #include "gtest/gtest.h"
 #include "tests/core/test_util.h"
 
@@ -86,6 +87,23 @@ TEST_F(FormatTest, ForgedChecksumWithBadFieldsIsStillRefused) {
   const uint32_t crc2 = Crc32c(bad.data(), bad.size() - 4);
   std::memcpy(bad.data() + bad.size() - 4, &crc2, 4);
   EXPECT_FALSE(Parse(bad.data(), bad.size()).ok());
+}
+
+TEST_F(FormatTest, EveryDTypeRoundTripsAndAnUnknownOneIsRefused) {
+  for (DType dtype : {DType::kFloat32, DType::kFloat64, DType::kBfloat16, DType::kFloat16}) {
+    CompressedTensor t = tensor_;
+    t.dtype = dtype;
+    const std::vector<uint8_t> blob = Serialize(t);
+    EXPECT_EQ(Parse(blob.data(), blob.size())->dtype, dtype) << DTypeName(dtype);
+    EXPECT_EQ(PeekHeader(blob.data(), blob.size())->dtype, dtype) << DTypeName(dtype);
+  }
+  // A later dtype under a valid checksum: refused by name, by the full parse and by the peek.
+  std::vector<uint8_t> bad = blob_;
+  bad[11] = 4;
+  const uint32_t crc = Crc32c(bad.data(), bad.size() - 4);
+  std::memcpy(bad.data() + bad.size() - 4, &crc, 4);
+  EXPECT_EQ(Parse(bad.data(), bad.size()).status().message(), "unknown dtype 4");
+  EXPECT_FALSE(PeekHeader(bad.data(), bad.size()).ok());
 }
 
 TEST(FormatBitsTest, D4Q4M2DefaultStaysUnder4Point4BitsPerEntry) {

@@ -25,7 +25,7 @@ def cosetctl_encode(x, *flags):
         return open(os.path.join(d, "x.coset"), "rb").read()
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
 @pytest.mark.parametrize("config,flags", [
     (coset_torch.Config(), []),
     (coset_torch.Config(lattice="E8", q=4), ["--lattice", "E8", "--q", "4"]),
@@ -39,7 +39,8 @@ def test_blobs_are_bit_exact_with_the_core(config, flags, dtype):
     assert blob.dtype == torch.uint8 and blob.dim() == 1
     assert bytes(blob.numpy().tobytes()) == cosetctl_encode(x, *flags)
     y = coset_torch.decode(blob)
-    assert y.shape == x.shape and y.dtype == torch.float32
+    assert y.shape == x.shape and y.dtype == dtype  # the original dtype, recorded in the blob
+    assert torch.equal(y, coset_torch.decode(blob, dtype=torch.float32).to(dtype))
     snr = 10 * torch.log10(x.double().pow(2).sum() / (x.double() - y.double()).pow(2).sum())
     assert snr > 15
 
@@ -49,6 +50,27 @@ def test_quantize_is_decode_of_encode_in_the_input_dtype():
     q = coset_torch.quantize(x)
     assert q.dtype == torch.float64
     assert torch.equal(q, coset_torch.decode(coset_torch.encode(x)).double())
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_tensors_are_coded_from_their_exact_float32_values(dtype):
+    torch.manual_seed(3)
+    x = (torch.randn(6, 256) * 3).to(dtype)
+    blob, wide = coset_torch.encode(x), coset_torch.encode(x.float())
+    # The same codes as for the widened tensor (only the recorded dtype differs), decoded back to
+    # the input's dtype by default and to float32 on request.
+    assert torch.equal(coset_torch.decode(blob, dtype=torch.float32), coset_torch.decode(wide))
+    y = coset_torch.decode(blob)
+    assert y.dtype == dtype and y.shape == x.shape
+    assert torch.equal(y, coset_torch.decode(wide).to(dtype))
+    assert coset_torch.decode(wide, dtype=dtype).dtype == dtype
+    q = coset_torch.quantize(x)
+    assert q.dtype == dtype and torch.equal(q, y)
+    # Weights on codes take half-precision activations too, and answer in their dtype.
+    w = coset_torch.encode(torch.randn(32, 256))
+    out = torch.ops.coset.lut_linear(x, w)
+    assert out.dtype == dtype
+    assert torch.equal(out, torch.ops.coset.lut_linear(x.float(), w).to(dtype))
 
 
 @pytest.mark.parametrize("shape", [(), (1,), (5,), (0, 4), (2, 0), (3, 1, 1), (2, 3, 4, 5)])
@@ -78,7 +100,7 @@ def test_bad_inputs_raise_clear_errors():
         coset_torch.encode(torch.tensor([0.0, 1.0, float("nan")]))
     with pytest.raises(RuntimeError, match=r"q \(=2\)"):
         coset_torch.encode(torch.randn(8), coset_torch.Config(q=2))
-    with pytest.raises(RuntimeError, match="float32 or float64"):
+    with pytest.raises(RuntimeError, match="float32, float64, bfloat16 or float16"):
         coset_torch.encode(torch.arange(8))
     with pytest.raises(RuntimeError, match="scale"):
         coset_torch.encode(torch.randn(8), coset_torch.Config(scale="loud"))
@@ -87,6 +109,8 @@ def test_bad_inputs_raise_clear_errors():
         coset_torch.decode(blob[:-3])
     with pytest.raises(RuntimeError, match="uint8"):
         coset_torch.decode(blob.float())
+    with pytest.raises(RuntimeError, match="float32, float64, bfloat16 or float16, got Int"):
+        coset_torch.decode(blob, dtype=torch.int32)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
 import dataclasses
 import glob
 import os
+from typing import Optional
 
 import torch
 
@@ -73,13 +74,15 @@ Config = _config_class()
 
 
 def encode(x: torch.Tensor, config: Config = Config()) -> torch.Tensor:
-    """Compresses x (any shape, last dimension quantized) into a uint8 blob tensor."""
+    """Compresses x (float32, float64, bfloat16 or float16; any shape, last dimension quantized)
+    into a uint8 blob tensor. The codec works on x's float32 values; the blob records x's dtype."""
     return torch.ops.coset.encode(x, config.text())
 
 
-def decode(blob: torch.Tensor) -> torch.Tensor:
-    """Decompresses a blob from encode() into a float32 tensor of the original shape."""
-    return torch.ops.coset.decode(blob)
+def decode(blob: torch.Tensor, dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+    """Decompresses a blob from encode() into a tensor of the original shape and dtype (float32,
+    float64, bfloat16 or float16, as encode() was given), or of `dtype` when set."""
+    return torch.ops.coset.decode(blob, dtype)
 
 
 class _Quantize(torch.autograd.Function):
