@@ -105,31 +105,35 @@ v1::CodecConfig ParamsToProto(const CodecParams& p) {
 }
 
 absl::StatusOr<TensorShape> CheckTensor(const v1::Tensor& t, int64_t max_elements) {
-  if (t.dtype() != v1::DATA_TYPE_FLOAT32) {
-    return absl::InvalidArgumentError("tensor.data must be float32 (DATA_TYPE_FLOAT32)");
+  if (t.dtype() < 0 || !IsKnownDType(static_cast<uint8_t>(t.dtype()))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor.dtype (=", t.dtype(), ") must be float32, float64, bfloat16 or float16 (0-3)"));
   }
   if (t.shape_size() > kMaxRank) {
     return absl::InvalidArgumentError(absl::StrCat("tensor rank (=", t.shape_size(), ") exceeds ", kMaxRank));
   }
   TensorShape out;
+  out.dtype = static_cast<DType>(t.dtype());
   out.shape.assign(t.shape().begin(), t.shape().end());
   COSET_ASSIGN_OR_RETURN(out.numel, CheckedNumel(out.shape, max_elements));
-  const uint64_t want = static_cast<uint64_t>(out.numel) * 4;
+  const int item = DTypeBytes(out.dtype);
+  const uint64_t want = static_cast<uint64_t>(out.numel) * item;
+  const char* name = DTypeName(out.dtype);
   if (!t.has_shm()) {
     if (t.data().size() != want) {
       return absl::InvalidArgumentError(
-          absl::StrCat("tensor.data holds ", t.data().size(), " bytes; shape needs ", want, " (float32)"));
+          absl::StrCat("tensor.data holds ", t.data().size(), " bytes; shape needs ", want, " (", name, ")"));
     }
     return out;
   }
   if (!t.data().empty()) return absl::InvalidArgumentError("tensor sets both data and shm");
-  if (t.shm().offset() % 4 != 0) {
+  if (t.shm().offset() % item != 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("tensor.shm.offset (=", t.shm().offset(), ") must be a multiple of 4"));
+        absl::StrCat("tensor.shm.offset (=", t.shm().offset(), ") must be a multiple of ", item, " (", name, ")"));
   }
   if (t.shm().length() != want) {
     return absl::InvalidArgumentError(
-        absl::StrCat("tensor.shm.length (=", t.shm().length(), ") must be ", want, " for the shape (float32)"));
+        absl::StrCat("tensor.shm.length (=", t.shm().length(), ") must be ", want, " for the shape (", name, ")"));
   }
   return out;
 }
@@ -140,7 +144,7 @@ absl::StatusOr<FloatTensor> TensorFromProto(const v1::Tensor& t, int64_t max_ele
   FloatTensor out;
   out.shape = std::move(checked.shape);
   out.values.resize(checked.numel);
-  if (checked.numel > 0) std::memcpy(out.values.data(), t.data().data(), checked.numel * 4);
+  ToFloat(t.data().data(), checked.dtype, checked.numel, out.values.data());
   return out;
 }
 
@@ -151,9 +155,10 @@ void TensorToProto(const std::vector<int64_t>& shape, const float* values, DType
     out->add_shape(d);
     numel *= d;
   }
-  out->set_dtype(v1::DATA_TYPE_FLOAT32);
-  (void)dtype;  // values are float32 on the wire; the original dtype lives in the blob
-  out->set_data(reinterpret_cast<const char*>(values), numel * 4);
+  out->set_dtype(static_cast<v1::DataType>(dtype));
+  std::string* data = out->mutable_data();
+  data->resize(static_cast<size_t>(numel) * DTypeBytes(dtype));
+  FromFloat(values, numel, dtype, data->data());
 }
 
 grpc::Status ToGrpc(const absl::Status& status) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/dtype.h"
 #include "core/tensor_codec.h"
 #include "coset/v1/coset.pb.h"
 #include "grpcpp/support/status.h"
@@ -16,13 +17,15 @@ namespace coset {
 absl::StatusOr<CodecParams> ParamsFromProto(const v1::CodecConfig& config);
 v1::CodecConfig ParamsToProto(const CodecParams& params);
 
-// The one check of a wire tensor, whatever its transport: float32 dtype, rank <= kMaxRank,
+// The one check of a wire tensor, whatever its transport: a known dtype, rank <= kMaxRank,
 // non-negative dimensions, at most max_elements values (RESOURCE_EXHAUSTED beyond), and a payload of
-// exactly numel float32 values: inline in `data`, or `shm.length` bytes at a 4-byte aligned
-// `shm.offset` of a shared-memory region (never both). NaN/Inf are refused later by the codec.
+// exactly numel values of the dtype: inline in `data`, or `shm.length` bytes at an `shm.offset`
+// aligned to the element size in a shared-memory region (never both). NaN/Inf are refused later by
+// the codec.
 struct TensorShape {
   std::vector<int64_t> shape;
   int64_t numel = 0;
+  DType dtype = DType::kFloat32;
 };
 absl::StatusOr<TensorShape> CheckTensor(const v1::Tensor& tensor, int64_t max_elements);
 
@@ -30,8 +33,10 @@ struct FloatTensor {
   std::vector<int64_t> shape;
   std::vector<float> values;
 };
-// An inline tensor's values (CheckTensor, then a copy of `data`); a shared-memory one is refused.
+// An inline tensor's values as float32 (CheckTensor, then a converted copy of `data`); a
+// shared-memory one is refused.
 absl::StatusOr<FloatTensor> TensorFromProto(const v1::Tensor& tensor, int64_t max_elements);
+// An inline tensor of `dtype` (values rounded to nearest even where it is narrower than float32).
 void TensorToProto(const std::vector<int64_t>& shape, const float* values, DType dtype, v1::Tensor* out);
 
 // absl::Status -> grpc::Status with the same canonical code and message.

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/code_arith.h"
+#include "core/dtype.h"
 #include "core/format.h"
 #include "core/inner_product.h"
 #include "core/simd/dispatch.h"
@@ -19,7 +20,7 @@
 namespace coset {
 namespace {
 
-// Upper bound of what a DecodeResponse adds around the float32 data: the data field's tag and
+// Upper bound of what a DecodeResponse adds around the values: the data field's tag and
 // length, kMaxRank shape varints (<= 11 bytes each), the dtype and the message wrappers.
 constexpr int64_t kTensorFramingBytes = 16 + 11 * kMaxRank + 16;
 
@@ -79,15 +80,14 @@ void CosetServiceImpl::UseCuda(std::unique_ptr<CudaCodec> cuda) { cuda_ = std::m
 
 absl::Status CosetServiceImpl::EncodeTensor(const Config& config, const Input& x, RequestContext& rc,
                                             EncodeStats* stats, CompressedTensor* out) {
-  if (cuda_ == nullptr)
-    return config.codec->EncodeInto(x.data, x.shape, DType::kFloat32, rc.ExecutorFor(x.numel), stats, out);
+  if (cuda_ == nullptr) return config.codec->EncodeInto(x.data, x.shape, x.dtype, rc.ExecutorFor(x.numel), stats, out);
   // The host side of the device's output before it is packed: up to one uint32 per symbol (codes
   // whose symbols are not whole bytes), beyond the codes DoEncode has reserved.
   COSET_ASSIGN_OR_RETURN(const Layout l, Layout::Make(config.codec->params(), x.shape));
   COSET_RETURN_IF_ERROR(rc.Reserve(4 * l.rows * l.symbols_per_row, "the CUDA encode's staged symbols"));
   rc.set_backend("cuda");
   std::lock_guard<std::mutex> lock(cuda_mu_);
-  COSET_ASSIGN_OR_RETURN(*out, cuda_->Encode(*config.codec, x.data, x.shape, DType::kFloat32, stats));
+  COSET_ASSIGN_OR_RETURN(*out, cuda_->Encode(*config.codec, x.data, x.shape, x.dtype, stats));
   return absl::OkStatus();
 }
 
@@ -114,15 +114,22 @@ absl::StatusOr<CosetServiceImpl::Input> CosetServiceImpl::InputFrom(const v1::Te
   Input in;
   in.shape = std::move(checked.shape);
   in.numel = checked.numel;
-  if (!t.has_shm()) {
-    COSET_RETURN_IF_ERROR(rc.Reserve(in.numel * 4, "the input tensor's copy"));
-    in.owned.resize(in.numel);
-    if (in.numel > 0) std::memcpy(in.owned.data(), t.data().data(), in.numel * 4);
-    in.data = in.owned.data();
-    return in;
+  in.dtype = checked.dtype;
+  const void* source = t.data().data();
+  if (t.has_shm()) {
+    COSET_ASSIGN_OR_RETURN(in.span, Span(t.shm(), rc));
+    source = in.span.data;
+    if (in.dtype == DType::kFloat32) {  // encoded in place
+      in.data = reinterpret_cast<const float*>(in.span.data);
+      return in;
+    }
   }
-  COSET_ASSIGN_OR_RETURN(in.span, Span(t.shm(), rc));
-  in.data = reinterpret_cast<const float*>(in.span.data);
+  // Inline payloads are copied out of the request, and other dtypes converted to float32: 4 bytes
+  // an element whatever the dtype, within CheckInput's element limit.
+  COSET_RETURN_IF_ERROR(rc.Reserve(in.numel * 4, "the input tensor's float32 copy"));
+  in.owned.resize(in.numel);
+  ToFloat(source, in.dtype, in.numel, in.owned.data());
+  in.data = in.owned.data();
   return in;
 }
 
@@ -232,9 +239,10 @@ absl::Status CosetServiceImpl::DoEncode(const Config& config, const v1::Tensor& 
   stats->set_capped(s.capped);
   stats->set_stored_bits_per_entry(StoredBitsPerEntry(*out, plan->size));
   // Counted once the whole request succeeded (its deadline can still pass before the reply).
-  rc.OnSuccess([this, label = config.metrics_label(), raw = 4.0 * x.numel, coded = static_cast<double>(plan->size),
-                chunks = static_cast<double>(s.chunks), overloads = static_cast<double>(s.first_try_overloads),
-                capped = static_cast<double>(s.capped), histogram = SummarizeOverloads(*out).histogram] {
+  rc.OnSuccess([this, label = config.metrics_label(), raw = static_cast<double>(DTypeBytes(x.dtype)) * x.numel,
+                coded = static_cast<double>(plan->size), chunks = static_cast<double>(s.chunks),
+                overloads = static_cast<double>(s.first_try_overloads), capped = static_cast<double>(s.capped),
+                histogram = SummarizeOverloads(*out).histogram] {
     metrics_->RecordEncode(label, raw, coded, chunks, overloads, capped, histogram);
   });
   return absl::OkStatus();
@@ -271,33 +279,49 @@ grpc::Status CosetServiceImpl::Decode(grpc::ServerContext* ctx, const v1::Decode
                                       v1::DecodeResponse* resp) {
   return Serve("Decode", ctx, req, resp, [&](RequestContext& rc) -> absl::Status {
     COSET_ASSIGN_OR_RETURN(std::shared_ptr<const CompressedTensor> t, CodesFrom(req->codes(), rc));
-    // The reply is the floats plus their framing (shape varints, tags, lengths): checked before
+    if (req->dtype() < 0 || !IsKnownDType(static_cast<uint8_t>(req->dtype()))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("dtype (=", req->dtype(), ") must be float32, float64, bfloat16 or float16 (0-3)"));
+    }
+    const DType dtype = static_cast<DType>(req->dtype());
+    const int64_t numel = t->layout.numel, bytes = numel * DTypeBytes(dtype);
+    // The reply is the values plus their framing (shape varints, tags, lengths): checked before
     // decoding, so a reply gRPC would refuse is never computed.
-    const int64_t reply_bytes = t->layout.numel * 4 + kTensorFramingBytes;
-    if (!req->has_output() && reply_bytes > limits_.max_message_bytes) {
-      return absl::ResourceExhaustedError(absl::StrCat("decoded tensor (", t->layout.numel * 4,
+    if (!req->has_output() && bytes + kTensorFramingBytes > limits_.max_message_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat("decoded tensor (", bytes,
                                                        " bytes and its framing) exceeds the message limit of ",
                                                        limits_.max_message_bytes));
     }
-    if (req->has_output()) {
-      COSET_ASSIGN_OR_RETURN(ShmSpan out, Span(req->output(), rc));
-      if (req->output().offset() % 4 != 0 || out.length < t->layout.numel * 4) {
-        return absl::OutOfRangeError(absl::StrCat("output region must be 4-byte aligned and hold ", t->layout.numel * 4,
-                                                  " bytes (has ", out.length, ")"));
-      }
-      COSET_RETURN_IF_ERROR(DecodeTensorTo(*t, reinterpret_cast<float*>(out.data), rc));
-      for (int64_t d : t->shape) resp->mutable_output()->add_shape(d);
-      return absl::OkStatus();
+    // float32 is decoded straight into its destination; other dtypes through a float32 copy.
+    std::vector<float> wide;
+    if (dtype != DType::kFloat32) {
+      COSET_RETURN_IF_ERROR(rc.Reserve(numel * 4, "the decoded float32 values"));
+      wide.resize(numel);
     }
-    // Decoded straight into the reply (one copy of the floats in the handler); the reservation
-    // also covers the serialized copy gRPC makes of the reply once the handler returns.
-    COSET_RETURN_IF_ERROR(rc.Reserve(2 * t->layout.numel * 4, "the decoded tensor and its reply"));
+    auto decode_into = [&](void* destination) -> absl::Status {
+      if (dtype == DType::kFloat32) return DecodeTensorTo(*t, static_cast<float*>(destination), rc);
+      COSET_RETURN_IF_ERROR(DecodeTensorTo(*t, wide.data(), rc));
+      FromFloat(wide.data(), numel, dtype, destination);
+      return absl::OkStatus();
+    };
     v1::Tensor* out = resp->mutable_output();
     for (int64_t d : t->shape) out->add_shape(d);
-    out->set_dtype(v1::DATA_TYPE_FLOAT32);
+    out->set_dtype(req->dtype());
+    if (req->has_output()) {
+      COSET_ASSIGN_OR_RETURN(ShmSpan region, Span(req->output(), rc));
+      const int item = DTypeBytes(dtype);
+      if (req->output().offset() % item != 0 || region.length < bytes) {
+        return absl::OutOfRangeError(absl::StrCat("output region must be ", item, "-byte aligned and hold ", bytes,
+                                                  " bytes of ", DTypeName(dtype), " (has ", region.length, ")"));
+      }
+      return decode_into(region.data);
+    }
+    // Decoded straight into the reply (one copy of the values in the handler); the reservation
+    // also covers the serialized copy gRPC makes of the reply once the handler returns.
+    COSET_RETURN_IF_ERROR(rc.Reserve(2 * bytes, "the decoded tensor and its reply"));
     std::string* data = out->mutable_data();
-    data->resize(static_cast<size_t>(t->layout.numel) * 4);
-    return DecodeTensorTo(*t, reinterpret_cast<float*>(data->data()), rc);
+    data->resize(static_cast<size_t>(bytes));
+    return decode_into(data->data());
   });
 }
 
@@ -311,7 +335,7 @@ grpc::Status CosetServiceImpl::Quantize(grpc::ServerContext* ctx, const v1::Quan
     COSET_RETURN_IF_ERROR(rc.Reserve(2 * t.layout.numel * 4, "the quantized tensor and its reply"));
     std::vector<float> y(t.layout.numel);
     COSET_RETURN_IF_ERROR(config.codec->Decode(t, y.data(), rc.ExecutorFor(t.layout.numel)));
-    TensorToProto(t.shape, y.data(), DType::kFloat32, resp->mutable_output());
+    TensorToProto(t.shape, y.data(), t.dtype, resp->mutable_output());  // in the input's dtype
     return absl::OkStatus();
   });
 }

@@ -93,12 +93,14 @@ class CosetServiceImpl final : public v1::Coset::Service {
   absl::StatusOr<Config> CodecFor(const v1::CodecSpec& spec);
   // Codes from a blob (parsed; reserves the parsed copy), shared memory or a resident tensor.
   absl::StatusOr<std::shared_ptr<const CompressedTensor>> CodesFrom(const v1::Codes& codes, RequestContext& rc);
-  // A float32 input, inline or in shared memory (read in place; the span keeps it mapped), checked
-  // by the one tensor validator (CheckTensor) whatever the transport.
+  // An input as float32: a float32 tensor in shared memory is read in place (the span keeps it
+  // mapped), anything else copied (and widened) into `owned`; checked by the one tensor validator
+  // (CheckTensor) whatever the transport.
   struct Input {
     std::vector<int64_t> shape;
     const float* data = nullptr;
     int64_t numel = 0;
+    DType dtype = DType::kFloat32;  // as it arrived (the blob records it); data is float32
     std::vector<float> owned;
     ShmSpan span;
   };

@@ -23,11 +23,11 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                   .Register(*registry_);
   raw_bytes_ = &prometheus::BuildCounter()
                     .Name("coset_encoded_raw_bytes_total")
-                    .Help("float32 bytes encoded, by configuration")
+                    .Help("Raw bytes encoded (in the tensors' own dtypes), by configuration")
                     .Register(*registry_);
   saved_bytes_ = &prometheus::BuildCounter()
                       .Name("coset_bytes_saved_total")
-                      .Help("Raw float32 bytes minus compressed bytes, by configuration")
+                      .Help("Raw bytes (in the tensors' own dtypes) minus compressed bytes, by configuration")
                       .Register(*registry_);
   chunks_ = &prometheus::BuildCounter()
                  .Name("coset_chunks_total")

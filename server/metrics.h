@@ -24,7 +24,7 @@ class Metrics {
   // already bounded), the backend its codec work ran on ("cpu" or "cuda"), latency, bytes in/out.
   void RecordRequest(const std::string& method, const std::string& code, const std::string& client,
                      const std::string& backend, double seconds, double bytes_in, double bytes_out);
-  // One encode: raw float32 bytes, compressed bytes, chunks, chunks needing T > 0, chunks that
+  // One encode: raw bytes (in the tensor's dtype), compressed bytes, chunks, chunks needing T > 0, chunks that
   // reached t_max (capped: zeroed or refused, i.e. clipped data), T histogram.
   // At most kMaxConfigLabels distinct `config` label values are exported; later ones are pooled
   // under "other", so no client can grow the series count without bound.

@@ -91,6 +91,32 @@ class PythonClientTest(unittest.TestCase):
         self.assertEqual(self.client.encode(z, config)[0], blob)
         self.assertTrue(self.client.used_shared_memory)
 
+    def test_float16_travels_as_is_and_comes_back_as_float16(self):
+        x = np.random.default_rng(8).standard_normal((64, 256)).astype(np.float16)  # 32 KiB: inline
+        blob, _ = self.client.encode(x)
+        self.assertEqual(blob, self.cxx_encode(x))  # cosetctl reads the float16 .npy in-process
+        wide, _ = self.client.encode(x.astype(np.float32))
+        np.testing.assert_array_equal(self.client.decode(blob, dtype=np.float32), self.client.decode(wide))
+        y = self.client.decode(blob)
+        self.assertEqual(y.dtype, np.float16)
+        np.testing.assert_array_equal(y, self.client.decode(wide).astype(np.float16))  # nearest, ties to even
+        q = self.client.quantize(x)
+        self.assertEqual(q.dtype, np.float16)
+        np.testing.assert_array_equal(q, y)
+        # Through shared memory (4 MiB of float16 both ways), the same blob and values.
+        big = np.random.default_rng(9).standard_normal((512, 4096)).astype(np.float16)
+        shm_blob, _ = self.client.encode(big)
+        self.assertTrue(self.client.used_shared_memory)
+        inline = coset_client.Client(self.daemon.address, shm_threshold_bytes=0)
+        self.addCleanup(inline.close)
+        self.assertEqual(inline.encode(big)[0], shm_blob)
+        y = self.client.decode(shm_blob)
+        self.assertTrue(self.client.used_shared_memory)
+        self.assertEqual(y.dtype, np.float16)
+        np.testing.assert_array_equal(y, inline.decode(shm_blob))
+        with self.assertRaises(TypeError):
+            self.client.decode(blob, dtype=np.int16)
+
     def test_float64_is_encoded_as_float32(self):
         x = np.random.default_rng(3).standard_normal((8, 64))
         self.assertEqual(self.client.encode(x)[0], self.client.encode(x.astype(np.float32))[0])

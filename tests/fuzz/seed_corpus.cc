@@ -44,6 +44,7 @@ void Npys() {
   const std::vector<float> v = {1, -2, 3.5f, 0, 7, 8};
   (void)WriteNpy((dir / "f32_2x3").string(), {2, 3}, v.data(), DType::kFloat32);
   (void)WriteNpy((dir / "f64_6").string(), {6}, v.data(), DType::kFloat64);
+  (void)WriteNpy((dir / "f16_3x2").string(), {3, 2}, v.data(), DType::kFloat16);
   (void)WriteNpy((dir / "f32_scalar").string(), {}, v.data(), DType::kFloat32);
   (void)WriteNpy((dir / "f32_empty").string(), {0, 4}, v.data(), DType::kFloat32);
 }
@@ -78,9 +79,14 @@ void Rpcs() {
   *encode.mutable_codec()->mutable_config() = ParamsToProto(*ParamsFromText("lattice=E8,q=3,M=2"));
   TensorToProto({2, 32}, x.data(), DType::kFloat32, encode.mutable_input());
   write("encode", 0, encode);
+  v1::EncodeRequest encode_half = encode;
+  TensorToProto({2, 32}, x.data(), DType::kBfloat16, encode_half.mutable_input());
+  write("encode_bfloat16", 0, encode_half);
   v1::DecodeRequest decode;
   decode.mutable_codes()->set_blob(blob);
   write("decode", 1, decode);
+  decode.set_dtype(v1::DATA_TYPE_FLOAT16);
+  write("decode_float16", 1, decode);
   v1::QuantizeRequest quantize;
   *quantize.mutable_codec() = encode.codec();
   *quantize.mutable_input() = encode.input();

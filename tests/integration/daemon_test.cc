@@ -12,6 +12,7 @@
 #include "client/coset_client.h"
 #include "client/shm_client.h"
 #include "core/code_arith.h"
+#include "core/dtype.h"
 #include "core/format.h"
 #include "core/inner_product.h"
 #include "coset/v1/coset.grpc.pb.h"
@@ -337,6 +338,99 @@ TEST_F(DaemonTest, LargePayloadsUseSharedMemoryOverTheUnixSocket) {
   auto tcp = Connect(daemon_->tcp_address());
   EXPECT_EQ(*tcp->Encode(x.data(), {256, 4096}, CodecParams{}), blob);
   EXPECT_FALSE(tcp->used_shared_memory());
+}
+
+TEST_F(DaemonTest, SixteenBitTensorsTravelInlineAndInSharedMemory) {
+  const std::vector<float> x = Gaussian(64 * 256, 21);
+  const TensorCodec codec = *TensorCodec::Create(CodecParams{});
+  auto channel = *ShmChannel::Open(daemon_->socket_path() + ".shm");
+  ASSERT_TRUE(channel->Allocate(1 << 20).ok());
+  auto stub = v1::Coset::NewStub(grpc::CreateChannel(daemon_->unix_address(), grpc::InsecureChannelCredentials()));
+  auto call = [](auto method, const auto& req, auto* resp) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));  // a stall fails, not hangs
+    return method(&ctx, req, resp);
+  };
+  for (DType dtype : {DType::kBfloat16, DType::kFloat16}) {
+    SCOPED_TRACE(DTypeName(dtype));
+    const int64_t bytes = static_cast<int64_t>(x.size()) * DTypeBytes(dtype);
+    std::string narrow(static_cast<size_t>(bytes), '\0');
+    FromFloat(x.data(), static_cast<int64_t>(x.size()), dtype, narrow.data());
+    // The codes of the exactly widened values, with the dtype recorded.
+    std::vector<float> wide(x.size());
+    ToFloat(narrow.data(), dtype, static_cast<int64_t>(x.size()), wide.data());
+    const CompressedTensor local = *codec.Encode(wide.data(), {64, 256}, dtype);
+    v1::EncodeRequest req;
+    req.mutable_input()->add_shape(64);
+    req.mutable_input()->add_shape(256);
+    req.mutable_input()->set_dtype(static_cast<v1::DataType>(dtype));
+    req.mutable_input()->set_data(narrow);
+    v1::EncodeResponse inline_resp, shm_resp;
+    ASSERT_TRUE(call([&](auto... a) { return stub->Encode(a...); }, req, &inline_resp).ok());
+    EXPECT_TRUE(inline_resp.blob() == Blob(local));
+    // The same bytes from shared memory, at a two-byte (not four-byte) aligned offset.
+    std::memcpy(channel->data() + 2, narrow.data(), narrow.size());
+    req.mutable_input()->clear_data();
+    req.mutable_input()->mutable_shm()->set_region(channel->token());
+    req.mutable_input()->mutable_shm()->set_offset(2);
+    req.mutable_input()->mutable_shm()->set_length(static_cast<uint64_t>(bytes));
+    ASSERT_TRUE(call([&](auto... a) { return stub->Encode(a...); }, req, &shm_resp).ok());
+    EXPECT_TRUE(shm_resp.blob() == inline_resp.blob());
+    // Decode in the dtype, inline and into shared memory: the float32 decode rounded to nearest even.
+    std::vector<float> decoded(x.size());
+    ASSERT_TRUE(codec.Decode(local, decoded.data()).ok());
+    std::string want(static_cast<size_t>(bytes), '\0');
+    FromFloat(decoded.data(), static_cast<int64_t>(x.size()), dtype, want.data());
+    v1::DecodeRequest dreq;
+    dreq.mutable_codes()->set_blob(inline_resp.blob());
+    dreq.set_dtype(static_cast<v1::DataType>(dtype));
+    v1::DecodeResponse dresp;
+    ASSERT_TRUE(call([&](auto... a) { return stub->Decode(a...); }, dreq, &dresp).ok());
+    EXPECT_EQ(dresp.output().dtype(), static_cast<int>(dtype));
+    EXPECT_TRUE(dresp.output().data() == want);  // (EXPECT_EQ would print 32 KB of bytes)
+    dreq.mutable_output()->set_region(channel->token());
+    dreq.mutable_output()->set_offset(2);
+    dreq.mutable_output()->set_length(static_cast<uint64_t>(bytes));
+    v1::DecodeResponse shm_dresp;
+    ASSERT_TRUE(call([&](auto... a) { return stub->Decode(a...); }, dreq, &shm_dresp).ok());
+    EXPECT_TRUE(std::string(reinterpret_cast<const char*>(channel->data()) + 2, static_cast<size_t>(bytes)) == want);
+    // Quantize answers in the input's dtype.
+    v1::QuantizeRequest qreq;
+    *qreq.mutable_input() = req.input();
+    qreq.mutable_input()->clear_shm();  // the region now holds the decoded values
+    qreq.mutable_input()->set_data(narrow);
+    v1::QuantizeResponse qresp;
+    ASSERT_TRUE(call([&](auto... a) { return stub->Quantize(a...); }, qreq, &qresp).ok());
+    EXPECT_EQ(qresp.output().dtype(), static_cast<int>(dtype));
+    EXPECT_TRUE(qresp.output().data() == want);
+  }
+  // Unknown dtypes, misaligned 16-bit output and a short region are refused; the daemon serves on.
+  v1::DecodeRequest bad;
+  bad.mutable_codes()->set_blob(Blob(*codec.Encode(x.data(), {64, 256})));
+  bad.set_dtype(static_cast<v1::DataType>(9));
+  v1::DecodeResponse resp;
+  grpc::Status status = call([&](auto... a) { return stub->Decode(a...); }, bad, &resp);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("dtype (=9)"), std::string::npos) << status.error_message();
+  bad.set_dtype(v1::DATA_TYPE_FLOAT16);
+  bad.mutable_output()->set_region(channel->token());
+  bad.mutable_output()->set_offset(1);
+  bad.mutable_output()->set_length(1 << 15);
+  EXPECT_EQ(call([&](auto... a) { return stub->Decode(a...); }, bad, &resp).error_code(),
+            grpc::StatusCode::OUT_OF_RANGE);
+  bad.mutable_output()->set_offset(0);
+  bad.mutable_output()->set_length(x.size() * 2 - 2);
+  status = call([&](auto... a) { return stub->Decode(a...); }, bad, &resp);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::OUT_OF_RANGE);
+  EXPECT_NE(status.error_message().find("hold 32768 bytes of float16"), std::string::npos) << status.error_message();
+  v1::EncodeRequest bad_encode;
+  bad_encode.mutable_input()->add_shape(4);
+  bad_encode.mutable_input()->set_dtype(static_cast<v1::DataType>(-3));
+  bad_encode.mutable_input()->set_data(std::string(8, '\0'));
+  v1::EncodeResponse encode_resp;
+  EXPECT_EQ(call([&](auto... a) { return stub->Encode(a...); }, bad_encode, &encode_resp).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(client_->Health().ok());
 }
 
 TEST_F(DaemonTest, ClientsCannotUseOrUnregisterEachOthersRegions) {

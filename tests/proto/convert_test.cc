@@ -5,6 +5,7 @@
 #include <cctype>
 #include <set>
 
+#include "core/dtype.h"
 #include "gtest/gtest.h"
 
 namespace coset {
@@ -129,6 +130,46 @@ TEST(CheckTensorTest, OneValidatorForInlineAndSharedMemory) {
   t.Clear();
   t.add_shape(-1);
   EXPECT_EQ(CheckTensor(t, 100).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(CheckTensorTest, SixteenBitDTypesTakeTwoBytesAnElementAndUnknownOnesAreRefused) {
+  v1::Tensor t;
+  t.add_shape(2);
+  t.add_shape(3);
+  t.set_dtype(v1::DATA_TYPE_BFLOAT16);
+  t.set_data(std::string(12, '\0'));
+  EXPECT_EQ(CheckTensor(t, 100)->dtype, DType::kBfloat16);
+  t.set_dtype(v1::DATA_TYPE_FLOAT16);
+  t.set_data(std::string(24, '\0'));
+  EXPECT_NE(CheckTensor(t, 100).status().message().find("needs 12 (float16)"), std::string::npos);
+  t.clear_data();
+  t.mutable_shm()->set_region("r");
+  t.mutable_shm()->set_length(12);
+  t.mutable_shm()->set_offset(2);  // two-byte elements: two-byte alignment
+  EXPECT_TRUE(CheckTensor(t, 100).ok());
+  t.mutable_shm()->set_offset(3);
+  EXPECT_NE(CheckTensor(t, 100).status().message().find("multiple of 2"), std::string::npos);
+  t.set_dtype(static_cast<v1::DataType>(4));
+  EXPECT_NE(CheckTensor(t, 100).status().message().find("tensor.dtype (=4)"), std::string::npos);
+  t.set_dtype(static_cast<v1::DataType>(-1));
+  EXPECT_EQ(CheckTensor(t, 100).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(TensorProtoTest, ValuesTravelInEveryDTypeAndComeBackAsFloat32) {
+  const std::vector<float> x = {1.0f, -0.1f, 3.0e-6f, 65504.0f, -2.5f, 1e5f};
+  for (DType dtype : {DType::kFloat32, DType::kFloat64, DType::kBfloat16, DType::kFloat16}) {
+    v1::Tensor t;
+    TensorToProto({2, 3}, x.data(), dtype, &t);
+    EXPECT_EQ(t.dtype(), static_cast<int>(dtype));
+    EXPECT_EQ(t.data().size(), 6u * DTypeBytes(dtype));
+    const FloatTensor back = *TensorFromProto(t, 100);
+    EXPECT_EQ(back.shape, (std::vector<int64_t>{2, 3}));
+    std::vector<float> want(x.size());
+    std::vector<uint8_t> narrow(x.size() * DTypeBytes(dtype));
+    FromFloat(x.data(), 6, dtype, narrow.data());
+    ToFloat(narrow.data(), dtype, 6, want.data());
+    EXPECT_EQ(back.values, want) << DTypeName(dtype);
+  }
 }
 
 }  // namespace

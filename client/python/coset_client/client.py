@@ -4,8 +4,9 @@
         blob, stats = c.encode(x, {"lattice": "D4", "q": 4, "M": 2})
         y = c.decode(blob)
 
-Arrays are numpy float32 (float64 is converted, as the daemon encodes float32); the last
-dimension is quantized. Arrays of at least `shm_threshold_bytes` go through one
+Arrays are numpy float32 or float16 (float64 is converted to float32; float16 travels as is, in
+half the bytes, and the blob records it); the last dimension is quantized. decode() returns a
+blob's original dtype (float16 or float32) unless told otherwise. Arrays of at least `shm_threshold_bytes` go through one
 shared-memory region per client when the address is a Unix socket (README "Shared memory"),
 otherwise inline in the message. Results are bit-identical to the C++ client and to the in-process
 codec. Every daemon error is raised as CosetError with the gRPC status code name and message.
@@ -84,12 +85,27 @@ def _codec_spec(config):
     return spec
 
 
-def _as_float32(x):
-    """A contiguous float32 array (float64 is converted), or TypeError for anything else."""
+# numpy dtypes on the wire (coset.v1.DataType); numpy has no bfloat16.
+_WIRE_DTYPES = {np.dtype(np.float32): pb.DATA_TYPE_FLOAT32, np.dtype(np.float16): pb.DATA_TYPE_FLOAT16,
+                np.dtype(np.float64): pb.DATA_TYPE_FLOAT64}
+_NUMPY_DTYPES = {v: k for k, v in _WIRE_DTYPES.items()}
+
+
+def _as_wire(x):
+    """A contiguous array as sent: float16 as is, float32 (float64 converted), or TypeError."""
     x = np.asarray(x)
+    if x.dtype == np.float16:
+        return np.ascontiguousarray(x)
     if x.dtype not in (np.float32, np.float64):
-        raise TypeError(f"coset encodes float32 or float64 arrays, got {x.dtype}")
+        raise TypeError(f"coset encodes float16, float32 or float64 arrays, got {x.dtype}")
     return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _set_input(tensor, x):
+    """Fills a coset.v1.Tensor with x inline (x from _as_wire)."""
+    tensor.shape.extend(x.shape)
+    tensor.dtype = _WIRE_DTYPES[x.dtype]
+    tensor.data = x.tobytes()
 
 
 def _stats(s):
@@ -101,8 +117,9 @@ def _info(i):
 
 
 def _values(t, data=None):
-    """A reply tensor's float32 values (inline, or `data` read from the shared region), copied."""
-    return np.frombuffer(t.data if data is None else data, dtype=np.float32).reshape(tuple(t.shape)).copy()
+    """A reply tensor's values (inline, or `data` read from the shared region), copied."""
+    dtype = _NUMPY_DTYPES[t.dtype]
+    return np.frombuffer(t.data if data is None else data, dtype=dtype).reshape(tuple(t.shape)).copy()
 
 
 class Client:
@@ -184,18 +201,19 @@ class Client:
 
     def encode(self, x, config=None):
         """(blob bytes, EncodeStats): x compressed along its last dimension."""
-        x = _as_float32(x)
+        x = _as_wire(x)
         req = pb.EncodeRequest(codec=_codec_spec(config))
         req.input.shape.extend(x.shape)
+        req.input.dtype = _WIRE_DTYPES[x.dtype]
         if x.nbytes >= self._shm_threshold > 0:
             with self._shm_lock:
-                capacity = x.nbytes // 2 + _BLOB_SLACK
+                capacity = x.size * 2 + _BLOB_SLACK
                 offset = self._region.holds(x) if self._region is not None else None
                 region = self._region if offset is not None else self._region_for(x.nbytes + capacity)
                 if region is not None and (offset or 0) + x.nbytes + capacity <= region.size:
                     if offset is None:
                         offset = 0
-                        np.frombuffer(region.view(), np.float32, x.size)[:] = x.reshape(-1)
+                        np.frombuffer(region.view(), x.dtype, x.size)[:] = x.reshape(-1)
                     req.input.shm.region, req.input.shm.offset, req.input.shm.length = region.token, offset, x.nbytes
                     out = (offset + x.nbytes + 3) // 4 * 4
                     req.output.region, req.output.offset, req.output.length = region.token, out, capacity
@@ -215,19 +233,28 @@ class Client:
         resp = self._call("Encode", req)
         return resp.blob, _stats(resp.stats)
 
-    def decode(self, blob):
-        """The float32 array a blob (bytes) or a resident tensor's name (str) holds."""
+    def decode(self, blob, dtype=None):
+        """The array a blob (bytes) or a resident tensor's name (str) holds: of `dtype` (float16,
+        float32 or float64) when set, else a blob's original dtype (float32 for bfloat16 ones)
+        and float32 for a name."""
         req = pb.DecodeRequest(codes=self._codes(blob))
-        numel = _blob_numel(blob) if isinstance(blob, (bytes, bytearray, memoryview)) else 0
-        if numel * 4 >= self._shm_threshold > 0:
+        is_blob = isinstance(blob, (bytes, bytearray, memoryview))
+        numel = _blob_numel(blob) if is_blob else 0
+        if dtype is None:
+            dtype = _blob_dtype(blob) if is_blob else np.float32
+        if np.dtype(dtype) not in _WIRE_DTYPES:
+            raise TypeError(f"coset decodes to float16, float32 or float64, got {np.dtype(dtype)}")
+        req.dtype = _WIRE_DTYPES[np.dtype(dtype)]
+        nbytes = numel * np.dtype(dtype).itemsize
+        if nbytes >= self._shm_threshold > 0:
             with self._shm_lock:
-                region = self._region_for(numel * 4)
+                region = self._region_for(nbytes)
                 if region is not None:
-                    req.output.region, req.output.length = region.token, numel * 4
+                    req.output.region, req.output.length = region.token, nbytes
                     try:
                         resp = self._call("Decode", req)
                         self.used_shared_memory = True
-                        return _values(resp.output, region.view()[:numel * 4])
+                        return _values(resp.output, region.view()[:nbytes])
                     except CosetError as e:
                         if e.code not in ("NOT_FOUND", "UNAVAILABLE"):
                             raise
@@ -238,18 +265,14 @@ class Client:
 
     def quantize(self, x, config=None):
         """decode(encode(x)) in one call (quantization-aware training)."""
-        x = _as_float32(x)
         req = pb.QuantizeRequest(codec=_codec_spec(config))
-        req.input.shape.extend(x.shape)
-        req.input.data = x.tobytes()
-        return _values(self._call("Quantize", req).output)
+        _set_input(req.input, _as_wire(x))
+        return _values(self._call("Quantize", req).output)  # in x's dtype (float64: float32)
 
     def inner_product(self, weights, queries):
         """queries [K] or [B, K] against codes [N, K] (a blob or a resident tensor's name)."""
-        q = _as_float32(queries)
         req = pb.InnerProductRequest(weights=self._codes(weights))
-        req.queries.shape.extend(q.shape)
-        req.queries.data = q.tobytes()
+        _set_input(req.queries, _as_wire(queries))  # the products come back float32
         return _values(self._call("InnerProduct", req).output)
 
     def put_tensor(self, name, blob=None, *, x=None, config=None, overwrite=False):
@@ -260,10 +283,8 @@ class Client:
         if blob is not None:
             req.blob = bytes(blob)
         else:
-            arr = _as_float32(x)
             req.encode.codec.CopyFrom(_codec_spec(config))
-            req.encode.input.shape.extend(arr.shape)
-            req.encode.input.data = arr.tobytes()
+            _set_input(req.encode.input, _as_wire(x))
         return _info(self._call("PutTensor", req).info)
 
     def get_tensor(self, name):
@@ -290,6 +311,15 @@ class Client:
         if isinstance(blob_or_name, str):
             return pb.Codes(tensor_name=blob_or_name)
         return pb.Codes(blob=bytes(blob_or_name))
+
+
+def _blob_dtype(blob):
+    """The numpy dtype decode() returns for a blob: its original dtype (core/FORMAT.md, byte 11),
+    float32 for bfloat16 (numpy has none) or a header it cannot read."""
+    head = bytes(blob[:12])
+    if len(head) < 12 or head[:4] != b"CSET":
+        return np.float32
+    return {1: np.float64, 3: np.float16}.get(head[11], np.float32)
 
 
 def _blob_numel(blob):
