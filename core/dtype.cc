@@ -3,6 +3,8 @@
 #include <cstring>
 
 #include "core/chunk_math.h"
+#include "core/simd/dispatch.h"
+#include "core/simd/dtype_kernels.h"
 
 namespace coset {
 
@@ -43,8 +45,9 @@ float HalfToFloat(uint16_t bits) {
     const float magnitude = static_cast<float>(mantissa) * 5.9604644775390625e-8f;
     return sign != 0 ? -magnitude : magnitude;
   }
-  if (exponent == 0x1F) return BitsToFloat(sign | 0x7F800000u | (mantissa << 13));  // Inf, NaN (payload kept)
-  return BitsToFloat(sign | ((exponent + 112) << 23) | (mantissa << 13));           // rebias 15 -> 127
+  // Inf; a NaN keeps its payload and is quieted, as the CPU's conversion (vcvtph2ps) does.
+  if (exponent == 0x1F) return BitsToFloat(sign | 0x7F800000u | (mantissa << 13) | (mantissa != 0 ? 0x400000u : 0));
+  return BitsToFloat(sign | ((exponent + 112) << 23) | (mantissa << 13));  // rebias 15 -> 127
 }
 
 uint16_t FloatToHalf(float value) {
@@ -103,6 +106,9 @@ void Narrow(const float* src, int64_t n, void* dst, Fn fn) {
 }  // namespace
 
 void ToFloat(const void* src, DType dtype, int64_t n, float* dst) {
+  const bool avx512 = ActiveSimdLevel() >= SimdLevel::kAvx512;
+  if (avx512 && dtype == DType::kFloat16) return avx512::HalfToFloat(static_cast<const uint16_t*>(src), n, dst);
+  if (avx512 && dtype == DType::kBfloat16) return avx512::Bfloat16ToFloat(static_cast<const uint16_t*>(src), n, dst);
   switch (dtype) {
     case DType::kFloat32:
       if (n > 0) std::memmove(dst, src, n * sizeof(float));
@@ -117,6 +123,9 @@ void ToFloat(const void* src, DType dtype, int64_t n, float* dst) {
 }
 
 void FromFloat(const float* src, int64_t n, DType dtype, void* dst) {
+  const bool avx512 = ActiveSimdLevel() >= SimdLevel::kAvx512;
+  if (avx512 && dtype == DType::kFloat16) return avx512::FloatToHalf(src, n, static_cast<uint16_t*>(dst));
+  if (avx512 && dtype == DType::kBfloat16) return avx512::FloatToBfloat16(src, n, static_cast<uint16_t*>(dst));
   switch (dtype) {
     case DType::kFloat32:
       if (n > 0) std::memmove(dst, src, n * sizeof(float));

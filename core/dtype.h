@@ -5,7 +5,8 @@
 //
 // Widening (bfloat16, float16 -> float32) is exact. Narrowing rounds to nearest, ties to even, as
 // IEEE 754 and PyTorch's .to() do: float16 overflows to +-Inf past 65504 and keeps subnormals,
-// NaN stays NaN (quiet); float32 -> float64 is exact and float64 -> float32 is C++'s cast.
+// NaN stays NaN, quieted as the CPU's conversions do (the AVX-512 level uses them: simd/dispatch.h);
+// float32 -> float64 is exact and float64 -> float32 is C++'s cast.
 #pragma once
 
 #include <cstdint>

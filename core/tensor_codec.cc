@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/beta_table.h"
 #include "core/block_transform.h"
+#include "core/dtype.h"
 #include "core/status_macros.h"
 
 namespace coset {
@@ -56,7 +57,12 @@ absl::StatusOr<CompressedTensor> TensorCodec::Encode(const float* x, const std::
 
 absl::Status TensorCodec::EncodeInto(const float* x, const std::vector<int64_t>& shape, DType original_dtype,
                                      Executor* executor, EncodeStats* stats, CompressedTensor* out) const {
-  return EncodeRows(x, nullptr, shape, original_dtype, executor, stats, out);
+  return EncodeRows(x, DType::kFloat32, nullptr, shape, original_dtype, executor, stats, out);
+}
+
+absl::Status TensorCodec::EncodeTypedInto(const void* x, DType dtype, const std::vector<int64_t>& shape,
+                                          Executor* executor, EncodeStats* stats, CompressedTensor* out) const {
+  return EncodeRows(x, dtype, nullptr, shape, dtype, executor, stats, out);
 }
 
 namespace {
@@ -116,12 +122,12 @@ bool TermsSumIsSafe(const CompressedTensor* const* terms, int64_t count, float s
 
 absl::Status TensorCodec::EncodeWithFeedback(const Feedback& in, const std::vector<int64_t>& shape, Executor* executor,
                                              EncodeStats* stats, CompressedTensor* out) const {
-  return EncodeRows(in.x, &in, shape, DType::kFloat32, executor, stats, out);
+  return EncodeRows(in.x, DType::kFloat32, &in, shape, DType::kFloat32, executor, stats, out);
 }
 
-absl::Status TensorCodec::EncodeRows(const float* x, const Feedback* feedback, const std::vector<int64_t>& shape,
-                                     DType original_dtype, Executor* executor, EncodeStats* stats,
-                                     CompressedTensor* out_ptr) const {
+absl::Status TensorCodec::EncodeRows(const void* x, DType x_dtype, const Feedback* feedback,
+                                     const std::vector<int64_t>& shape, DType original_dtype, Executor* executor,
+                                     EncodeStats* stats, CompressedTensor* out_ptr) const {
   CompressedTensor& out = *out_ptr;
   COSET_ASSIGN_OR_RETURN(RowCodecContext ctx, MakeContext(shape));
   const Layout& l = ctx.layout;
@@ -216,15 +222,21 @@ absl::Status TensorCodec::EncodeRows(const float* x, const Feedback* feedback, c
         capped_chunk = counts.first_capped_chunk;
       }
     };
-    // Error feedback: g in a cache-resident row.
-    std::vector<float> g(feedback != nullptr ? l.cols : 0);
+    // Error feedback's g, or a row of x widened to float32, in a cache-resident row.
+    std::vector<float> g(feedback != nullptr || x_dtype != DType::kFloat32 ? l.cols : 0);
     for (int64_t r = begin; r < end; ++r) {
       uint16_t* scales = out.scales.empty() ? nullptr : out.scales.data() + r * l.blocks_per_row;
       uint8_t* t = out.t.data() + r * l.chunks_per_row;
       uint8_t* symbols = out.symbols.data() + r * out.row_bytes;
       if (feedback == nullptr) {
-        const RowEncodeCounts counts = kernels.encode(ctx, x + r * l.cols, scales, t, symbols, scratch);
-        Account(r, x + r * l.cols, counts);
+        const float* row = g.data();
+        if (x_dtype == DType::kFloat32) {
+          row = static_cast<const float*>(x) + r * l.cols;
+        } else {
+          ToFloat(static_cast<const unsigned char*>(x) + r * l.cols * DTypeBytes(x_dtype), x_dtype, l.cols, g.data());
+        }
+        const RowEncodeCounts counts = kernels.encode(ctx, row, scales, t, symbols, scratch);
+        Account(r, row, counts);
         continue;
       }
       const int64_t first = r * l.cols;
@@ -336,6 +348,12 @@ absl::Status TensorCodec::Decode(const CompressedTensor& tensor, float* out, Exe
   return DecodeRows(tensors, 1, out, executor, nullptr);
 }
 
+absl::Status TensorCodec::DecodeTyped(const CompressedTensor& tensor, void* out, DType dtype,
+                                      Executor* executor) const {
+  const CompressedTensor* tensors[] = {&tensor};
+  return DecodeRows(tensors, 1, out, executor, nullptr, dtype);
+}
+
 absl::Status TensorCodec::Decode(const CompressedTensor& tensor, float* out, Executor* executor,
                                  const Epilogue& epilogue) const {
   const CompressedTensor* tensors[] = {&tensor};
@@ -372,8 +390,8 @@ absl::StatusOr<std::vector<RowCodecContext>> TensorCodec::TermContexts(const Com
   return contexts;
 }
 
-absl::Status TensorCodec::DecodeRows(const CompressedTensor* const* tensors, int64_t count, float* out,
-                                     Executor* executor, const Epilogue* epilogue) const {
+absl::Status TensorCodec::DecodeRows(const CompressedTensor* const* tensors, int64_t count, void* out,
+                                     Executor* executor, const Epilogue* epilogue, DType out_dtype) const {
   COSET_ASSIGN_OR_RETURN(std::vector<RowCodecContext> contexts, TermContexts(tensors, count));
   const Layout& l = contexts[0].layout;
   const int64_t entries = epilogue != nullptr && epilogue->entries >= 0 ? epilogue->entries : l.numel;
@@ -383,8 +401,11 @@ absl::Status TensorCodec::DecodeRows(const CompressedTensor* const* tensors, int
   if (entries > 0 && out == nullptr) return absl::InvalidArgumentError("output pointer is null");
   // (An epilogue's output is written with the fused kernel's plain stores, and a sum reads it back
   // term by term: never streamed.)
+  // (Other dtypes are decoded into a cache-resident row and narrowed from there.)
+  const bool typed = out_dtype != DType::kFloat32;
+  if (typed && epilogue != nullptr) return absl::InternalError("an epilogue writes float32");
   contexts[0].stream_output =
-      epilogue == nullptr && l.numel * static_cast<int64_t>(sizeof(float)) >= kStreamingOutputBytes;
+      epilogue == nullptr && !typed && l.numel * static_cast<int64_t>(sizeof(float)) >= kStreamingOutputBytes;
   const RowKernels kernels =
       GetRowKernels(ActiveSimdLevel(), params_.lattice.kind(), params_.lattice.dim(), codebook_->q_is_power_of_two(),
                     contexts[0].packing.bits_per_symbol_if_pow2());
@@ -394,8 +415,9 @@ absl::Status TensorCodec::DecodeRows(const CompressedTensor* const* tensors, int
   // Rows past `entries` are not decoded at all; the last one kept may be cut.
   executor->ParallelFor((entries + l.cols - 1) / l.cols, [&](int64_t begin, int64_t end) {
     RowScratch scratch(l);
+    std::vector<float> row(typed ? l.cols : 0);
     for (int64_t r = begin; r < end; ++r) {
-      float* o = out + r * l.cols;
+      float* o = typed ? row.data() : static_cast<float*>(out) + r * l.cols;
       const int64_t m = std::min(l.cols, entries - r * l.cols);
       bool ok;
       if (epilogue == nullptr) {  // one tensor
@@ -410,6 +432,8 @@ absl::Status TensorCodec::DecodeRows(const CompressedTensor* const* tensors, int
       if (!ok) {
         int64_t expected = -1;
         bad_row.compare_exchange_strong(expected, r);
+      } else if (typed) {
+        FromFloat(o, m, out_dtype, static_cast<unsigned char*>(out) + r * l.cols * DTypeBytes(out_dtype));
       }
     }
   });
@@ -422,6 +446,11 @@ absl::Status TensorCodec::DecodeRows(const CompressedTensor* const* tensors, int
 absl::Status DecodeTensor(const CompressedTensor& tensor, float* out, Executor* executor) {
   COSET_ASSIGN_OR_RETURN(TensorCodec codec, TensorCodec::Create(tensor.params));
   return codec.Decode(tensor, out, executor);
+}
+
+absl::Status DecodeTensor(const CompressedTensor& tensor, void* out, DType dtype, Executor* executor) {
+  COSET_ASSIGN_OR_RETURN(TensorCodec codec, TensorCodec::Create(tensor.params));
+  return codec.DecodeTyped(tensor, out, dtype, executor);
 }
 
 SymbolPacking PackingOf(const CodecParams& params, const Layout& layout) {

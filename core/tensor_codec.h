@@ -64,6 +64,11 @@ class TensorCodec {
   // Encode into `out`, reusing its buffers (no allocation or page faults when the shape repeats).
   absl::Status EncodeInto(const float* x, const std::vector<int64_t>& shape, DType original_dtype, Executor* executor,
                           EncodeStats* stats, CompressedTensor* out) const;
+  // x: numel values of `dtype` (any alignment), widened to float32 row by row in a cache-resident
+  // row (core/dtype.h) and encoded: the codes of EncodeInto on the widened floats, with `dtype`
+  // recorded, without a float32 copy of the tensor.
+  absl::Status EncodeTypedInto(const void* x, DType dtype, const std::vector<int64_t>& shape, Executor* executor,
+                               EncodeStats* stats, CompressedTensor* out) const;
 
   // Error feedback fused into the encode (the DDP hook's), row by row through a cache-resident row:
   // g = x + residual is encoded (the codes of EncodeInto(g)) and residual becomes g - decode(codes),
@@ -93,6 +98,9 @@ class TensorCodec {
 
   // out: numel floats. The tensor must carry this codec's parameters.
   absl::Status Decode(const CompressedTensor& tensor, float* out, Executor* executor = nullptr) const;
+  // out: numel values of `dtype` (aligned to its size), each row decoded in a cache-resident row
+  // and narrowed from there (core/dtype.h): no float32 copy of the tensor.
+  absl::Status DecodeTyped(const CompressedTensor& tensor, void* out, DType dtype, Executor* executor = nullptr) const;
 
   // Decode fused with an elementwise epilogue, row by row through a cache-resident row buffer, so
   // the decoded tensor never goes to memory: out[i] = base[i] + scale * decoded[i], with base =
@@ -123,7 +131,8 @@ class TensorCodec {
 
  private:
   TensorCodec(CodecParams params, std::shared_ptr<const Codebook> codebook);
-  absl::Status EncodeRows(const float* x, const Feedback* feedback, const std::vector<int64_t>& shape,
+  // x: values of x_dtype (float32 under feedback).
+  absl::Status EncodeRows(const void* x, DType x_dtype, const Feedback* feedback, const std::vector<int64_t>& shape,
                           DType original_dtype, Executor* executor, EncodeStats* stats, CompressedTensor* out) const;
   // The decode contexts of tensors[0..count), which must share this codec's lattice, q and M and
   // one shape (their other parameters come from each tensor).
@@ -131,8 +140,9 @@ class TensorCodec {
                                                             int64_t count) const;
   // Decodes tensors[0..count) (count > 1 only with an epilogue, whose base then applies to the
   // first: later ones accumulate into out).
-  absl::Status DecodeRows(const CompressedTensor* const* tensors, int64_t count, float* out, Executor* executor,
-                          const Epilogue* epilogue) const;
+  // out holds values of out_dtype (float32 with an epilogue).
+  absl::Status DecodeRows(const CompressedTensor* const* tensors, int64_t count, void* out, Executor* executor,
+                          const Epilogue* epilogue, DType out_dtype = DType::kFloat32) const;
 
   CodecParams params_;
   std::shared_ptr<const Codebook> codebook_;
@@ -148,7 +158,8 @@ float ChunkStep(const CompressedTensor& tensor, int64_t row, int64_t chunk);
 float BlockBase(const CompressedTensor& tensor, int64_t row, int64_t block);
 float RampFactor(const CodecParams& params, int t);
 
-// Decodes with a codec built from the tensor's own parameters.
+// Decodes with a codec built from the tensor's own parameters (into values of `dtype`).
 absl::Status DecodeTensor(const CompressedTensor& tensor, float* out, Executor* executor = nullptr);
+absl::Status DecodeTensor(const CompressedTensor& tensor, void* out, DType dtype, Executor* executor = nullptr);
 
 }  // namespace coset

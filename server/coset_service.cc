@@ -80,6 +80,8 @@ void CosetServiceImpl::UseCuda(std::unique_ptr<CudaCodec> cuda) { cuda_ = std::m
 
 absl::Status CosetServiceImpl::EncodeTensor(const Config& config, const Input& x, RequestContext& rc,
                                             EncodeStats* stats, CompressedTensor* out) {
+  if (x.raw != nullptr)
+    return config.codec->EncodeTypedInto(x.raw, x.dtype, x.shape, rc.ExecutorFor(x.numel), stats, out);
   if (cuda_ == nullptr) return config.codec->EncodeInto(x.data, x.shape, x.dtype, rc.ExecutorFor(x.numel), stats, out);
   // The host side of the device's output before it is packed: up to one uint32 per symbol (codes
   // whose symbols are not whole bytes), beyond the codes DoEncode has reserved.
@@ -91,11 +93,22 @@ absl::Status CosetServiceImpl::EncodeTensor(const Config& config, const Input& x
   return absl::OkStatus();
 }
 
-absl::Status CosetServiceImpl::DecodeTensorTo(const CompressedTensor& t, float* out, RequestContext& rc) {
-  if (cuda_ == nullptr) return DecodeTensor(t, out, rc.ExecutorFor(t.layout.numel));
+absl::Status CosetServiceImpl::DecodeTensorTo(const CompressedTensor& t, void* out, DType dtype, RequestContext& rc) {
+  if (cuda_ == nullptr) return DecodeTensor(t, out, dtype, rc.ExecutorFor(t.layout.numel));
+  // The CUDA codec decodes float32; other dtypes are narrowed from a reserved float32 copy.
+  std::vector<float> wide;
+  if (dtype != DType::kFloat32) {
+    COSET_RETURN_IF_ERROR(rc.Reserve(t.layout.numel * 4, "the decoded float32 values"));
+    wide.resize(t.layout.numel);
+  }
+  float* floats = dtype == DType::kFloat32 ? static_cast<float*>(out) : wide.data();
   rc.set_backend("cuda");
-  std::lock_guard<std::mutex> lock(cuda_mu_);
-  return cuda_->Decode(t, out);
+  {
+    std::lock_guard<std::mutex> lock(cuda_mu_);
+    COSET_RETURN_IF_ERROR(cuda_->Decode(t, floats));
+  }
+  if (dtype != DType::kFloat32) FromFloat(floats, t.layout.numel, dtype, out);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<ShmSpan> CosetServiceImpl::Span(const v1::SharedMemoryRef& ref, const RequestContext& rc) {
@@ -110,7 +123,7 @@ absl::StatusOr<TensorShape> CosetServiceImpl::CheckInput(const v1::Tensor& t) co
 }
 
 absl::StatusOr<CosetServiceImpl::Input> CosetServiceImpl::InputFrom(const v1::Tensor& t, TensorShape checked,
-                                                                    RequestContext& rc) {
+                                                                    RequestContext& rc, bool keep_raw) {
   Input in;
   in.shape = std::move(checked.shape);
   in.numel = checked.numel;
@@ -123,6 +136,10 @@ absl::StatusOr<CosetServiceImpl::Input> CosetServiceImpl::InputFrom(const v1::Te
       in.data = reinterpret_cast<const float*>(in.span.data);
       return in;
     }
+  }
+  if (keep_raw && in.dtype != DType::kFloat32) {
+    in.raw = source;
+    return in;
   }
   // Inline payloads are copied out of the request, and other dtypes converted to float32: 4 bytes
   // an element whatever the dtype, within CheckInput's element limit.
@@ -228,7 +245,8 @@ absl::Status CosetServiceImpl::DoEncode(const Config& config, const v1::Tensor& 
   COSET_ASSIGN_OR_RETURN(TensorShape shape, CheckInput(input));
   COSET_ASSIGN_OR_RETURN(const int64_t coded, EncodedBytes(config.codec->params(), shape.shape));
   COSET_RETURN_IF_ERROR(rc.Reserve(2 * coded, "the codes and their serialization"));
-  COSET_ASSIGN_OR_RETURN(Input x, InputFrom(input, std::move(shape), rc));
+  // The CPU codec widens other dtypes row by row in cache; the CUDA one takes float32.
+  COSET_ASSIGN_OR_RETURN(Input x, InputFrom(input, std::move(shape), rc, /*keep_raw=*/cuda_ == nullptr));
   EncodeStats s;
   COSET_RETURN_IF_ERROR(EncodeTensor(config, x, rc, &s, out));
   // A request interrupted mid-encode holds partial codes: nothing is counted or written out.
@@ -292,18 +310,6 @@ grpc::Status CosetServiceImpl::Decode(grpc::ServerContext* ctx, const v1::Decode
                                                        " bytes and its framing) exceeds the message limit of ",
                                                        limits_.max_message_bytes));
     }
-    // float32 is decoded straight into its destination; other dtypes through a float32 copy.
-    std::vector<float> wide;
-    if (dtype != DType::kFloat32) {
-      COSET_RETURN_IF_ERROR(rc.Reserve(numel * 4, "the decoded float32 values"));
-      wide.resize(numel);
-    }
-    auto decode_into = [&](void* destination) -> absl::Status {
-      if (dtype == DType::kFloat32) return DecodeTensorTo(*t, static_cast<float*>(destination), rc);
-      COSET_RETURN_IF_ERROR(DecodeTensorTo(*t, wide.data(), rc));
-      FromFloat(wide.data(), numel, dtype, destination);
-      return absl::OkStatus();
-    };
     v1::Tensor* out = resp->mutable_output();
     for (int64_t d : t->shape) out->add_shape(d);
     out->set_dtype(req->dtype());
@@ -314,14 +320,14 @@ grpc::Status CosetServiceImpl::Decode(grpc::ServerContext* ctx, const v1::Decode
         return absl::OutOfRangeError(absl::StrCat("output region must be ", item, "-byte aligned and hold ", bytes,
                                                   " bytes of ", DTypeName(dtype), " (has ", region.length, ")"));
       }
-      return decode_into(region.data);
+      return DecodeTensorTo(*t, region.data, dtype, rc);
     }
     // Decoded straight into the reply (one copy of the values in the handler); the reservation
     // also covers the serialized copy gRPC makes of the reply once the handler returns.
     COSET_RETURN_IF_ERROR(rc.Reserve(2 * bytes, "the decoded tensor and its reply"));
     std::string* data = out->mutable_data();
     data->resize(static_cast<size_t>(bytes));
-    return decode_into(data->data());
+    return DecodeTensorTo(*t, data->data(), dtype, rc);
   });
 }
 

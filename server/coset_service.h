@@ -93,21 +93,25 @@ class CosetServiceImpl final : public v1::Coset::Service {
   absl::StatusOr<Config> CodecFor(const v1::CodecSpec& spec);
   // Codes from a blob (parsed; reserves the parsed copy), shared memory or a resident tensor.
   absl::StatusOr<std::shared_ptr<const CompressedTensor>> CodesFrom(const v1::Codes& codes, RequestContext& rc);
-  // An input as float32: a float32 tensor in shared memory is read in place (the span keeps it
-  // mapped), anything else copied (and widened) into `owned`; checked by the one tensor validator
-  // (CheckTensor) whatever the transport.
+  // An input, checked by the one tensor validator (CheckTensor) whatever the transport: float32
+  // in `data` (a float32 tensor in shared memory read in place, the span keeping it mapped;
+  // anything else copied, and widened, into `owned`), or, when asked for, a tensor of another
+  // dtype left where it arrived (`raw`: the request's bytes or the span) for a row-by-row widening.
   struct Input {
     std::vector<int64_t> shape;
     const float* data = nullptr;
+    const void* raw = nullptr;
     int64_t numel = 0;
-    DType dtype = DType::kFloat32;  // as it arrived (the blob records it); data is float32
+    DType dtype = DType::kFloat32;  // as it arrived (the blob records it)
     std::vector<float> owned;
     ShmSpan span;
   };
   // The one tensor check (CheckTensor) with this daemon's limits, before anything is allocated.
   absl::StatusOr<TensorShape> CheckInput(const v1::Tensor& tensor) const;
-  // The checked tensor's values; reserves the copy of an inline payload before making it.
-  absl::StatusOr<Input> InputFrom(const v1::Tensor& tensor, TensorShape checked, RequestContext& rc);
+  // The checked tensor's values; reserves the copy of an inline payload before making it. With
+  // keep_raw, a tensor of another dtype than float32 is not copied (Input::raw).
+  absl::StatusOr<Input> InputFrom(const v1::Tensor& tensor, TensorShape checked, RequestContext& rc,
+                                  bool keep_raw = false);
   absl::StatusOr<ShmSpan> Span(const v1::SharedMemoryRef& ref, const RequestContext& rc);
   // Encodes and plans the serialization (the caller writes the blob where it belongs); reserves the
   // input copy, the codes and their serialization first.
@@ -116,7 +120,7 @@ class CosetServiceImpl final : public v1::Coset::Service {
   // Encode and decode of a whole tensor, on the CUDA device when there is one, else on the CPU.
   absl::Status EncodeTensor(const Config& config, const Input& x, RequestContext& rc, EncodeStats* stats,
                             CompressedTensor* out);
-  absl::Status DecodeTensorTo(const CompressedTensor& t, float* out, RequestContext& rc);
+  absl::Status DecodeTensorTo(const CompressedTensor& t, void* out, DType dtype, RequestContext& rc);
   // Bytes held outside requests: resident tensors, their LUT matrices, codebooks and LUTs.
   int64_t ResidentBytes() const;
   void UpdateGauges();

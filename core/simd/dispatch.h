@@ -3,7 +3,8 @@
 // (SetSimdLevel, ScopedSimdLevel), and every kernel family asks ActiveSimdLevel():
 //   - the row codec (core/simd/row_codec_{portable,avx2,avx512}.cc, GetRowKernels),
 //   - the LUT GEMM of LutMatrix's fast paths (core/simd/lut_gemm_{portable,avx2,avx512}.cc),
-//   - CRC-32C of the blob trailer (core/crc32c.cc: SSE4.2 crc32 instruction).
+//   - CRC-32C of the blob trailer (core/crc32c.cc: SSE4.2 crc32 instruction),
+//   - the bfloat16 / float16 conversions of core/dtype.cc (simd/dtype_avx512.cc).
 // Detection checks exactly the features each level's translation units are compiled with
 // (third_party/coset.bzl AVX2_COPTS: -mavx2 -mfma -mbmi2; AVX512_COPTS adds -mavx512f -mavx512bw
 // -mavx512vl -mavx512dq -mavx512vbmi), so no unit runs on a CPU that lacks one of its instructions. Every level is

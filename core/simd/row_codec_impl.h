@@ -209,11 +209,13 @@ RowEncodeCounts EncodeRowImpl(const RowCodecContext& ctx, const float* x, uint16
     if (!ctx.rotation_signs.empty()) {
       RotateForward(ctx.rotation_signs.data(), end - begin, scratch.work.data() + begin);
       // Finite inputs near FLT_MAX can overflow the transform's sums: refuse the row, naming its
-      // largest entry of the block (the caller says why a finite entry is refused).
+      // largest entry of the block (the caller says why a finite entry is refused), or the block's
+      // first NaN or Inf, which no other check has seen yet under RMS scaling.
       if (FirstNonFinite(scratch.work.data() + begin, end - begin) >= 0) {
         const int64_t stop = std::min(end, l.cols);
-        counts.nonfinite_index = begin;
-        for (int64_t i = begin; i < stop; ++i) {
+        const int64_t nonfinite = FirstNonFinite(x + begin, stop - begin);
+        counts.nonfinite_index = nonfinite >= 0 ? begin + nonfinite : begin;
+        for (int64_t i = begin; nonfinite < 0 && i < stop; ++i) {
           if (std::fabs(x[i]) > std::fabs(x[counts.nonfinite_index])) counts.nonfinite_index = i;
         }
         return counts;

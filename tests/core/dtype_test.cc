@@ -6,6 +6,7 @@
 #include <random>
 #include <vector>
 
+#include "core/simd/dispatch.h"
 #include "gtest/gtest.h"
 
 #if defined(__x86_64__)
@@ -151,6 +152,40 @@ TEST(DTypeTest, Bfloat16WidensExactlyAndNarrowsToNearestEven) {
     const double dh = std::fabs(high_value - x);
     const uint32_t want = dl < dh || (dl == dh && ((low >> 16) & 1) == 0) ? low : high;
     ASSERT_EQ(FloatToBfloat16(x), want >> 16) << std::hex << bits;
+  }
+}
+
+TEST(DTypeTest, EverySimdLevelConvertsBuffersBitForBit) {
+  // Every 16-bit pattern, and floats of every kind (random bits: NaN, Inf, subnormals, ties), at
+  // lengths that leave every tail size, from an odd address.
+  std::vector<uint16_t> halves(65536 + 17);
+  for (size_t i = 0; i < halves.size(); ++i) halves[i] = static_cast<uint16_t>(i * 40503u);
+  std::mt19937 rng(5);
+  std::vector<float> floats(100000);
+  for (float& f : floats) f = FromBits(static_cast<uint32_t>(rng()));
+  floats[0] = 65520.0f;
+  floats[1] = std::ldexp(1.0f, -25);
+  floats[2] = 1.0f + std::ldexp(1.0f, -8);  // a bfloat16 tie
+  for (DType dtype : {DType::kBfloat16, DType::kFloat16}) {
+    for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{15}, int64_t{16}, int64_t{33}, int64_t{65536 + 17}}) {
+      std::vector<unsigned char> src(2 * n + 1);
+      std::memcpy(src.data() + 1, halves.data(), 2 * n);
+      std::vector<float> want(n), got(n);
+      std::vector<unsigned char> narrow_want(2 * n + 1), narrow_got(2 * n + 1);
+      {
+        ScopedSimdLevel portable(SimdLevel::kPortable);
+        ToFloat(src.data() + 1, dtype, n, want.data());
+        FromFloat(floats.data(), std::min<int64_t>(n, floats.size()), dtype, narrow_want.data() + 1);
+      }
+      for (SimdLevel level : kAllSimdLevels) {
+        ScopedSimdLevel scoped(level);
+        if (!scoped.ok()) continue;
+        ToFloat(src.data() + 1, dtype, n, got.data());
+        ASSERT_EQ(std::memcmp(got.data(), want.data(), 4 * n), 0) << DTypeName(dtype) << " " << SimdLevelName(level);
+        FromFloat(floats.data(), std::min<int64_t>(n, floats.size()), dtype, narrow_got.data() + 1);
+        ASSERT_EQ(narrow_got, narrow_want) << DTypeName(dtype) << " " << SimdLevelName(level) << " n " << n;
+      }
+    }
   }
 }
 

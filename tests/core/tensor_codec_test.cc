@@ -6,6 +6,7 @@
 
 #include "core/block_transform.h"
 #include "core/codebook.h"
+#include "core/dtype.h"
 #include "core/hnlq_ref.h"
 #include "core/simd/dispatch.h"
 #include "core/thread_pool.h"
@@ -102,12 +103,63 @@ TEST(TensorCodecTest, RefusesNanAndInfNamingTheIndex) {
   EXPECT_NE(r.status().message().find("input[17]"), std::string::npos);
   x[17] = -INFINITY;
   EXPECT_FALSE(codec.Encode(x.data(), {2, 16}).ok());
+  // Under rotation too (the transform's overflow check sees a NaN first): named, not called too large.
+  CodecParams rotated;
+  rotated.rotate = true;
+  rotated.block = 16;
+  x[17] = std::nanf("");
+  r = TensorCodec::Create(rotated)->Encode(x.data(), {2, 16});
+  EXPECT_NE(r.status().message().find("input[17] is nan"), std::string::npos) << r.status().message();
 }
 
 // Finite inputs far beyond what a step can code (up to FLT_MAX, where x / step reaches Inf) are
 // overloaded chunks like any other: capped to zero under on_cap=zero, the rest of the row intact,
 // and never a NaN or an out-of-range int inside the nearest-point search (UBSan runs this; the
 // RPC fuzzer found the A2 case), for every lattice, scale mode and both encoder paths.
+TEST(TensorCodecTest, TypedInputsEncodeLikeTheirWidenedFloats) {
+  // Rows that need padding (37 columns for D4 with block 16) and rotation, over threads.
+  CodecParams p;
+  p.block = 16;
+  p.rotate = true;
+  const TensorCodec codec = *TensorCodec::Create(p);
+  ThreadPool pool(2);
+  const std::vector<float> x = Gaussian(9 * 37, 31);
+  for (DType dtype : {DType::kFloat64, DType::kBfloat16, DType::kFloat16}) {
+    std::vector<unsigned char> typed(x.size() * DTypeBytes(dtype) + 1);
+    FromFloat(x.data(), static_cast<int64_t>(x.size()), dtype, typed.data() + 1);  // an odd address
+    std::vector<float> wide(x.size());
+    ToFloat(typed.data() + 1, dtype, static_cast<int64_t>(x.size()), wide.data());
+    const CompressedTensor want = *codec.Encode(wide.data(), {9, 37}, dtype);
+    CompressedTensor got;
+    EncodeStats stats;
+    ASSERT_TRUE(codec.EncodeTypedInto(typed.data() + 1, dtype, {9, 37}, &pool, &stats, &got).ok());
+    EXPECT_EQ(got.dtype, dtype);
+    EXPECT_EQ(got.scales, want.scales) << DTypeName(dtype);
+    EXPECT_EQ(got.t, want.t) << DTypeName(dtype);
+    EXPECT_EQ(got.symbols, want.symbols) << DTypeName(dtype);
+    EXPECT_EQ(stats.chunks, 9 * 10);
+  }
+  // And back: each dtype decoded row by row equals the float32 decode narrowed.
+  const CompressedTensor t = *codec.Encode(x.data(), {9, 37});
+  std::vector<float> decoded(x.size());
+  ASSERT_TRUE(codec.Decode(t, decoded.data()).ok());
+  for (DType dtype : {DType::kFloat32, DType::kFloat64, DType::kBfloat16, DType::kFloat16}) {
+    const size_t bytes = x.size() * DTypeBytes(dtype);
+    std::vector<unsigned char> want(bytes), got(bytes + 2);  // at an address of 2 mod 4 for 16-bit dtypes
+    const size_t at = DTypeBytes(dtype) == 2 ? 2 : 0;
+    FromFloat(decoded.data(), static_cast<int64_t>(x.size()), dtype, want.data());
+    ASSERT_TRUE(codec.DecodeTyped(t, got.data() + at, dtype, &pool).ok());
+    EXPECT_EQ(std::vector<unsigned char>(got.begin() + at, got.begin() + at + bytes), want) << DTypeName(dtype);
+  }
+  // A NaN in a 16-bit tensor is named by its index, as in a float32 one.
+  std::vector<uint16_t> half(2 * 37);
+  FromFloat(x.data(), 2 * 37, DType::kFloat16, half.data());
+  half[40] = 0x7E00;
+  CompressedTensor out;
+  const absl::Status status = codec.EncodeTypedInto(half.data(), DType::kFloat16, {2, 37}, nullptr, nullptr, &out);
+  EXPECT_NE(status.message().find("input[40] is nan"), std::string::npos) << status.message();
+}
+
 TEST(TensorCodecTest, HugeFiniteInputsOverloadInsteadOfOverflowing) {
   for (const Config& c : kConfigs) {
     for (ScaleMode scale : {ScaleMode::kNone, ScaleMode::kRms, ScaleMode::kAbsMax}) {
