@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -73,8 +74,14 @@ struct Client::Impl {
   // The shared-memory region, grown to at least `bytes`; null when unavailable (then callers use
   // protobuf payloads). Caller holds shm_mu.
   ShmChannel* ShmFor(int64_t bytes);
-  absl::StatusOr<std::string> EncodeRequestWithShm(v1::EncodeRequest& req, const float* x,
+  // x: values of `dtype`.
+  absl::StatusOr<std::string> EncodeRequestWithShm(v1::EncodeRequest& req, const void* x, DType dtype,
                                                    const std::vector<int64_t>& shape, EncodeStats* stats);
+  // Decode of req's codes to `dtype`; sink(values, bytes) receives the values (from the region or
+  // the reply), and shape the shape, when the call succeeds. out_bytes: the values' size when the
+  // blob header tells it (then large outputs come back through shared memory), else 0.
+  absl::Status DecodeRequestWithShm(v1::DecodeRequest& req, DType dtype, int64_t out_bytes,
+                                    const std::function<void(const char*, int64_t)>& sink, std::vector<int64_t>* shape);
   absl::StatusOr<std::vector<float>> OutputValues(const v1::Tensor& tensor, std::vector<int64_t>* shape);
 
   Options options;
@@ -154,24 +161,26 @@ float* Client::AllocateShared(int64_t floats) {
   return shm == nullptr ? nullptr : reinterpret_cast<float*>(shm->data());
 }
 
-absl::StatusOr<std::string> Client::Impl::EncodeRequestWithShm(v1::EncodeRequest& req, const float* x,
+absl::StatusOr<std::string> Client::Impl::EncodeRequestWithShm(v1::EncodeRequest& req, const void* x, DType dtype,
                                                                const std::vector<int64_t>& shape, EncodeStats* stats) {
   COSET_ASSIGN_OR_RETURN(const int64_t numel, CheckedNumel(shape));
-  const int64_t in_bytes = numel * 4;
+  const int item = DTypeBytes(dtype);
+  const int64_t in_bytes = numel * item;
   v1::EncodeResponse resp;
   if (in_bytes >= options.shm_threshold_bytes) {
     std::lock_guard<std::mutex> lock(shm_mu);
     // Output capacity: a blob is never larger than half its float32 input plus its headers.
-    const int64_t out_capacity = in_bytes / 2 + 65536;
+    const int64_t out_capacity = numel * 2 + 65536;
     // Zero copy when the tensor already lives in the region (AllocateShared).
-    const uint8_t* xb = reinterpret_cast<const uint8_t*>(x);
+    const uint8_t* xb = static_cast<const uint8_t*>(x);
     const bool in_region = shm != nullptr && xb >= shm->data() && xb + in_bytes <= shm->data() + shm->size() &&
-                           (xb - shm->data()) % 4 == 0;
+                           (xb - shm->data()) % item == 0;
     const int64_t in_offset = in_region ? xb - shm->data() : 0;
     ShmChannel* region = in_region ? shm.get() : ShmFor(in_bytes + out_capacity);
     if (region != nullptr && in_offset + in_bytes + out_capacity <= region->size()) {
       if (!in_region) std::memcpy(region->data(), x, in_bytes);
       for (int64_t d : shape) req.mutable_input()->add_shape(d);
+      req.mutable_input()->set_dtype(static_cast<v1::DataType>(dtype));
       v1::SharedMemoryRef* in = req.mutable_input()->mutable_shm();
       in->set_region(region->token());
       in->set_offset(in_offset);
@@ -194,7 +203,10 @@ absl::StatusOr<std::string> Client::Impl::EncodeRequestWithShm(v1::EncodeRequest
     }
   }
   used_shm = false;
-  FillTensor(x, shape, req.mutable_input());
+  v1::Tensor* input = req.mutable_input();
+  for (int64_t d : shape) input->add_shape(d);
+  input->set_dtype(static_cast<v1::DataType>(dtype));
+  input->set_data(x, static_cast<size_t>(in_bytes));
   if (auto s = Call(&v1::Coset::Stub::Encode, req, &resp, true); !s.ok()) return s;
   CopyStats(resp.stats(), stats);
   return std::move(*resp.mutable_blob());
@@ -202,16 +214,54 @@ absl::StatusOr<std::string> Client::Impl::EncodeRequestWithShm(v1::EncodeRequest
 
 absl::StatusOr<std::string> Client::Encode(const float* x, const std::vector<int64_t>& shape, const CodecParams& params,
                                            EncodeStats* stats) {
+  return EncodeTyped(x, DType::kFloat32, shape, params, stats);
+}
+
+absl::StatusOr<std::string> Client::EncodeTyped(const void* x, DType dtype, const std::vector<int64_t>& shape,
+                                                const CodecParams& params, EncodeStats* stats) {
   v1::EncodeRequest req;
   *req.mutable_codec()->mutable_config() = ParamsToProto(params);
-  return impl_->EncodeRequestWithShm(req, x, shape, stats);
+  return impl_->EncodeRequestWithShm(req, x, dtype, shape, stats);
 }
 
 absl::StatusOr<std::string> Client::EncodeWithConfig(const float* x, const std::vector<int64_t>& shape,
                                                      const std::string& config_id, EncodeStats* stats) {
   v1::EncodeRequest req;
   req.mutable_codec()->set_config_id(config_id);
-  return impl_->EncodeRequestWithShm(req, x, shape, stats);
+  return impl_->EncodeRequestWithShm(req, x, DType::kFloat32, shape, stats);
+}
+
+absl::Status Client::Impl::DecodeRequestWithShm(v1::DecodeRequest& req, DType dtype, int64_t out_bytes,
+                                                const std::function<void(const char*, int64_t)>& sink,
+                                                std::vector<int64_t>* shape) {
+  req.set_dtype(static_cast<v1::DataType>(dtype));
+  v1::DecodeResponse resp;
+  if (out_bytes >= options.shm_threshold_bytes && out_bytes > 0) {
+    std::lock_guard<std::mutex> lock(shm_mu);
+    if (ShmChannel* region_channel = ShmFor(out_bytes)) {
+      v1::SharedMemoryRef* region = req.mutable_output();
+      region->set_region(region_channel->token());
+      region->set_length(out_bytes);
+      const absl::Status s = Call(&v1::Coset::Stub::Decode, req, &resp, true);
+      if (s.ok()) {
+        used_shm = true;
+        sink(reinterpret_cast<const char*>(region_channel->data()), out_bytes);
+        if (shape != nullptr) shape->assign(resp.output().shape().begin(), resp.output().shape().end());
+        return absl::OkStatus();
+      }
+      if (s.code() != absl::StatusCode::kNotFound && s.code() != absl::StatusCode::kUnavailable) return s;
+      shm.reset();
+      req.clear_output();
+    }
+  }
+  used_shm = false;
+  COSET_RETURN_IF_ERROR(Call(&v1::Coset::Stub::Decode, req, &resp, true));
+  // The one tensor check, then the values as they came.
+  COSET_ASSIGN_OR_RETURN(TensorShape checked, CheckTensor(resp.output(), kMaxElements));
+  if (checked.dtype != dtype) return absl::InternalError("the daemon answered in another dtype than asked");
+  sink(resp.output().data().data(), static_cast<int64_t>(resp.output().data().size()));
+  if (shape != nullptr) *shape = std::move(checked.shape);
+  return absl::OkStatus();
 }
 
 absl::Status Client::Decode(const std::string& blob_or_name, bool by_name, std::vector<float>* out,
@@ -222,36 +272,39 @@ absl::Status Client::Decode(const std::string& blob_or_name, bool by_name, std::
   } else {
     req.mutable_codes()->set_blob(blob_or_name);
   }
-  v1::DecodeResponse resp;
-  Impl& d = *impl_;
+  // Large outputs come back through shared memory (the blob header says how large).
+  int64_t out_bytes = 0;
   if (!by_name) {
-    // Large outputs come back through shared memory (the blob header says how large).
     auto header = PeekHeader(reinterpret_cast<const uint8_t*>(blob_or_name.data()), blob_or_name.size());
-    const int64_t out_bytes = header.ok() ? header->numel * 4 : 0;
-    if (out_bytes >= d.options.shm_threshold_bytes && out_bytes > 0) {
-      std::lock_guard<std::mutex> lock(d.shm_mu);
-      if (ShmChannel* shm = d.ShmFor(out_bytes)) {
-        v1::SharedMemoryRef* region = req.mutable_output();
-        region->set_region(shm->token());
-        region->set_length(out_bytes);
-        const absl::Status s = d.Call(&v1::Coset::Stub::Decode, req, &resp, true);
-        if (s.ok()) {
-          d.used_shm = true;
-          const float* values = reinterpret_cast<const float*>(shm->data());
-          out->assign(values, values + out_bytes / 4);
-          if (shape != nullptr) shape->assign(resp.output().shape().begin(), resp.output().shape().end());
-          return absl::OkStatus();
-        }
-        if (s.code() != absl::StatusCode::kNotFound && s.code() != absl::StatusCode::kUnavailable) return s;
-        d.shm.reset();
-        req.clear_output();
-      }
-    }
+    out_bytes = header.ok() ? header->numel * 4 : 0;
   }
-  d.used_shm = false;
-  COSET_RETURN_IF_ERROR(d.Call(&v1::Coset::Stub::Decode, req, &resp, true));
-  COSET_ASSIGN_OR_RETURN(*out, d.OutputValues(resp.output(), shape));
-  return absl::OkStatus();
+  return impl_->DecodeRequestWithShm(
+      req, DType::kFloat32, out_bytes,
+      [&](const char* values, int64_t bytes) {
+        out->resize(static_cast<size_t>(bytes / 4));
+        if (bytes > 0) std::memcpy(out->data(), values, static_cast<size_t>(bytes));
+      },
+      shape);
+}
+
+absl::Status Client::DecodeTyped(const std::string& blob, DType dtype, void* out) {
+  COSET_ASSIGN_OR_RETURN(const BlobHeader header,
+                         PeekHeader(reinterpret_cast<const uint8_t*>(blob.data()), blob.size()));
+  const int64_t out_bytes = header.numel * DTypeBytes(dtype);
+  v1::DecodeRequest req;
+  req.mutable_codes()->set_blob(blob);
+  absl::Status size = absl::OkStatus();
+  COSET_RETURN_IF_ERROR(impl_->DecodeRequestWithShm(
+      req, dtype, out_bytes,
+      [&](const char* values, int64_t bytes) {
+        if (bytes != out_bytes) {
+          size = absl::InternalError(absl::StrCat("the daemon decoded ", bytes, " bytes; the blob holds ", out_bytes));
+        } else if (bytes > 0) {
+          std::memcpy(out, values, static_cast<size_t>(bytes));
+        }
+      },
+      nullptr));
+  return size;
 }
 
 absl::Status Client::Quantize(const float* x, const std::vector<int64_t>& shape, const CodecParams& params,

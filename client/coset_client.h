@@ -90,9 +90,16 @@ class Client {
                                      EncodeStats* stats = nullptr);
   absl::StatusOr<std::string> EncodeWithConfig(const float* x, const std::vector<int64_t>& shape,
                                                const std::string& config_id, EncodeStats* stats = nullptr);
+  // Encodes x holding numel values of `dtype` (core/dtype.h), sent in that dtype (bfloat16 and
+  // float16 in half the bytes); the blob records it.
+  absl::StatusOr<std::string> EncodeTyped(const void* x, DType dtype, const std::vector<int64_t>& shape,
+                                          const CodecParams& params, EncodeStats* stats = nullptr);
   // Decodes a blob (or a resident tensor, with by_name): values and shape.
   absl::Status Decode(const std::string& blob_or_name, bool by_name, std::vector<float>* out,
                       std::vector<int64_t>* shape);
+  // Decodes a blob into out: numel values of `dtype` (numel from the blob header), narrowed by the
+  // daemon.
+  absl::Status DecodeTyped(const std::string& blob, DType dtype, void* out);
   absl::Status Quantize(const float* x, const std::vector<int64_t>& shape, const CodecParams& params,
                         std::vector<float>* out);
   // queries: batch x K floats; weights: blob or resident name. out: batch x N.

@@ -56,6 +56,18 @@ absl::StatusOr<EncodeResult> DaemonBackend::Encode(const float* x, const std::ve
   return result;
 }
 
+absl::StatusOr<EncodeResult> DaemonBackend::EncodeTyped(const void* x, DType dtype, const std::vector<int64_t>& shape,
+                                                        const CodecParams& params) {
+  EncodeResult result;
+  COSET_ASSIGN_OR_RETURN(std::string blob, client_->EncodeTyped(x, dtype, shape, params, &result.stats));
+  result.blob.assign(blob.begin(), blob.end());
+  return result;
+}
+
+absl::Status DaemonBackend::DecodeTyped(BlobView blob, void* out, DType dtype) {
+  return client_->DecodeTyped(AsString(blob), dtype, out);
+}
+
 absl::Status DaemonBackend::Decode(BlobView blob, float* out) {
   std::vector<float> values;
   COSET_RETURN_IF_ERROR(client_->Decode(AsString(blob), false, &values, nullptr));

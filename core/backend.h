@@ -28,7 +28,10 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "core/dtype.h"
+#include "core/format.h"
 #include "core/params.h"
+#include "core/status_macros.h"
 #include "core/tensor_codec.h"
 
 namespace coset {
@@ -69,6 +72,13 @@ class Backend {
                                               const CodecParams& params, DType original_dtype) = 0;
   // Decodes a blob into out: numel floats (numel from the blob header).
   virtual absl::Status Decode(BlobView blob, float* out) = 0;
+  // Encode and Decode on values of any dtype (core/dtype.h): x holds numel values of `dtype`, which
+  // the blob records; out receives numel values of `dtype` (aligned to its size). These defaults
+  // convert through a float32 copy; the CPU backend converts row by row in cache and the daemon
+  // backend sends and receives the values in their own dtype.
+  virtual absl::StatusOr<EncodeResult> EncodeTyped(const void* x, DType dtype, const std::vector<int64_t>& shape,
+                                                   const CodecParams& params);
+  virtual absl::Status DecodeTyped(BlobView blob, void* out, DType dtype);
   // decode(encode(x)) into out (numel floats, x's shape).
   virtual absl::Status Quantize(const float* x, const std::vector<int64_t>& shape, const CodecParams& params,
                                 float* out) = 0;
@@ -80,5 +90,23 @@ class Backend {
   // Compressed-domain sum of codes that share scales (core/code_arith.h).
   virtual absl::StatusOr<AddCodesResult> AddCodes(const std::vector<BlobView>& blobs, bool validate) = 0;
 };
+
+inline absl::StatusOr<EncodeResult> Backend::EncodeTyped(const void* x, DType dtype, const std::vector<int64_t>& shape,
+                                                         const CodecParams& params) {
+  if (dtype == DType::kFloat32) return Encode(static_cast<const float*>(x), shape, params, dtype);
+  COSET_ASSIGN_OR_RETURN(const int64_t numel, CheckedNumel(shape));
+  std::vector<float> wide(static_cast<size_t>(numel));
+  ToFloat(x, dtype, numel, wide.data());
+  return Encode(wide.data(), shape, params, dtype);
+}
+
+inline absl::Status Backend::DecodeTyped(BlobView blob, void* out, DType dtype) {
+  if (dtype == DType::kFloat32) return Decode(blob, static_cast<float*>(out));
+  COSET_ASSIGN_OR_RETURN(const BlobHeader header, PeekHeader(blob.data(), blob.size()));
+  std::vector<float> wide(static_cast<size_t>(header.numel));
+  COSET_RETURN_IF_ERROR(Decode(blob, wide.data()));
+  FromFloat(wide.data(), header.numel, dtype, out);
+  return absl::OkStatus();
+}
 
 }  // namespace coset

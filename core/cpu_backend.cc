@@ -33,15 +33,35 @@ absl::StatusOr<EncodeResult> CpuBackend::Encode(const float* x, const std::vecto
   COSET_ASSIGN_OR_RETURN(TensorCodec codec, TensorCodec::Create(params));
   EncodeResult result;
   COSET_ASSIGN_OR_RETURN(CompressedTensor t, codec.Encode(x, shape, original_dtype, executor_, &result.stats));
-  const SerializationPlan plan = PlanSerialization(t, executor_);
-  result.blob.resize(plan.size);
-  SerializeTo(t, plan, result.blob.data());
+  result.blob = SerializeBlob(t);
   return result;
+}
+
+absl::StatusOr<EncodeResult> CpuBackend::EncodeTyped(const void* x, DType dtype, const std::vector<int64_t>& shape,
+                                                     const CodecParams& params) {
+  COSET_ASSIGN_OR_RETURN(TensorCodec codec, TensorCodec::Create(params));
+  EncodeResult result;
+  CompressedTensor t;
+  COSET_RETURN_IF_ERROR(codec.EncodeTypedInto(x, dtype, shape, executor_, &result.stats, &t));
+  result.blob = SerializeBlob(t);
+  return result;
+}
+
+std::vector<uint8_t> CpuBackend::SerializeBlob(const CompressedTensor& t) {
+  const SerializationPlan plan = PlanSerialization(t, executor_);
+  std::vector<uint8_t> blob(plan.size);
+  SerializeTo(t, plan, blob.data());
+  return blob;
 }
 
 absl::Status CpuBackend::Decode(BlobView blob, float* out) {
   COSET_ASSIGN_OR_RETURN(CompressedTensor t, ParseBlob(blob, executor_));
   return DecodeTensor(t, out, executor_);
+}
+
+absl::Status CpuBackend::DecodeTyped(BlobView blob, void* out, DType dtype) {
+  COSET_ASSIGN_OR_RETURN(CompressedTensor t, ParseBlob(blob, executor_));
+  return DecodeTensor(t, out, dtype, executor_);
 }
 
 absl::Status CpuBackend::Quantize(const float* x, const std::vector<int64_t>& shape, const CodecParams& params,

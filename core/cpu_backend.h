@@ -19,6 +19,9 @@ class CpuBackend final : public Backend {
   absl::StatusOr<EncodeResult> Encode(const float* x, const std::vector<int64_t>& shape, const CodecParams& params,
                                       DType original_dtype) override;
   absl::Status Decode(BlobView blob, float* out) override;
+  absl::StatusOr<EncodeResult> EncodeTyped(const void* x, DType dtype, const std::vector<int64_t>& shape,
+                                           const CodecParams& params) override;
+  absl::Status DecodeTyped(BlobView blob, void* out, DType dtype) override;
   absl::Status Quantize(const float* x, const std::vector<int64_t>& shape, const CodecParams& params,
                         float* out) override;
   absl::StatusOr<std::string> Gemm(BlobView weights, const float* queries, int64_t batch, float* out) override;
@@ -26,6 +29,8 @@ class CpuBackend final : public Backend {
   absl::StatusOr<AddCodesResult> AddCodes(const std::vector<BlobView>& blobs, bool validate) override;
 
  private:
+  std::vector<uint8_t> SerializeBlob(const CompressedTensor& t);
+
   Executor* executor_;
 };
 

@@ -42,9 +42,9 @@ Backend& DaemonFor(const std::string& address) {
 }
 
 at::Tensor DaemonEncode(const at::Tensor& x, const std::string& address, const std::string& config) {
-  const FloatInput in = FloatInputOf(x);
+  const TypedInput in = TypedInputOf(x);  // sent in its own dtype
   return BlobTensor(
-      Take(DaemonFor(address).Encode(in.values.data_ptr<float>(), in.shape, ParamsFrom(config), in.dtype)).blob);
+      Take(DaemonFor(address).EncodeTyped(in.values.data_ptr(), in.dtype, in.shape, ParamsFrom(config))).blob);
 }
 
 at::Tensor DaemonBucketEncode(const at::Tensor& x, const c10::optional<at::Tensor>& residual,

@@ -66,16 +66,17 @@ inline at::ScalarType ScalarTypeOf(DType dtype) {
   return at::kFloat;
 }
 
-// x as contiguous float32 (torch widens bfloat16 and float16 exactly), with its shape and original dtype.
-struct FloatInput {
+// x contiguous in its own dtype (one of DTypeOf's), with its shape: what the backends' EncodeTyped
+// takes, converted row by row where the codec runs.
+struct TypedInput {
   at::Tensor values;
   std::vector<int64_t> shape;
   DType dtype;
 };
-inline FloatInput FloatInputOf(const at::Tensor& x) {
+inline TypedInput TypedInputOf(const at::Tensor& x) {
   TORCH_CHECK(x.device().is_cpu(), "coset: x must be a CPU tensor (the CUDA kernels are not built yet)");
   const DType dtype = DTypeOf(x.scalar_type());
-  return {x.to(at::kFloat).contiguous(), std::vector<int64_t>(x.sizes().begin(), x.sizes().end()), dtype};
+  return {x.contiguous(), std::vector<int64_t>(x.sizes().begin(), x.sizes().end()), dtype};
 }
 
 inline at::Tensor BlobTensor(const std::vector<uint8_t>& blob) {

@@ -65,27 +65,27 @@ CompressedTensor ParseBlob(const at::Tensor& blob) {
 
 at::Tensor Encode(const at::Tensor& x, const std::string& config) {
   const CodecParams params = ParamsFrom(config);
-  const FloatInput in = FloatInputOf(x);
-  return BlobTensor(Take(Embedded().Encode(in.values.data_ptr<float>(), in.shape, params, in.dtype)).blob);
+  const TypedInput in = TypedInputOf(x);
+  return BlobTensor(Take(Embedded().EncodeTyped(in.values.data_ptr(), in.dtype, in.shape, params)).blob);
 }
 
 at::Tensor Decode(const at::Tensor& blob, c10::optional<at::ScalarType> dtype) {
   const at::Tensor b = blob.contiguous();
   const BlobView view = ViewOf(b);
   const BlobHeader header = Take(PeekHeader(view.data(), view.size()));
-  at::Tensor out = at::empty(header.shape, at::TensorOptions().dtype(at::kFloat));
-  Check(Embedded().Decode(view, out.data_ptr<float>()));
-  // The codec decodes to float32; torch rounds to the requested dtype (nearest, ties to even).
   const at::ScalarType want = dtype.has_value() ? *dtype : ScalarTypeOf(header.dtype);
-  DTypeOf(want);  // refuses dtypes coset does not decode to
-  return want == at::kFloat ? out : out.to(want);
+  at::Tensor out = at::empty(header.shape, at::TensorOptions().dtype(want));
+  // Decoded rows are narrowed to the dtype as they come (nearest, ties to even, as torch rounds).
+  Check(Embedded().DecodeTyped(view, out.data_ptr(), DTypeOf(want)));
+  return out;
 }
 
 at::Tensor Quantize(const at::Tensor& x, const std::string& config) {
   const CodecParams params = ParamsFrom(config);
-  const FloatInput in = FloatInputOf(x);
+  const TypedInput in = TypedInputOf(x);
+  const at::Tensor values = in.values.to(at::kFloat).contiguous();  // torch widens 16-bit dtypes exactly
   at::Tensor out = at::empty(in.shape, at::TensorOptions().dtype(at::kFloat));
-  Check(Embedded().Quantize(in.values.data_ptr<float>(), in.shape, params, out.data_ptr<float>()));
+  Check(Embedded().Quantize(values.data_ptr<float>(), in.shape, params, out.data_ptr<float>()));
   return out.to(x.scalar_type());
 }
 

@@ -3,6 +3,7 @@
 #include "client/daemon_backend.h"
 
 #include "core/cpu_backend.h"
+#include "core/dtype.h"
 #include "core/format.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -36,6 +37,29 @@ class DaemonBackendTest : public ::testing::Test {
   std::unique_ptr<DaemonBackend> backend_;
   CpuBackend cpu_;
 };
+
+TEST_F(DaemonBackendTest, TypedEncodeAndDecodeEqualTheCpuBackendAndTheDefaults) {
+  const std::vector<float> x = Ramp(16 * 40);
+  for (DType dtype : {DType::kFloat32, DType::kFloat64, DType::kBfloat16, DType::kFloat16}) {
+    SCOPED_TRACE(DTypeName(dtype));
+    std::vector<unsigned char> typed(x.size() * DTypeBytes(dtype));
+    FromFloat(x.data(), static_cast<int64_t>(x.size()), dtype, typed.data());
+    // The CPU backend (row by row), the daemon (the values sent in their dtype) and the seam's
+    // default (through a float32 copy, as a CUDA backend does) make the same blob.
+    const EncodeResult local = *cpu_.EncodeTyped(typed.data(), dtype, {16, 40}, CodecParams{});
+    const EncodeResult remote = *backend_->EncodeTyped(typed.data(), dtype, {16, 40}, CodecParams{});
+    const EncodeResult by_default = *cpu_.Backend::EncodeTyped(typed.data(), dtype, {16, 40}, CodecParams{});
+    EXPECT_EQ(remote.blob, local.blob);
+    EXPECT_EQ(by_default.blob, local.blob);
+    EXPECT_EQ(PeekHeader(local.blob.data(), local.blob.size())->dtype, dtype);
+    std::vector<unsigned char> a(typed.size()), b(typed.size()), c(typed.size());
+    ASSERT_TRUE(cpu_.DecodeTyped(BlobView(local.blob), a.data(), dtype).ok());
+    ASSERT_TRUE(backend_->DecodeTyped(BlobView(remote.blob), b.data(), dtype).ok());
+    ASSERT_TRUE(cpu_.Backend::DecodeTyped(BlobView(local.blob), c.data(), dtype).ok());
+    EXPECT_EQ(a, b);
+    EXPECT_EQ(a, c);
+  }
+}
 
 TEST_F(DaemonBackendTest, EveryOperationEqualsTheCpuBackend) {
   CodecParams p;

@@ -404,6 +404,19 @@ TEST_F(DaemonTest, SixteenBitTensorsTravelInlineAndInSharedMemory) {
     EXPECT_EQ(qresp.output().dtype(), static_cast<int>(dtype));
     EXPECT_TRUE(qresp.output().data() == want);
   }
+  // The C++ client sends and receives 16-bit values as they are, through shared memory when large.
+  const std::vector<float> big = Gaussian(512 * 2048, 22);  // 2 MiB as float16: above the 1 MiB threshold
+  std::vector<uint16_t> big_half(big.size()), decoded_half(big.size()), want_half(big.size());
+  FromFloat(big.data(), static_cast<int64_t>(big.size()), DType::kFloat16, big_half.data());
+  const std::string big_blob = *client_->EncodeTyped(big_half.data(), DType::kFloat16, {512, 2048}, CodecParams{});
+  EXPECT_TRUE(client_->used_shared_memory());
+  CompressedTensor big_local;
+  ASSERT_TRUE(codec.EncodeTypedInto(big_half.data(), DType::kFloat16, {512, 2048}, nullptr, nullptr, &big_local).ok());
+  EXPECT_TRUE(big_blob == Blob(big_local));
+  ASSERT_TRUE(client_->DecodeTyped(big_blob, DType::kFloat16, decoded_half.data()).ok());
+  EXPECT_TRUE(client_->used_shared_memory());
+  ASSERT_TRUE(codec.DecodeTyped(big_local, want_half.data(), DType::kFloat16).ok());
+  EXPECT_TRUE(decoded_half == want_half);
   // Unknown dtypes, misaligned 16-bit output and a short region are refused; the daemon serves on.
   v1::DecodeRequest bad;
   bad.mutable_codes()->set_blob(Blob(*codec.Encode(x.data(), {64, 256})));
