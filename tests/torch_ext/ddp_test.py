@@ -62,6 +62,46 @@ def codes_worker(rank, world, rendezvous, result_queue):
     dist.destroy_process_group()
 
 
+class _Bucket:
+    """The part of DDP's GradBucket the hook reads: DDP on CPU cannot make float16 buckets here
+    (torch 1.13 has no CPU float16 matmul, and gloo no bfloat16), but NCCL users' buckets are
+    16-bit."""
+
+    def __init__(self, buffer, params):
+        self._buffer, self._params = buffer, params
+
+    def buffer(self):
+        return self._buffer
+
+    def parameters(self):
+        return self._params
+
+    def is_last(self):
+        return True
+
+
+def half_bucket_worker(rank, world, rendezvous, mode, result_queue):
+    ddp_harness.init(rank, world, rendezvous)
+    torch.manual_seed(11 + rank)
+    grads = [torch.randn(5000).to(torch.float16) for _ in range(3)]  # three steps of one bucket
+    params = [torch.empty(5000)]
+    states = {dtype: ddp.State(mode=mode) for dtype in (torch.float16, torch.float32)}
+    same = True
+    for g in grads:  # error feedback carries over from step to step in both
+        half = ddp.hook(states[torch.float16], _Bucket(g.clone(), params)).wait()
+        wide = ddp.hook(states[torch.float32], _Bucket(g.float(), params)).wait()
+        same &= half.dtype == torch.float16 and torch.equal(half, wide.to(torch.float16))
+    result_queue.put((rank, same))
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("mode", ddp.MODES)
+def test_float16_buckets_average_like_their_float32_values(mode):
+    # The hook widens a 16-bit bucket exactly, runs the mode on float32 and returns the average in
+    # the bucket's dtype: the float32 run's result, rounded.
+    assert all(same for _, same in ddp_harness.run(half_bucket_worker, 2, mode))
+
+
 @pytest.mark.parametrize("world", [2, 4])
 @pytest.mark.parametrize("mode", ddp.MODES)
 def test_all_ranks_hold_identical_parameters(mode, world):
