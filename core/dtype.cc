@@ -35,7 +35,7 @@ int DTypeBytes(DType dtype) {
   return 4;
 }
 
-bool IsKnownDType(uint8_t value) { return value <= static_cast<uint8_t>(DType::kFloat16); }
+bool IsKnownDType(int64_t value) { return value >= 0 && value <= static_cast<int64_t>(DType::kFloat16); }
 
 float HalfToFloat(uint16_t bits) {
   const uint32_t sign = static_cast<uint32_t>(bits & 0x8000u) << 16;

@@ -1,7 +1,7 @@
 // Element types of the tensors coset codes: the original dtype a blob records (core/FORMAT.md,
 // byte 11), what decode can give back, and the exact conversions between them and float32, the
-// one type the codec computes in. Pure math, no I/O: the .npy reader and writer, and later the
-// daemon's wire tensors, convert through here.
+// one type the codec computes in. Pure math, no I/O: the codec's row-by-row typed encode and decode,
+// the .npy reader and writer and the daemon's wire tensors convert through here.
 //
 // Widening (bfloat16, float16 -> float32) is exact. Narrowing rounds to nearest, ties to even, as
 // IEEE 754 and PyTorch's .to() do: float16 overflows to +-Inf past 65504 and keeps subnormals,
@@ -19,8 +19,9 @@ namespace coset {
 const char* DTypeName(DType dtype);
 // Bytes per element.
 int DTypeBytes(DType dtype);
-// Whether a blob byte names a dtype this build knows (format.cc refuses the others).
-bool IsKnownDType(uint8_t value);
+// Whether a number (a blob's dtype byte, a wire enum) names a dtype this build knows; callers
+// refuse the others before casting to DType.
+bool IsKnownDType(int64_t value);
 
 // IEEE 754 binary16 <-> float32.
 float HalfToFloat(uint16_t bits);

@@ -104,16 +104,20 @@ v1::CodecConfig ParamsToProto(const CodecParams& p) {
   return c;
 }
 
-absl::StatusOr<TensorShape> CheckTensor(const v1::Tensor& t, int64_t max_elements) {
-  if (t.dtype() < 0 || !IsKnownDType(static_cast<uint8_t>(t.dtype()))) {
+absl::StatusOr<DType> DTypeFromProto(int value, const char* field) {
+  if (!IsKnownDType(value)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("tensor.dtype (=", t.dtype(), ") must be float32, float64, bfloat16 or float16 (0-3)"));
+        absl::StrCat(field, " (=", value, ") must be float32, float64, bfloat16 or float16 (0-3)"));
   }
+  return static_cast<DType>(value);
+}
+
+absl::StatusOr<TensorShape> CheckTensor(const v1::Tensor& t, int64_t max_elements) {
+  TensorShape out;
+  COSET_ASSIGN_OR_RETURN(out.dtype, DTypeFromProto(t.dtype(), "tensor.dtype"));
   if (t.shape_size() > kMaxRank) {
     return absl::InvalidArgumentError(absl::StrCat("tensor rank (=", t.shape_size(), ") exceeds ", kMaxRank));
   }
-  TensorShape out;
-  out.dtype = static_cast<DType>(t.dtype());
   out.shape.assign(t.shape().begin(), t.shape().end());
   COSET_ASSIGN_OR_RETURN(out.numel, CheckedNumel(out.shape, max_elements));
   const int item = DTypeBytes(out.dtype);

@@ -29,6 +29,10 @@ struct TensorShape {
 };
 absl::StatusOr<TensorShape> CheckTensor(const v1::Tensor& tensor, int64_t max_elements);
 
+// A wire DataType value (`field` names it in the error) as a DType: INVALID_ARGUMENT for numbers
+// outside 0-3 (proto3 enums arrive as any int32).
+absl::StatusOr<DType> DTypeFromProto(int value, const char* field);
+
 struct FloatTensor {
   std::vector<int64_t> shape;
   std::vector<float> values;

@@ -297,11 +297,7 @@ grpc::Status CosetServiceImpl::Decode(grpc::ServerContext* ctx, const v1::Decode
                                       v1::DecodeResponse* resp) {
   return Serve("Decode", ctx, req, resp, [&](RequestContext& rc) -> absl::Status {
     COSET_ASSIGN_OR_RETURN(std::shared_ptr<const CompressedTensor> t, CodesFrom(req->codes(), rc));
-    if (req->dtype() < 0 || !IsKnownDType(static_cast<uint8_t>(req->dtype()))) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("dtype (=", req->dtype(), ") must be float32, float64, bfloat16 or float16 (0-3)"));
-    }
-    const DType dtype = static_cast<DType>(req->dtype());
+    COSET_ASSIGN_OR_RETURN(const DType dtype, DTypeFromProto(req->dtype(), "dtype"));
     const int64_t numel = t->layout.numel, bytes = numel * DTypeBytes(dtype);
     // The reply is the values plus their framing (shape varints, tags, lengths): checked before
     // decoding, so a reply gRPC would refuse is never computed.

@@ -45,6 +45,8 @@ TEST(DTypeTest, NamesAndSizes) {
   EXPECT_EQ(DTypeBytes(DType::kFloat16), 2);
   EXPECT_TRUE(IsKnownDType(3));
   EXPECT_FALSE(IsKnownDType(4));
+  EXPECT_FALSE(IsKnownDType(-1));
+  EXPECT_FALSE(IsKnownDType(256));  // not 0 once narrowed: a wire enum is any int32
 }
 
 TEST(DTypeTest, EveryHalfWidensExactlyAndNarrowsBack) {

@@ -153,6 +153,8 @@ TEST(CheckTensorTest, SixteenBitDTypesTakeTwoBytesAnElementAndUnknownOnesAreRefu
   EXPECT_NE(CheckTensor(t, 100).status().message().find("tensor.dtype (=4)"), std::string::npos);
   t.set_dtype(static_cast<v1::DataType>(-1));
   EXPECT_EQ(CheckTensor(t, 100).status().code(), absl::StatusCode::kInvalidArgument);
+  t.set_dtype(static_cast<v1::DataType>(256));  // would read as float32 if narrowed to a byte first
+  EXPECT_NE(CheckTensor(t, 100).status().message().find("tensor.dtype (=256)"), std::string::npos);
 }
 
 TEST(TensorProtoTest, ValuesTravelInEveryDTypeAndComeBackAsFloat32) {
