@@ -12,8 +12,8 @@
 // 4 quad + j, one byte (4 bits per entry at q = 4, M = 2, as stored); t[quad][lane] packs
 // min(T, 3) of the quad's 4 chunks in 2-bit fields (larger T are patches, below). The kernels take
 // tiles of 4 groups (64 rows; half_base[block][row] = 0.5 x scale x beta), decode the codes into
-// weights (through a float panel of a block, or, AVX-512 with at most 6 queries, straight into
-// registers)
+// weights (through a float panel of a block; AVX-512 with at most 8 queries straight into registers
+// or through a panel of one quad)
 //   w[c][i][row] = float(sum_m q^m 2 rep(b_m)_i) * ramp[T]
 // (exact integer Horner sum, one rounding; the few chunks with T > 3 get their own ramp[T]) and
 // then, per query and row, accumulate

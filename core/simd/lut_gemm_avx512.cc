@@ -2,9 +2,10 @@
 // rows per register, tiles of 64 rows. Codes are decoded with VBMI byte permutes (as the row
 // decoder reads Codebook's planar tables: 2 rep(b) of 64 symbols per coordinate in three
 // instructions, the levels summed on bytes). Up to six queries take each decoded weight straight
-// into their FMAs; larger batches decode a block into a float panel that register tiles of six
-// queries stream, each weight load and query broadcast shared by 24 FMAs. Bit-identical to
-// CompactTileGemmPortable.
+// into their FMAs; seven and eight walk each block twice, two row groups a pass, through a
+// quad-sized weight panel in L1; larger batches decode a block into a float panel that register
+// tiles of six queries stream, each weight load and query broadcast shared by 24 FMAs.
+// Bit-identical to CompactTileGemmPortable.
 #include <algorithm>
 
 #include "core/limits.h"
@@ -19,6 +20,14 @@ namespace {
 // Queries per pass over a panel: 6 queries x 4 row registers of accumulators, the 4 weight
 // registers of a step and a broadcast fit in 32 registers.
 constexpr int kQueryTile = 6;
+
+// acc = fma(broadcast(*x), w, acc) with the broadcast folded into the FMA as a memory operand
+// ({1to16}). Written with _mm512_set1_ps the compiler emits one vbroadcastss per query value and
+// step, which on Zen 4 competes with the FMAs (batch 8: 32.3 ms with it, 30.7 without). The same
+// fused multiply-add, so the same bits.
+COSET_LUT_INLINE void FmaBroadcast(const float* x, __m512 w, __m512& acc) {
+  asm("vfmadd231ps %[x]%{1to16%}, %[w], %[acc]" : [acc] "+v"(acc) : [w] "v"(w), [x] "m"(*x));
+}
 
 // One coordinate's plane of 256 int8 entries in four registers, read with VBMI: entry b of 64
 // bytes b at once is two 128-entry two-source permutes and a blend on b's top bit.
@@ -51,15 +60,17 @@ class TileDecoder {
                              a.ramp[0], a.ramp[1], a.ramp[2], a.ramp[3], a.ramp[0], a.ramp[1], a.ramp[2], a.ramp[3])),
         patch_(a.patches) {}
 
-  COSET_LUT_INLINE void Decode(int64_t quad, Points& points) {
+  // Decodes groups [first, first + kCount) of the quad (the others' points are left as they were).
+  template <int kCount = kCompactGroups>
+  COSET_LUT_INLINE void Decode(int64_t quad, Points& points, int first = 0) {
     constexpr int kMax = kLevels > 0 ? kLevels : kMaxLevels;
     const int levels = kLevels > 0 ? kLevels : a_.levels;
     const int log2_q = kLog2Q > 0 ? kLog2Q : a_.log2_q;
-    __m512i b[kCompactGroups][kMax];
-    __mmask64 top_bit[kCompactGroups][kMax];  // selects a plane's upper 128 entries
-    for (int g = 0; g < kCompactGroups; ++g) {
+    __m512i b[kCount][kMax];
+    __mmask64 top_bit[kCount][kMax];  // selects a plane's upper 128 entries
+    for (int g = 0; g < kCount; ++g) {
       for (int m = 0; m < levels; ++m) {
-        b[g][m] = _mm512_loadu_si512(a_.codes + g * a_.group_codes + (quad * levels + m) * 64);
+        b[g][m] = _mm512_loadu_si512(a_.codes + (first + g) * a_.group_codes + (quad * levels + m) * 64);
         top_bit[g][m] = _mm512_movepi8_mask(b[g][m]);
       }
     }
@@ -67,19 +78,19 @@ class TileDecoder {
       const Plane plane(a_.planes + i * 256);
       if (levels == 2) {
         const Plane top(a_.top_planes + i * 256);
-        for (int g = 0; g < kCompactGroups; ++g) {
+        for (int g = 0; g < kCount; ++g) {
           const __m512i sum = _mm512_add_epi8(top.Lookup(b[g][1], top_bit[g][1]), plane.Lookup(b[g][0], top_bit[g][0]));
-          _mm512_store_si512(points[g][i], sum);
+          _mm512_store_si512(points[first + g][i], sum);
         }
         continue;
       }
-      for (int g = 0; g < kCompactGroups; ++g) {
+      for (int g = 0; g < kCount; ++g) {
         __m512i acc = plane.Lookup(b[g][levels - 1], top_bit[g][levels - 1]);
         for (int m = levels - 2; m >= 0; --m) {
           for (int s = 0; s < log2_q; ++s) acc = _mm512_add_epi8(acc, acc);
           acc = _mm512_add_epi8(acc, plane.Lookup(b[g][m], top_bit[g][m]));
         }
-        _mm512_store_si512(points[g][i], acc);
+        _mm512_store_si512(points[first + g][i], acc);
       }
     }
     // Read the bytes back with load-and-widen instructions: left to itself the compiler keeps them
@@ -95,18 +106,37 @@ class TileDecoder {
     return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a_.t + g * a_.group_t + quad_ * 16)));
   }
 
-  // w[i] = the weights of coordinate i of chunk j of group g in the decoded quad.
-  COSET_LUT_INLINE void Weights(const Points& points, __m512i t, int g, int j, __m512 w[4]) const {
-    __m512 r = _mm512_permutexvar_ps(_mm512_srli_epi32(t, 2 * j), ramp_);
+  // Chunk j of group g's ramp[T] per row, the chunks with T > 3 patched in their lanes.
+  COSET_LUT_INLINE __m512 Ramp(__m512i t, int g, int j) const {
+    const __m512 r = _mm512_permutexvar_ps(_mm512_srli_epi32(t, 2 * j), ramp_);
+    return quad_patches_ != patch_ ? Patch(r, g, j) : r;
+  }
+  // r with the decoded quad's patches of chunk j of group g in their lanes (a branch taken for
+  // few quads).
+  __m512 Patch(__m512 r, int g, int j) const {
     for (const LutMatrix::RampPatch* p = quad_patches_; p != patch_; ++p) {
       if (p->chunk == 4 * quad_ + j && p->row / kCompactLanes == g)
         r = _mm512_mask_mov_ps(r, static_cast<__mmask16>(1u << (p->row % kCompactLanes)), _mm512_set1_ps(p->ramp));
     }
-    for (int i = 0; i < 4; ++i) {
-      const __m512i v = _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(points[g][i] + 16 * j)));
-      w[i] = _mm512_mul_ps(_mm512_cvtepi32_ps(v), r);
-    }
+    return r;
   }
+
+  // The weights of coordinate i of chunk j of group g in the decoded quad (r: Ramp(t, g, j)).
+  static COSET_LUT_INLINE __m512 Weight(const Points& points, __m512 r, int g, int j, int i) {
+    const __m512i v = _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(points[g][i] + 16 * j)));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(v), r);
+  }
+
+  // w[i] = the weights of coordinate i of chunk j of group g in the decoded quad.
+  COSET_LUT_INLINE void Weights(const Points& points, __m512i t, int g, int j, __m512 w[4]) const {
+    const __m512 r = Ramp(t, g, j);
+    for (int i = 0; i < 4; ++i) w[i] = Weight(points, r, g, j, i);
+  }
+
+  // Where the patches stand before the next Decode: a second pass over quads already decoded
+  // returns there first.
+  const LutMatrix::RampPatch* Position() const { return patch_; }
+  void Seek(const LutMatrix::RampPatch* position) { patch_ = position; }
 
  private:
   const CompactTileArgs& a_;
@@ -149,13 +179,13 @@ COSET_LUT_INLINE void Accumulate(__m512 (&acc)[kTile][kCompactGroups], const flo
   }
 }
 
-// out += half_base * acc, per query and row.
-template <int kTile>
-COSET_LUT_INLINE void Finish(const __m512 (&acc)[kTile][kCompactGroups], const float* half_base, float* out) {
-  for (int g = 0; g < kCompactGroups; ++g) {
-    const __m512 hb = _mm512_loadu_ps(half_base + g * kCompactLanes);
+// out += half_base * acc, per query and row, for kGroups groups from group `first` on.
+template <int kTile, int kGroups = kCompactGroups>
+COSET_LUT_INLINE void Finish(const __m512 (&acc)[kTile][kGroups], const float* half_base, float* out, int first = 0) {
+  for (int g = 0; g < kGroups; ++g) {
+    const __m512 hb = _mm512_loadu_ps(half_base + (first + g) * kCompactLanes);
     for (int b = 0; b < kTile; ++b) {
-      float* o = out + b * kCompactRows + g * kCompactLanes;
+      float* o = out + b * kCompactRows + (first + g) * kCompactLanes;
       _mm512_storeu_ps(o, _mm512_fmadd_ps(hb, acc[b][g], _mm512_loadu_ps(o)));
     }
   }
@@ -203,6 +233,80 @@ void SmallBatch(const CompactTileArgs& a, const float* xq, float* out) {
   }
 }
 
+// Batches of kQueryTile + 1 to kMidTile queries (7 and 8): accumulators for all four groups would
+// not fit in registers, so each block is walked twice, two groups a pass (8 queries x 2 groups: 16
+// accumulators in registers for the whole block). Per quad the two groups' weights go through a
+// 2 KB panel in L1 (computed in the registers they were decoded in, the compiler spilled), and the
+// block's queries are first copied quad by quad into xb, so that every broadcast is an offset from
+// one pointer (a pointer per query left too few general registers). The same operations in the
+// same order per query and row as SmallBatch. Batch 8 ran 34.9 ms through the block panel (6 + 2
+// query tiles) and runs 31.7 here; batch 7 33.9 and 28.9 (16384 x 8192, one thread).
+constexpr int kMidTile = 8;
+constexpr int kMidGroups = 2;
+// Floats per quad of xb: kTile queries of 16, padded to an odd number of 64-byte lines. At 8
+// lines (512 bytes) batch 8 ran 42 ms instead of 32: its loads shared the low 12 address bits with
+// the stores of the decoded points and weights (4 KiB aliasing).
+template <int kTile>
+constexpr int kXbQuad = (kTile | 1) * 16;
+
+// One pass over a block's quads for groups kFirst and kFirst + 1; xb: the block's queries.
+template <int kTile, int kFirst, int kLevels, int kLog2Q>
+COSET_LUT_INLINE void MidBatchPass(const CompactTileArgs& a, TileDecoder<kLevels, kLog2Q>& decoder, int64_t blk,
+                                   int64_t q_begin, int64_t q_end, const float* xb, float* out) {
+  __m512 acc[kTile][kMidGroups];
+  for (int b = 0; b < kTile; ++b) {
+    for (int g = 0; g < kMidGroups; ++g) acc[b][g] = _mm512_setzero_ps();
+  }
+  for (int64_t quad = q_begin; quad < q_end; ++quad) {
+    alignas(64) typename TileDecoder<kLevels, kLog2Q>::Points points;
+    decoder.template Decode<kMidGroups>(quad, points, kFirst);
+    // The quad's weights of the two groups, [j][i][g] (2 KB, in L1), then the FMAs.
+    alignas(64) float w[4][4][kMidGroups][kCompactLanes];
+    for (int g = 0; g < kMidGroups; ++g) {
+      const __m512i t = decoder.T(kFirst + g);
+      for (int j = 0; j < 4; ++j) {
+        const __m512 r = decoder.Ramp(t, kFirst + g, j);
+        for (int i = 0; i < 4; ++i) _mm512_store_ps(w[j][i][g], decoder.Weight(points, r, kFirst + g, j, i));
+      }
+    }
+    const float* x = xb + (quad - q_begin) * kXbQuad<kTile>;
+    for (int s = 0; s < 16; ++s) {
+      __m512 ws[kMidGroups];
+      for (int g = 0; g < kMidGroups; ++g) ws[g] = _mm512_load_ps(w[s / 4][s % 4][g]);
+      for (int b = 0; b < kTile; ++b) {
+        for (int g = 0; g < kMidGroups; ++g) FmaBroadcast(x + b * 16 + s, ws[g], acc[b][g]);
+      }
+    }
+  }
+  Finish<kTile, kMidGroups>(acc, a.half_base + blk * kCompactRows, out, kFirst);
+}
+
+template <int kTile, int kLevels, int kLog2Q>
+void MidBatch(const CompactTileArgs& a, const float* xq, float* out) {
+  static_assert(kCompactGroups == 2 * kMidGroups, "two passes");
+  TileDecoder<kLevels, kLog2Q> decoder(a);
+  alignas(64) float xb[kMaxCompactBlockQuads * kXbQuad<kTile>];
+  for (int64_t blk = 0; blk < a.blocks; ++blk) {
+    const int64_t q_begin = blk * a.quads_per_block, q_end = std::min(a.quads, q_begin + a.quads_per_block);
+    for (int64_t quad = q_begin; quad < q_end; ++quad) {
+      for (int b = 0; b < kTile; ++b) {
+        _mm512_store_ps(xb + (quad - q_begin) * kXbQuad<kTile> + b * 16,
+                        _mm512_loadu_ps(xq + b * a.query_stride + 16 * quad));
+      }
+    }
+    const LutMatrix::RampPatch* const block_patches = decoder.Position();
+    MidBatchPass<kTile, 0>(a, decoder, blk, q_begin, q_end, xb, out);
+    decoder.Seek(block_patches);
+    MidBatchPass<kTile, kMidGroups>(a, decoder, blk, q_begin, q_end, xb, out);
+  }
+}
+
+// MidBatch for batches of 7 and 8 (6 and fewer take SmallBatch: faster there, measured).
+static_assert(kMidTile == kQueryTile + 2, "one MidBatch per batch above kQueryTile");
+template <int kLevels, int kLog2Q>
+constexpr void (*kMidBatch[2])(const CompactTileArgs&, const float*, float*) = {
+    &MidBatch<kQueryTile + 1, kLevels, kLog2Q>, &MidBatch<kMidTile, kLevels, kLog2Q>};
+
 using SmallBatchFn = void (*)(const CompactTileArgs&, const float*, float*);
 template <int kLevels, int kLog2Q>
 constexpr SmallBatchFn kSmallBatch[kQueryTile + 1] = {nullptr,
@@ -239,6 +343,7 @@ void CompactTileGemmAvx512(const CompactTileArgs& a, const float* xq, int64_t ba
   const bool q4m2 = a.levels == 2 && a.log2_q == 2;
   std::fill(out, out + batch * kCompactRows, 0.0f);
   if (batch <= kQueryTile) return (q4m2 ? kSmallBatch<2, 2> : kSmallBatch<0, 0>)[batch](a, xq, out);
+  if (batch <= kMidTile) return (q4m2 ? kMidBatch<2, 2> : kMidBatch<0, 0>)[batch - kQueryTile - 1](a, xq, out);
   (q4m2 ? &LargeBatch<2, 2> : &LargeBatch<0, 0>)(a, xq, batch, panel, out);
 }
 

@@ -209,7 +209,7 @@ TEST(LutMatrixTest, EveryKernelLevelIsBitIdenticalToPortable) {
     EXPECT_GT(high_t, 0) << lattice;
     const LutMatrix m = *LutMatrix::Create(w, kDefaultLutBudgetBytes, kCompact);
     EXPECT_EQ(m.path(), std::string(lattice) == "D4" ? kCompact : kInt8);
-    for (int64_t batch : {1, 5, 13}) {
+    for (int64_t batch : {1, 5, 7, 8, 13}) {
       const std::vector<float> x = Gaussian(batch * k, 8);
       std::vector<float> want(batch * n);
       {
