@@ -75,6 +75,8 @@ def main():
     p.add_argument("--megabytes", type=float, default=46.0, help="bucket size (the wide model's gradient: 46)")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--idle-ms", type=float, default=0.0,
+                   help="sleep before each timed step, as a rank waits for a slow link between steps")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     n = int(args.megabytes * 1e6 / 4)
@@ -85,13 +87,18 @@ def main():
     copy = torch.empty_like(x)
     baseline = timed(lambda: copy.copy_(x), args.runs + 1)[1:]
     print(f"bucket {megabytes:.1f} MB, W = {args.world}, {args.threads} thread(s); ms per MB, min / median / max "
-          f"of {args.runs} runs (after one warm-up); memcpy {1e3 * min(baseline) / megabytes:.3f} ms/MB")
+          f"of {args.runs} runs (after one warm-up), {args.idle_ms:g} ms idle before each; "
+          f"memcpy {1e3 * min(baseline) / megabytes:.3f} ms/MB")
     print("| mode | ms/MB min | median | max | x memcpy (median) |")
     print("|---|---|---|---|---|")
     med_copy = statistics.median(baseline)
     # Each step starts from the same gradient (the modes write the average into the bucket, as
     # backward then overwrites it with the next gradient): the copy is not timed.
-    fresh = lambda: x.copy_(gradient)  # noqa: E731
+    def fresh():
+        x.copy_(gradient)
+        if args.idle_ms > 0:
+            time.sleep(args.idle_ms / 1e3)
+
     for mode, fn in per_mode(x, args.world, config, 0).items():
         fresh()
         fn()  # warm-up: allocations, the codebook
