@@ -282,10 +282,13 @@ COSET_LUT_INLINE void MidBatchPass(const CompactTileArgs& a, TileDecoder<kLevels
 }
 
 template <int kTile, int kLevels, int kLog2Q>
-void MidBatch(const CompactTileArgs& a, const float* xq, float* out) {
+void MidBatch(const CompactTileArgs& a, const float* xq, float* panel, float* out) {
   static_assert(kCompactGroups == 2 * kMidGroups, "two passes");
   TileDecoder<kLevels, kLog2Q> decoder(a);
-  alignas(64) float xb[kMaxCompactBlockQuads * kXbQuad<kTile>];
+  // The block's queries go where the large-batch kernel puts its panel (a block's weights, far more
+  // than they need): 36 KB on the stack would be too much for threads with small stacks.
+  static_assert(kXbQuad<kTile> <= 16 * kCompactRows, "the queries of a quad fit its share of the panel");
+  float* const xb = panel;
   for (int64_t blk = 0; blk < a.blocks; ++blk) {
     const int64_t q_begin = blk * a.quads_per_block, q_end = std::min(a.quads, q_begin + a.quads_per_block);
     for (int64_t quad = q_begin; quad < q_end; ++quad) {
@@ -304,7 +307,7 @@ void MidBatch(const CompactTileArgs& a, const float* xq, float* out) {
 // MidBatch for batches of 7 and 8 (6 and fewer take SmallBatch: faster there, measured).
 static_assert(kMidTile == kQueryTile + 2, "one MidBatch per batch above kQueryTile");
 template <int kLevels, int kLog2Q>
-constexpr void (*kMidBatch[2])(const CompactTileArgs&, const float*, float*) = {
+constexpr void (*kMidBatch[2])(const CompactTileArgs&, const float*, float*, float*) = {
     &MidBatch<kQueryTile + 1, kLevels, kLog2Q>, &MidBatch<kMidTile, kLevels, kLog2Q>};
 
 using SmallBatchFn = void (*)(const CompactTileArgs&, const float*, float*);
@@ -343,7 +346,7 @@ void CompactTileGemmAvx512(const CompactTileArgs& a, const float* xq, int64_t ba
   const bool q4m2 = a.levels == 2 && a.log2_q == 2;
   std::fill(out, out + batch * kCompactRows, 0.0f);
   if (batch <= kQueryTile) return (q4m2 ? kSmallBatch<2, 2> : kSmallBatch<0, 0>)[batch](a, xq, out);
-  if (batch <= kMidTile) return (q4m2 ? kMidBatch<2, 2> : kMidBatch<0, 0>)[batch - kQueryTile - 1](a, xq, out);
+  if (batch <= kMidTile) return (q4m2 ? kMidBatch<2, 2> : kMidBatch<0, 0>)[batch - kQueryTile - 1](a, xq, panel, out);
   (q4m2 ? &LargeBatch<2, 2> : &LargeBatch<0, 0>)(a, xq, batch, panel, out);
 }
 
