@@ -236,16 +236,16 @@ void SmallBatch(const CompactTileArgs& a, const float* xq, float* out) {
 // Batches of kQueryTile + 1 to kMidTile queries (7 and 8): accumulators for all four groups would
 // not fit in registers, so each block is walked twice, two groups a pass (8 queries x 2 groups: 16
 // accumulators in registers for the whole block). Per quad the two groups' weights go through a
-// 2 KB panel in L1 (computed in the registers they were decoded in, the compiler spilled), and the
-// block's queries are first copied quad by quad into xb, so that every broadcast is an offset from
-// one pointer (a pointer per query left too few general registers). The same operations in the
-// same order per query and row as SmallBatch. Batch 8 ran 34.9 ms through the block panel (6 + 2
-// query tiles) and runs 31.7 here; batch 7 33.9 and 28.9 (16384 x 8192, one thread).
+// 2 KB panel in L1 (made in the FMA loop's registers, they spilled), and the block's queries are
+// first copied quad by quad into xb, so that every broadcast is an offset from one pointer (a
+// pointer per query left too few general registers). The same operations in the same order per
+// query and row as SmallBatch. 16384 x 8192, one thread: batch 8 took 34.9 ms through the block
+// panel (query tiles of 6 + 2) and takes about 31 here; batch 7 33.9 and 28.5.
 constexpr int kMidTile = 8;
 constexpr int kMidGroups = 2;
 // Floats per quad of xb: kTile queries of 16, padded to an odd number of 64-byte lines. At 8
-// lines (512 bytes) batch 8 ran 42 ms instead of 32: its loads shared the low 12 address bits with
-// the stores of the decoded points and weights (4 KiB aliasing).
+// lines (512 bytes) batch 8 ran 42 ms instead of 32, most likely because its loads then shared
+// the low 12 address bits with the stores of the decoded points and weights (4 KiB aliasing).
 template <int kTile>
 constexpr int kXbQuad = (kTile | 1) * 16;
 
@@ -304,7 +304,8 @@ void MidBatch(const CompactTileArgs& a, const float* xq, float* panel, float* ou
   }
 }
 
-// MidBatch for batches of 7 and 8 (6 and fewer take SmallBatch: faster there, measured).
+// MidBatch for batches of 7 and 8 (6 and fewer take SmallBatch, faster there: batch 6 24.4 ms
+// against 25.6, batch 4 19.1 against 21.5).
 static_assert(kMidTile == kQueryTile + 2, "one MidBatch per batch above kQueryTile");
 template <int kLevels, int kLog2Q>
 constexpr void (*kMidBatch[2])(const CompactTileArgs&, const float*, float*, float*) = {
