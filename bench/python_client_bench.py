@@ -1,9 +1,10 @@
 """64 MiB float32 encodes through cosetd from Python (coset_client, shared memory) beside the C++
 client (cosetctl bench --daemon, also shared memory) and a memcpy, all in the same run against
 the same daemon; and the same tensor as float16 (half the bytes on the wire, widened in the
-daemon), inline and through shared memory, and decodes of both blobs to their own dtypes. Each run is a fresh client taking the best of --reps
-encodes; --runs runs give min / median / max. Rates are of the float32 bytes (elements x 4), so
-float16 and float32 compare by time. Writes JSON with --out.
+daemon), inline and through shared memory, and decodes of both blobs to their own dtypes. Each
+run is a fresh client taking the best of --reps encodes; --runs runs give min / median / max.
+Rates are of the float32 bytes (elements x 4), so float16 and float32 compare by time. Writes
+JSON with --out.
 
     bazel run -c opt //bench:python_client_bench -- --runs 3 --out /tmp/py_client.json
 """

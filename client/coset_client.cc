@@ -167,6 +167,10 @@ absl::StatusOr<std::string> Client::Impl::EncodeRequestWithShm(v1::EncodeRequest
   const int item = DTypeBytes(dtype);
   const int64_t in_bytes = numel * item;
   v1::EncodeResponse resp;
+  // Shape and dtype are the same whichever way the values travel.
+  v1::Tensor* input = req.mutable_input();
+  for (int64_t d : shape) input->add_shape(d);
+  input->set_dtype(static_cast<v1::DataType>(dtype));
   if (in_bytes >= options.shm_threshold_bytes) {
     std::lock_guard<std::mutex> lock(shm_mu);
     // Output capacity: a blob is never larger than half its float32 input plus its headers.
@@ -179,9 +183,7 @@ absl::StatusOr<std::string> Client::Impl::EncodeRequestWithShm(v1::EncodeRequest
     ShmChannel* region = in_region ? shm.get() : ShmFor(in_bytes + out_capacity);
     if (region != nullptr && in_offset + in_bytes + out_capacity <= region->size()) {
       if (!in_region) std::memcpy(region->data(), x, in_bytes);
-      for (int64_t d : shape) req.mutable_input()->add_shape(d);
-      req.mutable_input()->set_dtype(static_cast<v1::DataType>(dtype));
-      v1::SharedMemoryRef* in = req.mutable_input()->mutable_shm();
+      v1::SharedMemoryRef* in = input->mutable_shm();
       in->set_region(region->token());
       in->set_offset(in_offset);
       in->set_length(in_bytes);
@@ -198,14 +200,11 @@ absl::StatusOr<std::string> Client::Impl::EncodeRequestWithShm(v1::EncodeRequest
       // A restarted daemon no longer knows the region: drop it and send the bytes inline.
       if (s.code() != absl::StatusCode::kNotFound && s.code() != absl::StatusCode::kUnavailable) return s;
       shm.reset();
-      req.clear_input();
+      input->clear_shm();
       req.clear_output();
     }
   }
   used_shm = false;
-  v1::Tensor* input = req.mutable_input();
-  for (int64_t d : shape) input->add_shape(d);
-  input->set_dtype(static_cast<v1::DataType>(dtype));
   input->set_data(x, static_cast<size_t>(in_bytes));
   if (auto s = Call(&v1::Coset::Stub::Encode, req, &resp, true); !s.ok()) return s;
   CopyStats(resp.stats(), stats);

@@ -112,10 +112,8 @@ TEST(TensorCodecTest, RefusesNanAndInfNamingTheIndex) {
   EXPECT_NE(r.status().message().find("input[17] is nan"), std::string::npos) << r.status().message();
 }
 
-// Finite inputs far beyond what a step can code (up to FLT_MAX, where x / step reaches Inf) are
-// overloaded chunks like any other: capped to zero under on_cap=zero, the rest of the row intact,
-// and never a NaN or an out-of-range int inside the nearest-point search (UBSan runs this; the
-// RPC fuzzer found the A2 case), for every lattice, scale mode and both encoder paths.
+// Typed inputs (float64, bfloat16, float16) encode to the codes of their widened floats, and
+// typed decodes give the float32 decode narrowed, row by row.
 TEST(TensorCodecTest, TypedInputsEncodeLikeTheirWidenedFloats) {
   // Rows that need padding (37 columns for D4 with block 16) and rotation, over threads.
   CodecParams p;
@@ -160,6 +158,10 @@ TEST(TensorCodecTest, TypedInputsEncodeLikeTheirWidenedFloats) {
   EXPECT_NE(status.message().find("input[40] is nan"), std::string::npos) << status.message();
 }
 
+// Finite inputs far beyond what a step can code (up to FLT_MAX, where x / step reaches Inf) are
+// overloaded chunks like any other: capped to zero under on_cap=zero, the rest of the row intact,
+// and never a NaN or an out-of-range int inside the nearest-point search (UBSan runs this; the
+// RPC fuzzer found the A2 case), for every lattice, scale mode and both encoder paths.
 TEST(TensorCodecTest, HugeFiniteInputsOverloadInsteadOfOverflowing) {
   for (const Config& c : kConfigs) {
     for (ScaleMode scale : {ScaleMode::kNone, ScaleMode::kRms, ScaleMode::kAbsMax}) {

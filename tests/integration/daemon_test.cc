@@ -313,6 +313,20 @@ TEST_F(DaemonTest, ClientRecoversAfterTheDaemonRestarts) {
   EXPECT_EQ(*after, before);
 }
 
+TEST_F(DaemonTest, ALargeEncodeAfterARestartFallsBackFromAForgottenRegion) {
+  // 4 MiB: through the shared-memory region, which the restarted daemon does not know; the client
+  // drops it and sends the same tensor inline (shape and dtype as before), same blob.
+  const std::vector<float> x = Gaussian(1024 * 1024, 14);
+  const std::string before = *client_->Encode(x.data(), {256, 4096}, CodecParams{});
+  ASSERT_TRUE(client_->used_shared_memory());
+  EXPECT_EQ(daemon_->Stop(SIGKILL), -1);
+  ASSERT_TRUE(daemon_->Start());
+  const auto after = client_->Encode(x.data(), {256, 4096}, CodecParams{});
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_FALSE(client_->used_shared_memory());
+  EXPECT_EQ(*after, before);
+}
+
 TEST_F(DaemonTest, LargePayloadsUseSharedMemoryOverTheUnixSocket) {
   const std::vector<float> x = Gaussian(1024 * 1024, 12);  // 4 MiB: above the 1 MiB threshold
   const TensorCodec codec = *TensorCodec::Create(CodecParams{});
