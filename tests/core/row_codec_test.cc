@@ -47,8 +47,8 @@ Encoded EncodeAt(SimdLevel level, const TensorCodec& codec, const std::vector<fl
 }
 
 // Gaussian rows with heavy tails (every 13th entry x 9: T well above 1), an all-zero block, exact
-// half-integers (ties of the rounding and of the D_n parity fix when the step is 1) and a few
-// entries near the float range (capped at t_max).
+// half-integers (ties of the rounding and of the D_n parity fix when the step is 1), integers
+// with negative zeros, and a few entries near the float range (capped at t_max).
 std::vector<float> HardRows(int64_t rows, int64_t cols, int64_t block, uint32_t seed) {
   std::vector<float> x = testing_util::Gaussian(rows * cols, seed);
   for (int64_t i = 0; i < rows * cols; i += 13) x[i] *= 9.0f;
@@ -59,6 +59,13 @@ std::vector<float> HardRows(int64_t rows, int64_t cols, int64_t block, uint32_t 
       for (int64_t i = 0; i < cols; ++i) row[i] = 0.5f * static_cast<float>(static_cast<int>(i % 7) - 3);
     }
     if (r % 5 == 3) row[cols / 2] = 3.0e38f;
+    if (r % 6 == 5) {
+      // Integers with an odd sum per D4 and E8 chunk, each starting with -0: when the step is 1,
+      // every rounding gap is 0, so the parity fix moves coordinate 0, and up (y >= p holds for
+      // y = -0, p = 0; the sign of y - p = -0 would say down).
+      constexpr float kPattern[8] = {-0.0f, 1.0f, 0.0f, 0.0f, -0.0f, 1.0f, 1.0f, 0.0f};
+      for (int64_t i = 0; i < cols; ++i) row[i] = kPattern[i % 8];
+    }
   }
   return x;
 }
