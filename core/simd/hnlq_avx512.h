@@ -496,6 +496,28 @@ inline void EncodeRetries(const Codebook& cb, int levels, const float* x, const 
 
 using simd_avx2::DecodeChunksInt8;
 
+// Writes 16 decoded floats v at o: with an epilogue, base + scale * v as ScaleAddImpl computes it
+// (base: its 16 floats, or null for 0); else plain stores, or with `stream` non-temporal ones
+// (o 16-byte aligned), for outputs far larger than the caches, where they save the
+// read-for-ownership of every written line.
+COSET_INLINE void StoreDecoded16(float* o, __m512 v, bool stream, bool epilogue, const float* base, float scale) {
+  if (epilogue) {
+    const __m512 b = base != nullptr ? _mm512_loadu_ps(base) : _mm512_setzero_ps();
+    _mm512_storeu_ps(o, _mm512_add_ps(b, _mm512_mul_ps(_mm512_set1_ps(scale), v)));
+  } else if (!stream) {
+    _mm512_storeu_ps(o, v);
+  } else if (reinterpret_cast<uintptr_t>(o) % 64 == 0) {
+    _mm512_stream_ps(o, v);
+  } else {
+    // malloc'd buffers are often only 16-byte aligned: four 16-byte non-temporal stores still
+    // fill whole lines in the write-combining buffers.
+    _mm_stream_ps(o, _mm512_castps512_ps128(v));
+    _mm_stream_ps(o + 4, _mm512_extractf32x4_ps(v, 1));
+    _mm_stream_ps(o + 8, _mm512_extractf32x4_ps(v, 2));
+    _mm_stream_ps(o + 12, _mm512_extractf32x4_ps(v, 3));
+  }
+}
+
 // Algorithm 2 for D4 with q = 4, M = 2 on 64 chunks at once: the (b_0, b_1) bytes are split with
 // two permutes, 2 rep(b_m) looked up per coordinate from the planes of rep_point_x2_planar_int8,
 // the exact Horner sum 4 * 2rep(b_1) + 2rep(b_0) taken on bytes (|.| <= 5 kMaxX2 < 128), widened,
@@ -504,6 +526,7 @@ using simd_avx2::DecodeChunksInt8;
 // far larger than the caches, where they save the read-for-ownership of every written line.
 class D4ByteDecoder {
  public:
+  static constexpr int kChunks = 64;  // per Decode
   static constexpr int kMaxX2 = 25;
   static bool Applies(const Codebook& cb, int levels) {
     return levels == 2 && cb.q() == 4 && cb.symbol_dim() == 4 && !cb.rep_point_x2_planar_int8().empty() &&
@@ -513,8 +536,8 @@ class D4ByteDecoder {
   // symbols: 64 chunks x (b_0, b_1); steps: 64; out: 256 floats. With an epilogue (`epilogue`
   // true) out = base + scale * v instead of v (base may be out itself, or null for 0), as
   // ScaleAddImpl computes it: the decoded floats never go through a row buffer.
-  COSET_INLINE void Decode64(const uint8_t* symbols, const float* steps, float* out, bool stream, bool epilogue = false,
-                             const float* base = nullptr, float scale = 1.0f) const {
+  COSET_INLINE void Decode(const uint8_t* symbols, const float* steps, float* out, bool stream, bool epilogue = false,
+                           const float* base = nullptr, float scale = 1.0f) const {
     const __m512i v0 = _mm512_loadu_si512(symbols), v1 = _mm512_loadu_si512(symbols + 64);
     const __m512i even =
         _mm512_set_epi8(126, 124, 122, 120, 118, 116, 114, 112, 110, 108, 106, 104, 102, 100, 98, 96, 94, 92, 90, 88,
@@ -543,34 +566,79 @@ class D4ByteDecoder {
       const __m512 a23 = _mm512_shuffle_f32x4(f[2], f[3], 0x44), b23 = _mm512_shuffle_f32x4(f[2], f[3], 0xEE);
       const __m512 v[4] = {_mm512_permutex2var_ps(a01, first, a23), _mm512_permutex2var_ps(a01, second, a23),
                            _mm512_permutex2var_ps(b01, first, b23), _mm512_permutex2var_ps(b01, second, b23)};
-      float* o = out + 64 * u;
-      if (epilogue) {
-        const __m512 scale_v = _mm512_set1_ps(scale);
-        for (int k = 0; k < 4; ++k) {
-          const __m512 b = base != nullptr ? _mm512_loadu_ps(base + 64 * u + 16 * k) : _mm512_setzero_ps();
-          _mm512_storeu_ps(o + 16 * k, _mm512_add_ps(b, _mm512_mul_ps(scale_v, v[k])));
-        }
-        continue;
-      }
       for (int k = 0; k < 4; ++k) {
-        if (!stream) {
-          _mm512_storeu_ps(o + 16 * k, v[k]);
-        } else if (reinterpret_cast<uintptr_t>(o) % 64 == 0) {
-          _mm512_stream_ps(o + 16 * k, v[k]);
-        } else {
-          // malloc'd buffers are often only 16-byte aligned: four 16-byte non-temporal stores still
-          // fill whole lines in the write-combining buffers.
-          _mm_stream_ps(o + 16 * k, _mm512_castps512_ps128(v[k]));
-          _mm_stream_ps(o + 16 * k + 4, _mm512_extractf32x4_ps(v[k], 1));
-          _mm_stream_ps(o + 16 * k + 8, _mm512_extractf32x4_ps(v[k], 2));
-          _mm_stream_ps(o + 16 * k + 12, _mm512_extractf32x4_ps(v[k], 3));
-        }
+        const int at = 64 * u + 16 * k;
+        StoreDecoded16(out + at, v[k], stream, epilogue, base != nullptr ? base + at : nullptr, scale);
       }
     }
   }
 
  private:
   BytePlanes points_;  // 2 rep(b) in ambient coordinates
+};
+
+// Algorithm 2 for E8 with two levels of 16-bit symbols (q = 4: the default E8 code), 8 chunks per
+// step: the 2 rep(b_m) entries of the 8 chunks (8 bytes each, from rep_point_x2_int8) gathered
+// per level, the exact Horner sum q * 2rep(b_1) + 2rep(b_0) taken on bytes (|.| <= (q + 1) kMaxX2
+// < 128), then, per 2 chunks, one widen, one convert and one multiply by step / 2 (the same single
+// rounding as the scalar decoder and DecodeChunksInt8). `stream` and the epilogue as in
+// D4ByteDecoder. Replaces the AVX2 loop's per-chunk loads, widens and 8-lane stores.
+class E8ByteDecoder {
+ public:
+  static constexpr int kChunks = 8;  // per Decode
+  // For 16-bit symbols (the caller's type), i.e. q = 4.
+  static bool Applies(const Codebook& cb, int levels) {
+    return levels == 2 && cb.symbol_dim() == 8 && cb.q_is_power_of_two() && !cb.rep_point_x2_int8().empty() &&
+           (cb.q() + 1) * cb.max_abs_rep_point_x2() < 128;
+  }
+  explicit E8ByteDecoder(const Codebook& cb)
+      : table_(reinterpret_cast<const int64_t*>(cb.rep_point_x2_int8().data())), log2_q_(cb.log2_q()) {}
+  // symbols: 8 chunks x (b_0, b_1); steps: 8; out: 64 floats.
+  COSET_INLINE void Decode(const uint16_t* symbols, const float* steps, float* out, bool stream, bool epilogue = false,
+                           const float* base = nullptr, float scale = 1.0f) const {
+    __m128i e0[4], e1[4];
+    for (int j = 0; j < 4; ++j) {
+      e0[j] = _mm_insert_epi64(_mm_cvtsi64_si128(table_[symbols[4 * j]]), table_[symbols[4 * j + 2]], 1);
+      e1[j] = _mm_insert_epi64(_mm_cvtsi64_si128(table_[symbols[4 * j + 1]]), table_[symbols[4 * j + 3]], 1);
+    }
+    const __m512i p0 = Join(e0), p1 = Join(e1);
+    // q * p1 on bytes: log2 q doublings (no byte shift exists; q <= 4 here in practice).
+    __m512i acc = p1;
+    for (int k = 0; k < log2_q_; ++k) acc = _mm512_add_epi8(acc, acc);
+    acc = _mm512_add_epi8(acc, p0);
+    const __m512 half_steps = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_loadu_ps(steps), _mm256_set1_ps(0.5f)));
+    for (int u = 0; u < 4; ++u) {
+      // Chunks 2u and 2u + 1: 16 coordinates, each chunk's step / 2 in its 8 lanes.
+      const __m512i coords = _mm512_cvtepi8_epi32(Lane(acc, u));
+      const __m512 step_u = _mm512_permutexvar_ps(
+          _mm512_set_epi32(2 * u + 1, 2 * u + 1, 2 * u + 1, 2 * u + 1, 2 * u + 1, 2 * u + 1, 2 * u + 1, 2 * u + 1,
+                           2 * u, 2 * u, 2 * u, 2 * u, 2 * u, 2 * u, 2 * u, 2 * u),
+          half_steps);
+      const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(coords), step_u);
+      StoreDecoded16(out + 16 * u, v, stream, epilogue, base != nullptr ? base + 16 * u : nullptr, scale);
+    }
+  }
+
+ private:
+  static COSET_INLINE __m512i Join(const __m128i e[4]) {
+    const __m256i lo = _mm256_inserti128_si256(_mm256_castsi128_si256(e[0]), e[1], 1);
+    const __m256i hi = _mm256_inserti128_si256(_mm256_castsi128_si256(e[2]), e[3], 1);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+  }
+  static COSET_INLINE __m128i Lane(__m512i v, int u) {
+    switch (u) {
+      case 0:
+        return _mm512_extracti32x4_epi32(v, 0);
+      case 1:
+        return _mm512_extracti32x4_epi32(v, 1);
+      case 2:
+        return _mm512_extracti32x4_epi32(v, 2);
+      default:
+        return _mm512_extracti32x4_epi32(v, 3);
+    }
+  }
+  const int64_t* table_;
+  int log2_q_;
 };
 
 #undef COSET_INLINE

@@ -359,22 +359,28 @@ bool DecodeRowInto(const RowCodecContext& ctx, const uint16_t* scales, const uin
         for (int64_t c = c_begin + done; c < c_end; ++c) steps[c - c_begin] = base * ctx.ramp[t[c]];
         done = 0;
 #if defined(__AVX512F__)
-        if constexpr (kDim == 4 && sizeof(SymbolT) == 1) {
-          if (c_end - c_begin >= 64 && simd::D4ByteDecoder::Applies(cb, ctx.levels)) {
-            const simd::D4ByteDecoder decoder(cb);
-            for (; done + 64 <= c_end - c_begin; done += 64) {
-              const int64_t at = (c_begin + done) * d;
-              const uint8_t* pairs = reinterpret_cast<const uint8_t*>(symbols + (c_begin + done) * 2);
-              if (epilogue != nullptr) {
-                decoder.Decode64(pairs, steps + done, out + at, false, true, base_at(at), epilogue->scale);
-                continue;
-              }
-              float* o = work + at;
-              const bool stream = in_place && ctx.stream_output && reinterpret_cast<uintptr_t>(o) % 16 == 0;
-              streamed |= stream;
-              decoder.Decode64(pairs, steps + done, o, stream);
+        // The fused byte decoders, kChunks chunks a call: the epilogue applied in the kernel, or
+        // non-temporal stores into a large output.
+        auto run_fused = [&](const auto& decoder) {
+          constexpr int64_t kChunks = std::decay_t<decltype(decoder)>::kChunks;
+          for (; done + kChunks <= c_end - c_begin; done += kChunks) {
+            const int64_t at = (c_begin + done) * d;
+            const SymbolT* pairs = symbols + (c_begin + done) * 2;
+            if (epilogue != nullptr) {
+              decoder.Decode(pairs, steps + done, out + at, false, true, base_at(at), epilogue->scale);
+              continue;
             }
+            float* o = work + at;
+            const bool stream = in_place && ctx.stream_output && reinterpret_cast<uintptr_t>(o) % 16 == 0;
+            streamed |= stream;
+            decoder.Decode(pairs, steps + done, o, stream);
           }
+        };
+        if constexpr (kDim == 4 && sizeof(SymbolT) == 1) {
+          if (c_end - c_begin >= 64 && simd::D4ByteDecoder::Applies(cb, ctx.levels)) run_fused(simd::D4ByteDecoder(cb));
+        }
+        if constexpr (kDim == 8 && sizeof(SymbolT) == 2) {
+          if (simd::E8ByteDecoder::Applies(cb, ctx.levels)) run_fused(simd::E8ByteDecoder(cb));
         }
 #endif
         simd::DecodeChunksInt8<kDim>(cb, ctx.levels, symbols + (c_begin + done) * l.symbols_per_chunk,

@@ -461,33 +461,37 @@ TEST(TensorCodecTest, PortableAndAvx2KernelsAreBitIdentical) {
 }
 
 // The fused epilogue gives exactly the floats of decoding and then looping (scale, base, in-place
-// accumulation), threaded or not, with and without rotation and padding.
+// accumulation), threaded or not, with and without rotation and padding, for D4 and E8 (each has
+// its own fused kernel).
 TEST(TensorCodecTest, DecodeEpilogueMatchesDecodeThenLoop) {
   ThreadPool pool(2);
-  for (bool rotate : {false, true}) {
-    CodecParams p;
-    p.rotate = rotate;
-    const TensorCodec codec = *TensorCodec::Create(p);
-    const int64_t rows = 9, cols = 1030;  // padded last block
-    const std::vector<float> x = Gaussian(rows * cols, 23);
-    const CompressedTensor t = *codec.Encode(x.data(), {rows, cols});
-    std::vector<float> decoded(x.size());
-    ASSERT_TRUE(codec.Decode(t, decoded.data()).ok());
-    const std::vector<float> base = Gaussian(rows * cols, 24);
-    for (float scale : {1.0f, 0.25f, -1.0f}) {
-      std::vector<float> want_zero(x.size()), want_base(x.size()), want_acc(x.size());
-      for (size_t i = 0; i < x.size(); ++i) {
-        want_zero[i] = 0.0f + scale * decoded[i];
-        want_base[i] = base[i] + scale * decoded[i];
-        want_acc[i] = base[i] + scale * decoded[i];
+  for (const char* lattice : {"D4", "E8"}) {
+    for (bool rotate : {false, true}) {
+      CodecParams p;
+      p.lattice = *Lattice::Parse(lattice);
+      p.rotate = rotate;
+      const TensorCodec codec = *TensorCodec::Create(p);
+      const int64_t rows = 9, cols = 1030;  // padded last block
+      const std::vector<float> x = Gaussian(rows * cols, 23);
+      const CompressedTensor t = *codec.Encode(x.data(), {rows, cols});
+      std::vector<float> decoded(x.size());
+      ASSERT_TRUE(codec.Decode(t, decoded.data()).ok());
+      const std::vector<float> base = Gaussian(rows * cols, 24);
+      for (float scale : {1.0f, 0.25f, -1.0f}) {
+        std::vector<float> want_zero(x.size()), want_base(x.size()), want_acc(x.size());
+        for (size_t i = 0; i < x.size(); ++i) {
+          want_zero[i] = 0.0f + scale * decoded[i];
+          want_base[i] = base[i] + scale * decoded[i];
+          want_acc[i] = base[i] + scale * decoded[i];
+        }
+        std::vector<float> zero(x.size(), 7.0f), with_base(x.size(), 7.0f), acc = base;
+        ASSERT_TRUE(codec.Decode(t, zero.data(), &pool, TensorCodec::Epilogue{nullptr, scale}).ok());
+        ASSERT_TRUE(codec.Decode(t, with_base.data(), nullptr, TensorCodec::Epilogue{base.data(), scale}).ok());
+        ASSERT_TRUE(codec.Decode(t, acc.data(), &pool, TensorCodec::Epilogue{acc.data(), scale}).ok());
+        EXPECT_EQ(0, std::memcmp(zero.data(), want_zero.data(), x.size() * 4)) << scale;
+        EXPECT_EQ(0, std::memcmp(with_base.data(), want_base.data(), x.size() * 4)) << scale;
+        EXPECT_EQ(0, std::memcmp(acc.data(), want_acc.data(), x.size() * 4)) << scale;
       }
-      std::vector<float> zero(x.size(), 7.0f), with_base(x.size(), 7.0f), acc = base;
-      ASSERT_TRUE(codec.Decode(t, zero.data(), &pool, TensorCodec::Epilogue{nullptr, scale}).ok());
-      ASSERT_TRUE(codec.Decode(t, with_base.data(), nullptr, TensorCodec::Epilogue{base.data(), scale}).ok());
-      ASSERT_TRUE(codec.Decode(t, acc.data(), &pool, TensorCodec::Epilogue{acc.data(), scale}).ok());
-      EXPECT_EQ(0, std::memcmp(zero.data(), want_zero.data(), x.size() * 4)) << scale;
-      EXPECT_EQ(0, std::memcmp(with_base.data(), want_base.data(), x.size() * 4)) << scale;
-      EXPECT_EQ(0, std::memcmp(acc.data(), want_acc.data(), x.size() * 4)) << scale;
     }
   }
 }
@@ -515,25 +519,29 @@ std::vector<CompressedTensor> EncodedGaussians(const TensorCodec& codec, int64_t
 // Epilogues that keep only the first `entries` entries write nothing past them and the same
 // floats before them, at every ISA level (the epilogue is compiled per level).
 TEST(TensorCodecTest, DecodeEpilogueKeepsItsFirstEntries) {
-  const TensorCodec codec = *TensorCodec::Create(CodecParams{});
-  const int64_t rows = 5, cols = 1024;
-  const std::vector<float> x = Gaussian(rows * cols, 31);
-  const CompressedTensor t = *codec.Encode(x.data(), {rows, cols});
-  std::vector<float> decoded(x.size());
-  ASSERT_TRUE(codec.Decode(t, decoded.data()).ok());
-  for (SimdLevel level : kAllSimdLevels) {
-    if (level > DetectedSimdLevel()) continue;
-    ScopedSimdLevel scoped(level);
-    for (int64_t entries : {int64_t{0}, int64_t{1}, cols - 3, cols, 3 * cols + 17, rows * cols}) {
-      std::vector<float> out(x.size() + 1, 7.0f);
-      ASSERT_TRUE(codec.Decode(t, out.data(), nullptr, TensorCodec::Epilogue{nullptr, 0.5f, entries}).ok());
-      for (int64_t i = 0; i < entries; ++i) ASSERT_EQ(out[i], 0.0f + 0.5f * decoded[i]) << i;
-      for (size_t i = entries; i < out.size(); ++i) ASSERT_EQ(out[i], 7.0f) << i << " " << SimdLevelName(level);
+  for (const char* lattice : {"D4", "E8"}) {
+    CodecParams p;
+    p.lattice = *Lattice::Parse(lattice);
+    const TensorCodec codec = *TensorCodec::Create(p);
+    const int64_t rows = 5, cols = 1024;
+    const std::vector<float> x = Gaussian(rows * cols, 31);
+    const CompressedTensor t = *codec.Encode(x.data(), {rows, cols});
+    std::vector<float> decoded(x.size());
+    ASSERT_TRUE(codec.Decode(t, decoded.data()).ok());
+    for (SimdLevel level : kAllSimdLevels) {
+      if (level > DetectedSimdLevel()) continue;
+      ScopedSimdLevel scoped(level);
+      for (int64_t entries : {int64_t{0}, int64_t{1}, cols - 3, cols, 3 * cols + 17, rows * cols}) {
+        std::vector<float> out(x.size() + 1, 7.0f);
+        ASSERT_TRUE(codec.Decode(t, out.data(), nullptr, TensorCodec::Epilogue{nullptr, 0.5f, entries}).ok());
+        for (int64_t i = 0; i < entries; ++i) ASSERT_EQ(out[i], 0.0f + 0.5f * decoded[i]) << i;
+        for (size_t i = entries; i < out.size(); ++i) ASSERT_EQ(out[i], 7.0f) << i << " " << SimdLevelName(level);
+      }
     }
+    std::vector<float> out(x.size());
+    EXPECT_EQ(codec.Decode(t, out.data(), nullptr, TensorCodec::Epilogue{nullptr, 1.0f, rows * cols + 1}).code(),
+              absl::StatusCode::kInvalidArgument);
   }
-  std::vector<float> out(x.size());
-  EXPECT_EQ(codec.Decode(t, out.data(), nullptr, TensorCodec::Epilogue{nullptr, 1.0f, rows * cols + 1}).code(),
-            absl::StatusCode::kInvalidArgument);
 }
 
 // A sum of decoded tensors is the same floats as decoding them in turn into an accumulating buffer
