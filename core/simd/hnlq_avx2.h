@@ -252,12 +252,13 @@ inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t
       });
 }
 
-// One round of the overload ramp: chunks list[0, n8) of x (n8 a multiple of 8; a padding entry
-// repeats a real one, so it writes the same result) at steps base[k] * ramp. Writes each chunk's
-// symbols in place (symbols[list[k] * levels + m]) and overload_masks[k / 8] bit k % 8.
+// One round of the overload ramp, round tc: chunks list[0, n8) of x (n8 a multiple of 8; a padding
+// entry repeats a real one, so it writes the same result) at steps base[k] * ramp. Writes each
+// chunk's symbols and T in place (symbols[list[k] * levels + m], t[list[k]] = tc: a chunk still
+// overloaded is overwritten by a later round) and overload_masks[k / 8] bit k % 8.
 template <class Batch, typename SymbolT>
 inline void EncodeRetries(const Codebook& cb, int levels, const float* x, const int32_t* list, const float* base,
-                          int64_t n8, float ramp, SymbolT* symbols, uint8_t* overload_masks) {
+                          int64_t n8, float ramp, uint8_t tc, SymbolT* symbols, uint8_t* t, uint8_t* overload_masks) {
   const __m256 ramp_v = _mm256_set1_ps(ramp), one = _mm256_set1_ps(1.0f);
   EncodeBatches<Batch>(
       cb, levels, x, n8 / 8, [&](int64_t k) { return list[k]; },
@@ -270,13 +271,19 @@ inline void EncodeRetries(const Codebook& cb, int levels, const float* x, const 
           alignas(32) uint32_t pairs[8];
           _mm256_store_si256(reinterpret_cast<__m256i*>(pairs), SymbolPairs(lanes, 16));
           SymbolT* const out = symbols;
+          uint8_t* const t_out = t;
           const int32_t* const chunks = list + batch * 8;
-          for (int l = 0; l < 8; ++l) std::memcpy(out + static_cast<int64_t>(chunks[l]) * 2, &pairs[l], 4);
+          for (int l = 0; l < 8; ++l) {
+            std::memcpy(out + static_cast<int64_t>(chunks[l]) * 2, &pairs[l], 4);
+            t_out[chunks[l]] = tc;
+          }
           return;
         }
         for (int l = 0; l < 8; ++l) {
-          SymbolT* out = symbols + static_cast<int64_t>(list[batch * 8 + l]) * levels;
+          const int32_t c = list[batch * 8 + l];
+          SymbolT* out = symbols + static_cast<int64_t>(c) * levels;
           for (int m = 0; m < levels; ++m) out[m] = static_cast<SymbolT>(lanes[m][l]);
+          t[c] = tc;
         }
       });
 }

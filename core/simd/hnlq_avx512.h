@@ -439,7 +439,7 @@ inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t
 // per group through D4ByteLevels where it applies).
 template <class Batch, typename SymbolT>
 inline void EncodeRetries(const Codebook& cb, int levels, const float* x, const int32_t* list, const float* base,
-                          int64_t n16, float ramp, SymbolT* symbols, uint8_t* overload_masks) {
+                          int64_t n16, float ramp, uint8_t tc, SymbolT* symbols, uint8_t* t, uint8_t* overload_masks) {
   constexpr int d = Batch::kDim;
   const __m512 ramp_v = _mm512_set1_ps(ramp), one = _mm512_set1_ps(1.0f);
   // 1 / (base * ramp), as the scalar encoder rounds it.
@@ -460,11 +460,13 @@ inline void EncodeRetries(const Codebook& cb, int levels, const float* x, const 
         // Through local pointers: read through the captured ones, each store could alias them and
         // they were reloaded per chunk (a sixth of the retries' time).
         SymbolT* const out = symbols;
+        uint8_t* const t_out = t;
         const int32_t* const chunks = list + first;
         for (int l = 0; l < 16 * batches; ++l) {
           uint16_t pair;
           std::memcpy(&pair, pairs + 2 * l, 2);
           std::memcpy(out + static_cast<int64_t>(chunks[l]) * 2, &pair, 2);
+          t_out[chunks[l]] = tc;
         }
       }
       return;
@@ -482,14 +484,20 @@ inline void EncodeRetries(const Codebook& cb, int levels, const float* x, const 
             alignas(64) uint32_t pairs[16];
             _mm512_store_si512(pairs, SymbolPairs<SymbolT>(lanes));
             SymbolT* const out = symbols;
+            uint8_t* const t_out = t;
             const int32_t* const chunks = list + batch * 16;
-            for (int l = 0; l < 16; ++l) std::memcpy(out + static_cast<int64_t>(chunks[l]) * 2, &pairs[l], 4);
+            for (int l = 0; l < 16; ++l) {
+              std::memcpy(out + static_cast<int64_t>(chunks[l]) * 2, &pairs[l], 4);
+              t_out[chunks[l]] = tc;
+            }
             return;
           }
         }
         for (int l = 0; l < 16; ++l) {
-          SymbolT* out = symbols + static_cast<int64_t>(list[batch * 16 + l]) * levels;
+          const int32_t c = list[batch * 16 + l];
+          SymbolT* out = symbols + static_cast<int64_t>(c) * levels;
           for (int m = 0; m < levels; ++m) out[m] = static_cast<SymbolT>(lanes[m][l]);
+          t[c] = tc;
         }
       });
 }

@@ -136,9 +136,10 @@ void EncodeRowBatched(const RowCodecContext& ctx, const float* work, const float
     const int64_t padded = (pending + kLanes - 1) / kLanes * kLanes;
     std::fill(list + pending, list + padded, list[pending - 1]);
     std::fill(pending_base + pending, pending_base + padded, pending_base[pending - 1]);
-    simd::EncodeRetries<Batch>(cb, levels, work, list, pending_base, padded, ctx.ramp[tc], symbols, masks);
-    // Every retried chunk took this round's result; the ones still overloaded stay in the list
-    // and are overwritten by a later round (or zeroed at the cap).
+    simd::EncodeRetries<Batch>(cb, levels, work, list, pending_base, padded, ctx.ramp[tc], static_cast<uint8_t>(tc),
+                               symbols, t, masks);
+    // Every retried chunk took this round's symbols and T; the ones still overloaded stay in the
+    // list and are overwritten by a later round (or zeroed at the cap).
     int64_t still = 0;
 #if defined(__AVX512F__)
     // 16 at a time: a register compress keeps the overloaded ones (a full 16-lane store at
@@ -149,7 +150,6 @@ void EncodeRowBatched(const RowCodecContext& ctx, const float* work, const float
       const __mmask16 valid = pending - k >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (pending - k)) - 1);
       const __m512i chunks = _mm512_loadu_si512(list + k);
       const __m512 bases = _mm512_loadu_ps(pending_base + k);
-      for (int lane = 0; lane < 16 && k + lane < pending; ++lane) t[list[k + lane]] = static_cast<uint8_t>(tc);
       const __mmask16 keep = over & valid;
       _mm512_storeu_si512(list + still, _mm512_maskz_compress_epi32(keep, chunks));
       _mm512_storeu_ps(pending_base + still, _mm512_maskz_compress_ps(keep, bases));
@@ -158,7 +158,6 @@ void EncodeRowBatched(const RowCodecContext& ctx, const float* work, const float
 #else
     for (int64_t k = 0; k < pending; ++k) {
       const int32_t c = list[k];
-      t[c] = static_cast<uint8_t>(tc);
       const int over = (masks[k / 8] >> (k % 8)) & 1;
       list[still] = c;
       pending_base[still] = pending_base[k];
