@@ -586,11 +586,12 @@ class D4ByteDecoder {
 };
 
 // Algorithm 2 for E8 with two levels of 16-bit symbols (q = 4: the default E8 code), 8 chunks per
-// step: the 2 rep(b_m) entries of the 8 chunks (8 bytes each, from rep_point_x2_int8) gathered
-// per level, the exact Horner sum q * 2rep(b_1) + 2rep(b_0) taken on bytes (|.| <= (q + 1) kMaxX2
-// < 128), then, per 2 chunks, one widen, one convert and one multiply by step / 2 (the same single
-// rounding as the scalar decoder and DecodeChunksInt8). `stream` and the epilogue as in
-// D4ByteDecoder. Replaces the AVX2 loop's per-chunk loads, widens and 8-lane stores.
+// call: the 2 rep(b_m) entries of each chunk (8 bytes each, from rep_point_x2_int8) read with
+// scalar loads (two 8-lane qword gathers per level were slower than the AVX2 loop), the exact
+// Horner sum q * 2rep(b_1) + 2rep(b_0) taken on bytes (|.| <= (q + 1) max |2 rep| < 128, checked
+// by Applies), then, per 2 chunks, one widen, one convert and one multiply by step / 2 (the same
+// single rounding as the scalar decoder and DecodeChunksInt8). `stream` and the epilogue as in
+// D4ByteDecoder (StoreDecoded16).
 class E8ByteDecoder {
  public:
   static constexpr int kChunks = 8;  // per Decode
