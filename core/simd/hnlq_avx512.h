@@ -25,7 +25,7 @@ namespace simd_avx512 {
 
 // Nearest D_n point (ambient, as floats) of n coordinate registers; mirrors NearestDnPoint and
 // simd_avx2::NearestDn: when the sum is odd, the first coordinate with the strictly largest
-// rounding gap is flipped. Fewer operations than a running argmax (D4's encode 5-8 % faster, E8's
+// rounding gap is flipped. Fewer operations than a running argmax (D4's encode 3-6 % faster, E8's
 // unchanged): the largest gap from a max tree, a compare with it per coordinate, then mask logic
 // that flips only the first coordinate at the maximum (the lowest index on ties, as the scalar
 // scan's strict comparison picks). The flip's direction, +1 where y >= p, is y - p's sign on 1.0
