@@ -30,22 +30,25 @@ namespace simd_avx512 {
 // that flips only the first coordinate at the maximum (the lowest index on ties, as the scalar
 // scan's strict comparison picks). The flip's direction, +1 where y >= p, is y - p's sign on 1.0
 // (one ternary-logic op; y - p is -0 only for y = -0, and only coordinate 0 can then be flipped).
+// Three of the additions run as fused multiply-adds by 1 (a * 1 + c rounds exactly as a + c, signed
+// zeros included): on Zen 4, 512-bit additions, roundings, conversions and max share one pipe
+// pair at one per cycle, FMAs another (D4's encode ~2 % faster in alternating runs).
 template <int n>
 COSET_INLINE void NearestDn(const __m512 y[n], __m512 p[n]) {
-  const __m512 half = _mm512_set1_ps(0.5f);
+  const __m512 half = _mm512_set1_ps(0.5f), unit = _mm512_set1_ps(1.0f);
   __m512 diff[n], gap[n];
   __m512i parity = _mm512_setzero_si512();
   for (int i = 0; i < n; ++i) {
-    p[i] = _mm512_roundscale_ps(_mm512_add_ps(y[i], half), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    p[i] = _mm512_roundscale_ps(_mm512_fmadd_ps(y[i], unit, half), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
     parity = _mm512_xor_si512(parity, _mm512_cvttps_epi32(p[i]));
-    diff[i] = _mm512_sub_ps(y[i], p[i]);
+    diff[i] = _mm512_fnmadd_ps(p[i], unit, y[i]);  // y - p
     gap[i] = _mm512_abs_ps(diff[i]);
   }
   __m512 widest = gap[0];
   for (int i = 1; i < n; ++i) widest = _mm512_max_ps(widest, gap[i]);
   __mmask16 pending = _mm512_test_epi32_mask(parity, _mm512_set1_epi32(1));
   const __m512i sign = _mm512_set1_epi32(static_cast<int32_t>(0x80000000u));
-  const __m512i one = _mm512_castps_si512(_mm512_set1_ps(1.0f));
+  const __m512i one = _mm512_castps_si512(unit);
   __mmask16 at_widest[n];
   for (int i = 0; i < n; ++i) at_widest[i] = _mm512_cmp_ps_mask(gap[i], widest, _CMP_EQ_OQ);
   for (int i = 0; i < n; ++i) {
@@ -56,7 +59,7 @@ COSET_INLINE void NearestDn(const __m512 y[n], __m512 p[n]) {
     const __m512 signed_diff = i == 0 ? _mm512_add_ps(diff[i], _mm512_setzero_ps()) : diff[i];
     const __m512 dir =
         _mm512_castsi512_ps(_mm512_ternarylogic_epi32(_mm512_castps_si512(signed_diff), sign, one, 0xEA));
-    p[i] = _mm512_mask_add_ps(p[i], fix, p[i], dir);
+    p[i] = _mm512_mask3_fmadd_ps(dir, unit, p[i], fix);  // p + dir where fix
   }
 }
 
