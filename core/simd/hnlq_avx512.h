@@ -617,11 +617,12 @@ class E8ByteDecoder {
     // q * p1 on bytes: log2 q doublings (no byte shift exists; q <= 4 here in practice).
     __m512i acc = p1;
     for (int k = 0; k < log2_q_; ++k) acc = _mm512_add_epi8(acc, acc);
-    acc = _mm512_add_epi8(acc, p0);
+    alignas(64) int8_t coords8[64];
+    _mm512_store_si512(coords8, _mm512_add_epi8(acc, p0));
     const __m512 half_steps = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_loadu_ps(steps), _mm256_set1_ps(0.5f)));
     for (int u = 0; u < 4; ++u) {
       // Chunks 2u and 2u + 1: 16 coordinates, each chunk's step / 2 in its 8 lanes.
-      const __m512i coords = _mm512_cvtepi8_epi32(Lane(acc, u));
+      const __m512i coords = _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(coords8 + 16 * u)));
       const __m512 step_u = _mm512_permutexvar_ps(
           _mm512_set_epi32(2 * u + 1, 2 * u + 1, 2 * u + 1, 2 * u + 1, 2 * u + 1, 2 * u + 1, 2 * u + 1, 2 * u + 1,
                            2 * u, 2 * u, 2 * u, 2 * u, 2 * u, 2 * u, 2 * u, 2 * u),
@@ -636,18 +637,6 @@ class E8ByteDecoder {
     const __m256i lo = _mm256_inserti128_si256(_mm256_castsi128_si256(e[0]), e[1], 1);
     const __m256i hi = _mm256_inserti128_si256(_mm256_castsi128_si256(e[2]), e[3], 1);
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-  }
-  static COSET_INLINE __m128i Lane(__m512i v, int u) {
-    switch (u) {
-      case 0:
-        return _mm512_extracti32x4_epi32(v, 0);
-      case 1:
-        return _mm512_extracti32x4_epi32(v, 1);
-      case 2:
-        return _mm512_extracti32x4_epi32(v, 2);
-      default:
-        return _mm512_extracti32x4_epi32(v, 3);
-    }
   }
   const int64_t* table_;
   int log2_q_;
