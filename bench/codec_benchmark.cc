@@ -1,6 +1,7 @@
 // Throughput of HNLQ encode/decode (D4 q=4 M=2 and E8 q=4 M=2, default RMS scaling) on float32
 // N(0,1) data, beside memcpy of the same bytes in the same run. bytes_per_second counts float32
-// input bytes; compare each codec row with BM_Memcpy at the same thread count.
+// input bytes; compare each codec row with BM_Memcpy at the same thread count. BM_DecodeSum: the
+// DDP hook's sum of W decoded packets (items: entries x terms), in cache and beyond it.
 //
 //   bazel run -c opt //bench:codec_benchmark -- --benchmark_repetitions=3
 #include <cstring>
@@ -9,6 +10,7 @@
 #include <string>
 
 #include "benchmark/benchmark.h"
+#include "core/bucket_packet.h"
 #include "core/evaluation.h"
 #include "core/row_codec.h"
 #include "core/tensor_codec.h"
@@ -70,6 +72,34 @@ void BM_Decode(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * kRows * kCols * 4);
   state.SetLabel(p.lattice.name() + " q=4 M=2");
 }
+
+// The DDP hook's decode of W packets into one sum (allgather): its codec (coset_torch.ddp's
+// default_config: D4 q=4 M=2, absmax blocks, t_max 7, zero caps) on packet rows, `count` terms of
+// different data into one output of about the MLP's (240 rows: 0.98 MB) or the wide model's
+// gradient (11520 rows: 47 MB).
+void BM_DecodeSum(benchmark::State& state) {
+  CodecParams p;
+  p.scale = ScaleMode::kAbsMax;
+  p.t_max = 7;
+  p.on_cap = CapPolicy::kZero;
+  const TensorCodec codec = *TensorCodec::Create(p);
+  const int64_t rows = state.range(0), count = state.range(1);
+  std::vector<CompressedTensor> terms;
+  for (int64_t k = 0; k < count; ++k) {
+    const std::vector<float> x = GaussianSamples(rows * kPacketRowEntries, 7 + k);
+    terms.push_back(*codec.Encode(x.data(), {rows, kPacketRowEntries}, DType::kFloat32, nullptr));
+  }
+  std::vector<const CompressedTensor*> ptrs;
+  for (const auto& t : terms) ptrs.push_back(&t);
+  std::vector<float> y(rows * kPacketRowEntries);
+  for (auto _ : state) {
+    if (!codec.DecodeSum(ptrs.data(), count, y.data(), nullptr, TensorCodec::Epilogue{nullptr, 0.125f, -1}).ok())
+      state.SkipWithError("decode failed");
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetItemsProcessed(state.iterations() * rows * kPacketRowEntries * count);
+}
+BENCHMARK(BM_DecodeSum)->ArgNames({"rows", "count"})->ArgsProduct({{240, 11520}, {1, 8}})->UseRealTime();
 
 BENCHMARK(BM_Memcpy)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Encode)

@@ -48,7 +48,8 @@ Encoded EncodeAt(SimdLevel level, const TensorCodec& codec, const std::vector<fl
 
 // Gaussian rows with heavy tails (every 13th entry x 9: T well above 1), an all-zero block, exact
 // half-integers (ties of the rounding and of the D_n parity fix when the step is 1), integers
-// with negative zeros, and a few entries near the float range (capped at t_max).
+// with negative zeros, a few entries near the float range (capped at t_max), and blocks so small
+// that their steps come near kMinStep or under it (exact decoder scalings must stay exact there).
 std::vector<float> HardRows(int64_t rows, int64_t cols, int64_t block, uint32_t seed) {
   std::vector<float> x = testing_util::Gaussian(rows * cols, seed);
   for (int64_t i = 0; i < rows * cols; i += 13) x[i] *= 9.0f;
@@ -59,6 +60,10 @@ std::vector<float> HardRows(int64_t rows, int64_t cols, int64_t block, uint32_t 
       for (int64_t i = 0; i < cols; ++i) row[i] = 0.5f * static_cast<float>(static_cast<int>(i % 7) - 3);
     }
     if (r % 5 == 3) row[cols / 2] = 3.0e38f;
+    if (r % 7 == 4) {
+      constexpr float kTiny[4] = {3e-29f, 1e-29f, 4e-30f, 1.5e-30f};
+      for (int64_t i = 0; i < cols; ++i) row[i] *= kTiny[i / block % 4];
+    }
     if (r % 6 == 5) {
       // Integers with an odd sum per D4 and E8 chunk, each starting with -0: when the step is 1,
       // every rounding gap is 0, so the parity fix moves coordinate 0, and up (y >= p holds for
