@@ -69,6 +69,34 @@ def timed(fn, runs, setup=lambda: None):
     return times
 
 
+def first_op_after_idle(runs=40):
+    """What a wait costs the op that follows it, whatever that op is: the median time of one small
+    torch op (an in-place add of 16,384 floats) right after sleeping, or busy-waiting in Python, for
+    each wait, beside the same op back to back. On a shared VM the caches (code and data alike)
+    cool while a rank waits for a slow link."""
+    a, b = torch.randn(16384), torch.randn(16384)
+
+    def first_op(wait):
+        t = []
+        for _ in range(runs):
+            wait()
+            start = time.perf_counter()
+            a.add_(b)
+            t.append(time.perf_counter() - start)
+        return 1e6 * statistics.median(t)
+
+    def spin(seconds):
+        stop = time.perf_counter() + seconds
+        while time.perf_counter() < stop:
+            pass
+
+    print(f"one add_ of 16,384 floats: {first_op(lambda: None):.1f} us back to back (median of {runs})")
+    print("| wait before it | after sleep (us) | after Python busy-wait (us) |")
+    print("|---|---|---|")
+    for ms in (0.2, 1, 5, 20, 100):
+        print(f"| {ms:g} ms | {first_op(lambda: time.sleep(ms / 1e3)):.1f} | {first_op(lambda: spin(ms / 1e3)):.1f} |")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--world", type=int, default=4)
@@ -77,8 +105,12 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--idle-ms", type=float, default=0.0,
                    help="sleep before each timed step, as a rank waits for a slow link between steps")
+    p.add_argument("--first-op-after-idle", action="store_true",
+                   help="instead: what a wait costs the first torch op after it (first_op_after_idle)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.first_op_after_idle:
+        return first_op_after_idle()
     n = int(args.megabytes * 1e6 / 4)
     gradient = torch.randn(n)
     x = gradient.clone()
