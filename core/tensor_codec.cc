@@ -135,7 +135,7 @@ absl::Status TensorCodec::EncodeRows(const void* x, DType x_dtype, const Feedbac
     return absl::InvalidArgumentError(
         absl::StrCat("feedback input has ", feedback->entries, " entries for a tensor of ", l.numel));
   }
-  bool from_terms = feedback != nullptr && feedback->terms != nullptr;
+  bool from_terms = feedback != nullptr && feedback->sum;
   if (l.numel > 0 && x == nullptr && !from_terms && (feedback == nullptr || feedback->entries > 0)) {
     return absl::InvalidArgumentError("input pointer is null");
   }
@@ -144,6 +144,9 @@ absl::Status TensorCodec::EncodeRows(const void* x, DType x_dtype, const Feedbac
   const float* sum_x = from_terms ? feedback->x : nullptr;
   const int64_t sum_x_entries =
       from_terms && feedback->x_entries >= 0 ? std::min(feedback->x_entries, feedback->entries) : l.numel;
+  if (from_terms && feedback->count > 0 && feedback->terms == nullptr) {
+    return absl::InvalidArgumentError("a sum of coded terms names none (terms is null)");
+  }
   if (from_terms && feedback->count < (sum_x != nullptr ? 0 : 1)) {
     return absl::InvalidArgumentError("a sum of coded terms needs at least one term (or x)");
   }
@@ -300,7 +303,7 @@ absl::Status TensorCodec::EncodeRows(const void* x, DType x_dtype, const Feedbac
     // The entry as encoded: x + residual under feedback (the failing row's residual is untouched).
     const float value = first_nonfinite_value;
     const bool with_residual = feedback != nullptr && feedback->residual != nullptr;
-    const char* what = feedback != nullptr && feedback->terms != nullptr
+    const char* what = feedback != nullptr && feedback->sum
                            ? (with_residual ? "sum of the coded terms + residual" : "sum of the coded terms")
                            : (with_residual ? "input + residual" : "input");
     if (std::isfinite(value)) {

@@ -78,16 +78,18 @@ class TensorCodec {
   // Rows are independent: if some x + residual is not finite the call fails, and rows encoded
   // without error keep their updated residual (callers that must not lose it check x first).
   // The input may instead be a scaled sum (the DDP hook's reduce-scatter re-encodes the sum of the
-  // shards it receives and of its own): with `terms` set, each row of
+  // shards it receives and of its own): with `sum` set, each row of
   // (...((b + s * d_0) + s * d_1) ...) + s * d_{count-1} (DecodeSum's floats), with s =
   // terms_scale, d_k the `count` coded tensors of this shape decoded, and b = s * x, or 0 when x
   // is null, is formed in the cache-resident row and encoded from there, never going to memory.
-  // count may be 0 when x is set (a sum of x alone). x may hold fewer entries than `entries`
-  // (x_entries; -1: as many), the rest taken as 0 (a rank's own shard cut at its bucket's end).
+  // count may be 0 (terms then unread) when x is set (a sum of x alone). x may hold fewer entries
+  // than `entries` (x_entries; -1: as many), the rest taken as 0 (a rank's own shard cut at its
+  // bucket's end).
   struct Feedback {
     const float* x = nullptr;
     float* residual = nullptr;
     int64_t entries = 0;
+    bool sum = false;  // the input is the scaled sum of x and the terms below
     const CompressedTensor* const* terms = nullptr;
     int64_t count = 0;
     float terms_scale = 1.0f;

@@ -343,14 +343,13 @@ at::Tensor BucketReduceEncode(const at::Tensor& packets, const c10::optional<at:
   at::Tensor result = OutputFor(out, {1, layout.packet_bytes}, at::kByte);
   std::vector<CompressedTensor>& shards = ShardsFor(layout, codec.params(), count + 1);  // terms, then the result
   const std::vector<const CompressedTensor*> terms = SumTerms(packets, layout, mine, shards);
-  // (A sum of the own shard alone, at W = 1, still needs a non-null terms pointer.)
-  const CompressedTensor* const no_terms[1] = {nullptr};
   TensorCodec::Feedback in;
   in.x = mine.x;
   in.x_entries = mine.entries;
   in.residual = rs;
   in.entries = layout.shard_len;
-  in.terms = terms.empty() ? no_terms : terms.data();
+  in.sum = true;  // at W = 1: of the own shard alone
+  in.terms = terms.data();
   in.count = static_cast<int64_t>(terms.size());
   in.terms_scale = static_cast<float>(scale);
   AtenExecutor executor;

@@ -677,6 +677,7 @@ TEST(TensorCodecTest, EncodeWithFeedbackOfASumOfTermsMatchesDecodeSumThenEncode)
                           .ok());
           TensorCodec::Feedback in{with_x ? own.data() : nullptr, with_residual ? got_residual.data() : nullptr,
                                    entries};
+          in.sum = true;
           in.terms = terms;
           in.count = 3;
           in.terms_scale = scale;
@@ -698,6 +699,7 @@ TEST(TensorCodecTest, EncodeWithFeedbackOfASumOfTermsMatchesDecodeSumThenEncode)
   const CompressedTensor* terms[] = {&tensors[0], &hostile};
   std::vector<float> residual = residual0;
   TensorCodec::Feedback in{nullptr, residual.data(), n};
+  in.sum = true;
   in.terms = terms;
   in.count = 2;
   in.terms_scale = 0.5f;
@@ -706,10 +708,17 @@ TEST(TensorCodecTest, EncodeWithFeedbackOfASumOfTermsMatchesDecodeSumThenEncode)
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(std::string(status.message()).find("sum of the coded terms["), std::string::npos) << status;
   EXPECT_EQ(residual, residual0);
-  // No terms and no x, or terms of another shape.
+  // No terms and no x, terms counted but not given, or terms of another shape.
   in.count = 0;
   EXPECT_EQ(codec.EncodeWithFeedback(in, {rows, cols}, nullptr, nullptr, &out).code(),
             absl::StatusCode::kInvalidArgument);
+  {
+    TensorCodec::Feedback unnamed = in;
+    unnamed.terms = nullptr;
+    unnamed.count = 2;
+    EXPECT_EQ(codec.EncodeWithFeedback(unnamed, {rows, cols}, nullptr, nullptr, &out).code(),
+              absl::StatusCode::kInvalidArgument);
+  }
   // x alone (a sum over one rank): the codes and residual of encoding s * x with feedback.
   {
     std::vector<float> scaled(n), want_residual = residual0;
