@@ -584,9 +584,10 @@ class D4ByteDecoder {
     // Each 16 steps transposed 4 x 4 (lane L, element m: chunk 16 j + 4 m + L), so that one in-lane
     // broadcast gives each lane its chunk's step.
     const __m512i transpose = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    // The bytes are widened into the top byte of each int32 (interleaves with zeros, no shifts), so
-    // the step is scaled by 2^-24 as well: both factors stay exact (steps >= kMinStep or 0), and
-    // their product rounds once, to the same float as x * (step / 2).
+    // The bytes are widened into the top byte of each int32 (interleaves with zeros, no shifts):
+    // x 2^24, undone on the step, which is multiplied by 2^-25 instead of 1/2. Both factors stay
+    // exact (a step is 0 or at least kMinStep, so step x 2^-25 is no subnormal) and their product
+    // rounds once, to the same float as x * (step / 2).
     const __m512 half_2_24 = _mm512_set1_ps(1.0f / 33554432.0f);  // 2^-25
     for (int j = 0; j < 4; ++j) {
       const __m512 s = _mm512_mul_ps(_mm512_permutexvar_ps(transpose, _mm512_loadu_ps(steps + 16 * j)), half_2_24);
