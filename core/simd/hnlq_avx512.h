@@ -594,8 +594,11 @@ class D4ByteDecoder {
       const __m512i wlo = _mm512_unpacklo_epi8(zero, r[j]), whi = _mm512_unpackhi_epi8(zero, r[j]);
       const __m512i z[4] = {_mm512_unpacklo_epi16(zero, wlo), _mm512_unpackhi_epi16(zero, wlo),
                             _mm512_unpacklo_epi16(zero, whi), _mm512_unpackhi_epi16(zero, whi)};
+      // Lane L's step of chunk 16 j + 4 m + L, in all four of its floats (immediates, one per m).
+      const __m512 step_of[4] = {_mm512_permute_ps(s, 0x00), _mm512_permute_ps(s, 0x55), _mm512_permute_ps(s, 0xAA),
+                                 _mm512_permute_ps(s, 0xFF)};
       for (int m = 0; m < 4; ++m) {
-        const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(z[m]), _mm512_permute_ps(s, m * 0x55));
+        const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(z[m]), step_of[m]);
         const int at = 64 * j + 16 * m;
         StoreDecoded16(out + at, v, stream, epilogue, base != nullptr ? base + at : nullptr, scale);
       }
