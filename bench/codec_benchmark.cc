@@ -89,11 +89,10 @@ void BM_DecodeSum(benchmark::State& state) {
     const std::vector<float> x = GaussianSamples(rows * kPacketRowEntries, 7 + k);
     terms.push_back(*codec.Encode(x.data(), {rows, kPacketRowEntries}, DType::kFloat32, nullptr));
   }
-  std::vector<const CompressedTensor*> ptrs;
-  for (const auto& t : terms) ptrs.push_back(&t);
+  const std::vector<CompressedTensorView> views(terms.begin(), terms.end());
   std::vector<float> y(rows * kPacketRowEntries);
   for (auto _ : state) {
-    if (!codec.DecodeSum(ptrs.data(), count, y.data(), nullptr, TensorCodec::Epilogue{nullptr, 0.125f, -1}).ok())
+    if (!codec.DecodeSum(views.data(), count, y.data(), nullptr, TensorCodec::Epilogue{nullptr, 0.125f, -1}).ok())
       state.SkipWithError("decode failed");
     benchmark::DoNotOptimize(y.data());
   }

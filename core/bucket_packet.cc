@@ -118,7 +118,8 @@ void WritePacket(const BucketLayout& layout, const CompressedTensor& shard, uint
   std::memcpy(t_out + layout.t_bytes, shard.symbols.data(), layout.symbol_bytes);
 }
 
-absl::Status ReadPacket(const BucketLayout& layout, const uint8_t* data, int64_t size, CompressedTensor* shard) {
+absl::StatusOr<CompressedTensorView> ReadPacketInPlace(const BucketLayout& layout, const uint8_t* data, int64_t size,
+                                                       CompressedTensor* shard) {
   if (size != layout.packet_bytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("bucket packet has ", size, " bytes; this layout needs ", layout.packet_bytes));
@@ -166,8 +167,22 @@ absl::Status ReadPacket(const BucketLayout& layout, const uint8_t* data, int64_t
     return absl::DataLossError(
         absl::StrCat("bucket packet: overload counter ", largest, " exceeds t_max ", shard->params.t_max));
   }
-  shard->symbols.resize(layout.symbol_bytes);
-  std::memcpy(shard->symbols.data(), t_in + layout.t_bytes, layout.symbol_bytes);
+  CompressedTensorView view(*shard);
+  view.t_checked = true;
+  // The symbols in place, unless decoding would read them as misaligned 16-bit words.
+  const uint8_t* symbols = t_in + layout.t_bytes;
+  const SymbolPacking packing = PackingOf(shard->params, shard->layout);
+  if (packing.bits_per_symbol_if_pow2() == 16 && reinterpret_cast<uintptr_t>(symbols) % alignof(uint16_t) != 0) {
+    shard->symbols.assign(symbols, symbols + layout.symbol_bytes);
+    symbols = shard->symbols.data();
+  }
+  view.symbols = absl::MakeConstSpan(symbols, layout.symbol_bytes);
+  return view;
+}
+
+absl::Status ReadPacket(const BucketLayout& layout, const uint8_t* data, int64_t size, CompressedTensor* shard) {
+  COSET_ASSIGN_OR_RETURN(const CompressedTensorView view, ReadPacketInPlace(layout, data, size, shard));
+  if (view.symbols.data() != shard->symbols.data()) shard->symbols.assign(view.symbols.begin(), view.symbols.end());
   return absl::OkStatus();
 }
 

@@ -44,6 +44,11 @@ void WritePacket(const BucketLayout& layout, const CompressedTensor& shard, uint
 // already those of a layout.shard_shape() tensor (ShardTensor below); the sections are resized.
 // Fails on a wrong size or a counter above t_max (decode then checks the symbols).
 absl::Status ReadPacket(const BucketLayout& layout, const uint8_t* data, int64_t size, CompressedTensor* shard);
+// The same without copying the symbols, a packet's largest section: the scales and counters are
+// read into `shard` as above, and the view returned reads the symbols in place from `data`, which
+// must outlive it (a sum of the W packets a rank receives decodes straight from its receive buffer).
+absl::StatusOr<CompressedTensorView> ReadPacketInPlace(const BucketLayout& layout, const uint8_t* data, int64_t size,
+                                                       CompressedTensor* shard);
 
 // An empty coded shard of this layout, ready for EncodeInto or ReadPacket.
 absl::StatusOr<CompressedTensor> ShardTensor(const BucketLayout& layout, const CodecParams& params);

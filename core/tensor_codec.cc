@@ -68,7 +68,7 @@ absl::Status TensorCodec::EncodeTypedInto(const void* x, DType dtype, const std:
 namespace {
 
 // Row r's block scales of a coded tensor (null without scales).
-const uint16_t* RowScales(const CompressedTensor& tensor, const Layout& l, int64_t r) {
+const uint16_t* RowScales(const CompressedTensorView& tensor, const Layout& l, int64_t r) {
   return tensor.scales.empty() ? nullptr : tensor.scales.data() + r * l.blocks_per_row;
 }
 
@@ -76,10 +76,10 @@ const uint16_t* RowScales(const CompressedTensor& tensor, const Layout& l, int64
 // tensor by tensor within the row, so that a sum's partial row stays in cache; base applies to the
 // first term (null: 0). False when a tensor's packed symbols are invalid.
 bool DecodeSumRow(const RowKernels& kernels, const std::vector<RowCodecContext>& contexts,
-                  const CompressedTensor* const* tensors, int64_t count, int64_t r, const float* base, float s,
-                  int64_t m, float* out, RowScratch& scratch) {
+                  const CompressedTensorView* tensors, int64_t count, int64_t r, const float* base, float s, int64_t m,
+                  float* out, RowScratch& scratch) {
   for (int64_t k = 0; k < count; ++k) {
-    const CompressedTensor& tensor = *tensors[k];
+    const CompressedTensorView& tensor = tensors[k];
     const Layout& l = contexts[k].layout;
     if (!kernels.decode_scale_add(contexts[k], RowScales(tensor, l, r), tensor.t.data() + r * l.chunks_per_row,
                                   tensor.symbols.data() + r * tensor.row_bytes, out, k == 0 ? base : out, s, m,
@@ -96,12 +96,13 @@ bool DecodeSumRow(const RowKernels& kernels, const std::vector<RowCodecContext>&
 // decoded entries: max block scale x beta x the largest ramp factor x the largest coordinate of a
 // lattice point of M levels (x sqrt(block) under rotation). Terms must be consistent
 // (TermContexts).
-bool TermsSumIsSafe(const CompressedTensor* const* terms, int64_t count, float s, float max_abs_rep_point) {
+bool TermsSumIsSafe(const CompressedTensorView* terms, const std::vector<RowCodecContext>& contexts, int64_t count,
+                    float s, float max_abs_rep_point) {
   double bound = 0.0;
   for (int64_t k = 0; k < count; ++k) {
-    const CompressedTensor& t = *terms[k];
-    const CodecParams& p = t.params;
-    const int bits = PackingOf(p, t.layout).bits_per_symbol_if_pow2();
+    const CompressedTensorView& t = terms[k];
+    const CodecParams& p = *t.params;
+    const int bits = contexts[k].packing.bits_per_symbol_if_pow2();
     if (bits != 8 && bits != 16) return false;
     float max_scale = p.scale == ScaleMode::kNone ? 1.0f : 0.0f;
     for (uint16_t v : t.scales) {
@@ -154,7 +155,7 @@ absl::Status TensorCodec::EncodeRows(const void* x, DType x_dtype, const Feedbac
     COSET_ASSIGN_OR_RETURN(term_contexts, TermContexts(feedback->terms, feedback->count));
     // The terms are decoded through this encode's row scratch: their rows must be laid out alike.
     const Layout& tl = term_contexts[0].layout;
-    if (feedback->terms[0]->shape != shape || tl.padded_cols != l.padded_cols ||
+    if (*feedback->terms[0].shape != shape || tl.padded_cols != l.padded_cols ||
         tl.blocks_per_row != l.blocks_per_row || tl.chunks_per_row != l.chunks_per_row) {
       return absl::InvalidArgumentError("the coded terms' shape or block layout differs from the tensor's");
     }
@@ -164,8 +165,8 @@ absl::Status TensorCodec::EncodeRows(const void* x, DType x_dtype, const Feedbac
   // call fails before any residual changes.
   const float* input = feedback != nullptr ? feedback->x : nullptr;
   std::vector<float> decoded_sum;
-  if (from_terms &&
-      !TermsSumIsSafe(feedback->terms, feedback->count, feedback->terms_scale, codebook_->max_abs_rep_point())) {
+  if (from_terms && !TermsSumIsSafe(feedback->terms, term_contexts, feedback->count, feedback->terms_scale,
+                                    codebook_->max_abs_rep_point())) {
     decoded_sum.resize(feedback->entries);
     const float s = feedback->terms_scale;
     if (sum_x != nullptr) {
@@ -326,75 +327,75 @@ absl::Status TensorCodec::EncodeRows(const void* x, DType x_dtype, const Feedbac
   return absl::OkStatus();
 }
 
-absl::Status TensorCodec::CheckConsistent(const CompressedTensor& tensor) {
-  COSET_RETURN_IF_ERROR(ValidateParams(tensor.params));
-  if (tensor.params.beta <= 0.0f) return absl::InvalidArgumentError("compressed tensor has beta <= 0");
-  COSET_ASSIGN_OR_RETURN(Layout l, Layout::Make(tensor.params, tensor.shape));
-  const SymbolPacking packing = PackingOf(tensor.params, l);
-  const size_t want_scales = tensor.params.scale == ScaleMode::kNone ? 0 : l.rows * l.blocks_per_row;
+absl::Status TensorCodec::CheckConsistent(const CompressedTensorView& tensor) {
+  const CodecParams& params = *tensor.params;
+  COSET_RETURN_IF_ERROR(ValidateParams(params));
+  if (params.beta <= 0.0f) return absl::InvalidArgumentError("compressed tensor has beta <= 0");
+  COSET_ASSIGN_OR_RETURN(Layout l, Layout::Make(params, *tensor.shape));
+  const SymbolPacking packing = PackingOf(params, l);
+  const size_t want_scales = params.scale == ScaleMode::kNone ? 0 : l.rows * l.blocks_per_row;
   if (tensor.scales.size() != want_scales || tensor.t.size() != static_cast<size_t>(l.rows * l.chunks_per_row) ||
       tensor.row_bytes != packing.row_bytes() ||
       tensor.symbols.size() != static_cast<size_t>(l.rows * packing.row_bytes())) {
     return absl::InvalidArgumentError("compressed tensor sections do not match its shape and parameters");
   }
   // One vectorizable pass over T; the offending value is looked up only on failure.
-  if (!tensor.t.empty() && *std::max_element(tensor.t.begin(), tensor.t.end()) > tensor.params.t_max) {
-    const uint8_t t =
-        *std::find_if(tensor.t.begin(), tensor.t.end(), [&](uint8_t v) { return v > tensor.params.t_max; });
-    return absl::DataLossError(absl::StrCat("overload counter ", int{t}, " exceeds t_max ", tensor.params.t_max));
+  if (!tensor.t_checked && !tensor.t.empty() && *std::max_element(tensor.t.begin(), tensor.t.end()) > params.t_max) {
+    const uint8_t t = *std::find_if(tensor.t.begin(), tensor.t.end(), [&](uint8_t v) { return v > params.t_max; });
+    return absl::DataLossError(absl::StrCat("overload counter ", int{t}, " exceeds t_max ", params.t_max));
   }
   return absl::OkStatus();
 }
 
 absl::Status TensorCodec::Decode(const CompressedTensor& tensor, float* out, Executor* executor) const {
-  const CompressedTensor* tensors[] = {&tensor};
-  return DecodeRows(tensors, 1, out, executor, nullptr);
+  const CompressedTensorView view(tensor);
+  return DecodeRows(&view, 1, out, executor, nullptr);
 }
 
 absl::Status TensorCodec::DecodeTyped(const CompressedTensor& tensor, void* out, DType dtype,
                                       Executor* executor) const {
-  const CompressedTensor* tensors[] = {&tensor};
-  return DecodeRows(tensors, 1, out, executor, nullptr, dtype);
+  const CompressedTensorView view(tensor);
+  return DecodeRows(&view, 1, out, executor, nullptr, dtype);
 }
 
 absl::Status TensorCodec::Decode(const CompressedTensor& tensor, float* out, Executor* executor,
                                  const Epilogue& epilogue) const {
-  const CompressedTensor* tensors[] = {&tensor};
-  return DecodeRows(tensors, 1, out, executor, &epilogue);
+  const CompressedTensorView view(tensor);
+  return DecodeRows(&view, 1, out, executor, &epilogue);
 }
 
-absl::Status TensorCodec::DecodeSum(const CompressedTensor* const* tensors, int64_t count, float* out,
-                                    Executor* executor, const Epilogue& epilogue) const {
+absl::Status TensorCodec::DecodeSum(const CompressedTensorView* tensors, int64_t count, float* out, Executor* executor,
+                                    const Epilogue& epilogue) const {
   if (count < 1) return absl::InvalidArgumentError("nothing to sum: no tensors");
   return DecodeRows(tensors, count, out, executor, &epilogue);
 }
 
-absl::StatusOr<std::vector<RowCodecContext>> TensorCodec::TermContexts(const CompressedTensor* const* tensors,
+absl::StatusOr<std::vector<RowCodecContext>> TensorCodec::TermContexts(const CompressedTensorView* tensors,
                                                                        int64_t count) const {
   // Per-tensor parameters (beta, alpha, block, scale, rotation) come from each tensor itself.
   std::vector<RowCodecContext> contexts;
   contexts.reserve(count);
   for (int64_t k = 0; k < count; ++k) {
-    const CompressedTensor& tensor = *tensors[k];
+    const CompressedTensorView& tensor = tensors[k];
     COSET_RETURN_IF_ERROR(CheckConsistent(tensor));
-    const CodecParams& p = tensor.params;
+    const CodecParams& p = *tensor.params;
     if (p.lattice != params_.lattice || p.q != params_.q || p.M != params_.M) {
       return absl::InvalidArgumentError(absl::StrCat("tensor was coded with ", p.lattice.name(), " q=", p.q, " M=", p.M,
                                                      ", this codec is ", params_.lattice.name(), " q=", params_.q,
                                                      " M=", params_.M));
     }
-    if (tensor.shape != tensors[0]->shape) {
+    if (*tensor.shape != *tensors[0].shape) {
       return absl::InvalidArgumentError("tensors summed in one decode must have the same shape");
     }
     TensorCodec view(p, codebook_);
-    COSET_ASSIGN_OR_RETURN(RowCodecContext ctx, view.MakeContext(tensor.shape));
+    COSET_ASSIGN_OR_RETURN(RowCodecContext ctx, view.MakeContext(*tensor.shape));
     contexts.push_back(std::move(ctx));
   }
   return contexts;
 }
 
-absl::Status TensorCodec::DecodeRows(const CompressedTensor* const* tensors, int64_t count, void* out,
-                                     Executor* executor, const Epilogue* epilogue, DType out_dtype) const {
+absl::Status TensorCodec::DecodeRows(const CompressedTensorView* tensors, int64_t count, void* out, Executor* executor,
+                                     const Epilogue* epilogue, DType out_dtype) const {
   COSET_ASSIGN_OR_RETURN(std::vector<RowCodecContext> contexts, TermContexts(tensors, count));
   const Layout& l = contexts[0].layout;
   const int64_t entries = epilogue != nullptr && epilogue->entries >= 0 ? epilogue->entries : l.numel;
@@ -424,7 +425,7 @@ absl::Status TensorCodec::DecodeRows(const CompressedTensor* const* tensors, int
       const int64_t m = std::min(l.cols, entries - r * l.cols);
       bool ok;
       if (epilogue == nullptr) {  // one tensor
-        const CompressedTensor& tensor = *tensors[0];
+        const CompressedTensorView& tensor = tensors[0];
         ok = kernels.decode(contexts[0], RowScales(tensor, l, r), tensor.t.data() + r * l.chunks_per_row,
                             tensor.symbols.data() + r * tensor.row_bytes, o, scratch);
       } else {

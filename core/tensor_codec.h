@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "core/codebook.h"
 #include "core/executor.h"
 #include "core/params.h"
@@ -28,6 +29,29 @@ struct CompressedTensor {
   std::vector<uint16_t> scales;  // bf16, rows * blocks_per_row; empty when scale == none
   std::vector<uint8_t> t;        // rows * chunks_per_row overload counters
   std::vector<uint8_t> symbols;  // rows * row_bytes packed symbols (symbol_packing.h)
+};
+
+// What decoding reads of a coded tensor, borrowed (it must outlive the view): a CompressedTensor's
+// own sections (the implicit conversion), or a bucket packet's, its symbols read in place
+// (bucket_packet.h ReadPacketInPlace), so that a sum of the W packets a rank receives decodes
+// without a copy of each.
+struct CompressedTensorView {
+  CompressedTensorView() = default;
+  CompressedTensorView(const CompressedTensor& tensor)  // NOLINT: implicit, a tensor is its own view
+      : params(&tensor.params),
+        shape(&tensor.shape),
+        row_bytes(tensor.row_bytes),
+        scales(tensor.scales.data(), tensor.scales.size()),
+        t(tensor.t.data(), tensor.t.size()),
+        symbols(tensor.symbols.data(), tensor.symbols.size()) {}
+
+  const CodecParams* params = nullptr;
+  const std::vector<int64_t>* shape = nullptr;
+  int64_t row_bytes = 0;
+  absl::Span<const uint16_t> scales;
+  absl::Span<const uint8_t> t;
+  absl::Span<const uint8_t> symbols;
+  bool t_checked = false;  // every counter is known to be <= t_max (checked while unpacking a packet)
 };
 
 struct EncodeStats {
@@ -90,7 +114,7 @@ class TensorCodec {
     float* residual = nullptr;
     int64_t entries = 0;
     bool sum = false;  // the input is the scaled sum of x and the terms below
-    const CompressedTensor* const* terms = nullptr;
+    const CompressedTensorView* terms = nullptr;
     int64_t count = 0;
     float terms_scale = 1.0f;
     int64_t x_entries = -1;
@@ -121,11 +145,12 @@ class TensorCodec {
   // (...((base + s * d_0) + s * d_1) ...) + s * d_{count-1} (base, s and entries from the
   // epilogue), the same floats as decoding each in turn with an accumulating epilogue, but out is
   // written once instead of read and written count times.
-  absl::Status DecodeSum(const CompressedTensor* const* tensors, int64_t count, float* out, Executor* executor,
+  absl::Status DecodeSum(const CompressedTensorView* tensors, int64_t count, float* out, Executor* executor,
                          const Epilogue& epilogue) const;
 
-  // Checks that a tensor's sizes agree with its params and shape (cheap; decode calls it).
-  static absl::Status CheckConsistent(const CompressedTensor& tensor);
+  // Checks that a tensor's sizes agree with its params and shape, and that T <= t_max (cheap;
+  // decode calls it).
+  static absl::Status CheckConsistent(const CompressedTensorView& tensor);
 
   // Everything the row kernels read for a tensor of this shape: layout, symbol packing, ramp and
   // rotation signs (the CUDA kernels take their copies from here too).
@@ -138,12 +163,11 @@ class TensorCodec {
                           DType original_dtype, Executor* executor, EncodeStats* stats, CompressedTensor* out) const;
   // The decode contexts of tensors[0..count), which must share this codec's lattice, q and M and
   // one shape (their other parameters come from each tensor).
-  absl::StatusOr<std::vector<RowCodecContext>> TermContexts(const CompressedTensor* const* tensors,
-                                                            int64_t count) const;
+  absl::StatusOr<std::vector<RowCodecContext>> TermContexts(const CompressedTensorView* tensors, int64_t count) const;
   // Decodes tensors[0..count) (count > 1 only with an epilogue, whose base then applies to the
   // first: later ones accumulate into out).
   // out holds values of out_dtype (float32 with an epilogue).
-  absl::Status DecodeRows(const CompressedTensor* const* tensors, int64_t count, void* out, Executor* executor,
+  absl::Status DecodeRows(const CompressedTensorView* tensors, int64_t count, void* out, Executor* executor,
                           const Epilogue* epilogue, DType out_dtype = DType::kFloat32) const;
 
   CodecParams params_;

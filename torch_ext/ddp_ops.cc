@@ -182,15 +182,14 @@ OwnShard OwnShardOf(const c10::optional<at::Tensor>& own, int64_t rank, const at
 
 // The packets (rows of packets, checked by CheckPackets) other than the own shard's row, read into
 // shards[k], as the coded terms of a sum in rank order; shards has at least as many entries.
-std::vector<const CompressedTensor*> SumTerms(const at::Tensor& packets, const BucketLayout& layout,
-                                              const OwnShard& own, std::vector<CompressedTensor>& shards) {
+std::vector<CompressedTensorView> SumTerms(const at::Tensor& packets, const BucketLayout& layout, const OwnShard& own,
+                                           std::vector<CompressedTensor>& shards) {
   const uint8_t* data = packets.data_ptr<uint8_t>();
-  std::vector<const CompressedTensor*> terms;
+  std::vector<CompressedTensorView> terms;
   terms.reserve(packets.size(0));
   for (int64_t k = 0; k < packets.size(0); ++k) {
     if (k == own.rank) continue;
-    Check(ReadPacket(layout, data + k * layout.packet_bytes, layout.packet_bytes, &shards[k]));
-    terms.push_back(&shards[k]);
+    terms.push_back(Take(ReadPacketInPlace(layout, data + k * layout.packet_bytes, layout.packet_bytes, &shards[k])));
   }
   return terms;
 }
@@ -302,7 +301,7 @@ at::Tensor BucketDecode(const at::Tensor& packets, const std::string& config, in
       for (int64_t i = 0; i < kept; ++i) o[i] = s * mine.x[i];
       std::fill(o + kept, o + entries, 0.0f);
     }
-    const std::vector<const CompressedTensor*> terms =
+    const std::vector<CompressedTensorView> terms =
         SumTerms(packets, layout, mine, ShardsFor(layout, codec.params(), count));
     if (terms.empty()) return mine.rank >= 0 ? result : result.zero_();
     Check(codec.DecodeSum(terms.data(), static_cast<int64_t>(terms.size()), o, &executor,
@@ -311,11 +310,12 @@ at::Tensor BucketDecode(const at::Tensor& packets, const std::string& config, in
   }
   CompressedTensor& shard = ShardsFor(layout, codec.params(), 1)[0];
   for (int64_t k = 0; k < count; ++k) {
-    Check(ReadPacket(layout, data + k * layout.packet_bytes, layout.packet_bytes, &shard));
+    const CompressedTensorView view =
+        Take(ReadPacketInPlace(layout, data + k * layout.packet_bytes, layout.packet_bytes, &shard));
     // Shard k lands at k * shard_len, scaled (0 + s * v: -0 becomes +0), the last one cut at numel.
     const int64_t first = std::min(k * layout.shard_len, numel);
     const int64_t kept = std::min(layout.shard_len, numel - first);
-    Check(codec.Decode(shard, o + first, &executor, TensorCodec::Epilogue{nullptr, s, kept}));
+    Check(codec.DecodeSum(&view, 1, o + first, &executor, TensorCodec::Epilogue{nullptr, s, kept}));
   }
   return result;
 }
@@ -342,7 +342,7 @@ at::Tensor BucketReduceEncode(const at::Tensor& packets, const c10::optional<at:
   float* rs = ResidualOrNull(residual, layout.shard_len, "a shard of this bucket");
   at::Tensor result = OutputFor(out, {1, layout.packet_bytes}, at::kByte);
   std::vector<CompressedTensor>& shards = ShardsFor(layout, codec.params(), count + 1);  // terms, then the result
-  const std::vector<const CompressedTensor*> terms = SumTerms(packets, layout, mine, shards);
+  const std::vector<CompressedTensorView> terms = SumTerms(packets, layout, mine, shards);
   TensorCodec::Feedback in;
   in.x = mine.x;
   in.x_entries = mine.entries;

@@ -1,5 +1,6 @@
 #include "core/bucket_packet.h"
 
+#include <cstring>
 #include <vector>
 
 #include "core/format.h"
@@ -80,6 +81,50 @@ TEST(BucketPacketTest, RoundTripMatchesTheBlob) {
       int64_t nonzero = 0;
       for (uint8_t t : shard.t) nonzero += t > 0;
       EXPECT_GT(nonzero, 0);
+    }
+  }
+}
+
+// Read in place, a packet's symbols are decoded where they lie (no copy), except 16-bit symbols at
+// an odd address, which are copied (decoders read them as words); either way the floats are those
+// of the shard itself, at every ISA level.
+TEST(BucketPacketTest, ReadInPlaceDecodesThePacketsOwnSymbols) {
+  for (const char* lattice : {"D4", "E8"}) {
+    CodecParams p;
+    p.lattice = Lattice::Parse(lattice).value();
+    p.t_max = 7;
+    p.on_cap = CapPolicy::kZero;
+    const TensorCodec codec = TensorCodec::Create(p).value();
+    const BucketLayout layout = BucketLayout::Make(codec.params(), 3000, 1).value();
+    const std::vector<float> x = testing_util::Gaussian(layout.shard_len, 11);
+    CompressedTensor shard = ShardTensor(layout, codec.params()).value();
+    ASSERT_TRUE(codec.EncodeInto(x.data(), layout.shard_shape(), DType::kFloat32, nullptr, nullptr, &shard).ok());
+    const int bits = PackingOf(shard.params, shard.layout).bits_per_symbol_if_pow2();
+    ASSERT_EQ(bits, p.lattice.dim() == 4 ? 8 : 16);
+    const TensorCodec::Epilogue all{nullptr, 1.0f, -1};
+    std::vector<float> want(layout.shard_len);
+    const CompressedTensorView whole(shard);
+    ASSERT_TRUE(codec.DecodeSum(&whole, 1, want.data(), nullptr, all).ok());
+    for (const int64_t offset : {0, 1}) {
+      std::vector<uint8_t> buffer(layout.packet_bytes + 2);
+      uint8_t* packet = buffer.data() + (reinterpret_cast<uintptr_t>(buffer.data()) + offset) % 2;
+      WritePacket(layout, shard, packet);
+      const uint8_t* symbols = packet + layout.scale_bytes + layout.t_bytes;
+      for (SimdLevel level : kAllSimdLevels) {
+        if (level > DetectedSimdLevel()) continue;
+        ScopedSimdLevel scoped(level);
+        CompressedTensor read = ShardTensor(layout, codec.params()).value();
+        const CompressedTensorView view = ReadPacketInPlace(layout, packet, layout.packet_bytes, &read).value();
+        const bool copied = bits == 16 && reinterpret_cast<uintptr_t>(symbols) % 2 != 0;
+        EXPECT_EQ(view.symbols.data(), copied ? read.symbols.data() : symbols) << lattice << " " << offset;
+        EXPECT_EQ(view.symbols.size(), static_cast<size_t>(layout.symbol_bytes));
+        EXPECT_TRUE(view.t_checked);
+        EXPECT_EQ(read.t, shard.t);
+        std::vector<float> got(layout.shard_len);
+        ASSERT_TRUE(codec.DecodeSum(&view, 1, got.data(), nullptr, all).ok());
+        EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * 4))
+            << lattice << " offset " << offset << " at " << SimdLevelName(level);
+      }
     }
   }
 }

@@ -566,8 +566,7 @@ TEST(TensorCodecTest, DecodeSumMatchesDecodingInTurn) {
         for (size_t k = 1; k < count; ++k) {
           ASSERT_TRUE(codec.Decode(tensors[k], want.data(), nullptr, TensorCodec::Epilogue{want.data(), scale}).ok());
         }
-        std::vector<const CompressedTensor*> terms;
-        for (size_t k = 0; k < count; ++k) terms.push_back(&tensors[k]);
+        const std::vector<CompressedTensorView> terms(tensors.begin(), tensors.begin() + count);
         for (int64_t entries : {n, n - 100}) {
           std::vector<float> got(n, 9.0f);
           ASSERT_TRUE(
@@ -581,7 +580,7 @@ TEST(TensorCodecTest, DecodeSumMatchesDecodingInTurn) {
   // Tensors of different shapes cannot be summed; nor can nothing.
   const std::vector<float> y = Gaussian(cols, 60);
   const CompressedTensor other = *codec.Encode(y.data(), {1, cols});
-  const CompressedTensor* mixed[] = {&tensors[0], &other};
+  const CompressedTensorView mixed[] = {tensors[0], other};
   std::vector<float> out(n);
   EXPECT_EQ(codec.DecodeSum(mixed, 2, out.data(), nullptr, {}).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(codec.DecodeSum(mixed, 0, out.data(), nullptr, {}).code(), absl::StatusCode::kInvalidArgument);
@@ -658,7 +657,7 @@ TEST(TensorCodecTest, EncodeWithFeedbackOfASumOfTermsMatchesDecodeSumThenEncode)
     if (level > DetectedSimdLevel()) continue;
     ScopedSimdLevel scoped(level);
     for (const CompressedTensor* last : std::vector<const CompressedTensor*>{&tensors[2], &huge}) {
-      const CompressedTensor* terms[] = {&tensors[0], &tensors[1], last};
+      const CompressedTensorView terms[] = {tensors[0], tensors[1], *last};
       for (int64_t entries : {n, n - 1000}) {
         for (int with : {0, 1, 2, 3}) {  // bit 0: a residual; bit 1: x (its last 1500 entries cut)
           const bool with_residual = (with & 1) != 0, with_x = (with & 2) != 0;
@@ -696,7 +695,7 @@ TEST(TensorCodecTest, EncodeWithFeedbackOfASumOfTermsMatchesDecodeSumThenEncode)
   // An infinite scale (a hostile packet): refused naming the entry, the residual untouched.
   CompressedTensor hostile = tensors[1];
   hostile.scales[3] = 0x7F80;  // bf16 +inf
-  const CompressedTensor* terms[] = {&tensors[0], &hostile};
+  const CompressedTensorView terms[] = {tensors[0], hostile};
   std::vector<float> residual = residual0;
   TensorCodec::Feedback in{nullptr, residual.data(), n};
   in.sum = true;
