@@ -180,8 +180,10 @@ OwnShard OwnShardOf(const c10::optional<at::Tensor>& own, int64_t rank, const at
   return {own->data_ptr<float>() + first, std::min(layout.shard_len, layout.numel - first), rank};
 }
 
-// The packets (rows of packets, checked by CheckPackets) other than the own shard's row, read into
-// shards[k], as the coded terms of a sum in rank order; shards has at least as many entries.
+// The packets (rows of packets, checked by CheckPackets) other than the own shard's row, as the
+// coded terms of a sum in rank order: scales and counters read into shards[k] (shards has at least
+// as many entries), symbols decoded in place from `packets`, which outlives the views (the op's
+// input).
 std::vector<CompressedTensorView> SumTerms(const at::Tensor& packets, const BucketLayout& layout, const OwnShard& own,
                                            std::vector<CompressedTensor>& shards) {
   const uint8_t* data = packets.data_ptr<uint8_t>();
