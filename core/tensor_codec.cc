@@ -339,8 +339,14 @@ absl::Status TensorCodec::CheckConsistent(const CompressedTensorView& tensor) {
       tensor.symbols.size() != static_cast<size_t>(l.rows * packing.row_bytes())) {
     return absl::InvalidArgumentError("compressed tensor sections do not match its shape and parameters");
   }
-  // One vectorizable pass over T; the offending value is looked up only on failure.
-  if (!tensor.t_checked && !tensor.t.empty() && *std::max_element(tensor.t.begin(), tensor.t.end()) > params.t_max) {
+  // One vectorizable pass over T (a plain max loop: std::max_element over the span's pointers
+  // compiled to a byte-by-byte loop, 40 % of a sum of eight decodes); the offending value is looked
+  // up only on failure.
+  uint8_t largest = 0;
+  if (!tensor.t_checked) {
+    for (const uint8_t v : tensor.t) largest = std::max(largest, v);
+  }
+  if (largest > params.t_max) {
     const uint8_t t = *std::find_if(tensor.t.begin(), tensor.t.end(), [&](uint8_t v) { return v > params.t_max; });
     return absl::DataLossError(absl::StrCat("overload counter ", int{t}, " exceeds t_max ", params.t_max));
   }
