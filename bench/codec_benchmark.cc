@@ -74,29 +74,31 @@ void BM_Decode(benchmark::State& state) {
 }
 
 // The DDP hook's decode of W packets into one sum (allgather): its codec (coset_torch.ddp's
-// default_config: D4 q=4 M=2, absmax blocks, t_max 7, zero caps) on packet rows, `count` terms of
-// different data into one output of about the MLP's (240 rows: 0.98 MB) or the wide model's
-// gradient (11520 rows: 47 MB).
+// default_config: D4 q=4 M=2, absmax blocks, t_max 7, zero caps) on a packet's rows (the layout of
+// a one-shard bucket: 1024-entry rows, 4096 past 131,072 entries), `count` terms of different data
+// into one output of about the MLP's (240 x 1024 entries: 0.98 MB) or the wide model's gradient
+// (11520 x 1024: 47 MB).
 void BM_DecodeSum(benchmark::State& state) {
   CodecParams p;
   p.scale = ScaleMode::kAbsMax;
   p.t_max = 7;
   p.on_cap = CapPolicy::kZero;
   const TensorCodec codec = *TensorCodec::Create(p);
-  const int64_t rows = state.range(0), count = state.range(1);
+  const int64_t numel = state.range(0) * kPacketRowEntries, count = state.range(1);
+  const std::vector<int64_t> shape = BucketLayout::Make(codec.params(), numel, 1)->shard_shape();
   std::vector<CompressedTensor> terms;
   for (int64_t k = 0; k < count; ++k) {
-    const std::vector<float> x = GaussianSamples(rows * kPacketRowEntries, 7 + k);
-    terms.push_back(*codec.Encode(x.data(), {rows, kPacketRowEntries}, DType::kFloat32, nullptr));
+    const std::vector<float> x = GaussianSamples(numel, 7 + k);
+    terms.push_back(*codec.Encode(x.data(), shape, DType::kFloat32, nullptr));
   }
   const std::vector<CompressedTensorView> views(terms.begin(), terms.end());
-  std::vector<float> y(rows * kPacketRowEntries);
+  std::vector<float> y(numel);
   for (auto _ : state) {
     if (!codec.DecodeSum(views.data(), count, y.data(), nullptr, TensorCodec::Epilogue{nullptr, 0.125f, -1}).ok())
       state.SkipWithError("decode failed");
     benchmark::DoNotOptimize(y.data());
   }
-  state.SetItemsProcessed(state.iterations() * rows * kPacketRowEntries * count);
+  state.SetItemsProcessed(state.iterations() * numel * count);
 }
 BENCHMARK(BM_DecodeSum)->ArgNames({"rows", "count"})->ArgsProduct({{240, 11520}, {1, 8}})->UseRealTime();
 

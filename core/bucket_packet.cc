@@ -55,9 +55,16 @@ absl::StatusOr<BucketLayout> BucketLayout::Make(const CodecParams& params, int64
   l.numel = numel;
   l.parts = parts;
   const int64_t per_part = std::max<int64_t>(1, (numel + parts - 1) / parts);
-  // Rows of about kPacketRowEntries, whole scale blocks each; a small shard is one row.
+  // Rows of about kPacketRowEntries, whole scale blocks each; a small shard is one row, a large one
+  // takes long rows. The threshold is a multiple of the short row, so a shard of short rows is never
+  // past it: a shard re-encoded as a bucket of its own (reduce_scatter) keeps the same rows.
   const int64_t full_row = RoundUp(kPacketRowEntries, params.block);
-  l.row_len = per_part <= full_row ? RoundUp(per_part, params.block) : full_row;
+  const int64_t long_row = kLongRowFactor * full_row;
+  if (per_part > kLongRowsMin * long_row) {
+    l.row_len = long_row;
+  } else {
+    l.row_len = per_part <= full_row ? RoundUp(per_part, params.block) : full_row;
+  }
   l.shard_len = RoundUp(per_part, l.row_len);
   l.t_bits = BitWidth(params.t_max);
   COSET_ASSIGN_OR_RETURN(Layout shard, Layout::Make(params, l.shard_shape()));

@@ -24,11 +24,11 @@ TEST(BucketLayoutTest, SizesFollowFromNumelPartsAndParams) {
   EXPECT_EQ(one.symbol_bytes, 256 * 2);  // one byte per chunk and level
   EXPECT_EQ(one.packet_bytes, one.scale_bytes + one.t_bytes + one.symbol_bytes);
 
-  const BucketLayout four = BucketLayout::Make(p, 1000000, 4).value();
+  const BucketLayout four = BucketLayout::Make(p, 400000, 4).value();
   EXPECT_EQ(four.row_len, 1024);
   EXPECT_EQ(four.shard_len % 1024, 0);
-  EXPECT_GE(four.shard_len * 4, 1000000);
-  EXPECT_LT(four.shard_len * 4, 1000000 + 4 * 1024);
+  EXPECT_GE(four.shard_len * 4, 400000);
+  EXPECT_LT(four.shard_len * 4, 400000 + 4 * 1024);
   // A shard of a W-part layout has the packet of a one-part layout of shard_len entries (the
   // reduce-scatter mode re-encodes a shard with the latter).
   EXPECT_EQ(BucketLayout::Make(p, four.shard_len, 1).value().packet_bytes, four.packet_bytes);
@@ -37,6 +37,41 @@ TEST(BucketLayoutTest, SizesFollowFromNumelPartsAndParams) {
   EXPECT_EQ(BucketLayout::Make(p, 1000, 1).value().t_bits, 2);
   p.t_max = 0;
   EXPECT_EQ(BucketLayout::Make(p, 1000, 1).value().t_bytes, 0);
+}
+
+// Shards past 32 long rows (131,072 entries at D4's block) take long rows of 4096 entries; at and
+// below it the 1024-entry rows. Around the threshold, and at blocks that do not divide 1024, a shard
+// re-encoded as a bucket of its own (reduce_scatter's middle step) keeps the same rows and packet.
+TEST(BucketLayoutTest, LargeShardsTakeLongRows) {
+  const CodecParams d4 = Resolved(CodecParams{});
+  const int64_t threshold = kLongRowsMin * kLongRowFactor * 1024;
+  ASSERT_EQ(threshold, 131072);
+  EXPECT_EQ(BucketLayout::Make(d4, threshold, 1).value().row_len, 1024);
+  EXPECT_EQ(BucketLayout::Make(d4, threshold + 1, 1).value().row_len, 4096);
+  const BucketLayout big = BucketLayout::Make(d4, 11500000, 4).value();
+  EXPECT_EQ(big.row_len, 4096);
+  EXPECT_EQ(big.shard_len % 4096, 0);
+  EXPECT_LT(big.shard_len * 4, 11500000 + 4 * 4096);
+  EXPECT_LE(big.shard_len - (11500000 + 3) / 4, big.shard_len / 32);  // padding under 1/32
+  for (const int block : {256, 24, 1000, 8}) {
+    CodecParams p;
+    p.block = block;
+    p = Resolved(p);
+    const int64_t short_row = (1024 + block - 1) / block * block;
+    const int64_t limit = kLongRowsMin * kLongRowFactor * short_row;
+    for (const int parts : {1, 2, 8}) {
+      for (const int64_t per_part : {limit - short_row - 1, limit - 1, limit, limit + 1, limit + short_row + 3}) {
+        const BucketLayout l = BucketLayout::Make(p, per_part * parts, parts).value();
+        EXPECT_EQ(l.row_len, per_part > limit ? kLongRowFactor * short_row : short_row) << block << " " << per_part;
+        EXPECT_EQ(l.shard_len % l.row_len, 0);
+        EXPECT_LE(l.shard_len - per_part, l.shard_len / 32);
+        const BucketLayout alone = BucketLayout::Make(p, l.shard_len, 1).value();
+        EXPECT_EQ(alone.row_len, l.row_len) << block << " " << per_part << " " << parts;
+        EXPECT_EQ(alone.shard_len, l.shard_len);
+        EXPECT_EQ(alone.packet_bytes, l.packet_bytes);
+      }
+    }
+  }
 }
 
 TEST(BucketLayoutTest, BadArgumentsAreRefused) {

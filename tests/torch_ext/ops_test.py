@@ -190,13 +190,15 @@ def test_bucket_ops_refuse_bad_outputs_and_non_finite_gradients():
     assert torch.equal(residual, kept)
 
 
-@pytest.mark.parametrize("parts,count,feedback", [(1, 1, True), (2, 2, True), (3, 3, False), (4, 4, True)])
-def test_bucket_reduce_encode_is_decode_sum_then_encode(parts, count, feedback):
+# 600,011 entries in 2 parts: shards past 131,072 entries, coded in long rows (core/FORMAT.md).
+@pytest.mark.parametrize("parts,count,feedback,n", [(1, 1, True, 20_011), (2, 2, True, 20_011), (3, 3, False, 20_011),
+                                                    (4, 4, True, 20_011), (2, 2, True, 600_011)])
+def test_bucket_reduce_encode_is_decode_sum_then_encode(parts, count, feedback, n):
     """reduce_scatter's fused step (a shard's packets summed and re-encoded with error feedback)
-    gives the packet and residual of decoding the sum and then encoding it, bit for bit."""
+    gives the packet and residual of decoding the sum and then encoding it, bit for bit (n: the
+    last shard cut)."""
     config = _hook_config()
     torch.manual_seed(5 + parts)
-    n = 20_000 + 11  # cut last shard
     shard_len, _ = torch.ops.coset.bucket_layout(n, parts, config)
     packets = torch.cat([torch.ops.coset.bucket_encode(torch.randn(n), None, config, parts)[-1:] for _ in range(count)])
     s = 1.0 / count
