@@ -44,6 +44,14 @@ absl::StatusOr<RowCodecContext> TensorCodec::MakeContext(const std::vector<int64
     ctx.ramp[t] = static_cast<float>(std::exp2(static_cast<double>(params_.alpha) * t));
   }
   if (params_.rotate) ctx.rotation_signs = RotationSigns(params_.seed, params_.block);
+  // A block's entries (rotated or not) are at most sqrt(entries) times its RMS and at most its
+  // absolute maximum, and the stored bf16 scale is within 2^-8 of either; the ramp only widens the
+  // step (alpha > 0). So, with a factor 2 to spare, |x / step| < 2 peak / beta. Without block
+  // scales nothing bounds x.
+  const double peak = params_.scale == ScaleMode::kRms      ? std::sqrt(static_cast<double>(params_.block))
+                      : params_.scale == ScaleMode::kAbsMax ? 1.0
+                                                            : HUGE_VAL;
+  ctx.clamp_chunk_coordinates = !(2.0 * peak < kMaxChunkCoordinate * static_cast<double>(params_.beta));
   return ctx;
 }
 

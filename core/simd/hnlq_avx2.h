@@ -145,10 +145,12 @@ struct E8Batch {
 };
 
 // The engine of Algorithm 1: `batches` batches of 8 chunks. Batch b's lane l is chunk
-// chunk_at(b * 8 + l) of x, multiplied by its lane of inv_of(b) (1 / step) and clamped as the
-// scalar encoder does (limits.h: out-of-range chunks overload either way). store(b, lanes, mask)
-// receives the symbols (lanes[m][l]: level m of lane l) and the overload mask (bit l).
-template <class Batch, class ChunkAt, class InvOf, class Store>
+// chunk_at(b * 8 + l) of x, multiplied by its lane of inv_of(b) (1 / step) and, with kClamp,
+// clamped as the scalar encoder does (limits.h: out-of-range chunks overload either way; without,
+// the caller knows the clamp would change nothing: RowCodecContext::clamp_chunk_coordinates).
+// store(b, lanes, mask) receives the symbols (lanes[m][l]: level m of lane l) and the overload
+// mask (bit l).
+template <class Batch, bool kClamp, class ChunkAt, class InvOf, class Store>
 inline void EncodeBatches(const Codebook& cb, int levels, const float* x, int64_t batches, ChunkAt chunk_at,
                           InvOf inv_of, Store store) {
   constexpr int d = Batch::kDim;
@@ -171,7 +173,8 @@ inline void EncodeBatches(const Codebook& cb, int levels, const float* x, int64_
       Batch::Load([&](int l) { return x + static_cast<int64_t>(chunk_at(batch * 8 + l)) * d; }, y[u]);
       const __m256 inv = inv_of(batch);
       for (int i = 0; i < d; ++i) {
-        y[u][i] = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(y[u][i], inv), lowest), highest);
+        y[u][i] = _mm256_mul_ps(y[u][i], inv);
+        if constexpr (kClamp) y[u][i] = _mm256_min_ps(_mm256_max_ps(y[u][i], lowest), highest);
       }
       Batch::Nearest(y[u], z[u]);
     }
@@ -218,13 +221,14 @@ inline __m256i SymbolPairs(const int32_t (*lanes)[8], int bits) {
 
 // First try of n8 (a multiple of 8) contiguous chunks of x at one step (x * inv_step): writes
 // symbols[c * levels + m] and overload_masks[c / 8] (bit c % 8 set when chunk c overloads).
-// `prefetch` (may be null): as many floats to bring towards L2, spread over the batches.
-template <class Batch, typename SymbolT>
+// `prefetch` (may be null): as many floats to bring towards L2, spread over the batches. kClamp:
+// as for EncodeBatches.
+template <class Batch, bool kClamp, typename SymbolT>
 inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t n8, float inv_step, SymbolT* symbols,
                          uint8_t* overload_masks, const float* prefetch = nullptr) {
   constexpr int d = Batch::kDim;
   const __m256 inv = _mm256_set1_ps(inv_step);
-  EncodeBatches<Batch>(
+  EncodeBatches<Batch, kClamp>(
       cb, levels, x, n8 / 8, [](int64_t c) { return c; },
       [&](int64_t batch) {
         if (prefetch != nullptr) {
@@ -255,12 +259,13 @@ inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t
 // One round of the overload ramp, round tc: chunks list[0, n8) of x (n8 a multiple of 8; a padding
 // entry repeats a real one, so it writes the same result) at steps base[k] * ramp. Writes each
 // chunk's symbols and T in place (symbols[list[k] * levels + m], t[list[k]] = tc: a chunk still
-// overloaded is overwritten by a later round) and overload_masks[k / 8] bit k % 8.
-template <class Batch, typename SymbolT>
+// overloaded is overwritten by a later round) and overload_masks[k / 8] bit k % 8. kClamp: as for
+// EncodeBatches.
+template <class Batch, bool kClamp, typename SymbolT>
 inline void EncodeRetries(const Codebook& cb, int levels, const float* x, const int32_t* list, const float* base,
                           int64_t n8, float ramp, uint8_t tc, SymbolT* symbols, uint8_t* t, uint8_t* overload_masks) {
   const __m256 ramp_v = _mm256_set1_ps(ramp), one = _mm256_set1_ps(1.0f);
-  EncodeBatches<Batch>(
+  EncodeBatches<Batch, kClamp>(
       cb, levels, x, n8 / 8, [&](int64_t k) { return list[k]; },
       // 1 / (base * ramp), as the scalar encoder rounds it.
       [&](int64_t batch) { return _mm256_div_ps(one, _mm256_mul_ps(_mm256_loadu_ps(base + batch * 8), ramp_v)); },

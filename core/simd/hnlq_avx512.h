@@ -246,17 +246,25 @@ class RepLookup {
   BytePlanes planes_;
 };
 
+// y * inv, clamped to +-kMaxChunkCoordinate as the scalar encoder does (kClamp: see
+// RowCodecContext::clamp_chunk_coordinates).
+template <bool kClamp>
+COSET_INLINE __m512 ScaleAndClamp(__m512 y, __m512 inv) {
+  if constexpr (!kClamp) return _mm512_mul_ps(y, inv);
+  const __m512 highest = _mm512_set1_ps(kMaxChunkCoordinate), lowest = _mm512_set1_ps(-kMaxChunkCoordinate);
+  return _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(y, inv), lowest), highest);
+}
+
 // The engine of Algorithm 1 on `batches` batches of 16 chunks; see simd_avx2::EncodeBatches.
 // load(b, y) fills y with batch b's chunks; store(b, lanes, mask) receives lanes[m][l] (level m of
 // lane l) and the 16-bit overload mask. Two batches per iteration, level by level, so that the
 // table gathers of one overlap the other's work.
-template <class Batch, class LoadBatch, class InvOf, class Store>
+template <class Batch, bool kClamp, class LoadBatch, class InvOf, class Store>
 inline void EncodeBatches(const Codebook& cb, int levels, int64_t batches, LoadBatch load, InvOf inv_of, Store store) {
   constexpr int d = Batch::kDim;
   constexpr int kU = 2;
   const int log2_q = cb.log2_q();
   const __m512i digit_mask = _mm512_set1_epi32(cb.q() - 1);
-  const __m512 highest = _mm512_set1_ps(kMaxChunkCoordinate), lowest = _mm512_set1_ps(-kMaxChunkCoordinate);
   const RepLookup<d> lookup(cb);
   for (int64_t first = 0; first < batches; first += kU) {
     const int u_count = static_cast<int>(std::min<int64_t>(kU, batches - first));
@@ -266,7 +274,7 @@ inline void EncodeBatches(const Codebook& cb, int levels, int64_t batches, LoadB
       __m512 y[d];
       load(first + u, y);
       const __m512 inv = inv_of(first + u);
-      for (int i = 0; i < d; ++i) y[i] = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(y[i], inv), lowest), highest);
+      for (int i = 0; i < d; ++i) y[i] = ScaleAndClamp<kClamp>(y[i], inv);
       Batch::Nearest(y, z[u]);
     }
     for (int m = 0; m < levels; ++m) {
@@ -343,17 +351,16 @@ class D4ByteLevels {
 // Up to 64 D4 chunks through D4ByteLevels: load(u, y) fills batch u (16 chunks, u < batches <= 4),
 // inv_of(u) its 1 / steps. Stores (b_0, b_1) interleaved per chunk into pairs[128]; returns the
 // overload mask (bits of lanes past 16 * batches are meaningless).
-template <class LoadBatch, class InvOf>
+template <bool kClamp, class LoadBatch, class InvOf>
 COSET_INLINE __mmask64 EncodeD4Group(const D4ByteLevels& levels, int batches, LoadBatch load, InvOf inv_of,
                                      uint8_t* pairs) {
-  const __m512 highest = _mm512_set1_ps(kMaxChunkCoordinate), lowest = _mm512_set1_ps(-kMaxChunkCoordinate);
   __m512i zb[4];
   for (int u = 0; u < batches; ++u) {
     __m512 y[4];
     __m512i z[4];
     load(u, y);
     const __m512 inv = inv_of(u);
-    for (int i = 0; i < 4; ++i) y[i] = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(y[i], inv), lowest), highest);
+    for (int i = 0; i < 4; ++i) y[i] = ScaleAndClamp<kClamp>(y[i], inv);
     D4Batch::Nearest(y, z);
     for (int i = 0; i < 4; ++i) {
       const __m128i packed = _mm512_cvtsepi32_epi8(z[i]);  // saturating: see D4ByteLevels
@@ -387,7 +394,7 @@ COSET_INLINE __m512i SymbolPairs(const int32_t (*lanes)[16]) {
 // First try of n16 (a multiple of 16) contiguous chunks of x at one step (x * inv_step): writes
 // symbols[c * levels + m] and the overload masks, a bit per chunk (bytes c / 8). `prefetch` (may
 // be null): as many floats to bring towards L2, spread over the batches (the next row's block).
-template <class Batch, typename SymbolT>
+template <class Batch, bool kClamp, typename SymbolT>
 inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t n16, float inv_step, SymbolT* symbols,
                          uint8_t* overload_masks, const float* prefetch = nullptr) {
   constexpr int d = Batch::kDim;
@@ -405,7 +412,7 @@ inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t
         const int batches = static_cast<int>(std::min<int64_t>(4, n16 / 16 - first));
         alignas(64) uint8_t tail[128];
         uint8_t* pairs = batches == 4 ? reinterpret_cast<uint8_t*>(symbols + first * 32) : tail;
-        const __mmask64 over = EncodeD4Group(
+        const __mmask64 over = EncodeD4Group<kClamp>(
             byte_levels, batches, [&](int u, __m512* y) { load(first + u, y); }, [&](int) { return inv; }, pairs);
         std::memcpy(overload_masks + first * 2, &over, 2 * batches);
         if (pairs == tail) std::memcpy(symbols + first * 32, tail, 32 * batches);
@@ -413,7 +420,7 @@ inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t
       return;
     }
   }
-  EncodeBatches<Batch>(
+  EncodeBatches<Batch, kClamp>(
       cb, levels, n16 / 16, load, [&](int64_t) { return inv; },
       [&](int64_t batch, const int32_t(*lanes)[16], uint32_t mask) {
         overload_masks[2 * batch] = static_cast<uint8_t>(mask);
@@ -440,7 +447,7 @@ inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t
 
 // One round of the overload ramp (see simd_avx2::EncodeRetries), 16 chunks per batch (up to 64
 // per group through D4ByteLevels where it applies).
-template <class Batch, typename SymbolT>
+template <class Batch, bool kClamp, typename SymbolT>
 inline void EncodeRetries(const Codebook& cb, int levels, const float* x, const int32_t* list, const float* base,
                           int64_t n16, float ramp, uint8_t tc, SymbolT* symbols, uint8_t* t, uint8_t* overload_masks) {
   constexpr int d = Batch::kDim;
@@ -456,7 +463,7 @@ inline void EncodeRetries(const Codebook& cb, int levels, const float* x, const 
       alignas(64) uint8_t pairs[128];
       for (int64_t first = 0; first < n16; first += 64) {
         const int batches = static_cast<int>(std::min<int64_t>(4, (n16 - first) / 16));
-        const __mmask64 over = EncodeD4Group(
+        const __mmask64 over = EncodeD4Group<kClamp>(
             byte_levels, batches, [&](int u, __m512* y) { load_at(first + 16 * u, y); },
             [&](int u) { return inv_at(first + 16 * u); }, pairs);
         std::memcpy(overload_masks + first / 8, &over, 2 * batches);
@@ -475,7 +482,7 @@ inline void EncodeRetries(const Codebook& cb, int levels, const float* x, const 
       return;
     }
   }
-  EncodeBatches<Batch>(
+  EncodeBatches<Batch, kClamp>(
       cb, levels, n16 / 16, [&](int64_t batch, __m512* y) { load_at(batch * 16, y); },
       [&](int64_t batch) { return inv_at(batch * 16); },
       [&](int64_t batch, const int32_t(*lanes)[16], uint32_t mask) {

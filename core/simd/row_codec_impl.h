@@ -74,7 +74,7 @@ constexpr const uint8_t (&kMaskLanes)[256][8] = kMaskLaneTable.lanes;
 // t_max are zeroed. Requires every block to hold a multiple of Batch::kLanes chunks.
 // next_row: where the next row of the tensor starts (rows are contiguous); the first try brings it
 // towards L2 while this row is encoded (a prefetch past the end of the tensor never faults).
-template <int kDim, typename SymbolT>
+template <int kDim, bool kClamp, typename SymbolT>
 void EncodeRowBatched(const RowCodecContext& ctx, const float* work, const float* next_row, SymbolT* symbols,
                       uint8_t* t, RowScratch& scratch, RowEncodeCounts& counts) {
   using Batch = std::conditional_t<kDim == 8, simd::E8Batch, simd::D4Batch>;
@@ -89,8 +89,8 @@ void EncodeRowBatched(const RowCodecContext& ctx, const float* work, const float
     const int64_t c_begin = b * chunks_per_block;
     const int64_t n = std::min(l.chunks_per_row, c_begin + chunks_per_block) - c_begin;
     if (block_base[b] > 0.0f) {
-      simd::EncodeAtStep<Batch>(cb, levels, work + c_begin * kDim, n, 1.0f / (block_base[b] * ctx.ramp[0]),
-                                symbols + c_begin * levels, masks + c_begin / 8, next_row + c_begin * kDim);
+      simd::EncodeAtStep<Batch, kClamp>(cb, levels, work + c_begin * kDim, n, 1.0f / (block_base[b] * ctx.ramp[0]),
+                                        symbols + c_begin * levels, masks + c_begin / 8, next_row + c_begin * kDim);
     } else {
       std::fill(symbols + c_begin * levels, symbols + (c_begin + n) * levels, SymbolT{0});
       std::memset(masks + c_begin / 8, 0, n / 8);
@@ -136,8 +136,8 @@ void EncodeRowBatched(const RowCodecContext& ctx, const float* work, const float
     const int64_t padded = (pending + kLanes - 1) / kLanes * kLanes;
     std::fill(list + pending, list + padded, list[pending - 1]);
     std::fill(pending_base + pending, pending_base + padded, pending_base[pending - 1]);
-    simd::EncodeRetries<Batch>(cb, levels, work, list, pending_base, padded, ctx.ramp[tc], static_cast<uint8_t>(tc),
-                               symbols, t, masks);
+    simd::EncodeRetries<Batch, kClamp>(cb, levels, work, list, pending_base, padded, ctx.ramp[tc],
+                                       static_cast<uint8_t>(tc), symbols, t, masks);
     // Every retried chunk took this round's symbols and T; the ones still overloaded stay in the
     // list and are overwritten by a later round (or zeroed at the cap).
     int64_t still = 0;
@@ -241,7 +241,11 @@ RowEncodeCounts EncodeRowImpl(const RowCodecContext& ctx, const float* x, uint16
     const bool whole_batches = (ctx.block / d) % kLanes == 0 && l.chunks_per_row % kLanes == 0 &&
                                ((l.padded_cols % ctx.block) / d) % kLanes == 0;
     if (whole_batches && !cb.rep_coords_int8x4().empty()) {
-      EncodeRowBatched<kDim>(ctx, work, x + l.cols, symbols, t, scratch, counts);
+      if (ctx.clamp_chunk_coordinates) {
+        EncodeRowBatched<kDim, true>(ctx, work, x + l.cols, symbols, t, scratch, counts);
+      } else {
+        EncodeRowBatched<kDim, false>(ctx, work, x + l.cols, symbols, t, scratch, counts);
+      }
       if constexpr (!kDirect) ctx.packing.PackRow(scratch.symbols.data(), packed);
       return counts;
     }

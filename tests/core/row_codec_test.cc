@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/format.h"
+#include "core/limits.h"
 #include "core/simd/dispatch.h"
 #include "core/tensor_codec.h"
 #include "gtest/gtest.h"
@@ -145,6 +146,44 @@ TEST(RowCodecTest, LongRetryListsAreBitIdentical) {
       const TensorCodec codec = *TensorCodec::Create(p);
       ExpectSameEverywhere(codec, HardRows(4, 8192, 256, 21), {4, 8192},
                            std::string(c.lattice) + " beta=" + std::to_string(beta));
+    }
+  }
+}
+
+// With block scales no x / step can reach kMaxChunkCoordinate, so the batch encoders skip their
+// clamp (TensorCodec::MakeContext's bound). At the bound's edge (the smallest beta, blocks whose
+// one nonzero entry is sqrt(block) times their RMS, or their absolute maximum) the unclamped
+// encoders still agree with the portable one, which clamps; without block scales or with huge
+// blocks the clamp stays.
+TEST(RowCodecTest, BlockScalesBoundTheChunkCoordinates) {
+  auto clamps = [](CodecParams p) { return TensorCodec::Create(p)->MakeContext({1, 512})->clamp_chunk_coordinates; };
+  CodecParams p;
+  EXPECT_FALSE(clamps(p));  // the default: RMS scales
+  p.scale = ScaleMode::kAbsMax;
+  EXPECT_FALSE(clamps(p));
+  p.scale = ScaleMode::kNone;
+  EXPECT_TRUE(clamps(p));
+  p.scale = ScaleMode::kRms;
+  p.beta = kMinRelativeBeta;
+  EXPECT_FALSE(clamps(p));  // 2 x 16 / 1e-6 < 2^28
+  p.block = 1 << 16;
+  EXPECT_TRUE(clamps(p));  // 2 x 256 / 1e-6 > 2^28
+
+  for (const Config& c : {Config{"D4", 4, 2}, Config{"E8", 4, 2}, Config{"D4", 8, 2}}) {
+    for (ScaleMode scale : {ScaleMode::kRms, ScaleMode::kAbsMax}) {
+      CodecParams edge = Params(c, scale);
+      edge.beta = kMinRelativeBeta;
+      edge.t_max = 31;
+      edge.on_cap = CapPolicy::kZero;
+      const TensorCodec codec = *TensorCodec::Create(edge);
+      ASSERT_FALSE(codec.MakeContext({1, 512})->clamp_chunk_coordinates);
+      std::vector<float> x = HardRows(4, 4096, 256, 5);
+      for (int64_t r = 0; r < 2; ++r) {  // spikes: one nonzero entry per block
+        for (int64_t i = 0; i < 4096; ++i) x[r * 4096 + i] = i % 256 == (r * 37 + i / 256) % 256 ? 1.5f - r : 0.0f;
+      }
+      ExpectSameEverywhere(codec, x, {4, 4096},
+                           std::string(c.lattice) + " q=" + std::to_string(c.q) +
+                               " scale=" + std::to_string(static_cast<int>(scale)) + " at the bound's edge");
     }
   }
 }
