@@ -319,31 +319,38 @@ class D4ByteLevels {
   // z[i]: coordinate i of 64 chunks (int8, saturated). Writes b_0 and b_1 per chunk; returns the
   // overload mask (bit c: chunk c).
   COSET_INLINE __mmask64 Run(const __m512i z[4], __m512i& b0, __m512i& b1) const {
-    b0 = Symbol(z);
-    __m512i z1[4];
-    const __m512i low6 = _mm512_set1_epi8(0x3F), sign6 = _mm512_set1_epi8(0x20);
-    for (int i = 0; i < 4; ++i) {
-      const __m512i diff = _mm512_subs_epi8(z[i], rep_.Lookup(b0, i));
-      // diff >> 2 on bytes: a word shift, the neighbour byte's bits masked off, 6-bit sign extension.
-      const __m512i shifted = _mm512_and_si512(_mm512_srli_epi16(diff, 2), low6);
-      z1[i] = _mm512_sub_epi8(_mm512_xor_si512(shifted, sign6), sign6);
-    }
-    b1 = Symbol(z1);
-    // No overload iff z_1 = rep(b_1), i.e. the level-2 remainder (z_1 - rep(b_1)) / 4 is zero.
+    b0 = Symbol<0>(z);
+    // z - rep(b_0) = 4 z_1 (a multiple of 4 coordinate by coordinate): b_1 is read from its bits
+    // 2-3, and z_1 = rep(b_1) (no overload) is checked as 4 z_1 = 4 rep(b_1), so z_1 itself (a
+    // byte shift with sign extension, four operations per coordinate) is never formed.
+    __m512i diff[4];
+    for (int i = 0; i < 4; ++i) diff[i] = _mm512_subs_epi8(z[i], rep_.Lookup(b0, i));
+    b1 = Symbol<2>(diff);
     __mmask64 same = ~__mmask64{0};
-    for (int i = 0; i < 4; ++i) same &= _mm512_cmpeq_epi8_mask(z1[i], rep_.Lookup(b1, i));
+    for (int i = 0; i < 4; ++i) {
+      const __m512i rep = rep_.Lookup(b1, i);
+      const __m512i twice = _mm512_add_epi8(rep, rep);  // |rep| <= kMaxRep: 4 rep fits a byte
+      same &= _mm512_cmpeq_epi8_mask(diff[i], _mm512_add_epi8(twice, twice));
+    }
     return ~same;
   }
 
  private:
-  // b = sum_i (z_i mod 4) 4^i; digits are masked before the word shifts, so no bit leaves its byte.
+  // b = sum_i (bits kAt, kAt + 1 of v_i) 4^i: each v_i's digit moved to bits 2i, 2i + 1 with a word
+  // shift and merged under a mask that keeps the digits below (bit-select ternary logic), which
+  // also drops the bits a word shift carries in from the neighbour byte.
+  template <int kAt>
   static COSET_INLINE __m512i Symbol(const __m512i v[4]) {
-    const __m512i three = _mm512_set1_epi8(3);
-    const __m512i d01 =
-        _mm512_or_si512(_mm512_and_si512(v[0], three), _mm512_slli_epi16(_mm512_and_si512(v[1], three), 2));
-    const __m512i d23 = _mm512_or_si512(_mm512_slli_epi16(_mm512_and_si512(v[2], three), 4),
-                                        _mm512_slli_epi16(_mm512_and_si512(v[3], three), 6));
-    return _mm512_or_si512(d01, d23);
+    auto at = [](__m512i x, int from, int to) {
+      return from < to ? _mm512_slli_epi16(x, to - from) : from > to ? _mm512_srli_epi16(x, from - to) : x;
+    };
+    constexpr int kSelectFirst = 0xE4;  // c ? a : b
+    __m512i b = at(v[0], kAt, 0);
+    for (int i = 1; i < 4; ++i) {
+      b = _mm512_ternarylogic_epi32(b, at(v[i], kAt, 2 * i), _mm512_set1_epi8(static_cast<char>((1 << (2 * i)) - 1)),
+                                    kSelectFirst);
+    }
+    return b;
   }
   BytePlanes rep_;  // coordinates of rep(b)
 };
@@ -467,16 +474,24 @@ inline void EncodeRetries(const Codebook& cb, int levels, const float* x, const 
             byte_levels, batches, [&](int u, __m512* y) { load_at(first + 16 * u, y); },
             [&](int u) { return inv_at(first + 16 * u); }, pairs);
         std::memcpy(overload_masks + first / 8, &over, 2 * batches);
-        // Through local pointers: read through the captured ones, each store could alias them and
-        // they were reloaded per chunk (a sixth of the retries' time).
+        // Byte stores may alias anything: through the captured pointers, T (address-taken by the
+        // lambdas) and the pairs, every value was reloaded after every store (a sixth, then a
+        // fifth of the retries' time). Locals, and four chunks' pairs and indices read before
+        // their stores.
         SymbolT* const out = symbols;
         uint8_t* const t_out = t;
+        const uint8_t t_value = tc;
         const int32_t* const chunks = list + first;
-        for (int l = 0; l < 16 * batches; ++l) {
-          uint16_t pair;
-          std::memcpy(&pair, pairs + 2 * l, 2);
-          std::memcpy(out + static_cast<int64_t>(chunks[l]) * 2, &pair, 2);
-          t_out[chunks[l]] = tc;
+        for (int l = 0; l < 16 * batches; l += 4) {
+          uint64_t four_pairs;
+          int32_t four_chunks[4];
+          std::memcpy(&four_pairs, pairs + 2 * l, 8);
+          std::memcpy(four_chunks, chunks + l, 16);
+          for (int k = 0; k < 4; ++k) {
+            const uint16_t pair = static_cast<uint16_t>(four_pairs >> (16 * k));
+            std::memcpy(out + static_cast<int64_t>(four_chunks[k]) * 2, &pair, 2);
+            t_out[four_chunks[k]] = t_value;
+          }
         }
       }
       return;
@@ -493,12 +508,20 @@ inline void EncodeRetries(const Codebook& cb, int levels, const float* x, const 
             // One 4-byte store of (b_0, b_1) per chunk, reading the list once.
             alignas(64) uint32_t pairs[16];
             _mm512_store_si512(pairs, SymbolPairs<SymbolT>(lanes));
+            // Locals for what the loop reads (byte stores may alias anything; see the D4 path).
             SymbolT* const out = symbols;
             uint8_t* const t_out = t;
+            const uint8_t t_value = tc;
             const int32_t* const chunks = list + batch * 16;
-            for (int l = 0; l < 16; ++l) {
-              std::memcpy(out + static_cast<int64_t>(chunks[l]) * 2, &pairs[l], 4);
-              t_out[chunks[l]] = tc;
+            for (int l = 0; l < 16; l += 4) {
+              uint32_t four_pairs[4];
+              int32_t four_chunks[4];
+              std::memcpy(four_pairs, pairs + l, 16);
+              std::memcpy(four_chunks, chunks + l, 16);
+              for (int k = 0; k < 4; ++k) {
+                std::memcpy(out + static_cast<int64_t>(four_chunks[k]) * 2, &four_pairs[k], 4);
+                t_out[four_chunks[k]] = t_value;
+              }
             }
             return;
           }
