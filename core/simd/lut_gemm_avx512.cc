@@ -16,6 +16,8 @@ namespace coset {
 namespace {
 
 #define COSET_LUT_INLINE inline __attribute__((always_inline))
+// Lambdas holding register arrays: called out of line they would pass them through memory.
+#define COSET_LUT_LAMBDA_INLINE __attribute__((always_inline))
 
 // Queries per pass over a panel: 6 queries x 4 row registers of accumulators, the 4 weight
 // registers of a step and a broadcast fit in 32 registers.
@@ -236,11 +238,13 @@ void SmallBatch(const CompactTileArgs& a, const float* xq, float* out) {
 // Batches of kQueryTile + 1 to kMidTile queries (7 and 8): accumulators for all four groups would
 // not fit in registers, so each block is walked twice, two groups a pass (8 queries x 2 groups: 16
 // accumulators in registers for the whole block). Per quad the two groups' weights go through a
-// 2 KB panel in L1 (made in the FMA loop's registers, they spilled), and the block's queries are
-// first copied quad by quad into xb, so that every broadcast is an offset from one pointer (a
-// pointer per query left too few general registers). The same operations in the same order per
-// query and row as SmallBatch. 16384 x 8192, one thread: batch 8 took 34.9 ms through the block
-// panel (query tiles of 6 + 2) and takes about 31 here; batch 7 33.9 and 28.5.
+// 2 KB panel in L1 (made in the FMA loop's registers, they spilled; two panels, see MidBatchPass),
+// and the block's queries are first copied quad by quad into xb, so that every broadcast is an
+// offset from one pointer (a pointer per query left too few general registers). The same
+// operations in the same order per query and row as SmallBatch. 16384 x 8192, one thread: batch
+// 8 took 34.9 ms through the block panel (query tiles of 6 + 2), about 31 here, 30.2-30.5
+// pipelined (30.8-31.1 before, alternating builds; 23.8 with the decode left out: the FMA pipes'
+// own limit); batch 7 33.9 and 28.5.
 constexpr int kMidTile = 8;
 constexpr int kMidGroups = 2;
 // Floats per quad of xb: kTile queries of 16, padded to an odd number of 64-byte lines. At 8
@@ -250,32 +254,53 @@ template <int kTile>
 constexpr int kXbQuad = (kTile | 1) * 16;
 
 // One pass over a block's quads for groups kFirst and kFirst + 1; xb: the block's queries.
+// Software-pipelined: while the FMAs of one quad run, the next quad is decoded and its weights
+// built, a quarter of them between each four steps, so that the out-of-order window always holds
+// both (decoded first and then accumulated, the FMA pipes idled through each decode).
 template <int kTile, int kFirst, int kLevels, int kLog2Q>
 COSET_LUT_INLINE void MidBatchPass(const CompactTileArgs& a, TileDecoder<kLevels, kLog2Q>& decoder, int64_t blk,
                                    int64_t q_begin, int64_t q_end, const float* xb, float* out) {
+  using Decoder = TileDecoder<kLevels, kLog2Q>;
   __m512 acc[kTile][kMidGroups];
   for (int b = 0; b < kTile; ++b) {
     for (int g = 0; g < kMidGroups; ++g) acc[b][g] = _mm512_setzero_ps();
   }
-  for (int64_t quad = q_begin; quad < q_end; ++quad) {
-    alignas(64) typename TileDecoder<kLevels, kLog2Q>::Points points;
+  // Two quads' weights of the two groups, [quad & 1][j][i][g] (4 KB, in L1).
+  alignas(64) typename Decoder::Points points;
+  alignas(64) float w[2][4][4][kMidGroups][kCompactLanes];
+  __m512i t[kMidGroups];
+  auto decode = [&](int64_t quad) COSET_LUT_LAMBDA_INLINE {
     decoder.template Decode<kMidGroups>(quad, points, kFirst);
-    // The quad's weights of the two groups, [j][i][g] (2 KB, in L1), then the FMAs.
-    alignas(64) float w[4][4][kMidGroups][kCompactLanes];
+    for (int g = 0; g < kMidGroups; ++g) t[g] = decoder.T(kFirst + g);
+  };
+  // Chunk j's weights of the decoded quad into w[slot].
+  auto build = [&](int slot, int j) COSET_LUT_LAMBDA_INLINE {
     for (int g = 0; g < kMidGroups; ++g) {
-      const __m512i t = decoder.T(kFirst + g);
-      for (int j = 0; j < 4; ++j) {
-        const __m512 r = decoder.Ramp(t, kFirst + g, j);
-        for (int i = 0; i < 4; ++i) _mm512_store_ps(w[j][i][g], decoder.Weight(points, r, kFirst + g, j, i));
-      }
+      const __m512 r = decoder.Ramp(t[g], kFirst + g, j);
+      for (int i = 0; i < 4; ++i) _mm512_store_ps(w[slot][j][i][g], Decoder::Weight(points, r, kFirst + g, j, i));
     }
-    const float* x = xb + (quad - q_begin) * kXbQuad<kTile>;
-    for (int s = 0; s < 16; ++s) {
+  };
+  // Steps [s_begin, s_end) of a quad: the weights of w[slot], the queries x.
+  auto accumulate = [&](int slot, const float* x, int s_begin, int s_end) COSET_LUT_LAMBDA_INLINE {
+    for (int s = s_begin; s < s_end; ++s) {
       __m512 ws[kMidGroups];
-      for (int g = 0; g < kMidGroups; ++g) ws[g] = _mm512_load_ps(w[s / 4][s % 4][g]);
+      for (int g = 0; g < kMidGroups; ++g) ws[g] = _mm512_load_ps(w[slot][s / 4][s % 4][g]);
       for (int b = 0; b < kTile; ++b) {
         for (int g = 0; g < kMidGroups; ++g) FmaBroadcast(x + b * 16 + s, ws[g], acc[b][g]);
       }
+    }
+  };
+  decode(q_begin);
+  for (int j = 0; j < 4; ++j) build(0, j);
+  for (int64_t quad = q_begin; quad < q_end; ++quad) {
+    const int slot = static_cast<int>(quad - q_begin) & 1;
+    const float* x = xb + (quad - q_begin) * kXbQuad<kTile>;
+    const bool more = quad + 1 < q_end;
+    if (more) decode(quad + 1);
+    accumulate(slot, x, 0, 4);
+    for (int j = 0; j < 4; ++j) {
+      if (more) build(slot ^ 1, j);
+      accumulate(slot, x, 4 + 3 * j, 4 + 3 * (j + 1));
     }
   }
   Finish<kTile, kMidGroups>(acc, a.half_base + blk * kCompactRows, out, kFirst);
@@ -340,6 +365,7 @@ void LargeBatch(const CompactTileArgs& a, const float* xq, int64_t batch, float*
 }
 
 #undef COSET_LUT_INLINE
+#undef COSET_LUT_LAMBDA_INLINE
 
 }  // namespace
 
