@@ -467,32 +467,14 @@ inline void EncodeRetries(const Codebook& cb, int levels, const float* x, const 
   if constexpr (d == 4 && sizeof(SymbolT) == 1) {
     if (D4ByteLevels::Applies(cb, levels)) {
       const D4ByteLevels byte_levels(cb);
-      alignas(64) uint8_t pairs[128];
+      alignas(64) uint16_t pairs[64];  // (b_0, b_1) per chunk
       for (int64_t first = 0; first < n16; first += 64) {
         const int batches = static_cast<int>(std::min<int64_t>(4, (n16 - first) / 16));
         const __mmask64 over = EncodeD4Group<kClamp>(
             byte_levels, batches, [&](int u, __m512* y) { load_at(first + 16 * u, y); },
-            [&](int u) { return inv_at(first + 16 * u); }, pairs);
+            [&](int u) { return inv_at(first + 16 * u); }, reinterpret_cast<uint8_t*>(pairs));
         std::memcpy(overload_masks + first / 8, &over, 2 * batches);
-        // Byte stores may alias anything: through the captured pointers, T (address-taken by the
-        // lambdas) and the pairs, every value was reloaded after every store (a sixth, then a
-        // fifth of the retries' time). Locals, and four chunks' pairs and indices read before
-        // their stores.
-        SymbolT* const out = symbols;
-        uint8_t* const t_out = t;
-        const uint8_t t_value = tc;
-        const int32_t* const chunks = list + first;
-        for (int l = 0; l < 16 * batches; l += 4) {
-          uint64_t four_pairs;
-          int32_t four_chunks[4];
-          std::memcpy(&four_pairs, pairs + 2 * l, 8);
-          std::memcpy(four_chunks, chunks + l, 16);
-          for (int k = 0; k < 4; ++k) {
-            const uint16_t pair = static_cast<uint16_t>(four_pairs >> (16 * k));
-            std::memcpy(out + static_cast<int64_t>(four_chunks[k]) * 2, &pair, 2);
-            t_out[four_chunks[k]] = t_value;
-          }
-        }
+        simd_avx2::StoreRetried(pairs, list + first, 16 * batches, symbols, t, tc);
       }
       return;
     }
@@ -508,21 +490,7 @@ inline void EncodeRetries(const Codebook& cb, int levels, const float* x, const 
             // One 4-byte store of (b_0, b_1) per chunk, reading the list once.
             alignas(64) uint32_t pairs[16];
             _mm512_store_si512(pairs, SymbolPairs<SymbolT>(lanes));
-            // Locals for what the loop reads (byte stores may alias anything; see the D4 path).
-            SymbolT* const out = symbols;
-            uint8_t* const t_out = t;
-            const uint8_t t_value = tc;
-            const int32_t* const chunks = list + batch * 16;
-            for (int l = 0; l < 16; l += 4) {
-              uint32_t four_pairs[4];
-              int32_t four_chunks[4];
-              std::memcpy(four_pairs, pairs + l, 16);
-              std::memcpy(four_chunks, chunks + l, 16);
-              for (int k = 0; k < 4; ++k) {
-                std::memcpy(out + static_cast<int64_t>(four_chunks[k]) * 2, &four_pairs[k], 4);
-                t_out[four_chunks[k]] = t_value;
-              }
-            }
+            simd_avx2::StoreRetried(pairs, list + batch * 16, 16, symbols, t, tc);
             return;
           }
         }
