@@ -221,7 +221,7 @@ inline __m256i SymbolPairs(const int32_t (*lanes)[8], int bits) {
 
 // First try of n8 (a multiple of 8) contiguous chunks of x at one step (x * inv_step): writes
 // symbols[c * levels + m] and overload_masks[c / 8] (bit c % 8 set when chunk c overloads).
-// `prefetch` (may be null): as many floats to bring towards L2, spread over the batches. kClamp:
+// `prefetch` (may be null): as many floats to bring into L1, spread over the batches. kClamp:
 // as for EncodeBatches.
 template <class Batch, bool kClamp, typename SymbolT>
 inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t n8, float inv_step, SymbolT* symbols,
@@ -232,7 +232,7 @@ inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t
       cb, levels, x, n8 / 8, [](int64_t c) { return c; },
       [&](int64_t batch) {
         if (prefetch != nullptr) {
-          for (int line = 0; line < 8 * d; line += 16) _mm_prefetch(prefetch + batch * 8 * d + line, _MM_HINT_T1);
+          for (int line = 0; line < 8 * d; line += 16) _mm_prefetch(prefetch + batch * 8 * d + line, _MM_HINT_T0);
         }
         return inv;
       },

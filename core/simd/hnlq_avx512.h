@@ -400,7 +400,8 @@ COSET_INLINE __m512i SymbolPairs(const int32_t (*lanes)[16]) {
 
 // First try of n16 (a multiple of 16) contiguous chunks of x at one step (x * inv_step): writes
 // symbols[c * levels + m] and the overload masks, a bit per chunk (bytes c / 8). `prefetch` (may
-// be null): as many floats to bring towards L2, spread over the batches (the next row's block).
+// be null): as many floats to bring into L1, spread over the batches (the next row's block: its
+// RMS, the first thing to read it, stalled on L2 with prefetches into L2 only, 0.4 us a row).
 template <class Batch, bool kClamp, typename SymbolT>
 inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t n16, float inv_step, SymbolT* symbols,
                          uint8_t* overload_masks, const float* prefetch = nullptr) {
@@ -408,7 +409,7 @@ inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t
   const __m512 inv = _mm512_set1_ps(inv_step);
   auto load = [&](int64_t batch, __m512* y) {
     if (prefetch != nullptr) {
-      for (int line = 0; line < 16 * d; line += 16) _mm_prefetch(prefetch + batch * 16 * d + line, _MM_HINT_T1);
+      for (int line = 0; line < 16 * d; line += 16) _mm_prefetch(prefetch + batch * 16 * d + line, _MM_HINT_T0);
     }
     Batch::LoadContiguous(x + batch * 16 * d, y);
   };

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 
 #include "core/block_transform.h"
@@ -52,6 +53,55 @@ constexpr bool kHasBatchEncoder = kPow2 && ((std::is_same<Kernel, DnKernel>::val
                                             std::is_same<Kernel, E8Kernel>::value);
 
 #if defined(__AVX2__)
+// The stored (bf16) RMS scale of n floats, or -1 where a float sum of squares cannot decide it and
+// the caller takes BlockRms's. BlockRms adds the squares in double to fix its float to the last
+// bit (a sixth of D4's encode with AVX-512: its conversions to double and double additions share
+// one pipe pair at one 8-lane op per cycle), yet only its bf16 rounding is kept. Here float FMAs in
+// two accumulators of L lanes give the sum S~ with a relative error of at most k u, u = 2^-24,
+// k = n / 2L + log2(L) + 2 (the roundings any square goes through: n / 2L in its lane, one to join
+// the accumulators, log2(L) across lanes, one spare), so A = sqrt(S~ / n) is within k u / 2 of the
+// true RMS, and BlockRms's float within u more. Rounding to float and float -> bf16 are monotone,
+// so when both ends of [A (1 - 2 k u), A (1 + 2 k u)] round to the same bf16, so does BlockRms's
+// float: the scale is the same bits. Otherwise (under 0.1 % of blocks at n = 256: those near a bf16
+// rounding midpoint), and for sums below 2^-90 (float squares under 2^-126 lose bits),
+// non-finite ones (NaN, Inf, or past FLT_MAX) and blocks over 4096 entries, -1.
+inline int32_t RmsBf16FromFloatSums(const float* x, int64_t n) {
+#if defined(__AVX512F__)
+  constexpr int kLanes = 16, kLog2Lanes = 4;
+  using Vec = __m512;
+  auto load = [](const float* p) { return _mm512_loadu_ps(p); };
+  auto square_add = [](Vec v, Vec acc) { return _mm512_fmadd_ps(v, v, acc); };
+  auto total = [](Vec a, Vec b) { return _mm512_reduce_add_ps(_mm512_add_ps(a, b)); };
+  Vec even = _mm512_setzero_ps(), odd = _mm512_setzero_ps();
+#else
+  constexpr int kLanes = 8, kLog2Lanes = 3;
+  using Vec = __m256;
+  auto load = [](const float* p) { return _mm256_loadu_ps(p); };
+  auto square_add = [](Vec v, Vec acc) { return _mm256_fmadd_ps(v, v, acc); };
+  auto total = [](Vec a, Vec b) {
+    const __m256 s8 = _mm256_add_ps(a, b);
+    const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
+  };
+  Vec even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
+#endif
+  if (n % (2 * kLanes) != 0 || n > 4096 || n == 0) return -1;
+  for (int64_t i = 0; i < n; i += 2 * kLanes) {
+    even = square_add(load(x + i), even);
+    odd = square_add(load(x + i + kLanes), odd);
+  }
+  const float sum = total(even, odd);
+  if (!(sum >= 0x1p-90f && sum <= std::numeric_limits<float>::max())) return -1;
+  const double rms = std::sqrt(static_cast<double>(sum) / static_cast<double>(n));
+  const double margin = 2.0 * static_cast<double>(n / (2 * kLanes) + kLog2Lanes + 2) * 0x1p-24;
+  const uint16_t low = FloatToBf16(static_cast<float>(rms * (1.0 - margin)));
+  const uint16_t high = FloatToBf16(static_cast<float>(rms * (1.0 + margin)));
+  return low == high ? low : -1;
+}
+#endif
+
+#if defined(__AVX2__)
 // kMaskLanes[mask] lists the set bits of an 8-bit mask in increasing order (unused slots 0).
 struct MaskLaneTable {
   uint8_t lanes[256][8];
@@ -73,7 +123,7 @@ constexpr const uint8_t (&kMaskLanes)[256][8] = kMaskLaneTable.lanes;
 // with the smallest T that does not overload, as in the scalar loop; chunks still overloaded at
 // t_max are zeroed. Requires every block to hold a multiple of Batch::kLanes chunks.
 // next_row: where the next row of the tensor starts (rows are contiguous); the first try brings it
-// towards L2 while this row is encoded (a prefetch past the end of the tensor never faults).
+// into L1 while this row is encoded (a prefetch past the end of the tensor never faults).
 template <int kDim, bool kClamp, typename SymbolT>
 void EncodeRowBatched(const RowCodecContext& ctx, const float* work, const float* next_row, SymbolT* symbols,
                       uint8_t* t, RowScratch& scratch, RowEncodeCounts& counts) {
@@ -222,13 +272,20 @@ RowEncodeCounts EncodeRowImpl(const RowCodecContext& ctx, const float* x, uint16
     }
     float scale = 1.0f;
     if (ctx.scale != ScaleMode::kNone) {
-      const float raw = BlockScale(ctx.scale, work + begin, end - begin);
-      if (!std::isfinite(raw)) {  // only RMS gets here: a NaN/Inf in the row
-        counts.nonfinite_index = FirstNonFinite(x, l.cols);
-        return counts;
+      int32_t stored = -1;
+#if defined(__AVX2__)
+      if (ctx.scale == ScaleMode::kRms) stored = RmsBf16FromFloatSums(work + begin, end - begin);
+#endif
+      if (stored < 0) {
+        const float raw = BlockScale(ctx.scale, work + begin, end - begin);
+        if (!std::isfinite(raw)) {  // only RMS gets here: a NaN/Inf in the row
+          counts.nonfinite_index = FirstNonFinite(x, l.cols);
+          return counts;
+        }
+        stored = FloatToBf16(raw);
       }
       // Quantize against the scale as stored, so the decoder multiplies by exactly the same value.
-      scales[b] = FloatToBf16(raw);
+      scales[b] = static_cast<uint16_t>(stored);
       scale = Bf16ToFloat(scales[b]);
     }
     const float base = scale * ctx.beta;

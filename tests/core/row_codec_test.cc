@@ -188,6 +188,49 @@ TEST(RowCodecTest, BlockScalesBoundTheChunkCoordinates) {
   }
 }
 
+// The AVX2 and AVX-512 encoders take a block's RMS scale from float sums of squares where those
+// fix its bf16 rounding, and BlockRms's double sums elsewhere; the scales must be the portable
+// encoder's bit for bit. Blocks of +-v (RMS v: BlockRms's double sums are exact there, so its float
+// is v itself) with v on a midpoint between two bf16 values (a tie, rounded to even) or 1, 3 or 40
+// float ulps off it, at several magnitudes; sums of squares under the float path's 2^-90 and past
+// FLT_MAX; blocks of 32, 256 and 4096 entries and of 48 (a size the float sums do not take).
+TEST(RowCodecTest, RmsScalesNearBf16MidpointsAreBitIdentical) {
+  auto bits_to_float = [](uint32_t bits) {
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    return f;
+  };
+  std::vector<float> values = {1e-30f, 2e-14f, 3.0e18f, 1.0e19f};
+  for (float bf16_value : {1.0f, 1.5f, 0.0097656f, 3.0e5f, 1.7e-12f, 6.0e30f}) {
+    uint32_t bits;
+    std::memcpy(&bits, &bf16_value, sizeof bits);
+    const uint32_t midpoint = (bits & 0xFFFF0000u) | 0x8000u;
+    for (int ulps : {0, 1, -1, 3, -3, 40, -40}) values.push_back(bits_to_float(midpoint + ulps));
+    // The next midpoint up, with an odd bf16 below it (ties round the other way).
+    values.push_back(bits_to_float(midpoint + 0x10000u));
+  }
+  constexpr int64_t kCols = 4096;
+  for (const Config& c : {Config{"D4", 4, 2}, Config{"E8", 4, 2}}) {
+    for (int64_t block : {32, 256, 4096, 48}) {
+      CodecParams p = Params(c, ScaleMode::kRms);
+      p.block = block;
+      p.t_max = 31;
+      p.on_cap = CapPolicy::kZero;
+      const TensorCodec codec = *TensorCodec::Create(p);
+      const int64_t blocks_per_row = (kCols + block - 1) / block;
+      const int64_t rows = (static_cast<int64_t>(values.size()) + blocks_per_row - 1) / blocks_per_row;
+      std::vector<float> x(rows * kCols);
+      for (int64_t i = 0; i < rows * kCols; ++i) {
+        const int64_t r = i / kCols, b = i % kCols / block;
+        const float v = values[(r * blocks_per_row + b) % values.size()];
+        x[i] = i % 2 == 0 ? v : -v;
+      }
+      ExpectSameEverywhere(codec, x, {rows, kCols},
+                           std::string(c.lattice) + " block " + std::to_string(block) + ": RMS near bf16 midpoints");
+    }
+  }
+}
+
 // FNV-1a of a blob: the golden values below were printed by this test against the encoder as it
 // was before the AVX-512 kernels and the in-place retries (commit da511e2).
 uint64_t Fnv1a(const std::vector<uint8_t>& bytes) {
