@@ -389,6 +389,113 @@ COSET_INLINE __mmask64 EncodeD4Group(const D4ByteLevels& levels, int batches, Lo
   return over;
 }
 
+// E8ByteLevels' permute from its packed coordinates (byte 16 L + 4 i + j of register i / 4:
+// coordinate i of chunk 4 L + j) to chunk order: byte 8 c + i of half[h] reads coordinate i of
+// chunk 8 h + c.
+struct E8ChunkByteIndex {
+  alignas(64) int8_t half[2][64];
+};
+constexpr E8ChunkByteIndex MakeE8ChunkBytes() {
+  E8ChunkByteIndex x{};
+  for (int chunk = 0; chunk < 16; ++chunk) {
+    for (int i = 0; i < 8; ++i) {
+      x.half[chunk / 8][8 * (chunk % 8) + i] =
+          static_cast<int8_t>(64 * (i / 4) + 16 * (chunk / 4) + 4 * (i % 4) + chunk % 4);
+    }
+  }
+  return x;
+}
+inline constexpr E8ChunkByteIndex kE8ChunkBytes = MakeE8ChunkBytes();
+
+// The two levels of E8 with q = 4 (the default E8 code) on bytes, D4ByteLevels' idea for 16-bit
+// symbols: a chunk's 8 coordinates are the 8 bytes of a 64-bit lane (8 chunks per register), so
+// that its symbol is assembled with two multiply-adds, its qword is the index of rep(b)'s 8-byte
+// entry (a qword gather lands it in place, no permutes to pick coordinates out), and a level is a
+// byte subtraction. Exact wherever it matters, as for D4: with |rep coordinate| <= kMaxRep = 25, a
+// chunk that does not overload has z = rep(b_0) + 4 rep(b_1), |z| <= 5 kMaxRep = 125 < 128; a
+// chunk with a saturated byte (|z| > 127) or a saturated z - rep(b_0) has |z - rep(b_0)| >= 102
+// > 4 kMaxRep there, so it is reported overloaded (its symbols are then retried or zeroed).
+class E8ByteLevels {
+ public:
+  static constexpr int kMaxRep = 25;
+  static bool Applies(const Codebook& cb, int levels) {
+    return levels == 2 && cb.q() == 4 && cb.symbol_dim() == 8 && !cb.rep_coords_int8x4().empty() &&
+           cb.max_abs_rep_coord() <= kMaxRep;
+  }
+  explicit E8ByteLevels(const Codebook& cb) : rep_(cb.rep_coords_int8x4().data()) {}
+  // z[u][i]: coordinate i of batch u's 16 chunks (int32). Writes batch u's (b_0 | b_1 << 16) per
+  // chunk into pairs[16 u .. 16 u + 16) and returns the overload mask (bit 16 u + l: chunk l of u).
+  template <int kBatches>
+  COSET_INLINE uint32_t Run(const __m512i (*z)[8], uint32_t* pairs) const {
+    constexpr int kHalves = 2 * kBatches;  // 8 chunks each
+    __m512i v[kHalves], b0[kHalves], diff[kHalves], b1[kHalves], rep[kHalves];
+    for (int u = 0; u < kBatches; ++u) ChunkBytes(z[u], v + 2 * u);
+    for (int h = 0; h < kHalves; ++h) b0[h] = Symbol<0>(v[h]);
+    for (int h = 0; h < kHalves; ++h) rep[h] = Rep(b0[h]);
+    for (int h = 0; h < kHalves; ++h) {
+      diff[h] = _mm512_subs_epi8(v[h], rep[h]);
+      // z - rep(b_0) = 4 z_1: b_1 from its bits 2-3, and z_1 = rep(b_1) checked as 4 z_1 = 4 rep(b_1).
+      b1[h] = Symbol<2>(diff[h]);
+    }
+    for (int h = 0; h < kHalves; ++h) rep[h] = Rep(b1[h]);
+    uint32_t over = 0;
+    for (int h = 0; h < kHalves; ++h) {
+      const __m512i twice = _mm512_add_epi8(rep[h], rep[h]);  // |4 rep| <= 100 fits a byte
+      over |= static_cast<uint32_t>(_mm512_cmpneq_epi64_mask(diff[h], _mm512_add_epi8(twice, twice))) << (8 * h);
+    }
+    for (int h = 0; h < kHalves; ++h) {
+      const __m512i pair = _mm512_or_si512(b0[h], _mm512_slli_epi64(b1[h], 16));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(pairs + 8 * h), _mm512_cvtepi64_epi32(pair));
+    }
+    return over;
+  }
+
+ private:
+  // Coordinate registers (16 chunks, int32) -> two registers of 8 chunks x 8 bytes, saturated:
+  // two rounds of saturating packs (in 128-bit lanes: byte 16 L + 4 i + j of p[k] is coordinate
+  // 4 k + i of chunk 4 L + j), then one two-source byte permute per half.
+  static COSET_INLINE void ChunkBytes(const __m512i z[8], __m512i v[2]) {
+    __m512i p[2];
+    for (int k = 0; k < 2; ++k) {
+      p[k] = _mm512_packs_epi16(_mm512_packs_epi32(z[4 * k], z[4 * k + 1]),
+                                _mm512_packs_epi32(z[4 * k + 2], z[4 * k + 3]));
+    }
+    for (int h = 0; h < 2; ++h) v[h] = _mm512_permutex2var_epi8(p[0], _mm512_load_si512(kE8ChunkBytes.half[h]), p[1]);
+  }
+  // b = sum_i (bits kAt, kAt + 1 of byte i) 4^i per 64-bit lane, in its low 16 bits (zeros above):
+  // digit pairs joined by a byte multiply-add (1, 4), pairs of pairs by a word multiply-add
+  // (1, 16), and the two 8-bit halves of the qword by a shift.
+  template <int kAt>
+  static COSET_INLINE __m512i Symbol(__m512i v) {
+    const __m512i digits = _mm512_and_si512(kAt == 0 ? v : _mm512_srli_epi64(v, kAt), _mm512_set1_epi8(3));
+    const __m512i quads =
+        _mm512_madd_epi16(_mm512_maddubs_epi16(digits, _mm512_set1_epi16(0x0401)), _mm512_set1_epi32(0x00100001));
+    constexpr int kOrAnd = 0xA8;  // (a | b) & c
+    return _mm512_ternarylogic_epi64(quads, _mm512_srli_epi64(quads, 24), _mm512_set1_epi64(0xFFFF), kOrAnd);
+  }
+  // rep(b) of 8 chunks: one 8-byte entry per 64-bit lane.
+  COSET_INLINE __m512i Rep(__m512i symbols) const {
+    return _mm512_i64gather_epi64(symbols, reinterpret_cast<const long long*>(rep_), 8);
+  }
+  const int32_t* rep_;  // 8 coordinate bytes of rep(b) per symbol
+};
+
+// Up to two E8 batches (16 chunks each) through E8ByteLevels: load(u, y) fills batch u, inv_of(u)
+// its 1 / steps. Stores (b_0 | b_1 << 16) per chunk into pairs[32]; returns the overload mask.
+template <bool kClamp, class LoadBatch, class InvOf>
+COSET_INLINE uint32_t EncodeE8Group(const E8ByteLevels& levels, int batches, LoadBatch load, InvOf inv_of,
+                                    uint32_t* pairs) {
+  __m512i z[2][8];
+  for (int u = 0; u < batches; ++u) {
+    __m512 y[8];
+    load(u, y);
+    const __m512 inv = inv_of(u);
+    for (int i = 0; i < 8; ++i) y[i] = ScaleAndClamp<kClamp>(y[i], inv);
+    E8Batch::Nearest(y, z[u]);
+  }
+  return batches == 2 ? levels.Run<2>(z, pairs) : levels.Run<1>(z, pairs);
+}
+
 // The symbols of two levels (lanes[m][l]: level m of lane l) as one 32-bit word per lane, b_0 in
 // the low SymbolT and b_1 above it: their order in the row once stored (little-endian).
 template <typename SymbolT>
@@ -424,6 +531,19 @@ inline void EncodeAtStep(const Codebook& cb, int levels, const float* x, int64_t
             byte_levels, batches, [&](int u, __m512* y) { load(first + u, y); }, [&](int) { return inv; }, pairs);
         std::memcpy(overload_masks + first * 2, &over, 2 * batches);
         if (pairs == tail) std::memcpy(symbols + first * 32, tail, 32 * batches);
+      }
+      return;
+    }
+  }
+  if constexpr (d == 8 && sizeof(SymbolT) == 2) {
+    if (E8ByteLevels::Applies(cb, levels)) {
+      const E8ByteLevels byte_levels(cb);
+      for (int64_t first = 0; first < n16 / 16; first += 2) {
+        const int batches = static_cast<int>(std::min<int64_t>(2, n16 / 16 - first));
+        const uint32_t over = EncodeE8Group<kClamp>(
+            byte_levels, batches, [&](int u, __m512* y) { load(first + u, y); }, [&](int) { return inv; },
+            reinterpret_cast<uint32_t*>(symbols + first * 32));  // (b_0, b_1) of a chunk: its row order
+        std::memcpy(overload_masks + first * 2, &over, 2 * batches);
       }
       return;
     }
@@ -474,6 +594,21 @@ inline void EncodeRetries(const Codebook& cb, int levels, const float* x, const 
         const __mmask64 over = EncodeD4Group<kClamp>(
             byte_levels, batches, [&](int u, __m512* y) { load_at(first + 16 * u, y); },
             [&](int u) { return inv_at(first + 16 * u); }, reinterpret_cast<uint8_t*>(pairs));
+        std::memcpy(overload_masks + first / 8, &over, 2 * batches);
+        simd_avx2::StoreRetried(pairs, list + first, 16 * batches, symbols, t, tc);
+      }
+      return;
+    }
+  }
+  if constexpr (d == 8 && sizeof(SymbolT) == 2) {
+    if (E8ByteLevels::Applies(cb, levels)) {
+      const E8ByteLevels byte_levels(cb);
+      alignas(64) uint32_t pairs[32];  // (b_0, b_1) per chunk
+      for (int64_t first = 0; first < n16; first += 32) {
+        const int batches = static_cast<int>(std::min<int64_t>(2, (n16 - first) / 16));
+        const uint32_t over = EncodeE8Group<kClamp>(
+            byte_levels, batches, [&](int u, __m512* y) { load_at(first + 16 * u, y); },
+            [&](int u) { return inv_at(first + 16 * u); }, pairs);
         std::memcpy(overload_masks + first / 8, &over, 2 * batches);
         simd_avx2::StoreRetried(pairs, list + first, 16 * batches, symbols, t, tc);
       }
