@@ -110,8 +110,10 @@ def test_all_ranks_hold_identical_parameters(mode, world):
     stats = results[0][2]
     assert stats["steps"] == 4
     assert stats["hook_seconds"] > 0.0, stats
-    # CPU time of the threads that ran the ops: never more than their wall-clock time.
-    assert 0.0 < stats["hook_cpu_ms_per_mb"] <= stats["hook_ms_per_mb"] * 1.01 + 1e-3, stats
+    # CPU time of the threads that ran the ops: never more than their wall-clock time, up to the
+    # two clocks' disagreement (thread CPU time and perf_counter, a few ms in all here: CPU / wall
+    # read up to 1.004 and 1.012 on this VM); summing more than the timed threads would be far over.
+    assert 0.0 < stats["hook_cpu_ms_per_mb"] <= stats["hook_ms_per_mb"] * 1.05 + 1e-3, stats
     if mode != "reference":
         ratio = stats["fp32_bytes_per_rank_per_step"] / stats["grad_bytes_per_rank_per_step"]
         assert ratio > (3.0 if mode == "allgather" and world == 4 else 4.0), (mode, world, stats)
