@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/chunk_math.h"
 #include "core/format.h"
 #include "core/limits.h"
 #include "core/simd/dispatch.h"
@@ -195,19 +196,12 @@ TEST(RowCodecTest, BlockScalesBoundTheChunkCoordinates) {
 // float ulps off it, at several magnitudes; sums of squares under the float path's 2^-90 and past
 // FLT_MAX; blocks of 32, 256 and 4096 entries and of 48 (a size the float sums do not take).
 TEST(RowCodecTest, RmsScalesNearBf16MidpointsAreBitIdentical) {
-  auto bits_to_float = [](uint32_t bits) {
-    float f;
-    std::memcpy(&f, &bits, sizeof f);
-    return f;
-  };
   std::vector<float> values = {1e-30f, 2e-14f, 3.0e18f, 1.0e19f};
   for (float bf16_value : {1.0f, 1.5f, 0.0097656f, 3.0e5f, 1.7e-12f, 6.0e30f}) {
-    uint32_t bits;
-    std::memcpy(&bits, &bf16_value, sizeof bits);
-    const uint32_t midpoint = (bits & 0xFFFF0000u) | 0x8000u;
-    for (int ulps : {0, 1, -1, 3, -3, 40, -40}) values.push_back(bits_to_float(midpoint + ulps));
+    const uint32_t midpoint = (FloatBits(bf16_value) & 0xFFFF0000u) | 0x8000u;
+    for (int ulps : {0, 1, -1, 3, -3, 40, -40}) values.push_back(BitsToFloat(midpoint + ulps));
     // The next midpoint up, with an odd bf16 below it (ties round the other way).
-    values.push_back(bits_to_float(midpoint + 0x10000u));
+    values.push_back(BitsToFloat(midpoint + 0x10000u));
   }
   constexpr int64_t kCols = 4096;
   for (const Config& c : {Config{"D4", 4, 2}, Config{"E8", 4, 2}}) {
