@@ -255,6 +255,18 @@ COSET_INLINE __m512 ScaleAndClamp(__m512 y, __m512 inv) {
   return _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(y, inv), lowest), highest);
 }
 
+// The first step of Algorithm 1 for batch u: its chunks loaded (load(u, y)), scaled by inv_of(u)
+// and clamped as the scalar encoder does, then their nearest lattice points (z: integer
+// coordinates, as Batch::Nearest gives them).
+template <class Batch, bool kClamp, class LoadBatch, class InvOf>
+COSET_INLINE void NearestOfBatch(LoadBatch& load, InvOf& inv_of, int64_t u, __m512i z[Batch::kDim]) {
+  __m512 y[Batch::kDim];
+  load(u, y);
+  const __m512 inv = inv_of(u);
+  for (int i = 0; i < Batch::kDim; ++i) y[i] = ScaleAndClamp<kClamp>(y[i], inv);
+  Batch::Nearest(y, z);
+}
+
 // The engine of Algorithm 1 on `batches` batches of 16 chunks; see simd_avx2::EncodeBatches.
 // load(b, y) fills y with batch b's chunks; store(b, lanes, mask) receives lanes[m][l] (level m of
 // lane l) and the 16-bit overload mask. Two batches per iteration, level by level, so that the
@@ -270,13 +282,7 @@ inline void EncodeBatches(const Codebook& cb, int levels, int64_t batches, LoadB
     const int u_count = static_cast<int>(std::min<int64_t>(kU, batches - first));
     __m512i z[kU][d];
     alignas(64) int32_t lanes[kU][kMaxLevels][16];
-    for (int u = 0; u < u_count; ++u) {
-      __m512 y[d];
-      load(first + u, y);
-      const __m512 inv = inv_of(first + u);
-      for (int i = 0; i < d; ++i) y[i] = ScaleAndClamp<kClamp>(y[i], inv);
-      Batch::Nearest(y, z[u]);
-    }
+    for (int u = 0; u < u_count; ++u) NearestOfBatch<Batch, kClamp>(load, inv_of, first + u, z[u]);
     for (int m = 0; m < levels; ++m) {
       __m512i r[kU][d];
       for (int u = 0; u < u_count; ++u) {
@@ -363,12 +369,8 @@ COSET_INLINE __mmask64 EncodeD4Group(const D4ByteLevels& levels, int batches, Lo
                                      uint8_t* pairs) {
   __m512i zb[4];
   for (int u = 0; u < batches; ++u) {
-    __m512 y[4];
     __m512i z[4];
-    load(u, y);
-    const __m512 inv = inv_of(u);
-    for (int i = 0; i < 4; ++i) y[i] = ScaleAndClamp<kClamp>(y[i], inv);
-    D4Batch::Nearest(y, z);
+    NearestOfBatch<D4Batch, kClamp>(load, inv_of, u, z);
     for (int i = 0; i < 4; ++i) {
       const __m128i packed = _mm512_cvtsepi32_epi8(z[i]);  // saturating: see D4ByteLevels
       // Into 128-bit lane u (a merge-masked broadcast: the lane index need not be a constant).
@@ -486,13 +488,7 @@ template <bool kClamp, class LoadBatch, class InvOf>
 COSET_INLINE uint32_t EncodeE8Group(const E8ByteLevels& levels, int batches, LoadBatch load, InvOf inv_of,
                                     uint32_t* pairs) {
   __m512i z[2][8];
-  for (int u = 0; u < batches; ++u) {
-    __m512 y[8];
-    load(u, y);
-    const __m512 inv = inv_of(u);
-    for (int i = 0; i < 8; ++i) y[i] = ScaleAndClamp<kClamp>(y[i], inv);
-    E8Batch::Nearest(y, z[u]);
-  }
+  for (int u = 0; u < batches; ++u) NearestOfBatch<E8Batch, kClamp>(load, inv_of, u, z[u]);
   return batches == 2 ? levels.Run<2>(z, pairs) : levels.Run<1>(z, pairs);
 }
 
