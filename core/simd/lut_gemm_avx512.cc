@@ -48,8 +48,11 @@ struct Plane {
 // Decodes a tile's quads in order. Points: the 2 rep bytes of the four groups, each coordinate's
 // planes loaded once for the four. Weights: one group's chunk as floats times ramp[T]; a chunk
 // with T > 3 gets its own ramp in its lane (the patches), the same product PatchCompactPanel
-// writes. kLevels and kLog2Q > 0 fix the code at compile time (the common q = 4, M = 2); 0 reads
-// them from the args. Two levels are summed with one byte add from args.top_planes.
+// writes. A quad's ramps are made once, patches included, into a small table that the weights
+// read: looked up per chunk and group behind a branch on the quad's patches, they had cost 8 % of
+// batch 8's time and 8 % of batch 1's. kLevels and kLog2Q > 0 fix the code at compile time (the
+// common q = 4, M = 2); 0 reads them from the args. Two levels are summed with one byte add from
+// args.top_planes.
 template <int kLevels, int kLog2Q>
 class TileDecoder {
  public:
@@ -98,40 +101,32 @@ class TileDecoder {
     // Read the bytes back with load-and-widen instructions: left to itself the compiler keeps them
     // in registers and widens each 16-byte part after a lane extract, one more shuffle per 16 weights.
     asm volatile("" : : "r"(points) : "memory");
-    quad_patches_ = patch_;
-    while (patch_ != a_.patches_end && patch_->chunk < 4 * (quad + 1)) ++patch_;
-    quad_ = quad;
-  }
-
-  // Group g's 2-bit T fields of the decoded quad, one 32-bit lane per row.
-  COSET_LUT_INLINE __m512i T(int g) const {
-    return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a_.t + g * a_.group_t + quad_ * 16)));
-  }
-
-  // Chunk j of group g's ramp[T] per row, the chunks with T > 3 patched in their lanes.
-  COSET_LUT_INLINE __m512 Ramp(__m512i t, int g, int j) const {
-    const __m512 r = _mm512_permutexvar_ps(_mm512_srli_epi32(t, 2 * j), ramp_);
-    return quad_patches_ != patch_ ? Patch(r, g, j) : r;
-  }
-  // r with the decoded quad's patches of chunk j of group g in their lanes (a branch taken for
-  // few quads).
-  __m512 Patch(__m512 r, int g, int j) const {
-    for (const LutMatrix::RampPatch* p = quad_patches_; p != patch_; ++p) {
-      if (p->chunk == 4 * quad_ + j && p->row / kCompactLanes == g)
-        r = _mm512_mask_mov_ps(r, static_cast<__mmask16>(1u << (p->row % kCompactLanes)), _mm512_set1_ps(p->ramp));
+    // ramp[T] per row and chunk from the 2-bit T fields (vpermps reads an index's low 4 bits: see
+    // ramp_), then the quad's patches over them.
+    for (int g = first; g < first + kCount; ++g) {
+      const __m512i t =
+          _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a_.t + g * a_.group_t + quad * 16)));
+      for (int j = 0; j < 4; ++j)
+        _mm512_store_ps(ramps_[g][j], _mm512_permutexvar_ps(_mm512_srli_epi32(t, 2 * j), ramp_));
     }
-    return r;
+    for (; patch_ != a_.patches_end && patch_->chunk < 4 * (quad + 1); ++patch_) {
+      const int g = patch_->row / kCompactLanes;
+      if (g >= first && g < first + kCount) ramps_[g][patch_->chunk % 4][patch_->row % kCompactLanes] = patch_->ramp;
+    }
   }
 
-  // The weights of coordinate i of chunk j of group g in the decoded quad (r: Ramp(t, g, j)).
+  // The weights of coordinate i of chunk j of group g in the decoded quad (r: Ramp(g, j)).
   static COSET_LUT_INLINE __m512 Weight(const Points& points, __m512 r, int g, int j, int i) {
     const __m512i v = _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(points[g][i] + 16 * j)));
     return _mm512_mul_ps(_mm512_cvtepi32_ps(v), r);
   }
 
+  // Chunk j of group g's ramp[T] per row in the decoded quad, the chunks with T > 3 patched in.
+  COSET_LUT_INLINE __m512 Ramp(int g, int j) const { return _mm512_load_ps(ramps_[g][j]); }
+
   // w[i] = the weights of coordinate i of chunk j of group g in the decoded quad.
-  COSET_LUT_INLINE void Weights(const Points& points, __m512i t, int g, int j, __m512 w[4]) const {
-    const __m512 r = Ramp(t, g, j);
+  COSET_LUT_INLINE void Weights(const Points& points, int g, int j, __m512 w[4]) const {
+    const __m512 r = Ramp(g, j);
     for (int i = 0; i < 4; ++i) w[i] = Weight(points, r, g, j, i);
   }
 
@@ -143,9 +138,8 @@ class TileDecoder {
  private:
   const CompactTileArgs& a_;
   const __m512 ramp_;
-  const LutMatrix::RampPatch* patch_;                   // the first patch past the decoded quad
-  const LutMatrix::RampPatch* quad_patches_ = nullptr;  // the decoded quad's patches end at patch_
-  int64_t quad_ = 0;
+  const LutMatrix::RampPatch* patch_;                          // the first patch past the decoded quad
+  alignas(64) float ramps_[kCompactGroups][4][kCompactLanes];  // [g][j][lane] of the decoded quad
 };
 
 // The tile's quads [q_begin, q_end) into panel[((c - 4 q_begin) * 4 + i) * 4 + g][lane].
@@ -155,11 +149,10 @@ void DecodePanel(TileDecoder<kLevels, kLog2Q>& decoder, int64_t q_begin, int64_t
     alignas(64) typename TileDecoder<kLevels, kLog2Q>::Points points;
     decoder.Decode(quad, points);
     for (int g = 0; g < kCompactGroups; ++g) {
-      const __m512i t = decoder.T(g);
       float* w = panel + (quad - q_begin) * 16 * kCompactRows + g * kCompactLanes;
       for (int j = 0; j < 4; ++j) {
         __m512 weights[4];
-        decoder.Weights(points, t, g, j, weights);
+        decoder.Weights(points, g, j, weights);
         for (int i = 0; i < 4; ++i) _mm512_store_ps(w + (j * 4 + i) * kCompactRows, weights[i]);
       }
     }
@@ -220,10 +213,9 @@ void SmallBatch(const CompactTileArgs& a, const float* xq, float* out) {
       decoder.Decode(quad, points);
       const float* x = xq + 16 * quad;
       for (int g = 0; g < kCompactGroups; ++g) {
-        const __m512i t = decoder.T(g);
         for (int j = 0; j < 4; ++j) {
           __m512 w[4];
-          decoder.Weights(points, t, g, j, w);
+          decoder.Weights(points, g, j, w);
           for (int i = 0; i < 4; ++i) {
             for (int b = 0; b < kTile; ++b)
               acc[b][g] = _mm512_fmadd_ps(_mm512_set1_ps(x[b * a.query_stride + 4 * j + i]), w[i], acc[b][g]);
@@ -268,15 +260,10 @@ COSET_LUT_INLINE void MidBatchPass(const CompactTileArgs& a, TileDecoder<kLevels
   // Two quads' weights of the two groups, [quad & 1][j][i][g] (4 KB, in L1).
   alignas(64) typename Decoder::Points points;
   alignas(64) float w[2][4][4][kMidGroups][kCompactLanes];
-  __m512i t[kMidGroups];
-  auto decode = [&](int64_t quad) COSET_LUT_LAMBDA_INLINE {
-    decoder.template Decode<kMidGroups>(quad, points, kFirst);
-    for (int g = 0; g < kMidGroups; ++g) t[g] = decoder.T(kFirst + g);
-  };
   // Chunk j's weights of the decoded quad into w[slot].
   auto build = [&](int slot, int j) COSET_LUT_LAMBDA_INLINE {
     for (int g = 0; g < kMidGroups; ++g) {
-      const __m512 r = decoder.Ramp(t[g], kFirst + g, j);
+      const __m512 r = decoder.Ramp(kFirst + g, j);
       for (int i = 0; i < 4; ++i) _mm512_store_ps(w[slot][j][i][g], Decoder::Weight(points, r, kFirst + g, j, i));
     }
   };
@@ -290,13 +277,13 @@ COSET_LUT_INLINE void MidBatchPass(const CompactTileArgs& a, TileDecoder<kLevels
       }
     }
   };
-  decode(q_begin);
+  decoder.template Decode<kMidGroups>(q_begin, points, kFirst);
   for (int j = 0; j < 4; ++j) build(0, j);
   for (int64_t quad = q_begin; quad < q_end; ++quad) {
     const int slot = static_cast<int>(quad - q_begin) & 1;
     const float* x = xb + (quad - q_begin) * kXbQuad<kTile>;
     const bool more = quad + 1 < q_end;
-    if (more) decode(quad + 1);
+    if (more) decoder.template Decode<kMidGroups>(quad + 1, points, kFirst);
     accumulate(slot, x, 0, 4);
     for (int j = 0; j < 4; ++j) {
       if (more) build(slot ^ 1, j);
