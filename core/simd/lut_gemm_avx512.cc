@@ -235,8 +235,9 @@ void SmallBatch(const CompactTileArgs& a, const float* xq, float* out) {
 // offset from one pointer (a pointer per query left too few general registers). The same
 // operations in the same order per query and row as SmallBatch. 16384 x 8192, one thread: batch
 // 8 took 34.9 ms through the block panel (query tiles of 6 + 2), about 31 here, 30.2-30.5
-// pipelined (30.8-31.1 before, alternating builds; 23.8 with the decode left out: the FMA pipes'
-// own limit); batch 7 33.9 and 28.5.
+// pipelined (30.8-31.1 before, alternating builds; 23.8 with the weights' build left out: the FMA
+// pipes' own limit), 27.6-28.4 with a quad's ramps made once (TileDecoder); batch 7 33.9, 28.5,
+// then 25.2.
 constexpr int kMidTile = 8;
 constexpr int kMidGroups = 2;
 // Floats per quad of xb: kTile queries of 16, padded to an odd number of 64-byte lines. At 8
