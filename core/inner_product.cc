@@ -343,27 +343,51 @@ void LutMatrix::RotateQueries(const float* x, int64_t batch, int64_t stride, std
 
 void LutMatrix::GemmFast(const float* xq, int64_t batch, float* out, Executor* executor) const {
   const Layout& l = layout_;
+  auto group_args = [&](int64_t g) {
+    LutGroupArgs args;
+    args.dim = l.dim;
+    args.chunks = l.chunks_per_row;
+    args.chunks_per_block = params_.block / l.dim;
+    args.blocks = l.blocks_per_row;
+    args.padded_cols = l.padded_cols;
+    args.points = &points_[g * l.chunks_per_row * l.dim * 8];
+    args.t = &t_[g * l.chunks_per_row * 8];
+    args.half_base = &half_base_[g * l.blocks_per_row * 8];
+    args.ramp = ramp_.data();
+    return args;
+  };
+  // Group g's high-T corrections on its kernel results (lanes: batch x 8), then into out.
+  auto finish = [&](int64_t g, const LutGroupArgs& args, float* lanes) {
+    ApplyHighT(args, high_t_.data() + high_t_offsets_[g], high_t_.data() + high_t_offsets_[g + 1], xq, batch, lanes);
+    for (int64_t b = 0; b < batch; ++b) {
+      for (int lane = 0; lane < 8 && g * 8 + lane < rows_; ++lane) out[b * rows_ + g * 8 + lane] = lanes[b * 8 + lane];
+    }
+  };
+  const LutGroupPairGemmFn pair_kernel = batch >= kLanePairMinBatch ? GetLutGroupPairGemm(ActiveSimdLevel()) : nullptr;
+  if (pair_kernel != nullptr) {
+    executor->ParallelFor((groups_ + 1) / 2, [&](int64_t p_begin, int64_t p_end) {
+      std::vector<float> pair_lanes(batch * 16), lanes(batch * 8);
+      for (int64_t p = p_begin; p < p_end; ++p) {
+        const int64_t first = 2 * p, last = std::min(first + 1, groups_ - 1);  // an odd last group pairs with itself
+        const LutGroupArgs args[2] = {group_args(first), group_args(last)};
+        pair_kernel(args[0], args[1], xq, batch, pair_lanes.data());
+        for (int64_t g = first; g <= last; ++g) {
+          for (int64_t b = 0; b < batch; ++b) {
+            std::copy_n(&pair_lanes[b * 16 + 8 * (g - first)], 8, &lanes[b * 8]);
+          }
+          finish(g, args[g - first], lanes.data());
+        }
+      }
+    });
+    return;
+  }
   const LutGroupGemmFn kernel = GetLutGroupGemm(ActiveSimdLevel());
   executor->ParallelFor(groups_, [&](int64_t g_begin, int64_t g_end) {
     std::vector<float> lanes(batch * 8);
     for (int64_t g = g_begin; g < g_end; ++g) {
-      LutGroupArgs args;
-      args.dim = l.dim;
-      args.chunks = l.chunks_per_row;
-      args.chunks_per_block = params_.block / l.dim;
-      args.blocks = l.blocks_per_row;
-      args.padded_cols = l.padded_cols;
-      args.points = &points_[g * l.chunks_per_row * l.dim * 8];
-      args.t = &t_[g * l.chunks_per_row * 8];
-      args.half_base = &half_base_[g * l.blocks_per_row * 8];
-      args.ramp = ramp_.data();
+      const LutGroupArgs args = group_args(g);
       kernel(args, xq, batch, lanes.data());
-      ApplyHighT(args, high_t_.data() + high_t_offsets_[g], high_t_.data() + high_t_offsets_[g + 1], xq, batch,
-                 lanes.data());
-      for (int64_t b = 0; b < batch; ++b) {
-        for (int lane = 0; lane < 8 && g * 8 + lane < rows_; ++lane)
-          out[b * rows_ + g * 8 + lane] = lanes[b * 8 + lane];
-      }
+      finish(g, args, lanes.data());
     }
   });
 }

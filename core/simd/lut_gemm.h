@@ -5,7 +5,11 @@
 //
 // int8-lanes layout, groups of 8 rows: points[c][i][lane] int8 = 2 x coordinate i of chunk c's
 // lattice point for row `lane`; t[c][lane] = min(T, 7); half_base[block][lane] = 0.5 x scale x beta
-// (0 for zero blocks).
+// (0 for zero blocks). Per query and row, chunk c of a block (first chunk `first`):
+//   dot = x[d c] p_0, then dot = fma(x[d c + i], p_i, dot) for i = 1..d-1,
+//   partial[(c - first) % 4] = fma(ramp[t], dot, partial[...]),
+//   total = fma(half_base, (partial[0] + partial[1]) + (partial[2] + partial[3]), total) per block.
+// AVX2 takes one group per register; the AVX-512 pair kernel two (LutGroupPairGemmAvx512).
 //
 // compact-codes layout (D4 with at most 256 symbols per level), groups of 16 rows and quads of 4
 // chunks (16 entries of a row): codes[quad][level][j][lane] = the stored symbol b_level of chunk
@@ -52,6 +56,17 @@ void LutGroupGemmPortable(const LutGroupArgs& args, const float* xq, int64_t bat
 void LutGroupGemmAvx2(const LutGroupArgs& args, const float* xq, int64_t batch, float* out);
 // The kernel for a SIMD level (the best one at or below it).
 LutGroupGemmFn GetLutGroupGemm(SimdLevel level);
+// Two groups at once (the same dim and chunks; a1 may be a0 again when there is no second group),
+// 16 rows per register: out is batch x 16, lanes 0-7 a0's rows and 8-15 a1's.
+using LutGroupPairGemmFn = void (*)(const LutGroupArgs& a0, const LutGroupArgs& a1, const float* xq, int64_t batch,
+                                    float* out);
+void LutGroupPairGemmAvx512(const LutGroupArgs& a0, const LutGroupArgs& a1, const float* xq, int64_t batch, float* out);
+// The pair kernel for a SIMD level, or null below AVX-512.
+LutGroupPairGemmFn GetLutGroupPairGemm(SimdLevel level);
+// The smallest batch LutMatrix gives the pair kernel: below it the AVX2 kernel is as fast or
+// faster (16384 x 8192, one thread, E8 / D4: batch 1 7.8 / 8.8 ms against 9.6 / 11.9, batch 2
+// 12.7 / 12.7 against 12.6 / 13.4; batch 3 16.5 / 15.3 against 14.3 / 14.4).
+inline constexpr int64_t kLanePairMinBatch = 3;
 
 // Adds the high-T corrections of one group to out (batch x 8), after the kernel.
 void ApplyHighT(const LutGroupArgs& args, const LutHighT* begin, const LutHighT* end, const float* xq, int64_t batch,

@@ -13,6 +13,9 @@ namespace {
 
 // Queries per pass over the group's codes: their accumulators stay in L1.
 constexpr int64_t kQueryTile = 16;
+// How far ahead the int8-lanes kernel prefetches: 64 chunks, 2 KB of D4 points, 4 KB of E8 (32 and
+// 48 chunks were as fast for E8, 96 and more slower for both).
+constexpr int64_t kPrefetchChunks = 64;
 
 // kBatch > 0 fixes the number of queries at compile time (1: everything stays in registers).
 template <int d, int kBatch>
@@ -47,6 +50,14 @@ void GroupTile(const LutGroupArgs& a, const float* xq, int64_t runtime_batch, fl
     };
     int64_t c = c_begin;
     for (; c + 4 <= c_end; c += 4) {
+      // The points and T of the chunks kPrefetchChunks ahead into L1: the hardware prefetchers
+      // alone left batch 1 at 10.4-10.8 ms (16 GB/s of the 24 one core streams) for D4 and E8;
+      // with this 8.2-8.5 (D4) and 7.7-8.1 (E8), batch 8 40-43 -> 38.7-39.3 (alternating builds).
+      // A prefetch past the end of the arrays never faults.
+      const int8_t* ahead = a.points + (c + kPrefetchChunks) * d * 8;
+      for (int line = 0; line < d * 8 * 4; line += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(ahead + line), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(a.t + (c + kPrefetchChunks) * 8), _MM_HINT_T0);
       chunk(c, 0);
       chunk(c + 1, 1);
       chunk(c + 2, 2);

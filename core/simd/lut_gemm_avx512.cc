@@ -1,11 +1,12 @@
-// AVX-512 kernel of LutMatrix's compact-codes path (layout and arithmetic: lut_gemm.h): 16 weight
+// AVX-512 kernels of LutMatrix's fast paths (layouts and arithmetic: lut_gemm.h). int8-lanes from
+// batch 3 on: two groups per register, below (LanePairTile). compact-codes: 16 weight
 // rows per register, tiles of 64 rows. Codes are decoded with VBMI byte permutes (as the row
 // decoder reads Codebook's planar tables: 2 rep(b) of 64 symbols per coordinate in three
 // instructions, the levels summed on bytes). Up to six queries take each decoded weight straight
 // into their FMAs; seven and eight walk each block twice, two row groups a pass, through a
 // quad-sized weight panel in L1; larger batches decode a block into a float panel that register
 // tiles of six queries stream, each weight load and query broadcast shared by 24 FMAs.
-// Bit-identical to CompactTileGemmPortable.
+// Bit-identical to CompactTileGemmPortable and LutGroupGemmPortable.
 #include <algorithm>
 
 #include "core/limits.h"
@@ -29,6 +30,13 @@ constexpr int kQueryTile = 6;
 // fused multiply-add, so the same bits.
 COSET_LUT_INLINE void FmaBroadcast(const float* x, __m512 w, __m512& acc) {
   asm("vfmadd231ps %[x]%{1to16%}, %[w], %[acc]" : [acc] "+v"(acc) : [w] "v"(w), [x] "m"(*x));
+}
+
+// broadcast(*x) * p, the broadcast folded into the multiply as FmaBroadcast does.
+COSET_LUT_INLINE __m512 MulBroadcast(const float* x, __m512 p) {
+  __m512 out;
+  asm("vmulps %[x]%{1to16%}, %[p], %[out]" : [out] "=v"(out) : [p] "v"(p), [x] "m"(*x));
+  return out;
 }
 
 // One coordinate's plane of 256 int8 entries in four registers, read with VBMI: entry b of 64
@@ -352,10 +360,92 @@ void LargeBatch(const CompactTileArgs& a, const float* xq, int64_t batch, float*
   });
 }
 
+// int8-lanes, two groups of 8 rows at once (lanes 0-7: a0's rows, 8-15: a1's), kTile queries
+// whose accumulators stay in registers. The arithmetic of LutGroupGemmPortable per query and row,
+// in the same order: a chunk's dot product x_0 p_0, then FMAs coordinate by coordinate, into
+// partial (c - first) % 4 through an FMA by its ramp; per block (a_0 + a_1) + (a_2 + a_3) times
+// half_base into the total. The partials are taken one after the other (chunks first + k,
+// first + k + 4, ...: each partial sees its chunks in the same order as in one pass), so that a
+// query holds one accumulator at a time instead of four.
+template <int d, int kTile>
+void LanePairTile(const LutGroupArgs& a0, const LutGroupArgs& a1, const float* xq, float* out) {
+  const __m512 ramp = _mm512_castps256_ps512(_mm256_loadu_ps(a0.ramp));  // T <= 7 here (see LutHighT)
+  // 8 bytes of each group side by side, widened to 16 int32 lanes.
+  auto pair_bytes = [](const int8_t* lo, const int8_t* hi) COSET_LUT_LAMBDA_INLINE {
+    const __m128i low = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(lo));
+    return _mm_castpd_si128(_mm_loadh_pd(_mm_castsi128_pd(low), reinterpret_cast<const double*>(hi)));
+  };
+  __m512 total[kTile];
+  for (int b = 0; b < kTile; ++b) total[b] = _mm512_setzero_ps();
+  for (int64_t blk = 0; blk < a0.blocks; ++blk) {
+    const int64_t c_begin = blk * a0.chunks_per_block;
+    const int64_t c_end = std::min(a0.chunks, c_begin + a0.chunks_per_block);
+    __m512 partial[4][kTile];
+    for (int k = 0; k < 4; ++k) {
+      __m512 acc[kTile];
+      for (int b = 0; b < kTile; ++b) acc[b] = _mm512_setzero_ps();
+      for (int64_t c = c_begin + k; c < c_end; c += 4) {
+        __m512 p[d];
+        for (int i = 0; i < d; ++i) {
+          const int64_t at = (c * d + i) * 8;
+          p[i] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(pair_bytes(a0.points + at, a1.points + at)));
+        }
+        const __m512i t = _mm512_cvtepu8_epi32(
+            pair_bytes(reinterpret_cast<const int8_t*>(a0.t + c * 8), reinterpret_cast<const int8_t*>(a1.t + c * 8)));
+        const __m512 r = _mm512_permutexvar_ps(t, ramp);
+        for (int b = 0; b < kTile; ++b) {
+          const float* x = xq + b * a0.padded_cols + c * d;
+          __m512 dot = MulBroadcast(x, p[0]);
+          for (int i = 1; i < d; ++i) FmaBroadcast(x + i, p[i], dot);
+          acc[b] = _mm512_fmadd_ps(r, dot, acc[b]);
+        }
+      }
+      for (int b = 0; b < kTile; ++b) partial[k][b] = acc[b];
+    }
+    const __m512 hb = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(a0.half_base + blk * 8)),
+                                         _mm256_loadu_ps(a1.half_base + blk * 8), 1);
+    for (int b = 0; b < kTile; ++b) {
+      const __m512 sum =
+          _mm512_add_ps(_mm512_add_ps(partial[0][b], partial[1][b]), _mm512_add_ps(partial[2][b], partial[3][b]));
+      total[b] = _mm512_fmadd_ps(hb, sum, total[b]);
+    }
+  }
+  for (int b = 0; b < kTile; ++b) _mm512_storeu_ps(out + b * 16, total[b]);
+}
+
+// Queries per tile: 8 accumulators, 8 dot products in flight, the chunk's points and ramp fit in
+// the 32 registers for E8 (D4 was no faster with 12 or 16, E8 with 10 or 12).
+constexpr int kLaneTile = 8;
+using LanePairTileFn = void (*)(const LutGroupArgs&, const LutGroupArgs&, const float*, float*);
+template <int d>
+constexpr LanePairTileFn kLanePairTiles[kLaneTile + 1] = {nullptr,
+                                                          &LanePairTile<d, 1>,
+                                                          &LanePairTile<d, 2>,
+                                                          &LanePairTile<d, 3>,
+                                                          &LanePairTile<d, 4>,
+                                                          &LanePairTile<d, 5>,
+                                                          &LanePairTile<d, 6>,
+                                                          &LanePairTile<d, 7>,
+                                                          &LanePairTile<d, 8>};
+
+template <int d>
+void LanePairGemm(const LutGroupArgs& a0, const LutGroupArgs& a1, const float* xq, int64_t batch, float* out) {
+  for (int64_t first = 0; first < batch; first += kLaneTile) {
+    kLanePairTiles<d>[std::min<int64_t>(kLaneTile, batch - first)](a0, a1, xq + first * a0.padded_cols,
+                                                                   out + first * 16);
+  }
+}
+
 #undef COSET_LUT_INLINE
 #undef COSET_LUT_LAMBDA_INLINE
 
 }  // namespace
+
+void LutGroupPairGemmAvx512(const LutGroupArgs& a0, const LutGroupArgs& a1, const float* xq, int64_t batch,
+                            float* out) {
+  if (a0.dim == 4) return LanePairGemm<4>(a0, a1, xq, batch, out);
+  LanePairGemm<8>(a0, a1, xq, batch, out);
+}
 
 void CompactTileGemmAvx512(const CompactTileArgs& a, const float* xq, int64_t batch, float* panel, float* out) {
   const bool q4m2 = a.levels == 2 && a.log2_q == 2;

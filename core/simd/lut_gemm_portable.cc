@@ -64,6 +64,11 @@ CompactTileGemmFn GetCompactTileGemm(SimdLevel level) {
   return &CompactTileGemmPortable;
 }
 
+LutGroupPairGemmFn GetLutGroupPairGemm(SimdLevel level) {
+  if (level >= SimdLevel::kAvx512 && DetectedSimdLevel() >= SimdLevel::kAvx512) return &LutGroupPairGemmAvx512;
+  return nullptr;
+}
+
 LutGroupGemmFn GetLutGroupGemm(SimdLevel level) {
   if (level >= SimdLevel::kAvx2 && DetectedSimdLevel() >= SimdLevel::kAvx2) return &LutGroupGemmAvx2;
   return &LutGroupGemmPortable;

@@ -194,22 +194,31 @@ TEST(LutMatrixTest, GemmMatchesDecodeThenGemm) {
 }
 
 // Every kernel level of both fast paths against the portable one, bit for bit: 37 rows (two and a
-// bit compact groups), 520 columns (a partial last block and a padded last quad), batches that
-// leave partial query tiles, and T large enough to take the corrections of both layouts.
+// bit compact groups; five int8-lanes groups, the last one without a partner for the AVX-512 pair
+// kernel), 520 columns (a partial last block and a padded last quad), batches that leave partial
+// query tiles, and T large enough to take the corrections of both layouts.
 TEST(LutMatrixTest, EveryKernelLevelIsBitIdenticalToPortable) {
-  for (const char* lattice : {"D4", "E8"}) {
+  struct Case {
+    const char* lattice;
+    LutMatrix::Path path;
+  };
+  // E8 has no compact layout; D4 takes either when asked.
+  for (const Case& c : {Case{"D4", kCompact}, Case{"D4", kInt8}, Case{"E8", kInt8}}) {
+    const char* lattice = c.lattice;
     CodecParams p;
     p.lattice = *Lattice::Parse(lattice);
     p.beta = 0.08f;  // overloads often: T up to t_max, beyond what either layout holds
     const int64_t n = 37, k = 520;
     const CompressedTensor w = Encode(p, Gaussian(n * k, 7), {n, k});
-    const int held = std::string(lattice) == "D4" ? 3 : 7;  // the largest T each layout holds
+    const int held = c.path == kCompact ? 3 : 7;  // the largest T each layout holds
     int64_t high_t = 0;
     for (uint8_t t : w.t) high_t += t > held;
     EXPECT_GT(high_t, 0) << lattice;
-    const LutMatrix m = *LutMatrix::Create(w, kDefaultLutBudgetBytes, kCompact);
-    EXPECT_EQ(m.path(), std::string(lattice) == "D4" ? kCompact : kInt8);
-    for (int64_t batch : {1, 5, 7, 8, 13}) {
+    const LutMatrix m = *LutMatrix::Create(w, kDefaultLutBudgetBytes, c.path);
+    EXPECT_EQ(m.path(), c.path) << lattice;
+    // Batches 1-2 take the AVX2 int8-lanes kernel at every level above it, 3 and more the AVX-512
+    // pair kernel (query tiles of 8: 13 and 21 leave partial tiles).
+    for (int64_t batch : {1, 2, 3, 5, 7, 8, 13, 21}) {
       const std::vector<float> x = Gaussian(batch * k, 8);
       std::vector<float> want(batch * n);
       {
