@@ -18,6 +18,14 @@ constexpr int64_t kQueryTile = 16;
 constexpr int64_t kPrefetchChunks = 64;
 constexpr int64_t kL2PrefetchChunks = 256;
 
+// The points of chunks c..c+3 of an int8-lanes group into the cache level kHint (a prefetch past
+// the end of the array never faults).
+template <int d, _mm_hint kHint>
+inline void PrefetchFourChunks(const int8_t* points, int64_t c) {
+  const int8_t* first = points + c * d * 8;
+  for (int line = 0; line < d * 8 * 4; line += 64) _mm_prefetch(reinterpret_cast<const char*>(first + line), kHint);
+}
+
 // kBatch > 0 fixes the number of queries at compile time (1: everything stays in registers).
 template <int d, int kBatch>
 void GroupTile(const LutGroupArgs& a, const float* xq, int64_t runtime_batch, float* out) {
@@ -54,18 +62,11 @@ void GroupTile(const LutGroupArgs& a, const float* xq, int64_t runtime_batch, fl
       // The points and T of the chunks kPrefetchChunks ahead into L1: the hardware prefetchers
       // alone left batch 1 at 10.4-10.8 ms (16 GB/s of the 24 one core streams) for D4 and E8;
       // with this 8.2-8.5 (D4) and 7.7-8.1 (E8), batch 8 40-43 -> 38.7-39.3 (alternating builds).
-      // A prefetch past the end of the arrays never faults.
-      const int8_t* ahead = a.points + (c + kPrefetchChunks) * d * 8;
-      for (int line = 0; line < d * 8 * 4; line += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(ahead + line), _MM_HINT_T0);
+      PrefetchFourChunks<d, _MM_HINT_T0>(a.points, c + kPrefetchChunks);
       _mm_prefetch(reinterpret_cast<const char*>(a.t + (c + kPrefetchChunks) * 8), _MM_HINT_T0);
-      if constexpr (kBatch == 1) {
-        // A single query also takes the points kL2PrefetchChunks ahead into L2: batch 1 8.2-8.7
-        // -> 7.6-7.8 ms for D4, 7.8-7.9 -> 7.6-7.8 for E8 (batch 2 was no faster).
-        const int8_t* far = a.points + (c + kL2PrefetchChunks) * d * 8;
-        for (int line = 0; line < d * 8 * 4; line += 64)
-          _mm_prefetch(reinterpret_cast<const char*>(far + line), _MM_HINT_T1);
-      }
+      // A single query also takes the points kL2PrefetchChunks ahead into L2: batch 1 8.2-8.7 ->
+      // 7.6-7.8 ms for D4, 7.8-7.9 -> 7.6-7.8 for E8 (batch 2 was no faster).
+      if constexpr (kBatch == 1) PrefetchFourChunks<d, _MM_HINT_T1>(a.points, c + kL2PrefetchChunks);
       chunk(c, 0);
       chunk(c + 1, 1);
       chunk(c + 2, 2);
