@@ -20,10 +20,12 @@ constexpr int64_t kL2PrefetchChunks = 256;
 
 // The points of chunks c..c+3 of an int8-lanes group into the cache level kHint (a prefetch past
 // the end of the array never faults).
-template <int d, _mm_hint kHint>
+// The hint's type differs between compilers (GCC: enum _mm_hint, clang: int), hence the cast.
+template <int d, int kHint>
 inline void PrefetchFourChunks(const int8_t* points, int64_t c) {
   const int8_t* first = points + c * d * 8;
-  for (int line = 0; line < d * 8 * 4; line += 64) _mm_prefetch(reinterpret_cast<const char*>(first + line), kHint);
+  for (int line = 0; line < d * 8 * 4; line += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(first + line), static_cast<decltype(_MM_HINT_T0)>(kHint));
 }
 
 // kBatch > 0 fixes the number of queries at compile time (1: everything stays in registers).
