@@ -7,11 +7,12 @@
 // and symbols out) and decode (codes in, float32 out). Each reports the bytes it reads plus the
 // bytes it writes over its time, and the ratio to a cudaMemcpy (device to device) that moves the
 // same bytes (half read, half written): min / median / max of --runs runs. One JSON object per
-// line. Then GEMM on codes (D4, weights N x K, B queries): the kernel's time; the time a bf16
-// GEMV/GEMM that only streams its 2-byte weights at the measured copy bandwidth would need; and,
-// where the machine has cuBLAS (loaded at run time), cublasGemmEx in bf16 on the decoded weights,
-// the decode's own time, and the largest difference from cublasGemmEx in float32 relative to the
-// largest result. Exits 1, saying why, when there is no usable CUDA device.
+// line. Then GEMM on codes (D4, weights N x K, B queries), for each of LaunchGemm's two kernels
+// (the run path and the per-chunk one, "kernel"): its time; the time a bf16 GEMV/GEMM that only
+// streams its 2-byte weights at the measured copy bandwidth would need; and, where the machine has
+// cuBLAS (loaded at run time), cublasGemmEx in bf16 on the decoded weights, the decode's own time,
+// and the largest difference from cublasGemmEx in float32 relative to the largest result. Exits 1, saying why, when
+// there is no usable CUDA device.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -214,50 +215,55 @@ int Main(int argc, char** argv) {
       OrDie(ref.Allocate(4 * batch * n));
       OrDie(ref_bf16.Allocate(2 * batch * n));
       const bool prepare = !device::ReadsInPlace(c);
-      auto gemm = [&] {
-        if (prepare) CHECK_CUDA(device::LaunchPrepareQueries(c, x.as<float>(), batch, padded.as<float>(), stream));
-        CHECK_CUDA(device::LaunchGemm(c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(), codes.symbols.as<void>(),
-                                      prepare ? padded.as<float>() : x.as<float>(), batch, out.as<float>(), stream));
-      };
-      // A copy that reads and writes the bf16 weights' bytes: the time a bandwidth-bound bf16 kernel
-      // would need to stream them once.
-      auto copy = [&] {
-        CHECK_CUDA(cudaMemcpyAsync(copy_dst.as<void>(), copy_src.as<void>(), weight_bf16_bytes / 2,
-                                   cudaMemcpyDeviceToDevice, stream));
-      };
-      auto cublas_bf16 = [&] {
-        OrDie((*cublas)->Gemm(CUDA_R_16BF, w_bf16.as<void>(), x_bf16.as<void>(), ref_bf16.as<void>(), n, k, batch));
-      };
-      gemm(), copy();
-      if (cublas.ok()) cublas_bf16();
-      std::vector<double> ms, vs_bf16_bound, cublas_ms, vs_cublas;
-      for (int run = 0; run < runs; ++run) {
-        const double copy_ms = TimeMs(stream, copy), gemm_ms = TimeMs(stream, gemm);
-        ms.push_back(gemm_ms);
-        vs_bf16_bound.push_back(copy_ms / gemm_ms);
+      // Each of LaunchGemm's kernels: the run path (these codes qualify) and the per-chunk one.
+      for (const device::GemmPath path : {device::GemmPath::kRuns, device::GemmPath::kPerChunk}) {
+        auto gemm = [&] {
+          if (prepare) CHECK_CUDA(device::LaunchPrepareQueries(c, x.as<float>(), batch, padded.as<float>(), stream));
+          CHECK_CUDA(device::LaunchGemm(c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(), codes.symbols.as<void>(),
+                                        prepare ? padded.as<float>() : x.as<float>(), batch, out.as<float>(), stream,
+                                        path));
+        };
+        // A copy that reads and writes the bf16 weights' bytes: the time a bandwidth-bound bf16 kernel
+        // would need to stream them once.
+        auto copy = [&] {
+          CHECK_CUDA(cudaMemcpyAsync(copy_dst.as<void>(), copy_src.as<void>(), weight_bf16_bytes / 2,
+                                     cudaMemcpyDeviceToDevice, stream));
+        };
+        auto cublas_bf16 = [&] {
+          OrDie((*cublas)->Gemm(CUDA_R_16BF, w_bf16.as<void>(), x_bf16.as<void>(), ref_bf16.as<void>(), n, k, batch));
+        };
+        gemm(), copy();
+        if (cublas.ok()) cublas_bf16();
+        std::vector<double> ms, vs_bf16_bound, cublas_ms, vs_cublas;
+        for (int run = 0; run < runs; ++run) {
+          const double copy_ms = TimeMs(stream, copy), gemm_ms = TimeMs(stream, gemm);
+          ms.push_back(gemm_ms);
+          vs_bf16_bound.push_back(copy_ms / gemm_ms);
+          if (cublas.ok()) {
+            cublas_ms.push_back(TimeMs(stream, cublas_bf16));
+            vs_cublas.push_back(cublas_ms.back() / gemm_ms);
+          }
+        }
+        JsonObject j;
+        j.Add("gemm", "D4 q=4 M=2").Add("kernel", device::UsesGemmRuns(c, path) ? "runs" : "per-chunk");
+        j.Add("n", n).Add("k", k).Add("batch", batch).Add("code_bytes", codes.code_bytes);
+        j.Add("ms", Spread(ms)).Add("speedup_vs_bf16_stream_bound", Spread(vs_bf16_bound));
         if (cublas.ok()) {
-          cublas_ms.push_back(TimeMs(stream, cublas_bf16));
-          vs_cublas.push_back(cublas_ms.back() / gemm_ms);
+          // Agreement: the codes' GEMM against cuBLAS float32 on the decoded weights.
+          OrDie((*cublas)->Gemm(CUDA_R_32F, w_f32.as<void>(), x.as<void>(), ref.as<void>(), n, k, batch));
+          std::vector<float> got(batch * n), want(batch * n);
+          Download(out, 4 * batch * n, stream, got.data());
+          Download(ref, 4 * batch * n, stream, want.data());
+          double max_diff = 0, max_ref = 0;
+          for (int64_t i = 0; i < batch * n; ++i) {
+            max_diff = std::max(max_diff, static_cast<double>(std::fabs(got[i] - want[i])));
+            max_ref = std::max(max_ref, static_cast<double>(std::fabs(want[i])));
+          }
+          j.Add("cublas_bf16_ms", Spread(cublas_ms)).Add("speedup_vs_cublas_bf16", Spread(vs_cublas));
+          j.Add("decode_f32_ms", Spread(decode_ms)).Add("max_diff_vs_cublas_f32_over_max", max_diff / max_ref);
         }
+        std::printf("%s\n", j.str().c_str());
       }
-      JsonObject j;
-      j.Add("gemm", "D4 q=4 M=2").Add("n", n).Add("k", k).Add("batch", batch).Add("code_bytes", codes.code_bytes);
-      j.Add("ms", Spread(ms)).Add("speedup_vs_bf16_stream_bound", Spread(vs_bf16_bound));
-      if (cublas.ok()) {
-        // Agreement: the codes' GEMM against cuBLAS float32 on the decoded weights.
-        OrDie((*cublas)->Gemm(CUDA_R_32F, w_f32.as<void>(), x.as<void>(), ref.as<void>(), n, k, batch));
-        std::vector<float> got(batch * n), want(batch * n);
-        Download(out, 4 * batch * n, stream, got.data());
-        Download(ref, 4 * batch * n, stream, want.data());
-        double max_diff = 0, max_ref = 0;
-        for (int64_t i = 0; i < batch * n; ++i) {
-          max_diff = std::max(max_diff, static_cast<double>(std::fabs(got[i] - want[i])));
-          max_ref = std::max(max_ref, static_cast<double>(std::fabs(want[i])));
-        }
-        j.Add("cublas_bf16_ms", Spread(cublas_ms)).Add("speedup_vs_cublas_bf16", Spread(vs_cublas));
-        j.Add("decode_f32_ms", Spread(decode_ms)).Add("max_diff_vs_cublas_f32_over_max", max_diff / max_ref);
-      }
-      std::printf("%s\n", j.str().c_str());
     }
   }
   return 0;

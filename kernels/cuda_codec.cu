@@ -37,7 +37,7 @@ size_t StagedBytes(int64_t entries) {
 // the block must call it (it synchronizes the block).
 template <typename T>
 __device__ const T* StageTable(const T* table, int64_t entries) {
-  extern __shared__ uint32_t shared_table[];
+  extern __shared__ __align__(16) uint32_t shared_table[];  // 16: the run path's wide loads
   unsigned int room = 0;
   asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(room));
   if (static_cast<int64_t>(room) < 4 * entries) return table;
@@ -207,6 +207,63 @@ __global__ void GemmKernel(DeviceCodec c, const uint16_t* scales, const uint8_t*
   }
 }
 
+// The run path (GemmRunsApply): a warp per (kRows weight rows, kQueries queries), row groups in a
+// grid-stride loop; lane l takes runs l, l + 32, ... of every row of its group (AccumulateRunDots:
+// one 32-bit load of a run's T, one 8- or 16-byte load of its symbols, and the rows' loads
+// independent of each other, so that several are in flight per lane); the lanes' sums then meet
+// in the tree WarpTreeSum mirrors on the host (the same bits). Consecutive warps take consecutive
+// row groups of the same queries, which stay in L1.
+template <int kDim, int kQueries, int kRows, typename SymbolT>
+__global__ void GemmRunsKernel(DeviceCodec c, const uint16_t* scales, const uint8_t* t, const uint8_t* symbols,
+                               const float* padded, int64_t batch, float* out) {
+  c.codebook.rep_point = StageTable(c.codebook.rep_point, CodebookTableEntries(c));
+  const int lane = static_cast<int>(threadIdx.x % kWarp);
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x / kWarp);
+  const int64_t row_groups = (c.rows + kRows - 1) / kRows;
+  const int64_t items = row_groups * ((batch + kQueries - 1) / kQueries);
+  const int64_t runs = c.chunks_per_row / kGemmRun;
+  for (int64_t item = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp; item < items;
+       item += warps) {
+    const int64_t first_row = item % row_groups * kRows, first = item / row_groups * kQueries;
+    const int queries = static_cast<int>(batch - first < kQueries ? batch - first : kQueries);
+    const float* queries_first = padded + first * c.padded_cols;
+    float acc[kRows][kQueries] = {};
+    for (int64_t run = lane; run < runs; run += kWarp) {
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+        // A short last group repeats its last row (results dropped below): no branch per run.
+        const int64_t n = first_row + r < c.rows ? first_row + r : c.rows - 1;
+        AccumulateRunDots<kDim, kQueries>(c, scales == nullptr ? nullptr : scales + n * c.blocks_per_row,
+                                          t + n * c.chunks_per_row,
+                                          reinterpret_cast<const SymbolT*>(symbols + RowSymbolsOffsetBytes(c, n)), run,
+                                          queries_first, queries, acc[r]);
+      }
+    }
+    for (int r = 0; r < kRows; ++r) {
+      for (int q = 0; q < kQueries; ++q) {
+        for (int offset = kWarp / 2; offset > 0; offset /= 2)
+          acc[r][q] += __shfl_down_sync(0xFFFFFFFFu, acc[r][q], offset);
+      }
+    }
+    if (lane == 0) {
+      for (int r = 0; r < kRows; ++r) {
+        for (int q = 0; q < kQueries; ++q) {
+          if (first_row + r < c.rows && q < queries) out[(first + q) * c.rows + first_row + r] = acc[r][q];
+        }
+      }
+    }
+  }
+}
+
+template <int kDim, int kQueries, int kRows, typename SymbolT>
+void LaunchGemmRuns(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const uint8_t* symbols,
+                    const float* padded, int64_t batch, float* out, cudaStream_t stream) {
+  const int64_t warps = (c.rows + kRows - 1) / kRows * ((batch + kQueries - 1) / kQueries);
+  GemmRunsKernel<kDim, kQueries, kRows, SymbolT>
+      <<<GridFor(warps, kThreads / kWarp), kThreads, StagedBytes(CodebookTableEntries(c)), stream>>>(
+          c, scales, t, symbols, padded, batch, out);
+}
+
 }  // namespace
 
 cudaError_t LaunchEncode(const DeviceCodec& c, const float* x, float* work, float* base, uint16_t* scales, uint8_t* t,
@@ -242,10 +299,30 @@ cudaError_t LaunchPrepareQueries(const DeviceCodec& c, const float* queries, int
 }
 
 cudaError_t LaunchGemm(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const void* symbols,
-                       const float* padded, int64_t batch, float* out, cudaStream_t stream) {
+                       const float* padded, int64_t batch, float* out, cudaStream_t stream, GemmPath path) {
   if (batch * c.rows == 0) return cudaSuccess;
   // Queries per warp: one for a GEMV, else up to kMaxDotQueries (acc's size is a template argument).
   const int per_warp = batch == 1 ? 1 : (batch <= 4 ? 4 : kMaxDotQueries);
+  // The run path reads queries and codebook rows with 16-byte loads (the device's codebook tables
+  // and the buffers cudaMalloc returns are aligned; a caller's queries may not be).
+  const bool aligned =
+      reinterpret_cast<uintptr_t>(padded) % 16 == 0 && reinterpret_cast<uintptr_t>(c.codebook.rep_point) % 16 == 0;
+  if (UsesGemmRuns(c, path) && aligned) {
+    // Rows per warp: two for a GEMV (each query chunk loaded once for both), one with more queries
+    // (their accumulators take the registers).
+    const uint8_t* codes = static_cast<const uint8_t*>(symbols);
+    WithRunTypes(c, [&](auto dim, auto symbol) {
+      using SymbolT = decltype(symbol);
+      if (per_warp == 1) {
+        LaunchGemmRuns<dim(), 1, 2, SymbolT>(c, scales, t, codes, padded, batch, out, stream);
+      } else if (per_warp == 4) {
+        LaunchGemmRuns<dim(), 4, 1, SymbolT>(c, scales, t, codes, padded, batch, out, stream);
+      } else {
+        LaunchGemmRuns<dim(), kMaxDotQueries, 1, SymbolT>(c, scales, t, codes, padded, batch, out, stream);
+      }
+    });
+    return cudaGetLastError();
+  }
   const int64_t warps = c.rows * ((batch + per_warp - 1) / per_warp);
   const unsigned int grid = GridFor(warps, kThreads / kWarp);
   const size_t shared = StagedBytes(CodebookTableEntries(c));

@@ -39,12 +39,17 @@ cudaError_t LaunchDecode(const DeviceCodec& c, const uint16_t* scales, const uin
 // queries: batch rows of c.cols floats). Unless ReadsInPlace(c) (no rotation, no padding: the
 // queries are then their own prepared copy), first LaunchPrepareQueries into padded (batch *
 // padded_cols floats: zero-padded, rotated like the weights). Then LaunchGemm on the prepared
-// queries: a warp per (weight row, up to 16 queries), each lane decoding every 32nd chunk of the
-// row in registers for all its queries, the lanes' sums meeting by shuffles.
+// queries: for path kRuns where GemmRunsApply(c) (D4, E8 and D8 with two levels of one- or two-byte
+// symbols, rows of whole runs), a warp per (two weight rows, one query; or one row, up to 16
+// queries), each lane taking every 32nd run of four chunks with wide loads (AccumulateRunDots);
+// otherwise a warp per (weight row, up to 16 queries), each lane decoding every 32nd chunk of the
+// row (AccumulateChunkDots). Chunks are decoded in registers once for all queries; the lanes' sums
+// meet by shuffles.
 cudaError_t LaunchPrepareQueries(const DeviceCodec& c, const float* queries, int64_t batch, float* padded,
                                  cudaStream_t stream);
 cudaError_t LaunchGemm(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const void* symbols,
-                       const float* padded, int64_t batch, float* out, cudaStream_t stream);
+                       const float* padded, int64_t batch, float* out, cudaStream_t stream,
+                       GemmPath path = GemmPath::kPerChunk);
 
 }  // namespace device
 }  // namespace coset

@@ -254,7 +254,8 @@ absl::Status CudaCodec::Decode(const CompressedTensor& tensor, float* out) {
   return absl::OkStatus();
 }
 
-absl::Status CudaCodec::Gemm(const CompressedTensor& weights, const float* queries, int64_t batch, float* out) {
+absl::Status CudaCodec::Gemm(const CompressedTensor& weights, const float* queries, int64_t batch, float* out,
+                             device::GemmPath path) {
   if (batch < 0) return absl::InvalidArgumentError("batch must be >= 0");
   CodesOnDevice codes;
   COSET_RETURN_IF_ERROR(Upload(weights, &codes));
@@ -270,7 +271,8 @@ absl::Status CudaCodec::Gemm(const CompressedTensor& weights, const float* queri
     prepared = padded.as<float>();
   }
   COSET_CUDA_RETURN_IF_ERROR(device::LaunchGemm(c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(),
-                                                codes.symbols.as<void>(), prepared, batch, output.as<float>(), stream));
+                                                codes.symbols.as<void>(), prepared, batch, output.as<float>(), stream,
+                                                path));
   if (batch * c.rows > 0) {
     COSET_CUDA_RETURN_IF_ERROR(
         cudaMemcpyAsync(out, output.as<float>(), sizeof(float) * batch * c.rows, cudaMemcpyDeviceToHost, stream));

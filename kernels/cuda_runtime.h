@@ -106,8 +106,10 @@ class CudaCodec {
   // As TensorCodec::Decode into out (numel floats).
   absl::Status Decode(const CompressedTensor& tensor, float* out);
   // out[b * N + n] = <queries[b], decode(weights)[n]> on the codes (weights N x K, queries batch x
-  // K floats, host memory): the weights are decoded in registers, never written as floats.
-  absl::Status Gemm(const CompressedTensor& weights, const float* queries, int64_t batch, float* out);
+  // K floats, host memory): the weights are decoded in registers, never written as floats. path:
+  // LaunchGemm's kernel choice.
+  absl::Status Gemm(const CompressedTensor& weights, const float* queries, int64_t batch, float* out,
+                    device::GemmPath path = device::GemmPath::kPerChunk);
 
  private:
   struct DeviceTables;

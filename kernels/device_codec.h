@@ -26,6 +26,14 @@
 
 #include "core/chunk_math.h"
 
+// A GPU unrolls the loop that follows completely (its trip count is a compile-time constant), so
+// that the arrays it indexes stay in registers; the host compiler decides for itself.
+#if defined(__CUDA_ARCH__)
+#define COSET_UNROLL _Pragma("unroll")
+#else
+#define COSET_UNROLL
+#endif
+
 namespace coset {
 namespace device {
 
@@ -245,13 +253,17 @@ COSET_HD int64_t RowSymbolsOffsetBytes(const DeviceCodec& c, int64_t r) {
   return r * c.chunks_per_row * c.symbols_per_chunk * c.symbol_bytes;
 }
 
-// The step of chunk `chunk` of a coded row: its block's scale * beta * ramp[T], or 0 in a block
-// whose step would underflow (decoded as zeros, as its encoder wrote it).
-COSET_HD float ChunkStepAt(const DeviceCodec& c, const uint16_t* scales_row, const uint8_t* t_row, int64_t chunk) {
-  const float scale = c.scale == kScaleNone ? 1.0f : Bf16ToFloat(scales_row[BlockOfChunk(c, chunk)]);
+// The base step of block b of a coded row: its scale * beta, or 0 where that would underflow (the
+// block is decoded as zeros, as its encoder wrote it).
+COSET_HD float BlockBaseAt(const DeviceCodec& c, const uint16_t* scales_row, int64_t b) {
+  const float scale = c.scale == kScaleNone ? 1.0f : Bf16ToFloat(scales_row[b]);
   const bool zero_block = !(scale * c.beta >= kMinStep);
-  const float base = zero_block ? 0.0f : scale * c.beta;
-  return base * c.ramp[t_row[chunk]];
+  return zero_block ? 0.0f : scale * c.beta;
+}
+
+// The step of chunk `chunk` of a coded row: its block's base step * ramp[T].
+COSET_HD float ChunkStepAt(const DeviceCodec& c, const uint16_t* scales_row, const uint8_t* t_row, int64_t chunk) {
+  return BlockBaseAt(c, scales_row, BlockOfChunk(c, chunk)) * c.ramp[t_row[chunk]];
 }
 
 // Algorithm 2 on chunk `chunk` of a coded row into out (dim floats). T must be at most t_max (the
@@ -306,6 +318,147 @@ COSET_HD void AccumulateChunkDots(const DeviceCodec& c, const uint16_t* scales_r
     float dot = 0.0f;
     for (int i = 0; i < d; ++i) dot += x[i] * v[i];
     acc[q] += dot;
+  }
+}
+
+// a * b + c rounded once, the same on the host and on a GPU. The GEMM on codes asks for it by name
+// (it is not part of the codec, whose arithmetic stays unfused; -fmad=false keeps nvcc from fusing
+// anything it is not told to).
+COSET_HD float FusedMultiplyAdd(float a, float b, float c) {
+#if defined(__CUDA_ARCH__)
+  return __fmaf_rn(a, b, c);
+#else
+  return std::fma(a, b, c);
+#endif
+}
+
+// The GEMM's run path (LaunchGemm takes it for GemmPath::kRuns where GemmRunsApply): a lane takes
+// runs of kGemmRun consecutive chunks, reads their T bytes with one 32-bit load and their symbols
+// with one 8- or 16-byte load, decodes each chunk in registers once for all its queries, and
+// multiplies dot products, not coordinates, by the chunk's ramp and the run's block base. Two
+// levels (the default M) only, so that each symbol's place in the loaded words is known at compile
+// time (an array indexed at run time would live in a GPU's local memory).
+constexpr int kGemmRun = 4;
+constexpr int kGemmRunLevels = 2;
+
+// LaunchGemm's kernels. The per-chunk one is the default: it has run on a GPU (H200, 2026-12-04).
+// The run path has run only as its host mirror (GemmWithDeviceSteps) so far, and stays opt-in
+// until the GPU tests (cuda_codec_test) have passed on a device.
+enum class GemmPath : uint8_t {
+  kPerChunk,  // AccumulateChunkDots, every configuration
+  kRuns,      // AccumulateRunDots where GemmRunsApply (and the pointers are aligned), else per chunk
+};
+
+// Whether the run path serves c: d 4 or 8 with a symbol per chunk and level (D4, E8, D8) of one or
+// two bytes, two levels, and whole runs in every row and every block, so that a run lies in one
+// block and its T and symbol bytes start on 4- and 8-byte boundaries.
+COSET_HD bool GemmRunsApply(const DeviceCodec& c) {
+  return (c.dim == 4 || c.dim == 8) && c.codebook.symbol_dim == c.dim && c.levels == kGemmRunLevels &&
+         (c.symbol_bytes == 1 || c.symbol_bytes == 2) && c.chunks_per_row % kGemmRun == 0 &&
+         c.chunks_per_block % kGemmRun == 0;
+}
+
+COSET_HD bool UsesGemmRuns(const DeviceCodec& c, GemmPath path) { return path == GemmPath::kRuns && GemmRunsApply(c); }
+
+// f(dim, symbol) for the run path's instantiations (as WithChunkTypes; c must satisfy GemmRunsApply).
+template <class F>
+void WithRunTypes(const DeviceCodec& c, F&& f) {
+  auto with_symbol = [&](auto dim) {
+    if (c.symbol_bytes == 1) return f(dim, uint8_t());
+    return f(dim, uint16_t());
+  };
+  if (c.dim == 4) return with_symbol(std::integral_constant<int, 4>());
+  return with_symbol(std::integral_constant<int, 8>());
+}
+
+// kWords 32-bit words from p, which a GPU reads with one load (p then 4 kWords-byte aligned).
+template <int kWords>
+COSET_HD void LoadWords(const void* p, uint32_t* w) {
+#if defined(__CUDA_ARCH__)
+  if constexpr (kWords == 4) {
+    const uint4 v = *static_cast<const uint4*>(p);
+    w[0] = v.x, w[1] = v.y, w[2] = v.z, w[3] = v.w;
+    return;
+  } else if constexpr (kWords == 2) {
+    const uint2 v = *static_cast<const uint2*>(p);
+    w[0] = v.x, w[1] = v.y;
+    return;
+  } else if constexpr (kWords == 1) {
+    w[0] = *static_cast<const uint32_t*>(p);
+    return;
+  }
+#endif
+  std::memcpy(w, p, 4 * kWords);
+}
+
+// LoadChunk for p on a 16-byte boundary and kDim a multiple of 4: a GPU's wide loads without
+// LoadChunk's run-time test (the run path's callers guarantee the alignment).
+template <int kDim>
+COSET_HD void LoadAlignedChunk(const float* p, float* out) {
+  static_assert(kDim % 4 == 0, "whole 16-byte groups");
+#if defined(__CUDA_ARCH__)
+  for (int i = 0; i < kDim; i += 4) {
+    const float4 v = *reinterpret_cast<const float4*>(p + i);
+    out[i] = v.x, out[i + 1] = v.y, out[i + 2] = v.z, out[i + 3] = v.w;
+  }
+#else
+  for (int i = 0; i < kDim; ++i) out[i] = p[i];
+#endif
+}
+
+// Symbol i of SymbolT (one or two bytes) in little-endian words w.
+template <typename SymbolT>
+COSET_HD uint32_t SymbolInWords(const uint32_t* w, int i) {
+  constexpr int kPerWord = 4 / static_cast<int>(sizeof(SymbolT));
+  constexpr uint32_t kMask = sizeof(SymbolT) == 1 ? 0xFFu : 0xFFFFu;
+  return (w[i / kPerWord] >> (8 * static_cast<int>(sizeof(SymbolT)) * (i % kPerWord))) & kMask;
+}
+
+// acc[q] += <padded query q's chunks of run `run`, the decoded chunks> for q < queries (<= kQueries
+// <= kMaxDotQueries): per chunk, its point sum_m q^m rep(b_m) as DecodeChunk forms it (exact:
+// small integers and halves), its dot product with each query (fused multiply-adds in coordinate
+// order), times its ramp into the run's sum; then the run's sum times its block base into acc.
+// c satisfies GemmRunsApply; kDim = c.dim, SymbolT its symbol type (WithRunTypes); the codebook's
+// rep_point table and padded_queries start on 16-byte boundaries (then so do its rows and chunks).
+template <int kDim, int kQueries, typename SymbolT>
+COSET_HD void AccumulateRunDots(const DeviceCodec& c, const uint16_t* scales_row, const uint8_t* t_row,
+                                const SymbolT* symbols_row, int64_t run, const float* padded_queries, int queries,
+                                float* acc) {
+  static_assert(kDim == 4 || kDim == 8, "the run path serves d = 4 and 8");
+  static_assert(sizeof(SymbolT) <= 2, "one- or two-byte symbols");
+  static_assert(kQueries <= kMaxDotQueries, "acc holds at most kMaxDotQueries sums");
+  constexpr int kSymbolWords = kGemmRun * kGemmRunLevels * static_cast<int>(sizeof(SymbolT)) / 4;
+  const int64_t first = run * kGemmRun;
+  uint32_t t_word, words[kSymbolWords];
+  LoadWords<1>(t_row + first, &t_word);
+  LoadWords<kSymbolWords>(symbols_row + first * kGemmRunLevels, words);
+  const float base = BlockBaseAt(c, scales_row, BlockOfChunk(c, first));
+  const float q = static_cast<float>(c.codebook.q);
+  float run_sum[kQueries] = {};
+  COSET_UNROLL
+  for (int k = 0; k < kGemmRun; ++k) {
+    const float ramp = c.ramp[(t_word >> (8 * k)) & 0xFFu];
+    float low[kDim], high[kDim], v[kDim];
+    LoadAlignedChunk<kDim>(c.codebook.rep_point + SymbolInWords<SymbolT>(words, kGemmRunLevels * k) * kDim, low);
+    LoadAlignedChunk<kDim>(c.codebook.rep_point + SymbolInWords<SymbolT>(words, kGemmRunLevels * k + 1) * kDim, high);
+    for (int i = 0; i < kDim; ++i) v[i] = FusedMultiplyAdd(high[i], q, low[i]);
+    for (int j = 0; j < kQueries; ++j) {
+      if (j >= queries) continue;  // not break: a loop of constant length unrolls, run_sum stays in registers
+      float x[kDim];
+      LoadAlignedChunk<kDim>(padded_queries + j * c.padded_cols + (first + k) * kDim, x);
+      float dot = x[0] * v[0];
+      for (int i = 1; i < kDim; ++i) dot = FusedMultiplyAdd(x[i], v[i], dot);
+      run_sum[j] = FusedMultiplyAdd(ramp, dot, run_sum[j]);
+    }
+  }
+  for (int j = 0; j < kQueries; ++j) acc[j] = FusedMultiplyAdd(base, run_sum[j], acc[j]);
+}
+
+// The sum of a warp's 32 lane values as the GEMM kernels take it (__shfl_down_sync by 16, 8, 4, 2,
+// 1; lane 0's result), on the host: values[0] ends as that sum, bit for bit.
+inline void WarpTreeSum(float* values) {
+  for (int offset = 16; offset > 0; offset /= 2) {
+    for (int lane = 0; lane < offset; ++lane) values[lane] += values[lane + offset];
   }
 }
 

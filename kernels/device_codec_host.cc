@@ -184,7 +184,8 @@ absl::Status DecodeWithDeviceSteps(const CompressedTensor& tensor, float* out) {
   return absl::OkStatus();
 }
 
-absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* queries, int64_t batch, float* out) {
+absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* queries, int64_t batch, float* out,
+                                 GemmPath path) {
   if (batch < 0) return absl::InvalidArgumentError("batch must be >= 0");
   COSET_ASSIGN_OR_RETURN(const CodedForKernels coded, PrepareCoded(weights));
   const DeviceCodec c = coded.plan.view();
@@ -196,22 +197,56 @@ absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* q
       PadAndRotateBlock(c, queries + q * l.cols, b, padded.data() + q * l.padded_cols);
     }
   }
-  WithChunkTypes(c, [&](auto dim, auto symbol) {
-    using SymbolT = decltype(symbol);
+  // row_sums(n, first, count, sums): row n's sums with queries first .. first + count - 1, for
+  // every row and group of up to kMaxDotQueries queries (the kernels' grouping does not change a
+  // query's sum).
+  auto for_each_group = [&](auto&& row_sums) {
     for (int64_t n = 0; n < l.rows; ++n) {
-      const uint16_t* scales = weights.scales.empty() ? nullptr : weights.scales.data() + n * l.blocks_per_row;
-      const SymbolT* row_symbols = reinterpret_cast<const SymbolT*>(symbols.data() + RowSymbolsOffsetBytes(c, n));
       for (int64_t first = 0; first < batch; first += kMaxDotQueries) {
-        const int queries_here = static_cast<int>(std::min<int64_t>(kMaxDotQueries, batch - first));
-        float acc[kMaxDotQueries] = {};
-        for (int64_t chunk = 0; chunk < l.chunks_per_row; ++chunk) {
-          AccumulateChunkDots<dim(), kMaxDotQueries>(c, scales, weights.t.data() + n * l.chunks_per_row, row_symbols,
-                                                     chunk, padded.data() + first * l.padded_cols, queries_here, acc);
-        }
-        for (int q = 0; q < queries_here; ++q) out[(first + q) * l.rows + n] = acc[q];
+        const int count = static_cast<int>(std::min<int64_t>(kMaxDotQueries, batch - first));
+        float sums[kMaxDotQueries] = {};
+        row_sums(n, first, count, sums);
+        for (int q = 0; q < count; ++q) out[(first + q) * l.rows + n] = sums[q];
       }
     }
-  });
+  };
+  auto scales_of = [&](int64_t n) {
+    return weights.scales.empty() ? nullptr : weights.scales.data() + n * l.blocks_per_row;
+  };
+  auto symbols_of = [&](int64_t n, auto symbol) {
+    return reinterpret_cast<const decltype(symbol)*>(symbols.data() + RowSymbolsOffsetBytes(c, n));
+  };
+  const uint8_t* t = weights.t.data();
+  if (UsesGemmRuns(c, path)) {
+    // The run kernel's lanes one after another: lane l sums runs l, l + 32, ..., then the lanes'
+    // sums meet in the kernel's shuffle tree.
+    constexpr int kLanes = 32;
+    WithRunTypes(c, [&](auto dim, auto symbol) {
+      for_each_group([&](int64_t n, int64_t first, int count, float* sums) {
+        float lanes[kLanes][kMaxDotQueries] = {};
+        for (int64_t run = 0; run < l.chunks_per_row / kGemmRun; ++run) {
+          AccumulateRunDots<dim(), kMaxDotQueries>(c, scales_of(n), t + n * l.chunks_per_row, symbols_of(n, symbol),
+                                                   run, padded.data() + first * l.padded_cols, count,
+                                                   lanes[run % kLanes]);
+        }
+        for (int q = 0; q < count; ++q) {
+          float tree[kLanes];
+          for (int lane = 0; lane < kLanes; ++lane) tree[lane] = lanes[lane][q];
+          WarpTreeSum(tree);
+          sums[q] = tree[0];
+        }
+      });
+    });
+  } else {
+    WithChunkTypes(c, [&](auto dim, auto symbol) {
+      for_each_group([&](int64_t n, int64_t first, int count, float* sums) {
+        for (int64_t chunk = 0; chunk < l.chunks_per_row; ++chunk) {
+          AccumulateChunkDots<dim(), kMaxDotQueries>(c, scales_of(n), t + n * l.chunks_per_row, symbols_of(n, symbol),
+                                                     chunk, padded.data() + first * l.padded_cols, count, sums);
+        }
+      });
+    });
+  }
   return absl::OkStatus();
 }
 

@@ -61,9 +61,12 @@ absl::StatusOr<CompressedTensor> EncodeWithDeviceSteps(const TensorCodec& codec,
                                                        EncodeStats* stats);
 absl::Status DecodeWithDeviceSteps(const CompressedTensor& tensor, float* out);
 // GEMM on codes through the device steps: out[b * rows + n] = <queries[b], decode(weights)[n]>,
-// queries batch x cols floats. Sums in the kernels' order only per chunk (the GPU adds its threads'
-// partial sums in a tree), so results agree with the GPU's to float rounding, not bit for bit.
-absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* queries, int64_t batch, float* out);
+// queries batch x cols floats, through the kernel LaunchGemm picks for `path`. The run path is
+// mirrored lane by lane and through the kernel's shuffle tree, so its results are the GPU's bit for
+// bit; the per-chunk path sums chunk after chunk (the GPU adds its lanes' partial sums in a tree),
+// so there the results agree with the GPU's to float rounding, not bit for bit.
+absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* queries, int64_t batch, float* out,
+                                 GemmPath path = GemmPath::kPerChunk);
 
 }  // namespace device
 }  // namespace coset

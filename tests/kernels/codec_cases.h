@@ -130,16 +130,18 @@ using GemmUnderTest = std::function<absl::Status(const CompressedTensor&, const 
 
 // Against decode-then-dot in double, within 1e-5 of sum |x_i| |w_i| (the float rounding of any
 // summation order): lattices with byte, 16-bit and packed symbols, rotated and not, padded rows,
-// batches across the 16-query groups, a zero block and a corrupt T.
+// rows of whole runs of four chunks (the run path: 256 and 1024 entries at d = 4 and 8) and not (7,
+// 520), batches across the 16-query groups, a zero block and a corrupt T.
 inline void RunGemmCases(const GemmUnderTest& gemm) {
   struct Case {
     const char* lattice;
     int q;
     bool rotate;
   };
-  const Case cases[] = {{"D4", 4, false}, {"D4", 4, true}, {"E8", 4, false}, {"A2", 3, false}, {"Z4", 5, true}};
+  const Case cases[] = {{"D4", 4, false}, {"D4", 4, true},  {"E8", 4, false},
+                        {"D8", 3, false}, {"A2", 3, false}, {"Z4", 5, true}};
   for (const Case& k : cases) {
-    for (int64_t cols : {7, 256, 520}) {
+    for (int64_t cols : {7, 256, 520, 1024}) {
       for (int64_t batch : {1, 5, 17}) {
         SCOPED_TRACE(absl::StrCat(k.lattice, " q=", k.q, " rotate=", k.rotate, " cols=", cols, " batch=", batch));
         CodecParams p;

@@ -3,6 +3,7 @@
 // so that a GPU machine can run just these (scripts/gpu_check.sh).
 #include "gtest/gtest.h"
 #include "kernels/cuda_runtime.h"
+#include "kernels/device_codec_host.h"
 #include "tests/kernels/codec_cases.h"
 
 namespace coset {
@@ -82,9 +83,38 @@ TEST(CudaCodecTest, MatchesCpuCodecOnEdgeCases) {
 TEST(CudaCodecTest, GemmOnCodesMatchesDecodeThenDot) {
   COSET_REQUIRE_GPU(codec);
   CudaCodec* cuda = codec->get();
-  device_testing::RunGemmCases([cuda](const CompressedTensor& w, const float* x, int64_t batch, float* out) {
-    return cuda->Gemm(w, x, batch, out);
-  });
+  for (const device::GemmPath path : {device::GemmPath::kRuns, device::GemmPath::kPerChunk}) {
+    SCOPED_TRACE(path == device::GemmPath::kRuns ? "runs" : "per chunk");
+    device_testing::RunGemmCases([cuda, path](const CompressedTensor& w, const float* x, int64_t batch, float* out) {
+      return cuda->Gemm(w, x, batch, out, path);
+    });
+  }
+}
+
+// The run kernel against its lane-by-lane host run (GemmWithDeviceSteps): the same bits, so every
+// run, lane and row the kernel reads is the one the host run reads, for each of its three warp
+// shapes (one query and two rows, up to 4 queries, up to 16) and odd row counts.
+TEST(CudaCodecTest, GemmRunPathMatchesItsHostRunBitForBit) {
+  COSET_REQUIRE_GPU(codec);
+  for (const char* lattice : {"D4", "E8"}) {
+    CodecParams p;
+    p.lattice = *Lattice::Parse(lattice);
+    p.rotate = std::string(lattice) == "D4";
+    const int64_t rows = 37, cols = 2048;
+    const TensorCodec tc = *TensorCodec::Create(p);
+    const CompressedTensor coded = *tc.Encode(testing_util::Gaussian(rows * cols, 5).data(), {rows, cols});
+    ASSERT_TRUE(device::GemmRunsApply(device::MakePlan(tc, {rows, cols})->view()));
+    for (int64_t batch : {1, 3, 4, 16, 21}) {
+      SCOPED_TRACE(absl::StrCat(lattice, " batch ", batch));
+      const std::vector<float> x = testing_util::Gaussian(batch * cols, static_cast<uint32_t>(batch));
+      std::vector<float> gpu(batch * rows, NAN), host(batch * rows, NAN);
+      ASSERT_TRUE(codec->get()->Gemm(coded, x.data(), batch, gpu.data(), device::GemmPath::kRuns).ok());
+      ASSERT_TRUE(device::GemmWithDeviceSteps(coded, x.data(), batch, host.data(), device::GemmPath::kRuns).ok());
+      for (int64_t i = 0; i < batch * rows; ++i) {
+        ASSERT_EQ(FloatBits(gpu[i]), FloatBits(host[i])) << "query " << i / rows << " row " << i % rows;
+      }
+    }
+  }
 }
 
 TEST(CudaCodecTest, LargeTensorMatchesCpuCodec) {

@@ -18,7 +18,47 @@ TEST(DeviceCodecTest, MatchesCpuCodecOnTheGrid) { device_testing::RunGrid(HostSt
 
 TEST(DeviceCodecTest, MatchesCpuCodecOnEdgeCases) { device_testing::RunEdgeCases(HostSteps()); }
 
-TEST(DeviceCodecTest, GemmOnCodesMatchesDecodeThenDot) { device_testing::RunGemmCases(device::GemmWithDeviceSteps); }
+TEST(DeviceCodecTest, GemmOnCodesMatchesDecodeThenDot) {
+  for (const device::GemmPath path : {device::GemmPath::kRuns, device::GemmPath::kPerChunk}) {
+    SCOPED_TRACE(path == device::GemmPath::kRuns ? "runs" : "per chunk");
+    device_testing::RunGemmCases([path](const CompressedTensor& w, const float* x, int64_t batch, float* out) {
+      return device::GemmWithDeviceSteps(w, x, batch, out, path);
+    });
+  }
+}
+
+// Which codes the GEMM's run path serves: the default D4 and E8 codes (two levels of byte and
+// 16-bit symbols) on rows of whole runs; not other level counts, packed symbols (D8 q=3: 13 bits),
+// lattices with a
+// symbol per coordinate, or rows and blocks that end inside a run.
+TEST(DeviceCodecTest, GemmRunPathServesTwoLevelByteSymbols) {
+  struct Case {
+    const char* lattice;
+    int q, levels;
+    int64_t cols;
+    int block;
+    bool runs;
+  };
+  const Case cases[] = {
+      {"D4", 4, 2, 8192, 256, true},  {"E8", 4, 2, 8192, 256, true},  {"D8", 4, 2, 1024, 256, true},
+      {"D4", 4, 2, 520, 256, false},  {"D4", 4, 2, 1024, 8, false},   {"D4", 4, 3, 1024, 256, false},
+      {"D4", 4, 1, 1024, 256, false}, {"D4", 5, 2, 1024, 256, false}, {"Z4", 5, 2, 1024, 256, false},
+      {"A2", 3, 2, 1024, 256, false}, {"E8", 4, 2, 1000, 256, false}, {"D8", 3, 2, 1024, 256, false},
+  };
+  for (const Case& k : cases) {
+    SCOPED_TRACE(absl::StrCat(k.lattice, " q=", k.q, " M=", k.levels, " cols=", k.cols, " block=", k.block));
+    CodecParams p;
+    p.lattice = *Lattice::Parse(k.lattice);
+    p.q = k.q;
+    p.M = k.levels;
+    p.block = k.block;
+    auto codec = TensorCodec::Create(p);
+    ASSERT_TRUE(codec.ok()) << codec.status();
+    auto plan = device::MakePlan(*codec, {3, k.cols});
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    EXPECT_EQ(device::GemmRunsApply(plan->view()), k.runs);
+  }
+}
 
 // The GPU's block scale: sixteen lanes each sum one part (BlockRmsPart), then the same tree. It
 // must be BlockRms's float bit for bit, for every length (a tail below 16 goes to part 0).
