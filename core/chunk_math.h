@@ -371,6 +371,54 @@ COSET_HD int64_t FirstNonFinite(const float* x, int64_t n) {
   return -1;
 }
 
+// --- Code arithmetic on one chunk (code_arith.h; the GPU's add_codes) -------------------------------
+
+// v mod m in [0, m) for m > 0, in 64 bits: sums of many codes' coordinates.
+COSET_HD int64_t FloorMod(int64_t v, int64_t m) {
+  const int64_t r = v % m;
+  return r < 0 ? r + m : r;
+}
+
+// The integer coordinates z (d values) of a chunk's decoded lattice point, x_hat / step = G z:
+// Horner over its levels of rep(b) in basis coordinates. symbols: the chunk's levels groups of
+// d / symbol_dim symbols. kDim as for DecodeChunk (0: d at run time).
+template <int kDim, typename SymbolT>
+COSET_HD void ChunkPointCoords(const ChunkCodebook& cb, int runtime_d, int levels, const SymbolT* symbols, int64_t* z) {
+  const int d = kDim > 0 ? kDim : runtime_d;
+  const int s = cb.symbol_dim, per_level = d / s;
+  for (int i = 0; i < d; ++i) z[i] = 0;
+  for (int m = levels - 1; m >= 0; --m) {
+    for (int j = 0; j < per_level; ++j) {
+      const int32_t* rep = cb.rep_coords + static_cast<int64_t>(symbols[m * per_level + j]) * s;
+      for (int i = 0; i < s; ++i) z[j * s + i] = z[j * s + i] * cb.q + rep[i];
+    }
+  }
+}
+
+// Algorithm 1 on a lattice point given by its coordinates z (no rounding needed), which it
+// consumes: writes the chunk's symbols (unless symbols is null) and returns whether the point
+// overloads, i.e. is not in the decodable set.
+template <int kDim, typename SymbolT>
+COSET_HD bool EncodePointCoords(const ChunkCodebook& cb, int runtime_d, int levels, int64_t* z, SymbolT* symbols) {
+  const int d = kDim > 0 ? kDim : runtime_d;
+  const int s = cb.symbol_dim, q = cb.q;
+  for (int m = 0; m < levels; ++m) {
+    for (int j = 0; j < d; j += s) {
+      uint32_t symbol = 0, weight = 1;
+      for (int i = 0; i < s; ++i) {
+        symbol += static_cast<uint32_t>(FloorMod(z[j + i], int64_t{q})) * weight;
+        weight *= static_cast<uint32_t>(q);
+      }
+      if (symbols != nullptr) *symbols++ = static_cast<SymbolT>(symbol);
+      const int32_t* rep = cb.rep_coords + static_cast<int64_t>(symbol) * s;
+      for (int i = 0; i < s; ++i) z[j + i] = (z[j + i] - rep[i]) / q;
+    }
+  }
+  int64_t any = 0;
+  for (int i = 0; i < d; ++i) any |= z[i];
+  return any != 0;
+}
+
 // --- Block scales ---------------------------------------------------------------------------------
 // RMS of n floats: sixteen independent partial sums in double (vectorizes on the CPU without
 // reassociation, so every ISA build and the GPU add in the same order), then a fixed pairwise tree.

@@ -1,6 +1,7 @@
 #include "core/code_arith.h"
 
 #include "absl/strings/str_cat.h"
+#include "core/chunk_math.h"
 #include "core/status_macros.h"
 
 namespace coset {
@@ -21,51 +22,20 @@ absl::Status CheckShareScales(const CompressedTensor& a, const CompressedTensor&
   return absl::OkStatus();
 }
 
-int32_t FloorMod(int64_t v, int64_t m) {
-  const int64_t r = v % m;
-  return static_cast<int32_t>(r < 0 ? r + m : r);
-}
-
 // Coordinates of the decoded lattice point of every chunk (x_hat / step = G z).
 absl::StatusOr<std::vector<int64_t>> PointCoords(const CompressedTensor& t, const Codebook& cb) {
   const Layout& l = t.layout;
-  const int s = cb.symbol_dim(), per_level = l.dim / s;
+  const ChunkCodebook view = cb.view();
   std::vector<int64_t> z(l.rows * l.chunks_per_row * l.dim, 0);
   std::vector<uint32_t> sym(l.symbols_per_row);
   for (int64_t r = 0; r < l.rows; ++r) {
     if (!UnpackRowSymbols(t, r, sym.data())) return absl::DataLossError(absl::StrCat("row ", r, " is corrupt"));
     for (int64_t c = 0; c < l.chunks_per_row; ++c) {
-      int64_t* zc = &z[(r * l.chunks_per_row + c) * l.dim];
-      for (int m = t.params.M - 1; m >= 0; --m) {
-        for (int j = 0; j < per_level; ++j) {
-          const int32_t* rep = cb.rep_coords(sym[c * l.symbols_per_chunk + m * per_level + j]);
-          for (int i = 0; i < s; ++i) zc[j * s + i] = zc[j * s + i] * cb.q() + rep[i];
-        }
-      }
+      ChunkPointCoords<0>(view, l.dim, t.params.M, &sym[c * l.symbols_per_chunk],
+                          &z[(r * l.chunks_per_row + c) * l.dim]);
     }
   }
   return z;
-}
-
-// Algorithm 1 on a lattice point given by coordinates z (no rounding needed): writes the chunk's
-// symbols and returns whether the point overloads (is not in the decodable set C).
-bool EncodePointCoords(const Codebook& cb, int levels, int d, int64_t* z, uint32_t* symbols) {
-  const int s = cb.symbol_dim(), q = cb.q();
-  for (int m = 0; m < levels; ++m) {
-    for (int j = 0; j < d; j += s) {
-      uint32_t symbol = 0, weight = 1;
-      for (int i = 0; i < s; ++i) {
-        symbol += static_cast<uint32_t>(FloorMod(z[j + i], q)) * weight;
-        weight *= q;
-      }
-      *symbols++ = symbol;
-      const int32_t* rep = cb.rep_coords(symbol);
-      for (int i = 0; i < s; ++i) z[j + i] = (z[j + i] - rep[i]) / q;
-    }
-  }
-  int64_t any = 0;
-  for (int i = 0; i < d; ++i) any |= z[i];
-  return any != 0;
 }
 
 absl::StatusOr<std::shared_ptr<const Codebook>> CodebookOf(const CompressedTensor& t) {
@@ -78,10 +48,11 @@ void WriteSymbols(const Codebook& cb, std::vector<int64_t> z, CompressedTensor* 
   int64_t alphabet = cb.num_symbols();
   const SymbolPacking packing(static_cast<uint64_t>(alphabet), l.symbols_per_row);
   std::vector<uint32_t> sym(l.symbols_per_row);
+  const ChunkCodebook view = cb.view();
   for (int64_t r = 0; r < l.rows; ++r) {
     for (int64_t c = 0; c < l.chunks_per_row; ++c) {
-      const bool o = EncodePointCoords(cb, t->params.M, l.dim, &z[(r * l.chunks_per_row + c) * l.dim],
-                                       &sym[c * l.symbols_per_chunk]);
+      const bool o = EncodePointCoords<0>(view, l.dim, t->params.M, &z[(r * l.chunks_per_row + c) * l.dim],
+                                          &sym[c * l.symbols_per_chunk]);
       if (over != nullptr) (*over)[r * l.chunks_per_row + c] = o;
     }
     packing.PackRow(sym.data(), &t->symbols[r * t->row_bytes]);
@@ -126,7 +97,7 @@ absl::StatusOr<std::vector<int32_t>> ToCosetVectors(const CompressedTensor& t) {
   int64_t modulus = 1;
   for (int m = 0; m < t.params.M; ++m) modulus *= t.params.q;
   std::vector<int32_t> c(z.size());
-  for (size_t i = 0; i < z.size(); ++i) c[i] = FloorMod(z[i], modulus);
+  for (size_t i = 0; i < z.size(); ++i) c[i] = static_cast<int32_t>(FloorMod(z[i], modulus));
   return c;
 }
 
@@ -141,14 +112,19 @@ absl::Status FromCosetVectors(const int32_t* c, CompressedTensor* t) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<CompressedTensor> AddCodes(const std::vector<const CompressedTensor*>& codes,
-                                          SumValidation* validation) {
+absl::Status CheckAddable(const std::vector<const CompressedTensor*>& codes) {
   if (codes.empty()) return absl::InvalidArgumentError("AddCodes needs at least one code");
   for (const CompressedTensor* t : codes) {
     if (t == nullptr) return absl::InvalidArgumentError("AddCodes got a null code");
     COSET_RETURN_IF_ERROR(TensorCodec::CheckConsistent(*t));
     COSET_RETURN_IF_ERROR(CheckShareScales(*codes[0], *t));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CompressedTensor> AddCodes(const std::vector<const CompressedTensor*>& codes,
+                                          SumValidation* validation) {
+  COSET_RETURN_IF_ERROR(CheckAddable(codes));
   COSET_ASSIGN_OR_RETURN(std::shared_ptr<const Codebook> cb, CodebookOf(*codes[0]));
   int64_t modulus = 1;
   for (int m = 0; m < codes[0]->params.M; ++m) modulus *= codes[0]->params.q;

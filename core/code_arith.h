@@ -42,4 +42,8 @@ struct SumValidation {
 absl::StatusOr<CompressedTensor> AddCodes(const std::vector<const CompressedTensor*>& codes,
                                           SumValidation* validation = nullptr);
 
+// AddCodes' checks of its inputs, for other implementations of it (the GPU's): at least one code,
+// none null, each consistent (TensorCodec::CheckConsistent), all sharing scales with the first.
+absl::Status CheckAddable(const std::vector<const CompressedTensor*>& codes);
+
 }  // namespace coset

@@ -255,6 +255,19 @@ __global__ void GemmRunsKernel(DeviceCodec c, const uint16_t* scales, const uint
   }
 }
 
+// A thread per chunk of the sum (AddChunkCodes), grid-stride; the codebook's basis coordinates in
+// shared memory when they fit.
+template <int kDim, typename SymbolT>
+__global__ void AddCodesKernel(DeviceCodec c, const SymbolT* const* inputs, int w, SymbolT* out, uint8_t* inexact) {
+  c.codebook.rep_coords = StageTable(c.codebook.rep_coords, CodebookTableEntries(c));
+  const int64_t items = c.rows * c.chunks_per_row;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < items;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const bool overloads = AddChunkCodes<kDim>(c, inputs, w, i, inexact != nullptr, out);
+    if (inexact != nullptr) inexact[i] = overloads;
+  }
+}
+
 template <int kDim, int kQueries, int kRows, typename SymbolT>
 void LaunchGemmRuns(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const uint8_t* symbols,
                     const float* padded, int64_t batch, float* out, cudaStream_t stream) {
@@ -288,6 +301,18 @@ cudaError_t LaunchDecode(const DeviceCodec& c, const uint16_t* scales, const uin
             c, scales, t, static_cast<const uint8_t*>(symbols), work, out);
   });
   if (!ReadsInPlace(c)) FinishBlocksKernel<<<GridFor(c.rows * c.blocks_per_row), kThreads, 0, stream>>>(c, work, out);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchAddCodes(const DeviceCodec& c, const void* const* inputs, int w, void* out, uint8_t* inexact,
+                           cudaStream_t stream) {
+  if (c.rows * c.chunks_per_row == 0) return cudaSuccess;
+  WithChunkTypes(c, [&](auto dim, auto symbol) {
+    using SymbolT = decltype(symbol);
+    AddCodesKernel<dim(), SymbolT>
+        <<<GridFor(c.rows * c.chunks_per_row), kThreads, StagedBytes(CodebookTableEntries(c)), stream>>>(
+            c, reinterpret_cast<const SymbolT* const*>(inputs), w, static_cast<SymbolT*>(out), inexact);
+  });
   return cudaGetLastError();
 }
 

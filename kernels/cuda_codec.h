@@ -35,6 +35,13 @@ cudaError_t LaunchEncode(const DeviceCodec& c, const float* x, float* work, floa
 cudaError_t LaunchDecode(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const void* symbols,
                          float* work, float* out, cudaStream_t stream);
 
+// AddCodes (core/code_arith.h) of w codes that share scales, all described by c: inputs is a
+// device array of w device pointers, each to one code's symbol buffer (as LaunchDecode reads it);
+// out (the same size) receives the sum's symbols; inexact (rows * chunks_per_row bytes, or null for
+// no validation) 1 where the exact sum overloads. The caller checks the codes first (CheckAddable).
+cudaError_t LaunchAddCodes(const DeviceCodec& c, const void* const* inputs, int w, void* out, uint8_t* inexact,
+                           cudaStream_t stream);
+
 // GEMM on codes, out[b * c.rows + n] = <queries[b], decode(weights)[n]> (c describes the weights;
 // queries: batch rows of c.cols floats). Unless ReadsInPlace(c) (no rotation, no padding: the
 // queries are then their own prepared copy), first LaunchPrepareQueries into padded (batch *

@@ -254,6 +254,38 @@ absl::Status CudaCodec::Decode(const CompressedTensor& tensor, float* out) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<CompressedTensor> CudaCodec::AddCodes(const std::vector<const CompressedTensor*>& codes,
+                                                     SumValidation* validation) {
+  COSET_RETURN_IF_ERROR(CheckAddable(codes));
+  std::vector<device::CodedForKernels> coded;
+  for (const CompressedTensor* t : codes) {
+    COSET_ASSIGN_OR_RETURN(device::CodedForKernels k, device::PrepareCoded(*t));
+    coded.push_back(std::move(k));
+  }
+  const device::DeviceCodecPlan& plan = coded[0].plan;
+  const cudaStream_t stream = static_cast<cudaStream_t>(stream_);
+  DeviceMemory ramp, signs, pointers, sum, inexact;
+  COSET_ASSIGN_OR_RETURN(const device::DeviceCodec c, OnDevice(plan, &ramp, &signs));
+  std::vector<DeviceMemory> inputs(coded.size());
+  std::vector<const void*> input_pointers;
+  for (size_t k = 0; k < coded.size(); ++k) {
+    COSET_RETURN_IF_ERROR(UploadVector(coded[k].symbols, stream_, &inputs[k]));
+    input_pointers.push_back(inputs[k].as<void>());
+  }
+  const int64_t chunks = c.rows * c.chunks_per_row;
+  COSET_RETURN_IF_ERROR(UploadVector(input_pointers, stream_, &pointers));
+  COSET_RETURN_IF_ERROR(sum.Allocate(device::SymbolBufferBytes(plan)));
+  if (validation != nullptr) COSET_RETURN_IF_ERROR(inexact.Allocate(chunks));
+  COSET_CUDA_RETURN_IF_ERROR(device::LaunchAddCodes(c, pointers.as<const void*>(), static_cast<int>(coded.size()),
+                                                    sum.as<void>(), inexact.as<uint8_t>(), stream));
+  std::vector<uint8_t> host_sum(device::SymbolBufferBytes(plan)), host_inexact(chunks, 0);
+  COSET_RETURN_IF_ERROR(Download(sum, stream, &host_sum));
+  if (validation != nullptr) COSET_RETURN_IF_ERROR(Download(inexact, stream, &host_inexact));
+  // The host copies uploaded above (coded, input_pointers) live until here.
+  COSET_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
+  return device::FinishAddCodes(*codes[0], plan, std::move(host_sum), std::move(host_inexact), validation);
+}
+
 absl::Status CudaCodec::Gemm(const CompressedTensor& weights, const float* queries, int64_t batch, float* out,
                              device::GemmPath path) {
   if (batch < 0) return absl::InvalidArgumentError("batch must be >= 0");

@@ -105,6 +105,9 @@ class CudaCodec {
                                           DType dtype, EncodeStats* stats);
   // As TensorCodec::Decode into out (numel floats).
   absl::Status Decode(const CompressedTensor& tensor, float* out);
+  // As AddCodes (core/code_arith.h): the same sum, blob bytes and validation, computed on the device.
+  absl::StatusOr<CompressedTensor> AddCodes(const std::vector<const CompressedTensor*>& codes,
+                                            SumValidation* validation);
   // out[b * N + n] = <queries[b], decode(weights)[n]> on the codes (weights N x K, queries batch x
   // K floats, host memory): the weights are decoded in registers, never written as floats. path:
   // LaunchGemm's kernel choice.

@@ -321,6 +321,28 @@ COSET_HD void AccumulateChunkDots(const DeviceCodec& c, const uint16_t* scales_r
   }
 }
 
+// AddCodes (core/code_arith.h) on chunk `chunk` (of rows * chunks_per_row) of w codes that share
+// scales, all described by c: inputs[k] is code k's symbol buffer (as LaunchDecode reads it). The
+// exact sum of the chunks' points, wrapped mod q^M, is encoded into the chunk's symbols in out: the
+// representative of the sum's coset, which is the sum itself where the sum does not overload.
+// Returns, when validate, whether the exact sum overloads (AddCodes' SumValidation: the chunk then
+// decodes to another point than the sum); else false.
+template <int kDim, typename SymbolT>
+COSET_HD bool AddChunkCodes(const DeviceCodec& c, const SymbolT* const* inputs, int w, int64_t chunk, bool validate,
+                            SymbolT* out) {
+  const int d = kDim > 0 ? kDim : c.dim;
+  int64_t sum[kDim > 0 ? kDim : kMaxLatticeDim] = {}, z[kDim > 0 ? kDim : kMaxLatticeDim];
+  for (int k = 0; k < w; ++k) {
+    ChunkPointCoords<kDim>(c.codebook, c.dim, c.levels, inputs[k] + chunk * c.symbols_per_chunk, z);
+    for (int i = 0; i < d; ++i) sum[i] += z[i];
+  }
+  int64_t modulus = 1;
+  for (int m = 0; m < c.levels; ++m) modulus *= c.codebook.q;
+  for (int i = 0; i < d; ++i) z[i] = FloorMod(sum[i], modulus);
+  EncodePointCoords<kDim>(c.codebook, c.dim, c.levels, z, out + chunk * c.symbols_per_chunk);
+  return validate && EncodePointCoords<kDim, SymbolT>(c.codebook, c.dim, c.levels, sum, nullptr);
+}
+
 // a * b + c rounded once, the same on the host and on a GPU. The GEMM on codes asks for it by name
 // (it is not part of the codec, whose arithmetic stays unfused; -fmad=false keeps nvcc from fusing
 // anything it is not told to).

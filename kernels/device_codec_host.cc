@@ -83,14 +83,31 @@ CompressedTensor AssembleTensor(const DeviceCodecPlan& plan, DType dtype, std::v
   if (plan.params.scale == ScaleMode::kNone) scales.clear();
   out.scales = std::move(scales);
   out.t = std::move(t);
-  if (plan.symbol_bytes() < 4) {
-    out.symbols = std::move(symbols);
-    return out;
-  }
-  out.symbols.resize(l.rows * out.row_bytes);
+  out.symbols = PackKernelSymbols(plan, std::move(symbols));
+  return out;
+}
+
+std::vector<uint8_t> PackKernelSymbols(const DeviceCodecPlan& plan, std::vector<uint8_t> symbols) {
+  if (plan.symbol_bytes() < 4) return symbols;
+  const Layout& l = plan.context.layout;
+  const int64_t row_bytes = plan.context.packing.row_bytes();
+  std::vector<uint8_t> packed(l.rows * row_bytes);
   const uint32_t* words = reinterpret_cast<const uint32_t*>(symbols.data());
   for (int64_t r = 0; r < l.rows; ++r) {
-    plan.context.packing.PackRow(words + r * l.symbols_per_row, out.symbols.data() + r * out.row_bytes);
+    plan.context.packing.PackRow(words + r * l.symbols_per_row, packed.data() + r * row_bytes);
+  }
+  return packed;
+}
+
+CompressedTensor FinishAddCodes(const CompressedTensor& first, const DeviceCodecPlan& plan,
+                                std::vector<uint8_t> symbols, std::vector<uint8_t> inexact, SumValidation* validation) {
+  CompressedTensor out = first;
+  out.symbols = PackKernelSymbols(plan, std::move(symbols));
+  if (validation != nullptr) {
+    validation->chunks = static_cast<int64_t>(inexact.size());
+    validation->inexact_chunks = 0;
+    for (uint8_t v : inexact) validation->inexact_chunks += v;
+    validation->inexact = std::move(inexact);
   }
   return out;
 }
@@ -248,6 +265,30 @@ absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* q
     });
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<CompressedTensor> AddCodesWithDeviceSteps(const std::vector<const CompressedTensor*>& codes,
+                                                         SumValidation* validation) {
+  COSET_RETURN_IF_ERROR(CheckAddable(codes));
+  std::vector<CodedForKernels> coded;
+  for (const CompressedTensor* t : codes) {
+    COSET_ASSIGN_OR_RETURN(CodedForKernels k, PrepareCoded(*t));
+    coded.push_back(std::move(k));
+  }
+  const DeviceCodecPlan& plan = coded[0].plan;
+  const DeviceCodec c = plan.view();
+  const int64_t chunks = c.rows * c.chunks_per_row;
+  std::vector<uint8_t> symbols(SymbolBufferBytes(plan)), inexact(chunks, 0);
+  WithChunkTypes(c, [&](auto dim, auto symbol) {
+    using SymbolT = decltype(symbol);
+    std::vector<const SymbolT*> inputs;
+    for (const CodedForKernels& k : coded) inputs.push_back(reinterpret_cast<const SymbolT*>(k.symbols.data()));
+    for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+      inexact[chunk] = AddChunkCodes<dim()>(c, inputs.data(), static_cast<int>(inputs.size()), chunk,
+                                            validation != nullptr, reinterpret_cast<SymbolT*>(symbols.data()));
+    }
+  });
+  return FinishAddCodes(*codes[0], plan, std::move(symbols), std::move(inexact), validation);
 }
 
 }  // namespace device

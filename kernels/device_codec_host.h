@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/code_arith.h"
 #include "core/tensor_codec.h"
 #include "kernels/device_codec.h"
 
@@ -32,6 +33,10 @@ absl::StatusOr<DeviceCodecPlan> MakePlan(const TensorCodec& codec, const std::ve
 
 // Bytes of the kernels' symbol buffer for the plan's tensor (symbol_bytes per symbol).
 int64_t SymbolBufferBytes(const DeviceCodecPlan& plan);
+
+// The blob's packed symbol rows from the kernels' symbol buffer (the buffer itself where symbols
+// are whole bytes).
+std::vector<uint8_t> PackKernelSymbols(const DeviceCodecPlan& plan, std::vector<uint8_t> symbols);
 
 // The kernels' output (scales, t, the symbol buffer) as a CompressedTensor of the plan.
 CompressedTensor AssembleTensor(const DeviceCodecPlan& plan, DType dtype, std::vector<uint16_t> scales,
@@ -65,6 +70,15 @@ absl::Status DecodeWithDeviceSteps(const CompressedTensor& tensor, float* out);
 // mirrored lane by lane and through the kernel's shuffle tree, so its results are the GPU's bit for
 // bit; the per-chunk path sums chunk after chunk (the GPU adds its lanes' partial sums in a tree),
 // so there the results agree with the GPU's to float rounding, not bit for bit.
+// AddCodes (core/code_arith.h) through the device steps (AddChunkCodes per chunk): the same sum,
+// blob and validation, the same refusals (CheckAddable).
+absl::StatusOr<CompressedTensor> AddCodesWithDeviceSteps(const std::vector<const CompressedTensor*>& codes,
+                                                         SumValidation* validation = nullptr);
+// The end of a device AddCodes: the first code with the kernels' sum symbols, and the validation
+// (when asked for) from inexact, one byte per chunk.
+CompressedTensor FinishAddCodes(const CompressedTensor& first, const DeviceCodecPlan& plan,
+                                std::vector<uint8_t> symbols, std::vector<uint8_t> inexact, SumValidation* validation);
+
 absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* queries, int64_t batch, float* out,
                                  GemmPath path = GemmPath::kPerChunk);
 

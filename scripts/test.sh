@@ -23,9 +23,10 @@ bazel test "${BAZEL_FLAGS[@]}" //...
 bazel_rc=$?
 
 # The C++ tests again under AddressSanitizer + UndefinedBehaviorSanitizer (.bazelrc --config=asan,
-# its own output tree): core, proto, common, client library, daemon and the real-process tests.
-# The torch tests are left out: Debian's LibTorch is not built for ASan.
+# its own output tree): core, proto, common, client library, daemon, the device steps on the CPU and
+# the real-process tests. The torch tests are left out: Debian's LibTorch is not built for ASan.
 ASAN_TESTS=(//tests/core/... //tests/proto/... //tests/common/... //tests/server/... //tests/integration/...
+            //tests/kernels:device_codec_test
             //tests/client:commands_test //tests/client:daemon_backend_test //tests/client:coset_client_test
             //tests/client:npy_test //tests/fuzz/...)
 bazel test "${BAZEL_FLAGS[@]}" --config=asan "${ASAN_TESTS[@]}" || bazel_rc=1

@@ -91,6 +91,13 @@ TEST(CudaCodecTest, GemmOnCodesMatchesDecodeThenDot) {
   }
 }
 
+TEST(CudaCodecTest, AddCodesMatchesTheCpu) {
+  COSET_REQUIRE_GPU(codec);
+  CudaCodec* cuda = codec->get();
+  device_testing::RunAddCodesCases([cuda](const std::vector<const CompressedTensor*>& codes,
+                                          SumValidation* validation) { return cuda->AddCodes(codes, validation); });
+}
+
 // The run kernel against its lane-by-lane host run (GemmWithDeviceSteps): the same bits, so every
 // run, lane and row the kernel reads is the one the host run reads, for each of its three warp
 // shapes (one query and two rows, up to 4 queries, up to 16) and odd row counts.

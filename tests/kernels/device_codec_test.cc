@@ -27,6 +27,8 @@ TEST(DeviceCodecTest, GemmOnCodesMatchesDecodeThenDot) {
   }
 }
 
+TEST(DeviceCodecTest, AddCodesMatchesTheCpu) { device_testing::RunAddCodesCases(device::AddCodesWithDeviceSteps); }
+
 // Which codes the GEMM's run path serves: the default D4 and E8 codes (two levels of byte and
 // 16-bit symbols) on rows of whole runs; not other level counts, packed symbols (D8 q=3: 13 bits),
 // lattices with a
