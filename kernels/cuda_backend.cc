@@ -62,8 +62,7 @@ absl::StatusOr<std::vector<double>> CudaBackend::DotRows(BlobView a, BlobView b,
   return cpu_.DotRows(a, b, lut_budget_bytes);
 }
 
-// On the CPU until CudaCodec::AddCodes has run on a GPU (cuda_codec_test's AddCodesMatchesTheCpu;
-// written without one): the daemon's shared device gets no kernel that has not run on a device.
+// On the CPU for now (cuda_backend.h).
 absl::StatusOr<AddCodesResult> CudaBackend::AddCodes(const std::vector<BlobView>& blobs, bool validate) {
   return cpu_.AddCodes(blobs, validate);
 }

@@ -268,6 +268,20 @@ __global__ void AddCodesKernel(DeviceCodec c, const SymbolT* const* inputs, int 
   }
 }
 
+__global__ void ToFloatKernel(const void* src, uint8_t dtype, int64_t n, float* dst) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    dst[i] = ElementToFloat(src, dtype, i);
+  }
+}
+
+__global__ void FromFloatKernel(const float* src, int64_t n, uint8_t dtype, void* dst) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    FloatToElement(src[i], dtype, dst, i);
+  }
+}
+
 template <int kDim, int kQueries, int kRows, typename SymbolT>
 void LaunchGemmRuns(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const uint8_t* symbols,
                     const float* padded, int64_t batch, float* out, cudaStream_t stream) {
@@ -301,6 +315,18 @@ cudaError_t LaunchDecode(const DeviceCodec& c, const uint16_t* scales, const uin
             c, scales, t, static_cast<const uint8_t*>(symbols), work, out);
   });
   if (!ReadsInPlace(c)) FinishBlocksKernel<<<GridFor(c.rows * c.blocks_per_row), kThreads, 0, stream>>>(c, work, out);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchToFloat(const void* src, uint8_t dtype, int64_t n, float* dst, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  ToFloatKernel<<<GridFor(n), kThreads, 0, stream>>>(src, dtype, n, dst);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchFromFloat(const float* src, int64_t n, uint8_t dtype, void* dst, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  FromFloatKernel<<<GridFor(n), kThreads, 0, stream>>>(src, n, dtype, dst);
   return cudaGetLastError();
 }
 

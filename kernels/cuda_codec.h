@@ -35,6 +35,11 @@ cudaError_t LaunchEncode(const DeviceCodec& c, const float* x, float* work, floa
 cudaError_t LaunchDecode(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const void* symbols,
                          float* work, float* out, cudaStream_t stream);
 
+// n values of dtype (device numbers of DType: kDTypeFloat32 ...) at src -> n floats at dst, as
+// core/dtype.h's ToFloat; and back, as FromFloat (a GPU's typed encode inputs and decode outputs).
+cudaError_t LaunchToFloat(const void* src, uint8_t dtype, int64_t n, float* dst, cudaStream_t stream);
+cudaError_t LaunchFromFloat(const float* src, int64_t n, uint8_t dtype, void* dst, cudaStream_t stream);
+
 // AddCodes (core/code_arith.h) of w codes that share scales, all described by c: inputs is a
 // device array of w device pointers, each to one code's symbol buffer (as LaunchDecode reads it);
 // out (the same size) receives the sum's symbols; inexact (rows * chunks_per_row bytes, or null for

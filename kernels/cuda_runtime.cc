@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/dtype.h"
 #include "core/status_macros.h"
 #include "kernels/cuda_codec.h"
 #include "kernels/device_codec_host.h"
@@ -181,14 +182,14 @@ absl::StatusOr<device::DeviceCodec> CudaCodec::OnDevice(const device::DeviceCode
   return c;
 }
 
-absl::StatusOr<CompressedTensor> CudaCodec::Encode(const TensorCodec& codec, const float* x,
-                                                   const std::vector<int64_t>& shape, DType dtype, EncodeStats* stats) {
+absl::StatusOr<CompressedTensor> CudaCodec::EncodeStaged(const TensorCodec& codec, const std::vector<int64_t>& shape,
+                                                         const DeviceMemory& input, DType dtype, bool* device_refused,
+                                                         EncodeStats* stats) {
   COSET_ASSIGN_OR_RETURN(device::DeviceCodecPlan plan, device::MakePlan(codec, shape));
   const Layout& l = plan.context.layout;
   const cudaStream_t stream = static_cast<cudaStream_t>(stream_);
-  DeviceMemory ramp, signs, input, work, base, scales, t, symbols, counters;
+  DeviceMemory ramp, signs, work, base, scales, t, symbols, counters;
   COSET_ASSIGN_OR_RETURN(const device::DeviceCodec c, OnDevice(plan, &ramp, &signs));
-  COSET_RETURN_IF_ERROR(input.Upload(x, sizeof(float) * l.numel, stream_));
   if (!device::ReadsInPlace(c)) COSET_RETURN_IF_ERROR(work.Allocate(sizeof(float) * l.rows * l.padded_cols));
   COSET_RETURN_IF_ERROR(base.Allocate(sizeof(float) * l.rows * l.blocks_per_row));
   COSET_RETURN_IF_ERROR(scales.Allocate(sizeof(uint16_t) * l.rows * l.blocks_per_row));
@@ -209,8 +210,7 @@ absl::StatusOr<CompressedTensor> CudaCodec::Encode(const TensorCodec& codec, con
   COSET_RETURN_IF_ERROR(Download(counters, stream, &host_counters));
   COSET_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
   const device::EncodeCounters& n = host_counters[0];
-  COSET_RETURN_IF_ERROR(
-      device::CheckDeviceEncode(codec, x, shape, dtype, n.refused_blocks > 0, static_cast<int64_t>(n.capped)));
+  *device_refused = n.refused_blocks > 0 || (n.capped > 0 && codec.params().on_cap == CapPolicy::kFail);
   if (stats != nullptr) {
     stats->chunks = l.rows * l.chunks_per_row;
     stats->first_try_overloads = static_cast<int64_t>(n.first_try_overloads);
@@ -219,6 +219,38 @@ absl::StatusOr<CompressedTensor> CudaCodec::Encode(const TensorCodec& codec, con
   CompressedTensor out =
       device::AssembleTensor(plan, dtype, std::move(host_scales), std::move(host_t), std::move(host_symbols));
   out.shape = shape;
+  return out;
+}
+
+absl::StatusOr<CompressedTensor> CudaCodec::Encode(const TensorCodec& codec, const float* x,
+                                                   const std::vector<int64_t>& shape, DType dtype, EncodeStats* stats) {
+  COSET_ASSIGN_OR_RETURN(const int64_t numel, CheckedNumel(shape));
+  DeviceMemory input;
+  COSET_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_.index));
+  COSET_RETURN_IF_ERROR(input.Upload(x, sizeof(float) * numel, stream_));
+  bool refused = false;
+  COSET_ASSIGN_OR_RETURN(CompressedTensor out, EncodeStaged(codec, shape, input, dtype, &refused, stats));
+  if (refused) COSET_RETURN_IF_ERROR(device::CheckDeviceEncode(codec, x, shape, dtype, /*refused=*/true, /*capped=*/0));
+  return out;
+}
+
+absl::StatusOr<CompressedTensor> CudaCodec::EncodeTyped(const TensorCodec& codec, const void* x, DType dtype,
+                                                        const std::vector<int64_t>& shape, EncodeStats* stats) {
+  COSET_ASSIGN_OR_RETURN(const int64_t numel, CheckedNumel(shape));
+  DeviceMemory raw, input;
+  COSET_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_.index));
+  COSET_RETURN_IF_ERROR(raw.Upload(x, static_cast<int64_t>(DTypeBytes(dtype)) * numel, stream_));
+  COSET_RETURN_IF_ERROR(input.Allocate(sizeof(float) * numel));
+  COSET_CUDA_RETURN_IF_ERROR(device::LaunchToFloat(raw.as<void>(), static_cast<uint8_t>(dtype), numel,
+                                                   input.as<float>(), static_cast<cudaStream_t>(stream_)));
+  bool refused = false;
+  COSET_ASSIGN_OR_RETURN(CompressedTensor out, EncodeStaged(codec, shape, input, dtype, &refused, stats));
+  if (refused) {
+    // The CPU codec names the bad entry or chunk: it reads the same floats, widened on the host.
+    std::vector<float> wide(static_cast<size_t>(numel));
+    ToFloat(x, dtype, numel, wide.data());
+    COSET_RETURN_IF_ERROR(device::CheckDeviceEncode(codec, wide.data(), shape, dtype, /*refused=*/true, /*capped=*/0));
+  }
   return out;
 }
 
@@ -235,20 +267,31 @@ absl::Status CudaCodec::Upload(const CompressedTensor& tensor, CodesOnDevice* ou
 }
 
 absl::Status CudaCodec::Decode(const CompressedTensor& tensor, float* out) {
+  return DecodeTyped(tensor, out, DType::kFloat32);
+}
+
+absl::Status CudaCodec::DecodeTyped(const CompressedTensor& tensor, void* out, DType dtype) {
   CodesOnDevice codes;
   COSET_RETURN_IF_ERROR(Upload(tensor, &codes));
   const device::DeviceCodec& c = codes.codec;
   const cudaStream_t stream = static_cast<cudaStream_t>(stream_);
   const int64_t numel = c.rows * c.cols;
-  DeviceMemory work, output;
+  DeviceMemory work, output, typed;
   if (!device::ReadsInPlace(c)) COSET_RETURN_IF_ERROR(work.Allocate(sizeof(float) * c.rows * c.padded_cols));
   COSET_RETURN_IF_ERROR(output.Allocate(sizeof(float) * numel));
   COSET_CUDA_RETURN_IF_ERROR(device::LaunchDecode(c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(),
                                                   codes.symbols.as<void>(), work.as<float>(), output.as<float>(),
                                                   stream));
-  if (numel > 0) {
+  const DeviceMemory* result = &output;
+  if (dtype != DType::kFloat32) {
+    COSET_RETURN_IF_ERROR(typed.Allocate(static_cast<int64_t>(DTypeBytes(dtype)) * numel));
     COSET_CUDA_RETURN_IF_ERROR(
-        cudaMemcpyAsync(out, output.as<float>(), sizeof(float) * numel, cudaMemcpyDeviceToHost, stream));
+        device::LaunchFromFloat(output.as<float>(), numel, static_cast<uint8_t>(dtype), typed.as<void>(), stream));
+    result = &typed;
+  }
+  if (numel > 0) {
+    COSET_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(out, result->as<void>(), static_cast<size_t>(DTypeBytes(dtype)) * numel,
+                                               cudaMemcpyDeviceToHost, stream));
   }
   COSET_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
   return absl::OkStatus();

@@ -103,8 +103,15 @@ class CudaCodec {
   // As TensorCodec::Encode (errors in the CPU codec's words: the input is re-checked there).
   absl::StatusOr<CompressedTensor> Encode(const TensorCodec& codec, const float* x, const std::vector<int64_t>& shape,
                                           DType dtype, EncodeStats* stats);
+  // As TensorCodec::EncodeTypedInto: x holds numel values of `dtype` (aligned to its size), widened
+  // to float32 on the device (exactly, as core/dtype.h's ToFloat), so a 16-bit input crosses to the
+  // device in 2 bytes per entry; the blob records dtype.
+  absl::StatusOr<CompressedTensor> EncodeTyped(const TensorCodec& codec, const void* x, DType dtype,
+                                               const std::vector<int64_t>& shape, EncodeStats* stats);
   // As TensorCodec::Decode into out (numel floats).
   absl::Status Decode(const CompressedTensor& tensor, float* out);
+  // As TensorCodec::DecodeTyped: numel values of `dtype`, narrowed on the device as FromFloat does.
+  absl::Status DecodeTyped(const CompressedTensor& tensor, void* out, DType dtype);
   // As AddCodes (core/code_arith.h): the same sum, blob bytes and validation, computed on the device.
   absl::StatusOr<CompressedTensor> AddCodes(const std::vector<const CompressedTensor*>& codes,
                                             SumValidation* validation);
@@ -117,6 +124,12 @@ class CudaCodec {
  private:
   struct DeviceTables;
   explicit CudaCodec(CudaDeviceInfo device, void* stream);
+  // The encode kernels on `input` (numel floats on the device; shape's), the codes brought back and
+  // assembled with dtype recorded. *device_refused: a block had NaN/Inf or a rotation overflow, or
+  // a chunk was capped under CapPolicy::kFail; the caller then lets the CPU codec say which.
+  absl::StatusOr<CompressedTensor> EncodeStaged(const TensorCodec& codec, const std::vector<int64_t>& shape,
+                                                const DeviceMemory& input, DType dtype, bool* device_refused,
+                                                EncodeStats* stats);
   // The device copy of a codebook's tables, uploaded on first use and kept per (lattice, q).
   absl::StatusOr<const DeviceTables*> TablesFor(const Codebook& codebook);
   using TablesKey = std::tuple<int, int, int>;  // lattice kind, dimension, q

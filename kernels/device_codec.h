@@ -41,6 +41,40 @@ namespace device {
 // that they agree), kept as plain integers here because those headers carry absl.
 enum : uint8_t { kLatticeZ = 0, kLatticeA2 = 1, kLatticeD = 2, kLatticeE8 = 3 };
 enum : uint8_t { kScaleNone = 0, kScaleRms = 1, kScaleAbsMax = 2 };
+// Numbers of DType (core/params.h), the element types of typed encode inputs and decode outputs.
+enum : uint8_t { kDTypeFloat32 = 0, kDTypeFloat64 = 1, kDTypeBfloat16 = 2, kDTypeFloat16 = 3 };
+
+// Element i of n values of `dtype` at src, widened to float32 as core/dtype.h's ToFloat does
+// (exactly, but float64, which rounds as C++'s cast).
+COSET_HD float ElementToFloat(const void* src, uint8_t dtype, int64_t i) {
+  switch (dtype) {
+    case kDTypeFloat64:
+      return static_cast<float>(static_cast<const double*>(src)[i]);
+    case kDTypeBfloat16:
+      return Bf16ToFloat(static_cast<const uint16_t*>(src)[i]);
+    case kDTypeFloat16:
+      return HalfBitsToFloat(static_cast<const uint16_t*>(src)[i]);
+    default:
+      return static_cast<const float*>(src)[i];
+  }
+}
+
+// value narrowed (or widened, for float64) into element i of dst as FromFloat does.
+COSET_HD void FloatToElement(float value, uint8_t dtype, void* dst, int64_t i) {
+  switch (dtype) {
+    case kDTypeFloat64:
+      static_cast<double*>(dst)[i] = static_cast<double>(value);
+      return;
+    case kDTypeBfloat16:
+      static_cast<uint16_t*>(dst)[i] = FloatToBfloat16Bits(value);
+      return;
+    case kDTypeFloat16:
+      static_cast<uint16_t*>(dst)[i] = FloatToHalfBits(value);
+      return;
+    default:
+      static_cast<float*>(dst)[i] = value;
+  }
+}
 
 // One tensor's codec parameters and layout, as values and pointers (device pointers on a GPU).
 struct DeviceCodec {

@@ -18,6 +18,11 @@ static_assert(kScaleNone == static_cast<uint8_t>(ScaleMode::kNone) &&
                   kScaleRms == static_cast<uint8_t>(ScaleMode::kRms) &&
                   kScaleAbsMax == static_cast<uint8_t>(ScaleMode::kAbsMax),
               "device scale numbers follow ScaleMode");
+static_assert(kDTypeFloat32 == static_cast<uint8_t>(DType::kFloat32) &&
+                  kDTypeFloat64 == static_cast<uint8_t>(DType::kFloat64) &&
+                  kDTypeBfloat16 == static_cast<uint8_t>(DType::kBfloat16) &&
+                  kDTypeFloat16 == static_cast<uint8_t>(DType::kFloat16),
+              "device dtype numbers follow DType");
 
 DeviceCodec DeviceCodecPlan::view() const {
   const RowCodecContext& ctx = context;

@@ -1,6 +1,11 @@
 // The CUDA codec against the CPU codec, bit for bit, on the shared grid (codec_cases.h). Needs a
 // CUDA device: without one each GPU test skips and says why (no driver, no device). Tagged `gpu`
 // so that a GPU machine can run just these (scripts/gpu_check.sh).
+#include <cmath>
+#include <cstring>
+
+#include "core/dtype.h"
+#include "core/format.h"
 #include "gtest/gtest.h"
 #include "kernels/cuda_runtime.h"
 #include "kernels/device_codec_host.h"
@@ -88,6 +93,40 @@ TEST(CudaCodecTest, GemmOnCodesMatchesDecodeThenDot) {
     device_testing::RunGemmCases([cuda, path](const CompressedTensor& w, const float* x, int64_t batch, float* out) {
       return cuda->Gemm(w, x, batch, out, path);
     });
+  }
+}
+
+// Typed inputs widened and outputs narrowed on the device: the CPU's blobs and values, bit for bit,
+// for float64, bfloat16 and float16 (NaN refused in the CPU's words).
+TEST(CudaCodecTest, TypedEncodeAndDecodeMatchTheCpu) {
+  COSET_REQUIRE_GPU(codec);
+  CodecParams p;
+  p.rotate = true;
+  const TensorCodec tc = *TensorCodec::Create(p);
+  const std::vector<int64_t> shape = {7, 300};
+  const std::vector<float> x = device_testing::TestRows(1050, 21);
+  for (const DType dtype : {DType::kFloat64, DType::kBfloat16, DType::kFloat16}) {
+    SCOPED_TRACE(DTypeName(dtype));
+    std::vector<uint64_t> typed(x.size());  // 8-byte aligned for every dtype
+    FromFloat(x.data(), static_cast<int64_t>(x.size()), dtype, typed.data());
+    CompressedTensor cpu;
+    ASSERT_TRUE(tc.EncodeTypedInto(typed.data(), dtype, shape, nullptr, nullptr, &cpu).ok());
+    const absl::StatusOr<CompressedTensor> gpu = codec->get()->EncodeTyped(tc, typed.data(), dtype, shape, nullptr);
+    ASSERT_TRUE(gpu.ok()) << gpu.status();
+    EXPECT_EQ(Serialize(*gpu), Serialize(cpu));
+    const size_t bytes = DTypeBytes(dtype) * x.size();
+    std::vector<uint64_t> cpu_out(x.size(), 0), gpu_out(x.size(), 1);
+    ASSERT_TRUE(tc.DecodeTyped(cpu, cpu_out.data(), dtype).ok());
+    ASSERT_TRUE(codec->get()->DecodeTyped(cpu, gpu_out.data(), dtype).ok());
+    EXPECT_EQ(0, std::memcmp(cpu_out.data(), gpu_out.data(), bytes));
+    std::vector<uint64_t> bad = typed;
+    std::vector<float> with_nan = x;
+    with_nan[777] = NAN;
+    FromFloat(with_nan.data(), static_cast<int64_t>(x.size()), dtype, bad.data());
+    CompressedTensor refused;
+    const absl::Status cpu_status = tc.EncodeTypedInto(bad.data(), dtype, shape, nullptr, nullptr, &refused);
+    EXPECT_FALSE(cpu_status.ok());
+    EXPECT_EQ(codec->get()->EncodeTyped(tc, bad.data(), dtype, shape, nullptr).status(), cpu_status);
   }
 }
 

@@ -1,5 +1,8 @@
 // The device steps (kernels/device_codec.h), run sequentially on the CPU, against the CPU codec:
 // the exact code the CUDA kernels run per block and per chunk, checked in every CI run.
+#include <cstring>
+
+#include "core/dtype.h"
 #include "gtest/gtest.h"
 #include "kernels/device_codec_host.h"
 #include "tests/kernels/codec_cases.h"
@@ -24,6 +27,66 @@ TEST(DeviceCodecTest, GemmOnCodesMatchesDecodeThenDot) {
     device_testing::RunGemmCases([path](const CompressedTensor& w, const float* x, int64_t batch, float* out) {
       return device::GemmWithDeviceSteps(w, x, batch, out, path);
     });
+  }
+}
+
+// The GPU's typed inputs and outputs convert element by element (ElementToFloat, FloatToElement)
+// exactly as core/dtype.h's ToFloat and FromFloat (whose AVX-512 level uses the CPU's own
+// conversions): every bfloat16 and float16, and a sweep of float32 bit patterns with the edges of
+// each format's range, ties and NaN.
+TEST(DeviceCodecTest, ElementConversionsAreDtypes) {
+  std::vector<uint16_t> every16(1 << 16);
+  for (uint32_t b = 0; b < every16.size(); ++b) every16[b] = static_cast<uint16_t>(b);
+  for (const DType dtype : {DType::kBfloat16, DType::kFloat16}) {
+    std::vector<float> want(every16.size());
+    ToFloat(every16.data(), dtype, static_cast<int64_t>(every16.size()), want.data());
+    for (size_t i = 0; i < every16.size(); ++i) {
+      ASSERT_EQ(FloatBits(device::ElementToFloat(every16.data(), static_cast<uint8_t>(dtype), i)), FloatBits(want[i]))
+          << DTypeName(dtype) << " " << i;
+    }
+  }
+  std::vector<float> floats;
+  for (uint64_t b = 0; b < (uint64_t{1} << 32); b += 65521) floats.push_back(BitsToFloat(static_cast<uint32_t>(b)));
+  for (float f : {65504.0f, 65520.0f, 65519.996f, 5.9604645e-8f, 2.9802322e-8f, 2.9802326e-8f, 1.0f + 0x1p-11f,
+                  1.0f + 0x1p-8f, 3.3895314e38f, 3.4028235e38f, 0.0f, -0.0f}) {
+    floats.push_back(f);
+    floats.push_back(-f);
+  }
+  floats.push_back(BitsToFloat(0x7FC00001u));
+  floats.push_back(BitsToFloat(0xFF800001u));
+  for (const DType dtype : {DType::kFloat32, DType::kFloat64, DType::kBfloat16, DType::kFloat16}) {
+    const size_t bytes = DTypeBytes(dtype) * floats.size();
+    std::vector<uint64_t> want(bytes / 8 + 1), got(bytes / 8 + 1);  // aligned for every dtype
+    FromFloat(floats.data(), static_cast<int64_t>(floats.size()), dtype, want.data());
+    for (size_t i = 0; i < floats.size(); ++i) {
+      device::FloatToElement(floats[i], static_cast<uint8_t>(dtype), got.data(), static_cast<int64_t>(i));
+    }
+    ASSERT_EQ(0, std::memcmp(want.data(), got.data(), bytes)) << DTypeName(dtype);
+    std::vector<float> back(floats.size());
+    ToFloat(want.data(), dtype, static_cast<int64_t>(floats.size()), back.data());
+    for (size_t i = 0; i < floats.size(); ++i) {
+      ASSERT_EQ(FloatBits(device::ElementToFloat(want.data(), static_cast<uint8_t>(dtype), i)), FloatBits(back[i]))
+          << DTypeName(dtype) << " " << i;
+    }
+  }
+}
+
+// A GPU's typed encode that refuses an input reports CheckDeviceEncode's error on the input widened
+// on the host (CudaCodec::EncodeTyped): the CPU's typed encode must say exactly that.
+TEST(DeviceCodecTest, TypedRefusalsReadAsTheCpus) {
+  const TensorCodec tc = *TensorCodec::Create(CodecParams{});
+  std::vector<float> x = testing_util::Gaussian(3 * 256, 4);
+  x[300] = NAN;
+  for (const DType dtype : {DType::kFloat64, DType::kBfloat16, DType::kFloat16}) {
+    std::vector<uint64_t> typed(x.size());
+    FromFloat(x.data(), static_cast<int64_t>(x.size()), dtype, typed.data());
+    CompressedTensor out;
+    const absl::Status cpu = tc.EncodeTypedInto(typed.data(), dtype, {3, 256}, nullptr, nullptr, &out);
+    ASSERT_FALSE(cpu.ok());
+    std::vector<float> wide(x.size());
+    ToFloat(typed.data(), dtype, static_cast<int64_t>(x.size()), wide.data());
+    EXPECT_EQ(device::CheckDeviceEncode(tc, wide.data(), {3, 256}, dtype, /*refused=*/true, /*capped=*/0), cpu)
+        << DTypeName(dtype);
   }
 }
 
