@@ -264,7 +264,11 @@ TEST_F(DaemonTest, SigtermDrainsInFlightWorkAndRemovesTheSocket) {
 TEST_F(DaemonTest, DeadlinesAreHonoredAndTheDaemonKeepsServing) {
   // A 64 MiB encode through shared memory (no transfer time) with a 40 ms deadline: the daemon
   // starts it, notices the deadline between slices of rows, stops and reports DEADLINE_EXCEEDED
-  // (canonical for an expired deadline; it reported CANCELLED before #14).
+  // (canonical for an expired deadline; it reported CANCELLED before #14). The codec makes every
+  // chunk climb about 22 steps of the overload ramp (no block scale, beta 1/1000 of a usual step),
+  // so the encode takes far longer than the deadline in any build (0.3 s with two threads in an
+  // optimized one). With the default codec the whole request took about as long as the deadline
+  // (40-55 ms), and in one CI run (2026-12-06) the daemon finished and counted it first.
   Client::Options o;
   o.address = daemon_->unix_address();
   o.timeout = std::chrono::milliseconds(40);
@@ -276,7 +280,11 @@ TEST_F(DaemonTest, DeadlinesAreHonoredAndTheDaemonKeepsServing) {
   const std::vector<float> x = Gaussian(n, 17);
   std::copy(x.begin(), x.end(), shared);
   const auto start = std::chrono::steady_clock::now();
-  const auto r = hurried->Encode(shared, {n / 4096, 4096}, CodecParams{});
+  CodecParams slow;
+  slow.scale = ScaleMode::kNone;
+  slow.beta = 0.001f;
+  slow.on_cap = CapPolicy::kZero;
+  const auto r = hurried->Encode(shared, {n / 4096, 4096}, slow);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded);
   for (int i = 0; i < 500 && daemon_->Metric("coset_inflight_requests") != 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
