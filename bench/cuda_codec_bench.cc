@@ -7,12 +7,12 @@
 // and symbols out) and decode (codes in, float32 out). Each reports the bytes it reads plus the
 // bytes it writes over its time, and the ratio to a cudaMemcpy (device to device) that moves the
 // same bytes (half read, half written): min / median / max of --runs runs. One JSON object per
-// line. Then GEMM on codes (D4, weights N x K, B queries), for each of LaunchGemm's two kernels
-// (the run path and the per-chunk one, "kernel"): its time; the time a bf16 GEMV/GEMM that only
-// streams its 2-byte weights at the measured copy bandwidth would need; and, where the machine has
-// cuBLAS (loaded at run time), cublasGemmEx in bf16 on the decoded weights, the decode's own time,
-// and the largest difference from cublasGemmEx in float32 relative to the largest result. Exits 1, saying why, when
-// there is no usable CUDA device.
+// line. Then GEMM on codes (D4, and E8 at 8192 x 8192; weights N x K, B queries), for each of
+// LaunchGemm's two kernels (the run path and the per-chunk one, "kernel"): its time; the time a
+// bf16 GEMV/GEMM that only streams its 2-byte weights at the measured copy bandwidth would need;
+// and, where the machine has cuBLAS (loaded at run time), cublasGemmEx in bf16 on the decoded
+// weights, the decode's own time, and the largest difference from cublasGemmEx in float32
+// relative to the largest result. Exits 1, saying why, when there is no usable CUDA device.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -171,13 +171,22 @@ int Main(int argc, char** argv) {
     j.Add("decode_vs_copy", Spread(dec_ratio));
     std::printf("%s\n", j.str().c_str());
   }
-  // GEMM on codes: D4 q=4 M=2 weights of N x K, queries B x K, everything on the device; against
-  // cuBLAS on the decoded weights (bf16 for speed, float32 for agreement) when cuBLAS loads.
+  // GEMM on codes: q=4 M=2 weights of N x K (D4 at three shapes, E8 at one: the run path's 16-bit
+  // symbols and a codebook table too large for shared memory), queries B x K, everything on the
+  // device; against cuBLAS on the decoded weights (bf16 for speed, float32 for agreement) when
+  // cuBLAS loads.
   auto cublas = CublasBaseline::Load(stream);
   if (!cublas.ok())
     std::fprintf(stderr, "cuda_codec_bench: no cuBLAS baseline: %s\n", cublas.status().ToString().c_str());
-  for (const auto& [n, k] : {std::pair<int64_t, int64_t>{8192, 8192}, {28672, 8192}, {8192, 28672}}) {
+  struct GemmShape {
+    const char* lattice;
+    int64_t n, k;
+  };
+  for (const GemmShape& shape : {GemmShape{"D4", 8192, 8192}, GemmShape{"D4", 28672, 8192},
+                                 GemmShape{"D4", 8192, 28672}, GemmShape{"E8", 8192, 8192}}) {
+    const int64_t n = shape.n, k = shape.k;
     CodecParams params;
+    params.lattice = OrDie(Lattice::Parse(shape.lattice));
     params.on_cap = CapPolicy::kZero;
     const TensorCodec codec = OrDie(TensorCodec::Create(params));
     const std::vector<float> w = TestData(n * k);
@@ -245,7 +254,8 @@ int Main(int argc, char** argv) {
           }
         }
         JsonObject j;
-        j.Add("gemm", "D4 q=4 M=2").Add("kernel", device::UsesGemmRuns(c, path) ? "runs" : "per-chunk");
+        j.Add("gemm", absl::StrCat(shape.lattice, " q=4 M=2"));
+        j.Add("kernel", device::UsesGemmRuns(c, path) ? "runs" : "per-chunk");
         j.Add("n", n).Add("k", k).Add("batch", batch).Add("code_bytes", codes.code_bytes);
         j.Add("ms", Spread(ms)).Add("speedup_vs_bf16_stream_bound", Spread(vs_bf16_bound));
         if (cublas.ok()) {
