@@ -299,12 +299,7 @@ absl::Status CudaCodec::DecodeTyped(const CompressedTensor& tensor, void* out, D
 
 absl::StatusOr<CompressedTensor> CudaCodec::AddCodes(const std::vector<const CompressedTensor*>& codes,
                                                      SumValidation* validation) {
-  COSET_RETURN_IF_ERROR(CheckAddable(codes));
-  std::vector<device::CodedForKernels> coded;
-  for (const CompressedTensor* t : codes) {
-    COSET_ASSIGN_OR_RETURN(device::CodedForKernels k, device::PrepareCoded(*t));
-    coded.push_back(std::move(k));
-  }
+  COSET_ASSIGN_OR_RETURN(const std::vector<device::CodedForKernels> coded, device::PrepareAddends(codes));
   const device::DeviceCodecPlan& plan = coded[0].plan;
   const cudaStream_t stream = static_cast<cudaStream_t>(stream_);
   DeviceMemory ramp, signs, pointers, sum, inexact;

@@ -272,14 +272,19 @@ absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* q
   return absl::OkStatus();
 }
 
-absl::StatusOr<CompressedTensor> AddCodesWithDeviceSteps(const std::vector<const CompressedTensor*>& codes,
-                                                         SumValidation* validation) {
+absl::StatusOr<std::vector<CodedForKernels>> PrepareAddends(const std::vector<const CompressedTensor*>& codes) {
   COSET_RETURN_IF_ERROR(CheckAddable(codes));
   std::vector<CodedForKernels> coded;
   for (const CompressedTensor* t : codes) {
     COSET_ASSIGN_OR_RETURN(CodedForKernels k, PrepareCoded(*t));
     coded.push_back(std::move(k));
   }
+  return coded;
+}
+
+absl::StatusOr<CompressedTensor> AddCodesWithDeviceSteps(const std::vector<const CompressedTensor*>& codes,
+                                                         SumValidation* validation) {
+  COSET_ASSIGN_OR_RETURN(const std::vector<CodedForKernels> coded, PrepareAddends(codes));
   const DeviceCodecPlan& plan = coded[0].plan;
   const DeviceCodec c = plan.view();
   const int64_t chunks = c.rows * c.chunks_per_row;

@@ -70,6 +70,9 @@ absl::Status DecodeWithDeviceSteps(const CompressedTensor& tensor, float* out);
 // mirrored lane by lane and through the kernel's shuffle tree, so its results are the GPU's bit for
 // bit; the per-chunk path sums chunk after chunk (the GPU adds its lanes' partial sums in a tree),
 // so there the results agree with the GPU's to float rounding, not bit for bit.
+// AddCodes' inputs, checked as AddCodes checks them (CheckAddable) and prepared for the kernels
+// (PrepareCoded), in order: what every device AddCodes starts from.
+absl::StatusOr<std::vector<CodedForKernels>> PrepareAddends(const std::vector<const CompressedTensor*>& codes);
 // AddCodes (core/code_arith.h) through the device steps (AddChunkCodes per chunk): the same sum,
 // blob and validation, the same refusals (CheckAddable).
 absl::StatusOr<CompressedTensor> AddCodesWithDeviceSteps(const std::vector<const CompressedTensor*>& codes,
