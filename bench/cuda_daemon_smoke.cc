@@ -2,12 +2,15 @@
 // --backend cuda, checks that encode and decode run on the CUDA backend with the CPU codec's
 // bytes and floats, with bad requests (a NaN entry, a corrupt blob) refused in the middle; then
 // times a 64 MiB encode and decode through shared memory beside the in-process CPU codec (one
-// thread and all cores), 3 runs each, min/median/max. One JSON line.
+// thread and all cores), 3 runs each, min/median/max; then GEMV and 16-query GEMM against resident
+// weights (InnerProduct by name), checked against decode-then-dot and timed beside the
+// in-process CPU LutMatrix. One JSON line.
 //
 //   cuda_daemon_smoke --daemon unix:/path/cosetd.sock [--expect-backend cuda]
 // (--expect-backend cpu runs the same checks against a CPU daemon, to try the tool without a GPU.)
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <limits>
 #include <random>
@@ -19,6 +22,7 @@
 #include "common/cli_args.h"
 #include "common/json_writer.h"
 #include "core/format.h"
+#include "core/inner_product.h"
 #include "core/tensor_codec.h"
 #include "core/thread_pool.h"
 
@@ -116,6 +120,53 @@ int Main(int argc, char** argv) {
   std::vector<int64_t> out_shape;
   const JsonObject daemon_decode = Seconds(3, [&] { (void)(*client)->Decode(blob, false, &out, &out_shape); });
   ThreadPool pool(0);
+  // The same codes as resident weights (4096 x 4096): InnerProduct on the daemon (on a CUDA daemon
+  // the fused kernel, the codes uploaded on the first call and kept) against decode-then-dot here.
+  const std::vector<int64_t> w_shape = {4096, 4096};
+  auto w_blob = (*client)->Encode(shared, w_shape, params);
+  if (!w_blob.ok()) return Fail(std::string(w_blob.status().message()));
+  if (auto put = (*client)->PutTensor("smoke/w", *w_blob, true); !put.ok())
+    return Fail(std::string(put.status().message()));
+  const CompressedTensor w = *Parse(reinterpret_cast<const uint8_t*>(w_blob->data()), w_blob->size());
+  std::vector<float> w_decoded(n);
+  if (!codec.Decode(w, w_decoded.data(), &pool).ok()) return Fail("decode of the weights failed");
+  JsonObject gemm_first, gemm_kept, cpu_gemm;
+  for (const int64_t batch : {int64_t{1}, int64_t{16}}) {
+    std::vector<float> queries(batch * w_shape[1]), product;
+    for (float& v : queries) v = g(rng);
+    std::string path;
+    const JsonObject first = Seconds(1, [&] {
+      if (!(*client)->Gemm("smoke/w", true, queries.data(), batch, w_shape[1], &product, &path).ok()) product.clear();
+    });
+    if (product.size() != static_cast<size_t>(batch * w_shape[0]))
+      return Fail("InnerProduct on resident weights failed");
+    if (expected == "cuda" && path != "cuda-fused")
+      return Fail("InnerProduct ran on path " + path + ", not on the device");
+    for (int64_t b = 0; b < batch; ++b) {
+      for (int64_t r = 0; r < w_shape[0]; ++r) {
+        double dot = 0, magnitude = 0;
+        for (int64_t c = 0; c < w_shape[1]; ++c) {
+          const double term = double{queries[b * w_shape[1] + c]} * w_decoded[r * w_shape[1] + c];
+          dot += term;
+          magnitude += std::abs(term);
+        }
+        if (std::abs(product[b * w_shape[0] + r] - dot) > 1e-5 * magnitude + 1e-30) {
+          return Fail(absl::StrCat("InnerProduct row ", r, " of query ", b, ": ", product[b * w_shape[0] + r],
+                                   " vs decode-then-dot ", dot));
+        }
+      }
+    }
+    const JsonObject kept =
+        Seconds(3, [&] { (void)(*client)->Gemm("smoke/w", true, queries.data(), batch, w_shape[1], &product, &path); });
+    const LutMatrix matrix = *LutMatrix::Create(w);
+    std::vector<float> cpu_product(batch * w_shape[0]);
+    const JsonObject cpu = Seconds(3, [&] { (void)matrix.Gemm(queries.data(), batch, cpu_product.data(), &pool); });
+    const std::string key = absl::StrCat("b", batch);
+    gemm_first.Add(key, first);
+    gemm_kept.Add(key, kept);
+    cpu_gemm.Add(key, cpu);
+  }
+  if (!(*client)->DeleteTensor("smoke/w").ok()) return Fail("DeleteTensor failed");
   CompressedTensor t;
   const JsonObject cpu1 =
       Seconds(3, [&] { (void)codec.EncodeInto(shared, shape, DType::kFloat32, nullptr, nullptr, &t); });
@@ -126,6 +177,8 @@ int Main(int argc, char** argv) {
   j.Add("mib", 64).Add("shared_memory", shm);
   j.Add("daemon_encode_s", daemon_encode).Add("daemon_decode_s", daemon_decode);
   j.Add("cpu_encode_1_thread_s", cpu1).Add("cpu_encode_all_cores_s", cpu_all);
+  j.Add("gemm_4096x4096", "resident weights; first call (uploads them), then kept; CPU: LutMatrix, all cores");
+  j.Add("daemon_gemm_first_s", gemm_first).Add("daemon_gemm_kept_s", gemm_kept).Add("cpu_gemm_s", cpu_gemm);
   std::printf("%s\n", j.str().c_str());
   return 0;
 }

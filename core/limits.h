@@ -68,5 +68,9 @@ inline constexpr int kShmReplySeconds = 30;
 // (codebook tables plus every request's staging). The daemon shares its GPU with training jobs, so
 // it takes a bounded share, not what happens to be free.
 inline constexpr int64_t kDefaultDeviceMemoryBudgetBytes = int64_t{4} << 30;
+// Share of that budget that resident tensors' device copies (the fused GEMM's weights, uploaded on
+// first use and kept) may hold together; the rest stays for requests' staging. Past it, a copy is
+// uploaded for the one call.
+inline constexpr double kResidentDeviceFraction = 0.5;
 
 }  // namespace coset

@@ -329,6 +329,13 @@ absl::Status CudaCodec::Gemm(const CompressedTensor& weights, const float* queri
   if (batch < 0) return absl::InvalidArgumentError("batch must be >= 0");
   CodesOnDevice codes;
   COSET_RETURN_IF_ERROR(Upload(weights, &codes));
+  return Gemm(codes, queries, batch, out, path);
+}
+
+absl::Status CudaCodec::Gemm(const CodesOnDevice& codes, const float* queries, int64_t batch, float* out,
+                             device::GemmPath path) {
+  if (batch < 0) return absl::InvalidArgumentError("batch must be >= 0");
+  COSET_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_.index));
   const device::DeviceCodec& c = codes.codec;
   const cudaStream_t stream = static_cast<cudaStream_t>(stream_);
   DeviceMemory x, padded, output;

@@ -60,6 +60,7 @@ class DeviceMemory {
   T* as() const {
     return static_cast<T*>(ptr_);
   }
+  int64_t bytes() const { return bytes_; }
 
  private:
   void Free();
@@ -75,7 +76,13 @@ struct CodesOnDevice {
   device::DeviceCodec codec;
   DeviceMemory ramp, signs, scales, t, symbols;
   int64_t code_bytes = 0;  // scales + T + symbols as uploaded
+  // Device memory held (charged to DeviceBytesInUse).
+  int64_t bytes() const { return ramp.bytes() + signs.bytes() + scales.bytes() + t.bytes() + symbols.bytes(); }
 };
+
+// The kernel path a GEMM on codes reports when it ran on a CUDA device (InnerProduct's path,
+// Backend::Gemm's result).
+inline constexpr char kCudaFusedGemmPath[] = "cuda-fused";
 
 // The codec on one CUDA device: encode and decode of host tensors (host -> device -> host), with
 // the codebook tables uploaded once per (lattice, q) and kept while the CudaCodec lives. The codes
@@ -119,6 +126,10 @@ class CudaCodec {
   // K floats, host memory): the weights are decoded in registers, never written as floats. path:
   // LaunchGemm's kernel choice.
   absl::Status Gemm(const CompressedTensor& weights, const float* queries, int64_t batch, float* out,
+                    device::GemmPath path = device::GemmPath::kPerChunk);
+  // The same against codes already on this device (Upload), e.g. a daemon's resident weights:
+  // only the queries and the product cross between host and device.
+  absl::Status Gemm(const CodesOnDevice& weights, const float* queries, int64_t batch, float* out,
                     device::GemmPath path = device::GemmPath::kPerChunk);
 
  private:

@@ -65,11 +65,6 @@ absl::StatusOr<CompressedTensor> EncodeWithDeviceSteps(const TensorCodec& codec,
                                                        const std::vector<int64_t>& shape, DType dtype,
                                                        EncodeStats* stats);
 absl::Status DecodeWithDeviceSteps(const CompressedTensor& tensor, float* out);
-// GEMM on codes through the device steps: out[b * rows + n] = <queries[b], decode(weights)[n]>,
-// queries batch x cols floats, through the kernel LaunchGemm picks for `path`. The run path is
-// mirrored lane by lane and through the kernel's shuffle tree, so its results are the GPU's bit for
-// bit; the per-chunk path sums chunk after chunk (the GPU adds its lanes' partial sums in a tree),
-// so there the results agree with the GPU's to float rounding, not bit for bit.
 // AddCodes' inputs, checked as AddCodes checks them (CheckAddable) and prepared for the kernels
 // (PrepareCoded), in order: what every device AddCodes starts from.
 absl::StatusOr<std::vector<CodedForKernels>> PrepareAddends(const std::vector<const CompressedTensor*>& codes);
@@ -82,6 +77,11 @@ absl::StatusOr<CompressedTensor> AddCodesWithDeviceSteps(const std::vector<const
 CompressedTensor FinishAddCodes(const CompressedTensor& first, const DeviceCodecPlan& plan,
                                 std::vector<uint8_t> symbols, std::vector<uint8_t> inexact, SumValidation* validation);
 
+// GEMM on codes through the device steps: out[b * rows + n] = <queries[b], decode(weights)[n]>,
+// queries batch x cols floats, through the kernel LaunchGemm picks for `path`. The run path is
+// mirrored lane by lane and through the kernel's shuffle tree, so its results are the GPU's bit for
+// bit; the per-chunk path sums chunk after chunk (the GPU adds its lanes' partial sums in a tree),
+// so there the results agree with the GPU's to float rounding, not bit for bit.
 absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* queries, int64_t batch, float* out,
                                  GemmPath path = GemmPath::kPerChunk);
 

@@ -367,6 +367,7 @@ grpc::Status CosetServiceImpl::InnerProduct(grpc::ServerContext* ctx, const v1::
     const int64_t batch = x.shape.size() == 2 ? x.shape[0] : 1;
     if (batch < 1 || batch > 4096)
       return absl::InvalidArgumentError(absl::StrCat("batch (=", batch, ") must be in [1, 4096]"));
+    if (cuda_ != nullptr) return GemmOnDevice(req->weights(), *w, x, batch, rc, resp);
     std::shared_ptr<const LutMatrix> matrix;
     if (req->weights().source_case() == v1::Codes::kTensorName) {
       COSET_ASSIGN_OR_RETURN(matrix,
@@ -387,6 +388,40 @@ grpc::Status CosetServiceImpl::InnerProduct(grpc::ServerContext* ctx, const v1::
     resp->set_path(matrix->path_name());
     return absl::OkStatus();
   });
+}
+
+absl::Status CosetServiceImpl::GemmOnDevice(const v1::Codes& source, const CompressedTensor& w, const Input& x,
+                                            int64_t batch, RequestContext& rc, v1::InnerProductResponse* resp) {
+  auto upload = [&](const CompressedTensor& t) -> absl::StatusOr<std::shared_ptr<const CodesOnDevice>> {
+    // The host copy of the symbols as the kernel reads them (up to one uint32 each), until uploaded.
+    COSET_RETURN_IF_ERROR(rc.Reserve(4 * t.layout.rows * t.layout.symbols_per_row, "the weights' staged codes"));
+    auto codes = std::make_shared<CodesOnDevice>();
+    COSET_RETURN_IF_ERROR(cuda_->Upload(t, codes.get()));
+    return std::shared_ptr<const CodesOnDevice>(std::move(codes));
+  };
+  const int64_t rows = w.layout.rows;
+  COSET_RETURN_IF_ERROR(rc.Reserve(2 * batch * rows * 4, "the product and its reply"));
+  std::vector<float> out(batch * rows);
+  rc.set_backend("cuda");
+  {
+    std::lock_guard<std::mutex> lock(cuda_mu_);
+    std::shared_ptr<const CodesOnDevice> codes;
+    if (source.source_case() == v1::Codes::kTensorName) {
+      // Resident weights cross once; the kept copies leave the rest of the device budget to requests.
+      const int64_t budget = DeviceMemoryBudget() > 0 ? DeviceMemoryBudget() : cuda_->device().total_memory_bytes;
+      COSET_ASSIGN_OR_RETURN(codes, store_.DeviceCodes(source.tensor_name(), rc.caller(),
+                                                       static_cast<int64_t>(budget * kResidentDeviceFraction), upload));
+    } else {
+      COSET_ASSIGN_OR_RETURN(codes, upload(w));
+    }
+    COSET_RETURN_IF_ERROR(cuda_->Gemm(*codes, x.data, batch, out.data()));
+  }
+  UpdateGauges();
+  std::vector<int64_t> shape = {rows};
+  if (x.shape.size() == 2) shape.insert(shape.begin(), batch);
+  TensorToProto(shape, out.data(), DType::kFloat32, resp->mutable_output());
+  resp->set_path(kCudaFusedGemmPath);
+  return absl::OkStatus();
 }
 
 grpc::Status CosetServiceImpl::AddCodes(grpc::ServerContext* ctx, const v1::AddCodesRequest* req,
@@ -488,17 +523,19 @@ grpc::Status CosetServiceImpl::ServerInfo(grpc::ServerContext* ctx, const v1::Se
                                           v1::ServerInfoResponse* resp) {
   return Serve("ServerInfo", ctx, req, resp, [&](RequestContext&) -> absl::Status {
     resp->set_version(kCosetVersion);
-    if (cuda_ != nullptr) resp->add_backends("cuda");  // encode and decode
+    if (cuda_ != nullptr) resp->add_backends("cuda");  // encode, decode, GEMM on codes
     resp->add_backends("cpu");
     v1::BackendStatus* cpu = resp->add_backend_status();
     cpu->set_name("cpu");
     cpu->set_serving(true);
     cpu->set_detail(absl::StrCat(SimdLevelName(ActiveSimdLevel()), ", ", pool_.concurrency(), " codec thread(s)",
-                                 cuda_ != nullptr ? "; everything but encode and decode" : ""));
+                                 cuda_ != nullptr ? "; row dots and code sums" : ""));
     v1::BackendStatus* cuda = resp->add_backend_status();
     cuda->set_name("cuda");
     cuda->set_serving(cuda_ != nullptr);
-    cuda->set_detail(cuda_ != nullptr ? DescribeCudaDevice(cuda_->device()) + ": encode and decode" : cuda_status_);
+    cuda->set_detail(cuda_ != nullptr ? DescribeCudaDevice(cuda_->device()) +
+                                            ": encode, decode, GEMM on codes (resident weights kept on the device)"
+                                      : cuda_status_);
     v1::Limits* l = resp->mutable_limits();
     l->set_max_message_bytes(limits_.max_message_bytes);
     l->set_max_concurrent_requests(limits_.max_concurrent_requests);
@@ -522,6 +559,7 @@ void CosetServiceImpl::UpdateGauges() {
   metrics_->resident_bytes().Set(static_cast<double>(store_.bytes()));
   metrics_->resident_tensors().Set(static_cast<double>(store_.count()));
   metrics_->lut_cache_bytes().Set(static_cast<double>(store_.lut_bytes()));
+  metrics_->resident_device_bytes().Set(static_cast<double>(store_.device_bytes()));
   metrics_->configs().Set(static_cast<double>(configs_.count()));
   metrics_->codebook_bytes().Set(static_cast<double>(configs_.bytes()));
   metrics_->memory_used_bytes().Set(static_cast<double>(ResidentBytes() + budget_.reserved()));

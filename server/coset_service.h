@@ -47,9 +47,9 @@ class CosetServiceImpl final : public v1::Coset::Service {
 
   ~CosetServiceImpl() override;
 
-  // Serves Encode, Decode and Quantize's encode on this CUDA device (host payloads staged through
-  // device memory, one request on the device at a time); everything else stays on the CPU. Call
-  // before serving.
+  // Serves Encode, Decode, Quantize's encode and InnerProduct's GEMM on this CUDA device (host
+  // payloads staged through device memory, one request on the device at a time; resident weights
+  // kept there); row dots and code sums stay on the CPU. Call before serving.
   void UseCuda(std::unique_ptr<CudaCodec> cuda);
   // What ServerInfo says of the CUDA backend when it does not serve: why (no driver, no device,
   // not asked for). Call before serving.
@@ -121,6 +121,10 @@ class CosetServiceImpl final : public v1::Coset::Service {
   absl::Status EncodeTensor(const Config& config, const Input& x, RequestContext& rc, EncodeStats* stats,
                             CompressedTensor* out);
   absl::Status DecodeTensorTo(const CompressedTensor& t, void* out, DType dtype, RequestContext& rc);
+  // InnerProduct's queries against w on the CUDA device (the fused kernel): a resident tensor's
+  // codes are uploaded on first use and kept with it (TensorStore::DeviceCodes), sent ones per call.
+  absl::Status GemmOnDevice(const v1::Codes& source, const CompressedTensor& w, const Input& x, int64_t batch,
+                            RequestContext& rc, v1::InnerProductResponse* resp);
   // Bytes held outside requests: resident tensors, their LUT matrices, codebooks and LUTs.
   int64_t ResidentBytes() const;
   void UpdateGauges();

@@ -212,7 +212,7 @@ std::optional<int> ParseFlags(int argc, char** argv, DaemonFlags* out) {
   return std::nullopt;
 }
 
-// Resolves --backend: the CUDA codec to serve encode and decode with (null: the CPU serves), or
+// Resolves --backend: the CUDA codec to serve encode, decode and GEMM with (null: the CPU serves), or
 // the exit code when the asked-for backend cannot serve.
 struct Backend {
   std::unique_ptr<CudaCodec> cuda;
@@ -232,7 +232,7 @@ Backend SelectBackend(const DaemonFlags& flags) {
   absl::StatusOr<std::unique_ptr<CudaCodec>> cuda = CudaCodec::Create(flags.device);
   if (cuda.ok()) {
     Log(0, absl::StrCat("backend cuda: ", DescribeCudaDevice((*cuda)->device()),
-                        " serves encode and decode; the CPU serves the rest"));
+                        " serves encode, decode and GEMM on codes; the CPU serves the rest"));
     backend.cuda = *std::move(cuda);
     return backend;
   }

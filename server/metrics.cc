@@ -93,11 +93,18 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                                      .Help("Device memory the CUDA backend may hold (--device-memory-budget)")
                                      .Register(*registry_)
                                      .Add({});
-  device_memory_used_bytes_ = &prometheus::BuildGauge()
-                                   .Name("coset_device_memory_used_bytes")
-                                   .Help("Device memory the CUDA backend holds: codebook tables and requests' staging")
-                                   .Register(*registry_)
-                                   .Add({});
+  device_memory_used_bytes_ =
+      &prometheus::BuildGauge()
+           .Name("coset_device_memory_used_bytes")
+           .Help("Device memory the CUDA backend holds: codebook tables, resident weights and requests' staging")
+           .Register(*registry_)
+           .Add({});
+  resident_device_bytes_ =
+      &prometheus::BuildGauge()
+           .Name("coset_resident_device_bytes")
+           .Help("Device memory of resident tensors' codes kept on the CUDA device for the fused GEMM")
+           .Register(*registry_)
+           .Add({});
   configs_ = &prometheus::BuildGauge()
                   .Name("coset_registered_configs")
                   .Help("Registered codec configurations")

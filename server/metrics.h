@@ -42,6 +42,7 @@ class Metrics {
   prometheus::Gauge& memory_used_bytes() { return *memory_used_bytes_; }
   prometheus::Gauge& device_memory_budget_bytes() { return *device_memory_budget_bytes_; }
   prometheus::Gauge& device_memory_used_bytes() { return *device_memory_used_bytes_; }
+  prometheus::Gauge& resident_device_bytes() { return *resident_device_bytes_; }
 
   static constexpr size_t kMaxConfigLabels = 64;
 
@@ -73,6 +74,7 @@ class Metrics {
   prometheus::Gauge* memory_used_bytes_;
   prometheus::Gauge* device_memory_budget_bytes_;
   prometheus::Gauge* device_memory_used_bytes_;
+  prometheus::Gauge* resident_device_bytes_;
 };
 
 }  // namespace coset

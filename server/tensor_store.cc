@@ -1,6 +1,7 @@
 #include "server/tensor_store.h"
 
 #include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
 
 namespace coset {
 namespace {
@@ -56,15 +57,18 @@ absl::Status TensorStore::Put(std::shared_ptr<const ResidentTensor> tensor, bool
                                                      " bytes) would exceed the memory budget of ", budget_,
                                                      " bytes (in use: ", bytes_ + lut_bytes_, ")"));
   }
-  if (it != entries_.end()) {
-    bytes_ -= it->second.tensor->bytes();
-    if (it->second.matrix) lut_bytes_ -= it->second.matrix->packed_bytes();
-    entries_.erase(it);
-  }
+  if (it != entries_.end()) Erase(it);
   bytes_ += tensor->bytes();
   const std::string name = tensor->name;
-  entries_[name] = Entry{std::move(tensor), nullptr};
+  entries_[name] = Entry{std::move(tensor), nullptr, nullptr};
   return absl::OkStatus();
+}
+
+void TensorStore::Erase(std::map<std::string, Entry>::iterator it) {
+  bytes_ -= it->second.tensor->bytes();
+  if (it->second.matrix) lut_bytes_ -= it->second.matrix->packed_bytes();
+  if (it->second.device) device_bytes_ -= it->second.device->bytes();
+  entries_.erase(it);
 }
 
 absl::StatusOr<std::shared_ptr<const ResidentTensor>> TensorStore::Get(const std::string& name,
@@ -79,10 +83,7 @@ absl::Status TensorStore::Delete(const std::string& name, const std::string& cal
   std::lock_guard<std::mutex> lock(mu_);
   auto found = FindOwned(entries_, name, caller);
   if (!found.ok()) return found.status();
-  auto it = *found;
-  bytes_ -= it->second.tensor->bytes();
-  if (it->second.matrix) lut_bytes_ -= it->second.matrix->packed_bytes();
-  entries_.erase(it);
+  Erase(*found);
   return absl::OkStatus();
 }
 
@@ -95,31 +96,56 @@ std::vector<std::shared_ptr<const ResidentTensor>> TensorStore::List(const std::
   return out;
 }
 
-absl::StatusOr<std::shared_ptr<const LutMatrix>> TensorStore::Matrix(
-    const std::string& name, const std::string& caller, int64_t lut_budget,
-    const std::function<absl::Status(int64_t bytes)>& reserve) {
+template <typename T, typename Build, typename Keep>
+absl::StatusOr<std::shared_ptr<const T>> TensorStore::Derived(const std::string& name, const std::string& caller,
+                                                              std::shared_ptr<const T> Entry::*slot, const Build& build,
+                                                              const Keep& keep) {
   std::shared_ptr<const ResidentTensor> tensor;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto found = FindOwned(entries_, name, caller);
     if (!found.ok()) return found.status();
-    if ((*found)->second.matrix) return (*found)->second.matrix;
+    if ((*found)->second.*slot) return (*found)->second.*slot;
     tensor = (*found)->second.tensor;
   }
   // Built outside the lock (it can take a while); the first finisher's copy is kept.
-  const absl::Status reserved = reserve(LutMatrix::BuildBytes(tensor->tensor));
-  if (!reserved.ok()) return reserved;
-  auto built = LutMatrix::Create(tensor->tensor, lut_budget);
+  absl::StatusOr<std::shared_ptr<const T>> built = build(tensor->tensor);
   if (!built.ok()) return built.status();
-  auto matrix = std::make_shared<const LutMatrix>(std::move(*built));
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(name);
-  if (it == entries_.end() || it->second.tensor != tensor) return matrix;  // replaced meanwhile: not cached
-  if (it->second.matrix) return it->second.matrix;
-  if (bytes_ + lut_bytes_ + matrix->packed_bytes() > budget_) return matrix;  // serve it, but do not keep it
-  lut_bytes_ += matrix->packed_bytes();
-  it->second.matrix = matrix;
-  return matrix;
+  if (it == entries_.end() || it->second.tensor != tensor) return built;  // replaced meanwhile: not kept
+  if (it->second.*slot) return it->second.*slot;
+  if (keep(**built)) it->second.*slot = *built;
+  return built;
+}
+
+absl::StatusOr<std::shared_ptr<const LutMatrix>> TensorStore::Matrix(
+    const std::string& name, const std::string& caller, int64_t lut_budget,
+    const std::function<absl::Status(int64_t bytes)>& reserve) {
+  auto build = [&](const CompressedTensor& t) -> absl::StatusOr<std::shared_ptr<const LutMatrix>> {
+    COSET_RETURN_IF_ERROR(reserve(LutMatrix::BuildBytes(t)));
+    COSET_ASSIGN_OR_RETURN(LutMatrix m, LutMatrix::Create(t, lut_budget));
+    return std::make_shared<const LutMatrix>(std::move(m));
+  };
+  // Kept within the store's budget; past it, served but not kept.
+  auto keep = [&](const LutMatrix& m) {
+    if (bytes_ + lut_bytes_ + m.packed_bytes() > budget_) return false;
+    lut_bytes_ += m.packed_bytes();
+    return true;
+  };
+  return Derived(name, caller, &Entry::matrix, build, keep);
+}
+
+absl::StatusOr<std::shared_ptr<const CodesOnDevice>> TensorStore::DeviceCodes(const std::string& name,
+                                                                              const std::string& caller,
+                                                                              int64_t keep_budget,
+                                                                              const DeviceUpload& upload) {
+  auto keep = [&](const CodesOnDevice& codes) {
+    if (device_bytes_ + codes.bytes() > keep_budget) return false;
+    device_bytes_ += codes.bytes();
+    return true;
+  };
+  return Derived(name, caller, &Entry::device, upload, keep);
 }
 
 int64_t TensorStore::bytes() const {
@@ -130,6 +156,11 @@ int64_t TensorStore::bytes() const {
 int64_t TensorStore::lut_bytes() const {
   std::lock_guard<std::mutex> lock(mu_);
   return lut_bytes_;
+}
+
+int64_t TensorStore::device_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return device_bytes_;
 }
 
 int64_t TensorStore::count() const {

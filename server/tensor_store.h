@@ -1,5 +1,7 @@
 // Resident compressed tensors of cosetd, kept under a name so inference services can compute
-// against them without resending them. Bounded by a memory budget; thread-safe.
+// against them without resending them. Bounded by a memory budget; thread-safe. Each tensor can
+// carry what is built from it on first use and kept with it: the repacked LUT matrix (CPU GEMM)
+// and, on the CUDA backend, its codes on the device (the fused GEMM kernel's input).
 #pragma once
 
 #include <cstdint>
@@ -13,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "core/inner_product.h"
 #include "core/tensor_codec.h"
+#include "kernels/cuda_runtime.h"
 
 namespace coset {
 
@@ -43,8 +46,17 @@ class TensorStore {
       const std::string& name, const std::string& caller, int64_t lut_budget,
       const std::function<absl::Status(int64_t bytes)>& reserve = [](int64_t) { return absl::OkStatus(); });
 
+  // The tensor's codes on the device, uploaded by upload on first use (outside the store's lock)
+  // and kept with the tensor while the kept copies hold at most keep_budget bytes of device memory;
+  // past that, or when the tensor was replaced meanwhile, the copy serves the caller alone. Dropped
+  // with the tensor (a caller still holding it keeps it until done).
+  using DeviceUpload = std::function<absl::StatusOr<std::shared_ptr<const CodesOnDevice>>(const CompressedTensor&)>;
+  absl::StatusOr<std::shared_ptr<const CodesOnDevice>> DeviceCodes(const std::string& name, const std::string& caller,
+                                                                   int64_t keep_budget, const DeviceUpload& upload);
+
   int64_t bytes() const;
   int64_t lut_bytes() const;
+  int64_t device_bytes() const;  // device memory of the kept device copies
   int64_t count() const;
   static absl::Status ValidateName(const std::string& name);
 
@@ -52,12 +64,23 @@ class TensorStore {
   struct Entry {
     std::shared_ptr<const ResidentTensor> tensor;
     std::shared_ptr<const LutMatrix> matrix;
+    std::shared_ptr<const CodesOnDevice> device;
   };
+  // What Matrix and DeviceCodes share: the entry's `slot` if built, else build(tensor) outside the
+  // lock, kept in the slot when the entry still holds that tensor and keep(built) (called under the
+  // lock; it accounts what it keeps).
+  template <typename T, typename Build, typename Keep>
+  absl::StatusOr<std::shared_ptr<const T>> Derived(const std::string& name, const std::string& caller,
+                                                   std::shared_ptr<const T> Entry::*slot, const Build& build,
+                                                   const Keep& keep);
+  // Removes an entry and what it accounts (caller holds mu_).
+  void Erase(std::map<std::string, Entry>::iterator it);
   mutable std::mutex mu_;
   std::map<std::string, Entry> entries_;
   int64_t budget_;
   int64_t bytes_ = 0;
   int64_t lut_bytes_ = 0;
+  int64_t device_bytes_ = 0;  // not part of budget_: device memory has its own (DeviceMemoryBudget)
 };
 
 }  // namespace coset

@@ -183,10 +183,12 @@ def build():
                  [(f"histogram_quantile(0.99, sum by (le, backend, method) "
                    f"(rate(coset_request_duration_seconds_bucket{{{SEL}}}[5m])))", "p99 {{backend}} {{method}}")],
                  "s"), 8, 8)
-    L.add(series("Device memory", "Device memory the CUDA backend holds (codebook tables and requests' "
-                 "staging), and --device-memory-budget: a request that would pass it is refused with "
-                 "RESOURCE_EXHAUSTED. 0 held on the CPU backend.",
+    L.add(series("Device memory", "Device memory the CUDA backend holds (codebook tables, resident "
+                 "weights' device copies and requests' staging), of which the resident weights (kept "
+                 "within half the budget), and --device-memory-budget: a request that would pass it is "
+                 "refused with RESOURCE_EXHAUSTED. 0 held on the CPU backend.",
                  [(f"sum(coset_device_memory_used_bytes{{{SEL}}})", "used"),
+                  (f"sum(coset_resident_device_bytes{{{SEL}}})", "resident weights"),
                   (f"sum(coset_device_memory_budget_bytes{{{SEL}}})", "budget")], "bytes"), 8, 8)
 
     return {

@@ -163,6 +163,31 @@ TEST(CudaCodecTest, GemmRunPathMatchesItsHostRunBitForBit) {
   }
 }
 
+// What cosetd's resident weights do: the codes uploaded once (charged to the device memory in use
+// until freed), then GEMMs against them with the staged GEMM's results bit for bit.
+TEST(CudaCodecTest, GemmOnUploadedCodesEqualsTheStagedGemm) {
+  COSET_REQUIRE_GPU(codec);
+  const int64_t rows = 129, cols = 1000;
+  const TensorCodec tc = *TensorCodec::Create(CodecParams{});
+  const CompressedTensor coded = *tc.Encode(testing_util::Gaussian(rows * cols, 8).data(), {rows, cols});
+  const int64_t before = DeviceBytesInUse();
+  {
+    CodesOnDevice codes;
+    ASSERT_TRUE(codec->get()->Upload(coded, &codes).ok());
+    EXPECT_GE(codes.bytes(), codes.code_bytes);
+    EXPECT_EQ(DeviceBytesInUse() - before, codes.bytes());
+    for (int64_t batch : {1, 5, 16}) {
+      SCOPED_TRACE(absl::StrCat("batch ", batch));
+      const std::vector<float> x = testing_util::Gaussian(batch * cols, static_cast<uint32_t>(batch));
+      std::vector<float> kept(batch * rows, NAN), staged(batch * rows, NAN);
+      ASSERT_TRUE(codec->get()->Gemm(codes, x.data(), batch, kept.data()).ok());
+      ASSERT_TRUE(codec->get()->Gemm(coded, x.data(), batch, staged.data()).ok());
+      for (int64_t i = 0; i < batch * rows; ++i) ASSERT_EQ(FloatBits(kept[i]), FloatBits(staged[i])) << i;
+    }
+  }
+  EXPECT_EQ(DeviceBytesInUse(), before);
+}
+
 TEST(CudaCodecTest, LargeTensorMatchesCpuCodec) {
   COSET_REQUIRE_GPU(codec);
   for (const char* lattice : {"D4", "E8"}) {

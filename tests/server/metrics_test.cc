@@ -63,6 +63,8 @@ TEST(MetricsTest, EncodesCountBytesSavedOverloadsAndTheTDistribution) {
   m.device_memory_used_bytes().Set(1024);
   EXPECT_EQ(MetricValue(m, "coset_device_memory_budget_bytes"), 4096);
   EXPECT_EQ(MetricValue(m, "coset_device_memory_used_bytes"), 1024);
+  m.resident_device_bytes().Set(512);
+  EXPECT_EQ(MetricValue(m, "coset_resident_device_bytes"), 512);
 }
 
 TEST(MetricsTest, ConfigLabelsAreBoundedAgainstCardinalityFloods) {

@@ -77,6 +77,62 @@ TEST(TensorStoreTest, MatrixIsNotBuiltWhenItsMemoryIsRefused) {
   EXPECT_GE(asked, built->packed_bytes());
 }
 
+// Device copies are made by the CUDA codec (CudaCodec::Upload); without a device these tests
+// upload empty copies (no device memory), which is enough for the store's part: built once and
+// kept, owner-checked, dropped with the tensor, failures and replaced tensors not kept.
+TEST(TensorStoreTest, DeviceCodesAreUploadedOnceAndDroppedWithTheTensor) {
+  TensorStore store(1 << 22);
+  auto a = Resident("w", 16);
+  ASSERT_TRUE(store.Put(a, false).ok());
+  int uploads = 0;
+  const CompressedTensor* uploaded = nullptr;
+  const TensorStore::DeviceUpload upload = [&](const CompressedTensor& t) {
+    ++uploads;
+    uploaded = &t;
+    return std::make_shared<const CodesOnDevice>();
+  };
+  const auto d1 = *store.DeviceCodes("w", kAlice, 1 << 20, upload);
+  const auto d2 = *store.DeviceCodes("w", kAlice, 1 << 20, upload);
+  EXPECT_EQ(d1.get(), d2.get());
+  EXPECT_EQ(uploads, 1);
+  EXPECT_EQ(uploaded, &a->tensor);  // the resident tensor itself, not a copy
+  EXPECT_EQ(store.DeviceCodes("w", kBob, 1 << 20, upload).status().code(), absl::StatusCode::kPermissionDenied);
+  // Replacing the tensor drops its copy: the next call uploads the new codes.
+  auto b = Resident("w", 8);
+  ASSERT_TRUE(store.Put(b, true).ok());
+  const auto d3 = *store.DeviceCodes("w", kAlice, 1 << 20, upload);
+  EXPECT_NE(d3.get(), d1.get());
+  EXPECT_EQ(uploaded, &b->tensor);
+  EXPECT_EQ(uploads, 2);
+  ASSERT_TRUE(store.Delete("w", kAlice).ok());
+  EXPECT_EQ(store.DeviceCodes("w", kAlice, 1 << 20, upload).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(uploads, 2);
+  EXPECT_EQ(store.device_bytes(), 0);
+}
+
+TEST(TensorStoreTest, FailedOrOverBudgetDeviceCodesAreNotKept) {
+  TensorStore store(1 << 22);
+  ASSERT_TRUE(store.Put(Resident("w", 16), false).ok());
+  int uploads = 0;
+  const TensorStore::DeviceUpload refuse =
+      [&](const CompressedTensor&) -> absl::StatusOr<std::shared_ptr<const CodesOnDevice>> {
+    ++uploads;
+    return absl::ResourceExhaustedError("device memory budget");
+  };
+  EXPECT_EQ(store.DeviceCodes("w", kAlice, 1 << 20, refuse).status().code(), absl::StatusCode::kResourceExhausted);
+  const TensorStore::DeviceUpload upload = [&](const CompressedTensor&) {
+    ++uploads;
+    return std::make_shared<const CodesOnDevice>();
+  };
+  // A keep budget below what the copy holds (here: below zero): each call uploads for itself.
+  ASSERT_TRUE(store.DeviceCodes("w", kAlice, -1, upload).ok());
+  ASSERT_TRUE(store.DeviceCodes("w", kAlice, -1, upload).ok());
+  EXPECT_EQ(uploads, 3);
+  ASSERT_TRUE(store.DeviceCodes("w", kAlice, 0, upload).ok());
+  ASSERT_TRUE(store.DeviceCodes("w", kAlice, 0, upload).ok());
+  EXPECT_EQ(uploads, 4);  // within the budget: kept
+}
+
 TEST(TensorStoreTest, ErrorsDoNotEchoLongClientNames) {
   TensorStore store(1 << 20);
   const std::string huge(8192, 'x');  // unchecked on lookups: a hostile client's name
