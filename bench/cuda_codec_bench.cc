@@ -8,7 +8,8 @@
 // bytes it writes over its time, and the ratio to a cudaMemcpy (device to device) that moves the
 // same bytes (half read, half written): min / median / max of --runs runs. One JSON object per
 // line. Then GEMM on codes (D4, and E8 at 8192 x 8192; weights N x K, B queries), for each of
-// LaunchGemm's two kernels (the run path and the per-chunk one, "kernel"): its time; the time a
+// CudaCodec::Gemm's methods ("kernel": LaunchGemm's run path and per-chunk kernel, and, where
+// cuBLAS loads, "decode-cublas": the decode to float32 plus cuBLAS SGEMM): its time; the time a
 // bf16 GEMV/GEMM that only streams its 2-byte weights at the measured copy bandwidth would need;
 // and, where the machine has cuBLAS (loaded at run time), cublasGemmEx in bf16 on the decoded
 // weights, the decode's own time, and the largest difference from cublasGemmEx in float32
@@ -22,9 +23,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "bench/cublas_baseline.h"
 #include "common/cli_args.h"
 #include "common/json_writer.h"
+#include "kernels/cublas.h"
 #include "kernels/cuda_codec.h"
 #include "kernels/cuda_runtime.h"
 #include "kernels/device_codec_host.h"
@@ -175,7 +176,7 @@ int Main(int argc, char** argv) {
   // symbols and a codebook table too large for shared memory), queries B x K, everything on the
   // device; against cuBLAS on the decoded weights (bf16 for speed, float32 for agreement) when
   // cuBLAS loads.
-  auto cublas = CublasBaseline::Load(stream);
+  auto cublas = Cublas::Load(stream);
   if (!cublas.ok())
     std::fprintf(stderr, "cuda_codec_bench: no cuBLAS baseline: %s\n", cublas.status().ToString().c_str());
   struct GemmShape {
@@ -224,9 +225,19 @@ int Main(int argc, char** argv) {
       OrDie(ref.Allocate(4 * batch * n));
       OrDie(ref_bf16.Allocate(2 * batch * n));
       const bool prepare = !device::ReadsInPlace(c);
-      // Each of LaunchGemm's kernels: the run path (these codes qualify) and the per-chunk one.
-      for (const device::GemmPath path : {device::GemmPath::kRuns, device::GemmPath::kPerChunk}) {
+      // Each of CudaCodec::Gemm's methods: LaunchGemm's run path (these codes qualify) and per-chunk
+      // kernel, and the weights decoded to float32 then cuBLAS SGEMM (where kAuto's crossover,
+      // kDecodeCublasMinBatch, is to be read from).
+      for (const GemmMethod method : {GemmMethod::kFusedRuns, GemmMethod::kFusedPerChunk, GemmMethod::kDecodeCublas}) {
+        if (method == GemmMethod::kDecodeCublas && !cublas.ok()) continue;
+        const device::GemmPath path =
+            method == GemmMethod::kFusedRuns ? device::GemmPath::kRuns : device::GemmPath::kPerChunk;
         auto gemm = [&] {
+          if (method == GemmMethod::kDecodeCublas) {
+            decode();
+            OrDie((*cublas)->Gemm(CUDA_R_32F, w_f32.as<void>(), x.as<void>(), out.as<void>(), n, k, batch));
+            return;
+          }
           if (prepare) CHECK_CUDA(device::LaunchPrepareQueries(c, x.as<float>(), batch, padded.as<float>(), stream));
           CHECK_CUDA(device::LaunchGemm(c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(), codes.symbols.as<void>(),
                                         prepare ? padded.as<float>() : x.as<float>(), batch, out.as<float>(), stream,
@@ -255,7 +266,9 @@ int Main(int argc, char** argv) {
         }
         JsonObject j;
         j.Add("gemm", absl::StrCat(shape.lattice, " q=4 M=2"));
-        j.Add("kernel", device::UsesGemmRuns(c, path) ? "runs" : "per-chunk");
+        j.Add("kernel", method == GemmMethod::kDecodeCublas ? "decode-cublas"
+                        : device::UsesGemmRuns(c, path)     ? "runs"
+                                                            : "per-chunk");
         j.Add("n", n).Add("k", k).Add("batch", batch).Add("code_bytes", codes.code_bytes);
         j.Add("ms", Spread(ms)).Add("speedup_vs_bf16_stream_bound", Spread(vs_bf16_bound));
         if (cublas.ok()) {

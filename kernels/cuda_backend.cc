@@ -54,8 +54,8 @@ absl::Status CudaBackend::Quantize(const float* x, const std::vector<int64_t>& s
 
 absl::StatusOr<std::string> CudaBackend::Gemm(BlobView weights, const float* queries, int64_t batch, float* out) {
   COSET_ASSIGN_OR_RETURN(CompressedTensor w, Parse(weights.data(), weights.size(), executor_));
-  COSET_RETURN_IF_ERROR(cuda_->Gemm(w, queries, batch, out));
-  return std::string(kCudaFusedGemmPath);
+  COSET_ASSIGN_OR_RETURN(const GemmMethod method, cuda_->Gemm(w, queries, batch, out));
+  return std::string(GemmMethodName(method));
 }
 
 absl::StatusOr<std::vector<double>> CudaBackend::DotRows(BlobView a, BlobView b, int64_t lut_budget_bytes) {

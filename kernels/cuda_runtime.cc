@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "core/dtype.h"
 #include "core/status_macros.h"
+#include "kernels/cublas.h"
 #include "kernels/cuda_codec.h"
 #include "kernels/device_codec_host.h"
 
@@ -142,6 +144,7 @@ CudaCodec::CudaCodec(CudaDeviceInfo device, void* stream) : device_(std::move(de
 CudaCodec::~CudaCodec() {
   cudaSetDevice(device_.index);
   tables_.clear();
+  cublas_.reset();  // its handle works on the stream
   cudaStreamDestroy(static_cast<cudaStream_t>(stream_));
 }
 
@@ -324,38 +327,94 @@ absl::StatusOr<CompressedTensor> CudaCodec::AddCodes(const std::vector<const Com
   return device::FinishAddCodes(*codes[0], plan, std::move(host_sum), std::move(host_inexact), validation);
 }
 
-absl::Status CudaCodec::Gemm(const CompressedTensor& weights, const float* queries, int64_t batch, float* out,
-                             device::GemmPath path) {
+const char* GemmMethodName(GemmMethod method) {
+  switch (method) {
+    case GemmMethod::kAuto:
+      return "cuda-auto";
+    case GemmMethod::kFusedPerChunk:
+      return "cuda-fused";
+    case GemmMethod::kFusedRuns:
+      return "cuda-fused-runs";
+    case GemmMethod::kDecodeCublas:
+      return "cuda-decode-cublas";
+  }
+  return "cuda-unknown";
+}
+
+absl::StatusOr<const Cublas*> CudaCodec::LoadCublas() {
+  if (cublas_ == nullptr && absl::IsUnknown(cublas_status_)) {
+    absl::StatusOr<std::unique_ptr<Cublas>> loaded = Cublas::Load(static_cast<cudaStream_t>(stream_));
+    cublas_status_ = loaded.status();
+    if (loaded.ok()) cublas_ = *std::move(loaded);
+  }
+  if (cublas_ == nullptr) return absl::FailedPreconditionError(cublas_status_.message());
+  return cublas_.get();
+}
+
+absl::Status CudaCodec::DecodeThenCublas(const CodesOnDevice& codes, const float* x, int64_t batch, float* product,
+                                         DeviceMemory* decoded, DeviceMemory* work) {
+  const device::DeviceCodec& c = codes.codec;
+  constexpr int64_t kMaxCublasDim = std::numeric_limits<int>::max();
+  if (c.rows > kMaxCublasDim || c.cols > kMaxCublasDim || batch > kMaxCublasDim) {
+    return absl::FailedPreconditionError("cuBLAS takes matrix sides below 2^31");
+  }
+  COSET_ASSIGN_OR_RETURN(const Cublas* cublas, LoadCublas());
+  if (!device::ReadsInPlace(c)) COSET_RETURN_IF_ERROR(work->Allocate(sizeof(float) * c.rows * c.padded_cols));
+  COSET_RETURN_IF_ERROR(decoded->Allocate(sizeof(float) * c.rows * c.cols));
+  COSET_CUDA_RETURN_IF_ERROR(device::LaunchDecode(c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(),
+                                                  codes.symbols.as<void>(), work->as<float>(), decoded->as<float>(),
+                                                  static_cast<cudaStream_t>(stream_)));
+  return cublas->Gemm(CUDA_R_32F, decoded->as<void>(), x, product, c.rows, c.cols, batch);
+}
+
+absl::StatusOr<GemmMethod> CudaCodec::Gemm(const CompressedTensor& weights, const float* queries, int64_t batch,
+                                           float* out, GemmMethod method) {
   if (batch < 0) return absl::InvalidArgumentError("batch must be >= 0");
   CodesOnDevice codes;
   COSET_RETURN_IF_ERROR(Upload(weights, &codes));
-  return Gemm(codes, queries, batch, out, path);
+  return Gemm(codes, queries, batch, out, method);
 }
 
-absl::Status CudaCodec::Gemm(const CodesOnDevice& codes, const float* queries, int64_t batch, float* out,
-                             device::GemmPath path) {
+absl::StatusOr<GemmMethod> CudaCodec::Gemm(const CodesOnDevice& codes, const float* queries, int64_t batch, float* out,
+                                           GemmMethod method) {
   if (batch < 0) return absl::InvalidArgumentError("batch must be >= 0");
   COSET_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_.index));
   const device::DeviceCodec& c = codes.codec;
   const cudaStream_t stream = static_cast<cudaStream_t>(stream_);
-  DeviceMemory x, padded, output;
+  DeviceMemory x, output, padded, decoded, work;
   COSET_RETURN_IF_ERROR(x.Upload(queries, sizeof(float) * batch * c.cols, stream_));
   COSET_RETURN_IF_ERROR(output.Allocate(sizeof(float) * batch * c.rows));
-  const float* prepared = x.as<float>();
-  if (!device::ReadsInPlace(c)) {
-    COSET_RETURN_IF_ERROR(padded.Allocate(sizeof(float) * batch * c.padded_cols));
-    COSET_CUDA_RETURN_IF_ERROR(device::LaunchPrepareQueries(c, x.as<float>(), batch, padded.as<float>(), stream));
-    prepared = padded.as<float>();
+  const bool chosen = method != GemmMethod::kAuto;
+  if (!chosen) {
+    method = kDecodeCublasMinBatch > 0 && batch >= kDecodeCublasMinBatch ? GemmMethod::kDecodeCublas
+                                                                         : GemmMethod::kFusedPerChunk;
   }
-  COSET_CUDA_RETURN_IF_ERROR(device::LaunchGemm(c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(),
-                                                codes.symbols.as<void>(), prepared, batch, output.as<float>(), stream,
-                                                path));
+  if (method == GemmMethod::kDecodeCublas) {
+    const absl::Status s = DecodeThenCublas(codes, x.as<float>(), batch, output.as<float>(), &decoded, &work);
+    // kAuto's choice falls back to the fused kernel, which rewrites every output.
+    if (!s.ok() && chosen) return s;
+    if (!s.ok()) method = GemmMethod::kFusedPerChunk;
+  }
+  if (method != GemmMethod::kDecodeCublas) {
+    const float* prepared = x.as<float>();
+    if (!device::ReadsInPlace(c)) {
+      COSET_RETURN_IF_ERROR(padded.Allocate(sizeof(float) * batch * c.padded_cols));
+      COSET_CUDA_RETURN_IF_ERROR(device::LaunchPrepareQueries(c, x.as<float>(), batch, padded.as<float>(), stream));
+      prepared = padded.as<float>();
+    }
+    const device::GemmPath path =
+        method == GemmMethod::kFusedRuns ? device::GemmPath::kRuns : device::GemmPath::kPerChunk;
+    COSET_CUDA_RETURN_IF_ERROR(device::LaunchGemm(c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(),
+                                                  codes.symbols.as<void>(), prepared, batch, output.as<float>(), stream,
+                                                  path));
+  }
   if (batch * c.rows > 0) {
     COSET_CUDA_RETURN_IF_ERROR(
         cudaMemcpyAsync(out, output.as<float>(), sizeof(float) * batch * c.rows, cudaMemcpyDeviceToHost, stream));
   }
+  // The scratch above is freed when this returns: the stream must be done with it.
   COSET_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
-  return absl::OkStatus();
+  return method;
 }
 
 }  // namespace coset

@@ -17,6 +17,8 @@
 
 namespace coset {
 
+class Cublas;  // kernels/cublas.h
+
 struct CudaDeviceInfo {
   int index = 0;
   std::string name;
@@ -80,9 +82,23 @@ struct CodesOnDevice {
   int64_t bytes() const { return ramp.bytes() + signs.bytes() + scales.bytes() + t.bytes() + symbols.bytes(); }
 };
 
-// The kernel path a GEMM on codes reports when it ran on a CUDA device (InnerProduct's path,
-// Backend::Gemm's result).
-inline constexpr char kCudaFusedGemmPath[] = "cuda-fused";
+// How CudaCodec::Gemm multiplies queries by coded weights.
+enum class GemmMethod : uint8_t {
+  kAuto,           // kDecodeCublas from kDecodeCublasMinBatch queries on (when cuBLAS loads and the
+                   // decoded weights fit the device budget), else kFusedPerChunk
+  kFusedPerChunk,  // LaunchGemm, GemmPath::kPerChunk: weights decoded in registers, never stored
+  kFusedRuns,      // LaunchGemm, GemmPath::kRuns (where GemmRunsApply, else per chunk)
+  kDecodeCublas,   // the weights decoded to float32 in device memory (LaunchDecode), then cuBLAS
+                   // SGEMM in float32 (no TF32): decode-then-dot's own arithmetic, at cuBLAS's speed
+};
+// What InnerProduct and Backend::Gemm report as the path: "cuda-fused", "cuda-fused-runs",
+// "cuda-decode-cublas" ("cuda-auto" for kAuto, which Gemm never reports).
+const char* GemmMethodName(GemmMethod method);
+// kAuto's crossover to kDecodeCublas, in queries. 0: never. The fused kernels stream ~0.6 bytes
+// per weight against cuBLAS's 4 plus a decode that writes them, so they should win at small
+// batches and lose at large ones; where they cross is for cuda_codec_bench to measure on a GPU
+// (its "decode-cublas" rows), and until it has, kAuto stays on the fused kernel.
+inline constexpr int64_t kDecodeCublasMinBatch = 0;
 
 // The codec on one CUDA device: encode and decode of host tensors (host -> device -> host), with
 // the codebook tables uploaded once per (lattice, q) and kept while the CudaCodec lives. The codes
@@ -123,14 +139,15 @@ class CudaCodec {
   absl::StatusOr<CompressedTensor> AddCodes(const std::vector<const CompressedTensor*>& codes,
                                             SumValidation* validation);
   // out[b * N + n] = <queries[b], decode(weights)[n]> on the codes (weights N x K, queries batch x
-  // K floats, host memory): the weights are decoded in registers, never written as floats. path:
-  // LaunchGemm's kernel choice.
-  absl::Status Gemm(const CompressedTensor& weights, const float* queries, int64_t batch, float* out,
-                    device::GemmPath path = device::GemmPath::kPerChunk);
+  // K floats, host memory), by `method`; returns the method that ran (kAuto's choice). An explicit
+  // kDecodeCublas fails when cuBLAS does not load (FAILED_PRECONDITION, saying why) or the decoded
+  // weights do not fit the device budget (RESOURCE_EXHAUSTED); kAuto then runs the fused kernel.
+  absl::StatusOr<GemmMethod> Gemm(const CompressedTensor& weights, const float* queries, int64_t batch, float* out,
+                                  GemmMethod method = GemmMethod::kAuto);
   // The same against codes already on this device (Upload), e.g. a daemon's resident weights:
   // only the queries and the product cross between host and device.
-  absl::Status Gemm(const CodesOnDevice& weights, const float* queries, int64_t batch, float* out,
-                    device::GemmPath path = device::GemmPath::kPerChunk);
+  absl::StatusOr<GemmMethod> Gemm(const CodesOnDevice& weights, const float* queries, int64_t batch, float* out,
+                                  GemmMethod method = GemmMethod::kAuto);
 
  private:
   struct DeviceTables;
@@ -141,6 +158,13 @@ class CudaCodec {
   absl::StatusOr<CompressedTensor> EncodeStaged(const TensorCodec& codec, const std::vector<int64_t>& shape,
                                                 const DeviceMemory& input, DType dtype, bool* device_refused,
                                                 EncodeStats* stats);
+  // kDecodeCublas's steps on device buffers: x (batch x cols queries) times the weights decoded
+  // into *decoded (and *work, for rotated or padded rows), into product (batch x rows). The
+  // scratch is the caller's, to outlive the stream's work.
+  absl::Status DecodeThenCublas(const CodesOnDevice& codes, const float* x, int64_t batch, float* product,
+                                DeviceMemory* decoded, DeviceMemory* work);
+  // cuBLAS on this codec's stream, loaded on first use (once: a failure is kept and returned).
+  absl::StatusOr<const Cublas*> LoadCublas();
   // The device copy of a codebook's tables, uploaded on first use and kept per (lattice, q).
   absl::StatusOr<const DeviceTables*> TablesFor(const Codebook& codebook);
   using TablesKey = std::tuple<int, int, int>;  // lattice kind, dimension, q
@@ -148,6 +172,8 @@ class CudaCodec {
   CudaDeviceInfo device_;
   void* stream_;  // cudaStream_t, kept opaque so this header needs no CUDA include
   std::map<TablesKey, std::unique_ptr<DeviceTables>> tables_;
+  std::unique_ptr<Cublas> cublas_;
+  absl::Status cublas_status_ = absl::UnknownError("not loaded yet");
 };
 
 }  // namespace coset

@@ -403,6 +403,7 @@ absl::Status CosetServiceImpl::GemmOnDevice(const v1::Codes& source, const Compr
   COSET_RETURN_IF_ERROR(rc.Reserve(2 * batch * rows * 4, "the product and its reply"));
   std::vector<float> out(batch * rows);
   rc.set_backend("cuda");
+  GemmMethod method = GemmMethod::kAuto;
   {
     std::lock_guard<std::mutex> lock(cuda_mu_);
     std::shared_ptr<const CodesOnDevice> codes;
@@ -414,13 +415,13 @@ absl::Status CosetServiceImpl::GemmOnDevice(const v1::Codes& source, const Compr
     } else {
       COSET_ASSIGN_OR_RETURN(codes, upload(w));
     }
-    COSET_RETURN_IF_ERROR(cuda_->Gemm(*codes, x.data, batch, out.data()));
+    COSET_ASSIGN_OR_RETURN(method, cuda_->Gemm(*codes, x.data, batch, out.data()));
   }
   UpdateGauges();
   std::vector<int64_t> shape = {rows};
   if (x.shape.size() == 2) shape.insert(shape.begin(), batch);
   TensorToProto(shape, out.data(), DType::kFloat32, resp->mutable_output());
-  resp->set_path(kCudaFusedGemmPath);
+  resp->set_path(GemmMethodName(method));
   return absl::OkStatus();
 }
 

@@ -88,12 +88,47 @@ TEST(CudaCodecTest, MatchesCpuCodecOnEdgeCases) {
 TEST(CudaCodecTest, GemmOnCodesMatchesDecodeThenDot) {
   COSET_REQUIRE_GPU(codec);
   CudaCodec* cuda = codec->get();
-  for (const device::GemmPath path : {device::GemmPath::kRuns, device::GemmPath::kPerChunk}) {
-    SCOPED_TRACE(path == device::GemmPath::kRuns ? "runs" : "per chunk");
-    device_testing::RunGemmCases([cuda, path](const CompressedTensor& w, const float* x, int64_t batch, float* out) {
-      return cuda->Gemm(w, x, batch, out, path);
+  for (const GemmMethod method : {GemmMethod::kFusedRuns, GemmMethod::kFusedPerChunk, GemmMethod::kAuto}) {
+    SCOPED_TRACE(GemmMethodName(method));
+    device_testing::RunGemmCases([cuda, method](const CompressedTensor& w, const float* x, int64_t batch, float* out) {
+      const absl::StatusOr<GemmMethod> ran = cuda->Gemm(w, x, batch, out, method);
+      if (ran.ok() && method != GemmMethod::kAuto) {
+        EXPECT_EQ(*ran, method);
+      }
+      return ran.status();
     });
   }
+}
+
+// For large batches: the weights decoded to float32 on the device, then cuBLAS SGEMM (loaded at
+// run time; the test skips, saying why, where the machine's CUDA has no libcublas.so.13).
+TEST(CudaCodecTest, GemmByDecodeThenCublasMatchesDecodeThenDot) {
+  COSET_REQUIRE_GPU(codec);
+  CudaCodec* cuda = codec->get();
+  const CompressedTensor probe =
+      *TensorCodec::Create(CodecParams{})->Encode(std::vector<float>(256, 1.0f).data(), {1, 256});
+  std::vector<float> x(256, 1.0f), out(1);
+  const absl::StatusOr<GemmMethod> loaded = cuda->Gemm(probe, x.data(), 1, out.data(), GemmMethod::kDecodeCublas);
+  if (absl::IsFailedPrecondition(loaded.status())) GTEST_SKIP() << "needs cuBLAS: " << loaded.status().message();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(*loaded, GemmMethod::kDecodeCublas);
+  device_testing::RunGemmCases([cuda](const CompressedTensor& w, const float* x, int64_t batch, float* out) {
+    return cuda->Gemm(w, x, batch, out, GemmMethod::kDecodeCublas).status();
+  });
+  // Decoded weights past the device budget: refused when asked for, the fused kernel under kAuto.
+  const int64_t budget = DeviceMemoryBudget();
+  const CompressedTensor big =
+      *TensorCodec::Create(CodecParams{})->Encode(testing_util::Gaussian(1 << 20, 3).data(), {256, 4096});
+  SetDeviceMemoryBudget(DeviceBytesInUse() + (3 << 20));  // the codes and queries (1.9 MB), not 4 MiB of floats
+  std::vector<float> q = testing_util::Gaussian(64 * 4096, 4), product(64 * 256);
+  EXPECT_EQ(cuda->Gemm(big, q.data(), 64, product.data(), GemmMethod::kDecodeCublas).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  if (kDecodeCublasMinBatch > 0 && kDecodeCublasMinBatch <= 64) {
+    const absl::StatusOr<GemmMethod> fell_back = cuda->Gemm(big, q.data(), 64, product.data(), GemmMethod::kAuto);
+    ASSERT_TRUE(fell_back.ok()) << fell_back.status();
+    EXPECT_EQ(*fell_back, GemmMethod::kFusedPerChunk);
+  }
+  SetDeviceMemoryBudget(budget);
 }
 
 // Typed inputs widened and outputs narrowed on the device: the CPU's blobs and values, bit for bit,
@@ -154,7 +189,7 @@ TEST(CudaCodecTest, GemmRunPathMatchesItsHostRunBitForBit) {
       SCOPED_TRACE(absl::StrCat(lattice, " batch ", batch));
       const std::vector<float> x = testing_util::Gaussian(batch * cols, static_cast<uint32_t>(batch));
       std::vector<float> gpu(batch * rows, NAN), host(batch * rows, NAN);
-      ASSERT_TRUE(codec->get()->Gemm(coded, x.data(), batch, gpu.data(), device::GemmPath::kRuns).ok());
+      ASSERT_TRUE(codec->get()->Gemm(coded, x.data(), batch, gpu.data(), GemmMethod::kFusedRuns).ok());
       ASSERT_TRUE(device::GemmWithDeviceSteps(coded, x.data(), batch, host.data(), device::GemmPath::kRuns).ok());
       for (int64_t i = 0; i < batch * rows; ++i) {
         ASSERT_EQ(FloatBits(gpu[i]), FloatBits(host[i])) << "query " << i / rows << " row " << i % rows;

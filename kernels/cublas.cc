@@ -1,4 +1,4 @@
-#include "bench/cublas_baseline.h"
+#include "kernels/cublas.h"
 
 #include <cublas_api.h>
 #include <dlfcn.h>
@@ -9,7 +9,7 @@ namespace coset {
 
 // The entry points the baseline calls, by their exported names (cublas_v2.h maps cublasCreate and
 // friends to the _v2 symbols).
-struct CublasBaseline::Api {
+struct Cublas::Api {
   cublasStatus_t (*create)(cublasHandle_t*);
   cublasStatus_t (*destroy)(cublasHandle_t);
   cublasStatus_t (*set_stream)(cublasHandle_t, cudaStream_t);
@@ -28,7 +28,7 @@ bool Bind(void* library, const char* name, Fn* fn) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<CublasBaseline>> CublasBaseline::Load(cudaStream_t stream) {
+absl::StatusOr<std::unique_ptr<Cublas>> Cublas::Load(cudaStream_t stream) {
   void* library = dlopen("libcublas.so.13", RTLD_NOW | RTLD_LOCAL);
   if (library == nullptr) return absl::NotFoundError(absl::StrCat("no cuBLAS: ", dlerror()));
   auto api = std::make_unique<Api>();
@@ -43,19 +43,19 @@ absl::StatusOr<std::unique_ptr<CublasBaseline>> CublasBaseline::Load(cudaStream_
     dlclose(library);
     return absl::FailedPreconditionError("cuBLAS: cublasCreate failed");
   }
-  return std::unique_ptr<CublasBaseline>(new CublasBaseline(library, std::move(api), handle));
+  return std::unique_ptr<Cublas>(new Cublas(library, std::move(api), handle));
 }
 
-CublasBaseline::CublasBaseline(void* library, std::unique_ptr<Api> api, void* handle)
+Cublas::Cublas(void* library, std::unique_ptr<Api> api, void* handle)
     : library_(library), api_(std::move(api)), handle_(handle) {}
 
-CublasBaseline::~CublasBaseline() {
+Cublas::~Cublas() {
   api_->destroy(static_cast<cublasHandle_t>(handle_));
   dlclose(library_);
 }
 
-absl::Status CublasBaseline::Gemm(cudaDataType type, const void* w, const void* x, void* out, int64_t n, int64_t k,
-                                  int64_t batch) const {
+absl::Status Cublas::Gemm(cudaDataType type, const void* w, const void* x, void* out, int64_t n, int64_t k,
+                          int64_t batch) const {
   // Column-major, cuBLAS's view: out^T (n x batch) = w (k x n, transposed) * x^T (k x batch).
   const float one = 1.0f, zero = 0.0f;
   const cublasStatus_t status = api_->gemm_ex(static_cast<cublasHandle_t>(handle_), CUBLAS_OP_T, CUBLAS_OP_N,
