@@ -507,9 +507,21 @@ double NominalBitsPerEntry(const CompressedTensor& tensor, const OverloadSummary
 OverloadSummary SummarizeOverloads(const CompressedTensor& tensor) {
   OverloadSummary s;
   s.histogram.assign(tensor.params.t_max + 1, 0);
-  for (uint8_t t : tensor.t) {
-    if (t < s.histogram.size()) ++s.histogram[t];
+  // Four histograms, taken in turn: nearly every counter is 0, and with one histogram each
+  // increment waited for the previous one's store (1.45 ns per counter; cosetd summarizes every
+  // encode for its metrics).
+  int64_t counts[4][256] = {};
+  const uint8_t* t = tensor.t.data();
+  const size_t n4 = tensor.t.size() / 4 * 4;
+  for (size_t i = 0; i < n4; i += 4) {
+    ++counts[0][t[i]];
+    ++counts[1][t[i + 1]];
+    ++counts[2][t[i + 2]];
+    ++counts[3][t[i + 3]];
   }
+  for (size_t i = n4; i < tensor.t.size(); ++i) ++counts[0][t[i]];
+  for (size_t v = 0; v < s.histogram.size(); ++v)
+    s.histogram[v] = counts[0][v] + counts[1][v] + counts[2][v] + counts[3][v];
   const double n = static_cast<double>(tensor.t.size());
   if (n > 0) {
     for (int64_t c : s.histogram) {
