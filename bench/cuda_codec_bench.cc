@@ -7,7 +7,9 @@
 // and symbols out) and decode (codes in, float32 out). Each reports the bytes it reads plus the
 // bytes it writes over its time, and the ratio to a cudaMemcpy (device to device) that moves the
 // same bytes (half read, half written): min / median / max of --runs runs. One JSON object per
-// line. Then GEMM on codes (D4, and E8 at 8192 x 8192; weights N x K, B queries), for each of
+// line. Then where a 64 MiB host tensor's encode and decode spend their time ("host_path": uploads
+// from pageable and pinned memory, CudaCodec::Encode / Decode whole, the blob's serialization and
+// the CPU codec, host clocks). Then GEMM on codes (D4, and E8 at 8192 x 8192; weights N x K, B queries), for each of
 // CudaCodec::Gemm's methods ("kernel": LaunchGemm's run path and per-chunk kernel, and, where
 // cuBLAS loads, "decode-cublas": the decode to float32 plus cuBLAS SGEMM): its time; the time a
 // bf16 GEMV/GEMM that only streams its 2-byte weights at the measured copy bandwidth would need;
@@ -17,6 +19,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -25,6 +28,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/cli_args.h"
 #include "common/json_writer.h"
+#include "core/format.h"
+#include "core/thread_pool.h"
 #include "kernels/cublas.h"
 #include "kernels/cuda_codec.h"
 #include "kernels/cuda_runtime.h"
@@ -171,6 +176,63 @@ int Main(int argc, char** argv) {
     j.Add("decode_gbps", Spread(dec_gbps)).Add("encode_vs_copy", Spread(enc_ratio));
     j.Add("decode_vs_copy", Spread(dec_ratio));
     std::printf("%s\n", j.str().c_str());
+  }
+  // Where a host tensor's encode and decode spend their time (what cosetd --backend cuda does per
+  // request, beside what it does on the CPU): 64 MiB of float32, D4, host clocks. The upload from
+  // pageable memory (as CudaCodec does) and from pinned memory; CudaCodec::Encode / Decode whole;
+  // the blob's serialization on all cores (the range-coded T stream: host work either way); and the
+  // CPU codec on one thread and all cores.
+  {
+    const int64_t n = int64_t{16} << 20;
+    const std::vector<int64_t> host_shape = {n / kCols, kCols};
+    const TensorCodec codec = OrDie(TensorCodec::Create(CodecParams{}));
+    ThreadPool pool(0);
+    auto host_ms = [&](auto work) {
+      std::vector<double> ms;
+      for (int run = 0; run < runs; ++run) {
+        const auto t0 = std::chrono::steady_clock::now();
+        work();
+        ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      }
+      return Spread(ms);
+    };
+    DeviceMemory device_copy;
+    OrDie(device_copy.Allocate(4 * n));
+    const std::vector<float> pageable = TestData(n);
+    void* pinned_bytes = nullptr;
+    CHECK_CUDA(cudaMallocHost(&pinned_bytes, 4 * n));
+    float* pinned = static_cast<float*>(pinned_bytes);
+    std::copy(pageable.begin(), pageable.end(), pinned);
+    auto upload_from = [&](const void* from) {
+      return [&, from] {
+        CHECK_CUDA(cudaMemcpyAsync(device_copy.as<void>(), from, 4 * n, cudaMemcpyHostToDevice, stream));
+        CHECK_CUDA(cudaStreamSynchronize(stream));
+      };
+    };
+    CompressedTensor coded;
+    std::vector<float> decoded(n);
+    std::vector<uint8_t> blob;
+    JsonObject j;
+    j.Add("host_path", "D4 q=4 M=2, 64 MiB float32, host milliseconds");
+    j.Add("upload_pageable_ms", host_ms(upload_from(pageable.data())));
+    j.Add("upload_pinned_ms", host_ms(upload_from(pinned)));
+    j.Add("cuda_encode_ms",
+          host_ms([&] { coded = OrDie(gpu.Encode(codec, pageable.data(), host_shape, DType::kFloat32, nullptr)); }));
+    j.Add("cuda_decode_ms", host_ms([&] { OrDie(gpu.Decode(coded, decoded.data())); }));
+    j.Add("serialize_all_cores_ms", host_ms([&] {
+            const SerializationPlan plan = PlanSerialization(coded, &pool);
+            blob.resize(plan.size);
+            SerializeTo(coded, plan, blob.data());
+          }));
+    j.Add("cpu_encode_1_thread_ms", host_ms([&] {
+            OrDie(codec.EncodeInto(pageable.data(), host_shape, DType::kFloat32, nullptr, nullptr, &coded));
+          }));
+    j.Add("cpu_encode_all_cores_ms", host_ms([&] {
+            OrDie(codec.EncodeInto(pageable.data(), host_shape, DType::kFloat32, &pool, nullptr, &coded));
+          }));
+    j.Add("threads", pool.concurrency());
+    std::printf("%s\n", j.str().c_str());
+    CHECK_CUDA(cudaFreeHost(pinned));
   }
   // GEMM on codes: q=4 M=2 weights of N x K (D4 at three shapes, E8 at one: the run path's 16-bit
   // symbols and a codebook table too large for shared memory), queries B x K, everything on the
