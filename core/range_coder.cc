@@ -62,12 +62,14 @@ uint8_t* GrowOutput(std::vector<uint8_t>* out, size_t used, size_t need) {
 // it in registers: with the state in an encoder object whose output vector grew by push_back in the
 // loop, GCC kept the two busiest contexts' probabilities, the index and the input pointer on the
 // stack, and every value waited on a store and a load. BM_OverloadStreamEncode (4M counters of a
-// D4 code, 27 % above 0): 25.9 -> 23.1 ms; with every counter 0 (no mispredicted branches) 3.2 ->
-// 1.2 ns per value. What is left is mostly the branches on the data; coding both outcomes without
-// branches was slower (8.4 ns per value: the bit's arithmetic then lies on the range's dependency
-// chain). The bytes are the same (range_coder_test pins them).
+// D4 code, 27 % above 0): 25.9 -> 23.1 ms. In a standalone g++ -O2 build, with every counter 0 (no
+// mispredicted branches): 3.2 -> 1.2 ns per value. What is left is mostly the branches on the data;
+// coding both outcomes without branches was slower there (8.4 against 6.3 ns per value: the bit's
+// arithmetic then lies on the range's dependency chain). The bytes are the same (range_coder_test
+// pins them).
 std::vector<uint8_t> EncodeSegment(const uint8_t* t, int64_t count, int t_max) {
-  std::vector<uint8_t> out(static_cast<size_t>(count / 8 + 64));  // about 0.3 bits per value at 27 % overloads
+  // A first guess of one bit per value; grown by doubling when a segment needs more.
+  std::vector<uint8_t> out(static_cast<size_t>(count / 8 + 64));
   uint8_t* data = out.data();
   size_t used = 0, capacity = out.size();
   uint64_t low = 0;
