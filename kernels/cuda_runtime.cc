@@ -269,6 +269,16 @@ absl::Status CudaCodec::Upload(const CompressedTensor& tensor, CodesOnDevice* ou
   return absl::OkStatus();
 }
 
+absl::Status CudaCodec::DecodeOnDevice(const CodesOnDevice& codes, DeviceMemory* decoded, DeviceMemory* work) {
+  const device::DeviceCodec& c = codes.codec;
+  if (!device::ReadsInPlace(c)) COSET_RETURN_IF_ERROR(work->Allocate(sizeof(float) * c.rows * c.padded_cols));
+  COSET_RETURN_IF_ERROR(decoded->Allocate(sizeof(float) * c.rows * c.cols));
+  COSET_CUDA_RETURN_IF_ERROR(device::LaunchDecode(c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(),
+                                                  codes.symbols.as<void>(), work->as<float>(), decoded->as<float>(),
+                                                  static_cast<cudaStream_t>(stream_)));
+  return absl::OkStatus();
+}
+
 absl::Status CudaCodec::Decode(const CompressedTensor& tensor, float* out) {
   return DecodeTyped(tensor, out, DType::kFloat32);
 }
@@ -280,11 +290,7 @@ absl::Status CudaCodec::DecodeTyped(const CompressedTensor& tensor, void* out, D
   const cudaStream_t stream = static_cast<cudaStream_t>(stream_);
   const int64_t numel = c.rows * c.cols;
   DeviceMemory work, output, typed;
-  if (!device::ReadsInPlace(c)) COSET_RETURN_IF_ERROR(work.Allocate(sizeof(float) * c.rows * c.padded_cols));
-  COSET_RETURN_IF_ERROR(output.Allocate(sizeof(float) * numel));
-  COSET_CUDA_RETURN_IF_ERROR(device::LaunchDecode(c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(),
-                                                  codes.symbols.as<void>(), work.as<float>(), output.as<float>(),
-                                                  stream));
+  COSET_RETURN_IF_ERROR(DecodeOnDevice(codes, &output, &work));
   const DeviceMemory* result = &output;
   if (dtype != DType::kFloat32) {
     COSET_RETURN_IF_ERROR(typed.Allocate(static_cast<int64_t>(DTypeBytes(dtype)) * numel));
@@ -359,11 +365,7 @@ absl::Status CudaCodec::DecodeThenCublas(const CodesOnDevice& codes, const float
     return absl::FailedPreconditionError("cuBLAS takes matrix sides below 2^31");
   }
   COSET_ASSIGN_OR_RETURN(const Cublas* cublas, LoadCublas());
-  if (!device::ReadsInPlace(c)) COSET_RETURN_IF_ERROR(work->Allocate(sizeof(float) * c.rows * c.padded_cols));
-  COSET_RETURN_IF_ERROR(decoded->Allocate(sizeof(float) * c.rows * c.cols));
-  COSET_CUDA_RETURN_IF_ERROR(device::LaunchDecode(c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(),
-                                                  codes.symbols.as<void>(), work->as<float>(), decoded->as<float>(),
-                                                  static_cast<cudaStream_t>(stream_)));
+  COSET_RETURN_IF_ERROR(DecodeOnDevice(codes, decoded, work));
   return cublas->Gemm(CUDA_R_32F, decoded->as<void>(), x, product, c.rows, c.cols, batch);
 }
 

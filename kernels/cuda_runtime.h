@@ -158,6 +158,9 @@ class CudaCodec {
   absl::StatusOr<CompressedTensor> EncodeStaged(const TensorCodec& codec, const std::vector<int64_t>& shape,
                                                 const DeviceMemory& input, DType dtype, bool* device_refused,
                                                 EncodeStats* stats);
+  // LaunchDecode of codes into *decoded (rows x cols floats, allocated here) with *work for rotated
+  // or padded rows; queued on the stream (the caller keeps both until it has passed).
+  absl::Status DecodeOnDevice(const CodesOnDevice& codes, DeviceMemory* decoded, DeviceMemory* work);
   // kDecodeCublas's steps on device buffers: x (batch x cols queries) times the weights decoded
   // into *decoded (and *work, for rotated or padded rows), into product (batch x rows). The
   // scratch is the caller's, to outlive the stream's work.
