@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -30,10 +31,8 @@ double Best(int reps, Fn&& fn) {
   return best;
 }
 
-int Main(int argc, char** argv) {
-  const bool json = argc > 1 && std::string(argv[1]) == "--json";
-  char tmpl[] = "/tmp/cosetd-bench-XXXXXX";
-  Daemon daemon(mkdtemp(tmpl));
+int Run(const std::string& dir, bool json) {
+  Daemon daemon(dir);
   if (!daemon.Start()) {
     std::fprintf(stderr, "cosetd did not start (build //server:cosetd)\n");
     return 1;
@@ -116,6 +115,15 @@ int Main(int argc, char** argv) {
   }
   daemon.Stop();
   return 0;
+}
+
+int Main(int argc, char** argv) {
+  const bool json = argc > 1 && std::string(argv[1]) == "--json";
+  char tmpl[] = "/tmp/cosetd-bench-XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  const int code = Run(dir, json);  // the daemon is stopped when Run returns
+  std::filesystem::remove_all(dir);
+  return code;
 }
 
 }  // namespace
