@@ -17,7 +17,13 @@ void RequestContext::CancellableExecutor::ParallelFor(int64_t n, const std::func
 absl::Status RequestContext::InterruptionOf(grpc::ServerContext& ctx) {
   if (!ctx.IsCancelled()) return absl::OkStatus();
   // gRPC reports an expired deadline as a cancellation; tell the two apart for the client.
-  if (ctx.deadline() <= std::chrono::system_clock::now()) {
+  return InterruptionOfCancelled(ctx.deadline(), std::chrono::system_clock::now());
+}
+
+absl::Status RequestContext::InterruptionOfCancelled(std::chrono::system_clock::time_point deadline,
+                                                     std::chrono::system_clock::time_point now) {
+  // Without a deadline gRPC reports the far future; subtracting from it would overflow.
+  if (deadline <= now + kDeadlineSkew) {
     return absl::DeadlineExceededError("the request's deadline expired while it was served");
   }
   return absl::CancelledError("the client cancelled the request");

@@ -3,6 +3,7 @@
 // handler explicitly (no thread-local state), so a handler's helpers see the call they serve.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -68,6 +69,13 @@ class RequestContext {
   absl::Status Interruption() const { return interruption_(); }
   bool cancelled() const { return !interruption_().ok(); }
   static absl::Status InterruptionOf(grpc::ServerContext& ctx);
+  // Why a cancelled call stopped. A gRPC client cancels its call when its own deadline passes;
+  // the server's copy of that deadline starts when the headers arrive, so the client's
+  // cancellation can reach the server a little before the server's deadline. A cancellation this
+  // close to the deadline is that client's deadline, not a client that gave up on purpose.
+  static absl::Status InterruptionOfCancelled(std::chrono::system_clock::time_point deadline,
+                                              std::chrono::system_clock::time_point now);
+  static constexpr std::chrono::milliseconds kDeadlineSkew{100};
 
   // The executor for work on `elements` values: large requests share the codec pool (it runs one
   // request at a time), small ones stay on their gRPC thread so many small clients are served

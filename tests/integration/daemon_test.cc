@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
+#include <string>
 #include <thread>
 
 #include "client/coset_client.h"
@@ -32,6 +34,16 @@ std::vector<float> Gaussian(int64_t n, uint32_t seed) {
   std::vector<float> x(n);
   for (float& v : x) v = g(rng);
   return x;
+}
+
+// The lines of a Prometheus scrape that start with `prefix`, for failure messages.
+std::string MetricLines(const std::string& scrape, const std::string& prefix) {
+  std::istringstream in(scrape);
+  std::string lines;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(prefix, 0) == 0) lines += line + "\n";
+  }
+  return lines;
 }
 
 std::string Blob(const CompressedTensor& t) {
@@ -291,7 +303,9 @@ TEST_F(DaemonTest, DeadlinesAreHonoredAndTheDaemonKeepsServing) {
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(daemon_->Metric("coset_inflight_requests"), 0);
-  EXPECT_GE(daemon_->MetricSum("coset_requests_total", {"code=\"DEADLINE_EXCEEDED\"", "method=\"Encode\""}), 1);
+  // Failing, it shows how the request was counted instead.
+  EXPECT_GE(daemon_->MetricSum("coset_requests_total", {"code=\"DEADLINE_EXCEEDED\"", "method=\"Encode\""}), 1)
+      << MetricLines(daemon_->ScrapeMetrics(), "coset_requests_total{");
   // The interrupted encode is not counted as encoded bytes (no sample, or 0: nothing else encoded).
   EXPECT_LE(daemon_->Metric("coset_encoded_raw_bytes_total"), 0);
   EXPECT_LE(daemon_->Metric("coset_bytes_saved_total"), 0);

@@ -1,6 +1,7 @@
 #include "server/request_context.h"
 
 #include <atomic>
+#include <chrono>
 
 #include "core/thread_pool.h"
 #include "gtest/gtest.h"
@@ -33,6 +34,21 @@ TEST(RequestContextTest, ACancelledCallStopsItsWorkEarly) {
   EXPECT_TRUE(rc.cancelled());
   EXPECT_EQ(rc.Interruption().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(covered, 64);
+}
+
+TEST(RequestContextTest, ACancellationAtTheDeadlineIsTheDeadline) {
+  using std::chrono::milliseconds;
+  const auto now = std::chrono::system_clock::now();
+  const auto code = [&](std::chrono::system_clock::time_point deadline) {
+    return RequestContext::InterruptionOfCancelled(deadline, now).code();
+  };
+  EXPECT_EQ(code(now - milliseconds(5)), absl::StatusCode::kDeadlineExceeded);  // past it
+  // The client's own deadline timer, arriving just before the server's copy of the deadline.
+  EXPECT_EQ(code(now + milliseconds(5)), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(code(now + RequestContext::kDeadlineSkew), absl::StatusCode::kDeadlineExceeded);
+  // A client that gave up well before its deadline, or had none.
+  EXPECT_EQ(code(now + RequestContext::kDeadlineSkew + milliseconds(1)), absl::StatusCode::kCancelled);
+  EXPECT_EQ(code(std::chrono::system_clock::time_point::max()), absl::StatusCode::kCancelled);
 }
 
 TEST(RequestContextTest, SuccessActionsRunOnlyWhenAsked) {
