@@ -80,7 +80,7 @@ class RequestContext {
   // The executor for work on `elements` values: large requests share the codec pool (it runs one
   // request at a time), small ones stay on their gRPC thread so many small clients are served
   // concurrently. Either way the work is sliced so that it stops early once the call is cancelled
-  // or past its deadline; the handler's result is then replaced by CANCELLED.
+  // or past its deadline; the handler's result is then replaced by Interruption().
   Executor* ExecutorFor(int64_t elements);
 
   // Requests with at least this many elements use the codec pool.
