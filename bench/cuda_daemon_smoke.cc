@@ -2,7 +2,8 @@
 // --backend cuda, checks that encode and decode run on the CUDA backend with the CPU codec's
 // bytes and floats, with bad requests (a NaN entry, a corrupt blob) refused in the middle; then
 // times a 64 MiB encode and decode through shared memory beside the in-process CPU codec (one
-// thread and all cores), 3 runs each, min/median/max; then GEMV and 16-query GEMM against resident
+// thread and all cores; and all cores writing the blob, as the daemon does), 3 runs each,
+// min/median/max; then GEMV and 16-query GEMM against resident
 // weights (InnerProduct by name), checked against decode-then-dot and timed beside the
 // in-process CPU LutMatrix. One JSON line.
 //
@@ -172,11 +173,19 @@ int Main(int argc, char** argv) {
       Seconds(3, [&] { (void)codec.EncodeInto(shared, shape, DType::kFloat32, nullptr, nullptr, &t); });
   const JsonObject cpu_all =
       Seconds(3, [&] { (void)codec.EncodeInto(shared, shape, DType::kFloat32, &pool, nullptr, &t); });
+  // What the daemon's encode does besides the codec: the blob (the T stream's range coding, in
+  // parallel segments) written into memory, as a daemon writes it into the client's region.
+  std::vector<uint8_t> serialized(n * 4);
+  const JsonObject cpu_blob_all = Seconds(3, [&] {
+    (void)codec.EncodeInto(shared, shape, DType::kFloat32, &pool, nullptr, &t);
+    SerializeTo(t, PlanSerialization(t, &pool), serialized.data());
+  });
   JsonObject j;
   j.Add("bit_exact", true).Add("bad_requests_refused", true).Add("daemon_backend", expected);
   j.Add("mib", 64).Add("shared_memory", shm);
   j.Add("daemon_encode_s", daemon_encode).Add("daemon_decode_s", daemon_decode);
   j.Add("cpu_encode_1_thread_s", cpu1).Add("cpu_encode_all_cores_s", cpu_all);
+  j.Add("cpu_encode_to_blob_all_cores_s", cpu_blob_all);
   j.Add("gemm_4096x4096", "resident weights; first call (uploads them), then kept; CPU: LutMatrix, all cores");
   j.Add("daemon_gemm_first_s", gemm_first).Add("daemon_gemm_kept_s", gemm_kept).Add("cpu_gemm_s", cpu_gemm);
   std::printf("%s\n", j.str().c_str());

@@ -71,16 +71,25 @@ struct Client::Impl {
 
   template <typename Request, typename Response, typename Method>
   absl::Status Call(Method method, const Request& request, Response* response, bool idempotent);
-  // The shared-memory region, grown to at least `bytes`; null when unavailable (then callers use
-  // protobuf payloads). Caller holds shm_mu.
+  // The shared-memory region with at least `bytes` free from scratch_offset() on; null when
+  // unavailable (then callers use protobuf payloads). It grows only while no AllocateShared
+  // buffer lives in it: that buffer never moves or changes under its owner. Caller holds shm_mu.
   ShmChannel* ShmFor(int64_t bytes);
+  // Where requests put their payloads in the region: past the AllocateShared buffer.
+  int64_t scratch_offset() const { return (shared_bytes + 63) / 64 * 64; }
+  // A restarted daemon no longer knows the region: forget it (and the buffer in it).
+  void DropRegion() {
+    shm.reset();
+    shared_bytes = 0;
+  }
   // x: values of `dtype`.
   absl::StatusOr<std::string> EncodeRequestWithShm(v1::EncodeRequest& req, const void* x, DType dtype,
                                                    const std::vector<int64_t>& shape, EncodeStats* stats);
-  // Decode of req's codes to `dtype`; sink(values, bytes) receives the values (from the region or
-  // the reply), and shape the shape, when the call succeeds. out_bytes: the values' size when the
-  // blob header tells it (then large outputs come back through shared memory), else 0.
-  absl::Status DecodeRequestWithShm(v1::DecodeRequest& req, DType dtype, int64_t out_bytes,
+  // Decode of req's codes, or of `blob` when not null, to `dtype`; sink(values, bytes) receives the
+  // values (from the region or the reply), and shape the shape, when the call succeeds. out_bytes:
+  // the values' size when the blob header tells it (then large outputs come back through shared
+  // memory, and the blob goes there too), else 0.
+  absl::Status DecodeRequestWithShm(v1::DecodeRequest& req, const std::string* blob, DType dtype, int64_t out_bytes,
                                     const std::function<void(const char*, int64_t)>& sink, std::vector<int64_t>* shape);
   absl::StatusOr<std::vector<float>> OutputValues(const v1::Tensor& tensor, std::vector<int64_t>* shape);
 
@@ -89,6 +98,7 @@ struct Client::Impl {
   std::unique_ptr<v1::Coset::Stub> stub;
   std::mutex shm_mu;
   std::unique_ptr<ShmChannel> shm;
+  int64_t shared_bytes = 0;  // the AllocateShared buffer at the region's start
   bool used_shm = false;
 };
 
@@ -142,11 +152,13 @@ ShmChannel* Client::Impl::ShmFor(int64_t bytes) {
     auto opened = ShmChannel::Open(options.address.substr(5) + ".shm");
     if (!opened.ok()) return nullptr;
     shm = std::move(*opened);
+    shared_bytes = 0;
   }
-  if (shm->size() < bytes) {
+  if (shm->size() < scratch_offset() + bytes) {
+    if (shared_bytes > 0) return nullptr;  // growing would unmap the caller's buffer
     // Grow geometrically so a stream of similar requests registers once.
     if (!shm->Allocate(std::max<int64_t>(bytes, 2 * shm->size())).ok()) {
-      shm.reset();
+      DropRegion();
       return nullptr;
     }
   }
@@ -155,10 +167,14 @@ ShmChannel* Client::Impl::ShmFor(int64_t bytes) {
 
 float* Client::AllocateShared(int64_t floats) {
   std::lock_guard<std::mutex> lock(impl_->shm_mu);
-  // Room for the tensor and for the blob the daemon writes behind it.
+  impl_->shared_bytes = 0;  // the previous buffer is given up
+  // Room behind the tensor for the blob the daemon writes, or for a decode of the same size (its
+  // blob and its values): pages of the region that are never touched cost no memory.
   const int64_t bytes = floats * 4;
-  ShmChannel* shm = impl_->ShmFor(bytes + bytes / 2 + 65536);
-  return shm == nullptr ? nullptr : reinterpret_cast<float*>(shm->data());
+  ShmChannel* shm = impl_->ShmFor(bytes + 64 + bytes + 2 * (bytes / 2 + 65536));
+  if (shm == nullptr) return nullptr;
+  impl_->shared_bytes = bytes;
+  return reinterpret_cast<float*>(shm->data());
 }
 
 absl::StatusOr<std::string> Client::Impl::EncodeRequestWithShm(v1::EncodeRequest& req, const void* x, DType dtype,
@@ -175,21 +191,23 @@ absl::StatusOr<std::string> Client::Impl::EncodeRequestWithShm(v1::EncodeRequest
     std::lock_guard<std::mutex> lock(shm_mu);
     // Output capacity: a blob is never larger than half its float32 input plus its headers.
     const int64_t out_capacity = numel * 2 + 65536;
-    // Zero copy when the tensor already lives in the region (AllocateShared).
+    // Zero copy when the tensor already lives in the region (the AllocateShared buffer); the blob
+    // then goes behind that buffer. Other tensors are copied in behind it, the blob behind them.
     const uint8_t* xb = static_cast<const uint8_t*>(x);
-    const bool in_region = shm != nullptr && xb >= shm->data() && xb + in_bytes <= shm->data() + shm->size() &&
+    const bool in_region = shm != nullptr && xb >= shm->data() && xb + in_bytes <= shm->data() + shared_bytes &&
                            (xb - shm->data()) % item == 0;
-    const int64_t in_offset = in_region ? xb - shm->data() : 0;
-    ShmChannel* region = in_region ? shm.get() : ShmFor(in_bytes + out_capacity);
-    if (region != nullptr && in_offset + in_bytes + out_capacity <= region->size()) {
-      if (!in_region) std::memcpy(region->data(), x, in_bytes);
+    ShmChannel* region = ShmFor(in_region ? out_capacity : in_bytes + 4 + out_capacity);
+    if (region != nullptr) {
+      const int64_t in_offset = in_region ? xb - region->data() : scratch_offset();
+      const int64_t out_offset = in_region ? scratch_offset() : (in_offset + in_bytes + 3) / 4 * 4;
+      if (!in_region) std::memcpy(region->data() + in_offset, x, in_bytes);
       v1::SharedMemoryRef* in = input->mutable_shm();
       in->set_region(region->token());
       in->set_offset(in_offset);
       in->set_length(in_bytes);
       v1::SharedMemoryRef* out = req.mutable_output();
       out->set_region(region->token());
-      out->set_offset((in_offset + in_bytes + 3) / 4 * 4);
+      out->set_offset(out_offset);
       out->set_length(out_capacity);
       const absl::Status s = Call(&v1::Coset::Stub::Encode, req, &resp, true);
       if (s.ok()) {
@@ -199,7 +217,7 @@ absl::StatusOr<std::string> Client::Impl::EncodeRequestWithShm(v1::EncodeRequest
       }
       // A restarted daemon no longer knows the region: drop it and send the bytes inline.
       if (s.code() != absl::StatusCode::kNotFound && s.code() != absl::StatusCode::kUnavailable) return s;
-      shm.reset();
+      DropRegion();
       input->clear_shm();
       req.clear_output();
     }
@@ -230,30 +248,44 @@ absl::StatusOr<std::string> Client::EncodeWithConfig(const float* x, const std::
   return impl_->EncodeRequestWithShm(req, x, DType::kFloat32, shape, stats);
 }
 
-absl::Status Client::Impl::DecodeRequestWithShm(v1::DecodeRequest& req, DType dtype, int64_t out_bytes,
+absl::Status Client::Impl::DecodeRequestWithShm(v1::DecodeRequest& req, const std::string* blob, DType dtype,
+                                                int64_t out_bytes,
                                                 const std::function<void(const char*, int64_t)>& sink,
                                                 std::vector<int64_t>* shape) {
   req.set_dtype(static_cast<v1::DataType>(dtype));
   v1::DecodeResponse resp;
   if (out_bytes >= options.shm_threshold_bytes && out_bytes > 0) {
     std::lock_guard<std::mutex> lock(shm_mu);
-    if (ShmChannel* region_channel = ShmFor(out_bytes)) {
-      v1::SharedMemoryRef* region = req.mutable_output();
-      region->set_region(region_channel->token());
-      region->set_length(out_bytes);
+    // The blob goes into the region too (a memcpy, where a message's bytes cross the socket at a
+    // fraction of that speed), the values come back behind it.
+    const int64_t blob_bytes = blob != nullptr ? static_cast<int64_t>(blob->size()) : 0;
+    if (ShmChannel* region = ShmFor(blob_bytes + 64 + out_bytes)) {
+      const int64_t out_offset = (scratch_offset() + blob_bytes + 63) / 64 * 64;
+      if (blob != nullptr) {
+        std::memcpy(region->data() + scratch_offset(), blob->data(), blob->size());
+        v1::SharedMemoryRef* in = req.mutable_codes()->mutable_shm();
+        in->set_region(region->token());
+        in->set_offset(scratch_offset());
+        in->set_length(blob_bytes);
+      }
+      v1::SharedMemoryRef* out = req.mutable_output();
+      out->set_region(region->token());
+      out->set_offset(out_offset);
+      out->set_length(out_bytes);
       const absl::Status s = Call(&v1::Coset::Stub::Decode, req, &resp, true);
       if (s.ok()) {
         used_shm = true;
-        sink(reinterpret_cast<const char*>(region_channel->data()), out_bytes);
+        sink(reinterpret_cast<const char*>(region->data() + out_offset), out_bytes);
         if (shape != nullptr) shape->assign(resp.output().shape().begin(), resp.output().shape().end());
         return absl::OkStatus();
       }
       if (s.code() != absl::StatusCode::kNotFound && s.code() != absl::StatusCode::kUnavailable) return s;
-      shm.reset();
+      DropRegion();
       req.clear_output();
     }
   }
   used_shm = false;
+  if (blob != nullptr) req.mutable_codes()->set_blob(*blob);
   COSET_RETURN_IF_ERROR(Call(&v1::Coset::Stub::Decode, req, &resp, true));
   // The one tensor check, then the values as they came.
   COSET_ASSIGN_OR_RETURN(TensorShape checked, CheckTensor(resp.output(), kMaxElements));
@@ -266,11 +298,7 @@ absl::Status Client::Impl::DecodeRequestWithShm(v1::DecodeRequest& req, DType dt
 absl::Status Client::Decode(const std::string& blob_or_name, bool by_name, std::vector<float>* out,
                             std::vector<int64_t>* shape) {
   v1::DecodeRequest req;
-  if (by_name) {
-    req.mutable_codes()->set_tensor_name(blob_or_name);
-  } else {
-    req.mutable_codes()->set_blob(blob_or_name);
-  }
+  if (by_name) req.mutable_codes()->set_tensor_name(blob_or_name);
   // Large outputs come back through shared memory (the blob header says how large).
   int64_t out_bytes = 0;
   if (!by_name) {
@@ -278,7 +306,7 @@ absl::Status Client::Decode(const std::string& blob_or_name, bool by_name, std::
     out_bytes = header.ok() ? header->numel * 4 : 0;
   }
   return impl_->DecodeRequestWithShm(
-      req, DType::kFloat32, out_bytes,
+      req, by_name ? nullptr : &blob_or_name, DType::kFloat32, out_bytes,
       [&](const char* values, int64_t bytes) {
         out->resize(static_cast<size_t>(bytes / 4));
         if (bytes > 0) std::memcpy(out->data(), values, static_cast<size_t>(bytes));
@@ -291,10 +319,9 @@ absl::Status Client::DecodeTyped(const std::string& blob, DType dtype, void* out
                          PeekHeader(reinterpret_cast<const uint8_t*>(blob.data()), blob.size()));
   const int64_t out_bytes = header.numel * DTypeBytes(dtype);
   v1::DecodeRequest req;
-  req.mutable_codes()->set_blob(blob);
   absl::Status size = absl::OkStatus();
   COSET_RETURN_IF_ERROR(impl_->DecodeRequestWithShm(
-      req, dtype, out_bytes,
+      req, &blob, dtype, out_bytes,
       [&](const char* values, int64_t bytes) {
         if (bytes != out_bytes) {
           size = absl::InternalError(absl::StrCat("the daemon decoded ", bytes, " bytes; the blob holds ", out_bytes));

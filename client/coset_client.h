@@ -117,7 +117,9 @@ class Client {
   absl::Status Health(const std::string& service = "");
   // A float buffer inside this client's shared-memory region (Unix sockets only), for zero-copy
   // encodes: a tensor written there is read by the daemon in place. Valid until the next
-  // AllocateShared call or reconnect; null when shared memory is unavailable.
+  // AllocateShared call or reconnect; null when shared memory is unavailable. The client's other
+  // large calls leave it alone: they use the region behind it (it has room for an encode's blob
+  // and for a decode of the same size), and send their payloads inline when that is too small.
   float* AllocateShared(int64_t floats);
   // Whether the last large Encode/Decode used shared memory (for tests and benchmarks).
   bool used_shared_memory() const;

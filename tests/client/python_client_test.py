@@ -90,6 +90,16 @@ class PythonClientTest(unittest.TestCase):
         z[:] = x
         self.assertEqual(self.client.encode(z, config)[0], blob)
         self.assertTrue(self.client.used_shared_memory)
+        # Other large calls (the blob too) go through the region behind it and leave it as it was.
+        other = np.random.default_rng(3).standard_normal(x.shape).astype(np.float32)
+        other_blob, _ = self.client.encode(other, config)
+        self.assertTrue(self.client.used_shared_memory)
+        self.assertEqual(other_blob, inline.encode(other, config)[0])
+        np.testing.assert_array_equal(self.client.decode(other_blob), inline.decode(other_blob))
+        self.assertTrue(self.client.used_shared_memory)
+        np.testing.assert_array_equal(z, x)
+        self.assertEqual(self.client.encode(z, config)[0], blob)
+        self.assertTrue(self.client.used_shared_memory)
 
     def test_float16_travels_as_is_and_comes_back_as_float16(self):
         x = np.random.default_rng(8).standard_normal((64, 256)).astype(np.float16)  # 32 KiB: inline

@@ -358,8 +358,14 @@ TEST_F(DaemonTest, LargePayloadsUseSharedMemoryOverTheUnixSocket) {
   EXPECT_EQ(blob, Blob(local));
   std::vector<float> decoded, want(x.size());
   std::vector<int64_t> shape;
+  const auto decode_request_bytes = [&] {
+    return std::max(0.0, daemon_->MetricSum("coset_request_bytes_total", {"method=\"Decode\""}));
+  };
+  const double before = decode_request_bytes();
   ASSERT_TRUE(client_->Decode(blob, false, &decoded, &shape).ok());
   EXPECT_TRUE(client_->used_shared_memory());
+  // The blob went through the region too: the message carried only its reference.
+  EXPECT_LT(decode_request_bytes() - before, 1024) << "blob of " << blob.size() << " bytes";
   ASSERT_TRUE(codec.Decode(local, want.data()).ok());
   EXPECT_EQ(decoded, want);
   EXPECT_EQ(shape, (std::vector<int64_t>{256, 4096}));
@@ -370,6 +376,22 @@ TEST_F(DaemonTest, LargePayloadsUseSharedMemoryOverTheUnixSocket) {
   std::copy(x.begin(), x.end(), shared);
   EXPECT_EQ(*client_->Encode(shared, {256, 4096}, CodecParams{}), blob);
   EXPECT_TRUE(client_->used_shared_memory());
+  // Other large calls go through the region behind that tensor and leave it as it was.
+  const std::vector<float> other = Gaussian(x.size(), 13);
+  const std::string other_blob = *client_->Encode(other.data(), {256, 4096}, CodecParams{});
+  EXPECT_TRUE(client_->used_shared_memory());
+  EXPECT_EQ(other_blob, Blob(*codec.Encode(other.data(), {256, 4096})));
+  ASSERT_TRUE(client_->Decode(other_blob, false, &decoded, &shape).ok());
+  EXPECT_TRUE(client_->used_shared_memory());
+  EXPECT_TRUE(std::equal(x.begin(), x.end(), shared)) << "a call overwrote the AllocateShared tensor";
+  EXPECT_EQ(*client_->Encode(shared, {256, 4096}, CodecParams{}), blob);
+  EXPECT_EQ(daemon_->Metric("coset_shm_regions"), 1) << "the region moved under the AllocateShared tensor";
+  // A call too large for the room behind it goes inline rather than move it.
+  const std::vector<float> large = Gaussian(4 * x.size(), 14);
+  EXPECT_EQ(*client_->Encode(large.data(), {1024, 4096}, CodecParams{}),
+            Blob(*codec.Encode(large.data(), {1024, 4096})));
+  EXPECT_FALSE(client_->used_shared_memory());
+  EXPECT_TRUE(std::equal(x.begin(), x.end(), shared));
   // Over TCP the same request goes inline (no shared memory across hosts).
   auto tcp = Connect(daemon_->tcp_address());
   EXPECT_EQ(*tcp->Encode(x.data(), {256, 4096}, CodecParams{}), blob);

@@ -6,9 +6,9 @@
 
 Arrays are numpy float32 or float16 (float64 is converted to float32; float16 travels as is, in
 half the bytes, and the blob records it); the last dimension is quantized. decode() returns a
-blob's original dtype (float16 or float32) unless told otherwise. Arrays of at least `shm_threshold_bytes` go through one
-shared-memory region per client when the address is a Unix socket (README "Shared memory"),
-otherwise inline in the message. Results are bit-identical to the C++ client and to the in-process
+blob's original dtype (float16 or float32) unless told otherwise. Arrays of at least
+`shm_threshold_bytes`, and the blobs decoded to them, go through one shared-memory region per client
+when the address is a Unix socket (README "Shared memory"), otherwise inline in the message. Results are bit-identical to the C++ client and to the in-process
 codec. Every daemon error is raised as CosetError with the gRPC status code name and message.
 """
 
@@ -139,6 +139,7 @@ class Client:
         self._side_socket = address[len("unix:"):] + ".shm" if address.startswith("unix:") else None
         self._shm_lock = threading.Lock()
         self._region = None
+        self._shared_bytes = 0  # the shared_array at the region's start
         self.used_shared_memory = False  # whether the last encode/decode went through the region
 
     # -- plumbing ---------------------------------------------------------------------------------
@@ -149,11 +150,17 @@ class Client:
         except grpc.RpcError as e:
             raise CosetError(e.code().name, e.details()) from None
 
+    def _scratch(self):
+        """Where requests put their payloads in the region: past the shared_array."""
+        return (self._shared_bytes + 63) // 64 * 64
+
     def _region_for(self, nbytes):
-        """The client's region, grown to at least `nbytes` (None without a side socket)."""
+        """The client's region with at least `nbytes` free from _scratch() on (None without a side
+        socket). Growing it maps a new region: a shared_array keeps the old mapping and is then
+        copied like any array."""
         if self._side_socket is None or self._shm_threshold <= 0:
             return None
-        if self._region is None or self._region.size < nbytes:
+        if self._region is None or self._region.size < self._scratch() + nbytes:
             size = max(nbytes, 2 * self._region.size if self._region else 0)
             self.close_shared()
             try:
@@ -166,14 +173,19 @@ class Client:
         if self._region is not None:
             self._region.close()
             self._region = None
+        self._shared_bytes = 0
 
     def shared_array(self, shape):
-        """A float32 array inside the shared region: encode() of it sends no copy at all."""
+        """A float32 array inside the shared region: encode() of it sends no copy at all. Other
+        large calls leave it alone (they use the region behind it, which has room for its blob and
+        for a decode of the same size); it replaces the previous shared_array."""
         n = int(np.prod(shape))
         with self._shm_lock:
-            region = self._region_for(n * 4 + n * 2 + _BLOB_SLACK)
+            self._shared_bytes = 0
+            region = self._region_for(n * 4 + 64 + n * 4 + 2 * (n * 2 + _BLOB_SLACK))
             if region is None:
                 raise CosetError("FAILED_PRECONDITION", "no shared-memory region (not a Unix-socket address?)")
+            self._shared_bytes = n * 4
             return np.frombuffer(region.view(), dtype=np.float32, count=n).reshape(shape)
 
     # -- API ------------------------------------------------------------------------------------
@@ -208,14 +220,21 @@ class Client:
         if x.nbytes >= self._shm_threshold > 0:
             with self._shm_lock:
                 capacity = x.size * 2 + _BLOB_SLACK
+                # Zero copy for the shared_array (its blob goes behind it); other arrays are copied
+                # in behind it, their blob behind them.
                 offset = self._region.holds(x) if self._region is not None else None
-                region = self._region if offset is not None else self._region_for(x.nbytes + capacity)
-                if region is not None and (offset or 0) + x.nbytes + capacity <= region.size:
+                if offset is not None and (offset + x.nbytes > self._shared_bytes
+                                           or self._scratch() + capacity > self._region.size):
+                    offset = None
+                region = self._region if offset is not None else self._region_for(x.nbytes + 4 + capacity)
+                if region is not None:
                     if offset is None:
-                        offset = 0
-                        np.frombuffer(region.view(), x.dtype, x.size)[:] = x.reshape(-1)
+                        offset = self._scratch()
+                        out = (offset + x.nbytes + 3) // 4 * 4
+                        np.frombuffer(region.view(), x.dtype, x.size, offset)[:] = x.reshape(-1)
+                    else:
+                        out = self._scratch()
                     req.input.shm.region, req.input.shm.offset, req.input.shm.length = region.token, offset, x.nbytes
-                    out = (offset + x.nbytes + 3) // 4 * 4
                     req.output.region, req.output.offset, req.output.length = region.token, out, capacity
                     try:
                         resp = self._call("Encode", req)
@@ -237,7 +256,7 @@ class Client:
         """The array a blob (bytes) or a resident tensor's name (str) holds: of `dtype` (float16,
         float32 or float64) when set, else a blob's original dtype (float32 for bfloat16 ones)
         and float32 for a name."""
-        req = pb.DecodeRequest(codes=self._codes(blob))
+        req = pb.DecodeRequest()
         is_blob = isinstance(blob, (bytes, bytearray, memoryview))
         numel = _blob_numel(blob) if is_blob else 0
         if dtype is None:
@@ -248,19 +267,26 @@ class Client:
         nbytes = numel * np.dtype(dtype).itemsize
         if nbytes >= self._shm_threshold > 0:
             with self._shm_lock:
-                region = self._region_for(nbytes)
+                # The blob goes into the region too (a copy, where a message's bytes cross the
+                # socket at a fraction of that speed), the values come back behind it.
+                region = self._region_for(len(blob) + 64 + nbytes)
                 if region is not None:
-                    req.output.region, req.output.length = region.token, nbytes
+                    start = self._scratch()
+                    region.view()[start:start + len(blob)] = blob
+                    req.codes.shm.region, req.codes.shm.offset, req.codes.shm.length = region.token, start, len(blob)
+                    out = (start + len(blob) + 63) // 64 * 64
+                    req.output.region, req.output.offset, req.output.length = region.token, out, nbytes
                     try:
                         resp = self._call("Decode", req)
                         self.used_shared_memory = True
-                        return _values(resp.output, region.view()[:nbytes])
+                        return _values(resp.output, region.view()[out:out + nbytes])
                     except CosetError as e:
                         if e.code not in ("NOT_FOUND", "UNAVAILABLE"):
                             raise
                         self.close_shared()
                     req.ClearField("output")
         self.used_shared_memory = False
+        req.codes.CopyFrom(self._codes(blob))
         return _values(self._call("Decode", req).output)
 
     def quantize(self, x, config=None):
