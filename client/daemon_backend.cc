@@ -68,12 +68,8 @@ absl::Status DaemonBackend::DecodeTyped(BlobView blob, void* out, DType dtype) {
   return client_->DecodeTyped(AsString(blob), dtype, out);
 }
 
-absl::Status DaemonBackend::Decode(BlobView blob, float* out) {
-  std::vector<float> values;
-  COSET_RETURN_IF_ERROR(client_->Decode(AsString(blob), false, &values, nullptr));
-  if (!values.empty()) std::memcpy(out, values.data(), values.size() * sizeof(float));
-  return absl::OkStatus();
-}
+// Straight into `out` (from the shared region or the reply), not through a temporary vector.
+absl::Status DaemonBackend::Decode(BlobView blob, float* out) { return DecodeTyped(blob, out, DType::kFloat32); }
 
 absl::Status DaemonBackend::Quantize(const float* x, const std::vector<int64_t>& shape, const CodecParams& params,
                                      float* out) {

@@ -72,5 +72,8 @@ inline constexpr int64_t kDefaultDeviceMemoryBudgetBytes = int64_t{4} << 30;
 // first use and kept) may hold together; the rest stays for requests' staging. Past it, a copy is
 // uploaded for the one call.
 inline constexpr double kResidentDeviceFraction = 0.5;
+// Share of cosetd's --memory-budget that code buffers kept between large encodes may hold
+// (server/code_buffer_pool.h); counted as resident and given back when a request needs the room.
+inline constexpr double kCodeBufferPoolFraction = 0.125;
 
 }  // namespace coset

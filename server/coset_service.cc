@@ -24,15 +24,6 @@ namespace {
 // length, kMaxRank shape varints (<= 11 bytes each), the dtype and the message wrappers.
 constexpr int64_t kTensorFramingBytes = 16 + 11 * kMaxRank + 16;
 
-// Per-thread encode buffers above this are freed after the request (outside a request nothing
-// reserves them, so they must stay small).
-constexpr int64_t kKeptEncodeBufferBytes = int64_t{4} << 20;
-
-void ReleaseLargeBuffers(CompressedTensor* t) {
-  const int64_t held = static_cast<int64_t>(t->symbols.capacity() + t->t.capacity() + 2 * t->scales.capacity());
-  if (held > kKeptEncodeBufferBytes) *t = CompressedTensor();
-}
-
 // Bytes of the codes and of their blob for a tensor of `shape` (without building either).
 absl::StatusOr<int64_t> EncodedBytes(const CodecParams& params, const std::vector<int64_t>& shape) {
   COSET_ASSIGN_OR_RETURN(Layout l, Layout::Make(params, shape));
@@ -79,7 +70,9 @@ CosetServiceImpl::CosetServiceImpl(const ServiceLimits& limits, Metrics* metrics
       store_(limits.memory_budget_bytes),
       configs_(limits.memory_budget_bytes / 4, limits.lut_budget_bytes),
       pool_(limits.threads),
-      budget_(limits.memory_budget_bytes, [this] { return ResidentBytes(); }) {
+      code_buffers_(static_cast<int64_t>(limits.memory_budget_bytes * kCodeBufferPoolFraction)),
+      budget_(
+          limits.memory_budget_bytes, [this] { return ResidentBytes(); }, [this] { return code_buffers_.Clear(); }) {
   metrics_->memory_budget_bytes().Set(static_cast<double>(limits.memory_budget_bytes));
   metrics_->device_memory_budget_bytes().Set(static_cast<double>(DeviceMemoryBudget()));
 }
@@ -160,7 +153,9 @@ absl::StatusOr<CosetServiceImpl::Input> CosetServiceImpl::InputFrom(const v1::Te
   return in;
 }
 
-int64_t CosetServiceImpl::ResidentBytes() const { return store_.bytes() + store_.lut_bytes() + configs_.bytes(); }
+int64_t CosetServiceImpl::ResidentBytes() const {
+  return store_.bytes() + store_.lut_bytes() + configs_.bytes() + code_buffers_.bytes();
+}
 
 template <typename Request, typename Response, typename Fn>
 grpc::Status CosetServiceImpl::Serve(const char* method, grpc::ServerContext* ctx, const Request* req, Response* resp,
@@ -250,11 +245,13 @@ absl::StatusOr<std::shared_ptr<const CompressedTensor>> CosetServiceImpl::CodesF
 }
 
 absl::Status CosetServiceImpl::DoEncode(const Config& config, const v1::Tensor& input, RequestContext& rc,
-                                        CompressedTensor* out, SerializationPlan* plan, v1::EncodeStats* stats) {
+                                        CompressedTensor* out, SerializationPlan* plan, v1::EncodeStats* stats,
+                                        bool reuse_buffers) {
   // Sizes from the shape before anything is allocated: the codes, then their serialization.
   COSET_ASSIGN_OR_RETURN(TensorShape shape, CheckInput(input));
   COSET_ASSIGN_OR_RETURN(const int64_t coded, EncodedBytes(config.codec->params(), shape.shape));
   COSET_RETURN_IF_ERROR(rc.Reserve(2 * coded, "the codes and their serialization"));
+  if (reuse_buffers && cuda_ == nullptr) *out = code_buffers_.Take(coded);
   // The CPU codec widens other dtypes row by row in cache; the CUDA one takes float32.
   COSET_ASSIGN_OR_RETURN(Input x, InputFrom(input, std::move(shape), rc, /*keep_raw=*/cuda_ == nullptr));
   EncodeStats s;
@@ -280,10 +277,18 @@ grpc::Status CosetServiceImpl::Encode(grpc::ServerContext* ctx, const v1::Encode
                                       v1::EncodeResponse* resp) {
   return Serve("Encode", ctx, req, resp, [&](RequestContext& rc) -> absl::Status {
     COSET_ASSIGN_OR_RETURN(Config config, CodecFor(req->codec()));
-    // Per-thread output buffers: repeated requests of similar size reuse their memory.
-    thread_local CompressedTensor t;
+    // Buffers of an earlier encode of about this size, given back for the next one (the CPU codec
+    // encodes into them; the CUDA backend returns buffers of its own).
+    CompressedTensor t;
+    struct GiveBack {
+      CodeBufferPool* pool;
+      CompressedTensor& t;
+      ~GiveBack() {
+        if (pool != nullptr) pool->Give(std::move(t));
+      }
+    } give_back{cuda_ == nullptr ? &code_buffers_ : nullptr, t};
     SerializationPlan plan;
-    COSET_RETURN_IF_ERROR(DoEncode(config, req->input(), rc, &t, &plan, resp->mutable_stats()));
+    COSET_RETURN_IF_ERROR(DoEncode(config, req->input(), rc, &t, &plan, resp->mutable_stats(), /*reuse_buffers=*/true));
     if (req->has_output()) {
       COSET_ASSIGN_OR_RETURN(ShmSpan out, Span(req->output(), rc));
       if (static_cast<int64_t>(plan.size) > out.length) {
@@ -292,13 +297,11 @@ grpc::Status CosetServiceImpl::Encode(grpc::ServerContext* ctx, const v1::Encode
       }
       SerializeTo(t, plan, out.data);  // straight into the client's memory
       resp->set_output_length(plan.size);
-      ReleaseLargeBuffers(&t);
       return absl::OkStatus();
     }
     std::string* blob = resp->mutable_blob();
     blob->resize(plan.size);
     SerializeTo(t, plan, reinterpret_cast<uint8_t*>(blob->data()));
-    ReleaseLargeBuffers(&t);
     return absl::OkStatus();
   });
 }

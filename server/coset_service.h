@@ -15,6 +15,7 @@
 #include "coset/v1/coset.grpc.pb.h"
 #include "proto/convert.h"
 #include "server/call_reservations.h"
+#include "server/code_buffer_pool.h"
 #include "server/config_cache.h"
 #include "server/memory_budget.h"
 #include "server/metrics.h"
@@ -114,9 +115,10 @@ class CosetServiceImpl final : public v1::Coset::Service {
                                   bool keep_raw = false);
   absl::StatusOr<ShmSpan> Span(const v1::SharedMemoryRef& ref, const RequestContext& rc);
   // Encodes and plans the serialization (the caller writes the blob where it belongs); reserves the
-  // input copy, the codes and their serialization first.
+  // input copy, the codes and their serialization first. With reuse_buffers, *out is first taken
+  // from code_buffers_ (the caller gives it back when done with it).
   absl::Status DoEncode(const Config& config, const v1::Tensor& input, RequestContext& rc, CompressedTensor* out,
-                        SerializationPlan* plan, v1::EncodeStats* stats);
+                        SerializationPlan* plan, v1::EncodeStats* stats, bool reuse_buffers = false);
   // Encode and decode of a whole tensor, on the CUDA device when there is one, else on the CPU.
   absl::Status EncodeTensor(const Config& config, const Input& x, RequestContext& rc, EncodeStats* stats,
                             CompressedTensor* out);
@@ -125,7 +127,8 @@ class CosetServiceImpl final : public v1::Coset::Service {
   // codes are uploaded on first use and kept with it (TensorStore::DeviceCodes), sent ones per call.
   absl::Status GemmOnDevice(const v1::Codes& source, const CompressedTensor& w, const Input& x, int64_t batch,
                             RequestContext& rc, v1::InnerProductResponse* resp);
-  // Bytes held outside requests: resident tensors, their LUT matrices, codebooks and LUTs.
+  // Bytes held outside requests: resident tensors, their LUT matrices, codebooks and LUTs, and
+  // the code buffers kept between encodes.
   int64_t ResidentBytes() const;
   void UpdateGauges();
 
@@ -136,6 +139,7 @@ class CosetServiceImpl final : public v1::Coset::Service {
   TensorStore store_;
   ConfigCache configs_;
   ThreadPool pool_;
+  CodeBufferPool code_buffers_;
   MemoryBudget budget_;
   CallReservations reservations_{&budget_};
   std::atomic<int64_t> inflight_{0};

@@ -8,7 +8,8 @@ absl::Status MemoryBudget::Reserve(int64_t bytes, const char* what) {
   if (bytes <= 0) return absl::OkStatus();
   // Optimistic add, undone when over: concurrent reservations never overshoot together.
   const int64_t total = reserved_ += bytes;
-  const int64_t resident = resident_();
+  int64_t resident = resident_();
+  if (total + resident > limit_ && reclaim_ != nullptr && reclaim_() > 0) resident = resident_();
   if (total + resident > limit_) {
     reserved_ -= bytes;
     return absl::ResourceExhaustedError(

@@ -17,7 +17,10 @@ namespace coset {
 class MemoryBudget {
  public:
   // limit: --memory-budget. resident: the bytes held outside requests, asked at each reservation.
-  MemoryBudget(int64_t limit, std::function<int64_t()> resident) : limit_(limit), resident_(std::move(resident)) {}
+  // reclaim (optional): frees what is only kept for speed (a cache counted in `resident`) and
+  // returns the bytes freed; a reservation that would fail calls it and tries once more.
+  MemoryBudget(int64_t limit, std::function<int64_t()> resident, std::function<int64_t()> reclaim = nullptr)
+      : limit_(limit), resident_(std::move(resident)), reclaim_(std::move(reclaim)) {}
 
   // Reserves `bytes` for `what` (named in the error), or RESOURCE_EXHAUSTED. Release() gives back.
   absl::Status Reserve(int64_t bytes, const char* what);
@@ -29,6 +32,7 @@ class MemoryBudget {
  private:
   const int64_t limit_;
   std::function<int64_t()> resident_;
+  std::function<int64_t()> reclaim_;
   std::atomic<int64_t> reserved_{0};
 };
 

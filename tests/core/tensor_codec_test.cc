@@ -41,6 +41,37 @@ std::vector<int32_t> ChunkDigits(const CompressedTensor& t, const Codebook& cb, 
   return digits;
 }
 
+// cosetd encodes into buffers an earlier request left (server/code_buffer_pool.h): EncodeInto must
+// write every byte of the codes it returns, whatever the buffers held, or one client's codes would
+// leak into another's blob.
+TEST(TensorCodecTest, EncodeIntoUsedBuffersWritesEveryByteOfTheCodes) {
+  for (const Config& c : kConfigs) {
+    for (const ScaleMode scale : {ScaleMode::kRms, ScaleMode::kAbsMax, ScaleMode::kNone}) {
+      for (const bool rotate : {false, true}) {
+        CodecParams p = Params(c, scale);
+        p.rotate = rotate;
+        p.on_cap = CapPolicy::kZero;
+        const TensorCodec codec = *TensorCodec::Create(p);
+        const std::vector<int64_t> shape = {5, 1001};  // rows padded to whole chunks and blocks
+        std::vector<float> x = Gaussian(5 * 1001, 3);
+        std::fill(x.begin() + 1001, x.begin() + 2002, 0.0f);  // a zero row
+        const CompressedTensor fresh = *codec.Encode(x.data(), shape);
+        SCOPED_TRACE(testing::Message() << c.lattice << " q=" << c.q << " M=" << c.levels << " scale "
+                                        << static_cast<int>(scale) << " rotate " << rotate);
+        // Buffers holding a larger tensor's codes, then every byte poisoned.
+        CompressedTensor used = *codec.Encode(Gaussian(9 * 1500, 4).data(), {9, 1500});
+        for (auto* bytes : {&used.symbols, &used.t}) std::fill(bytes->begin(), bytes->end(), uint8_t{0xA5});
+        std::fill(used.scales.begin(), used.scales.end(), uint16_t{0xA5A5});
+        ASSERT_TRUE(codec.EncodeInto(x.data(), shape, DType::kFloat32, nullptr, nullptr, &used).ok());
+        EXPECT_EQ(used.symbols, fresh.symbols);
+        EXPECT_EQ(used.t, fresh.t);
+        EXPECT_EQ(used.scales, fresh.scales);
+        EXPECT_EQ(used.shape, fresh.shape);
+      }
+    }
+  }
+}
+
 TEST(TensorCodecTest, RejectsBadParameters) {
   CodecParams p;
   p.lattice = *Lattice::Parse("D4");

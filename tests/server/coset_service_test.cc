@@ -135,5 +135,43 @@ TEST(CosetServiceBudgetTest, AdmissionCountsTheWorkNotTheMessage) {
   EXPECT_NE(s.error_message().find("the decoded tensor and its reply needs"), std::string::npos) << s.error_message();
 }
 
+TEST(CosetServiceBudgetTest, CodeBuffersKeptBetweenEncodesCountAndGiveWayToRequests) {
+  // An encode of 4M floats (D4 q=4 M=2) leaves its codes' buffers (3 MiB) kept for the next encode
+  // of about that size, counted as used memory. A larger request of another size (5M floats, M=1:
+  // its codes are 2.6 MiB, so it does not take them), with the smallest budget that serves it on a
+  // fresh service (found to 64 KiB), fits only if they are given up: it must be served, not refused.
+  v1::EncodeRequest kept, other;
+  FillInput(4096, 1024, kept.mutable_input());
+  FillInput(5120, 1024, other.mutable_input());
+  other.mutable_codec()->mutable_config()->set_m(1);
+  grpc::ServerContext ctx;
+  const auto serves_other = [&](int64_t budget) {
+    Metrics metrics;
+    ServiceLimits limits;
+    limits.memory_budget_bytes = budget;
+    CosetServiceImpl fresh(limits, &metrics, nullptr);
+    v1::EncodeResponse resp;
+    return fresh.Encode(&ctx, &other, &resp).ok();
+  };
+  int64_t refused = 0, served = int64_t{256} << 20;
+  ASSERT_TRUE(serves_other(served));
+  while (served - refused > (int64_t{64} << 10)) {
+    const int64_t mid = (refused + served) / 2;
+    (serves_other(mid) ? served : refused) = mid;
+  }
+  Metrics metrics;
+  ServiceLimits limits;
+  limits.memory_budget_bytes = served;
+  CosetServiceImpl service(limits, &metrics, nullptr);
+  v1::EncodeResponse first, second;
+  ASSERT_TRUE(service.Encode(&ctx, &kept, &first).ok());
+  const double codebooks = MetricValue(metrics, "coset_codebook_bytes", {});
+  EXPECT_GE(MetricValue(metrics, "coset_memory_used_bytes", {}) - codebooks, 3 << 20) << "kept buffers not counted";
+  const grpc::Status s = service.Encode(&ctx, &other, &second);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_NEAR(MetricValue(metrics, "coset_memory_used_bytes", {}) - codebooks, 2.6 * (1 << 20), 0.2 * (1 << 20))
+      << "only the last encode's buffers are kept";
+}
+
 }  // namespace
 }  // namespace coset
