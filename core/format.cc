@@ -138,10 +138,41 @@ absl::StatusOr<BlobHeader> PeekHeader(const uint8_t* data, size_t size) {
     }
     h.shape.push_back(static_cast<int64_t>(d));
   }
+  // Counters: rows x (cols + padding) / dim (byte 7: dim; bytes 28-31: padding), then the scales'
+  // and symbols' sections as the table states them; sizes past the element limit are refused here.
+  const size_t table = kFixedHeaderBytes + 8 * rank;
+  if (size >= table + 24 && data[7] > 0) {
+    uint32_t padding;
+    std::memcpy(&padding, data + 28, 4);
+    uint64_t scales_bytes, symbols_bytes;
+    std::memcpy(&scales_bytes, data + table, 8);
+    std::memcpy(&symbols_bytes, data + table + 16, 8);
+    const int64_t cols = rank > 0 ? h.shape.back() : 1;
+    const int64_t rows = cols > 0 ? h.numel / cols : 0;
+    const uint64_t limit = static_cast<uint64_t>(kMaxElements) * 8;
+    int64_t counters = 0;
+    if (scales_bytes > limit || symbols_bytes > limit ||
+        !CheckedMul(rows, (cols + static_cast<int64_t>(padding)) / data[7], &counters)) {
+      return absl::DataLossError("blob section table is corrupt");
+    }
+    h.parsed_bytes = counters + static_cast<int64_t>(scales_bytes + symbols_bytes);
+  }
   return h;
 }
 
 absl::StatusOr<CompressedTensor> Parse(const uint8_t* data, size_t size, Executor* executor) {
+  CompressedTensor t;
+  COSET_RETURN_IF_ERROR(ParseInto(data, size, executor, &t));
+  return t;
+}
+
+absl::Status ParseInto(const uint8_t* data, size_t size, Executor* executor, CompressedTensor* out) {
+  // A fresh tensor with out's buffers: every field below is set, every byte of the buffers written.
+  CompressedTensor t;
+  t.scales = std::move(out->scales);
+  t.t = std::move(out->t);
+  t.symbols = std::move(out->symbols);
+  *out = CompressedTensor();
   if (data == nullptr && size > 0) return absl::InvalidArgumentError("blob pointer is null");
   if (size < 6 || std::memcmp(data, kFormatMagic, 4) != 0) {
     return absl::InvalidArgumentError("not a coset blob (bad magic; expected \"CSET\")");
@@ -161,7 +192,6 @@ absl::StatusOr<CompressedTensor> Parse(const uint8_t* data, size_t size, Executo
 
   Reader r(data, size - kTrailerBytes);
   r.Skip(6);
-  CompressedTensor t;
   const uint8_t kind = r.U8();
   const uint8_t dim = r.U8();
   t.params.q = r.U8();
@@ -234,7 +264,8 @@ absl::StatusOr<CompressedTensor> Parse(const uint8_t* data, size_t size, Executo
                                              t.params.t_max, t.t.data(), executor));
   r.Skip(t_bytes);
   t.symbols.assign(r.Here(), r.Here() + symbols_bytes);
-  return t;
+  *out = std::move(t);
+  return absl::OkStatus();
 }
 
 double StoredBitsPerEntry(const CompressedTensor& tensor, size_t blob_size) {

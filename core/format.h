@@ -33,12 +33,19 @@ struct BlobHeader {
   std::vector<int64_t> shape;
   int64_t numel = 0;
   DType dtype = DType::kFloat32;
+  // What Parse allocates for a blob that passes its checks (scales, one counter per chunk, symbols):
+  // from the section table and the shape, which Parse checks against each other before allocating.
+  // 0 when the header is too short to tell.
+  int64_t parsed_bytes = 0;
 };
 absl::StatusOr<BlobHeader> PeekHeader(const uint8_t* data, size_t size);
 
 // Parses and fully validates a blob: magic, version, checksum, every field and section size.
 // Truncated, corrupted or wrong-version input returns an error naming what is wrong.
 absl::StatusOr<CompressedTensor> Parse(const uint8_t* data, size_t size, Executor* executor = nullptr);
+// The same into *out, reusing the capacity of its buffers (every byte of the result is written).
+// On failure *out holds no tensor.
+absl::Status ParseInto(const uint8_t* data, size_t size, Executor* executor, CompressedTensor* out);
 
 // Bits on disk per original entry of a serialized tensor.
 double StoredBitsPerEntry(const CompressedTensor& tensor, size_t blob_size);

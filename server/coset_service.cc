@@ -49,14 +49,20 @@ std::string ClientKindOf(const grpc::ServerContext& ctx) {
   return ClientKindLabel(it == metadata.end() ? std::string() : std::string(it->second.data(), it->second.size()));
 }
 
-// Parses a blob from a request on the request's executor, so that a large blob's T stream decodes
-// its segments in parallel. A parse cut short because the call was cancelled is reported as such
-// and never used.
-absl::StatusOr<CompressedTensor> ParseRequestBlob(const uint8_t* data, size_t size, RequestContext& rc) {
-  const absl::StatusOr<BlobHeader> header = PeekHeader(data, size);
-  COSET_ASSIGN_OR_RETURN(CompressedTensor t, Parse(data, size, rc.ExecutorFor(header.ok() ? header->numel : 0)));
-  COSET_RETURN_IF_ERROR(rc.Interruption());
-  return t;
+// Parses a blob from a request into *out on the request's executor, so that a large blob's T
+// stream decodes its segments in parallel. A parse cut short because the call was cancelled is
+// reported as such and never used.
+absl::Status ParseRequestBlob(const uint8_t* data, size_t size, const BlobHeader& header, RequestContext& rc,
+                              CompressedTensor* out) {
+  COSET_RETURN_IF_ERROR(ParseInto(data, size, rc.ExecutorFor(header.numel), out));
+  return rc.Interruption();
+}
+
+// The header of a blob from a request, for its sizes; an empty one when PeekHeader cannot read it,
+// and then Parse refuses the blob saying precisely why.
+BlobHeader RequestBlobHeader(const uint8_t* data, size_t size) {
+  absl::StatusOr<BlobHeader> header = PeekHeader(data, size);
+  return header.ok() ? *std::move(header) : BlobHeader();
 }
 
 }  // namespace
@@ -219,21 +225,29 @@ absl::StatusOr<CosetServiceImpl::Config> CosetServiceImpl::CodecFor(const v1::Co
 
 absl::StatusOr<std::shared_ptr<const CompressedTensor>> CosetServiceImpl::CodesFrom(const v1::Codes& codes,
                                                                                     RequestContext& rc) {
+  // A sent blob is parsed into buffers an earlier request left when their size fits, and they go
+  // back to the pool with the last reference (every use of these codes ends with the request).
+  const auto parse = [&](const uint8_t* data, size_t size) -> absl::StatusOr<std::shared_ptr<const CompressedTensor>> {
+    const BlobHeader header = RequestBlobHeader(data, size);
+    COSET_RETURN_IF_ERROR(rc.Reserve(header.parsed_bytes, "the parsed codes"));
+    CodeBufferPool* pool = &code_buffers_;
+    std::shared_ptr<CompressedTensor> t(new CompressedTensor(pool->Take(header.parsed_bytes)),
+                                        [pool](CompressedTensor* done) {
+                                          pool->Give(std::move(*done));
+                                          delete done;
+                                        });
+    COSET_RETURN_IF_ERROR(ParseRequestBlob(data, size, header, rc, t.get()));
+    return std::shared_ptr<const CompressedTensor>(std::move(t));
+  };
   switch (codes.source_case()) {
-    case v1::Codes::kBlob: {
-      // The parsed tensor holds about the blob's bytes again (symbols, scales, counters).
-      COSET_RETURN_IF_ERROR(rc.Reserve(static_cast<int64_t>(codes.blob().size()), "the parsed codes"));
-      COSET_ASSIGN_OR_RETURN(CompressedTensor t, ParseRequestBlob(reinterpret_cast<const uint8_t*>(codes.blob().data()),
-                                                                  codes.blob().size(), rc));
-      return std::make_shared<const CompressedTensor>(std::move(t));
-    }
+    case v1::Codes::kBlob:
+      return parse(reinterpret_cast<const uint8_t*>(codes.blob().data()), codes.blob().size());
     case v1::Codes::kShm: {
       // Copied out first: the client could change shared memory while it is parsed.
       COSET_ASSIGN_OR_RETURN(ShmSpan span, Span(codes.shm(), rc));
-      COSET_RETURN_IF_ERROR(rc.Reserve(2 * span.length, "the copied and parsed codes"));
+      COSET_RETURN_IF_ERROR(rc.Reserve(span.length, "the copy of the codes"));
       const std::vector<uint8_t> copy(span.data, span.data + span.length);
-      COSET_ASSIGN_OR_RETURN(CompressedTensor t, ParseRequestBlob(copy.data(), copy.size(), rc));
-      return std::make_shared<const CompressedTensor>(std::move(t));
+      return parse(copy.data(), copy.size());
     }
     case v1::Codes::kTensorName: {
       COSET_ASSIGN_OR_RETURN(std::shared_ptr<const ResidentTensor> r, store_.Get(codes.tensor_name(), rc.caller()));
@@ -473,9 +487,11 @@ grpc::Status CosetServiceImpl::PutTensor(grpc::ServerContext* ctx, const v1::Put
     resident->owner = rc.caller();
     if (req->source_case() == v1::PutTensorRequest::kBlob) {
       // Until the store accounts it: the parsed tensor and the kept blob.
-      COSET_RETURN_IF_ERROR(rc.Reserve(2 * static_cast<int64_t>(req->blob().size()), "the resident tensor"));
-      COSET_ASSIGN_OR_RETURN(resident->tensor, ParseRequestBlob(reinterpret_cast<const uint8_t*>(req->blob().data()),
-                                                                req->blob().size(), rc));
+      const auto* data = reinterpret_cast<const uint8_t*>(req->blob().data());
+      const BlobHeader header = RequestBlobHeader(data, req->blob().size());
+      COSET_RETURN_IF_ERROR(
+          rc.Reserve(header.parsed_bytes + static_cast<int64_t>(req->blob().size()), "the resident tensor"));
+      COSET_RETURN_IF_ERROR(ParseRequestBlob(data, req->blob().size(), header, rc, &resident->tensor));
       resident->blob = req->blob();
     } else if (req->source_case() == v1::PutTensorRequest::kEncode) {
       COSET_ASSIGN_OR_RETURN(Config config, CodecFor(req->encode().codec()));

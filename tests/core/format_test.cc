@@ -1,5 +1,6 @@
 #include "core/format.h"
 
+#include <cstring>
 #include <random>
 
 #include "core/crc32c.h"
@@ -43,6 +44,43 @@ TEST_F(FormatTest, RoundTripPreservesEverything) {
   ASSERT_TRUE(DecodeTensor(back, b.data()).ok());
   EXPECT_EQ(a, b);
   EXPECT_EQ(Serialize(back), blob_);
+}
+
+// cosetd parses request blobs into buffers an earlier request left (server/code_buffer_pool.h) and
+// reserves what PeekHeader says the parse allocates.
+TEST(FormatReuseTest, ParseIntoUsedBuffersEqualsParseAndPeekHeaderSaysItsSize) {
+  for (const char* config : {"lattice=D4", "lattice=E8,scale=absmax,rotate=true", "lattice=Z1,q=3,M=3,scale=none",
+                             "lattice=A2,q=5,block=10"}) {
+    SCOPED_TRACE(config);
+    const TensorCodec codec = *TensorCodec::Create(*ParamsFromText(config));
+    const std::vector<float> x = Gaussian(7 * 1001, 5);
+    const std::vector<uint8_t> blob = Serialize(*codec.Encode(x.data(), {7, 1001}));
+    const CompressedTensor fresh = *Parse(blob.data(), blob.size());
+    // Buffers of a larger tensor, every byte poisoned.
+    CompressedTensor used = *codec.Encode(Gaussian(9 * 1500, 6).data(), {9, 1500});
+    for (auto* bytes : {&used.symbols, &used.t}) std::fill(bytes->begin(), bytes->end(), uint8_t{0xA5});
+    std::fill(used.scales.begin(), used.scales.end(), uint16_t{0xA5A5});
+    ASSERT_TRUE(ParseInto(blob.data(), blob.size(), nullptr, &used).ok());
+    EXPECT_EQ(used.symbols, fresh.symbols);
+    EXPECT_EQ(used.t, fresh.t);
+    EXPECT_EQ(used.scales, fresh.scales);
+    EXPECT_EQ(used.shape, fresh.shape);
+    EXPECT_EQ(Serialize(used), blob);
+    EXPECT_EQ(PeekHeader(blob.data(), blob.size())->parsed_bytes,
+              static_cast<int64_t>(2 * fresh.scales.size() + fresh.t.size() + fresh.symbols.size()));
+    // A failed parse leaves no tensor behind.
+    EXPECT_FALSE(ParseInto(blob.data(), blob.size() - 1, nullptr, &used).ok());
+    EXPECT_TRUE(used.shape.empty() && used.symbols.empty() && used.t.empty());
+  }
+}
+
+TEST_F(FormatTest, PeekHeaderRefusesSectionSizesPastTheElementLimit) {
+  std::vector<uint8_t> bad = blob_;
+  const size_t table = 40 + 8 * tensor_.shape.size();
+  const uint64_t huge = uint64_t{1} << 62;
+  std::memcpy(bad.data() + table + 16, &huge, 8);  // the symbols section's size
+  EXPECT_EQ(PeekHeader(bad.data(), bad.size()).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_FALSE(Parse(bad.data(), bad.size()).ok());
 }
 
 TEST_F(FormatTest, EveryTruncationIsAnError) {
