@@ -135,12 +135,13 @@ void BM_OverloadStreamDecode(benchmark::State& state) {
 
 void BM_SummarizeOverloads(benchmark::State& state) {
   const CompressedTensor& t = CodedInput();
-  for (auto _ : state) benchmark::DoNotOptimize(SummarizeOverloads(t));
+  ThreadPool pool(static_cast<int>(state.range(0)));
+  for (auto _ : state) benchmark::DoNotOptimize(SummarizeOverloads(t, &pool));
   state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(t.t.size()));
 }
 BENCHMARK(BM_OverloadStreamEncode)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_OverloadStreamDecode)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_SummarizeOverloads)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SummarizeOverloads)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 BENCHMARK(BM_Memcpy)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Encode)

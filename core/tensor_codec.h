@@ -67,7 +67,8 @@ struct OverloadSummary {
   double entropy_bits = 0.0;       // H(T) per chunk
   double first_try_overload_rate = 0.0;
 };
-OverloadSummary SummarizeOverloads(const CompressedTensor& tensor);
+// executor (optional) counts parts of the counters in parallel.
+OverloadSummary SummarizeOverloads(const CompressedTensor& tensor, Executor* executor = nullptr);
 // The nominal rate of a coded tensor: M log2 q + H(T) / d bits per entry (summary of the tensor).
 double NominalBitsPerEntry(const CompressedTensor& tensor, const OverloadSummary& summary);
 

@@ -72,6 +72,26 @@ TEST(TensorCodecTest, EncodeIntoUsedBuffersWritesEveryByteOfTheCodes) {
   }
 }
 
+TEST(TensorCodecTest, OverloadSummaryIsTheSameCountedInParallel) {
+  CodecParams p;
+  p.beta = 0.05f;  // small steps: counters of many values
+  const TensorCodec codec = *TensorCodec::Create(p);
+  const std::vector<float> x = Gaussian(int64_t{1} << 20, 8);  // 256K chunks: four parts of 64K
+  const CompressedTensor t = *codec.Encode(x.data(), {256, 4096});
+  ThreadPool pool(3);
+  const OverloadSummary serial = SummarizeOverloads(t);
+  const OverloadSummary parallel = SummarizeOverloads(t, &pool);
+  EXPECT_EQ(parallel.histogram, serial.histogram);
+  EXPECT_EQ(parallel.entropy_bits, serial.entropy_bits);
+  int64_t total = 0, nonzero_values = 0;
+  for (int64_t c : serial.histogram) {
+    total += c;
+    nonzero_values += c > 0;
+  }
+  EXPECT_EQ(total, static_cast<int64_t>(t.t.size()));
+  EXPECT_GE(nonzero_values, 4);
+}
+
 TEST(TensorCodecTest, RejectsBadParameters) {
   CodecParams p;
   p.lattice = *Lattice::Parse("D4");
