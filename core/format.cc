@@ -141,7 +141,7 @@ absl::StatusOr<BlobHeader> PeekHeader(const uint8_t* data, size_t size) {
   // Counters: rows x (cols + padding) / dim (byte 7: dim; bytes 28-31: padding), then the scales'
   // and symbols' sections as the table states them; sizes past the element limit are refused here.
   const size_t table = kFixedHeaderBytes + 8 * rank;
-  if (size >= table + 24 && data[7] > 0) {
+  if (size >= table + kSectionTableBytes && data[7] > 0) {
     uint32_t padding;
     std::memcpy(&padding, data + 28, 4);
     uint64_t scales_bytes, symbols_bytes;

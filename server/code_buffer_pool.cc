@@ -39,6 +39,14 @@ void CodeBufferPool::Give(CompressedTensor t) {
   }
 }
 
+std::shared_ptr<CompressedTensor> CodeBufferPool::Lend(int64_t bytes) {
+  return std::shared_ptr<CompressedTensor>(new CompressedTensor(bytes > 0 ? Take(bytes) : CompressedTensor()),
+                                           [this](CompressedTensor* t) {
+                                             Give(std::move(*t));
+                                             delete t;
+                                           });
+}
+
 int64_t CodeBufferPool::Clear() {
   std::vector<CompressedTensor> freed;
   int64_t bytes = 0;

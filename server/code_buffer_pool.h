@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -27,6 +28,9 @@ class CodeBufferPool {
   CompressedTensor Take(int64_t bytes);
   // Keeps t's buffers when they are worth keeping (1 MiB or more) and fit the bound; else frees them.
   void Give(CompressedTensor t);
+  // Take(bytes) (nothing taken for 0), owned by a pointer that gives the buffers back with its last
+  // reference, whatever they hold by then. The pool must outlive it.
+  std::shared_ptr<CompressedTensor> Lend(int64_t bytes = 0);
   // Frees everything kept; returns the bytes freed.
   int64_t Clear();
   int64_t bytes() const;

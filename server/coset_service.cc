@@ -230,12 +230,7 @@ absl::StatusOr<std::shared_ptr<const CompressedTensor>> CosetServiceImpl::CodesF
   const auto parse = [&](const uint8_t* data, size_t size) -> absl::StatusOr<std::shared_ptr<const CompressedTensor>> {
     const BlobHeader header = RequestBlobHeader(data, size);
     COSET_RETURN_IF_ERROR(rc.Reserve(header.parsed_bytes, "the parsed codes"));
-    CodeBufferPool* pool = &code_buffers_;
-    std::shared_ptr<CompressedTensor> t(new CompressedTensor(pool->Take(header.parsed_bytes)),
-                                        [pool](CompressedTensor* done) {
-                                          pool->Give(std::move(*done));
-                                          delete done;
-                                        });
+    std::shared_ptr<CompressedTensor> t = code_buffers_.Lend(header.parsed_bytes);
     COSET_RETURN_IF_ERROR(ParseRequestBlob(data, size, header, rc, t.get()));
     return std::shared_ptr<const CompressedTensor>(std::move(t));
   };
@@ -291,16 +286,11 @@ grpc::Status CosetServiceImpl::Encode(grpc::ServerContext* ctx, const v1::Encode
                                       v1::EncodeResponse* resp) {
   return Serve("Encode", ctx, req, resp, [&](RequestContext& rc) -> absl::Status {
     COSET_ASSIGN_OR_RETURN(Config config, CodecFor(req->codec()));
-    // Buffers of an earlier encode of about this size, given back for the next one (the CPU codec
-    // encodes into them; the CUDA backend returns buffers of its own).
-    CompressedTensor t;
-    struct GiveBack {
-      CodeBufferPool* pool;
-      CompressedTensor& t;
-      ~GiveBack() {
-        if (pool != nullptr) pool->Give(std::move(t));
-      }
-    } give_back{cuda_ == nullptr ? &code_buffers_ : nullptr, t};
+    // Buffers of an earlier encode of about this size (DoEncode takes them once the request has
+    // reserved them), given back for the next one. The CUDA backend returns buffers of its own.
+    const std::shared_ptr<CompressedTensor> codes =
+        cuda_ == nullptr ? code_buffers_.Lend() : std::make_shared<CompressedTensor>();
+    CompressedTensor& t = *codes;
     SerializationPlan plan;
     COSET_RETURN_IF_ERROR(DoEncode(config, req->input(), rc, &t, &plan, resp->mutable_stats(), /*reuse_buffers=*/true));
     if (req->has_output()) {

@@ -43,6 +43,20 @@ TEST(CodeBufferPoolTest, KeepsOnlyLargeBuffersWithinItsBound) {
   EXPECT_EQ(pool.bytes(), 0);
 }
 
+TEST(CodeBufferPoolTest, LentBuffersComeBackWithTheLastReference) {
+  CodeBufferPool pool(64 * kMiB);
+  pool.Give(WithBuffers(8 * kMiB));
+  {
+    const std::shared_ptr<CompressedTensor> lent = pool.Lend(8 * kMiB);
+    EXPECT_EQ(lent->symbols.capacity(), static_cast<size_t>(8 * kMiB));
+    EXPECT_EQ(pool.bytes(), 0);
+    const std::shared_ptr<CompressedTensor> empty = pool.Lend();
+    EXPECT_EQ(CodeBufferPool::CapacityOf(*empty), 0);
+    *empty = WithBuffers(2 * kMiB);  // what a borrower puts there goes back too
+  }
+  EXPECT_EQ(pool.bytes(), 10 * kMiB);
+}
+
 TEST(CodeBufferPoolTest, KeepsNothingWithoutABound) {
   CodeBufferPool pool(0);
   pool.Give(WithBuffers(8 * kMiB));

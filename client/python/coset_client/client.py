@@ -8,8 +8,9 @@ Arrays are numpy float32 or float16 (float64 is converted to float32; float16 tr
 half the bytes, and the blob records it); the last dimension is quantized. decode() returns a
 blob's original dtype (float16 or float32) unless told otherwise. Arrays of at least
 `shm_threshold_bytes`, and the blobs decoded to them, go through one shared-memory region per client
-when the address is a Unix socket (README "Shared memory"), otherwise inline in the message. Results are bit-identical to the C++ client and to the in-process
-codec. Every daemon error is raised as CosetError with the gRPC status code name and message.
+when the address is a Unix socket (README "Shared memory"), otherwise inline in the message.
+Results are bit-identical to the C++ client and to the in-process codec. Every daemon error is
+raised as CosetError with the gRPC status code name and message.
 """
 
 import dataclasses
