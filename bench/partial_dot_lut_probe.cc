@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "common/json_writer.h"
-#include "core/simd/avx512_unit.h"  // first: the AVX-512 flags check
+#include "core/simd/avx512_unit.h"  // the AVX-512 flags check, and <immintrin.h>
 
 namespace {
 
