@@ -11,6 +11,7 @@
 
 #include "benchmark/benchmark.h"
 #include "core/bucket_packet.h"
+#include "core/code_arith.h"
 #include "core/evaluation.h"
 #include "core/range_coder.h"
 #include "core/row_codec.h"
@@ -133,6 +134,18 @@ void BM_OverloadStreamDecode(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * count);
 }
 
+// The compressed-domain sum (AddCodes) of two copies of that code (they share scales), with
+// validation: the daemon's AddCodes RPC and coset_torch.add_codes. items: entries summed.
+void BM_AddCodes(benchmark::State& state) {
+  const CompressedTensor& t = CodedInput();
+  ThreadPool pool(static_cast<int>(state.range(0)));
+  for (auto _ : state) {
+    SumValidation validation;
+    benchmark::DoNotOptimize(AddCodes({&t, &t}, &validation, &pool));
+  }
+  state.SetItemsProcessed(state.iterations() * 2 * kRows * kCols);
+}
+
 void BM_SummarizeOverloads(benchmark::State& state) {
   const CompressedTensor& t = CodedInput();
   ThreadPool pool(static_cast<int>(state.range(0)));
@@ -141,6 +154,7 @@ void BM_SummarizeOverloads(benchmark::State& state) {
 }
 BENCHMARK(BM_OverloadStreamEncode)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_OverloadStreamDecode)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_AddCodes)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SummarizeOverloads)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 BENCHMARK(BM_Memcpy)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);

@@ -444,20 +444,26 @@ COSET_HD void ChunkPointCoords(const ChunkCodebook& cb, int runtime_d, int level
 // Algorithm 1 on a lattice point given by its coordinates z (no rounding needed), which it
 // consumes: writes the chunk's symbols (unless symbols is null) and returns whether the point
 // overloads, i.e. is not in the decodable set.
+//
+// rep(b)'s coordinates are congruent to b's digits mod q, so z - rep divides exactly by q: for a
+// power-of-two q the digits are masks and the divisions shifts (64-bit divisions had taken most of
+// AddCodes' time), the same values.
 template <int kDim, typename SymbolT>
 COSET_HD bool EncodePointCoords(const ChunkCodebook& cb, int runtime_d, int levels, int64_t* z, SymbolT* symbols) {
   const int d = kDim > 0 ? kDim : runtime_d;
   const int s = cb.symbol_dim, q = cb.q;
+  const bool pow2 = (1 << cb.log2_q) == q;
   for (int m = 0; m < levels; ++m) {
     for (int j = 0; j < d; j += s) {
       uint32_t symbol = 0, weight = 1;
       for (int i = 0; i < s; ++i) {
-        symbol += static_cast<uint32_t>(FloorMod(z[j + i], int64_t{q})) * weight;
+        const int64_t digit = pow2 ? (z[j + i] & (q - 1)) : FloorMod(z[j + i], int64_t{q});
+        symbol += static_cast<uint32_t>(digit) * weight;
         weight *= static_cast<uint32_t>(q);
       }
       if (symbols != nullptr) *symbols++ = static_cast<SymbolT>(symbol);
       const int32_t* rep = cb.rep_coords + static_cast<int64_t>(symbol) * s;
-      for (int i = 0; i < s; ++i) z[j + i] = (z[j + i] - rep[i]) / q;
+      for (int i = 0; i < s; ++i) z[j + i] = pow2 ? (z[j + i] - rep[i]) >> cb.log2_q : (z[j + i] - rep[i]) / q;
     }
   }
   int64_t any = 0;

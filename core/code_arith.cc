@@ -1,5 +1,8 @@
 #include "core/code_arith.h"
 
+#include <algorithm>
+#include <mutex>
+
 #include "absl/strings/str_cat.h"
 #include "core/chunk_math.h"
 #include "core/status_macros.h"
@@ -42,8 +45,8 @@ absl::StatusOr<std::shared_ptr<const Codebook>> CodebookOf(const CompressedTenso
   return Codebook::Get(t.params.lattice, t.params.q);
 }
 
-// Rewrites t's symbols from per-chunk coordinates; marks chunks whose point overloads.
-void WriteSymbols(const Codebook& cb, std::vector<int64_t> z, CompressedTensor* t, std::vector<uint8_t>* over) {
+// Rewrites t's symbols from per-chunk coordinates.
+void WriteSymbols(const Codebook& cb, std::vector<int64_t> z, CompressedTensor* t) {
   const Layout& l = t->layout;
   int64_t alphabet = cb.num_symbols();
   const SymbolPacking packing(static_cast<uint64_t>(alphabet), l.symbols_per_row);
@@ -51,12 +54,43 @@ void WriteSymbols(const Codebook& cb, std::vector<int64_t> z, CompressedTensor* 
   const ChunkCodebook view = cb.view();
   for (int64_t r = 0; r < l.rows; ++r) {
     for (int64_t c = 0; c < l.chunks_per_row; ++c) {
-      const bool o = EncodePointCoords<0>(view, l.dim, t->params.M, &z[(r * l.chunks_per_row + c) * l.dim],
-                                          &sym[c * l.symbols_per_chunk]);
-      if (over != nullptr) (*over)[r * l.chunks_per_row + c] = o;
+      EncodePointCoords<0>(view, l.dim, t->params.M, &z[(r * l.chunks_per_row + c) * l.dim],
+                           &sym[c * l.symbols_per_chunk]);
     }
     packing.PackRow(sym.data(), &t->symbols[r * t->row_bytes]);
   }
+}
+
+// One row of AddCodes (kDim: the chunk dimension, 0 for any): the exact sum of the inputs'
+// decoded points in coordinates (sum: chunks_per_row * d values), the symbols of its wrap mod
+// modulus = q^M (Algorithm 1 from there lands on the representative in C), and with `inexact`
+// whether each chunk's exact sum overloads, i.e. the result differs from it there. False when an
+// input's row does not unpack.
+template <int kDim>
+bool SumRow(const std::vector<const CompressedTensor*>& codes, int64_t row, const ChunkCodebook& view, int64_t modulus,
+            uint32_t* symbols, int64_t* sum, uint8_t* inexact) {
+  const Layout& l = codes[0]->layout;
+  const int d = kDim > 0 ? kDim : l.dim, levels = codes[0]->params.M;
+  std::fill(sum, sum + l.chunks_per_row * d, 0);
+  for (const CompressedTensor* t : codes) {
+    if (!UnpackRowSymbols(*t, row, symbols)) return false;
+    for (int64_t c = 0; c < l.chunks_per_row; ++c) {
+      int64_t point[kDim > 0 ? kDim : kMaxLatticeDim];
+      ChunkPointCoords<kDim>(view, d, levels, &symbols[c * l.symbols_per_chunk], point);
+      for (int i = 0; i < d; ++i) sum[c * d + i] += point[i];
+    }
+  }
+  const bool pow2 = (modulus & (modulus - 1)) == 0;
+  for (int64_t c = 0; c < l.chunks_per_row; ++c) {
+    int64_t* chunk_sum = &sum[c * d];
+    int64_t wrapped[kDim > 0 ? kDim : kMaxLatticeDim];
+    for (int i = 0; i < d; ++i) wrapped[i] = pow2 ? chunk_sum[i] & (modulus - 1) : FloorMod(chunk_sum[i], modulus);
+    EncodePointCoords<kDim>(view, d, levels, wrapped, &symbols[c * l.symbols_per_chunk]);
+    if (inexact != nullptr) {
+      inexact[c] = EncodePointCoords<kDim>(view, d, levels, chunk_sum, static_cast<uint32_t*>(nullptr));
+    }
+  }
+  return true;
 }
 
 }  // namespace
@@ -108,7 +142,7 @@ absl::Status FromCosetVectors(const int32_t* c, CompressedTensor* t) {
   const Layout& l = t->layout;
   std::vector<int64_t> z(c, c + l.rows * l.chunks_per_row * l.dim);
   // Any point of the coset works as the start: Algorithm 1 ends at the representative in C.
-  WriteSymbols(*cb, std::move(z), t, nullptr);
+  WriteSymbols(*cb, std::move(z), t);
   return absl::OkStatus();
 }
 
@@ -122,34 +156,48 @@ absl::Status CheckAddable(const std::vector<const CompressedTensor*>& codes) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<CompressedTensor> AddCodes(const std::vector<const CompressedTensor*>& codes,
-                                          SumValidation* validation) {
+absl::StatusOr<CompressedTensor> AddCodes(const std::vector<const CompressedTensor*>& codes, SumValidation* validation,
+                                          Executor* executor) {
   COSET_RETURN_IF_ERROR(CheckAddable(codes));
   COSET_ASSIGN_OR_RETURN(std::shared_ptr<const Codebook> cb, CodebookOf(*codes[0]));
   int64_t modulus = 1;
   for (int m = 0; m < codes[0]->params.M; ++m) modulus *= codes[0]->params.q;
-  // The exact sum of the decoded points, in coordinates. Wrapping it mod q^M gives the integer
-  // coset-vector sum; Algorithm 1 from there lands on the representative in C, which equals the
-  // exact sum precisely when the exact sum is not overloaded.
-  std::vector<int64_t> sum;
-  for (const CompressedTensor* t : codes) {
-    COSET_ASSIGN_OR_RETURN(std::vector<int64_t> z, PointCoords(*t, *cb));
-    if (sum.empty()) {
-      sum = std::move(z);
-    } else {
-      for (size_t i = 0; i < sum.size(); ++i) sum[i] += z[i];
-    }
-  }
   CompressedTensor out = *codes[0];
-  std::vector<int64_t> wrapped(sum.size());
-  for (size_t i = 0; i < sum.size(); ++i) wrapped[i] = FloorMod(sum[i], modulus);
-  WriteSymbols(*cb, std::move(wrapped), &out, nullptr);
+  const Layout& l = out.layout;
   if (validation != nullptr) {
-    const Layout& l = out.layout;
     validation->chunks = l.rows * l.chunks_per_row;
     validation->inexact.assign(validation->chunks, 0);
-    CompressedTensor scratch = out;
-    WriteSymbols(*cb, std::move(sum), &scratch, &validation->inexact);
+  }
+  const SymbolPacking packing(static_cast<uint64_t>(cb->num_symbols()), l.symbols_per_row);
+  const ChunkCodebook view = cb->view();
+  // Row by row (rows are independent), so that only a row's sums are ever held: the exact sum of
+  // the decoded points, in coordinates. Wrapping it mod q^M gives the integer coset-vector sum;
+  // Algorithm 1 from there lands on the representative in C, which equals the exact sum precisely
+  // when the exact sum is not overloaded (Algorithm 1 on the unwrapped sum says which).
+  std::vector<int64_t> corrupt_row;  // where parts stopped: a row of an input did not unpack
+  std::mutex corrupt_mu;
+  if (executor == nullptr) executor = InlineExecutor();
+  executor->ParallelFor(l.rows, [&](int64_t begin, int64_t end) {
+    std::vector<uint32_t> symbols(l.symbols_per_row);
+    std::vector<int64_t> sum(l.chunks_per_row * l.dim);
+    for (int64_t r = begin; r < end; ++r) {
+      uint8_t* inexact = validation != nullptr ? &validation->inexact[r * l.chunks_per_row] : nullptr;
+      const bool ok = l.dim == 4   ? SumRow<4>(codes, r, view, modulus, symbols.data(), sum.data(), inexact)
+                      : l.dim == 8 ? SumRow<8>(codes, r, view, modulus, symbols.data(), sum.data(), inexact)
+                                   : SumRow<0>(codes, r, view, modulus, symbols.data(), sum.data(), inexact);
+      if (!ok) {
+        std::lock_guard<std::mutex> lock(corrupt_mu);
+        corrupt_row.push_back(r);
+        return;
+      }
+      packing.PackRow(symbols.data(), &out.symbols[r * out.row_bytes]);
+    }
+  });
+  if (!corrupt_row.empty()) {
+    return absl::DataLossError(
+        absl::StrCat("row ", *std::min_element(corrupt_row.begin(), corrupt_row.end()), " is corrupt"));
+  }
+  if (validation != nullptr) {
     validation->inexact_chunks = 0;
     for (uint8_t v : validation->inexact) validation->inexact_chunks += v;
   }

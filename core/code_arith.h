@@ -38,9 +38,10 @@ struct SumValidation {
 // then mapped back to a code. The result decodes to exactly the sum of the decoded inputs in every
 // chunk where that sum is itself a decodable point (it does not overload); elsewhere it decodes to
 // the sum's representative mod q^M L, a large error. With `validation`, every such chunk is
-// reported (leave headroom, e.g. a larger beta, for sums of many workers).
+// reported (leave headroom, e.g. a larger beta, for sums of many workers). Works row by row,
+// holding one row's sums per thread; executor (optional) sums parts of the rows in parallel.
 absl::StatusOr<CompressedTensor> AddCodes(const std::vector<const CompressedTensor*>& codes,
-                                          SumValidation* validation = nullptr);
+                                          SumValidation* validation = nullptr, Executor* executor = nullptr);
 
 // AddCodes' checks of its inputs, for other implementations of it (the GPU's): at least one code,
 // none null, each consistent (TensorCodec::CheckConsistent), all sharing scales with the first.

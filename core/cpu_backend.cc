@@ -33,7 +33,7 @@ absl::StatusOr<EncodeResult> CpuBackend::Encode(const float* x, const std::vecto
   COSET_ASSIGN_OR_RETURN(TensorCodec codec, TensorCodec::Create(params));
   EncodeResult result;
   COSET_ASSIGN_OR_RETURN(CompressedTensor t, codec.Encode(x, shape, original_dtype, executor_, &result.stats));
-  result.blob = SerializeBlob(t);
+  result.blob = Serialize(t, executor_);
   return result;
 }
 
@@ -43,15 +43,8 @@ absl::StatusOr<EncodeResult> CpuBackend::EncodeTyped(const void* x, DType dtype,
   EncodeResult result;
   CompressedTensor t;
   COSET_RETURN_IF_ERROR(codec.EncodeTypedInto(x, dtype, shape, executor_, &result.stats, &t));
-  result.blob = SerializeBlob(t);
+  result.blob = Serialize(t, executor_);
   return result;
-}
-
-std::vector<uint8_t> CpuBackend::SerializeBlob(const CompressedTensor& t) {
-  const SerializationPlan plan = PlanSerialization(t, executor_);
-  std::vector<uint8_t> blob(plan.size);
-  SerializeTo(t, plan, blob.data());
-  return blob;
 }
 
 absl::Status CpuBackend::Decode(BlobView blob, float* out) {
@@ -94,9 +87,9 @@ absl::StatusOr<AddCodesResult> CpuBackend::AddCodes(const std::vector<BlobView>&
   std::vector<const CompressedTensor*> codes;
   for (const CompressedTensor& t : parsed) codes.push_back(&t);
   SumValidation validation;
-  COSET_ASSIGN_OR_RETURN(CompressedTensor sum, coset::AddCodes(codes, validate ? &validation : nullptr));
+  COSET_ASSIGN_OR_RETURN(CompressedTensor sum, coset::AddCodes(codes, validate ? &validation : nullptr, executor_));
   AddCodesResult result;
-  result.blob = Serialize(sum);
+  result.blob = Serialize(sum, executor_);
   result.chunks = sum.layout.rows * sum.layout.chunks_per_row;
   result.inexact_chunks = validation.inexact_chunks;
   return result;

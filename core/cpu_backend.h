@@ -29,8 +29,6 @@ class CpuBackend final : public Backend {
   absl::StatusOr<AddCodesResult> AddCodes(const std::vector<BlobView>& blobs, bool validate) override;
 
  private:
-  std::vector<uint8_t> SerializeBlob(const CompressedTensor& t);
-
   Executor* executor_;
 };
 

@@ -108,8 +108,8 @@ void SerializeTo(const CompressedTensor& tensor, const SerializationPlan& plan, 
   w.U32(crc);
 }
 
-std::vector<uint8_t> Serialize(const CompressedTensor& tensor) {
-  const SerializationPlan plan = PlanSerialization(tensor);
+std::vector<uint8_t> Serialize(const CompressedTensor& tensor, Executor* executor) {
+  const SerializationPlan plan = PlanSerialization(tensor, executor);
   std::vector<uint8_t> out(plan.size);
   SerializeTo(tensor, plan, out.data());
   return out;

@@ -14,7 +14,8 @@ namespace coset {
 inline constexpr char kFormatMagic[4] = {'C', 'S', 'E', 'T'};
 inline constexpr uint16_t kFormatVersion = 1;
 
-std::vector<uint8_t> Serialize(const CompressedTensor& tensor);
+// executor (optional) codes the overload-counter segments in parallel (1M counters each).
+std::vector<uint8_t> Serialize(const CompressedTensor& tensor, Executor* executor = nullptr);
 
 // Two-step serialization into caller-owned memory (e.g. a shared-memory region), without an
 // intermediate buffer: the overload-counter stream first, then the blob.

@@ -36,7 +36,7 @@ absl::StatusOr<EncodeResult> CudaBackend::Encode(const float* x, const std::vect
   COSET_ASSIGN_OR_RETURN(TensorCodec codec, TensorCodec::Create(params));
   EncodeResult result;
   COSET_ASSIGN_OR_RETURN(CompressedTensor t, cuda_->Encode(codec, x, shape, original_dtype, &result.stats));
-  result.blob = Serialize(t);
+  result.blob = Serialize(t, executor_);
   return result;
 }
 

@@ -453,14 +453,22 @@ grpc::Status CosetServiceImpl::AddCodes(grpc::ServerContext* ctx, const v1::AddC
       codes.push_back(t.get());
       held.push_back(std::move(t));
     }
-    // The sum works in int64 coordinates: one vector per input in turn, the running sum, its wrap
-    // and (validating) a second pass; then the result and its serialization.
-    const Layout& l = codes[0]->layout;
+    // Each thread holds one row's int64 coordinates and symbols; the result is a copy of the
+    // first code's sections with new symbols, then its serialization and the reply's copy of it
+    // (each about the sections' size), and with validation a flag per chunk.
+    const CompressedTensor& first = *codes[0];
+    const Layout& l = first.layout;
+    Executor* executor = rc.ExecutorFor(l.numel);
+    const int64_t row_scratch =
+        std::min<int64_t>(l.rows, executor->concurrency()) * (8 * l.padded_cols + 4 * l.symbols_per_row);
+    const int64_t sections = static_cast<int64_t>(2 * first.scales.size() + first.t.size() + first.symbols.size());
+    const int64_t flags = req->validate() ? l.rows * l.chunks_per_row : 0;
     COSET_RETURN_IF_ERROR(
-        rc.Reserve(5 * l.rows * l.padded_cols * 8 + 2 * static_cast<int64_t>(req->ByteSizeLong()), "the code sums"));
+        rc.Reserve(row_scratch + 3 * sections + flags + 2 * static_cast<int64_t>(req->ByteSizeLong()), "the code sum"));
     SumValidation validation;
-    COSET_ASSIGN_OR_RETURN(CompressedTensor sum, coset::AddCodes(codes, req->validate() ? &validation : nullptr));
-    const std::vector<uint8_t> bytes = Serialize(sum);
+    COSET_ASSIGN_OR_RETURN(CompressedTensor sum,
+                           coset::AddCodes(codes, req->validate() ? &validation : nullptr, executor));
+    const std::vector<uint8_t> bytes = Serialize(sum, executor);
     resp->set_blob(reinterpret_cast<const char*>(bytes.data()), bytes.size());
     resp->set_chunks(sum.layout.rows * sum.layout.chunks_per_row);
     resp->set_inexact_chunks(validation.inexact_chunks);

@@ -2,6 +2,7 @@
 
 #include <random>
 
+#include "core/thread_pool.h"
 #include "gtest/gtest.h"
 #include "tests/core/test_util.h"
 
@@ -101,6 +102,42 @@ TEST(CodeArithTest, SumsOverflowAndAreFlagged) {
   SumValidation v;
   ASSERT_TRUE(AddCodes(many, &v).ok());
   EXPECT_GT(v.inexact_chunks, 0);  // 16x a large tensor leaves the code region
+}
+
+// Rows are summed in parts on an executor: the same blob and validation as one thread, for row
+// counts that do not split evenly.
+TEST(CodeArithTest, AddCodesOnThreadsEqualsOneThread) {
+  ThreadPool pool(2);
+  for (const char* lattice : {"D4", "E8"}) {
+    const CodecParams p = SharedScaleParams(lattice, 4, 2);
+    for (int64_t rows : {1, 7, 33}) {
+      std::vector<CompressedTensor> codes;
+      for (int i = 0; i < 3; ++i) codes.push_back(EncodeRandom(p, {rows, 40}, 300 + i, 0.9f));
+      const std::vector<const CompressedTensor*> ptrs = {&codes[0], &codes[1], &codes[2]};
+      SumValidation serial, parallel;
+      const CompressedTensor a = *AddCodes(ptrs, &serial), b = *AddCodes(ptrs, &parallel, &pool);
+      EXPECT_EQ(a.symbols, b.symbols) << lattice << " rows " << rows;
+      EXPECT_EQ(serial.inexact, parallel.inexact) << lattice << " rows " << rows;
+      EXPECT_EQ(serial.inexact_chunks, parallel.inexact_chunks);
+      EXPECT_GT(serial.inexact_chunks, 0) << "sigma 0.9 x 3 codes overloads some chunks";
+    }
+  }
+}
+
+// A row that does not unpack (a group value past q^s: D4 q=3's 81 symbols in 7-bit groups) is
+// named, the smallest such row of any input, on any number of threads.
+TEST(CodeArithTest, AddCodesNamesTheFirstCorruptRow) {
+  const CodecParams p = SharedScaleParams("D4", 3, 1);
+  const CompressedTensor a = EncodeRandom(p, {9, 16}, 5, 1.0f);
+  CompressedTensor b = a;
+  ASSERT_GT(b.row_bytes, 0);
+  for (int64_t row : {6, 3}) std::fill_n(b.symbols.begin() + row * b.row_bytes, b.row_bytes, uint8_t{0xFF});
+  ThreadPool pool(2);
+  for (Executor* executor : {static_cast<Executor*>(nullptr), static_cast<Executor*>(&pool)}) {
+    const absl::StatusOr<CompressedTensor> sum = AddCodes({&a, &b}, nullptr, executor);
+    EXPECT_EQ(sum.status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_EQ(sum.status().message(), "row 3 is corrupt");
+  }
 }
 
 TEST(CodeArithTest, RefusesCodesThatDoNotShareScales) {

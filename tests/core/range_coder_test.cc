@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/crc32c.h"
+#include "core/thread_pool.h"
 #include "gtest/gtest.h"
 
 namespace coset {
@@ -44,6 +45,7 @@ TEST(RangeCoderTest, CostsCloseToTheEntropy) {
 TEST(RangeCoderTest, BytesOfTheFormatAreStable) {
   uint32_t state = 12345;
   std::vector<uint8_t> t(3 * kOverloadSegment + 777);
+  ThreadPool pool(2);
   for (auto& v : t) {
     state = state * 1664525u + 1013904223u;  // a fixed LCG: the same values on every platform
     const uint32_t r = state >> 8;
@@ -62,6 +64,11 @@ TEST(RangeCoderTest, BytesOfTheFormatAreStable) {
     std::vector<uint8_t> back(t.size());
     ASSERT_TRUE(DecodeOverloadCounts(coded.data(), coded.size(), t.size(), t_max, back.data()).ok());
     EXPECT_EQ(back, capped);
+    // Segments coded and decoded on two threads: the same bytes and values.
+    EXPECT_EQ(EncodeOverloadCounts(capped.data(), capped.size(), t_max, &pool), coded) << "t_max " << t_max;
+    std::vector<uint8_t> back_parallel(t.size());
+    ASSERT_TRUE(DecodeOverloadCounts(coded.data(), coded.size(), t.size(), t_max, back_parallel.data(), &pool).ok());
+    EXPECT_EQ(back_parallel, capped);
   }
 }
 

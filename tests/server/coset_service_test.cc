@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "core/code_arith.h"
 #include "core/format.h"
 #include "gtest/gtest.h"
 #include "proto/convert.h"
@@ -114,6 +115,14 @@ TEST_F(CosetServiceTest, DecodeCountsTheReplysFramingAgainstTheMessageLimit) {
   EXPECT_NE(s.error_message().find("framing"), std::string::npos) << s.error_message();
 }
 
+// The default code of 4M floats (4096 x 1024, a sawtooth): a ~2.3 MB blob.
+CompressedTensor FourMillionEntryCode() {
+  const int64_t n = int64_t{4} << 20;
+  std::vector<float> x(n);
+  for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>(i % 29) - 14.0f;
+  return *TensorCodec::Create(CodecParams{})->Encode(x.data(), {n / 1024, 1024});
+}
+
 TEST(CosetServiceBudgetTest, AdmissionCountsTheWorkNotTheMessage) {
   // A ~2 MB blob that decodes to 16 MiB of floats, against a 16 MiB budget: the reply (and its
   // serialized copy) cannot fit. Before: admission reserved 3x the message and decoded it anyway.
@@ -121,10 +130,7 @@ TEST(CosetServiceBudgetTest, AdmissionCountsTheWorkNotTheMessage) {
   ServiceLimits limits;
   limits.memory_budget_bytes = 16 << 20;
   CosetServiceImpl service(limits, &metrics, nullptr);
-  const int64_t n = int64_t{4} << 20;
-  std::vector<float> x(n);
-  for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>(i % 29) - 14.0f;
-  const CompressedTensor t = *TensorCodec::Create(CodecParams{})->Encode(x.data(), {n / 1024, 1024});
+  const CompressedTensor t = FourMillionEntryCode();
   const std::vector<uint8_t> blob = Serialize(t);
   grpc::ServerContext ctx;
   v1::DecodeRequest dec;
@@ -133,6 +139,34 @@ TEST(CosetServiceBudgetTest, AdmissionCountsTheWorkNotTheMessage) {
   const grpc::Status s = service.Decode(&ctx, &dec, &out);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_NE(s.error_message().find("the decoded tensor and its reply needs"), std::string::npos) << s.error_message();
+}
+
+TEST(CosetServiceBudgetTest, AddCodesReservesRowsNotWholeTensorsOfCoordinates) {
+  // Two codes of 4M floats (~2.3 MB blobs) summed under a 64 MiB budget: the sum holds a row of
+  // int64 coordinates per thread. Before, it reserved 5 x 8 bytes per entry (160 MB) and was
+  // refused. The reply is the library's sum; a budget under the codes themselves still refuses.
+  const CompressedTensor t = FourMillionEntryCode();
+  const std::vector<uint8_t> blob = Serialize(t);
+  v1::AddCodesRequest req;
+  for (int k = 0; k < 2; ++k) req.add_codes()->set_blob(blob.data(), blob.size());
+  req.set_validate(true);
+  const auto add = [&](int64_t budget, v1::AddCodesResponse* out) {
+    Metrics metrics;
+    ServiceLimits limits;
+    limits.memory_budget_bytes = budget;
+    CosetServiceImpl service(limits, &metrics, nullptr);
+    grpc::ServerContext ctx;
+    return service.AddCodes(&ctx, &req, out);
+  };
+  v1::AddCodesResponse sum;
+  const grpc::Status served = add(int64_t{64} << 20, &sum);
+  ASSERT_TRUE(served.ok()) << served.error_message();
+  SumValidation validation;
+  const std::vector<uint8_t> expected = Serialize(*AddCodes({&t, &t}, &validation));
+  EXPECT_EQ(sum.blob(), std::string(expected.begin(), expected.end()));
+  EXPECT_EQ(sum.inexact_chunks(), validation.inexact_chunks);
+  v1::AddCodesResponse refused;
+  EXPECT_EQ(add(int64_t{4} << 20, &refused).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
 }
 
 TEST(CosetServiceBudgetTest, CodeBuffersKeptBetweenEncodesCountAndGiveWayToRequests) {
