@@ -538,12 +538,8 @@ OverloadSummary SummarizeOverloads(const CompressedTensor& tensor, Executor* exe
     std::lock_guard<std::mutex> lock(mu);
     for (int v = 0; v < 256; ++v) histogram[v] += part[v];
   };
-  const int64_t parts = (count + kPart - 1) / kPart;
-  if (executor != nullptr) {
-    executor->ParallelFor(parts, count_parts);
-  } else if (parts > 0) {
-    count_parts(0, parts);
-  }
+  if (executor == nullptr) executor = InlineExecutor();
+  executor->ParallelFor((count + kPart - 1) / kPart, count_parts);
   for (size_t v = 0; v < s.histogram.size(); ++v) s.histogram[v] = histogram[v];
   const double n = static_cast<double>(tensor.t.size());
   if (n > 0) {

@@ -455,13 +455,14 @@ grpc::Status CosetServiceImpl::AddCodes(grpc::ServerContext* ctx, const v1::AddC
     }
     // Each thread holds one row's int64 coordinates and symbols; the result is a copy of the
     // first code's sections with new symbols, then its serialization and the reply's copy of it
-    // (each about the sections' size), and with validation a flag per chunk.
+    // (each about the codes' EncodedBytes, as DoEncode counts them), and with validation a flag per
+    // chunk.
     const CompressedTensor& first = *codes[0];
     const Layout& l = first.layout;
     Executor* executor = rc.ExecutorFor(l.numel);
     const int64_t row_scratch =
         std::min<int64_t>(l.rows, executor->concurrency()) * (8 * l.padded_cols + 4 * l.symbols_per_row);
-    const int64_t sections = static_cast<int64_t>(2 * first.scales.size() + first.t.size() + first.symbols.size());
+    COSET_ASSIGN_OR_RETURN(const int64_t sections, EncodedBytes(first.params, first.shape));
     const int64_t flags = req->validate() ? l.rows * l.chunks_per_row : 0;
     COSET_RETURN_IF_ERROR(
         rc.Reserve(row_scratch + 3 * sections + flags + 2 * static_cast<int64_t>(req->ByteSizeLong()), "the code sum"));
