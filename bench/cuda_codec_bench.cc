@@ -8,14 +8,16 @@
 // bytes it writes over its time, and the ratio to a cudaMemcpy (device to device) that moves the
 // same bytes (half read, half written): min / median / max of --runs runs. One JSON object per
 // line. Then where a 64 MiB host tensor's encode and decode spend their time ("host_path": uploads
-// from pageable and pinned memory, CudaCodec::Encode / Decode whole, the blob's serialization and
-// the CPU codec, host clocks). Then GEMM on codes (D4, and E8 at 8192 x 8192; weights N x K, B queries), for each of
-// CudaCodec::Gemm's methods ("kernel": LaunchGemm's run path and per-chunk kernel, and, where
-// cuBLAS loads, "decode-cublas": the decode to float32 plus cuBLAS SGEMM): its time; the time a
-// bf16 GEMV/GEMM that only streams its 2-byte weights at the measured copy bandwidth would need;
-// and, where the machine has cuBLAS (loaded at run time), cublasGemmEx in bf16 on the decoded
-// weights, the decode's own time, and the largest difference from cublasGemmEx in float32
-// relative to the largest result. Exits 1, saying why, when there is no usable CUDA device.
+// from pageable and pinned memory, CudaCodec::Encode / Decode whole and pipelined (through the
+// staging slots from pageable memory, and in place from pinned memory; with a check that the
+// results are the whole path's), the blob's serialization and the CPU codec, host clocks). Then GEMM on codes (D4, and
+// E8 at 8192 x 8192; weights N x K, B queries), for each of CudaCodec::Gemm's methods ("kernel": LaunchGemm's run path
+// and per-chunk kernel, and, where cuBLAS loads, "decode-cublas": the decode to float32 plus cuBLAS SGEMM): its time;
+// the time a bf16 GEMV/GEMM that only streams its 2-byte weights at the measured copy bandwidth would need; and, where
+// the machine has cuBLAS (loaded at run time), cublasGemmEx in bf16 on the decoded weights, the decode's own time, and
+// the largest difference from cublasGemmEx in float32 relative to the largest result. Also DotRows from the two-sided
+// LUT on two 8192 x 8192 codes, against a device copy of their bytes. Exits 1, saying why, when there is no usable CUDA
+// device.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -29,6 +31,7 @@
 #include "common/cli_args.h"
 #include "common/json_writer.h"
 #include "core/format.h"
+#include "core/lut.h"
 #include "core/thread_pool.h"
 #include "kernels/cublas.h"
 #include "kernels/cuda_codec.h"
@@ -219,6 +222,23 @@ int Main(int argc, char** argv) {
     j.Add("cuda_encode_ms",
           host_ms([&] { coded = OrDie(gpu.Encode(codec, pageable.data(), host_shape, DType::kFloat32, nullptr)); }));
     j.Add("cuda_decode_ms", host_ms([&] { OrDie(gpu.Decode(coded, decoded.data())); }));
+    // StagingOptions::kPipelined: from and to pageable memory through the staging slots, and from
+    // and to page-locked memory in place; its blob and floats must be the whole path's.
+    const std::vector<uint8_t> whole_blob = Serialize(coded);
+    const std::vector<float> whole_decoded = decoded;
+    gpu.set_staging({StagingOptions::Mode::kPipelined, kStagingSliceBytes});
+    CompressedTensor piped;
+    j.Add("cuda_encode_pipelined_ms",
+          host_ms([&] { piped = OrDie(gpu.Encode(codec, pageable.data(), host_shape, DType::kFloat32, nullptr)); }));
+    j.Add("cuda_decode_pipelined_ms", host_ms([&] { OrDie(gpu.Decode(coded, decoded.data())); }));
+    bool pipelined_same = Serialize(piped) == whole_blob && decoded == whole_decoded;
+    j.Add("cuda_encode_pipelined_pinned_ms",
+          host_ms([&] { piped = OrDie(gpu.Encode(codec, pinned, host_shape, DType::kFloat32, nullptr)); }));
+    j.Add("cuda_decode_pipelined_pinned_ms", host_ms([&] { OrDie(gpu.Decode(coded, pinned)); }));
+    pipelined_same = pipelined_same && Serialize(piped) == whole_blob &&
+                     std::equal(whole_decoded.begin(), whole_decoded.end(), pinned);
+    j.Add("pipelined_same_as_whole", pipelined_same);
+    gpu.set_staging({});
     j.Add("serialize_all_cores_ms", host_ms([&] {
             const SerializationPlan plan = PlanSerialization(coded, &pool);
             blob.resize(plan.size);
@@ -233,6 +253,49 @@ int Main(int argc, char** argv) {
     j.Add("threads", pool.concurrency());
     std::printf("%s\n", j.str().c_str());
     CHECK_CUDA(cudaFreeHost(pinned));
+  }
+  // DotRows from the two-sided LUT on the device (D4 q=4 M=2, two 8192 x 8192 tensors' codes
+  // uploaded once): the kernel's time against a device copy that reads and writes both codes'
+  // bytes once (what a bandwidth-bound kernel would need), and the host run's agreement.
+  {
+    const int64_t n = 8192, k = 8192;
+    const TensorCodec codec = OrDie(TensorCodec::Create(CodecParams{}));
+    const std::vector<float> xa = TestData(n * k);
+    std::vector<float> xb(xa.rbegin(), xa.rend());
+    const CompressedTensor a = OrDie(codec.Encode(xa.data(), {n, k})), b = OrDie(codec.Encode(xb.data(), {n, k}));
+    const std::vector<double> want = OrDie(gpu.DotRows(a, b));  // also uploads the LUT once
+    CodesOnDevice ca, cb;
+    OrDie(gpu.Upload(a, &ca));
+    OrDie(gpu.Upload(b, &cb));
+    const TwoSidedLut lut = OrDie(TwoSidedLut::Build(*OrDie(Codebook::Get(a.params.lattice, a.params.q))));
+    DeviceMemory lut_on_device, out, copy_src, copy_dst;
+    OrDie(lut_on_device.Upload(lut.ints().data(), 4 * static_cast<int64_t>(lut.ints().size()), stream));
+    OrDie(out.Allocate(8 * n));
+    const int64_t code_bytes = ca.code_bytes + cb.code_bytes;
+    OrDie(copy_src.Allocate(code_bytes));
+    OrDie(copy_dst.Allocate(code_bytes));
+    auto dot = [&] {
+      CHECK_CUDA(device::LaunchDotRows(ca.codec, ca.scales.as<uint16_t>(), ca.t.as<uint8_t>(), ca.symbols.as<void>(),
+                                       cb.codec, cb.scales.as<uint16_t>(), cb.t.as<uint8_t>(), cb.symbols.as<void>(),
+                                       lut_on_device.as<void>(), true, out.as<double>(), stream));
+    };
+    auto copy = [&] {
+      CHECK_CUDA(
+          cudaMemcpyAsync(copy_dst.as<void>(), copy_src.as<void>(), code_bytes, cudaMemcpyDeviceToDevice, stream));
+    };
+    dot(), copy();
+    std::vector<double> ms, vs_copy;
+    for (int run = 0; run < runs; ++run) {
+      const double copy_ms = TimeMs(stream, copy), dot_ms = TimeMs(stream, dot);
+      ms.push_back(dot_ms);
+      vs_copy.push_back(copy_ms / dot_ms);
+    }
+    std::vector<double> got(n);
+    Download(out, 8 * n, stream, got.data());
+    JsonObject j;
+    j.Add("dot_rows", "D4 q=4 M=2, two-sided LUT").Add("n", n).Add("k", k).Add("code_bytes", code_bytes);
+    j.Add("ms", Spread(ms)).Add("vs_copy_of_codes", Spread(vs_copy)).Add("same_as_dot_rows", got == want);
+    std::printf("%s\n", j.str().c_str());
   }
   // GEMM on codes: q=4 M=2 weights of N x K (D4 at three shapes, E8 at one: the run path's 16-bit
   // symbols and a codebook table too large for shared memory), queries B x K, everything on the

@@ -471,6 +471,32 @@ COSET_HD bool EncodePointCoords(const ChunkCodebook& cb, int runtime_d, int leve
   return any != 0;
 }
 
+// --- Two-sided LUT sums (inner_product.h's DotRows; the GPU's) --------------------------------------
+
+// The LUT term of one chunk pair, sum_{m, m'} q^(m + m') sum_j LUT[a_{m,j}, b_{m',j}]: a and b hold
+// `levels` groups of per_level symbols each (level-major; per_level = d / symbol_dim, so Z^n pairs
+// coordinate j with coordinate j), lut the symbols x symbols table, row-major. Acc: int64_t for an
+// integral LUT (the sum is then exact), double for a float one (A2).
+template <typename Acc, typename V, typename SymbolT>
+COSET_HD Acc ChunkPairLutSum(const V* lut, int64_t symbols, int q, int levels, int per_level, const SymbolT* a,
+                             const SymbolT* b) {
+  Acc sum = 0, qa = 1;
+  for (int m = 0; m < levels; ++m) {
+    Acc qb = 1;
+    for (int mp = 0; mp < levels; ++mp) {
+      Acc level_sum = 0;
+      for (int j = 0; j < per_level; ++j) {
+        level_sum +=
+            static_cast<Acc>(lut[static_cast<int64_t>(a[m * per_level + j]) * symbols + b[mp * per_level + j]]);
+      }
+      sum += qa * qb * level_sum;
+      qb *= q;
+    }
+    qa *= q;
+  }
+  return sum;
+}
+
 // --- Block scales ---------------------------------------------------------------------------------
 // RMS of n floats: sixteen independent partial sums in double (vectorizes on the CPU without
 // reassociation, so every ISA build and the GPU add in the same order), then a fixed pairwise tree.

@@ -8,12 +8,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/block_transform.h"
+#include "core/chunk_math.h"
 #include "core/row_codec.h"
 #include "core/simd/lut_gemm.h"
 #include "core/status_macros.h"
 
 namespace coset {
-namespace {
 
 absl::Status CheckSameCode(const CompressedTensor& a, const CompressedTensor& b) {
   if (a.shape != b.shape) return absl::InvalidArgumentError("tensors have different shapes");
@@ -29,24 +29,9 @@ absl::Status CheckSameCode(const CompressedTensor& a, const CompressedTensor& b)
   return absl::OkStatus();
 }
 
-}  // namespace
-
 int64_t ChunkPairLutSum(const Codebook& cb, const TwoSidedLut& lut, int levels, const uint32_t* a, const uint32_t* b) {
-  // For Z^n each coordinate is its own symbol: pair symbol j of a with symbol j of b.
-  const int per_level = cb.lattice().dim() / cb.symbol_dim();
-  int64_t sum = 0;
-  int64_t qa = 1;
-  for (int m = 0; m < levels; ++m) {
-    int64_t qb = 1;
-    for (int mp = 0; mp < levels; ++mp) {
-      int64_t level_sum = 0;
-      for (int j = 0; j < per_level; ++j) level_sum += lut.Int(a[m * per_level + j], b[mp * per_level + j]);
-      sum += qa * qb * level_sum;
-      qb *= cb.q();
-    }
-    qa *= cb.q();
-  }
-  return sum;
+  return coset::ChunkPairLutSum<int64_t>(lut.ints().data(), lut.num_symbols(), cb.q(), levels,
+                                         cb.lattice().dim() / cb.symbol_dim(), a, b);
 }
 
 absl::StatusOr<std::vector<double>> DotRows(const CompressedTensor& a, const CompressedTensor& b, int64_t budget) {
@@ -105,16 +90,8 @@ absl::StatusOr<std::vector<double>> DotRows(const CompressedTensor& a, const Com
       if (lut.integral()) {
         int_terms[key] += ChunkPairLutSum(*cb, lut, levels, ca, cb_sym);
       } else {
-        double sum = 0;
-        double qa = 1;
-        for (int m = 0; m < levels; ++m, qa *= cb->q()) {
-          double qb = 1;
-          for (int mp = 0; mp < levels; ++mp, qb *= cb->q()) {
-            for (int j = 0; j < per_level; ++j)
-              sum += qa * qb * lut.Float(ca[m * per_level + j], cb_sym[mp * per_level + j]);
-          }
-        }
-        float_terms[key] += sum;
+        float_terms[key] += coset::ChunkPairLutSum<double>(lut.floats().data(), lut.num_symbols(), cb->q(), levels,
+                                                           per_level, ca, cb_sym);
       }
     }
     flush();

@@ -17,6 +17,10 @@
 
 namespace coset {
 
+// Whether DotRows can pair a with b: the same shape, lattice, q and M, and the same rotation
+// (INVALID_ARGUMENT or FAILED_PRECONDITION, saying what differs).
+absl::Status CheckSameCode(const CompressedTensor& a, const CompressedTensor& b);
+
 // code . code: row-wise <decode(a)[r], decode(b)[r]> for two tensors of the same shape, lattice,
 // q and M (scales, beta, alpha and block may differ; rotation must match). Per chunk pair the
 // two-sided LUT gives an exact integer sum_{m,m'} q^(m+m') LUT[b_m, b'_m'] (M^2 lookups); integers

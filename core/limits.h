@@ -72,6 +72,16 @@ inline constexpr int64_t kDefaultDeviceMemoryBudgetBytes = int64_t{4} << 30;
 // first use and kept) may hold together; the rest stays for requests' staging. Past it, a copy is
 // uploaded for the one call.
 inline constexpr double kResidentDeviceFraction = 0.5;
+// Input (encode) or output (decode) bytes per slice when the CUDA codec pipelines a host tensor's
+// copies with its kernels (StagingOptions, kernels/cuda_runtime.h): two slots of page-locked memory
+// for each side, a few tens of MiB in all, and slices large enough that each copy runs near the
+// link's speed (a copy of a few MiB does; small ones pay the launch and DMA setup).
+inline constexpr int64_t kStagingSliceBytes = int64_t{8} << 20;
+// Clients' shared-memory regions that cosetd page-locks for its pipelined CUDA staging, in all
+// (--cuda-staging pipelined): past it, regions stay pageable and are staged through the slots.
+// Page-locked memory is taken from the whole node and never swapped, so the daemon holds a bounded
+// share of it, whatever --shm-budget admits.
+inline constexpr int64_t kMaxPageLockedShmBytes = int64_t{8} << 30;
 // Share of cosetd's --memory-budget that code buffers kept between large encodes may hold
 // (server/code_buffer_pool.h); counted as resident and given back when a request needs the room.
 inline constexpr double kCodeBufferPoolFraction = 0.125;

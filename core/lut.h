@@ -32,6 +32,10 @@ class TwoSidedLut {
   int32_t Int(uint32_t a, uint32_t b) const { return ints_[static_cast<size_t>(a) * symbols_ + b]; }
   float Float(uint32_t a, uint32_t b) const { return floats_[static_cast<size_t>(a) * symbols_ + b]; }
   bool integral() const { return type_ != LutValueType::kFloat32; }
+  // The whole table, num_symbols x num_symbols row-major, widened: ints when integral(), else
+  // floats (the other is empty). What a device copy uploads.
+  const std::vector<int32_t>& ints() const { return ints_; }
+  const std::vector<float>& floats() const { return floats_; }
 
  private:
   LutValueType type_ = LutValueType::kInt32;

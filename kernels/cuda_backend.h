@@ -2,9 +2,9 @@
 // quantize and GEMM on codes run on one CUDA device through CudaCodec; row dots and code sums stay
 // on the CPU backend (said in Info). Buffers are host memory (memory() is kHost): each call stages
 // its tensors through device memory, as cosetd's CUDA path does. Typed (16-bit, float64) tensors
-// convert on the host (Backend's defaults) and code sums run on the CPU until CudaCodec's
-// EncodeTyped / DecodeTyped and AddCodes, written without a GPU, have passed cuda_codec_test on one:
-// a daemon's shared device runs only kernels that have run on a device.
+// convert on the host (Backend's defaults), and code sums and row dots run on the CPU, until
+// CudaCodec's EncodeTyped / DecodeTyped, AddCodes and DotRows, written without a GPU, have passed
+// cuda_codec_test on one: a daemon's shared device runs only kernels that have run on a device.
 #pragma once
 
 #include <memory>

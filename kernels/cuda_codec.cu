@@ -52,14 +52,14 @@ __device__ const T* StageTable(const T* table, int64_t entries) {
 // it (BlockRmsPart; for absmax an integer max, exact in any order), lane 0 stores the scale.
 constexpr int kBlockLanes = kRmsParts;
 
-__global__ void PrepareBlocksKernel(DeviceCodec c, const float* x, float* work, float* base, uint16_t* scales,
-                                    EncodeCounters* counters) {
+__global__ void PrepareBlocksKernel(DeviceCodec c, BlockSlice slice, const float* x, float* work, float* base,
+                                    uint16_t* scales, EncodeCounters* counters) {
   const int lane = static_cast<int>(threadIdx.x % kBlockLanes);
   const unsigned mask = 0xFFFFu << (threadIdx.x % kWarp / kBlockLanes * kBlockLanes);
-  const int64_t items = c.rows * c.blocks_per_row;
   const int64_t step = static_cast<int64_t>(gridDim.x) * (blockDim.x / kBlockLanes);
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kBlockLanes) + threadIdx.x / kBlockLanes; i < items;
-       i += step) {
+  for (int64_t i =
+           slice.begin + static_cast<int64_t>(blockIdx.x) * (blockDim.x / kBlockLanes) + threadIdx.x / kBlockLanes;
+       i < slice.end; i += step) {
     const int64_t r = DivIndex(i, c.blocks_per_row), b = i - r * c.blocks_per_row;
     const int64_t n = BlockEnd(c, b) - b * c.block;
     float* work_row = work == nullptr ? nullptr : work + r * c.padded_cols;
@@ -97,10 +97,10 @@ __global__ void PrepareBlocksKernel(DeviceCodec c, const float* x, float* work, 
 // its warp (a third of the chunks overload at T = 0; run chunk by chunk, every warp would take as
 // many steps as its worst lane). The steps and their order per chunk are EncodeChunkAt's.
 template <int kDim, typename SymbolT>
-__global__ void EncodeChunksKernel(DeviceCodec c, const float* x, const float* work, const float* base, uint8_t* t,
-                                   uint8_t* symbols, EncodeCounters* counters) {
+__global__ void EncodeChunksKernel(DeviceCodec c, BlockSlice slice, const float* x, const float* work,
+                                   const float* base, uint8_t* t, uint8_t* symbols, EncodeCounters* counters) {
   c.codebook.rep_coords = StageTable(c.codebook.rep_coords, CodebookTableEntries(c));
-  const int64_t items = c.rows * c.chunks_per_row;
+  const int64_t items = FirstChunkOfBlockItem(c, slice.end);
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   unsigned long long over = 0, capped = 0;
   float chunk_x[kDim > 0 ? kDim : kMaxLatticeDim];
@@ -109,7 +109,9 @@ __global__ void EncodeChunksKernel(DeviceCodec c, const float* x, const float* w
   SymbolT* s = nullptr;
   uint8_t* t_row = nullptr;
   int step = 0;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x, next = i; i < items;) {
+  for (int64_t i = FirstChunkOfBlockItem(c, slice.begin) + static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x,
+               next = i;
+       i < items;) {
     if (next == i) {  // a new chunk: its place, base step and values
       const int64_t r = DivIndex(i, c.chunks_per_row);
       chunk = i - r * c.chunks_per_row;
@@ -143,12 +145,12 @@ __global__ void EncodeChunksKernel(DeviceCodec c, const float* x, const float* w
 }
 
 template <int kDim, typename SymbolT>
-__global__ void DecodeChunksKernel(DeviceCodec c, const uint16_t* scales, const uint8_t* t, const uint8_t* symbols,
-                                   float* work, float* out) {
+__global__ void DecodeChunksKernel(DeviceCodec c, BlockSlice slice, const uint16_t* scales, const uint8_t* t,
+                                   const uint8_t* symbols, float* work, float* out) {
   c.codebook.rep_point = StageTable(c.codebook.rep_point, CodebookTableEntries(c));
-  const int64_t items = c.rows * c.chunks_per_row;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < items;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  const int64_t items = FirstChunkOfBlockItem(c, slice.end);
+  for (int64_t i = FirstChunkOfBlockItem(c, slice.begin) + static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+       i < items; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t r = DivIndex(i, c.chunks_per_row), chunk = i - r * c.chunks_per_row;
     float* row = ReadsInPlace(c) ? out + r * c.cols : work + r * c.padded_cols;
     DecodeChunkAt<kDim>(c, scales == nullptr ? nullptr : scales + r * c.blocks_per_row, t + r * c.chunks_per_row,
@@ -156,9 +158,8 @@ __global__ void DecodeChunksKernel(DeviceCodec c, const uint16_t* scales, const 
   }
 }
 
-__global__ void FinishBlocksKernel(DeviceCodec c, float* work, float* out) {
-  const int64_t items = c.rows * c.blocks_per_row;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < items;
+__global__ void FinishBlocksKernel(DeviceCodec c, BlockSlice slice, float* work, float* out) {
+  for (int64_t i = slice.begin + static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < slice.end;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t r = DivIndex(i, c.blocks_per_row), b = i - r * c.blocks_per_row;
     FinishDecodedBlock(c, work + r * c.padded_cols, b, out + r * c.cols);
@@ -268,6 +269,30 @@ __global__ void AddCodesKernel(DeviceCodec c, const SymbolT* const* inputs, int 
   }
 }
 
+// A warp per row r of a and b (rows in a grid-stride loop): lane l sums the terms of chunks l, l + 32, ...
+// (ChunkPairDot), and the lanes' sums meet in the tree WarpTreeSum mirrors on the host.
+template <typename SymbolT, typename LutT>
+__global__ void DotRowsKernel(DeviceCodec a, const uint16_t* scales_a, const uint8_t* t_a, const uint8_t* symbols_a,
+                              DeviceCodec b, const uint16_t* scales_b, const uint8_t* t_b, const uint8_t* symbols_b,
+                              PairLut<LutT> lut, double* out) {
+  const int lane = static_cast<int>(threadIdx.x % kWarp);
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x / kWarp);
+  for (int64_t r = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp; r < a.rows;
+       r += warps) {
+    const uint16_t* row_scales_a = scales_a == nullptr ? nullptr : scales_a + r * a.blocks_per_row;
+    const uint16_t* row_scales_b = scales_b == nullptr ? nullptr : scales_b + r * b.blocks_per_row;
+    const SymbolT* row_a = reinterpret_cast<const SymbolT*>(symbols_a + RowSymbolsOffsetBytes(a, r));
+    const SymbolT* row_b = reinterpret_cast<const SymbolT*>(symbols_b + RowSymbolsOffsetBytes(b, r));
+    double acc = 0.0;
+    for (int64_t chunk = lane; chunk < a.chunks_per_row; chunk += kWarp) {
+      acc += ChunkPairDot(a, row_scales_a, t_a + r * a.chunks_per_row, row_a, b, row_scales_b,
+                          t_b + r * b.chunks_per_row, row_b, lut, chunk);
+    }
+    for (int offset = kWarp / 2; offset > 0; offset /= 2) acc += __shfl_down_sync(0xFFFFFFFFu, acc, offset);
+    if (lane == 0) out[r] = acc;
+  }
+}
+
 __global__ void ToFloatKernel(const void* src, uint8_t dtype, int64_t n, float* dst) {
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -294,27 +319,33 @@ void LaunchGemmRuns(const DeviceCodec& c, const uint16_t* scales, const uint8_t*
 }  // namespace
 
 cudaError_t LaunchEncode(const DeviceCodec& c, const float* x, float* work, float* base, uint16_t* scales, uint8_t* t,
-                         void* symbols, EncodeCounters* counters, cudaStream_t stream) {
-  if (c.rows * c.cols == 0) return cudaSuccess;
-  PrepareBlocksKernel<<<GridFor(c.rows * c.blocks_per_row, kThreads / kBlockLanes), kThreads, 0, stream>>>(
-      c, x, work, base, scales, counters);
+                         void* symbols, EncodeCounters* counters, cudaStream_t stream, BlockSlice slice) {
+  slice = ClampSlice(c, slice);
+  if (c.rows * c.cols == 0 || slice.begin == slice.end) return cudaSuccess;
+  const int64_t chunks = FirstChunkOfBlockItem(c, slice.end) - FirstChunkOfBlockItem(c, slice.begin);
+  PrepareBlocksKernel<<<GridFor(slice.end - slice.begin, kThreads / kBlockLanes), kThreads, 0, stream>>>(
+      c, slice, x, work, base, scales, counters);
   WithChunkTypes(c, [&](auto dim, auto symbol) {
     EncodeChunksKernel<dim(), decltype(symbol)>
-        <<<GridFor(c.rows * c.chunks_per_row), kThreads, StagedBytes(CodebookTableEntries(c)), stream>>>(
-            c, x, work, base, t, static_cast<uint8_t*>(symbols), counters);
+        <<<GridFor(chunks), kThreads, StagedBytes(CodebookTableEntries(c)), stream>>>(
+            c, slice, x, work, base, t, static_cast<uint8_t*>(symbols), counters);
   });
   return cudaGetLastError();
 }
 
 cudaError_t LaunchDecode(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const void* symbols,
-                         float* work, float* out, cudaStream_t stream) {
-  if (c.rows * c.cols == 0) return cudaSuccess;
+                         float* work, float* out, cudaStream_t stream, BlockSlice slice) {
+  slice = ClampSlice(c, slice);
+  if (c.rows * c.cols == 0 || slice.begin == slice.end) return cudaSuccess;
+  const int64_t chunks = FirstChunkOfBlockItem(c, slice.end) - FirstChunkOfBlockItem(c, slice.begin);
   WithChunkTypes(c, [&](auto dim, auto symbol) {
     DecodeChunksKernel<dim(), decltype(symbol)>
-        <<<GridFor(c.rows * c.chunks_per_row), kThreads, StagedBytes(CodebookTableEntries(c)), stream>>>(
-            c, scales, t, static_cast<const uint8_t*>(symbols), work, out);
+        <<<GridFor(chunks), kThreads, StagedBytes(CodebookTableEntries(c)), stream>>>(
+            c, slice, scales, t, static_cast<const uint8_t*>(symbols), work, out);
   });
-  if (!ReadsInPlace(c)) FinishBlocksKernel<<<GridFor(c.rows * c.blocks_per_row), kThreads, 0, stream>>>(c, work, out);
+  if (!ReadsInPlace(c)) {
+    FinishBlocksKernel<<<GridFor(slice.end - slice.begin), kThreads, 0, stream>>>(c, slice, work, out);
+  }
   return cudaGetLastError();
 }
 
@@ -338,6 +369,30 @@ cudaError_t LaunchAddCodes(const DeviceCodec& c, const void* const* inputs, int 
     AddCodesKernel<dim(), SymbolT>
         <<<GridFor(c.rows * c.chunks_per_row), kThreads, StagedBytes(CodebookTableEntries(c)), stream>>>(
             c, reinterpret_cast<const SymbolT* const*>(inputs), w, static_cast<SymbolT*>(out), inexact);
+  });
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchDotRows(const DeviceCodec& a, const uint16_t* scales_a, const uint8_t* t_a, const void* symbols_a,
+                          const DeviceCodec& b, const uint16_t* scales_b, const uint8_t* t_b, const void* symbols_b,
+                          const void* lut, bool lut_integral, double* out, cudaStream_t stream) {
+  if (a.rows == 0) return cudaSuccess;
+  int64_t symbols = 1;
+  for (int i = 0; i < a.codebook.symbol_dim; ++i) symbols *= a.codebook.q;
+  const unsigned int grid = GridFor(a.rows, kThreads / kWarp);
+  const uint8_t* codes_a = static_cast<const uint8_t*>(symbols_a);
+  const uint8_t* codes_b = static_cast<const uint8_t*>(symbols_b);
+  WithSymbolType(a.symbol_bytes, [&](auto symbol) {
+    using SymbolT = decltype(symbol);
+    if (lut_integral) {
+      DotRowsKernel<SymbolT, int32_t>
+          <<<grid, kThreads, 0, stream>>>(a, scales_a, t_a, codes_a, b, scales_b, t_b, codes_b,
+                                          PairLut<int32_t>{static_cast<const int32_t*>(lut), symbols}, out);
+    } else {
+      DotRowsKernel<SymbolT, float>
+          <<<grid, kThreads, 0, stream>>>(a, scales_a, t_a, codes_a, b, scales_b, t_b, codes_b,
+                                          PairLut<float>{static_cast<const float*>(lut), symbols}, out);
+    }
   });
   return cudaGetLastError();
 }

@@ -25,15 +25,17 @@ struct EncodeCounters {
 // be null, when ReadsInPlace) and base (rows * blocks_per_row floats). Outputs: scales (rows *
 // blocks_per_row bf16; untouched without scaling), t (rows * chunks_per_row), symbols (rows *
 // chunks_per_row * symbols_per_chunk symbols of c.symbol_bytes each). When
-// counters->refused_blocks ends non-zero the outputs are meaningless.
+// counters->refused_blocks ends non-zero the outputs are meaningless. `slice`: only those blocks
+// (BlockSlice; default all), reading and writing only their parts of each buffer, so a caller can
+// encode a tensor slice by slice while other slices cross between host and device.
 cudaError_t LaunchEncode(const DeviceCodec& c, const float* x, float* work, float* base, uint16_t* scales, uint8_t* t,
-                         void* symbols, EncodeCounters* counters, cudaStream_t stream);
+                         void* symbols, EncodeCounters* counters, cudaStream_t stream, BlockSlice slice = {});
 
 // Decodes into out (rows * cols floats). Scratch: work (rows * padded_cols floats; unused, may be
 // null, when ReadsInPlace). T values must be at most t_max (check them on the host, as the blob
-// reader does).
+// reader does). `slice` as for LaunchEncode.
 cudaError_t LaunchDecode(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const void* symbols,
-                         float* work, float* out, cudaStream_t stream);
+                         float* work, float* out, cudaStream_t stream, BlockSlice slice = {});
 
 // n values of dtype (device numbers of DType: kDTypeFloat32 ...) at src -> n floats at dst, as
 // core/dtype.h's ToFloat; and back, as FromFloat (a GPU's typed encode inputs and decode outputs).
@@ -46,6 +48,15 @@ cudaError_t LaunchFromFloat(const float* src, int64_t n, uint8_t dtype, void* ds
 // no validation) 1 where the exact sum overloads. The caller checks the codes first (CheckAddable).
 cudaError_t LaunchAddCodes(const DeviceCodec& c, const void* const* inputs, int w, void* out, uint8_t* inexact,
                            cudaStream_t stream);
+
+// DotRows (core/inner_product.h) of two coded tensors a and b (the same shape, lattice, q and M;
+// their blocks, scales and ramps may differ; the caller checks them, CheckSameCode): out[r] =
+// <decode(a)[r], decode(b)[r]> for each of a.rows rows, from the two-sided LUT `lut` (the
+// codebook's num_symbols^2 entries, row-major: int32 when lut_integral, else float), a warp per row
+// (ChunkPairDot per chunk, the lanes' sums in double meeting by shuffles).
+cudaError_t LaunchDotRows(const DeviceCodec& a, const uint16_t* scales_a, const uint8_t* t_a, const void* symbols_a,
+                          const DeviceCodec& b, const uint16_t* scales_b, const uint8_t* t_b, const void* symbols_b,
+                          const void* lut, bool lut_integral, double* out, cudaStream_t stream);
 
 // GEMM on codes, out[b * c.rows + n] = <queries[b], decode(weights)[n]> (c describes the weights;
 // queries: batch rows of c.cols floats). Unless ReadsInPlace(c) (no rotation, no padding: the

@@ -4,11 +4,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "core/dtype.h"
+#include "core/inner_product.h"
+#include "core/lut.h"
 #include "core/status_macros.h"
 #include "kernels/cublas.h"
 #include "kernels/cuda_codec.h"
@@ -81,6 +84,19 @@ absl::Status DeviceMemory::Upload(const void* values, int64_t bytes, void* strea
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::unique_ptr<PageLockedRange>> PageLockedRange::Register(void* data, int64_t bytes) {
+  if (bytes <= 0 || data == nullptr) return absl::InvalidArgumentError("nothing to page-lock");
+  COSET_RETURN_IF_ERROR(ProbeCudaDevice(0).status());
+  const cudaError_t error = cudaHostRegister(data, static_cast<size_t>(bytes), cudaHostRegisterPortable);
+  if (error != cudaSuccess) {
+    cudaGetLastError();  // not sticky: clear it from the last-error slot
+    return CudaError(error, "cudaHostRegister");
+  }
+  return std::unique_ptr<PageLockedRange>(new PageLockedRange(data));
+}
+
+PageLockedRange::~PageLockedRange() { cudaHostUnregister(data_); }
+
 std::string DescribeCudaDevice(const CudaDeviceInfo& d) {
   return absl::StrCat("device ", d.index, " (", d.name, ", compute ", d.compute_major, ".", d.compute_minor, ")");
 }
@@ -120,6 +136,8 @@ absl::StatusOr<CudaDeviceInfo> ProbeCudaDevice(int index) {
 struct CudaCodec::DeviceTables {
   DeviceMemory rep_coords, rep_point;
   ChunkCodebook view;
+  DeviceMemory pair_lut;  // DotRows' two-sided LUT, uploaded on its first use (empty until then)
+  bool pair_lut_integral = true;
 };
 
 namespace {
@@ -137,14 +155,135 @@ absl::Status UploadVector(const std::vector<T>& values, void* stream, DeviceMemo
   return buffer->Upload(values.data(), static_cast<int64_t>(values.size() * sizeof(T)), stream);
 }
 
+// Page-locked host memory (cudaHostAlloc), which the device's copy engines read and write on their
+// own while the host and the kernels go on. Grows on demand, freed on destruction.
+class PinnedMemory {
+ public:
+  PinnedMemory() = default;
+  ~PinnedMemory() {
+    if (ptr_ != nullptr) cudaFreeHost(ptr_);
+  }
+  PinnedMemory(const PinnedMemory&) = delete;
+  PinnedMemory& operator=(const PinnedMemory&) = delete;
+
+  absl::Status Reserve(int64_t bytes) {
+    if (bytes <= bytes_) return absl::OkStatus();
+    if (ptr_ != nullptr) cudaFreeHost(ptr_);
+    ptr_ = nullptr;
+    bytes_ = 0;
+    const cudaError_t error = cudaHostAlloc(&ptr_, static_cast<size_t>(bytes), cudaHostAllocDefault);
+    if (error != cudaSuccess) {
+      ptr_ = nullptr;
+      cudaGetLastError();  // not sticky: clear it from the last-error slot
+      return absl::ResourceExhaustedError(
+          absl::StrCat("page-locked host memory: cannot allocate ", bytes, " bytes (", cudaGetErrorString(error), ")"));
+    }
+    bytes_ = bytes;
+    return absl::OkStatus();
+  }
+  uint8_t* data() const { return static_cast<uint8_t*>(ptr_); }
+
+ private:
+  void* ptr_ = nullptr;
+  int64_t bytes_ = 0;
+};
+
+// Whether host memory [p, p + bytes) is page-locked (cudaHostAlloc, cudaHostRegister), so a copy
+// engine can read or write it in place. Tested at both ends: one registration covers a range.
+bool IsPageLocked(const void* p, int64_t bytes) {
+  for (const void* at : {p, static_cast<const void*>(static_cast<const uint8_t*>(p) + bytes - 1)}) {
+    cudaPointerAttributes attributes;
+    if (cudaPointerGetAttributes(&attributes, at) != cudaSuccess) {
+      cudaGetLastError();
+      return false;
+    }
+    if (attributes.type != cudaMemoryTypeHost) return false;
+  }
+  return true;
+}
+
 }  // namespace
+
+// StagingOptions::kPipelined's machinery: two slots, each with page-locked memory for a slice's
+// input side and output side and the events that order its copies and kernels; a copy-in and a
+// copy-out stream beside the codec's stream, which runs the kernels. Slice k takes slot k % 2.
+struct CudaCodec::Pipeline {
+  struct Slot {
+    PinnedMemory in, out;
+    cudaEvent_t copied_in = nullptr;   // the slice's input is on the device: the kernels may start
+    cudaEvent_t coded = nullptr;       // the slice's kernels are done: its results may be copied out
+    cudaEvent_t copied_out = nullptr;  // the results are in `out`, and `in` is free again
+    int64_t slice = -1;                // the slice whose copy out was last queued here, or -1
+  };
+  cudaStream_t copy_in = nullptr, copy_out = nullptr;
+  Slot slots[2];
+
+  ~Pipeline() {
+    for (Slot& slot : slots) {
+      for (cudaEvent_t event : {slot.copied_in, slot.coded, slot.copied_out}) {
+        if (event != nullptr) cudaEventDestroy(event);
+      }
+    }
+    for (cudaStream_t stream : {copy_in, copy_out}) {
+      if (stream != nullptr) cudaStreamDestroy(stream);
+    }
+  }
+
+  // Runs `slices` through the slots. For slice k: when its slot still holds slice k - 2's results,
+  // waits for their copy out and drain(k - 2, slot) moves them on (the slot's input side is free
+  // by then too); then queue(k, slot) stages slice k and queues its copies and kernels (those on
+  // `kernels`). At the end the last two are drained. queue and drain return absl::Status; after a
+  // failure every stream is waited for, so nothing queued still reads or writes the caller's
+  // memory or the slots when this returns.
+  template <class Queue, class Drain>
+  absl::Status Run(int64_t slices, cudaStream_t kernels, Queue queue, Drain drain) {
+    const absl::Status status = RunSlices(slices, queue, drain);
+    if (!status.ok()) {
+      for (cudaStream_t stream : {copy_in, kernels, copy_out}) cudaStreamSynchronize(stream);
+    }
+    return status;
+  }
+
+ private:
+  template <class Queue, class Drain>
+  absl::Status RunSlices(int64_t slices, Queue& queue, Drain& drain) {
+    for (Slot& slot : slots) slot.slice = -1;
+    for (int64_t k = 0; k < slices + 2; ++k) {
+      Slot& slot = slots[k % 2];
+      if (slot.slice >= 0) {
+        COSET_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(slot.copied_out));
+        COSET_RETURN_IF_ERROR(drain(slot.slice, slot));
+        slot.slice = -1;
+      }
+      if (k >= slices) continue;
+      COSET_RETURN_IF_ERROR(queue(k, slot));
+      slot.slice = k;
+    }
+    return absl::OkStatus();
+  }
+};
+
+absl::StatusOr<CudaCodec::Pipeline*> CudaCodec::GetPipeline() {
+  if (pipeline_ != nullptr) return pipeline_.get();
+  auto pipeline = std::make_unique<Pipeline>();
+  COSET_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&pipeline->copy_in, cudaStreamNonBlocking));
+  COSET_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&pipeline->copy_out, cudaStreamNonBlocking));
+  for (Pipeline::Slot& slot : pipeline->slots) {
+    for (cudaEvent_t* event : {&slot.copied_in, &slot.coded, &slot.copied_out}) {
+      COSET_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(event, cudaEventDisableTiming));
+    }
+  }
+  pipeline_ = std::move(pipeline);
+  return pipeline_.get();
+}
 
 CudaCodec::CudaCodec(CudaDeviceInfo device, void* stream) : device_(std::move(device)), stream_(stream) {}
 
 CudaCodec::~CudaCodec() {
   cudaSetDevice(device_.index);
   tables_.clear();
-  cublas_.reset();  // its handle works on the stream
+  pipeline_.reset();  // its streams, events and page-locked slots
+  cublas_.reset();    // its handle works on the stream
   cudaStreamDestroy(static_cast<cudaStream_t>(stream_));
 }
 
@@ -156,7 +295,7 @@ absl::StatusOr<std::unique_ptr<CudaCodec>> CudaCodec::Create(int device) {
   return std::unique_ptr<CudaCodec>(new CudaCodec(std::move(info), stream));
 }
 
-absl::StatusOr<const CudaCodec::DeviceTables*> CudaCodec::TablesFor(const Codebook& codebook) {
+absl::StatusOr<CudaCodec::DeviceTables*> CudaCodec::TablesFor(const Codebook& codebook) {
   const TablesKey key{static_cast<int>(codebook.lattice().kind()), codebook.lattice().dim(), codebook.q()};
   auto it = tables_.find(key);
   if (it != tables_.end()) return it->second.get();
@@ -185,14 +324,20 @@ absl::StatusOr<device::DeviceCodec> CudaCodec::OnDevice(const device::DeviceCode
   return c;
 }
 
-absl::StatusOr<CompressedTensor> CudaCodec::EncodeStaged(const TensorCodec& codec, const std::vector<int64_t>& shape,
-                                                         const DeviceMemory& input, DType dtype, bool* device_refused,
-                                                         EncodeStats* stats) {
+absl::StatusOr<CompressedTensor> CudaCodec::EncodeHost(const TensorCodec& codec, const void* x, DType x_dtype,
+                                                       const std::vector<int64_t>& shape, DType recorded,
+                                                       EncodeStats* stats) {
+  COSET_ASSIGN_OR_RETURN(const int64_t numel, CheckedNumel(shape));
   COSET_ASSIGN_OR_RETURN(device::DeviceCodecPlan plan, device::MakePlan(codec, shape));
   const Layout& l = plan.context.layout;
   const cudaStream_t stream = static_cast<cudaStream_t>(stream_);
-  DeviceMemory ramp, signs, work, base, scales, t, symbols, counters;
+  const int64_t in_bytes = static_cast<int64_t>(DTypeBytes(x_dtype));
+  const bool typed = x_dtype != DType::kFloat32;
+  DeviceMemory ramp, signs, raw, input, work, base, scales, t, symbols, counters;
   COSET_ASSIGN_OR_RETURN(const device::DeviceCodec c, OnDevice(plan, &ramp, &signs));
+  // Typed input crosses in its own width (raw) and is widened on the device into `input`.
+  if (typed) COSET_RETURN_IF_ERROR(raw.Allocate(in_bytes * numel));
+  COSET_RETURN_IF_ERROR(input.Allocate(sizeof(float) * numel));
   if (!device::ReadsInPlace(c)) COSET_RETURN_IF_ERROR(work.Allocate(sizeof(float) * l.rows * l.padded_cols));
   COSET_RETURN_IF_ERROR(base.Allocate(sizeof(float) * l.rows * l.blocks_per_row));
   COSET_RETURN_IF_ERROR(scales.Allocate(sizeof(uint16_t) * l.rows * l.blocks_per_row));
@@ -200,61 +345,127 @@ absl::StatusOr<CompressedTensor> CudaCodec::EncodeStaged(const TensorCodec& code
   COSET_RETURN_IF_ERROR(symbols.Allocate(device::SymbolBufferBytes(plan)));
   COSET_RETURN_IF_ERROR(counters.Allocate(sizeof(device::EncodeCounters)));
   COSET_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(counters.as<void>(), 0, sizeof(device::EncodeCounters), stream));
-  COSET_CUDA_RETURN_IF_ERROR(device::LaunchEncode(c, input.as<float>(), work.as<float>(), base.as<float>(),
-                                                  scales.as<uint16_t>(), t.as<uint8_t>(), symbols.as<void>(),
-                                                  counters.as<device::EncodeCounters>(), stream));
   std::vector<uint16_t> host_scales(l.rows * l.blocks_per_row);
   std::vector<uint8_t> host_t(l.rows * l.chunks_per_row);
   std::vector<uint8_t> host_symbols(device::SymbolBufferBytes(plan));
+  const bool scaled = c.scale != device::kScaleNone;
+  const int64_t symbol_bytes_per_chunk = c.symbols_per_chunk * c.symbol_bytes;
+  uint8_t* landing = typed ? raw.as<uint8_t>() : input.as<uint8_t>();  // where x's bytes go on the device
+
+  // The kernels on one slice of blocks, once its input is on the device (queued on `stream`).
+  auto encode_slice = [&](device::BlockSlice slice) -> absl::Status {
+    slice = device::ClampSlice(c, slice);
+    if (typed) {
+      const int64_t e0 = device::FirstEntryOfBlockItem(c, slice.begin);
+      const int64_t e1 = device::FirstEntryOfBlockItem(c, slice.end);
+      COSET_CUDA_RETURN_IF_ERROR(device::LaunchToFloat(raw.as<uint8_t>() + in_bytes * e0, static_cast<uint8_t>(x_dtype),
+                                                       e1 - e0, input.as<float>() + e0, stream));
+    }
+    COSET_CUDA_RETURN_IF_ERROR(device::LaunchEncode(c, input.as<float>(), work.as<float>(), base.as<float>(),
+                                                    scales.as<uint16_t>(), t.as<uint8_t>(), symbols.as<void>(),
+                                                    counters.as<device::EncodeCounters>(), stream, slice));
+    return absl::OkStatus();
+  };
+
+  if (staging_.mode == StagingOptions::Mode::kWhole || numel == 0) {
+    if (numel > 0) {
+      COSET_CUDA_RETURN_IF_ERROR(
+          cudaMemcpyAsync(landing, x, static_cast<size_t>(in_bytes * numel), cudaMemcpyHostToDevice, stream));
+    }
+    COSET_RETURN_IF_ERROR(encode_slice(device::BlockSlice{}));
+    COSET_RETURN_IF_ERROR(Download(scales, stream, &host_scales));
+    COSET_RETURN_IF_ERROR(Download(t, stream, &host_t));
+    COSET_RETURN_IF_ERROR(Download(symbols, stream, &host_symbols));
+  } else {
+    COSET_ASSIGN_OR_RETURN(Pipeline * pipeline, GetPipeline());
+    const int64_t blocks_per_slice = std::max<int64_t>(1, staging_.slice_bytes / (in_bytes * c.block));
+    const std::vector<device::BlockSlice> slices = device::SliceBlocks(c, blocks_per_slice);
+    // A slot's output side: the slice's scales, T, then symbols (at 16-byte aligned offsets).
+    const int64_t chunks_per_slice = blocks_per_slice * c.chunks_per_block;
+    const int64_t t_offset = (2 * blocks_per_slice + 15) / 16 * 16;
+    const int64_t symbols_offset = t_offset + (chunks_per_slice + 15) / 16 * 16;
+    const bool x_locked = IsPageLocked(x, in_bytes * numel);
+    for (Pipeline::Slot& slot : pipeline->slots) {
+      if (!x_locked) COSET_RETURN_IF_ERROR(slot.in.Reserve(in_bytes * blocks_per_slice * c.block));
+      COSET_RETURN_IF_ERROR(slot.out.Reserve(symbols_offset + chunks_per_slice * symbol_bytes_per_chunk));
+    }
+    auto queue = [&](int64_t k, Pipeline::Slot& slot) -> absl::Status {
+      const device::BlockSlice& slice = slices[k];
+      const int64_t e0 = device::FirstEntryOfBlockItem(c, slice.begin);
+      const int64_t bytes = in_bytes * (device::FirstEntryOfBlockItem(c, slice.end) - e0);
+      const uint8_t* from = static_cast<const uint8_t*>(x) + in_bytes * e0;
+      if (!x_locked) {  // through the slot: the host's copy overlaps the device's work on earlier slices
+        std::memcpy(slot.in.data(), from, static_cast<size_t>(bytes));
+        from = slot.in.data();
+      }
+      COSET_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(landing + in_bytes * e0, from, static_cast<size_t>(bytes),
+                                                 cudaMemcpyHostToDevice, pipeline->copy_in));
+      COSET_CUDA_RETURN_IF_ERROR(cudaEventRecord(slot.copied_in, pipeline->copy_in));
+      COSET_CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(stream, slot.copied_in, 0));
+      COSET_RETURN_IF_ERROR(encode_slice(slice));
+      COSET_CUDA_RETURN_IF_ERROR(cudaEventRecord(slot.coded, stream));
+      COSET_CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(pipeline->copy_out, slot.coded, 0));
+      const int64_t c0 = device::FirstChunkOfBlockItem(c, slice.begin);
+      const int64_t chunks = device::FirstChunkOfBlockItem(c, slice.end) - c0;
+      if (scaled) {
+        COSET_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(slot.out.data(), scales.as<uint16_t>() + slice.begin,
+                                                   2 * (slice.end - slice.begin), cudaMemcpyDeviceToHost,
+                                                   pipeline->copy_out));
+      }
+      COSET_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(slot.out.data() + t_offset, t.as<uint8_t>() + c0, chunks,
+                                                 cudaMemcpyDeviceToHost, pipeline->copy_out));
+      COSET_CUDA_RETURN_IF_ERROR(
+          cudaMemcpyAsync(slot.out.data() + symbols_offset, symbols.as<uint8_t>() + c0 * symbol_bytes_per_chunk,
+                          chunks * symbol_bytes_per_chunk, cudaMemcpyDeviceToHost, pipeline->copy_out));
+      COSET_CUDA_RETURN_IF_ERROR(cudaEventRecord(slot.copied_out, pipeline->copy_out));
+      return absl::OkStatus();
+    };
+    auto drain = [&](int64_t k, Pipeline::Slot& slot) -> absl::Status {
+      const device::BlockSlice& slice = slices[k];
+      const int64_t c0 = device::FirstChunkOfBlockItem(c, slice.begin);
+      const int64_t chunks = device::FirstChunkOfBlockItem(c, slice.end) - c0;
+      if (scaled) std::memcpy(host_scales.data() + slice.begin, slot.out.data(), 2 * (slice.end - slice.begin));
+      std::memcpy(host_t.data() + c0, slot.out.data() + t_offset, chunks);
+      std::memcpy(host_symbols.data() + c0 * symbol_bytes_per_chunk, slot.out.data() + symbols_offset,
+                  chunks * symbol_bytes_per_chunk);
+      return absl::OkStatus();
+    };
+    COSET_RETURN_IF_ERROR(pipeline->Run(static_cast<int64_t>(slices.size()), stream, queue, drain));
+  }
   std::vector<device::EncodeCounters> host_counters(1);
-  COSET_RETURN_IF_ERROR(Download(scales, stream, &host_scales));
-  COSET_RETURN_IF_ERROR(Download(t, stream, &host_t));
-  COSET_RETURN_IF_ERROR(Download(symbols, stream, &host_symbols));
   COSET_RETURN_IF_ERROR(Download(counters, stream, &host_counters));
   COSET_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
   const device::EncodeCounters& n = host_counters[0];
-  *device_refused = n.refused_blocks > 0 || (n.capped > 0 && codec.params().on_cap == CapPolicy::kFail);
+  if (n.refused_blocks > 0 || (n.capped > 0 && codec.params().on_cap == CapPolicy::kFail)) {
+    // The CPU codec names the bad entry or chunk: it reads the same floats (widened on the host).
+    std::vector<float> wide;
+    const float* floats = static_cast<const float*>(x);
+    if (typed) {
+      wide.resize(static_cast<size_t>(numel));
+      ToFloat(x, x_dtype, numel, wide.data());
+      floats = wide.data();
+    }
+    COSET_RETURN_IF_ERROR(device::CheckDeviceEncode(codec, floats, shape, recorded, /*refused=*/true, /*capped=*/0));
+  }
   if (stats != nullptr) {
     stats->chunks = l.rows * l.chunks_per_row;
     stats->first_try_overloads = static_cast<int64_t>(n.first_try_overloads);
     stats->capped = static_cast<int64_t>(n.capped);
   }
   CompressedTensor out =
-      device::AssembleTensor(plan, dtype, std::move(host_scales), std::move(host_t), std::move(host_symbols));
+      device::AssembleTensor(plan, recorded, std::move(host_scales), std::move(host_t), std::move(host_symbols));
   out.shape = shape;
   return out;
 }
 
 absl::StatusOr<CompressedTensor> CudaCodec::Encode(const TensorCodec& codec, const float* x,
                                                    const std::vector<int64_t>& shape, DType dtype, EncodeStats* stats) {
-  COSET_ASSIGN_OR_RETURN(const int64_t numel, CheckedNumel(shape));
-  DeviceMemory input;
-  COSET_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_.index));
-  COSET_RETURN_IF_ERROR(input.Upload(x, sizeof(float) * numel, stream_));
-  bool refused = false;
-  COSET_ASSIGN_OR_RETURN(CompressedTensor out, EncodeStaged(codec, shape, input, dtype, &refused, stats));
-  if (refused) COSET_RETURN_IF_ERROR(device::CheckDeviceEncode(codec, x, shape, dtype, /*refused=*/true, /*capped=*/0));
-  return out;
+  return EncodeHost(codec, x, DType::kFloat32, shape, dtype, stats);
 }
 
 absl::StatusOr<CompressedTensor> CudaCodec::EncodeTyped(const TensorCodec& codec, const void* x, DType dtype,
                                                         const std::vector<int64_t>& shape, EncodeStats* stats) {
-  COSET_ASSIGN_OR_RETURN(const int64_t numel, CheckedNumel(shape));
-  DeviceMemory raw, input;
-  COSET_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_.index));
-  COSET_RETURN_IF_ERROR(raw.Upload(x, static_cast<int64_t>(DTypeBytes(dtype)) * numel, stream_));
-  COSET_RETURN_IF_ERROR(input.Allocate(sizeof(float) * numel));
-  COSET_CUDA_RETURN_IF_ERROR(device::LaunchToFloat(raw.as<void>(), static_cast<uint8_t>(dtype), numel,
-                                                   input.as<float>(), static_cast<cudaStream_t>(stream_)));
-  bool refused = false;
-  COSET_ASSIGN_OR_RETURN(CompressedTensor out, EncodeStaged(codec, shape, input, dtype, &refused, stats));
-  if (refused) {
-    // The CPU codec names the bad entry or chunk: it reads the same floats, widened on the host.
-    std::vector<float> wide(static_cast<size_t>(numel));
-    ToFloat(x, dtype, numel, wide.data());
-    COSET_RETURN_IF_ERROR(device::CheckDeviceEncode(codec, wide.data(), shape, dtype, /*refused=*/true, /*capped=*/0));
-  }
-  return out;
+  return EncodeHost(codec, x, dtype, shape, dtype, stats);
 }
 
 absl::Status CudaCodec::Upload(const CompressedTensor& tensor, CodesOnDevice* out) {
@@ -289,18 +500,71 @@ absl::Status CudaCodec::DecodeTyped(const CompressedTensor& tensor, void* out, D
   const device::DeviceCodec& c = codes.codec;
   const cudaStream_t stream = static_cast<cudaStream_t>(stream_);
   const int64_t numel = c.rows * c.cols;
-  DeviceMemory work, output, typed;
-  COSET_RETURN_IF_ERROR(DecodeOnDevice(codes, &output, &work));
-  const DeviceMemory* result = &output;
-  if (dtype != DType::kFloat32) {
-    COSET_RETURN_IF_ERROR(typed.Allocate(static_cast<int64_t>(DTypeBytes(dtype)) * numel));
-    COSET_CUDA_RETURN_IF_ERROR(
-        device::LaunchFromFloat(output.as<float>(), numel, static_cast<uint8_t>(dtype), typed.as<void>(), stream));
-    result = &typed;
-  }
-  if (numel > 0) {
-    COSET_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(out, result->as<void>(), static_cast<size_t>(DTypeBytes(dtype)) * numel,
-                                               cudaMemcpyDeviceToHost, stream));
+  const int64_t out_bytes = static_cast<int64_t>(DTypeBytes(dtype));
+  const bool typed = dtype != DType::kFloat32;
+  // Decoded to float32 (output), then narrowed on the device (narrow) when dtype is not float32.
+  DeviceMemory work, output, narrow;
+  if (!device::ReadsInPlace(c)) COSET_RETURN_IF_ERROR(work.Allocate(sizeof(float) * c.rows * c.padded_cols));
+  COSET_RETURN_IF_ERROR(output.Allocate(sizeof(float) * numel));
+  if (typed) COSET_RETURN_IF_ERROR(narrow.Allocate(out_bytes * numel));
+  const uint8_t* result = typed ? narrow.as<uint8_t>() : output.as<uint8_t>();
+
+  auto decode_slice = [&](device::BlockSlice slice) -> absl::Status {
+    slice = device::ClampSlice(c, slice);
+    COSET_CUDA_RETURN_IF_ERROR(device::LaunchDecode(c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(),
+                                                    codes.symbols.as<void>(), work.as<float>(), output.as<float>(),
+                                                    stream, slice));
+    if (typed) {
+      const int64_t e0 = device::FirstEntryOfBlockItem(c, slice.begin);
+      const int64_t e1 = device::FirstEntryOfBlockItem(c, slice.end);
+      COSET_CUDA_RETURN_IF_ERROR(device::LaunchFromFloat(output.as<float>() + e0, e1 - e0, static_cast<uint8_t>(dtype),
+                                                         narrow.as<uint8_t>() + out_bytes * e0, stream));
+    }
+    return absl::OkStatus();
+  };
+
+  if (staging_.mode == StagingOptions::Mode::kWhole || numel == 0) {
+    COSET_RETURN_IF_ERROR(decode_slice(device::BlockSlice{}));
+    if (numel > 0) {
+      COSET_CUDA_RETURN_IF_ERROR(
+          cudaMemcpyAsync(out, result, static_cast<size_t>(out_bytes * numel), cudaMemcpyDeviceToHost, stream));
+    }
+  } else {
+    COSET_ASSIGN_OR_RETURN(Pipeline * pipeline, GetPipeline());
+    const int64_t blocks_per_slice = std::max<int64_t>(1, staging_.slice_bytes / (out_bytes * c.block));
+    const std::vector<device::BlockSlice> slices = device::SliceBlocks(c, blocks_per_slice);
+    const bool out_locked = IsPageLocked(out, out_bytes * numel);
+    if (!out_locked) {
+      for (Pipeline::Slot& slot : pipeline->slots) {
+        COSET_RETURN_IF_ERROR(slot.out.Reserve(out_bytes * blocks_per_slice * c.block));
+      }
+    }
+    // Slice k's entries [e0, e1) of the caller's tensor.
+    auto entries = [&](int64_t k) {
+      return std::make_pair(device::FirstEntryOfBlockItem(c, slices[k].begin),
+                            device::FirstEntryOfBlockItem(c, slices[k].end));
+    };
+    auto queue = [&](int64_t k, Pipeline::Slot& slot) -> absl::Status {
+      COSET_RETURN_IF_ERROR(decode_slice(slices[k]));
+      COSET_CUDA_RETURN_IF_ERROR(cudaEventRecord(slot.coded, stream));
+      COSET_CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(pipeline->copy_out, slot.coded, 0));
+      const auto [e0, e1] = entries(k);
+      uint8_t* to = out_locked ? static_cast<uint8_t*>(out) + out_bytes * e0 : slot.out.data();
+      COSET_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(to, result + out_bytes * e0,
+                                                 static_cast<size_t>(out_bytes * (e1 - e0)), cudaMemcpyDeviceToHost,
+                                                 pipeline->copy_out));
+      COSET_CUDA_RETURN_IF_ERROR(cudaEventRecord(slot.copied_out, pipeline->copy_out));
+      return absl::OkStatus();
+    };
+    auto drain = [&](int64_t k, Pipeline::Slot& slot) -> absl::Status {
+      const auto [e0, e1] = entries(k);
+      if (!out_locked) {
+        std::memcpy(static_cast<uint8_t*>(out) + out_bytes * e0, slot.out.data(),
+                    static_cast<size_t>(out_bytes * (e1 - e0)));
+      }
+      return absl::OkStatus();
+    };
+    COSET_RETURN_IF_ERROR(pipeline->Run(static_cast<int64_t>(slices.size()), stream, queue, drain));
   }
   COSET_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
   return absl::OkStatus();
@@ -331,6 +595,44 @@ absl::StatusOr<CompressedTensor> CudaCodec::AddCodes(const std::vector<const Com
   // The host copies uploaded above (coded, input_pointers) live until here.
   COSET_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
   return device::FinishAddCodes(*codes[0], plan, std::move(host_sum), std::move(host_inexact), validation);
+}
+
+absl::StatusOr<std::vector<double>> CudaCodec::DotRows(const CompressedTensor& a, const CompressedTensor& b,
+                                                       int64_t lut_budget_bytes) {
+  // The checks in DotRows' order: the LUT's budget, then the tensors (Upload checks each).
+  COSET_ASSIGN_OR_RETURN(std::shared_ptr<const Codebook> codebook, Codebook::Get(a.params.lattice, a.params.q));
+  COSET_ASSIGN_OR_RETURN(const LutFootprint footprint, TwoSidedLutFootprint(*codebook));
+  if (footprint.bytes > lut_budget_bytes) {
+    return TwoSidedLut::Build(*codebook, lut_budget_bytes).status();  // its refusal, in its words
+  }
+  CodesOnDevice codes_a, codes_b;
+  COSET_RETURN_IF_ERROR(Upload(a, &codes_a));
+  COSET_RETURN_IF_ERROR(Upload(b, &codes_b));
+  COSET_RETURN_IF_ERROR(CheckSameCode(a, b));
+  COSET_ASSIGN_OR_RETURN(DeviceTables * tables, TablesFor(*codebook));
+  const cudaStream_t stream = static_cast<cudaStream_t>(stream_);
+  if (tables->pair_lut.bytes() == 0) {
+    COSET_ASSIGN_OR_RETURN(const TwoSidedLut lut, TwoSidedLut::Build(*codebook, lut_budget_bytes));
+    tables->pair_lut_integral = lut.integral();
+    if (lut.integral()) {
+      COSET_RETURN_IF_ERROR(UploadVector(lut.ints(), stream_, &tables->pair_lut));
+    } else {
+      COSET_RETURN_IF_ERROR(UploadVector(lut.floats(), stream_, &tables->pair_lut));
+    }
+    // The host table goes when this block ends: the upload must be done by then.
+    COSET_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
+  }
+  const int64_t rows = codes_a.codec.rows;
+  DeviceMemory out;
+  COSET_RETURN_IF_ERROR(out.Allocate(sizeof(double) * rows));
+  COSET_CUDA_RETURN_IF_ERROR(device::LaunchDotRows(
+      codes_a.codec, codes_a.scales.as<uint16_t>(), codes_a.t.as<uint8_t>(), codes_a.symbols.as<void>(), codes_b.codec,
+      codes_b.scales.as<uint16_t>(), codes_b.t.as<uint8_t>(), codes_b.symbols.as<void>(), tables->pair_lut.as<void>(),
+      tables->pair_lut_integral, out.as<double>(), stream));
+  std::vector<double> host(static_cast<size_t>(rows));
+  COSET_RETURN_IF_ERROR(Download(out, stream, &host));
+  COSET_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
+  return host;
 }
 
 const char* GemmMethodName(GemmMethod method) {

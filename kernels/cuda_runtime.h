@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/limits.h"
 #include "core/tensor_codec.h"
 #include "kernels/device_codec_host.h"
 
@@ -71,6 +72,23 @@ class DeviceMemory {
   int64_t bytes_ = 0;  // charged to DeviceBytesInUse
 };
 
+// Host memory page-locked for the devices while this lives (cudaHostRegister): copy engines then
+// read and write it in place, and CudaCodec's pipelined staging copies straight from and to it
+// instead of through its own staging slots (a buffer a caller reuses, such as a shared-memory
+// region, is worth registering once).
+class PageLockedRange {
+ public:
+  // FAILED_PRECONDITION without a device; the runtime's words when it refuses (bytes > 0).
+  static absl::StatusOr<std::unique_ptr<PageLockedRange>> Register(void* data, int64_t bytes);
+  ~PageLockedRange();
+  PageLockedRange(const PageLockedRange&) = delete;
+  PageLockedRange& operator=(const PageLockedRange&) = delete;
+
+ private:
+  explicit PageLockedRange(void* data) : data_(data) {}
+  void* data_;
+};
+
 // A coded tensor's codes on one device, ready for LaunchDecode and LaunchGemm (CudaCodec::Upload):
 // its DeviceCodec, with device pointers, and the memory they point into. scales is empty (its
 // pointer null) without scaling.
@@ -100,6 +118,25 @@ const char* GemmMethodName(GemmMethod method);
 // (its "decode-cublas" rows), and until it has, kAuto stays on the fused kernel.
 inline constexpr int64_t kDecodeCublasMinBatch = 0;
 
+// How CudaCodec moves a host tensor to the device and its results back (Encode, EncodeTyped,
+// Decode, DecodeTyped).
+struct StagingOptions {
+  enum class Mode : uint8_t {
+    // One copy in, the kernels on the whole tensor, one copy out, straight from and to the caller's
+    // memory (pageable memory: the driver stages it, and nothing overlaps). Has run on a GPU.
+    kWhole,
+    // Slices of whole blocks (device::BlockSlice, slice_bytes of input or output each) through two
+    // slots of page-locked memory and two copy streams, so that one slice's copy in, another's
+    // kernels and a third's copy out overlap, and the host's copies into and out of the slots
+    // overlap all three. Memory the caller has page-locked itself (cudaHostAlloc, cudaHostRegister)
+    // is copied straight from and to. Written 2026-12-06 without a GPU: not yet run on one, so not
+    // the default until cuda_codec_test's PipelinedStagingMatchesTheCpu has passed on a device.
+    kPipelined,
+  };
+  Mode mode = Mode::kWhole;
+  int64_t slice_bytes = kStagingSliceBytes;
+};
+
 // The codec on one CUDA device: encode and decode of host tensors (host -> device -> host), with
 // the codebook tables uploaded once per (lattice, q) and kept while the CudaCodec lives. The codes
 // are the CPU codec's, bit for bit (the same per-chunk functions; tests/kernels checks it on a GPU).
@@ -113,6 +150,8 @@ class CudaCodec {
 
   const CudaDeviceInfo& device() const { return device_; }
   void* stream() const { return stream_; }  // cudaStream_t
+  const StagingOptions& staging() const { return staging_; }
+  void set_staging(const StagingOptions& staging) { staging_ = staging; }
 
   // The plan's DeviceCodec with every pointer on this device: the codebook tables (uploaded once
   // per codebook), and the plan's ramp and rotation signs, copied into `ramp` and `signs` (keep
@@ -138,6 +177,12 @@ class CudaCodec {
   // As AddCodes (core/code_arith.h): the same sum, blob bytes and validation, computed on the device.
   absl::StatusOr<CompressedTensor> AddCodes(const std::vector<const CompressedTensor*>& codes,
                                             SumValidation* validation);
+  // As DotRows (core/inner_product.h): row-wise <decode(a)[r], decode(b)[r]> from the two-sided
+  // LUT, kept on the device per codebook (uploaded on first use, charged to the device budget; a
+  // LUT over lut_budget_bytes is refused as DotRows refuses it). The results are
+  // DotRowsWithDeviceSteps' bit for bit, and DotRows' to double rounding.
+  absl::StatusOr<std::vector<double>> DotRows(const CompressedTensor& a, const CompressedTensor& b,
+                                              int64_t lut_budget_bytes = kDefaultLutBudgetBytes);
   // out[b * N + n] = <queries[b], decode(weights)[n]> on the codes (weights N x K, queries batch x
   // K floats, host memory), by `method`; returns the method that ran (kAuto's choice). An explicit
   // kDecodeCublas fails when cuBLAS does not load (FAILED_PRECONDITION, saying why) or the decoded
@@ -151,13 +196,15 @@ class CudaCodec {
 
  private:
   struct DeviceTables;
+  struct Pipeline;
   explicit CudaCodec(CudaDeviceInfo device, void* stream);
-  // The encode kernels on `input` (numel floats on the device; shape's), the codes brought back and
-  // assembled with dtype recorded. *device_refused: a block had NaN/Inf or a rotation overflow, or
-  // a chunk was capped under CapPolicy::kFail; the caller then lets the CPU codec say which.
-  absl::StatusOr<CompressedTensor> EncodeStaged(const TensorCodec& codec, const std::vector<int64_t>& shape,
-                                                const DeviceMemory& input, DType dtype, bool* device_refused,
-                                                EncodeStats* stats);
+  // Encode and EncodeTyped: x holds numel values of x_dtype (widened to float32 on the device unless
+  // float32), staged as staging_ says; the blob records `recorded`. A block with NaN/Inf or a
+  // rotation overflow, or a chunk capped under CapPolicy::kFail, is re-reported by the CPU codec.
+  absl::StatusOr<CompressedTensor> EncodeHost(const TensorCodec& codec, const void* x, DType x_dtype,
+                                              const std::vector<int64_t>& shape, DType recorded, EncodeStats* stats);
+  // The two staging slots and copy streams of StagingOptions::kPipelined, made on first use.
+  absl::StatusOr<Pipeline*> GetPipeline();
   // LaunchDecode of codes into *decoded (rows x cols floats, allocated here) with *work for rotated
   // or padded rows; queued on the stream (the caller keeps both until it has passed).
   absl::Status DecodeOnDevice(const CodesOnDevice& codes, DeviceMemory* decoded, DeviceMemory* work);
@@ -169,7 +216,7 @@ class CudaCodec {
   // cuBLAS on this codec's stream, loaded on first use (once: a failure is kept and returned).
   absl::StatusOr<const Cublas*> LoadCublas();
   // The device copy of a codebook's tables, uploaded on first use and kept per (lattice, q).
-  absl::StatusOr<const DeviceTables*> TablesFor(const Codebook& codebook);
+  absl::StatusOr<DeviceTables*> TablesFor(const Codebook& codebook);
   using TablesKey = std::tuple<int, int, int>;  // lattice kind, dimension, q
 
   CudaDeviceInfo device_;
@@ -177,6 +224,8 @@ class CudaCodec {
   std::map<TablesKey, std::unique_ptr<DeviceTables>> tables_;
   std::unique_ptr<Cublas> cublas_;
   absl::Status cublas_status_ = absl::UnknownError("not loaded yet");
+  StagingOptions staging_;
+  std::unique_ptr<Pipeline> pipeline_;
 };
 
 }  // namespace coset

@@ -173,6 +173,42 @@ COSET_HD int64_t BlockEnd(const DeviceCodec& c, int64_t b) {
   return c.padded_cols < (b + 1) * c.block ? c.padded_cols : (b + 1) * c.block;
 }
 
+// A run of whole blocks, items [begin, end) of the tensor's rows * blocks_per_row blocks in
+// row-major order: the unit a pipelined encode or decode moves and codes at a time. Blocks are
+// coded independently of each other (their own scale, rotation and chunks), and a run of them is
+// contiguous in every buffer of the layout (the caller's rows, scales, T, symbols, padded rows), so
+// one slice's bytes can cross between host and device while the kernels code another. The default
+// is the whole tensor (end is clamped to the number of blocks).
+struct BlockSlice {
+  int64_t begin = 0;
+  int64_t end = INT64_MAX;
+};
+
+COSET_HD int64_t BlockItems(const DeviceCodec& c) { return c.rows * c.blocks_per_row; }
+
+// s with end clamped to the tensor's blocks (and begin to end).
+COSET_HD BlockSlice ClampSlice(const DeviceCodec& c, BlockSlice s) {
+  const int64_t items = BlockItems(c);
+  s.end = s.end < items ? s.end : items;
+  s.begin = s.begin < s.end ? s.begin : s.end;
+  return s;
+}
+
+// The first entry of the caller's rows * cols, and the first chunk of rows * chunks_per_row, that
+// belong to block item i (row i / blocks_per_row, block i % blocks_per_row); for i = BlockItems(c)
+// the ends, numel and rows * chunks_per_row. (Padding has no place in the caller's rows: a row's
+// last block ends where the row does.)
+COSET_HD int64_t FirstEntryOfBlockItem(const DeviceCodec& c, int64_t i) {
+  if (c.blocks_per_row == 0) return 0;
+  const int64_t r = DivIndex(i, c.blocks_per_row), entry = (i - r * c.blocks_per_row) * c.block;
+  return r * c.cols + (entry < c.cols ? entry : c.cols);
+}
+COSET_HD int64_t FirstChunkOfBlockItem(const DeviceCodec& c, int64_t i) {
+  if (c.blocks_per_row == 0) return 0;
+  const int64_t r = DivIndex(i, c.blocks_per_row);
+  return r * c.chunks_per_row + (i - r * c.blocks_per_row) * c.chunks_per_block;
+}
+
 // Block b of one row, zero-padded past cols and rotated when the codec rotates, into its place in
 // padded_row: the encoder's input when it cannot read in place (PrepareBlock), and the queries of
 // a GEMM on codes (<x, R^T v> = <R x, v>, as the CPU's LutMatrix).
@@ -510,12 +546,40 @@ COSET_HD void AccumulateRunDots(const DeviceCodec& c, const uint16_t* scales_row
   for (int j = 0; j < kQueries; ++j) acc[j] = FusedMultiplyAdd(base, run_sum[j], acc[j]);
 }
 
-// The sum of a warp's 32 lane values as the GEMM kernels take it (__shfl_down_sync by 16, 8, 4, 2,
-// 1; lane 0's result), on the host: values[0] ends as that sum, bit for bit.
-inline void WarpTreeSum(float* values) {
+// The sum of a warp's 32 lane values as the GEMM and DotRows kernels take it (__shfl_down_sync by
+// 16, 8, 4, 2, 1; lane 0's result), on the host: values[0] ends as that sum, bit for bit.
+template <typename T>
+void WarpTreeSum(T* values) {
   for (int offset = 16; offset > 0; offset /= 2) {
     for (int lane = 0; lane < offset; ++lane) values[lane] += values[lane + offset];
   }
+}
+
+// DotRows (core/inner_product.h) on the device: the two-sided LUT (num_symbols x num_symbols, as
+// TwoSidedLut holds it: int32 for integral lattices, float for A2) that every chunk pair looks up.
+template <typename LutT>
+struct PairLut {
+  const LutT* values = nullptr;
+  int64_t symbols = 0;
+};
+
+// The term of chunk `chunk` in <decode(a)[r], decode(b)[r]>: the pair's LUT sum (exact for an
+// integral LUT) times both bases and ramps, in double as DotRows scales its integer sums. a and b
+// describe the two tensors (the same lattice, q, M and shape; blocks and scales may differ); the
+// rows are row r's scales, T and symbols (as LaunchDecode reads them) of each.
+template <typename SymbolT, typename LutT>
+COSET_HD double ChunkPairDot(const DeviceCodec& a, const uint16_t* scales_a, const uint8_t* t_a,
+                             const SymbolT* symbols_a, const DeviceCodec& b, const uint16_t* scales_b,
+                             const uint8_t* t_b, const SymbolT* symbols_b, const PairLut<LutT>& lut, int64_t chunk) {
+  using Acc = typename std::conditional<std::is_integral<LutT>::value, int64_t, double>::type;
+  const int per_level = a.dim / a.codebook.symbol_dim;
+  const Acc sum =
+      ChunkPairLutSum<Acc>(lut.values, lut.symbols, a.codebook.q, a.levels, per_level,
+                           symbols_a + chunk * a.symbols_per_chunk, symbols_b + chunk * b.symbols_per_chunk);
+  const double base = static_cast<double>(BlockBaseAt(a, scales_a, BlockOfChunk(a, chunk))) *
+                      static_cast<double>(BlockBaseAt(b, scales_b, BlockOfChunk(b, chunk)));
+  return base * static_cast<double>(a.ramp[t_a[chunk]]) * static_cast<double>(b.ramp[t_b[chunk]]) *
+         static_cast<double>(sum);
 }
 
 }  // namespace device

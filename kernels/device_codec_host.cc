@@ -4,6 +4,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/inner_product.h"
+#include "core/lut.h"
 #include "core/status_macros.h"
 
 namespace coset {
@@ -144,9 +146,19 @@ absl::Status CheckDeviceEncode(const TensorCodec& codec, const float* x, const s
   return absl::InternalError("the device encode refused an input that the CPU codec encodes");
 }
 
+std::vector<BlockSlice> SliceBlocks(const DeviceCodec& c, int64_t blocks_per_slice) {
+  const int64_t items = BlockItems(c);
+  if (blocks_per_slice <= 0) blocks_per_slice = std::max<int64_t>(items, 1);
+  std::vector<BlockSlice> slices;
+  for (int64_t begin = 0; begin < items; begin += blocks_per_slice) {
+    slices.push_back({begin, std::min(begin + blocks_per_slice, items)});
+  }
+  return slices;
+}
+
 absl::StatusOr<CompressedTensor> EncodeWithDeviceSteps(const TensorCodec& codec, const float* x,
                                                        const std::vector<int64_t>& shape, DType dtype,
-                                                       EncodeStats* stats) {
+                                                       EncodeStats* stats, int64_t blocks_per_slice) {
   COSET_ASSIGN_OR_RETURN(DeviceCodecPlan plan, MakePlan(codec, shape));
   const DeviceCodec c = plan.view();
   const Layout& l = plan.context.layout;
@@ -157,16 +169,18 @@ absl::StatusOr<CompressedTensor> EncodeWithDeviceSteps(const TensorCodec& codec,
   std::vector<uint8_t> symbols(SymbolBufferBytes(plan));
   bool refused = false;
   EncodeStats counts;
-  for (int64_t r = 0; r < l.rows && l.numel > 0; ++r) {
-    for (int64_t b = 0; b < l.blocks_per_row; ++b) {
+  // Slice by slice, item by item, as LaunchEncode's two kernels take them.
+  for (const BlockSlice& slice : SliceBlocks(c, blocks_per_slice)) {
+    for (int64_t i = slice.begin; i < slice.end; ++i) {
+      const int64_t r = i / l.blocks_per_row, b = i % l.blocks_per_row;
       refused |= !PrepareBlock(c, x + r * l.cols, b, work.data() + r * l.padded_cols,
                                scales.data() + r * l.blocks_per_row, base.data() + r * l.blocks_per_row);
     }
-  }
-  WithChunkTypes(c, [&](auto dim, auto symbol) {
-    using SymbolT = decltype(symbol);
-    for (int64_t r = 0; r < l.rows && l.numel > 0 && !refused; ++r) {
-      for (int64_t chunk = 0; chunk < l.chunks_per_row; ++chunk) {
+    if (refused) break;  // the codes are dropped: the CPU codec reports the input below
+    WithChunkTypes(c, [&](auto dim, auto symbol) {
+      using SymbolT = decltype(symbol);
+      for (int64_t i = FirstChunkOfBlockItem(c, slice.begin); i < FirstChunkOfBlockItem(c, slice.end); ++i) {
+        const int64_t r = i / l.chunks_per_row, chunk = i % l.chunks_per_row;
         const float* row = ReadsInPlace(c) ? x + r * l.cols : work.data() + r * l.padded_cols;
         const int t_chunk = EncodeChunkAt<dim()>(
             c, row, base.data() + r * l.blocks_per_row, chunk,
@@ -174,8 +188,8 @@ absl::StatusOr<CompressedTensor> EncodeWithDeviceSteps(const TensorCodec& codec,
         counts.first_try_overloads += t_chunk != 0;
         counts.capped += t_chunk < 0;
       }
-    }
-  });
+    });
+  }
   COSET_RETURN_IF_ERROR(CheckDeviceEncode(codec, x, shape, dtype, refused, counts.capped));
   counts.chunks = l.rows * l.chunks_per_row;
   if (stats != nullptr) *stats = counts;
@@ -184,25 +198,30 @@ absl::StatusOr<CompressedTensor> EncodeWithDeviceSteps(const TensorCodec& codec,
   return out;
 }
 
-absl::Status DecodeWithDeviceSteps(const CompressedTensor& tensor, float* out) {
+absl::Status DecodeWithDeviceSteps(const CompressedTensor& tensor, float* out, int64_t blocks_per_slice) {
   COSET_ASSIGN_OR_RETURN(const CodedForKernels coded, PrepareCoded(tensor));
   const DeviceCodec c = coded.plan.view();
   const std::vector<uint8_t>& symbols = coded.symbols;
   const Layout& l = tensor.layout;
-  std::vector<float> work(l.padded_cols);
-  WithChunkTypes(c, [&](auto dim, auto symbol) {
-    using SymbolT = decltype(symbol);
-    for (int64_t r = 0; r < l.rows && l.numel > 0; ++r) {
-      const uint16_t* scales = tensor.scales.empty() ? nullptr : tensor.scales.data() + r * l.blocks_per_row;
-      for (int64_t chunk = 0; chunk < l.chunks_per_row; ++chunk) {
-        DecodeChunkAt<dim()>(c, scales, tensor.t.data() + r * l.chunks_per_row,
+  std::vector<float> work(ReadsInPlace(c) ? 0 : l.rows * l.padded_cols);
+  // Slice by slice, item by item, as LaunchDecode's two kernels take them.
+  for (const BlockSlice& slice : SliceBlocks(c, blocks_per_slice)) {
+    WithChunkTypes(c, [&](auto dim, auto symbol) {
+      using SymbolT = decltype(symbol);
+      for (int64_t i = FirstChunkOfBlockItem(c, slice.begin); i < FirstChunkOfBlockItem(c, slice.end); ++i) {
+        const int64_t r = i / l.chunks_per_row, chunk = i % l.chunks_per_row;
+        DecodeChunkAt<dim()>(c, tensor.scales.empty() ? nullptr : tensor.scales.data() + r * l.blocks_per_row,
+                             tensor.t.data() + r * l.chunks_per_row,
                              reinterpret_cast<const SymbolT*>(symbols.data() + RowSymbolsOffsetBytes(c, r)), chunk,
-                             ReadsInPlace(c) ? out + r * l.cols : work.data());
+                             ReadsInPlace(c) ? out + r * l.cols : work.data() + r * l.padded_cols);
       }
-      if (ReadsInPlace(c)) continue;
-      for (int64_t b = 0; b < l.blocks_per_row; ++b) FinishDecodedBlock(c, work.data(), b, out + r * l.cols);
+    });
+    if (ReadsInPlace(c)) continue;
+    for (int64_t i = slice.begin; i < slice.end; ++i) {
+      const int64_t r = i / l.blocks_per_row, b = i % l.blocks_per_row;
+      FinishDecodedBlock(c, work.data() + r * l.padded_cols, b, out + r * l.cols);
     }
-  });
+  }
   return absl::OkStatus();
 }
 
@@ -270,6 +289,44 @@ absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* q
     });
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<double>> DotRowsWithDeviceSteps(const CompressedTensor& a, const CompressedTensor& b,
+                                                           int64_t lut_budget_bytes) {
+  // In DotRows' order: the LUT (its budget), then the tensors.
+  COSET_ASSIGN_OR_RETURN(std::shared_ptr<const Codebook> codebook, Codebook::Get(a.params.lattice, a.params.q));
+  COSET_ASSIGN_OR_RETURN(const TwoSidedLut lut, TwoSidedLut::Build(*codebook, lut_budget_bytes));
+  COSET_ASSIGN_OR_RETURN(const CodedForKernels coded_a, PrepareCoded(a));
+  COSET_ASSIGN_OR_RETURN(const CodedForKernels coded_b, PrepareCoded(b));
+  COSET_RETURN_IF_ERROR(CheckSameCode(a, b));
+  const DeviceCodec ca = coded_a.plan.view(), cb = coded_b.plan.view();
+  const Layout& l = a.layout;
+  std::vector<double> out(l.rows);
+  WithSymbolType(ca.symbol_bytes, [&](auto symbol) {
+    using SymbolT = decltype(symbol);
+    auto run = [&](const auto& pair_lut) {
+      for (int64_t r = 0; r < l.rows; ++r) {
+        double lanes[32] = {};
+        for (int64_t chunk = 0; chunk < l.chunks_per_row; ++chunk) {
+          lanes[chunk % 32] += ChunkPairDot(
+              ca, a.scales.empty() ? nullptr : a.scales.data() + r * l.blocks_per_row,
+              a.t.data() + r * l.chunks_per_row,
+              reinterpret_cast<const SymbolT*>(coded_a.symbols.data() + RowSymbolsOffsetBytes(ca, r)), cb,
+              b.scales.empty() ? nullptr : b.scales.data() + r * b.layout.blocks_per_row,
+              b.t.data() + r * l.chunks_per_row,
+              reinterpret_cast<const SymbolT*>(coded_b.symbols.data() + RowSymbolsOffsetBytes(cb, r)), pair_lut, chunk);
+        }
+        WarpTreeSum(lanes);
+        out[r] = lanes[0];
+      }
+    };
+    if (lut.integral()) {
+      run(PairLut<int32_t>{lut.ints().data(), lut.num_symbols()});
+    } else {
+      run(PairLut<float>{lut.floats().data(), lut.num_symbols()});
+    }
+  });
+  return out;
 }
 
 absl::StatusOr<std::vector<CodedForKernels>> PrepareAddends(const std::vector<const CompressedTensor*>& codes) {

@@ -58,13 +58,18 @@ absl::StatusOr<CodedForKernels> PrepareCoded(const CompressedTensor& tensor);
 absl::Status CheckDeviceEncode(const TensorCodec& codec, const float* x, const std::vector<int64_t>& shape, DType dtype,
                                bool refused, int64_t capped);
 
-// Encode and decode through the device steps, run sequentially on the host. Failures (NaN/Inf,
-// a rotation overflow, chunks capped under CapPolicy::kFail) are reported by the CPU codec on the
-// same input, so the message is the CPU's word for word.
+// The tensor's blocks in order, in slices of blocks_per_slice (the last may be shorter; 0: one
+// slice of them all; none for an empty tensor): how a pipelined encode or decode walks them.
+std::vector<BlockSlice> SliceBlocks(const DeviceCodec& c, int64_t blocks_per_slice);
+
+// Encode and decode through the device steps, run sequentially on the host, slice by slice
+// (SliceBlocks) as the kernels' launches take them. Failures (NaN/Inf, a rotation overflow, chunks
+// capped under CapPolicy::kFail) are reported by the CPU codec on the same input, so the message
+// is the CPU's word for word.
 absl::StatusOr<CompressedTensor> EncodeWithDeviceSteps(const TensorCodec& codec, const float* x,
                                                        const std::vector<int64_t>& shape, DType dtype,
-                                                       EncodeStats* stats);
-absl::Status DecodeWithDeviceSteps(const CompressedTensor& tensor, float* out);
+                                                       EncodeStats* stats, int64_t blocks_per_slice = 0);
+absl::Status DecodeWithDeviceSteps(const CompressedTensor& tensor, float* out, int64_t blocks_per_slice = 0);
 // AddCodes' inputs, checked as AddCodes checks them (CheckAddable) and prepared for the kernels
 // (PrepareCoded), in order: what every device AddCodes starts from.
 absl::StatusOr<std::vector<CodedForKernels>> PrepareAddends(const std::vector<const CompressedTensor*>& codes);
@@ -76,6 +81,13 @@ absl::StatusOr<CompressedTensor> AddCodesWithDeviceSteps(const std::vector<const
 // (when asked for) from inexact, one byte per chunk.
 CompressedTensor FinishAddCodes(const CompressedTensor& first, const DeviceCodecPlan& plan,
                                 std::vector<uint8_t> symbols, std::vector<uint8_t> inexact, SumValidation* validation);
+
+// DotRows (core/inner_product.h) through the device steps: the same checks and refusals (a
+// two-sided LUT over lut_budget_bytes is refused), and per row the kernel's lanes (chunk c to lane
+// c % 32, ChunkPairDot) and shuffle tree, so the results are LaunchDotRows' bit for bit. They agree
+// with DotRows to double rounding (it scales sums per block and T pair; these, per chunk).
+absl::StatusOr<std::vector<double>> DotRowsWithDeviceSteps(const CompressedTensor& a, const CompressedTensor& b,
+                                                           int64_t lut_budget_bytes = kDefaultLutBudgetBytes);
 
 // GEMM on codes through the device steps: out[b * rows + n] = <queries[b], decode(weights)[n]>,
 // queries batch x cols floats, through the kernel LaunchGemm picks for `path`. The run path is

@@ -80,29 +80,31 @@ PY
     fi
     echo "($SECONDS s)"
   done
-  smoke || failed=1
+  smoke whole || failed=1
+  smoke pipelined || failed=1
   echo "($SECONDS s)"
   return $failed
 }
 
-# cosetd on the CUDA backend: the same blobs and floats as the in-process CPU codec, and a 64 MiB
-# encode and decode through shared memory beside the in-process CPU codec (bench/cuda_daemon_smoke).
+# smoke STAGING: cosetd on the CUDA backend with --cuda-staging STAGING (whole | pipelined): the
+# same blobs and floats as the in-process CPU codec, and a 64 MiB encode and decode through shared
+# memory beside the in-process CPU codec (bench/cuda_daemon_smoke).
 smoke() {
-  local dir bin="$BUNDLE/bin" pid ok=0
+  local dir bin="$BUNDLE/bin" pid ok=0 label="cosetd cuda smoke (staging $1)"
   dir=$(mktemp -d /tmp/gpu-smoke-XXXXXX)
-  LD_LIBRARY_PATH="$BUNDLE/lib" "$bin/cosetd" --backend cuda --grpc "unix:$dir/s.sock" --metrics off \
-    --ready-file "$dir/ready" 2>"$dir/cosetd.log" &
+  LD_LIBRARY_PATH="$BUNDLE/lib" "$bin/cosetd" --backend cuda --cuda-staging "$1" --grpc "unix:$dir/s.sock" \
+    --metrics off --ready-file "$dir/ready" 2>"$dir/cosetd.log" &
   pid=$!
   for _ in $(seq 100); do [[ -s $dir/ready ]] && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   if grep -q -e "--backend cuda: no CUDA" "$dir/cosetd.log"; then
-    echo "cosetd cuda smoke: skipped: $(grep -o -e "--backend cuda: [^;]*" "$dir/cosetd.log")"
+    echo "$label: skipped: $(grep -o -e "--backend cuda: [^;]*" "$dir/cosetd.log")"
   elif [[ -s $dir/ready ]] &&
     LD_LIBRARY_PATH="$BUNDLE/lib" timeout 120 "$bin/cuda_daemon_smoke" --daemon "unix:$dir/s.sock" \
       >"$dir/smoke.json" 2>"$dir/smoke.log"; then
-    echo "cosetd cuda smoke: ok $(cat "$dir/smoke.json")"
+    echo "$label: ok $(cat "$dir/smoke.json")"
   else
-    echo "cosetd cuda smoke: FAILED"; tail -5 "$dir/cosetd.log" "$dir/smoke.log" 2>/dev/null; ok=1
-    cp "$dir/cosetd.log" "$dir/smoke.log" "$LOGS/" 2>/dev/null
+    echo "$label: FAILED"; tail -5 "$dir/cosetd.log" "$dir/smoke.log" 2>/dev/null; ok=1
+    cp "$dir/cosetd.log" "$LOGS/cosetd-$1.log" 2>/dev/null; cp "$dir/smoke.log" "$LOGS/smoke-$1.log" 2>/dev/null
   fi
   kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
   rm -rf "$dir"

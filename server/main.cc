@@ -5,7 +5,7 @@
 //          [--metrics HOST:PORT|off] [--threads N] [--max-message-bytes N] [--max-concurrent N]
 //          [--memory-budget BYTES] [--lut-budget BYTES] [--shm-budget BYTES] [--drain-seconds S]
 //          [--ready-file PATH] [--log-level info|warn|error] [--backend cpu|cuda|auto] [--device N]
-//          [--device-memory-budget BYTES]
+//          [--device-memory-budget BYTES] [--cuda-staging whole|pipelined]
 // ADDR is unix:/path or host:port (port 0 picks a free port; --ready-file records the result).
 #include <malloc.h>
 #include <signal.h>
@@ -13,6 +13,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -70,6 +71,9 @@ constexpr char kUsage[] = R"(usage: cosetd [flags]
   --device N               CUDA device for --backend cuda|auto      [0]
   --device-memory-budget BYTES  device memory the CUDA backend may hold at once; a request
                            that would pass it is refused (RESOURCE_EXHAUSTED)   [4294967296]
+  --cuda-staging S         whole | pipelined: how the CUDA backend moves host tensors; pipelined
+                           overlaps copies with kernels slice by slice and page-locks clients'
+                           shared-memory regions (up to 8 GiB in all) to copy them in place [whole]
   --config FILE            flags from a file, one "name = value" per line (# comments);
                            command-line flags override it
 )";
@@ -125,6 +129,7 @@ struct DaemonFlags {
   std::string backend = "cpu";                   // cpu | cuda | auto
   int device = 0;                                // CUDA device index
   int64_t device_memory_budget = kDefaultDeviceMemoryBudgetBytes;
+  StagingOptions::Mode cuda_staging = StagingOptions::Mode::kWhole;
 };
 
 // Parses argv (after --config FILE is expanded in place) into flags. Returns the exit code to use
@@ -151,12 +156,28 @@ std::optional<int> ParseFlags(int argc, char** argv, DaemonFlags* out) {
     args.insert(args.begin(), from_file->begin(), from_file->end());
     break;
   }
-  auto parsed = CliArgs::Parse(
-      args,
-      {"grpc", "metrics", "threads", "max-message-bytes", "max-concurrent", "memory-budget", "lut-budget", "shm-budget",
-       "shm-idle-seconds", "drain-seconds", "ready-file", "log-level", "allow-group", "tls-cert", "tls-key",
-       "tls-client-ca", "backend", "device", "device-memory-budget"},
-      {});
+  auto parsed = CliArgs::Parse(args,
+                               {"grpc",
+                                "metrics",
+                                "threads",
+                                "max-message-bytes",
+                                "max-concurrent",
+                                "memory-budget",
+                                "lut-budget",
+                                "shm-budget",
+                                "shm-idle-seconds",
+                                "drain-seconds",
+                                "ready-file",
+                                "log-level",
+                                "allow-group",
+                                "tls-cert",
+                                "tls-key",
+                                "tls-client-ca",
+                                "backend",
+                                "device",
+                                "device-memory-budget",
+                                "cuda-staging"},
+                               {});
   if (!parsed.ok() || !parsed->positionals().empty()) {
     std::cerr << "cosetd: " << (parsed.ok() ? "unexpected argument" : std::string(parsed.status().message())) << "\n"
               << kUsage;
@@ -189,6 +210,13 @@ std::optional<int> ParseFlags(int argc, char** argv, DaemonFlags* out) {
   out->backend = flags.Get("backend", out->backend);
   if (out->backend != "cpu" && out->backend != "cuda" && out->backend != "auto") {
     std::cerr << "cosetd: --backend must be cpu, cuda or auto (got '" << out->backend.substr(0, 64) << "')\n";
+    bad = true;
+  }
+  const std::string staging = flags.Get("cuda-staging", "whole");
+  if (staging == "pipelined") {
+    out->cuda_staging = StagingOptions::Mode::kPipelined;
+  } else if (staging != "whole") {
+    std::cerr << "cosetd: --cuda-staging must be whole or pipelined (got '" << staging.substr(0, 64) << "')\n";
     bad = true;
   }
   if (bad) return 2;
@@ -231,8 +259,13 @@ Backend SelectBackend(const DaemonFlags& flags) {
   }
   absl::StatusOr<std::unique_ptr<CudaCodec>> cuda = CudaCodec::Create(flags.device);
   if (cuda.ok()) {
+    const bool pipelined = flags.cuda_staging == StagingOptions::Mode::kPipelined;
     Log(0, absl::StrCat("backend cuda: ", DescribeCudaDevice((*cuda)->device()),
-                        " serves encode, decode and GEMM on codes; the CPU serves the rest"));
+                        " serves encode, decode and GEMM on codes; the CPU serves the rest; staging ",
+                        pipelined ? "pipelined" : "whole"));
+    StagingOptions staging;
+    staging.mode = flags.cuda_staging;
+    (*cuda)->set_staging(staging);
     backend.cuda = *std::move(cuda);
     return backend;
   }
@@ -261,9 +294,32 @@ void MakeSocketDirectory(const std::string& socket_path, const PeerPolicy& polic
 
 // The shared-memory side socket, next to the first Unix gRPC socket ("<path>.shm"); null when
 // there is no Unix address.
+// The region hook of pipelined CUDA staging: page-locks each region while the regions locked so
+// far stay within kMaxPageLockedShmBytes (past it, or when the driver refuses, the region stays
+// pageable and is staged through the codec's slots: slower, never refused).
+ShmRegistry::RegionHook PageLockRegions() {
+  auto locked_bytes = std::make_shared<std::atomic<int64_t>>(0);
+  return [locked_bytes](uint8_t* base, int64_t size) -> std::shared_ptr<void> {
+    if (locked_bytes->fetch_add(size) + size > kMaxPageLockedShmBytes) {
+      *locked_bytes -= size;
+      return nullptr;
+    }
+    absl::StatusOr<std::unique_ptr<PageLockedRange>> locked = PageLockedRange::Register(base, size);
+    if (!locked.ok()) {
+      *locked_bytes -= size;
+      Log(1, absl::StrCat("a shared-memory region stays pageable: ", locked.status().message()));
+      return nullptr;
+    }
+    return std::shared_ptr<PageLockedRange>(locked->release(), [locked_bytes, size](PageLockedRange* range) {
+      delete range;
+      *locked_bytes -= size;
+    });
+  };
+}
+
 absl::StatusOr<std::unique_ptr<ShmRegistry>> StartShm(const std::vector<std::string>& addresses,
                                                       const ShmLimits& limits, const PeerPolicy& policy,
-                                                      Metrics* metrics) {
+                                                      Metrics* metrics, ShmRegistry::RegionHook region_hook) {
   for (const std::string& address : addresses) {
     if (address.rfind("unix:", 0) != 0) continue;
     const std::string path = address.substr(5) + ".shm";
@@ -273,6 +329,7 @@ absl::StatusOr<std::unique_ptr<ShmRegistry>> StartShm(const std::vector<std::str
       metrics->shm_regions().Set(static_cast<double>(regions));
       metrics->shm_bytes().Set(static_cast<double>(bytes));
     });
+    shm->SetRegionHook(std::move(region_hook));
     COSET_RETURN_IF_ERROR(shm->Start(path));
     Log(0, "serving shared-memory registrations on " + path);
     return shm;
@@ -470,7 +527,9 @@ int Main(int argc, char** argv) {
   }
   Metrics metrics;
   UnixPeers unix_peers;
-  auto shm = StartShm(flags.addresses, flags.shm, *policy, &metrics);
+  const bool lock_regions = backend.cuda != nullptr && flags.cuda_staging == StagingOptions::Mode::kPipelined;
+  auto shm = StartShm(flags.addresses, flags.shm, *policy, &metrics,
+                      lock_regions ? PageLockRegions() : ShmRegistry::RegionHook());
   if (!shm.ok()) {
     Log(2, std::string(shm.status().message()));
     return 1;

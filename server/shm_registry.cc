@@ -28,6 +28,7 @@ void FillReply(ShmReply* reply, absl::StatusCode code, const std::string& messag
 }  // namespace
 
 ShmRegion::~ShmRegion() {
+  keep_.reset();  // e.g. a page-locking of the mapping: undone while the mapping is still there
   if (base_ != nullptr) munmap(base_, static_cast<size_t>(size_));
 }
 
@@ -301,10 +302,11 @@ ShmReply ShmRegistry::HandleRegister(Connection& conn, const ShmRequest& req, in
     return refuse(absl::StatusCode::kResourceExhausted, absl::StrCat("mmap failed: ", std::strerror(errno)));
   }
   const std::string token = NewToken();
+  std::shared_ptr<void> keep = region_hook_ ? region_hook_(static_cast<uint8_t*>(base), size) : nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
     bytes_ += size;
-    regions_[token] = std::make_shared<ShmRegion>(base, size, conn.owner);
+    regions_[token] = std::make_shared<ShmRegion>(base, size, conn.owner, std::move(keep));
   }
   conn.owned.push_back(token);
   conn.inodes.insert(inode);

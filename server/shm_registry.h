@@ -47,8 +47,10 @@ namespace coset {
 
 class ShmRegion {
  public:
-  ShmRegion(void* base, int64_t size, std::string owner)
-      : base_(static_cast<uint8_t*>(base)), size_(size), owner_(std::move(owner)) {}
+  // keep: what the registry's region hook returned for this mapping (may be null), released before
+  // the mapping goes.
+  ShmRegion(void* base, int64_t size, std::string owner, std::shared_ptr<void> keep = nullptr)
+      : base_(static_cast<uint8_t*>(base)), size_(size), owner_(std::move(owner)), keep_(std::move(keep)) {}
   ~ShmRegion();
   uint8_t* base() const { return base_; }
   int64_t size() const { return size_; }
@@ -59,6 +61,7 @@ class ShmRegion {
   uint8_t* base_;
   int64_t size_;
   std::string owner_;
+  std::shared_ptr<void> keep_;
 };
 
 // A validated byte range of a region; keeps the mapping alive while a request uses it.
@@ -97,6 +100,12 @@ class ShmRegistry {
   int64_t bytes() const;
   // Called (from the registry's thread) after every registration change: (regions, bytes).
   void SetObserver(std::function<void(int64_t, int64_t)> observer) { observer_ = std::move(observer); }
+  // Called (from the registry's thread; set it before Start) for every region mapped, before any
+  // request can use it; what it returns is kept with the region and released before the region is
+  // unmapped (after the last request using it). cosetd's pipelined CUDA staging page-locks regions
+  // with it, so that the device copies client memory in place. A null result keeps nothing.
+  using RegionHook = std::function<std::shared_ptr<void>(uint8_t* base, int64_t size)>;
+  void SetRegionHook(RegionHook hook) { region_hook_ = std::move(hook); }
 
  private:
   struct Connection;
@@ -131,6 +140,7 @@ class ShmRegistry {
   int64_t bytes_ = 0;                                          // registered (guarded by mu_)
   std::atomic<bool> stopping_{false};
   std::function<void(int64_t, int64_t)> observer_;
+  RegionHook region_hook_;
   void Notify();
 };
 

@@ -784,9 +784,29 @@ TEST(DaemonBackendTest, CudaBackendServesOnADeviceOrSaysWhyNot) {
     EXPECT_EQ(daemon.Metric("coset_device_memory_budget_bytes"), 16777216);
     EXPECT_GT(daemon.Metric("coset_device_memory_used_bytes"), 0);  // the codebook tables stay
     EXPECT_EQ(daemon.Stop(), 0);
+    // Pipelined staging: 16 MiB through shared memory (a region the daemon page-locks), in slices
+    // that overlap copies and kernels, with the CPU codec's bytes and floats.
+    Daemon pipelined(dir);
+    ASSERT_TRUE(pipelined.Start({"--backend", "cuda", "--cuda-staging", "pipelined"}));
+    o.address = pipelined.unix_address();
+    auto piped = *Client::Connect(o);
+    const CompressedTensor cpu_big = *codec.Encode(big.data(), {1024, 4096});
+    const std::vector<uint8_t> cpu_big_blob = Serialize(cpu_big);
+    auto big_blob = piped->Encode(big.data(), {1024, 4096}, p);
+    ASSERT_TRUE(big_blob.ok()) << big_blob.status();
+    EXPECT_EQ(*big_blob, std::string(cpu_big_blob.begin(), cpu_big_blob.end()));
+    std::vector<float> big_decoded, cpu_big_decoded(big.size());
+    ASSERT_TRUE(piped->Decode(*big_blob, false, &big_decoded, &shape).ok());
+    ASSERT_TRUE(codec.Decode(cpu_big, cpu_big_decoded.data()).ok());
+    EXPECT_EQ(big_decoded, cpu_big_decoded);
+    EXPECT_EQ(pipelined.Stop(), 0);
   }
   std::vector<std::string> bad = {"--grpc", "unix:" + dir + "/s.sock", "--metrics", "off", "--backend", "tpu"};
   EXPECT_EQ(RunToExit(bad, dir).first, 2);
+  const auto [code, text] =
+      RunToExit({"--grpc", "unix:" + dir + "/s.sock", "--metrics", "off", "--cuda-staging", "sideways"}, dir);
+  EXPECT_EQ(code, 2) << text;
+  EXPECT_NE(text.find("--cuda-staging must be whole or pipelined (got 'sideways')"), std::string::npos) << text;
   std::filesystem::remove_all(dir);
 }
 
@@ -795,7 +815,7 @@ TEST(DaemonBackendTest, AutoFallsBackToTheCpuAndServes) {
   const std::string dir = mkdtemp(tmpl);
   {
     Daemon daemon(dir);
-    ASSERT_TRUE(daemon.Start({"--backend", "auto", "--device", "0"}));
+    ASSERT_TRUE(daemon.Start({"--backend", "auto", "--device", "0", "--cuda-staging", "pipelined"}));
     Client::Options o;
     o.address = daemon.unix_address();
     auto client = Client::Connect(o);

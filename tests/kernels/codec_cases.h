@@ -2,7 +2,8 @@
 // {3, 4, 5, 8}, M in {1, 2, 3} (where the codec accepts them), rows of 1, 3, 7, 255, 256, 257 and
 // 4097 entries, with and without rotation, every scale mode, zero blocks, huge entries deep in the
 // overload ramp, capped chunks (zeroed and refused) and NaN refusal. Shared by the CPU run of the
-// device steps (device_codec_test) and the GPU run (cuda_codec_test).
+// device steps (device_codec_test) and the GPU run (cuda_codec_test); so are the GEMM, AddCodes and
+// DotRows cases below.
 #pragma once
 
 #include <cmath>
@@ -13,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/code_arith.h"
 #include "core/format.h"
+#include "core/inner_product.h"
 #include "core/tensor_codec.h"
 #include "gtest/gtest.h"
 #include "tests/core/test_util.h"
@@ -241,6 +243,81 @@ inline void RunAddCodesCases(const AddCodesUnderTest& add) {
   CompressedTensor corrupt = a;
   corrupt.t[0] = static_cast<uint8_t>(rms.t_max + 1);
   EXPECT_EQ(add({&corrupt}, nullptr).status().code(), absl::StatusCode::kDataLoss);
+}
+
+// A DotRows under test (the device steps on the host, or the CUDA codec).
+using DotRowsUnderTest =
+    std::function<absl::StatusOr<std::vector<double>>(const CompressedTensor&, const CompressedTensor&, int64_t)>;
+
+// dot against the CPU's DotRows: every lattice family (integral LUTs of each width and A2's float
+// one; symbols of one and two bytes and packed), q a power of two or not, 1 to 3 levels, rows of
+// odd lengths, the two tensors with different blocks, betas and scales (and the same rotation),
+// chunks up the ramp; to double rounding (1e-12 of the product of the rows' norms, far below
+// float's). Then the same refusals: different codes, shapes, rotations, a LUT over the budget,
+// corrupt T.
+inline void RunDotRowsCases(const DotRowsUnderTest& dot) {
+  struct Case {
+    const char* lattice;
+    int q, levels;
+    bool rotate;
+    ScaleMode scale;
+  };
+  const Case cases[] = {{"D4", 4, 2, false, ScaleMode::kRms},  {"D4", 3, 2, true, ScaleMode::kRms},
+                        {"D4", 4, 3, false, ScaleMode::kNone}, {"Z4", 5, 2, false, ScaleMode::kAbsMax},
+                        {"A2", 4, 2, false, ScaleMode::kRms},  {"Z1", 3, 2, true, ScaleMode::kRms},
+                        {"D3", 3, 2, false, ScaleMode::kRms},  {"D4", 5, 1, false, ScaleMode::kAbsMax}};
+  for (const Case& k : cases) {
+    SCOPED_TRACE(absl::StrCat(k.lattice, " q=", k.q, " M=", k.levels, " rotate=", k.rotate));
+    CodecParams p;
+    p.lattice = *Lattice::Parse(k.lattice);
+    p.q = k.q;
+    p.M = k.levels;
+    p.rotate = k.rotate;
+    p.scale = k.scale;
+    CodecParams pb = p;
+    pb.beta = p.scale == ScaleMode::kNone ? 0.05f : 0.0f;
+    if (!k.rotate) pb.block = p.lattice.dim() * 8;  // blocks of their own (the rotation ties them)
+    const int64_t cols = 1003;
+    std::vector<float> xa = TestRows(cols, 31), xb = TestRows(cols, 32);
+    for (float& v : xa) v *= 3.0f;
+    const CompressedTensor a = *TensorCodec::Create(p)->Encode(xa.data(), {2, cols});
+    const CompressedTensor b = *TensorCodec::Create(pb)->Encode(xb.data(), {2, cols});
+    const absl::StatusOr<std::vector<double>> cpu = DotRows(a, b);
+    const absl::StatusOr<std::vector<double>> got = dot(a, b, kDefaultLutBudgetBytes);
+    ASSERT_TRUE(cpu.ok()) << cpu.status();
+    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_EQ(got->size(), cpu->size());
+    std::vector<float> da(xa.size()), db(xb.size());
+    ASSERT_TRUE(TensorCodec::Create(p)->Decode(a, da.data()).ok());
+    ASSERT_TRUE(TensorCodec::Create(pb)->Decode(b, db.data()).ok());
+    for (size_t r = 0; r < cpu->size(); ++r) {
+      double na = 0, nb = 0;
+      for (int64_t i = 0; i < cols; ++i) {
+        na += static_cast<double>(da[r * cols + i]) * da[r * cols + i];
+        nb += static_cast<double>(db[r * cols + i]) * db[r * cols + i];
+      }
+      EXPECT_NEAR((*got)[r], (*cpu)[r], 1e-12 * std::sqrt(na * nb)) << "row " << r;
+      EXPECT_NE((*got)[r], 0.0) << "row " << r;
+    }
+  }
+  CodecParams p;
+  const CompressedTensor a = *TensorCodec::Create(p)->Encode(testing_util::Gaussian(64, 1).data(), {64});
+  auto same_status = [&](const CompressedTensor& x, const CompressedTensor& y, int64_t budget) {
+    EXPECT_EQ(dot(x, y, budget).status(), DotRows(x, y, budget).status());
+    EXPECT_FALSE(dot(x, y, budget).ok());
+  };
+  CodecParams rotated = p;
+  rotated.rotate = true;
+  same_status(a, *TensorCodec::Create(rotated)->Encode(testing_util::Gaussian(64, 2).data(), {64}),
+              kDefaultLutBudgetBytes);
+  same_status(a, *TensorCodec::Create(p)->Encode(testing_util::Gaussian(32, 2).data(), {32}), kDefaultLutBudgetBytes);
+  CodecParams q3 = p;
+  q3.q = 3;
+  same_status(a, *TensorCodec::Create(q3)->Encode(testing_util::Gaussian(64, 2).data(), {64}), kDefaultLutBudgetBytes);
+  same_status(a, a, 1024);  // D4 q=4's LUT is 64 KiB
+  CompressedTensor corrupt = a;
+  corrupt.t[0] = static_cast<uint8_t>(p.t_max + 1);
+  same_status(a, corrupt, kDefaultLutBudgetBytes);
 }
 
 }  // namespace device_testing

@@ -40,8 +40,10 @@ TEST(CudaProbeTest, SaysWhyNoDeviceIsUsable) {
   EXPECT_EQ(probe.status().code(), absl::StatusCode::kFailedPrecondition);
   const std::string why(probe.status().message());
   EXPECT_TRUE(why.rfind("no CUDA driver", 0) == 0 || why.rfind("no CUDA device", 0) == 0) << why;
-  // The codec refuses with the same reason instead of failing later.
+  // The codec refuses with the same reason instead of failing later, and so does page-locking.
   EXPECT_EQ(CudaCodec::Create(0).status(), probe.status());
+  std::vector<float> buffer(1024);
+  EXPECT_EQ(PageLockedRange::Register(buffer.data(), 4096).status(), probe.status());
 }
 
 TEST(DeviceMemoryTest, TheBudgetRefusesBeforeTheDeviceIsAsked) {
@@ -133,8 +135,7 @@ TEST(CudaCodecTest, GemmByDecodeThenCublasMatchesDecodeThenDot) {
 
 // Typed inputs widened and outputs narrowed on the device: the CPU's blobs and values, bit for bit,
 // for float64, bfloat16 and float16 (NaN refused in the CPU's words).
-TEST(CudaCodecTest, TypedEncodeAndDecodeMatchTheCpu) {
-  COSET_REQUIRE_GPU(codec);
+void ExpectTypedMatchesCpu(CudaCodec* cuda) {
   CodecParams p;
   p.rotate = true;
   const TensorCodec tc = *TensorCodec::Create(p);
@@ -146,13 +147,13 @@ TEST(CudaCodecTest, TypedEncodeAndDecodeMatchTheCpu) {
     FromFloat(x.data(), static_cast<int64_t>(x.size()), dtype, typed.data());
     CompressedTensor cpu;
     ASSERT_TRUE(tc.EncodeTypedInto(typed.data(), dtype, shape, nullptr, nullptr, &cpu).ok());
-    const absl::StatusOr<CompressedTensor> gpu = codec->get()->EncodeTyped(tc, typed.data(), dtype, shape, nullptr);
+    const absl::StatusOr<CompressedTensor> gpu = cuda->EncodeTyped(tc, typed.data(), dtype, shape, nullptr);
     ASSERT_TRUE(gpu.ok()) << gpu.status();
     EXPECT_EQ(Serialize(*gpu), Serialize(cpu));
     const size_t bytes = DTypeBytes(dtype) * x.size();
     std::vector<uint64_t> cpu_out(x.size(), 0), gpu_out(x.size(), 1);
     ASSERT_TRUE(tc.DecodeTyped(cpu, cpu_out.data(), dtype).ok());
-    ASSERT_TRUE(codec->get()->DecodeTyped(cpu, gpu_out.data(), dtype).ok());
+    ASSERT_TRUE(cuda->DecodeTyped(cpu, gpu_out.data(), dtype).ok());
     EXPECT_EQ(0, std::memcmp(cpu_out.data(), gpu_out.data(), bytes));
     std::vector<uint64_t> bad = typed;
     std::vector<float> with_nan = x;
@@ -161,8 +162,13 @@ TEST(CudaCodecTest, TypedEncodeAndDecodeMatchTheCpu) {
     CompressedTensor refused;
     const absl::Status cpu_status = tc.EncodeTypedInto(bad.data(), dtype, shape, nullptr, nullptr, &refused);
     EXPECT_FALSE(cpu_status.ok());
-    EXPECT_EQ(codec->get()->EncodeTyped(tc, bad.data(), dtype, shape, nullptr).status(), cpu_status);
+    EXPECT_EQ(cuda->EncodeTyped(tc, bad.data(), dtype, shape, nullptr).status(), cpu_status);
   }
+}
+
+TEST(CudaCodecTest, TypedEncodeAndDecodeMatchTheCpu) {
+  COSET_REQUIRE_GPU(codec);
+  ExpectTypedMatchesCpu(codec->get());
 }
 
 TEST(CudaCodecTest, AddCodesMatchesTheCpu) {
@@ -170,6 +176,26 @@ TEST(CudaCodecTest, AddCodesMatchesTheCpu) {
   CudaCodec* cuda = codec->get();
   device_testing::RunAddCodesCases([cuda](const std::vector<const CompressedTensor*>& codes,
                                           SumValidation* validation) { return cuda->AddCodes(codes, validation); });
+}
+
+// DotRows from the two-sided LUT on the device: the CPU's results to double rounding and its
+// refusals, and its host run's bits (the same lanes and shuffle tree).
+TEST(CudaCodecTest, DotRowsMatchesItsHostRunBitForBit) {
+  COSET_REQUIRE_GPU(codec);
+  CudaCodec* cuda = codec->get();
+  device_testing::RunDotRowsCases([cuda](const CompressedTensor& a, const CompressedTensor& b, int64_t budget) {
+    return cuda->DotRows(a, b, budget);
+  });
+  for (const char* lattice : {"D4", "A2", "Z4"}) {
+    CodecParams p;
+    p.lattice = *Lattice::Parse(lattice);
+    const TensorCodec tc = *TensorCodec::Create(p);
+    const CompressedTensor a = *tc.Encode(testing_util::Gaussian(33 * 4000, 1).data(), {33, 4000});
+    const CompressedTensor b = *tc.Encode(testing_util::Gaussian(33 * 4000, 2).data(), {33, 4000});
+    const std::vector<double> gpu = *cuda->DotRows(a, b), host = *device::DotRowsWithDeviceSteps(a, b);
+    ASSERT_EQ(gpu.size(), host.size());
+    for (size_t r = 0; r < gpu.size(); ++r) EXPECT_EQ(gpu[r], host[r]) << lattice << " row " << r;
+  }
 }
 
 // The run kernel against its lane-by-lane host run (GemmWithDeviceSteps): the same bits, so every
@@ -221,6 +247,40 @@ TEST(CudaCodecTest, GemmOnUploadedCodesEqualsTheStagedGemm) {
     }
   }
   EXPECT_EQ(DeviceBytesInUse(), before);
+}
+
+// StagingOptions::kPipelined: slices of blocks through page-locked slots and two copy streams. With
+// slices of one block of 256 floats (1 KiB), every case of the grid crosses many slices and
+// reuses each slot many times; typed data has slices of its own width; a 64 MiB tensor runs at
+// the default slice size; and memory the caller page-locked is copied in place.
+TEST(CudaCodecTest, PipelinedStagingMatchesTheCpu) {
+  COSET_REQUIRE_GPU(codec);
+  CudaCodec* cuda = codec->get();
+  cuda->set_staging({StagingOptions::Mode::kPipelined, 1024});
+  device_testing::RunGrid(OnDevice(cuda));
+  device_testing::RunEdgeCases(OnDevice(cuda));
+  cuda->set_staging({StagingOptions::Mode::kPipelined, 3000});
+  ExpectTypedMatchesCpu(cuda);
+  cuda->set_staging({StagingOptions::Mode::kPipelined, kStagingSliceBytes});
+  CodecParams p;
+  p.rotate = true;
+  std::vector<float> x = testing_util::Gaussian(int64_t{1} << 24, 13);
+  device_testing::ExpectSameAsCpu(OnDevice(cuda), p, x, {4096, 4096}, "64 MiB, 8 MiB slices");
+  p.lattice = *Lattice::Parse("E8");
+  {
+    // ExpectSameAsCpu's decode writes into a vector of its own: register x for the encode's side.
+    auto locked = PageLockedRange::Register(x.data(), static_cast<int64_t>(x.size() * sizeof(float)));
+    ASSERT_TRUE(locked.ok()) << locked.status();
+    device_testing::ExpectSameAsCpu(OnDevice(cuda), p, x, {1, int64_t{1} << 24}, "E8, one row, page-locked input");
+  }
+  const TensorCodec tc = *TensorCodec::Create(p);
+  const CompressedTensor coded = *tc.Encode(x.data(), {2048, 8192});
+  std::vector<float> cpu(x.size()), gpu(x.size(), NAN);
+  ASSERT_TRUE(tc.Decode(coded, cpu.data()).ok());
+  auto locked = PageLockedRange::Register(gpu.data(), static_cast<int64_t>(gpu.size() * sizeof(float)));
+  ASSERT_TRUE(locked.ok()) << locked.status();
+  ASSERT_TRUE(cuda->Decode(coded, gpu.data()).ok());
+  EXPECT_EQ(0, std::memcmp(cpu.data(), gpu.data(), cpu.size() * sizeof(float))) << "page-locked output";
 }
 
 TEST(CudaCodecTest, LargeTensorMatchesCpuCodec) {

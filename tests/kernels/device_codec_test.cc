@@ -2,6 +2,7 @@
 // the exact code the CUDA kernels run per block and per chunk, checked in every CI run.
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
 #include "core/dtype.h"
 #include "gtest/gtest.h"
 #include "kernels/device_codec_host.h"
@@ -10,16 +11,62 @@
 namespace coset {
 namespace {
 
-device_testing::CodecUnderTest HostSteps() {
-  return {[](const TensorCodec& codec, const float* x, const std::vector<int64_t>& shape, EncodeStats* stats) {
-            return device::EncodeWithDeviceSteps(codec, x, shape, DType::kFloat32, stats);
+// The device steps in slices of blocks_per_slice blocks (0: the whole tensor at once).
+device_testing::CodecUnderTest HostSteps(int64_t blocks_per_slice = 0) {
+  return {[blocks_per_slice](const TensorCodec& codec, const float* x, const std::vector<int64_t>& shape,
+                             EncodeStats* stats) {
+            return device::EncodeWithDeviceSteps(codec, x, shape, DType::kFloat32, stats, blocks_per_slice);
           },
-          [](const CompressedTensor& tensor, float* out) { return device::DecodeWithDeviceSteps(tensor, out); }};
+          [blocks_per_slice](const CompressedTensor& tensor, float* out) {
+            return device::DecodeWithDeviceSteps(tensor, out, blocks_per_slice);
+          }};
 }
 
 TEST(DeviceCodecTest, MatchesCpuCodecOnTheGrid) { device_testing::RunGrid(HostSteps()); }
 
 TEST(DeviceCodecTest, MatchesCpuCodecOnEdgeCases) { device_testing::RunEdgeCases(HostSteps()); }
+
+// A pipelined encode or decode codes a tensor a slice of blocks at a time (CudaCodec's pipeline):
+// slices of 1 and 3 blocks cross rows, end in a row's short last block and cut padded, rotated
+// rows, and must give the whole tensor's bytes and floats.
+TEST(DeviceCodecTest, SlicesOfBlocksMatchTheCpuCodec) {
+  device_testing::RunGrid(HostSteps(3));
+  device_testing::RunEdgeCases(HostSteps(1));
+}
+
+// The slices' entries and chunks tile the tensor's, in order, with nothing left out: what lets a
+// slice's bytes cross on their own (FirstEntryOfBlockItem, FirstChunkOfBlockItem).
+TEST(DeviceCodecTest, SlicesTileEntriesAndChunks) {
+  for (const char* lattice : {"Z1", "D3", "E8"}) {
+    for (const int64_t cols : {1, 7, 255, 256, 257, 1000}) {
+      CodecParams p;
+      p.lattice = *Lattice::Parse(lattice);
+      p.block = 24;
+      const TensorCodec codec = *TensorCodec::Create(p);
+      const device::DeviceCodecPlan plan = *device::MakePlan(codec, {3, cols});
+      const device::DeviceCodec c = plan.view();
+      const Layout& l = plan.context.layout;
+      for (const int64_t per_slice : {0, 1, 2, 5}) {
+        SCOPED_TRACE(absl::StrCat(lattice, " cols=", cols, " blocks per slice ", per_slice));
+        int64_t entry = 0, chunk = 0, blocks = 0;
+        for (const device::BlockSlice& s : device::SliceBlocks(c, per_slice)) {
+          ASSERT_EQ(s.begin, blocks);
+          ASSERT_LT(s.begin, s.end);
+          ASSERT_LE(s.end - s.begin, per_slice > 0 ? per_slice : s.end);
+          ASSERT_EQ(device::FirstEntryOfBlockItem(c, s.begin), entry);
+          ASSERT_EQ(device::FirstChunkOfBlockItem(c, s.begin), chunk);
+          entry = device::FirstEntryOfBlockItem(c, s.end);
+          chunk = device::FirstChunkOfBlockItem(c, s.end);
+          blocks = s.end;
+          ASSERT_LT(device::FirstEntryOfBlockItem(c, s.begin), entry);  // every block holds entries
+        }
+        EXPECT_EQ(blocks, l.rows * l.blocks_per_row);
+        EXPECT_EQ(entry, l.numel);
+        EXPECT_EQ(chunk, l.rows * l.chunks_per_row);
+      }
+    }
+  }
+}
 
 TEST(DeviceCodecTest, GemmOnCodesMatchesDecodeThenDot) {
   for (const device::GemmPath path : {device::GemmPath::kRuns, device::GemmPath::kPerChunk}) {
@@ -91,6 +138,8 @@ TEST(DeviceCodecTest, TypedRefusalsReadAsTheCpus) {
 }
 
 TEST(DeviceCodecTest, AddCodesMatchesTheCpu) { device_testing::RunAddCodesCases(device::AddCodesWithDeviceSteps); }
+
+TEST(DeviceCodecTest, DotRowsMatchesTheCpu) { device_testing::RunDotRowsCases(device::DotRowsWithDeviceSteps); }
 
 // Which codes the GEMM's run path serves: the default D4 and E8 codes (two levels of byte and
 // 16-bit symbols) on rows of whole runs; not other level counts, packed symbols (D8 q=3: 13 bits),

@@ -137,6 +137,49 @@ TEST_F(ShmRegistryTest, OneRegistrationPerInodeAndBoundedCounts) {
   for (int f : fds) close(f);
 }
 
+// The region hook (cosetd's page-locking for pipelined CUDA staging) sees every mapping before a
+// request can, and what it keeps is released after the last request using the region is done,
+// while the memory is still mapped (a page-locking must be undone before the unmap).
+TEST(ShmRegistryHookTest, KeepsWhatTheHookReturnsUntilTheMappingGoes) {
+  char pattern[] = "/tmp/coset_shm_testXXXXXX";
+  const std::string dir = mkdtemp(pattern);
+  ShmRegistry registry;
+  struct Seen {
+    uint8_t* base = nullptr;
+    int64_t size = 0;
+    bool released = false;
+    bool mapped_when_released = false;
+  };
+  auto seen = std::make_shared<Seen>();
+  registry.SetRegionHook([seen](uint8_t* base, int64_t size) -> std::shared_ptr<void> {
+    seen->base = base;
+    seen->size = size;
+    return std::shared_ptr<void>(base, [seen](void* p) {
+      seen->released = true;
+      // mincore fails with ENOMEM on an address that is not mapped.
+      unsigned char resident = 0;
+      seen->mapped_when_released = mincore(p, 1, &resident) == 0;
+    });
+  });
+  ASSERT_TRUE(registry.Start(dir + "/cosetd.sock.shm").ok());
+  auto channel = *ShmChannel::Open(dir + "/cosetd.sock.shm");
+  ASSERT_TRUE(channel->Allocate(8192).ok());
+  std::memcpy(channel->data(), "pinned", 6);
+  ShmSpan span = *registry.Resolve(channel->token(), 0, 6, UidPrincipal(geteuid()));
+  EXPECT_EQ(seen->base, span.data);
+  EXPECT_EQ(seen->size, 8192);
+  channel.reset();  // the client goes: the registry forgets the region, the span still holds it
+  for (int i = 0; i < 500 && registry.regions() != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  EXPECT_EQ(registry.regions(), 0);
+  EXPECT_FALSE(seen->released);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(span.data), 6), "pinned");
+  span.region.reset();  // the last request is done
+  EXPECT_TRUE(seen->released);
+  EXPECT_TRUE(seen->mapped_when_released);
+  registry.Stop();
+  std::filesystem::remove_all(dir);
+}
+
 TEST(ShmRegistryLimitsTest, EachProcessHasAShareOfConnectionsAndIdleOnesAreClosed) {
   char pattern[] = "/tmp/coset_shm_testXXXXXX";
   const std::string dir = mkdtemp(pattern);
