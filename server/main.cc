@@ -21,6 +21,7 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -156,28 +157,14 @@ std::optional<int> ParseFlags(int argc, char** argv, DaemonFlags* out) {
     args.insert(args.begin(), from_file->begin(), from_file->end());
     break;
   }
-  auto parsed = CliArgs::Parse(args,
-                               {"grpc",
-                                "metrics",
-                                "threads",
-                                "max-message-bytes",
-                                "max-concurrent",
-                                "memory-budget",
-                                "lut-budget",
-                                "shm-budget",
-                                "shm-idle-seconds",
-                                "drain-seconds",
-                                "ready-file",
-                                "log-level",
-                                "allow-group",
-                                "tls-cert",
-                                "tls-key",
-                                "tls-client-ca",
-                                "backend",
-                                "device",
-                                "device-memory-budget",
-                                "cuda-staging"},
-                               {});
+  // Every flag takes a value. (clang-format would put each name on a line of its own.)
+  // clang-format off
+  const std::set<std::string> value_flags = {
+      "grpc", "metrics", "threads", "max-message-bytes", "max-concurrent", "memory-budget", "lut-budget",
+      "shm-budget", "shm-idle-seconds", "drain-seconds", "ready-file", "log-level", "allow-group", "tls-cert",
+      "tls-key", "tls-client-ca", "backend", "device", "device-memory-budget", "cuda-staging"};
+  // clang-format on
+  auto parsed = CliArgs::Parse(args, value_flags, {});
   if (!parsed.ok() || !parsed->positionals().empty()) {
     std::cerr << "cosetd: " << (parsed.ok() ? "unexpected argument" : std::string(parsed.status().message())) << "\n"
               << kUsage;
@@ -297,22 +284,24 @@ void MakeSocketDirectory(const std::string& socket_path, const PeerPolicy& polic
 // The region hook of pipelined CUDA staging: page-locks each region while the regions locked so
 // far stay within kMaxPageLockedShmBytes (past it, or when the driver refuses, the region stays
 // pageable and is staged through the codec's slots: slower, never refused).
-ShmRegistry::RegionHook PageLockRegions() {
+// The gauge coset_shm_page_locked_bytes follows the bytes locked.
+ShmRegistry::RegionHook PageLockRegions(Metrics* metrics) {
   auto locked_bytes = std::make_shared<std::atomic<int64_t>>(0);
-  return [locked_bytes](uint8_t* base, int64_t size) -> std::shared_ptr<void> {
-    if (locked_bytes->fetch_add(size) + size > kMaxPageLockedShmBytes) {
-      *locked_bytes -= size;
-      return nullptr;
-    }
+  auto add = [locked_bytes, metrics](int64_t bytes) {
+    metrics->shm_page_locked_bytes().Set(static_cast<double>(*locked_bytes += bytes));
+  };
+  return [locked_bytes, add](uint8_t* base, int64_t size) -> std::shared_ptr<void> {
+    // Registrations run on the registry's one thread; releases (on any) only lower the count.
+    if (locked_bytes->load() + size > kMaxPageLockedShmBytes) return nullptr;
     absl::StatusOr<std::unique_ptr<PageLockedRange>> locked = PageLockedRange::Register(base, size);
     if (!locked.ok()) {
-      *locked_bytes -= size;
       Log(1, absl::StrCat("a shared-memory region stays pageable: ", locked.status().message()));
       return nullptr;
     }
-    return std::shared_ptr<PageLockedRange>(locked->release(), [locked_bytes, size](PageLockedRange* range) {
+    add(size);
+    return std::shared_ptr<PageLockedRange>(locked->release(), [add, size](PageLockedRange* range) {
       delete range;
-      *locked_bytes -= size;
+      add(-size);
     });
   };
 }
@@ -529,7 +518,7 @@ int Main(int argc, char** argv) {
   UnixPeers unix_peers;
   const bool lock_regions = backend.cuda != nullptr && flags.cuda_staging == StagingOptions::Mode::kPipelined;
   auto shm = StartShm(flags.addresses, flags.shm, *policy, &metrics,
-                      lock_regions ? PageLockRegions() : ShmRegistry::RegionHook());
+                      lock_regions ? PageLockRegions(&metrics) : ShmRegistry::RegionHook());
   if (!shm.ok()) {
     Log(2, std::string(shm.status().message()));
     return 1;

@@ -73,6 +73,12 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                     .Help("Bytes of registered shared-memory regions")
                     .Register(*registry_)
                     .Add({});
+  shm_page_locked_bytes_ =
+      &prometheus::BuildGauge()
+           .Name("coset_shm_page_locked_bytes")
+           .Help("Bytes of registered shared-memory regions page-locked for the CUDA backend's pipelined staging")
+           .Register(*registry_)
+           .Add({});
   codebook_bytes_ = &prometheus::BuildGauge()
                          .Name("coset_codebook_bytes")
                          .Help("Bytes of codebook tables and two-sided LUTs kept resident")

@@ -38,6 +38,7 @@ class Metrics {
   prometheus::Gauge& shm_regions() { return *shm_regions_; }
   prometheus::Gauge& codebook_bytes() { return *codebook_bytes_; }
   prometheus::Gauge& shm_bytes() { return *shm_bytes_; }
+  prometheus::Gauge& shm_page_locked_bytes() { return *shm_page_locked_bytes_; }
   prometheus::Gauge& memory_budget_bytes() { return *memory_budget_bytes_; }
   prometheus::Gauge& memory_used_bytes() { return *memory_used_bytes_; }
   prometheus::Gauge& device_memory_budget_bytes() { return *device_memory_budget_bytes_; }
@@ -70,6 +71,7 @@ class Metrics {
   prometheus::Gauge* shm_regions_;
   prometheus::Gauge* codebook_bytes_;
   prometheus::Gauge* shm_bytes_;
+  prometheus::Gauge* shm_page_locked_bytes_;
   prometheus::Gauge* memory_budget_bytes_;
   prometheus::Gauge* memory_used_bytes_;
   prometheus::Gauge* device_memory_budget_bytes_;

@@ -151,8 +151,10 @@ def build():
                   (f"sum(coset_registered_configs{{{SEL}}})", "configurations")], "short"), 8, 8)
     L.add(series("Shared-memory regions", "Regions clients registered on the side socket.",
                  [(f"sum(coset_shm_regions{{{SEL}}})", "regions")], "short"), 12, 8)
-    L.add(series("Shared-memory bytes", "Bytes of the registered regions the daemon maps (--shm-budget).",
-                 [(f"sum(coset_shm_bytes{{{SEL}}})", "mapped")], "bytes"), 12, 8)
+    L.add(series("Shared-memory bytes", "Bytes of the registered regions the daemon maps (--shm-budget), and "
+                 "of those, the bytes page-locked for the CUDA backend's pipelined staging (--cuda-staging).",
+                 [(f"sum(coset_shm_bytes{{{SEL}}})", "mapped"),
+                  (f"sum(coset_shm_page_locked_bytes{{{SEL}}})", "page-locked")], "bytes"), 12, 8)
 
     L.row("Training hook (torch extension through cosetd)")
     hook = f'{SEL}, method="Encode", client="torch"'

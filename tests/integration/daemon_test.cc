@@ -370,6 +370,7 @@ TEST_F(DaemonTest, LargePayloadsUseSharedMemoryOverTheUnixSocket) {
   EXPECT_EQ(decoded, want);
   EXPECT_EQ(shape, (std::vector<int64_t>{256, 4096}));
   EXPECT_EQ(daemon_->Metric("coset_shm_regions"), 1);
+  EXPECT_EQ(daemon_->Metric("coset_shm_page_locked_bytes"), 0);  // only for pipelined CUDA staging
   // Zero copy: a tensor written into the shared region is encoded in place, same blob.
   float* shared = client_->AllocateShared(static_cast<int64_t>(x.size()));
   ASSERT_NE(shared, nullptr);
@@ -799,6 +800,7 @@ TEST(DaemonBackendTest, CudaBackendServesOnADeviceOrSaysWhyNot) {
     ASSERT_TRUE(piped->Decode(*big_blob, false, &big_decoded, &shape).ok());
     ASSERT_TRUE(codec.Decode(cpu_big, cpu_big_decoded.data()).ok());
     EXPECT_EQ(big_decoded, cpu_big_decoded);
+    EXPECT_GT(pipelined.Metric("coset_shm_page_locked_bytes"), 0);  // the client's region
     EXPECT_EQ(pipelined.Stop(), 0);
   }
   std::vector<std::string> bad = {"--grpc", "unix:" + dir + "/s.sock", "--metrics", "off", "--backend", "tpu"};
