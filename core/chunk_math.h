@@ -471,6 +471,23 @@ COSET_HD bool EncodePointCoords(const ChunkCodebook& cb, int runtime_d, int leve
   return any != 0;
 }
 
+// The end of AddCodes on one chunk (code_arith.h; the GPU's per-chunk step too): sum holds the
+// exact sum of the inputs' points in coordinates (d values, consumed). Its wrap mod modulus = q^M is
+// the integer coset-vector sum, and Algorithm 1 from there lands on the representative in C, whose
+// symbols go to `symbols`; that equals the exact sum precisely where the exact sum does not
+// overload. Returns, when validate, whether it overloads (Algorithm 1 on the unwrapped sum), else
+// false.
+template <int kDim, typename SymbolT>
+COSET_HD bool EncodeChunkSum(const ChunkCodebook& cb, int runtime_d, int levels, int64_t modulus, int64_t* sum,
+                             SymbolT* symbols, bool validate) {
+  const int d = kDim > 0 ? kDim : runtime_d;
+  const bool pow2 = (modulus & (modulus - 1)) == 0;
+  int64_t wrapped[kDim > 0 ? kDim : kMaxLatticeDim];
+  for (int i = 0; i < d; ++i) wrapped[i] = pow2 ? sum[i] & (modulus - 1) : FloorMod(sum[i], modulus);
+  EncodePointCoords<kDim>(cb, d, levels, wrapped, symbols);
+  return validate && EncodePointCoords<kDim>(cb, d, levels, sum, static_cast<SymbolT*>(nullptr));
+}
+
 // --- Two-sided LUT sums (inner_product.h's DotRows; the GPU's) --------------------------------------
 
 // The LUT term of one chunk pair, sum_{m, m'} q^(m + m') sum_j LUT[a_{m,j}, b_{m',j}]: a and b hold

@@ -62,10 +62,9 @@ void WriteSymbols(const Codebook& cb, std::vector<int64_t> z, CompressedTensor* 
 }
 
 // One row of AddCodes (kDim: the chunk dimension, 0 for any): the exact sum of the inputs'
-// decoded points in coordinates (sum: chunks_per_row * d values), the symbols of its wrap mod
-// modulus = q^M (Algorithm 1 from there lands on the representative in C), and with `inexact`
-// whether each chunk's exact sum overloads, i.e. the result differs from it there. False when an
-// input's row does not unpack.
+// decoded points in coordinates (sum: chunks_per_row * d values), then per chunk EncodeChunkSum:
+// the symbols of its wrap mod modulus = q^M, and with `inexact` whether the exact sum overloads,
+// i.e. the result differs from it there. False when an input's row does not unpack.
 template <int kDim>
 bool SumRow(const std::vector<const CompressedTensor*>& codes, int64_t row, const ChunkCodebook& view, int64_t modulus,
             uint32_t* symbols, int64_t* sum, uint8_t* inexact) {
@@ -80,15 +79,10 @@ bool SumRow(const std::vector<const CompressedTensor*>& codes, int64_t row, cons
       for (int i = 0; i < d; ++i) sum[c * d + i] += point[i];
     }
   }
-  const bool pow2 = (modulus & (modulus - 1)) == 0;
   for (int64_t c = 0; c < l.chunks_per_row; ++c) {
-    int64_t* chunk_sum = &sum[c * d];
-    int64_t wrapped[kDim > 0 ? kDim : kMaxLatticeDim];
-    for (int i = 0; i < d; ++i) wrapped[i] = pow2 ? chunk_sum[i] & (modulus - 1) : FloorMod(chunk_sum[i], modulus);
-    EncodePointCoords<kDim>(view, d, levels, wrapped, &symbols[c * l.symbols_per_chunk]);
-    if (inexact != nullptr) {
-      inexact[c] = EncodePointCoords<kDim>(view, d, levels, chunk_sum, static_cast<uint32_t*>(nullptr));
-    }
+    const bool over = EncodeChunkSum<kDim>(view, d, levels, modulus, &sum[c * d], &symbols[c * l.symbols_per_chunk],
+                                           inexact != nullptr);
+    if (inexact != nullptr) inexact[c] = over;
   }
   return true;
 }
@@ -170,10 +164,8 @@ absl::StatusOr<CompressedTensor> AddCodes(const std::vector<const CompressedTens
   }
   const SymbolPacking packing(static_cast<uint64_t>(cb->num_symbols()), l.symbols_per_row);
   const ChunkCodebook view = cb->view();
-  // Row by row (rows are independent), so that only a row's sums are ever held: the exact sum of
-  // the decoded points, in coordinates. Wrapping it mod q^M gives the integer coset-vector sum;
-  // Algorithm 1 from there lands on the representative in C, which equals the exact sum precisely
-  // when the exact sum is not overloaded (Algorithm 1 on the unwrapped sum says which).
+  // Row by row (rows are independent), so that only a row's sums of the decoded points, in
+  // coordinates, are ever held (SumRow; EncodeChunkSum per chunk).
   std::vector<int64_t> corrupt_row;  // where parts stopped: a row of an input did not unpack
   std::mutex corrupt_mu;
   if (executor == nullptr) executor = InlineExecutor();

@@ -100,7 +100,7 @@ template <int kDim, typename SymbolT>
 __global__ void EncodeChunksKernel(DeviceCodec c, BlockSlice slice, const float* x, const float* work,
                                    const float* base, uint8_t* t, uint8_t* symbols, EncodeCounters* counters) {
   c.codebook.rep_coords = StageTable(c.codebook.rep_coords, CodebookTableEntries(c));
-  const int64_t items = FirstChunkOfBlockItem(c, slice.end);
+  const IndexRange chunks = SliceChunks(c, slice);
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   unsigned long long over = 0, capped = 0;
   float chunk_x[kDim > 0 ? kDim : kMaxLatticeDim];
@@ -109,9 +109,8 @@ __global__ void EncodeChunksKernel(DeviceCodec c, BlockSlice slice, const float*
   SymbolT* s = nullptr;
   uint8_t* t_row = nullptr;
   int step = 0;
-  for (int64_t i = FirstChunkOfBlockItem(c, slice.begin) + static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x,
-               next = i;
-       i < items;) {
+  for (int64_t i = chunks.begin + static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x, next = i;
+       i < chunks.end;) {
     if (next == i) {  // a new chunk: its place, base step and values
       const int64_t r = DivIndex(i, c.chunks_per_row);
       chunk = i - r * c.chunks_per_row;
@@ -148,9 +147,9 @@ template <int kDim, typename SymbolT>
 __global__ void DecodeChunksKernel(DeviceCodec c, BlockSlice slice, const uint16_t* scales, const uint8_t* t,
                                    const uint8_t* symbols, float* work, float* out) {
   c.codebook.rep_point = StageTable(c.codebook.rep_point, CodebookTableEntries(c));
-  const int64_t items = FirstChunkOfBlockItem(c, slice.end);
-  for (int64_t i = FirstChunkOfBlockItem(c, slice.begin) + static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-       i < items; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  const IndexRange chunks = SliceChunks(c, slice);
+  for (int64_t i = chunks.begin + static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < chunks.end;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t r = DivIndex(i, c.chunks_per_row), chunk = i - r * c.chunks_per_row;
     float* row = ReadsInPlace(c) ? out + r * c.cols : work + r * c.padded_cols;
     DecodeChunkAt<kDim>(c, scales == nullptr ? nullptr : scales + r * c.blocks_per_row, t + r * c.chunks_per_row,
@@ -322,12 +321,11 @@ cudaError_t LaunchEncode(const DeviceCodec& c, const float* x, float* work, floa
                          void* symbols, EncodeCounters* counters, cudaStream_t stream, BlockSlice slice) {
   slice = ClampSlice(c, slice);
   if (c.rows * c.cols == 0 || slice.begin == slice.end) return cudaSuccess;
-  const int64_t chunks = FirstChunkOfBlockItem(c, slice.end) - FirstChunkOfBlockItem(c, slice.begin);
   PrepareBlocksKernel<<<GridFor(slice.end - slice.begin, kThreads / kBlockLanes), kThreads, 0, stream>>>(
       c, slice, x, work, base, scales, counters);
   WithChunkTypes(c, [&](auto dim, auto symbol) {
     EncodeChunksKernel<dim(), decltype(symbol)>
-        <<<GridFor(chunks), kThreads, StagedBytes(CodebookTableEntries(c)), stream>>>(
+        <<<GridFor(SliceChunks(c, slice).size()), kThreads, StagedBytes(CodebookTableEntries(c)), stream>>>(
             c, slice, x, work, base, t, static_cast<uint8_t*>(symbols), counters);
   });
   return cudaGetLastError();
@@ -337,10 +335,9 @@ cudaError_t LaunchDecode(const DeviceCodec& c, const uint16_t* scales, const uin
                          float* work, float* out, cudaStream_t stream, BlockSlice slice) {
   slice = ClampSlice(c, slice);
   if (c.rows * c.cols == 0 || slice.begin == slice.end) return cudaSuccess;
-  const int64_t chunks = FirstChunkOfBlockItem(c, slice.end) - FirstChunkOfBlockItem(c, slice.begin);
   WithChunkTypes(c, [&](auto dim, auto symbol) {
     DecodeChunksKernel<dim(), decltype(symbol)>
-        <<<GridFor(chunks), kThreads, StagedBytes(CodebookTableEntries(c)), stream>>>(
+        <<<GridFor(SliceChunks(c, slice).size()), kThreads, StagedBytes(CodebookTableEntries(c)), stream>>>(
             c, slice, scales, t, static_cast<const uint8_t*>(symbols), work, out);
   });
   if (!ReadsInPlace(c)) {

@@ -356,10 +356,10 @@ absl::StatusOr<CompressedTensor> CudaCodec::EncodeHost(const TensorCodec& codec,
   auto encode_slice = [&](device::BlockSlice slice) -> absl::Status {
     slice = device::ClampSlice(c, slice);
     if (typed) {
-      const int64_t e0 = device::FirstEntryOfBlockItem(c, slice.begin);
-      const int64_t e1 = device::FirstEntryOfBlockItem(c, slice.end);
-      COSET_CUDA_RETURN_IF_ERROR(device::LaunchToFloat(raw.as<uint8_t>() + in_bytes * e0, static_cast<uint8_t>(x_dtype),
-                                                       e1 - e0, input.as<float>() + e0, stream));
+      const device::IndexRange entries = device::SliceEntries(c, slice);
+      COSET_CUDA_RETURN_IF_ERROR(device::LaunchToFloat(raw.as<uint8_t>() + in_bytes * entries.begin,
+                                                       static_cast<uint8_t>(x_dtype), entries.size(),
+                                                       input.as<float>() + entries.begin, stream));
     }
     COSET_CUDA_RETURN_IF_ERROR(device::LaunchEncode(c, input.as<float>(), work.as<float>(), base.as<float>(),
                                                     scales.as<uint16_t>(), t.as<uint8_t>(), symbols.as<void>(),
@@ -391,43 +391,41 @@ absl::StatusOr<CompressedTensor> CudaCodec::EncodeHost(const TensorCodec& codec,
     }
     auto queue = [&](int64_t k, Pipeline::Slot& slot) -> absl::Status {
       const device::BlockSlice& slice = slices[k];
-      const int64_t e0 = device::FirstEntryOfBlockItem(c, slice.begin);
-      const int64_t bytes = in_bytes * (device::FirstEntryOfBlockItem(c, slice.end) - e0);
-      const uint8_t* from = static_cast<const uint8_t*>(x) + in_bytes * e0;
+      const device::IndexRange entries = device::SliceEntries(c, slice);
+      const int64_t bytes = in_bytes * entries.size();
+      const uint8_t* from = static_cast<const uint8_t*>(x) + in_bytes * entries.begin;
       if (!x_locked) {  // through the slot: the host's copy overlaps the device's work on earlier slices
         std::memcpy(slot.in.data(), from, static_cast<size_t>(bytes));
         from = slot.in.data();
       }
-      COSET_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(landing + in_bytes * e0, from, static_cast<size_t>(bytes),
+      COSET_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(landing + in_bytes * entries.begin, from, static_cast<size_t>(bytes),
                                                  cudaMemcpyHostToDevice, pipeline->copy_in));
       COSET_CUDA_RETURN_IF_ERROR(cudaEventRecord(slot.copied_in, pipeline->copy_in));
       COSET_CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(stream, slot.copied_in, 0));
       COSET_RETURN_IF_ERROR(encode_slice(slice));
       COSET_CUDA_RETURN_IF_ERROR(cudaEventRecord(slot.coded, stream));
       COSET_CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(pipeline->copy_out, slot.coded, 0));
-      const int64_t c0 = device::FirstChunkOfBlockItem(c, slice.begin);
-      const int64_t chunks = device::FirstChunkOfBlockItem(c, slice.end) - c0;
+      const device::IndexRange chunks = device::SliceChunks(c, slice);
       if (scaled) {
         COSET_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(slot.out.data(), scales.as<uint16_t>() + slice.begin,
                                                    2 * (slice.end - slice.begin), cudaMemcpyDeviceToHost,
                                                    pipeline->copy_out));
       }
-      COSET_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(slot.out.data() + t_offset, t.as<uint8_t>() + c0, chunks,
-                                                 cudaMemcpyDeviceToHost, pipeline->copy_out));
-      COSET_CUDA_RETURN_IF_ERROR(
-          cudaMemcpyAsync(slot.out.data() + symbols_offset, symbols.as<uint8_t>() + c0 * symbol_bytes_per_chunk,
-                          chunks * symbol_bytes_per_chunk, cudaMemcpyDeviceToHost, pipeline->copy_out));
+      COSET_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(slot.out.data() + t_offset, t.as<uint8_t>() + chunks.begin,
+                                                 chunks.size(), cudaMemcpyDeviceToHost, pipeline->copy_out));
+      COSET_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(
+          slot.out.data() + symbols_offset, symbols.as<uint8_t>() + chunks.begin * symbol_bytes_per_chunk,
+          chunks.size() * symbol_bytes_per_chunk, cudaMemcpyDeviceToHost, pipeline->copy_out));
       COSET_CUDA_RETURN_IF_ERROR(cudaEventRecord(slot.copied_out, pipeline->copy_out));
       return absl::OkStatus();
     };
     auto drain = [&](int64_t k, Pipeline::Slot& slot) -> absl::Status {
       const device::BlockSlice& slice = slices[k];
-      const int64_t c0 = device::FirstChunkOfBlockItem(c, slice.begin);
-      const int64_t chunks = device::FirstChunkOfBlockItem(c, slice.end) - c0;
+      const device::IndexRange chunks = device::SliceChunks(c, slice);
       if (scaled) std::memcpy(host_scales.data() + slice.begin, slot.out.data(), 2 * (slice.end - slice.begin));
-      std::memcpy(host_t.data() + c0, slot.out.data() + t_offset, chunks);
-      std::memcpy(host_symbols.data() + c0 * symbol_bytes_per_chunk, slot.out.data() + symbols_offset,
-                  chunks * symbol_bytes_per_chunk);
+      std::memcpy(host_t.data() + chunks.begin, slot.out.data() + t_offset, chunks.size());
+      std::memcpy(host_symbols.data() + chunks.begin * symbol_bytes_per_chunk, slot.out.data() + symbols_offset,
+                  chunks.size() * symbol_bytes_per_chunk);
       return absl::OkStatus();
     };
     COSET_RETURN_IF_ERROR(pipeline->Run(static_cast<int64_t>(slices.size()), stream, queue, drain));
@@ -515,10 +513,10 @@ absl::Status CudaCodec::DecodeTyped(const CompressedTensor& tensor, void* out, D
                                                     codes.symbols.as<void>(), work.as<float>(), output.as<float>(),
                                                     stream, slice));
     if (typed) {
-      const int64_t e0 = device::FirstEntryOfBlockItem(c, slice.begin);
-      const int64_t e1 = device::FirstEntryOfBlockItem(c, slice.end);
-      COSET_CUDA_RETURN_IF_ERROR(device::LaunchFromFloat(output.as<float>() + e0, e1 - e0, static_cast<uint8_t>(dtype),
-                                                         narrow.as<uint8_t>() + out_bytes * e0, stream));
+      const device::IndexRange entries = device::SliceEntries(c, slice);
+      COSET_CUDA_RETURN_IF_ERROR(device::LaunchFromFloat(output.as<float>() + entries.begin, entries.size(),
+                                                         static_cast<uint8_t>(dtype),
+                                                         narrow.as<uint8_t>() + out_bytes * entries.begin, stream));
     }
     return absl::OkStatus();
   };
@@ -539,28 +537,23 @@ absl::Status CudaCodec::DecodeTyped(const CompressedTensor& tensor, void* out, D
         COSET_RETURN_IF_ERROR(slot.out.Reserve(out_bytes * blocks_per_slice * c.block));
       }
     }
-    // Slice k's entries [e0, e1) of the caller's tensor.
-    auto entries = [&](int64_t k) {
-      return std::make_pair(device::FirstEntryOfBlockItem(c, slices[k].begin),
-                            device::FirstEntryOfBlockItem(c, slices[k].end));
-    };
     auto queue = [&](int64_t k, Pipeline::Slot& slot) -> absl::Status {
       COSET_RETURN_IF_ERROR(decode_slice(slices[k]));
       COSET_CUDA_RETURN_IF_ERROR(cudaEventRecord(slot.coded, stream));
       COSET_CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(pipeline->copy_out, slot.coded, 0));
-      const auto [e0, e1] = entries(k);
-      uint8_t* to = out_locked ? static_cast<uint8_t*>(out) + out_bytes * e0 : slot.out.data();
-      COSET_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(to, result + out_bytes * e0,
-                                                 static_cast<size_t>(out_bytes * (e1 - e0)), cudaMemcpyDeviceToHost,
-                                                 pipeline->copy_out));
+      const device::IndexRange entries = device::SliceEntries(c, slices[k]);
+      uint8_t* to = out_locked ? static_cast<uint8_t*>(out) + out_bytes * entries.begin : slot.out.data();
+      COSET_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(to, result + out_bytes * entries.begin,
+                                                 static_cast<size_t>(out_bytes * entries.size()),
+                                                 cudaMemcpyDeviceToHost, pipeline->copy_out));
       COSET_CUDA_RETURN_IF_ERROR(cudaEventRecord(slot.copied_out, pipeline->copy_out));
       return absl::OkStatus();
     };
     auto drain = [&](int64_t k, Pipeline::Slot& slot) -> absl::Status {
-      const auto [e0, e1] = entries(k);
+      const device::IndexRange entries = device::SliceEntries(c, slices[k]);
       if (!out_locked) {
-        std::memcpy(static_cast<uint8_t*>(out) + out_bytes * e0, slot.out.data(),
-                    static_cast<size_t>(out_bytes * (e1 - e0)));
+        std::memcpy(static_cast<uint8_t*>(out) + out_bytes * entries.begin, slot.out.data(),
+                    static_cast<size_t>(out_bytes * entries.size()));
       }
       return absl::OkStatus();
     };

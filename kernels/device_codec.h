@@ -209,6 +209,21 @@ COSET_HD int64_t FirstChunkOfBlockItem(const DeviceCodec& c, int64_t i) {
   return r * c.chunks_per_row + (i - r * c.blocks_per_row) * c.chunks_per_block;
 }
 
+// Indices [begin, end): a slice's entries of the caller's rows, or its chunks.
+struct IndexRange {
+  int64_t begin = 0;
+  int64_t end = 0;
+  COSET_HD int64_t size() const { return end - begin; }
+};
+
+// The entries (of rows * cols) and the chunks (of rows * chunks_per_row) of slice s.
+COSET_HD IndexRange SliceEntries(const DeviceCodec& c, BlockSlice s) {
+  return {FirstEntryOfBlockItem(c, s.begin), FirstEntryOfBlockItem(c, s.end)};
+}
+COSET_HD IndexRange SliceChunks(const DeviceCodec& c, BlockSlice s) {
+  return {FirstChunkOfBlockItem(c, s.begin), FirstChunkOfBlockItem(c, s.end)};
+}
+
 // Block b of one row, zero-padded past cols and rotated when the codec rotates, into its place in
 // padded_row: the encoder's input when it cannot read in place (PrepareBlock), and the queries of
 // a GEMM on codes (<x, R^T v> = <R x, v>, as the CPU's LutMatrix).
@@ -408,9 +423,7 @@ COSET_HD bool AddChunkCodes(const DeviceCodec& c, const SymbolT* const* inputs, 
   }
   int64_t modulus = 1;
   for (int m = 0; m < c.levels; ++m) modulus *= c.codebook.q;
-  for (int i = 0; i < d; ++i) z[i] = FloorMod(sum[i], modulus);
-  EncodePointCoords<kDim>(c.codebook, c.dim, c.levels, z, out + chunk * c.symbols_per_chunk);
-  return validate && EncodePointCoords<kDim, SymbolT>(c.codebook, c.dim, c.levels, sum, nullptr);
+  return EncodeChunkSum<kDim>(c.codebook, c.dim, c.levels, modulus, sum, out + chunk * c.symbols_per_chunk, validate);
 }
 
 // a * b + c rounded once, the same on the host and on a GPU. The GEMM on codes asks for it by name

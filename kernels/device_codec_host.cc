@@ -179,7 +179,8 @@ absl::StatusOr<CompressedTensor> EncodeWithDeviceSteps(const TensorCodec& codec,
     if (refused) break;  // the codes are dropped: the CPU codec reports the input below
     WithChunkTypes(c, [&](auto dim, auto symbol) {
       using SymbolT = decltype(symbol);
-      for (int64_t i = FirstChunkOfBlockItem(c, slice.begin); i < FirstChunkOfBlockItem(c, slice.end); ++i) {
+      const IndexRange chunks = SliceChunks(c, slice);
+      for (int64_t i = chunks.begin; i < chunks.end; ++i) {
         const int64_t r = i / l.chunks_per_row, chunk = i % l.chunks_per_row;
         const float* row = ReadsInPlace(c) ? x + r * l.cols : work.data() + r * l.padded_cols;
         const int t_chunk = EncodeChunkAt<dim()>(
@@ -208,7 +209,8 @@ absl::Status DecodeWithDeviceSteps(const CompressedTensor& tensor, float* out, i
   for (const BlockSlice& slice : SliceBlocks(c, blocks_per_slice)) {
     WithChunkTypes(c, [&](auto dim, auto symbol) {
       using SymbolT = decltype(symbol);
-      for (int64_t i = FirstChunkOfBlockItem(c, slice.begin); i < FirstChunkOfBlockItem(c, slice.end); ++i) {
+      const IndexRange chunks = SliceChunks(c, slice);
+      for (int64_t i = chunks.begin; i < chunks.end; ++i) {
         const int64_t r = i / l.chunks_per_row, chunk = i % l.chunks_per_row;
         DecodeChunkAt<dim()>(c, tensor.scales.empty() ? nullptr : tensor.scales.data() + r * l.blocks_per_row,
                              tensor.t.data() + r * l.chunks_per_row,
