@@ -7,23 +7,24 @@
 // and symbols out) and decode (codes in, float32 out). Each reports the bytes it reads plus the
 // bytes it writes over its time, and the ratio to a cudaMemcpy (device to device) that moves the
 // same bytes (half read, half written): min / median / max of --runs runs. One JSON object per
-// line. Then where a 64 MiB host tensor's encode and decode spend their time ("host_path": uploads
-// from pageable and pinned memory, CudaCodec::Encode / Decode whole and pipelined (through the
-// staging slots from pageable memory, and in place from pinned memory; with a check that the
-// results are the whole path's), the blob's serialization and the CPU codec, host clocks). Then GEMM on codes (D4, and
-// E8 at 8192 x 8192; weights N x K, B queries), for each of CudaCodec::Gemm's methods ("kernel": LaunchGemm's run path
-// and per-chunk kernel, and, where cuBLAS loads, "decode-cublas": the decode to float32 plus cuBLAS SGEMM): its time;
-// the time a bf16 GEMV/GEMM that only streams its 2-byte weights at the measured copy bandwidth would need; and, where
-// the machine has cuBLAS (loaded at run time), cublasGemmEx in bf16 on the decoded weights, the decode's own time, and
-// the largest difference from cublasGemmEx in float32 relative to the largest result. Also DotRows from the two-sided
-// LUT on two 8192 x 8192 codes, against a device copy of their bytes. Exits 1, saying why, when there is no usable CUDA
-// device.
+// line; each kernel path (a thread per chunk, and "runs_": per run of four chunks, with a check that
+// its codes and floats are the per-chunk kernels'). Then where a 64 MiB host tensor's encode and decode spend their
+// time ("host_path": uploads from pageable and pinned memory, CudaCodec::Encode / Decode whole and pipelined (through
+// the staging slots from pageable memory, and in place from pinned memory; with a check that the results are the whole
+// path's), the blob's serialization and the CPU codec, host clocks). Then GEMM on codes (D4, and E8 at 8192 x 8192;
+// weights N x K, B queries), for each of CudaCodec::Gemm's methods ("kernel": LaunchGemm's run path and per-chunk
+// kernel, and, where cuBLAS loads, "decode-cublas": the decode to float32 plus cuBLAS SGEMM): its time; the time a bf16
+// GEMV/GEMM that only streams its 2-byte weights at the measured copy bandwidth would need; and, where the machine has
+// cuBLAS (loaded at run time), cublasGemmEx in bf16 on the decoded weights, the decode's own time, and the largest
+// difference from cublasGemmEx in float32 relative to the largest result. Also DotRows from the two-sided LUT on two
+// 8192 x 8192 codes, against a device copy of their bytes. Exits 1, saying why, when there is no usable CUDA device.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -149,35 +150,63 @@ int Main(int argc, char** argv) {
     const int64_t moved = in_bytes + code_bytes;  // read + written by either direction
     OrDie(copy_src.Allocate(moved / 2 + 1));
     OrDie(copy_dst.Allocate(moved / 2 + 1));
-    auto encode = [&] {
-      CHECK_CUDA(cudaMemsetAsync(counters.as<void>(), 0, sizeof(device::EncodeCounters), stream));
-      CHECK_CUDA(device::LaunchEncode(c, x.as<float>(), nullptr, base.as<float>(), scales.as<uint16_t>(),
-                                      t.as<uint8_t>(), symbols.as<void>(), counters.as<device::EncodeCounters>(),
-                                      stream));
+    // Either kernel path (device::KernelPath: a thread per chunk, or per run of four chunks).
+    auto encode = [&](device::KernelPath path) {
+      return [&, path] {
+        CHECK_CUDA(cudaMemsetAsync(counters.as<void>(), 0, sizeof(device::EncodeCounters), stream));
+        CHECK_CUDA(device::LaunchEncode(c, x.as<float>(), nullptr, base.as<float>(), scales.as<uint16_t>(),
+                                        t.as<uint8_t>(), symbols.as<void>(), counters.as<device::EncodeCounters>(),
+                                        stream, device::BlockSlice{}, path));
+      };
     };
-    auto decode = [&] {
-      CHECK_CUDA(device::LaunchDecode(c, scales.as<uint16_t>(), t.as<uint8_t>(), symbols.as<void>(), nullptr,
-                                      out.as<float>(), stream));
+    auto decode = [&](device::KernelPath path) {
+      return [&, path] {
+        CHECK_CUDA(device::LaunchDecode(c, scales.as<uint16_t>(), t.as<uint8_t>(), symbols.as<void>(), nullptr,
+                                        out.as<float>(), stream, device::BlockSlice{}, path));
+      };
     };
     auto copy = [&] {
       CHECK_CUDA(
           cudaMemcpyAsync(copy_dst.as<void>(), copy_src.as<void>(), moved / 2, cudaMemcpyDeviceToDevice, stream));
     };
-    encode(), decode(), copy();  // warm-up
-    std::vector<double> enc_gbps, dec_gbps, copy_gbps, enc_ratio, dec_ratio;
+    // The run paths' codes and floats against the per-chunk kernels' (the same, bit for bit).
+    const int64_t symbol_bytes = device::SymbolBufferBytes(plan), t_bytes = l.rows * l.chunks_per_row;
+    std::vector<uint8_t> t_chunks(t_bytes), t_runs(t_bytes), s_chunks(symbol_bytes), s_runs(symbol_bytes);
+    std::vector<float> out_chunks(l.numel), out_runs(l.numel);
+    encode(device::KernelPath::kRuns)();
+    Download(t, t_bytes, stream, t_runs.data());
+    Download(symbols, symbol_bytes, stream, s_runs.data());
+    encode(device::KernelPath::kPerChunk)();
+    Download(t, t_bytes, stream, t_chunks.data());
+    Download(symbols, symbol_bytes, stream, s_chunks.data());
+    decode(device::KernelPath::kRuns)();
+    Download(out, in_bytes, stream, out_runs.data());
+    decode(device::KernelPath::kPerChunk)();
+    Download(out, in_bytes, stream, out_chunks.data());
+    const bool same = t_runs == t_chunks && s_runs == s_chunks &&
+                      std::memcmp(out_runs.data(), out_chunks.data(), static_cast<size_t>(in_bytes)) == 0;
+    copy();  // warm-up
+    std::vector<double> copy_gbps, enc_gbps, dec_gbps, enc_ratio, dec_ratio, enc_runs_ratio, dec_runs_ratio;
     for (int run = 0; run < runs; ++run) {
-      const double copy_ms = TimeMs(stream, copy), enc_ms = TimeMs(stream, encode), dec_ms = TimeMs(stream, decode);
+      const double copy_ms = TimeMs(stream, copy);
+      const double enc_ms = TimeMs(stream, encode(device::KernelPath::kPerChunk));
+      const double dec_ms = TimeMs(stream, decode(device::KernelPath::kPerChunk));
+      const double enc_runs_ms = TimeMs(stream, encode(device::KernelPath::kRuns));
+      const double dec_runs_ms = TimeMs(stream, decode(device::KernelPath::kRuns));
       copy_gbps.push_back(moved / copy_ms / 1e6);
       enc_gbps.push_back(moved / enc_ms / 1e6);
       dec_gbps.push_back(moved / dec_ms / 1e6);
       enc_ratio.push_back(copy_ms / enc_ms);
       dec_ratio.push_back(copy_ms / dec_ms);
+      enc_runs_ratio.push_back(copy_ms / enc_runs_ms);
+      dec_runs_ratio.push_back(copy_ms / dec_runs_ms);
     }
     JsonObject j;
     j.Add("lattice", lattice).Add("device", gpu.device().name).Add("input_mib", in_bytes >> 20);
     j.Add("bytes_moved", moved).Add("copy_gbps", Spread(copy_gbps)).Add("encode_gbps", Spread(enc_gbps));
     j.Add("decode_gbps", Spread(dec_gbps)).Add("encode_vs_copy", Spread(enc_ratio));
-    j.Add("decode_vs_copy", Spread(dec_ratio));
+    j.Add("decode_vs_copy", Spread(dec_ratio)).Add("runs_encode_vs_copy", Spread(enc_runs_ratio));
+    j.Add("runs_decode_vs_copy", Spread(dec_runs_ratio)).Add("runs_same_as_per_chunk", same);
     std::printf("%s\n", j.str().c_str());
   }
   // Where a host tensor's encode and decode spend their time (what cosetd --backend cuda does per
@@ -355,8 +384,8 @@ int Main(int argc, char** argv) {
       // kDecodeCublasMinBatch, is to be read from).
       for (const GemmMethod method : {GemmMethod::kFusedRuns, GemmMethod::kFusedPerChunk, GemmMethod::kDecodeCublas}) {
         if (method == GemmMethod::kDecodeCublas && !cublas.ok()) continue;
-        const device::GemmPath path =
-            method == GemmMethod::kFusedRuns ? device::GemmPath::kRuns : device::GemmPath::kPerChunk;
+        const device::KernelPath path =
+            method == GemmMethod::kFusedRuns ? device::KernelPath::kRuns : device::KernelPath::kPerChunk;
         auto gemm = [&] {
           if (method == GemmMethod::kDecodeCublas) {
             decode();
@@ -392,7 +421,7 @@ int Main(int argc, char** argv) {
         JsonObject j;
         j.Add("gemm", absl::StrCat(shape.lattice, " q=4 M=2"));
         j.Add("kernel", method == GemmMethod::kDecodeCublas ? "decode-cublas"
-                        : device::UsesGemmRuns(c, path)     ? "runs"
+                        : device::UsesRuns(c, path)         ? "runs"
                                                             : "per-chunk");
         j.Add("n", n).Add("k", k).Add("batch", batch).Add("code_bytes", codes.code_bytes);
         j.Add("ms", Spread(ms)).Add("speedup_vs_bf16_stream_bound", Spread(vs_bf16_bound));

@@ -301,9 +301,12 @@ COSET_HD int32_t FloorMod(int32_t v, int32_t q) {
 // Algorithm 1 on one chunk y (already divided by its step). Writes M * d / s symbols, level-major.
 // Returns true when the chunk overloads (the remainder after M levels is not the zero point).
 // kDim > 0 fixes d at compile time (A2, D4, E8, Z1/Z4/Z8) so the loops unroll; 0 = runtime d.
-template <class Kernel, bool kPow2, int kDim, typename SymbolT>
-COSET_HD bool EncodeChunk(const ChunkCodebook& cb, int runtime_d, int levels, const float* y, SymbolT* symbols) {
+// kLevels > 0 fixes M (= levels) the same way, so that symbols may be an array in a GPU's registers.
+template <class Kernel, bool kPow2, int kDim, typename SymbolT, int kLevels = 0>
+COSET_HD bool EncodeChunk(const ChunkCodebook& cb, int runtime_d, int runtime_levels, const float* y,
+                          SymbolT* symbols) {
   const int d = kDim > 0 ? kDim : runtime_d;
+  const int levels = kLevels > 0 ? kLevels : runtime_levels;
   int32_t z[kDim > 0 ? kDim : kMaxLatticeDim] = {};
   Kernel::Nearest(y, d, z);  // g_0 = Q_L(y)
   const int q = cb.q;
@@ -311,16 +314,16 @@ COSET_HD bool EncodeChunk(const ChunkCodebook& cb, int runtime_d, int levels, co
   // b_m = z mod q (round first, then mod: digits in [0, q-1]); then
   // g_{m+1} = Q_L(g_m / q) = (g_m - rep(b_m)) / q, an exact division (see codebook.h).
   // A symbol holds one coordinate (symbol_dim 1, Z^n) or the whole chunk (symbol_dim d): the two
-  // cases are written apart so that every index into z is a loop counter (registers on a GPU).
+  // cases are written apart so that every index into z, and into symbols, is made of loop counters
+  // (registers on a GPU: a pointer moved by d or by 1 per level would index symbols at run time).
   for (int m = 0; m < levels; ++m) {
     if (cb.symbol_dim == 1) {
       for (int i = 0; i < d; ++i) {
         const int32_t digit = kPow2 ? (z[i] & (q - 1)) : FloorMod(z[i], q);
-        symbols[i] = static_cast<SymbolT>(digit);
+        symbols[m * d + i] = static_cast<SymbolT>(digit);
         const int32_t diff = z[i] - cb.rep_coords[digit];
         z[i] = kPow2 ? (diff >> shift) : diff / q;
       }
-      symbols += d;
     } else {
       uint32_t symbol = 0;
       uint32_t weight = 1;
@@ -329,7 +332,7 @@ COSET_HD bool EncodeChunk(const ChunkCodebook& cb, int runtime_d, int levels, co
         symbol += static_cast<uint32_t>(digit) * weight;
         weight *= static_cast<uint32_t>(q);
       }
-      *symbols++ = static_cast<SymbolT>(symbol);
+      symbols[m] = static_cast<SymbolT>(symbol);
       int32_t rep[kDim > 0 ? kDim : kMaxLatticeDim];
       LoadChunk<kDim>(cb.rep_coords + static_cast<size_t>(symbol) * d, d, rep);
       for (int i = 0; i < d; ++i) {
@@ -345,8 +348,9 @@ COSET_HD bool EncodeChunk(const ChunkCodebook& cb, int runtime_d, int levels, co
 
 // One step of the overload ramp: Algorithm 1 on the chunk x (d values, LoadChunk) at step
 // base * ramp[t]. y = x * (1 / step), one division per step, clamped to kMaxChunkCoordinate (the
-// batch encoders do the same). Writes the symbols; returns true when the chunk overloads.
-template <class Kernel, bool kPow2, int kDim, typename SymbolT>
+// batch encoders do the same). Writes the symbols; returns true when the chunk overloads. kLevels as
+// for EncodeChunk.
+template <class Kernel, bool kPow2, int kDim, typename SymbolT, int kLevels = 0>
 COSET_HD bool EncodeChunkAtStep(const ChunkCodebook& cb, int runtime_d, int levels, const float* x, float base,
                                 const float* ramp, int t, SymbolT* symbols) {
   const int d = kDim > 0 ? kDim : runtime_d;
@@ -356,7 +360,7 @@ COSET_HD bool EncodeChunkAtStep(const ChunkCodebook& cb, int runtime_d, int leve
     const float v = x[i] * inv_step;
     y[i] = v < -kMaxChunkCoordinate ? -kMaxChunkCoordinate : (v > kMaxChunkCoordinate ? kMaxChunkCoordinate : v);
   }
-  return EncodeChunk<Kernel, kPow2, kDim>(cb, d, levels, y, symbols);
+  return EncodeChunk<Kernel, kPow2, kDim, SymbolT, kLevels>(cb, d, levels, y, symbols);
 }
 
 // Algorithm 1 with the overload ramp: the smallest T in [0, t_max] whose step base * ramp[T] does
@@ -376,10 +380,12 @@ COSET_HD int EncodeChunkOnRamp(const ChunkCodebook& cb, int runtime_d, int level
 
 // Algorithm 2 on one chunk: out = step * sum_m q^m rep(b_m), evaluated by Horner from the top
 // level. The partial sums are lattice points with small half-integer coordinates: exact in float.
-template <int kDim, typename SymbolT>
-COSET_HD void DecodeChunk(const ChunkCodebook& cb, int runtime_d, int levels, const SymbolT* symbols, float step,
-                          float* out) {
+// kLevels as for EncodeChunk.
+template <int kDim, int kLevels = 0, typename SymbolT>
+COSET_HD void DecodeChunk(const ChunkCodebook& cb, int runtime_d, int runtime_levels, const SymbolT* symbols,
+                          float step, float* out) {
   const int d = kDim > 0 ? kDim : runtime_d;
+  const int levels = kLevels > 0 ? kLevels : runtime_levels;
   const float q = static_cast<float>(cb.q);
   float acc[kDim > 0 ? kDim : kMaxLatticeDim] = {};
   // symbol_dim 1 (Z^n: d symbols per level) or d (one per level), written apart as in EncodeChunk.

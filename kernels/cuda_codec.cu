@@ -26,6 +26,13 @@ unsigned int GridFor(int64_t items, int items_per_block = kThreads) {
   return static_cast<unsigned int>(wanted < cap ? wanted : cap);
 }
 
+// Whether a run path may read or write the codes at t and symbols with its wide accesses (RunCodes:
+// a run's T bytes with one 32-bit access, its symbols with one of up to 16 bytes). Rows of whole
+// runs keep every run on those boundaries when the buffers start on them, as cudaMalloc's do.
+bool RunBuffersAligned(const void* t, const void* symbols) {
+  return reinterpret_cast<uintptr_t>(t) % 4 == 0 && reinterpret_cast<uintptr_t>(symbols) % 16 == 0;
+}
+
 // Shared-memory bytes for a kernel that stages a table of `entries` 4-byte values (0: not staged).
 size_t StagedBytes(int64_t entries) {
   const int64_t bytes = 4 * entries;
@@ -92,6 +99,19 @@ __global__ void PrepareBlocksKernel(DeviceCodec c, BlockSlice slice, const float
   }
 }
 
+// A lane's counts of chunks with T > 0 and capped chunks into the encode's counters: one atomic per
+// warp for the whole loop (a third of the chunks overload, all on one counter). Every lane calls it.
+__device__ void CountEncode(unsigned long long over, unsigned long long capped, EncodeCounters* counters) {
+  for (int offset = kWarp / 2; offset > 0; offset /= 2) {
+    over += __shfl_down_sync(0xFFFFFFFFu, over, offset);
+    capped += __shfl_down_sync(0xFFFFFFFFu, capped, offset);
+  }
+  if (threadIdx.x % kWarp == 0) {
+    if (over != 0) atomicAdd(&counters->first_try_overloads, over);
+    if (capped != 0) atomicAdd(&counters->capped, capped);
+  }
+}
+
 // Each lane walks the T ladders of its chunks one step per iteration and moves on to its next
 // chunk as soon as one ends, so that a chunk that climbs the ladder does not hold the other lanes of
 // its warp (a third of the chunks overload at T = 0; run chunk by chunk, every warp would take as
@@ -132,15 +152,61 @@ __global__ void EncodeChunksKernel(DeviceCodec c, BlockSlice slice, const float*
     capped += t_chunk < 0;
     i = next;
   }
-  // One atomic per warp for the whole loop: a third of the chunks overload, all on one counter.
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) {
-    over += __shfl_down_sync(0xFFFFFFFFu, over, offset);
-    capped += __shfl_down_sync(0xFFFFFFFFu, capped, offset);
+  CountEncode(over, capped, counters);
+}
+
+// The run path's encode (RunsApply): EncodeChunksKernel's lane-by-lane ladders over runs of
+// kRunChunks chunks of one block: a run's block base is read once, its chunks' values one chunk at
+// a time as the lane reaches them, and its T bytes and symbols are gathered in registers
+// (RunCodes) and stored with one 32-bit and one 8- or 16-byte store when its last chunk ends. The
+// steps and their order per chunk are EncodeRunAt's.
+template <int kDim, typename SymbolT>
+__global__ void EncodeRunsKernel(DeviceCodec c, BlockSlice slice, const float* x, const float* work, const float* base,
+                                 uint8_t* t, uint8_t* symbols, EncodeCounters* counters) {
+  c.codebook.rep_coords = StageTable(c.codebook.rep_coords, CodebookTableEntries(c));
+  const IndexRange chunks = SliceChunks(c, slice);  // whole blocks: whole runs
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  unsigned long long over = 0, capped = 0;
+  float chunk_x[kDim];
+  float run_base = 0.0f;
+  const float* row = nullptr;
+  int64_t first = 0;
+  SymbolT* symbols_row = nullptr;
+  uint8_t* t_row = nullptr;
+  RunCodes<SymbolT> codes;  // every run's kRunChunks chunks shift the last run's out
+  int k = 0, step = 0;
+  for (int64_t i = chunks.begin / kRunChunks + static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x, next = i;
+       i < chunks.end / kRunChunks;) {
+    if (next == i) {  // a new run: its place, base step and first chunk's values
+      const int64_t r = DivIndex(i * kRunChunks, c.chunks_per_row);
+      first = i * kRunChunks - r * c.chunks_per_row;
+      run_base = base[r * c.blocks_per_row + BlockOfChunk(c, first)];
+      symbols_row = reinterpret_cast<SymbolT*>(symbols + RowSymbolsOffsetBytes(c, r));
+      t_row = t + r * c.chunks_per_row;
+      row = ReadsInPlace(c) ? x + r * c.cols : work + r * c.padded_cols;
+      if (run_base != 0.0f) LoadChunk<kDim>(row + first * kDim, kDim, chunk_x);
+      k = 0;
+      step = 0;
+      next = i + stride;
+    }
+    SymbolT s[kRunLevels * kDim] = {};  // room for Z^n's symbol per coordinate: compiled, never taken
+    const bool overloads = run_base != 0.0f && EncodeChunkStep<kDim, kRunLevels>(c, chunk_x, run_base, step, s);
+    if (overloads && step < c.t_max) {
+      ++step;
+      continue;
+    }
+    const int t_chunk = FinishRunChunk(c, run_base == 0.0f, overloads ? -1 : step, s, &codes);
+    over += t_chunk != 0;
+    capped += t_chunk < 0;
+    if (++k < kRunChunks) {  // the run's next chunk
+      step = 0;
+      if (run_base != 0.0f) LoadChunk<kDim>(row + (first + k) * kDim, kDim, chunk_x);
+      continue;
+    }
+    codes.Store(first, t_row, symbols_row);
+    i = next;
   }
-  if (threadIdx.x % kWarp == 0) {
-    if (over != 0) atomicAdd(&counters->first_try_overloads, over);
-    if (capped != 0) atomicAdd(&counters->capped, capped);
-  }
+  CountEncode(over, capped, counters);
 }
 
 template <int kDim, typename SymbolT>
@@ -154,6 +220,23 @@ __global__ void DecodeChunksKernel(DeviceCodec c, BlockSlice slice, const uint16
     float* row = ReadsInPlace(c) ? out + r * c.cols : work + r * c.padded_cols;
     DecodeChunkAt<kDim>(c, scales == nullptr ? nullptr : scales + r * c.blocks_per_row, t + r * c.chunks_per_row,
                         reinterpret_cast<const SymbolT*>(symbols + RowSymbolsOffsetBytes(c, r)), chunk, row);
+  }
+}
+
+// The run path's decode (RunsApply): a thread per run of kRunChunks chunks (DecodeRunAt: one load
+// of their T bytes, one of their symbols, the block base once), grid-stride.
+template <int kDim, typename SymbolT>
+__global__ void DecodeRunsKernel(DeviceCodec c, BlockSlice slice, const uint16_t* scales, const uint8_t* t,
+                                 const uint8_t* symbols, float* work, float* out) {
+  c.codebook.rep_point = StageTable(c.codebook.rep_point, CodebookTableEntries(c));
+  const IndexRange chunks = SliceChunks(c, slice);  // whole blocks: whole runs
+  const int64_t runs_per_row = c.chunks_per_row / kRunChunks;
+  for (int64_t i = chunks.begin / kRunChunks + static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+       i < chunks.end / kRunChunks; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = DivIndex(i, runs_per_row);
+    DecodeRunAt<kDim>(c, scales == nullptr ? nullptr : scales + r * c.blocks_per_row, t + r * c.chunks_per_row,
+                      reinterpret_cast<const SymbolT*>(symbols + RowSymbolsOffsetBytes(c, r)), i - r * runs_per_row,
+                      ReadsInPlace(c) ? out + r * c.cols : work + r * c.padded_cols);
   }
 }
 
@@ -207,7 +290,7 @@ __global__ void GemmKernel(DeviceCodec c, const uint16_t* scales, const uint8_t*
   }
 }
 
-// The run path (GemmRunsApply): a warp per (kRows weight rows, kQueries queries), row groups in a
+// The run path (RunsApply): a warp per (kRows weight rows, kQueries queries), row groups in a
 // grid-stride loop; lane l takes runs l, l + 32, ... of every row of its group (AccumulateRunDots:
 // one 32-bit load of a run's T, one 8- or 16-byte load of its symbols, and the rows' loads
 // independent of each other, so that several are in flight per lane); the lanes' sums then meet
@@ -221,7 +304,7 @@ __global__ void GemmRunsKernel(DeviceCodec c, const uint16_t* scales, const uint
   const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x / kWarp);
   const int64_t row_groups = (c.rows + kRows - 1) / kRows;
   const int64_t items = row_groups * ((batch + kQueries - 1) / kQueries);
-  const int64_t runs = c.chunks_per_row / kGemmRun;
+  const int64_t runs = c.chunks_per_row / kRunChunks;
   for (int64_t item = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp; item < items;
        item += warps) {
     const int64_t first_row = item % row_groups * kRows, first = item / row_groups * kQueries;
@@ -318,28 +401,47 @@ void LaunchGemmRuns(const DeviceCodec& c, const uint16_t* scales, const uint8_t*
 }  // namespace
 
 cudaError_t LaunchEncode(const DeviceCodec& c, const float* x, float* work, float* base, uint16_t* scales, uint8_t* t,
-                         void* symbols, EncodeCounters* counters, cudaStream_t stream, BlockSlice slice) {
+                         void* symbols, EncodeCounters* counters, cudaStream_t stream, BlockSlice slice,
+                         KernelPath path) {
   slice = ClampSlice(c, slice);
   if (c.rows * c.cols == 0 || slice.begin == slice.end) return cudaSuccess;
   PrepareBlocksKernel<<<GridFor(slice.end - slice.begin, kThreads / kBlockLanes), kThreads, 0, stream>>>(
       c, slice, x, work, base, scales, counters);
-  WithChunkTypes(c, [&](auto dim, auto symbol) {
-    EncodeChunksKernel<dim(), decltype(symbol)>
-        <<<GridFor(SliceChunks(c, slice).size()), kThreads, StagedBytes(CodebookTableEntries(c)), stream>>>(
-            c, slice, x, work, base, t, static_cast<uint8_t*>(symbols), counters);
-  });
+  const int64_t chunks = SliceChunks(c, slice).size();
+  const size_t shared = StagedBytes(CodebookTableEntries(c));
+  uint8_t* codes = static_cast<uint8_t*>(symbols);
+  if (UsesRuns(c, path) && RunBuffersAligned(t, symbols)) {
+    WithRunTypes(c, [&](auto dim, auto symbol) {
+      EncodeRunsKernel<dim(), decltype(symbol)>
+          <<<GridFor(chunks / kRunChunks), kThreads, shared, stream>>>(c, slice, x, work, base, t, codes, counters);
+    });
+  } else {
+    WithChunkTypes(c, [&](auto dim, auto symbol) {
+      EncodeChunksKernel<dim(), decltype(symbol)>
+          <<<GridFor(chunks), kThreads, shared, stream>>>(c, slice, x, work, base, t, codes, counters);
+    });
+  }
   return cudaGetLastError();
 }
 
 cudaError_t LaunchDecode(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const void* symbols,
-                         float* work, float* out, cudaStream_t stream, BlockSlice slice) {
+                         float* work, float* out, cudaStream_t stream, BlockSlice slice, KernelPath path) {
   slice = ClampSlice(c, slice);
   if (c.rows * c.cols == 0 || slice.begin == slice.end) return cudaSuccess;
-  WithChunkTypes(c, [&](auto dim, auto symbol) {
-    DecodeChunksKernel<dim(), decltype(symbol)>
-        <<<GridFor(SliceChunks(c, slice).size()), kThreads, StagedBytes(CodebookTableEntries(c)), stream>>>(
-            c, slice, scales, t, static_cast<const uint8_t*>(symbols), work, out);
-  });
+  const int64_t chunks = SliceChunks(c, slice).size();
+  const size_t shared = StagedBytes(CodebookTableEntries(c));
+  const uint8_t* codes = static_cast<const uint8_t*>(symbols);
+  if (UsesRuns(c, path) && RunBuffersAligned(t, symbols)) {
+    WithRunTypes(c, [&](auto dim, auto symbol) {
+      DecodeRunsKernel<dim(), decltype(symbol)>
+          <<<GridFor(chunks / kRunChunks), kThreads, shared, stream>>>(c, slice, scales, t, codes, work, out);
+    });
+  } else {
+    WithChunkTypes(c, [&](auto dim, auto symbol) {
+      DecodeChunksKernel<dim(), decltype(symbol)>
+          <<<GridFor(chunks), kThreads, shared, stream>>>(c, slice, scales, t, codes, work, out);
+    });
+  }
   if (!ReadsInPlace(c)) {
     FinishBlocksKernel<<<GridFor(slice.end - slice.begin), kThreads, 0, stream>>>(c, slice, work, out);
   }
@@ -402,15 +504,15 @@ cudaError_t LaunchPrepareQueries(const DeviceCodec& c, const float* queries, int
 }
 
 cudaError_t LaunchGemm(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const void* symbols,
-                       const float* padded, int64_t batch, float* out, cudaStream_t stream, GemmPath path) {
+                       const float* padded, int64_t batch, float* out, cudaStream_t stream, KernelPath path) {
   if (batch * c.rows == 0) return cudaSuccess;
   // Queries per warp: one for a GEMV, else up to kMaxDotQueries (acc's size is a template argument).
   const int per_warp = batch == 1 ? 1 : (batch <= 4 ? 4 : kMaxDotQueries);
   // The run path reads queries and codebook rows with 16-byte loads (the device's codebook tables
   // and the buffers cudaMalloc returns are aligned; a caller's queries may not be).
-  const bool aligned =
-      reinterpret_cast<uintptr_t>(padded) % 16 == 0 && reinterpret_cast<uintptr_t>(c.codebook.rep_point) % 16 == 0;
-  if (UsesGemmRuns(c, path) && aligned) {
+  const bool aligned = reinterpret_cast<uintptr_t>(padded) % 16 == 0 &&
+                       reinterpret_cast<uintptr_t>(c.codebook.rep_point) % 16 == 0 && RunBuffersAligned(t, symbols);
+  if (UsesRuns(c, path) && aligned) {
     // Rows per warp: two for a GEMV (each query chunk loaded once for both), one with more queries
     // (their accumulators take the registers).
     const uint8_t* codes = static_cast<const uint8_t*>(symbols);

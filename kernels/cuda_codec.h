@@ -27,15 +27,19 @@ struct EncodeCounters {
 // chunks_per_row * symbols_per_chunk symbols of c.symbol_bytes each). When
 // counters->refused_blocks ends non-zero the outputs are meaningless. `slice`: only those blocks
 // (BlockSlice; default all), reading and writing only their parts of each buffer, so a caller can
-// encode a tensor slice by slice while other slices cross between host and device.
+// encode a tensor slice by slice while other slices cross between host and device. `path`: a
+// thread per chunk, or for kRuns where RunsApply(c) (and t and symbols start on 4- and 16-byte
+// boundaries) a thread per run of kRunChunks chunks (EncodeRunAt's steps); the same codes.
 cudaError_t LaunchEncode(const DeviceCodec& c, const float* x, float* work, float* base, uint16_t* scales, uint8_t* t,
-                         void* symbols, EncodeCounters* counters, cudaStream_t stream, BlockSlice slice = {});
+                         void* symbols, EncodeCounters* counters, cudaStream_t stream, BlockSlice slice = {},
+                         KernelPath path = KernelPath::kPerChunk);
 
 // Decodes into out (rows * cols floats). Scratch: work (rows * padded_cols floats; unused, may be
 // null, when ReadsInPlace). T values must be at most t_max (check them on the host, as the blob
-// reader does). `slice` as for LaunchEncode.
+// reader does). `slice` and `path` as for LaunchEncode (DecodeRunAt for kRuns; the same floats).
 cudaError_t LaunchDecode(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const void* symbols,
-                         float* work, float* out, cudaStream_t stream, BlockSlice slice = {});
+                         float* work, float* out, cudaStream_t stream, BlockSlice slice = {},
+                         KernelPath path = KernelPath::kPerChunk);
 
 // n values of dtype (device numbers of DType: kDTypeFloat32 ...) at src -> n floats at dst, as
 // core/dtype.h's ToFloat; and back, as FromFloat (a GPU's typed encode inputs and decode outputs).
@@ -62,7 +66,7 @@ cudaError_t LaunchDotRows(const DeviceCodec& a, const uint16_t* scales_a, const 
 // queries: batch rows of c.cols floats). Unless ReadsInPlace(c) (no rotation, no padding: the
 // queries are then their own prepared copy), first LaunchPrepareQueries into padded (batch *
 // padded_cols floats: zero-padded, rotated like the weights). Then LaunchGemm on the prepared
-// queries: for path kRuns where GemmRunsApply(c) (D4, E8 and D8 with two levels of one- or two-byte
+// queries: for path kRuns where RunsApply(c) (D4, E8 and D8 with two levels of one- or two-byte
 // symbols, rows of whole runs), a warp per (two weight rows, one query; or one row, up to 16
 // queries), each lane taking every 32nd run of four chunks with wide loads (AccumulateRunDots);
 // otherwise a warp per (weight row, up to 16 queries), each lane decoding every 32nd chunk of the
@@ -72,7 +76,7 @@ cudaError_t LaunchPrepareQueries(const DeviceCodec& c, const float* queries, int
                                  cudaStream_t stream);
 cudaError_t LaunchGemm(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const void* symbols,
                        const float* padded, int64_t batch, float* out, cudaStream_t stream,
-                       GemmPath path = GemmPath::kPerChunk);
+                       KernelPath path = KernelPath::kPerChunk);
 
 }  // namespace device
 }  // namespace coset

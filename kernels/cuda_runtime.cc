@@ -361,9 +361,9 @@ absl::StatusOr<CompressedTensor> CudaCodec::EncodeHost(const TensorCodec& codec,
                                                        static_cast<uint8_t>(x_dtype), entries.size(),
                                                        input.as<float>() + entries.begin, stream));
     }
-    COSET_CUDA_RETURN_IF_ERROR(device::LaunchEncode(c, input.as<float>(), work.as<float>(), base.as<float>(),
-                                                    scales.as<uint16_t>(), t.as<uint8_t>(), symbols.as<void>(),
-                                                    counters.as<device::EncodeCounters>(), stream, slice));
+    COSET_CUDA_RETURN_IF_ERROR(device::LaunchEncode(
+        c, input.as<float>(), work.as<float>(), base.as<float>(), scales.as<uint16_t>(), t.as<uint8_t>(),
+        symbols.as<void>(), counters.as<device::EncodeCounters>(), stream, slice, codec_kernels_));
     return absl::OkStatus();
   };
 
@@ -482,9 +482,9 @@ absl::Status CudaCodec::DecodeOnDevice(const CodesOnDevice& codes, DeviceMemory*
   const device::DeviceCodec& c = codes.codec;
   if (!device::ReadsInPlace(c)) COSET_RETURN_IF_ERROR(work->Allocate(sizeof(float) * c.rows * c.padded_cols));
   COSET_RETURN_IF_ERROR(decoded->Allocate(sizeof(float) * c.rows * c.cols));
-  COSET_CUDA_RETURN_IF_ERROR(device::LaunchDecode(c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(),
-                                                  codes.symbols.as<void>(), work->as<float>(), decoded->as<float>(),
-                                                  static_cast<cudaStream_t>(stream_)));
+  COSET_CUDA_RETURN_IF_ERROR(device::LaunchDecode(
+      c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(), codes.symbols.as<void>(), work->as<float>(),
+      decoded->as<float>(), static_cast<cudaStream_t>(stream_), device::BlockSlice{}, codec_kernels_));
   return absl::OkStatus();
 }
 
@@ -511,7 +511,7 @@ absl::Status CudaCodec::DecodeTyped(const CompressedTensor& tensor, void* out, D
     slice = device::ClampSlice(c, slice);
     COSET_CUDA_RETURN_IF_ERROR(device::LaunchDecode(c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(),
                                                     codes.symbols.as<void>(), work.as<float>(), output.as<float>(),
-                                                    stream, slice));
+                                                    stream, slice, codec_kernels_));
     if (typed) {
       const device::IndexRange entries = device::SliceEntries(c, slice);
       COSET_CUDA_RETURN_IF_ERROR(device::LaunchFromFloat(output.as<float>() + entries.begin, entries.size(),
@@ -699,8 +699,8 @@ absl::StatusOr<GemmMethod> CudaCodec::Gemm(const CodesOnDevice& codes, const flo
       COSET_CUDA_RETURN_IF_ERROR(device::LaunchPrepareQueries(c, x.as<float>(), batch, padded.as<float>(), stream));
       prepared = padded.as<float>();
     }
-    const device::GemmPath path =
-        method == GemmMethod::kFusedRuns ? device::GemmPath::kRuns : device::GemmPath::kPerChunk;
+    const device::KernelPath path =
+        method == GemmMethod::kFusedRuns ? device::KernelPath::kRuns : device::KernelPath::kPerChunk;
     COSET_CUDA_RETURN_IF_ERROR(device::LaunchGemm(c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(),
                                                   codes.symbols.as<void>(), prepared, batch, output.as<float>(), stream,
                                                   path));

@@ -104,8 +104,8 @@ struct CodesOnDevice {
 enum class GemmMethod : uint8_t {
   kAuto,           // kDecodeCublas from kDecodeCublasMinBatch queries on (when cuBLAS loads and the
                    // decoded weights fit the device budget), else kFusedPerChunk
-  kFusedPerChunk,  // LaunchGemm, GemmPath::kPerChunk: weights decoded in registers, never stored
-  kFusedRuns,      // LaunchGemm, GemmPath::kRuns (where GemmRunsApply, else per chunk)
+  kFusedPerChunk,  // LaunchGemm, KernelPath::kPerChunk: weights decoded in registers, never stored
+  kFusedRuns,      // LaunchGemm, KernelPath::kRuns (where RunsApply, else per chunk)
   kDecodeCublas,   // the weights decoded to float32 in device memory (LaunchDecode), then cuBLAS
                    // SGEMM in float32 (no TF32): decode-then-dot's own arithmetic, at cuBLAS's speed
 };
@@ -152,6 +152,10 @@ class CudaCodec {
   void* stream() const { return stream_; }  // cudaStream_t
   const StagingOptions& staging() const { return staging_; }
   void set_staging(const StagingOptions& staging) { staging_ = staging; }
+  // The encode and decode kernels (LaunchEncode, LaunchDecode): per chunk (the default, which has
+  // run on a GPU), or the run path where it applies (not yet run on one). The same codes either way.
+  device::KernelPath codec_kernels() const { return codec_kernels_; }
+  void set_codec_kernels(device::KernelPath path) { codec_kernels_ = path; }
 
   // The plan's DeviceCodec with every pointer on this device: the codebook tables (uploaded once
   // per codebook), and the plan's ramp and rotation signs, copied into `ramp` and `signs` (keep
@@ -225,6 +229,7 @@ class CudaCodec {
   std::unique_ptr<Cublas> cublas_;
   absl::Status cublas_status_ = absl::UnknownError("not loaded yet");
   StagingOptions staging_;
+  device::KernelPath codec_kernels_ = device::KernelPath::kPerChunk;
   std::unique_ptr<Pipeline> pipeline_;
 };
 

@@ -278,13 +278,13 @@ COSET_HD bool PrepareBlock(const DeviceCodec& c, const float* x_row, int64_t b, 
 // One step of a chunk's T ladder: Algorithm 1 on its d values x (LoadChunk) at step
 // base * ramp[t], for the codec's lattice; writes its symbols s and returns true when it overloads.
 // kDim = SpecializedDim(c.dim) (only the lattices of that dimension are compiled in: A2 has d = 2,
-// E8 d = 8, D_n n >= 3).
-template <int kDim, typename SymbolT>
+// E8 d = 8, D_n n >= 3). kLevels: c.levels where the caller knows it at compile time, else 0.
+template <int kDim, int kLevels = 0, typename SymbolT>
 COSET_HD bool EncodeChunkStep(const DeviceCodec& c, const float* x, float base, int t, SymbolT* s) {
   static_assert(kDim == SpecializedDim(kDim), "kDim is SpecializedDim(c.dim)");
-#define COSET_STEP(K, D)                                                                        \
-  (c.q_pow2 ? EncodeChunkAtStep<K, true, D>(c.codebook, c.dim, c.levels, x, base, c.ramp, t, s) \
-            : EncodeChunkAtStep<K, false, D>(c.codebook, c.dim, c.levels, x, base, c.ramp, t, s))
+#define COSET_STEP(K, D)                                                                                          \
+  (c.q_pow2 ? EncodeChunkAtStep<K, true, D, SymbolT, kLevels>(c.codebook, c.dim, c.levels, x, base, c.ramp, t, s) \
+            : EncodeChunkAtStep<K, false, D, SymbolT, kLevels>(c.codebook, c.dim, c.levels, x, base, c.ramp, t, s))
   switch (c.lattice) {
     case kLatticeZ:
       return COSET_STEP(ZKernel, kDim);
@@ -437,35 +437,36 @@ COSET_HD float FusedMultiplyAdd(float a, float b, float c) {
 #endif
 }
 
-// The GEMM's run path (LaunchGemm takes it for GemmPath::kRuns where GemmRunsApply): a lane takes
-// runs of kGemmRun consecutive chunks, reads their T bytes with one 32-bit load and their symbols
-// with one 8- or 16-byte load, decodes each chunk in registers once for all its queries, and
-// multiplies dot products, not coordinates, by the chunk's ramp and the run's block base. Two
-// levels (the default M) only, so that each symbol's place in the loaded words is known at compile
-// time (an array indexed at run time would live in a GPU's local memory).
-constexpr int kGemmRun = 4;
-constexpr int kGemmRunLevels = 2;
+// The run paths (KernelPath::kRuns, where RunsApply): a thread or lane takes runs of kRunChunks
+// consecutive chunks of one block, reads or writes their T bytes with one 32-bit access and their
+// symbols with one 8- or 16-byte access (RunCodes), and looks their block's base step up once.
+// Encode (EncodeRunAt), decode (DecodeRunAt) and the GEMM (AccumulateRunDots) have one each. Two
+// levels (the default M) only, so that each symbol's place in those words is known at compile time
+// (an array indexed at run time would live in a GPU's local memory).
+constexpr int kRunChunks = 4;
+constexpr int kRunLevels = 2;
 
-// LaunchGemm's kernels. The per-chunk one is the default: it has run on a GPU (H200, 2026-12-04).
-// The run path has run only as its host mirror (GemmWithDeviceSteps) so far, and stays opt-in
+// Which kernels LaunchEncode, LaunchDecode and LaunchGemm run. The per-chunk ones are the default:
+// they have run on a GPU (H200, 2026-12-04). The run paths have run only as their host mirrors
+// (EncodeWithDeviceSteps, DecodeWithDeviceSteps, GemmWithDeviceSteps) so far, and stay opt-in
 // until the GPU tests (cuda_codec_test) have passed on a device.
-enum class GemmPath : uint8_t {
-  kPerChunk,  // AccumulateChunkDots, every configuration
-  kRuns,      // AccumulateRunDots where GemmRunsApply (and the pointers are aligned), else per chunk
+enum class KernelPath : uint8_t {
+  kPerChunk,  // a thread per chunk (encode, decode), AccumulateChunkDots (GEMM): every configuration
+  kRuns,      // the run paths where RunsApply (and the buffers are aligned for them), else per chunk
 };
 
 // Whether the run path serves c: d 4 or 8 with a symbol per chunk and level (D4, E8, D8) of one or
 // two bytes, two levels, and whole runs in every row and every block, so that a run lies in one
 // block and its T and symbol bytes start on 4- and 8-byte boundaries.
-COSET_HD bool GemmRunsApply(const DeviceCodec& c) {
-  return (c.dim == 4 || c.dim == 8) && c.codebook.symbol_dim == c.dim && c.levels == kGemmRunLevels &&
-         (c.symbol_bytes == 1 || c.symbol_bytes == 2) && c.chunks_per_row % kGemmRun == 0 &&
-         c.chunks_per_block % kGemmRun == 0;
+COSET_HD bool RunsApply(const DeviceCodec& c) {
+  return (c.dim == 4 || c.dim == 8) && c.codebook.symbol_dim == c.dim && c.levels == kRunLevels &&
+         (c.symbol_bytes == 1 || c.symbol_bytes == 2) && c.chunks_per_row % kRunChunks == 0 &&
+         c.chunks_per_block % kRunChunks == 0;
 }
 
-COSET_HD bool UsesGemmRuns(const DeviceCodec& c, GemmPath path) { return path == GemmPath::kRuns && GemmRunsApply(c); }
+COSET_HD bool UsesRuns(const DeviceCodec& c, KernelPath path) { return path == KernelPath::kRuns && RunsApply(c); }
 
-// f(dim, symbol) for the run path's instantiations (as WithChunkTypes; c must satisfy GemmRunsApply).
+// f(dim, symbol) for the run path's instantiations (as WithChunkTypes; c must satisfy RunsApply).
 template <class F>
 void WithRunTypes(const DeviceCodec& c, F&& f) {
   auto with_symbol = [&](auto dim) {
@@ -519,33 +520,148 @@ COSET_HD uint32_t SymbolInWords(const uint32_t* w, int i) {
   return (w[i / kPerWord] >> (8 * static_cast<int>(sizeof(SymbolT)) * (i % kPerWord))) & kMask;
 }
 
+// kWords 32-bit words to p, which a GPU writes with one store (p then 4 kWords-byte aligned).
+template <int kWords>
+COSET_HD void StoreWords(const uint32_t* w, void* p) {
+#if defined(__CUDA_ARCH__)
+  if constexpr (kWords == 4) {
+    *static_cast<uint4*>(p) = make_uint4(w[0], w[1], w[2], w[3]);
+    return;
+  } else if constexpr (kWords == 2) {
+    *static_cast<uint2*>(p) = make_uint2(w[0], w[1]);
+    return;
+  } else if constexpr (kWords == 1) {
+    *static_cast<uint32_t*>(p) = w[0];
+    return;
+  }
+#endif
+  std::memcpy(p, w, 4 * kWords);
+}
+
+// One run's T bytes and symbols as the rows hold them: chunk k's T in byte k of t, its level-m
+// symbol at place kRunLevels * k + m of the little-endian words `symbols`.
+template <typename SymbolT>
+struct RunCodes {
+  static_assert(sizeof(SymbolT) <= 2, "one- or two-byte symbols");
+  static constexpr int kSymbolWords = kRunChunks * kRunLevels * static_cast<int>(sizeof(SymbolT)) / 4;
+  uint32_t t = 0;
+  uint32_t symbols[kSymbolWords] = {};
+
+  COSET_HD int t_of(int k) const { return static_cast<int>((t >> (8 * k)) & 0xFFu); }
+  COSET_HD uint32_t symbol(int k, int m) const { return SymbolInWords<SymbolT>(symbols, kRunLevels * k + m); }
+  // Adds the run's next chunk: its T byte and symbols s[0, kRunLevels). The words are a shift
+  // register that the chunk enters from the top, so after kRunChunks calls, in chunk order, chunk k
+  // sits at its place, and every index is known at compile time (the words stay in a GPU's
+  // registers; or-ing into the word of a chunk known at run time would index them at run time).
+  COSET_HD void Append(int t_byte, const SymbolT* s) {
+    constexpr int kSymbolBits = 8 * static_cast<int>(sizeof(SymbolT)), kChunkBits = kRunLevels * kSymbolBits;
+    t = (t >> 8) | (static_cast<uint32_t>(t_byte) << 24);
+    uint32_t chunk = 0;
+    for (int m = 0; m < kRunLevels; ++m) chunk |= static_cast<uint32_t>(s[m]) << (kSymbolBits * m);
+    COSET_UNROLL
+    for (int w = 0; w < kSymbolWords; ++w) {
+      const uint32_t above = w + 1 < kSymbolWords ? symbols[w + 1] : chunk;
+      if constexpr (kChunkBits == 32) {
+        symbols[w] = above;
+      } else {
+        symbols[w] = (symbols[w] >> kChunkBits) | (above << (32 - kChunkBits));
+      }
+    }
+  }
+  // The run starting at chunk `first` of a row (a multiple of kRunChunks): one load for the T
+  // bytes, one for the symbols.
+  COSET_HD void Load(const uint8_t* t_row, const SymbolT* symbols_row, int64_t first) {
+    LoadWords<1>(t_row + first, &t);
+    LoadWords<kSymbolWords>(symbols_row + first * kRunLevels, symbols);
+  }
+  COSET_HD void Store(int64_t first, uint8_t* t_row, SymbolT* symbols_row) const {
+    StoreWords<1>(&t, t_row + first);
+    StoreWords<kSymbolWords>(symbols, symbols_row + first * kRunLevels);
+  }
+};
+
+// The end of a run's next chunk, as FinishChunk ends a chunk: t its T, or -1 when capped (T
+// t_max); in a zero block and when capped, its symbols are zero. Returns t.
+template <typename SymbolT>
+COSET_HD int FinishRunChunk(const DeviceCodec& c, bool zero_block, int t, SymbolT* s, RunCodes<SymbolT>* codes) {
+  const bool capped = t < 0;
+  if (zero_block || capped) {
+    for (int m = 0; m < kRunLevels; ++m) s[m] = 0;
+  }
+  codes->Append(capped ? c.t_max : t, s);
+  return t;
+}
+
+// The T ladders of run `run` of a prepared row (as EncodeChunkAt takes it) one chunk after another,
+// then the run's T bytes and symbols with one store each. over and capped count its chunks with
+// T > 0 (capped ones included) and capped ones. c satisfies RunsApply; kDim = c.dim, SymbolT its
+// symbol type (WithRunTypes). A GPU lane walks the same ladders one step per iteration
+// (EncodeRunsKernel); the steps and their order per chunk are these.
+template <int kDim, typename SymbolT>
+COSET_HD void EncodeRunAt(const DeviceCodec& c, const float* row, const float* base_row, int64_t run,
+                          SymbolT* symbols_row, uint8_t* t_row, int64_t* over, int64_t* capped) {
+  const int64_t first = run * kRunChunks;
+  const float base = base_row[BlockOfChunk(c, first)];
+  RunCodes<SymbolT> codes;
+  for (int k = 0; k < kRunChunks; ++k) {
+    SymbolT s[kRunLevels * kDim] = {};  // room for Z^n's symbol per coordinate: compiled, never taken
+    int t = 0;
+    if (base != 0.0f) {
+      float x[kDim];
+      LoadChunk<kDim>(row + (first + k) * kDim, kDim, x);
+      while (t <= c.t_max && EncodeChunkStep<kDim, kRunLevels>(c, x, base, t, s)) ++t;
+      if (t > c.t_max) t = -1;
+    }
+    const int t_chunk = FinishRunChunk(c, base == 0.0f, t, s, &codes);
+    *over += t_chunk != 0;
+    *capped += t_chunk < 0;
+  }
+  codes.Store(first, t_row, symbols_row);
+}
+
+// Algorithm 2 on run `run` of a coded row into work_row (as DecodeChunkAt): each chunk by
+// DecodeChunk at its step (the block's base step, looked up once, times its ramp), so the floats
+// are DecodeChunkAt's bit for bit. c satisfies RunsApply; kDim and SymbolT as for EncodeRunAt.
+template <int kDim, typename SymbolT>
+COSET_HD void DecodeRunAt(const DeviceCodec& c, const uint16_t* scales_row, const uint8_t* t_row,
+                          const SymbolT* symbols_row, int64_t run, float* work_row) {
+  const int64_t first = run * kRunChunks;
+  RunCodes<SymbolT> codes;
+  codes.Load(t_row, symbols_row, first);
+  const float base = BlockBaseAt(c, scales_row, BlockOfChunk(c, first));
+  COSET_UNROLL
+  for (int k = 0; k < kRunChunks; ++k) {
+    SymbolT s[kRunLevels * kDim] = {};  // room for Z^n's symbol per coordinate: compiled, never taken
+    for (int m = 0; m < kRunLevels; ++m) s[m] = static_cast<SymbolT>(codes.symbol(k, m));
+    DecodeChunk<kDim, kRunLevels>(c.codebook, kDim, kRunLevels, s, base * c.ramp[codes.t_of(k)],
+                                  work_row + (first + k) * kDim);
+  }
+}
+
 // acc[q] += <padded query q's chunks of run `run`, the decoded chunks> for q < queries (<= kQueries
 // <= kMaxDotQueries): per chunk, its point sum_m q^m rep(b_m) as DecodeChunk forms it (exact:
 // small integers and halves), its dot product with each query (fused multiply-adds in coordinate
 // order), times its ramp into the run's sum; then the run's sum times its block base into acc.
-// c satisfies GemmRunsApply; kDim = c.dim, SymbolT its symbol type (WithRunTypes); the codebook's
+// c satisfies RunsApply; kDim = c.dim, SymbolT its symbol type (WithRunTypes); the codebook's
 // rep_point table and padded_queries start on 16-byte boundaries (then so do its rows and chunks).
 template <int kDim, int kQueries, typename SymbolT>
 COSET_HD void AccumulateRunDots(const DeviceCodec& c, const uint16_t* scales_row, const uint8_t* t_row,
                                 const SymbolT* symbols_row, int64_t run, const float* padded_queries, int queries,
                                 float* acc) {
   static_assert(kDim == 4 || kDim == 8, "the run path serves d = 4 and 8");
-  static_assert(sizeof(SymbolT) <= 2, "one- or two-byte symbols");
   static_assert(kQueries <= kMaxDotQueries, "acc holds at most kMaxDotQueries sums");
-  constexpr int kSymbolWords = kGemmRun * kGemmRunLevels * static_cast<int>(sizeof(SymbolT)) / 4;
-  const int64_t first = run * kGemmRun;
-  uint32_t t_word, words[kSymbolWords];
-  LoadWords<1>(t_row + first, &t_word);
-  LoadWords<kSymbolWords>(symbols_row + first * kGemmRunLevels, words);
+  const int64_t first = run * kRunChunks;
+  RunCodes<SymbolT> codes;
+  codes.Load(t_row, symbols_row, first);
   const float base = BlockBaseAt(c, scales_row, BlockOfChunk(c, first));
   const float q = static_cast<float>(c.codebook.q);
   float run_sum[kQueries] = {};
   COSET_UNROLL
-  for (int k = 0; k < kGemmRun; ++k) {
-    const float ramp = c.ramp[(t_word >> (8 * k)) & 0xFFu];
+  for (int k = 0; k < kRunChunks; ++k) {
+    const float ramp = c.ramp[codes.t_of(k)];
     float low[kDim], high[kDim], v[kDim];
-    LoadAlignedChunk<kDim>(c.codebook.rep_point + SymbolInWords<SymbolT>(words, kGemmRunLevels * k) * kDim, low);
-    LoadAlignedChunk<kDim>(c.codebook.rep_point + SymbolInWords<SymbolT>(words, kGemmRunLevels * k + 1) * kDim, high);
+    LoadAlignedChunk<kDim>(c.codebook.rep_point + codes.symbol(k, 0) * kDim, low);
+    LoadAlignedChunk<kDim>(c.codebook.rep_point + codes.symbol(k, 1) * kDim, high);
     for (int i = 0; i < kDim; ++i) v[i] = FusedMultiplyAdd(high[i], q, low[i]);
     for (int j = 0; j < kQueries; ++j) {
       if (j >= queries) continue;  // not break: a loop of constant length unrolls, run_sum stays in registers

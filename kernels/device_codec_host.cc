@@ -156,9 +156,21 @@ std::vector<BlockSlice> SliceBlocks(const DeviceCodec& c, int64_t blocks_per_sli
   return slices;
 }
 
+namespace {
+
+// f(r, run) for each run of kRunChunks chunks among `chunks` (a slice's: whole runs where
+// RunsApply), in order: run `run` of row r, as the run kernels' threads take them.
+template <class F>
+void ForEachRun(const DeviceCodec& c, IndexRange chunks, F&& f) {
+  const int64_t runs_per_row = c.chunks_per_row / kRunChunks;
+  for (int64_t i = chunks.begin / kRunChunks; i < chunks.end / kRunChunks; ++i) f(i / runs_per_row, i % runs_per_row);
+}
+
+}  // namespace
+
 absl::StatusOr<CompressedTensor> EncodeWithDeviceSteps(const TensorCodec& codec, const float* x,
                                                        const std::vector<int64_t>& shape, DType dtype,
-                                                       EncodeStats* stats, int64_t blocks_per_slice) {
+                                                       EncodeStats* stats, int64_t blocks_per_slice, KernelPath path) {
   COSET_ASSIGN_OR_RETURN(DeviceCodecPlan plan, MakePlan(codec, shape));
   const DeviceCodec c = plan.view();
   const Layout& l = plan.context.layout;
@@ -177,9 +189,20 @@ absl::StatusOr<CompressedTensor> EncodeWithDeviceSteps(const TensorCodec& codec,
                                scales.data() + r * l.blocks_per_row, base.data() + r * l.blocks_per_row);
     }
     if (refused) break;  // the codes are dropped: the CPU codec reports the input below
+    const IndexRange chunks = SliceChunks(c, slice);
+    if (UsesRuns(c, path)) {
+      WithRunTypes(c, [&](auto dim, auto symbol) {
+        ForEachRun(c, chunks, [&](int64_t r, int64_t run) {
+          EncodeRunAt<dim()>(c, ReadsInPlace(c) ? x + r * l.cols : work.data() + r * l.padded_cols,
+                             base.data() + r * l.blocks_per_row, run,
+                             reinterpret_cast<decltype(symbol)*>(symbols.data() + RowSymbolsOffsetBytes(c, r)),
+                             t.data() + r * l.chunks_per_row, &counts.first_try_overloads, &counts.capped);
+        });
+      });
+      continue;
+    }
     WithChunkTypes(c, [&](auto dim, auto symbol) {
       using SymbolT = decltype(symbol);
-      const IndexRange chunks = SliceChunks(c, slice);
       for (int64_t i = chunks.begin; i < chunks.end; ++i) {
         const int64_t r = i / l.chunks_per_row, chunk = i % l.chunks_per_row;
         const float* row = ReadsInPlace(c) ? x + r * l.cols : work.data() + r * l.padded_cols;
@@ -199,25 +222,39 @@ absl::StatusOr<CompressedTensor> EncodeWithDeviceSteps(const TensorCodec& codec,
   return out;
 }
 
-absl::Status DecodeWithDeviceSteps(const CompressedTensor& tensor, float* out, int64_t blocks_per_slice) {
+absl::Status DecodeWithDeviceSteps(const CompressedTensor& tensor, float* out, int64_t blocks_per_slice,
+                                   KernelPath path) {
   COSET_ASSIGN_OR_RETURN(const CodedForKernels coded, PrepareCoded(tensor));
   const DeviceCodec c = coded.plan.view();
   const std::vector<uint8_t>& symbols = coded.symbols;
   const Layout& l = tensor.layout;
   std::vector<float> work(ReadsInPlace(c) ? 0 : l.rows * l.padded_cols);
   // Slice by slice, item by item, as LaunchDecode's two kernels take them.
+  auto scales_of = [&](int64_t r) {
+    return tensor.scales.empty() ? nullptr : tensor.scales.data() + r * l.blocks_per_row;
+  };
+  auto symbols_of = [&](int64_t r, auto symbol) {
+    return reinterpret_cast<const decltype(symbol)*>(symbols.data() + RowSymbolsOffsetBytes(c, r));
+  };
+  auto row_of = [&](int64_t r) { return ReadsInPlace(c) ? out + r * l.cols : work.data() + r * l.padded_cols; };
   for (const BlockSlice& slice : SliceBlocks(c, blocks_per_slice)) {
-    WithChunkTypes(c, [&](auto dim, auto symbol) {
-      using SymbolT = decltype(symbol);
-      const IndexRange chunks = SliceChunks(c, slice);
-      for (int64_t i = chunks.begin; i < chunks.end; ++i) {
-        const int64_t r = i / l.chunks_per_row, chunk = i % l.chunks_per_row;
-        DecodeChunkAt<dim()>(c, tensor.scales.empty() ? nullptr : tensor.scales.data() + r * l.blocks_per_row,
-                             tensor.t.data() + r * l.chunks_per_row,
-                             reinterpret_cast<const SymbolT*>(symbols.data() + RowSymbolsOffsetBytes(c, r)), chunk,
-                             ReadsInPlace(c) ? out + r * l.cols : work.data() + r * l.padded_cols);
-      }
-    });
+    const IndexRange chunks = SliceChunks(c, slice);
+    if (UsesRuns(c, path)) {
+      WithRunTypes(c, [&](auto dim, auto symbol) {
+        ForEachRun(c, chunks, [&](int64_t r, int64_t run) {
+          DecodeRunAt<dim()>(c, scales_of(r), tensor.t.data() + r * l.chunks_per_row, symbols_of(r, symbol), run,
+                             row_of(r));
+        });
+      });
+    } else {
+      WithChunkTypes(c, [&](auto dim, auto symbol) {
+        for (int64_t i = chunks.begin; i < chunks.end; ++i) {
+          const int64_t r = i / l.chunks_per_row;
+          DecodeChunkAt<dim()>(c, scales_of(r), tensor.t.data() + r * l.chunks_per_row, symbols_of(r, symbol),
+                               i % l.chunks_per_row, row_of(r));
+        }
+      });
+    }
     if (ReadsInPlace(c)) continue;
     for (int64_t i = slice.begin; i < slice.end; ++i) {
       const int64_t r = i / l.blocks_per_row, b = i % l.blocks_per_row;
@@ -228,7 +265,7 @@ absl::Status DecodeWithDeviceSteps(const CompressedTensor& tensor, float* out, i
 }
 
 absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* queries, int64_t batch, float* out,
-                                 GemmPath path) {
+                                 KernelPath path) {
   if (batch < 0) return absl::InvalidArgumentError("batch must be >= 0");
   COSET_ASSIGN_OR_RETURN(const CodedForKernels coded, PrepareCoded(weights));
   const DeviceCodec c = coded.plan.view();
@@ -260,14 +297,14 @@ absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* q
     return reinterpret_cast<const decltype(symbol)*>(symbols.data() + RowSymbolsOffsetBytes(c, n));
   };
   const uint8_t* t = weights.t.data();
-  if (UsesGemmRuns(c, path)) {
+  if (UsesRuns(c, path)) {
     // The run kernel's lanes one after another: lane l sums runs l, l + 32, ..., then the lanes'
     // sums meet in the kernel's shuffle tree.
     constexpr int kLanes = 32;
     WithRunTypes(c, [&](auto dim, auto symbol) {
       for_each_group([&](int64_t n, int64_t first, int count, float* sums) {
         float lanes[kLanes][kMaxDotQueries] = {};
-        for (int64_t run = 0; run < l.chunks_per_row / kGemmRun; ++run) {
+        for (int64_t run = 0; run < l.chunks_per_row / kRunChunks; ++run) {
           AccumulateRunDots<dim(), kMaxDotQueries>(c, scales_of(n), t + n * l.chunks_per_row, symbols_of(n, symbol),
                                                    run, padded.data() + first * l.padded_cols, count,
                                                    lanes[run % kLanes]);

@@ -63,13 +63,16 @@ absl::Status CheckDeviceEncode(const TensorCodec& codec, const float* x, const s
 std::vector<BlockSlice> SliceBlocks(const DeviceCodec& c, int64_t blocks_per_slice);
 
 // Encode and decode through the device steps, run sequentially on the host, slice by slice
-// (SliceBlocks) as the kernels' launches take them. Failures (NaN/Inf, a rotation overflow, chunks
-// capped under CapPolicy::kFail) are reported by the CPU codec on the same input, so the message
-// is the CPU's word for word.
+// (SliceBlocks) as the kernels' launches take them, with the steps of the kernels LaunchEncode and
+// LaunchDecode pick for `path` (per chunk, or per run where RunsApply). Failures (NaN/Inf, a
+// rotation overflow, chunks capped under CapPolicy::kFail) are reported by the CPU codec on the
+// same input, so the message is the CPU's word for word.
 absl::StatusOr<CompressedTensor> EncodeWithDeviceSteps(const TensorCodec& codec, const float* x,
                                                        const std::vector<int64_t>& shape, DType dtype,
-                                                       EncodeStats* stats, int64_t blocks_per_slice = 0);
-absl::Status DecodeWithDeviceSteps(const CompressedTensor& tensor, float* out, int64_t blocks_per_slice = 0);
+                                                       EncodeStats* stats, int64_t blocks_per_slice = 0,
+                                                       KernelPath path = KernelPath::kPerChunk);
+absl::Status DecodeWithDeviceSteps(const CompressedTensor& tensor, float* out, int64_t blocks_per_slice = 0,
+                                   KernelPath path = KernelPath::kPerChunk);
 // AddCodes' inputs, checked as AddCodes checks them (CheckAddable) and prepared for the kernels
 // (PrepareCoded), in order: what every device AddCodes starts from.
 absl::StatusOr<std::vector<CodedForKernels>> PrepareAddends(const std::vector<const CompressedTensor*>& codes);
@@ -95,7 +98,7 @@ absl::StatusOr<std::vector<double>> DotRowsWithDeviceSteps(const CompressedTenso
 // bit; the per-chunk path sums chunk after chunk (the GPU adds its lanes' partial sums in a tree),
 // so there the results agree with the GPU's to float rounding, not bit for bit.
 absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* queries, int64_t batch, float* out,
-                                 GemmPath path = GemmPath::kPerChunk);
+                                 KernelPath path = KernelPath::kPerChunk);
 
 }  // namespace device
 }  // namespace coset

@@ -82,17 +82,19 @@ PY
   done
   smoke whole || failed=1
   smoke pipelined || failed=1
+  smoke whole --cuda-kernels runs || failed=1
   echo "($SECONDS s)"
   return $failed
 }
 
-# smoke STAGING: cosetd on the CUDA backend with --cuda-staging STAGING (whole | pipelined): the
-# same blobs and floats as the in-process CPU codec, and a 64 MiB encode and decode through shared
-# memory beside the in-process CPU codec (bench/cuda_daemon_smoke).
+# smoke STAGING [FLAGS...]: cosetd on the CUDA backend with --cuda-staging STAGING (whole |
+# pipelined) and FLAGS: the same blobs and floats as the in-process CPU codec, and a 64 MiB encode
+# and decode through shared memory beside the in-process CPU codec (bench/cuda_daemon_smoke).
 smoke() {
-  local dir bin="$BUNDLE/bin" pid ok=0 label="cosetd cuda smoke (staging $1)"
+  local dir bin="$BUNDLE/bin" pid ok=0 label="cosetd cuda smoke (staging $*)" staging=$1 logname="${*// /}"
+  shift
   dir=$(mktemp -d /tmp/gpu-smoke-XXXXXX)
-  LD_LIBRARY_PATH="$BUNDLE/lib" "$bin/cosetd" --backend cuda --cuda-staging "$1" --grpc "unix:$dir/s.sock" \
+  LD_LIBRARY_PATH="$BUNDLE/lib" "$bin/cosetd" --backend cuda --cuda-staging "$staging" "$@" --grpc "unix:$dir/s.sock" \
     --metrics off --ready-file "$dir/ready" 2>"$dir/cosetd.log" &
   pid=$!
   for _ in $(seq 100); do [[ -s $dir/ready ]] && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -104,7 +106,7 @@ smoke() {
     echo "$label: ok $(cat "$dir/smoke.json")"
   else
     echo "$label: FAILED"; tail -5 "$dir/cosetd.log" "$dir/smoke.log" 2>/dev/null; ok=1
-    cp "$dir/cosetd.log" "$LOGS/cosetd-$1.log" 2>/dev/null; cp "$dir/smoke.log" "$LOGS/smoke-$1.log" 2>/dev/null
+    cp "$dir/cosetd.log" "$LOGS/cosetd-$logname.log" 2>/dev/null; cp "$dir/smoke.log" "$LOGS/smoke-$logname.log" 2>/dev/null
   fi
   kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
   rm -rf "$dir"

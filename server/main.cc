@@ -5,7 +5,7 @@
 //          [--metrics HOST:PORT|off] [--threads N] [--max-message-bytes N] [--max-concurrent N]
 //          [--memory-budget BYTES] [--lut-budget BYTES] [--shm-budget BYTES] [--drain-seconds S]
 //          [--ready-file PATH] [--log-level info|warn|error] [--backend cpu|cuda|auto] [--device N]
-//          [--device-memory-budget BYTES] [--cuda-staging whole|pipelined]
+//          [--device-memory-budget BYTES] [--cuda-staging whole|pipelined] [--cuda-kernels per-chunk|runs]
 // ADDR is unix:/path or host:port (port 0 picks a free port; --ready-file records the result).
 #include <malloc.h>
 #include <signal.h>
@@ -13,6 +13,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -75,6 +76,9 @@ constexpr char kUsage[] = R"(usage: cosetd [flags]
   --cuda-staging S         whole | pipelined: how the CUDA backend moves host tensors; pipelined
                            overlaps copies with kernels slice by slice and page-locks clients'
                            shared-memory regions (up to 8 GiB in all) to copy them in place [whole]
+  --cuda-kernels K         per-chunk | runs: the CUDA backend's encode and decode kernels; runs
+                           takes four chunks per thread where the code allows (D4, D8, E8 at two
+                           levels of byte or 16-bit symbols); the same codes either way [per-chunk]
   --config FILE            flags from a file, one "name = value" per line (# comments);
                            command-line flags override it
 )";
@@ -131,6 +135,7 @@ struct DaemonFlags {
   int device = 0;                                // CUDA device index
   int64_t device_memory_budget = kDefaultDeviceMemoryBudgetBytes;
   StagingOptions::Mode cuda_staging = StagingOptions::Mode::kWhole;
+  device::KernelPath cuda_kernels = device::KernelPath::kPerChunk;
 };
 
 // Parses argv (after --config FILE is expanded in place) into flags. Returns the exit code to use
@@ -162,7 +167,8 @@ std::optional<int> ParseFlags(int argc, char** argv, DaemonFlags* out) {
   const std::set<std::string> value_flags = {
       "grpc", "metrics", "threads", "max-message-bytes", "max-concurrent", "memory-budget", "lut-budget",
       "shm-budget", "shm-idle-seconds", "drain-seconds", "ready-file", "log-level", "allow-group", "tls-cert",
-      "tls-key", "tls-client-ca", "backend", "device", "device-memory-budget", "cuda-staging"};
+      "tls-key", "tls-client-ca", "backend", "device", "device-memory-budget", "cuda-staging",
+      "cuda-kernels"};
   // clang-format on
   auto parsed = CliArgs::Parse(args, value_flags, {});
   if (!parsed.ok() || !parsed->positionals().empty()) {
@@ -183,6 +189,16 @@ std::optional<int> ParseFlags(int argc, char** argv, DaemonFlags* out) {
     }
     return *v;
   };
+  // The flag's value when it is one of `choices` (the first is its default), else says which are.
+  auto choice = [&](const char* name, const std::vector<std::string>& choices) -> std::string {
+    const std::string v = flags.Get(name, choices[0]);
+    if (std::find(choices.begin(), choices.end(), v) != choices.end()) return v;
+    std::string listed = choices[0];
+    for (size_t i = 1; i < choices.size(); ++i) listed += (i + 1 == choices.size() ? " or " : ", ") + choices[i];
+    std::cerr << "cosetd: --" << name << " must be " << listed << " (got '" << v.substr(0, 64) << "')\n";
+    bad = true;
+    return choices[0];
+  };
   ServiceLimits& limits = out->limits;
   limits.threads = static_cast<int>(get("threads", 0, 0, 1024));
   limits.max_message_bytes = get("max-message-bytes", limits.max_message_bytes, 1 << 16, int64_t{2047} << 20);
@@ -194,18 +210,11 @@ std::optional<int> ParseFlags(int argc, char** argv, DaemonFlags* out) {
   out->drain_seconds = get("drain-seconds", out->drain_seconds, 0, 3600);
   out->device = static_cast<int>(get("device", 0, 0, 1023));
   out->device_memory_budget = get("device-memory-budget", out->device_memory_budget, 1 << 20, int64_t{1} << 50);
-  out->backend = flags.Get("backend", out->backend);
-  if (out->backend != "cpu" && out->backend != "cuda" && out->backend != "auto") {
-    std::cerr << "cosetd: --backend must be cpu, cuda or auto (got '" << out->backend.substr(0, 64) << "')\n";
-    bad = true;
-  }
-  const std::string staging = flags.Get("cuda-staging", "whole");
-  if (staging == "pipelined") {
+  out->backend = choice("backend", {"cpu", "cuda", "auto"});
+  if (choice("cuda-staging", {"whole", "pipelined"}) == "pipelined") {
     out->cuda_staging = StagingOptions::Mode::kPipelined;
-  } else if (staging != "whole") {
-    std::cerr << "cosetd: --cuda-staging must be whole or pipelined (got '" << staging.substr(0, 64) << "')\n";
-    bad = true;
   }
+  if (choice("cuda-kernels", {"per-chunk", "runs"}) == "runs") out->cuda_kernels = device::KernelPath::kRuns;
   if (bad) return 2;
   // --grpc is repeatable and takes comma-separated lists; the config file's addresses and the
   // command line's are all served.
@@ -249,10 +258,12 @@ Backend SelectBackend(const DaemonFlags& flags) {
     const bool pipelined = flags.cuda_staging == StagingOptions::Mode::kPipelined;
     Log(0, absl::StrCat("backend cuda: ", DescribeCudaDevice((*cuda)->device()),
                         " serves encode, decode and GEMM on codes; the CPU serves the rest; staging ",
-                        pipelined ? "pipelined" : "whole"));
+                        pipelined ? "pipelined" : "whole", "; kernels ",
+                        flags.cuda_kernels == device::KernelPath::kRuns ? "runs" : "per-chunk"));
     StagingOptions staging;
     staging.mode = flags.cuda_staging;
     (*cuda)->set_staging(staging);
+    (*cuda)->set_codec_kernels(flags.cuda_kernels);
     backend.cuda = *std::move(cuda);
     return backend;
   }

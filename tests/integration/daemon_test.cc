@@ -786,9 +786,9 @@ TEST(DaemonBackendTest, CudaBackendServesOnADeviceOrSaysWhyNot) {
     EXPECT_GT(daemon.Metric("coset_device_memory_used_bytes"), 0);  // the codebook tables stay
     EXPECT_EQ(daemon.Stop(), 0);
     // Pipelined staging: 16 MiB through shared memory (a region the daemon page-locks), in slices
-    // that overlap copies and kernels, with the CPU codec's bytes and floats.
+    // that overlap copies and kernels, with the CPU codec's bytes and floats; and the run kernels.
     Daemon pipelined(dir);
-    ASSERT_TRUE(pipelined.Start({"--backend", "cuda", "--cuda-staging", "pipelined"}));
+    ASSERT_TRUE(pipelined.Start({"--backend", "cuda", "--cuda-staging", "pipelined", "--cuda-kernels", "runs"}));
     o.address = pipelined.unix_address();
     auto piped = *Client::Connect(o);
     const CompressedTensor cpu_big = *codec.Encode(big.data(), {1024, 4096});
@@ -809,6 +809,11 @@ TEST(DaemonBackendTest, CudaBackendServesOnADeviceOrSaysWhyNot) {
       RunToExit({"--grpc", "unix:" + dir + "/s.sock", "--metrics", "off", "--cuda-staging", "sideways"}, dir);
   EXPECT_EQ(code, 2) << text;
   EXPECT_NE(text.find("--cuda-staging must be whole or pipelined (got 'sideways')"), std::string::npos) << text;
+  const auto [kernels_code, kernels_text] =
+      RunToExit({"--grpc", "unix:" + dir + "/s.sock", "--metrics", "off", "--cuda-kernels", "fused"}, dir);
+  EXPECT_EQ(kernels_code, 2) << kernels_text;
+  EXPECT_NE(kernels_text.find("--cuda-kernels must be per-chunk or runs (got 'fused')"), std::string::npos)
+      << kernels_text;
   std::filesystem::remove_all(dir);
 }
 
@@ -817,7 +822,8 @@ TEST(DaemonBackendTest, AutoFallsBackToTheCpuAndServes) {
   const std::string dir = mkdtemp(tmpl);
   {
     Daemon daemon(dir);
-    ASSERT_TRUE(daemon.Start({"--backend", "auto", "--device", "0", "--cuda-staging", "pipelined"}));
+    ASSERT_TRUE(
+        daemon.Start({"--backend", "auto", "--device", "0", "--cuda-staging", "pipelined", "--cuda-kernels", "runs"}));
     Client::Options o;
     o.address = daemon.unix_address();
     auto client = Client::Connect(o);

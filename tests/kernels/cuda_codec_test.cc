@@ -210,13 +210,13 @@ TEST(CudaCodecTest, GemmRunPathMatchesItsHostRunBitForBit) {
     const int64_t rows = 37, cols = 2048;
     const TensorCodec tc = *TensorCodec::Create(p);
     const CompressedTensor coded = *tc.Encode(testing_util::Gaussian(rows * cols, 5).data(), {rows, cols});
-    ASSERT_TRUE(device::GemmRunsApply(device::MakePlan(tc, {rows, cols})->view()));
+    ASSERT_TRUE(device::RunsApply(device::MakePlan(tc, {rows, cols})->view()));
     for (int64_t batch : {1, 3, 4, 16, 21}) {
       SCOPED_TRACE(absl::StrCat(lattice, " batch ", batch));
       const std::vector<float> x = testing_util::Gaussian(batch * cols, static_cast<uint32_t>(batch));
       std::vector<float> gpu(batch * rows, NAN), host(batch * rows, NAN);
       ASSERT_TRUE(codec->get()->Gemm(coded, x.data(), batch, gpu.data(), GemmMethod::kFusedRuns).ok());
-      ASSERT_TRUE(device::GemmWithDeviceSteps(coded, x.data(), batch, host.data(), device::GemmPath::kRuns).ok());
+      ASSERT_TRUE(device::GemmWithDeviceSteps(coded, x.data(), batch, host.data(), device::KernelPath::kRuns).ok());
       for (int64_t i = 0; i < batch * rows; ++i) {
         ASSERT_EQ(FloatBits(gpu[i]), FloatBits(host[i])) << "query " << i / rows << " row " << i % rows;
       }
@@ -281,6 +281,26 @@ TEST(CudaCodecTest, PipelinedStagingMatchesTheCpu) {
   ASSERT_TRUE(locked.ok()) << locked.status();
   ASSERT_TRUE(cuda->Decode(coded, gpu.data()).ok());
   EXPECT_EQ(0, std::memcmp(cpu.data(), gpu.data(), cpu.size() * sizeof(float))) << "page-locked output";
+}
+
+// The run paths of the encode and decode kernels (KernelPath::kRuns: a thread per run of four
+// chunks, where RunsApply): the grid and the edge cases, whole and through the pipeline's slices of
+// one block, and 16 MiB of D4 and E8, all the CPU codec's bytes and floats.
+TEST(CudaCodecTest, RunPathsMatchTheCpu) {
+  COSET_REQUIRE_GPU(codec);
+  CudaCodec* cuda = codec->get();
+  cuda->set_codec_kernels(device::KernelPath::kRuns);
+  device_testing::RunGrid(OnDevice(cuda));
+  device_testing::RunEdgeCases(OnDevice(cuda));
+  for (const char* lattice : {"D4", "E8"}) {
+    CodecParams p;
+    p.lattice = *Lattice::Parse(lattice);
+    device_testing::ExpectSameAsCpu(OnDevice(cuda), p, testing_util::Gaussian(int64_t{1} << 22, 17), {1024, 4096},
+                                    lattice);
+  }
+  cuda->set_staging({StagingOptions::Mode::kPipelined, 1024});
+  device_testing::RunGrid(OnDevice(cuda));
+  device_testing::RunEdgeCases(OnDevice(cuda));
 }
 
 TEST(CudaCodecTest, LargeTensorMatchesCpuCodec) {

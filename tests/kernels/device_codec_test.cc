@@ -11,14 +11,17 @@
 namespace coset {
 namespace {
 
-// The device steps in slices of blocks_per_slice blocks (0: the whole tensor at once).
-device_testing::CodecUnderTest HostSteps(int64_t blocks_per_slice = 0) {
-  return {[blocks_per_slice](const TensorCodec& codec, const float* x, const std::vector<int64_t>& shape,
-                             EncodeStats* stats) {
-            return device::EncodeWithDeviceSteps(codec, x, shape, DType::kFloat32, stats, blocks_per_slice);
+// The device steps in slices of blocks_per_slice blocks (0: the whole tensor at once), with the
+// kernels' steps for `path`; *run_encodes, when given, counts the encodes the run path served.
+device_testing::CodecUnderTest HostSteps(int64_t blocks_per_slice = 0,
+                                         device::KernelPath path = device::KernelPath::kPerChunk,
+                                         int64_t* run_encodes = nullptr) {
+  return {[=](const TensorCodec& codec, const float* x, const std::vector<int64_t>& shape, EncodeStats* stats) {
+            if (run_encodes != nullptr) *run_encodes += device::UsesRuns(device::MakePlan(codec, shape)->view(), path);
+            return device::EncodeWithDeviceSteps(codec, x, shape, DType::kFloat32, stats, blocks_per_slice, path);
           },
-          [blocks_per_slice](const CompressedTensor& tensor, float* out) {
-            return device::DecodeWithDeviceSteps(tensor, out, blocks_per_slice);
+          [=](const CompressedTensor& tensor, float* out) {
+            return device::DecodeWithDeviceSteps(tensor, out, blocks_per_slice, path);
           }};
 }
 
@@ -32,6 +35,24 @@ TEST(DeviceCodecTest, MatchesCpuCodecOnEdgeCases) { device_testing::RunEdgeCases
 TEST(DeviceCodecTest, SlicesOfBlocksMatchTheCpuCodec) {
   device_testing::RunGrid(HostSteps(3));
   device_testing::RunEdgeCases(HostSteps(1));
+}
+
+// The run paths (KernelPath::kRuns: a thread per run of four chunks, EncodeRunAt / DecodeRunAt,
+// where RunsApply: D4, D8 and E8 with two levels of byte or 16-bit symbols; per chunk elsewhere):
+// on the whole grid (padded and rotated rows, every scale mode) and the edge cases (zero and tiny
+// blocks, capped chunks), whole and in slices, the CPU codec's bytes and floats.
+TEST(DeviceCodecTest, RunPathsMatchTheCpuCodec) {
+  int64_t run_encodes = 0;
+  device_testing::RunGrid(HostSteps(0, device::KernelPath::kRuns, &run_encodes));
+  const int64_t on_the_grid = run_encodes;
+  RecordProperty("run_encodes_on_the_grid", static_cast<int>(on_the_grid));
+  device_testing::RunGrid(HostSteps(3, device::KernelPath::kRuns, &run_encodes));
+  device_testing::RunEdgeCases(HostSteps(0, device::KernelPath::kRuns, &run_encodes));
+  device_testing::RunEdgeCases(HostSteps(1, device::KernelPath::kRuns, &run_encodes));
+  // D4, D8 and E8 at q = 4, M = 2 on rows of 255 and 256 entries (whole runs once padded), rotated
+  // and not, in every scale mode: 36 of the grid's encodes; then as many in slices, and the edges.
+  EXPECT_EQ(on_the_grid, 36);
+  EXPECT_GT(run_encodes, 2 * on_the_grid);
 }
 
 // The slices' entries and chunks tile the tensor's, in order, with nothing left out: what lets a
@@ -69,8 +90,8 @@ TEST(DeviceCodecTest, SlicesTileEntriesAndChunks) {
 }
 
 TEST(DeviceCodecTest, GemmOnCodesMatchesDecodeThenDot) {
-  for (const device::GemmPath path : {device::GemmPath::kRuns, device::GemmPath::kPerChunk}) {
-    SCOPED_TRACE(path == device::GemmPath::kRuns ? "runs" : "per chunk");
+  for (const device::KernelPath path : {device::KernelPath::kRuns, device::KernelPath::kPerChunk}) {
+    SCOPED_TRACE(path == device::KernelPath::kRuns ? "runs" : "per chunk");
     device_testing::RunGemmCases([path](const CompressedTensor& w, const float* x, int64_t batch, float* out) {
       return device::GemmWithDeviceSteps(w, x, batch, out, path);
     });
@@ -170,7 +191,7 @@ TEST(DeviceCodecTest, GemmRunPathServesTwoLevelByteSymbols) {
     ASSERT_TRUE(codec.ok()) << codec.status();
     auto plan = device::MakePlan(*codec, {3, k.cols});
     ASSERT_TRUE(plan.ok()) << plan.status();
-    EXPECT_EQ(device::GemmRunsApply(plan->view()), k.runs);
+    EXPECT_EQ(device::RunsApply(plan->view()), k.runs);
   }
 }
 
