@@ -160,7 +160,7 @@ __global__ void EncodeChunksKernel(DeviceCodec c, BlockSlice slice, const float*
 // a time as the lane reaches them, and its T bytes and symbols are gathered in registers
 // (RunCodes) and stored with one 32-bit and one 8- or 16-byte store when its last chunk ends. The
 // steps and their order per chunk are EncodeRunAt's.
-template <int kDim, typename SymbolT>
+template <class Kernel, int kDim, typename SymbolT>
 __global__ void EncodeRunsKernel(DeviceCodec c, BlockSlice slice, const float* x, const float* work, const float* base,
                                  uint8_t* t, uint8_t* symbols, EncodeCounters* counters) {
   c.codebook.rep_coords = StageTable(c.codebook.rep_coords, CodebookTableEntries(c));
@@ -190,7 +190,7 @@ __global__ void EncodeRunsKernel(DeviceCodec c, BlockSlice slice, const float* x
       next = i + stride;
     }
     SymbolT s[kRunLevels * kDim] = {};  // room for Z^n's symbol per coordinate: compiled, never taken
-    const bool overloads = run_base != 0.0f && EncodeChunkStep<kDim, kRunLevels>(c, chunk_x, run_base, step, s);
+    const bool overloads = run_base != 0.0f && EncodeRunStep<Kernel, kDim>(c, chunk_x, run_base, step, s);
     if (overloads && step < c.t_max) {
       ++step;
       continue;
@@ -412,8 +412,10 @@ cudaError_t LaunchEncode(const DeviceCodec& c, const float* x, float* work, floa
   uint8_t* codes = static_cast<uint8_t*>(symbols);
   if (UsesRuns(c, path) && RunBuffersAligned(t, symbols)) {
     WithRunTypes(c, [&](auto dim, auto symbol) {
-      EncodeRunsKernel<dim(), decltype(symbol)>
-          <<<GridFor(chunks / kRunChunks), kThreads, shared, stream>>>(c, slice, x, work, base, t, codes, counters);
+      WithRunLattice<dim()>(c, [&](auto kernel) {
+        EncodeRunsKernel<decltype(kernel), dim(), decltype(symbol)>
+            <<<GridFor(chunks / kRunChunks), kThreads, shared, stream>>>(c, slice, x, work, base, t, codes, counters);
+      });
     });
   } else {
     WithChunkTypes(c, [&](auto dim, auto symbol) {

@@ -456,10 +456,11 @@ enum class KernelPath : uint8_t {
 };
 
 // Whether the run path serves c: d 4 or 8 with a symbol per chunk and level (D4, E8, D8) of one or
-// two bytes, two levels, and whole runs in every row and every block, so that a run lies in one
-// block and its T and symbol bytes start on 4- and 8-byte boundaries.
+// two bytes (so q is a power of two), two levels, and whole runs in every row and every block, so
+// that a run lies in one block and its T and symbol bytes start on 4- and 8-byte boundaries.
 COSET_HD bool RunsApply(const DeviceCodec& c) {
-  return (c.dim == 4 || c.dim == 8) && c.codebook.symbol_dim == c.dim && c.levels == kRunLevels &&
+  return (c.lattice == kLatticeD || c.lattice == kLatticeE8) && (c.dim == 4 || c.dim == 8) &&
+         c.codebook.symbol_dim == c.dim && c.q_pow2 && c.levels == kRunLevels &&
          (c.symbol_bytes == 1 || c.symbol_bytes == 2) && c.chunks_per_row % kRunChunks == 0 &&
          c.chunks_per_block % kRunChunks == 0;
 }
@@ -475,6 +476,17 @@ void WithRunTypes(const DeviceCodec& c, F&& f) {
   };
   if (c.dim == 4) return with_symbol(std::integral_constant<int, 4>());
   return with_symbol(std::integral_constant<int, 8>());
+}
+
+// f(kernel) with the nearest-point kernel of c's lattice (DnKernel, or E8Kernel at d = 8) where
+// RunsApply: the run path's encode is compiled per lattice, and for q a power of two and two levels
+// only, so that a step takes none of EncodeChunkStep's branches on the codec.
+template <int kDim, class F>
+void WithRunLattice(const DeviceCodec& c, F&& f) {
+  if constexpr (kDim == 8) {
+    if (c.lattice == kLatticeE8) return f(E8Kernel());
+  }
+  return f(DnKernel());
 }
 
 // kWords 32-bit words from p, which a GPU reads with one load (p then 4 kWords-byte aligned).
@@ -592,12 +604,20 @@ COSET_HD int FinishRunChunk(const DeviceCodec& c, bool zero_block, int t, Symbol
   return t;
 }
 
+// One step of a chunk's T ladder on the run path: EncodeChunkStep for c's lattice (Kernel,
+// WithRunLattice), q a power of two and two levels, without its branches on the codec.
+template <class Kernel, int kDim, typename SymbolT>
+COSET_HD bool EncodeRunStep(const DeviceCodec& c, const float* x, float base, int t, SymbolT* s) {
+  return EncodeChunkAtStep<Kernel, true, kDim, SymbolT, kRunLevels>(c.codebook, kDim, kRunLevels, x, base, c.ramp, t,
+                                                                    s);
+}
+
 // The T ladders of run `run` of a prepared row (as EncodeChunkAt takes it) one chunk after another,
 // then the run's T bytes and symbols with one store each. over and capped count its chunks with
 // T > 0 (capped ones included) and capped ones. c satisfies RunsApply; kDim = c.dim, SymbolT its
-// symbol type (WithRunTypes). A GPU lane walks the same ladders one step per iteration
-// (EncodeRunsKernel); the steps and their order per chunk are these.
-template <int kDim, typename SymbolT>
+// symbol type (WithRunTypes), Kernel its lattice's (WithRunLattice). A GPU lane walks the same
+// ladders one step per iteration (EncodeRunsKernel); the steps and their order per chunk are these.
+template <class Kernel, int kDim, typename SymbolT>
 COSET_HD void EncodeRunAt(const DeviceCodec& c, const float* row, const float* base_row, int64_t run,
                           SymbolT* symbols_row, uint8_t* t_row, int64_t* over, int64_t* capped) {
   const int64_t first = run * kRunChunks;
@@ -609,7 +629,7 @@ COSET_HD void EncodeRunAt(const DeviceCodec& c, const float* row, const float* b
     if (base != 0.0f) {
       float x[kDim];
       LoadChunk<kDim>(row + (first + k) * kDim, kDim, x);
-      while (t <= c.t_max && EncodeChunkStep<kDim, kRunLevels>(c, x, base, t, s)) ++t;
+      while (t <= c.t_max && EncodeRunStep<Kernel, kDim>(c, x, base, t, s)) ++t;
       if (t > c.t_max) t = -1;
     }
     const int t_chunk = FinishRunChunk(c, base == 0.0f, t, s, &codes);

@@ -192,11 +192,14 @@ absl::StatusOr<CompressedTensor> EncodeWithDeviceSteps(const TensorCodec& codec,
     const IndexRange chunks = SliceChunks(c, slice);
     if (UsesRuns(c, path)) {
       WithRunTypes(c, [&](auto dim, auto symbol) {
-        ForEachRun(c, chunks, [&](int64_t r, int64_t run) {
-          EncodeRunAt<dim()>(c, ReadsInPlace(c) ? x + r * l.cols : work.data() + r * l.padded_cols,
-                             base.data() + r * l.blocks_per_row, run,
-                             reinterpret_cast<decltype(symbol)*>(symbols.data() + RowSymbolsOffsetBytes(c, r)),
-                             t.data() + r * l.chunks_per_row, &counts.first_try_overloads, &counts.capped);
+        WithRunLattice<dim()>(c, [&](auto kernel) {
+          ForEachRun(c, chunks, [&](int64_t r, int64_t run) {
+            EncodeRunAt<decltype(kernel), dim()>(
+                c, ReadsInPlace(c) ? x + r * l.cols : work.data() + r * l.padded_cols,
+                base.data() + r * l.blocks_per_row, run,
+                reinterpret_cast<decltype(symbol)*>(symbols.data() + RowSymbolsOffsetBytes(c, r)),
+                t.data() + r * l.chunks_per_row, &counts.first_try_overloads, &counts.capped);
+          });
         });
       });
       continue;
