@@ -88,7 +88,8 @@ absl::StatusOr<std::vector<double>> DotRows(const CompressedTensor& a, const Com
       const uint32_t* ca = &sa[c * l.symbols_per_chunk];
       const uint32_t* cb_sym = &sb[c * l.symbols_per_chunk];
       if (lut.integral()) {
-        int_terms[key] += ChunkPairLutSum(*cb, lut, levels, ca, cb_sym);
+        int_terms[key] += coset::ChunkPairLutSum<int64_t>(lut.ints().data(), lut.num_symbols(), cb->q(), levels,
+                                                          per_level, ca, cb_sym);
       } else {
         float_terms[key] += coset::ChunkPairLutSum<double>(lut.floats().data(), lut.num_symbols(), cb->q(), levels,
                                                            per_level, ca, cb_sym);

@@ -278,13 +278,13 @@ COSET_HD bool PrepareBlock(const DeviceCodec& c, const float* x_row, int64_t b, 
 // One step of a chunk's T ladder: Algorithm 1 on its d values x (LoadChunk) at step
 // base * ramp[t], for the codec's lattice; writes its symbols s and returns true when it overloads.
 // kDim = SpecializedDim(c.dim) (only the lattices of that dimension are compiled in: A2 has d = 2,
-// E8 d = 8, D_n n >= 3). kLevels: c.levels where the caller knows it at compile time, else 0.
-template <int kDim, int kLevels = 0, typename SymbolT>
+// E8 d = 8, D_n n >= 3).
+template <int kDim, typename SymbolT>
 COSET_HD bool EncodeChunkStep(const DeviceCodec& c, const float* x, float base, int t, SymbolT* s) {
   static_assert(kDim == SpecializedDim(kDim), "kDim is SpecializedDim(c.dim)");
-#define COSET_STEP(K, D)                                                                                          \
-  (c.q_pow2 ? EncodeChunkAtStep<K, true, D, SymbolT, kLevels>(c.codebook, c.dim, c.levels, x, base, c.ramp, t, s) \
-            : EncodeChunkAtStep<K, false, D, SymbolT, kLevels>(c.codebook, c.dim, c.levels, x, base, c.ramp, t, s))
+#define COSET_STEP(K, D)                                                                        \
+  (c.q_pow2 ? EncodeChunkAtStep<K, true, D>(c.codebook, c.dim, c.levels, x, base, c.ramp, t, s) \
+            : EncodeChunkAtStep<K, false, D>(c.codebook, c.dim, c.levels, x, base, c.ramp, t, s))
   switch (c.lattice) {
     case kLatticeZ:
       return COSET_STEP(ZKernel, kDim);

@@ -290,8 +290,6 @@ void MakeSocketDirectory(const std::string& socket_path, const PeerPolicy& polic
   }
 }
 
-// The shared-memory side socket, next to the first Unix gRPC socket ("<path>.shm"); null when
-// there is no Unix address.
 // The region hook of pipelined CUDA staging: page-locks each region while the regions locked so
 // far stay within kMaxPageLockedShmBytes (past it, or when the driver refuses, the region stays
 // pageable and is staged through the codec's slots: slower, never refused).
@@ -317,6 +315,9 @@ ShmRegistry::RegionHook PageLockRegions(Metrics* metrics) {
   };
 }
 
+// The shared-memory side socket, next to the first Unix gRPC socket ("<path>.shm"), with
+// region_hook (PageLockRegions, or null) called on each region it maps; null when there is no Unix
+// address.
 absl::StatusOr<std::unique_ptr<ShmRegistry>> StartShm(const std::vector<std::string>& addresses,
                                                       const ShmLimits& limits, const PeerPolicy& policy,
                                                       Metrics* metrics, ShmRegistry::RegionHook region_hook) {
