@@ -105,7 +105,7 @@ void BM_DecodeSum(benchmark::State& state) {
 BENCHMARK(BM_DecodeSum)->ArgNames({"rows", "count"})->ArgsProduct({{240, 11520}, {1, 8}})->UseRealTime();
 
 // What a daemon's Encode spends after the codec, on one thread: the overload counters of the
-// 64 MiB input's D4 code (4M values, 27 % above 0) range-coded into the blob's T stream, and
+// 64 MiB input's D4 code (4M values, 27 % above 0) coded into the blob's T stream (rANS), and
 // summarized for the metrics (SummarizeOverloads). items: counters.
 const CompressedTensor& CodedInput() {
   static const CompressedTensor t = *TensorCodec::Create(CodecParams{})->Encode(Input().data(), {kRows, kCols});

@@ -212,7 +212,7 @@ int Main(int argc, char** argv) {
   // Where a host tensor's encode and decode spend their time (what cosetd --backend cuda does per
   // request, beside what it does on the CPU): 64 MiB of float32, D4, host clocks. The upload from
   // pageable memory (as CudaCodec does) and from pinned memory; CudaCodec::Encode / Decode whole;
-  // the blob's serialization on all cores (the range-coded T stream: host work either way); and the
+  // the blob's serialization on all cores (the rANS-coded T stream: host work either way); and the
   // CPU codec on one thread and all cores.
   {
     const int64_t n = int64_t{16} << 20;

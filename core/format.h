@@ -1,4 +1,4 @@
-// The compressed-tensor format (`.coset` blobs), version 1. The spec is core/FORMAT.md; this is
+// The compressed-tensor format (`.coset` blobs), version 2. The spec is core/FORMAT.md; this is
 // its only implementation. Little-endian throughout, CRC-32C over everything before the trailer.
 #pragma once
 
@@ -12,9 +12,9 @@
 namespace coset {
 
 inline constexpr char kFormatMagic[4] = {'C', 'S', 'E', 'T'};
-inline constexpr uint16_t kFormatVersion = 1;
+inline constexpr uint16_t kFormatVersion = 2;
 
-// executor (optional) codes the overload-counter segments in parallel (1M counters each).
+// executor (optional) codes the overload-counter segments in parallel (kOverloadSegment counters each).
 std::vector<uint8_t> Serialize(const CompressedTensor& tensor, Executor* executor = nullptr);
 
 // Two-step serialization into caller-owned memory (e.g. a shared-memory region), without an

@@ -1,155 +1,231 @@
 #include "core/range_coder.h"
 
 #include <algorithm>
+#include <array>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "core/limits.h"
 
 namespace coset {
 namespace {
 
-constexpr int kProbBits = 11;
-constexpr uint32_t kProbInit = 1u << (kProbBits - 1);
-constexpr int kMoveBits = 5;
-constexpr uint32_t kTopValue = 1u << 24;
-constexpr int kContexts = 16;  // bit positions >= 15 share the last context
+constexpr int kScaleBits = 12;
+constexpr uint32_t kScale = 1u << kScaleBits;  // a segment's frequencies sum to this
+constexpr uint32_t kStateLow = 1u << 16;       // lane states stay in [2^16, 2^32): 16-bit words move in and out
+constexpr int kLanes = 4;                      // counter i is coded by lane i % kLanes
+static_assert(kOverloadSegment / kLanes + 3 < (1 << 16), "a lane's word count is a u16");
+constexpr int kAlphabet = 256;  // counters are bytes
+// A value present in a segment gets at least this frequency: a reciprocal of 1 would need 65 bits.
+constexpr uint32_t kMinFrequency = 2;
+static_assert(kMaxTMax < 64, "the decoder's slot entries hold a value in 6 bits");
 
-class RangeDecoder {
- public:
-  RangeDecoder(const uint8_t* data, int64_t size) : data_(data), size_(size) {
-    for (int i = 0; i < 5; ++i) code_ = (code_ << 8) | NextByte();
-  }
-  int DecodeBit(uint16_t& prob) {
-    const uint32_t bound = (range_ >> kProbBits) * prob;
-    int bit;
-    if (code_ < bound) {
-      range_ = bound;
-      prob = static_cast<uint16_t>(prob + (((1u << kProbBits) - prob) >> kMoveBits));
-      bit = 0;
-    } else {
-      code_ -= bound;
-      range_ -= bound;
-      prob = static_cast<uint16_t>(prob - (prob >> kMoveBits));
-      bit = 1;
-    }
-    while (range_ < kTopValue) {
-      range_ <<= 8;
-      code_ = (code_ << 8) | NextByte();
-    }
-    return bit;
-  }
-  bool overrun() const { return overrun_; }
-
- private:
-  uint32_t NextByte() {
-    if (pos_ < size_) return data_[pos_++];
-    overrun_ = true;
-    return 0;
-  }
-  const uint8_t* data_;
-  int64_t size_;
-  int64_t pos_ = 0;
-  uint32_t code_ = 0;
-  uint32_t range_ = 0xFFFFFFFFu;
-  bool overrun_ = false;
-};
-
-// Grows a segment's output to hold at least `need` bytes past the `used` ones; returns its data.
-uint8_t* GrowOutput(std::vector<uint8_t>* out, size_t used, size_t need) {
-  out->resize(std::max(2 * out->size(), used + need + 64));
-  return out->data();
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the stream's words are little-endian");
+uint16_t LoadU16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+uint32_t LoadU32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+void AppendU16(uint32_t v, std::vector<uint8_t>* out) {
+  out->push_back(static_cast<uint8_t>(v));
+  out->push_back(static_cast<uint8_t>(v >> 8));
+}
+void AppendU32(uint32_t v, std::vector<uint8_t>* out) {
+  for (int b = 0; b < 4; ++b) out->push_back(static_cast<uint8_t>(v >> (8 * b)));
 }
 
-// The LZMA binary range coder over one segment. Its state is plain locals (no object, no pointer
-// to them ever taken; the coder's steps are lambdas forced inline), so that the compiler can keep
-// it in registers: with the state in an encoder object whose output vector grew by push_back in the
-// loop, GCC kept the two busiest contexts' probabilities, the index and the input pointer on the
-// stack, and every value waited on a store and a load. BM_OverloadStreamEncode (4M counters of a
-// D4 code, 27 % above 0): 25.9 -> 23.1 ms. In a standalone g++ -O2 build, with every counter 0 (no
-// mispredicted branches): 3.2 -> 1.2 ns per value. What is left is mostly the branches on the data;
-// coding both outcomes without branches was slower there (8.4 against 6.3 ns per value: the bit's
-// arithmetic then lies on the range's dependency chain). The bytes are the same (range_coder_test
-// pins them).
-std::vector<uint8_t> EncodeSegment(const uint8_t* t, int64_t count, int t_max) {
-  // A first guess of one bit per value; grown by doubling when a segment needs more.
-  std::vector<uint8_t> out(static_cast<size_t>(count / 8 + 64));
-  uint8_t* data = out.data();
-  size_t used = 0, capacity = out.size();
-  uint64_t low = 0;
-  uint32_t range = 0xFFFFFFFFu;
-  uint32_t cache = 0;
-  uint64_t cache_size = 1;
-  // Emits the top byte of low, holding back 0xFF bytes until a carry is resolved.
-  auto shift_low = [&]() __attribute__((always_inline)) {
-    if (static_cast<uint32_t>(low) < 0xFF000000u || (low >> 32) != 0) {
-      if (capacity - used < cache_size) {
-        data = GrowOutput(&out, used, cache_size);
-        capacity = out.size();
-      }
-      const uint32_t carry = static_cast<uint32_t>(low >> 32);
-      uint32_t temp = cache;
-      do {
-        data[used++] = static_cast<uint8_t>(temp + carry);
-        temp = 0xFF;
-      } while (--cache_size != 0);
-      cache = static_cast<uint32_t>(low >> 24) & 0xFF;
-    }
-    ++cache_size;
-    low = (low & 0x00FFFFFFu) << 8;
-  };
-  auto encode_bit = [&](uint32_t & prob, uint32_t bit) __attribute__((always_inline)) {
-    const uint32_t bound = (range >> kProbBits) * prob;
-    if (bit == 0) {
-      range = bound;
-      prob += ((1u << kProbBits) - prob) >> kMoveBits;
+// A segment's frequency table: its counters' histogram scaled to sum to kScale.
+struct Frequencies {
+  int top = 0;                             // the largest value present
+  std::array<uint32_t, kAlphabet> freq{};  // zero for the values absent
+};
+
+Frequencies Measure(const uint8_t* t, int64_t count) {
+  // Four histograms: with one, runs of equal values (most are 0) wait on each other's increments
+  // of the same counter.
+  std::array<std::array<uint32_t, kAlphabet>, 4> histogram{};
+  int64_t i = 0;
+  for (; i + 4 <= count; i += 4) {
+    ++histogram[0][t[i]];
+    ++histogram[1][t[i + 1]];
+    ++histogram[2][t[i + 2]];
+    ++histogram[3][t[i + 3]];
+  }
+  for (; i < count; ++i) ++histogram[0][t[i]];
+  Frequencies f;
+  uint32_t sum = 0;
+  for (int v = 0; v < kAlphabet; ++v) {
+    const uint64_t n = uint64_t{histogram[0][v]} + histogram[1][v] + histogram[2][v] + histogram[3][v];
+    if (n == 0) continue;
+    f.top = v;
+    f.freq[v] = std::max<uint32_t>(kMinFrequency, static_cast<uint32_t>((n * kScale + count / 2) / count));
+    sum += f.freq[v];
+  }
+  // Rounding and the minimum leave the sum a few units off kScale: the largest frequencies absorb them.
+  while (sum != kScale) {
+    uint32_t& largest = *std::max_element(f.freq.begin(), f.freq.begin() + f.top + 1);
+    if (sum > kScale) {
+      --largest, --sum;
     } else {
-      low += bound;
-      range -= bound;
-      prob -= prob >> kMoveBits;
-    }
-    while (range < kTopValue) {
-      range <<= 8;
-      shift_low();
-    }
-  };
-  uint32_t first = kProbInit, second = kProbInit;  // contexts 0 and 1
-  uint32_t probs[kContexts];                       // contexts 2 and up
-  std::fill(probs, probs + kContexts, kProbInit);
-  if (t_max > 0) {
-    for (const uint8_t* end = t + count; t != end; ++t) {
-      // Unary: T ones then a zero; the zero is implied when T reaches t_max.
-      const uint32_t value = *t;
-      encode_bit(first, value > 0);
-      if (value == 0 || t_max == 1) continue;
-      encode_bit(second, value > 1);
-      if (value == 1) continue;
-      for (int bit = 2; bit < t_max; ++bit) {
-        const uint32_t one = value > static_cast<uint32_t>(bit);
-        encode_bit(probs[std::min(bit, kContexts - 1)], one);
-        if (!one) break;
-      }
+      ++largest, ++sum;
     }
   }
-  for (int i = 0; i < 5; ++i) shift_low();
-  out.resize(used);
-  return out;
+  return f;
+}
+
+// What the encoder needs of a value: state x becomes x + start + (x / freq) * (kScale - freq),
+// i.e. (x / freq) * kScale + x % freq + start, with the division as a multiplication.
+struct EncodeSymbol {
+  uint64_t reciprocal = 0;      // ceil(2^64 / freq): the high word of x * reciprocal is x / freq for x < 2^32
+  uint64_t renormalize_at = 0;  // a state at or above freq * 2^20 first shifts out its low 16 bits
+  uint32_t start = 0;           // the frequencies of the smaller values
+  uint32_t complement = 0;      // kScale - freq
+};
+
+// A segment: its top value (u8) and frequencies (u16 each, top + 1 of them), and unless one value
+// takes the whole scale (every counter equal: nothing more to say), the word counts of all lanes
+// but the last (u16 each: a lane has at most kOverloadSegment / 4 + 2 words) and the lanes' words:
+// a lane's final state (low word, high word), then the words it shifts in.
+void EncodeSegment(const uint8_t* t, int64_t count, std::vector<uint8_t>* out) {
+  const Frequencies f = Measure(t, count);
+  out->push_back(static_cast<uint8_t>(f.top));
+  for (int v = 0; v <= f.top; ++v) AppendU16(f.freq[v], out);
+  if (*std::max_element(f.freq.begin(), f.freq.begin() + f.top + 1) == kScale) return;
+
+  std::array<EncodeSymbol, kAlphabet> symbols;
+  uint32_t start = 0;
+  for (int v = 0; v <= f.top; ++v) {
+    if (f.freq[v] == 0) continue;
+    symbols[v].reciprocal = ~uint64_t{0} / f.freq[v] + 1;
+    symbols[v].renormalize_at = uint64_t{f.freq[v]} << (32 - kScaleBits);
+    symbols[v].start = start;
+    symbols[v].complement = kScale - f.freq[v];
+    start += f.freq[v];
+  }
+  // rANS codes the last value first, so that the decoder reads front to back: each lane's words are
+  // written from the end of its part of `words`, at most one per value plus the final state's two.
+  const int64_t lane_capacity = count / kLanes + 3;
+  std::vector<uint16_t> words(kLanes * lane_capacity);
+  uint16_t* next[kLanes];
+  uint32_t state[kLanes];
+  for (int k = 0; k < kLanes; ++k) {
+    next[k] = words.data() + (k + 1) * lane_capacity;
+    state[k] = kStateLow;
+  }
+  // Written as a lambda on locals forced inline, so that the lanes' states and pointers stay in
+  // registers. The low word is stored whether or not it shifts out (no branch on the data).
+  auto put = [&](int lane, uint8_t value) __attribute__((always_inline)) {
+    const EncodeSymbol& s = symbols[value];
+    uint32_t x = state[lane];
+    const bool shift = x >= s.renormalize_at;
+    next[lane][-1] = static_cast<uint16_t>(x);
+    next[lane] -= shift;
+    x = shift ? x >> 16 : x;
+    const uint64_t q = static_cast<uint64_t>((static_cast<unsigned __int128>(x) * s.reciprocal) >> 64);
+    state[lane] = static_cast<uint32_t>(x + s.start + q * s.complement);
+  };
+  int64_t i = count;
+  while (i % kLanes != 0) {
+    --i;
+    put(static_cast<int>(i % kLanes), t[i]);
+  }
+  while (i > 0) {
+    i -= kLanes;
+    put(3, t[i + 3]);
+    put(2, t[i + 2]);
+    put(1, t[i + 1]);
+    put(0, t[i]);
+  }
+  for (int k = 0; k < kLanes; ++k) {
+    *--next[k] = static_cast<uint16_t>(state[k] >> 16);
+    *--next[k] = static_cast<uint16_t>(state[k]);
+  }
+  for (int k = 0; k + 1 < kLanes; ++k) {  // the last lane takes the rest of the segment
+    AppendU16(static_cast<uint32_t>(words.data() + (k + 1) * lane_capacity - next[k]), out);
+  }
+  for (int k = 0; k < kLanes; ++k) {
+    for (const uint16_t* w = next[k]; w != words.data() + (k + 1) * lane_capacity; ++w) AppendU16(*w, out);
+  }
+}
+
+absl::Status Corrupt(const std::string& what) {
+  return absl::DataLossError(absl::StrCat("overload-counter segment ", what, " (truncated or corrupt)"));
 }
 
 absl::Status DecodeSegment(const uint8_t* data, int64_t size, int64_t count, int t_max, uint8_t* t) {
-  uint16_t first = kProbInit, second = kProbInit;  // contexts 0 and 1, as EncodeSegment
-  uint16_t probs[kContexts];
-  std::fill(probs, probs + kContexts, kProbInit);
-  RangeDecoder decoder(data, size);
-  for (int64_t i = 0; i < count; ++i) {
-    int value = 0;
-    if (t_max > 0 && decoder.DecodeBit(first)) {
-      value = 1;
-      if (t_max > 1 && decoder.DecodeBit(second)) {
-        value = 2;
-        while (value < t_max && decoder.DecodeBit(probs[std::min(value, kContexts - 1)])) ++value;
+  if (size < 1) return Corrupt("is empty");
+  const int top = data[0];
+  if (top > std::min(t_max, kMaxTMax)) return Corrupt(absl::StrCat("holds values up to ", top, ", above t_max"));
+  const int64_t table_bytes = 1 + 2 * (top + 1);
+  if (size < table_bytes) return Corrupt("ends inside its frequency table");
+  // Per slot of the scale: (freq << 18) | (slot - start) << 6 | value. freq < kScale here: a value
+  // that takes the whole scale ends the segment below.
+  std::array<uint32_t, kScale> slots;
+  uint32_t sum = 0;
+  for (int v = 0; v <= top; ++v) {
+    const uint32_t freq = LoadU16(data + 1 + 2 * v);
+    if (freq > kScale - sum) return Corrupt("has frequencies above the scale");
+    if (freq == kScale) {
+      if (size != table_bytes) return Corrupt("has bytes after a table of one value");
+      std::memset(t, v, static_cast<size_t>(count));
+      return absl::OkStatus();
+    }
+    for (uint32_t k = 0; k < freq; ++k) slots[sum + k] = freq << 18 | k << 6 | static_cast<uint32_t>(v);
+    sum += freq;
+  }
+  if (sum != kScale) return Corrupt("has frequencies that do not sum to the scale");
+  const int64_t lanes_at = table_bytes + 2 * (kLanes - 1);
+  if (size < lanes_at) return Corrupt("ends before its lanes");
+  const uint8_t* w[kLanes];
+  const uint8_t* end[kLanes];
+  uint32_t state[kLanes];
+  int64_t offset = lanes_at;
+  for (int k = 0; k < kLanes; ++k) {
+    const int64_t words = k + 1 < kLanes ? LoadU16(data + table_bytes + 2 * k) : (size - offset) / 2;
+    if (words < 2 || 2 * words > size - offset) return Corrupt("has lanes that do not fit it");
+    w[k] = data + offset + 4;
+    end[k] = data + offset + 2 * words;
+    state[k] = LoadU16(data + offset) | uint32_t{LoadU16(data + offset + 2)} << 16;
+    if (state[k] < kStateLow) return Corrupt("has a lane state out of range");
+    offset += 2 * words;
+  }
+  if (offset != size) return Corrupt("has bytes after its lanes");
+  bool overrun = false;
+  // A table lookup, a multiply and an add per value; a lane shifts a word in when its state falls
+  // below 2^16 (about every 13 values of a D4 code's T).
+  auto get = [&](int lane) __attribute__((always_inline)) {
+    uint32_t x = state[lane];
+    const uint32_t e = slots[x & (kScale - 1)];
+    x = (e >> 18) * (x >> kScaleBits) + ((e >> 6) & (kScale - 1));
+    if (x < kStateLow) {
+      if (w[lane] == end[lane]) {
+        overrun = true;
+      } else {
+        x = x << 16 | LoadU16(w[lane]);
+        w[lane] += 2;
       }
     }
-    t[i] = static_cast<uint8_t>(value);
+    state[lane] = x;
+    return static_cast<uint8_t>(e & 0x3F);
+  };
+  int64_t i = 0;
+  for (; i + kLanes <= count; i += kLanes) {
+    t[i] = get(0);
+    t[i + 1] = get(1);
+    t[i + 2] = get(2);
+    t[i + 3] = get(3);
   }
-  // An encoder's 5-byte flush means a valid segment never needs bytes beyond its own length.
-  if (decoder.overrun()) return absl::DataLossError("overload-counter stream ends early (truncated or corrupt)");
+  for (; i < count; ++i) t[i] = get(static_cast<int>(i % kLanes));
+  if (overrun) return Corrupt("ends early");
+  for (int k = 0; k < kLanes; ++k) {
+    // An encoder's lanes start at kStateLow and its words are all read: anything else is not its stream.
+    if (w[k] != end[k] || state[k] != kStateLow) return Corrupt("has a lane that does not end where its encoder began");
+  }
   return absl::OkStatus();
 }
 
@@ -158,13 +234,14 @@ int64_t Segments(int64_t count) { return (count + kOverloadSegment - 1) / kOverl
 }  // namespace
 
 std::vector<uint8_t> EncodeOverloadCounts(const uint8_t* t, int64_t count, int t_max, Executor* executor) {
+  (void)t_max;  // the segments' tables name the values they hold
   const int64_t segments = Segments(count);
   std::vector<std::vector<uint8_t>> coded(segments);
   if (executor == nullptr) executor = InlineExecutor();
   executor->ParallelFor(segments, [&](int64_t begin, int64_t end) {
     for (int64_t s = begin; s < end; ++s) {
       const int64_t first = s * kOverloadSegment;
-      coded[s] = EncodeSegment(t + first, std::min(kOverloadSegment, count - first), t_max);
+      EncodeSegment(t + first, std::min(kOverloadSegment, count - first), &coded[s]);
     }
   });
   // Layout: u32 byte length of every segment, then the segments in order.
@@ -172,10 +249,7 @@ std::vector<uint8_t> EncodeOverloadCounts(const uint8_t* t, int64_t count, int t
   for (const auto& c : coded) total += c.size();
   std::vector<uint8_t> out;
   out.reserve(total);
-  for (const auto& c : coded) {
-    const uint32_t n = static_cast<uint32_t>(c.size());
-    for (int b = 0; b < 4; ++b) out.push_back(static_cast<uint8_t>(n >> (8 * b)));
-  }
+  for (const auto& c : coded) AppendU32(static_cast<uint32_t>(c.size()), &out);
   for (const auto& c : coded) out.insert(out.end(), c.begin(), c.end());
   return out;
 }
@@ -187,9 +261,7 @@ absl::Status DecodeOverloadCounts(const uint8_t* data, int64_t size, int64_t cou
   std::vector<int64_t> offsets(segments + 1);
   offsets[0] = 4 * segments;
   for (int64_t s = 0; s < segments; ++s) {
-    uint32_t n = 0;
-    for (int b = 0; b < 4; ++b) n |= static_cast<uint32_t>(data[4 * s + b]) << (8 * b);
-    offsets[s + 1] = offsets[s] + n;
+    offsets[s + 1] = offsets[s] + LoadU32(data + 4 * s);
     if (offsets[s + 1] > size) return absl::DataLossError("overload-counter segments exceed their section");
   }
   if (offsets[segments] != size) return absl::DataLossError("overload-counter section has trailing bytes");
