@@ -69,8 +69,8 @@ class Reader {
 
 SerializationPlan PlanSerialization(const CompressedTensor& tensor, Executor* executor) {
   SerializationPlan plan;
-  plan.t_stream =
-      EncodeOverloadCounts(tensor.t.data(), static_cast<int64_t>(tensor.t.size()), tensor.params.t_max, executor);
+  plan.t_stream = EncodeOverloadCounts(tensor.t.data(), static_cast<int64_t>(tensor.t.size()), tensor.params.t_max,
+                                       executor, &plan.t_histogram);
   plan.size = kFixedHeaderBytes + 8 * tensor.shape.size() + kSectionTableBytes + 2 * tensor.scales.size() +
               plan.t_stream.size() + tensor.symbols.size() + kTrailerBytes;
   return plan;

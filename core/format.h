@@ -21,7 +21,8 @@ std::vector<uint8_t> Serialize(const CompressedTensor& tensor, Executor* executo
 // intermediate buffer: the overload-counter stream first, then the blob.
 struct SerializationPlan {
   std::vector<uint8_t> t_stream;
-  size_t size = 0;  // bytes of the blob
+  std::vector<int64_t> t_histogram;  // counts of T = 0..t_max: SummarizeOverloads' histogram, counted on the way
+  size_t size = 0;                   // bytes of the blob
 };
 // executor (optional) codes the overload-counter segments in parallel.
 SerializationPlan PlanSerialization(const CompressedTensor& tensor, Executor* executor = nullptr);

@@ -21,8 +21,15 @@ namespace coset {
 // code and decode them in parallel (64 segments for a 64 MiB float32 tensor's D4 code).
 inline constexpr int64_t kOverloadSegment = int64_t{1} << 16;
 
-// t: values in [0, t_max]. Returns the coded bytes. executor may be null (serial).
-std::vector<uint8_t> EncodeOverloadCounts(const uint8_t* t, int64_t count, int t_max, Executor* executor = nullptr);
+// t: values in [0, t_max]. Returns the coded bytes. executor may be null (serial). histogram (when
+// not null) is set to the counts of the values 0..t_max: the coder counts them anyway, so a caller
+// that wants them (cosetd's metrics) needs no second pass.
+std::vector<uint8_t> EncodeOverloadCounts(const uint8_t* t, int64_t count, int t_max, Executor* executor = nullptr,
+                                          std::vector<int64_t>* histogram = nullptr);
+// Adds the counts of the values in t[0, n) to histogram[256]: what a segment's frequency table and
+// SummarizeOverloads start from.
+void CountValues(const uint8_t* t, int64_t n, int64_t* histogram);
+
 // Decodes `count` values; fails (DataLoss) on any stream an encoder could not have written: bytes
 // that end early or run over, a frequency table that does not sum to its scale, a value above
 // t_max, a lane that does not end in its initial state.

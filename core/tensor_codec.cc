@@ -11,6 +11,7 @@
 #include "core/beta_table.h"
 #include "core/block_transform.h"
 #include "core/dtype.h"
+#include "core/range_coder.h"
 #include "core/status_macros.h"
 
 namespace coset {
@@ -503,26 +504,6 @@ float ChunkStep(const CompressedTensor& tensor, int64_t row, int64_t chunk) {
 double NominalBitsPerEntry(const CompressedTensor& tensor, const OverloadSummary& summary) {
   return tensor.params.M * std::log2(static_cast<double>(tensor.params.q)) + summary.entropy_bits / tensor.layout.dim;
 }
-
-namespace {
-
-// Adds the counts of the values in t[0, n) to histogram[256]. Four histograms, taken in turn:
-// nearly every counter is 0, and with one histogram each increment waited for the previous one's
-// store (1.45 ns per counter; cosetd summarizes every encode for its metrics).
-void CountValues(const uint8_t* t, int64_t n, int64_t* histogram) {
-  int64_t counts[4][256] = {};
-  const int64_t n4 = n / 4 * 4;
-  for (int64_t i = 0; i < n4; i += 4) {
-    ++counts[0][t[i]];
-    ++counts[1][t[i + 1]];
-    ++counts[2][t[i + 2]];
-    ++counts[3][t[i + 3]];
-  }
-  for (int64_t i = n4; i < n; ++i) ++counts[0][t[i]];
-  for (int v = 0; v < 256; ++v) histogram[v] += counts[0][v] + counts[1][v] + counts[2][v] + counts[3][v];
-}
-
-}  // namespace
 
 OverloadSummary SummarizeOverloads(const CompressedTensor& tensor, Executor* executor) {
   OverloadSummary s;

@@ -276,7 +276,7 @@ absl::Status CosetServiceImpl::DoEncode(const Config& config, const v1::Tensor& 
   rc.OnSuccess([this, label = config.metrics_label(), raw = static_cast<double>(DTypeBytes(x.dtype)) * x.numel,
                 coded = static_cast<double>(plan->size), chunks = static_cast<double>(s.chunks),
                 overloads = static_cast<double>(s.first_try_overloads), capped = static_cast<double>(s.capped),
-                histogram = SummarizeOverloads(*out, rc.ExecutorFor(x.numel)).histogram] {
+                histogram = plan->t_histogram] {
     metrics_->RecordEncode(label, raw, coded, chunks, overloads, capped, histogram);
   });
   return absl::OkStatus();

@@ -27,7 +27,11 @@ TEST(RangeCoderTest, RoundTripsAndDetectsTruncation) {
     for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{3}, int64_t{4}, int64_t{5}, int64_t{4999}, kOverloadSegment,
                       kOverloadSegment + 1, 2 * kOverloadSegment + 7}) {
       const std::vector<uint8_t> t = Geometric(n, 0.7, t_max, static_cast<uint32_t>(n + t_max));
-      const std::vector<uint8_t> coded = EncodeOverloadCounts(t.data(), n, t_max);
+      std::vector<int64_t> histogram;
+      const std::vector<uint8_t> coded = EncodeOverloadCounts(t.data(), n, t_max, nullptr, &histogram);
+      std::vector<int64_t> expected(t_max + 1, 0);
+      for (uint8_t v : t) ++expected[v];
+      EXPECT_EQ(histogram, expected) << n << " " << t_max;
       std::vector<uint8_t> back(n);
       ASSERT_TRUE(DecodeOverloadCounts(coded.data(), coded.size(), n, t_max, back.data()).ok()) << n << " " << t_max;
       EXPECT_EQ(back, t) << n << " " << t_max;

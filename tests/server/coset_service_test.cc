@@ -46,6 +46,13 @@ TEST_F(CosetServiceTest, RegisteredConfigurationsServeEncodesById) {
   ASSERT_TRUE(service_.Encode(&ctx, &req, &resp).ok());
   EXPECT_EQ(resp.stats().chunks(), 4 * 8);
   EXPECT_EQ(MetricValue(metrics_, "coset_requests_total", {{"method", "Encode"}, {"code", "OK"}}), 1);
+  // The T histogram on the metrics (counted while the T stream was coded) is the codes' own.
+  const CompressedTensor codes = *Parse(reinterpret_cast<const uint8_t*>(resp.blob().data()), resp.blob().size());
+  const OverloadSummary summary = SummarizeOverloads(codes);
+  for (int t = 0; t < 8; ++t) {
+    const double chunks = MetricValue(metrics_, "coset_overload_t_total", {{"t", std::to_string(t)}});
+    EXPECT_EQ(std::max(chunks, 0.0), summary.histogram[t]) << "T = " << t;  // a T no chunk has is not exported
+  }
   v1::ServerInfoRequest info_req;
   v1::ServerInfoResponse info;
   ASSERT_TRUE(service_.ServerInfo(&ctx, &info_req, &info).ok());
