@@ -12,7 +12,9 @@
 #include "benchmark/benchmark.h"
 #include "core/bucket_packet.h"
 #include "core/code_arith.h"
+#include "core/crc32c.h"
 #include "core/evaluation.h"
+#include "core/format.h"
 #include "core/range_coder.h"
 #include "core/row_codec.h"
 #include "core/tensor_codec.h"
@@ -152,7 +154,15 @@ void BM_SummarizeOverloads(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(SummarizeOverloads(t, &pool));
   state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(t.t.size()));
 }
+// The CRC-32C every blob's writer and reader take over it (the blob of that code, 10 MB).
+void BM_BlobCrc32c(benchmark::State& state) {
+  const std::vector<uint8_t> blob = Serialize(CodedInput());
+  for (auto _ : state) benchmark::DoNotOptimize(Crc32c(blob.data(), blob.size()));
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(blob.size()));
+}
+
 BENCHMARK(BM_OverloadStreamEncode)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_BlobCrc32c)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_OverloadStreamDecode)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_AddCodes)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SummarizeOverloads)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
