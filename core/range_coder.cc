@@ -87,7 +87,7 @@ void EncodeSegment(const uint8_t* t, int64_t count, std::vector<uint8_t>* out, s
   *counts = f.count;
   out->push_back(static_cast<uint8_t>(f.top));
   for (int v = 0; v <= f.top; ++v) AppendU16(f.freq[v], out);
-  if (*std::max_element(f.freq.begin(), f.freq.begin() + f.top + 1) == kScale) return;
+  if (f.freq[f.top] == kScale) return;  // the only value present (any other would hold >= kMinFrequency)
 
   std::array<EncodeSymbol, kAlphabet> symbols;
   uint32_t start = 0;
