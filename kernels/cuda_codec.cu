@@ -290,38 +290,23 @@ __global__ void GemmKernel(DeviceCodec c, const uint16_t* scales, const uint8_t*
   }
 }
 
-// The run path (RunsApply): a warp per (kRows weight rows, kQueries queries), row groups in a
-// grid-stride loop; lane l takes runs l, l + 32, ... of every row of its group (AccumulateRunDots:
-// one 32-bit load of a run's T, one 8- or 16-byte load of its symbols, and the rows' loads
-// independent of each other, so that several are in flight per lane); the lanes' sums then meet
-// in the tree WarpTreeSum mirrors on the host (the same bits). Consecutive warps take consecutive
-// row groups of the same queries, which stay in L1.
-template <int kDim, int kQueries, int kRows, typename SymbolT>
-__global__ void GemmRunsKernel(DeviceCodec c, const uint16_t* scales, const uint8_t* t, const uint8_t* symbols,
-                               const float* padded, int64_t batch, float* out) {
-  c.codebook.rep_point = StageTable(c.codebook.rep_point, CodebookTableEntries(c));
+// The grid-stride loop of the GEMM kernels that give a warp kRows weight rows and kQueries
+// queries: consecutive warps take consecutive row groups of the same queries, which stay in L1.
+// For each item, sums(first_row, queries_first, queries, acc) adds this lane's part of the item's
+// dot products into acc (zeroed); the lanes' sums then meet by shuffles (the tree WarpTreeSum
+// mirrors on the host) and lane 0 stores the rows and queries that exist.
+template <int kQueries, int kRows, class Sums>
+__device__ void ForEachWarpItem(const DeviceCodec& c, const float* padded, int64_t batch, float* out, Sums&& sums) {
   const int lane = static_cast<int>(threadIdx.x % kWarp);
   const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x / kWarp);
   const int64_t row_groups = (c.rows + kRows - 1) / kRows;
   const int64_t items = row_groups * ((batch + kQueries - 1) / kQueries);
-  const int64_t runs = c.chunks_per_row / kRunChunks;
   for (int64_t item = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp; item < items;
        item += warps) {
     const int64_t first_row = item % row_groups * kRows, first = item / row_groups * kQueries;
     const int queries = static_cast<int>(batch - first < kQueries ? batch - first : kQueries);
-    const float* queries_first = padded + first * c.padded_cols;
     float acc[kRows][kQueries] = {};
-    for (int64_t run = lane; run < runs; run += kWarp) {
-#pragma unroll
-      for (int r = 0; r < kRows; ++r) {
-        // A short last group repeats its last row (results dropped below): no branch per run.
-        const int64_t n = first_row + r < c.rows ? first_row + r : c.rows - 1;
-        AccumulateRunDots<kDim, kQueries>(c, scales == nullptr ? nullptr : scales + n * c.blocks_per_row,
-                                          t + n * c.chunks_per_row,
-                                          reinterpret_cast<const SymbolT*>(symbols + RowSymbolsOffsetBytes(c, n)), run,
-                                          queries_first, queries, acc[r]);
-      }
-    }
+    sums(first_row, padded + first * c.padded_cols, queries, acc);
     for (int r = 0; r < kRows; ++r) {
       for (int q = 0; q < kQueries; ++q) {
         for (int offset = kWarp / 2; offset > 0; offset /= 2)
@@ -336,6 +321,76 @@ __global__ void GemmRunsKernel(DeviceCodec c, const uint16_t* scales, const uint
       }
     }
   }
+}
+
+// The run path (RunsApply): a warp per (kRows weight rows, kQueries queries), row groups in a
+// grid-stride loop; lane l takes runs l, l + 32, ... of every row of its group (AccumulateRunDots:
+// one 32-bit load of a run's T, one 8- or 16-byte load of its symbols, and the rows' loads
+// independent of each other, so that several are in flight per lane); the lanes' sums then meet
+// in the tree WarpTreeSum mirrors on the host (the same bits). Consecutive warps take consecutive
+// row groups of the same queries, which stay in L1.
+template <int kDim, int kQueries, int kRows, typename SymbolT>
+__global__ void GemmRunsKernel(DeviceCodec c, const uint16_t* scales, const uint8_t* t, const uint8_t* symbols,
+                               const float* padded, int64_t batch, float* out) {
+  c.codebook.rep_point = StageTable(c.codebook.rep_point, CodebookTableEntries(c));
+  const int lane = static_cast<int>(threadIdx.x % kWarp);
+  const int64_t runs = c.chunks_per_row / kRunChunks;
+  ForEachWarpItem<kQueries, kRows>(
+      c, padded, batch, out,
+      [&](int64_t first_row, const float* queries_first, int queries, float(&acc)[kRows][kQueries]) {
+        for (int64_t run = lane; run < runs; run += kWarp) {
+#pragma unroll
+          for (int r = 0; r < kRows; ++r) {
+            // A short last group repeats its last row (results dropped): no branch per run.
+            const int64_t n = first_row + r < c.rows ? first_row + r : c.rows - 1;
+            AccumulateRunDots<kDim, kQueries>(c, scales == nullptr ? nullptr : scales + n * c.blocks_per_row,
+                                              t + n * c.chunks_per_row,
+                                              reinterpret_cast<const SymbolT*>(symbols + RowSymbolsOffsetBytes(c, n)),
+                                              run, queries_first, queries, acc[r]);
+          }
+        }
+      });
+}
+
+// The packed GEMM (PackedGemmApplies): a warp per (kRows weight rows, kQueries queries), row groups
+// in a grid-stride loop; lane l takes chunks l, l + 32, ... of every row of its group
+// (AccumulatePackedChunkDots), so that a warp's query, T and symbol loads are each one coalesced
+// stretch, the query chunks loaded once for the group's rows. The packed table is replicated in
+// shared memory, entry s of lane l's copy at word 32 s + l: every lane reads its own bank. The
+// lanes' sums meet in the tree WarpTreeSum mirrors on the host (the same bits).
+template <int kQueries, int kRows>
+__global__ void GemmPackedKernel(DeviceCodec c, const uint16_t* scales, const uint8_t* t, const uint8_t* symbols,
+                                 const float* padded, int64_t batch, float* out) {
+  extern __shared__ uint32_t replicas[];
+  const int64_t entries = CodebookTableEntries(c) / 4;
+  for (int64_t i = threadIdx.x; i < entries * kWarp; i += blockDim.x) replicas[i] = c.packed_points[i / kWarp];
+  __syncthreads();
+  const int lane = static_cast<int>(threadIdx.x % kWarp);
+  const uint32_t* replica = replicas + lane;
+  auto table = [replica](uint32_t symbol) { return replica[symbol * kWarp]; };
+  ForEachWarpItem<kQueries, kRows>(
+      c, padded, batch, out,
+      [&](int64_t first_row, const float* queries_first, int queries, float(&acc)[kRows][kQueries]) {
+  // Unrolled so that several chunks' loads are in flight; not with 16 queries, whose chunks'
+  // query values would take the registers (GemmKernel's measured lesson).
+#pragma unroll(kQueries == kMaxDotQueries ? 1 : 4)
+        for (int64_t chunk = lane; chunk < c.chunks_per_row; chunk += kWarp) {
+          const int64_t block = BlockOfChunk(c, chunk);
+          float x[4 * kQueries];
+#pragma unroll
+          for (int j = 0; j < kQueries; ++j) {
+            if (j == 0 || j < queries) LoadAlignedChunk<4>(queries_first + j * c.padded_cols + 4 * chunk, x + 4 * j);
+          }
+#pragma unroll
+          for (int r = 0; r < kRows; ++r) {
+            // A short last group repeats its last row (results dropped): no branch per chunk.
+            const int64_t n = first_row + r < c.rows ? first_row + r : c.rows - 1;
+            AccumulatePackedChunkDots<kQueries>(c, table, scales == nullptr ? nullptr : scales + n * c.blocks_per_row,
+                                                t + n * c.chunks_per_row, symbols + RowSymbolsOffsetBytes(c, n), chunk,
+                                                block, x, queries, acc[r]);
+          }
+        }
+      });
 }
 
 // A thread per chunk of the sum (AddChunkCodes), grid-stride; the codebook's basis coordinates in
@@ -396,6 +451,15 @@ void LaunchGemmRuns(const DeviceCodec& c, const uint16_t* scales, const uint8_t*
   GemmRunsKernel<kDim, kQueries, kRows, SymbolT>
       <<<GridFor(warps, kThreads / kWarp), kThreads, StagedBytes(CodebookTableEntries(c)), stream>>>(
           c, scales, t, symbols, padded, batch, out);
+}
+
+template <int kQueries, int kRows>
+void LaunchGemmPacked(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const uint8_t* symbols,
+                      const float* padded, int64_t batch, float* out, cudaStream_t stream) {
+  const int64_t warps = (c.rows + kRows - 1) / kRows * ((batch + kQueries - 1) / kQueries);
+  const size_t replicas_bytes = static_cast<size_t>(CodebookTableEntries(c) / 4 * kWarp * 4);  // 32 KiB at most
+  GemmPackedKernel<kQueries, kRows><<<GridFor(warps, kThreads / kWarp), kThreads, replicas_bytes, stream>>>(
+      c, scales, t, symbols, padded, batch, out);
 }
 
 }  // namespace
@@ -514,6 +578,19 @@ cudaError_t LaunchGemm(const DeviceCodec& c, const uint16_t* scales, const uint8
   // and the buffers cudaMalloc returns are aligned; a caller's queries may not be).
   const bool aligned = reinterpret_cast<uintptr_t>(padded) % 16 == 0 &&
                        reinterpret_cast<uintptr_t>(c.codebook.rep_point) % 16 == 0 && RunBuffersAligned(t, symbols);
+  if (path == KernelPath::kRuns && PackedGemmApplies(c) && aligned) {
+    // Rows per warp: four for a GEMV and two for up to 4 queries (each query chunk loaded once for
+    // them), one with more queries (their accumulators take the registers).
+    const uint8_t* codes = static_cast<const uint8_t*>(symbols);
+    if (per_warp == 1) {
+      LaunchGemmPacked<1, 4>(c, scales, t, codes, padded, batch, out, stream);
+    } else if (per_warp == 4) {
+      LaunchGemmPacked<4, 2>(c, scales, t, codes, padded, batch, out, stream);
+    } else {
+      LaunchGemmPacked<kMaxDotQueries, 1>(c, scales, t, codes, padded, batch, out, stream);
+    }
+    return cudaGetLastError();
+  }
   if (UsesRuns(c, path) && aligned) {
     // Rows per warp: two for a GEMV (each query chunk loaded once for both), one with more queries
     // (their accumulators take the registers).

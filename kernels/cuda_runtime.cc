@@ -135,6 +135,7 @@ absl::StatusOr<CudaDeviceInfo> ProbeCudaDevice(int index) {
 
 struct CudaCodec::DeviceTables {
   DeviceMemory rep_coords, rep_point;
+  DeviceMemory packed_points;  // device::PackedPointTable, where the codebook has one
   ChunkCodebook view;
   DeviceMemory pair_lut;  // DotRows' two-sided LUT, uploaded on its first use (empty until then)
   bool pair_lut_integral = true;
@@ -304,6 +305,8 @@ absl::StatusOr<CudaCodec::DeviceTables*> CudaCodec::TablesFor(const Codebook& co
   const int64_t entries = codebook.num_symbols() * codebook.symbol_dim();
   COSET_RETURN_IF_ERROR(tables->rep_coords.Upload(host.rep_coords, entries * sizeof(int32_t), stream_));
   COSET_RETURN_IF_ERROR(tables->rep_point.Upload(host.rep_point, entries * sizeof(float), stream_));
+  const std::vector<uint32_t> packed = device::PackedPointTable(codebook);
+  COSET_RETURN_IF_ERROR(UploadVector(packed, stream_, &tables->packed_points));
   COSET_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(static_cast<cudaStream_t>(stream_)));
   tables->view = host;
   tables->view.rep_coords = tables->rep_coords.as<int32_t>();
@@ -316,6 +319,7 @@ absl::StatusOr<device::DeviceCodec> CudaCodec::OnDevice(const device::DeviceCode
   COSET_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_.index));
   COSET_ASSIGN_OR_RETURN(const DeviceTables* tables, TablesFor(*plan.context.codebook));
   device::DeviceCodec c = plan.view();
+  if (c.packed_points != nullptr) c.packed_points = tables->packed_points.as<uint32_t>();
   COSET_RETURN_IF_ERROR(UploadVector(plan.context.ramp, stream_, ramp));
   COSET_RETURN_IF_ERROR(UploadVector(plan.context.rotation_signs, stream_, signs));
   c.codebook = tables->view;
@@ -682,15 +686,17 @@ absl::StatusOr<GemmMethod> CudaCodec::Gemm(const CodesOnDevice& codes, const flo
   COSET_RETURN_IF_ERROR(x.Upload(queries, sizeof(float) * batch * c.cols, stream_));
   COSET_RETURN_IF_ERROR(output.Allocate(sizeof(float) * batch * c.rows));
   const bool chosen = method != GemmMethod::kAuto;
+  // kAuto's fused kernel is the one the codec kernels' path names (set_codec_kernels).
+  const GemmMethod fused =
+      codec_kernels_ == device::KernelPath::kRuns ? GemmMethod::kFusedRuns : GemmMethod::kFusedPerChunk;
   if (!chosen) {
-    method = kDecodeCublasMinBatch > 0 && batch >= kDecodeCublasMinBatch ? GemmMethod::kDecodeCublas
-                                                                         : GemmMethod::kFusedPerChunk;
+    method = kDecodeCublasMinBatch > 0 && batch >= kDecodeCublasMinBatch ? GemmMethod::kDecodeCublas : fused;
   }
   if (method == GemmMethod::kDecodeCublas) {
     const absl::Status s = DecodeThenCublas(codes, x.as<float>(), batch, output.as<float>(), &decoded, &work);
     // kAuto's choice falls back to the fused kernel, which rewrites every output.
     if (!s.ok() && chosen) return s;
-    if (!s.ok()) method = GemmMethod::kFusedPerChunk;
+    if (!s.ok()) method = fused;
   }
   if (method != GemmMethod::kDecodeCublas) {
     const float* prepared = x.as<float>();

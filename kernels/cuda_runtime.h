@@ -103,9 +103,11 @@ struct CodesOnDevice {
 // How CudaCodec::Gemm multiplies queries by coded weights.
 enum class GemmMethod : uint8_t {
   kAuto,           // kDecodeCublas from kDecodeCublasMinBatch queries on (when cuBLAS loads and the
-                   // decoded weights fit the device budget), else kFusedPerChunk
+                   // decoded weights fit the device budget), else kFusedPerChunk (kFusedRuns when
+                   // set_codec_kernels chose KernelPath::kRuns)
   kFusedPerChunk,  // LaunchGemm, KernelPath::kPerChunk: weights decoded in registers, never stored
-  kFusedRuns,      // LaunchGemm, KernelPath::kRuns (where RunsApply, else per chunk)
+  kFusedRuns,      // LaunchGemm, KernelPath::kRuns (the packed GEMM or the run path where they
+                   // apply, else per chunk)
   kDecodeCublas,   // the weights decoded to float32 in device memory (LaunchDecode), then cuBLAS
                    // SGEMM in float32 (no TF32): decode-then-dot's own arithmetic, at cuBLAS's speed
 };
@@ -152,8 +154,9 @@ class CudaCodec {
   void* stream() const { return stream_; }  // cudaStream_t
   const StagingOptions& staging() const { return staging_; }
   void set_staging(const StagingOptions& staging) { staging_ = staging; }
-  // The encode and decode kernels (LaunchEncode, LaunchDecode): per chunk (the default, which has
-  // run on a GPU), or the run path where it applies (not yet run on one). The same codes either way.
+  // The encode and decode kernels (LaunchEncode, LaunchDecode) and kAuto's fused GEMM: per chunk
+  // (the default, which has run on a GPU), or the run paths and the packed GEMM where they apply
+  // (not yet run on one). The same codes either way; GEMM results within float rounding.
   device::KernelPath codec_kernels() const { return codec_kernels_; }
   void set_codec_kernels(device::KernelPath path) { codec_kernels_ = path; }
 

@@ -98,6 +98,11 @@ struct DeviceCodec {
   int64_t symbols_per_chunk = 0;
   int64_t chunks_per_block = 0;  // block / dim (block is a multiple of dim)
   int chunk_block_shift = -1;    // log2(chunks_per_block) when a power of two, else -1
+  // The packed point table (PackedPointTable) where the packed GEMM serves the code
+  // (PackedGemmApplies), else null; packed_bias is what a chunk's packed Horner sum reads above
+  // 2 (q rep(b1) + rep(b0)) in every byte.
+  const uint32_t* packed_points = nullptr;
+  int packed_bias = 0;
 };
 
 // a / b for a >= 0, b > 0, in 32 bits where both fit: a GPU divides 64-bit integers in software,
@@ -693,6 +698,69 @@ COSET_HD void AccumulateRunDots(const DeviceCodec& c, const uint16_t* scales_row
     }
   }
   for (int j = 0; j < kQueries; ++j) acc[j] = FusedMultiplyAdd(base, run_sum[j], acc[j]);
+}
+
+// --- The packed GEMM (KernelPath::kRuns, d = 4 codes of byte symbols) ----------------------------
+// The run path's GEMM reads a chunk's two codebook rows as floats (32 bytes) from a table of 4 KiB
+// at random: a warp's 16-byte loads from it conflict in the banks of shared memory (about 10 passes
+// per load instead of 4), and its lanes' query loads, 64 bytes apart, touch four times the lines
+// they use. This GEMM reads a chunk's point from a table of one 32-bit word per symbol, 2 rep(b) +
+// bias in four bytes, that each lane holds a copy of in its own bank (a 32-way replicated 32 KiB
+// table: a warp's lookup is one pass), and its lanes take consecutive chunks (coalesced query and
+// code loads). The two levels meet in one integer multiply-add on the packed bytes, and each byte
+// becomes a float by the 2^23 trick (one byte permute and one add, no int-to-float conversion).
+
+// Whether the packed GEMM serves c: a table exists (d = 4, a symbol per chunk and level, the
+// Horner sum's bytes within 0..255: PackedPointTable), two levels of one-byte symbols.
+COSET_HD bool PackedGemmApplies(const DeviceCodec& c) {
+  return c.packed_points != nullptr && c.dim == 4 && c.codebook.symbol_dim == 4 && c.levels == kRunLevels &&
+         c.symbol_bytes == 1 && c.q_pow2;
+}
+
+// 2 (q rep(b1) + rep(b0)) of a chunk from the packed words of its two symbols, exactly (small
+// integers). Bytes of q A1 + A0 with A = 2 rep + bias_1 in 0..2 bias_1 stay within 0..255
+// (PackedBias checks it), so the multiply-add carries nothing across bytes; byte i becomes
+// float(2^23 + byte) - (2^23 + packed_bias), both exact.
+COSET_HD void UnpackChunkPointX2(const DeviceCodec& c, uint32_t low, uint32_t high, float* v) {
+  const uint32_t packed = (high << c.codebook.log2_q) + low;
+  const float offset = 8388608.0f + static_cast<float>(c.packed_bias);
+#if defined(__CUDA_ARCH__)
+  v[0] = __uint_as_float(__byte_perm(packed, 0x4B000000u, 0x7540)) - offset;
+  v[1] = __uint_as_float(__byte_perm(packed, 0x4B000000u, 0x7541)) - offset;
+  v[2] = __uint_as_float(__byte_perm(packed, 0x4B000000u, 0x7542)) - offset;
+  v[3] = __uint_as_float(__byte_perm(packed, 0x4B000000u, 0x7543)) - offset;
+#else
+  for (int i = 0; i < 4; ++i) v[i] = BitsToFloat(0x4B000000u | ((packed >> (8 * i)) & 0xFFu)) - offset;
+#endif
+}
+
+// acc[j] += <query j's chunk (x[4 j, 4 j + 4)), decoded chunk `chunk` of a coded row> for j <
+// queries: the chunk's doubled point from table(symbol) (the packed words: a lane's replica on a
+// GPU), its dot products by fused multiply-adds in coordinate order, each times half its step
+// (ChunkStepAt's) into acc. `block` = BlockOfChunk(c, chunk), which the caller finds once for all
+// its rows. c satisfies PackedGemmApplies.
+template <int kQueries, typename Table>
+COSET_HD void AccumulatePackedChunkDots(const DeviceCodec& c, const Table& table, const uint16_t* scales_row,
+                                        const uint8_t* t_row, const uint8_t* symbols_row, int64_t chunk, int64_t block,
+                                        const float* x, int queries, float* acc) {
+  static_assert(kQueries <= kMaxDotQueries, "acc holds at most kMaxDotQueries sums");
+  uint32_t pair;  // the chunk's level-0 symbol in the low byte, level 1 in the next
+#if defined(__CUDA_ARCH__)
+  pair = *reinterpret_cast<const uint16_t*>(symbols_row + 2 * chunk);
+#else
+  pair = symbols_row[2 * chunk] | static_cast<uint32_t>(symbols_row[2 * chunk + 1]) << 8;
+#endif
+  float v[4];
+  UnpackChunkPointX2(c, table(pair & 0xFFu), table(pair >> 8), v);
+  const float half_step = 0.5f * (BlockBaseAt(c, scales_row, block) * c.ramp[t_row[chunk]]);
+  for (int j = 0; j < kQueries; ++j) {
+    // Not break: a loop of constant length unrolls, acc stays in registers. Query 0 always exists
+    // (queries >= 1): no test, whose branch would hold a GEMV's loads back until it is taken.
+    if (j > 0 && j >= queries) continue;
+    float dot = x[4 * j] * v[0];
+    for (int i = 1; i < 4; ++i) dot = FusedMultiplyAdd(x[4 * j + i], v[i], dot);
+    acc[j] = FusedMultiplyAdd(half_step, dot, acc[j]);
+  }
 }
 
 // The sum of a warp's 32 lane values as the GEMM and DotRows kernels take it (__shfl_down_sync by

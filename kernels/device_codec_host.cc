@@ -52,7 +52,31 @@ DeviceCodec DeviceCodecPlan::view() const {
   for (int shift = 0; shift < 32; ++shift) {
     if ((int64_t{1} << shift) == c.chunks_per_block) c.chunk_block_shift = shift;
   }
+  c.packed_points = packed_points.empty() ? nullptr : packed_points.data();
+  c.packed_bias = packed_bias;
   return c;
+}
+
+std::vector<uint32_t> PackedPointTable(const Codebook& codebook) {
+  const std::vector<int8_t>& x2 = codebook.rep_point_x2_int8();
+  if (codebook.lattice().dim() != 4 || codebook.symbol_dim() != 4 || codebook.num_symbols() > 256 || x2.empty()) {
+    return {};
+  }
+  const int32_t bias = codebook.max_abs_rep_point_x2();
+  std::vector<uint32_t> words(codebook.num_symbols(), 0);
+  for (size_t b = 0; b < words.size(); ++b) {
+    for (int i = 0; i < 4; ++i) words[b] |= static_cast<uint32_t>(x2[4 * b + i] + bias) << (8 * i);
+  }
+  return words;
+}
+
+std::optional<int> PackedBias(const Codebook& codebook, int levels) {
+  int64_t bias = 0;
+  for (int m = 0; m < levels; ++m) {
+    bias = bias * codebook.q() + codebook.max_abs_rep_point_x2();
+    if (2 * bias > 255) return std::nullopt;
+  }
+  return static_cast<int>(bias);
 }
 
 int DeviceCodecPlan::symbol_bytes() const {
@@ -71,6 +95,10 @@ absl::StatusOr<DeviceCodecPlan> MakePlan(const TensorCodec& codec, const std::ve
   plan.params = codec.params();
   COSET_ASSIGN_OR_RETURN(plan.codebook, Codebook::Get(plan.params.lattice, plan.params.q));
   plan.context.codebook = plan.codebook.get();
+  if (const std::optional<int> bias = PackedBias(*plan.codebook, plan.context.levels); bias.has_value()) {
+    plan.packed_points = PackedPointTable(*plan.codebook);
+    plan.packed_bias = *bias;
+  }
   return plan;
 }
 
@@ -300,10 +328,36 @@ absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* q
     return reinterpret_cast<const decltype(symbol)*>(symbols.data() + RowSymbolsOffsetBytes(c, n));
   };
   const uint8_t* t = weights.t.data();
-  if (UsesRuns(c, path)) {
+  // The lanes' sums of each query meeting in the kernels' shuffle tree.
+  constexpr int kLanes = 32;
+  auto meet = [](const float(&lanes)[kLanes][kMaxDotQueries], int count, float* sums) {
+    for (int q = 0; q < count; ++q) {
+      float tree[kLanes];
+      for (int lane = 0; lane < kLanes; ++lane) tree[lane] = lanes[lane][q];
+      WarpTreeSum(tree);
+      sums[q] = tree[0];
+    }
+  };
+  if (path == KernelPath::kRuns && PackedGemmApplies(c)) {
+    // The packed kernel's lanes one after another: lane l sums chunks l, l + 32, ..., then the
+    // lanes' sums meet in the kernel's shuffle tree.
+    auto table = [&](uint32_t symbol) { return c.packed_points[symbol]; };
+    for_each_group([&](int64_t n, int64_t first, int count, float* sums) {
+      float lanes[kLanes][kMaxDotQueries] = {};
+      for (int64_t chunk = 0; chunk < l.chunks_per_row; ++chunk) {
+        float x[4 * kMaxDotQueries] = {};
+        for (int q = 0; q < count; ++q) {
+          std::copy_n(padded.data() + (first + q) * l.padded_cols + 4 * chunk, 4, x + 4 * q);
+        }
+        AccumulatePackedChunkDots<kMaxDotQueries>(c, table, scales_of(n), t + n * l.chunks_per_row,
+                                                  symbols_of(n, uint8_t()), chunk, BlockOfChunk(c, chunk), x, count,
+                                                  lanes[chunk % kLanes]);
+      }
+      meet(lanes, count, sums);
+    });
+  } else if (UsesRuns(c, path)) {
     // The run kernel's lanes one after another: lane l sums runs l, l + 32, ..., then the lanes'
     // sums meet in the kernel's shuffle tree.
-    constexpr int kLanes = 32;
     WithRunTypes(c, [&](auto dim, auto symbol) {
       for_each_group([&](int64_t n, int64_t first, int count, float* sums) {
         float lanes[kLanes][kMaxDotQueries] = {};
@@ -312,12 +366,7 @@ absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* q
                                                    run, padded.data() + first * l.padded_cols, count,
                                                    lanes[run % kLanes]);
         }
-        for (int q = 0; q < count; ++q) {
-          float tree[kLanes];
-          for (int lane = 0; lane < kLanes; ++lane) tree[lane] = lanes[lane][q];
-          WarpTreeSum(tree);
-          sums[q] = tree[0];
-        }
+        meet(lanes, count, sums);
       });
     });
   } else {

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -27,7 +28,19 @@ struct DeviceCodecPlan {
   DeviceCodec view() const;
   // DeviceCodec::symbol_bytes: 1 or 2 where the blob's packed rows are whole-byte symbols, else 4.
   int symbol_bytes() const;
+  // The codebook's PackedPointTable where its Horner sum over the code's levels fits in bytes
+  // (PackedBias), else empty; view() points DeviceCodec::packed_points at it.
+  std::vector<uint32_t> packed_points;
+  int packed_bias = 0;
 };
+
+// The packed GEMM's table (device_codec.h, AccumulatePackedChunkDots): per symbol of a codebook of
+// chunks of 4 coordinates with at most 256 symbols (D4 at q = 4), 2 rep(b) + bias_1 in four
+// bytes (coordinate i in byte i), bias_1 = max |2 rep(b)|; empty for other codebooks.
+std::vector<uint32_t> PackedPointTable(const Codebook& codebook);
+// The offset of a `levels`-level Horner sum of those words, bias_1 (1 + q + ... + q^(levels - 1)),
+// when its bytes stay within 0..255 (twice the offset at most), else nothing.
+std::optional<int> PackedBias(const Codebook& codebook, int levels);
 
 absl::StatusOr<DeviceCodecPlan> MakePlan(const TensorCodec& codec, const std::vector<int64_t>& shape);
 

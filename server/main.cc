@@ -76,9 +76,10 @@ constexpr char kUsage[] = R"(usage: cosetd [flags]
   --cuda-staging S         whole | pipelined: how the CUDA backend moves host tensors; pipelined
                            overlaps copies with kernels slice by slice and page-locks clients'
                            shared-memory regions (up to 8 GiB in all) to copy them in place [whole]
-  --cuda-kernels K         per-chunk | runs: the CUDA backend's encode and decode kernels; runs
-                           takes four chunks per thread where the code allows (D4, D8, E8 at two
-                           levels of byte or 16-bit symbols); the same codes either way [per-chunk]
+  --cuda-kernels K         per-chunk | runs: the CUDA backend's encode, decode and GEMM kernels;
+                           runs takes four chunks per thread where the code allows (D4, D8, E8 at
+                           two levels of byte or 16-bit symbols) and the packed GEMM for D4; the
+                           same codes either way [per-chunk]
   --config FILE            flags from a file, one "name = value" per line (# comments);
                            command-line flags override it
 )";

@@ -198,9 +198,11 @@ TEST(CudaCodecTest, DotRowsMatchesItsHostRunBitForBit) {
   }
 }
 
-// The run kernel against its lane-by-lane host run (GemmWithDeviceSteps): the same bits, so every
-// run, lane and row the kernel reads is the one the host run reads, for each of its three warp
-// shapes (one query and two rows, up to 4 queries, up to 16) and odd row counts.
+// The kRuns GEMM kernels (D4: the packed GEMM; E8: the run kernel) against their lane-by-lane host
+// runs (GemmWithDeviceSteps): the same bits, so every chunk or run, lane and row a kernel reads is
+// the one the host run reads, for each of its three warp shapes (packed: four rows and one query,
+// two rows and up to 4, one row and up to 16; runs: two rows and one query, one row and up to 4,
+// up to 16) and row counts that leave a short last group.
 TEST(CudaCodecTest, GemmRunPathMatchesItsHostRunBitForBit) {
   COSET_REQUIRE_GPU(codec);
   for (const char* lattice : {"D4", "E8"}) {
@@ -210,7 +212,9 @@ TEST(CudaCodecTest, GemmRunPathMatchesItsHostRunBitForBit) {
     const int64_t rows = 37, cols = 2048;
     const TensorCodec tc = *TensorCodec::Create(p);
     const CompressedTensor coded = *tc.Encode(testing_util::Gaussian(rows * cols, 5).data(), {rows, cols});
-    ASSERT_TRUE(device::RunsApply(device::MakePlan(tc, {rows, cols})->view()));
+    const device::DeviceCodec c = device::MakePlan(tc, {rows, cols})->view();
+    ASSERT_TRUE(device::RunsApply(c));
+    ASSERT_EQ(device::PackedGemmApplies(c), std::string(lattice) == "D4");
     for (int64_t batch : {1, 3, 4, 16, 21}) {
       SCOPED_TRACE(absl::StrCat(lattice, " batch ", batch));
       const std::vector<float> x = testing_util::Gaussian(batch * cols, static_cast<uint32_t>(batch));

@@ -89,6 +89,34 @@ TEST(DeviceCodecTest, SlicesTileEntriesAndChunks) {
   }
 }
 
+// The packed GEMM's table (PackedPointTable): for every pair of D4 symbols at q = 4, the
+// packed multiply-add and byte-to-float steps give 2 (q rep(b1) + rep(b0)) exactly; codebooks it
+// cannot serve (other dimensions, Z^n's symbol per coordinate, sums that leave a byte) have none.
+TEST(DeviceCodecTest, PackedPointTableGivesTheDoubledPoints) {
+  // D4's default code (q = 4, two levels): 256 symbols, whose two-level sums stay within a byte.
+  const device::DeviceCodecPlan plan = *device::MakePlan(*TensorCodec::Create(CodecParams{}), {2, 256});
+  const device::DeviceCodec c = plan.view();
+  ASSERT_TRUE(device::PackedGemmApplies(c));
+  ASSERT_EQ(plan.packed_points.size(), 256u);
+  const float* rep = plan.codebook->view().rep_point;
+  for (uint32_t low = 0; low < 256; ++low) {
+    for (uint32_t high = 0; high < 256; ++high) {
+      float v[4];
+      device::UnpackChunkPointX2(c, c.packed_points[low], c.packed_points[high], v);
+      for (int i = 0; i < 4; ++i) {
+        ASSERT_EQ(v[i], 2.0f * (4.0f * rep[4 * high + i] + rep[4 * low + i]))
+            << "symbols " << low << ", " << high << " coordinate " << i;
+      }
+    }
+  }
+  const std::shared_ptr<const Codebook> d4 = *Codebook::Get(*Lattice::Parse("D4"), 4);
+  EXPECT_TRUE(device::PackedBias(*d4, 2).has_value());
+  EXPECT_FALSE(device::PackedBias(*d4, 4).has_value());  // 2 max|2 rep| (1 + 4 + 16 + 64) > 255
+  for (const char* lattice : {"E8", "Z4", "A2", "D3"}) {
+    EXPECT_TRUE(device::PackedPointTable(**Codebook::Get(*Lattice::Parse(lattice), 3)).empty()) << lattice;
+  }
+}
+
 TEST(DeviceCodecTest, GemmOnCodesMatchesDecodeThenDot) {
   for (const device::KernelPath path : {device::KernelPath::kRuns, device::KernelPath::kPerChunk}) {
     SCOPED_TRACE(path == device::KernelPath::kRuns ? "runs" : "per chunk");
@@ -164,21 +192,23 @@ TEST(DeviceCodecTest, DotRowsMatchesTheCpu) { device_testing::RunDotRowsCases(de
 
 // Which codes the GEMM's run path serves: the default D4 and E8 codes (two levels of byte and
 // 16-bit symbols) on rows of whole runs; not other level counts, packed symbols (D8 q=3: 13 bits),
-// lattices with a
-// symbol per coordinate, or rows and blocks that end inside a run.
+// lattices with a symbol per coordinate, or rows and blocks that end inside a run. The packed GEMM
+// (kRuns' GEMM where it applies) serves D4's default code on rows and blocks of any length.
 TEST(DeviceCodecTest, GemmRunPathServesTwoLevelByteSymbols) {
   struct Case {
     const char* lattice;
     int q, levels;
     int64_t cols;
     int block;
-    bool runs;
+    bool runs, packed;
   };
   const Case cases[] = {
-      {"D4", 4, 2, 8192, 256, true},  {"E8", 4, 2, 8192, 256, true},  {"D8", 4, 2, 1024, 256, true},
-      {"D4", 4, 2, 520, 256, false},  {"D4", 4, 2, 1024, 8, false},   {"D4", 4, 3, 1024, 256, false},
-      {"D4", 4, 1, 1024, 256, false}, {"D4", 5, 2, 1024, 256, false}, {"Z4", 5, 2, 1024, 256, false},
-      {"A2", 3, 2, 1024, 256, false}, {"E8", 4, 2, 1000, 256, false}, {"D8", 3, 2, 1024, 256, false},
+      {"D4", 4, 2, 8192, 256, true, true},   {"E8", 4, 2, 8192, 256, true, false},
+      {"D8", 4, 2, 1024, 256, true, false},  {"D4", 4, 2, 520, 256, false, true},
+      {"D4", 4, 2, 1024, 8, false, true},    {"D4", 4, 3, 1024, 256, false, false},
+      {"D4", 4, 1, 1024, 256, false, false}, {"D4", 5, 2, 1024, 256, false, false},
+      {"Z4", 5, 2, 1024, 256, false, false}, {"A2", 3, 2, 1024, 256, false, false},
+      {"E8", 4, 2, 1000, 256, false, false}, {"D8", 3, 2, 1024, 256, false, false},
   };
   for (const Case& k : cases) {
     SCOPED_TRACE(absl::StrCat(k.lattice, " q=", k.q, " M=", k.levels, " cols=", k.cols, " block=", k.block));
@@ -192,6 +222,7 @@ TEST(DeviceCodecTest, GemmRunPathServesTwoLevelByteSymbols) {
     auto plan = device::MakePlan(*codec, {3, k.cols});
     ASSERT_TRUE(plan.ok()) << plan.status();
     EXPECT_EQ(device::RunsApply(plan->view()), k.runs);
+    EXPECT_EQ(device::PackedGemmApplies(plan->view()), k.packed);
   }
 }
 
