@@ -7,7 +7,8 @@
 // and symbols out) and decode (codes in, float32 out). Each reports the bytes it reads plus the
 // bytes it writes over its time, and the ratio to a cudaMemcpy (device to device) that moves the
 // same bytes (half read, half written): min / median / max of --runs runs. One JSON object per
-// line; each kernel path (a thread per chunk, and "runs_": per run of four chunks, with a check that
+// line; each kernel path (a thread per chunk, and "runs_": KernelPath::kRuns, per run of four chunks
+// (the packed decode for D4), with a check that
 // its codes and floats are the per-chunk kernels'). Then where a 64 MiB host tensor's encode and decode spend their
 // time ("host_path": uploads from pageable and pinned memory, CudaCodec::Encode / Decode whole and pipelined (through
 // the staging slots from pageable memory, and in place from pinned memory; with a check that the results are the whole
@@ -421,7 +422,7 @@ int Main(int argc, char** argv) {
         }
         JsonObject j;
         j.Add("gemm", absl::StrCat(shape.lattice, " q=4 M=2"));
-        const bool packed = path == device::KernelPath::kRuns && device::PackedGemmApplies(c);
+        const bool packed = path == device::KernelPath::kRuns && device::PackedApplies(c);
         j.Add("kernel", method == GemmMethod::kDecodeCublas ? "decode-cublas"
                         : packed                            ? "packed"
                         : device::UsesRuns(c, path)         ? "runs"

@@ -54,6 +54,27 @@ __device__ const T* StageTable(const T* table, int64_t entries) {
   return staged;
 }
 
+// The packed paths' table (PackedApplies) in shared memory, replicated 32 times: entry s of lane
+// l's copy at word 32 s + l, so that every lane reads its own bank. table(s) reads the calling
+// lane's copy. Every thread of the block must call it (it synchronizes the block); the launch
+// gives it PackedReplicaBytes of shared memory.
+struct PackedReplica {
+  const uint32_t* lane_copy;
+  __device__ uint32_t operator()(uint32_t symbol) const { return lane_copy[symbol * kWarp]; }
+};
+
+size_t PackedReplicaBytes(const DeviceCodec& c) {
+  return static_cast<size_t>(CodebookTableEntries(c) / 4 * kWarp * 4);  // 32 KiB at most (256 symbols)
+}
+
+__device__ PackedReplica StagePackedTable(const DeviceCodec& c) {
+  extern __shared__ uint32_t replicas[];
+  const int64_t entries = CodebookTableEntries(c) / 4;
+  for (int64_t i = threadIdx.x; i < entries * kWarp; i += blockDim.x) replicas[i] = c.packed_points[i / kWarp];
+  __syncthreads();
+  return PackedReplica{replicas + threadIdx.x % kWarp};
+}
+
 // Sixteen lanes per (row, block), so that the block's reads are coalesced: lane 0 pads and rotates
 // the block when the codec needs it (BlockInput), the lanes check and sum their strided parts of
 // it (BlockRmsPart; for absmax an integer max, exact in any order), lane 0 stores the scale.
@@ -240,6 +261,21 @@ __global__ void DecodeRunsKernel(DeviceCodec c, BlockSlice slice, const uint16_t
   }
 }
 
+// The packed decode (PackedApplies): a thread per chunk, grid-stride (consecutive lanes write
+// consecutive chunks), each chunk's point from the replicated packed table (DecodePackedChunkAt).
+__global__ void DecodePackedKernel(DeviceCodec c, BlockSlice slice, const uint16_t* scales, const uint8_t* t,
+                                   const uint8_t* symbols, float* work, float* out) {
+  const PackedReplica table = StagePackedTable(c);
+  const IndexRange chunks = SliceChunks(c, slice);
+  for (int64_t i = chunks.begin + static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < chunks.end;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = DivIndex(i, c.chunks_per_row);
+    DecodePackedChunkAt(c, table, scales == nullptr ? nullptr : scales + r * c.blocks_per_row, t + r * c.chunks_per_row,
+                        symbols + RowSymbolsOffsetBytes(c, r), i - r * c.chunks_per_row,
+                        ReadsInPlace(c) ? out + r * c.cols : work + r * c.padded_cols);
+  }
+}
+
 __global__ void FinishBlocksKernel(DeviceCodec c, BlockSlice slice, float* work, float* out) {
   for (int64_t i = slice.begin + static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < slice.end;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -352,7 +388,7 @@ __global__ void GemmRunsKernel(DeviceCodec c, const uint16_t* scales, const uint
       });
 }
 
-// The packed GEMM (PackedGemmApplies): a warp per (kRows weight rows, kQueries queries), row groups
+// The packed GEMM (PackedApplies): a warp per (kRows weight rows, kQueries queries), row groups
 // in a grid-stride loop; lane l takes chunks l, l + 32, ... of every row of its group
 // (AccumulatePackedChunkDots), so that a warp's query, T and symbol loads are each one coalesced
 // stretch, the query chunks loaded once for the group's rows. The packed table is replicated in
@@ -361,13 +397,8 @@ __global__ void GemmRunsKernel(DeviceCodec c, const uint16_t* scales, const uint
 template <int kQueries, int kRows>
 __global__ void GemmPackedKernel(DeviceCodec c, const uint16_t* scales, const uint8_t* t, const uint8_t* symbols,
                                  const float* padded, int64_t batch, float* out) {
-  extern __shared__ uint32_t replicas[];
-  const int64_t entries = CodebookTableEntries(c) / 4;
-  for (int64_t i = threadIdx.x; i < entries * kWarp; i += blockDim.x) replicas[i] = c.packed_points[i / kWarp];
-  __syncthreads();
+  const PackedReplica table = StagePackedTable(c);
   const int lane = static_cast<int>(threadIdx.x % kWarp);
-  const uint32_t* replica = replicas + lane;
-  auto table = [replica](uint32_t symbol) { return replica[symbol * kWarp]; };
   ForEachWarpItem<kQueries, kRows>(
       c, padded, batch, out,
       [&](int64_t first_row, const float* queries_first, int queries, float(&acc)[kRows][kQueries]) {
@@ -457,8 +488,7 @@ template <int kQueries, int kRows>
 void LaunchGemmPacked(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const uint8_t* symbols,
                       const float* padded, int64_t batch, float* out, cudaStream_t stream) {
   const int64_t warps = (c.rows + kRows - 1) / kRows * ((batch + kQueries - 1) / kQueries);
-  const size_t replicas_bytes = static_cast<size_t>(CodebookTableEntries(c) / 4 * kWarp * 4);  // 32 KiB at most
-  GemmPackedKernel<kQueries, kRows><<<GridFor(warps, kThreads / kWarp), kThreads, replicas_bytes, stream>>>(
+  GemmPackedKernel<kQueries, kRows><<<GridFor(warps, kThreads / kWarp), kThreads, PackedReplicaBytes(c), stream>>>(
       c, scales, t, symbols, padded, batch, out);
 }
 
@@ -497,7 +527,10 @@ cudaError_t LaunchDecode(const DeviceCodec& c, const uint16_t* scales, const uin
   const int64_t chunks = SliceChunks(c, slice).size();
   const size_t shared = StagedBytes(CodebookTableEntries(c));
   const uint8_t* codes = static_cast<const uint8_t*>(symbols);
-  if (UsesRuns(c, path) && RunBuffersAligned(t, symbols)) {
+  if (path == KernelPath::kRuns && PackedApplies(c) && RunBuffersAligned(t, symbols)) {
+    DecodePackedKernel<<<GridFor(chunks), kThreads, PackedReplicaBytes(c), stream>>>(c, slice, scales, t, codes, work,
+                                                                                     out);
+  } else if (UsesRuns(c, path) && RunBuffersAligned(t, symbols)) {
     WithRunTypes(c, [&](auto dim, auto symbol) {
       DecodeRunsKernel<dim(), decltype(symbol)>
           <<<GridFor(chunks / kRunChunks), kThreads, shared, stream>>>(c, slice, scales, t, codes, work, out);
@@ -578,7 +611,7 @@ cudaError_t LaunchGemm(const DeviceCodec& c, const uint16_t* scales, const uint8
   // and the buffers cudaMalloc returns are aligned; a caller's queries may not be).
   const bool aligned = reinterpret_cast<uintptr_t>(padded) % 16 == 0 &&
                        reinterpret_cast<uintptr_t>(c.codebook.rep_point) % 16 == 0 && RunBuffersAligned(t, symbols);
-  if (path == KernelPath::kRuns && PackedGemmApplies(c) && aligned) {
+  if (path == KernelPath::kRuns && PackedApplies(c) && aligned) {
     // Rows per warp: four for a GEMV and two for up to 4 queries (each query chunk loaded once for
     // them), one with more queries (their accumulators take the registers).
     const uint8_t* codes = static_cast<const uint8_t*>(symbols);

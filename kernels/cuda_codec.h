@@ -36,7 +36,8 @@ cudaError_t LaunchEncode(const DeviceCodec& c, const float* x, float* work, floa
 
 // Decodes into out (rows * cols floats). Scratch: work (rows * padded_cols floats; unused, may be
 // null, when ReadsInPlace). T values must be at most t_max (check them on the host, as the blob
-// reader does). `slice` and `path` as for LaunchEncode (DecodeRunAt for kRuns; the same floats).
+// reader does). `slice` and `path` as for LaunchEncode (for kRuns DecodePackedChunkAt where
+// PackedApplies, else DecodeRunAt; the same floats).
 cudaError_t LaunchDecode(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const void* symbols,
                          float* work, float* out, cudaStream_t stream, BlockSlice slice = {},
                          KernelPath path = KernelPath::kPerChunk);

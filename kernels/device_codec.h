@@ -99,7 +99,7 @@ struct DeviceCodec {
   int64_t chunks_per_block = 0;  // block / dim (block is a multiple of dim)
   int chunk_block_shift = -1;    // log2(chunks_per_block) when a power of two, else -1
   // The packed point table (PackedPointTable) where the packed GEMM serves the code
-  // (PackedGemmApplies), else null; packed_bias is what a chunk's packed Horner sum reads above
+  // (PackedApplies), else null; packed_bias is what a chunk's packed Horner sum reads above
   // 2 (q rep(b1) + rep(b0)) in every byte.
   const uint32_t* packed_points = nullptr;
   int packed_bias = 0;
@@ -700,19 +700,20 @@ COSET_HD void AccumulateRunDots(const DeviceCodec& c, const uint16_t* scales_row
   for (int j = 0; j < kQueries; ++j) acc[j] = FusedMultiplyAdd(base, run_sum[j], acc[j]);
 }
 
-// --- The packed GEMM (KernelPath::kRuns, d = 4 codes of byte symbols) ----------------------------
-// The run path's GEMM reads a chunk's two codebook rows as floats (32 bytes) from a table of 4 KiB
-// at random: a warp's 16-byte loads from it conflict in the banks of shared memory (about 10 passes
-// per load instead of 4), and its lanes' query loads, 64 bytes apart, touch four times the lines
-// they use. This GEMM reads a chunk's point from a table of one 32-bit word per symbol, 2 rep(b) +
-// bias in four bytes, that each lane holds a copy of in its own bank (a 32-way replicated 32 KiB
-// table: a warp's lookup is one pass), and its lanes take consecutive chunks (coalesced query and
-// code loads). The two levels meet in one integer multiply-add on the packed bytes, and each byte
-// becomes a float by the 2^23 trick (one byte permute and one add, no int-to-float conversion).
+// --- The packed paths (KernelPath::kRuns, d = 4 codes of byte symbols: GEMM and decode) ----------
+// The run path's GEMM and decode read a chunk's two codebook rows as floats (32 bytes) from a table
+// of 4 KiB at random: a warp's 16-byte loads from it conflict in the banks of shared memory (about
+// 10 passes per load instead of 4), and the GEMM lanes' query loads, 64 bytes apart, touch four
+// times the lines they use. These read a chunk's point from a table of one 32-bit word per symbol,
+// 2 rep(b) + bias in four bytes, that each lane holds a copy of in its own bank (a 32-way
+// replicated 32 KiB table: a warp's lookup is one pass), and their lanes take consecutive chunks
+// (coalesced query, code and output accesses). The two levels meet in one integer multiply-add on
+// the packed bytes, and each byte becomes a float by the 2^23 trick (one byte permute and one add,
+// no int-to-float conversion).
 
-// Whether the packed GEMM serves c: a table exists (d = 4, a symbol per chunk and level, the
-// Horner sum's bytes within 0..255: PackedPointTable), two levels of one-byte symbols.
-COSET_HD bool PackedGemmApplies(const DeviceCodec& c) {
+// Whether the packed GEMM and decode serve c: a table exists (d = 4, a symbol per chunk and level,
+// the Horner sum's bytes within 0..255: PackedPointTable), two levels of one-byte symbols.
+COSET_HD bool PackedApplies(const DeviceCodec& c) {
   return c.packed_points != nullptr && c.dim == 4 && c.codebook.symbol_dim == 4 && c.levels == kRunLevels &&
          c.symbol_bytes == 1 && c.q_pow2;
 }
@@ -734,25 +735,44 @@ COSET_HD void UnpackChunkPointX2(const DeviceCodec& c, uint32_t low, uint32_t hi
 #endif
 }
 
-// acc[j] += <query j's chunk (x[4 j, 4 j + 4)), decoded chunk `chunk` of a coded row> for j <
-// queries: the chunk's doubled point from table(symbol) (the packed words: a lane's replica on a
-// GPU), its dot products by fused multiply-adds in coordinate order, each times half its step
-// (ChunkStepAt's) into acc. `block` = BlockOfChunk(c, chunk), which the caller finds once for all
-// its rows. c satisfies PackedGemmApplies.
-template <int kQueries, typename Table>
-COSET_HD void AccumulatePackedChunkDots(const DeviceCodec& c, const Table& table, const uint16_t* scales_row,
-                                        const uint8_t* t_row, const uint8_t* symbols_row, int64_t chunk, int64_t block,
-                                        const float* x, int queries, float* acc) {
-  static_assert(kQueries <= kMaxDotQueries, "acc holds at most kMaxDotQueries sums");
+// Chunk `chunk` of a coded row as the packed paths read it: its doubled point from table(symbol)
+// (the packed words: a lane's replica on a GPU) into v, and half its step (ChunkStepAt's, whose
+// block `block` = BlockOfChunk(c, chunk) the caller may have found for several rows). v[i] *
+// half_step is DecodeChunk's float bit for bit: 2 w (0.5 step) and w step are the same real, and
+// 0.5 step is exact (steps are at least kMinStep). c satisfies PackedApplies.
+template <typename Table>
+COSET_HD float PackedChunk(const DeviceCodec& c, const Table& table, const uint16_t* scales_row, const uint8_t* t_row,
+                           const uint8_t* symbols_row, int64_t chunk, int64_t block, float* v) {
   uint32_t pair;  // the chunk's level-0 symbol in the low byte, level 1 in the next
 #if defined(__CUDA_ARCH__)
   pair = *reinterpret_cast<const uint16_t*>(symbols_row + 2 * chunk);
 #else
   pair = symbols_row[2 * chunk] | static_cast<uint32_t>(symbols_row[2 * chunk + 1]) << 8;
 #endif
-  float v[4];
   UnpackChunkPointX2(c, table(pair & 0xFFu), table(pair >> 8), v);
-  const float half_step = 0.5f * (BlockBaseAt(c, scales_row, block) * c.ramp[t_row[chunk]]);
+  return 0.5f * (BlockBaseAt(c, scales_row, block) * c.ramp[t_row[chunk]]);
+}
+
+// The packed decode of chunk `chunk` into its place in work_row (DecodeChunkAt's floats).
+template <typename Table>
+COSET_HD void DecodePackedChunkAt(const DeviceCodec& c, const Table& table, const uint16_t* scales_row,
+                                  const uint8_t* t_row, const uint8_t* symbols_row, int64_t chunk, float* work_row) {
+  float v[4];
+  const float half_step = PackedChunk(c, table, scales_row, t_row, symbols_row, chunk, BlockOfChunk(c, chunk), v);
+  for (int i = 0; i < 4; ++i) v[i] *= half_step;
+  StoreChunk<4>(v, 4, work_row + 4 * chunk);
+}
+
+// acc[j] += <query j's chunk (x[4 j, 4 j + 4)), decoded chunk `chunk` of a coded row> for j <
+// queries (PackedChunk): the dot products of the doubled point by fused multiply-adds in
+// coordinate order, each times half the step into acc.
+template <int kQueries, typename Table>
+COSET_HD void AccumulatePackedChunkDots(const DeviceCodec& c, const Table& table, const uint16_t* scales_row,
+                                        const uint8_t* t_row, const uint8_t* symbols_row, int64_t chunk, int64_t block,
+                                        const float* x, int queries, float* acc) {
+  static_assert(kQueries <= kMaxDotQueries, "acc holds at most kMaxDotQueries sums");
+  float v[4];
+  const float half_step = PackedChunk(c, table, scales_row, t_row, symbols_row, chunk, block, v);
   for (int j = 0; j < kQueries; ++j) {
     // Not break: a loop of constant length unrolls, acc stays in registers. Query 0 always exists
     // (queries >= 1): no test, whose branch would hold a GEMV's loads back until it is taken.

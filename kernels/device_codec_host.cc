@@ -270,7 +270,14 @@ absl::Status DecodeWithDeviceSteps(const CompressedTensor& tensor, float* out, i
   auto row_of = [&](int64_t r) { return ReadsInPlace(c) ? out + r * l.cols : work.data() + r * l.padded_cols; };
   for (const BlockSlice& slice : SliceBlocks(c, blocks_per_slice)) {
     const IndexRange chunks = SliceChunks(c, slice);
-    if (UsesRuns(c, path)) {
+    if (path == KernelPath::kRuns && PackedApplies(c)) {
+      auto table = [&](uint32_t symbol) { return c.packed_points[symbol]; };
+      for (int64_t i = chunks.begin; i < chunks.end; ++i) {
+        const int64_t r = i / l.chunks_per_row;
+        DecodePackedChunkAt(c, table, scales_of(r), tensor.t.data() + r * l.chunks_per_row, symbols_of(r, uint8_t()),
+                            i % l.chunks_per_row, row_of(r));
+      }
+    } else if (UsesRuns(c, path)) {
       WithRunTypes(c, [&](auto dim, auto symbol) {
         ForEachRun(c, chunks, [&](int64_t r, int64_t run) {
           DecodeRunAt<dim()>(c, scales_of(r), tensor.t.data() + r * l.chunks_per_row, symbols_of(r, symbol), run,
@@ -338,10 +345,10 @@ absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* q
       sums[q] = tree[0];
     }
   };
-  if (path == KernelPath::kRuns && PackedGemmApplies(c)) {
+  auto table = [&](uint32_t symbol) { return c.packed_points[symbol]; };  // the packed paths' (PackedApplies)
+  if (path == KernelPath::kRuns && PackedApplies(c)) {
     // The packed kernel's lanes one after another: lane l sums chunks l, l + 32, ..., then the
     // lanes' sums meet in the kernel's shuffle tree.
-    auto table = [&](uint32_t symbol) { return c.packed_points[symbol]; };
     for_each_group([&](int64_t n, int64_t first, int count, float* sums) {
       float lanes[kLanes][kMaxDotQueries] = {};
       for (int64_t chunk = 0; chunk < l.chunks_per_row; ++chunk) {

@@ -214,7 +214,7 @@ TEST(CudaCodecTest, GemmRunPathMatchesItsHostRunBitForBit) {
     const CompressedTensor coded = *tc.Encode(testing_util::Gaussian(rows * cols, 5).data(), {rows, cols});
     const device::DeviceCodec c = device::MakePlan(tc, {rows, cols})->view();
     ASSERT_TRUE(device::RunsApply(c));
-    ASSERT_EQ(device::PackedGemmApplies(c), std::string(lattice) == "D4");
+    ASSERT_EQ(device::PackedApplies(c), std::string(lattice) == "D4");
     for (int64_t batch : {1, 3, 4, 16, 21}) {
       SCOPED_TRACE(absl::StrCat(lattice, " batch ", batch));
       const std::vector<float> x = testing_util::Gaussian(batch * cols, static_cast<uint32_t>(batch));

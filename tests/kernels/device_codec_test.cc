@@ -96,7 +96,7 @@ TEST(DeviceCodecTest, PackedPointTableGivesTheDoubledPoints) {
   // D4's default code (q = 4, two levels): 256 symbols, whose two-level sums stay within a byte.
   const device::DeviceCodecPlan plan = *device::MakePlan(*TensorCodec::Create(CodecParams{}), {2, 256});
   const device::DeviceCodec c = plan.view();
-  ASSERT_TRUE(device::PackedGemmApplies(c));
+  ASSERT_TRUE(device::PackedApplies(c));
   ASSERT_EQ(plan.packed_points.size(), 256u);
   const float* rep = plan.codebook->view().rep_point;
   for (uint32_t low = 0; low < 256; ++low) {
@@ -222,7 +222,7 @@ TEST(DeviceCodecTest, GemmRunPathServesTwoLevelByteSymbols) {
     auto plan = device::MakePlan(*codec, {3, k.cols});
     ASSERT_TRUE(plan.ok()) << plan.status();
     EXPECT_EQ(device::RunsApply(plan->view()), k.runs);
-    EXPECT_EQ(device::PackedGemmApplies(plan->view()), k.packed);
+    EXPECT_EQ(device::PackedApplies(plan->view()), k.packed);
   }
 }
 
