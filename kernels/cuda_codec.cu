@@ -359,12 +359,10 @@ __device__ void ForEachWarpItem(const DeviceCodec& c, const float* padded, int64
   }
 }
 
-// The run path (RunsApply): a warp per (kRows weight rows, kQueries queries), row groups in a
-// grid-stride loop; lane l takes runs l, l + 32, ... of every row of its group (AccumulateRunDots:
-// one 32-bit load of a run's T, one 8- or 16-byte load of its symbols, and the rows' loads
-// independent of each other, so that several are in flight per lane); the lanes' sums then meet
-// in the tree WarpTreeSum mirrors on the host (the same bits). Consecutive warps take consecutive
-// row groups of the same queries, which stay in L1.
+// The run path (RunsApply): a warp per (kRows weight rows, kQueries queries) (ForEachWarpItem);
+// lane l takes runs l, l + 32, ... of every row of its group (AccumulateRunDots: one 32-bit load
+// of a run's T, one 8- or 16-byte load of its symbols, and the rows' loads independent of each
+// other, so that several are in flight per lane).
 template <int kDim, int kQueries, int kRows, typename SymbolT>
 __global__ void GemmRunsKernel(DeviceCodec c, const uint16_t* scales, const uint8_t* t, const uint8_t* symbols,
                                const float* padded, int64_t batch, float* out) {
@@ -388,12 +386,13 @@ __global__ void GemmRunsKernel(DeviceCodec c, const uint16_t* scales, const uint
       });
 }
 
-// The packed GEMM (PackedApplies): a warp per (kRows weight rows, kQueries queries), row groups
-// in a grid-stride loop; lane l takes chunks l, l + 32, ... of every row of its group
-// (AccumulatePackedChunkDots), so that a warp's query, T and symbol loads are each one coalesced
-// stretch, the query chunks loaded once for the group's rows. The packed table is replicated in
-// shared memory, entry s of lane l's copy at word 32 s + l: every lane reads its own bank. The
-// lanes' sums meet in the tree WarpTreeSum mirrors on the host (the same bits).
+// The packed GEMM (PackedApplies): a warp per (kRows weight rows, kQueries queries)
+// (ForEachWarpItem); lane l takes chunks l, l + 32, ... of every row of its group
+// (AccumulatePackedChunkDots, the table replicated in shared memory: StagePackedTable), so that a
+// warp's query, T and symbol loads are each one coalesced stretch, the query chunks loaded once
+// for the group's rows. The chunk loop is unrolled so that several chunks' loads are in flight;
+// not with 16 queries, whose chunks' query values would take the registers (GemmKernel's measured
+// lesson).
 template <int kQueries, int kRows>
 __global__ void GemmPackedKernel(DeviceCodec c, const uint16_t* scales, const uint8_t* t, const uint8_t* symbols,
                                  const float* padded, int64_t batch, float* out) {
@@ -402,8 +401,6 @@ __global__ void GemmPackedKernel(DeviceCodec c, const uint16_t* scales, const ui
   ForEachWarpItem<kQueries, kRows>(
       c, padded, batch, out,
       [&](int64_t first_row, const float* queries_first, int queries, float(&acc)[kRows][kQueries]) {
-  // Unrolled so that several chunks' loads are in flight; not with 16 queries, whose chunks'
-  // query values would take the registers (GemmKernel's measured lesson).
 #pragma unroll(kQueries == kMaxDotQueries ? 1 : 4)
         for (int64_t chunk = lane; chunk < c.chunks_per_row; chunk += kWarp) {
           const int64_t block = BlockOfChunk(c, chunk);

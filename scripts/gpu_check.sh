@@ -8,7 +8,7 @@
 #                                 exits non-zero when one fails
 # With the device tool: bundle here, then run with carry ["gpu_bundle"] and this script.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 BUNDLE=gpu_bundle
 TESTS=(tests/kernels/cuda_codec_test)
 BENCHES=(bench/cuda_codec_bench)
@@ -116,7 +116,8 @@ smoke() {
 # Nsight Compute over the benchmark's kernels (hardware counters; clocks left alone), for tuning:
 #   profile          time, DRAM and SM throughput (% of peak) of the first 48 kernel launches
 #   profile detail   also instructions, divergence, shared-memory bank conflicts, occupancy and
-#                    the stall reasons, of the first encode / decode / GEMM launches
+#                    the stall reasons, of the first encode / decode launches per chunk, of the
+#                    run and packed paths (KernelPath::kRuns), and of the first GEMM launches
 # One line per kernel launch.
 NCU_BASIC=gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__throughput.avg.pct_of_peak_sustained_elapsed
 NCU_DETAIL=$NCU_BASIC,smsp__inst_executed.sum,smsp__thread_inst_executed_per_inst_executed.ratio,\
@@ -131,6 +132,7 @@ profile() {
   local rc=0
   if [[ ${1:-} == detail ]]; then
     ncu_table detail-codec --metrics "$NCU_DETAIL" -k regex:Chunks --launch-count 6 || rc=1
+    ncu_table detail-runs --metrics "$NCU_DETAIL" -k 'regex:Runs|Packed' --launch-count 6 || rc=1
     ncu_table detail-gemm --metrics "$NCU_DETAIL" -k regex:Gemm --launch-count 6 || rc=1
   else
     ncu_table basic --metrics "$NCU_BASIC" -k regex:Kernel --launch-count 48 || rc=1
