@@ -98,9 +98,9 @@ struct DeviceCodec {
   int64_t symbols_per_chunk = 0;
   int64_t chunks_per_block = 0;  // block / dim (block is a multiple of dim)
   int chunk_block_shift = -1;    // log2(chunks_per_block) when a power of two, else -1
-  // The packed point table (PackedPointTable) where the packed GEMM serves the code
-  // (PackedApplies), else null; packed_bias is what a chunk's packed Horner sum reads above
-  // 2 (q rep(b1) + rep(b0)) in every byte.
+  // The packed point table (PackedPointTable) where the code's Horner sum fits in bytes
+  // (PackedBias), else null: the packed GEMM and decode read it (PackedApplies). packed_bias is
+  // what a chunk's packed Horner sum reads above 2 (q rep(b1) + rep(b0)) in every byte.
   const uint32_t* packed_points = nullptr;
   int packed_bias = 0;
 };

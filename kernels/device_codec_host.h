@@ -34,7 +34,7 @@ struct DeviceCodecPlan {
   int packed_bias = 0;
 };
 
-// The packed GEMM's table (device_codec.h, AccumulatePackedChunkDots): per symbol of a codebook of
+// The packed GEMM's and decode's table (device_codec.h, PackedChunk): per symbol of a codebook of
 // chunks of 4 coordinates with at most 256 symbols (D4 at q = 4), 2 rep(b) + bias_1 in four
 // bytes (coordinate i in byte i), bias_1 = max |2 rep(b)|; empty for other codebooks.
 std::vector<uint32_t> PackedPointTable(const Codebook& codebook);

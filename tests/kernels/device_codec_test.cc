@@ -89,7 +89,7 @@ TEST(DeviceCodecTest, SlicesTileEntriesAndChunks) {
   }
 }
 
-// The packed GEMM's table (PackedPointTable): for every pair of D4 symbols at q = 4, the
+// The packed paths' table (PackedPointTable): for every pair of D4 symbols at q = 4, the
 // packed multiply-add and byte-to-float steps give 2 (q rep(b1) + rep(b0)) exactly; codebooks it
 // cannot serve (other dimensions, Z^n's symbol per coordinate, sums that leave a byte) have none.
 TEST(DeviceCodecTest, PackedPointTableGivesTheDoubledPoints) {
