@@ -29,6 +29,11 @@ bool Bind(void* library, const char* name, Fn* fn) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Cublas>> Cublas::Load(cudaStream_t stream) {
+#if defined(COSET_CUDA_EMULATION)
+  // The CUDA emulation's cuBLAS (kernels/cuda_emulation.cc): the same entry points, on the CPU.
+  void* library = nullptr;
+  auto api = std::make_unique<Api>(Api{&cublasCreate_v2, &cublasDestroy_v2, &cublasSetStream_v2, &cublasGemmEx});
+#else
   void* library = dlopen("libcublas.so.13", RTLD_NOW | RTLD_LOCAL);
   if (library == nullptr) return absl::NotFoundError(absl::StrCat("no cuBLAS: ", dlerror()));
   auto api = std::make_unique<Api>();
@@ -37,10 +42,11 @@ absl::StatusOr<std::unique_ptr<Cublas>> Cublas::Load(cudaStream_t stream) {
     dlclose(library);
     return absl::NotFoundError("no cuBLAS: libcublas.so.13 lacks cublasGemmEx or cublasCreate_v2");
   }
+#endif
   cublasHandle_t handle = nullptr;
   if (api->create(&handle) != CUBLAS_STATUS_SUCCESS || api->set_stream(handle, stream) != CUBLAS_STATUS_SUCCESS) {
     if (handle != nullptr) api->destroy(handle);
-    dlclose(library);
+    if (library != nullptr) dlclose(library);
     return absl::FailedPreconditionError("cuBLAS: cublasCreate failed");
   }
   return std::unique_ptr<Cublas>(new Cublas(library, std::move(api), handle));
@@ -51,7 +57,7 @@ Cublas::Cublas(void* library, std::unique_ptr<Api> api, void* handle)
 
 Cublas::~Cublas() {
   api_->destroy(static_cast<cublasHandle_t>(handle_));
-  dlclose(library_);
+  if (library_ != nullptr) dlclose(library_);
 }
 
 absl::Status Cublas::Gemm(cudaDataType type, const void* w, const void* x, void* out, int64_t n, int64_t k,

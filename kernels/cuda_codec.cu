@@ -4,7 +4,14 @@
 // format); a lane per chunk for the T ladder (a step at a time) and for decoding; a warp per weight
 // row for GEMM on codes. Kernels loop grid-stride over their items (GridFor), so that a block's
 // staging of the codebook table in shared memory (StageTable) serves many of them.
+#if defined(COSET_CUDA_EMULATION)
+#include "kernels/cuda_emulation.h"  // first: the CPU's stand-ins for CUDA's device side (tests)
+#endif
 #include "kernels/cuda_codec.h"
+
+#if !defined(COSET_CUDA_EMULATION)
+#define COSET_LAUNCH(grid, block, shared, stream, ...) __VA_ARGS__<<<grid, block, shared, stream>>>
+#endif
 
 namespace coset {
 namespace device {
@@ -42,13 +49,30 @@ size_t StagedBytes(int64_t entries) {
 // The codebook table `table` (entries 4-byte values) copied into this block's shared memory when
 // the launch gave it room, else `table` itself: the table every later read goes to. Every thread of
 // the block must call it (it synchronizes the block).
+// The launch's dynamic shared memory, 16-byte aligned (the run path's wide loads), and its size.
+__device__ uint32_t* DynamicShared() {
+#if defined(COSET_CUDA_EMULATION)
+  return static_cast<uint32_t*>(emu::DynamicShared());
+#else
+  extern __shared__ __align__(16) uint32_t dynamic_shared[];
+  return dynamic_shared;
+#endif
+}
+
+__device__ unsigned int DynamicSharedBytes() {
+#if defined(COSET_CUDA_EMULATION)
+  return emu::DynamicSharedBytes();
+#else
+  unsigned int bytes = 0;
+  asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(bytes));
+  return bytes;
+#endif
+}
+
 template <typename T>
 __device__ const T* StageTable(const T* table, int64_t entries) {
-  extern __shared__ __align__(16) uint32_t shared_table[];  // 16: the run path's wide loads
-  unsigned int room = 0;
-  asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(room));
-  if (static_cast<int64_t>(room) < 4 * entries) return table;
-  T* staged = reinterpret_cast<T*>(shared_table);
+  if (static_cast<int64_t>(DynamicSharedBytes()) < 4 * entries) return table;
+  T* staged = reinterpret_cast<T*>(DynamicShared());
   for (int64_t i = threadIdx.x; i < entries; i += blockDim.x) staged[i] = table[i];
   __syncthreads();
   return staged;
@@ -68,7 +92,7 @@ size_t PackedReplicaBytes(const DeviceCodec& c) {
 }
 
 __device__ PackedReplica StagePackedTable(const DeviceCodec& c) {
-  extern __shared__ uint32_t replicas[];
+  uint32_t* replicas = DynamicShared();
   const int64_t entries = CodebookTableEntries(c) / 4;
   for (int64_t i = threadIdx.x; i < entries * kWarp; i += blockDim.x) replicas[i] = c.packed_points[i / kWarp];
   __syncthreads();
@@ -99,7 +123,14 @@ __global__ void PrepareBlocksKernel(DeviceCodec c, BlockSlice slice, const float
     bool finite = true;
     for (int64_t k = lane; k < n; k += kBlockLanes) finite &= !IsNonFiniteBits(v[k]);
     if (!__all_sync(mask, finite)) {
-      if (lane == 0) atomicAdd(&counters->refused_blocks, 1u);
+      // The codes are dropped (the CPU codec reports the input). A base step of 0 sends the
+      // block's chunks down the zero-block path instead of the ladder on NaN (the base left unset
+      // was whatever the scratch memory held; the CUDA emulation's UBSan caught its NaN
+      // converted to an integer).
+      if (lane == 0) {
+        atomicAdd(&counters->refused_blocks, 1u);
+        base[r * c.blocks_per_row + b] = 0.0f;
+      }
       continue;
     }
     float raw = 0.0f;
@@ -476,17 +507,18 @@ template <int kDim, int kQueries, int kRows, typename SymbolT>
 void LaunchGemmRuns(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const uint8_t* symbols,
                     const float* padded, int64_t batch, float* out, cudaStream_t stream) {
   const int64_t warps = (c.rows + kRows - 1) / kRows * ((batch + kQueries - 1) / kQueries);
-  GemmRunsKernel<kDim, kQueries, kRows, SymbolT>
-      <<<GridFor(warps, kThreads / kWarp), kThreads, StagedBytes(CodebookTableEntries(c)), stream>>>(
-          c, scales, t, symbols, padded, batch, out);
+  COSET_LAUNCH(GridFor(warps, kThreads / kWarp), kThreads, StagedBytes(CodebookTableEntries(c)), stream,
+               GemmRunsKernel<kDim, kQueries, kRows, SymbolT>)
+  (c, scales, t, symbols, padded, batch, out);
 }
 
 template <int kQueries, int kRows>
 void LaunchGemmPacked(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const uint8_t* symbols,
                       const float* padded, int64_t batch, float* out, cudaStream_t stream) {
   const int64_t warps = (c.rows + kRows - 1) / kRows * ((batch + kQueries - 1) / kQueries);
-  GemmPackedKernel<kQueries, kRows><<<GridFor(warps, kThreads / kWarp), kThreads, PackedReplicaBytes(c), stream>>>(
-      c, scales, t, symbols, padded, batch, out);
+  COSET_LAUNCH(GridFor(warps, kThreads / kWarp), kThreads, PackedReplicaBytes(c), stream,
+               GemmPackedKernel<kQueries, kRows>)
+  (c, scales, t, symbols, padded, batch, out);
 }
 
 }  // namespace
@@ -496,22 +528,23 @@ cudaError_t LaunchEncode(const DeviceCodec& c, const float* x, float* work, floa
                          KernelPath path) {
   slice = ClampSlice(c, slice);
   if (c.rows * c.cols == 0 || slice.begin == slice.end) return cudaSuccess;
-  PrepareBlocksKernel<<<GridFor(slice.end - slice.begin, kThreads / kBlockLanes), kThreads, 0, stream>>>(
-      c, slice, x, work, base, scales, counters);
+  COSET_LAUNCH(GridFor(slice.end - slice.begin, kThreads / kBlockLanes), kThreads, 0, stream, PrepareBlocksKernel)
+  (c, slice, x, work, base, scales, counters);
   const int64_t chunks = SliceChunks(c, slice).size();
   const size_t shared = StagedBytes(CodebookTableEntries(c));
   uint8_t* codes = static_cast<uint8_t*>(symbols);
   if (UsesRuns(c, path) && RunBuffersAligned(t, symbols)) {
     WithRunTypes(c, [&](auto dim, auto symbol) {
       WithRunLattice<dim()>(c, [&](auto kernel) {
-        EncodeRunsKernel<decltype(kernel), dim(), decltype(symbol)>
-            <<<GridFor(chunks / kRunChunks), kThreads, shared, stream>>>(c, slice, x, work, base, t, codes, counters);
+        COSET_LAUNCH(GridFor(chunks / kRunChunks), kThreads, shared, stream,
+                     EncodeRunsKernel<decltype(kernel), dim(), decltype(symbol)>)
+        (c, slice, x, work, base, t, codes, counters);
       });
     });
   } else {
     WithChunkTypes(c, [&](auto dim, auto symbol) {
-      EncodeChunksKernel<dim(), decltype(symbol)>
-          <<<GridFor(chunks), kThreads, shared, stream>>>(c, slice, x, work, base, t, codes, counters);
+      COSET_LAUNCH(GridFor(chunks), kThreads, shared, stream, EncodeChunksKernel<dim(), decltype(symbol)>)
+      (c, slice, x, work, base, t, codes, counters);
     });
   }
   return cudaGetLastError();
@@ -525,34 +558,34 @@ cudaError_t LaunchDecode(const DeviceCodec& c, const uint16_t* scales, const uin
   const size_t shared = StagedBytes(CodebookTableEntries(c));
   const uint8_t* codes = static_cast<const uint8_t*>(symbols);
   if (path == KernelPath::kRuns && PackedApplies(c) && RunBuffersAligned(t, symbols)) {
-    DecodePackedKernel<<<GridFor(chunks), kThreads, PackedReplicaBytes(c), stream>>>(c, slice, scales, t, codes, work,
-                                                                                     out);
+    COSET_LAUNCH(GridFor(chunks), kThreads, PackedReplicaBytes(c), stream, DecodePackedKernel)
+    (c, slice, scales, t, codes, work, out);
   } else if (UsesRuns(c, path) && RunBuffersAligned(t, symbols)) {
     WithRunTypes(c, [&](auto dim, auto symbol) {
-      DecodeRunsKernel<dim(), decltype(symbol)>
-          <<<GridFor(chunks / kRunChunks), kThreads, shared, stream>>>(c, slice, scales, t, codes, work, out);
+      COSET_LAUNCH(GridFor(chunks / kRunChunks), kThreads, shared, stream, DecodeRunsKernel<dim(), decltype(symbol)>)
+      (c, slice, scales, t, codes, work, out);
     });
   } else {
     WithChunkTypes(c, [&](auto dim, auto symbol) {
-      DecodeChunksKernel<dim(), decltype(symbol)>
-          <<<GridFor(chunks), kThreads, shared, stream>>>(c, slice, scales, t, codes, work, out);
+      COSET_LAUNCH(GridFor(chunks), kThreads, shared, stream, DecodeChunksKernel<dim(), decltype(symbol)>)
+      (c, slice, scales, t, codes, work, out);
     });
   }
   if (!ReadsInPlace(c)) {
-    FinishBlocksKernel<<<GridFor(slice.end - slice.begin), kThreads, 0, stream>>>(c, slice, work, out);
+    COSET_LAUNCH(GridFor(slice.end - slice.begin), kThreads, 0, stream, FinishBlocksKernel)(c, slice, work, out);
   }
   return cudaGetLastError();
 }
 
 cudaError_t LaunchToFloat(const void* src, uint8_t dtype, int64_t n, float* dst, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  ToFloatKernel<<<GridFor(n), kThreads, 0, stream>>>(src, dtype, n, dst);
+  COSET_LAUNCH(GridFor(n), kThreads, 0, stream, ToFloatKernel)(src, dtype, n, dst);
   return cudaGetLastError();
 }
 
 cudaError_t LaunchFromFloat(const float* src, int64_t n, uint8_t dtype, void* dst, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  FromFloatKernel<<<GridFor(n), kThreads, 0, stream>>>(src, n, dtype, dst);
+  COSET_LAUNCH(GridFor(n), kThreads, 0, stream, FromFloatKernel)(src, n, dtype, dst);
   return cudaGetLastError();
 }
 
@@ -561,9 +594,9 @@ cudaError_t LaunchAddCodes(const DeviceCodec& c, const void* const* inputs, int 
   if (c.rows * c.chunks_per_row == 0) return cudaSuccess;
   WithChunkTypes(c, [&](auto dim, auto symbol) {
     using SymbolT = decltype(symbol);
-    AddCodesKernel<dim(), SymbolT>
-        <<<GridFor(c.rows * c.chunks_per_row), kThreads, StagedBytes(CodebookTableEntries(c)), stream>>>(
-            c, reinterpret_cast<const SymbolT* const*>(inputs), w, static_cast<SymbolT*>(out), inexact);
+    COSET_LAUNCH(GridFor(c.rows * c.chunks_per_row), kThreads, StagedBytes(CodebookTableEntries(c)), stream,
+                 AddCodesKernel<dim(), SymbolT>)
+    (c, reinterpret_cast<const SymbolT* const*>(inputs), w, static_cast<SymbolT*>(out), inexact);
   });
   return cudaGetLastError();
 }
@@ -580,13 +613,13 @@ cudaError_t LaunchDotRows(const DeviceCodec& a, const uint16_t* scales_a, const 
   WithSymbolType(a.symbol_bytes, [&](auto symbol) {
     using SymbolT = decltype(symbol);
     if (lut_integral) {
-      DotRowsKernel<SymbolT, int32_t>
-          <<<grid, kThreads, 0, stream>>>(a, scales_a, t_a, codes_a, b, scales_b, t_b, codes_b,
-                                          PairLut<int32_t>{static_cast<const int32_t*>(lut), symbols}, out);
+      COSET_LAUNCH(grid, kThreads, 0, stream, DotRowsKernel<SymbolT, int32_t>)
+      (a, scales_a, t_a, codes_a, b, scales_b, t_b, codes_b,
+       PairLut<int32_t>{static_cast<const int32_t*>(lut), symbols}, out);
     } else {
-      DotRowsKernel<SymbolT, float>
-          <<<grid, kThreads, 0, stream>>>(a, scales_a, t_a, codes_a, b, scales_b, t_b, codes_b,
-                                          PairLut<float>{static_cast<const float*>(lut), symbols}, out);
+      COSET_LAUNCH(grid, kThreads, 0, stream, DotRowsKernel<SymbolT, float>)
+      (a, scales_a, t_a, codes_a, b, scales_b, t_b, codes_b, PairLut<float>{static_cast<const float*>(lut), symbols},
+       out);
     }
   });
   return cudaGetLastError();
@@ -595,7 +628,7 @@ cudaError_t LaunchDotRows(const DeviceCodec& a, const uint16_t* scales_a, const 
 cudaError_t LaunchPrepareQueries(const DeviceCodec& c, const float* queries, int64_t batch, float* padded,
                                  cudaStream_t stream) {
   if (batch * c.padded_cols == 0) return cudaSuccess;
-  PrepareQueriesKernel<<<GridFor(batch * c.blocks_per_row), kThreads, 0, stream>>>(c, queries, batch, padded);
+  COSET_LAUNCH(GridFor(batch * c.blocks_per_row), kThreads, 0, stream, PrepareQueriesKernel)(c, queries, batch, padded);
   return cudaGetLastError();
 }
 
@@ -644,12 +677,14 @@ cudaError_t LaunchGemm(const DeviceCodec& c, const uint16_t* scales, const uint8
   WithChunkTypes(c, [&](auto dim, auto symbol) {
     using SymbolT = decltype(symbol);
     if (per_warp == 1) {
-      GemmKernel<dim(), 1, SymbolT><<<grid, kThreads, shared, stream>>>(c, scales, t, codes, padded, batch, out);
+      COSET_LAUNCH(grid, kThreads, shared, stream, GemmKernel<dim(), 1, SymbolT>)
+      (c, scales, t, codes, padded, batch, out);
     } else if (per_warp == 4) {
-      GemmKernel<dim(), 4, SymbolT><<<grid, kThreads, shared, stream>>>(c, scales, t, codes, padded, batch, out);
+      COSET_LAUNCH(grid, kThreads, shared, stream, GemmKernel<dim(), 4, SymbolT>)
+      (c, scales, t, codes, padded, batch, out);
     } else {
-      GemmKernel<dim(), kMaxDotQueries, SymbolT>
-          <<<grid, kThreads, shared, stream>>>(c, scales, t, codes, padded, batch, out);
+      COSET_LAUNCH(grid, kThreads, shared, stream, GemmKernel<dim(), kMaxDotQueries, SymbolT>)
+      (c, scales, t, codes, padded, batch, out);
     }
   });
   return cudaGetLastError();

@@ -7,7 +7,7 @@
 # the gtest/pytest XML results of every pass (a test counts once per configuration) plus one case
 # per fuzz target.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 bash scripts/setup.sh || exit 1
 
 # Formatting: the tree must stay as clang-format-14 writes it (.clang-format). Counted as one case.
@@ -23,10 +23,13 @@ bazel test "${BAZEL_FLAGS[@]}" //...
 bazel_rc=$?
 
 # The C++ tests again under AddressSanitizer + UndefinedBehaviorSanitizer (.bazelrc --config=asan,
-# its own output tree): core, proto, common, client library, daemon, the device steps on the CPU and
-# the real-process tests. The torch tests are left out: Debian's LibTorch is not built for ASan.
+# its own output tree): core, proto, common, client library, daemon, the device steps on the CPU,
+# the real-process tests, and the CUDA kernels on the CUDA emulation (out-of-bounds and misaligned
+# wide accesses, undefined conversions in device code). The torch tests are left out: Debian's
+# LibTorch is not built for ASan.
 ASAN_TESTS=(//tests/core/... //tests/proto/... //tests/common/... //tests/server/... //tests/integration/...
-            //tests/kernels:device_codec_test
+            //tests/kernels:device_codec_test //tests/kernels:cuda_emulation_test
+            //tests/kernels:cuda_codec_emulated_test
             //tests/client:commands_test //tests/client:daemon_backend_test //tests/client:coset_client_test
             //tests/client:npy_test //tests/fuzz/...)
 bazel test "${BAZEL_FLAGS[@]}" --config=asan "${ASAN_TESTS[@]}" || bazel_rc=1

@@ -13,6 +13,15 @@ COSET_COPTS = [
     "-O3",
 ]
 
+# The CUDA sources and tests built on the CUDA emulation (kernels/cuda_emulation.h) as C++.
+CUDA_EMULATION_COPTS = [
+    "-DCOSET_CUDA_EMULATION",
+    "-Wno-unknown-pragmas",  # nvcc's #pragma unroll
+    # The kernels load a chunk's values, or a query's, only where they use them (a zero block, a
+    # missing query): under the same condition, which GCC does not follow through the loops.
+    "-Wno-maybe-uninitialized",
+]
+
 # Flags for the translation units compiled a second time for AVX2 (runtime dispatch picks them).
 AVX2_COPTS = ["-mavx2", "-mfma", "-mbmi2"]
 
