@@ -1,7 +1,11 @@
 // GPU codec throughput against a device-to-device copy measured in the same run (the device
 // check's benchmark). Data stays on the device: the kernels alone are timed, with CUDA events.
 //
-//   cuda_codec_bench [--mib 1024] [--runs 3] [--device 0]
+//   cuda_codec_bench [--mib 1024] [--runs 3] [--device 0] [--shrink 1]
+//
+// --shrink S (a power of two up to 32) divides the fixed sizes below (the 64 MiB host tensor, the
+// GEMM and DotRows shapes) by S, per dimension for matrices: for the CUDA emulation, whose kernels
+// run on one CPU core (tests/kernels/cuda_codec_bench_emulated_test); its times mean nothing.
 //
 // For D4 and E8 (q=4, M=2, rms blocks of 256), rows of 4096 floats: encode (float32 in; scales, T
 // and symbols out) and decode (codes in, float32 out). Each reports the bytes it reads plus the
@@ -115,9 +119,14 @@ std::vector<uint16_t> ToBf16(const std::vector<float>& x) {
 
 int Main(int argc, char** argv) {
   const CliArgs args =
-      OrDie(CliArgs::Parse(std::vector<std::string>(argv + 1, argv + argc), {"mib", "runs", "device"}, {}));
+      OrDie(CliArgs::Parse(std::vector<std::string>(argv + 1, argv + argc), {"mib", "runs", "device", "shrink"}, {}));
   const int64_t mib = OrDie(args.GetInt("mib", 1024));
   const int runs = static_cast<int>(OrDie(args.GetInt("runs", 3)));
+  const int64_t shrink = OrDie(args.GetInt("shrink", 1));
+  if (shrink < 1 || shrink > 32 || (shrink & (shrink - 1)) != 0) {
+    std::fprintf(stderr, "cuda_codec_bench: --shrink must be a power of two in [1, 32]\n");
+    return 2;
+  }
   auto codec_on_device = CudaCodec::Create(static_cast<int>(OrDie(args.GetInt("device", 0))));
   if (!codec_on_device.ok()) {
     std::fprintf(stderr, "cuda_codec_bench: needs a CUDA device: %s\n",
@@ -217,7 +226,7 @@ int Main(int argc, char** argv) {
   // the blob's serialization on all cores (the rANS-coded T stream: host work either way); and the
   // CPU codec on one thread and all cores.
   {
-    const int64_t n = int64_t{16} << 20;
+    const int64_t n = (int64_t{16} << 20) / shrink;
     const std::vector<int64_t> host_shape = {n / kCols, kCols};
     const TensorCodec codec = OrDie(TensorCodec::Create(CodecParams{}));
     ThreadPool pool(0);
@@ -247,7 +256,7 @@ int Main(int argc, char** argv) {
     std::vector<float> decoded(n);
     std::vector<uint8_t> blob;
     JsonObject j;
-    j.Add("host_path", "D4 q=4 M=2, 64 MiB float32, host milliseconds");
+    j.Add("host_path", absl::StrCat("D4 q=4 M=2, ", 64 / shrink, " MiB float32, host milliseconds"));
     j.Add("upload_pageable_ms", host_ms(upload_from(pageable.data())));
     j.Add("upload_pinned_ms", host_ms(upload_from(pinned)));
     j.Add("cuda_encode_ms",
@@ -289,7 +298,7 @@ int Main(int argc, char** argv) {
   // uploaded once): the kernel's time against a device copy that reads and writes both codes'
   // bytes once (what a bandwidth-bound kernel would need), and the host run's agreement.
   {
-    const int64_t n = 8192, k = 8192;
+    const int64_t n = 8192 / shrink, k = 8192 / shrink;
     const TensorCodec codec = OrDie(TensorCodec::Create(CodecParams{}));
     const std::vector<float> xa = TestData(n * k);
     std::vector<float> xb(xa.rbegin(), xa.rend());
@@ -341,7 +350,7 @@ int Main(int argc, char** argv) {
   };
   for (const GemmShape& shape : {GemmShape{"D4", 8192, 8192}, GemmShape{"D4", 28672, 8192},
                                  GemmShape{"D4", 8192, 28672}, GemmShape{"E8", 8192, 8192}}) {
-    const int64_t n = shape.n, k = shape.k;
+    const int64_t n = shape.n / shrink, k = shape.k / shrink;
     CodecParams params;
     params.lattice = OrDie(Lattice::Parse(shape.lattice));
     params.on_cap = CapPolicy::kZero;

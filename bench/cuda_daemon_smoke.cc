@@ -7,8 +7,10 @@
 // weights (InnerProduct by name), checked against decode-then-dot and timed beside the
 // in-process CPU LutMatrix. One JSON line.
 //
-//   cuda_daemon_smoke --daemon unix:/path/cosetd.sock [--expect-backend cuda]
-// (--expect-backend cpu runs the same checks against a CPU daemon, to try the tool without a GPU.)
+//   cuda_daemon_smoke --daemon unix:/path/cosetd.sock [--expect-backend cuda] [--mib 64]
+// (--expect-backend cpu runs the same checks against a CPU daemon, to try the tool without a GPU;
+// --mib sizes the timed tensor and the weights, MiB x 64 rows of 4096: smaller for the CUDA
+// emulation, whose kernels run on one CPU core.)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -70,7 +72,7 @@ std::string RefusesBadRequests(Client& client, const CodecParams& params, const 
 }
 
 int Main(int argc, char** argv) {
-  auto args = CliArgs::Parse(std::vector<std::string>(argv + 1, argv + argc), {"daemon", "expect-backend"}, {});
+  auto args = CliArgs::Parse(std::vector<std::string>(argv + 1, argv + argc), {"daemon", "expect-backend", "mib"}, {});
   if (!args.ok() || args->Get("daemon", "").empty()) return Fail("usage: cuda_daemon_smoke --daemon unix:/path");
   Client::Options options;
   options.address = args->Get("daemon", "");
@@ -79,6 +81,8 @@ int Main(int argc, char** argv) {
   auto info = (*client)->GetServerInfo();
   if (!info.ok()) return Fail(std::string(info.status().message()));
   const std::string expected = args->Get("expect-backend", "cuda");
+  const absl::StatusOr<int64_t> mib = args->GetInt("mib", 64);
+  if (!mib.ok() || *mib < 1 || *mib > 1024) return Fail("--mib must be an integer in [1, 1024]");
   if (info->backends.empty() || info->backends[0] != expected) return Fail("the daemon does not serve on " + expected);
   const CodecParams params;
   const TensorCodec codec = *TensorCodec::Create(params);
@@ -106,8 +110,8 @@ int Main(int argc, char** argv) {
       return Fail("decode failed");
     if (decoded != cpu_decoded) return Fail("CUDA decode differs from the CPU codec's");
   }
-  // 64 MiB through shared memory on the daemon (CUDA) vs the in-process CPU codec.
-  const int64_t n = int64_t{16} << 20;
+  // 64 MiB (--mib) through shared memory on the daemon (CUDA) vs the in-process CPU codec.
+  const int64_t n = *mib << 18;
   const std::vector<int64_t> shape = {n / 4096, 4096};
   float* shared = (*client)->AllocateShared(n);
   if (shared == nullptr) return Fail("no shared memory (needs a Unix socket address)");
@@ -121,9 +125,10 @@ int Main(int argc, char** argv) {
   std::vector<int64_t> out_shape;
   const JsonObject daemon_decode = Seconds(3, [&] { (void)(*client)->Decode(blob, false, &out, &out_shape); });
   ThreadPool pool(0);
-  // The same codes as resident weights (4096 x 4096): InnerProduct on the daemon (on a CUDA daemon
-  // the fused kernel, the codes uploaded on the first call and kept) against decode-then-dot here.
-  const std::vector<int64_t> w_shape = {4096, 4096};
+  // The same codes as resident weights (4096 x 4096 at 64 MiB): InnerProduct on the daemon (on a
+  // CUDA daemon the fused kernel, the codes uploaded on the first call and kept) against
+  // decode-then-dot here.
+  const std::vector<int64_t> w_shape = shape;
   auto w_blob = (*client)->Encode(shared, w_shape, params);
   if (!w_blob.ok()) return Fail(std::string(w_blob.status().message()));
   if (auto put = (*client)->PutTensor("smoke/w", *w_blob, true); !put.ok())
@@ -182,11 +187,12 @@ int Main(int argc, char** argv) {
   });
   JsonObject j;
   j.Add("bit_exact", true).Add("bad_requests_refused", true).Add("daemon_backend", expected);
-  j.Add("mib", 64).Add("shared_memory", shm);
+  j.Add("mib", *mib).Add("shared_memory", shm);
   j.Add("daemon_encode_s", daemon_encode).Add("daemon_decode_s", daemon_decode);
   j.Add("cpu_encode_1_thread_s", cpu1).Add("cpu_encode_all_cores_s", cpu_all);
   j.Add("cpu_encode_to_blob_all_cores_s", cpu_blob_all);
-  j.Add("gemm_4096x4096", "resident weights; first call (uploads them), then kept; CPU: LutMatrix, all cores");
+  j.Add("gemm", absl::StrCat(w_shape[0], " x ", w_shape[1],
+                             " resident weights; first call (uploads them), then kept; CPU: LutMatrix, all cores"));
   j.Add("daemon_gemm_first_s", gemm_first).Add("daemon_gemm_kept_s", gemm_kept).Add("cpu_gemm_s", cpu_gemm);
   std::printf("%s\n", j.str().c_str());
   return 0;

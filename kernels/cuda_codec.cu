@@ -46,9 +46,6 @@ size_t StagedBytes(int64_t entries) {
   return bytes <= kMaxStagedTableBytes ? static_cast<size_t>(bytes) : 0;
 }
 
-// The codebook table `table` (entries 4-byte values) copied into this block's shared memory when
-// the launch gave it room, else `table` itself: the table every later read goes to. Every thread of
-// the block must call it (it synchronizes the block).
 // The launch's dynamic shared memory, 16-byte aligned (the run path's wide loads), and its size.
 __device__ uint32_t* DynamicShared() {
 #if defined(COSET_CUDA_EMULATION)
@@ -69,6 +66,9 @@ __device__ unsigned int DynamicSharedBytes() {
 #endif
 }
 
+// The codebook table `table` (entries 4-byte values) copied into this block's shared memory when
+// the launch gave it room, else `table` itself: the table every later read goes to. Every thread of
+// the block must call it (it synchronizes the block).
 template <typename T>
 __device__ const T* StageTable(const T* table, int64_t entries) {
   if (static_cast<int64_t>(DynamicSharedBytes()) < 4 * entries) return table;
@@ -124,9 +124,7 @@ __global__ void PrepareBlocksKernel(DeviceCodec c, BlockSlice slice, const float
     for (int64_t k = lane; k < n; k += kBlockLanes) finite &= !IsNonFiniteBits(v[k]);
     if (!__all_sync(mask, finite)) {
       // The codes are dropped (the CPU codec reports the input). A base step of 0 sends the
-      // block's chunks down the zero-block path instead of the ladder on NaN (the base left unset
-      // was whatever the scratch memory held; the CUDA emulation's UBSan caught its NaN
-      // converted to an integer).
+      // block's chunks down the zero-block path, not up the ladder on whatever the scratch held.
       if (lane == 0) {
         atomicAdd(&counters->refused_blocks, 1u);
         base[r * c.blocks_per_row + b] = 0.0f;

@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -438,6 +439,11 @@ cudaError_t Fails(cudaError_t error) {
   return error;
 }
 
+// What an event holds: when it was recorded (work before it has finished by then).
+struct Event {
+  std::chrono::steady_clock::time_point at = std::chrono::steady_clock::now();
+};
+
 bool Within(const std::map<const void*, size_t>& ranges, const void* p) {
   auto it = ranges.upper_bound(p);
   if (it == ranges.begin()) return false;
@@ -536,6 +542,7 @@ cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned int /*flags*/) {
   m.locked[*p] = bytes;
   return cudaSuccess;
 }
+cudaError_t cudaMallocHost(void** p, size_t bytes) { return cudaHostAlloc(p, bytes, cudaHostAllocDefault); }
 cudaError_t cudaFreeHost(void* p) {
   Memory& m = Mem();
   std::lock_guard<std::mutex> lock(m.mutex);
@@ -583,14 +590,25 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
 cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
 cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned int) { return cudaSuccess; }
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int /*flags*/) {
-  *event = reinterpret_cast<cudaEvent_t>(new char);
+  *event = reinterpret_cast<cudaEvent_t>(new Event);
   return cudaSuccess;
 }
+cudaError_t cudaEventCreate(cudaEvent_t* event) { return cudaEventCreateWithFlags(event, 0); }
 cudaError_t cudaEventDestroy(cudaEvent_t event) {
-  delete reinterpret_cast<char*>(event);
+  delete reinterpret_cast<Event*>(event);
   return cudaSuccess;
 }
-cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
+  reinterpret_cast<Event*>(event)->at = std::chrono::steady_clock::now();
+  return cudaSuccess;
+}
+// The host time between the records: the emulation's, which says nothing of a GPU's.
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  *ms =
+      std::chrono::duration<float, std::milli>(reinterpret_cast<Event*>(end)->at - reinterpret_cast<Event*>(start)->at)
+          .count();
+  return cudaSuccess;
+}
 cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
 
 // --- cuBLAS's entry points that kernels/cublas.cc binds, on the CPU -------------------------------

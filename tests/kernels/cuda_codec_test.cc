@@ -14,6 +14,15 @@
 namespace coset {
 namespace {
 
+// The CUDA emulation (cuda_codec_emulated_test: kernels/cuda_emulation.h) runs the kernels on one
+// CPU core: there the large tensors below shrink by kShrink, and the pipeline's slices with them,
+// so that they still cross as many slices.
+#if defined(COSET_CUDA_EMULATION)
+constexpr int64_t kShrink = 8;
+#else
+constexpr int64_t kShrink = 1;
+#endif
+
 // The codec on device 0, or why the test cannot run.
 absl::StatusOr<std::unique_ptr<CudaCodec>> Device() { return CudaCodec::Create(0); }
 
@@ -269,20 +278,21 @@ TEST(CudaCodecTest, PipelinedStagingMatchesTheCpu) {
   device_testing::RunEdgeCases(OnDevice(cuda));
   cuda->set_staging({StagingOptions::Mode::kPipelined, 3000});
   ExpectTypedMatchesCpu(cuda);
-  cuda->set_staging({StagingOptions::Mode::kPipelined, kStagingSliceBytes});
+  cuda->set_staging({StagingOptions::Mode::kPipelined, kStagingSliceBytes / kShrink});
   CodecParams p;
   p.rotate = true;
-  std::vector<float> x = testing_util::Gaussian(int64_t{1} << 24, 13);
-  device_testing::ExpectSameAsCpu(OnDevice(cuda), p, x, {4096, 4096}, "64 MiB, 8 MiB slices");
+  std::vector<float> x = testing_util::Gaussian((int64_t{1} << 24) / kShrink, 13);
+  device_testing::ExpectSameAsCpu(OnDevice(cuda), p, x, {4096 / kShrink, 4096}, "64 MiB, 8 MiB slices");
   p.lattice = *Lattice::Parse("E8");
   {
     // ExpectSameAsCpu's decode writes into a vector of its own: register x for the encode's side.
     auto locked = PageLockedRange::Register(x.data(), static_cast<int64_t>(x.size() * sizeof(float)));
     ASSERT_TRUE(locked.ok()) << locked.status();
-    device_testing::ExpectSameAsCpu(OnDevice(cuda), p, x, {1, int64_t{1} << 24}, "E8, one row, page-locked input");
+    device_testing::ExpectSameAsCpu(OnDevice(cuda), p, x, {1, (int64_t{1} << 24) / kShrink},
+                                    "E8, one row, page-locked input");
   }
   const TensorCodec tc = *TensorCodec::Create(p);
-  const CompressedTensor coded = *tc.Encode(x.data(), {2048, 8192});
+  const CompressedTensor coded = *tc.Encode(x.data(), {2048 / kShrink, 8192});
   std::vector<float> cpu(x.size()), gpu(x.size(), NAN);
   ASSERT_TRUE(tc.Decode(coded, cpu.data()).ok());
   auto locked = PageLockedRange::Register(gpu.data(), static_cast<int64_t>(gpu.size() * sizeof(float)));
@@ -303,8 +313,8 @@ TEST(CudaCodecTest, RunPathsMatchTheCpu) {
   for (const char* lattice : {"D4", "E8"}) {
     CodecParams p;
     p.lattice = *Lattice::Parse(lattice);
-    device_testing::ExpectSameAsCpu(OnDevice(cuda), p, testing_util::Gaussian(int64_t{1} << 22, 17), {1024, 4096},
-                                    lattice);
+    device_testing::ExpectSameAsCpu(OnDevice(cuda), p, testing_util::Gaussian((int64_t{1} << 22) / kShrink, 17),
+                                    {1024 / kShrink, 4096}, lattice);
   }
   cuda->set_staging({StagingOptions::Mode::kPipelined, 1024});
   device_testing::RunGrid(OnDevice(cuda));
@@ -316,8 +326,8 @@ TEST(CudaCodecTest, LargeTensorMatchesCpuCodec) {
   for (const char* lattice : {"D4", "E8"}) {
     CodecParams p;
     p.lattice = *Lattice::Parse(lattice);
-    const std::vector<float> x = testing_util::Gaussian(int64_t{1} << 22, 11);
-    device_testing::ExpectSameAsCpu(OnDevice(codec->get()), p, x, {1024, 4096}, lattice);
+    const std::vector<float> x = testing_util::Gaussian((int64_t{1} << 22) / kShrink, 11);
+    device_testing::ExpectSameAsCpu(OnDevice(codec->get()), p, x, {1024 / kShrink, 4096}, lattice);
   }
 }
 
