@@ -33,7 +33,7 @@ ASAN_TESTS=(//tests/core/... //tests/proto/... //tests/common/... //tests/server
             //tests/client:commands_test //tests/client:daemon_backend_test //tests/client:coset_client_test
             //tests/client:npy_test //tests/fuzz/...)
 # Left out: cosetd on the CUDA emulation, whose device path is cuda_codec_emulated_test's code.
-ASAN_SKIP=(//tests/integration:daemon_cuda_emulated_test)
+ASAN_SKIP=(//tests/integration:daemon_cuda_emulated_test //tests/integration:hostile_clients_cuda_emulated_test)
 bazel test "${BAZEL_FLAGS[@]}" --config=asan -- "${ASAN_TESTS[@]}" "${ASAN_SKIP[@]/#/-}" || bazel_rc=1
 
 # The daemon's shared state under ThreadSanitizer: the codec pool, the codebook cache, the memory

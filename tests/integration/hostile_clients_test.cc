@@ -21,7 +21,12 @@ namespace {
 
 class HostileClientsTest : public ::testing::Test {
  protected:
-  void StartDaemon(const std::vector<std::string>& extra = {}) {
+  void StartDaemon(std::vector<std::string> extra = {}) {
+#if defined(COSET_CUDA_EMULATION)
+    // hostile_clients_cuda_emulated_test: the same attacks on the CUDA backend (cosetd on the CUDA
+    // emulation), with pipelined staging, which page-locks the clients' shared-memory regions.
+    extra.insert(extra.end(), {"--backend", "cuda", "--cuda-staging", "pipelined"});
+#endif
     char tmpl[] = "/tmp/cosetd-hostile-XXXXXX";
     dir_ = mkdtemp(tmpl);
     daemon_ = std::make_unique<Daemon>(dir_);
