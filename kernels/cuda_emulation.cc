@@ -119,8 +119,7 @@ struct Run {
   unsigned int grid = 0, block = 0;
   std::vector<ThreadIndices> indices;  // per thread of the block
   std::vector<Lane> lanes;
-  std::vector<uint8_t> shared;  // dynamic shared memory, 16-byte aligned within
-  size_t shared_bytes = 0;
+  std::vector<uint8_t> shared;  // dynamic shared memory (std::vector's buffer: 16-byte aligned)
   Context scheduler;
   int current = -1;
 };
@@ -393,7 +392,7 @@ void* DynamicShared() {
   return run.shared.data();
 }
 
-unsigned int DynamicSharedBytes() { return static_cast<unsigned int>(Running("dynamic shared memory").shared_bytes); }
+unsigned int DynamicSharedBytes() { return static_cast<unsigned int>(Running("dynamic shared memory").shared.size()); }
 
 void Launch(unsigned int grid, unsigned int block, size_t shared_bytes, const std::function<void()>& body) {
   if (grid == 0 || block == 0 || block > 1024)
@@ -404,8 +403,7 @@ void Launch(unsigned int grid, unsigned int block, size_t shared_bytes, const st
   run.body = &body;
   run.grid = grid;
   run.block = block;
-  run.shared_bytes = shared_bytes;
-  run.shared.resize(shared_bytes);  // std::vector's buffer: aligned for any fundamental type (16 bytes)
+  run.shared.resize(shared_bytes);
   g_run = &run;
   for (unsigned int b = 0; b < grid; ++b) RunBlock(run, b);
   g_run = nullptr;

@@ -32,16 +32,20 @@ class Daemon {
     }
   }
 
-  // The cosetd under test: built on the CUDA runtime, or for daemon_cuda_emulated_test on the CUDA
+  // A file of the test's runfiles by its path in the workspace ("server/cosetd").
+  static std::string Runfile(const std::string& path) {
+    const char* srcdir = std::getenv("TEST_SRCDIR");
+    return std::string(srcdir != nullptr ? srcdir : ".") + "/coset/" + path;
+  }
+
+  // The cosetd under test: built on the CUDA runtime, or for the *_cuda_emulated tests on the CUDA
   // emulation (kernels/cuda_emulation.h), whose --backend cuda serves from the CPU.
   static std::string Binary() {
-    const char* srcdir = std::getenv("TEST_SRCDIR");
 #if defined(COSET_CUDA_EMULATION)
-    const char* kCosetd = "/coset/server/cosetd_emulated";
+    return Runfile("server/cosetd_emulated");
 #else
-    const char* kCosetd = "/coset/server/cosetd";
+    return Runfile("server/cosetd");
 #endif
-    return std::string(srcdir != nullptr ? srcdir : ".") + kCosetd;
   }
 
   // Starts cosetd and waits until it has written its ready file. Returns false on failure.

@@ -557,8 +557,7 @@ TEST_F(DaemonTest, ClientsCannotUseOrUnregisterEachOthersRegions) {
 }
 
 TEST_F(DaemonTest, AClientKilledMidRequestLosesItsRegionAndOthersAreServed) {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  const std::string child_path = std::string(srcdir != nullptr ? srcdir : ".") + "/coset/tests/integration/shm_child";
+  const std::string child_path = Daemon::Runfile("tests/integration/shm_child");
   int pipe_fds[2];
   ASSERT_EQ(pipe(pipe_fds), 0);
   const pid_t child = fork();
@@ -741,11 +740,8 @@ std::pair<int, std::string> RunToExit(const std::vector<std::string>& args, cons
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text.str()};
 }
 
-// The device check's cosetd tool (bench/cuda_daemon_smoke).
-std::string SmokeTool() {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  return std::string(srcdir != nullptr ? srcdir : ".") + "/coset/bench/cuda_daemon_smoke";
-}
+// The device check's cosetd tool.
+std::string SmokeTool() { return Daemon::Runfile("bench/cuda_daemon_smoke"); }
 
 TEST(DaemonBackendTest, CudaBackendServesOnADeviceOrSaysWhyNot) {
   char tmpl[] = "/tmp/cosetd-backend-XXXXXX";
