@@ -17,8 +17,9 @@
 // time ("host_path": uploads from pageable and pinned memory, CudaCodec::Encode / Decode whole and pipelined (through
 // the staging slots from pageable memory, and in place from pinned memory; with a check that the results are the whole
 // path's), the blob's serialization and the CPU codec, host clocks). Then GEMM on codes (D4, and E8 at 8192 x 8192;
-// weights N x K, B queries), for each of CudaCodec::Gemm's methods ("kernel": LaunchGemm's kRuns kernel, "packed" for
-// D4 and "runs" for E8, the "per-chunk" kernel, and, where cuBLAS loads, "decode-cublas": the decode to float32 plus
+// weights N x K, B queries), for each of CudaCodec::Gemm's methods ("kernel": "tensor-cores", LaunchGemm's
+// kTensorCores kernel for D4 from 5 queries on; LaunchGemm's kRuns kernel, "packed" for D4 and "runs" for E8; the
+// "per-chunk" kernel; and, where cuBLAS loads, "decode-cublas": the decode to float32 plus
 // cuBLAS SGEMM): its time; the time a bf16 GEMV/GEMM that only streams its 2-byte weights at the measured copy
 // bandwidth would need; and, where the machine has cuBLAS (loaded at run time), cublasGemmEx in bf16 on the decoded
 // weights, the decode's own time, and the largest difference from cublasGemmEx in float32 relative to the largest
@@ -390,13 +391,16 @@ int Main(int argc, char** argv) {
       OrDie(ref.Allocate(4 * batch * n));
       OrDie(ref_bf16.Allocate(2 * batch * n));
       const bool prepare = !device::ReadsInPlace(c);
-      // Each of CudaCodec::Gemm's methods: LaunchGemm's kRuns kernel (the packed GEMM for D4, the
-      // run path for E8: these codes qualify) and per-chunk kernel, and the weights decoded to float32 then cuBLAS
-      // SGEMM (where kAuto's crossover, kDecodeCublasMinBatch, is to be read from).
-      for (const GemmMethod method : {GemmMethod::kFusedRuns, GemmMethod::kFusedPerChunk, GemmMethod::kDecodeCublas}) {
+      // Each of CudaCodec::Gemm's methods: LaunchGemm's kTensorCores kernel (D4 from 5 queries on),
+      // kRuns kernel (the packed GEMM for D4, the run path for E8: these codes qualify) and per-chunk
+      // kernel, and the weights decoded to float32 then cuBLAS SGEMM (where kAuto's crossover,
+      // kDecodeCublasMinBatch, is to be read from).
+      for (const GemmMethod method : {GemmMethod::kFusedTensorCores, GemmMethod::kFusedRuns, GemmMethod::kFusedPerChunk,
+                                      GemmMethod::kDecodeCublas}) {
         if (method == GemmMethod::kDecodeCublas && !cublas.ok()) continue;
-        const device::KernelPath path =
-            method == GemmMethod::kFusedRuns ? device::KernelPath::kRuns : device::KernelPath::kPerChunk;
+        const bool tensor_cores = batch > 4 && device::TensorCoresApply(c);
+        if (method == GemmMethod::kFusedTensorCores && !tensor_cores) continue;  // it would be kFusedRuns
+        const device::KernelPath path = FusedKernelPath(method);
         auto gemm = [&] {
           if (method == GemmMethod::kDecodeCublas) {
             decode();
@@ -431,11 +435,12 @@ int Main(int argc, char** argv) {
         }
         JsonObject j;
         j.Add("gemm", absl::StrCat(shape.lattice, " q=4 M=2"));
-        const bool packed = path == device::KernelPath::kRuns && device::PackedApplies(c);
-        j.Add("kernel", method == GemmMethod::kDecodeCublas ? "decode-cublas"
-                        : packed                            ? "packed"
-                        : device::UsesRuns(c, path)         ? "runs"
-                                                            : "per-chunk");
+        const bool packed = device::RunPath(path) && device::PackedApplies(c);
+        j.Add("kernel", method == GemmMethod::kDecodeCublas       ? "decode-cublas"
+                        : method == GemmMethod::kFusedTensorCores ? "tensor-cores"
+                        : packed                                  ? "packed"
+                        : device::UsesRuns(c, path)               ? "runs"
+                                                                  : "per-chunk");
         j.Add("n", n).Add("k", k).Add("batch", batch).Add("code_bytes", codes.code_bytes);
         j.Add("ms", Spread(ms)).Add("speedup_vs_bf16_stream_bound", Spread(vs_bf16_bound));
         if (cublas.ok()) {

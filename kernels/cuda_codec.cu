@@ -87,14 +87,15 @@ struct PackedReplica {
   __device__ uint32_t operator()(uint32_t symbol) const { return lane_copy[symbol * kWarp]; }
 };
 
+COSET_HD int64_t PackedReplicaWords(const DeviceCodec& c) { return CodebookTableEntries(c) / 4 * kWarp; }
+
 size_t PackedReplicaBytes(const DeviceCodec& c) {
-  return static_cast<size_t>(CodebookTableEntries(c) / 4 * kWarp * 4);  // 32 KiB at most (256 symbols)
+  return static_cast<size_t>(4 * PackedReplicaWords(c));  // 32 KiB at most (256 symbols)
 }
 
 __device__ PackedReplica StagePackedTable(const DeviceCodec& c) {
   uint32_t* replicas = DynamicShared();
-  const int64_t entries = CodebookTableEntries(c) / 4;
-  for (int64_t i = threadIdx.x; i < entries * kWarp; i += blockDim.x) replicas[i] = c.packed_points[i / kWarp];
+  for (int64_t i = threadIdx.x; i < PackedReplicaWords(c); i += blockDim.x) replicas[i] = c.packed_points[i / kWarp];
   __syncthreads();
   return PackedReplica{replicas + threadIdx.x % kWarp};
 }
@@ -450,6 +451,151 @@ __global__ void GemmPackedKernel(DeviceCodec c, const uint16_t* scales, const ui
       });
 }
 
+// d += a b, one warp-wide MMA of shape m16n8k16 (bf16 operands, float32 sums): a holds rows of a
+// 16 x 16 matrix A, b columns of a 16 x 8 matrix B, d a 16 x 8 tile of results, in PTX's fragment
+// layout: lane l = 4 g + p holds A[g][2p, 2p + 1] (a[0]), A[g + 8][2p, 2p + 1] (a[1]), A[g][2p + 8,
+// 2p + 9] (a[2]), A[g + 8][2p + 8, 2p + 9] (a[3]); B[2p, 2p + 1][g] (b[0]), B[2p + 8, 2p + 9][g]
+// (b[1]); D[g][2p, 2p + 1] (d[0], d[1]), D[g + 8][2p, 2p + 1] (d[2], d[3]); a register's lower k
+// in its low half. Every lane of the warp must call it. The emulation gathers the warp's registers
+// (emu::WarpExchange) and sums each lane's row and column in k order (the hardware's order is its
+// own: results agree to float rounding, not bit for bit).
+__device__ void MmaBf16(float* d, const uint32_t* a, const uint32_t* b) {
+#if defined(COSET_CUDA_EMULATION)
+  const int lane = static_cast<int>(threadIdx.x % kWarp), g = lane / 4, p = lane % 4;
+  uint32_t mine[6] = {a[0], a[1], a[2], a[3], b[0], b[1]}, all[kWarp][6];
+  emu::WarpExchange(mine, all, sizeof mine);
+  // A's rows g and g + 8 and B's columns 2p and 2p + 1, by k: lane 4 r + s holds k = 2 s, 2 s + 1
+  // and 2 s + 8, 2 s + 9 of A's row r (+ 8) and of B's column r.
+  auto half = [](uint32_t word, int i) { return BitsToFloat(i == 0 ? word << 16 : word & 0xFFFF0000u); };
+  float rows[2][16], cols[2][16];
+  for (int s = 0; s < 4; ++s) {
+    for (int i = 0; i < 2; ++i) {
+      for (int h = 0; h < 2; ++h) {
+        rows[h][2 * s + i] = half(all[4 * g + s][h], i);
+        rows[h][2 * s + 8 + i] = half(all[4 * g + s][2 + h], i);
+        cols[h][2 * s + i] = half(all[4 * (2 * p + h) + s][4], i);
+        cols[h][2 * s + 8 + i] = half(all[4 * (2 * p + h) + s][5], i);
+      }
+    }
+  }
+  for (int e = 0; e < 4; ++e) {
+    float sum = 0.0f;
+    for (int k = 0; k < 16; ++k) sum += rows[e / 2][k] * cols[e % 2][k];  // bf16 products: exact
+    d[e] += sum;
+  }
+#else
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+
+// The tensor-core GEMM (TensorCoresApply, batches of more than 4 queries): a thread block per
+// (kRowTiles x 16 weight rows, kQueryTiles x 8 queries), grid-stride over those items. Its warps
+// split the rows' steps of kTensorStepChunks chunks (warp w takes steps w, w + 8, ...); in a step,
+// lane 4 g + p takes chunks 4 p .. 4 p + 3 of the step in rows g and g + 8 of each row tile and of
+// queries g of each query tile: one 8-byte load of each row's symbols, one 4-byte load of its T,
+// four 16-byte loads of each query. Chunk j of the four is MMA j's k = 16, its four values in the
+// A registers' k = 2p, 2p + 1 (a[0], a[1]) and 2p + 8, 2p + 9 (a[2], a[3]), and the query's in
+// B's (a sum over k does not care which k is which, so long as A and B agree). Each (row tile,
+// query tile, chunk) takes six MMAs, one per kept limb product (ChunkLimbWords); the warps' sums
+// meet in shared memory in warp order, so the results do not depend on timing.
+template <int kRowTiles, int kQueryTiles>
+__global__ void __launch_bounds__(kThreads, 2)
+    GemmTensorCoresKernel(DeviceCodec c, const uint16_t* scales, const uint8_t* t, const uint8_t* symbols,
+                          const float* padded, int64_t batch, float* out) {
+  const PackedReplica table = StagePackedTable(c);
+  constexpr int kPartials = kRowTiles * kQueryTiles * 4 * kWarp;  // one warp's sums, float by float
+  float* partials = reinterpret_cast<float*>(DynamicShared() + PackedReplicaWords(c));
+  const int lane = static_cast<int>(threadIdx.x % kWarp), warp = static_cast<int>(threadIdx.x / kWarp);
+  const int warps = static_cast<int>(blockDim.x / kWarp), g = lane / 4, p = lane % 4;
+  constexpr int kRows = 16 * kRowTiles, kQueries = 8 * kQueryTiles;
+  const int64_t row_groups = (c.rows + kRows - 1) / kRows;
+  const int64_t items = row_groups * ((batch + kQueries - 1) / kQueries);
+  const int64_t steps = c.chunks_per_row / kTensorStepChunks;
+  for (int64_t item = blockIdx.x; item < items; item += gridDim.x) {
+    const int64_t first_row = item % row_groups * kRows, first_query = item / row_groups * kQueries;
+    // This lane's rows (g and g + 8 of each tile) and queries (g of each tile); a short group
+    // repeats its last row or query (results dropped).
+    int64_t rows[2 * kRowTiles], queries[kQueryTiles];
+    for (int i = 0; i < 2 * kRowTiles; ++i) {
+      const int64_t n = first_row + 8 * i + g;
+      rows[i] = n < c.rows ? n : c.rows - 1;
+    }
+    for (int i = 0; i < kQueryTiles; ++i) {
+      const int64_t q = first_query + 8 * i + g;
+      queries[i] = q < batch ? q : batch - 1;
+    }
+    float acc[kRowTiles][kQueryTiles][4] = {};
+    for (int64_t step = warp; step < steps; step += warps) {
+      const int64_t first = step * kTensorStepChunks + 4 * p;  // this lane's first chunk
+      uint2 codes[2 * kRowTiles];
+      uint32_t t_bytes[2 * kRowTiles];
+      float base[2 * kRowTiles];
+#pragma unroll
+      for (int i = 0; i < 2 * kRowTiles; ++i) {
+        codes[i] = *reinterpret_cast<const uint2*>(symbols + RowSymbolsOffsetBytes(c, rows[i]) + 2 * first);
+        t_bytes[i] = *reinterpret_cast<const uint32_t*>(t + rows[i] * c.chunks_per_row + first);
+        base[i] =
+            BlockBaseAt(c, scales == nullptr ? nullptr : scales + rows[i] * c.blocks_per_row, BlockOfChunk(c, first));
+      }
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        uint32_t b[kQueryTiles][3][2];
+#pragma unroll
+        for (int i = 0; i < kQueryTiles; ++i) {
+          float x[4];
+          LoadAlignedChunk<4>(padded + queries[i] * c.padded_cols + 4 * (first + j), x);
+          ChunkLimbWords(x, b[i]);
+        }
+#pragma unroll
+        for (int r = 0; r < kRowTiles; ++r) {
+          float w[2][4];
+          uint32_t words[2][3][2];
+          for (int h = 0; h < 2; ++h) {
+            const int i = 2 * r + h;
+            DecodePackedQuadChunk(c, table, codes[i].x, codes[i].y, t_bytes[i], base[i], j, w[h]);
+            ChunkLimbWords(w[h], words[h]);
+          }
+          uint32_t a[3][4];
+          for (int l = 0; l < 3; ++l) {
+            a[l][0] = words[0][l][0], a[l][1] = words[1][l][0], a[l][2] = words[0][l][1], a[l][3] = words[1][l][1];
+          }
+#pragma unroll
+          for (int i = 0; i < kQueryTiles; ++i) {
+            // The smaller products first: they reach the sum before the large ones round it.
+            MmaBf16(acc[r][i], a[2], b[i][0]);
+            MmaBf16(acc[r][i], a[0], b[i][2]);
+            MmaBf16(acc[r][i], a[1], b[i][1]);
+            MmaBf16(acc[r][i], a[1], b[i][0]);
+            MmaBf16(acc[r][i], a[0], b[i][1]);
+            MmaBf16(acc[r][i], a[0], b[i][0]);
+          }
+        }
+      }
+    }
+    float* mine = partials + warp * kPartials;
+    for (int r = 0; r < kRowTiles; ++r) {
+      for (int i = 0; i < kQueryTiles; ++i) {
+        for (int e = 0; e < 4; ++e) mine[((r * kQueryTiles + i) * 4 + e) * kWarp + lane] = acc[r][i][e];
+      }
+    }
+    __syncthreads();
+    for (int k = static_cast<int>(threadIdx.x); k < kPartials; k += static_cast<int>(blockDim.x)) {
+      float sum = 0.0f;
+      for (int w = 0; w < warps; ++w) sum += partials[w * kPartials + k];
+      // k = ((r kQueryTiles + i) 4 + e) 32 + lane: d[e] of that lane's tile (r, i) (MmaBf16's layout).
+      const int from = k % kWarp, e = k / kWarp % 4, tile = k / kWarp / 4;
+      const int64_t n = first_row + 16 * (tile / kQueryTiles) + 8 * (e / 2) + from / 4;
+      const int64_t q = first_query + 8 * (tile % kQueryTiles) + 2 * (from % 4) + e % 2;
+      if (n < c.rows && q < batch) out[q * c.rows + n] = sum;
+    }
+    __syncthreads();  // the partials are the next item's
+  }
+}
+
 // A thread per chunk of the sum (AddChunkCodes), grid-stride; the codebook's basis coordinates in
 // shared memory when they fit.
 template <int kDim, typename SymbolT>
@@ -519,6 +665,18 @@ void LaunchGemmPacked(const DeviceCodec& c, const uint16_t* scales, const uint8_
   (c, scales, t, symbols, padded, batch, out);
 }
 
+template <int kRowTiles, int kQueryTiles>
+void LaunchGemmTensorCores(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const uint8_t* symbols,
+                           const float* padded, int64_t batch, float* out, cudaStream_t stream) {
+  const int64_t items =
+      (c.rows + 16 * kRowTiles - 1) / (16 * kRowTiles) * ((batch + 8 * kQueryTiles - 1) / (8 * kQueryTiles));
+  // The replicated table and each warp's partial sums (48 KiB at most: no opt-in needed).
+  const size_t shared =
+      PackedReplicaBytes(c) + sizeof(float) * (kThreads / kWarp) * kRowTiles * kQueryTiles * 4 * kWarp;
+  COSET_LAUNCH(GridFor(items, 1), kThreads, shared, stream, GemmTensorCoresKernel<kRowTiles, kQueryTiles>)
+  (c, scales, t, symbols, padded, batch, out);
+}
+
 }  // namespace
 
 cudaError_t LaunchEncode(const DeviceCodec& c, const float* x, float* work, float* base, uint16_t* scales, uint8_t* t,
@@ -555,7 +713,7 @@ cudaError_t LaunchDecode(const DeviceCodec& c, const uint16_t* scales, const uin
   const int64_t chunks = SliceChunks(c, slice).size();
   const size_t shared = StagedBytes(CodebookTableEntries(c));
   const uint8_t* codes = static_cast<const uint8_t*>(symbols);
-  if (path == KernelPath::kRuns && PackedApplies(c) && RunBuffersAligned(t, symbols)) {
+  if (RunPath(path) && PackedApplies(c) && RunBuffersAligned(t, symbols)) {
     COSET_LAUNCH(GridFor(chunks), kThreads, PackedReplicaBytes(c), stream, DecodePackedKernel)
     (c, slice, scales, t, codes, work, out);
   } else if (UsesRuns(c, path) && RunBuffersAligned(t, symbols)) {
@@ -639,7 +797,18 @@ cudaError_t LaunchGemm(const DeviceCodec& c, const uint16_t* scales, const uint8
   // and the buffers cudaMalloc returns are aligned; a caller's queries may not be).
   const bool aligned = reinterpret_cast<uintptr_t>(padded) % 16 == 0 &&
                        reinterpret_cast<uintptr_t>(c.codebook.rep_point) % 16 == 0 && RunBuffersAligned(t, symbols);
-  if (path == KernelPath::kRuns && PackedApplies(c) && aligned) {
+  if (path == KernelPath::kTensorCores && batch > 4 && TensorCoresApply(c) && aligned) {
+    // Two row tiles per item (each query value's limbs serve 32 rows); one query tile up to 8
+    // queries, else two.
+    const uint8_t* codes = static_cast<const uint8_t*>(symbols);
+    if (batch <= 8) {
+      LaunchGemmTensorCores<2, 1>(c, scales, t, codes, padded, batch, out, stream);
+    } else {
+      LaunchGemmTensorCores<2, 2>(c, scales, t, codes, padded, batch, out, stream);
+    }
+    return cudaGetLastError();
+  }
+  if (RunPath(path) && PackedApplies(c) && aligned) {
     // Rows per warp: four for a GEMV and two for up to 4 queries (each query chunk loaded once for
     // them), one with more queries (their accumulators take the registers).
     const uint8_t* codes = static_cast<const uint8_t*>(symbols);

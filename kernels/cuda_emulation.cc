@@ -111,6 +111,7 @@ struct Lane {
   unsigned int mask = 0;
   uint64_t value = 0, result = 0;
   int arg = 0, width = kWarpSize;
+  void* receive = nullptr;  // WarpExchange's: value points at what the lane gives, arg is its size
 };
 
 // The launch being run (one at a time: g_launch_mutex) and its current block.
@@ -144,7 +145,8 @@ struct Stacks {
 Stacks g_stacks;
 
 std::string Describe(const Lane& lane, int index) {
-  static const char* const kOps[] = {"__shfl_sync", "__shfl_down_sync", "__shfl_xor_sync", "__all_sync", "__syncwarp"};
+  static const char* const kOps[] = {"__shfl_sync", "__shfl_down_sync", "__shfl_xor_sync",
+                                     "__all_sync",  "__syncwarp",       "a warp exchange (MMA)"};
   char line[160];
   switch (lane.state) {
     case Lane::State::kAtWarpOp:
@@ -208,8 +210,8 @@ void* NewFiberStack(uint8_t* base, Run* run) {
 bool InMask(unsigned int mask, int lane) { return (mask >> lane & 1u) != 0; }
 
 // After lane `index` stopped at a warp collective: if every lane its mask names is there too (the
-// same collective, the same mask), each gets its result and runs again.
-void TryResolveWarp(Run& run, int index) {
+// same collective, the same mask), each gets its result and runs again (returns true).
+bool TryResolveWarp(Run& run, int index) {
   const Lane& arrived = run.lanes[static_cast<size_t>(index)];
   const int warp_first = index / kWarpSize * kWarpSize;
   for (int l = 0; l < kWarpSize; ++l) {
@@ -219,12 +221,13 @@ void TryResolveWarp(Run& run, int index) {
       Fail(Where(run) + ": " + Describe(arrived, index) + " names a thread the block does not have");
     }
     const Lane& lane = run.lanes[static_cast<size_t>(other)];
-    if (lane.state == Lane::State::kRunnable || lane.state == Lane::State::kAtBarrier) return;  // not there yet
+    if (lane.state == Lane::State::kRunnable || lane.state == Lane::State::kAtBarrier) return false;  // not there
     if (lane.state == Lane::State::kDone) {
       Fail(Where(run) + ": " + Describe(arrived, index) + " names thread " + std::to_string(other) +
            ", which has exited");
     }
-    if (lane.op != arrived.op || lane.mask != arrived.mask || lane.width != arrived.width) {
+    if (lane.op != arrived.op || lane.mask != arrived.mask || lane.width != arrived.width ||
+        (lane.op == WarpOp::kExchange && lane.arg != arrived.arg)) {
       Fail(Where(run) + ": the threads of one mask disagree: " + Describe(arrived, index) + ", " +
            Describe(lane, other));
     }
@@ -262,11 +265,19 @@ void TryResolveWarp(Run& run, int index) {
       case WarpOp::kSync:
         lane.result = 0;
         break;
+      case WarpOp::kExchange:
+        for (int src = 0; src < kWarpSize; ++src) {
+          std::memcpy(static_cast<uint8_t*>(lane.receive) + src * lane.arg,
+                      reinterpret_cast<const void*>(value_of(l, src)), static_cast<size_t>(lane.arg));
+        }
+        lane.result = 0;
+        break;
     }
   }
   for (int l = 0; l < kWarpSize; ++l) {
     if (InMask(arrived.mask, l)) run.lanes[static_cast<size_t>(warp_first + l)].state = Lane::State::kRunnable;
   }
+  return true;
 }
 
 // __syncthreads: released once every thread that has not exited is there.
@@ -315,19 +326,23 @@ void RunBlock(Run& run, unsigned int block_index) {
   size_t done = 0;
   while (done < n) {
     bool ran = false;
-    for (size_t i = 0; i < n; ++i) {
-      if (run.lanes[i].state != Lane::State::kRunnable) continue;
+    for (int64_t i = 0; i < static_cast<int64_t>(n); ++i) {
+      Lane& lane = run.lanes[static_cast<size_t>(i)];
+      if (lane.state != Lane::State::kRunnable) continue;
       ran = true;
       run.current = static_cast<int>(i);
-      SwitchTo(&run.scheduler, &run.lanes[i].context, /*from_ends=*/false);
-      switch (run.lanes[i].state) {
+      SwitchTo(&run.scheduler, &lane.context, /*from_ends=*/false);
+      switch (lane.state) {
         case Lane::State::kDone:
           ++done;
           CheckExit(run, static_cast<int>(i));
           TryReleaseBarrier(run);
           break;
         case Lane::State::kAtWarpOp:
-          TryResolveWarp(run, static_cast<int>(i));
+          // A warp whose collective resolves runs on at once, ahead of the warps after it: on a GPU
+          // nothing keeps warps in step between barriers, and a sweep over the threads would (a
+          // warp reusing shared memory that others still read, without __syncthreads, would pass).
+          if (TryResolveWarp(run, static_cast<int>(i))) i = i / kWarpSize * kWarpSize - 1;
           break;
         case Lane::State::kAtBarrier:
           TryReleaseBarrier(run);
@@ -379,6 +394,12 @@ uint64_t WarpCollective(WarpOp op, unsigned int mask, uint64_t value, int arg, i
   me.width = width;
   Wait(run);
   return me.result;
+}
+
+void WarpExchange(const void* mine, void* all, int bytes) {
+  Run& run = Running("a warp exchange");
+  run.lanes[static_cast<size_t>(run.current)].receive = all;
+  WarpCollective(WarpOp::kExchange, 0xFFFFFFFFu, reinterpret_cast<uint64_t>(mine), bytes, kWarpSize);
 }
 
 void SyncThreads() {

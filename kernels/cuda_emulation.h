@@ -4,6 +4,10 @@
 // codec makes. A launch runs synchronously: each thread block in turn, its threads as fibers on the
 // calling thread, switched only where CUDA synchronizes them (__syncthreads, the warp collectives),
 // so the kernels' own index arithmetic, shuffles, masks and shared-memory staging run as written.
+// A warp whose collective resolves runs on at once, ahead of the others, as nothing keeps warps in
+// step between barriers on a GPU either: a warp that reuses shared memory other warps still read,
+// without a __syncthreads between, makes them read its new values. Warp-wide instructions (the
+// MMA) have C++ stand-ins that gather the warp's registers (WarpExchange) and follow PTX's layout.
 //
 // What it checks that the host run of the device steps (device_codec_host.h) does not: the
 // kernels' loops, the lanes' and warps' shares of the work, every collective's mask (a lane that
@@ -32,6 +36,8 @@
 // After the CUDA headers, which read it: the device branches of core/chunk_math.h and
 // kernels/device_codec.h (wide loads, __byte_perm) are the code under test.
 #define __CUDA_ARCH__ 900
+// A kernel's register budget means nothing here (the CUDA headers define it for nvcc only).
+#define __launch_bounds__(...)
 
 namespace coset {
 namespace emu {
@@ -47,8 +53,13 @@ struct ThreadIndices {
 const ThreadIndices& CurrentThread();
 
 // The warp collectives, by kind; value and the result hold up to 8 bytes.
-enum class WarpOp { kShuffle, kShuffleDown, kShuffleXor, kAll, kSync };
+enum class WarpOp { kShuffle, kShuffleDown, kShuffleXor, kAll, kSync, kExchange };
 uint64_t WarpCollective(WarpOp op, unsigned int mask, uint64_t value, int arg, int width);
+
+// A collective of the whole warp for the emulation of warp-wide instructions (an MMA): each lane
+// gives `bytes` bytes at mine and receives every lane's, lane by lane, at all (32 x bytes). One
+// rendezvous, where shuffles would take one per word.
+void WarpExchange(const void* mine, void* all, int bytes);
 void SyncThreads();
 
 // The launch's dynamic shared memory (filled with 0xFF bytes before each block) and its size.

@@ -640,10 +640,34 @@ const char* GemmMethodName(GemmMethod method) {
       return "cuda-fused";
     case GemmMethod::kFusedRuns:
       return "cuda-fused-runs";
+    case GemmMethod::kFusedTensorCores:
+      return "cuda-fused-tensor-cores";
     case GemmMethod::kDecodeCublas:
       return "cuda-decode-cublas";
   }
   return "cuda-unknown";
+}
+
+GemmMethod FusedGemmMethod(device::KernelPath path) {
+  switch (path) {
+    case device::KernelPath::kRuns:
+      return GemmMethod::kFusedRuns;
+    case device::KernelPath::kTensorCores:
+      return GemmMethod::kFusedTensorCores;
+    default:
+      return GemmMethod::kFusedPerChunk;
+  }
+}
+
+device::KernelPath FusedKernelPath(GemmMethod method) {
+  switch (method) {
+    case GemmMethod::kFusedRuns:
+      return device::KernelPath::kRuns;
+    case GemmMethod::kFusedTensorCores:
+      return device::KernelPath::kTensorCores;
+    default:
+      return device::KernelPath::kPerChunk;
+  }
 }
 
 absl::StatusOr<const Cublas*> CudaCodec::LoadCublas() {
@@ -687,8 +711,7 @@ absl::StatusOr<GemmMethod> CudaCodec::Gemm(const CodesOnDevice& codes, const flo
   COSET_RETURN_IF_ERROR(output.Allocate(sizeof(float) * batch * c.rows));
   const bool chosen = method != GemmMethod::kAuto;
   // kAuto's fused kernel is the one the codec kernels' path names (set_codec_kernels).
-  const GemmMethod fused =
-      codec_kernels_ == device::KernelPath::kRuns ? GemmMethod::kFusedRuns : GemmMethod::kFusedPerChunk;
+  const GemmMethod fused = FusedGemmMethod(codec_kernels_);
   if (!chosen) {
     method = kDecodeCublasMinBatch > 0 && batch >= kDecodeCublasMinBatch ? GemmMethod::kDecodeCublas : fused;
   }
@@ -705,11 +728,9 @@ absl::StatusOr<GemmMethod> CudaCodec::Gemm(const CodesOnDevice& codes, const flo
       COSET_CUDA_RETURN_IF_ERROR(device::LaunchPrepareQueries(c, x.as<float>(), batch, padded.as<float>(), stream));
       prepared = padded.as<float>();
     }
-    const device::KernelPath path =
-        method == GemmMethod::kFusedRuns ? device::KernelPath::kRuns : device::KernelPath::kPerChunk;
     COSET_CUDA_RETURN_IF_ERROR(device::LaunchGemm(c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(),
                                                   codes.symbols.as<void>(), prepared, batch, output.as<float>(), stream,
-                                                  path));
+                                                  FusedKernelPath(method)));
   }
   if (batch * c.rows > 0) {
     COSET_CUDA_RETURN_IF_ERROR(

@@ -102,18 +102,24 @@ struct CodesOnDevice {
 
 // How CudaCodec::Gemm multiplies queries by coded weights.
 enum class GemmMethod : uint8_t {
-  kAuto,           // kDecodeCublas from kDecodeCublasMinBatch queries on (when cuBLAS loads and the
-                   // decoded weights fit the device budget), else kFusedPerChunk (kFusedRuns when
-                   // set_codec_kernels chose KernelPath::kRuns)
-  kFusedPerChunk,  // LaunchGemm, KernelPath::kPerChunk: weights decoded in registers, never stored
-  kFusedRuns,      // LaunchGemm, KernelPath::kRuns (the packed GEMM or the run path where they
-                   // apply, else per chunk)
-  kDecodeCublas,   // the weights decoded to float32 in device memory (LaunchDecode), then cuBLAS
-                   // SGEMM in float32 (no TF32): decode-then-dot's own arithmetic, at cuBLAS's speed
+  kAuto,              // kDecodeCublas from kDecodeCublasMinBatch queries on (when cuBLAS loads and the
+                      // decoded weights fit the device budget), else kFusedPerChunk (kFusedRuns when
+                      // set_codec_kernels chose KernelPath::kRuns, kFusedTensorCores for kTensorCores)
+  kFusedPerChunk,     // LaunchGemm, KernelPath::kPerChunk: weights decoded in registers, never stored
+  kFusedRuns,         // LaunchGemm, KernelPath::kRuns (the packed GEMM or the run path where they
+                      // apply, else per chunk)
+  kFusedTensorCores,  // LaunchGemm, KernelPath::kTensorCores (the tensor-core GEMM from 5 queries
+                      // where it applies, else as kFusedRuns)
+  kDecodeCublas,      // the weights decoded to float32 in device memory (LaunchDecode), then cuBLAS
+                      // SGEMM in float32 (no TF32): decode-then-dot's own arithmetic, at cuBLAS's speed
 };
 // What InnerProduct and Backend::Gemm report as the path: "cuda-fused", "cuda-fused-runs",
-// "cuda-decode-cublas" ("cuda-auto" for kAuto, which Gemm never reports).
+// "cuda-fused-tensor-cores", "cuda-decode-cublas" ("cuda-auto" for kAuto, which Gemm never reports).
 const char* GemmMethodName(GemmMethod method);
+// The fused GEMM method of a kernel path (kPerChunk: kFusedPerChunk ...), and the kernel path
+// LaunchGemm takes for a fused method (kPerChunk for any other).
+GemmMethod FusedGemmMethod(device::KernelPath path);
+device::KernelPath FusedKernelPath(GemmMethod method);
 // kAuto's crossover to kDecodeCublas, in queries. 0: never. The fused kernels stream ~0.6 bytes
 // per weight against cuBLAS's 4 plus a decode that writes them, so they should win at small
 // batches and lose at large ones; where they cross is for cuda_codec_bench to measure on a GPU

@@ -456,9 +456,26 @@ constexpr int kRunLevels = 2;
 // (EncodeWithDeviceSteps, DecodeWithDeviceSteps, GemmWithDeviceSteps) so far, and stay opt-in
 // until the GPU tests (cuda_codec_test) have passed on a device.
 enum class KernelPath : uint8_t {
-  kPerChunk,  // a thread per chunk (encode, decode), AccumulateChunkDots (GEMM): every configuration
-  kRuns,      // the run paths where RunsApply (and the buffers are aligned for them), else per chunk
+  kPerChunk,     // a thread per chunk (encode, decode), AccumulateChunkDots (GEMM): every configuration
+  kRuns,         // the run paths where RunsApply (and the buffers are aligned for them), else per chunk
+  kTensorCores,  // kRuns, and for GEMMs of more than 4 queries the tensor-core kernel where
+                 // TensorCoresApply (not yet run on a GPU either)
 };
+
+// Whether path takes the run paths where they apply (kRuns and kTensorCores).
+COSET_HD bool RunPath(KernelPath path) { return path != KernelPath::kPerChunk; }
+
+// The path as cosetd's --cuda-kernels spells it.
+inline const char* KernelPathName(KernelPath path) {
+  switch (path) {
+    case KernelPath::kRuns:
+      return "runs";
+    case KernelPath::kTensorCores:
+      return "tensor-cores";
+    default:
+      return "per-chunk";
+  }
+}
 
 // Whether the run path serves c: d 4 or 8 with a symbol per chunk and level (D4, E8, D8) of one or
 // two bytes (so q is a power of two), two levels, and whole runs in every row and every block, so
@@ -470,7 +487,7 @@ COSET_HD bool RunsApply(const DeviceCodec& c) {
          c.chunks_per_block % kRunChunks == 0;
 }
 
-COSET_HD bool UsesRuns(const DeviceCodec& c, KernelPath path) { return path == KernelPath::kRuns && RunsApply(c); }
+COSET_HD bool UsesRuns(const DeviceCodec& c, KernelPath path) { return RunPath(path) && RunsApply(c); }
 
 // f(dim, symbol) for the run path's instantiations (as WithChunkTypes; c must satisfy RunsApply).
 template <class F>
@@ -718,6 +735,13 @@ COSET_HD bool PackedApplies(const DeviceCodec& c) {
          c.symbol_bytes == 1 && c.q_pow2;
 }
 
+// The packed table read where it lies (DeviceCodec::packed_points): the host runs' table; the
+// kernels read a lane's replica in shared memory instead (cuda_codec.cu's PackedReplica).
+struct PackedTableInPlace {
+  const uint32_t* words;
+  COSET_HD uint32_t operator()(uint32_t symbol) const { return words[symbol]; }
+};
+
 // 2 (q rep(b1) + rep(b0)) of a chunk from the packed words of its two symbols, exactly (small
 // integers). Bytes of q A1 + A0 with A = 2 rep + bias_1 in 0..2 bias_1 stay within 0..255
 // (PackedBias checks it), so the multiply-add carries nothing across bytes; byte i becomes
@@ -781,6 +805,71 @@ COSET_HD void AccumulatePackedChunkDots(const DeviceCodec& c, const Table& table
     for (int i = 1; i < 4; ++i) dot = FusedMultiplyAdd(x[4 * j + i], v[i], dot);
     acc[j] = FusedMultiplyAdd(half_step, dot, acc[j]);
   }
+}
+
+// --- The tensor-core GEMM (KernelPath::kTensorCores: packed codes, more than 4 queries) -----------
+// Tensor cores multiply bf16 values (8 significant bits) and add in float32; a decoded weight and a
+// query value have 24 bits. Each becomes three bf16 limbs, hi + mid + lo, exactly
+// (SplitBf16Limbs), and the kernel sums the six limb products of size 2^-16 of hi hi and above
+// (hi hi, hi mid, mid hi, mid mid, hi lo, lo hi), leaving out mid lo, lo mid and lo lo (2^-24 and
+// below): decode-then-dot's float32 arithmetic up to ~2^-22 of sum |x w| and the float sums'
+// rounding, where one bf16 product (the usual tensor-core GEMM) is off by up to 2^-8.
+
+// A warp's chunks of one row per step of the tensor-core kernel: four per lane group (a lane's
+// four chunks, one per MMA of k = 16), so rows of whole steps take no tail.
+constexpr int kTensorStepChunks = 16;
+
+// Whether the tensor-core GEMM serves c: the packed codes (PackedApplies) in rows of whole steps,
+// a lane's four chunks in one block.
+COSET_HD bool TensorCoresApply(const DeviceCodec& c) {
+  return PackedApplies(c) && c.chunks_per_row % kTensorStepChunks == 0 && c.chunks_per_block % 4 == 0;
+}
+
+// value = limbs[0] + limbs[1] + limbs[2] exactly, each limb a bf16 (its low 16 bits zero), for
+// |value| >= 2^-110: hi is value cut to its first 8 significant bits, mid the rest cut likewise, lo
+// what remains (8 bits at most: 24 less hi's and mid's). A float less its own truncation is exact.
+// Below 2^-110 value has bits under 2^-133, bf16's least: lo's bf16 half misses them (less than
+// 2^-133 in all).
+COSET_HD void SplitBf16Limbs(float value, float* limbs) {
+  const float hi = BitsToFloat(FloatBits(value) & 0xFFFF0000u);
+  const float rest = value - hi;
+  const float mid = BitsToFloat(FloatBits(rest) & 0xFFFF0000u);
+  limbs[0] = hi;
+  limbs[1] = mid;
+  limbs[2] = rest - mid;
+}
+
+// Two bf16 limbs (floats whose low 16 bits are zero) as one 32-bit MMA operand register, the first
+// in the low half (an MMA register's lower k index).
+COSET_HD uint32_t PackBf16Pair(float first, float second) {
+#if defined(__CUDA_ARCH__)
+  return __byte_perm(FloatBits(first), FloatBits(second), 0x7632);
+#else
+  return (FloatBits(first) >> 16) | (FloatBits(second) & 0xFFFF0000u);
+#endif
+}
+
+// Four values of a chunk (decoded weights or query values) as MMA operand registers per limb:
+// words[l][0] holds limb l of values 0 and 1, words[l][1] of values 2 and 3.
+COSET_HD void ChunkLimbWords(const float* v, uint32_t (*words)[2]) {
+  float limbs[4][3];
+  for (int i = 0; i < 4; ++i) SplitBf16Limbs(v[i], limbs[i]);
+  for (int l = 0; l < 3; ++l) {
+    words[l][0] = PackBf16Pair(limbs[0][l], limbs[1][l]);
+    words[l][1] = PackBf16Pair(limbs[2][l], limbs[3][l]);
+  }
+}
+
+// Chunk j (0..3) of four consecutive chunks of a packed code, decoded to floats (DecodeChunk's, bit
+// for bit: PackedChunk) from the chunks' symbol bytes (8, level 0 then 1 per chunk) and T bytes
+// (4) read as words, and their block's base step.
+template <typename Table>
+COSET_HD void DecodePackedQuadChunk(const DeviceCodec& c, const Table& table, uint32_t symbols_01, uint32_t symbols_23,
+                                    uint32_t t_bytes, float base, int j, float* w) {
+  const uint32_t pair = ((j < 2 ? symbols_01 : symbols_23) >> (16 * (j & 1))) & 0xFFFFu;
+  UnpackChunkPointX2(c, table(pair & 0xFFu), table(pair >> 8), w);
+  const float half_step = 0.5f * (base * c.ramp[(t_bytes >> (8 * j)) & 0xFFu]);
+  for (int i = 0; i < 4; ++i) w[i] *= half_step;
 }
 
 // The sum of a warp's 32 lane values as the GEMM and DotRows kernels take it (__shfl_down_sync by

@@ -270,8 +270,8 @@ absl::Status DecodeWithDeviceSteps(const CompressedTensor& tensor, float* out, i
   auto row_of = [&](int64_t r) { return ReadsInPlace(c) ? out + r * l.cols : work.data() + r * l.padded_cols; };
   for (const BlockSlice& slice : SliceBlocks(c, blocks_per_slice)) {
     const IndexRange chunks = SliceChunks(c, slice);
-    if (path == KernelPath::kRuns && PackedApplies(c)) {
-      auto table = [&](uint32_t symbol) { return c.packed_points[symbol]; };
+    if (RunPath(path) && PackedApplies(c)) {
+      const PackedTableInPlace table{c.packed_points};
       for (int64_t i = chunks.begin; i < chunks.end; ++i) {
         const int64_t r = i / l.chunks_per_row;
         DecodePackedChunkAt(c, table, scales_of(r), tensor.t.data() + r * l.chunks_per_row, symbols_of(r, uint8_t()),
@@ -345,8 +345,8 @@ absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* q
       sums[q] = tree[0];
     }
   };
-  auto table = [&](uint32_t symbol) { return c.packed_points[symbol]; };  // the packed paths' (PackedApplies)
-  if (path == KernelPath::kRuns && PackedApplies(c)) {
+  const PackedTableInPlace table{c.packed_points};  // the packed paths' (PackedApplies)
+  if (RunPath(path) && PackedApplies(c)) {
     // The packed kernel's lanes one after another: lane l sums chunks l, l + 32, ..., then the
     // lanes' sums meet in the kernel's shuffle tree.
     for_each_group([&](int64_t n, int64_t first, int count, float* sums) {

@@ -83,6 +83,7 @@ PY
   smoke whole || failed=1
   smoke pipelined || failed=1
   smoke whole --cuda-kernels runs || failed=1
+  smoke whole --cuda-kernels tensor-cores || failed=1
   echo "($SECONDS s)"
   return $failed
 }

@@ -5,7 +5,7 @@
 //          [--metrics HOST:PORT|off] [--threads N] [--max-message-bytes N] [--max-concurrent N]
 //          [--memory-budget BYTES] [--lut-budget BYTES] [--shm-budget BYTES] [--drain-seconds S]
 //          [--ready-file PATH] [--log-level info|warn|error] [--backend cpu|cuda|auto] [--device N]
-//          [--device-memory-budget BYTES] [--cuda-staging whole|pipelined] [--cuda-kernels per-chunk|runs]
+//          [--device-memory-budget BYTES] [--cuda-staging whole|pipelined] [--cuda-kernels per-chunk|runs|tensor-cores]
 // ADDR is unix:/path or host:port (port 0 picks a free port; --ready-file records the result).
 #include <malloc.h>
 #include <signal.h>
@@ -76,10 +76,11 @@ constexpr char kUsage[] = R"(usage: cosetd [flags]
   --cuda-staging S         whole | pipelined: how the CUDA backend moves host tensors; pipelined
                            overlaps copies with kernels slice by slice and page-locks clients'
                            shared-memory regions (up to 8 GiB in all) to copy them in place [whole]
-  --cuda-kernels K         per-chunk | runs: the CUDA backend's encode, decode and GEMM kernels;
-                           runs takes four chunks per thread where the code allows (D4, D8, E8 at
-                           two levels of byte or 16-bit symbols) and the packed GEMM for D4; the
-                           same codes either way [per-chunk]
+  --cuda-kernels K         per-chunk | runs | tensor-cores: the CUDA backend's encode, decode and
+                           GEMM kernels; runs takes four chunks per thread where the code allows
+                           (D4, D8, E8 at two levels of byte or 16-bit symbols) and the packed GEMM
+                           for D4; tensor-cores is runs with D4's GEMMs of more than 4 queries on
+                           tensor cores; the same codes either way [per-chunk]
   --config FILE            flags from a file, one "name = value" per line (# comments);
                            command-line flags override it
 )";
@@ -215,7 +216,9 @@ std::optional<int> ParseFlags(int argc, char** argv, DaemonFlags* out) {
   if (choice("cuda-staging", {"whole", "pipelined"}) == "pipelined") {
     out->cuda_staging = StagingOptions::Mode::kPipelined;
   }
-  if (choice("cuda-kernels", {"per-chunk", "runs"}) == "runs") out->cuda_kernels = device::KernelPath::kRuns;
+  const std::string kernels = choice("cuda-kernels", {"per-chunk", "runs", "tensor-cores"});
+  if (kernels == "runs") out->cuda_kernels = device::KernelPath::kRuns;
+  if (kernels == "tensor-cores") out->cuda_kernels = device::KernelPath::kTensorCores;
   if (bad) return 2;
   // --grpc is repeatable and takes comma-separated lists; the config file's addresses and the
   // command line's are all served.
@@ -259,8 +262,7 @@ Backend SelectBackend(const DaemonFlags& flags) {
     const bool pipelined = flags.cuda_staging == StagingOptions::Mode::kPipelined;
     Log(0, absl::StrCat("backend cuda: ", DescribeCudaDevice((*cuda)->device()),
                         " serves encode, decode and GEMM on codes; the CPU serves the rest; staging ",
-                        pipelined ? "pipelined" : "whole", "; kernels ",
-                        flags.cuda_kernels == device::KernelPath::kRuns ? "runs" : "per-chunk"));
+                        pipelined ? "pipelined" : "whole", "; kernels ", device::KernelPathName(flags.cuda_kernels)));
     StagingOptions staging;
     staging.mode = flags.cuda_staging;
     (*cuda)->set_staging(staging);

@@ -788,9 +788,11 @@ TEST(DaemonBackendTest, CudaBackendServesOnADeviceOrSaysWhyNot) {
     EXPECT_GT(daemon.Metric("coset_device_memory_used_bytes"), 0);  // the codebook tables stay
     EXPECT_EQ(daemon.Stop(), 0);
     // Pipelined staging: 16 MiB through shared memory (a region the daemon page-locks), in slices
-    // that overlap copies and kernels, with the CPU codec's bytes and floats; and the run kernels.
+    // that overlap copies and kernels, with the CPU codec's bytes and floats; and the run kernels
+    // (tensor-cores: the run paths, and the tensor-core GEMM for the smoke tool's 16 queries).
     Daemon pipelined(dir);
-    ASSERT_TRUE(pipelined.Start({"--backend", "cuda", "--cuda-staging", "pipelined", "--cuda-kernels", "runs"}));
+    ASSERT_TRUE(
+        pipelined.Start({"--backend", "cuda", "--cuda-staging", "pipelined", "--cuda-kernels", "tensor-cores"}));
     o.address = pipelined.unix_address();
     auto piped = *Client::Connect(o);
     const CompressedTensor cpu_big = *codec.Encode(big.data(), {1024, 4096});
@@ -820,7 +822,8 @@ TEST(DaemonBackendTest, CudaBackendServesOnADeviceOrSaysWhyNot) {
   const auto [kernels_code, kernels_text] =
       RunToExit({"--grpc", "unix:" + dir + "/s.sock", "--metrics", "off", "--cuda-kernels", "fused"}, dir);
   EXPECT_EQ(kernels_code, 2) << kernels_text;
-  EXPECT_NE(kernels_text.find("--cuda-kernels must be per-chunk or runs (got 'fused')"), std::string::npos)
+  EXPECT_NE(kernels_text.find("--cuda-kernels must be per-chunk, runs or tensor-cores (got 'fused')"),
+            std::string::npos)
       << kernels_text;
   std::filesystem::remove_all(dir);
 }

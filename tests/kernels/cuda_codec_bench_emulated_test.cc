@@ -25,9 +25,9 @@ TEST(CudaCodecBenchEmulatedTest, EverySectionRunsAndItsChecksPass) {
   const int status = pclose(pipe);
   ASSERT_TRUE(WIFEXITED(status)) << out;
   EXPECT_EQ(WEXITSTATUS(status), 0) << out;
-  for (const char* section :
-       {"\"lattice\":\"D4\"", "\"lattice\":\"E8\"", "\"host_path\":\"D4 q=4 M=2, 2 MiB", "\"dot_rows\"",
-        "\"kernel\":\"packed\"", "\"kernel\":\"runs\"", "\"kernel\":\"per-chunk\"", "\"kernel\":\"decode-cublas\""}) {
+  for (const char* section : {"\"lattice\":\"D4\"", "\"lattice\":\"E8\"", "\"host_path\":\"D4 q=4 M=2, 2 MiB",
+                              "\"dot_rows\"", "\"kernel\":\"tensor-cores\"", "\"kernel\":\"packed\"",
+                              "\"kernel\":\"runs\"", "\"kernel\":\"per-chunk\"", "\"kernel\":\"decode-cublas\""}) {
     EXPECT_NE(out.find(section), std::string::npos) << section << " missing from\n" << out;
   }
 }

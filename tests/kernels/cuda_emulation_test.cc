@@ -96,6 +96,54 @@ TEST(CudaEmulationTest, BytePermIsLibdevices) {
   EXPECT_EQ(__byte_perm(0x03020100u, 0x07060504u, 0xF8C9), 0x07000401u);  // a nibble's top bit is not read
 }
 
+// Between barriers each warp counts its two steps (separated by __syncwarp) on a shared counter.
+void CountWarpSteps(int* order) {
+  int* next = static_cast<int*>(coset::emu::DynamicShared());
+  if (threadIdx.x == 0) *next = 0;
+  __syncthreads();
+  const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  for (unsigned step = 0; step < 2; ++step) {
+    __syncwarp();
+    if (lane == 0) order[2 * warp + step] = (*next)++;
+  }
+}
+
+// A warp runs on as soon as its collective resolves, so warp 0 takes both steps before warp 1
+// takes its first: warps are not kept in step between barriers (as on a GPU), and a kernel that
+// reuses shared memory without __syncthreads while other warps still read it gets wrong results
+// here (the tensor-core GEMM's reduction without its second barrier does).
+TEST(CudaEmulationTest, AWarpRunsAheadBetweenBarriers) {
+  std::vector<int> order(4, -1);
+  COSET_LAUNCH(1, 64, sizeof(int), nullptr, CountWarpSteps)(order.data());
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3}));
+}
+
+// Each lane of two warps gives three words (its thread index, its square, a word of in) and reads
+// every lane of its warp's.
+void ExchangeWords(const uint32_t* in, uint32_t* out) {
+  const uint32_t t = threadIdx.x, mine[3] = {t, t * t, in[t]};
+  uint32_t all[32][3];
+  coset::emu::WarpExchange(mine, all, sizeof mine);
+  for (int l = 0; l < 32; ++l) {
+    for (int w = 0; w < 3; ++w) out[(t * 32 + l) * 3 + w] = all[l][w];
+  }
+}
+
+TEST(CudaEmulationTest, WarpExchangeGivesEveryLaneTheWarps) {
+  std::vector<uint32_t> in(64), out(64 * 32 * 3, 0);
+  for (uint32_t i = 0; i < 64; ++i) in[i] = 1000 + 7 * i;
+  COSET_LAUNCH(1, 64, 0, nullptr, ExchangeWords)(in.data(), out.data());
+  for (uint32_t t = 0; t < 64; ++t) {
+    for (uint32_t l = 0; l < 32; ++l) {
+      const uint32_t from = t / 32 * 32 + l;
+      const uint32_t* got = out.data() + (t * 32 + l) * 3;
+      ASSERT_EQ(got[0], from) << t << " " << l;
+      ASSERT_EQ(got[1], from * from);
+      ASSERT_EQ(got[2], in[from]);
+    }
+  }
+}
+
 // Kernel bugs the emulation stops on, where a GPU would give undefined results.
 void ShuffleAfterOddLanesExit(int* out) {
   if (threadIdx.x % 2 == 1) return;
@@ -109,12 +157,17 @@ void DivergentBarrier() {
   }
 }
 void ReadOutsideTheMask(int* out) { out[threadIdx.x] = __shfl_sync(0x0000FFFFu | (1u << threadIdx.x), 1, 20); }
+void ExchangeOfTwoSizes() {
+  uint64_t mine = threadIdx.x, all[32];
+  coset::emu::WarpExchange(&mine, all, threadIdx.x == 5 ? 4 : 8);
+}
 
 TEST(CudaEmulationDeathTest, StopsOnKernelBugs) {
   std::vector<int> out(32);
   EXPECT_DEATH(COSET_LAUNCH(1, 32, 0, nullptr, ShuffleAfterOddLanesExit)(out.data()), "exited");
   EXPECT_DEATH(COSET_LAUNCH(1, 32, 0, nullptr, DivergentBarrier)(), "deadlock in block 0");
   EXPECT_DEATH(COSET_LAUNCH(1, 32, 0, nullptr, ReadOutsideTheMask)(out.data()), "disagree|does not name");
+  EXPECT_DEATH(COSET_LAUNCH(1, 32, 0, nullptr, ExchangeOfTwoSizes)(), "disagree");
 }
 
 TEST(CudaEmulationTest, RuntimeAnswersAsCudaDoes) {

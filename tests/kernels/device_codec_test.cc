@@ -1,5 +1,6 @@
 // The device steps (kernels/device_codec.h), run sequentially on the CPU, against the CPU codec:
 // the exact code the CUDA kernels run per block and per chunk, checked in every CI run.
+#include <cmath>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -200,15 +201,16 @@ TEST(DeviceCodecTest, GemmRunPathServesTwoLevelByteSymbols) {
     int q, levels;
     int64_t cols;
     int block;
-    bool runs, packed;
+    bool runs, packed, tensor_cores;
   };
   const Case cases[] = {
-      {"D4", 4, 2, 8192, 256, true, true},   {"E8", 4, 2, 8192, 256, true, false},
-      {"D8", 4, 2, 1024, 256, true, false},  {"D4", 4, 2, 520, 256, false, true},
-      {"D4", 4, 2, 1024, 8, false, true},    {"D4", 4, 3, 1024, 256, false, false},
-      {"D4", 4, 1, 1024, 256, false, false}, {"D4", 5, 2, 1024, 256, false, false},
-      {"Z4", 5, 2, 1024, 256, false, false}, {"A2", 3, 2, 1024, 256, false, false},
-      {"E8", 4, 2, 1000, 256, false, false}, {"D8", 3, 2, 1024, 256, false, false},
+      {"D4", 4, 2, 8192, 256, true, true, true},    {"E8", 4, 2, 8192, 256, true, false, false},
+      {"D8", 4, 2, 1024, 256, true, false, false},  {"D4", 4, 2, 520, 256, false, true, false},
+      {"D4", 4, 2, 1024, 8, false, true, false},    {"D4", 4, 3, 1024, 256, false, false, false},
+      {"D4", 4, 1, 1024, 256, false, false, false}, {"D4", 5, 2, 1024, 256, false, false, false},
+      {"Z4", 5, 2, 1024, 256, false, false, false}, {"A2", 3, 2, 1024, 256, false, false, false},
+      {"E8", 4, 2, 1000, 256, false, false, false}, {"D8", 3, 2, 1024, 256, false, false, false},
+      {"D4", 4, 2, 1040, 16, true, true, false},
   };
   for (const Case& k : cases) {
     SCOPED_TRACE(absl::StrCat(k.lattice, " q=", k.q, " M=", k.levels, " cols=", k.cols, " block=", k.block));
@@ -223,7 +225,84 @@ TEST(DeviceCodecTest, GemmRunPathServesTwoLevelByteSymbols) {
     ASSERT_TRUE(plan.ok()) << plan.status();
     EXPECT_EQ(device::RunsApply(plan->view()), k.runs);
     EXPECT_EQ(device::PackedApplies(plan->view()), k.packed);
+    EXPECT_EQ(device::TensorCoresApply(plan->view()), k.tensor_cores);
   }
+}
+
+// The tensor-core GEMM's limbs: the bf16 halves of ChunkLimbWords' words (limb l of values 2i
+// and 2i + 1 in the low and high half of words[l][i], what the MMAs read) sum exactly to every
+// float of magnitude 2^-110 or more (either sign, up to the largest), and to within 2^-133
+// (bf16's least subnormal) of the smaller ones (subnormal limbs).
+TEST(DeviceCodecTest, Bf16LimbsSumToTheFloat) {
+  std::vector<float> values = testing_util::Gaussian(4000, 5);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = std::ldexp(values[i], static_cast<int>(i % 250) - 130);
+  for (float v : {0.0f, -0.0f, 1.0f, -3.0f, 0x1.fffffep127f, -0x1.fffffep127f, 0x1.000002p-110f, 0x1.234568p-140f,
+                  0x1p-149f, 0x1.fffffep0f, 1.0f / 3.0f}) {
+    values.push_back(v);
+  }
+  while (values.size() % 4 != 0) values.push_back(1.0f);
+  int64_t exact = 0;
+  for (size_t i = 0; i < values.size(); i += 4) {
+    uint32_t words[3][2];
+    device::ChunkLimbWords(values.data() + i, words);
+    for (int k = 0; k < 4; ++k) {
+      const float v = values[i + k];
+      double sum = 0;
+      for (int l = 0; l < 3; ++l) {
+        const uint32_t half = k % 2 == 0 ? words[l][k / 2] << 16 : words[l][k / 2] & 0xFFFF0000u;
+        sum += static_cast<double>(BitsToFloat(half));
+      }
+      if (std::fabs(v) >= 0x1p-110f) {
+        ASSERT_EQ(sum, static_cast<double>(v)) << v;
+        ++exact;
+      } else {
+        ASSERT_LT(std::fabs(sum - static_cast<double>(v)), 0x1p-133) << v;
+      }
+    }
+  }
+  EXPECT_GT(exact, 3000);
+}
+
+// The tensor-core GEMM reads four chunks of a row at a time (their symbols and T as words) and
+// decodes chunk j of them (DecodePackedQuadChunk): DecodeChunk's floats bit for bit, the CPU
+// codec's decode, on rows with a zero block, an underflowing block and chunks up the ramp.
+TEST(DeviceCodecTest, TensorCoreQuadDecodeIsTheDecode) {
+  const TensorCodec codec = *TensorCodec::Create(CodecParams{});
+  const int64_t cols = 1024;
+  const std::vector<float> x = device_testing::TestRows(cols, 9);
+  const CompressedTensor coded = *codec.Encode(x.data(), {2, cols});
+  std::vector<float> decoded(2 * cols);
+  ASSERT_TRUE(codec.Decode(coded, decoded.data()).ok());
+  const device::DeviceCodecPlan plan = *device::MakePlan(codec, {2, cols});
+  const device::DeviceCodec c = plan.view();
+  ASSERT_TRUE(device::TensorCoresApply(c));
+  ASSERT_TRUE(device::ReadsInPlace(c));
+  const device::PackedTableInPlace table{c.packed_points};
+  auto word = [](const uint8_t* p) {
+    uint32_t w;
+    std::memcpy(&w, p, 4);
+    return w;
+  };
+  int64_t climbed = 0;
+  for (int64_t r = 0; r < 2; ++r) {
+    const uint8_t* t_row = coded.t.data() + r * c.chunks_per_row;
+    const uint8_t* symbols_row = coded.symbols.data() + device::RowSymbolsOffsetBytes(c, r);
+    for (int64_t first = 0; first < c.chunks_per_row; first += 4) {
+      const float base =
+          device::BlockBaseAt(c, coded.scales.data() + r * c.blocks_per_row, device::BlockOfChunk(c, first));
+      for (int j = 0; j < 4; ++j) {
+        float w[4];
+        device::DecodePackedQuadChunk(c, table, word(symbols_row + 2 * first), word(symbols_row + 2 * first + 4),
+                                      word(t_row + first), base, j, w);
+        climbed += t_row[first + j] > 0;
+        for (int i = 0; i < 4; ++i) {
+          ASSERT_EQ(FloatBits(w[i]), FloatBits(decoded[r * cols + 4 * (first + j) + i]))
+              << "row " << r << " chunk " << first + j << " coordinate " << i;
+        }
+      }
+    }
+  }
+  EXPECT_GT(climbed, 0);  // some chunks' T > 0: the T word's bytes are read
 }
 
 // The GPU's block scale: sixteen lanes each sum one part (BlockRmsPart), then the same tree. It
