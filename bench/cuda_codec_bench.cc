@@ -1,8 +1,11 @@
 // GPU codec throughput against a device-to-device copy measured in the same run (the device
 // check's benchmark). Data stays on the device: the kernels alone are timed, with CUDA events.
 //
-//   cuda_codec_bench [--mib 1024] [--runs 3] [--device 0] [--shrink 1]
+//   cuda_codec_bench [--mib 1024] [--runs 3] [--device 0] [--shrink 1] [--sections codec,host,dot,gemm]
+//                    [--gemm-methods tensor-cores,runs,per-chunk,decode-cublas]
 //
+// --sections and --gemm-methods pick what runs (all by default; the sections are described below,
+// the methods are CudaCodec::Gemm's).
 // --shrink S (a power of two up to 32) divides the fixed sizes below (the 64 MiB host tensor, the
 // GEMM and DotRows shapes) by S, per dimension for matrices: for the CUDA emulation, whose kernels
 // run on one CPU core (tests/kernels/cuda_codec_bench_emulated_test); its times mean nothing.
@@ -32,10 +35,13 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/cli_args.h"
 #include "common/json_writer.h"
 #include "core/format.h"
@@ -119,14 +125,43 @@ std::vector<uint16_t> ToBf16(const std::vector<float>& x) {
 }
 
 int Main(int argc, char** argv) {
-  const CliArgs args =
-      OrDie(CliArgs::Parse(std::vector<std::string>(argv + 1, argv + argc), {"mib", "runs", "device", "shrink"}, {}));
+  const CliArgs args = OrDie(CliArgs::Parse(std::vector<std::string>(argv + 1, argv + argc),
+                                            {"mib", "runs", "device", "shrink", "sections", "gemm-methods"}, {}));
   const int64_t mib = OrDie(args.GetInt("mib", 1024));
   const int runs = static_cast<int>(OrDie(args.GetInt("runs", 3)));
   const int64_t shrink = OrDie(args.GetInt("shrink", 1));
   if (shrink < 1 || shrink > 32 || (shrink & (shrink - 1)) != 0) {
     std::fprintf(stderr, "cuda_codec_bench: --shrink must be a power of two in [1, 32]\n");
     return 2;
+  }
+  // The sections to run and the GEMM methods to time (comma-separated; all by default): the device
+  // check runs the sections, and the GEMM kernels not yet run on a GPU, each in a process of its
+  // own, so that a kernel's fault (a sticky CUDA error ends the process) costs only its own lines.
+  const std::map<std::string, GemmMethod> kMethods = {{"tensor-cores", GemmMethod::kFusedTensorCores},
+                                                      {"runs", GemmMethod::kFusedRuns},
+                                                      {"per-chunk", GemmMethod::kFusedPerChunk},
+                                                      {"decode-cublas", GemmMethod::kDecodeCublas}};
+  std::set<std::string> sections;
+  std::set<GemmMethod> methods;
+  for (const absl::string_view name : absl::StrSplit(args.Get("sections", "codec,host,dot,gemm"), ',')) {
+    if (name != "codec" && name != "host" && name != "dot" && name != "gemm") {
+      std::fprintf(stderr, "cuda_codec_bench: --sections takes codec, host, dot, gemm (got '%s')\n",
+                   std::string(name).c_str());
+      return 2;
+    }
+    sections.insert(std::string(name));
+  }
+  for (const absl::string_view name :
+       absl::StrSplit(args.Get("gemm-methods", "tensor-cores,runs,per-chunk,decode-cublas"), ',')) {
+    const auto it = kMethods.find(std::string(name));
+    if (it == kMethods.end()) {
+      std::fprintf(stderr,
+                   "cuda_codec_bench: --gemm-methods takes tensor-cores, runs, per-chunk, decode-cublas "
+                   "(got '%s')\n",
+                   std::string(name).c_str());
+      return 2;
+    }
+    methods.insert(it->second);
   }
   auto codec_on_device = CudaCodec::Create(static_cast<int>(OrDie(args.GetInt("device", 0))));
   if (!codec_on_device.ok()) {
@@ -139,8 +174,9 @@ int Main(int argc, char** argv) {
   constexpr int64_t kCols = 4096;
   const int64_t rows = std::max<int64_t>(1, (mib << 20) / (4 * kCols));
   const std::vector<int64_t> shape = {rows, kCols};
-  const std::vector<float> host = TestData(rows * kCols);
+  const std::vector<float> host = sections.count("codec") > 0 ? TestData(rows * kCols) : std::vector<float>();
   for (const char* lattice : {"D4", "E8"}) {
+    if (sections.count("codec") == 0) break;
     CodecParams params;
     params.lattice = OrDie(Lattice::Parse(lattice));
     params.on_cap = CapPolicy::kZero;
@@ -226,7 +262,7 @@ int Main(int argc, char** argv) {
   // pageable memory (as CudaCodec does) and from pinned memory; CudaCodec::Encode / Decode whole;
   // the blob's serialization on all cores (the rANS-coded T stream: host work either way); and the
   // CPU codec on one thread and all cores.
-  {
+  if (sections.count("host") > 0) {
     const int64_t n = (int64_t{16} << 20) / shrink;
     const std::vector<int64_t> host_shape = {n / kCols, kCols};
     const TensorCodec codec = OrDie(TensorCodec::Create(CodecParams{}));
@@ -298,7 +334,7 @@ int Main(int argc, char** argv) {
   // DotRows from the two-sided LUT on the device (D4 q=4 M=2, two 8192 x 8192 tensors' codes
   // uploaded once): the kernel's time against a device copy that reads and writes both codes'
   // bytes once (what a bandwidth-bound kernel would need), and the host run's agreement.
-  {
+  if (sections.count("dot") > 0) {
     const int64_t n = 8192 / shrink, k = 8192 / shrink;
     const TensorCodec codec = OrDie(TensorCodec::Create(CodecParams{}));
     const std::vector<float> xa = TestData(n * k);
@@ -351,6 +387,7 @@ int Main(int argc, char** argv) {
   };
   for (const GemmShape& shape : {GemmShape{"D4", 8192, 8192}, GemmShape{"D4", 28672, 8192},
                                  GemmShape{"D4", 8192, 28672}, GemmShape{"E8", 8192, 8192}}) {
+    if (sections.count("gemm") == 0) break;
     const int64_t n = shape.n / shrink, k = shape.k / shrink;
     CodecParams params;
     params.lattice = OrDie(Lattice::Parse(shape.lattice));
@@ -362,6 +399,8 @@ int Main(int argc, char** argv) {
     CodesOnDevice codes;
     OrDie(gpu.Upload(coded, &codes));
     const device::DeviceCodec& c = codes.codec;
+    // Nothing to time where the one method asked for does not serve the code (tensor cores: D4).
+    if (methods == std::set<GemmMethod>{GemmMethod::kFusedTensorCores} && !device::TensorCoresApply(c)) continue;
     // The decoded weights on the device (float32, and bf16 rounded on the host), timed decode.
     DeviceMemory w_f32, w_bf16, work, copy_src, copy_dst;
     OrDie(w_f32.Allocate(4 * n * k));
@@ -397,7 +436,7 @@ int Main(int argc, char** argv) {
       // kDecodeCublasMinBatch, is to be read from).
       for (const GemmMethod method : {GemmMethod::kFusedTensorCores, GemmMethod::kFusedRuns, GemmMethod::kFusedPerChunk,
                                       GemmMethod::kDecodeCublas}) {
-        if (method == GemmMethod::kDecodeCublas && !cublas.ok()) continue;
+        if (methods.count(method) == 0 || (method == GemmMethod::kDecodeCublas && !cublas.ok())) continue;
         const bool tensor_cores = batch > 4 && device::TensorCoresApply(c);
         if (method == GemmMethod::kFusedTensorCores && !tensor_cores) continue;  // it would be kFusedRuns
         const device::KernelPath path = FusedKernelPath(method);

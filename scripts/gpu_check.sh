@@ -5,7 +5,9 @@
 #                                 (git-ignored, well under 60 MiB; glibc >= 2.36 comes from the host)
 #   scripts/gpu_check.sh run      on the GPU machine (no Bazel, no Debian packages), from the
 #                                 repository root: runs every check, one summary line each, and
-#                                 exits non-zero when one fails
+#                                 exits non-zero when one fails; a failed test binary is rerun
+#                                 test by test, and the benchmark runs a section per process, so
+#                                 that one faulting kernel does not hide the rest
 # With the device tool: bundle here, then run with carry ["gpu_bundle"] and this script.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -56,7 +58,7 @@ if failed:
     line += " failed: " + ",".join(failed)
 print(line)
 PY
-    ((rc == 0)) || { failed=1; grep -m20 -B2 -A8 "Failure" "$LOGS/$name.log"; tail -5 "$LOGS/$name.log"; }
+    ((rc == 0)) || { failed=1; grep -m20 -B2 -A8 "Failure" "$LOGS/$name.log"; tail -5 "$LOGS/$name.log"; isolate "$name"; }
     grep -m1 "needs a CUDA device" "$LOGS/$name.log" | sed "s/^/$name: /"
     # A failure on the device: the memory checker over the same test, when the machine has one.
     if ((rc != 0)) && command -v compute-sanitizer >/dev/null; then
@@ -67,17 +69,15 @@ PY
     rm -f "$xml"
     echo "($SECONDS s)"
   done
-  # Benchmarks: 1 GiB of float32 per lattice, 3 runs; one JSON line per lattice.
+  # Benchmarks: 1 GiB of float32 per lattice, 3 runs; one JSON line per lattice, shape and kernel.
+  # A section, and the GEMM kernels not yet run on a GPU, per process: a kernel's fault (a sticky
+  # CUDA error ends the process) costs only its own lines.
   for b in "${BENCHES[@]}"; do
-    local name=${b##*/} out
-    out=$(LD_LIBRARY_PATH="$BUNDLE/lib" timeout 180 "$BUNDLE/bin/$name" --mib 1024 --runs 3 2>&1)
-    local rc=$?
-    if grep -q "needs a CUDA device" <<<"$out"; then
-      echo "$name: skipped: $out"
-    else
-      sed "s/^/$name: /" <<<"$out"
-      ((rc == 0)) || { echo "$name: failed (exit $rc)"; failed=1; }
-    fi
+    bench_part "${b##*/}" --sections codec || failed=1
+    bench_part "${b##*/}" --sections host || failed=1
+    bench_part "${b##*/}" --sections dot || failed=1
+    bench_part "${b##*/}" --sections gemm --gemm-methods runs,per-chunk,decode-cublas || failed=1
+    bench_part "${b##*/}" --sections gemm --gemm-methods tensor-cores || failed=1
     echo "($SECONDS s)"
   done
   smoke whole || failed=1
@@ -86,6 +86,43 @@ PY
   smoke whole --cuda-kernels tensor-cores || failed=1
   echo "($SECONDS s)"
   return $failed
+}
+
+# bench_part NAME FLAGS...: the benchmark NAME with FLAGS, its lines prefixed with its name.
+bench_part() {
+  local name=$1 out rc
+  shift
+  out=$(LD_LIBRARY_PATH="$BUNDLE/lib" timeout 90 "$BUNDLE/bin/$name" --mib 1024 --runs 3 "$@" 2>&1)
+  rc=$?
+  if grep -q "needs a CUDA device" <<<"$out"; then
+    echo "$name: skipped: $out"
+    return 0
+  fi
+  sed "s/^/$name: /" <<<"$out"
+  ((rc == 0)) || { echo "$name $*: failed (exit $rc)"; return 1; }
+}
+
+# isolate NAME: after a failed run of the test binary NAME, each of its tests in a process of its
+# own, one line each that fails alone: a kernel's fault poisons the CUDA context of the process,
+# and every later test in it then fails too.
+isolate() {
+  local name=$1 test log group="" alone=0 passed=0
+  while IFS= read -r line; do
+    # "Suite." then "  Test" lines (gtest_main's own first line is neither).
+    if [[ $line =~ ^[A-Za-z_].*\.$ ]]; then group=$line; continue; fi
+    [[ $line == "  "* && -n $group ]] || continue
+    line=${line#  }
+    test="$group${line%% *}"
+    log="$LOGS/$name.${test//\//_}.log"
+    if LD_LIBRARY_PATH="$BUNDLE/lib" timeout 120 "$BUNDLE/bin/$name" --gtest_filter="$test" >"$log" 2>&1; then
+      passed=$((passed + 1))
+      rm -f "$log"
+    else
+      alone=$((alone + 1))
+      echo "$name: $test fails alone:"; grep -m6 -A4 "Failure" "$log" || tail -4 "$log"
+    fi
+  done < <(LD_LIBRARY_PATH="$BUNDLE/lib" "$BUNDLE/bin/$name" --gtest_list_tests)
+  echo "$name, each test alone: $passed passed, $alone failed"
 }
 
 # smoke STAGING [FLAGS...]: cosetd on the CUDA backend with --cuda-staging STAGING (whole |

@@ -8,28 +8,49 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <utility>
 
 #include "gtest/gtest.h"
 
 namespace {
 
-TEST(CudaCodecBenchEmulatedTest, EverySectionRunsAndItsChecksPass) {
+// The benchmark's exit status and output with `flags` (after the small sizes' flags).
+std::pair<int, std::string> RunBench(const std::string& flags) {
   const char* srcdir = std::getenv("TEST_SRCDIR");
   const std::string command = std::string(srcdir != nullptr ? srcdir : ".") +
-                              "/coset/bench/cuda_codec_bench_emulated --mib 4 --runs 1 --shrink 32 2>&1";
+                              "/coset/bench/cuda_codec_bench_emulated --mib 4 --runs 1 --shrink 32 " + flags + " 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
+  if (pipe == nullptr) return {-1, "popen failed"};
   std::string out;
   char buffer[4096];
   for (size_t n; (n = fread(buffer, 1, sizeof buffer, pipe)) > 0;) out.append(buffer, n);
   const int status = pclose(pipe);
-  ASSERT_TRUE(WIFEXITED(status)) << out;
-  EXPECT_EQ(WEXITSTATUS(status), 0) << out;
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+TEST(CudaCodecBenchEmulatedTest, EverySectionRunsAndItsChecksPass) {
+  const auto [code, out] = RunBench("");
+  EXPECT_EQ(code, 0) << out;
   for (const char* section : {"\"lattice\":\"D4\"", "\"lattice\":\"E8\"", "\"host_path\":\"D4 q=4 M=2, 2 MiB",
                               "\"dot_rows\"", "\"kernel\":\"tensor-cores\"", "\"kernel\":\"packed\"",
                               "\"kernel\":\"runs\"", "\"kernel\":\"per-chunk\"", "\"kernel\":\"decode-cublas\""}) {
     EXPECT_NE(out.find(section), std::string::npos) << section << " missing from\n" << out;
   }
+}
+
+// The device check runs a section, and a GEMM method, per process: only those lines come out,
+// and a name it does not know is refused with exit 2.
+TEST(CudaCodecBenchEmulatedTest, RunsTheSectionsAndMethodsAskedFor) {
+  const auto [code, out] = RunBench("--sections dot,gemm --gemm-methods tensor-cores");
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("\"dot_rows\""), std::string::npos) << out;
+  EXPECT_NE(out.find("\"kernel\":\"tensor-cores\""), std::string::npos) << out;
+  for (const char* absent :
+       {"\"lattice\"", "\"host_path\"", "\"kernel\":\"packed\"", "\"kernel\":\"per-chunk\"", "\"gemm\":\"E8"}) {
+    EXPECT_EQ(out.find(absent), std::string::npos) << absent << " in\n" << out;
+  }
+  EXPECT_EQ(RunBench("--sections gemm,encode").first, 2);
+  EXPECT_EQ(RunBench("--gemm-methods fused").first, 2);
 }
 
 }  // namespace
