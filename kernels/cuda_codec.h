@@ -28,16 +28,17 @@ struct EncodeCounters {
 // counters->refused_blocks ends non-zero the outputs are meaningless. `slice`: only those blocks
 // (BlockSlice; default all), reading and writing only their parts of each buffer, so a caller can
 // encode a tensor slice by slice while other slices cross between host and device. `path`: a
-// thread per chunk, or for kRuns where RunsApply(c) (and t and symbols start on 4- and 16-byte
-// boundaries) a thread per run of kRunChunks chunks (EncodeRunAt's steps); the same codes.
+// thread per chunk, or for kRuns (and kTensorCores) where RunsApply(c) (and t and symbols start
+// on 4- and 16-byte boundaries) a thread per run of kRunChunks chunks (EncodeRunAt's steps); the
+// same codes.
 cudaError_t LaunchEncode(const DeviceCodec& c, const float* x, float* work, float* base, uint16_t* scales, uint8_t* t,
                          void* symbols, EncodeCounters* counters, cudaStream_t stream, BlockSlice slice = {},
                          KernelPath path = KernelPath::kPerChunk);
 
 // Decodes into out (rows * cols floats). Scratch: work (rows * padded_cols floats; unused, may be
 // null, when ReadsInPlace). T values must be at most t_max (check them on the host, as the blob
-// reader does). `slice` and `path` as for LaunchEncode (for kRuns DecodePackedChunkAt where
-// PackedApplies, else DecodeRunAt; the same floats).
+// reader does). `slice` and `path` as for LaunchEncode (for kRuns and kTensorCores
+// DecodePackedChunkAt where PackedApplies, else DecodeRunAt; the same floats).
 cudaError_t LaunchDecode(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const void* symbols,
                          float* work, float* out, cudaStream_t stream, BlockSlice slice = {},
                          KernelPath path = KernelPath::kPerChunk);
@@ -67,12 +68,17 @@ cudaError_t LaunchDotRows(const DeviceCodec& a, const uint16_t* scales_a, const 
 // queries: batch rows of c.cols floats). Unless ReadsInPlace(c) (no rotation, no padding: the
 // queries are then their own prepared copy), first LaunchPrepareQueries into padded (batch *
 // padded_cols floats: zero-padded, rotated like the weights). Then LaunchGemm on the prepared
-// queries: for path kRuns where RunsApply(c) (D4, E8 and D8 with two levels of one- or two-byte
-// symbols, rows of whole runs), a warp per (two weight rows, one query; or one row, up to 16
-// queries), each lane taking every 32nd run of four chunks with wide loads (AccumulateRunDots);
+// queries: for path kTensorCores and more than 4 queries where TensorCoresApply(c), a thread
+// block per (32 weight rows, up to 16 queries) on tensor cores (bf16 MMAs on three-limb splits of
+// the decoded weights and the queries: float32's results to ~2^-22 of sum |x w|); else, for kRuns
+// and kTensorCores, where PackedApplies(c) (D4's default code) the packed GEMM, a warp per (four,
+// two or one weight rows; one, up to 4 or up to 16 queries) whose lanes take consecutive chunks
+// (AccumulatePackedChunkDots), and where RunsApply(c) (D4, E8 and D8 with two levels of one- or
+// two-byte symbols, rows of whole runs) a warp per (two weight rows, one query; or one row, up to
+// 16 queries), each lane taking every 32nd run of four chunks with wide loads (AccumulateRunDots);
 // otherwise a warp per (weight row, up to 16 queries), each lane decoding every 32nd chunk of the
-// row (AccumulateChunkDots). Chunks are decoded in registers once for all queries; the lanes' sums
-// meet by shuffles.
+// row (AccumulateChunkDots). Chunks are decoded in registers once for all queries; the lanes' or
+// warps' sums meet by shuffles or in shared memory, in a fixed order.
 cudaError_t LaunchPrepareQueries(const DeviceCodec& c, const float* queries, int64_t batch, float* padded,
                                  cudaStream_t stream);
 cudaError_t LaunchGemm(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const void* symbols,
