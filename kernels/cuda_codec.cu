@@ -466,7 +466,7 @@ __device__ void MmaBf16(float* d, const uint32_t* a, const uint32_t* b) {
   emu::WarpExchange(mine, all, sizeof mine);
   // A's rows g and g + 8 and B's columns 2p and 2p + 1, by k: lane 4 r + s holds k = 2 s, 2 s + 1
   // and 2 s + 8, 2 s + 9 of A's row r (+ 8) and of B's column r.
-  auto half = [](uint32_t word, int i) { return BitsToFloat(i == 0 ? word << 16 : word & 0xFFFF0000u); };
+  auto half = [](uint32_t word, int i) { return Bf16ToFloat(static_cast<uint16_t>(word >> (16 * i))); };
   float rows[2][16], cols[2][16];
   for (int s = 0; s < 4; ++s) {
     for (int i = 0; i < 2; ++i) {
@@ -531,13 +531,12 @@ __global__ void __launch_bounds__(kThreads, 2)
     float acc[kRowTiles][kQueryTiles][4] = {};
     for (int64_t step = warp; step < steps; step += warps) {
       const int64_t first = step * kTensorStepChunks + 4 * p;  // this lane's first chunk
-      uint2 codes[2 * kRowTiles];
-      uint32_t t_bytes[2 * kRowTiles];
+      uint32_t codes[2 * kRowTiles][2], t_bytes[2 * kRowTiles];
       float base[2 * kRowTiles];
 #pragma unroll
       for (int i = 0; i < 2 * kRowTiles; ++i) {
-        codes[i] = *reinterpret_cast<const uint2*>(symbols + RowSymbolsOffsetBytes(c, rows[i]) + 2 * first);
-        t_bytes[i] = *reinterpret_cast<const uint32_t*>(t + rows[i] * c.chunks_per_row + first);
+        LoadWords<2>(symbols + RowSymbolsOffsetBytes(c, rows[i]) + 2 * first, codes[i]);
+        LoadWords<1>(t + rows[i] * c.chunks_per_row + first, &t_bytes[i]);
         base[i] =
             BlockBaseAt(c, scales == nullptr ? nullptr : scales + rows[i] * c.blocks_per_row, BlockOfChunk(c, first));
       }
@@ -556,7 +555,7 @@ __global__ void __launch_bounds__(kThreads, 2)
           uint32_t words[2][3][2];
           for (int h = 0; h < 2; ++h) {
             const int i = 2 * r + h;
-            DecodePackedQuadChunk(c, table, codes[i].x, codes[i].y, t_bytes[i], base[i], j, w[h]);
+            DecodePackedQuadChunk(c, table, codes[i], t_bytes[i], base[i], j, w[h]);
             ChunkLimbWords(w[h], words[h]);
           }
           uint32_t a[3][4];

@@ -759,11 +759,19 @@ COSET_HD void UnpackChunkPointX2(const DeviceCodec& c, uint32_t low, uint32_t hi
 #endif
 }
 
-// Chunk `chunk` of a coded row as the packed paths read it: its doubled point from table(symbol)
-// (the packed words: a lane's replica on a GPU) into v, and half its step (ChunkStepAt's, whose
-// block `block` = BlockOfChunk(c, chunk) the caller may have found for several rows). v[i] *
-// half_step is DecodeChunk's float bit for bit: 2 w (0.5 step) and w step are the same real, and
-// 0.5 step is exact (steps are at least kMinStep). c satisfies PackedApplies.
+// A chunk of a packed code from its two symbols (`pair`: level 0 in the low byte, level 1 in the
+// next), its T and its block's base step: its doubled point from table(symbol) (the packed words:
+// a lane's replica on a GPU) into v, and half its step (ChunkStepAt's). v[i] * half_step is
+// DecodeChunk's float bit for bit: 2 w (0.5 step) and w step are the same real, and 0.5 step is
+// exact (steps are at least kMinStep). c satisfies PackedApplies.
+template <typename Table>
+COSET_HD float PackedPoint(const DeviceCodec& c, const Table& table, uint32_t pair, uint32_t t, float base, float* v) {
+  UnpackChunkPointX2(c, table(pair & 0xFFu), table(pair >> 8), v);
+  return 0.5f * (base * c.ramp[t]);
+}
+
+// Chunk `chunk` of a coded row as the packed paths read it (PackedPoint), its block `block` =
+// BlockOfChunk(c, chunk) (which the caller may have found for several rows).
 template <typename Table>
 COSET_HD float PackedChunk(const DeviceCodec& c, const Table& table, const uint16_t* scales_row, const uint8_t* t_row,
                            const uint8_t* symbols_row, int64_t chunk, int64_t block, float* v) {
@@ -773,8 +781,7 @@ COSET_HD float PackedChunk(const DeviceCodec& c, const Table& table, const uint1
 #else
   pair = symbols_row[2 * chunk] | static_cast<uint32_t>(symbols_row[2 * chunk + 1]) << 8;
 #endif
-  UnpackChunkPointX2(c, table(pair & 0xFFu), table(pair >> 8), v);
-  return 0.5f * (BlockBaseAt(c, scales_row, block) * c.ramp[t_row[chunk]]);
+  return PackedPoint(c, table, pair, t_row[chunk], BlockBaseAt(c, scales_row, block), v);
 }
 
 // The packed decode of chunk `chunk` into its place in work_row (DecodeChunkAt's floats).
@@ -861,14 +868,13 @@ COSET_HD void ChunkLimbWords(const float* v, uint32_t (*words)[2]) {
 }
 
 // Chunk j (0..3) of four consecutive chunks of a packed code, decoded to floats (DecodeChunk's, bit
-// for bit: PackedChunk) from the chunks' symbol bytes (8, level 0 then 1 per chunk) and T bytes
-// (4) read as words, and their block's base step.
+// for bit: PackedPoint) from the chunks' symbol bytes (8, level 0 then 1 per chunk) and T bytes
+// (4) read as words (LoadWords), and their block's base step.
 template <typename Table>
-COSET_HD void DecodePackedQuadChunk(const DeviceCodec& c, const Table& table, uint32_t symbols_01, uint32_t symbols_23,
-                                    uint32_t t_bytes, float base, int j, float* w) {
-  const uint32_t pair = ((j < 2 ? symbols_01 : symbols_23) >> (16 * (j & 1))) & 0xFFFFu;
-  UnpackChunkPointX2(c, table(pair & 0xFFu), table(pair >> 8), w);
-  const float half_step = 0.5f * (base * c.ramp[(t_bytes >> (8 * j)) & 0xFFu]);
+COSET_HD void DecodePackedQuadChunk(const DeviceCodec& c, const Table& table, const uint32_t* symbols, uint32_t t_bytes,
+                                    float base, int j, float* w) {
+  const uint32_t pair = (symbols[j / 2] >> (16 * (j & 1))) & 0xFFFFu;
+  const float half_step = PackedPoint(c, table, pair, (t_bytes >> (8 * j)) & 0xFFu, base, w);
   for (int i = 0; i < 4; ++i) w[i] *= half_step;
 }
 

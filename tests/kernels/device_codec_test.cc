@@ -249,8 +249,7 @@ TEST(DeviceCodecTest, Bf16LimbsSumToTheFloat) {
       const float v = values[i + k];
       double sum = 0;
       for (int l = 0; l < 3; ++l) {
-        const uint32_t half = k % 2 == 0 ? words[l][k / 2] << 16 : words[l][k / 2] & 0xFFFF0000u;
-        sum += static_cast<double>(BitsToFloat(half));
+        sum += static_cast<double>(Bf16ToFloat(static_cast<uint16_t>(words[l][k / 2] >> (16 * (k % 2)))));
       }
       if (std::fabs(v) >= 0x1p-110f) {
         ASSERT_EQ(sum, static_cast<double>(v)) << v;
@@ -278,11 +277,6 @@ TEST(DeviceCodecTest, TensorCoreQuadDecodeIsTheDecode) {
   ASSERT_TRUE(device::TensorCoresApply(c));
   ASSERT_TRUE(device::ReadsInPlace(c));
   const device::PackedTableInPlace table{c.packed_points};
-  auto word = [](const uint8_t* p) {
-    uint32_t w;
-    std::memcpy(&w, p, 4);
-    return w;
-  };
   int64_t climbed = 0;
   for (int64_t r = 0; r < 2; ++r) {
     const uint8_t* t_row = coded.t.data() + r * c.chunks_per_row;
@@ -291,9 +285,11 @@ TEST(DeviceCodecTest, TensorCoreQuadDecodeIsTheDecode) {
       const float base =
           device::BlockBaseAt(c, coded.scales.data() + r * c.blocks_per_row, device::BlockOfChunk(c, first));
       for (int j = 0; j < 4; ++j) {
+        uint32_t symbols[2], t_bytes;
+        device::LoadWords<2>(symbols_row + 2 * first, symbols);
+        device::LoadWords<1>(t_row + first, &t_bytes);
         float w[4];
-        device::DecodePackedQuadChunk(c, table, word(symbols_row + 2 * first), word(symbols_row + 2 * first + 4),
-                                      word(t_row + first), base, j, w);
+        device::DecodePackedQuadChunk(c, table, symbols, t_bytes, base, j, w);
         climbed += t_row[first + j] > 0;
         for (int i = 0; i < 4; ++i) {
           ASSERT_EQ(FloatBits(w[i]), FloatBits(decoded[r * cols + 4 * (first + j) + i]))
