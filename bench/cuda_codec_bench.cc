@@ -14,9 +14,11 @@
 // and symbols out) and decode (codes in, float32 out). Each reports the bytes it reads plus the
 // bytes it writes over its time, and the ratio to a cudaMemcpy (device to device) that moves the
 // same bytes (half read, half written): min / median / max of --runs runs. One JSON object per
-// line; each kernel path (a thread per chunk, and "runs_": KernelPath::kRuns, per run of four chunks
-// (the packed decode for D4), with a check that
-// its codes and floats are the per-chunk kernels'). Then where a 64 MiB host tensor's encode and decode spend their
+// line; each kernel path (a thread per chunk, and "runs_": KernelPath::kRuns, the single-pass tile
+// encode for these codes and the packed decode for D4 (the run decode for E8), with a check that
+// its codes and floats are the per-chunk kernels'); and the same in bf16 ("bf16_": bf16 in, or out,
+// against a copy of those bytes; the single-pass encode reads bf16 itself, the other kernels widen
+// and narrow through float32 buffers). Then where a 64 MiB host tensor's encode and decode spend their
 // time ("host_path": uploads from pageable and pinned memory, CudaCodec::Encode / Decode whole and pipelined (through
 // the staging slots from pageable memory, and in place from pinned memory; with a check that the results are the whole
 // path's), the blob's serialization and the CPU codec, host clocks). Then GEMM on codes (D4, and E8 at 8192 x 8192;
@@ -198,15 +200,15 @@ int Main(int argc, char** argv) {
     const int64_t moved = in_bytes + code_bytes;  // read + written by either direction
     OrDie(copy_src.Allocate(moved / 2 + 1));
     OrDie(copy_dst.Allocate(moved / 2 + 1));
-    // Either kernel path (device::KernelPath: a thread per chunk, or per run of four chunks).
-    auto encode = [&](device::KernelPath path) {
-      return [&, path] {
-        CHECK_CUDA(cudaMemsetAsync(counters.as<void>(), 0, sizeof(device::EncodeCounters), stream));
-        CHECK_CUDA(device::LaunchEncode(c, x.as<float>(), nullptr, base.as<float>(), scales.as<uint16_t>(),
-                                        t.as<uint8_t>(), symbols.as<void>(), counters.as<device::EncodeCounters>(),
-                                        stream, device::BlockSlice{}, path));
-      };
+    // Either kernel path (device::KernelPath: a thread per chunk, or per run of four chunks), of
+    // float32 `input` (x, or the bf16 input widened below).
+    auto encode_floats = [&](const float* input, device::KernelPath path) {
+      CHECK_CUDA(cudaMemsetAsync(counters.as<void>(), 0, sizeof(device::EncodeCounters), stream));
+      CHECK_CUDA(device::LaunchEncode(c, input, nullptr, base.as<float>(), scales.as<uint16_t>(), t.as<uint8_t>(),
+                                      symbols.as<void>(), counters.as<device::EncodeCounters>(), stream,
+                                      device::BlockSlice{}, path));
     };
+    auto encode = [&](device::KernelPath path) { return [&, path] { encode_floats(x.as<float>(), path); }; };
     auto decode = [&](device::KernelPath path) {
       return [&, path] {
         CHECK_CUDA(device::LaunchDecode(c, scales.as<uint16_t>(), t.as<uint8_t>(), symbols.as<void>(), nullptr,
@@ -221,20 +223,65 @@ int Main(int argc, char** argv) {
     const int64_t symbol_bytes = device::SymbolBufferBytes(plan), t_bytes = l.rows * l.chunks_per_row;
     std::vector<uint8_t> t_chunks(t_bytes), t_runs(t_bytes), s_chunks(symbol_bytes), s_runs(symbol_bytes);
     std::vector<float> out_chunks(l.numel), out_runs(l.numel);
-    encode(device::KernelPath::kRuns)();
-    Download(t, t_bytes, stream, t_runs.data());
-    Download(symbols, symbol_bytes, stream, s_runs.data());
-    encode(device::KernelPath::kPerChunk)();
-    Download(t, t_bytes, stream, t_chunks.data());
-    Download(symbols, symbol_bytes, stream, s_chunks.data());
+    auto same_codes = [&](auto runs_encode, auto chunks_encode) {
+      runs_encode();
+      Download(t, t_bytes, stream, t_runs.data());
+      Download(symbols, symbol_bytes, stream, s_runs.data());
+      chunks_encode();
+      Download(t, t_bytes, stream, t_chunks.data());
+      Download(symbols, symbol_bytes, stream, s_chunks.data());
+      return t_runs == t_chunks && s_runs == s_chunks;
+    };
+    const bool same_encodes = same_codes(encode(device::KernelPath::kRuns), encode(device::KernelPath::kPerChunk));
     decode(device::KernelPath::kRuns)();
     Download(out, in_bytes, stream, out_runs.data());
     decode(device::KernelPath::kPerChunk)();
     Download(out, in_bytes, stream, out_chunks.data());
-    const bool same = t_runs == t_chunks && s_runs == s_chunks &&
-                      std::memcmp(out_runs.data(), out_chunks.data(), static_cast<size_t>(in_bytes)) == 0;
+    const bool same =
+        same_encodes && std::memcmp(out_runs.data(), out_chunks.data(), static_cast<size_t>(in_bytes)) == 0;
+    // bf16 in and out: the per-chunk kernels widen into (and narrow from) float32 buffers first
+    // (LaunchToFloat, LaunchFromFloat); the run path's single-pass encode reads bf16 itself.
+    DeviceMemory x_bf16, widened, out_bf16, copy_bf16_src, copy_bf16_dst;
+    const std::vector<uint16_t> host_bf16 = ToBf16(host);
+    OrDie(x_bf16.Upload(host_bf16.data(), 2 * l.numel, stream));
+    OrDie(widened.Allocate(in_bytes));
+    OrDie(out_bf16.Allocate(2 * l.numel));
+    const int64_t moved_bf16 = 2 * l.numel + code_bytes;
+    OrDie(copy_bf16_src.Allocate(moved_bf16 / 2 + 1));
+    OrDie(copy_bf16_dst.Allocate(moved_bf16 / 2 + 1));
+    const bool one_pass =
+        device::EncodesInOnePass(c, x_bf16.as<void>(), t.as<uint8_t>(), symbols.as<void>(), device::KernelPath::kRuns);
+    auto encode_bf16 = [&](device::KernelPath path) {
+      return [&, path] {
+        if (path == device::KernelPath::kRuns && one_pass) {
+          CHECK_CUDA(cudaMemsetAsync(counters.as<void>(), 0, sizeof(device::EncodeCounters), stream));
+          CHECK_CUDA(device::LaunchEncodeTyped(
+              c, x_bf16.as<void>(), device::kDTypeBfloat16, scales.as<uint16_t>(), t.as<uint8_t>(), symbols.as<void>(),
+              counters.as<device::EncodeCounters>(), stream, device::BlockSlice{}, path));
+          return;
+        }
+        CHECK_CUDA(
+            device::LaunchToFloat(x_bf16.as<void>(), device::kDTypeBfloat16, l.numel, widened.as<float>(), stream));
+        encode_floats(widened.as<float>(), path);
+      };
+    };
+    auto decode_bf16 = [&](device::KernelPath path) {
+      return [&, path] {
+        decode(path)();
+        CHECK_CUDA(
+            device::LaunchFromFloat(out.as<float>(), l.numel, device::kDTypeBfloat16, out_bf16.as<void>(), stream));
+      };
+    };
+    auto copy_bf16 = [&] {
+      CHECK_CUDA(cudaMemcpyAsync(copy_bf16_dst.as<void>(), copy_bf16_src.as<void>(), moved_bf16 / 2,
+                                 cudaMemcpyDeviceToDevice, stream));
+    };
+    const bool bf16_same =
+        same_codes(encode_bf16(device::KernelPath::kRuns), encode_bf16(device::KernelPath::kPerChunk));
     copy();  // warm-up
+    copy_bf16();
     std::vector<double> copy_gbps, enc_gbps, dec_gbps, enc_ratio, dec_ratio, enc_runs_ratio, dec_runs_ratio;
+    std::vector<double> bf16_enc_ratio, bf16_dec_ratio, bf16_enc_runs_ratio, bf16_dec_runs_ratio;
     for (int run = 0; run < runs; ++run) {
       const double copy_ms = TimeMs(stream, copy);
       const double enc_ms = TimeMs(stream, encode(device::KernelPath::kPerChunk));
@@ -248,6 +295,11 @@ int Main(int argc, char** argv) {
       dec_ratio.push_back(copy_ms / dec_ms);
       enc_runs_ratio.push_back(copy_ms / enc_runs_ms);
       dec_runs_ratio.push_back(copy_ms / dec_runs_ms);
+      const double copy_bf16_ms = TimeMs(stream, copy_bf16);
+      bf16_enc_ratio.push_back(copy_bf16_ms / TimeMs(stream, encode_bf16(device::KernelPath::kPerChunk)));
+      bf16_dec_ratio.push_back(copy_bf16_ms / TimeMs(stream, decode_bf16(device::KernelPath::kPerChunk)));
+      bf16_enc_runs_ratio.push_back(copy_bf16_ms / TimeMs(stream, encode_bf16(device::KernelPath::kRuns)));
+      bf16_dec_runs_ratio.push_back(copy_bf16_ms / TimeMs(stream, decode_bf16(device::KernelPath::kRuns)));
     }
     JsonObject j;
     j.Add("lattice", lattice).Add("device", gpu.device().name).Add("input_mib", in_bytes >> 20);
@@ -255,6 +307,10 @@ int Main(int argc, char** argv) {
     j.Add("decode_gbps", Spread(dec_gbps)).Add("encode_vs_copy", Spread(enc_ratio));
     j.Add("decode_vs_copy", Spread(dec_ratio)).Add("runs_encode_vs_copy", Spread(enc_runs_ratio));
     j.Add("runs_decode_vs_copy", Spread(dec_runs_ratio)).Add("runs_same_as_per_chunk", same);
+    j.Add("bf16_bytes_moved", moved_bf16).Add("bf16_encode_vs_copy", Spread(bf16_enc_ratio));
+    j.Add("bf16_decode_vs_copy", Spread(bf16_dec_ratio)).Add("runs_bf16_encode_vs_copy", Spread(bf16_enc_runs_ratio));
+    j.Add("runs_bf16_decode_vs_copy", Spread(bf16_dec_runs_ratio)).Add("runs_bf16_one_pass", one_pass);
+    j.Add("runs_bf16_same_as_per_chunk", bf16_same);
     std::printf("%s\n", j.str().c_str());
   }
   // Where a host tensor's encode and decode spend their time (what cosetd --backend cuda does per

@@ -33,6 +33,24 @@ unsigned int GridFor(int64_t items, int items_per_block = kThreads) {
   return static_cast<unsigned int>(wanted < cap ? wanted : cap);
 }
 
+// Thread blocks of warps_per_block warps for a kernel with an item per warp (`items`) whose blocks
+// take much shared memory: no more than the device holds at once, so that no second, partial wave
+// of them leaves most of it idle while it runs (the kernel loops grid-stride over the rest).
+template <typename Kernel>
+unsigned int ResidentGridFor(Kernel kernel, int64_t items, int warps_per_block, size_t shared) {
+  int resident = 0;
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel, warps_per_block * kWarp, shared) !=
+          cudaSuccess ||
+      resident < 1) {
+    resident = 1;
+  }
+  int device = 0, sms = 132;
+  if (cudaGetDevice(&device) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  const int64_t wanted = (items + warps_per_block - 1) / warps_per_block;
+  const int64_t cap = int64_t{sms} * resident;
+  return static_cast<unsigned int>(wanted < cap ? wanted : cap);
+}
+
 // Whether a run path may read or write the codes at t and symbols with its wide accesses (RunCodes:
 // a run's T bytes with one 32-bit access, its symbols with one of up to 16 bytes). Rows of whole
 // runs keep every run on those boundaries when the buffers start on them, as cudaMalloc's do.
@@ -66,13 +84,13 @@ __device__ unsigned int DynamicSharedBytes() {
 #endif
 }
 
-// The codebook table `table` (entries 4-byte values) copied into this block's shared memory when
-// the launch gave it room, else `table` itself: the table every later read goes to. Every thread of
-// the block must call it (it synchronizes the block).
+// The codebook table `table` (entries 4-byte values) copied into this block's shared memory, at
+// word offset_words, when the launch gave it room, else `table` itself: the table every later read
+// goes to. Every thread of the block must call it (it synchronizes the block).
 template <typename T>
-__device__ const T* StageTable(const T* table, int64_t entries) {
-  if (static_cast<int64_t>(DynamicSharedBytes()) < 4 * entries) return table;
-  T* staged = reinterpret_cast<T*>(DynamicShared());
+__device__ const T* StageTable(const T* table, int64_t entries, int64_t offset_words = 0) {
+  if (static_cast<int64_t>(DynamicSharedBytes()) < 4 * (offset_words + entries)) return table;
+  T* staged = reinterpret_cast<T*>(DynamicShared() + offset_words);
   for (int64_t i = threadIdx.x; i < entries; i += blockDim.x) staged[i] = table[i];
   __syncthreads();
   return staged;
@@ -102,13 +120,40 @@ __device__ PackedReplica StagePackedTable(const DeviceCodec& c) {
 
 // Sixteen lanes per (row, block), so that the block's reads are coalesced: lane 0 pads and rotates
 // the block when the codec needs it (BlockInput), the lanes check and sum their strided parts of
-// it (BlockRmsPart; for absmax an integer max, exact in any order), lane 0 stores the scale.
+// it (BlockScaleLanes), lane 0 stores the scale.
 constexpr int kBlockLanes = kRmsParts;
+
+// The raw scale of the block v[0, n) (BlockRms or BlockAbsMax; 0 without scales) into *raw, taken
+// by the kBlockLanes lanes of `mask` (lane: the caller's place among them), each checking and
+// summing its strided part of v: for rms one of BlockRms's partial sums in the CPU's order (the
+// sum's order is part of the format), for absmax an integer max (exact in any order). Returns
+// false, in every lane, when an entry is NaN or Inf. Every lane of mask must call it.
+__device__ bool BlockScaleLanes(const DeviceCodec& c, const float* v, int64_t n, int lane, unsigned mask, float* raw) {
+  bool finite = true;
+  for (int64_t k = lane; k < n; k += kBlockLanes) finite &= !IsNonFiniteBits(v[k]);
+  if (!__all_sync(mask, finite)) return false;
+  *raw = 0.0f;
+  if (c.scale == kScaleRms) {
+    const double part = BlockRmsPart(v, n, lane);
+    double parts[kRmsParts];
+    for (int k = 0; k < kRmsParts; ++k) parts[k] = __shfl_sync(mask, part, k, kBlockLanes);
+    *raw = BlockRmsFromParts(parts, n);
+  } else if (c.scale == kScaleAbsMax) {
+    uint32_t m = 0;
+    for (int64_t k = lane; k < n; k += kBlockLanes) m = max(m, AbsBits(v[k]));
+    for (int offset = kBlockLanes / 2; offset > 0; offset /= 2) m = max(m, __shfl_xor_sync(mask, m, offset));
+    *raw = BitsToFloat(m);
+  }
+  return true;
+}
+
+// The lanes of this thread's group of kBlockLanes in its warp, as a mask.
+__device__ unsigned BlockLanesMask() { return 0xFFFFu << (threadIdx.x % kWarp / kBlockLanes * kBlockLanes); }
 
 __global__ void PrepareBlocksKernel(DeviceCodec c, BlockSlice slice, const float* x, float* work, float* base,
                                     uint16_t* scales, EncodeCounters* counters) {
   const int lane = static_cast<int>(threadIdx.x % kBlockLanes);
-  const unsigned mask = 0xFFFFu << (threadIdx.x % kWarp / kBlockLanes * kBlockLanes);
+  const unsigned mask = BlockLanesMask();
   const int64_t step = static_cast<int64_t>(gridDim.x) * (blockDim.x / kBlockLanes);
   for (int64_t i =
            slice.begin + static_cast<int64_t>(blockIdx.x) * (blockDim.x / kBlockLanes) + threadIdx.x / kBlockLanes;
@@ -121,32 +166,18 @@ __global__ void PrepareBlocksKernel(DeviceCodec c, BlockSlice slice, const float
       if (lane == 0) BlockInput(c, x + r * c.cols, b, work_row);
       __syncwarp(mask);
     }
-    bool finite = true;
-    for (int64_t k = lane; k < n; k += kBlockLanes) finite &= !IsNonFiniteBits(v[k]);
-    if (!__all_sync(mask, finite)) {
+    float raw = 0.0f;
+    const bool finite = BlockScaleLanes(c, v, n, lane, mask, &raw);
+    if (lane != 0) continue;
+    if (!finite) {
       // The codes are dropped (the CPU codec reports the input). A base step of 0 sends the
       // block's chunks down the zero-block path, not up the ladder on whatever the scratch held.
-      if (lane == 0) {
-        atomicAdd(&counters->refused_blocks, 1u);
-        base[r * c.blocks_per_row + b] = 0.0f;
-      }
+      atomicAdd(&counters->refused_blocks, 1u);
+      base[r * c.blocks_per_row + b] = 0.0f;
       continue;
     }
-    float raw = 0.0f;
-    if (c.scale == kScaleRms) {
-      const double part = BlockRmsPart(v, n, lane);
-      double parts[kRmsParts];
-      for (int k = 0; k < kRmsParts; ++k) parts[k] = __shfl_sync(mask, part, k, kBlockLanes);
-      raw = BlockRmsFromParts(parts, n);
-    } else if (c.scale == kScaleAbsMax) {
-      uint32_t m = 0;
-      for (int64_t k = lane; k < n; k += kBlockLanes) m = max(m, AbsBits(v[k]));
-      for (int offset = kBlockLanes / 2; offset > 0; offset /= 2) m = max(m, __shfl_xor_sync(mask, m, offset));
-      raw = BitsToFloat(m);
-    }
-    if (lane == 0)
-      StoreBlockScale(c, raw, b, scales == nullptr ? nullptr : scales + r * c.blocks_per_row,
-                      base + r * c.blocks_per_row);
+    base[r * c.blocks_per_row + b] =
+        StoreBlockScale(c, raw, b, scales == nullptr ? nullptr : scales + r * c.blocks_per_row);
   }
 }
 
@@ -256,6 +287,155 @@ __global__ void EncodeRunsKernel(DeviceCodec c, BlockSlice slice, const float* x
     }
     codes.Store(first, t_row, symbols_row);
     i = next;
+  }
+  CountEncode(over, capped, counters);
+}
+
+// The single-pass encode (TilesApply: the run path's codecs, read in place): x is read from memory
+// once, where PrepareBlocksKernel and an encode kernel after it read it twice. A warp per tile of
+// whole blocks (TileBlocks, up to kTileEntries entries) copies the tile into its shared memory,
+// four entries per lane and load, widened to float32 (LoadFourAsFloats: any input dtype); its two
+// half-warps take the tile's block scales from there (BlockScaleLanes, a block each at a time);
+// then its lanes take one step of the T ladder for every chunk of the tile, and step after step
+// for the chunks that still overload, which a warp-wide ballot packs into a list the lanes share
+// out anew each step (AppendPending), so that no lane waits on another's ladder for more than a
+// step. The steps and their order per chunk are EncodeRunAt's.
+constexpr int kTileMaxBlocks = 16;
+constexpr int kTileWarps = 4;
+
+// A warp's tile in shared memory: its entries, its blocks' base steps and its list of chunks still
+// climbing (chunk | block << kTileBlockShift, both counted from the tile's first).
+struct TileShared {
+  float x[kTileEntries];
+  float base[kTileMaxBlocks];
+  uint16_t pending[kTileEntries / 4];  // a chunk has at least four entries
+};
+constexpr int kTileBlockShift = 9;  // kTileEntries / 4 chunks at most
+static_assert(kTileEntries / 4 <= (1 << kTileBlockShift) && kTileMaxBlocks << kTileBlockShift <= 0x10000,
+              "a list entry fits 16 bits");
+static_assert(sizeof(TileShared) % 16 == 0, "each warp's tile starts on a 16-byte boundary");
+
+COSET_HD int64_t TileBlocks(const DeviceCodec& c) {
+  const int64_t fit = kTileEntries / c.block;
+  return fit < kTileMaxBlocks ? fit : kTileMaxBlocks;
+}
+
+// Shared memory of a launch of EncodeTilesKernel: the warps' tiles, then the codebook table where
+// both fit in the 48 KiB a launch may take without opting in (D4 q=4's 4 KiB does).
+size_t TileSharedBytes(const DeviceCodec& c) {
+  const int64_t tiles = kTileWarps * static_cast<int64_t>(sizeof(TileShared));
+  const int64_t table = 4 * CodebookTableEntries(c);
+  return static_cast<size_t>(tiles + table <= kMaxStagedTableBytes ? tiles + table : tiles);
+}
+
+// One step of chunk `chunk` of a tile (block `block` of the tile, chunk first + chunk of the
+// tensor's rows * chunks_per_row) at ramp step t. Returns true when it overloads below t_max (it
+// then takes step t + 1 later); else finishes it (FinishChunk: T and symbols stored, counted into
+// over and capped).
+template <class Kernel, int kDim, typename SymbolT>
+__device__ bool TileChunkStep(const DeviceCodec& c, const TileShared& tile, int chunk, int block, int t, int64_t first,
+                              uint8_t* t_all, uint8_t* symbols, unsigned long long* over, unsigned long long* capped) {
+  const float base = tile.base[block];
+  SymbolT s[kRunLevels * kDim] = {};  // room for Z^n's symbol per coordinate: compiled, never taken
+  bool overloads = false;
+  if (base != 0.0f) {
+    float x[kDim];
+    LoadAlignedChunk<kDim>(tile.x + chunk * kDim, x);
+    overloads = EncodeRunStep<Kernel, kDim>(c, x, base, t, s);
+  }
+  if (overloads && t < c.t_max) return true;
+  const int64_t g = first + chunk;
+  const int t_chunk = FinishChunk<kRunLevels>(c, g, base == 0.0f, overloads ? -1 : t, s, t_all);
+  // The two symbols with one store, level 0 first (the rows' little-endian order).
+  using Pair = std::conditional_t<sizeof(SymbolT) == 1, uint16_t, uint32_t>;
+  static_assert(kRunLevels == 2, "a pair of symbols per chunk");
+  *reinterpret_cast<Pair*>(symbols + g * sizeof(Pair)) =
+      static_cast<Pair>(s[0] | static_cast<uint32_t>(s[1]) << (8 * sizeof(SymbolT)));
+  *over += t_chunk != 0;
+  *capped += t_chunk < 0;
+  return false;
+}
+
+// Appends `entry` to the tile's list at count (the entries of the lanes before this one first)
+// where `again`; returns the list's new size. Every lane of the warp must call it.
+__device__ int AppendPending(TileShared& tile, bool again, uint16_t entry, int count) {
+  const unsigned votes = __ballot_sync(0xFFFFFFFFu, again);
+  const unsigned before = votes & ((1u << (threadIdx.x % kWarp)) - 1u);
+  if (again) tile.pending[count + __popc(before)] = entry;
+  return count + __popc(votes);
+}
+
+template <class Kernel, int kDim, typename SymbolT>
+__global__ void __launch_bounds__(kTileWarps* kWarp)
+    EncodeTilesKernel(DeviceCodec c, BlockSlice slice, const void* x, uint8_t dtype, uint16_t* scales, uint8_t* t,
+                      uint8_t* symbols, EncodeCounters* counters) {
+  const int warp = static_cast<int>(threadIdx.x / kWarp), lane = static_cast<int>(threadIdx.x % kWarp);
+  TileShared& tile = reinterpret_cast<TileShared*>(DynamicShared())[warp];
+  c.codebook.rep_coords = StageTable(c.codebook.rep_coords, CodebookTableEntries(c),
+                                     kTileWarps * static_cast<int64_t>(sizeof(TileShared)) / 4);
+  const int64_t tile_blocks = TileBlocks(c);
+  const int64_t tiles = (slice.end - slice.begin + tile_blocks - 1) / tile_blocks;
+  // Where every block is whole (no short last block in a row), chunk k of a tile is in its block
+  // k / chunks_per_block.
+  const bool whole_blocks = c.padded_cols == c.blocks_per_row * c.block;
+  unsigned long long over = 0, capped = 0;
+  for (int64_t k = static_cast<int64_t>(blockIdx.x) * kTileWarps + warp; k < tiles;
+       k += static_cast<int64_t>(gridDim.x) * kTileWarps) {
+    const int64_t end = slice.begin + (k + 1) * tile_blocks;
+    const BlockSlice items{slice.begin + k * tile_blocks, end < slice.end ? end : slice.end};
+    const IndexRange entries = SliceEntries(c, items), chunks = SliceChunks(c, items);
+    // The tile's entries, four per lane and load (entries.begin is a multiple of d), as float32.
+    for (int64_t i = 4 * lane; i < entries.size(); i += 4 * kWarp) {
+      float four[4];
+      LoadFourAsFloats(x, dtype, entries.begin + i, four);
+      StoreChunk<4>(four, 4, tile.x + i);
+    }
+    __syncwarp();
+    // Its block scales, a block per half-warp at a time.
+    const int half = lane / kBlockLanes;
+    for (int64_t j = half; j < items.end - items.begin; j += kWarp / kBlockLanes) {
+      const int64_t item = items.begin + j;
+      const int64_t r = DivIndex(item, c.blocks_per_row), b = item - r * c.blocks_per_row;
+      float raw = 0.0f;
+      const bool finite = BlockScaleLanes(c, tile.x + (FirstEntryOfBlockItem(c, item) - entries.begin),
+                                          BlockEnd(c, b) - b * c.block, lane % kBlockLanes, BlockLanesMask(), &raw);
+      if (lane % kBlockLanes != 0) continue;
+      if (!finite) atomicAdd(&counters->refused_blocks, 1u);
+      tile.base[j] =
+          finite ? StoreBlockScale(c, raw, b, scales == nullptr ? nullptr : scales + r * c.blocks_per_row) : 0.0f;
+    }
+    __syncwarp();
+    // Step 0 of every chunk, then step t of those still climbing.
+    int pending = 0;
+    for (int64_t from = 0; from < chunks.size(); from += kWarp) {
+      const int chunk = static_cast<int>(from) + lane;
+      bool again = false;
+      int block = 0;
+      if (chunk < chunks.size()) {
+        const int64_t g = chunks.begin + chunk, r = whole_blocks ? 0 : DivIndex(g, c.chunks_per_row);
+        block = static_cast<int>(whole_blocks
+                                     ? BlockOfChunk(c, chunk)
+                                     : r * c.blocks_per_row + BlockOfChunk(c, g - r * c.chunks_per_row) - items.begin);
+        again =
+            TileChunkStep<Kernel, kDim, SymbolT>(c, tile, chunk, block, 0, chunks.begin, t, symbols, &over, &capped);
+      }
+      pending = AppendPending(tile, again, static_cast<uint16_t>(chunk | block << kTileBlockShift), pending);
+    }
+    for (int step = 1; pending > 0; ++step) {
+      __syncwarp();  // the list is written before it is read
+      int next = 0;  // and rewritten in place: an entry goes no later than the one it came from
+      for (int from = 0; from < pending; from += kWarp) {
+        const int e = from + lane;
+        const uint16_t entry = e < pending ? tile.pending[e] : 0;
+        __syncwarp();  // every lane has read its entry before any is overwritten
+        const bool again = e < pending && TileChunkStep<Kernel, kDim, SymbolT>(
+                                              c, tile, entry & ((1 << kTileBlockShift) - 1), entry >> kTileBlockShift,
+                                              step, chunks.begin, t, symbols, &over, &capped);
+        next = AppendPending(tile, again, entry, next);
+      }
+      pending = next;
+    }
+    __syncwarp();  // the tile's entries are read before the next tile's overwrite them
   }
   CountEncode(over, capped, counters);
 }
@@ -678,16 +858,43 @@ void LaunchGemmTensorCores(const DeviceCodec& c, const uint16_t* scales, const u
 
 }  // namespace
 
+bool EncodesInOnePass(const DeviceCodec& c, const void* x, const uint8_t* t, const void* symbols, KernelPath path) {
+  return UsesRuns(c, path) && TilesApply(c) && RunBuffersAligned(t, symbols) &&
+         reinterpret_cast<uintptr_t>(x) % 16 == 0;
+}
+
+cudaError_t LaunchEncodeTyped(const DeviceCodec& c, const void* x, uint8_t dtype, uint16_t* scales, uint8_t* t,
+                              void* symbols, EncodeCounters* counters, cudaStream_t stream, BlockSlice slice,
+                              KernelPath path) {
+  if (!EncodesInOnePass(c, x, t, symbols, path)) return cudaErrorInvalidValue;
+  slice = ClampSlice(c, slice);
+  if (c.rows * c.cols == 0 || slice.begin == slice.end) return cudaSuccess;
+  const int64_t tiles = (slice.end - slice.begin + TileBlocks(c) - 1) / TileBlocks(c);
+  const size_t shared = TileSharedBytes(c);
+  WithRunTypes(c, [&](auto dim, auto symbol) {
+    WithRunLattice<dim()>(c, [&](auto kernel) {
+      const auto tile_kernel = EncodeTilesKernel<decltype(kernel), dim(), decltype(symbol)>;
+      COSET_LAUNCH(ResidentGridFor(tile_kernel, tiles, kTileWarps, shared), kTileWarps * kWarp, shared, stream,
+                   tile_kernel)
+      (c, slice, x, dtype, scales, t, static_cast<uint8_t*>(symbols), counters);
+    });
+  });
+  return cudaGetLastError();
+}
+
 cudaError_t LaunchEncode(const DeviceCodec& c, const float* x, float* work, float* base, uint16_t* scales, uint8_t* t,
                          void* symbols, EncodeCounters* counters, cudaStream_t stream, BlockSlice slice,
                          KernelPath path) {
   slice = ClampSlice(c, slice);
   if (c.rows * c.cols == 0 || slice.begin == slice.end) return cudaSuccess;
+  if (EncodesInOnePass(c, x, t, symbols, path)) {
+    return LaunchEncodeTyped(c, x, kDTypeFloat32, scales, t, symbols, counters, stream, slice, path);
+  }
+  uint8_t* codes = static_cast<uint8_t*>(symbols);
   COSET_LAUNCH(GridFor(slice.end - slice.begin, kThreads / kBlockLanes), kThreads, 0, stream, PrepareBlocksKernel)
   (c, slice, x, work, base, scales, counters);
   const int64_t chunks = SliceChunks(c, slice).size();
   const size_t shared = StagedBytes(CodebookTableEntries(c));
-  uint8_t* codes = static_cast<uint8_t*>(symbols);
   if (UsesRuns(c, path) && RunBuffersAligned(t, symbols)) {
     WithRunTypes(c, [&](auto dim, auto symbol) {
       WithRunLattice<dim()>(c, [&](auto kernel) {

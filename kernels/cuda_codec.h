@@ -29,11 +29,25 @@ struct EncodeCounters {
 // (BlockSlice; default all), reading and writing only their parts of each buffer, so a caller can
 // encode a tensor slice by slice while other slices cross between host and device. `path`: a
 // thread per chunk, or for kRuns (and kTensorCores) where RunsApply(c) (and t and symbols start
-// on 4- and 16-byte boundaries) a thread per run of kRunChunks chunks (EncodeRunAt's steps); the
-// same codes.
+// on 4- and 16-byte boundaries) a thread per run of kRunChunks chunks (EncodeRunAt's steps), in a
+// single pass where EncodesInOnePass (base is then unused); the same codes.
 cudaError_t LaunchEncode(const DeviceCodec& c, const float* x, float* work, float* base, uint16_t* scales, uint8_t* t,
                          void* symbols, EncodeCounters* counters, cudaStream_t stream, BlockSlice slice = {},
                          KernelPath path = KernelPath::kPerChunk);
+
+// Whether LaunchEncode takes the single-pass encode for these buffers: path kRuns or kTensorCores
+// where TilesApply(c), t and symbols aligned as the run path needs, x on a 16-byte boundary. It then
+// needs neither work nor base, and LaunchEncodeTyped reads x in any input dtype itself.
+bool EncodesInOnePass(const DeviceCodec& c, const void* x, const uint8_t* t, const void* symbols, KernelPath path);
+
+// LaunchEncode on the entries x of `dtype` (kDTypeFloat32, kDTypeFloat64, kDTypeBfloat16,
+// kDTypeFloat16), each widened to float32 as it is read (exact for the 16-bit types; float64 rounds
+// as ToFloat does on the CPU), so that typed input takes no conversion pass. Where
+// EncodesInOnePass only (cudaErrorInvalidValue elsewhere: convert with LaunchToFloat, then
+// LaunchEncode).
+cudaError_t LaunchEncodeTyped(const DeviceCodec& c, const void* x, uint8_t dtype, uint16_t* scales, uint8_t* t,
+                              void* symbols, EncodeCounters* counters, cudaStream_t stream, BlockSlice slice = {},
+                              KernelPath path = KernelPath::kRuns);
 
 // Decodes into out (rows * cols floats). Scratch: work (rows * padded_cols floats; unused, may be
 // null, when ReadsInPlace). T values must be at most t_max (check them on the host, as the blob

@@ -145,8 +145,8 @@ struct Stacks {
 Stacks g_stacks;
 
 std::string Describe(const Lane& lane, int index) {
-  static const char* const kOps[] = {"__shfl_sync", "__shfl_down_sync", "__shfl_xor_sync",
-                                     "__all_sync",  "__syncwarp",       "a warp exchange (MMA)"};
+  static const char* const kOps[] = {"__shfl_sync",   "__shfl_down_sync", "__shfl_xor_sync",      "__all_sync",
+                                     "__ballot_sync", "__syncwarp",       "a warp exchange (MMA)"};
   char line[160];
   switch (lane.state) {
     case Lane::State::kAtWarpOp:
@@ -239,9 +239,12 @@ bool TryResolveWarp(Run& run, int index) {
     }
     return run.lanes[static_cast<size_t>(warp_first + src)].value;
   };
-  uint64_t all = 1;
+  uint64_t all = 1, ballot = 0;
   for (int l = 0; l < kWarpSize; ++l) {
-    if (InMask(arrived.mask, l)) all &= run.lanes[static_cast<size_t>(warp_first + l)].value != 0;
+    if (!InMask(arrived.mask, l)) continue;
+    const bool vote = run.lanes[static_cast<size_t>(warp_first + l)].value != 0;
+    all &= vote;
+    ballot |= static_cast<uint64_t>(vote) << l;
   }
   for (int l = 0; l < kWarpSize; ++l) {
     if (!InMask(arrived.mask, l)) continue;
@@ -261,6 +264,9 @@ bool TryResolveWarp(Run& run, int index) {
       }
       case WarpOp::kAll:
         lane.result = all;
+        break;
+      case WarpOp::kBallot:
+        lane.result = ballot;
         break;
       case WarpOp::kSync:
         lane.result = 0;

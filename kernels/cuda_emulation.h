@@ -53,7 +53,7 @@ struct ThreadIndices {
 const ThreadIndices& CurrentThread();
 
 // The warp collectives, by kind; value and the result hold up to 8 bytes.
-enum class WarpOp { kShuffle, kShuffleDown, kShuffleXor, kAll, kSync, kExchange };
+enum class WarpOp { kShuffle, kShuffleDown, kShuffleXor, kAll, kBallot, kSync, kExchange };
 uint64_t WarpCollective(WarpOp op, unsigned int mask, uint64_t value, int arg, int width);
 
 // A collective of the whole warp for the emulation of warp-wide instructions (an MMA): each lane
@@ -131,6 +131,11 @@ T __shfl_xor_sync(unsigned int mask, T value, int lane_mask, int width = 32) {
 inline int __all_sync(unsigned int mask, int predicate) {
   return static_cast<int>(coset::emu::WarpCollective(coset::emu::WarpOp::kAll, mask, predicate != 0, 0, 32));
 }
+inline unsigned int __ballot_sync(unsigned int mask, int predicate) {
+  return static_cast<unsigned int>(
+      coset::emu::WarpCollective(coset::emu::WarpOp::kBallot, mask, predicate != 0, 0, 32));
+}
+inline int __popc(unsigned int x) { return __builtin_popcount(x); }
 inline void __syncwarp(unsigned int mask = 0xFFFFFFFFu) {
   coset::emu::WarpCollective(coset::emu::WarpOp::kSync, mask, 0, 0, 32);
 }
@@ -160,6 +165,14 @@ inline unsigned int __byte_perm(unsigned int x, unsigned int y, unsigned int sel
     result |= (static_cast<unsigned int>(bytes >> (8 * index)) & 0xFFu) << (8 * i);
   }
   return result;
+}
+
+// Two blocks of any kernel at a time on the emulation's one multiprocessor, so that the kernels
+// sized by it (ResidentGridFor) loop grid-stride too.
+template <typename... Params>
+cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, void (*)(Params...), int, size_t) {
+  *blocks = 2;
+  return cudaSuccess;
 }
 
 // kernel<<<grid, block, shared, stream>>>(args...), spelled so that both builds read it.

@@ -339,35 +339,48 @@ absl::StatusOr<CompressedTensor> CudaCodec::EncodeHost(const TensorCodec& codec,
   const bool typed = x_dtype != DType::kFloat32;
   DeviceMemory ramp, signs, raw, input, work, base, scales, t, symbols, counters;
   COSET_ASSIGN_OR_RETURN(const device::DeviceCodec c, OnDevice(plan, &ramp, &signs));
-  // Typed input crosses in its own width (raw) and is widened on the device into `input`.
-  if (typed) COSET_RETURN_IF_ERROR(raw.Allocate(in_bytes * numel));
-  COSET_RETURN_IF_ERROR(input.Allocate(sizeof(float) * numel));
-  if (!device::ReadsInPlace(c)) COSET_RETURN_IF_ERROR(work.Allocate(sizeof(float) * l.rows * l.padded_cols));
-  COSET_RETURN_IF_ERROR(base.Allocate(sizeof(float) * l.rows * l.blocks_per_row));
   COSET_RETURN_IF_ERROR(scales.Allocate(sizeof(uint16_t) * l.rows * l.blocks_per_row));
   COSET_RETURN_IF_ERROR(t.Allocate(l.rows * l.chunks_per_row));
   COSET_RETURN_IF_ERROR(symbols.Allocate(device::SymbolBufferBytes(plan)));
   COSET_RETURN_IF_ERROR(counters.Allocate(sizeof(device::EncodeCounters)));
+  // x's bytes land in `raw` in their own width; float32 is the encode's `input` itself. The
+  // single-pass encode reads any width; the other kernels read float32, widened into `input`.
+  COSET_RETURN_IF_ERROR(raw.Allocate(in_bytes * numel));
+  const bool one_pass =
+      device::EncodesInOnePass(c, raw.as<void>(), t.as<uint8_t>(), symbols.as<void>(), codec_kernels_);
+  const float* encoded = raw.as<float>();  // what LaunchEncode reads
+  if (typed && !one_pass) {
+    COSET_RETURN_IF_ERROR(input.Allocate(sizeof(float) * numel));
+    encoded = input.as<float>();
+  }
+  if (!one_pass) COSET_RETURN_IF_ERROR(base.Allocate(sizeof(float) * l.rows * l.blocks_per_row));
+  if (!device::ReadsInPlace(c)) COSET_RETURN_IF_ERROR(work.Allocate(sizeof(float) * l.rows * l.padded_cols));
   COSET_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(counters.as<void>(), 0, sizeof(device::EncodeCounters), stream));
   std::vector<uint16_t> host_scales(l.rows * l.blocks_per_row);
   std::vector<uint8_t> host_t(l.rows * l.chunks_per_row);
   std::vector<uint8_t> host_symbols(device::SymbolBufferBytes(plan));
   const bool scaled = c.scale != device::kScaleNone;
   const int64_t symbol_bytes_per_chunk = c.symbols_per_chunk * c.symbol_bytes;
-  uint8_t* landing = typed ? raw.as<uint8_t>() : input.as<uint8_t>();  // where x's bytes go on the device
+  uint8_t* landing = raw.as<uint8_t>();  // where x's bytes go on the device
 
   // The kernels on one slice of blocks, once its input is on the device (queued on `stream`).
   auto encode_slice = [&](device::BlockSlice slice) -> absl::Status {
     slice = device::ClampSlice(c, slice);
+    if (one_pass) {
+      COSET_CUDA_RETURN_IF_ERROR(device::LaunchEncodeTyped(
+          c, raw.as<void>(), static_cast<uint8_t>(x_dtype), scales.as<uint16_t>(), t.as<uint8_t>(), symbols.as<void>(),
+          counters.as<device::EncodeCounters>(), stream, slice, codec_kernels_));
+      return absl::OkStatus();
+    }
     if (typed) {
       const device::IndexRange entries = device::SliceEntries(c, slice);
       COSET_CUDA_RETURN_IF_ERROR(device::LaunchToFloat(raw.as<uint8_t>() + in_bytes * entries.begin,
                                                        static_cast<uint8_t>(x_dtype), entries.size(),
                                                        input.as<float>() + entries.begin, stream));
     }
-    COSET_CUDA_RETURN_IF_ERROR(device::LaunchEncode(
-        c, input.as<float>(), work.as<float>(), base.as<float>(), scales.as<uint16_t>(), t.as<uint8_t>(),
-        symbols.as<void>(), counters.as<device::EncodeCounters>(), stream, slice, codec_kernels_));
+    COSET_CUDA_RETURN_IF_ERROR(
+        device::LaunchEncode(c, encoded, work.as<float>(), base.as<float>(), scales.as<uint16_t>(), t.as<uint8_t>(),
+                             symbols.as<void>(), counters.as<device::EncodeCounters>(), stream, slice, codec_kernels_));
     return absl::OkStatus();
   };
 

@@ -255,16 +255,16 @@ COSET_HD const float* BlockInput(const DeviceCodec& c, const float* x_row, int64
   return work_row + b * c.block;
 }
 
-// Stores the bf16 scale of block b (when scaled) and its base step (scale * beta, or 0 when it
-// would underflow and the block is coded as zeros). raw: BlockRms / BlockAbsMax of the block.
-COSET_HD void StoreBlockScale(const DeviceCodec& c, float raw, int64_t b, uint16_t* scales_row, float* base_row) {
+// Stores the bf16 scale of block b (when scaled) and returns its base step (scale * beta, or 0 when
+// it would underflow and the block is coded as zeros). raw: BlockRms / BlockAbsMax of the block.
+COSET_HD float StoreBlockScale(const DeviceCodec& c, float raw, int64_t b, uint16_t* scales_row) {
   float scale = 1.0f;
   if (c.scale != kScaleNone) {
     scales_row[b] = FloatToBf16(raw);
     scale = Bf16ToFloat(scales_row[b]);
   }
   const float base = scale * c.beta;
-  base_row[b] = base >= kMinStep ? base : 0.0f;
+  return base >= kMinStep ? base : 0.0f;
 }
 
 // Returns false when the block cannot be encoded: a NaN/Inf entry, or a rotation that overflows
@@ -276,7 +276,7 @@ COSET_HD bool PrepareBlock(const DeviceCodec& c, const float* x_row, int64_t b, 
   const float* v = BlockInput(c, x_row, b, work_row);
   if (FirstNonFinite(v, n) >= 0) return false;
   const float raw = c.scale == kScaleRms ? BlockRms(v, n) : (c.scale == kScaleAbsMax ? BlockAbsMax(v, n) : 0.0f);
-  StoreBlockScale(c, raw, b, scales_row, base_row);
+  base_row[b] = StoreBlockScale(c, raw, b, scales_row);
   return true;
 }
 
@@ -309,12 +309,13 @@ COSET_HD bool EncodeChunkStep(const DeviceCodec& c, const float* x, float base, 
 
 // The end of chunk `chunk`'s ladder: t its T, or -1 when it still overloads at t_max. In a zero
 // block (base 0: t is 0) and when capped, its symbols are zero; a capped chunk's T is t_max, as
-// the CPU writes them. Returns t.
-template <typename SymbolT>
+// the CPU writes them. Returns t. kSymbols > 0: the codec's symbols_per_chunk, known at compile
+// time (so that s may be an array in a GPU's registers).
+template <int kSymbols = 0, typename SymbolT>
 COSET_HD int FinishChunk(const DeviceCodec& c, int64_t chunk, bool zero_block, int t, SymbolT* s, uint8_t* t_row) {
   const bool capped = t < 0;
   if (zero_block || capped) {
-    for (int64_t i = 0; i < c.symbols_per_chunk; ++i) s[i] = 0;
+    for (int64_t i = 0; i < (kSymbols > 0 ? kSymbols : c.symbols_per_chunk); ++i) s[i] = 0;
   }
   t_row[chunk] = static_cast<uint8_t>(capped ? c.t_max : t);
   return t;
@@ -489,6 +490,12 @@ COSET_HD bool RunsApply(const DeviceCodec& c) {
 
 COSET_HD bool UsesRuns(const DeviceCodec& c, KernelPath path) { return RunPath(path) && RunsApply(c); }
 
+// Whether the run path's encode is the single-pass kernel (cuda_codec.cu's EncodeTilesKernel: a
+// warp per tile of whole blocks, up to kTileEntries entries, read once into shared memory): the
+// run path's codecs read in place (no rotation, no padding) with blocks of at most kTileEntries.
+constexpr int kTileEntries = 2048;
+COSET_HD bool TilesApply(const DeviceCodec& c) { return RunsApply(c) && ReadsInPlace(c) && c.block <= kTileEntries; }
+
 // f(dim, symbol) for the run path's instantiations (as WithChunkTypes; c must satisfy RunsApply).
 template <class F>
 void WithRunTypes(const DeviceCodec& c, F&& f) {
@@ -544,6 +551,36 @@ COSET_HD void LoadAlignedChunk(const float* p, float* out) {
 #else
   for (int i = 0; i < kDim; ++i) out[i] = p[i];
 #endif
+}
+
+// Entries i..i+3 of x (dtype) widened to float32 as ElementToFloat widens them, read on a GPU with
+// one 16-byte load of float32, one 8-byte load of the 16-bit types and two 16-byte loads of
+// float64: x + i then starts on a 16-byte boundary (8 for the 16-bit types).
+COSET_HD void LoadFourAsFloats(const void* x, uint8_t dtype, int64_t i, float* out) {
+  uint32_t w[8];
+  switch (dtype) {
+    case kDTypeFloat64:
+      LoadWords<4>(static_cast<const double*>(x) + i, w);
+      LoadWords<4>(static_cast<const double*>(x) + i + 2, w + 4);
+      for (int k = 0; k < 4; ++k) {
+        const uint64_t bits = static_cast<uint64_t>(w[2 * k + 1]) << 32 | w[2 * k];
+        double value;
+        std::memcpy(&value, &bits, sizeof value);
+        out[k] = static_cast<float>(value);
+      }
+      return;
+    case kDTypeBfloat16:
+    case kDTypeFloat16:
+      LoadWords<2>(static_cast<const uint16_t*>(x) + i, w);
+      for (int k = 0; k < 4; ++k) {
+        const uint16_t half = static_cast<uint16_t>(w[k / 2] >> (16 * (k % 2)));
+        out[k] = dtype == kDTypeBfloat16 ? Bf16ToFloat(half) : HalfBitsToFloat(half);
+      }
+      return;
+    default:
+      LoadWords<4>(static_cast<const float*>(x) + i, w);
+      for (int k = 0; k < 4; ++k) out[k] = BitsToFloat(w[k]);
+  }
 }
 
 // Symbol i of SymbolT (one or two bytes) in little-endian words w.

@@ -155,7 +155,7 @@ smoke() {
 #   profile          time, DRAM and SM throughput (% of peak) of the first 48 kernel launches
 #   profile detail   also instructions, divergence, shared-memory bank conflicts, occupancy and
 #                    the stall reasons, of the first encode / decode launches per chunk, of the
-#                    run and packed paths (KernelPath::kRuns), and of the first GEMM launches
+#                    run, packed and tile paths (KernelPath::kRuns), and of the first GEMM launches
 # One line per kernel launch.
 NCU_BASIC=gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__throughput.avg.pct_of_peak_sustained_elapsed
 NCU_DETAIL=$NCU_BASIC,smsp__inst_executed.sum,smsp__thread_inst_executed_per_inst_executed.ratio,\
@@ -170,7 +170,7 @@ profile() {
   local rc=0
   if [[ ${1:-} == detail ]]; then
     ncu_table detail-codec --metrics "$NCU_DETAIL" -k regex:Chunks --launch-count 6 || rc=1
-    ncu_table detail-runs --metrics "$NCU_DETAIL" -k 'regex:Runs|Packed' --launch-count 6 || rc=1
+    ncu_table detail-runs --metrics "$NCU_DETAIL" -k 'regex:Runs|Packed|Tiles' --launch-count 6 || rc=1
     ncu_table detail-gemm --metrics "$NCU_DETAIL" -k regex:Gemm --launch-count 6 || rc=1
   else
     ncu_table basic --metrics "$NCU_BASIC" -k regex:Kernel --launch-count 48 || rc=1

@@ -103,6 +103,21 @@ inline void RunGrid(const CodecUnderTest& device) {
   ::testing::Test::RecordProperty("grid_cases", cases);  // in the test's XML report
 }
 
+// x of `shape` with a NaN, then an Inf, at entry 1500, refused as the CPU codec refuses it (its
+// message), under rms and absmax scales.
+inline void ExpectNonFiniteRefused(const CodecUnderTest& device, const std::vector<float>& x,
+                                   const std::vector<int64_t>& shape) {
+  CodecParams p;
+  for (float bad : {std::nanf(""), INFINITY}) {
+    for (ScaleMode scale : {ScaleMode::kRms, ScaleMode::kAbsMax}) {
+      p.scale = scale;
+      std::vector<float> y = x;
+      y[1500] = bad;
+      ExpectSameAsCpu(device, p, y, shape, absl::StrCat("non-finite ", bad, " ", ScaleModeName(scale)));
+    }
+  }
+}
+
 // Capped chunks (t_max 2: the 100x entries cannot fit), zeroed or refused; NaN and Inf refused
 // with the CPU's message; an empty last dimension.
 inline void RunEdgeCases(const CodecUnderTest& device) {
@@ -116,19 +131,50 @@ inline void RunEdgeCases(const CodecUnderTest& device) {
   ExpectSameAsCpu(device, p, x, {2, 1000}, "capped, zeroed");
   p.on_cap = CapPolicy::kFail;
   ExpectSameAsCpu(device, p, x, {2, 1000}, "capped, refused");
+  ExpectNonFiniteRefused(device, x, {2, 1000});
   p = CodecParams{};
-  for (float bad : {std::nanf(""), INFINITY}) {
-    for (ScaleMode scale : {ScaleMode::kRms, ScaleMode::kAbsMax}) {
-      p.scale = scale;
-      std::vector<float> y = x;
-      y[1500] = bad;
-      ExpectSameAsCpu(device, p, y, {2, 1000}, absl::StrCat("non-finite ", bad));
-    }
-  }
   p.rotate = true;
   std::vector<float> huge(512, 3e38f);
   ExpectSameAsCpu(device, p, huge, {2, 256}, "rotation overflow");
   ExpectSameAsCpu(device, CodecParams{}, {}, {3, 0}, "no entries");
+}
+
+// Where the run paths apply (RunsApply: rows of whole runs of four chunks; and rows read in place
+// with blocks of at most 2048 entries for the single-pass encode's tiles), which the grid and the
+// edge cases above mostly miss: capped chunks zeroed and refused, NaN and Inf refused in both
+// scale modes, no scales, blocks of 64, 2048 and 4096 entries (16, 1 and no block per tile: the
+// run path's two kernels), a short last block in each row, rows shorter than a block (many rows
+// per tile), D8 and E8.
+inline void RunRunPathCases(const CodecUnderTest& device) {
+  const std::vector<float> x = TestRows(1024, 41);
+  CodecParams p;  // D4 q=4 M=2, rms
+  p.t_max = 2;
+  p.on_cap = CapPolicy::kZero;
+  EncodeStats stats;
+  ASSERT_TRUE(TensorCodec::Create(p)->Encode(x.data(), {2, 1024}, DType::kFloat32, nullptr, &stats).ok());
+  EXPECT_GT(stats.capped, 0);  // the case exercises the cap
+  for (CapPolicy cap : {CapPolicy::kZero, CapPolicy::kFail}) {
+    p.on_cap = cap;
+    ExpectSameAsCpu(device, p, x, {2, 1024}, absl::StrCat("capped, ", CapPolicyName(cap)));
+  }
+  ExpectNonFiniteRefused(device, x, {2, 1024});
+  p = CodecParams{};
+  p.scale = ScaleMode::kNone;
+  p.beta = 0.25f;
+  ExpectSameAsCpu(device, p, x, {2, 1024}, "no scales");
+  p = CodecParams{};
+  const std::vector<float> wide = testing_util::Gaussian(4 * 4096, 43);
+  for (int block : {64, 2048, 4096}) {
+    p.block = block;
+    ExpectSameAsCpu(device, p, wide, {4, 4096}, absl::StrCat("blocks of ", block));
+  }
+  p = CodecParams{};
+  ExpectSameAsCpu(device, p, TestRows(272, 44), {2, 272}, "a short last block");
+  ExpectSameAsCpu(device, p, testing_util::Gaussian(300 * 16, 45), {300, 16}, "rows of 16");
+  for (const char* lattice : {"D8", "E8"}) {
+    p.lattice = *Lattice::Parse(lattice);
+    ExpectSameAsCpu(device, p, TestRows(320, 46), {2, 320}, lattice);
+  }
 }
 
 // A GEMM on codes under test: out[b * N + n] = <queries[b], decode(weights)[n]>.

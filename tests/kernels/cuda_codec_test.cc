@@ -144,35 +144,40 @@ TEST(CudaCodecTest, GemmByDecodeThenCublasMatchesDecodeThenDot) {
 }
 
 // Typed inputs widened and outputs narrowed on the device: the CPU's blobs and values, bit for bit,
-// for float64, bfloat16 and float16 (NaN refused in the CPU's words).
+// for float64, bfloat16 and float16 (NaN refused in the CPU's words); rows rotated (widened before
+// the encode) and rows of the default code that the run path's single-pass encode reads typed.
 void ExpectTypedMatchesCpu(CudaCodec* cuda) {
-  CodecParams p;
-  p.rotate = true;
-  const TensorCodec tc = *TensorCodec::Create(p);
-  const std::vector<int64_t> shape = {7, 300};
-  const std::vector<float> x = device_testing::TestRows(1050, 21);
-  for (const DType dtype : {DType::kFloat64, DType::kBfloat16, DType::kFloat16}) {
-    SCOPED_TRACE(DTypeName(dtype));
-    std::vector<uint64_t> typed(x.size());  // 8-byte aligned for every dtype
-    FromFloat(x.data(), static_cast<int64_t>(x.size()), dtype, typed.data());
-    CompressedTensor cpu;
-    ASSERT_TRUE(tc.EncodeTypedInto(typed.data(), dtype, shape, nullptr, nullptr, &cpu).ok());
-    const absl::StatusOr<CompressedTensor> gpu = cuda->EncodeTyped(tc, typed.data(), dtype, shape, nullptr);
-    ASSERT_TRUE(gpu.ok()) << gpu.status();
-    EXPECT_EQ(Serialize(*gpu), Serialize(cpu));
-    const size_t bytes = DTypeBytes(dtype) * x.size();
-    std::vector<uint64_t> cpu_out(x.size(), 0), gpu_out(x.size(), 1);
-    ASSERT_TRUE(tc.DecodeTyped(cpu, cpu_out.data(), dtype).ok());
-    ASSERT_TRUE(cuda->DecodeTyped(cpu, gpu_out.data(), dtype).ok());
-    EXPECT_EQ(0, std::memcmp(cpu_out.data(), gpu_out.data(), bytes));
-    std::vector<uint64_t> bad = typed;
-    std::vector<float> with_nan = x;
-    with_nan[777] = NAN;
-    FromFloat(with_nan.data(), static_cast<int64_t>(x.size()), dtype, bad.data());
-    CompressedTensor refused;
-    const absl::Status cpu_status = tc.EncodeTypedInto(bad.data(), dtype, shape, nullptr, nullptr, &refused);
-    EXPECT_FALSE(cpu_status.ok());
-    EXPECT_EQ(cuda->EncodeTyped(tc, bad.data(), dtype, shape, nullptr).status(), cpu_status);
+  for (const bool rotate : {true, false}) {
+    SCOPED_TRACE(rotate ? "rotated, 7 x 300" : "2 x 1024");
+    CodecParams p;
+    p.rotate = rotate;
+    const TensorCodec tc = *TensorCodec::Create(p);
+    const int64_t cols = rotate ? 1050 : 1024;  // TestRows's two rows, rotated as 7 x 300
+    const std::vector<int64_t> shape = rotate ? std::vector<int64_t>{7, 300} : std::vector<int64_t>{2, cols};
+    const std::vector<float> x = device_testing::TestRows(cols, 21);
+    for (const DType dtype : {DType::kFloat64, DType::kBfloat16, DType::kFloat16}) {
+      SCOPED_TRACE(DTypeName(dtype));
+      std::vector<uint64_t> typed(x.size());  // 8-byte aligned for every dtype
+      FromFloat(x.data(), static_cast<int64_t>(x.size()), dtype, typed.data());
+      CompressedTensor cpu;
+      ASSERT_TRUE(tc.EncodeTypedInto(typed.data(), dtype, shape, nullptr, nullptr, &cpu).ok());
+      const absl::StatusOr<CompressedTensor> gpu = cuda->EncodeTyped(tc, typed.data(), dtype, shape, nullptr);
+      ASSERT_TRUE(gpu.ok()) << gpu.status();
+      EXPECT_EQ(Serialize(*gpu), Serialize(cpu));
+      const size_t bytes = DTypeBytes(dtype) * x.size();
+      std::vector<uint64_t> cpu_out(x.size(), 0), gpu_out(x.size(), 1);
+      ASSERT_TRUE(tc.DecodeTyped(cpu, cpu_out.data(), dtype).ok());
+      ASSERT_TRUE(cuda->DecodeTyped(cpu, gpu_out.data(), dtype).ok());
+      EXPECT_EQ(0, std::memcmp(cpu_out.data(), gpu_out.data(), bytes));
+      std::vector<uint64_t> bad = typed;
+      std::vector<float> with_nan = x;
+      with_nan[777] = NAN;
+      FromFloat(with_nan.data(), static_cast<int64_t>(x.size()), dtype, bad.data());
+      CompressedTensor refused;
+      const absl::Status cpu_status = tc.EncodeTypedInto(bad.data(), dtype, shape, nullptr, nullptr, &refused);
+      EXPECT_FALSE(cpu_status.ok());
+      EXPECT_EQ(cuda->EncodeTyped(tc, bad.data(), dtype, shape, nullptr).status(), cpu_status);
+    }
   }
 }
 
@@ -337,14 +342,17 @@ TEST(CudaCodecTest, PipelinedStagingMatchesTheCpu) {
 }
 
 // The run paths of the encode and decode kernels (KernelPath::kRuns: a thread per run of four
-// chunks, where RunsApply): the grid and the edge cases, whole and through the pipeline's slices of
-// one block, and 16 MiB of D4 and E8, all the CPU codec's bytes and floats.
+// chunks, where RunsApply; the single-pass encode where TilesApply): the grid, the edge cases, the
+// run path's own cases and typed data, whole and through the pipeline's slices of one block, and
+// 16 MiB of D4 and E8, all the CPU codec's bytes and floats.
 TEST(CudaCodecTest, RunPathsMatchTheCpu) {
   COSET_REQUIRE_GPU(codec);
   CudaCodec* cuda = codec->get();
   cuda->set_codec_kernels(device::KernelPath::kRuns);
   device_testing::RunGrid(OnDevice(cuda));
   device_testing::RunEdgeCases(OnDevice(cuda));
+  device_testing::RunRunPathCases(OnDevice(cuda));
+  ExpectTypedMatchesCpu(cuda);
   for (const char* lattice : {"D4", "E8"}) {
     CodecParams p;
     p.lattice = *Lattice::Parse(lattice);
@@ -354,6 +362,8 @@ TEST(CudaCodecTest, RunPathsMatchTheCpu) {
   cuda->set_staging({StagingOptions::Mode::kPipelined, 1024});
   device_testing::RunGrid(OnDevice(cuda));
   device_testing::RunEdgeCases(OnDevice(cuda));
+  device_testing::RunRunPathCases(OnDevice(cuda));
+  ExpectTypedMatchesCpu(cuda);
 }
 
 TEST(CudaCodecTest, LargeTensorMatchesCpuCodec) {

@@ -25,7 +25,10 @@ TEST(CudaEmulationTest, GridStrideLoopsCoverEveryItemOnce) {
 }
 
 // Per lane: the warp sum by __shfl_down_sync, lane 0's value by __shfl_sync, the butterfly max by
-// __shfl_xor_sync within groups of 8, the value of lane (l + 3) mod 16 of its half, and __all_sync.
+// __shfl_xor_sync within groups of 8, the value of lane (l + 3) mod 16 of its half, __all_sync,
+// the warp's votes for odd values by __ballot_sync and its half's, and their count (__popc).
+constexpr int kShuffleFields = 8;
+
 void Shuffles(const int* in, int* out) {
   const int lane = static_cast<int>(threadIdx.x % 32);
   const int v = in[threadIdx.x];
@@ -35,21 +38,25 @@ void Shuffles(const int* in, int* out) {
   for (int offset = 4; offset > 0; offset /= 2)
     group_max = max(group_max, __shfl_xor_sync(0xFFFFFFFFu, group_max, offset, 8));
   const unsigned half = 0xFFFFu << (lane / 16 * 16);
-  int* row = out + 5 * threadIdx.x;
+  int* row = out + kShuffleFields * threadIdx.x;
   row[0] = sum;
   row[1] = __shfl_sync(0xFFFFFFFFu, v, 0);
   row[2] = group_max;
   row[3] = __shfl_sync(half, v, lane + 3, 16);
   row[4] = __all_sync(0xFFFFFFFFu, v >= 0);
+  const unsigned votes = __ballot_sync(0xFFFFFFFFu, v % 2);
+  row[5] = static_cast<int>(votes);
+  row[6] = static_cast<int>(__ballot_sync(half, v % 2));
+  row[7] = __popc(votes);
 }
 
 TEST(CudaEmulationTest, ShufflesGiveCudasResults) {
-  std::vector<int> in(64), out(5 * 64, -1);
+  std::vector<int> in(64), out(kShuffleFields * 64, -1);
   for (int i = 0; i < 64; ++i) in[static_cast<size_t>(i)] = (i * 37) % 64;
   COSET_LAUNCH(1, 64, 0, nullptr, Shuffles)(in.data(), out.data());
   for (int t = 0; t < 64; ++t) {
     const int warp = t / 32 * 32, lane = t % 32;
-    const int* row = out.data() + 5 * t;
+    const int* row = out.data() + kShuffleFields * t;
     if (lane == 0) {
       EXPECT_EQ(row[0], std::accumulate(in.begin() + warp, in.begin() + warp + 32, 0)) << t;
     }
@@ -58,6 +65,17 @@ TEST(CudaEmulationTest, ShufflesGiveCudasResults) {
     EXPECT_EQ(row[2], *std::max_element(in.begin() + group, in.begin() + group + 8)) << t;
     EXPECT_EQ(row[3], in[static_cast<size_t>(warp + lane / 16 * 16 + (lane % 16 + 3) % 16)]) << t;
     EXPECT_EQ(row[4], 1) << t;
+    unsigned votes = 0, half_votes = 0;
+    for (int l = 0; l < 32; ++l) {
+      const bool odd = in[static_cast<size_t>(warp + l)] % 2 != 0;
+      votes |= static_cast<unsigned>(odd) << l;
+      if (l / 16 == lane / 16) half_votes |= static_cast<unsigned>(odd) << l;
+    }
+    EXPECT_EQ(static_cast<unsigned>(row[5]), votes) << t;
+    EXPECT_EQ(static_cast<unsigned>(row[6]), half_votes) << t;
+    EXPECT_EQ(row[7], __builtin_popcount(votes)) << t;
+    EXPECT_NE(votes, 0u);
+    EXPECT_NE(votes, 0xFFFFFFFFu);
   }
 }
 

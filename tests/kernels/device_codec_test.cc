@@ -13,12 +13,14 @@ namespace coset {
 namespace {
 
 // The device steps in slices of blocks_per_slice blocks (0: the whole tensor at once), with the
-// kernels' steps for `path`; *run_encodes, when given, counts the encodes the run path served.
+// kernels' steps for `path`; *run_encodes, when given, counts the encodes the run path served, and
+// *tile_encodes those a GPU's run path encodes in one pass (TilesApply).
 device_testing::CodecUnderTest HostSteps(int64_t blocks_per_slice = 0,
                                          device::KernelPath path = device::KernelPath::kPerChunk,
-                                         int64_t* run_encodes = nullptr) {
+                                         int64_t* run_encodes = nullptr, int64_t* tile_encodes = nullptr) {
   return {[=](const TensorCodec& codec, const float* x, const std::vector<int64_t>& shape, EncodeStats* stats) {
             if (run_encodes != nullptr) *run_encodes += device::UsesRuns(device::MakePlan(codec, shape)->view(), path);
+            if (tile_encodes != nullptr) *tile_encodes += device::TilesApply(device::MakePlan(codec, shape)->view());
             return device::EncodeWithDeviceSteps(codec, x, shape, DType::kFloat32, stats, blocks_per_slice, path);
           },
           [=](const CompressedTensor& tensor, float* out) {
@@ -40,8 +42,9 @@ TEST(DeviceCodecTest, SlicesOfBlocksMatchTheCpuCodec) {
 
 // The run paths (KernelPath::kRuns: a thread per run of four chunks, EncodeRunAt / DecodeRunAt,
 // where RunsApply: D4, D8 and E8 with two levels of byte or 16-bit symbols; per chunk elsewhere):
-// on the whole grid (padded and rotated rows, every scale mode) and the edge cases (zero and tiny
-// blocks, capped chunks), whole and in slices, the CPU codec's bytes and floats.
+// on the whole grid (padded and rotated rows, every scale mode), the edge cases and the cases made
+// for the run path (RunRunPathCases: capped chunks, NaN and Inf, other blocks, short blocks and
+// rows, D8 and E8), whole and in slices, the CPU codec's bytes and floats.
 TEST(DeviceCodecTest, RunPathsMatchTheCpuCodec) {
   int64_t run_encodes = 0;
   device_testing::RunGrid(HostSteps(0, device::KernelPath::kRuns, &run_encodes));
@@ -50,6 +53,13 @@ TEST(DeviceCodecTest, RunPathsMatchTheCpuCodec) {
   device_testing::RunGrid(HostSteps(3, device::KernelPath::kRuns, &run_encodes));
   device_testing::RunEdgeCases(HostSteps(0, device::KernelPath::kRuns, &run_encodes));
   device_testing::RunEdgeCases(HostSteps(1, device::KernelPath::kRuns, &run_encodes));
+  const int64_t before_run_cases = run_encodes;
+  int64_t tile_encodes = 0;
+  device_testing::RunRunPathCases(HostSteps(0, device::KernelPath::kRuns, &run_encodes, &tile_encodes));
+  device_testing::RunRunPathCases(HostSteps(1, device::KernelPath::kRuns, &run_encodes, &tile_encodes));
+  // Each of their 14 encodes runs the run path; on a GPU all but blocks of 4096 in one pass.
+  EXPECT_EQ(run_encodes - before_run_cases, 2 * 14);
+  EXPECT_EQ(tile_encodes, 2 * 13);
   // D4, D8 and E8 at q = 4, M = 2 on rows of 255 and 256 entries (whole runs once padded), rotated
   // and not, in every scale mode: 36 of the grid's encodes; then as many in slices, and the edges.
   EXPECT_EQ(on_the_grid, 36);
