@@ -17,19 +17,19 @@
 // line; each kernel path (a thread per chunk, and "runs_": KernelPath::kRuns, the single-pass tile
 // encode for these codes and the packed decode for D4 (the run decode for E8), with a check that
 // its codes and floats are the per-chunk kernels'); and the same in bf16 ("bf16_": bf16 in, or out,
-// against a copy of those bytes; the single-pass encode reads bf16 itself, the other kernels widen
-// and narrow through float32 buffers). Then where a 64 MiB host tensor's encode and decode spend their
-// time ("host_path": uploads from pageable and pinned memory, CudaCodec::Encode / Decode whole and pipelined (through
-// the staging slots from pageable memory, and in place from pinned memory; with a check that the results are the whole
-// path's), the blob's serialization and the CPU codec, host clocks). Then GEMM on codes (D4, and E8 at 8192 x 8192;
-// weights N x K, B queries), for each of CudaCodec::Gemm's methods ("kernel": "tensor-cores", LaunchGemm's
-// kTensorCores kernel for D4 from 5 queries on; LaunchGemm's kRuns kernel, "packed" for D4 and "runs" for E8; the
-// "per-chunk" kernel; and, where cuBLAS loads, "decode-cublas": the decode to float32 plus
-// cuBLAS SGEMM): its time; the time a bf16 GEMV/GEMM that only streams its 2-byte weights at the measured copy
-// bandwidth would need; and, where the machine has cuBLAS (loaded at run time), cublasGemmEx in bf16 on the decoded
-// weights, the decode's own time, and the largest difference from cublasGemmEx in float32 relative to the largest
-// result. Also DotRows from the two-sided LUT on two 8192 x 8192 codes, against a device copy of their bytes. Exits 1,
-// saying why, when there is no usable CUDA device.
+// against a copy of those bytes; the run path's encode reads bf16 and its decodes store bf16
+// themselves, the per-chunk kernels widen and narrow through float32 buffers). Then where a 64 MiB host tensor's encode
+// and decode spend their time ("host_path": uploads from pageable and pinned memory, CudaCodec::Encode / Decode whole
+// and pipelined (through the staging slots from pageable memory, and in place from pinned memory; with a check that the
+// results are the whole path's), the blob's serialization and the CPU codec, host clocks). Then GEMM on codes (D4, and
+// E8 at 8192 x 8192; weights N x K, B queries), for each of CudaCodec::Gemm's methods ("kernel": "tensor-cores",
+// LaunchGemm's kTensorCores kernel for D4 from 5 queries on; LaunchGemm's kRuns kernel, "packed" for D4 and "runs" for
+// E8; the "per-chunk" kernel; and, where cuBLAS loads, "decode-cublas": the decode to float32 plus cuBLAS SGEMM): its
+// time; the time a bf16 GEMV/GEMM that only streams its 2-byte weights at the measured copy bandwidth would need; and,
+// where the machine has cuBLAS (loaded at run time), cublasGemmEx in bf16 on the decoded weights, the decode's own
+// time, and the largest difference from cublasGemmEx in float32 relative to the largest result. Also DotRows from the
+// two-sided LUT on two 8192 x 8192 codes, against a device copy of their bytes. Exits 1, saying why, when there is no
+// usable CUDA device.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -240,7 +240,8 @@ int Main(int argc, char** argv) {
     const bool same =
         same_encodes && std::memcmp(out_runs.data(), out_chunks.data(), static_cast<size_t>(in_bytes)) == 0;
     // bf16 in and out: the per-chunk kernels widen into (and narrow from) float32 buffers first
-    // (LaunchToFloat, LaunchFromFloat); the run path's single-pass encode reads bf16 itself.
+    // (LaunchToFloat, LaunchFromFloat); the run path's single-pass encode reads bf16 itself, and
+    // its decodes store bf16 themselves (EncodesInOnePass, DecodesTyped).
     DeviceMemory x_bf16, widened, out_bf16, copy_bf16_src, copy_bf16_dst;
     const std::vector<uint16_t> host_bf16 = ToBf16(host);
     OrDie(x_bf16.Upload(host_bf16.data(), 2 * l.numel, stream));
@@ -265,8 +266,16 @@ int Main(int argc, char** argv) {
         encode_floats(widened.as<float>(), path);
       };
     };
+    const bool direct =
+        device::DecodesTyped(c, t.as<uint8_t>(), symbols.as<void>(), out_bf16.as<void>(), device::KernelPath::kRuns);
     auto decode_bf16 = [&](device::KernelPath path) {
       return [&, path] {
+        if (path == device::KernelPath::kRuns && direct) {
+          CHECK_CUDA(device::LaunchDecodeTyped(c, scales.as<uint16_t>(), t.as<uint8_t>(), symbols.as<void>(),
+                                               out_bf16.as<void>(), device::kDTypeBfloat16, stream,
+                                               device::BlockSlice{}, path));
+          return;
+        }
         decode(path)();
         CHECK_CUDA(
             device::LaunchFromFloat(out.as<float>(), l.numel, device::kDTypeBfloat16, out_bf16.as<void>(), stream));
@@ -276,8 +285,13 @@ int Main(int argc, char** argv) {
       CHECK_CUDA(cudaMemcpyAsync(copy_bf16_dst.as<void>(), copy_bf16_src.as<void>(), moved_bf16 / 2,
                                  cudaMemcpyDeviceToDevice, stream));
     };
-    const bool bf16_same =
-        same_codes(encode_bf16(device::KernelPath::kRuns), encode_bf16(device::KernelPath::kPerChunk));
+    bool bf16_same = same_codes(encode_bf16(device::KernelPath::kRuns), encode_bf16(device::KernelPath::kPerChunk));
+    std::vector<uint16_t> bf16_runs(l.numel), bf16_chunks(l.numel);
+    decode_bf16(device::KernelPath::kRuns)();
+    Download(out_bf16, 2 * l.numel, stream, bf16_runs.data());
+    decode_bf16(device::KernelPath::kPerChunk)();
+    Download(out_bf16, 2 * l.numel, stream, bf16_chunks.data());
+    bf16_same = bf16_same && bf16_runs == bf16_chunks;
     copy();  // warm-up
     copy_bf16();
     std::vector<double> copy_gbps, enc_gbps, dec_gbps, enc_ratio, dec_ratio, enc_runs_ratio, dec_runs_ratio;
@@ -310,6 +324,7 @@ int Main(int argc, char** argv) {
     j.Add("bf16_bytes_moved", moved_bf16).Add("bf16_encode_vs_copy", Spread(bf16_enc_ratio));
     j.Add("bf16_decode_vs_copy", Spread(bf16_dec_ratio)).Add("runs_bf16_encode_vs_copy", Spread(bf16_enc_runs_ratio));
     j.Add("runs_bf16_decode_vs_copy", Spread(bf16_dec_runs_ratio)).Add("runs_bf16_one_pass", one_pass);
+    j.Add("runs_bf16_decode_direct", direct);
     j.Add("runs_bf16_same_as_per_chunk", bf16_same);
     std::printf("%s\n", j.str().c_str());
   }

@@ -378,12 +378,13 @@ COSET_HD int EncodeChunkOnRamp(const ChunkCodebook& cb, int runtime_d, int level
   return -1;
 }
 
-// Algorithm 2 on one chunk: out = step * sum_m q^m rep(b_m), evaluated by Horner from the top
+// Algorithm 2 on one chunk: v = step * sum_m q^m rep(b_m), evaluated by Horner from the top
 // level. The partial sums are lattice points with small half-integer coordinates: exact in float.
-// kLevels as for EncodeChunk.
+// kLevels as for EncodeChunk. DecodeChunk stores them; a caller that stores them otherwise (in
+// another dtype) takes them in registers (kDim > 0).
 template <int kDim, int kLevels = 0, typename SymbolT>
-COSET_HD void DecodeChunk(const ChunkCodebook& cb, int runtime_d, int runtime_levels, const SymbolT* symbols,
-                          float step, float* out) {
+COSET_HD void DecodeChunkValues(const ChunkCodebook& cb, int runtime_d, int runtime_levels, const SymbolT* symbols,
+                                float step, float* v) {
   const int d = kDim > 0 ? kDim : runtime_d;
   const int levels = kLevels > 0 ? kLevels : runtime_levels;
   const float q = static_cast<float>(cb.q);
@@ -402,11 +403,19 @@ COSET_HD void DecodeChunk(const ChunkCodebook& cb, int runtime_d, int runtime_le
       for (int i = 0; i < d; ++i) acc[i] = acc[i] * q + rep[i];
     }
   }
+  for (int i = 0; i < d; ++i) v[i] = acc[i] * step;
+}
+
+// DecodeChunkValues into out[0, d) (four floats per store on a GPU where kDim allows, StoreChunk).
+template <int kDim, int kLevels = 0, typename SymbolT>
+COSET_HD void DecodeChunk(const ChunkCodebook& cb, int runtime_d, int runtime_levels, const SymbolT* symbols,
+                          float step, float* out) {
   if constexpr (kDim > 0) {
-    for (int i = 0; i < d; ++i) acc[i] = acc[i] * step;
-    StoreChunk<kDim>(acc, d, out);
+    float v[kDim];
+    DecodeChunkValues<kDim, kLevels>(cb, runtime_d, runtime_levels, symbols, step, v);
+    StoreChunk<kDim>(v, kDim, out);
   } else {
-    for (int i = 0; i < d; ++i) out[i] = acc[i] * step;
+    DecodeChunkValues<kDim, kLevels>(cb, runtime_d, runtime_levels, symbols, step, out);
   }
 }
 

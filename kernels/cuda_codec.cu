@@ -454,35 +454,47 @@ __global__ void DecodeChunksKernel(DeviceCodec c, BlockSlice slice, const uint16
   }
 }
 
+// Where the run and packed decodes write row r: the caller's rows, of dtype, when ReadsInPlace;
+// else the float32 work rows that FinishBlocksKernel then turns into them.
+struct DecodedRow {
+  void* row;
+  uint8_t dtype;
+};
+__device__ DecodedRow DecodedRowAt(const DeviceCodec& c, float* work, void* out, uint8_t dtype, int64_t r) {
+  if (!ReadsInPlace(c)) return {work + r * c.padded_cols, kDTypeFloat32};
+  return {static_cast<uint8_t*>(out) + ElementBytes(dtype) * r * c.cols, dtype};
+}
+
 // The run path's decode (RunsApply): a thread per run of kRunChunks chunks (DecodeRunAt: one load
 // of their T bytes, one of their symbols, the block base once), grid-stride.
 template <int kDim, typename SymbolT>
 __global__ void DecodeRunsKernel(DeviceCodec c, BlockSlice slice, const uint16_t* scales, const uint8_t* t,
-                                 const uint8_t* symbols, float* work, float* out) {
+                                 const uint8_t* symbols, float* work, void* out, uint8_t dtype) {
   c.codebook.rep_point = StageTable(c.codebook.rep_point, CodebookTableEntries(c));
   const IndexRange chunks = SliceChunks(c, slice);  // whole blocks: whole runs
   const int64_t runs_per_row = c.chunks_per_row / kRunChunks;
   for (int64_t i = chunks.begin / kRunChunks + static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
        i < chunks.end / kRunChunks; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t r = DivIndex(i, runs_per_row);
+    const DecodedRow row = DecodedRowAt(c, work, out, dtype, r);
     DecodeRunAt<kDim>(c, scales == nullptr ? nullptr : scales + r * c.blocks_per_row, t + r * c.chunks_per_row,
                       reinterpret_cast<const SymbolT*>(symbols + RowSymbolsOffsetBytes(c, r)), i - r * runs_per_row,
-                      ReadsInPlace(c) ? out + r * c.cols : work + r * c.padded_cols);
+                      row.row, row.dtype);
   }
 }
 
 // The packed decode (PackedApplies): a thread per chunk, grid-stride (consecutive lanes write
 // consecutive chunks), each chunk's point from the replicated packed table (DecodePackedChunkAt).
 __global__ void DecodePackedKernel(DeviceCodec c, BlockSlice slice, const uint16_t* scales, const uint8_t* t,
-                                   const uint8_t* symbols, float* work, float* out) {
+                                   const uint8_t* symbols, float* work, void* out, uint8_t dtype) {
   const PackedReplica table = StagePackedTable(c);
   const IndexRange chunks = SliceChunks(c, slice);
   for (int64_t i = chunks.begin + static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < chunks.end;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t r = DivIndex(i, c.chunks_per_row);
+    const DecodedRow row = DecodedRowAt(c, work, out, dtype, r);
     DecodePackedChunkAt(c, table, scales == nullptr ? nullptr : scales + r * c.blocks_per_row, t + r * c.chunks_per_row,
-                        symbols + RowSymbolsOffsetBytes(c, r), i - r * c.chunks_per_row,
-                        ReadsInPlace(c) ? out + r * c.cols : work + r * c.padded_cols);
+                        symbols + RowSymbolsOffsetBytes(c, r), i - r * c.chunks_per_row, row.row, row.dtype);
   }
 }
 
@@ -912,8 +924,12 @@ cudaError_t LaunchEncode(const DeviceCodec& c, const float* x, float* work, floa
   return cudaGetLastError();
 }
 
-cudaError_t LaunchDecode(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const void* symbols,
-                         float* work, float* out, cudaStream_t stream, BlockSlice slice, KernelPath path) {
+namespace {
+
+// LaunchDecode into out of dtype: float32 for any codec; another dtype where DecodesTyped.
+cudaError_t LaunchDecodeAs(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const void* symbols,
+                           float* work, void* out, uint8_t dtype, cudaStream_t stream, BlockSlice slice,
+                           KernelPath path) {
   slice = ClampSlice(c, slice);
   if (c.rows * c.cols == 0 || slice.begin == slice.end) return cudaSuccess;
   const int64_t chunks = SliceChunks(c, slice).size();
@@ -921,22 +937,41 @@ cudaError_t LaunchDecode(const DeviceCodec& c, const uint16_t* scales, const uin
   const uint8_t* codes = static_cast<const uint8_t*>(symbols);
   if (RunPath(path) && PackedApplies(c) && RunBuffersAligned(t, symbols)) {
     COSET_LAUNCH(GridFor(chunks), kThreads, PackedReplicaBytes(c), stream, DecodePackedKernel)
-    (c, slice, scales, t, codes, work, out);
+    (c, slice, scales, t, codes, work, out, dtype);
   } else if (UsesRuns(c, path) && RunBuffersAligned(t, symbols)) {
     WithRunTypes(c, [&](auto dim, auto symbol) {
       COSET_LAUNCH(GridFor(chunks / kRunChunks), kThreads, shared, stream, DecodeRunsKernel<dim(), decltype(symbol)>)
-      (c, slice, scales, t, codes, work, out);
+      (c, slice, scales, t, codes, work, out, dtype);
     });
   } else {
     WithChunkTypes(c, [&](auto dim, auto symbol) {
       COSET_LAUNCH(GridFor(chunks), kThreads, shared, stream, DecodeChunksKernel<dim(), decltype(symbol)>)
-      (c, slice, scales, t, codes, work, out);
+      (c, slice, scales, t, codes, work, static_cast<float*>(out));
     });
   }
   if (!ReadsInPlace(c)) {
-    COSET_LAUNCH(GridFor(slice.end - slice.begin), kThreads, 0, stream, FinishBlocksKernel)(c, slice, work, out);
+    COSET_LAUNCH(GridFor(slice.end - slice.begin), kThreads, 0, stream, FinishBlocksKernel)
+    (c, slice, work, static_cast<float*>(out));
   }
   return cudaGetLastError();
+}
+
+}  // namespace
+
+bool DecodesTyped(const DeviceCodec& c, const uint8_t* t, const void* symbols, const void* out, KernelPath path) {
+  return RunPath(path) && ReadsInPlace(c) && (PackedApplies(c) || RunsApply(c)) && RunBuffersAligned(t, symbols) &&
+         reinterpret_cast<uintptr_t>(out) % 16 == 0;
+}
+
+cudaError_t LaunchDecodeTyped(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const void* symbols,
+                              void* out, uint8_t dtype, cudaStream_t stream, BlockSlice slice, KernelPath path) {
+  if (!DecodesTyped(c, t, symbols, out, path)) return cudaErrorInvalidValue;
+  return LaunchDecodeAs(c, scales, t, symbols, nullptr, out, dtype, stream, slice, path);
+}
+
+cudaError_t LaunchDecode(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const void* symbols,
+                         float* work, float* out, cudaStream_t stream, BlockSlice slice, KernelPath path) {
+  return LaunchDecodeAs(c, scales, t, symbols, work, out, kDTypeFloat32, stream, slice, path);
 }
 
 cudaError_t LaunchToFloat(const void* src, uint8_t dtype, int64_t n, float* dst, cudaStream_t stream) {

@@ -57,6 +57,19 @@ cudaError_t LaunchDecode(const DeviceCodec& c, const uint16_t* scales, const uin
                          float* work, float* out, cudaStream_t stream, BlockSlice slice = {},
                          KernelPath path = KernelPath::kPerChunk);
 
+// Whether LaunchDecodeTyped serves these buffers: path kRuns or kTensorCores for codes the packed
+// or run decode takes (PackedApplies or RunsApply, t and symbols aligned for them) read in place
+// (no rotation, no padding), out on a 16-byte boundary.
+bool DecodesTyped(const DeviceCodec& c, const uint8_t* t, const void* symbols, const void* out, KernelPath path);
+
+// LaunchDecode into out of `dtype` (kDTypeFloat32, kDTypeFloat64, kDTypeBfloat16, kDTypeFloat16):
+// each decoded float narrowed as FromFloat narrows it on the CPU, as it is stored, so that typed
+// output takes no float32 buffer and no conversion pass. Where DecodesTyped only
+// (cudaErrorInvalidValue elsewhere: LaunchDecode, then LaunchFromFloat).
+cudaError_t LaunchDecodeTyped(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const void* symbols,
+                              void* out, uint8_t dtype, cudaStream_t stream, BlockSlice slice = {},
+                              KernelPath path = KernelPath::kRuns);
+
 // n values of dtype (device numbers of DType: kDTypeFloat32 ...) at src -> n floats at dst, as
 // core/dtype.h's ToFloat; and back, as FromFloat (a GPU's typed encode inputs and decode outputs).
 cudaError_t LaunchToFloat(const void* src, uint8_t dtype, int64_t n, float* dst, cudaStream_t stream);

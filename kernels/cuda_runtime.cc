@@ -517,23 +517,32 @@ absl::Status CudaCodec::DecodeTyped(const CompressedTensor& tensor, void* out, D
   const int64_t numel = c.rows * c.cols;
   const int64_t out_bytes = static_cast<int64_t>(DTypeBytes(dtype));
   const bool typed = dtype != DType::kFloat32;
-  // Decoded to float32 (output), then narrowed on the device (narrow) when dtype is not float32.
-  DeviceMemory work, output, narrow;
+  // Decoded into `result` in dtype: directly where the kernels narrow as they store
+  // (DecodesTyped), else to float32 (`output`) and then narrowed.
+  DeviceMemory work, output, result;
   if (!device::ReadsInPlace(c)) COSET_RETURN_IF_ERROR(work.Allocate(sizeof(float) * c.rows * c.padded_cols));
-  COSET_RETURN_IF_ERROR(output.Allocate(sizeof(float) * numel));
-  if (typed) COSET_RETURN_IF_ERROR(narrow.Allocate(out_bytes * numel));
-  const uint8_t* result = typed ? narrow.as<uint8_t>() : output.as<uint8_t>();
+  COSET_RETURN_IF_ERROR(result.Allocate(out_bytes * numel));
+  const bool direct = typed && device::DecodesTyped(c, codes.t.as<uint8_t>(), codes.symbols.as<void>(),
+                                                    result.as<void>(), codec_kernels_);
+  if (typed && !direct) COSET_RETURN_IF_ERROR(output.Allocate(sizeof(float) * numel));
+  float* floats = typed ? output.as<float>() : result.as<float>();  // LaunchDecode's output
 
   auto decode_slice = [&](device::BlockSlice slice) -> absl::Status {
     slice = device::ClampSlice(c, slice);
+    if (direct) {
+      COSET_CUDA_RETURN_IF_ERROR(device::LaunchDecodeTyped(c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(),
+                                                           codes.symbols.as<void>(), result.as<void>(),
+                                                           static_cast<uint8_t>(dtype), stream, slice, codec_kernels_));
+      return absl::OkStatus();
+    }
     COSET_CUDA_RETURN_IF_ERROR(device::LaunchDecode(c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(),
-                                                    codes.symbols.as<void>(), work.as<float>(), output.as<float>(),
-                                                    stream, slice, codec_kernels_));
+                                                    codes.symbols.as<void>(), work.as<float>(), floats, stream, slice,
+                                                    codec_kernels_));
     if (typed) {
       const device::IndexRange entries = device::SliceEntries(c, slice);
       COSET_CUDA_RETURN_IF_ERROR(device::LaunchFromFloat(output.as<float>() + entries.begin, entries.size(),
                                                          static_cast<uint8_t>(dtype),
-                                                         narrow.as<uint8_t>() + out_bytes * entries.begin, stream));
+                                                         result.as<uint8_t>() + out_bytes * entries.begin, stream));
     }
     return absl::OkStatus();
   };
@@ -541,8 +550,8 @@ absl::Status CudaCodec::DecodeTyped(const CompressedTensor& tensor, void* out, D
   if (staging_.mode == StagingOptions::Mode::kWhole || numel == 0) {
     COSET_RETURN_IF_ERROR(decode_slice(device::BlockSlice{}));
     if (numel > 0) {
-      COSET_CUDA_RETURN_IF_ERROR(
-          cudaMemcpyAsync(out, result, static_cast<size_t>(out_bytes * numel), cudaMemcpyDeviceToHost, stream));
+      COSET_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(out, result.as<uint8_t>(), static_cast<size_t>(out_bytes * numel),
+                                                 cudaMemcpyDeviceToHost, stream));
     }
   } else {
     COSET_ASSIGN_OR_RETURN(Pipeline * pipeline, GetPipeline());
@@ -560,7 +569,7 @@ absl::Status CudaCodec::DecodeTyped(const CompressedTensor& tensor, void* out, D
       COSET_CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(pipeline->copy_out, slot.coded, 0));
       const device::IndexRange entries = device::SliceEntries(c, slices[k]);
       uint8_t* to = out_locked ? static_cast<uint8_t*>(out) + out_bytes * entries.begin : slot.out.data();
-      COSET_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(to, result + out_bytes * entries.begin,
+      COSET_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(to, result.as<uint8_t>() + out_bytes * entries.begin,
                                                  static_cast<size_t>(out_bytes * entries.size()),
                                                  cudaMemcpyDeviceToHost, pipeline->copy_out));
       COSET_CUDA_RETURN_IF_ERROR(cudaEventRecord(slot.copied_out, pipeline->copy_out));

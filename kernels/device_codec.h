@@ -609,6 +609,54 @@ COSET_HD void StoreWords(const uint32_t* w, void* p) {
   std::memcpy(p, w, 4 * kWords);
 }
 
+// Bytes per entry of dtype (core/dtype.h's DTypeBytes, for device code).
+COSET_HD int ElementBytes(uint8_t dtype) {
+  return dtype == kDTypeFloat64 ? 8 : (dtype == kDTypeBfloat16 || dtype == kDTypeFloat16 ? 2 : 4);
+}
+
+// v[0, 4) narrowed to dtype as FloatToElement narrows them, into entries i..i+3 of out, with the
+// stores LoadFourAsFloats's loads mirror (out + i on the same boundaries).
+COSET_HD void StoreFourAsElements(const float* v, uint8_t dtype, void* out, int64_t i) {
+  uint32_t w[8];
+  switch (dtype) {
+    case kDTypeFloat64:
+      for (int k = 0; k < 4; ++k) {
+        const double value = static_cast<double>(v[k]);
+        uint64_t bits;
+        std::memcpy(&bits, &value, sizeof bits);
+        w[2 * k] = static_cast<uint32_t>(bits), w[2 * k + 1] = static_cast<uint32_t>(bits >> 32);
+      }
+      StoreWords<4>(w, static_cast<double*>(out) + i);
+      StoreWords<4>(w + 4, static_cast<double*>(out) + i + 2);
+      return;
+    case kDTypeBfloat16:
+    case kDTypeFloat16:
+      for (int k = 0; k < 2; ++k) {
+        const uint32_t lo = dtype == kDTypeBfloat16 ? FloatToBfloat16Bits(v[2 * k]) : FloatToHalfBits(v[2 * k]);
+        const uint32_t hi = dtype == kDTypeBfloat16 ? FloatToBfloat16Bits(v[2 * k + 1]) : FloatToHalfBits(v[2 * k + 1]);
+        w[k] = lo | hi << 16;
+      }
+      StoreWords<2>(w, static_cast<uint16_t*>(out) + i);
+      return;
+    default:
+      for (int k = 0; k < 4; ++k) w[k] = FloatBits(v[k]);
+      StoreWords<4>(w, static_cast<float*>(out) + i);
+  }
+}
+
+// A chunk's kDim decoded floats v into entries first.. of the row `row` of dtype: float32 as
+// StoreChunk stores them (any alignment), else four at a time (StoreFourAsElements: row + first on
+// its boundaries).
+template <int kDim>
+COSET_HD void StoreChunkAs(const float* v, uint8_t dtype, void* row, int64_t first) {
+  static_assert(kDim % 4 == 0, "whole groups of four");
+  if (dtype == kDTypeFloat32) {
+    StoreChunk<kDim>(v, kDim, static_cast<float*>(row) + first);
+    return;
+  }
+  for (int i = 0; i < kDim; i += 4) StoreFourAsElements(v + i, dtype, row, first + i);
+}
+
 // One run's T bytes and symbols as the rows hold them: chunk k's T in byte k of t, its level-m
 // symbol at place kRunLevels * k + m of the little-endian words `symbols`.
 template <typename SymbolT>
@@ -698,12 +746,14 @@ COSET_HD void EncodeRunAt(const DeviceCodec& c, const float* row, const float* b
   codes.Store(first, t_row, symbols_row);
 }
 
-// Algorithm 2 on run `run` of a coded row into work_row (as DecodeChunkAt): each chunk by
-// DecodeChunk at its step (the block's base step, looked up once, times its ramp), so the floats
-// are DecodeChunkAt's bit for bit. c satisfies RunsApply; kDim and SymbolT as for EncodeRunAt.
+// Algorithm 2 on run `run` of a coded row into `row` (as DecodeChunkAt): each chunk by
+// DecodeChunkValues at its step (the block's base step, looked up once, times its ramp), so the
+// floats are DecodeChunkAt's bit for bit, stored as dtype (StoreChunkAs; a row of the caller's
+// when ReadsInPlace, else work_row: float32). c satisfies RunsApply; kDim and SymbolT as for
+// EncodeRunAt.
 template <int kDim, typename SymbolT>
 COSET_HD void DecodeRunAt(const DeviceCodec& c, const uint16_t* scales_row, const uint8_t* t_row,
-                          const SymbolT* symbols_row, int64_t run, float* work_row) {
+                          const SymbolT* symbols_row, int64_t run, void* row, uint8_t dtype = kDTypeFloat32) {
   const int64_t first = run * kRunChunks;
   RunCodes<SymbolT> codes;
   codes.Load(t_row, symbols_row, first);
@@ -712,8 +762,9 @@ COSET_HD void DecodeRunAt(const DeviceCodec& c, const uint16_t* scales_row, cons
   for (int k = 0; k < kRunChunks; ++k) {
     SymbolT s[kRunLevels * kDim] = {};  // room for Z^n's symbol per coordinate: compiled, never taken
     for (int m = 0; m < kRunLevels; ++m) s[m] = static_cast<SymbolT>(codes.symbol(k, m));
-    DecodeChunk<kDim, kRunLevels>(c.codebook, kDim, kRunLevels, s, base * c.ramp[codes.t_of(k)],
-                                  work_row + (first + k) * kDim);
+    float v[kDim];
+    DecodeChunkValues<kDim, kRunLevels>(c.codebook, kDim, kRunLevels, s, base * c.ramp[codes.t_of(k)], v);
+    StoreChunkAs<kDim>(v, dtype, row, (first + k) * kDim);
   }
 }
 
@@ -821,14 +872,16 @@ COSET_HD float PackedChunk(const DeviceCodec& c, const Table& table, const uint1
   return PackedPoint(c, table, pair, t_row[chunk], BlockBaseAt(c, scales_row, block), v);
 }
 
-// The packed decode of chunk `chunk` into its place in work_row (DecodeChunkAt's floats).
+// The packed decode of chunk `chunk` into its place in `row` (DecodeChunkAt's floats, stored as
+// dtype as DecodeRunAt stores them).
 template <typename Table>
 COSET_HD void DecodePackedChunkAt(const DeviceCodec& c, const Table& table, const uint16_t* scales_row,
-                                  const uint8_t* t_row, const uint8_t* symbols_row, int64_t chunk, float* work_row) {
+                                  const uint8_t* t_row, const uint8_t* symbols_row, int64_t chunk, void* row,
+                                  uint8_t dtype = kDTypeFloat32) {
   float v[4];
   const float half_step = PackedChunk(c, table, scales_row, t_row, symbols_row, chunk, BlockOfChunk(c, chunk), v);
   for (int i = 0; i < 4; ++i) v[i] *= half_step;
-  StoreChunk<4>(v, 4, work_row + 4 * chunk);
+  StoreChunkAs<4>(v, dtype, row, 4 * chunk);
 }
 
 // acc[j] += <query j's chunk (x[4 j, 4 j + 4)), decoded chunk `chunk` of a coded row> for j <

@@ -36,10 +36,10 @@ TEST(CudaCodecBenchEmulatedTest, EverySectionRunsAndItsChecksPass) {
                               "\"kernel\":\"runs\"", "\"kernel\":\"per-chunk\"", "\"kernel\":\"decode-cublas\""}) {
     EXPECT_NE(out.find(section), std::string::npos) << section << " missing from\n" << out;
   }
-  // Both codes' run paths, float32 and bf16 (read by the single-pass encode), agree with the
-  // per-chunk kernels.
-  for (const char* check :
-       {"\"runs_same_as_per_chunk\":true", "\"runs_bf16_one_pass\":true", "\"runs_bf16_same_as_per_chunk\":true"}) {
+  // Both codes' run paths, float32 and bf16 (read by the single-pass encode, stored by the
+  // decodes), agree with the per-chunk kernels.
+  for (const char* check : {"\"runs_same_as_per_chunk\":true", "\"runs_bf16_one_pass\":true",
+                            "\"runs_bf16_decode_direct\":true", "\"runs_bf16_same_as_per_chunk\":true"}) {
     size_t found = 0;
     for (size_t at = out.find(check); at != std::string::npos; at = out.find(check, at + 1)) ++found;
     EXPECT_EQ(found, 2u) << check << " in\n" << out;

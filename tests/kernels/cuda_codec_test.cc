@@ -145,15 +145,22 @@ TEST(CudaCodecTest, GemmByDecodeThenCublasMatchesDecodeThenDot) {
 
 // Typed inputs widened and outputs narrowed on the device: the CPU's blobs and values, bit for bit,
 // for float64, bfloat16 and float16 (NaN refused in the CPU's words); rows rotated (widened before
-// the encode) and rows of the default code that the run path's single-pass encode reads typed.
+// the encode, narrowed after the decode) and rows of the default D4 and E8 codes, which the run
+// path's single-pass encode reads typed and its decodes store typed.
 void ExpectTypedMatchesCpu(CudaCodec* cuda) {
-  for (const bool rotate : {true, false}) {
-    SCOPED_TRACE(rotate ? "rotated, 7 x 300" : "2 x 1024");
+  struct Case {
+    const char* lattice;
+    bool rotate;
+    std::vector<int64_t> shape;  // TestRows's two rows of 1050 or 1024 entries
+  };
+  for (const Case& k : {Case{"D4", true, {7, 300}}, Case{"D4", false, {2, 1024}}, Case{"E8", false, {2, 1024}}}) {
+    SCOPED_TRACE(absl::StrCat(k.lattice, k.rotate ? " rotated " : " ", k.shape[0], " x ", k.shape[1]));
     CodecParams p;
-    p.rotate = rotate;
+    p.lattice = *Lattice::Parse(k.lattice);
+    p.rotate = k.rotate;
     const TensorCodec tc = *TensorCodec::Create(p);
-    const int64_t cols = rotate ? 1050 : 1024;  // TestRows's two rows, rotated as 7 x 300
-    const std::vector<int64_t> shape = rotate ? std::vector<int64_t>{7, 300} : std::vector<int64_t>{2, cols};
+    const std::vector<int64_t>& shape = k.shape;
+    const int64_t cols = shape[0] * shape[1] / 2;
     const std::vector<float> x = device_testing::TestRows(cols, 21);
     for (const DType dtype : {DType::kFloat64, DType::kBfloat16, DType::kFloat16}) {
       SCOPED_TRACE(DTypeName(dtype));

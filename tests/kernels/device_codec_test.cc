@@ -137,10 +137,11 @@ TEST(DeviceCodecTest, GemmOnCodesMatchesDecodeThenDot) {
   }
 }
 
-// The GPU's typed inputs and outputs convert element by element (ElementToFloat, FloatToElement)
-// exactly as core/dtype.h's ToFloat and FromFloat (whose AVX-512 level uses the CPU's own
-// conversions): every bfloat16 and float16, and a sweep of float32 bit patterns with the edges of
-// each format's range, ties and NaN.
+// The GPU's typed inputs and outputs convert element by element (ElementToFloat, FloatToElement),
+// and four at a time (LoadFourAsFloats, StoreFourAsElements: the run path's), exactly as
+// core/dtype.h's ToFloat and FromFloat (whose AVX-512 level uses the CPU's own conversions): every
+// bfloat16 and float16, and a sweep of float32 bit patterns with the edges of each format's range,
+// ties and NaN.
 TEST(DeviceCodecTest, ElementConversionsAreDtypes) {
   std::vector<uint16_t> every16(1 << 16);
   for (uint32_t b = 0; b < every16.size(); ++b) every16[b] = static_cast<uint16_t>(b);
@@ -169,11 +170,22 @@ TEST(DeviceCodecTest, ElementConversionsAreDtypes) {
       device::FloatToElement(floats[i], static_cast<uint8_t>(dtype), got.data(), static_cast<int64_t>(i));
     }
     ASSERT_EQ(0, std::memcmp(want.data(), got.data(), bytes)) << DTypeName(dtype);
+    const size_t fours = floats.size() / 4 * 4;
+    std::fill(got.begin(), got.end(), 0);
+    for (size_t i = 0; i < fours; i += 4) {
+      device::StoreFourAsElements(floats.data() + i, static_cast<uint8_t>(dtype), got.data(), static_cast<int64_t>(i));
+    }
+    ASSERT_EQ(0, std::memcmp(want.data(), got.data(), DTypeBytes(dtype) * fours)) << DTypeName(dtype);
     std::vector<float> back(floats.size());
     ToFloat(want.data(), dtype, static_cast<int64_t>(floats.size()), back.data());
     for (size_t i = 0; i < floats.size(); ++i) {
       ASSERT_EQ(FloatBits(device::ElementToFloat(want.data(), static_cast<uint8_t>(dtype), i)), FloatBits(back[i]))
           << DTypeName(dtype) << " " << i;
+    }
+    for (size_t i = 0; i < fours; i += 4) {
+      float four[4];
+      device::LoadFourAsFloats(want.data(), static_cast<uint8_t>(dtype), static_cast<int64_t>(i), four);
+      for (size_t k = 0; k < 4; ++k) ASSERT_EQ(FloatBits(four[k]), FloatBits(back[i + k])) << DTypeName(dtype) << i;
     }
   }
 }
