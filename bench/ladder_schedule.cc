@@ -12,11 +12,10 @@
 //   bazel run -c opt //bench:ladder_schedule [-- D4|E8 ...]
 #include <algorithm>
 #include <cstdio>
-#include <random>
 #include <string>
 #include <vector>
 
-#include "core/tensor_codec.h"
+#include "bench/normal_codes.h"
 
 namespace coset {
 namespace {
@@ -61,42 +60,28 @@ double OwnLaddersBusy(const std::vector<int>& steps, int64_t runs) {
 }
 
 int Run(const std::string& lattice_name) {
-  CodecParams p;
-  auto lattice = Lattice::Parse(lattice_name);
-  if (!lattice.ok()) {
-    std::fprintf(stderr, "%s\n", std::string(lattice.status().message()).c_str());
+  const absl::StatusOr<NormalRows> rows = EncodeNormalRows(lattice_name, kRows, kCols);
+  if (!rows.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(rows.status().message()).c_str());
     return 1;
   }
-  p.lattice = *lattice;
-  auto codec = TensorCodec::Create(p);
-  if (!codec.ok()) {
-    std::fprintf(stderr, "%s\n", std::string(codec.status().message()).c_str());
-    return 1;
-  }
-  std::vector<float> x(kRows * kCols);
-  std::mt19937 rng(1);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (float& v : x) v = normal(rng);
-  auto coded = codec->Encode(x.data(), {kRows, kCols});
-  if (!coded.ok()) {
-    std::fprintf(stderr, "%s\n", std::string(coded.status().message()).c_str());
-    return 1;
-  }
-  std::vector<int> steps(coded->t.size());
+  const CompressedTensor& coded = rows->codes;
+  std::vector<int> steps(coded.t.size());
   std::vector<int64_t> at_t(64);
   for (size_t i = 0; i < steps.size(); ++i) {
-    steps[i] = coded->t[i] + 1;
-    ++at_t[coded->t[i]];
+    steps[i] = coded.t[i] + 1;
+    ++at_t[coded.t[i]];
   }
   std::printf("%s q=4 M=2, %zu chunks of N(0,1) rows: T =", lattice_name.c_str(), steps.size());
   for (int t = 0; t < 64; ++t) {
     if (at_t[t] > 0) std::printf(" %d: %.2f%%", t, 100.0 * at_t[t] / steps.size());
   }
   std::printf("\n");
-  const int64_t chunks_per_block = 256 / p.lattice.dim();
+  const int dim = coded.params.lattice.dim();
+  const int64_t chunks_per_block = 256 / dim;
   for (int64_t blocks : {1, 2, 4, 8, 16}) {
     const int64_t tile = blocks * chunks_per_block;
-    if (tile * p.lattice.dim() > kTileEntries) break;
+    if (tile * dim > kTileEntries) break;
     std::printf("  lists, tiles of %lld chunks: %.3f busy\n", static_cast<long long>(tile), ListsBusy(steps, tile));
   }
   for (int64_t runs : {1, 2, 4, 8, 16, 64}) {

@@ -15,11 +15,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <random>
 #include <string>
 #include <vector>
 
-#include "core/tensor_codec.h"
+#include "bench/normal_codes.h"
 
 namespace coset {
 namespace {
@@ -27,28 +26,13 @@ namespace {
 constexpr int64_t kRows = 256, kCols = 4096;
 
 int Run(const std::string& lattice_name) {
-  CodecParams p;
-  auto lattice = Lattice::Parse(lattice_name);
-  if (!lattice.ok()) {
-    std::fprintf(stderr, "%s\n", std::string(lattice.status().message()).c_str());
+  const absl::StatusOr<NormalRows> rows = EncodeNormalRows(lattice_name, kRows, kCols);
+  if (!rows.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(rows.status().message()).c_str());
     return 1;
   }
-  p.lattice = *lattice;
-  auto codec = TensorCodec::Create(p);
-  if (!codec.ok()) {
-    std::fprintf(stderr, "%s\n", std::string(codec.status().message()).c_str());
-    return 1;
-  }
-  std::vector<float> x(kRows * kCols);
-  std::mt19937 rng(1);
-  std::normal_distribution<float> normal;
-  for (float& v : x) v = normal(rng);
-  auto coded = codec->Encode(x.data(), {kRows, kCols});
-  if (!coded.ok()) {
-    std::fprintf(stderr, "%s\n", std::string(coded.status().message()).c_str());
-    return 1;
-  }
-  const CompressedTensor& t = *coded;
+  const std::vector<float>& x = rows->x;
+  const CompressedTensor& t = rows->codes;
   const int d = t.params.lattice.dim();
   const int64_t chunks_per_row = t.layout.chunks_per_row, chunks = kRows * chunks_per_row;
   // Per chunk: its T, and its L2 and L-infinity norms in units of its block's base step.
