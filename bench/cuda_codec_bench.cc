@@ -25,7 +25,7 @@
 // E8 at 8192 x 8192; weights N x K, B queries), for each of CudaCodec::Gemm's methods ("kernel": "tensor-cores",
 // LaunchGemm's kTensorCores kernel for D4 from 5 queries on; LaunchGemm's kRuns kernel, "packed" for D4 and "runs" for
 // E8; the "per-chunk" kernel; and, where cuBLAS loads, "decode-cublas": the decode to float32 plus cuBLAS SGEMM): its
-// time; the time a bf16 GEMV/GEMM that only streams its 2-byte weights at the measured copy bandwidth would need; and,
+// time; the bits per weight the kernel streams (the packed GEMM's T in two bits); the time a bf16 GEMV/GEMM that only streams its 2-byte weights at the measured copy bandwidth would need; and,
 // where the machine has cuBLAS (loaded at run time), cublasGemmEx in bf16 on the decoded weights, the decode's own
 // time, and the largest difference from cublasGemmEx in float32 relative to the largest result. Also DotRows from the
 // two-sided LUT on two 8192 x 8192 codes, against a device copy of their bytes. Exits 1, saying why, when there is no
@@ -468,7 +468,7 @@ int Main(int argc, char** argv) {
     const CompressedTensor coded = OrDie(codec.Encode(w.data(), {n, k}));
     const Layout& l = coded.layout;
     CodesOnDevice codes;
-    OrDie(gpu.Upload(coded, &codes));
+    OrDie(gpu.Upload(coded, &codes, CodesFor::kGemm));
     const device::DeviceCodec& c = codes.codec;
     // Nothing to time where the one method asked for does not serve the code (tensor cores: D4).
     if (methods == std::set<GemmMethod>{GemmMethod::kFusedTensorCores} && !device::TensorCoresApply(c)) continue;
@@ -520,7 +520,7 @@ int Main(int argc, char** argv) {
           if (prepare) CHECK_CUDA(device::LaunchPrepareQueries(c, x.as<float>(), batch, padded.as<float>(), stream));
           CHECK_CUDA(device::LaunchGemm(c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(), codes.symbols.as<void>(),
                                         prepare ? padded.as<float>() : x.as<float>(), batch, out.as<float>(), stream,
-                                        path));
+                                        path, codes.compact_or_null()));
         };
         // A copy that reads and writes the bf16 weights' bytes: the time a bandwidth-bound bf16 kernel
         // would need to stream them once.
@@ -545,13 +545,17 @@ int Main(int argc, char** argv) {
         }
         JsonObject j;
         j.Add("gemm", absl::StrCat(shape.lattice, " q=4 M=2"));
-        const bool packed = device::RunPath(path) && device::PackedApplies(c);
+        const bool packed = device::RunPath(path) && codes.compact_or_null() != nullptr;
         j.Add("kernel", method == GemmMethod::kDecodeCublas       ? "decode-cublas"
                         : method == GemmMethod::kFusedTensorCores ? "tensor-cores"
                         : packed                                  ? "packed"
                         : device::UsesRuns(c, path)               ? "runs"
                                                                   : "per-chunk");
         j.Add("n", n).Add("k", k).Add("batch", batch).Add("code_bytes", codes.code_bytes);
+        // What the kernel streams per weight (the packed GEMM reads T in two bits): the ceiling of a
+        // bandwidth-bound GEMV over a bf16 one is 16 over it.
+        const int64_t streamed = packed ? codes.gemm_code_bytes() : codes.code_bytes;
+        j.Add("streamed_bits_per_weight", 8.0 * static_cast<double>(streamed) / static_cast<double>(n * k));
         j.Add("ms", Spread(ms)).Add("speedup_vs_bf16_stream_bound", Spread(vs_bf16_bound));
         if (cublas.ok()) {
           // Agreement: the codes' GEMM against cuBLAS float32 on the decoded weights.

@@ -608,21 +608,27 @@ __global__ void GemmRunsKernel(DeviceCodec c, const uint16_t* scales, const uint
       });
 }
 
-// The packed GEMM (PackedApplies): a warp per (kRows weight rows, kQueries queries)
-// (ForEachWarpItem); lane l takes chunks l, l + 32, ... of every row of its group
-// (AccumulatePackedChunkDots, the table replicated in shared memory: StagePackedTable), so that a
-// warp's query, T and symbol loads are each one coalesced stretch, the query chunks loaded once
-// for the group's rows. The chunk loop is unrolled so that several chunks' loads are in flight;
-// not with 16 queries, whose chunks' query values would take the registers (GemmKernel's measured
-// lesson).
+// The packed GEMM (CompactOverloadsApply: D4's default code, T in two bits): a warp per (kRows
+// weight rows, kQueries queries) (ForEachWarpItem); lane l takes chunks l, l + 32, ... of every
+// row of its group (AccumulateCompactChunkDots, the table replicated in shared memory:
+// StagePackedTable), so that a warp's query, T and symbol loads are each one coalesced stretch, the
+// query chunks loaded once for the group's rows; then escapes l, l + 32, ... of each row
+// (AccumulatePackedEscapeDots: the chunks whose T is 3 or more, ~2 % of them). The chunk loop is
+// unrolled so that several chunks' loads are in flight; not with 16 queries, whose chunks' query
+// values would take the registers (GemmKernel's measured lesson).
 template <int kQueries, int kRows>
-__global__ void GemmPackedKernel(DeviceCodec c, const uint16_t* scales, const uint8_t* t, const uint8_t* symbols,
-                                 const float* padded, int64_t batch, float* out) {
+__global__ void __launch_bounds__(kThreads, 2)
+    GemmPackedKernel(DeviceCodec c, const uint16_t* scales, CompactOverloads compact, const uint8_t* symbols,
+                     const float* padded, int64_t batch, float* out) {
   const PackedReplica table = StagePackedTable(c);
   const int lane = static_cast<int>(threadIdx.x % kWarp);
+  const int64_t words_per_row = CompactWordsPerRow(c);
   ForEachWarpItem<kQueries, kRows>(
       c, padded, batch, out,
       [&](int64_t first_row, const float* queries_first, int queries, float(&acc)[kRows][kQueries]) {
+        // A short last group repeats its last row (results dropped): no branch per chunk.
+        auto row = [&](int r) { return first_row + r < c.rows ? first_row + r : c.rows - 1; };
+        auto scales_row = [&](int64_t n) { return scales == nullptr ? nullptr : scales + n * c.blocks_per_row; };
 #pragma unroll(kQueries == kMaxDotQueries ? 1 : 4)
         for (int64_t chunk = lane; chunk < c.chunks_per_row; chunk += kWarp) {
           const int64_t block = BlockOfChunk(c, chunk);
@@ -633,11 +639,18 @@ __global__ void GemmPackedKernel(DeviceCodec c, const uint16_t* scales, const ui
           }
 #pragma unroll
           for (int r = 0; r < kRows; ++r) {
-            // A short last group repeats its last row (results dropped): no branch per chunk.
-            const int64_t n = first_row + r < c.rows ? first_row + r : c.rows - 1;
-            AccumulatePackedChunkDots<kQueries>(c, table, scales == nullptr ? nullptr : scales + n * c.blocks_per_row,
-                                                t + n * c.chunks_per_row, symbols + RowSymbolsOffsetBytes(c, n), chunk,
-                                                block, x, queries, acc[r]);
+            const int64_t n = row(r);
+            AccumulateCompactChunkDots<kQueries>(c, table, scales_row(n), compact.words + n * words_per_row,
+                                                 symbols + RowSymbolsOffsetBytes(c, n), chunk, block, x, queries,
+                                                 acc[r]);
+          }
+        }
+        for (int r = 0; r < kRows; ++r) {
+          const int64_t n = row(r);
+#pragma unroll 1
+          for (uint32_t e = compact.escape_begin[n] + lane; e < compact.escape_begin[n + 1]; e += kWarp) {
+            AccumulatePackedEscapeDots<kQueries>(c, table, scales_row(n), symbols + RowSymbolsOffsetBytes(c, n),
+                                                 compact.escapes[e], queries_first, queries, acc[r]);
           }
         }
       });
@@ -848,12 +861,12 @@ void LaunchGemmRuns(const DeviceCodec& c, const uint16_t* scales, const uint8_t*
 }
 
 template <int kQueries, int kRows>
-void LaunchGemmPacked(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const uint8_t* symbols,
-                      const float* padded, int64_t batch, float* out, cudaStream_t stream) {
+void LaunchGemmPacked(const DeviceCodec& c, const uint16_t* scales, const CompactOverloads& compact,
+                      const uint8_t* symbols, const float* padded, int64_t batch, float* out, cudaStream_t stream) {
   const int64_t warps = (c.rows + kRows - 1) / kRows * ((batch + kQueries - 1) / kQueries);
   COSET_LAUNCH(GridFor(warps, kThreads / kWarp), kThreads, PackedReplicaBytes(c), stream,
                GemmPackedKernel<kQueries, kRows>)
-  (c, scales, t, symbols, padded, batch, out);
+  (c, scales, compact, symbols, padded, batch, out);
 }
 
 template <int kRowTiles, int kQueryTiles>
@@ -1030,7 +1043,8 @@ cudaError_t LaunchPrepareQueries(const DeviceCodec& c, const float* queries, int
 }
 
 cudaError_t LaunchGemm(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const void* symbols,
-                       const float* padded, int64_t batch, float* out, cudaStream_t stream, KernelPath path) {
+                       const float* padded, int64_t batch, float* out, cudaStream_t stream, KernelPath path,
+                       const CompactOverloads* compact) {
   if (batch * c.rows == 0) return cudaSuccess;
   // Queries per warp: one for a GEMV, else up to kMaxDotQueries (acc's size is a template argument).
   const int per_warp = batch == 1 ? 1 : (batch <= 4 ? 4 : kMaxDotQueries);
@@ -1049,16 +1063,16 @@ cudaError_t LaunchGemm(const DeviceCodec& c, const uint16_t* scales, const uint8
     }
     return cudaGetLastError();
   }
-  if (RunPath(path) && PackedApplies(c) && aligned) {
+  if (RunPath(path) && compact != nullptr && CompactOverloadsApply(c) && aligned) {
     // Rows per warp: four for a GEMV and two for up to 4 queries (each query chunk loaded once for
     // them), one with more queries (their accumulators take the registers).
     const uint8_t* codes = static_cast<const uint8_t*>(symbols);
     if (per_warp == 1) {
-      LaunchGemmPacked<1, 4>(c, scales, t, codes, padded, batch, out, stream);
+      LaunchGemmPacked<1, 4>(c, scales, *compact, codes, padded, batch, out, stream);
     } else if (per_warp == 4) {
-      LaunchGemmPacked<4, 2>(c, scales, t, codes, padded, batch, out, stream);
+      LaunchGemmPacked<4, 2>(c, scales, *compact, codes, padded, batch, out, stream);
     } else {
-      LaunchGemmPacked<kMaxDotQueries, 1>(c, scales, t, codes, padded, batch, out, stream);
+      LaunchGemmPacked<kMaxDotQueries, 1>(c, scales, *compact, codes, padded, batch, out, stream);
     }
     return cudaGetLastError();
   }

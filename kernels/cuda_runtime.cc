@@ -483,14 +483,23 @@ absl::StatusOr<CompressedTensor> CudaCodec::EncodeTyped(const TensorCodec& codec
   return EncodeHost(codec, x, dtype, shape, dtype, stats);
 }
 
-absl::Status CudaCodec::Upload(const CompressedTensor& tensor, CodesOnDevice* out) {
+absl::Status CudaCodec::Upload(const CompressedTensor& tensor, CodesOnDevice* out, CodesFor use) {
   COSET_ASSIGN_OR_RETURN(const device::CodedForKernels coded, device::PrepareCoded(tensor));
   COSET_ASSIGN_OR_RETURN(out->codec, OnDevice(coded.plan, &out->ramp, &out->signs));
   COSET_RETURN_IF_ERROR(UploadVector(tensor.scales, stream_, &out->scales));
   COSET_RETURN_IF_ERROR(UploadVector(tensor.t, stream_, &out->t));
   COSET_RETURN_IF_ERROR(UploadVector(coded.symbols, stream_, &out->symbols));
   out->code_bytes = static_cast<int64_t>(2 * tensor.scales.size() + tensor.t.size() + coded.symbols.size());
-  // The host copy of the symbols goes when this returns: the uploads must be done by then.
+  out->compact = {};
+  device::CompactOverloadsOnHost compact;
+  if (use == CodesFor::kGemm && device::CompactOverloadsApply(out->codec)) {
+    compact = device::BuildCompactOverloads(out->codec, tensor.t.data());
+    COSET_RETURN_IF_ERROR(UploadVector(compact.words, stream_, &out->compact_words));
+    COSET_RETURN_IF_ERROR(UploadVector(compact.escape_begin, stream_, &out->escape_begin));
+    COSET_RETURN_IF_ERROR(UploadVector(compact.escapes, stream_, &out->escapes));
+    out->compact = {out->compact_words.as<uint32_t>(), out->escape_begin.as<uint32_t>(), out->escapes.as<uint32_t>()};
+  }
+  // The host copies go when this returns: the uploads must be done by then.
   COSET_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(static_cast<cudaStream_t>(stream_)));
   return absl::OkStatus();
 }
@@ -718,7 +727,7 @@ absl::StatusOr<GemmMethod> CudaCodec::Gemm(const CompressedTensor& weights, cons
                                            float* out, GemmMethod method) {
   if (batch < 0) return absl::InvalidArgumentError("batch must be >= 0");
   CodesOnDevice codes;
-  COSET_RETURN_IF_ERROR(Upload(weights, &codes));
+  COSET_RETURN_IF_ERROR(Upload(weights, &codes, CodesFor::kGemm));
   return Gemm(codes, queries, batch, out, method);
 }
 
@@ -752,7 +761,7 @@ absl::StatusOr<GemmMethod> CudaCodec::Gemm(const CodesOnDevice& codes, const flo
     }
     COSET_CUDA_RETURN_IF_ERROR(device::LaunchGemm(c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(),
                                                   codes.symbols.as<void>(), prepared, batch, output.as<float>(), stream,
-                                                  FusedKernelPath(method)));
+                                                  FusedKernelPath(method), codes.compact_or_null()));
   }
   if (batch * c.rows > 0) {
     COSET_CUDA_RETURN_IF_ERROR(

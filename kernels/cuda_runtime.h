@@ -96,9 +96,27 @@ struct CodesOnDevice {
   device::DeviceCodec codec;
   DeviceMemory ramp, signs, scales, t, symbols;
   int64_t code_bytes = 0;  // scales + T + symbols as uploaded
+  // Two-bit T for the packed GEMM (uploaded for CodesFor::kGemm where CompactOverloadsApply; else
+  // its pointers are null) and the memory it points into.
+  device::CompactOverloads compact;
+  DeviceMemory compact_words, escape_begin, escapes;
+  const device::CompactOverloads* compact_or_null() const { return compact.words == nullptr ? nullptr : &compact; }
+  // What a GEMV on these codes streams: scales, symbols and two-bit T where uploaded, else T bytes.
+  int64_t gemm_code_bytes() const {
+    return compact.words == nullptr
+               ? code_bytes
+               : code_bytes - t.bytes() + compact_words.bytes() + escape_begin.bytes() + escapes.bytes();
+  }
   // Device memory held (charged to DeviceBytesInUse).
-  int64_t bytes() const { return ramp.bytes() + signs.bytes() + scales.bytes() + t.bytes() + symbols.bytes(); }
+  int64_t bytes() const {
+    return ramp.bytes() + signs.bytes() + scales.bytes() + t.bytes() + symbols.bytes() + compact_words.bytes() +
+           escape_begin.bytes() + escapes.bytes();
+  }
 };
+
+// What uploaded codes will serve: GEMMs also take two-bit T (the packed GEMM's CompactOverloads,
+// built on the host once) where it applies.
+enum class CodesFor : uint8_t { kDecode, kGemm };
 
 // How CudaCodec::Gemm multiplies queries by coded weights.
 enum class GemmMethod : uint8_t {
@@ -172,8 +190,9 @@ class CudaCodec {
   absl::StatusOr<device::DeviceCodec> OnDevice(const device::DeviceCodecPlan& plan, DeviceMemory* ramp,
                                                DeviceMemory* signs);
 
-  // Checks a coded tensor as the blob reader does (device::PrepareCoded) and uploads its codes.
-  absl::Status Upload(const CompressedTensor& tensor, CodesOnDevice* out);
+  // Checks a coded tensor as the blob reader does (device::PrepareCoded) and uploads its codes
+  // (and for kGemm their two-bit T, where CompactOverloadsApply).
+  absl::Status Upload(const CompressedTensor& tensor, CodesOnDevice* out, CodesFor use = CodesFor::kDecode);
 
   // As TensorCodec::Encode (errors in the CPU codec's words: the input is re-checked there).
   absl::StatusOr<CompressedTensor> Encode(const TensorCodec& codec, const float* x, const std::vector<int64_t>& shape,

@@ -858,18 +858,21 @@ COSET_HD float PackedPoint(const DeviceCodec& c, const Table& table, uint32_t pa
   return 0.5f * (base * c.ramp[t]);
 }
 
+// Chunk `chunk`'s two symbols in a row of packed codes: level 0 in the low byte, level 1 in the next.
+COSET_HD uint32_t PackedPair(const uint8_t* symbols_row, int64_t chunk) {
+#if defined(__CUDA_ARCH__)
+  return *reinterpret_cast<const uint16_t*>(symbols_row + 2 * chunk);
+#else
+  return symbols_row[2 * chunk] | static_cast<uint32_t>(symbols_row[2 * chunk + 1]) << 8;
+#endif
+}
+
 // Chunk `chunk` of a coded row as the packed paths read it (PackedPoint), its block `block` =
 // BlockOfChunk(c, chunk) (which the caller may have found for several rows).
 template <typename Table>
 COSET_HD float PackedChunk(const DeviceCodec& c, const Table& table, const uint16_t* scales_row, const uint8_t* t_row,
                            const uint8_t* symbols_row, int64_t chunk, int64_t block, float* v) {
-  uint32_t pair;  // the chunk's level-0 symbol in the low byte, level 1 in the next
-#if defined(__CUDA_ARCH__)
-  pair = *reinterpret_cast<const uint16_t*>(symbols_row + 2 * chunk);
-#else
-  pair = symbols_row[2 * chunk] | static_cast<uint32_t>(symbols_row[2 * chunk + 1]) << 8;
-#endif
-  return PackedPoint(c, table, pair, t_row[chunk], BlockBaseAt(c, scales_row, block), v);
+  return PackedPoint(c, table, PackedPair(symbols_row, chunk), t_row[chunk], BlockBaseAt(c, scales_row, block), v);
 }
 
 // The packed decode of chunk `chunk` into its place in `row` (DecodeChunkAt's floats, stored as
@@ -884,16 +887,12 @@ COSET_HD void DecodePackedChunkAt(const DeviceCodec& c, const Table& table, cons
   StoreChunkAs<4>(v, dtype, row, 4 * chunk);
 }
 
-// acc[j] += <query j's chunk (x[4 j, 4 j + 4)), decoded chunk `chunk` of a coded row> for j <
-// queries (PackedChunk): the dot products of the doubled point by fused multiply-adds in
-// coordinate order, each times half the step into acc.
-template <int kQueries, typename Table>
-COSET_HD void AccumulatePackedChunkDots(const DeviceCodec& c, const Table& table, const uint16_t* scales_row,
-                                        const uint8_t* t_row, const uint8_t* symbols_row, int64_t chunk, int64_t block,
-                                        const float* x, int queries, float* acc) {
+// acc[j] += half_step <x[4 j, 4 j + 4), v> for j < queries: query j's chunk dotted with a packed
+// chunk's doubled point v (PackedPoint) by fused multiply-adds in coordinate order, times half the
+// step into acc.
+template <int kQueries>
+COSET_HD void AccumulatePointDots(const float* v, float half_step, const float* x, int queries, float* acc) {
   static_assert(kQueries <= kMaxDotQueries, "acc holds at most kMaxDotQueries sums");
-  float v[4];
-  const float half_step = PackedChunk(c, table, scales_row, t_row, symbols_row, chunk, block, v);
   for (int j = 0; j < kQueries; ++j) {
     // Not break: a loop of constant length unrolls, acc stays in registers. Query 0 always exists
     // (queries >= 1): no test, whose branch would hold a GEMV's loads back until it is taken.
@@ -901,6 +900,80 @@ COSET_HD void AccumulatePackedChunkDots(const DeviceCodec& c, const Table& table
     float dot = x[4 * j] * v[0];
     for (int i = 1; i < 4; ++i) dot = FusedMultiplyAdd(x[4 * j + i], v[i], dot);
     acc[j] = FusedMultiplyAdd(half_step, dot, acc[j]);
+  }
+}
+
+// --- Two-bit T for the packed GEMM (CompactOverloads) ------------------------------------------
+// A GEMV streams the weights' codes once, so their bytes bound its speed. D4 q=4 M=2 codes keep a
+// byte of T per chunk of four entries beside two bytes of symbols: 2 of their 6.06 bits per entry
+// (blocks of 256), which caps a bandwidth-bound GEMV at 16 / 6.06 = 2.64x a bf16 GEMV, under the
+// issue's 3x. T is small (on Gaussian rows 0, 1 or 2 for 97.7 % of D4 chunks: bench/ladder_schedule),
+// so the packed GEMM reads it in two bits per chunk, 3 standing for "3 or more, in the row's
+// escapes": 4.75 bits per entry with the escapes, a 3.37x cap. The escapes are the chunks with
+// T >= 3, row by row (CSR), each word `chunk << 8 | T`; the warp that sums a row takes them after
+// its chunks, so each chunk is summed once, with its own T, in an order fixed by the layout.
+
+// Chunks per word of two-bit T; the field of a chunk whose T is in the escapes.
+constexpr int kCompactChunksPerWord = 16;
+constexpr uint32_t kCompactEscape = 3;
+
+// The two-bit T of a coded tensor, as the packed GEMM reads it (device pointers on a GPU; built
+// on the host from the T bytes by BuildCompactOverloads, device_codec_host.h).
+struct CompactOverloads {
+  const uint32_t* words = nullptr;         // rows * CompactWordsPerRow: chunk k's T (or the escape)
+                                           // in bits 2 (k % 16) of word k / 16 of its row
+  const uint32_t* escape_begin = nullptr;  // rows + 1 offsets into escapes: row n's are
+                                           // escapes[escape_begin[n] .. escape_begin[n + 1])
+  const uint32_t* escapes = nullptr;       // chunk << 8 | T, ascending chunk within a row
+};
+
+COSET_HD int64_t CompactWordsPerRow(const DeviceCodec& c) {
+  return (c.chunks_per_row + kCompactChunksPerWord - 1) / kCompactChunksPerWord;
+}
+
+// Whether two-bit T can describe these codes: escape words hold a row's chunk in 24 bits, and the
+// row offsets count escapes (at most every chunk) in 32.
+COSET_HD bool CompactOverloadsApply(const DeviceCodec& c) {
+  return PackedApplies(c) && c.chunks_per_row < (int64_t{1} << 24) && c.rows * c.chunks_per_row < (int64_t{1} << 32);
+}
+
+// Chunk `chunk`'s two-bit field from its row's words.
+COSET_HD uint32_t CompactTAt(const uint32_t* words_row, int64_t chunk) {
+  return (words_row[chunk / kCompactChunksPerWord] >> (2 * (chunk % kCompactChunksPerWord))) & 3u;
+}
+
+// acc[j] += <query j's chunk (x[4 j, 4 j + 4)), decoded chunk `chunk` of a coded row> for j <
+// queries (AccumulatePointDots), its T read in two bits: a chunk whose field is the escape adds
+// nothing here (its half step is 0, so each sum is acc + 0) and is summed with its T from the
+// row's escapes (AccumulatePackedEscapeDots).
+template <int kQueries, typename Table>
+COSET_HD void AccumulateCompactChunkDots(const DeviceCodec& c, const Table& table, const uint16_t* scales_row,
+                                         const uint32_t* words_row, const uint8_t* symbols_row, int64_t chunk,
+                                         int64_t block, const float* x, int queries, float* acc) {
+  const uint32_t code = CompactTAt(words_row, chunk);
+  float v[4];
+  // The escape's ramp entry exists: a T >= 3 means t_max >= 3.
+  float half_step = PackedPoint(c, table, PackedPair(symbols_row, chunk), code, BlockBaseAt(c, scales_row, block), v);
+  if (code == kCompactEscape) half_step = 0.0f;
+  AccumulatePointDots<kQueries>(v, half_step, x, queries, acc);
+}
+
+// An escape of a row (`escape`: chunk << 8 | T) into acc: AccumulatePointDots at its T, query by
+// query (query j's chunk from queries_first + j * padded_cols), so that only one query's values
+// take registers (escapes are rare; the chunk loop's registers are for the common case).
+template <int kQueries, typename Table>
+COSET_HD void AccumulatePackedEscapeDots(const DeviceCodec& c, const Table& table, const uint16_t* scales_row,
+                                         const uint8_t* symbols_row, uint32_t escape, const float* queries_first,
+                                         int queries, float* acc) {
+  const int64_t chunk = escape >> 8;
+  float v[4];
+  const float half_step = PackedPoint(c, table, PackedPair(symbols_row, chunk), escape & 0xFFu,
+                                      BlockBaseAt(c, scales_row, BlockOfChunk(c, chunk)), v);
+  for (int j = 0; j < kQueries; ++j) {
+    if (j > 0 && j >= queries) continue;
+    float x[4];
+    LoadAlignedChunk<4>(queries_first + j * c.padded_cols + 4 * chunk, x);
+    AccumulatePointDots<1>(v, half_step, x, 1, acc + j);
   }
 }
 

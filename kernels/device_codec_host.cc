@@ -302,6 +302,25 @@ absl::Status DecodeWithDeviceSteps(const CompressedTensor& tensor, float* out, i
   return absl::OkStatus();
 }
 
+CompactOverloadsOnHost BuildCompactOverloads(const DeviceCodec& c, const uint8_t* t) {
+  const int64_t words_per_row = CompactWordsPerRow(c);
+  CompactOverloadsOnHost out;
+  out.words.assign(c.rows * words_per_row, 0);
+  out.escape_begin.reserve(c.rows + 1);
+  for (int64_t n = 0; n < c.rows; ++n) {
+    out.escape_begin.push_back(static_cast<uint32_t>(out.escapes.size()));
+    const uint8_t* t_row = t + n * c.chunks_per_row;
+    uint32_t* words_row = out.words.data() + n * words_per_row;
+    for (int64_t chunk = 0; chunk < c.chunks_per_row; ++chunk) {
+      const uint32_t field = std::min<uint32_t>(t_row[chunk], kCompactEscape);
+      words_row[chunk / kCompactChunksPerWord] |= field << (2 * (chunk % kCompactChunksPerWord));
+      if (field == kCompactEscape) out.escapes.push_back(static_cast<uint32_t>(chunk) << 8 | t_row[chunk]);
+    }
+  }
+  out.escape_begin.push_back(static_cast<uint32_t>(out.escapes.size()));
+  return out;
+}
+
 absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* queries, int64_t batch, float* out,
                                  KernelPath path) {
   if (batch < 0) return absl::InvalidArgumentError("batch must be >= 0");
@@ -346,19 +365,24 @@ absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* q
     }
   };
   const PackedTableInPlace table{c.packed_points};  // the packed paths' (PackedApplies)
-  if (RunPath(path) && PackedApplies(c)) {
-    // The packed kernel's lanes one after another: lane l sums chunks l, l + 32, ..., then the
-    // lanes' sums meet in the kernel's shuffle tree.
+  if (RunPath(path) && CompactOverloadsApply(c)) {
+    // The packed kernel's lanes one after another: lane l sums chunks l, l + 32, ..., then escapes
+    // l, l + 32, ... of the row; the lanes' sums meet in the kernel's shuffle tree.
+    const CompactOverloadsOnHost compact_on_host = BuildCompactOverloads(c, t);
+    const CompactOverloads compact = compact_on_host.view();
     for_each_group([&](int64_t n, int64_t first, int count, float* sums) {
       float lanes[kLanes][kMaxDotQueries] = {};
+      const float* queries_first = padded.data() + first * l.padded_cols;
       for (int64_t chunk = 0; chunk < l.chunks_per_row; ++chunk) {
         float x[4 * kMaxDotQueries] = {};
-        for (int q = 0; q < count; ++q) {
-          std::copy_n(padded.data() + (first + q) * l.padded_cols + 4 * chunk, 4, x + 4 * q);
-        }
-        AccumulatePackedChunkDots<kMaxDotQueries>(c, table, scales_of(n), t + n * l.chunks_per_row,
-                                                  symbols_of(n, uint8_t()), chunk, BlockOfChunk(c, chunk), x, count,
-                                                  lanes[chunk % kLanes]);
+        for (int q = 0; q < count; ++q) std::copy_n(queries_first + q * l.padded_cols + 4 * chunk, 4, x + 4 * q);
+        AccumulateCompactChunkDots<kMaxDotQueries>(c, table, scales_of(n), compact.words + n * CompactWordsPerRow(c),
+                                                   symbols_of(n, uint8_t()), chunk, BlockOfChunk(c, chunk), x, count,
+                                                   lanes[chunk % kLanes]);
+      }
+      for (uint32_t e = compact.escape_begin[n]; e < compact.escape_begin[n + 1]; ++e) {
+        AccumulatePackedEscapeDots<kMaxDotQueries>(c, table, scales_of(n), symbols_of(n, uint8_t()), compact.escapes[e],
+                                                   queries_first, count, lanes[(e - compact.escape_begin[n]) % kLanes]);
       }
       meet(lanes, count, sums);
     });

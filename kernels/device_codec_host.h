@@ -105,8 +105,18 @@ CompressedTensor FinishAddCodes(const CompressedTensor& first, const DeviceCodec
 absl::StatusOr<std::vector<double>> DotRowsWithDeviceSteps(const CompressedTensor& a, const CompressedTensor& b,
                                                            int64_t lut_budget_bytes = kDefaultLutBudgetBytes);
 
+// Two-bit T (CompactOverloads) from a coded tensor's T bytes, rows of chunks_per_row: what the
+// packed GEMM reads instead of them (built once, on the host, when weights cross to a device).
+struct CompactOverloadsOnHost {
+  std::vector<uint32_t> words, escape_begin, escapes;
+  CompactOverloads view() const { return {words.data(), escape_begin.data(), escapes.data()}; }
+  int64_t bytes() const { return 4 * static_cast<int64_t>(words.size() + escape_begin.size() + escapes.size()); }
+};
+CompactOverloadsOnHost BuildCompactOverloads(const DeviceCodec& c, const uint8_t* t);
+
 // GEMM on codes through the device steps: out[b * rows + n] = <queries[b], decode(weights)[n]>,
-// queries batch x cols floats, through the kernel LaunchGemm picks for `path`. The run path is
+// queries batch x cols floats, through the kernel LaunchGemm picks for `path` (given two-bit T
+// where CompactOverloadsApply, as CudaCodec::Gemm gives it). The run path is
 // mirrored lane by lane and through the kernel's shuffle tree, so its results are the GPU's bit for
 // bit; the per-chunk path sums chunk after chunk (the GPU adds its lanes' partial sums in a tree),
 // so there the results agree with the GPU's to float rounding, not bit for bit.

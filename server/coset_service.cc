@@ -413,7 +413,7 @@ absl::Status CosetServiceImpl::GemmOnDevice(const v1::Codes& source, const Compr
     // The host copy of the symbols as the kernel reads them (up to one uint32 each), until uploaded.
     COSET_RETURN_IF_ERROR(rc.Reserve(4 * t.layout.rows * t.layout.symbols_per_row, "the weights' staged codes"));
     auto codes = std::make_shared<CodesOnDevice>();
-    COSET_RETURN_IF_ERROR(cuda_->Upload(t, codes.get()));
+    COSET_RETURN_IF_ERROR(cuda_->Upload(t, codes.get(), CodesFor::kGemm));
     return std::shared_ptr<const CodesOnDevice>(std::move(codes));
   };
   const int64_t rows = w.layout.rows;

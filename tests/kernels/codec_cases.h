@@ -183,25 +183,33 @@ using GemmUnderTest = std::function<absl::Status(const CompressedTensor&, const 
 // Against decode-then-dot in double, within 1e-5 of sum |x_i| |w_i| (the float rounding of any
 // summation order): lattices with byte, 16-bit and packed symbols, rotated and not, padded rows,
 // rows of whole runs of four chunks (the run path: 256 and 1024 entries at d = 4 and 8) and not (7,
-// 520), batches across the 16-query groups, a zero block and a corrupt T.
+// 520), batches across the 16-query groups, a zero block, a corrupt T, and heavy-tailed weights
+// (rows of 4168 entries: packed GEMM rows with more escapes than a warp has lanes).
 inline void RunGemmCases(const GemmUnderTest& gemm) {
   struct Case {
     const char* lattice;
     int q;
     bool rotate;
+    bool heavy_tails;  // cubed Gaussian weights: many chunks at T >= 3 (the packed GEMM's escapes)
   };
-  const Case cases[] = {{"D4", 4, false}, {"D4", 4, true},  {"E8", 4, false},
-                        {"D8", 3, false}, {"A2", 3, false}, {"Z4", 5, true}};
+  const Case cases[] = {{"D4", 4, false, false}, {"D4", 4, true, false},  {"E8", 4, false, false},
+                        {"D8", 3, false, false}, {"A2", 3, false, false}, {"Z4", 5, true, false},
+                        {"D4", 4, false, true}};
   for (const Case& k : cases) {
-    for (int64_t cols : {7, 256, 520, 1024}) {
+    // Heavy-tailed rows long enough for more escapes than a warp has lanes (~8 % of chunks).
+    for (int64_t cols : k.heavy_tails ? std::vector<int64_t>{4168} : std::vector<int64_t>{7, 256, 520, 1024}) {
       for (int64_t batch : {1, 5, 17}) {
-        SCOPED_TRACE(absl::StrCat(k.lattice, " q=", k.q, " rotate=", k.rotate, " cols=", cols, " batch=", batch));
+        SCOPED_TRACE(absl::StrCat(k.lattice, " q=", k.q, " rotate=", k.rotate, " heavy tails=", k.heavy_tails,
+                                  " cols=", cols, " batch=", batch));
         CodecParams p;
         p.lattice = *Lattice::Parse(k.lattice);
         p.q = k.q;
         p.rotate = k.rotate;
         const int64_t rows = 37;
         std::vector<float> w = testing_util::Gaussian(rows * cols, static_cast<uint32_t>(cols));
+        if (k.heavy_tails) {
+          for (float& v : w) v = v * v * v;
+        }
         std::fill(w.begin(), w.begin() + std::min<int64_t>(cols, 256), 0.0f);  // row 0's first block
         const std::vector<float> x = testing_util::Gaussian(batch * cols, static_cast<uint32_t>(batch + 100));
         auto codec = TensorCodec::Create(p);

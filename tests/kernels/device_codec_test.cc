@@ -128,6 +128,45 @@ TEST(DeviceCodecTest, PackedPointTableGivesTheDoubledPoints) {
   }
 }
 
+// The packed GEMM's two-bit T (BuildCompactOverloads): every chunk's field is min(T, 3), the unused
+// fields of a row's last word are 0, and a row's escapes are exactly its chunks with T >= 3, in
+// order, with their T. Heavy-tailed rows (cubed Gaussians, as RunGemmCases' last case: ~8 % of
+// chunks at T >= 3) give rows of more escapes than a warp has lanes, and rows of 1042 chunks end
+// inside a word.
+TEST(DeviceCodecTest, CompactOverloadsHoldEveryT) {
+  const int64_t rows = 6, cols = 4168;
+  std::vector<float> w = testing_util::Gaussian(rows * cols, 3);
+  for (float& v : w) v = v * v * v;
+  const TensorCodec codec = *TensorCodec::Create(CodecParams{});
+  const CompressedTensor coded = *codec.Encode(w.data(), {rows, cols});
+  const device::DeviceCodec c = device::MakePlan(codec, {rows, cols})->view();
+  ASSERT_TRUE(device::CompactOverloadsApply(c));
+  const device::CompactOverloadsOnHost compact = device::BuildCompactOverloads(c, coded.t.data());
+  const int64_t words_per_row = device::CompactWordsPerRow(c);
+  ASSERT_EQ(words_per_row, 66);
+  ASSERT_EQ(compact.words.size(), static_cast<size_t>(rows * words_per_row));
+  ASSERT_EQ(compact.escape_begin.size(), static_cast<size_t>(rows + 1));
+  ASSERT_EQ(compact.escape_begin.front(), 0u);
+  ASSERT_EQ(compact.escape_begin.back(), compact.escapes.size());
+  uint32_t most_escapes = 0;
+  for (int64_t n = 0; n < rows; ++n) {
+    const uint32_t* words_row = compact.words.data() + n * words_per_row;
+    std::vector<uint32_t> want;
+    for (int64_t chunk = 0; chunk < c.chunks_per_row; ++chunk) {
+      const uint8_t t = coded.t[n * c.chunks_per_row + chunk];
+      ASSERT_EQ(device::CompactTAt(words_row, chunk), std::min<uint32_t>(t, 3)) << "row " << n << " chunk " << chunk;
+      if (t >= 3) want.push_back(static_cast<uint32_t>(chunk) << 8 | t);
+    }
+    EXPECT_EQ(words_row[words_per_row - 1] >> (2 * (c.chunks_per_row % 16)), 0u) << "row " << n;
+    const std::vector<uint32_t> got(compact.escapes.begin() + compact.escape_begin[n],
+                                    compact.escapes.begin() + compact.escape_begin[n + 1]);
+    EXPECT_EQ(got, want) << "row " << n;
+    most_escapes = std::max<uint32_t>(most_escapes, static_cast<uint32_t>(want.size()));
+  }
+  EXPECT_GT(most_escapes, 32u);  // a warp's lanes go round a row's escapes
+  EXPECT_EQ(compact.bytes(), 4 * static_cast<int64_t>(rows * words_per_row + rows + 1 + compact.escapes.size()));
+}
+
 TEST(DeviceCodecTest, GemmOnCodesMatchesDecodeThenDot) {
   for (const device::KernelPath path : {device::KernelPath::kRuns, device::KernelPath::kPerChunk}) {
     SCOPED_TRACE(path == device::KernelPath::kRuns ? "runs" : "per chunk");
