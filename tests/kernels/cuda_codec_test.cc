@@ -296,8 +296,9 @@ TEST(CudaCodecTest, GemmOnTensorCoresMatchesDecodeThenDot) {
   }
 }
 
-// What cosetd's resident weights do: the codes uploaded once (charged to the device memory in use
-// until freed), then GEMMs against them with the staged GEMM's results bit for bit.
+// What cosetd's resident weights do: the codes uploaded once for GEMMs (with two-bit T for the
+// packed GEMM; all of it charged to the device memory in use until freed), then GEMMs against them
+// with the staged GEMM's results bit for bit, on the per-chunk and the run paths.
 TEST(CudaCodecTest, GemmOnUploadedCodesEqualsTheStagedGemm) {
   COSET_REQUIRE_GPU(codec);
   const int64_t rows = 129, cols = 1000;
@@ -310,16 +311,20 @@ TEST(CudaCodecTest, GemmOnUploadedCodesEqualsTheStagedGemm) {
   const int64_t before = DeviceBytesInUse();
   {
     CodesOnDevice codes;
-    ASSERT_TRUE(codec->get()->Upload(coded, &codes).ok());
+    ASSERT_TRUE(codec->get()->Upload(coded, &codes, CodesFor::kGemm).ok());
+    ASSERT_NE(codes.compact_or_null(), nullptr);
     EXPECT_GE(codes.bytes(), codes.code_bytes);
+    EXPECT_LT(codes.gemm_code_bytes(), codes.code_bytes);
     EXPECT_EQ(DeviceBytesInUse() - before, codes.bytes());
-    for (int64_t batch : {1, 5, 16}) {
-      SCOPED_TRACE(absl::StrCat("batch ", batch));
-      const std::vector<float> x = testing_util::Gaussian(batch * cols, static_cast<uint32_t>(batch));
-      std::vector<float> kept(batch * rows, NAN), staged(batch * rows, NAN);
-      ASSERT_TRUE(codec->get()->Gemm(codes, x.data(), batch, kept.data()).ok());
-      ASSERT_TRUE(codec->get()->Gemm(coded, x.data(), batch, staged.data()).ok());
-      for (int64_t i = 0; i < batch * rows; ++i) ASSERT_EQ(FloatBits(kept[i]), FloatBits(staged[i])) << i;
+    for (const GemmMethod method : {GemmMethod::kFusedPerChunk, GemmMethod::kFusedRuns}) {
+      for (int64_t batch : {1, 5, 16}) {
+        SCOPED_TRACE(absl::StrCat(GemmMethodName(method), " batch ", batch));
+        const std::vector<float> x = testing_util::Gaussian(batch * cols, static_cast<uint32_t>(batch));
+        std::vector<float> kept(batch * rows, NAN), staged(batch * rows, NAN);
+        ASSERT_TRUE(codec->get()->Gemm(codes, x.data(), batch, kept.data(), method).ok());
+        ASSERT_TRUE(codec->get()->Gemm(coded, x.data(), batch, staged.data(), method).ok());
+        for (int64_t i = 0; i < batch * rows; ++i) ASSERT_EQ(FloatBits(kept[i]), FloatBits(staged[i])) << i;
+      }
     }
   }
   EXPECT_EQ(DeviceBytesInUse(), before);
