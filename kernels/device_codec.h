@@ -906,10 +906,11 @@ COSET_HD void AccumulatePointDots(const float* v, float half_step, const float* 
 // --- Two-bit T for the packed GEMM (CompactOverloads) ------------------------------------------
 // A GEMV streams the weights' codes once, so their bytes bound its speed. D4 q=4 M=2 codes keep a
 // byte of T per chunk of four entries beside two bytes of symbols: 2 of their 6.06 bits per entry
-// (blocks of 256), which caps a bandwidth-bound GEMV at 16 / 6.06 = 2.64x a bf16 GEMV, under the
-// issue's 3x. T is small (on Gaussian rows 0, 1 or 2 for 97.7 % of D4 chunks: bench/ladder_schedule),
-// so the packed GEMM reads it in two bits per chunk, 3 standing for "3 or more, in the row's
-// escapes": 4.75 bits per entry with the escapes, a 3.37x cap. The escapes are the chunks with
+// (blocks of 256). cuBLAS's bf16 GEMV of 8192 x 28672 streamed 3.9 TB/s on the H200 (0.12 ms), so
+// the issue's 3x meant reading those codes at 4.45 TB/s, more than a device copy moved there (4.1).
+// T is small (on Gaussian rows 0, 1 or 2 for 97.7 % of D4 chunks: bench/ladder_schedule), so the
+// packed GEMM reads it in two bits per chunk, 3 standing for "3 or more, in the row's escapes":
+// 4.75 bits per entry with the escapes, 3.49 TB/s for that 3x. The escapes are the chunks with
 // T >= 3, row by row (CSR), each word `chunk << 8 | T`; the warp that sums a row takes them after
 // its chunks, so each chunk is summed once, with its own T, in an order fixed by the layout.
 
