@@ -490,13 +490,16 @@ absl::Status CudaCodec::Upload(const CompressedTensor& tensor, CodesOnDevice* ou
   COSET_RETURN_IF_ERROR(UploadVector(tensor.t, stream_, &out->t));
   COSET_RETURN_IF_ERROR(UploadVector(coded.symbols, stream_, &out->symbols));
   out->code_bytes = static_cast<int64_t>(2 * tensor.scales.size() + tensor.t.size() + coded.symbols.size());
+  // Two-bit T where asked for and applicable; else none (what `out` held before is freed).
   out->compact = {};
   device::CompactOverloadsOnHost compact;
   if (use == CodesFor::kGemm && device::CompactOverloadsApply(out->codec)) {
     compact = device::BuildCompactOverloads(out->codec, tensor.t.data());
-    COSET_RETURN_IF_ERROR(UploadVector(compact.words, stream_, &out->compact_words));
-    COSET_RETURN_IF_ERROR(UploadVector(compact.escape_begin, stream_, &out->escape_begin));
-    COSET_RETURN_IF_ERROR(UploadVector(compact.escapes, stream_, &out->escapes));
+  }
+  COSET_RETURN_IF_ERROR(UploadVector(compact.words, stream_, &out->compact_words));
+  COSET_RETURN_IF_ERROR(UploadVector(compact.escape_begin, stream_, &out->escape_begin));
+  COSET_RETURN_IF_ERROR(UploadVector(compact.escapes, stream_, &out->escapes));
+  if (!compact.words.empty()) {
     out->compact = {out->compact_words.as<uint32_t>(), out->escape_begin.as<uint32_t>(), out->escapes.as<uint32_t>()};
   }
   // The host copies go when this returns: the uploads must be done by then.
