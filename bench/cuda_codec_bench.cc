@@ -25,11 +25,11 @@
 // E8 at 8192 x 8192; weights N x K, B queries), for each of CudaCodec::Gemm's methods ("kernel": "tensor-cores",
 // LaunchGemm's kTensorCores kernel for D4 from 5 queries on; LaunchGemm's kRuns kernel, "packed" for D4 and "runs" for
 // E8; the "per-chunk" kernel; and, where cuBLAS loads, "decode-cublas": the decode to float32 plus cuBLAS SGEMM): its
-// time; the bits per weight the kernel streams (the packed GEMM's T in two bits); the time a bf16 GEMV/GEMM that only streams its 2-byte weights at the measured copy bandwidth would need; and,
-// where the machine has cuBLAS (loaded at run time), cublasGemmEx in bf16 on the decoded weights, the decode's own
-// time, and the largest difference from cublasGemmEx in float32 relative to the largest result. Also DotRows from the
-// two-sided LUT on two 8192 x 8192 codes, against a device copy of their bytes. Exits 1, saying why, when there is no
-// usable CUDA device.
+// time; the bits per weight the kernel streams (the packed GEMM's T in two bits); the time a bf16 GEMV/GEMM that only
+// streams its 2-byte weights at the measured copy bandwidth would need; and, where the machine has cuBLAS (loaded at
+// run time), cublasGemmEx in bf16 on the decoded weights, the decode's own time, and the largest difference from
+// cublasGemmEx in float32 relative to the largest result. Also DotRows from the two-sided LUT on two 8192 x 8192 codes,
+// against a device copy of their bytes. Exits 1, saying why, when there is no usable CUDA device.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
