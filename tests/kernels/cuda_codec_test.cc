@@ -224,33 +224,35 @@ TEST(CudaCodecTest, DotRowsMatchesItsHostRunBitForBit) {
 // runs (GemmWithDeviceSteps): the same bits, so every chunk or run, lane and row a kernel reads is
 // the one the host run reads, for each of its three warp shapes (packed: four rows and one query,
 // two rows and up to 4, one row and up to 16; runs: two rows and one query, one row and up to 4,
-// up to 16) and row counts that leave a short last group; D4 also on heavy-tailed rows (cubed
-// Gaussians), whose escapes from two-bit T outnumber a warp's lanes.
+// up to 16) and row counts that leave a short last group; D4 also on heavy-tailed rows
+// (HeavyTailed), whose escapes from two-bit T outnumber a warp's lanes.
 TEST(CudaCodecTest, GemmRunPathMatchesItsHostRunBitForBit) {
   COSET_REQUIRE_GPU(codec);
-  for (const char* lattice : {"D4", "E8", "D4 heavy tails"}) {
-    const bool d4 = lattice[1] == '4', heavy_tails = std::string(lattice).size() > 2;
+  struct Case {
+    const char* lattice;
+    bool rotate, heavy_tails;  // HeavyTailed rows unrotated: a rotation spreads the tails
+  };
+  for (const Case& k : {Case{"D4", true, false}, Case{"E8", false, false}, Case{"D4", false, true}}) {
+    const bool d4 = std::string(k.lattice) == "D4";
     CodecParams p;
-    p.lattice = *Lattice::Parse(d4 ? "D4" : "E8");
-    p.rotate = d4 && !heavy_tails;  // a rotation would spread the tails over the block
+    p.lattice = *Lattice::Parse(k.lattice);
+    p.rotate = k.rotate;
     const int64_t rows = 37, cols = 2048;
     const TensorCodec tc = *TensorCodec::Create(p);
-    std::vector<float> w = testing_util::Gaussian(rows * cols, 5);
-    if (heavy_tails) {
-      for (float& v : w) v = v * v * v;
-    }
+    const std::vector<float> w =
+        k.heavy_tails ? device_testing::HeavyTailed(rows * cols, 5) : testing_util::Gaussian(rows * cols, 5);
     const CompressedTensor coded = *tc.Encode(w.data(), {rows, cols});
     const device::DeviceCodec c = device::MakePlan(tc, {rows, cols})->view();
     ASSERT_TRUE(device::RunsApply(c));
     ASSERT_EQ(device::PackedApplies(c), d4);
-    if (heavy_tails) {  // some row's escapes go round the warp's lanes
+    if (k.heavy_tails) {  // some row's escapes go round the warp's lanes
       const device::CompactOverloadsOnHost compact = device::BuildCompactOverloads(c, coded.t.data());
       uint32_t most = 0;
       for (int64_t n = 0; n < rows; ++n) most = std::max(most, compact.escape_begin[n + 1] - compact.escape_begin[n]);
       ASSERT_GT(most, 32u);
     }
     for (int64_t batch : {1, 3, 4, 16, 21}) {
-      SCOPED_TRACE(absl::StrCat(lattice, " batch ", batch));
+      SCOPED_TRACE(absl::StrCat(k.lattice, k.heavy_tails ? " heavy tails" : "", " batch ", batch));
       const std::vector<float> x = testing_util::Gaussian(batch * cols, static_cast<uint32_t>(batch));
       std::vector<float> gpu(batch * rows, NAN), host(batch * rows, NAN);
       ASSERT_TRUE(codec->get()->Gemm(coded, x.data(), batch, gpu.data(), GemmMethod::kFusedRuns).ok());

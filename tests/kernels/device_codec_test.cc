@@ -130,13 +130,12 @@ TEST(DeviceCodecTest, PackedPointTableGivesTheDoubledPoints) {
 
 // The packed GEMM's two-bit T (BuildCompactOverloads): every chunk's field is min(T, 3), the unused
 // fields of a row's last word are 0, and a row's escapes are exactly its chunks with T >= 3, in
-// order, with their T. Heavy-tailed rows (cubed Gaussians, as RunGemmCases' last case: ~8 % of
+// order, with their T. Heavy-tailed rows (HeavyTailed, as RunGemmCases' last case: ~8 % of
 // chunks at T >= 3) give rows of more escapes than a warp has lanes, and rows of 1042 chunks end
 // inside a word.
 TEST(DeviceCodecTest, CompactOverloadsHoldEveryT) {
   const int64_t rows = 6, cols = 4168;
-  std::vector<float> w = testing_util::Gaussian(rows * cols, 3);
-  for (float& v : w) v = v * v * v;
+  const std::vector<float> w = device_testing::HeavyTailed(rows * cols, 3);
   const TensorCodec codec = *TensorCodec::Create(CodecParams{});
   const CompressedTensor coded = *codec.Encode(w.data(), {rows, cols});
   const device::DeviceCodec c = device::MakePlan(codec, {rows, cols})->view();
