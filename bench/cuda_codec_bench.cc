@@ -448,16 +448,19 @@ int Main(int argc, char** argv) {
   // GEMM on codes: q=4 M=2 weights of N x K (D4 at three shapes, E8 at one: the run path's 16-bit
   // symbols and a codebook table too large for shared memory), queries B x K, everything on the
   // device; against cuBLAS on the decoded weights (bf16 for speed, float32 for agreement) when
-  // cuBLAS loads.
+  // cuBLAS loads. E8 twice: uploaded for GEMMs, whose run path reads half points, and uploaded for
+  // decodes, whose run path reads the codebook table (that kernel only).
   auto cublas = Cublas::Load(stream);
   if (!cublas.ok())
     std::fprintf(stderr, "cuda_codec_bench: no cuBLAS baseline: %s\n", cublas.status().ToString().c_str());
   struct GemmShape {
     const char* lattice;
     int64_t n, k;
+    CodesFor use = CodesFor::kGemm;
   };
-  for (const GemmShape& shape : {GemmShape{"D4", 8192, 8192}, GemmShape{"D4", 28672, 8192},
-                                 GemmShape{"D4", 8192, 28672}, GemmShape{"E8", 8192, 8192}}) {
+  for (const GemmShape& shape :
+       {GemmShape{"D4", 8192, 8192}, GemmShape{"D4", 28672, 8192}, GemmShape{"D4", 8192, 28672},
+        GemmShape{"E8", 8192, 8192}, GemmShape{"E8", 8192, 8192, CodesFor::kDecode}}) {
     if (sections.count("gemm") == 0) break;
     const int64_t n = shape.n / shrink, k = shape.k / shrink;
     CodecParams params;
@@ -468,10 +471,12 @@ int Main(int argc, char** argv) {
     const CompressedTensor coded = OrDie(codec.Encode(w.data(), {n, k}));
     const Layout& l = coded.layout;
     CodesOnDevice codes;
-    OrDie(gpu.Upload(coded, &codes, CodesFor::kGemm));
+    OrDie(gpu.Upload(coded, &codes, shape.use));
     const device::DeviceCodec& c = codes.codec;
-    // Nothing to time where the one method asked for does not serve the code (tensor cores: D4).
+    // Nothing to time where the methods asked for do not serve the code (tensor cores: D4; codes
+    // uploaded for decodes: the run path only).
     if (methods == std::set<GemmMethod>{GemmMethod::kFusedTensorCores} && !device::TensorCoresApply(c)) continue;
+    if (shape.use == CodesFor::kDecode && methods.count(GemmMethod::kFusedRuns) == 0) continue;
     // The decoded weights on the device (float32, and bf16 rounded on the host), timed decode.
     DeviceMemory w_f32, w_bf16, work, copy_src, copy_dst;
     OrDie(w_f32.Allocate(4 * n * k));
@@ -508,6 +513,7 @@ int Main(int argc, char** argv) {
       for (const GemmMethod method : {GemmMethod::kFusedTensorCores, GemmMethod::kFusedRuns, GemmMethod::kFusedPerChunk,
                                       GemmMethod::kDecodeCublas}) {
         if (methods.count(method) == 0 || (method == GemmMethod::kDecodeCublas && !cublas.ok())) continue;
+        if (shape.use == CodesFor::kDecode && method != GemmMethod::kFusedRuns) continue;  // as above
         const bool tensor_cores = batch > 4 && device::TensorCoresApply(c);
         if (method == GemmMethod::kFusedTensorCores && !tensor_cores) continue;  // it would be kFusedRuns
         const device::KernelPath path = FusedKernelPath(method);
@@ -520,7 +526,7 @@ int Main(int argc, char** argv) {
           if (prepare) CHECK_CUDA(device::LaunchPrepareQueries(c, x.as<float>(), batch, padded.as<float>(), stream));
           CHECK_CUDA(device::LaunchGemm(c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(), codes.symbols.as<void>(),
                                         prepare ? padded.as<float>() : x.as<float>(), batch, out.as<float>(), stream,
-                                        path, codes.compact_or_null()));
+                                        path, codes.gemm));
         };
         // A copy that reads and writes the bf16 weights' bytes: the time a bandwidth-bound bf16 kernel
         // would need to stream them once.
@@ -545,16 +551,20 @@ int Main(int argc, char** argv) {
         }
         JsonObject j;
         j.Add("gemm", absl::StrCat(shape.lattice, " q=4 M=2"));
-        const bool packed = device::RunPath(path) && codes.compact_or_null() != nullptr;
+        // LaunchGemm's choice on these codes (its alignment tests hold: device buffers).
+        const bool packed = device::RunPath(path) && codes.gemm.compact.words != nullptr;
+        const bool halves = device::UsesRuns(c, path) && codes.gemm.halves.low != nullptr;
         j.Add("kernel", method == GemmMethod::kDecodeCublas       ? "decode-cublas"
                         : method == GemmMethod::kFusedTensorCores ? "tensor-cores"
                         : packed                                  ? "packed"
+                        : halves                                  ? "runs-half-points"
                         : device::UsesRuns(c, path)               ? "runs"
                                                                   : "per-chunk");
         j.Add("n", n).Add("k", k).Add("batch", batch).Add("code_bytes", codes.code_bytes);
-        // What the kernel streams per weight (the packed GEMM reads T in two bits): the ceiling of a
-        // bandwidth-bound GEMV over a bf16 one is 16 over it.
-        const int64_t streamed = packed ? codes.gemm_code_bytes() : codes.code_bytes;
+        // What the kernel streams per weight (the packed GEMM reads T in two bits, the run path at
+        // d = 8 half-point indices): the ceiling of a bandwidth-bound GEMV over a bf16 one is 16
+        // over it.
+        const int64_t streamed = packed || halves ? codes.gemm_code_bytes() : codes.code_bytes;
         j.Add("streamed_bits_per_weight", 8.0 * static_cast<double>(streamed) / static_cast<double>(n * k));
         j.Add("ms", Spread(ms)).Add("speedup_vs_bf16_stream_bound", Spread(vs_bf16_bound));
         if (cublas.ok()) {

@@ -584,11 +584,18 @@ __device__ void ForEachWarpItem(const DeviceCodec& c, const float* padded, int64
 // The run path (RunsApply): a warp per (kRows weight rows, kQueries queries) (ForEachWarpItem);
 // lane l takes runs l, l + 32, ... of every row of its group (AccumulateRunDots: one 32-bit load
 // of a run's T, one 8- or 16-byte load of its symbols, and the rows' loads independent of each
-// other, so that several are in flight per lane).
-template <int kDim, int kQueries, int kRows, typename SymbolT>
+// other, so that several are in flight per lane). kHalves (HalvesApply, given HalfPointCodes: d = 8,
+// 16-bit symbols): each chunk's codebook rows from the half-point table staged in shared memory
+// (4 KiB) instead of the codebook table (2 MiB for E8 q=4: L2), read through the run's half-point
+// indices instead of its symbols (AccumulateHalfRunDots: the same floats, so the same sums).
+template <int kDim, int kQueries, int kRows, typename SymbolT, bool kHalves>
 __global__ void GemmRunsKernel(DeviceCodec c, const uint16_t* scales, const uint8_t* t, const uint8_t* symbols,
-                               const float* padded, int64_t batch, float* out) {
-  c.codebook.rep_point = StageTable(c.codebook.rep_point, CodebookTableEntries(c));
+                               HalfPointCodes halves, const float* padded, int64_t batch, float* out) {
+  if constexpr (kHalves) {
+    halves.table = StageTable(halves.table, kHalfPointEntries);
+  } else {
+    c.codebook.rep_point = StageTable(c.codebook.rep_point, CodebookTableEntries(c));
+  }
   const int lane = static_cast<int>(threadIdx.x % kWarp);
   const int64_t runs = c.chunks_per_row / kRunChunks;
   ForEachWarpItem<kQueries, kRows>(
@@ -599,10 +606,16 @@ __global__ void GemmRunsKernel(DeviceCodec c, const uint16_t* scales, const uint
           for (int r = 0; r < kRows; ++r) {
             // A short last group repeats its last row (results dropped): no branch per run.
             const int64_t n = first_row + r < c.rows ? first_row + r : c.rows - 1;
-            AccumulateRunDots<kDim, kQueries>(c, scales == nullptr ? nullptr : scales + n * c.blocks_per_row,
-                                              t + n * c.chunks_per_row,
-                                              reinterpret_cast<const SymbolT*>(symbols + RowSymbolsOffsetBytes(c, n)),
+            const uint16_t* scales_row = scales == nullptr ? nullptr : scales + n * c.blocks_per_row;
+            if constexpr (kHalves) {
+              AccumulateHalfRunDots<kQueries>(c, halves.table, scales_row, t + n * c.chunks_per_row,
+                                              halves.low + n * c.chunks_per_row * kRunLevels, halves.high + n * runs,
                                               run, queries_first, queries, acc[r]);
+            } else {
+              AccumulateRunDots<kDim, kQueries>(c, scales_row, t + n * c.chunks_per_row,
+                                                reinterpret_cast<const SymbolT*>(symbols + RowSymbolsOffsetBytes(c, n)),
+                                                run, queries_first, queries, acc[r]);
+            }
           }
         }
       });
@@ -851,13 +864,23 @@ __global__ void FromFloatKernel(const float* src, int64_t n, uint8_t dtype, void
   }
 }
 
+// The run path's GEMM, on half points where halves.table is given (kDim 8, SymbolT uint16_t).
 template <int kDim, int kQueries, int kRows, typename SymbolT>
 void LaunchGemmRuns(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const uint8_t* symbols,
-                    const float* padded, int64_t batch, float* out, cudaStream_t stream) {
+                    const HalfPointCodes& halves, const float* padded, int64_t batch, float* out, cudaStream_t stream) {
   const int64_t warps = (c.rows + kRows - 1) / kRows * ((batch + kQueries - 1) / kQueries);
-  COSET_LAUNCH(GridFor(warps, kThreads / kWarp), kThreads, StagedBytes(CodebookTableEntries(c)), stream,
-               GemmRunsKernel<kDim, kQueries, kRows, SymbolT>)
-  (c, scales, t, symbols, padded, batch, out);
+  const unsigned int grid = GridFor(warps, kThreads / kWarp);
+  if constexpr (kDim == 8 && std::is_same_v<SymbolT, uint16_t>) {
+    if (halves.table != nullptr) {
+      COSET_LAUNCH(grid, kThreads, StagedBytes(kHalfPointEntries), stream,
+                   GemmRunsKernel<kDim, kQueries, kRows, SymbolT, true>)
+      (c, scales, t, symbols, halves, padded, batch, out);
+      return;
+    }
+  }
+  COSET_LAUNCH(grid, kThreads, StagedBytes(CodebookTableEntries(c)), stream,
+               GemmRunsKernel<kDim, kQueries, kRows, SymbolT, false>)
+  (c, scales, t, symbols, halves, padded, batch, out);
 }
 
 template <int kQueries, int kRows>
@@ -1044,7 +1067,7 @@ cudaError_t LaunchPrepareQueries(const DeviceCodec& c, const float* queries, int
 
 cudaError_t LaunchGemm(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const void* symbols,
                        const float* padded, int64_t batch, float* out, cudaStream_t stream, KernelPath path,
-                       const CompactOverloads* compact) {
+                       const GemmCodes& gemm) {
   if (batch * c.rows == 0) return cudaSuccess;
   // Queries per warp: one for a GEMV, else up to kMaxDotQueries (acc's size is a template argument).
   const int per_warp = batch == 1 ? 1 : (batch <= 4 ? 4 : kMaxDotQueries);
@@ -1063,16 +1086,16 @@ cudaError_t LaunchGemm(const DeviceCodec& c, const uint16_t* scales, const uint8
     }
     return cudaGetLastError();
   }
-  if (RunPath(path) && compact != nullptr && CompactOverloadsApply(c) && aligned) {
+  if (RunPath(path) && gemm.compact.words != nullptr && CompactOverloadsApply(c) && aligned) {
     // Rows per warp: four for a GEMV and two for up to 4 queries (each query chunk loaded once for
     // them), one with more queries (their accumulators take the registers).
     const uint8_t* codes = static_cast<const uint8_t*>(symbols);
     if (per_warp == 1) {
-      LaunchGemmPacked<1, 4>(c, scales, *compact, codes, padded, batch, out, stream);
+      LaunchGemmPacked<1, 4>(c, scales, gemm.compact, codes, padded, batch, out, stream);
     } else if (per_warp == 4) {
-      LaunchGemmPacked<4, 2>(c, scales, *compact, codes, padded, batch, out, stream);
+      LaunchGemmPacked<4, 2>(c, scales, gemm.compact, codes, padded, batch, out, stream);
     } else {
-      LaunchGemmPacked<kMaxDotQueries, 1>(c, scales, *compact, codes, padded, batch, out, stream);
+      LaunchGemmPacked<kMaxDotQueries, 1>(c, scales, gemm.compact, codes, padded, batch, out, stream);
     }
     return cudaGetLastError();
   }
@@ -1080,14 +1103,18 @@ cudaError_t LaunchGemm(const DeviceCodec& c, const uint16_t* scales, const uint8
     // Rows per warp: two for a GEMV (each query chunk loaded once for both), one with more queries
     // (their accumulators take the registers).
     const uint8_t* codes = static_cast<const uint8_t*>(symbols);
+    // Half points where given (their words and 16-bit rows on the boundaries of T's and symbols').
+    const bool with_halves =
+        gemm.halves.table != nullptr && HalvesApply(c) && RunBuffersAligned(gemm.halves.high, gemm.halves.low);
+    const HalfPointCodes halves = with_halves ? gemm.halves : HalfPointCodes();
     WithRunTypes(c, [&](auto dim, auto symbol) {
       using SymbolT = decltype(symbol);
       if (per_warp == 1) {
-        LaunchGemmRuns<dim(), 1, 2, SymbolT>(c, scales, t, codes, padded, batch, out, stream);
+        LaunchGemmRuns<dim(), 1, 2, SymbolT>(c, scales, t, codes, halves, padded, batch, out, stream);
       } else if (per_warp == 4) {
-        LaunchGemmRuns<dim(), 4, 1, SymbolT>(c, scales, t, codes, padded, batch, out, stream);
+        LaunchGemmRuns<dim(), 4, 1, SymbolT>(c, scales, t, codes, halves, padded, batch, out, stream);
       } else {
-        LaunchGemmRuns<dim(), kMaxDotQueries, 1, SymbolT>(c, scales, t, codes, padded, batch, out, stream);
+        LaunchGemmRuns<dim(), kMaxDotQueries, 1, SymbolT>(c, scales, t, codes, halves, padded, batch, out, stream);
       }
     });
     return cudaGetLastError();

@@ -98,12 +98,14 @@ cudaError_t LaunchDotRows(const DeviceCodec& a, const uint16_t* scales_a, const 
 // queries: for path kTensorCores and more than 4 queries where TensorCoresApply(c), a thread
 // block per (32 weight rows, up to 16 queries) on tensor cores (bf16 MMAs on three-limb splits of
 // the decoded weights and the queries: float32's results to ~2^-22 of sum |x w|); else, for kRuns
-// and kTensorCores, where `compact` is given and CompactOverloadsApply(c) (D4's default code) the
-// packed GEMM on two-bit T, a warp per (four, two or one weight rows; one, up to 4 or up to 16
+// and kTensorCores, where gemm.compact is given and CompactOverloadsApply(c) (D4's default code)
+// the packed GEMM on two-bit T, a warp per (four, two or one weight rows; one, up to 4 or up to 16
 // queries) whose lanes take consecutive chunks (AccumulateCompactChunkDots) and then the rows'
 // escapes (`t` is not read), and where RunsApply(c) (D4, E8 and D8 with two levels of one- or
 // two-byte symbols, rows of whole runs) a warp per (two weight rows, one query; or one row, up to
-// 16 queries), each lane taking every 32nd run of four chunks with wide loads (AccumulateRunDots);
+// 16 queries), each lane taking every 32nd run of four chunks with wide loads: their points from
+// the half points where gemm.halves is given and HalvesApply(c) (AccumulateHalfRunDots: `symbols`
+// is not read), else from the codebook table (AccumulateRunDots), the same floats either way;
 // otherwise a warp per (weight row, up to 16 queries), each lane decoding every 32nd chunk of the
 // row (AccumulateChunkDots). Chunks are decoded in registers once for all queries; the lanes' or
 // warps' sums meet by shuffles or in shared memory, in a fixed order.
@@ -111,7 +113,7 @@ cudaError_t LaunchPrepareQueries(const DeviceCodec& c, const float* queries, int
                                  cudaStream_t stream);
 cudaError_t LaunchGemm(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const void* symbols,
                        const float* padded, int64_t batch, float* out, cudaStream_t stream,
-                       KernelPath path = KernelPath::kPerChunk, const CompactOverloads* compact = nullptr);
+                       KernelPath path = KernelPath::kPerChunk, const GemmCodes& gemm = GemmCodes());
 
 }  // namespace device
 }  // namespace coset

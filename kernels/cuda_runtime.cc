@@ -136,6 +136,10 @@ absl::StatusOr<CudaDeviceInfo> ProbeCudaDevice(int index) {
 struct CudaCodec::DeviceTables {
   DeviceMemory rep_coords, rep_point;
   DeviceMemory packed_points;  // device::PackedPointTable, where the codebook has one
+  // device::HalfPointTable, where the codebook has one: its table here, its pairs on the host
+  // (Upload builds a tensor's half-point indices from them).
+  DeviceMemory half_points;
+  device::HalfPointsOnHost halves;
   ChunkCodebook view;
   DeviceMemory pair_lut;  // DotRows' two-sided LUT, uploaded on its first use (empty until then)
   bool pair_lut_integral = true;
@@ -307,6 +311,8 @@ absl::StatusOr<CudaCodec::DeviceTables*> CudaCodec::TablesFor(const Codebook& co
   COSET_RETURN_IF_ERROR(tables->rep_point.Upload(host.rep_point, entries * sizeof(float), stream_));
   const std::vector<uint32_t> packed = device::PackedPointTable(codebook);
   COSET_RETURN_IF_ERROR(UploadVector(packed, stream_, &tables->packed_points));
+  tables->halves = device::HalfPointTable(codebook);
+  COSET_RETURN_IF_ERROR(UploadVector(tables->halves.table, stream_, &tables->half_points));
   COSET_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(static_cast<cudaStream_t>(stream_)));
   tables->view = host;
   tables->view.rep_coords = tables->rep_coords.as<int32_t>();
@@ -490,17 +496,28 @@ absl::Status CudaCodec::Upload(const CompressedTensor& tensor, CodesOnDevice* ou
   COSET_RETURN_IF_ERROR(UploadVector(tensor.t, stream_, &out->t));
   COSET_RETURN_IF_ERROR(UploadVector(coded.symbols, stream_, &out->symbols));
   out->code_bytes = static_cast<int64_t>(2 * tensor.scales.size() + tensor.t.size() + coded.symbols.size());
-  // Two-bit T where asked for and applicable; else none (what `out` held before is freed).
-  out->compact = {};
+  // The GEMMs' layouts where asked for and applicable; else none (what `out` held before is freed).
+  out->gemm = {};
   device::CompactOverloadsOnHost compact;
+  device::HalfPointCodesOnHost halves;
+  COSET_ASSIGN_OR_RETURN(const DeviceTables* tables, TablesFor(*coded.plan.codebook));
   if (use == CodesFor::kGemm && device::CompactOverloadsApply(out->codec)) {
     compact = device::BuildCompactOverloads(out->codec, tensor.t.data());
   }
+  const bool with_halves = use == CodesFor::kGemm && device::HalvesApply(out->codec) && !tables->halves.table.empty();
+  if (with_halves) halves = device::BuildHalfPointCodes(out->codec, coded.symbols.data(), tables->halves);
   COSET_RETURN_IF_ERROR(UploadVector(compact.words, stream_, &out->compact_words));
   COSET_RETURN_IF_ERROR(UploadVector(compact.escape_begin, stream_, &out->escape_begin));
   COSET_RETURN_IF_ERROR(UploadVector(compact.escapes, stream_, &out->escapes));
+  COSET_RETURN_IF_ERROR(UploadVector(halves.low, stream_, &out->half_low));
+  COSET_RETURN_IF_ERROR(UploadVector(halves.high, stream_, &out->half_high));
   if (!compact.words.empty()) {
-    out->compact = {out->compact_words.as<uint32_t>(), out->escape_begin.as<uint32_t>(), out->escapes.as<uint32_t>()};
+    out->gemm.compact = {out->compact_words.as<uint32_t>(), out->escape_begin.as<uint32_t>(),
+                         out->escapes.as<uint32_t>()};
+  }
+  if (with_halves) {
+    out->gemm.halves = {tables->half_points.as<uint32_t>(), out->half_low.as<uint16_t>(),
+                        out->half_high.as<uint32_t>()};
   }
   // The host copies go when this returns: the uploads must be done by then.
   COSET_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(static_cast<cudaStream_t>(stream_)));
@@ -764,7 +781,7 @@ absl::StatusOr<GemmMethod> CudaCodec::Gemm(const CodesOnDevice& codes, const flo
     }
     COSET_CUDA_RETURN_IF_ERROR(device::LaunchGemm(c, codes.scales.as<uint16_t>(), codes.t.as<uint8_t>(),
                                                   codes.symbols.as<void>(), prepared, batch, output.as<float>(), stream,
-                                                  FusedKernelPath(method), codes.compact_or_null()));
+                                                  FusedKernelPath(method), codes.gemm));
   }
   if (batch * c.rows > 0) {
     COSET_CUDA_RETURN_IF_ERROR(

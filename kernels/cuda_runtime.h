@@ -96,26 +96,31 @@ struct CodesOnDevice {
   device::DeviceCodec codec;
   DeviceMemory ramp, signs, scales, t, symbols;
   int64_t code_bytes = 0;  // scales + T + symbols as uploaded
-  // Two-bit T for the packed GEMM (uploaded for CodesFor::kGemm where CompactOverloadsApply; else
-  // its pointers are null) and the memory it points into.
-  device::CompactOverloads compact;
-  DeviceMemory compact_words, escape_begin, escapes;
-  const device::CompactOverloads* compact_or_null() const { return compact.words == nullptr ? nullptr : &compact; }
-  // What a GEMV on these codes streams: scales, symbols and two-bit T where uploaded, else T bytes.
+  // What the GEMM kernels read beside those (uploaded for CodesFor::kGemm where they apply, else
+  // their pointers are null), and the memory they point into: two-bit T for the packed GEMM
+  // (CompactOverloadsApply), half-point indices for the run path at d = 8 (HalvesApply, where the
+  // codebook has half points; their table is the codec's, one per codebook).
+  device::GemmCodes gemm;
+  DeviceMemory compact_words, escape_begin, escapes, half_low, half_high;
+  // What a GEMV on these codes streams: scales, then two-bit T where uploaded, else T bytes, and
+  // half-point indices where uploaded, else symbols.
   int64_t gemm_code_bytes() const {
-    return compact.words == nullptr
-               ? code_bytes
-               : code_bytes - t.bytes() + compact_words.bytes() + escape_begin.bytes() + escapes.bytes();
+    int64_t bytes = code_bytes;
+    if (gemm.compact.words != nullptr) {
+      bytes += compact_words.bytes() + escape_begin.bytes() + escapes.bytes() - t.bytes();
+    }
+    if (gemm.halves.low != nullptr) bytes += half_low.bytes() + half_high.bytes() - symbols.bytes();
+    return bytes;
   }
   // Device memory held (charged to DeviceBytesInUse).
   int64_t bytes() const {
     return ramp.bytes() + signs.bytes() + scales.bytes() + t.bytes() + symbols.bytes() + compact_words.bytes() +
-           escape_begin.bytes() + escapes.bytes();
+           escape_begin.bytes() + escapes.bytes() + half_low.bytes() + half_high.bytes();
   }
 };
 
-// What uploaded codes will serve: GEMMs also take two-bit T (the packed GEMM's CompactOverloads,
-// built on the host once) where it applies.
+// What uploaded codes will serve: GEMMs also take two-bit T and half-point indices (the packed and
+// run GEMMs' GemmCodes, built on the host once) where they apply.
 enum class CodesFor : uint8_t { kDecode, kGemm };
 
 // How CudaCodec::Gemm multiplies queries by coded weights.
@@ -191,7 +196,7 @@ class CudaCodec {
                                                DeviceMemory* signs);
 
   // Checks a coded tensor as the blob reader does (device::PrepareCoded) and uploads its codes
-  // (and for kGemm their two-bit T, where CompactOverloadsApply).
+  // (and for kGemm their GemmCodes: two-bit T, half-point indices, where they apply).
   absl::Status Upload(const CompressedTensor& tensor, CodesOnDevice* out, CodesFor use = CodesFor::kDecode);
 
   // As TensorCodec::Encode (errors in the CPU codec's words: the input is re-checked there).

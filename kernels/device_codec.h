@@ -768,30 +768,25 @@ COSET_HD void DecodeRunAt(const DeviceCodec& c, const uint16_t* scales_row, cons
   }
 }
 
-// acc[q] += <padded query q's chunks of run `run`, the decoded chunks> for q < queries (<= kQueries
-// <= kMaxDotQueries): per chunk, its point sum_m q^m rep(b_m) as DecodeChunk forms it (exact:
-// small integers and halves), its dot product with each query (fused multiply-adds in coordinate
-// order), times its ramp into the run's sum; then the run's sum times its block base into acc.
-// c satisfies RunsApply; kDim = c.dim, SymbolT its symbol type (WithRunTypes); the codebook's
-// rep_point table and padded_queries start on 16-byte boundaries (then so do its rows and chunks).
-template <int kDim, int kQueries, typename SymbolT>
-COSET_HD void AccumulateRunDots(const DeviceCodec& c, const uint16_t* scales_row, const uint8_t* t_row,
-                                const SymbolT* symbols_row, int64_t run, const float* padded_queries, int queries,
-                                float* acc) {
+// acc[q] += <padded query q's chunks of the run of chunks first .. first + kRunChunks - 1, the
+// decoded chunks> for q < queries (<= kQueries <= kMaxDotQueries): per chunk, its point sum_m q^m
+// rep(b_m) as DecodeChunk forms it (exact: small integers and halves) from its two codebook rows,
+// which points(k, low, high) gives for chunk k of the run, its dot product with each query (fused
+// multiply-adds in coordinate order), times its ramp (T byte k of t_bytes) into the run's sum; then
+// the run's sum times the block base `base` into acc. The padded queries start on a 16-byte
+// boundary (then so do their chunks).
+template <int kDim, int kQueries, class Points>
+COSET_HD void AccumulateRunPointDots(const DeviceCodec& c, uint32_t t_bytes, float base, int64_t first,
+                                     const Points& points, const float* padded_queries, int queries, float* acc) {
   static_assert(kDim == 4 || kDim == 8, "the run path serves d = 4 and 8");
   static_assert(kQueries <= kMaxDotQueries, "acc holds at most kMaxDotQueries sums");
-  const int64_t first = run * kRunChunks;
-  RunCodes<SymbolT> codes;
-  codes.Load(t_row, symbols_row, first);
-  const float base = BlockBaseAt(c, scales_row, BlockOfChunk(c, first));
   const float q = static_cast<float>(c.codebook.q);
   float run_sum[kQueries] = {};
   COSET_UNROLL
   for (int k = 0; k < kRunChunks; ++k) {
-    const float ramp = c.ramp[codes.t_of(k)];
+    const float ramp = c.ramp[(t_bytes >> (8 * k)) & 0xFFu];
     float low[kDim], high[kDim], v[kDim];
-    LoadAlignedChunk<kDim>(c.codebook.rep_point + codes.symbol(k, 0) * kDim, low);
-    LoadAlignedChunk<kDim>(c.codebook.rep_point + codes.symbol(k, 1) * kDim, high);
+    points(k, low, high);
     for (int i = 0; i < kDim; ++i) v[i] = FusedMultiplyAdd(high[i], q, low[i]);
     for (int j = 0; j < kQueries; ++j) {
       if (j >= queries) continue;  // not break: a loop of constant length unrolls, run_sum stays in registers
@@ -803,6 +798,96 @@ COSET_HD void AccumulateRunDots(const DeviceCodec& c, const uint16_t* scales_row
     }
   }
   for (int j = 0; j < kQueries; ++j) acc[j] = FusedMultiplyAdd(base, run_sum[j], acc[j]);
+}
+
+// AccumulateRunPointDots over run `run` of a coded row, its chunks' codebook rows read from the
+// codebook's rep_point table. c satisfies RunsApply; kDim = c.dim, SymbolT its symbol type
+// (WithRunTypes); rep_point and padded_queries start on 16-byte boundaries (then so do its rows).
+template <int kDim, int kQueries, typename SymbolT>
+COSET_HD void AccumulateRunDots(const DeviceCodec& c, const uint16_t* scales_row, const uint8_t* t_row,
+                                const SymbolT* symbols_row, int64_t run, const float* padded_queries, int queries,
+                                float* acc) {
+  const int64_t first = run * kRunChunks;
+  RunCodes<SymbolT> codes;
+  codes.Load(t_row, symbols_row, first);
+  const float base = BlockBaseAt(c, scales_row, BlockOfChunk(c, first));
+  const float* rep_point = c.codebook.rep_point;
+  auto points = [&](int k, float* low, float* high) {
+    LoadAlignedChunk<kDim>(rep_point + codes.symbol(k, 0) * kDim, low);
+    LoadAlignedChunk<kDim>(rep_point + codes.symbol(k, 1) * kDim, high);
+  };
+  AccumulateRunPointDots<kDim, kQueries>(c, codes.t, base, first, points, padded_queries, queries, acc);
+}
+
+// --- Half points for the run path's GEMM on d = 8 codes (HalfPointCodes) --------------------------
+// E8 q=4's codebook table is 65,536 rows of 8 floats, 2 MiB: it does not fit in shared memory, so
+// the run path's GEMM reads a chunk's two rows from L2 at random, 64 bytes per 8 weights, about 13
+// times the bytes of codes it streams. The codebook's points split into halves of 4 coordinates that
+// take few values (E8 q=4: 1,024 halves in all; D8 q=4: 512), doubled coordinates within +-8. So the
+// GEMM can read a chunk's level as two 10-bit indices into a 4 KiB table of those halves in shared
+// memory (kHalfPointEntries words of four biased bytes), 20 bits instead of the 16-bit symbol, and
+// gets the codebook rows' floats exactly: the run path's sums bit for bit. The indices are built
+// on the host once, when weights cross to a device (BuildHalfPointCodes, device_codec_host.h).
+
+// Words of the half-point table; an index takes 10 bits.
+constexpr int kHalfPointEntries = 1024;
+constexpr int kHalfIndexBits = 10;
+// What a table byte reads above its doubled coordinate (2 x + kHalfPointBias, within 0..255).
+constexpr int kHalfPointBias = 128;
+
+// A coded tensor's half-point indices, as the GEMM reads them instead of its symbols (device
+// pointers on a GPU). Chunk k's level m is the pair left | right << kHalfIndexBits of its point's
+// halves (coordinates 0..3, 4..7): its low 16 bits at place kRunLevels k + m of the row's `low`
+// (where the symbol sits in the 16-bit symbol rows), its bits 16..19 in nibble kRunLevels (k %
+// kRunChunks) + m of word k / kRunChunks of the row's `high`.
+struct HalfPointCodes {
+  const uint32_t* table = nullptr;  // kHalfPointEntries words: byte i = 2 x_i + kHalfPointBias
+  const uint16_t* low = nullptr;    // rows * chunks_per_row * kRunLevels
+  const uint32_t* high = nullptr;   // rows * chunks_per_row / kRunChunks
+};
+
+// Whether half points can serve c's GEMM: the run path's codes with a 16-bit symbol per chunk and
+// level at d = 8 (E8 and D8 at q = 4), where the codebook also has a table (its halves number at
+// most kHalfPointEntries: HalfPointTable, device_codec_host.h, which both of those have).
+COSET_HD bool HalvesApply(const DeviceCodec& c) { return RunsApply(c) && c.dim == 8 && c.symbol_bytes == 2; }
+
+// The four coordinates of a table word (exact: 2^23 + byte is a float, and so is half of 2 x).
+COSET_HD void UnpackHalfPoint(uint32_t word, float* v) {
+  const float offset = 8388608.0f + static_cast<float>(kHalfPointBias);
+#if defined(__CUDA_ARCH__)
+  v[0] = 0.5f * (__uint_as_float(__byte_perm(word, 0x4B000000u, 0x7540)) - offset);
+  v[1] = 0.5f * (__uint_as_float(__byte_perm(word, 0x4B000000u, 0x7541)) - offset);
+  v[2] = 0.5f * (__uint_as_float(__byte_perm(word, 0x4B000000u, 0x7542)) - offset);
+  v[3] = 0.5f * (__uint_as_float(__byte_perm(word, 0x4B000000u, 0x7543)) - offset);
+#else
+  for (int i = 0; i < 4; ++i) v[i] = 0.5f * (BitsToFloat(0x4B000000u | ((word >> (8 * i)) & 0xFFu)) - offset);
+#endif
+}
+
+// AccumulateRunPointDots over run `run` of a coded row, its chunks' codebook rows from their
+// half-point indices (low_row, high_row: the row's HalfPointCodes) and `table` (the half points:
+// shared memory on a GPU). c satisfies HalvesApply; padded_queries starts on a 16-byte boundary.
+template <int kQueries>
+COSET_HD void AccumulateHalfRunDots(const DeviceCodec& c, const uint32_t* table, const uint16_t* scales_row,
+                                    const uint8_t* t_row, const uint16_t* low_row, const uint32_t* high_row,
+                                    int64_t run, const float* padded_queries, int queries, float* acc) {
+  const int64_t first = run * kRunChunks;
+  RunCodes<uint16_t> codes;  // T bytes, and the indices' low 16 bits where the symbols would be
+  codes.Load(t_row, low_row, first);
+  uint32_t high;
+  LoadWords<1>(high_row + run, &high);
+  const float base = BlockBaseAt(c, scales_row, BlockOfChunk(c, first));
+  constexpr uint32_t kIndexMask = (1u << kHalfIndexBits) - 1;
+  auto point = [&](int k, int m, float* v) {
+    const uint32_t pair = codes.symbol(k, m) | ((high >> (4 * (kRunLevels * k + m))) & 0xFu) << 16;
+    UnpackHalfPoint(table[pair & kIndexMask], v);
+    UnpackHalfPoint(table[pair >> kHalfIndexBits], v + 4);
+  };
+  auto points = [&](int k, float* low, float* high_level) {
+    point(k, 0, low);
+    point(k, 1, high_level);
+  };
+  AccumulateRunPointDots<8, kQueries>(c, codes.t, base, first, points, padded_queries, queries, acc);
 }
 
 // --- The packed paths (KernelPath::kRuns, d = 4 codes of byte symbols: GEMM and decode) ----------
@@ -977,6 +1062,14 @@ COSET_HD void AccumulatePackedEscapeDots(const DeviceCodec& c, const Table& tabl
     AccumulatePointDots<1>(v, half_step, x, 1, acc + j);
   }
 }
+
+// What the GEMM kernels read beside a coded tensor's own buffers, where given (LaunchGemm; built on
+// the host when weights cross to a device, CodesFor::kGemm): two-bit T for the packed GEMM, half
+// points for the run path at d = 8. A null pointer: not given.
+struct GemmCodes {
+  CompactOverloads compact;
+  HalfPointCodes halves;
+};
 
 // --- The tensor-core GEMM (KernelPath::kTensorCores: packed codes, more than 4 queries) -----------
 // Tensor cores multiply bf16 values (8 significant bits) and add in float32; a decoded weight and a

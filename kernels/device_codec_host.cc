@@ -1,6 +1,8 @@
 #include "kernels/device_codec_host.h"
 
 #include <algorithm>
+#include <cstring>
+#include <unordered_map>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -321,6 +323,53 @@ CompactOverloadsOnHost BuildCompactOverloads(const DeviceCodec& c, const uint8_t
   return out;
 }
 
+HalfPointsOnHost HalfPointTable(const Codebook& codebook) {
+  const std::vector<int8_t>& x2 = codebook.rep_point_x2_int8();
+  if (codebook.symbol_dim() != 8 || x2.empty()) return {};
+  HalfPointsOnHost out;
+  std::unordered_map<uint32_t, uint32_t> index_of_word;
+  out.pair_of_symbol.resize(codebook.num_symbols());
+  for (int64_t s = 0; s < codebook.num_symbols(); ++s) {
+    const float* point = codebook.rep_point(static_cast<uint32_t>(s));
+    for (int half = 0; half < 2; ++half) {
+      uint32_t word = 0;
+      for (int i = 0; i < 4; ++i) {
+        const int8_t doubled = x2[8 * s + 4 * half + i];
+        // The table's float must be the codebook's, sign of zero included (UnpackHalfPoint's).
+        if (FloatBits(0.5f * static_cast<float>(doubled)) != FloatBits(point[4 * half + i])) return {};
+        word |= static_cast<uint32_t>(doubled + kHalfPointBias) << (8 * i);
+      }
+      const auto [it, added] = index_of_word.emplace(word, static_cast<uint32_t>(out.table.size()));
+      if (added) {
+        if (out.table.size() == kHalfPointEntries) return {};
+        out.table.push_back(word);
+      }
+      out.pair_of_symbol[s] |= it->second << (kHalfIndexBits * half);
+    }
+  }
+  out.used = static_cast<int>(out.table.size());
+  out.table.resize(kHalfPointEntries, 0);
+  return out;
+}
+
+HalfPointCodesOnHost BuildHalfPointCodes(const DeviceCodec& c, const uint8_t* symbols, const HalfPointsOnHost& halves) {
+  const int64_t chunks = c.rows * c.chunks_per_row;  // rows of whole runs (RunsApply): rows need no offsets
+  HalfPointCodesOnHost out;
+  out.low.resize(chunks * kRunLevels);
+  out.high.assign(chunks / kRunChunks, 0);
+  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+    for (int m = 0; m < kRunLevels; ++m) {
+      const int64_t place = chunk * kRunLevels + m;
+      uint16_t symbol;
+      std::memcpy(&symbol, symbols + 2 * place, 2);
+      const uint32_t pair = halves.pair_of_symbol[symbol];
+      out.low[place] = static_cast<uint16_t>(pair & 0xFFFFu);
+      out.high[chunk / kRunChunks] |= (pair >> 16) << (4 * (kRunLevels * (chunk % kRunChunks) + m));
+    }
+  }
+  return out;
+}
+
 absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* queries, int64_t batch, float* out,
                                  KernelPath path) {
   if (batch < 0) return absl::InvalidArgumentError("batch must be >= 0");
@@ -365,6 +414,9 @@ absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* q
     }
   };
   const PackedTableInPlace table{c.packed_points};  // the packed paths' (PackedApplies)
+  // The run path's half points (HalvesApply, where the codebook has them), as CudaCodec::Gemm uploads.
+  const HalfPointsOnHost halves =
+      UsesRuns(c, path) && HalvesApply(c) ? HalfPointTable(*coded.plan.codebook) : HalfPointsOnHost();
   if (RunPath(path) && CompactOverloadsApply(c)) {
     // The packed kernel's lanes one after another: lane l sums chunks l, l + 32, ..., then escapes
     // l, l + 32, ... of the row; the lanes' sums meet in the kernel's shuffle tree.
@@ -383,6 +435,20 @@ absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* q
       for (uint32_t e = compact.escape_begin[n]; e < compact.escape_begin[n + 1]; ++e) {
         AccumulatePackedEscapeDots<kMaxDotQueries>(c, table, scales_of(n), symbols_of(n, uint8_t()), compact.escapes[e],
                                                    queries_first, count, lanes[(e - compact.escape_begin[n]) % kLanes]);
+      }
+      meet(lanes, count, sums);
+    });
+  } else if (!halves.table.empty()) {
+    // The run kernel's lanes on half points (its kHalves instances), as below.
+    const HalfPointCodesOnHost codes_on_host = BuildHalfPointCodes(c, symbols.data(), halves);
+    const HalfPointCodes codes = codes_on_host.view(halves.table.data());
+    const int64_t runs = l.chunks_per_row / kRunChunks;
+    for_each_group([&](int64_t n, int64_t first, int count, float* sums) {
+      float lanes[kLanes][kMaxDotQueries] = {};
+      for (int64_t run = 0; run < runs; ++run) {
+        AccumulateHalfRunDots<kMaxDotQueries>(c, codes.table, scales_of(n), t + n * l.chunks_per_row,
+                                              codes.low + n * l.chunks_per_row * kRunLevels, codes.high + n * runs, run,
+                                              padded.data() + first * l.padded_cols, count, lanes[run % kLanes]);
       }
       meet(lanes, count, sums);
     });

@@ -114,9 +114,31 @@ struct CompactOverloadsOnHost {
 };
 CompactOverloadsOnHost BuildCompactOverloads(const DeviceCodec& c, const uint8_t* t);
 
+// The half points of a codebook of chunks of 8 coordinates (HalfPointCodes' table) where its
+// points' halves number at most kHalfPointEntries and rebuild its rep_point floats bit for bit
+// (doubled coordinates in int8), else empty: kHalfPointEntries table words (the kernels stage them
+// all), the first `used` of them the halves in order of first use, the rest 0; and per symbol its
+// pair left | right << kHalfIndexBits.
+struct HalfPointsOnHost {
+  std::vector<uint32_t> table, pair_of_symbol;
+  int used = 0;
+};
+HalfPointsOnHost HalfPointTable(const Codebook& codebook);
+
+// A coded tensor's half-point indices (HalfPointCodes' low and high) from its 16-bit symbols (the
+// kernels' symbol buffer) and the codebook's pairs: what the run path's GEMM reads instead of the
+// symbols at d = 8 (built once, on the host, when weights cross to a device). c satisfies
+// HalvesApply and halves is its codebook's non-empty HalfPointTable.
+struct HalfPointCodesOnHost {
+  std::vector<uint16_t> low;
+  std::vector<uint32_t> high;
+  HalfPointCodes view(const uint32_t* table) const { return {table, low.data(), high.data()}; }
+};
+HalfPointCodesOnHost BuildHalfPointCodes(const DeviceCodec& c, const uint8_t* symbols, const HalfPointsOnHost& halves);
+
 // GEMM on codes through the device steps: out[b * rows + n] = <queries[b], decode(weights)[n]>,
 // queries batch x cols floats, through the kernel LaunchGemm picks for `path` (given two-bit T
-// where CompactOverloadsApply, as CudaCodec::Gemm gives it). The run path is
+// where CompactOverloadsApply and half points where HalvesApply, as CudaCodec::Gemm gives them). The run path is
 // mirrored lane by lane and through the kernel's shuffle tree, so its results are the GPU's bit for
 // bit; the per-chunk path sums chunk after chunk (the GPU adds its lanes' partial sums in a tree),
 // so there the results agree with the GPU's to float rounding, not bit for bit.

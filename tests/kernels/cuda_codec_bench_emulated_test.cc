@@ -31,9 +31,10 @@ std::pair<int, std::string> RunBench(const std::string& flags) {
 TEST(CudaCodecBenchEmulatedTest, EverySectionRunsAndItsChecksPass) {
   const auto [code, out] = RunBench("");
   EXPECT_EQ(code, 0) << out;
-  for (const char* section : {"\"lattice\":\"D4\"", "\"lattice\":\"E8\"", "\"host_path\":\"D4 q=4 M=2, 2 MiB",
-                              "\"dot_rows\"", "\"kernel\":\"tensor-cores\"", "\"kernel\":\"packed\"",
-                              "\"kernel\":\"runs\"", "\"kernel\":\"per-chunk\"", "\"kernel\":\"decode-cublas\""}) {
+  for (const char* section :
+       {"\"lattice\":\"D4\"", "\"lattice\":\"E8\"", "\"host_path\":\"D4 q=4 M=2, 2 MiB", "\"dot_rows\"",
+        "\"kernel\":\"tensor-cores\"", "\"kernel\":\"packed\"", "\"kernel\":\"runs\"",
+        "\"kernel\":\"runs-half-points\"", "\"kernel\":\"per-chunk\"", "\"kernel\":\"decode-cublas\""}) {
     EXPECT_NE(out.find(section), std::string::npos) << section << " missing from\n" << out;
   }
   // Both codes' run paths, float32 and bf16 (read by the single-pass encode, stored by the

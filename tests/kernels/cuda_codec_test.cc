@@ -220,12 +220,13 @@ TEST(CudaCodecTest, DotRowsMatchesItsHostRunBitForBit) {
   }
 }
 
-// The kRuns GEMM kernels (D4: the packed GEMM on two-bit T; E8: the run kernel) against their lane-by-lane host
-// runs (GemmWithDeviceSteps): the same bits, so every chunk or run, lane and row a kernel reads is
-// the one the host run reads, for each of its three warp shapes (packed: four rows and one query,
-// two rows and up to 4, one row and up to 16; runs: two rows and one query, one row and up to 4,
-// up to 16) and row counts that leave a short last group; D4 also on heavy-tailed rows
-// (HeavyTailed), whose escapes from two-bit T outnumber a warp's lanes.
+// The kRuns GEMM kernels (D4: the packed GEMM on two-bit T; E8: the run kernel on half points)
+// against their lane-by-lane host runs (GemmWithDeviceSteps): the same bits, so every chunk or
+// run, lane and row a kernel reads is the one the host run reads, for each of its three warp
+// shapes (packed: four rows and one query, two rows and up to 4, one row and up to 16; runs: two
+// rows and one query, one row and up to 4, up to 16) and row counts that leave a short last
+// group; D4 also on heavy-tailed rows (HeavyTailed), whose escapes from two-bit T outnumber a
+// warp's lanes.
 TEST(CudaCodecTest, GemmRunPathMatchesItsHostRunBitForBit) {
   COSET_REQUIRE_GPU(codec);
   struct Case {
@@ -314,7 +315,7 @@ TEST(CudaCodecTest, GemmOnUploadedCodesEqualsTheStagedGemm) {
   {
     CodesOnDevice codes;
     ASSERT_TRUE(codec->get()->Upload(coded, &codes, CodesFor::kGemm).ok());
-    ASSERT_NE(codes.compact_or_null(), nullptr);
+    ASSERT_NE(codes.gemm.compact.words, nullptr);
     EXPECT_GE(codes.bytes(), codes.code_bytes);
     EXPECT_LT(codes.gemm_code_bytes(), codes.code_bytes);
     EXPECT_EQ(DeviceBytesInUse() - before, codes.bytes());
@@ -330,6 +331,43 @@ TEST(CudaCodecTest, GemmOnUploadedCodesEqualsTheStagedGemm) {
     }
   }
   EXPECT_EQ(DeviceBytesInUse(), before);
+}
+
+// The run path's GEMM at d = 8 on half points (codes uploaded for GEMMs: E8 and D8 at q = 4, whose
+// codebook tables do not fit in shared memory) gives the floats of the run path on the codebook
+// table (the same codes uploaded for decodes) bit for bit: GEMV and both batched warp shapes, rows
+// that leave a short last group, rotated and scaled codes. The half-point indices are charged to
+// the device memory in use, and the GEMV streams them instead of the symbols.
+TEST(CudaCodecTest, GemmOnHalfPointsEqualsTheRunPathOnTheCodebook) {
+  COSET_REQUIRE_GPU(codec);
+  for (const char* lattice : {"E8", "D8"}) {
+    CodecParams p;
+    p.lattice = *Lattice::Parse(lattice);
+    p.rotate = std::string(lattice) == "E8";
+    const int64_t rows = 37, cols = 1536;
+    const TensorCodec tc = *TensorCodec::Create(p);
+    const CompressedTensor coded = *tc.Encode(testing_util::Gaussian(rows * cols, 14).data(), {rows, cols});
+    CodesOnDevice for_decode, for_gemm;
+    ASSERT_TRUE(codec->get()->Upload(coded, &for_decode).ok());
+    const int64_t before = DeviceBytesInUse();
+    ASSERT_TRUE(codec->get()->Upload(coded, &for_gemm, CodesFor::kGemm).ok());
+    ASSERT_TRUE(device::HalvesApply(for_gemm.codec));
+    ASSERT_NE(for_gemm.gemm.halves.low, nullptr);
+    EXPECT_EQ(for_decode.gemm.halves.low, nullptr);
+    EXPECT_EQ(DeviceBytesInUse() - before, for_gemm.bytes());
+    // Per run of 32 entries: 20 bytes of indices instead of 16 of symbols.
+    EXPECT_EQ(for_gemm.gemm_code_bytes() - for_gemm.code_bytes, rows * cols / 32 * 4);
+    for (int64_t batch : {1, 3, 16, 21}) {
+      SCOPED_TRACE(absl::StrCat(lattice, " batch ", batch));
+      const std::vector<float> x = testing_util::Gaussian(batch * cols, static_cast<uint32_t>(batch + 20));
+      std::vector<float> halves(batch * rows, NAN), table(batch * rows, NAN);
+      ASSERT_TRUE(codec->get()->Gemm(for_gemm, x.data(), batch, halves.data(), GemmMethod::kFusedRuns).ok());
+      ASSERT_TRUE(codec->get()->Gemm(for_decode, x.data(), batch, table.data(), GemmMethod::kFusedRuns).ok());
+      for (int64_t i = 0; i < batch * rows; ++i) {
+        ASSERT_EQ(FloatBits(halves[i]), FloatBits(table[i])) << "query " << i / rows << " row " << i % rows;
+      }
+    }
+  }
 }
 
 // StagingOptions::kPipelined: slices of blocks through page-locked slots and two copy streams. With

@@ -166,6 +166,96 @@ TEST(DeviceCodecTest, CompactOverloadsHoldEveryT) {
   EXPECT_EQ(compact.bytes(), 4 * static_cast<int64_t>(rows * words_per_row + rows + 1 + compact.escapes.size()));
 }
 
+// The run path's half points (HalfPointTable) rebuild every codebook row bit for bit where they
+// exist: E8 at q = 4 (1,024 halves, the table's size) and q = 3 (316), D8 at q = 4 (512); codebooks of other
+// chunk sizes, and those with more halves than the table holds (E8 q = 5: 2,494), have none.
+TEST(DeviceCodecTest, HalfPointTableRebuildsTheCodebook) {
+  struct Case {
+    const char* lattice;
+    int q;
+    int halves;  // 0: no table
+  };
+  for (const Case& k : {Case{"E8", 4, 1024}, Case{"E8", 3, 316}, Case{"D8", 4, 512}, Case{"E8", 5, 0}, Case{"D4", 4, 0},
+                        Case{"Z8", 4, 0}}) {
+    SCOPED_TRACE(absl::StrCat(k.lattice, " q=", k.q));
+    const std::shared_ptr<const Codebook> codebook = *Codebook::Get(*Lattice::Parse(k.lattice), k.q);
+    const device::HalfPointsOnHost halves = device::HalfPointTable(*codebook);
+    ASSERT_EQ(halves.used, k.halves);
+    if (k.halves == 0) {
+      EXPECT_TRUE(halves.table.empty());
+      EXPECT_TRUE(halves.pair_of_symbol.empty());
+      continue;
+    }
+    ASSERT_EQ(halves.table.size(), static_cast<size_t>(device::kHalfPointEntries));  // what the kernels stage
+    ASSERT_EQ(static_cast<int64_t>(halves.pair_of_symbol.size()), codebook->num_symbols());
+    for (uint32_t s = 0; s < halves.pair_of_symbol.size(); ++s) {
+      const uint32_t pair = halves.pair_of_symbol[s];
+      ASSERT_LT(pair >> (2 * device::kHalfIndexBits), 1u) << s;
+      float v[8];
+      const uint32_t left = pair & (device::kHalfPointEntries - 1), right = pair >> device::kHalfIndexBits;
+      ASSERT_LT(left, static_cast<uint32_t>(halves.used));
+      ASSERT_LT(right, static_cast<uint32_t>(halves.used));
+      device::UnpackHalfPoint(halves.table[left], v);
+      device::UnpackHalfPoint(halves.table[right], v + 4);
+      for (int i = 0; i < 8; ++i) ASSERT_EQ(FloatBits(v[i]), FloatBits(codebook->rep_point(s)[i])) << s << " " << i;
+    }
+  }
+}
+
+// A tensor's half-point indices (BuildHalfPointCodes) hold each chunk's and level's pair where
+// HalfPointCodes says, and the run path's dot products on them (AccumulateHalfRunDots) are those on
+// the codebook table (AccumulateRunDots) bit for bit, run by run, for 1 to 16 queries; scaled and
+// unscaled codes, a zero block.
+TEST(DeviceCodecTest, HalfRunDotsAreTheRunDots) {
+  for (const ScaleMode scale : {ScaleMode::kRms, ScaleMode::kNone}) {
+    CodecParams p;
+    p.lattice = *Lattice::Parse("E8");
+    p.scale = scale;
+    const int64_t rows = 5, cols = 1024;
+    const TensorCodec tc = *TensorCodec::Create(p);
+    std::vector<float> w = testing_util::Gaussian(rows * cols, 11);
+    std::fill(w.begin() + cols, w.begin() + cols + 256, 0.0f);  // row 1's first block
+    const CompressedTensor coded = *tc.Encode(w.data(), {rows, cols});
+    const device::CodedForKernels kernels = *device::PrepareCoded(coded);
+    const device::DeviceCodec c = kernels.plan.view();
+    ASSERT_TRUE(device::HalvesApply(c));
+    const device::HalfPointsOnHost halves = device::HalfPointTable(*kernels.plan.codebook);
+    const device::HalfPointCodesOnHost on_host = device::BuildHalfPointCodes(c, kernels.symbols.data(), halves);
+    const device::HalfPointCodes codes = on_host.view(halves.table.data());
+    const int64_t runs = c.chunks_per_row / device::kRunChunks;
+    ASSERT_EQ(on_host.low.size(), static_cast<size_t>(rows * c.chunks_per_row * device::kRunLevels));
+    ASSERT_EQ(on_host.high.size(), static_cast<size_t>(rows * runs));
+    for (int64_t place = 0; place < rows * c.chunks_per_row * device::kRunLevels; ++place) {
+      uint16_t symbol;
+      std::memcpy(&symbol, kernels.symbols.data() + 2 * place, 2);
+      const int64_t chunk = place / device::kRunLevels, nibble = place % (device::kRunLevels * device::kRunChunks);
+      const uint32_t pair = codes.low[place] | ((codes.high[chunk / device::kRunChunks] >> (4 * nibble)) & 0xFu) << 16;
+      ASSERT_EQ(pair, halves.pair_of_symbol[symbol]) << place;
+    }
+    const std::vector<float> x = testing_util::Gaussian(device::kMaxDotQueries * cols, 12);
+    for (int queries = 1; queries <= device::kMaxDotQueries; queries += 5) {
+      for (int64_t n = 0; n < rows; ++n) {
+        const uint16_t* scales_row = coded.scales.empty() ? nullptr : coded.scales.data() + n * c.blocks_per_row;
+        const uint8_t* t_row = coded.t.data() + n * c.chunks_per_row;
+        const auto* symbols_row =
+            reinterpret_cast<const uint16_t*>(kernels.symbols.data() + device::RowSymbolsOffsetBytes(c, n));
+        for (int64_t run = 0; run < runs; ++run) {
+          float table_sums[device::kMaxDotQueries] = {}, half_sums[device::kMaxDotQueries] = {};
+          device::AccumulateRunDots<8, device::kMaxDotQueries>(c, scales_row, t_row, symbols_row, run, x.data(),
+                                                               queries, table_sums);
+          device::AccumulateHalfRunDots<device::kMaxDotQueries>(
+              c, codes.table, scales_row, t_row, codes.low + n * c.chunks_per_row * device::kRunLevels,
+              codes.high + n * runs, run, x.data(), queries, half_sums);
+          for (int j = 0; j < queries; ++j) {
+            ASSERT_EQ(FloatBits(half_sums[j]), FloatBits(table_sums[j]))
+                << "row " << n << " run " << run << " query " << j;
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(DeviceCodecTest, GemmOnCodesMatchesDecodeThenDot) {
   for (const device::KernelPath path : {device::KernelPath::kRuns, device::KernelPath::kPerChunk}) {
     SCOPED_TRACE(path == device::KernelPath::kRuns ? "runs" : "per chunk");
@@ -254,23 +344,24 @@ TEST(DeviceCodecTest, DotRowsMatchesTheCpu) { device_testing::RunDotRowsCases(de
 // Which codes the GEMM's run path serves: the default D4 and E8 codes (two levels of byte and
 // 16-bit symbols) on rows of whole runs; not other level counts, packed symbols (D8 q=3: 13 bits),
 // lattices with a symbol per coordinate, or rows and blocks that end inside a run. The packed GEMM
-// (kRuns' GEMM where it applies) serves D4's default code on rows and blocks of any length.
+// (kRuns' GEMM where it applies) serves D4's default code on rows and blocks of any length; half points
+// (HalvesApply) the run path's codes at d = 8 (E8, D8 at q = 4).
 TEST(DeviceCodecTest, GemmRunPathServesTwoLevelByteSymbols) {
   struct Case {
     const char* lattice;
     int q, levels;
     int64_t cols;
     int block;
-    bool runs, packed, tensor_cores;
+    bool runs, packed, tensor_cores, halves;
   };
   const Case cases[] = {
-      {"D4", 4, 2, 8192, 256, true, true, true},    {"E8", 4, 2, 8192, 256, true, false, false},
-      {"D8", 4, 2, 1024, 256, true, false, false},  {"D4", 4, 2, 520, 256, false, true, false},
-      {"D4", 4, 2, 1024, 8, false, true, false},    {"D4", 4, 3, 1024, 256, false, false, false},
-      {"D4", 4, 1, 1024, 256, false, false, false}, {"D4", 5, 2, 1024, 256, false, false, false},
-      {"Z4", 5, 2, 1024, 256, false, false, false}, {"A2", 3, 2, 1024, 256, false, false, false},
-      {"E8", 4, 2, 1000, 256, false, false, false}, {"D8", 3, 2, 1024, 256, false, false, false},
-      {"D4", 4, 2, 1040, 16, true, true, false},
+      {"D4", 4, 2, 8192, 256, true, true, true, false},    {"E8", 4, 2, 8192, 256, true, false, false, true},
+      {"D8", 4, 2, 1024, 256, true, false, false, true},   {"D4", 4, 2, 520, 256, false, true, false, false},
+      {"D4", 4, 2, 1024, 8, false, true, false, false},    {"D4", 4, 3, 1024, 256, false, false, false, false},
+      {"D4", 4, 1, 1024, 256, false, false, false, false}, {"D4", 5, 2, 1024, 256, false, false, false, false},
+      {"Z4", 5, 2, 1024, 256, false, false, false, false}, {"A2", 3, 2, 1024, 256, false, false, false, false},
+      {"E8", 4, 2, 1000, 256, false, false, false, false}, {"D8", 3, 2, 1024, 256, false, false, false, false},
+      {"D4", 4, 2, 1040, 16, true, true, false, false},    {"E8", 4, 2, 1024, 8, false, false, false, false},
   };
   for (const Case& k : cases) {
     SCOPED_TRACE(absl::StrCat(k.lattice, " q=", k.q, " M=", k.levels, " cols=", k.cols, " block=", k.block));
@@ -286,6 +377,7 @@ TEST(DeviceCodecTest, GemmRunPathServesTwoLevelByteSymbols) {
     EXPECT_EQ(device::RunsApply(plan->view()), k.runs);
     EXPECT_EQ(device::PackedApplies(plan->view()), k.packed);
     EXPECT_EQ(device::TensorCoresApply(plan->view()), k.tensor_cores);
+    EXPECT_EQ(device::HalvesApply(plan->view()), k.halves);
   }
 }
 
