@@ -608,7 +608,7 @@ __global__ void GemmRunsKernel(DeviceCodec c, const uint16_t* scales, const uint
             const int64_t n = first_row + r < c.rows ? first_row + r : c.rows - 1;
             const uint16_t* scales_row = scales == nullptr ? nullptr : scales + n * c.blocks_per_row;
             if constexpr (kHalves) {
-              AccumulateHalfRunDots<kQueries>(c, halves.table, scales_row, t + n * c.chunks_per_row,
+              AccumulateHalfRunDots<kQueries>(c, halves.table, halves.bias, scales_row, t + n * c.chunks_per_row,
                                               halves.low + n * c.chunks_per_row * kRunLevels, halves.high + n * runs,
                                               run, queries_first, queries, acc[r]);
             } else {

@@ -516,7 +516,7 @@ absl::Status CudaCodec::Upload(const CompressedTensor& tensor, CodesOnDevice* ou
                          out->escapes.as<uint32_t>()};
   }
   if (with_halves) {
-    out->gemm.halves = {tables->half_points.as<uint32_t>(), out->half_low.as<uint16_t>(),
+    out->gemm.halves = {tables->half_points.as<uint32_t>(), tables->halves.bias, out->half_low.as<uint16_t>(),
                         out->half_high.as<uint32_t>()};
   }
   // The host copies go when this returns: the uploads must be done by then.

@@ -769,25 +769,23 @@ COSET_HD void DecodeRunAt(const DeviceCodec& c, const uint16_t* scales_row, cons
 }
 
 // acc[q] += <padded query q's chunks of the run of chunks first .. first + kRunChunks - 1, the
-// decoded chunks> for q < queries (<= kQueries <= kMaxDotQueries): per chunk, its point sum_m q^m
-// rep(b_m) as DecodeChunk forms it (exact: small integers and halves) from its two codebook rows,
-// which points(k, low, high) gives for chunk k of the run, its dot product with each query (fused
+// decoded chunks> for q < queries (<= kQueries <= kMaxDotQueries): per chunk, its point (the Horner
+// sum over levels sum_m q^m rep(b_m), exact: small integers and halves, or a power of two times
+// it), which point(k, v) gives for chunk k of the run, its dot product with each query (fused
 // multiply-adds in coordinate order), times its ramp (T byte k of t_bytes) into the run's sum; then
-// the run's sum times the block base `base` into acc. The padded queries start on a 16-byte
-// boundary (then so do their chunks).
-template <int kDim, int kQueries, class Points>
+// the run's sum times `base` (the block's base step, over the point's power of two) into acc. The
+// padded queries start on a 16-byte boundary (then so do their chunks).
+template <int kDim, int kQueries, class Point>
 COSET_HD void AccumulateRunPointDots(const DeviceCodec& c, uint32_t t_bytes, float base, int64_t first,
-                                     const Points& points, const float* padded_queries, int queries, float* acc) {
+                                     const Point& point, const float* padded_queries, int queries, float* acc) {
   static_assert(kDim == 4 || kDim == 8, "the run path serves d = 4 and 8");
   static_assert(kQueries <= kMaxDotQueries, "acc holds at most kMaxDotQueries sums");
-  const float q = static_cast<float>(c.codebook.q);
   float run_sum[kQueries] = {};
   COSET_UNROLL
   for (int k = 0; k < kRunChunks; ++k) {
     const float ramp = c.ramp[(t_bytes >> (8 * k)) & 0xFFu];
-    float low[kDim], high[kDim], v[kDim];
-    points(k, low, high);
-    for (int i = 0; i < kDim; ++i) v[i] = FusedMultiplyAdd(high[i], q, low[i]);
+    float v[kDim];
+    point(k, v);
     for (int j = 0; j < kQueries; ++j) {
       if (j >= queries) continue;  // not break: a loop of constant length unrolls, run_sum stays in registers
       float x[kDim];
@@ -800,9 +798,10 @@ COSET_HD void AccumulateRunPointDots(const DeviceCodec& c, uint32_t t_bytes, flo
   for (int j = 0; j < kQueries; ++j) acc[j] = FusedMultiplyAdd(base, run_sum[j], acc[j]);
 }
 
-// AccumulateRunPointDots over run `run` of a coded row, its chunks' codebook rows read from the
-// codebook's rep_point table. c satisfies RunsApply; kDim = c.dim, SymbolT its symbol type
-// (WithRunTypes); rep_point and padded_queries start on 16-byte boundaries (then so do its rows).
+// AccumulateRunPointDots over run `run` of a coded row, each chunk's point q rep(b_1) + rep(b_0)
+// from two rows of the codebook's rep_point table. c satisfies RunsApply; kDim = c.dim, SymbolT
+// its symbol type (WithRunTypes); rep_point and padded_queries start on 16-byte boundaries (then
+// so do its rows).
 template <int kDim, int kQueries, typename SymbolT>
 COSET_HD void AccumulateRunDots(const DeviceCodec& c, const uint16_t* scales_row, const uint8_t* t_row,
                                 const SymbolT* symbols_row, int64_t run, const float* padded_queries, int queries,
@@ -812,11 +811,14 @@ COSET_HD void AccumulateRunDots(const DeviceCodec& c, const uint16_t* scales_row
   codes.Load(t_row, symbols_row, first);
   const float base = BlockBaseAt(c, scales_row, BlockOfChunk(c, first));
   const float* rep_point = c.codebook.rep_point;
-  auto points = [&](int k, float* low, float* high) {
+  const float q = static_cast<float>(c.codebook.q);
+  auto point = [&](int k, float* v) {
+    float low[kDim], high[kDim];
     LoadAlignedChunk<kDim>(rep_point + codes.symbol(k, 0) * kDim, low);
     LoadAlignedChunk<kDim>(rep_point + codes.symbol(k, 1) * kDim, high);
+    for (int i = 0; i < kDim; ++i) v[i] = FusedMultiplyAdd(high[i], q, low[i]);
   };
-  AccumulateRunPointDots<kDim, kQueries>(c, codes.t, base, first, points, padded_queries, queries, acc);
+  AccumulateRunPointDots<kDim, kQueries>(c, codes.t, base, first, point, padded_queries, queries, acc);
 }
 
 // --- Half points for the run path's GEMM on d = 8 codes (HalfPointCodes) --------------------------
@@ -825,15 +827,15 @@ COSET_HD void AccumulateRunDots(const DeviceCodec& c, const uint16_t* scales_row
 // times the bytes of codes it streams. The codebook's points split into halves of 4 coordinates that
 // take few values (E8 q=4: 1,024 halves in all; D8 q=4: 512), doubled coordinates within +-8. So the
 // GEMM can read a chunk's level as two 10-bit indices into a 4 KiB table of those halves in shared
-// memory (kHalfPointEntries words of four biased bytes), 20 bits instead of the 16-bit symbol, and
-// gets the codebook rows' floats exactly: the run path's sums bit for bit. The indices are built
-// on the host once, when weights cross to a device (BuildHalfPointCodes, device_codec_host.h).
+// memory (kHalfPointEntries words of four biased bytes), 20 bits instead of the 16-bit symbol. As
+// on the packed paths, a half's two levels meet in one integer multiply-add of their words and
+// each byte becomes a float through 2^23: the chunk's doubled point, exactly, so the sums are the
+// run path's bit for bit (its floats times two, and half its base). The indices are built on the
+// host once, when weights cross to a device (BuildHalfPointCodes, device_codec_host.h).
 
 // Words of the half-point table; an index takes 10 bits.
 constexpr int kHalfPointEntries = 1024;
 constexpr int kHalfIndexBits = 10;
-// What a table byte reads above its doubled coordinate (2 x + kHalfPointBias, within 0..255).
-constexpr int kHalfPointBias = 128;
 
 // A coded tensor's half-point indices, as the GEMM reads them instead of its symbols (device
 // pointers on a GPU). Chunk k's level m is the pair left | right << kHalfIndexBits of its point's
@@ -841,7 +843,8 @@ constexpr int kHalfPointBias = 128;
 // (where the symbol sits in the 16-bit symbol rows), its bits 16..19 in nibble kRunLevels (k %
 // kRunChunks) + m of word k / kRunChunks of the row's `high`.
 struct HalfPointCodes {
-  const uint32_t* table = nullptr;  // kHalfPointEntries words: byte i = 2 x_i + kHalfPointBias
+  const uint32_t* table = nullptr;  // kHalfPointEntries words: byte i = 2 x_i + bias
+  int bias = 0;                     // max |2 x|: q A_1 + A_0 stays within a byte (HalfPointTable)
   const uint16_t* low = nullptr;    // rows * chunks_per_row * kRunLevels
   const uint32_t* high = nullptr;   // rows * chunks_per_row / kRunChunks
 };
@@ -851,24 +854,36 @@ struct HalfPointCodes {
 // most kHalfPointEntries: HalfPointTable, device_codec_host.h, which both of those have).
 COSET_HD bool HalvesApply(const DeviceCodec& c) { return RunsApply(c) && c.dim == 8 && c.symbol_bytes == 2; }
 
-// The four coordinates of a table word (exact: 2^23 + byte is a float, and so is half of 2 x).
-COSET_HD void UnpackHalfPoint(uint32_t word, float* v) {
-  const float offset = 8388608.0f + static_cast<float>(kHalfPointBias);
+// Byte i of `packed` as a float minus `offset` into v[i] (2^23 + byte is a float: exact where the
+// offset is 2^23 plus a small integer).
+COSET_HD void BytesToFloats(uint32_t packed, float offset, float* v) {
 #if defined(__CUDA_ARCH__)
-  v[0] = 0.5f * (__uint_as_float(__byte_perm(word, 0x4B000000u, 0x7540)) - offset);
-  v[1] = 0.5f * (__uint_as_float(__byte_perm(word, 0x4B000000u, 0x7541)) - offset);
-  v[2] = 0.5f * (__uint_as_float(__byte_perm(word, 0x4B000000u, 0x7542)) - offset);
-  v[3] = 0.5f * (__uint_as_float(__byte_perm(word, 0x4B000000u, 0x7543)) - offset);
+  v[0] = __uint_as_float(__byte_perm(packed, 0x4B000000u, 0x7540)) - offset;
+  v[1] = __uint_as_float(__byte_perm(packed, 0x4B000000u, 0x7541)) - offset;
+  v[2] = __uint_as_float(__byte_perm(packed, 0x4B000000u, 0x7542)) - offset;
+  v[3] = __uint_as_float(__byte_perm(packed, 0x4B000000u, 0x7543)) - offset;
 #else
-  for (int i = 0; i < 4; ++i) v[i] = 0.5f * (BitsToFloat(0x4B000000u | ((word >> (8 * i)) & 0xFFu)) - offset);
+  for (int i = 0; i < 4; ++i) v[i] = BitsToFloat(0x4B000000u | ((packed >> (8 * i)) & 0xFFu)) - offset;
 #endif
 }
 
-// AccumulateRunPointDots over run `run` of a coded row, its chunks' codebook rows from their
+// The doubled point 2 (q rep(b_1) + rep(b_0)) of a chunk from the half-point pairs of its two
+// levels (pair0, pair1) into v[0, 8): per half, q A_1 + A_0 of the table words (bytes 2 x + bias:
+// the sum's bytes within 0..255, no carries) less (q + 1) bias, exactly.
+COSET_HD void HalfPairPointX2(const DeviceCodec& c, const uint32_t* table, int bias, uint32_t pair0, uint32_t pair1,
+                              float* v) {
+  constexpr uint32_t kIndexMask = (1u << kHalfIndexBits) - 1;
+  const float offset = 8388608.0f + static_cast<float>(bias * (c.codebook.q + 1));
+  BytesToFloats((table[pair1 & kIndexMask] << c.codebook.log2_q) + table[pair0 & kIndexMask], offset, v);
+  BytesToFloats((table[pair1 >> kHalfIndexBits] << c.codebook.log2_q) + table[pair0 >> kHalfIndexBits], offset, v + 4);
+}
+
+// AccumulateRunPointDots over run `run` of a coded row, its chunks' doubled points from their
 // half-point indices (low_row, high_row: the row's HalfPointCodes) and `table` (the half points:
-// shared memory on a GPU). c satisfies HalvesApply; padded_queries starts on a 16-byte boundary.
+// shared memory on a GPU), and half the block's base. c satisfies HalvesApply; padded_queries
+// starts on a 16-byte boundary.
 template <int kQueries>
-COSET_HD void AccumulateHalfRunDots(const DeviceCodec& c, const uint32_t* table, const uint16_t* scales_row,
+COSET_HD void AccumulateHalfRunDots(const DeviceCodec& c, const uint32_t* table, int bias, const uint16_t* scales_row,
                                     const uint8_t* t_row, const uint16_t* low_row, const uint32_t* high_row,
                                     int64_t run, const float* padded_queries, int queries, float* acc) {
   const int64_t first = run * kRunChunks;
@@ -876,18 +891,10 @@ COSET_HD void AccumulateHalfRunDots(const DeviceCodec& c, const uint32_t* table,
   codes.Load(t_row, low_row, first);
   uint32_t high;
   LoadWords<1>(high_row + run, &high);
-  const float base = BlockBaseAt(c, scales_row, BlockOfChunk(c, first));
-  constexpr uint32_t kIndexMask = (1u << kHalfIndexBits) - 1;
-  auto point = [&](int k, int m, float* v) {
-    const uint32_t pair = codes.symbol(k, m) | ((high >> (4 * (kRunLevels * k + m))) & 0xFu) << 16;
-    UnpackHalfPoint(table[pair & kIndexMask], v);
-    UnpackHalfPoint(table[pair >> kHalfIndexBits], v + 4);
-  };
-  auto points = [&](int k, float* low, float* high_level) {
-    point(k, 0, low);
-    point(k, 1, high_level);
-  };
-  AccumulateRunPointDots<8, kQueries>(c, codes.t, base, first, points, padded_queries, queries, acc);
+  const float half_base = 0.5f * BlockBaseAt(c, scales_row, BlockOfChunk(c, first));  // exact: base >= kMinStep or 0
+  auto pair = [&](int k, int m) { return codes.symbol(k, m) | ((high >> (4 * (kRunLevels * k + m))) & 0xFu) << 16; };
+  auto point = [&](int k, float* v) { HalfPairPointX2(c, table, bias, pair(k, 0), pair(k, 1), v); };
+  AccumulateRunPointDots<8, kQueries>(c, codes.t, half_base, first, point, padded_queries, queries, acc);
 }
 
 // --- The packed paths (KernelPath::kRuns, d = 4 codes of byte symbols: GEMM and decode) ----------
@@ -920,16 +927,7 @@ struct PackedTableInPlace {
 // (PackedBias checks it), so the multiply-add carries nothing across bytes; byte i becomes
 // float(2^23 + byte) - (2^23 + packed_bias), both exact.
 COSET_HD void UnpackChunkPointX2(const DeviceCodec& c, uint32_t low, uint32_t high, float* v) {
-  const uint32_t packed = (high << c.codebook.log2_q) + low;
-  const float offset = 8388608.0f + static_cast<float>(c.packed_bias);
-#if defined(__CUDA_ARCH__)
-  v[0] = __uint_as_float(__byte_perm(packed, 0x4B000000u, 0x7540)) - offset;
-  v[1] = __uint_as_float(__byte_perm(packed, 0x4B000000u, 0x7541)) - offset;
-  v[2] = __uint_as_float(__byte_perm(packed, 0x4B000000u, 0x7542)) - offset;
-  v[3] = __uint_as_float(__byte_perm(packed, 0x4B000000u, 0x7543)) - offset;
-#else
-  for (int i = 0; i < 4; ++i) v[i] = BitsToFloat(0x4B000000u | ((packed >> (8 * i)) & 0xFFu)) - offset;
-#endif
+  BytesToFloats((high << c.codebook.log2_q) + low, 8388608.0f + static_cast<float>(c.packed_bias), v);
 }
 
 // A chunk of a packed code from its two symbols (`pair`: level 0 in the low byte, level 1 in the

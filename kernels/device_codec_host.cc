@@ -325,8 +325,13 @@ CompactOverloadsOnHost BuildCompactOverloads(const DeviceCodec& c, const uint8_t
 
 HalfPointsOnHost HalfPointTable(const Codebook& codebook) {
   const std::vector<int8_t>& x2 = codebook.rep_point_x2_int8();
-  if (codebook.symbol_dim() != 8 || x2.empty()) return {};
+  const int bias = codebook.max_abs_rep_point_x2();
+  // Two levels' Horner sum of biased bytes, q A_1 + A_0 (a shift: q a power of two), within a byte
+  // (HalfPairPointX2).
+  const bool pow2 = (1 << codebook.log2_q()) == codebook.q();
+  if (codebook.symbol_dim() != 8 || x2.empty() || !pow2 || 2 * bias * (codebook.q() + 1) > 255) return {};
   HalfPointsOnHost out;
+  out.bias = bias;
   std::unordered_map<uint32_t, uint32_t> index_of_word;
   out.pair_of_symbol.resize(codebook.num_symbols());
   for (int64_t s = 0; s < codebook.num_symbols(); ++s) {
@@ -335,9 +340,10 @@ HalfPointsOnHost HalfPointTable(const Codebook& codebook) {
       uint32_t word = 0;
       for (int i = 0; i < 4; ++i) {
         const int8_t doubled = x2[8 * s + 4 * half + i];
-        // The table's float must be the codebook's, sign of zero included (UnpackHalfPoint's).
+        // The codebook's float is half the doubled coordinate, sign of zero included, so that the
+        // kernels' doubled points (whose zeros are +0) are twice the run path's points exactly.
         if (FloatBits(0.5f * static_cast<float>(doubled)) != FloatBits(point[4 * half + i])) return {};
-        word |= static_cast<uint32_t>(doubled + kHalfPointBias) << (8 * i);
+        word |= static_cast<uint32_t>(doubled + bias) << (8 * i);
       }
       const auto [it, added] = index_of_word.emplace(word, static_cast<uint32_t>(out.table.size()));
       if (added) {
@@ -441,12 +447,12 @@ absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* q
   } else if (!halves.table.empty()) {
     // The run kernel's lanes on half points (its kHalves instances), as below.
     const HalfPointCodesOnHost codes_on_host = BuildHalfPointCodes(c, symbols.data(), halves);
-    const HalfPointCodes codes = codes_on_host.view(halves.table.data());
+    const HalfPointCodes codes = codes_on_host.view(halves.table.data(), halves.bias);
     const int64_t runs = l.chunks_per_row / kRunChunks;
     for_each_group([&](int64_t n, int64_t first, int count, float* sums) {
       float lanes[kLanes][kMaxDotQueries] = {};
       for (int64_t run = 0; run < runs; ++run) {
-        AccumulateHalfRunDots<kMaxDotQueries>(c, codes.table, scales_of(n), t + n * l.chunks_per_row,
+        AccumulateHalfRunDots<kMaxDotQueries>(c, codes.table, codes.bias, scales_of(n), t + n * l.chunks_per_row,
                                               codes.low + n * l.chunks_per_row * kRunLevels, codes.high + n * runs, run,
                                               padded.data() + first * l.padded_cols, count, lanes[run % kLanes]);
       }

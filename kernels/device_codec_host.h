@@ -115,13 +115,15 @@ struct CompactOverloadsOnHost {
 CompactOverloadsOnHost BuildCompactOverloads(const DeviceCodec& c, const uint8_t* t);
 
 // The half points of a codebook of chunks of 8 coordinates (HalfPointCodes' table) where its
-// points' halves number at most kHalfPointEntries and rebuild its rep_point floats bit for bit
-// (doubled coordinates in int8), else empty: kHalfPointEntries table words (the kernels stage them
-// all), the first `used` of them the halves in order of first use, the rest 0; and per symbol its
-// pair left | right << kHalfIndexBits.
+// points' halves number at most kHalfPointEntries, rebuild its rep_point floats bit for bit
+// (doubled coordinates in int8) and two levels of them sum within bytes (HalfPairPointX2: q a
+// power of two), else
+// empty: kHalfPointEntries table words (the kernels stage them all), the first `used` of them the
+// halves in order of first use (bytes 2 x + bias, bias = max |2 x|), the rest 0; and per symbol
+// its pair left | right << kHalfIndexBits.
 struct HalfPointsOnHost {
   std::vector<uint32_t> table, pair_of_symbol;
-  int used = 0;
+  int used = 0, bias = 0;
 };
 HalfPointsOnHost HalfPointTable(const Codebook& codebook);
 
@@ -132,7 +134,7 @@ HalfPointsOnHost HalfPointTable(const Codebook& codebook);
 struct HalfPointCodesOnHost {
   std::vector<uint16_t> low;
   std::vector<uint32_t> high;
-  HalfPointCodes view(const uint32_t* table) const { return {table, low.data(), high.data()}; }
+  HalfPointCodes view(const uint32_t* table, int bias) const { return {table, bias, low.data(), high.data()}; }
 };
 HalfPointCodesOnHost BuildHalfPointCodes(const DeviceCodec& c, const uint8_t* symbols, const HalfPointsOnHost& halves);
 

@@ -166,16 +166,18 @@ TEST(DeviceCodecTest, CompactOverloadsHoldEveryT) {
   EXPECT_EQ(compact.bytes(), 4 * static_cast<int64_t>(rows * words_per_row + rows + 1 + compact.escapes.size()));
 }
 
-// The run path's half points (HalfPointTable) rebuild every codebook row bit for bit where they
-// exist: E8 at q = 4 (1,024 halves, the table's size) and q = 3 (316), D8 at q = 4 (512); codebooks of other
-// chunk sizes, and those with more halves than the table holds (E8 q = 5: 2,494), have none.
-TEST(DeviceCodecTest, HalfPointTableRebuildsTheCodebook) {
+// The run path's half points (HalfPointTable), where a codebook has them: E8 at q = 4 (1,024
+// halves, the table's size) and D8 at q = 4 (512). Every symbol's pair indexes halves in use, and
+// every level-0 symbol with a sweep of level-1 symbols gives the doubled point 2 (q rep(b_1) +
+// rep(b_0)) of the codebook's floats exactly (HalfPairPointX2). Codebooks of other chunk sizes,
+// with q not a power of two, or with more halves than the table holds (E8 q = 5: 2,494) have none.
+TEST(DeviceCodecTest, HalfPointTableGivesTheDoubledPoints) {
   struct Case {
     const char* lattice;
     int q;
     int halves;  // 0: no table
   };
-  for (const Case& k : {Case{"E8", 4, 1024}, Case{"E8", 3, 316}, Case{"D8", 4, 512}, Case{"E8", 5, 0}, Case{"D4", 4, 0},
+  for (const Case& k : {Case{"E8", 4, 1024}, Case{"D8", 4, 512}, Case{"E8", 3, 0}, Case{"E8", 5, 0}, Case{"D4", 4, 0},
                         Case{"Z8", 4, 0}}) {
     SCOPED_TRACE(absl::StrCat(k.lattice, " q=", k.q));
     const std::shared_ptr<const Codebook> codebook = *Codebook::Get(*Lattice::Parse(k.lattice), k.q);
@@ -188,16 +190,23 @@ TEST(DeviceCodecTest, HalfPointTableRebuildsTheCodebook) {
     }
     ASSERT_EQ(halves.table.size(), static_cast<size_t>(device::kHalfPointEntries));  // what the kernels stage
     ASSERT_EQ(static_cast<int64_t>(halves.pair_of_symbol.size()), codebook->num_symbols());
-    for (uint32_t s = 0; s < halves.pair_of_symbol.size(); ++s) {
-      const uint32_t pair = halves.pair_of_symbol[s];
-      ASSERT_LT(pair >> (2 * device::kHalfIndexBits), 1u) << s;
-      float v[8];
-      const uint32_t left = pair & (device::kHalfPointEntries - 1), right = pair >> device::kHalfIndexBits;
-      ASSERT_LT(left, static_cast<uint32_t>(halves.used));
-      ASSERT_LT(right, static_cast<uint32_t>(halves.used));
-      device::UnpackHalfPoint(halves.table[left], v);
-      device::UnpackHalfPoint(halves.table[right], v + 4);
-      for (int i = 0; i < 8; ++i) ASSERT_EQ(FloatBits(v[i]), FloatBits(codebook->rep_point(s)[i])) << s << " " << i;
+    for (const uint32_t pair : halves.pair_of_symbol) {
+      ASSERT_LT(pair & (device::kHalfPointEntries - 1), static_cast<uint32_t>(halves.used));
+      ASSERT_LT(pair >> device::kHalfIndexBits, static_cast<uint32_t>(halves.used));
+    }
+    device::DeviceCodec c;
+    c.codebook = codebook->view();
+    const float q = static_cast<float>(k.q);
+    for (uint32_t s1 = 0; s1 < halves.pair_of_symbol.size(); s1 += 997) {
+      for (uint32_t s0 = 0; s0 < halves.pair_of_symbol.size(); ++s0) {
+        float v[8];
+        device::HalfPairPointX2(c, halves.table.data(), halves.bias, halves.pair_of_symbol[s0],
+                                halves.pair_of_symbol[s1], v);
+        for (int i = 0; i < 8; ++i) {
+          ASSERT_EQ(v[i], 2.0f * (q * codebook->rep_point(s1)[i] + codebook->rep_point(s0)[i]))
+              << "symbols " << s0 << ", " << s1 << " coordinate " << i;
+        }
+      }
     }
   }
 }
@@ -221,7 +230,7 @@ TEST(DeviceCodecTest, HalfRunDotsAreTheRunDots) {
     ASSERT_TRUE(device::HalvesApply(c));
     const device::HalfPointsOnHost halves = device::HalfPointTable(*kernels.plan.codebook);
     const device::HalfPointCodesOnHost on_host = device::BuildHalfPointCodes(c, kernels.symbols.data(), halves);
-    const device::HalfPointCodes codes = on_host.view(halves.table.data());
+    const device::HalfPointCodes codes = on_host.view(halves.table.data(), halves.bias);
     const int64_t runs = c.chunks_per_row / device::kRunChunks;
     ASSERT_EQ(on_host.low.size(), static_cast<size_t>(rows * c.chunks_per_row * device::kRunLevels));
     ASSERT_EQ(on_host.high.size(), static_cast<size_t>(rows * runs));
@@ -244,7 +253,7 @@ TEST(DeviceCodecTest, HalfRunDotsAreTheRunDots) {
           device::AccumulateRunDots<8, device::kMaxDotQueries>(c, scales_row, t_row, symbols_row, run, x.data(),
                                                                queries, table_sums);
           device::AccumulateHalfRunDots<device::kMaxDotQueries>(
-              c, codes.table, scales_row, t_row, codes.low + n * c.chunks_per_row * device::kRunLevels,
+              c, codes.table, codes.bias, scales_row, t_row, codes.low + n * c.chunks_per_row * device::kRunLevels,
               codes.high + n * runs, run, x.data(), queries, half_sums);
           for (int j = 0; j < queries; ++j) {
             ASSERT_EQ(FloatBits(half_sums[j]), FloatBits(table_sums[j]))
