@@ -772,18 +772,18 @@ COSET_HD void DecodeRunAt(const DeviceCodec& c, const uint16_t* scales_row, cons
 // decoded chunks> for q < queries (<= kQueries <= kMaxDotQueries): per chunk, its point (the Horner
 // sum over levels sum_m q^m rep(b_m), exact: small integers and halves, or a power of two times
 // it), which point(k, v) gives for chunk k of the run, its dot product with each query (fused
-// multiply-adds in coordinate order), times its ramp (T byte k of t_bytes) into the run's sum; then
+// multiply-adds in coordinate order), times its ramp (its T in `codes`) into the run's sum; then
 // the run's sum times `base` (the block's base step, over the point's power of two) into acc. The
 // padded queries start on a 16-byte boundary (then so do their chunks).
-template <int kDim, int kQueries, class Point>
-COSET_HD void AccumulateRunPointDots(const DeviceCodec& c, uint32_t t_bytes, float base, int64_t first,
+template <int kDim, int kQueries, typename SymbolT, class Point>
+COSET_HD void AccumulateRunPointDots(const DeviceCodec& c, const RunCodes<SymbolT>& codes, float base, int64_t first,
                                      const Point& point, const float* padded_queries, int queries, float* acc) {
   static_assert(kDim == 4 || kDim == 8, "the run path serves d = 4 and 8");
   static_assert(kQueries <= kMaxDotQueries, "acc holds at most kMaxDotQueries sums");
   float run_sum[kQueries] = {};
   COSET_UNROLL
   for (int k = 0; k < kRunChunks; ++k) {
-    const float ramp = c.ramp[(t_bytes >> (8 * k)) & 0xFFu];
+    const float ramp = c.ramp[codes.t_of(k)];
     float v[kDim];
     point(k, v);
     for (int j = 0; j < kQueries; ++j) {
@@ -818,7 +818,7 @@ COSET_HD void AccumulateRunDots(const DeviceCodec& c, const uint16_t* scales_row
     LoadAlignedChunk<kDim>(rep_point + codes.symbol(k, 1) * kDim, high);
     for (int i = 0; i < kDim; ++i) v[i] = FusedMultiplyAdd(high[i], q, low[i]);
   };
-  AccumulateRunPointDots<kDim, kQueries>(c, codes.t, base, first, point, padded_queries, queries, acc);
+  AccumulateRunPointDots<kDim, kQueries>(c, codes, base, first, point, padded_queries, queries, acc);
 }
 
 // --- Half points for the run path's GEMM on d = 8 codes (HalfPointCodes) --------------------------
@@ -833,9 +833,9 @@ COSET_HD void AccumulateRunDots(const DeviceCodec& c, const uint16_t* scales_row
 // run path's bit for bit (its floats times two, and half its base). The indices are built on the
 // host once, when weights cross to a device (BuildHalfPointCodes, device_codec_host.h).
 
-// Words of the half-point table; an index takes 10 bits.
-constexpr int kHalfPointEntries = 1024;
+// An index into the half-point table takes 10 bits; the table's words.
 constexpr int kHalfIndexBits = 10;
+constexpr int kHalfPointEntries = 1 << kHalfIndexBits;
 
 // A coded tensor's half-point indices, as the GEMM reads them instead of its symbols (device
 // pointers on a GPU). Chunk k's level m is the pair left | right << kHalfIndexBits of its point's
@@ -894,7 +894,7 @@ COSET_HD void AccumulateHalfRunDots(const DeviceCodec& c, const uint32_t* table,
   const float half_base = 0.5f * BlockBaseAt(c, scales_row, BlockOfChunk(c, first));  // exact: base >= kMinStep or 0
   auto pair = [&](int k, int m) { return codes.symbol(k, m) | ((high >> (4 * (kRunLevels * k + m))) & 0xFu) << 16; };
   auto point = [&](int k, float* v) { HalfPairPointX2(c, table, bias, pair(k, 0), pair(k, 1), v); };
-  AccumulateRunPointDots<8, kQueries>(c, codes.t, half_base, first, point, padded_queries, queries, acc);
+  AccumulateRunPointDots<8, kQueries>(c, codes, half_base, first, point, padded_queries, queries, acc);
 }
 
 // --- The packed paths (KernelPath::kRuns, d = 4 codes of byte symbols: GEMM and decode) ----------

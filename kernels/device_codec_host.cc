@@ -328,8 +328,10 @@ HalfPointsOnHost HalfPointTable(const Codebook& codebook) {
   const int bias = codebook.max_abs_rep_point_x2();
   // Two levels' Horner sum of biased bytes, q A_1 + A_0 (a shift: q a power of two), within a byte
   // (HalfPairPointX2).
-  const bool pow2 = (1 << codebook.log2_q()) == codebook.q();
-  if (codebook.symbol_dim() != 8 || x2.empty() || !pow2 || 2 * bias * (codebook.q() + 1) > 255) return {};
+  if (codebook.symbol_dim() != 8 || x2.empty() || !codebook.q_is_power_of_two() ||
+      2 * bias * (codebook.q() + 1) > 255) {
+    return {};
+  }
   HalfPointsOnHost out;
   out.bias = bias;
   std::unordered_map<uint32_t, uint32_t> index_of_word;
