@@ -553,7 +553,7 @@ int Main(int argc, char** argv) {
         j.Add("gemm", absl::StrCat(shape.lattice, " q=4 M=2"));
         // LaunchGemm's choice on these codes (its alignment tests hold: device buffers).
         const bool packed = device::RunPath(path) && codes.gemm.compact.words != nullptr;
-        const bool halves = device::UsesRuns(c, path) && codes.gemm.halves.low != nullptr;
+        const bool halves = device::UsesRuns(c, path) && codes.gemm.halves.head != nullptr;
         j.Add("kernel", method == GemmMethod::kDecodeCublas       ? "decode-cublas"
                         : method == GemmMethod::kFusedTensorCores ? "tensor-cores"
                         : packed                                  ? "packed"

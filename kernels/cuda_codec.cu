@@ -581,18 +581,37 @@ __device__ void ForEachWarpItem(const DeviceCodec& c, const float* padded, int64
   }
 }
 
+// The half-point table in shared memory (the launch gives it StagedBytes(kHalfPointEntries)):
+// table(o) reads the word at byte offset o, a shared-memory load at a 32-bit address (a generic
+// load at a 64-bit one would take the address arithmetic of the generic pointer per lookup). Every
+// thread of the block must call StageHalfTable (it synchronizes the block).
+struct HalfTableInShared {
+  __device__ uint32_t operator()(uint32_t offset) const {
+    return *reinterpret_cast<const uint32_t*>(reinterpret_cast<const char*>(DynamicShared()) + offset);
+  }
+};
+
+__device__ HalfTableInShared StageHalfTable(const uint32_t* table) {
+  uint32_t* staged = DynamicShared();
+  for (int i = threadIdx.x; i < kHalfPointEntries; i += blockDim.x) staged[i] = table[i];
+  __syncthreads();
+  return HalfTableInShared();
+}
+
 // The run path (RunsApply): a warp per (kRows weight rows, kQueries queries) (ForEachWarpItem);
 // lane l takes runs l, l + 32, ... of every row of its group (AccumulateRunDots: one 32-bit load
 // of a run's T, one 8- or 16-byte load of its symbols, and the rows' loads independent of each
 // other, so that several are in flight per lane). kHalves (HalvesApply, given HalfPointCodes: d = 8,
 // 16-bit symbols): each chunk's codebook rows from the half-point table staged in shared memory
 // (4 KiB) instead of the codebook table (2 MiB for E8 q=4: L2), read through the run's half-point
-// indices instead of its symbols (AccumulateHalfRunDots: the same floats, so the same sums).
+// indices (one 16-byte and one 4-byte load) instead of its symbols (AccumulateHalfRunDots: the same
+// floats, so the same sums).
 template <int kDim, int kQueries, int kRows, typename SymbolT, bool kHalves>
 __global__ void GemmRunsKernel(DeviceCodec c, const uint16_t* scales, const uint8_t* t, const uint8_t* symbols,
                                HalfPointCodes halves, const float* padded, int64_t batch, float* out) {
+  [[maybe_unused]] HalfTableInShared half_table;
   if constexpr (kHalves) {
-    halves.table = StageTable(halves.table, kHalfPointEntries);
+    half_table = StageHalfTable(halves.table);
   } else {
     c.codebook.rep_point = StageTable(c.codebook.rep_point, CodebookTableEntries(c));
   }
@@ -608,9 +627,9 @@ __global__ void GemmRunsKernel(DeviceCodec c, const uint16_t* scales, const uint
             const int64_t n = first_row + r < c.rows ? first_row + r : c.rows - 1;
             const uint16_t* scales_row = scales == nullptr ? nullptr : scales + n * c.blocks_per_row;
             if constexpr (kHalves) {
-              AccumulateHalfRunDots<kQueries>(c, halves.table, halves.bias, scales_row, t + n * c.chunks_per_row,
-                                              halves.low + n * c.chunks_per_row * kRunLevels, halves.high + n * runs,
-                                              run, queries_first, queries, acc[r]);
+              AccumulateHalfRunDots<kQueries>(c, half_table, halves.bias, scales_row, t + n * c.chunks_per_row,
+                                              halves.head + n * runs * kHalfIndexHeadWords, halves.tail + n * runs, run,
+                                              queries_first, queries, acc[r]);
             } else {
               AccumulateRunDots<kDim, kQueries>(c, scales_row, t + n * c.chunks_per_row,
                                                 reinterpret_cast<const SymbolT*>(symbols + RowSymbolsOffsetBytes(c, n)),
@@ -1103,9 +1122,9 @@ cudaError_t LaunchGemm(const DeviceCodec& c, const uint16_t* scales, const uint8
     // Rows per warp: two for a GEMV (each query chunk loaded once for both), one with more queries
     // (their accumulators take the registers).
     const uint8_t* codes = static_cast<const uint8_t*>(symbols);
-    // Half points where given (their words and 16-bit rows on the boundaries of T's and symbols').
+    // Half points where given (their tail and head words on the boundaries of T's and symbols').
     const bool with_halves =
-        gemm.halves.table != nullptr && HalvesApply(c) && RunBuffersAligned(gemm.halves.high, gemm.halves.low);
+        gemm.halves.table != nullptr && HalvesApply(c) && RunBuffersAligned(gemm.halves.tail, gemm.halves.head);
     const HalfPointCodes halves = with_halves ? gemm.halves : HalfPointCodes();
     WithRunTypes(c, [&](auto dim, auto symbol) {
       using SymbolT = decltype(symbol);

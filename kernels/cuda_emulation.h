@@ -166,6 +166,10 @@ inline unsigned int __byte_perm(unsigned int x, unsigned int y, unsigned int sel
   }
   return result;
 }
+// The low word of {hi, lo} >> (shift mod 32) (CUDA's wrapping funnel shift).
+inline unsigned int __funnelshift_r(unsigned int lo, unsigned int hi, unsigned int shift) {
+  return static_cast<unsigned int>((static_cast<uint64_t>(hi) << 32 | lo) >> (shift & 31u));
+}
 
 // Two blocks of any kernel at a time on the emulation's one multiprocessor, so that the kernels
 // sized by it (ResidentGridFor) loop grid-stride too.

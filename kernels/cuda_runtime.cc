@@ -509,15 +509,15 @@ absl::Status CudaCodec::Upload(const CompressedTensor& tensor, CodesOnDevice* ou
   COSET_RETURN_IF_ERROR(UploadVector(compact.words, stream_, &out->compact_words));
   COSET_RETURN_IF_ERROR(UploadVector(compact.escape_begin, stream_, &out->escape_begin));
   COSET_RETURN_IF_ERROR(UploadVector(compact.escapes, stream_, &out->escapes));
-  COSET_RETURN_IF_ERROR(UploadVector(halves.low, stream_, &out->half_low));
-  COSET_RETURN_IF_ERROR(UploadVector(halves.high, stream_, &out->half_high));
+  COSET_RETURN_IF_ERROR(UploadVector(halves.head, stream_, &out->half_head));
+  COSET_RETURN_IF_ERROR(UploadVector(halves.tail, stream_, &out->half_tail));
   if (!compact.words.empty()) {
     out->gemm.compact = {out->compact_words.as<uint32_t>(), out->escape_begin.as<uint32_t>(),
                          out->escapes.as<uint32_t>()};
   }
   if (with_halves) {
-    out->gemm.halves = {tables->half_points.as<uint32_t>(), tables->halves.bias, out->half_low.as<uint16_t>(),
-                        out->half_high.as<uint32_t>()};
+    out->gemm.halves = {tables->half_points.as<uint32_t>(), tables->halves.bias, out->half_head.as<uint32_t>(),
+                        out->half_tail.as<uint32_t>()};
   }
   // The host copies go when this returns: the uploads must be done by then.
   COSET_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(static_cast<cudaStream_t>(stream_)));

@@ -101,7 +101,7 @@ struct CodesOnDevice {
   // (CompactOverloadsApply), half-point indices for the run path at d = 8 (HalvesApply, where the
   // codebook has half points; their table is the codec's, one per codebook).
   device::GemmCodes gemm;
-  DeviceMemory compact_words, escape_begin, escapes, half_low, half_high;
+  DeviceMemory compact_words, escape_begin, escapes, half_head, half_tail;
   // What a GEMV on these codes streams: scales, then two-bit T where uploaded, else T bytes, and
   // half-point indices where uploaded, else symbols.
   int64_t gemm_code_bytes() const {
@@ -109,13 +109,13 @@ struct CodesOnDevice {
     if (gemm.compact.words != nullptr) {
       bytes += compact_words.bytes() + escape_begin.bytes() + escapes.bytes() - t.bytes();
     }
-    if (gemm.halves.low != nullptr) bytes += half_low.bytes() + half_high.bytes() - symbols.bytes();
+    if (gemm.halves.head != nullptr) bytes += half_head.bytes() + half_tail.bytes() - symbols.bytes();
     return bytes;
   }
   // Device memory held (charged to DeviceBytesInUse).
   int64_t bytes() const {
     return ramp.bytes() + signs.bytes() + scales.bytes() + t.bytes() + symbols.bytes() + compact_words.bytes() +
-           escape_begin.bytes() + escapes.bytes() + half_low.bytes() + half_high.bytes();
+           escape_begin.bytes() + escapes.bytes() + half_head.bytes() + half_tail.bytes();
   }
 };
 

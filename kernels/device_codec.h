@@ -836,23 +836,61 @@ COSET_HD void AccumulateRunDots(const DeviceCodec& c, const uint16_t* scales_row
 // An index into the half-point table takes 10 bits; the table's words.
 constexpr int kHalfIndexBits = 10;
 constexpr int kHalfPointEntries = 1 << kHalfIndexBits;
+// A run's indices: two halves of each chunk's two levels, 160 bits in five words.
+constexpr int kHalfIndicesPerRun = 2 * kRunLevels * kRunChunks;
+constexpr int kHalfIndexWordsPerRun = kHalfIndicesPerRun * kHalfIndexBits / 32;
+constexpr int kHalfIndexHeadWords = 4;  // read with one 16-byte load; the fifth word with a 4-byte one
+static_assert(kHalfIndicesPerRun * kHalfIndexBits == 32 * kHalfIndexWordsPerRun, "a run's indices fill whole words");
 
 // A coded tensor's half-point indices, as the GEMM reads them instead of its symbols (device
-// pointers on a GPU). Chunk k's level m is the pair left | right << kHalfIndexBits of its point's
-// halves (coordinates 0..3, 4..7): its low 16 bits at place kRunLevels k + m of the row's `low`
-// (where the symbol sits in the 16-bit symbol rows), its bits 16..19 in nibble kRunLevels (k %
-// kRunChunks) + m of word k / kRunChunks of the row's `high`.
+// pointers on a GPU). Run r of a row holds index 2 (kRunLevels k + m) + h (HalfIndexPlace: chunk k,
+// level m, half h: coordinates 4 h .. 4 h + 3 of the level's point) at bits 10 i .. 10 i + 9 of its
+// 160-bit little-endian number: words 4 r .. 4 r + 3 of the row's `head`, then word r of its
+// `tail`. Indices packed end to end, so that each takes two instructions to extract (a funnel
+// shift where it straddles two words, and a mask), already scaled to a byte offset into the table.
 struct HalfPointCodes {
   const uint32_t* table = nullptr;  // kHalfPointEntries words: byte i = 2 x_i + bias
   int bias = 0;                     // max |2 x|: q A_1 + A_0 stays within a byte (HalfPointTable)
-  const uint16_t* low = nullptr;    // rows * chunks_per_row * kRunLevels
-  const uint32_t* high = nullptr;   // rows * chunks_per_row / kRunChunks
+  const uint32_t* head = nullptr;   // rows * runs * kHalfIndexHeadWords: a run's bits 0..127
+  const uint32_t* tail = nullptr;   // rows * runs: a run's bits 128..159
 };
+
+COSET_HD constexpr int HalfIndexPlace(int chunk, int level, int half) {
+  return 2 * (kRunLevels * chunk + level) + half;
+}
 
 // Whether half points can serve c's GEMM: the run path's codes with a 16-bit symbol per chunk and
 // level at d = 8 (E8 and D8 at q = 4), where the codebook also has a table (its halves number at
 // most kHalfPointEntries: HalfPointTable, device_codec_host.h, which both of those have).
 COSET_HD bool HalvesApply(const DeviceCodec& c) { return RunsApply(c) && c.dim == 8 && c.symbol_bytes == 2; }
+
+// Bits shift .. shift + 31 of hi:lo (shift in 0..31): one funnel shift on a GPU.
+COSET_HD uint32_t FunnelShiftRight(uint32_t lo, uint32_t hi, int shift) {
+#if defined(__CUDA_ARCH__)
+  return __funnelshift_r(lo, hi, shift);
+#else
+  return static_cast<uint32_t>((static_cast<uint64_t>(hi) << 32 | lo) >> shift);
+#endif
+}
+
+// Index `place` of a run's five index words, times 4: its word's byte offset in the table. With
+// `place` known at compile time, a shift (a funnel shift where the index straddles two words) and
+// a mask.
+COSET_HD uint32_t HalfIndexOffset(const uint32_t (&words)[kHalfIndexWordsPerRun], int place) {
+  constexpr uint32_t kOffsetMask = (kHalfPointEntries - 1) << 2;
+  const int bit = kHalfIndexBits * place, word = bit / 32, shift = bit % 32;
+  if (shift < 2) return (words[word] << (2 - shift)) & kOffsetMask;
+  const uint32_t above = word + 1 < kHalfIndexWordsPerRun ? words[word + 1] : 0u;
+  return FunnelShiftRight(words[word], above, shift - 2) & kOffsetMask;
+}
+
+// The half-point table read where it lies (HalfPointCodes::table): the host runs' table; the
+// kernel reads its copy in shared memory instead (cuda_codec.cu's HalfTableInShared). table(o)
+// is the word at byte offset o.
+struct HalfTableInPlace {
+  const uint32_t* words;
+  COSET_HD uint32_t operator()(uint32_t offset) const { return words[offset / 4]; }
+};
 
 // Byte i of `packed` as a float minus `offset` into v[i] (2^23 + byte is a float: exact where the
 // offset is 2^23 plus a small integer).
@@ -867,33 +905,44 @@ COSET_HD void BytesToFloats(uint32_t packed, float offset, float* v) {
 #endif
 }
 
-// The doubled point 2 (q rep(b_1) + rep(b_0)) of a chunk from the half-point pairs of its two
-// levels (pair0, pair1) into v[0, 8): per half, q A_1 + A_0 of the table words (bytes 2 x + bias:
-// the sum's bytes within 0..255, no carries) less (q + 1) bias, exactly.
-COSET_HD void HalfPairPointX2(const DeviceCodec& c, const uint32_t* table, int bias, uint32_t pair0, uint32_t pair1,
-                              float* v) {
-  constexpr uint32_t kIndexMask = (1u << kHalfIndexBits) - 1;
-  const float offset = 8388608.0f + static_cast<float>(bias * (c.codebook.q + 1));
-  BytesToFloats((table[pair1 & kIndexMask] << c.codebook.log2_q) + table[pair0 & kIndexMask], offset, v);
-  BytesToFloats((table[pair1 >> kHalfIndexBits] << c.codebook.log2_q) + table[pair0 >> kHalfIndexBits], offset, v + 4);
+// What HalfPointX2 subtracts from each byte of a half's two levels as a float: 2^23 + (q + 1) bias.
+COSET_HD float HalfPointBytesOffset(const DeviceCodec& c, int bias) {
+  return 8388608.0f + static_cast<float>(bias * (c.codebook.q + 1));
+}
+
+// Four doubled coordinates 2 (q x_1 + x_0) of a chunk's point from the table words of one half of
+// its two levels (at byte offsets level0_at, level1_at) into v[0, 4): q A_1 + A_0 of the words
+// (bytes 2 x + bias: the sum's bytes within 0..255, no carries; one integer multiply-add) less
+// (q + 1) bias (bytes_offset: HalfPointBytesOffset), exactly.
+template <class HalfTable>
+COSET_HD void HalfPointX2(const DeviceCodec& c, const HalfTable& table, float bytes_offset, uint32_t level0_at,
+                          uint32_t level1_at, float* v) {
+  BytesToFloats(table(level1_at) * static_cast<uint32_t>(c.codebook.q) + table(level0_at), bytes_offset, v);
 }
 
 // AccumulateRunPointDots over run `run` of a coded row, its chunks' doubled points from their
-// half-point indices (low_row, high_row: the row's HalfPointCodes) and `table` (the half points:
-// shared memory on a GPU), and half the block's base. c satisfies HalvesApply; padded_queries
-// starts on a 16-byte boundary.
-template <int kQueries>
-COSET_HD void AccumulateHalfRunDots(const DeviceCodec& c, const uint32_t* table, int bias, const uint16_t* scales_row,
-                                    const uint8_t* t_row, const uint16_t* low_row, const uint32_t* high_row,
+// half-point indices (head_row, tail_row: the row's HalfPointCodes) and `table` (the half points:
+// shared memory on a GPU), and half the block's base. c satisfies HalvesApply; head_row and
+// padded_queries start on 16-byte boundaries.
+template <int kQueries, class HalfTable>
+COSET_HD void AccumulateHalfRunDots(const DeviceCodec& c, const HalfTable& table, int bias, const uint16_t* scales_row,
+                                    const uint8_t* t_row, const uint32_t* head_row, const uint32_t* tail_row,
                                     int64_t run, const float* padded_queries, int queries, float* acc) {
   const int64_t first = run * kRunChunks;
-  RunCodes<uint16_t> codes;  // T bytes, and the indices' low 16 bits where the symbols would be
-  codes.Load(t_row, low_row, first);
-  uint32_t high;
-  LoadWords<1>(high_row + run, &high);
+  RunCodes<uint16_t> codes;  // the T bytes (the symbols are not read)
+  LoadWords<1>(t_row + first, &codes.t);
+  uint32_t words[kHalfIndexWordsPerRun];
+  LoadWords<kHalfIndexHeadWords>(head_row + kHalfIndexHeadWords * run, words);
+  LoadWords<1>(tail_row + run, words + kHalfIndexHeadWords);
   const float half_base = 0.5f * BlockBaseAt(c, scales_row, BlockOfChunk(c, first));  // exact: base >= kMinStep or 0
-  auto pair = [&](int k, int m) { return codes.symbol(k, m) | ((high >> (4 * (kRunLevels * k + m))) & 0xFu) << 16; };
-  auto point = [&](int k, float* v) { HalfPairPointX2(c, table, bias, pair(k, 0), pair(k, 1), v); };
+  const float bytes_offset = HalfPointBytesOffset(c, bias);
+  auto point = [&](int k, float* v) {
+    COSET_UNROLL
+    for (int h = 0; h < 2; ++h) {
+      HalfPointX2(c, table, bytes_offset, HalfIndexOffset(words, HalfIndexPlace(k, 0, h)),
+                  HalfIndexOffset(words, HalfIndexPlace(k, 1, h)), v + 4 * h);
+    }
+  };
   AccumulateRunPointDots<8, kQueries>(c, codes, half_base, first, point, padded_queries, queries, acc);
 }
 

@@ -326,8 +326,8 @@ CompactOverloadsOnHost BuildCompactOverloads(const DeviceCodec& c, const uint8_t
 HalfPointsOnHost HalfPointTable(const Codebook& codebook) {
   const std::vector<int8_t>& x2 = codebook.rep_point_x2_int8();
   const int bias = codebook.max_abs_rep_point_x2();
-  // Two levels' Horner sum of biased bytes, q A_1 + A_0 (a shift: q a power of two), within a byte
-  // (HalfPairPointX2).
+  // Two levels' Horner sum of biased bytes, q A_1 + A_0, within a byte (HalfPointX2); q a power of
+  // two: the run path's codes, which alone read half points.
   if (codebook.symbol_dim() != 8 || x2.empty() || !codebook.q_is_power_of_two() ||
       2 * bias * (codebook.q() + 1) > 255) {
     return {};
@@ -361,19 +361,27 @@ HalfPointsOnHost HalfPointTable(const Codebook& codebook) {
 }
 
 HalfPointCodesOnHost BuildHalfPointCodes(const DeviceCodec& c, const uint8_t* symbols, const HalfPointsOnHost& halves) {
-  const int64_t chunks = c.rows * c.chunks_per_row;  // rows of whole runs (RunsApply): rows need no offsets
+  const int64_t runs = c.rows * c.chunks_per_row / kRunChunks;  // rows of whole runs (RunsApply): no offsets
   HalfPointCodesOnHost out;
-  out.low.resize(chunks * kRunLevels);
-  out.high.assign(chunks / kRunChunks, 0);
-  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
-    for (int m = 0; m < kRunLevels; ++m) {
-      const int64_t place = chunk * kRunLevels + m;
-      uint16_t symbol;
-      std::memcpy(&symbol, symbols + 2 * place, 2);
-      const uint32_t pair = halves.pair_of_symbol[symbol];
-      out.low[place] = static_cast<uint16_t>(pair & 0xFFFFu);
-      out.high[chunk / kRunChunks] |= (pair >> 16) << (4 * (kRunLevels * (chunk % kRunChunks) + m));
+  out.head.assign(runs * kHalfIndexHeadWords, 0);
+  out.tail.assign(runs, 0);
+  for (int64_t run = 0; run < runs; ++run) {
+    uint32_t words[kHalfIndexWordsPerRun] = {};
+    for (int k = 0; k < kRunChunks; ++k) {
+      for (int m = 0; m < kRunLevels; ++m) {
+        uint16_t symbol;
+        std::memcpy(&symbol, symbols + 2 * ((run * kRunChunks + k) * kRunLevels + m), 2);
+        const uint32_t pair = halves.pair_of_symbol[symbol];
+        for (int h = 0; h < 2; ++h) {
+          const uint64_t index = (pair >> (kHalfIndexBits * h)) & (kHalfPointEntries - 1);
+          const int bit = kHalfIndexBits * HalfIndexPlace(k, m, h);
+          words[bit / 32] |= static_cast<uint32_t>(index << (bit % 32));
+          if (bit % 32 + kHalfIndexBits > 32) words[bit / 32 + 1] |= static_cast<uint32_t>(index >> (32 - bit % 32));
+        }
+      }
     }
+    std::copy(words, words + kHalfIndexHeadWords, out.head.begin() + run * kHalfIndexHeadWords);
+    out.tail[run] = words[kHalfIndexHeadWords];
   }
   return out;
 }
@@ -454,9 +462,10 @@ absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* q
     for_each_group([&](int64_t n, int64_t first, int count, float* sums) {
       float lanes[kLanes][kMaxDotQueries] = {};
       for (int64_t run = 0; run < runs; ++run) {
-        AccumulateHalfRunDots<kMaxDotQueries>(c, codes.table, codes.bias, scales_of(n), t + n * l.chunks_per_row,
-                                              codes.low + n * l.chunks_per_row * kRunLevels, codes.high + n * runs, run,
-                                              padded.data() + first * l.padded_cols, count, lanes[run % kLanes]);
+        AccumulateHalfRunDots<kMaxDotQueries>(c, HalfTableInPlace{codes.table}, codes.bias, scales_of(n),
+                                              t + n * l.chunks_per_row, codes.head + n * runs * kHalfIndexHeadWords,
+                                              codes.tail + n * runs, run, padded.data() + first * l.padded_cols, count,
+                                              lanes[run % kLanes]);
       }
       meet(lanes, count, sums);
     });

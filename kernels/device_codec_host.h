@@ -116,8 +116,8 @@ CompactOverloadsOnHost BuildCompactOverloads(const DeviceCodec& c, const uint8_t
 
 // The half points of a codebook of chunks of 8 coordinates (HalfPointCodes' table) where its
 // points' halves number at most kHalfPointEntries, rebuild its rep_point floats bit for bit
-// (doubled coordinates in int8) and two levels of them sum within bytes (HalfPairPointX2: q a
-// power of two), else empty: kHalfPointEntries table words (the kernels stage them all), the
+// (doubled coordinates in int8) and two levels of them sum within bytes (HalfPointX2), for q a
+// power of two (the run path's codes), else empty: kHalfPointEntries table words (the kernels stage them all), the
 // first `used` of them the halves in order of first use (bytes 2 x + bias, bias = max |2 x|), the
 // rest 0; and per symbol its pair left | right << kHalfIndexBits.
 struct HalfPointsOnHost {
@@ -126,14 +126,13 @@ struct HalfPointsOnHost {
 };
 HalfPointsOnHost HalfPointTable(const Codebook& codebook);
 
-// A coded tensor's half-point indices (HalfPointCodes' low and high) from its 16-bit symbols (the
+// A coded tensor's half-point indices (HalfPointCodes' head and tail) from its 16-bit symbols (the
 // kernels' symbol buffer) and the codebook's pairs: what the run path's GEMM reads instead of the
 // symbols at d = 8 (built once, on the host, when weights cross to a device). c satisfies
 // HalvesApply and halves is its codebook's non-empty HalfPointTable.
 struct HalfPointCodesOnHost {
-  std::vector<uint16_t> low;
-  std::vector<uint32_t> high;
-  HalfPointCodes view(const uint32_t* table, int bias) const { return {table, bias, low.data(), high.data()}; }
+  std::vector<uint32_t> head, tail;
+  HalfPointCodes view(const uint32_t* table, int bias) const { return {table, bias, head.data(), tail.data()}; }
 };
 HalfPointCodesOnHost BuildHalfPointCodes(const DeviceCodec& c, const uint8_t* symbols, const HalfPointsOnHost& halves);
 

@@ -80,10 +80,13 @@ PY
     bench_part "${b##*/}" --sections gemm --gemm-methods tensor-cores || failed=1
     echo "($SECONDS s)"
   done
-  smoke whole || failed=1
-  smoke pipelined || failed=1
-  smoke whole --cuda-kernels runs || failed=1
-  smoke whole --cuda-kernels tensor-cores || failed=1
+  smoke cuda --cuda-staging whole || failed=1
+  smoke cuda --cuda-staging pipelined || failed=1
+  smoke cuda --cuda-staging whole --cuda-kernels runs || failed=1
+  smoke cuda --cuda-staging whole --cuda-kernels tensor-cores || failed=1
+  # The same requests to cosetd on the CPU backend on this machine: the CUDA daemon's baseline,
+  # shared memory and gRPC included.
+  smoke cpu || failed=1
   echo "($SECONDS s)"
   return $failed
 }
@@ -125,14 +128,14 @@ isolate() {
   echo "$name, each test alone: $passed passed, $alone failed"
 }
 
-# smoke STAGING [FLAGS...]: cosetd on the CUDA backend with --cuda-staging STAGING (whole |
-# pipelined) and FLAGS: the same blobs and floats as the in-process CPU codec, and a 64 MiB encode
-# and decode through shared memory beside the in-process CPU codec (bench/cuda_daemon_smoke).
+# smoke BACKEND [FLAGS...]: cosetd on BACKEND (cuda | cpu) with FLAGS: the same blobs and floats as
+# the in-process CPU codec, and a 64 MiB encode and decode through shared memory beside the
+# in-process CPU codec (bench/cuda_daemon_smoke).
 smoke() {
-  local dir bin="$BUNDLE/bin" pid ok=0 label="cosetd cuda smoke (staging $*)" staging=$1 logname="${*// /}"
+  local dir bin="$BUNDLE/bin" pid ok=0 backend=$1 label="cosetd $* smoke" logname="${*// /}"
   shift
   dir=$(mktemp -d /tmp/gpu-smoke-XXXXXX)
-  LD_LIBRARY_PATH="$BUNDLE/lib" "$bin/cosetd" --backend cuda --cuda-staging "$staging" "$@" --grpc "unix:$dir/s.sock" \
+  LD_LIBRARY_PATH="$BUNDLE/lib" "$bin/cosetd" --backend "$backend" "$@" --grpc "unix:$dir/s.sock" \
     --metrics off --ready-file "$dir/ready" 2>"$dir/cosetd.log" &
   pid=$!
   for _ in $(seq 100); do [[ -s $dir/ready ]] && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -140,7 +143,7 @@ smoke() {
     echo "$label: skipped: $(grep -o -e "--backend cuda: [^;]*" "$dir/cosetd.log")"
   elif [[ -s $dir/ready ]] &&
     LD_LIBRARY_PATH="$BUNDLE/lib" timeout 120 "$bin/cuda_daemon_smoke" --daemon "unix:$dir/s.sock" \
-      >"$dir/smoke.json" 2>"$dir/smoke.log"; then
+      --expect-backend "$backend" >"$dir/smoke.json" 2>"$dir/smoke.log"; then
     echo "$label: ok $(cat "$dir/smoke.json")"
   else
     echo "$label: FAILED"; tail -5 "$dir/cosetd.log" "$dir/smoke.log" 2>/dev/null; ok=1

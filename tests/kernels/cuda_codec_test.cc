@@ -352,8 +352,8 @@ TEST(CudaCodecTest, GemmOnHalfPointsEqualsTheRunPathOnTheCodebook) {
     const int64_t before = DeviceBytesInUse();
     ASSERT_TRUE(codec->get()->Upload(coded, &for_gemm, CodesFor::kGemm).ok());
     ASSERT_TRUE(device::HalvesApply(for_gemm.codec));
-    ASSERT_NE(for_gemm.gemm.halves.low, nullptr);
-    EXPECT_EQ(for_decode.gemm.halves.low, nullptr);
+    ASSERT_NE(for_gemm.gemm.halves.head, nullptr);
+    EXPECT_EQ(for_decode.gemm.halves.head, nullptr);
     EXPECT_EQ(DeviceBytesInUse() - before, for_gemm.bytes());
     // Per run of 32 entries: 20 bytes of indices instead of 16 of symbols.
     EXPECT_EQ(for_gemm.gemm_code_bytes() - for_gemm.code_bytes, rows * cols / 32 * 4);

@@ -114,6 +114,13 @@ TEST(CudaEmulationTest, BytePermIsLibdevices) {
   EXPECT_EQ(__byte_perm(0x03020100u, 0x07060504u, 0xF8C9), 0x07000401u);  // a nibble's top bit is not read
 }
 
+TEST(CudaEmulationTest, FunnelShiftIsCudas) {
+  EXPECT_EQ(__funnelshift_r(0x89ABCDEFu, 0x01234567u, 0), 0x89ABCDEFu);
+  EXPECT_EQ(__funnelshift_r(0x89ABCDEFu, 0x01234567u, 8), 0x6789ABCDu);
+  EXPECT_EQ(__funnelshift_r(0x89ABCDEFu, 0x01234567u, 31), 0x02468ACFu);
+  EXPECT_EQ(__funnelshift_r(0x89ABCDEFu, 0x01234567u, 40), 0x6789ABCDu);  // the shift wraps mod 32
+}
+
 // Between barriers each warp counts its two steps (separated by __syncwarp) on a shared counter.
 void CountWarpSteps(int* order) {
   int* next = static_cast<int*>(coset::emu::DynamicShared());

@@ -169,7 +169,7 @@ TEST(DeviceCodecTest, CompactOverloadsHoldEveryT) {
 // The run path's half points (HalfPointTable), where a codebook has them: E8 at q = 4 (1,024
 // halves, the table's size) and D8 at q = 4 (512). Every symbol's pair indexes halves in use, and
 // every level-0 symbol with a sweep of level-1 symbols gives the doubled point 2 (q rep(b_1) +
-// rep(b_0)) of the codebook's floats exactly (HalfPairPointX2). Codebooks of other chunk sizes,
+// rep(b_0)) of the codebook's floats exactly (HalfPointX2, a half at a time). Codebooks of other chunk sizes,
 // with q not a power of two, or with more halves than the table holds (E8 q = 5: 2,494) have none.
 TEST(DeviceCodecTest, HalfPointTableGivesTheDoubledPoints) {
   struct Case {
@@ -200,8 +200,14 @@ TEST(DeviceCodecTest, HalfPointTableGivesTheDoubledPoints) {
     for (uint32_t s1 = 0; s1 < halves.pair_of_symbol.size(); s1 += 997) {
       for (uint32_t s0 = 0; s0 < halves.pair_of_symbol.size(); ++s0) {
         float v[8];
-        device::HalfPairPointX2(c, halves.table.data(), halves.bias, halves.pair_of_symbol[s0],
-                                halves.pair_of_symbol[s1], v);
+        for (int h = 0; h < 2; ++h) {
+          // Half h's index of each level's pair, as a byte offset into the table.
+          auto offset = [&](uint32_t s) {
+            return 4 * ((halves.pair_of_symbol[s] >> (device::kHalfIndexBits * h)) & (device::kHalfPointEntries - 1u));
+          };
+          device::HalfPointX2(c, device::HalfTableInPlace{halves.table.data()},
+                              device::HalfPointBytesOffset(c, halves.bias), offset(s0), offset(s1), v + 4 * h);
+        }
         for (int i = 0; i < 8; ++i) {
           ASSERT_EQ(v[i], 2.0f * (q * codebook->rep_point(s1)[i] + codebook->rep_point(s0)[i]))
               << "symbols " << s0 << ", " << s1 << " coordinate " << i;
@@ -232,14 +238,33 @@ TEST(DeviceCodecTest, HalfRunDotsAreTheRunDots) {
     const device::HalfPointCodesOnHost on_host = device::BuildHalfPointCodes(c, kernels.symbols.data(), halves);
     const device::HalfPointCodes codes = on_host.view(halves.table.data(), halves.bias);
     const int64_t runs = c.chunks_per_row / device::kRunChunks;
-    ASSERT_EQ(on_host.low.size(), static_cast<size_t>(rows * c.chunks_per_row * device::kRunLevels));
-    ASSERT_EQ(on_host.high.size(), static_cast<size_t>(rows * runs));
-    for (int64_t place = 0; place < rows * c.chunks_per_row * device::kRunLevels; ++place) {
-      uint16_t symbol;
-      std::memcpy(&symbol, kernels.symbols.data() + 2 * place, 2);
-      const int64_t chunk = place / device::kRunLevels, nibble = place % (device::kRunLevels * device::kRunChunks);
-      const uint32_t pair = codes.low[place] | ((codes.high[chunk / device::kRunChunks] >> (4 * nibble)) & 0xFu) << 16;
-      ASSERT_EQ(pair, halves.pair_of_symbol[symbol]) << place;
+    ASSERT_EQ(on_host.head.size(), static_cast<size_t>(rows * runs * device::kHalfIndexHeadWords));
+    ASSERT_EQ(on_host.tail.size(), static_cast<size_t>(rows * runs));
+    for (int64_t run = 0; run < rows * runs; ++run) {
+      uint32_t words[device::kHalfIndexWordsPerRun];
+      for (int w = 0; w < device::kHalfIndexHeadWords; ++w)
+        words[w] = codes.head[run * device::kHalfIndexHeadWords + w];
+      words[device::kHalfIndexHeadWords] = codes.tail[run];
+      for (int k = 0; k < device::kRunChunks; ++k) {
+        for (int m = 0; m < device::kRunLevels; ++m) {
+          uint16_t symbol;
+          std::memcpy(&symbol, kernels.symbols.data() + 2 * ((run * device::kRunChunks + k) * device::kRunLevels + m),
+                      2);
+          for (int h = 0; h < 2; ++h) {
+            // The index's ten bits one by one from the run's 160-bit number.
+            const int place = device::HalfIndexPlace(k, m, h);
+            uint32_t index = 0;
+            for (int b = 0; b < device::kHalfIndexBits; ++b) {
+              const int bit = device::kHalfIndexBits * place + b;
+              index |= ((words[bit / 32] >> (bit % 32)) & 1u) << b;
+            }
+            ASSERT_EQ(index, (halves.pair_of_symbol[symbol] >> (device::kHalfIndexBits * h)) &
+                                 (device::kHalfPointEntries - 1u))
+                << "run " << run << " chunk " << k << " level " << m << " half " << h;
+            ASSERT_EQ(device::HalfIndexOffset(words, place), 4 * index) << "place " << place;
+          }
+        }
+      }
     }
     const std::vector<float> x = testing_util::Gaussian(device::kMaxDotQueries * cols, 12);
     for (int queries = 1; queries <= device::kMaxDotQueries; queries += 5) {
@@ -253,8 +278,9 @@ TEST(DeviceCodecTest, HalfRunDotsAreTheRunDots) {
           device::AccumulateRunDots<8, device::kMaxDotQueries>(c, scales_row, t_row, symbols_row, run, x.data(),
                                                                queries, table_sums);
           device::AccumulateHalfRunDots<device::kMaxDotQueries>(
-              c, codes.table, codes.bias, scales_row, t_row, codes.low + n * c.chunks_per_row * device::kRunLevels,
-              codes.high + n * runs, run, x.data(), queries, half_sums);
+              c, device::HalfTableInPlace{codes.table}, codes.bias, scales_row, t_row,
+              codes.head + n * runs * device::kHalfIndexHeadWords, codes.tail + n * runs, run, x.data(), queries,
+              half_sums);
           for (int j = 0; j < queries; ++j) {
             ASSERT_EQ(FloatBits(half_sums[j]), FloatBits(table_sums[j]))
                 << "row " << n << " run " << run << " query " << j;
