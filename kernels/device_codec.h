@@ -892,9 +892,12 @@ struct HalfTableInPlace {
   COSET_HD uint32_t operator()(uint32_t offset) const { return words[offset / 4]; }
 };
 
-// Byte i of `packed` as a float minus `offset` into v[i] (2^23 + byte is a float: exact where the
-// offset is 2^23 plus a small integer).
-COSET_HD void BytesToFloats(uint32_t packed, float offset, float* v) {
+// Two levels of a chunk's (or half's) point in words of four biased bytes, level0 and level1, met
+// in the Horner sum q level1 + level0 by one integer multiply-add (the callers' tables keep its
+// bytes within 0..255: no carries), and its byte i as a float minus `offset` into v[i] (2^23 +
+// byte is a float: exact where the offset is 2^23 plus a small integer).
+COSET_HD void TwoLevelBytesToFloats(const DeviceCodec& c, uint32_t level0, uint32_t level1, float offset, float* v) {
+  const uint32_t packed = level1 * static_cast<uint32_t>(c.codebook.q) + level0;
 #if defined(__CUDA_ARCH__)
   v[0] = __uint_as_float(__byte_perm(packed, 0x4B000000u, 0x7540)) - offset;
   v[1] = __uint_as_float(__byte_perm(packed, 0x4B000000u, 0x7541)) - offset;
@@ -912,12 +915,12 @@ COSET_HD float HalfPointBytesOffset(const DeviceCodec& c, int bias) {
 
 // Four doubled coordinates 2 (q x_1 + x_0) of a chunk's point from the table words of one half of
 // its two levels (at byte offsets level0_at, level1_at) into v[0, 4): q A_1 + A_0 of the words
-// (bytes 2 x + bias: the sum's bytes within 0..255, no carries; one integer multiply-add) less
-// (q + 1) bias (bytes_offset: HalfPointBytesOffset), exactly.
+// (bytes 2 x + bias: the sum's bytes within 0..255) less (q + 1) bias (bytes_offset:
+// HalfPointBytesOffset), exactly.
 template <class HalfTable>
 COSET_HD void HalfPointX2(const DeviceCodec& c, const HalfTable& table, float bytes_offset, uint32_t level0_at,
                           uint32_t level1_at, float* v) {
-  BytesToFloats(table(level1_at) * static_cast<uint32_t>(c.codebook.q) + table(level0_at), bytes_offset, v);
+  TwoLevelBytesToFloats(c, table(level0_at), table(level1_at), bytes_offset, v);
 }
 
 // AccumulateRunPointDots over run `run` of a coded row, its chunks' doubled points from their
@@ -976,7 +979,7 @@ struct PackedTableInPlace {
 // (PackedBias checks it), so the multiply-add carries nothing across bytes; byte i becomes
 // float(2^23 + byte) - (2^23 + packed_bias), both exact.
 COSET_HD void UnpackChunkPointX2(const DeviceCodec& c, uint32_t low, uint32_t high, float* v) {
-  BytesToFloats((high << c.codebook.log2_q) + low, 8388608.0f + static_cast<float>(c.packed_bias), v);
+  TwoLevelBytesToFloats(c, low, high, 8388608.0f + static_cast<float>(c.packed_bias), v);
 }
 
 // A chunk of a packed code from its two symbols (`pair`: level 0 in the low byte, level 1 in the

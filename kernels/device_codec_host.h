@@ -117,9 +117,9 @@ CompactOverloadsOnHost BuildCompactOverloads(const DeviceCodec& c, const uint8_t
 // The half points of a codebook of chunks of 8 coordinates (HalfPointCodes' table) where its
 // points' halves number at most kHalfPointEntries, rebuild its rep_point floats bit for bit
 // (doubled coordinates in int8) and two levels of them sum within bytes (HalfPointX2), for q a
-// power of two (the run path's codes), else empty: kHalfPointEntries table words (the kernels stage them all), the
-// first `used` of them the halves in order of first use (bytes 2 x + bias, bias = max |2 x|), the
-// rest 0; and per symbol its pair left | right << kHalfIndexBits.
+// power of two (the run path's codes), else empty: kHalfPointEntries table words (the kernels
+// stage them all), the first `used` of them the halves in order of first use (bytes 2 x + bias,
+// bias = max |2 x|), the rest 0; and per symbol its pair left | right << kHalfIndexBits.
 struct HalfPointsOnHost {
   std::vector<uint32_t> table, pair_of_symbol;
   int used = 0, bias = 0;
@@ -140,8 +140,8 @@ HalfPointCodesOnHost BuildHalfPointCodes(const DeviceCodec& c, const uint8_t* sy
 // queries batch x cols floats, through the kernel LaunchGemm picks for `path` (given two-bit T
 // where CompactOverloadsApply and half points where HalvesApply, as CudaCodec::Gemm gives them).
 // The run path is mirrored lane by lane and through the kernel's shuffle tree, so its results are
-// the GPU's bit for bit; the per-chunk path sums chunk after chunk (the GPU adds its lanes' partial sums in a tree),
-// so there the results agree with the GPU's to float rounding, not bit for bit.
+// the GPU's bit for bit; the per-chunk path sums chunk after chunk (the GPU adds its lanes' partial
+// sums in a tree), so there the results agree with the GPU's to float rounding, not bit for bit.
 absl::Status GemmWithDeviceSteps(const CompressedTensor& weights, const float* queries, int64_t batch, float* out,
                                  KernelPath path = KernelPath::kPerChunk);
 

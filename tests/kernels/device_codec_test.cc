@@ -169,8 +169,9 @@ TEST(DeviceCodecTest, CompactOverloadsHoldEveryT) {
 // The run path's half points (HalfPointTable), where a codebook has them: E8 at q = 4 (1,024
 // halves, the table's size) and D8 at q = 4 (512). Every symbol's pair indexes halves in use, and
 // every level-0 symbol with a sweep of level-1 symbols gives the doubled point 2 (q rep(b_1) +
-// rep(b_0)) of the codebook's floats exactly (HalfPointX2, a half at a time). Codebooks of other chunk sizes,
-// with q not a power of two, or with more halves than the table holds (E8 q = 5: 2,494) have none.
+// rep(b_0)) of the codebook's floats exactly (HalfPointX2, a half at a time). Codebooks of other
+// chunk sizes, with q not a power of two, or with more halves than the table holds (E8 q = 5:
+// 2,494) have none.
 TEST(DeviceCodecTest, HalfPointTableGivesTheDoubledPoints) {
   struct Case {
     const char* lattice;
