@@ -23,7 +23,7 @@
 // and pipelined (through the staging slots from pageable memory, and in place from pinned memory; with a check that the
 // results are the whole path's), the blob's serialization and the CPU codec, host clocks). Then GEMM on codes (D4, and
 // E8 at 8192 x 8192; weights N x K, B queries), for each of CudaCodec::Gemm's methods ("kernel": "tensor-cores",
-// LaunchGemm's kTensorCores kernel for D4 from 5 queries on; LaunchGemm's kRuns kernel, "packed" for D4 and "runs" for
+// LaunchGemm's kTensorCores kernel from 5 queries on; LaunchGemm's kRuns kernel, "packed" for D4 and "runs" for
 // E8; the "per-chunk" kernel; and, where cuBLAS loads, "decode-cublas": the decode to float32 plus cuBLAS SGEMM): its
 // time; the bits per weight the kernel streams (the packed GEMM's T in two bits); the time a bf16 GEMV/GEMM that only
 // streams its 2-byte weights at the measured copy bandwidth would need; and, where the machine has cuBLAS (loaded at
@@ -473,9 +473,11 @@ int Main(int argc, char** argv) {
     CodesOnDevice codes;
     OrDie(gpu.Upload(coded, &codes, shape.use));
     const device::DeviceCodec& c = codes.codec;
-    // Nothing to time where the methods asked for do not serve the code (tensor cores: D4; codes
-    // uploaded for decodes: the run path only).
-    if (methods == std::set<GemmMethod>{GemmMethod::kFusedTensorCores} && !device::TensorCoresApply(c)) continue;
+    // Nothing to time where the methods asked for do not serve the code (tensor cores: D4, and E8
+    // given half points; codes uploaded for decodes: the run path only).
+    if (methods == std::set<GemmMethod>{GemmMethod::kFusedTensorCores} && !device::TensorCoresServe(c, codes.gemm)) {
+      continue;
+    }
     if (shape.use == CodesFor::kDecode && methods.count(GemmMethod::kFusedRuns) == 0) continue;
     // The decoded weights on the device (float32, and bf16 rounded on the host), timed decode.
     DeviceMemory w_f32, w_bf16, work, copy_src, copy_dst;
@@ -506,7 +508,7 @@ int Main(int argc, char** argv) {
       OrDie(ref.Allocate(4 * batch * n));
       OrDie(ref_bf16.Allocate(2 * batch * n));
       const bool prepare = !device::ReadsInPlace(c);
-      // Each of CudaCodec::Gemm's methods: LaunchGemm's kTensorCores kernel (D4 from 5 queries on),
+      // Each of CudaCodec::Gemm's methods: LaunchGemm's kTensorCores kernel (from 5 queries on),
       // kRuns kernel (the packed GEMM for D4, the run path for E8: these codes qualify) and per-chunk
       // kernel, and the weights decoded to float32 then cuBLAS SGEMM (where kAuto's crossover,
       // kDecodeCublasMinBatch, is to be read from).
@@ -514,7 +516,7 @@ int Main(int argc, char** argv) {
                                       GemmMethod::kDecodeCublas}) {
         if (methods.count(method) == 0 || (method == GemmMethod::kDecodeCublas && !cublas.ok())) continue;
         if (shape.use == CodesFor::kDecode && method != GemmMethod::kFusedRuns) continue;  // as above
-        const bool tensor_cores = batch > 4 && device::TensorCoresApply(c);
+        const bool tensor_cores = batch > 4 && device::TensorCoresServe(c, codes.gemm);
         if (method == GemmMethod::kFusedTensorCores && !tensor_cores) continue;  // it would be kFusedRuns
         const device::KernelPath path = FusedKernelPath(method);
         auto gemm = [&] {

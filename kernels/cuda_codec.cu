@@ -729,29 +729,94 @@ __device__ void MmaBf16(float* d, const uint32_t* a, const uint32_t* b) {
 #endif
 }
 
-// The tensor-core GEMM (TensorCoresApply, batches of more than 4 queries): a thread block per
-// (kRowTiles x 16 weight rows, kQueryTiles x 8 queries), grid-stride over those items. Its warps
-// split the rows' steps of kTensorStepChunks chunks (warp w takes steps w, w + 8, ...); in a step,
-// lane 4 g + p takes chunks 4 p .. 4 p + 3 of the step in rows g and g + 8 of each row tile and of
-// queries g of each query tile: one 8-byte load of each row's symbols, one 4-byte load of its T,
-// four 16-byte loads of each query. Chunk j of the four is MMA j's k = 16, its four values in the
-// A registers' k = 2p, 2p + 1 (a[0], a[1]) and 2p + 8, 2p + 9 (a[2], a[3]), and the query's in
-// B's (a sum over k does not care which k is which, so long as A and B agree). Each (row tile,
-// query tile, chunk) takes six MMAs, one per kept limb product (ChunkLimbWords); the warps' sums
-// meet in shared memory in warp order, so the results do not depend on timing.
-template <int kRowTiles, int kQueryTiles>
+// The tensor-core kernel's quads (kTensorStepQuads) of D4's packed codes (TensorCoresApply): a
+// quad is a chunk. A lane's row state for its four chunks of a step: one 8-byte load of their
+// symbols, one 4-byte load of their T, their block's base step.
+struct PackedQuads {
+  struct Row {
+    uint32_t codes[2], t_bytes;
+    float base;
+  };
+  PackedReplica table;
+
+  COSET_HD static int64_t TableWords(const DeviceCodec& c) { return PackedReplicaWords(c); }
+  // Every thread of the block must call it (it synchronizes the block).
+  __device__ static PackedQuads Stage(const DeviceCodec& c, const HalfPointCodes& /*halves*/) {
+    return PackedQuads{StagePackedTable(c)};
+  }
+  __device__ Row Load(const DeviceCodec& c, const uint16_t* scales_row, const uint8_t* t, const uint8_t* symbols,
+                      const HalfPointCodes& /*halves*/, int64_t n, int64_t first_quad) const {
+    Row row;
+    LoadWords<2>(symbols + RowSymbolsOffsetBytes(c, n) + 2 * first_quad, row.codes);
+    LoadWords<1>(t + n * c.chunks_per_row + first_quad, &row.t_bytes);
+    row.base = BlockBaseAt(c, scales_row, BlockOfChunk(c, first_quad));
+    return row;
+  }
+  __device__ void Decode(const DeviceCodec& c, const Row& row, int j, float* w) const {
+    DecodePackedQuadChunk(c, table, row.codes, row.t_bytes, row.base, j, w);
+  }
+};
+
+// The quads of half points (HalvesTensorCoresApply: E8 and D8 at q = 4, given HalfPointCodes): a
+// quad is half a chunk, a lane's four quads of a step the halves of two chunks of a run (a pair).
+// Its row state: the run's index words (one 16-byte and one 4-byte load, as the run path's GEMV
+// reads them) shifted to the pair's (PairHalfIndexWords), the run's T word shifted likewise, the
+// block's base step.
+struct HalfQuads {
+  struct Row {
+    uint32_t words[kHalfIndexWordsPerRun], t_bytes;
+    float base;
+  };
+  HalfTableInShared table;
+  float bytes_offset;
+
+  COSET_HD static int64_t TableWords(const DeviceCodec& /*c*/) { return kHalfPointEntries; }
+  __device__ static HalfQuads Stage(const DeviceCodec& c, const HalfPointCodes& halves) {
+    return HalfQuads{StageHalfTable(halves.table), HalfPointBytesOffset(c, halves.bias)};
+  }
+  __device__ Row Load(const DeviceCodec& c, const uint16_t* scales_row, const uint8_t* t, const uint8_t* /*symbols*/,
+                      const HalfPointCodes& halves, int64_t n, int64_t first_quad) const {
+    const int64_t first = first_quad / 2, runs = c.chunks_per_row / kRunChunks, run = first / kRunChunks;
+    const int pair = static_cast<int>(first / 2 % 2);
+    uint32_t run_words[kHalfIndexWordsPerRun], run_t;
+    LoadWords<kHalfIndexHeadWords>(halves.head + (n * runs + run) * kHalfIndexHeadWords, run_words);
+    LoadWords<1>(halves.tail + n * runs + run, run_words + kHalfIndexHeadWords);
+    LoadWords<1>(t + n * c.chunks_per_row + run * kRunChunks, &run_t);
+    Row row;
+    PairHalfIndexWords(run_words, pair, row.words);
+    row.t_bytes = run_t >> (16 * pair);
+    row.base = BlockBaseAt(c, scales_row, BlockOfChunk(c, first));
+    return row;
+  }
+  __device__ void Decode(const DeviceCodec& c, const Row& row, int j, float* w) const {
+    DecodeHalfQuad(c, table, bytes_offset, row.words, row.t_bytes, row.base, j, w);
+  }
+};
+
+// The tensor-core GEMM (TensorCoresServe, batches of more than 4 queries) on Quads (PackedQuads,
+// HalfQuads): a thread block per (kRowTiles x 16 weight rows, kQueryTiles x 8 queries),
+// grid-stride over those items. Its warps split the rows' steps of kTensorStepQuads quads (warp w
+// takes steps w, w + 8, ...); in a step, lane 4 g + p takes quads 4 p .. 4 p + 3 of the step in
+// rows g and g + 8 of each row tile (Quads::Load, then Quads::Decode per quad) and of queries g of
+// each query tile: four 16-byte loads of each query. Quad j of the four is MMA j's k = 16, its four
+// values in the A registers' k = 2p, 2p + 1 (a[0], a[1]) and 2p + 8, 2p + 9 (a[2], a[3]), and the
+// query's in B's (a sum over k does not care which k is which, so long as A and B agree). Each
+// (row tile, query tile, quad) takes six MMAs, one per kept limb product (ChunkLimbWords); the
+// warps' sums meet in shared memory (after the Quads' table) in warp order, so the results do
+// not depend on timing.
+template <class Quads, int kRowTiles, int kQueryTiles>
 __global__ void __launch_bounds__(kThreads, 2)
     GemmTensorCoresKernel(DeviceCodec c, const uint16_t* scales, const uint8_t* t, const uint8_t* symbols,
-                          const float* padded, int64_t batch, float* out) {
-  const PackedReplica table = StagePackedTable(c);
+                          HalfPointCodes halves, const float* padded, int64_t batch, float* out) {
+  const Quads quads = Quads::Stage(c, halves);
   constexpr int kPartials = kRowTiles * kQueryTiles * 4 * kWarp;  // one warp's sums, float by float
-  float* partials = reinterpret_cast<float*>(DynamicShared() + PackedReplicaWords(c));
+  float* partials = reinterpret_cast<float*>(DynamicShared() + Quads::TableWords(c));
   const int lane = static_cast<int>(threadIdx.x % kWarp), warp = static_cast<int>(threadIdx.x / kWarp);
   const int warps = static_cast<int>(blockDim.x / kWarp), g = lane / 4, p = lane % 4;
   constexpr int kRows = 16 * kRowTiles, kQueries = 8 * kQueryTiles;
   const int64_t row_groups = (c.rows + kRows - 1) / kRows;
   const int64_t items = row_groups * ((batch + kQueries - 1) / kQueries);
-  const int64_t steps = c.chunks_per_row / kTensorStepChunks;
+  const int64_t quads_per_row = c.padded_cols / 4, steps = quads_per_row / kTensorStepQuads;
   for (int64_t item = blockIdx.x; item < items; item += gridDim.x) {
     const int64_t first_row = item % row_groups * kRows, first_query = item / row_groups * kQueries;
     // This lane's rows (g and g + 8 of each tile) and queries (g of each tile); a short group
@@ -767,15 +832,12 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
     float acc[kRowTiles][kQueryTiles][4] = {};
     for (int64_t step = warp; step < steps; step += warps) {
-      const int64_t first = step * kTensorStepChunks + 4 * p;  // this lane's first chunk
-      uint32_t codes[2 * kRowTiles][2], t_bytes[2 * kRowTiles];
-      float base[2 * kRowTiles];
+      const int64_t first = step * kTensorStepQuads + 4 * p;  // this lane's first quad
+      typename Quads::Row row_codes[2 * kRowTiles];
 #pragma unroll
       for (int i = 0; i < 2 * kRowTiles; ++i) {
-        LoadWords<2>(symbols + RowSymbolsOffsetBytes(c, rows[i]) + 2 * first, codes[i]);
-        LoadWords<1>(t + rows[i] * c.chunks_per_row + first, &t_bytes[i]);
-        base[i] =
-            BlockBaseAt(c, scales == nullptr ? nullptr : scales + rows[i] * c.blocks_per_row, BlockOfChunk(c, first));
+        const uint16_t* scales_row = scales == nullptr ? nullptr : scales + rows[i] * c.blocks_per_row;
+        row_codes[i] = quads.Load(c, scales_row, t, symbols, halves, rows[i], first);
       }
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
@@ -791,8 +853,7 @@ __global__ void __launch_bounds__(kThreads, 2)
           float w[2][4];
           uint32_t words[2][3][2];
           for (int h = 0; h < 2; ++h) {
-            const int i = 2 * r + h;
-            DecodePackedQuadChunk(c, table, codes[i], t_bytes[i], base[i], j, w[h]);
+            quads.Decode(c, row_codes[2 * r + h], j, w[h]);
             ChunkLimbWords(w[h], words[h]);
           }
           uint32_t a[3][4];
@@ -911,16 +972,30 @@ void LaunchGemmPacked(const DeviceCodec& c, const uint16_t* scales, const Compac
   (c, scales, compact, symbols, padded, batch, out);
 }
 
-template <int kRowTiles, int kQueryTiles>
+template <class Quads, int kRowTiles, int kQueryTiles>
 void LaunchGemmTensorCores(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const uint8_t* symbols,
-                           const float* padded, int64_t batch, float* out, cudaStream_t stream) {
+                           const HalfPointCodes& halves, const float* padded, int64_t batch, float* out,
+                           cudaStream_t stream) {
   const int64_t items =
       (c.rows + 16 * kRowTiles - 1) / (16 * kRowTiles) * ((batch + 8 * kQueryTiles - 1) / (8 * kQueryTiles));
-  // The replicated table and each warp's partial sums (48 KiB at most: no opt-in needed).
-  const size_t shared =
-      PackedReplicaBytes(c) + sizeof(float) * (kThreads / kWarp) * kRowTiles * kQueryTiles * 4 * kWarp;
-  COSET_LAUNCH(GridFor(items, 1), kThreads, shared, stream, GemmTensorCoresKernel<kRowTiles, kQueryTiles>)
-  (c, scales, t, symbols, padded, batch, out);
+  // The quads' table and each warp's partial sums (48 KiB at most: no opt-in needed).
+  const size_t shared = sizeof(uint32_t) * Quads::TableWords(c) +
+                        sizeof(float) * (kThreads / kWarp) * kRowTiles * kQueryTiles * 4 * kWarp;
+  COSET_LAUNCH(GridFor(items, 1), kThreads, shared, stream, GemmTensorCoresKernel<Quads, kRowTiles, kQueryTiles>)
+  (c, scales, t, symbols, halves, padded, batch, out);
+}
+
+// The tensor-core GEMM on Quads: two row tiles per item (each query value's limbs serve 32 rows);
+// one query tile up to 8 queries, else two.
+template <class Quads>
+void LaunchGemmTensorCores(const DeviceCodec& c, const uint16_t* scales, const uint8_t* t, const uint8_t* symbols,
+                           const HalfPointCodes& halves, const float* padded, int64_t batch, float* out,
+                           cudaStream_t stream) {
+  if (batch <= 8) {
+    LaunchGemmTensorCores<Quads, 2, 1>(c, scales, t, symbols, halves, padded, batch, out, stream);
+  } else {
+    LaunchGemmTensorCores<Quads, 2, 2>(c, scales, t, symbols, halves, padded, batch, out, stream);
+  }
 }
 
 }  // namespace
@@ -1094,14 +1169,16 @@ cudaError_t LaunchGemm(const DeviceCodec& c, const uint16_t* scales, const uint8
   // and the buffers cudaMalloc returns are aligned; a caller's queries may not be).
   const bool aligned = reinterpret_cast<uintptr_t>(padded) % 16 == 0 &&
                        reinterpret_cast<uintptr_t>(c.codebook.rep_point) % 16 == 0 && RunBuffersAligned(t, symbols);
-  if (path == KernelPath::kTensorCores && batch > 4 && TensorCoresApply(c) && aligned) {
-    // Two row tiles per item (each query value's limbs serve 32 rows); one query tile up to 8
-    // queries, else two.
+  // Half points where given (their tail and head words on the boundaries of T's and symbols').
+  const bool with_halves =
+      gemm.halves.table != nullptr && HalvesApply(c) && RunBuffersAligned(gemm.halves.tail, gemm.halves.head);
+  const HalfPointCodes halves = with_halves ? gemm.halves : HalfPointCodes();
+  if (path == KernelPath::kTensorCores && batch > 4 && aligned && TensorCoresServe(c, GemmCodes{{}, halves})) {
     const uint8_t* codes = static_cast<const uint8_t*>(symbols);
-    if (batch <= 8) {
-      LaunchGemmTensorCores<2, 1>(c, scales, t, codes, padded, batch, out, stream);
+    if (TensorCoresApply(c)) {
+      LaunchGemmTensorCores<PackedQuads>(c, scales, t, codes, halves, padded, batch, out, stream);
     } else {
-      LaunchGemmTensorCores<2, 2>(c, scales, t, codes, padded, batch, out, stream);
+      LaunchGemmTensorCores<HalfQuads>(c, scales, t, codes, halves, padded, batch, out, stream);
     }
     return cudaGetLastError();
   }
@@ -1122,10 +1199,6 @@ cudaError_t LaunchGemm(const DeviceCodec& c, const uint16_t* scales, const uint8
     // Rows per warp: two for a GEMV (each query chunk loaded once for both), one with more queries
     // (their accumulators take the registers).
     const uint8_t* codes = static_cast<const uint8_t*>(symbols);
-    // Half points where given (their tail and head words on the boundaries of T's and symbols').
-    const bool with_halves =
-        gemm.halves.table != nullptr && HalvesApply(c) && RunBuffersAligned(gemm.halves.tail, gemm.halves.head);
-    const HalfPointCodes halves = with_halves ? gemm.halves : HalfPointCodes();
     WithRunTypes(c, [&](auto dim, auto symbol) {
       using SymbolT = decltype(symbol);
       if (per_warp == 1) {

@@ -95,9 +95,10 @@ cudaError_t LaunchDotRows(const DeviceCodec& a, const uint16_t* scales_a, const 
 // queries: batch rows of c.cols floats). Unless ReadsInPlace(c) (no rotation, no padding: the
 // queries are then their own prepared copy), first LaunchPrepareQueries into padded (batch *
 // padded_cols floats: zero-padded, rotated like the weights). Then LaunchGemm on the prepared
-// queries: for path kTensorCores and more than 4 queries where TensorCoresApply(c), a thread
-// block per (32 weight rows, up to 16 queries) on tensor cores (bf16 MMAs on three-limb splits of
-// the decoded weights and the queries: float32's results to ~2^-22 of sum |x w|); else, for kRuns
+// queries: for path kTensorCores and more than 4 queries where TensorCoresServe(c, gemm) (D4's
+// packed codes; E8's and D8's given half points), a thread block per (32 weight rows, up to 16
+// queries) on tensor cores (bf16 MMAs on three-limb splits of the decoded weights and the queries:
+// float32's results to ~2^-22 of sum |x w|); else, for kRuns
 // and kTensorCores, where gemm.compact is given and CompactOverloadsApply(c) (D4's default code)
 // the packed GEMM on two-bit T, a warp per (four, two or one weight rows; one, up to 4 or up to 16
 // queries) whose lanes take consecutive chunks (AccumulateCompactChunkDots) and then the rows'

@@ -13,7 +13,8 @@
 // kernels' loops, the lanes' and warps' shares of the work, every collective's mask (a lane that
 // names a lane which has exited or waits at another collective stops the process with a message,
 // where a GPU would be undefined), reads of shared memory nobody wrote (filled with 0xFF bytes: NaN
-// floats, large indices), and, under the test suite's UBSan, the alignment of every wide load and
+// floats, large indices), launches of more dynamic shared memory than a kernel gets without
+// opting in (48 KiB), and, under the test suite's UBSan, the alignment of every wide load and
 // store. What it does not: timing, the memory model (there is no concurrency between threads or
 // streams: copies and kernels run in call order, so a missing event wait goes unseen), PTX
 // (the asm and intrinsics have C++ stand-ins here), and device memory apart from the host's.

@@ -460,7 +460,7 @@ enum class KernelPath : uint8_t {
   kPerChunk,     // a thread per chunk (encode, decode), AccumulateChunkDots (GEMM): every configuration
   kRuns,         // the run paths where RunsApply (and the buffers are aligned for them), else per chunk
   kTensorCores,  // kRuns, and for GEMMs of more than 4 queries the tensor-core kernel where
-                 // TensorCoresApply (not yet run on a GPU either)
+                 // TensorCoresServe (not yet run on a GPU either)
 };
 
 // Whether path takes the run paths where they apply (kRuns and kTensorCores).
@@ -1129,14 +1129,27 @@ struct GemmCodes {
 // below): decode-then-dot's float32 arithmetic up to ~2^-22 of sum |x w| and the float sums'
 // rounding, where one bf16 product (the usual tensor-core GEMM) is off by up to 2^-8.
 
-// A warp's chunks of one row per step of the tensor-core kernel: four per lane group (a lane's
-// four chunks, one per MMA of k = 16), so rows of whole steps take no tail.
-constexpr int kTensorStepChunks = 16;
+// The kernel takes a row's values four at a time, a quad (a lane's share of one MMA's k = 16): D4's
+// quad is a chunk, E8's (and D8's, on half points) a half of one. A warp's quads of one row per
+// step: four per lane group (a lane's four quads, one per MMA), so rows of whole steps take no tail.
+constexpr int kTensorStepQuads = 16;
 
-// Whether the tensor-core GEMM serves c: the packed codes (PackedApplies) in rows of whole steps,
-// a lane's four chunks in one block.
+// Whether the tensor-core GEMM serves c on its packed codes (PackedApplies, quads of one chunk):
+// rows of whole steps, a lane's four chunks in one block.
 COSET_HD bool TensorCoresApply(const DeviceCodec& c) {
-  return PackedApplies(c) && c.chunks_per_row % kTensorStepChunks == 0 && c.chunks_per_block % 4 == 0;
+  return PackedApplies(c) && c.chunks_per_row % kTensorStepQuads == 0 && c.chunks_per_block % 4 == 0;
+}
+
+// Whether it serves c on half points (HalvesApply, quads of half a chunk): rows of whole steps of
+// kTensorStepQuads / 2 chunks (a lane's two chunks lie in one run, so in one block).
+COSET_HD bool HalvesTensorCoresApply(const DeviceCodec& c) {
+  return HalvesApply(c) && c.chunks_per_row % (kTensorStepQuads / 2) == 0;
+}
+
+// Whether LaunchGemm's tensor-core kernel serves c with these GEMM codes (for more than 4 queries,
+// on aligned buffers).
+COSET_HD bool TensorCoresServe(const DeviceCodec& c, const GemmCodes& gemm) {
+  return TensorCoresApply(c) || (gemm.halves.table != nullptr && HalvesTensorCoresApply(c));
 }
 
 // value = limbs[0] + limbs[1] + limbs[2] exactly, each limb a bf16 (its low 16 bits zero), for
@@ -1182,6 +1195,35 @@ COSET_HD void DecodePackedQuadChunk(const DeviceCodec& c, const Table& table, co
                                     float base, int j, float* w) {
   const uint32_t pair = (symbols[j / 2] >> (16 * (j & 1))) & 0xFFFFu;
   const float half_step = PackedPoint(c, table, pair, (t_bytes >> (8 * j)) & 0xFFu, base, w);
+  for (int i = 0; i < 4; ++i) w[i] *= half_step;
+}
+
+// The index words of chunks 2 pair and 2 pair + 1 (pair 0 or 1) of a run: the run's words from bit
+// 80 pair on, so that chunk k (0, 1) of the pair has its indices at HalfIndexPlace(k, m, h) of
+// these. Places 0..7 take bits 0..79: words 3 and 4 are zero.
+COSET_HD void PairHalfIndexWords(const uint32_t (&run_words)[kHalfIndexWordsPerRun], int pair,
+                                 uint32_t (&words)[kHalfIndexWordsPerRun]) {
+  constexpr int kPairBits = HalfIndexPlace(2, 0, 0) * kHalfIndexBits, kWord = kPairBits / 32, kShift = kPairBits % 32;
+  static_assert(kWord + 3 == kHalfIndexWordsPerRun && kShift > 0, "the second pair's bits: three words from word 2");
+  const uint32_t second[3] = {FunnelShiftRight(run_words[kWord], run_words[kWord + 1], kShift),
+                              FunnelShiftRight(run_words[kWord + 1], run_words[kWord + 2], kShift),
+                              run_words[kWord + 2] >> kShift};
+  for (int i = 0; i < 3; ++i) words[i] = pair == 0 ? run_words[i] : second[i];
+  words[3] = words[4] = 0;
+}
+
+// Quad j (0..3: half j % 2 of chunk j / 2) of a pair of a run's chunks, decoded to floats
+// (DecodeChunk's, bit for bit: HalfPointX2's doubled point times half the step, as PackedPoint
+// argues) from the pair's index words (PairHalfIndexWords), the pair's T bytes (chunk k's in byte
+// k of t_bytes) and their block's base step.
+template <class HalfTable>
+COSET_HD void DecodeHalfQuad(const DeviceCodec& c, const HalfTable& table, float bytes_offset,
+                             const uint32_t (&words)[kHalfIndexWordsPerRun], uint32_t t_bytes, float base, int j,
+                             float* w) {
+  const int k = j / 2, h = j % 2;
+  HalfPointX2(c, table, bytes_offset, HalfIndexOffset(words, HalfIndexPlace(k, 0, h)),
+              HalfIndexOffset(words, HalfIndexPlace(k, 1, h)), w);
+  const float half_step = 0.5f * (base * c.ramp[(t_bytes >> (8 * k)) & 0xFFu]);
   for (int i = 0; i < 4; ++i) w[i] *= half_step;
 }
 

@@ -79,8 +79,8 @@ constexpr char kUsage[] = R"(usage: cosetd [flags]
   --cuda-kernels K         per-chunk | runs | tensor-cores: the CUDA backend's encode, decode and
                            GEMM kernels; runs takes four chunks per thread where the code allows
                            (D4, D8, E8 at two levels of byte or 16-bit symbols) and the packed GEMM
-                           for D4; tensor-cores is runs with D4's GEMMs of more than 4 queries on
-                           tensor cores; the same codes either way [per-chunk]
+                           for D4; tensor-cores is runs with D4's and E8's GEMMs of more than 4
+                           queries on tensor cores; the same codes either way [per-chunk]
   --config FILE            flags from a file, one "name = value" per line (# comments);
                            command-line flags override it
 )";

@@ -47,15 +47,21 @@ TEST(CudaCodecBenchEmulatedTest, EverySectionRunsAndItsChecksPass) {
   }
 }
 
-// The device check runs a section, and a GEMM method, per process: only those lines come out,
-// and a name it does not know is refused with exit 2.
+// The device check runs a section, and a GEMM method, per process: only those lines come out
+// (the tensor-core kernel's: D4's, and E8's on the codes uploaded with half points, for batches of
+// 16 and 64), and a name it does not know is refused with exit 2.
 TEST(CudaCodecBenchEmulatedTest, RunsTheSectionsAndMethodsAskedFor) {
   const auto [code, out] = RunBench("--sections dot,gemm --gemm-methods tensor-cores");
   EXPECT_EQ(code, 0) << out;
   EXPECT_NE(out.find("\"dot_rows\""), std::string::npos) << out;
-  EXPECT_NE(out.find("\"kernel\":\"tensor-cores\""), std::string::npos) << out;
+  for (const char* lattice : {"D4", "E8"}) {
+    const std::string line = std::string("\"gemm\":\"") + lattice + " q=4 M=2\",\"kernel\":\"tensor-cores\"";
+    size_t found = 0;
+    for (size_t at = out.find(line); at != std::string::npos; at = out.find(line, at + 1)) ++found;
+    EXPECT_EQ(found, lattice[0] == 'D' ? 6u : 2u) << line << " in\n" << out;
+  }
   for (const char* absent :
-       {"\"lattice\"", "\"host_path\"", "\"kernel\":\"packed\"", "\"kernel\":\"per-chunk\"", "\"gemm\":\"E8"}) {
+       {"\"lattice\"", "\"host_path\"", "\"kernel\":\"packed\"", "\"kernel\":\"per-chunk\"", "\"kernel\":\"runs"}) {
     EXPECT_EQ(out.find(absent), std::string::npos) << absent << " in\n" << out;
   }
   EXPECT_EQ(RunBench("--sections gemm,encode").first, 2);

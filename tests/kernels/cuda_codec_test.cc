@@ -265,35 +265,41 @@ TEST(CudaCodecTest, GemmRunPathMatchesItsHostRunBitForBit) {
   }
 }
 
-// The tensor-core GEMM (kFusedTensorCores: D4's default code from 5 queries on) over more thread
-// block items than the grid has blocks (300 rows: ten groups of 32, the last short; 40 queries:
-// groups of 16, 16 and 8) and more steps per row than a block has warps: within 1e-5 of sum |x w|
-// of decode-then-dot, with and without rotation, and the same floats on a second run (the warps'
-// sums meet in a fixed order).
+// The tensor-core GEMM (kFusedTensorCores from 5 queries on: D4's default code on its packed
+// table, E8's on half points) over more thread block items than the grid has blocks (300 rows: ten
+// groups of 32, the last short; 40 queries: groups of 16, 16 and 8) and more steps per row than a
+// block has warps: within 1e-5 of sum |x w| of decode-then-dot, with and without rotation, and the
+// same floats on a second run (the warps' sums meet in a fixed order).
 TEST(CudaCodecTest, GemmOnTensorCoresMatchesDecodeThenDot) {
   COSET_REQUIRE_GPU(codec);
-  for (const bool rotate : {false, true}) {
-    CodecParams p;
-    p.rotate = rotate;
-    const int64_t rows = 300, cols = 1024, batch = 40;
-    const TensorCodec tc = *TensorCodec::Create(p);
-    const CompressedTensor coded = *tc.Encode(testing_util::Gaussian(rows * cols, 6).data(), {rows, cols});
-    ASSERT_TRUE(device::TensorCoresApply(device::MakePlan(tc, {rows, cols})->view()));
-    std::vector<float> decoded(rows * cols);
-    ASSERT_TRUE(tc.Decode(coded, decoded.data()).ok());
-    const std::vector<float> x = testing_util::Gaussian(batch * cols, 7);
-    std::vector<float> gpu(batch * rows, NAN), again(batch * rows, NAN);
-    ASSERT_TRUE(codec->get()->Gemm(coded, x.data(), batch, gpu.data(), GemmMethod::kFusedTensorCores).ok());
-    ASSERT_TRUE(codec->get()->Gemm(coded, x.data(), batch, again.data(), GemmMethod::kFusedTensorCores).ok());
-    for (int64_t b = 0; b < batch; ++b) {
-      for (int64_t n = 0; n < rows; ++n) {
-        double exact = 0, scale = 0;
-        for (int64_t i = 0; i < cols; ++i) {
-          exact += double{x[b * cols + i]} * decoded[n * cols + i];
-          scale += std::fabs(double{x[b * cols + i]} * decoded[n * cols + i]);
+  for (const char* lattice : {"D4", "E8"}) {
+    for (const bool rotate : {false, true}) {
+      SCOPED_TRACE(absl::StrCat(lattice, rotate ? " rotated" : ""));
+      CodecParams p;
+      p.lattice = *Lattice::Parse(lattice);
+      p.rotate = rotate;
+      const int64_t rows = 300, cols = 1024, batch = 40;
+      const TensorCodec tc = *TensorCodec::Create(p);
+      const CompressedTensor coded = *tc.Encode(testing_util::Gaussian(rows * cols, 6).data(), {rows, cols});
+      const device::DeviceCodec c = device::MakePlan(tc, {rows, cols})->view();
+      ASSERT_TRUE(p.lattice.kind() == LatticeKind::kE8 ? device::HalvesTensorCoresApply(c)
+                                                       : device::TensorCoresApply(c));
+      std::vector<float> decoded(rows * cols);
+      ASSERT_TRUE(tc.Decode(coded, decoded.data()).ok());
+      const std::vector<float> x = testing_util::Gaussian(batch * cols, 7);
+      std::vector<float> gpu(batch * rows, NAN), again(batch * rows, NAN);
+      ASSERT_TRUE(codec->get()->Gemm(coded, x.data(), batch, gpu.data(), GemmMethod::kFusedTensorCores).ok());
+      ASSERT_TRUE(codec->get()->Gemm(coded, x.data(), batch, again.data(), GemmMethod::kFusedTensorCores).ok());
+      for (int64_t b = 0; b < batch; ++b) {
+        for (int64_t n = 0; n < rows; ++n) {
+          double exact = 0, scale = 0;
+          for (int64_t i = 0; i < cols; ++i) {
+            exact += double{x[b * cols + i]} * decoded[n * cols + i];
+            scale += std::fabs(double{x[b * cols + i]} * decoded[n * cols + i]);
+          }
+          ASSERT_NEAR(gpu[b * rows + n], exact, 1e-5 * scale) << "query " << b << " row " << n;
+          ASSERT_EQ(FloatBits(gpu[b * rows + n]), FloatBits(again[b * rows + n])) << "query " << b << " row " << n;
         }
-        ASSERT_NEAR(gpu[b * rows + n], exact, 1e-5 * scale) << "rotate " << rotate << " query " << b << " row " << n;
-        ASSERT_EQ(FloatBits(gpu[b * rows + n]), FloatBits(again[b * rows + n])) << "query " << b << " row " << n;
       }
     }
   }

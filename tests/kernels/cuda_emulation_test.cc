@@ -187,8 +187,13 @@ void ExchangeOfTwoSizes() {
   coset::emu::WarpExchange(&mine, all, threadIdx.x == 5 ? 4 : 8);
 }
 
+void Nothing() {}
+
 TEST(CudaEmulationDeathTest, StopsOnKernelBugs) {
   std::vector<int> out(32);
+  // More dynamic shared memory than a kernel gets without opting in (48 KiB), as a GPU refuses it.
+  COSET_LAUNCH(1, 32, 48 << 10, nullptr, Nothing)();
+  EXPECT_DEATH(COSET_LAUNCH(1, 32, (48 << 10) + 4, nullptr, Nothing)(), "bytes of shared memory");
   EXPECT_DEATH(COSET_LAUNCH(1, 32, 0, nullptr, ShuffleAfterOddLanesExit)(out.data()), "exited");
   EXPECT_DEATH(COSET_LAUNCH(1, 32, 0, nullptr, DivergentBarrier)(), "deadlock in block 0");
   EXPECT_DEATH(COSET_LAUNCH(1, 32, 0, nullptr, ReadOutsideTheMask)(out.data()), "disagree|does not name");

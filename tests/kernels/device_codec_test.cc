@@ -381,7 +381,8 @@ TEST(DeviceCodecTest, DotRowsMatchesTheCpu) { device_testing::RunDotRowsCases(de
 // 16-bit symbols) on rows of whole runs; not other level counts, packed symbols (D8 q=3: 13 bits),
 // lattices with a symbol per coordinate, or rows and blocks that end inside a run. The packed GEMM
 // (kRuns' GEMM where it applies) serves D4's default code on rows and blocks of any length; half points
-// (HalvesApply) the run path's codes at d = 8 (E8, D8 at q = 4).
+// (HalvesApply) the run path's codes at d = 8 (E8, D8 at q = 4), and the tensor-core GEMM on them
+// (HalvesTensorCoresApply) rows of whole steps.
 TEST(DeviceCodecTest, GemmRunPathServesTwoLevelByteSymbols) {
   struct Case {
     const char* lattice;
@@ -398,6 +399,7 @@ TEST(DeviceCodecTest, GemmRunPathServesTwoLevelByteSymbols) {
       {"Z4", 5, 2, 1024, 256, false, false, false, false}, {"A2", 3, 2, 1024, 256, false, false, false, false},
       {"E8", 4, 2, 1000, 256, false, false, false, false}, {"D8", 3, 2, 1024, 256, false, false, false, false},
       {"D4", 4, 2, 1040, 16, true, true, false, false},    {"E8", 4, 2, 1024, 8, false, false, false, false},
+      {"E8", 4, 2, 288, 32, true, false, false, true},
   };
   for (const Case& k : cases) {
     SCOPED_TRACE(absl::StrCat(k.lattice, " q=", k.q, " M=", k.levels, " cols=", k.cols, " block=", k.block));
@@ -414,6 +416,8 @@ TEST(DeviceCodecTest, GemmRunPathServesTwoLevelByteSymbols) {
     EXPECT_EQ(device::PackedApplies(plan->view()), k.packed);
     EXPECT_EQ(device::TensorCoresApply(plan->view()), k.tensor_cores);
     EXPECT_EQ(device::HalvesApply(plan->view()), k.halves);
+    // The tensor-core GEMM on half points: rows of whole steps of 8 chunks (not E8's 36 chunks).
+    EXPECT_EQ(device::HalvesTensorCoresApply(plan->view()), k.halves && k.cols % 64 == 0);
   }
 }
 
@@ -482,6 +486,57 @@ TEST(DeviceCodecTest, TensorCoreQuadDecodeIsTheDecode) {
         for (int i = 0; i < 4; ++i) {
           ASSERT_EQ(FloatBits(w[i]), FloatBits(decoded[r * cols + 4 * (first + j) + i]))
               << "row " << r << " chunk " << first + j << " coordinate " << i;
+        }
+      }
+    }
+  }
+  EXPECT_GT(climbed, 0);  // some chunks' T > 0: the T word's bytes are read
+}
+
+// The tensor-core GEMM on half points reads two chunks of a run at a time (a pair: the run's index
+// words shifted to the pair's, PairHalfIndexWords, and the run's T word) and decodes half j % 2 of
+// chunk j / 2 of them (DecodeHalfQuad): DecodeChunk's floats bit for bit, the CPU codec's decode,
+// on E8 rows with a zero block, an underflowing block and chunks up the ramp.
+TEST(DeviceCodecTest, TensorCoreHalfQuadDecodeIsTheDecode) {
+  CodecParams p;
+  p.lattice = *Lattice::Parse("E8");
+  const TensorCodec codec = *TensorCodec::Create(p);
+  const int64_t rows = 2, cols = 1024;
+  const std::vector<float> x = device_testing::TestRows(cols, 10);
+  const CompressedTensor coded = *codec.Encode(x.data(), {rows, cols});
+  std::vector<float> decoded(rows * cols);
+  ASSERT_TRUE(codec.Decode(coded, decoded.data()).ok());
+  const device::CodedForKernels kernels = *device::PrepareCoded(coded);
+  const device::DeviceCodec c = kernels.plan.view();
+  ASSERT_TRUE(device::HalvesTensorCoresApply(c));
+  const device::HalfPointsOnHost halves = device::HalfPointTable(*kernels.plan.codebook);
+  const device::HalfPointCodesOnHost on_host = device::BuildHalfPointCodes(c, kernels.symbols.data(), halves);
+  const device::HalfTableInPlace table{halves.table.data()};
+  const float bytes_offset = device::HalfPointBytesOffset(c, halves.bias);
+  const int64_t runs = c.chunks_per_row / device::kRunChunks;
+  int64_t climbed = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t run = 0; run < runs; ++run) {
+      uint32_t run_words[device::kHalfIndexWordsPerRun], run_t;
+      device::LoadWords<device::kHalfIndexHeadWords>(
+          on_host.head.data() + (r * runs + run) * device::kHalfIndexHeadWords, run_words);
+      run_words[device::kHalfIndexHeadWords] = on_host.tail[r * runs + run];
+      device::LoadWords<1>(coded.t.data() + r * c.chunks_per_row + run * device::kRunChunks, &run_t);
+      const int64_t first = run * device::kRunChunks;
+      const float base =
+          device::BlockBaseAt(c, coded.scales.data() + r * c.blocks_per_row, device::BlockOfChunk(c, first));
+      for (int pair = 0; pair < 2; ++pair) {
+        uint32_t words[device::kHalfIndexWordsPerRun];
+        device::PairHalfIndexWords(run_words, pair, words);
+        for (int j = 0; j < 4; ++j) {
+          const int64_t chunk = first + 2 * pair + j / 2;
+          float w[4];
+          device::DecodeHalfQuad(c, table, bytes_offset, words, run_t >> (16 * pair), base, j, w);
+          climbed += j % 2 == 0 && coded.t[r * c.chunks_per_row + chunk] > 0;
+          for (int i = 0; i < 4; ++i) {
+            ASSERT_EQ(FloatBits(w[i]), FloatBits(decoded[r * cols + 8 * chunk + 4 * (j % 2) + i]))
+                << "row " << r << " chunk " << chunk << " half " << j % 2 << " coordinate " << i;
+          }
         }
       }
     }
