@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -325,7 +326,13 @@ absl::StatusOr<device::DeviceCodec> CudaCodec::OnDevice(const device::DeviceCode
   COSET_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_.index));
   COSET_ASSIGN_OR_RETURN(const DeviceTables* tables, TablesFor(*plan.context.codebook));
   device::DeviceCodec c = plan.view();
-  if (c.packed_points != nullptr) c.packed_points = tables->packed_points.as<uint32_t>();
+  // The packed table for every code whose Horner sum fits its bytes (E8's too, which plans do not
+  // carry: DeviceCodecPlan::packed_points).
+  const std::optional<int> bias = device::PackedBias(*plan.context.codebook, plan.context.levels);
+  if (tables->packed_points.bytes() > 0 && bias.has_value()) {
+    c.packed_points = tables->packed_points.as<uint32_t>();
+    c.packed_bias = *bias;
+  }
   COSET_RETURN_IF_ERROR(UploadVector(plan.context.ramp, stream_, ramp));
   COSET_RETURN_IF_ERROR(UploadVector(plan.context.rotation_signs, stream_, signs));
   c.codebook = tables->view;

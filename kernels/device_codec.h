@@ -98,9 +98,11 @@ struct DeviceCodec {
   int64_t symbols_per_chunk = 0;
   int64_t chunks_per_block = 0;  // block / dim (block is a multiple of dim)
   int chunk_block_shift = -1;    // log2(chunks_per_block) when a power of two, else -1
-  // The packed point table (PackedPointTable) where the code's Horner sum fits in bytes
-  // (PackedBias), else null: the packed GEMM and decode read it (PackedApplies). packed_bias is
-  // what a chunk's packed Horner sum reads above 2 (q rep(b1) + rep(b0)) in every byte.
+  // The packed point table (PackedPointTable: d / 4 words per symbol) where the code's Horner sum
+  // fits in bytes (PackedBias), else null: at d = 4 the packed GEMM and decode read it
+  // (PackedApplies), at d = 8 the run path's decode (DecodeRunAt; its 512 KiB for E8 q=4 are
+  // built once per device, CudaCodec's tables, not per plan). packed_bias is what a chunk's packed
+  // Horner sum reads above 2 (q rep(b1) + rep(b0)) in every byte.
   const uint32_t* packed_points = nullptr;
   int packed_bias = 0;
 };
@@ -746,11 +748,46 @@ COSET_HD void EncodeRunAt(const DeviceCodec& c, const float* row, const float* b
   codes.Store(first, t_row, symbols_row);
 }
 
+// Two levels of a chunk's (or half's) point in words of four biased bytes, level0 and level1, met
+// in the Horner sum q level1 + level0 by one integer multiply-add (the callers' tables keep its
+// bytes within 0..255: no carries), and its byte i as a float minus `offset` into v[i] (2^23 +
+// byte is a float: exact where the offset is 2^23 plus a small integer).
+COSET_HD void TwoLevelBytesToFloats(const DeviceCodec& c, uint32_t level0, uint32_t level1, float offset, float* v) {
+  const uint32_t packed = level1 * static_cast<uint32_t>(c.codebook.q) + level0;
+#if defined(__CUDA_ARCH__)
+  v[0] = __uint_as_float(__byte_perm(packed, 0x4B000000u, 0x7540)) - offset;
+  v[1] = __uint_as_float(__byte_perm(packed, 0x4B000000u, 0x7541)) - offset;
+  v[2] = __uint_as_float(__byte_perm(packed, 0x4B000000u, 0x7542)) - offset;
+  v[3] = __uint_as_float(__byte_perm(packed, 0x4B000000u, 0x7543)) - offset;
+#else
+  for (int i = 0; i < 4; ++i) v[i] = BitsToFloat(0x4B000000u | ((packed >> (8 * i)) & 0xFFu)) - offset;
+#endif
+}
+
+// 2 (q rep(b1) + rep(b0)) of a chunk from the packed words of its two symbols, exactly (small
+// integers). Bytes of q A1 + A0 with A = 2 rep + bias_1 in 0..2 bias_1 stay within 0..255
+// (PackedBias checks it), so the multiply-add carries nothing across bytes; byte i becomes
+// float(2^23 + byte) - (2^23 + packed_bias), both exact.
+COSET_HD void UnpackChunkPointX2(const DeviceCodec& c, uint32_t low, uint32_t high, float* v) {
+  TwoLevelBytesToFloats(c, low, high, 8388608.0f + static_cast<float>(c.packed_bias), v);
+}
+
+// 2 (q rep(b1) + rep(b0)) of a d = 8 chunk from the packed table's two words per symbol (bytes
+// of 2 rep + bias, as UnpackChunkPointX2 reads D4's one word): one 8-byte load per level, where
+// the codebook table's float rows take two 16-byte loads each.
+COSET_HD void PackedPointX2Of8(const DeviceCodec& c, uint32_t symbol0, uint32_t symbol1, float* v) {
+  uint32_t level0[2], level1[2];
+  LoadWords<2>(c.packed_points + 2 * symbol0, level0);
+  LoadWords<2>(c.packed_points + 2 * symbol1, level1);
+  for (int h = 0; h < 2; ++h) UnpackChunkPointX2(c, level0[h], level1[h], v + 4 * h);
+}
+
 // Algorithm 2 on run `run` of a coded row into `row` (as DecodeChunkAt): each chunk by
-// DecodeChunkValues at its step (the block's base step, looked up once, times its ramp), so the
-// floats are DecodeChunkAt's bit for bit, stored as dtype (StoreChunkAs; a row of the caller's
-// when ReadsInPlace, else work_row: float32). c satisfies RunsApply; kDim and SymbolT as for
-// EncodeRunAt.
+// DecodeChunkValues at its step (the block's base step, looked up once, times its ramp), or at d =
+// 8 given the packed table by its doubled point from there (PackedPointX2Of8) times half the step,
+// so the floats are DecodeChunkAt's bit for bit, stored as dtype (StoreChunkAs; a row of the
+// caller's when ReadsInPlace, else work_row: float32). c satisfies RunsApply; kDim and SymbolT as
+// for EncodeRunAt.
 template <int kDim, typename SymbolT>
 COSET_HD void DecodeRunAt(const DeviceCodec& c, const uint16_t* scales_row, const uint8_t* t_row,
                           const SymbolT* symbols_row, int64_t run, void* row, uint8_t dtype = kDTypeFloat32) {
@@ -760,10 +797,24 @@ COSET_HD void DecodeRunAt(const DeviceCodec& c, const uint16_t* scales_row, cons
   const float base = BlockBaseAt(c, scales_row, BlockOfChunk(c, first));
   COSET_UNROLL
   for (int k = 0; k < kRunChunks; ++k) {
-    SymbolT s[kRunLevels * kDim] = {};  // room for Z^n's symbol per coordinate: compiled, never taken
-    for (int m = 0; m < kRunLevels; ++m) s[m] = static_cast<SymbolT>(codes.symbol(k, m));
+    const float step = base * c.ramp[codes.t_of(k)];
     float v[kDim];
-    DecodeChunkValues<kDim, kRunLevels>(c.codebook, kDim, kRunLevels, s, base * c.ramp[codes.t_of(k)], v);
+    bool packed = false;
+    if constexpr (kDim == 8) {
+      packed = c.packed_points != nullptr;
+      if (packed) {
+        // 2 w times half the step: the same real as w step, so the same float (steps are at
+        // least kMinStep: half of one is exact).
+        PackedPointX2Of8(c, codes.symbol(k, 0), codes.symbol(k, 1), v);
+        const float half_step = 0.5f * step;
+        for (int i = 0; i < kDim; ++i) v[i] *= half_step;
+      }
+    }
+    if (!packed) {
+      SymbolT s[kRunLevels * kDim] = {};  // room for Z^n's symbol per coordinate: compiled, never taken
+      for (int m = 0; m < kRunLevels; ++m) s[m] = static_cast<SymbolT>(codes.symbol(k, m));
+      DecodeChunkValues<kDim, kRunLevels>(c.codebook, kDim, kRunLevels, s, step, v);
+    }
     StoreChunkAs<kDim>(v, dtype, row, (first + k) * kDim);
   }
 }
@@ -892,22 +943,6 @@ struct HalfTableInPlace {
   COSET_HD uint32_t operator()(uint32_t offset) const { return words[offset / 4]; }
 };
 
-// Two levels of a chunk's (or half's) point in words of four biased bytes, level0 and level1, met
-// in the Horner sum q level1 + level0 by one integer multiply-add (the callers' tables keep its
-// bytes within 0..255: no carries), and its byte i as a float minus `offset` into v[i] (2^23 +
-// byte is a float: exact where the offset is 2^23 plus a small integer).
-COSET_HD void TwoLevelBytesToFloats(const DeviceCodec& c, uint32_t level0, uint32_t level1, float offset, float* v) {
-  const uint32_t packed = level1 * static_cast<uint32_t>(c.codebook.q) + level0;
-#if defined(__CUDA_ARCH__)
-  v[0] = __uint_as_float(__byte_perm(packed, 0x4B000000u, 0x7540)) - offset;
-  v[1] = __uint_as_float(__byte_perm(packed, 0x4B000000u, 0x7541)) - offset;
-  v[2] = __uint_as_float(__byte_perm(packed, 0x4B000000u, 0x7542)) - offset;
-  v[3] = __uint_as_float(__byte_perm(packed, 0x4B000000u, 0x7543)) - offset;
-#else
-  for (int i = 0; i < 4; ++i) v[i] = BitsToFloat(0x4B000000u | ((packed >> (8 * i)) & 0xFFu)) - offset;
-#endif
-}
-
 // What HalfPointX2 subtracts from each byte of a half's two levels as a float: 2^23 + (q + 1) bias.
 COSET_HD float HalfPointBytesOffset(const DeviceCodec& c, int bias) {
   return 8388608.0f + static_cast<float>(bias * (c.codebook.q + 1));
@@ -973,14 +1008,6 @@ struct PackedTableInPlace {
   const uint32_t* words;
   COSET_HD uint32_t operator()(uint32_t symbol) const { return words[symbol]; }
 };
-
-// 2 (q rep(b1) + rep(b0)) of a chunk from the packed words of its two symbols, exactly (small
-// integers). Bytes of q A1 + A0 with A = 2 rep + bias_1 in 0..2 bias_1 stay within 0..255
-// (PackedBias checks it), so the multiply-add carries nothing across bytes; byte i becomes
-// float(2^23 + byte) - (2^23 + packed_bias), both exact.
-COSET_HD void UnpackChunkPointX2(const DeviceCodec& c, uint32_t low, uint32_t high, float* v) {
-  TwoLevelBytesToFloats(c, low, high, 8388608.0f + static_cast<float>(c.packed_bias), v);
-}
 
 // A chunk of a packed code from its two symbols (`pair`: level 0 in the low byte, level 1 in the
 // next), its T and its block's base step: its doubled point from table(symbol) (the packed words:

@@ -61,13 +61,15 @@ DeviceCodec DeviceCodecPlan::view() const {
 
 std::vector<uint32_t> PackedPointTable(const Codebook& codebook) {
   const std::vector<int8_t>& x2 = codebook.rep_point_x2_int8();
-  if (codebook.lattice().dim() != 4 || codebook.symbol_dim() != 4 || codebook.num_symbols() > 256 || x2.empty()) {
+  const int d = codebook.lattice().dim();
+  if ((d != 4 && d != 8) || codebook.symbol_dim() != d || codebook.num_symbols() > (d == 4 ? 256 : 65536) ||
+      x2.empty()) {
     return {};
   }
   const int32_t bias = codebook.max_abs_rep_point_x2();
-  std::vector<uint32_t> words(codebook.num_symbols(), 0);
-  for (size_t b = 0; b < words.size(); ++b) {
-    for (int i = 0; i < 4; ++i) words[b] |= static_cast<uint32_t>(x2[4 * b + i] + bias) << (8 * i);
+  std::vector<uint32_t> words(codebook.num_symbols() * d / 4, 0);
+  for (size_t w = 0; w < words.size(); ++w) {
+    for (int i = 0; i < 4; ++i) words[w] |= static_cast<uint32_t>(x2[4 * w + i] + bias) << (8 * i);
   }
   return words;
 }
@@ -97,7 +99,10 @@ absl::StatusOr<DeviceCodecPlan> MakePlan(const TensorCodec& codec, const std::ve
   plan.params = codec.params();
   COSET_ASSIGN_OR_RETURN(plan.codebook, Codebook::Get(plan.params.lattice, plan.params.q));
   plan.context.codebook = plan.codebook.get();
-  if (const std::optional<int> bias = PackedBias(*plan.codebook, plan.context.levels); bias.has_value()) {
+  // D4's packed table (256 words) with every plan; E8's (512 KiB) only on a device (CudaCodec's
+  // tables, built once), where the run decode reads it.
+  const std::optional<int> bias = PackedBias(*plan.codebook, plan.context.levels);
+  if (bias.has_value() && plan.codebook->lattice().dim() == 4) {
     plan.packed_points = PackedPointTable(*plan.codebook);
     plan.packed_bias = *bias;
   }

@@ -28,15 +28,16 @@ struct DeviceCodecPlan {
   DeviceCodec view() const;
   // DeviceCodec::symbol_bytes: 1 or 2 where the blob's packed rows are whole-byte symbols, else 4.
   int symbol_bytes() const;
-  // The codebook's PackedPointTable where its Horner sum over the code's levels fits in bytes
-  // (PackedBias), else empty; view() points DeviceCodec::packed_points at it.
+  // At d = 4, the codebook's PackedPointTable where its Horner sum over the code's levels fits in
+  // bytes (PackedBias), else empty; view() points DeviceCodec::packed_points at it.
   std::vector<uint32_t> packed_points;
   int packed_bias = 0;
 };
 
-// The packed GEMM's and decode's table (device_codec.h, PackedChunk): per symbol of a codebook of
-// chunks of 4 coordinates with at most 256 symbols (D4 at q = 4), 2 rep(b) + bias_1 in four
-// bytes (coordinate i in byte i), bias_1 = max |2 rep(b)|; empty for other codebooks.
+// The packed paths' table (device_codec.h, PackedApplies; at d = 8 the run decode's): per symbol
+// of a codebook of chunks of 4 coordinates with at most 256 symbols (D4 at q = 4), or of 8 with at
+// most 65536 (E8 and D8 at q = 4: two words, coordinates 0..3 first), 2 rep(b) + bias_1 in a byte
+// per coordinate (coordinate i in byte i % 4), bias_1 = max |2 rep(b)|; empty for other codebooks.
 std::vector<uint32_t> PackedPointTable(const Codebook& codebook);
 // The offset of a `levels`-level Horner sum of those words, bias_1 (1 + q + ... + q^(levels - 1)),
 // when its bytes stay within 0..255 (twice the offset at most), else nothing.

@@ -2,6 +2,7 @@
 // the exact code the CUDA kernels run per block and per chunk, checked in every CI run.
 #include <cmath>
 #include <cstring>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "core/dtype.h"
@@ -102,7 +103,8 @@ TEST(DeviceCodecTest, SlicesTileEntriesAndChunks) {
 
 // The packed paths' table (PackedPointTable): for every pair of D4 symbols at q = 4, the
 // packed multiply-add and byte-to-float steps give 2 (q rep(b1) + rep(b0)) exactly; codebooks it
-// cannot serve (other dimensions, Z^n's symbol per coordinate, sums that leave a byte) have none.
+// cannot serve (dimensions other than 4 and 8, Z^n's symbol per coordinate, sums that leave a
+// byte) have none. (At d = 8: RunDecodeOnThePackedTableIsTheDecode.)
 TEST(DeviceCodecTest, PackedPointTableGivesTheDoubledPoints) {
   // D4's default code (q = 4, two levels): 256 symbols, whose two-level sums stay within a byte.
   const device::DeviceCodecPlan plan = *device::MakePlan(*TensorCodec::Create(CodecParams{}), {2, 256});
@@ -123,9 +125,11 @@ TEST(DeviceCodecTest, PackedPointTableGivesTheDoubledPoints) {
   const std::shared_ptr<const Codebook> d4 = *Codebook::Get(*Lattice::Parse("D4"), 4);
   EXPECT_TRUE(device::PackedBias(*d4, 2).has_value());
   EXPECT_FALSE(device::PackedBias(*d4, 4).has_value());  // 2 max|2 rep| (1 + 4 + 16 + 64) > 255
-  for (const char* lattice : {"E8", "Z4", "A2", "D3"}) {
+  for (const char* lattice : {"Z4", "A2", "D3"}) {
     EXPECT_TRUE(device::PackedPointTable(**Codebook::Get(*Lattice::Parse(lattice), 3)).empty()) << lattice;
   }
+  // d = 8: two words per symbol (E8 at q = 3: 3^8 symbols).
+  EXPECT_EQ(device::PackedPointTable(**Codebook::Get(*Lattice::Parse("E8"), 3)).size(), 2u * 6561);
 }
 
 // The packed GEMM's two-bit T (BuildCompactOverloads): every chunk's field is min(T, 3), the unused
@@ -542,6 +546,50 @@ TEST(DeviceCodecTest, TensorCoreHalfQuadDecodeIsTheDecode) {
     }
   }
   EXPECT_GT(climbed, 0);  // some chunks' T > 0: the T word's bytes are read
+}
+
+// At d = 8 a device's run decode reads the packed table (PackedPointTable: two words per symbol,
+// the plan's DeviceCodec given it as CudaCodec's tables give it) instead of the codebook's float
+// rows (DecodeRunAt): the CPU codec's floats bit for bit, float32 and bf16, for E8 and D8 at q = 4
+// on rows with a zero block, an underflowing block and chunks up the ramp.
+TEST(DeviceCodecTest, RunDecodeOnThePackedTableIsTheDecode) {
+  for (const char* lattice : {"E8", "D8"}) {
+    SCOPED_TRACE(lattice);
+    CodecParams p;
+    p.lattice = *Lattice::Parse(lattice);
+    const TensorCodec codec = *TensorCodec::Create(p);
+    const int64_t rows = 2, cols = 1024;
+    const CompressedTensor coded = *codec.Encode(device_testing::TestRows(cols, 11).data(), {rows, cols});
+    std::vector<float> decoded(rows * cols);
+    ASSERT_TRUE(codec.Decode(coded, decoded.data()).ok());
+    const device::CodedForKernels kernels = *device::PrepareCoded(coded);
+    device::DeviceCodec c = kernels.plan.view();
+    ASSERT_TRUE(device::RunsApply(c) && device::ReadsInPlace(c));
+    ASSERT_EQ(c.packed_points, nullptr);  // plans carry D4's table only
+    const std::vector<uint32_t> packed = device::PackedPointTable(*kernels.plan.codebook);
+    const std::optional<int> bias = device::PackedBias(*kernels.plan.codebook, c.levels);
+    ASSERT_EQ(packed.size(), 2u * 65536);
+    ASSERT_TRUE(bias.has_value());
+    c.packed_points = packed.data();
+    c.packed_bias = *bias;
+    std::vector<float> out(rows * cols, NAN);
+    std::vector<uint16_t> out_bf16(rows * cols);
+    for (int64_t r = 0; r < rows; ++r) {
+      const auto* symbols_row =
+          reinterpret_cast<const uint16_t*>(kernels.symbols.data() + device::RowSymbolsOffsetBytes(c, r));
+      for (int64_t run = 0; run < c.chunks_per_row / device::kRunChunks; ++run) {
+        const uint16_t* scales_row = coded.scales.data() + r * c.blocks_per_row;
+        const uint8_t* t_row = coded.t.data() + r * c.chunks_per_row;
+        device::DecodeRunAt<8>(c, scales_row, t_row, symbols_row, run, out.data() + r * cols);
+        device::DecodeRunAt<8>(c, scales_row, t_row, symbols_row, run, out_bf16.data() + r * cols,
+                               device::kDTypeBfloat16);
+      }
+    }
+    for (int64_t i = 0; i < rows * cols; ++i) {
+      ASSERT_EQ(FloatBits(out[i]), FloatBits(decoded[i])) << "entry " << i;
+      ASSERT_EQ(out_bf16[i], FloatToBfloat16Bits(decoded[i])) << "entry " << i;
+    }
+  }
 }
 
 // The GPU's block scale: sixteen lanes each sum one part (BlockRmsPart), then the same tree. It
