@@ -465,21 +465,65 @@ __device__ DecodedRow DecodedRowAt(const DeviceCodec& c, float* work, void* out,
   return {static_cast<uint8_t*>(out) + ElementBytes(dtype) * r * c.cols, dtype};
 }
 
-// The run path's decode (RunsApply): a thread per run of kRunChunks chunks (DecodeRunAt: one load
-// of their T bytes, one of their symbols, the block base once), grid-stride.
+// The run decode's float32 stores through shared memory (kRunTileWords words per block): a lane's run
+// is 64 or 128 contiguous bytes, so a warp storing its lanes' runs in place touches 32 lines per
+// 16-byte store (a wavefront each); its 32 runs are contiguous in the output, so through a tile
+// the warp stores them in 16-byte pieces at consecutive addresses (512 bytes, 4 wavefronts, a
+// store). A lane's run in the tile is padded by 16 bytes: the lanes' 16-byte writes start 4 banks
+// apart, and the pieces' reads 4 words apart per run, so neither conflicts beyond its 4 passes.
+template <int kDim>
+constexpr int kRunTileStride = (kRunChunks * kDim) + 4;  // words per lane
+
+template <int kDim>
+constexpr int64_t kRunTileWords = int64_t{kThreads} * kRunTileStride<kDim>;
+
+// The run path's decode (RunsApply): a thread per run of kRunChunks chunks (DecodeRunValues: one
+// load of their T bytes, one of their symbols, the block base once), grid-stride, a warp's runs
+// consecutive. Float32 rows on 16-byte boundaries (the work rows, or the caller's read in place)
+// take the warp's stores through its tile in shared memory (kRunTileStride); typed rows, each
+// lane's own stores (DecodeRunAt).
 template <int kDim, typename SymbolT>
 __global__ void DecodeRunsKernel(DeviceCodec c, BlockSlice slice, const uint16_t* scales, const uint8_t* t,
                                  const uint8_t* symbols, float* work, void* out, uint8_t dtype) {
-  c.codebook.rep_point = StageTable(c.codebook.rep_point, CodebookTableEntries(c));
+  c.codebook.rep_point = StageTable(c.codebook.rep_point, CodebookTableEntries(c), kRunTileWords<kDim>);
   const IndexRange chunks = SliceChunks(c, slice);  // whole blocks: whole runs
-  const int64_t runs_per_row = c.chunks_per_row / kRunChunks;
-  for (int64_t i = chunks.begin / kRunChunks + static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-       i < chunks.end / kRunChunks; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t r = DivIndex(i, runs_per_row);
-    const DecodedRow row = DecodedRowAt(c, work, out, dtype, r);
-    DecodeRunAt<kDim>(c, scales == nullptr ? nullptr : scales + r * c.blocks_per_row, t + r * c.chunks_per_row,
-                      reinterpret_cast<const SymbolT*>(symbols + RowSymbolsOffsetBytes(c, r)), i - r * runs_per_row,
-                      row.row, row.dtype);
+  const int64_t runs_per_row = c.chunks_per_row / kRunChunks, end = chunks.end / kRunChunks;
+  constexpr int kRunFloats = kRunChunks * kDim, kStride = kRunTileStride<kDim>;
+  // Run i's floats at floats + i kRunFloats: rows of whole runs, one after another (the work
+  // rows are padded_cols apart, rows read in place cols, both whole runs of floats).
+  float* const floats = ReadsInPlace(c) ? (dtype == kDTypeFloat32 ? static_cast<float*>(out) : nullptr) : work;
+  const bool tiled = floats != nullptr && reinterpret_cast<uintptr_t>(floats) % 16 == 0;
+  const int lane = static_cast<int>(threadIdx.x % kWarp);
+  float* const tile = reinterpret_cast<float*>(DynamicShared()) + (threadIdx.x - lane) * kStride;
+  for (int64_t warp_first =
+           chunks.begin / kRunChunks + static_cast<int64_t>(blockIdx.x) * blockDim.x + (threadIdx.x - lane);
+       warp_first < end; warp_first += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t i = warp_first + lane;
+    if (i < end) {
+      const int64_t r = DivIndex(i, runs_per_row);
+      const uint16_t* scales_row = scales == nullptr ? nullptr : scales + r * c.blocks_per_row;
+      const auto* symbols_row = reinterpret_cast<const SymbolT*>(symbols + RowSymbolsOffsetBytes(c, r));
+      if (tiled) {
+        float v[kRunFloats];
+        DecodeRunValues<kDim>(c, scales_row, t + r * c.chunks_per_row, symbols_row, i - r * runs_per_row, v);
+        StoreChunk<kRunFloats>(v, kRunFloats, tile + lane * kStride);
+      } else {
+        const DecodedRow row = DecodedRowAt(c, work, out, dtype, r);
+        DecodeRunAt<kDim>(c, scales_row, t + r * c.chunks_per_row, symbols_row, i - r * runs_per_row, row.row,
+                          row.dtype);
+      }
+    }
+    if (tiled) {  // the same on every lane of the grid
+      __syncwarp();
+      const int64_t runs = end - warp_first < kWarp ? end - warp_first : kWarp;
+      for (int piece = lane; piece < runs * (kRunFloats / 4); piece += kWarp) {
+        const int run = piece / (kRunFloats / 4), at = piece % (kRunFloats / 4);
+        float four[4];
+        LoadChunk<4>(tile + run * kStride + 4 * at, 4, four);
+        StoreChunk<4>(four, 4, floats + warp_first * kRunFloats + 4 * piece);
+      }
+      __syncwarp();  // the tile is read before the next runs overwrite it
+    }
   }
 }
 
@@ -1070,7 +1114,12 @@ cudaError_t LaunchDecodeAs(const DeviceCodec& c, const uint16_t* scales, const u
     (c, slice, scales, t, codes, work, out, dtype);
   } else if (UsesRuns(c, path) && RunBuffersAligned(t, symbols)) {
     WithRunTypes(c, [&](auto dim, auto symbol) {
-      COSET_LAUNCH(GridFor(chunks / kRunChunks), kThreads, shared, stream, DecodeRunsKernel<dim(), decltype(symbol)>)
+      // The warps' tiles, then the codebook table where both fit.
+      const size_t tiles = sizeof(float) * kRunTileWords<dim()>;
+      const size_t with_table = tiles + 4 * CodebookTableEntries(c);
+      COSET_LAUNCH(GridFor(chunks / kRunChunks), kThreads,
+                   with_table <= static_cast<size_t>(kMaxStagedTableBytes) ? with_table : tiles, stream,
+                   DecodeRunsKernel<dim(), decltype(symbol)>)
       (c, slice, scales, t, codes, work, out, dtype);
     });
   } else {

@@ -782,15 +782,14 @@ COSET_HD void PackedPointX2Of8(const DeviceCodec& c, uint32_t symbol0, uint32_t 
   for (int h = 0; h < 2; ++h) UnpackChunkPointX2(c, level0[h], level1[h], v + 4 * h);
 }
 
-// Algorithm 2 on run `run` of a coded row into `row` (as DecodeChunkAt): each chunk by
-// DecodeChunkValues at its step (the block's base step, looked up once, times its ramp), or at d =
-// 8 given the packed table by its doubled point from there (PackedPointX2Of8) times half the step,
-// so the floats are DecodeChunkAt's bit for bit, stored as dtype (StoreChunkAs; a row of the
-// caller's when ReadsInPlace, else work_row: float32). c satisfies RunsApply; kDim and SymbolT as
-// for EncodeRunAt.
+// Algorithm 2 on run `run` of a coded row (as DecodeChunkAt) into v, chunk k's floats at v + k
+// kDim: each chunk by DecodeChunkValues at its step (the block's base step, looked up once, times
+// its ramp), or at d = 8 given the packed table by its doubled point from there
+// (PackedPointX2Of8) times half the step, so the floats are DecodeChunkAt's bit for bit. c
+// satisfies RunsApply; kDim and SymbolT as for EncodeRunAt.
 template <int kDim, typename SymbolT>
-COSET_HD void DecodeRunAt(const DeviceCodec& c, const uint16_t* scales_row, const uint8_t* t_row,
-                          const SymbolT* symbols_row, int64_t run, void* row, uint8_t dtype = kDTypeFloat32) {
+COSET_HD void DecodeRunValues(const DeviceCodec& c, const uint16_t* scales_row, const uint8_t* t_row,
+                              const SymbolT* symbols_row, int64_t run, float* v) {
   const int64_t first = run * kRunChunks;
   RunCodes<SymbolT> codes;
   codes.Load(t_row, symbols_row, first);
@@ -798,25 +797,35 @@ COSET_HD void DecodeRunAt(const DeviceCodec& c, const uint16_t* scales_row, cons
   COSET_UNROLL
   for (int k = 0; k < kRunChunks; ++k) {
     const float step = base * c.ramp[codes.t_of(k)];
-    float v[kDim];
+    float* chunk = v + k * kDim;
     bool packed = false;
     if constexpr (kDim == 8) {
       packed = c.packed_points != nullptr;
       if (packed) {
         // 2 w times half the step: the same real as w step, so the same float (steps are at
         // least kMinStep: half of one is exact).
-        PackedPointX2Of8(c, codes.symbol(k, 0), codes.symbol(k, 1), v);
+        PackedPointX2Of8(c, codes.symbol(k, 0), codes.symbol(k, 1), chunk);
         const float half_step = 0.5f * step;
-        for (int i = 0; i < kDim; ++i) v[i] *= half_step;
+        for (int i = 0; i < kDim; ++i) chunk[i] *= half_step;
       }
     }
     if (!packed) {
       SymbolT s[kRunLevels * kDim] = {};  // room for Z^n's symbol per coordinate: compiled, never taken
       for (int m = 0; m < kRunLevels; ++m) s[m] = static_cast<SymbolT>(codes.symbol(k, m));
-      DecodeChunkValues<kDim, kRunLevels>(c.codebook, kDim, kRunLevels, s, step, v);
+      DecodeChunkValues<kDim, kRunLevels>(c.codebook, kDim, kRunLevels, s, step, chunk);
     }
-    StoreChunkAs<kDim>(v, dtype, row, (first + k) * kDim);
   }
+}
+
+// DecodeRunValues stored into `row` as dtype (StoreChunkAs; a row of the caller's when
+// ReadsInPlace, else work_row: float32).
+template <int kDim, typename SymbolT>
+COSET_HD void DecodeRunAt(const DeviceCodec& c, const uint16_t* scales_row, const uint8_t* t_row,
+                          const SymbolT* symbols_row, int64_t run, void* row, uint8_t dtype = kDTypeFloat32) {
+  float v[kRunChunks * kDim];
+  DecodeRunValues<kDim>(c, scales_row, t_row, symbols_row, run, v);
+  COSET_UNROLL
+  for (int k = 0; k < kRunChunks; ++k) StoreChunkAs<kDim>(v + k * kDim, dtype, row, (run * kRunChunks + k) * kDim);
 }
 
 // acc[q] += <padded query q's chunks of the run of chunks first .. first + kRunChunks - 1, the
