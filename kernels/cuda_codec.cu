@@ -465,12 +465,13 @@ __device__ DecodedRow DecodedRowAt(const DeviceCodec& c, float* work, void* out,
   return {static_cast<uint8_t*>(out) + ElementBytes(dtype) * r * c.cols, dtype};
 }
 
-// The run decode's float32 stores through shared memory (kRunTileWords words per block): a lane's run
-// is 64 or 128 contiguous bytes, so a warp storing its lanes' runs in place touches 32 lines per
-// 16-byte store (a wavefront each); its 32 runs are contiguous in the output, so through a tile
-// the warp stores them in 16-byte pieces at consecutive addresses (512 bytes, 4 wavefronts, a
-// store). A lane's run in the tile is padded by 16 bytes: the lanes' 16-byte writes start 4 banks
-// apart, and the pieces' reads 4 words apart per run, so neither conflicts beyond its 4 passes.
+// The run decode's float32 stores through shared memory (kRunTileWords words per block): a lane's
+// run is 64 or 128 contiguous bytes, so a warp storing its lanes' runs in place touches 32 lines
+// per 16-byte store (a wavefront each); its 32 runs are contiguous in the output, so through a
+// tile the warp stores them in 16-byte pieces at consecutive addresses (512 bytes, 4 wavefronts,
+// a store). A lane's run in the tile is padded by 16 bytes: the lanes' 16-byte writes start 4
+// banks apart, and the pieces' reads 4 words apart per run, so neither conflicts beyond its 4
+// passes.
 template <int kDim>
 constexpr int kRunTileStride = (kRunChunks * kDim) + 4;  // words per lane
 

@@ -1157,7 +1157,7 @@ struct GemmCodes {
   HalfPointCodes halves;
 };
 
-// --- The tensor-core GEMM (KernelPath::kTensorCores: packed codes, more than 4 queries) -----------
+// --- The tensor-core GEMM (KernelPath::kTensorCores: packed or half points, > 4 queries) -------
 // Tensor cores multiply bf16 values (8 significant bits) and add in float32; a decoded weight and a
 // query value have 24 bits. Each becomes three bf16 limbs, hi + mid + lo, exactly
 // (SplitBf16Limbs), and the kernel sums the six limb products of size 2^-16 of hi hi and above
@@ -1165,9 +1165,10 @@ struct GemmCodes {
 // below): decode-then-dot's float32 arithmetic up to ~2^-22 of sum |x w| and the float sums'
 // rounding, where one bf16 product (the usual tensor-core GEMM) is off by up to 2^-8.
 
-// The kernel takes a row's values four at a time, a quad (a lane's share of one MMA's k = 16): D4's
-// quad is a chunk, E8's (and D8's, on half points) a half of one. A warp's quads of one row per
-// step: four per lane group (a lane's four quads, one per MMA), so rows of whole steps take no tail.
+// The kernel takes a row's values four at a time, a quad (a lane's share of one MMA's k = 16):
+// D4's quad is a chunk, E8's (and D8's, on half points) a half of one. A warp's quads of one row
+// per step: four per lane group (a lane's four quads, one per MMA), so rows of whole steps take no
+// tail.
 constexpr int kTensorStepQuads = 16;
 
 // Whether the tensor-core GEMM serves c on its packed codes (PackedApplies, quads of one chunk):
