@@ -490,9 +490,11 @@ __global__ void DecodeRunsKernel(DeviceCodec c, BlockSlice slice, const uint16_t
   const IndexRange chunks = SliceChunks(c, slice);  // whole blocks: whole runs
   const int64_t runs_per_row = c.chunks_per_row / kRunChunks, end = chunks.end / kRunChunks;
   constexpr int kRunFloats = kRunChunks * kDim, kStride = kRunTileStride<kDim>;
-  // Run i's floats at floats + i kRunFloats: rows of whole runs, one after another (the work
-  // rows are padded_cols apart, rows read in place cols, both whole runs of floats).
-  float* const floats = ReadsInPlace(c) ? (dtype == kDTypeFloat32 ? static_cast<float*>(out) : nullptr) : work;
+  // Where the rows are float32 (DecodedRowAt's), run i's floats at floats + i kRunFloats: rows of
+  // whole runs, one after another (the work rows are padded_cols apart, rows read in place cols,
+  // both whole runs of floats).
+  const DecodedRow first_row = DecodedRowAt(c, work, out, dtype, 0);
+  float* const floats = first_row.dtype == kDTypeFloat32 ? static_cast<float*>(first_row.row) : nullptr;
   const bool tiled = floats != nullptr && reinterpret_cast<uintptr_t>(floats) % 16 == 0;
   const int lane = static_cast<int>(threadIdx.x % kWarp);
   float* const tile = reinterpret_cast<float*>(DynamicShared()) + (threadIdx.x - lane) * kStride;
